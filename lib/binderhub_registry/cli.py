@@ -1,0 +1,146 @@
+"""The ``binderhub-registry`` command: sandbox control, verification of existing values, the demo."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from . import sandbox
+from .binderhub import RegistryValues, load_values
+from .errors import BinderHubRegistryError, TransientCloudError, VerificationFailed
+from .steps import Result, Runner
+from .verify import VerificationReport, verify
+
+__all__ = ["main"]
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    directory = Path(args.dir) if args.dir else None
+    if args.action == "start":
+        box = sandbox.start(directory)
+        for name, value in box.env().items():
+            print(f"export {name}={shlex.quote(value)}")
+        return 0
+    if args.action == "stop":
+        print("stopped" if sandbox.stop(directory) else "not running", file=sys.stderr)
+        return 0
+    box = sandbox.running(directory)
+    if args.action == "reset":
+        if not box:
+            print("not running", file=sys.stderr)
+            return 1
+        box.reset()
+        return 0
+    if not box:
+        print(f"not running (directory {directory or sandbox.sandbox_dir()})")
+        return 1
+    print(f"running, pid {box.pid}\n  fake clouds: {box.url}\n  CA: {box.ca_file}")
+    for name, url in box.registries.items():
+        print(f"  registry {name}: {url}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    values = load_values(args.config, args.secret)
+    ca_file = args.ca_file or os.environ.get("REQUESTS_CA_BUNDLE") or None
+    try:
+        report = Runner().step(
+            "Verify with BinderHub's handshake and a push", _verify_values, values, ca_file, args.keep
+        )
+    except VerificationFailed as e:
+        print(f"✗ {e.check}: {e.diagnosis}")
+        return 1
+    except TransientCloudError as e:
+        print(f"✗ the registry stayed unavailable: {e}")
+        return 1
+    print(report)
+    return 0
+
+
+def _verify_values(values: RegistryValues, ca_file: str | None, keep: bool) -> Result[VerificationReport]:
+    report = verify(values, ca_bundle=ca_file, cleanup=not keep)
+    return Result(report, "done", f"{report.image}")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import papermill
+
+    root = Path(args.root).resolve()
+    notebooks = sorted((root / "notebooks").glob("[0-9]*.ipynb"))
+    started = sandbox.running() is None
+    box = sandbox.ensure()
+    os.environ.update(box.env())
+    rows: list[tuple[str, str, str, str]] = []
+    failed = 0
+    try:
+        for nb in notebooks:
+            out_dir = root / "build" / nb.stem
+            out_dir.mkdir(parents=True, exist_ok=True)
+            t0 = time.perf_counter()
+            try:
+                papermill.execute_notebook(
+                    str(nb),
+                    str(out_dir / nb.name),
+                    parameters={"output_dir": str(out_dir)},
+                    cwd=str(root),
+                    progress_bar=False,
+                    kernel_name="python3",
+                )
+                result = f"verified ({time.perf_counter() - t0:.1f}s)"
+            except Exception as e:  # papermill raises its own error with the cell's
+                failed += 1
+                reason = getattr(e, "evalue", None) or str(e).strip().splitlines()[-1]
+                result = f"FAILED: {reason}"
+            try:
+                config = yaml.safe_load((out_dir / "config.yaml").read_text())
+                prefix = config["config"]["BinderHub"]["image_prefix"]
+            except (OSError, KeyError, TypeError):
+                prefix = "-"
+            rows.append((nb.stem, prefix, result, str(out_dir.relative_to(root))))
+    finally:
+        if started:
+            sandbox.stop()
+    header = ("notebook", "image_prefix", "verification", "files")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    for row in [header, tuple("-" * w for w in widths), *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+    return 1 if failed or not rows else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``binderhub-registry`` console script."""
+    parser = argparse.ArgumentParser(prog="binderhub-registry", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("sandbox", help="start, stop, reset or show the local sandbox")
+    p.add_argument("action", choices=["start", "stop", "status", "reset"])
+    p.add_argument("--dir", help="sandbox directory (default: $BINDERHUB_REGISTRY_SANDBOX_DIR)")
+    p.set_defaults(func=_sandbox)
+
+    p = sub.add_parser("verify", help="check BinderHub values with BinderHub's handshake and a push")
+    p.add_argument("config", help="config.yaml (with config.BinderHub.image_prefix)")
+    p.add_argument("secret", help="secret.yaml (with registry.username and registry.password)")
+    p.add_argument("--ca-file", help="CA bundle to trust (the sandbox's ca.crt); default: system CAs")
+    p.add_argument("--keep", action="store_true", help="leave the test tag in place")
+    p.set_defaults(func=_verify)
+
+    p = sub.add_parser("demo", help="run every notebook on the sandbox and summarise")
+    p.add_argument("--root", default=".", help="project root holding notebooks/ (default: .)")
+    p.set_defaults(func=_demo)
+
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except BinderHubRegistryError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

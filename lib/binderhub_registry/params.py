@@ -1,0 +1,100 @@
+"""Parameter rules: one rule per parameter name, checked before any cloud call.
+
+A provider declares its parameters as a tuple of :class:`Parameter`; the same
+declaration drives validation, the ipywidgets form and the docs. A broken rule
+raises :class:`~binderhub_registry.errors.InvalidParameter`, whose one-line
+message names the parameter and states its rule.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import InvalidParameter
+
+__all__ = ["Parameter", "choice", "directory", "flag", "integer", "text", "validate"]
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One notebook parameter: its name, its rule in words, and the check enforcing it."""
+
+    name: str
+    rule: str
+    kind: str  # "text", "flag", "choice", "integer", "directory": picks the form widget
+    check: Callable[[Any], bool]
+    choices: tuple[str, ...] = field(default=())
+
+    def validate(self, value: Any) -> Any:
+        """Return ``value`` when it follows the rule, else raise InvalidParameter."""
+        try:
+            ok = self.check(value)
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise InvalidParameter(self.name, self.rule, value)
+        return value
+
+
+def text(
+    name: str, pattern: str, rule: str, *, optional: bool = False, max_length: int = 255
+) -> Parameter:
+    """A string matching ``pattern`` in full (and empty when ``optional``)."""
+    compiled = re.compile(pattern)
+
+    def check(value: Any) -> bool:
+        if not isinstance(value, str):
+            return False
+        if value == "":
+            return optional
+        return len(value) <= max_length and compiled.fullmatch(value) is not None
+
+    return Parameter(name, rule + ("; or empty" if optional else ""), "text", check)
+
+
+def flag(name: str) -> Parameter:
+    """A boolean: True or False, nothing else (papermill's ``-p x False`` gives a bool)."""
+    return Parameter(name, "must be True or False", "flag", lambda v: isinstance(v, bool))
+
+
+def integer(name: str, low: int, high: int) -> Parameter:
+    """An int between ``low`` and ``high`` inclusive."""
+
+    def check(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+    return Parameter(name, f"must be a whole number from {low} to {high}", "integer", check)
+
+
+def choice(name: str, options: Iterable[str]) -> Parameter:
+    """One of a fixed set of strings."""
+    opts = tuple(options)
+    return Parameter(name, "must be one of " + ", ".join(opts), "choice", lambda v: v in opts, opts)
+
+
+def directory(name: str) -> Parameter:
+    """A path for output files: not empty, and not an existing file."""
+
+    def check(value: Any) -> bool:
+        if not isinstance(value, str) or not value.strip() or "\0" in value:
+            return False
+        return not os.path.isfile(value)
+
+    return Parameter(name, "must be a directory path (created if missing), not a file", "directory", check)
+
+
+def validate(spec: Iterable[Parameter], values: Mapping[str, Any]) -> dict[str, Any]:
+    """Check every parameter of ``spec`` in ``values``, in order; return them as a dict.
+
+    Raises InvalidParameter for the first one that breaks its rule, or that is missing.
+    """
+    out: dict[str, Any] = {}
+    for param in spec:
+        if param.name not in values:
+            raise InvalidParameter(param.name, "is required (missing from the parameters cell)")
+        out[param.name] = param.validate(values[param.name])
+    return out

@@ -1,0 +1,167 @@
+"""Real registries for the sandbox: Debian's docker-registry (CNCF distribution) with token auth.
+
+Each provider gets its own process with its real ``service`` name; its token
+realm is a route of the fake cloud, which checks credentials against live state.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.request import Request, urlopen
+
+import jwt
+
+from .tls import Material
+
+__all__ = ["REGISTRY_BINARY", "RegistryProcess", "TokenIssuer", "free_port"]
+
+REGISTRY_BINARY = "docker-registry"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class TokenIssuer:
+    """Signs registry bearer tokens (ES256, libtrust ``kid``) that docker-registry accepts."""
+
+    def __init__(self, material: Material, issuer: str) -> None:
+        self.key = material.token_key_pem
+        self.kid = material.token_kid
+        self.issuer = issuer
+
+    def issue(self, service: str, subject: str, access: list[dict[str, Any]]) -> str:
+        """A JWT for ``subject`` granting ``access`` (type, name, actions) on ``service``."""
+        now = int(time.time())
+        claims = {
+            "iss": self.issuer,
+            "sub": subject,
+            "aud": service,
+            "exp": now + 300,
+            "nbf": now - 10,
+            "iat": now,
+            "jti": uuid.uuid4().hex,
+            "access": access,
+        }
+        return jwt.encode(claims, self.key, algorithm="ES256", headers={"kid": self.kid})
+
+
+class RegistryProcess:
+    """One docker-registry process on 127.0.0.1 over TLS, storage in memory."""
+
+    def __init__(
+        self, name: str, directory: Path, material: Material, *, service: str, realm: str, issuer: str
+    ) -> None:
+        self.name = name
+        self.service = service
+        self.issuer = TokenIssuer(material, issuer)
+        self.port = free_port()
+        self.url = f"https://127.0.0.1:{self.port}"
+        self.config_file = directory / f"registry-{name}.yml"
+        self.material = material
+        self.proc: subprocess.Popen[bytes] | None = None
+        config = {
+            "version": 0.1,
+            "log": {"level": "error", "accesslog": {"disabled": True}},
+            "storage": {
+                "inmemory": {},
+                "delete": {"enabled": True},
+                "maintenance": {"uploadpurging": {"enabled": False}},
+            },
+            "http": {
+                "addr": f"127.0.0.1:{self.port}",
+                "secret": secrets.token_hex(16),
+                "tls": {"certificate": str(material.cert_file), "key": str(material.key_file)},
+            },
+            "auth": {
+                "token": {
+                    "realm": realm,
+                    "service": service,
+                    "issuer": issuer,
+                    "rootcertbundle": str(material.token_cert_file),
+                }
+            },
+        }
+        self.config_file.write_text(json.dumps(config))  # JSON is YAML
+        self.config_file.chmod(0o600)
+        self._ssl = ssl.create_default_context(cafile=str(material.ca_file))
+
+    def start(self) -> None:
+        """Start the process; return once it answers on its port."""
+        binary = shutil.which(REGISTRY_BINARY) or "/usr/bin/docker-registry"
+        self.proc = subprocess.Popen(
+            [binary, "serve", str(self.config_file)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        """Block until ``/v2/`` answers (401 with a challenge is ready)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                if self.proc and self.proc.poll() is not None:
+                    raise RuntimeError(f"docker-registry {self.name} exited ({self.proc.returncode})")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"docker-registry {self.name} did not open its port")
+                time.sleep(0.005)
+
+    def stop(self) -> None:
+        """Stop the process (its in-memory content goes with it)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def admin_get(self, path: str) -> tuple[int, Any]:
+        """GET ``path`` with an all-powerful token of the sandbox's own (state inspection)."""
+        token = self.issuer.issue(
+            self.service,
+            "sandbox-admin",
+            [
+                {"type": "registry", "name": "catalog", "actions": ["*"]},
+                {"type": "repository", "name": path.split("/v2/", 1)[-1].rsplit("/", 2)[0], "actions": ["pull"]},
+            ],
+        )
+        req = Request(self.url + path, headers={"Authorization": f"Bearer {token}"})
+        try:
+            with urlopen(req, timeout=5, context=self._ssl) as resp:
+                return resp.status, json.loads(resp.read() or b"null")
+        except OSError as e:
+            code = getattr(e, "code", 0)
+            return int(code or 0), None
+
+    def repositories(self) -> dict[str, list[str]]:
+        """Every repository with its tags, sorted."""
+        status, body = self.admin_get("/v2/_catalog?n=1000")
+        out: dict[str, list[str]] = {}
+        for repo in (body or {}).get("repositories", []) if status == 200 else []:
+            tags = self.tags(repo)
+            if tags:
+                out[repo] = tags
+        return out
+
+    def tags(self, repository: str) -> list[str]:
+        """Tags of ``repository`` (empty when it does not exist)."""
+        status, body = self.admin_get(f"/v2/{repository}/tags/list")
+        return sorted((body or {}).get("tags") or []) if status == 200 else []

@@ -1,0 +1,81 @@
+"""Fixtures: the session's sandbox, a reset per test, a papermill runner for the notebooks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import papermill
+import pytest
+
+from binderhub_registry import sandbox
+
+ROOT = Path(__file__).parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+
+
+@pytest.fixture(scope="session")
+def box() -> sandbox.Sandbox:
+    """The running sandbox (started once; stopped by the root conftest)."""
+    return sandbox.ensure()
+
+
+@pytest.fixture
+def fresh(box: sandbox.Sandbox) -> Iterator[sandbox.Sandbox]:
+    """The sandbox reset to its seeded state, with no faults."""
+    box.reset()
+    yield box
+    box.clear_faults()
+
+
+class NotebookRun:
+    """Runs one notebook with papermill in a test's own directory."""
+
+    def __init__(self, path: Path, workdir: Path) -> None:
+        self.path = path
+        self.workdir = workdir
+        self.output_dir = workdir / "values"
+        self.runs = 0
+
+    def __call__(self, **parameters: Any) -> nbformat.NotebookNode:
+        """Execute with ``parameters`` (output_dir defaults to the test's); return the output notebook."""
+        self.runs += 1
+        out = self.workdir / f"run{self.runs}.ipynb"
+        papermill.execute_notebook(
+            str(self.path),
+            str(out),
+            parameters={"output_dir": str(self.output_dir)} | parameters,
+            cwd=str(self.workdir),
+            progress_bar=False,
+            kernel_name="python3",
+        )
+        return nbformat.read(str(out), as_version=4)
+
+    def last_output(self) -> str:
+        """The text of the last output notebook (everything papermill stored)."""
+        return (self.workdir / f"run{self.runs}.ipynb").read_text()
+
+    def record(self) -> dict[str, Any]:
+        """What the notebook recorded as created."""
+        data: dict[str, Any] = json.loads((self.output_dir / "binderhub-registry.json").read_text())
+        return data
+
+
+@pytest.fixture
+def dockerhub_nb(tmp_path: Path, fresh: sandbox.Sandbox) -> NotebookRun:
+    """The Docker Hub notebook, against a fresh sandbox, writing into tmp_path."""
+    return NotebookRun(NOTEBOOKS / "02-docker-hub.ipynb", tmp_path)
+
+
+def outputs_text(nb: nbformat.NotebookNode) -> str:
+    """Every output of every cell, as one string."""
+    parts: list[str] = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            parts.append(str(out.get("text", "")))
+            parts.extend(str(v) for v in out.get("data", {}).values())
+            parts.append(str(out.get("evalue", "")))
+    return "\n".join(parts)
