@@ -39,3 +39,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         item.parent._bhr_reset = True  # type: ignore[attr-defined]
         sandbox.ensure().reset()
         shutil.rmtree(ROOT / "notebooks" / "build", ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # nbval skips cells tagged nbval-skip silently: say why instead
+    for item in items:
+        cell = getattr(item, "cell", None)
+        if cell is not None and "nbval-skip" in cell.get("metadata", {}).get("tags", []):
+            item.add_marker(
+                pytest.mark.skip(reason="ipywidgets form cell: interactive only (skip-execution)")
+            )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from html import escape
@@ -25,9 +26,11 @@ import tenacity
 
 from .errors import TransientCloudError
 
-__all__ = ["Checklist", "Result", "Runner", "StepRecord", "is_transient"]
+__all__ = ["Checklist", "Result", "Runner", "StepRecord", "is_transient", "progress"]
 
 log = logging.getLogger("binderhub_registry")
+#: Seconds a step runs before its row is shown live (quick steps show only their result).
+LIVE_AFTER = 2.0
 T = TypeVar("T")
 
 ICONS = {
@@ -105,21 +108,53 @@ def _in_kernel() -> bool:
 
 
 class _Row:
-    """Shows one step: a display handle in a kernel, printed lines elsewhere."""
+    """Shows one step: its final line once, plus a live row while it retries or runs long.
+
+    The live row appears only after a retry or ``LIVE_AFTER`` seconds, so quick,
+    fault-free runs (the sandbox) display exactly one output per step and stay
+    deterministic for nbval, which does not apply display updates.
+    """
 
     def __init__(self, record: StepRecord) -> None:
         self.record = record
+        self.started = time.monotonic()
+        self.kernel = _in_kernel()
         self.handle: Any = None
-        if _in_kernel():
-            from IPython.display import display
 
-            self.handle = display(Checklist([record]), display_id=True)
+    def live(self, force: bool = False) -> None:
+        """Show the current state now if a live row is warranted."""
+        if not force and self.handle is None and time.monotonic() - self.started < LIVE_AFTER:
+            return
+        if not self.kernel:
+            print(self.record.text(), flush=True)
+            return
+        from IPython.display import display
 
-    def update(self, final: bool = False) -> None:
+        if self.handle is None:
+            self.handle = display(Checklist([self.record]), display_id=True)
+        else:
+            self.handle.update(Checklist([self.record]))
+
+    def done(self) -> None:
+        """Show the final state."""
         if self.handle is not None:
             self.handle.update(Checklist([self.record]))
-        elif final:
+        elif self.kernel:
+            from IPython.display import display
+
+            display(Checklist([self.record]))
+        else:
             print(self.record.text(), flush=True)
+
+
+_current: list[_Row] = []
+
+
+def progress(detail: str) -> None:
+    """Report progress of the running step (an LRO poll, say); shown once it runs long."""
+    if _current:
+        _current[-1].record.detail = detail
+        _current[-1].live()
 
 
 class Runner:
@@ -127,6 +162,8 @@ class Runner:
 
     ``attempts`` bounds tries per step; waits grow exponentially from ``backoff``
     seconds to ``max_wait``, or follow ``Retry-After`` when the cloud sends one.
+    ``transient`` says which exceptions are worth retrying (providers widen it to
+    their SDK's errors).
     """
 
     def __init__(
@@ -136,11 +173,13 @@ class Runner:
         backoff: float = 0.2,
         max_wait: float = 30.0,
         transient: Callable[[BaseException], bool] = is_transient,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.attempts = attempts
         self.backoff = backoff
         self.max_wait = max_wait
         self.transient = transient
+        self.sleep = sleep  # injectable, so tests need not wait
         self.checklist = Checklist()
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
@@ -149,7 +188,7 @@ class Runner:
         if retry_after is not None:
             return float(min(max(retry_after, 0.0), self.max_wait))
         expo = tenacity.wait_exponential_jitter(
-            initial=self.backoff, max=self.max_wait, jitter=self.backoff
+            multiplier=self.backoff, max=self.max_wait, jitter=self.backoff
         )
         return float(expo(state))
 
@@ -165,21 +204,25 @@ class Runner:
             wait = state.next_action.sleep if state.next_action else 0.0
             record.detail = f"retrying in {wait:.1f}s after: {exc}"
             log.warning("%s: attempt %d failed (%s), retrying", title, state.attempt_number, exc)
-            row.update()
+            row.live(force=True)
 
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.attempts),
             wait=self._wait,
             retry=tenacity.retry_if_exception(self.transient),
             before_sleep=before_sleep,
+            sleep=self.sleep,
             reraise=True,
         )
+        _current.append(row)
         try:
             result = retrying(fn, *args, **kwargs)
         except BaseException as exc:
             record.status, record.detail = "failed", str(exc)
-            row.update(final=True)
+            row.done()
             raise
+        finally:
+            _current.remove(row)
         record.status, record.detail = result.status, result.detail
-        row.update(final=True)
+        row.done()
         return result.value

@@ -25,7 +25,6 @@ from typing import Any
 import requests
 
 from ..errors import SandboxError
-from .registry import REGISTRY_BINARY
 
 __all__ = ["Sandbox", "ensure", "loopback_env", "running", "sandbox_dir", "start", "stop"]
 
@@ -149,7 +148,7 @@ def _locked(directory: Path) -> Iterator[None]:
 def start(directory: Path | None = None, timeout: float = 20.0) -> Sandbox:
     """Start the sandbox in the background (or return the running one)."""
     directory = directory or sandbox_dir()
-    if not shutil.which(REGISTRY_BINARY) and not Path("/usr/bin/docker-registry").exists():
+    if not shutil.which("docker-registry") and not Path("/usr/bin/docker-registry").exists():
         raise SandboxError(
             "the sandbox needs Debian's docker-registry: run `sudo apt-get install docker-registry`"
         )

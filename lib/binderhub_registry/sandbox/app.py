@@ -209,6 +209,9 @@ class App:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # headers and body go out in two writes: without TCP_NODELAY, keep-alive
+            # clients wait ~40 ms for the delayed ACK at every response
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 pass  # the app keeps its own log, without secrets

@@ -1,0 +1,126 @@
+"""The sandbox itself: admin API, faults, Docker Hub's error shapes, the live-state token realm, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from binderhub_registry import sandbox
+from binderhub_registry.sandbox import Sandbox
+
+
+def hub(box: Sandbox, method: str, path: str, **kw: object) -> requests.Response:
+    return requests.request(method, f"{box.url}/dockerhub{path}", verify=box.ca_file, timeout=10, **kw)  # type: ignore[arg-type]
+
+
+def sign_in(box: Sandbox) -> dict[str, str]:
+    creds = box.credentials("dockerhub")
+    r = hub(box, "POST", "/v2/auth/token", json={"identifier": creds["username"], "secret": creds["password"]})
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def test_serves_tls_with_its_own_ca_only(fresh: Sandbox) -> None:
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(fresh.url + "/_sandbox/state", timeout=5)  # system CAs do not know it
+    assert requests.get(fresh.url + "/_sandbox/state", verify=fresh.ca_file, timeout=5).ok
+    assert fresh.url.startswith("https://127.0.0.1:")
+    assert all(url.startswith("https://127.0.0.1:") for url in fresh.registries.values())
+
+
+def test_seeded_state_and_reset(fresh: Sandbox) -> None:
+    seeded = fresh.state()
+    assert seeded["dockerhub"]["access_tokens"] == []
+    assert seeded["dockerhub"]["orgs"]["binderhubdemoorg"] == ["binderhubdemo"]
+    hub(fresh, "POST", "/v2/access-tokens", headers=sign_in(fresh), json={"token_label": "x", "scopes": ["repo:read"]})
+    assert len(fresh.state()["dockerhub"]["access_tokens"]) == 1
+    fresh.reset()
+    assert fresh.state() == seeded
+    assert fresh.log() == []
+
+
+def test_docker_hub_error_shapes(fresh: Sandbox) -> None:
+    bad = hub(fresh, "POST", "/v2/auth/token", json={"identifier": "binderhubdemo", "secret": "nope"})
+    assert bad.status_code == 401 and bad.json()["detail"] == "Incorrect authentication credentials"
+    assert hub(fresh, "GET", "/v2/access-tokens").status_code == 401
+    auth = sign_in(fresh)
+    assert hub(fresh, "GET", "/v2/orgs/nosuchorg/members", headers=auth).status_code == 404
+    assert hub(fresh, "GET", "/v2/orgs/someoneelsesorg/members", headers=auth).status_code == 403
+    r = hub(fresh, "POST", "/v2/access-tokens", headers=auth, json={"token_label": "x", "scopes": ["repo:everything"]})
+    assert r.status_code == 400 and "invalid scopes" in r.json()["message"]
+
+
+def test_access_tokens_have_deterministic_ids_and_show_secret_once(fresh: Sandbox) -> None:
+    auth = sign_in(fresh)
+    made = hub(fresh, "POST", "/v2/access-tokens", headers=auth, json={"token_label": "a", "scopes": ["repo:write"]})
+    assert made.status_code == 201
+    assert made.json()["uuid"] == "00000000-0000-4000-8000-000000000001"
+    assert made.json()["token"].startswith("dckr_pat_")
+    listed = hub(fresh, "GET", "/v2/access-tokens", headers=auth).json()
+    assert listed["results"][0]["token"] == ""
+    assert hub(fresh, "DELETE", f"/v2/access-tokens/{made.json()['uuid']}", headers=auth).status_code == 204
+
+
+def test_faults_status_retry_after_times_and_drop(fresh: Sandbox) -> None:
+    fresh.add_faults({"method": "GET", "path": "/v2/users/", "status": 429, "retry_after": 7, "times": 2})
+    for _ in range(2):
+        r = hub(fresh, "GET", "/v2/users/binderhubdemo")
+        assert (r.status_code, r.headers["Retry-After"]) == (429, "7")
+    assert hub(fresh, "GET", "/v2/users/binderhubdemo").status_code == 200
+    fresh.add_faults({"method": "*", "path": "/v2/users/", "drop": True})
+    with pytest.raises(requests.ConnectionError):
+        hub(fresh, "GET", "/v2/users/binderhubdemo")
+    assert [e["status"] for e in fresh.log()] == [429, 429, 200, "dropped"]
+
+
+def test_realm_checks_live_state(fresh: Sandbox) -> None:
+    creds = fresh.credentials("dockerhub")
+    realm = fresh.url + "/dockerhub/token"
+    params = {"service": "registry.docker.io", "scope": "repository:binderhubdemo/x:pull,push"}
+    ok = requests.get(realm, params=params, auth=(creds["username"], creds["password"]), verify=fresh.ca_file, timeout=5)
+    assert ok.status_code == 200 and ok.json()["token"] == ok.json()["access_token"]
+    bad = requests.get(realm, params=params, auth=(creds["username"], "wrong"), verify=fresh.ca_file, timeout=5)
+    assert bad.status_code == 401
+    wrong_service = requests.get(realm, params=params | {"service": "x"}, auth=(creds["username"], creds["password"]), verify=fresh.ca_file, timeout=5)
+    assert wrong_service.status_code == 400
+
+
+def test_registry_challenges_with_the_realm(fresh: Sandbox) -> None:
+    r = requests.get(fresh.registries["dockerhub"] + "/v2/", verify=fresh.ca_file, timeout=5)
+    assert r.status_code == 401
+    assert r.headers["WWW-Authenticate"] == (
+        f'Bearer realm="{fresh.url}/dockerhub/token",service="registry.docker.io"'
+    )
+
+
+def test_cli_start_prints_exports_status_and_stop(tmp_path: Path) -> None:
+    env = os.environ | {"BINDERHUB_REGISTRY_SANDBOX_DIR": str(tmp_path / "sb")}
+    cli = [sys.executable, "-m", "binderhub_registry.cli", "sandbox"]
+    started = subprocess.run([*cli, "start"], env=env, capture_output=True, text=True, timeout=60)
+    try:
+        assert started.returncode == 0, started.stderr
+        exports = dict(
+            line.removeprefix("export ").split("=", 1) for line in started.stdout.splitlines()
+        )
+        assert exports["BINDERHUB_REGISTRY_SANDBOX"].startswith("https://127.0.0.1:")
+        assert exports["REQUESTS_CA_BUNDLE"] == exports["SSL_CERT_FILE"] == exports["GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"]
+        assert exports["GCE_METADATA_HOST"].startswith("127.0.0.1")
+        status = subprocess.run([*cli, "status"], env=env, capture_output=True, text=True, timeout=30)
+        assert status.returncode == 0 and "running" in status.stdout
+        again = subprocess.run([*cli, "start"], env=env, capture_output=True, text=True, timeout=60)
+        assert again.stdout == started.stdout  # reused, not a second sandbox
+    finally:
+        subprocess.run([*cli, "stop"], env=env, capture_output=True, timeout=30)
+    status = subprocess.run([*cli, "status"], env=env, capture_output=True, text=True, timeout=30)
+    assert status.returncode == 1 and "not running" in status.stdout
+    assert sandbox.running(tmp_path / "sb") is None
+
+
+def test_credentials_file_is_private(box: Sandbox) -> None:
+    assert os.stat(box.credentials_file).st_mode & 0o777 == 0o600
+    assert json.loads(Path(box.credentials_file).read_text())["dockerhub"]["username"] == "binderhubdemo"
