@@ -13,7 +13,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 from binderhub_registry import sandbox
 
 ROOT = Path(__file__).parent

@@ -10,7 +10,6 @@ from typing import Any
 import nbformat
 import papermill
 import pytest
-
 from binderhub_registry import sandbox
 
 ROOT = Path(__file__).parent.parent
@@ -41,7 +40,7 @@ class NotebookRun:
         self.runs = 0
 
     def __call__(self, **parameters: Any) -> nbformat.NotebookNode:
-        """Execute with ``parameters`` (output_dir defaults to the test's); return the output notebook."""
+        """Execute with ``parameters`` (output_dir defaults to the test's); return the output."""
         self.runs += 1
         out = self.workdir / f"run{self.runs}.ipynb"
         papermill.execute_notebook(

@@ -6,9 +6,8 @@ from typing import Any
 
 import pytest
 import yaml
-from papermill.exceptions import PapermillExecutionError
-
 from binderhub_registry import sandbox
+from papermill.exceptions import PapermillExecutionError
 
 from .conftest import NotebookRun, outputs_text
 
@@ -19,15 +18,22 @@ def tokens(box: sandbox.Sandbox) -> list[dict[str, Any]]:
     return list(box.state()["dockerhub"]["access_tokens"])
 
 
-def test_default_run_writes_verified_values(dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox) -> None:
+def test_default_run_writes_verified_values(
+    dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox
+) -> None:
     nb = dockerhub_nb()
     text = outputs_text(nb)
     assert "Access token for BinderHub [created]" in text
     assert "BinderHub finds the pushed image" in text
     config = yaml.safe_load((dockerhub_nb.output_dir / "config.yaml").read_text())["config"]
     host = fresh.registries["dockerhub"].split("://")[1]
-    assert config["BinderHub"] == {"use_registry": True, "image_prefix": f"{host}/binderhubdemo/binder-"}
-    assert config["DockerRegistry"]["token_url"].endswith("/dockerhub/token?service=registry.docker.io")
+    assert config["BinderHub"] == {
+        "use_registry": True,
+        "image_prefix": f"{host}/binderhubdemo/binder-",
+    }
+    assert config["DockerRegistry"]["token_url"].endswith(
+        "/dockerhub/token?service=registry.docker.io"
+    )
     secret = dockerhub_nb.output_dir / "secret.yaml"
     assert secret.stat().st_mode & 0o777 == 0o600
     registry = yaml.safe_load(secret.read_text())["registry"]
@@ -39,13 +45,19 @@ def test_default_run_writes_verified_values(dockerhub_nb: NotebookRun, fresh: sa
 def test_rerun_creates_nothing(dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox) -> None:
     dockerhub_nb()
     before = fresh.state()
-    password = yaml.safe_load((dockerhub_nb.output_dir / "secret.yaml").read_text())["registry"]["password"]
+    password = yaml.safe_load((dockerhub_nb.output_dir / "secret.yaml").read_text())["registry"][
+        "password"
+    ]
     nb = dockerhub_nb()
     assert fresh.state() == before
     assert "Access token for BinderHub [reused]" in outputs_text(nb)
-    again = yaml.safe_load((dockerhub_nb.output_dir / "secret.yaml").read_text())["registry"]["password"]
+    again = yaml.safe_load((dockerhub_nb.output_dir / "secret.yaml").read_text())["registry"][
+        "password"
+    ]
     assert again == password
-    posts = [e for e in fresh.log() if e["method"] == "POST" and e["path"].endswith("/access-tokens")]
+    posts = [
+        e for e in fresh.log() if e["method"] == "POST" and e["path"].endswith("/access-tokens")
+    ]
     assert len(posts) == 1  # the first run's only
 
 
@@ -103,7 +115,9 @@ BAD_INPUTS = [
 ]
 
 
-@pytest.mark.parametrize(("params", "name", "rule"), BAD_INPUTS, ids=[f"{p}" for p, _, _ in BAD_INPUTS])
+@pytest.mark.parametrize(
+    ("params", "name", "rule"), BAD_INPUTS, ids=[f"{p}" for p, _, _ in BAD_INPUTS]
+)
 def test_bad_input_fails_before_any_call(
     dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox, params: dict[str, Any], name: str, rule: str
 ) -> None:
@@ -153,7 +167,9 @@ def test_faults_are_retried_without_duplicates(
 
 def test_crash_half_way_then_rerun(dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox) -> None:
     # every attempt creates a token and loses the answer: the run gives up half-way
-    fresh.add_faults({"method": "POST", "path": "/access-tokens$", "drop": True, "after": True, "times": 99})
+    fresh.add_faults(
+        {"method": "POST", "path": "/access-tokens$", "drop": True, "after": True, "times": 99}
+    )
     with pytest.raises(PapermillExecutionError) as err:
         dockerhub_nb()
     assert err.value.ename == "TransientCloudError"
@@ -187,7 +203,9 @@ def test_real_mode_without_secret_says_how_to_give_one(
     assert "DOCKERHUB_TOKEN or DOCKERHUB_PASSWORD" in err.value.evalue
 
 
-def test_teardown_deletes_what_was_created(dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox) -> None:
+def test_teardown_deletes_what_was_created(
+    dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox
+) -> None:
     dockerhub_nb()
     assert len(tokens(fresh)) == 1
     nb = dockerhub_nb(teardown=True)
@@ -198,7 +216,9 @@ def test_teardown_deletes_what_was_created(dockerhub_nb: NotebookRun, fresh: san
     assert tokens(fresh) == []
 
 
-def test_revoked_token_is_replaced_on_rerun(dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox) -> None:
+def test_revoked_token_is_replaced_on_rerun(
+    dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox
+) -> None:
     dockerhub_nb()
     first = dockerhub_nb.record()["created"]["access_token"]["uuid"]
     (dockerhub_nb.output_dir / "secret.yaml").unlink()  # the secret is lost

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import nbformat
 import yaml
-
 from binderhub_registry.sandbox import Sandbox
 
 from .conftest import ROOT, NotebookRun
@@ -32,21 +31,39 @@ def test_parameters_cells_take_no_secrets() -> None:
         nb = nbformat.read(str(path), as_version=4)
         params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(params) == 1, path
-        names = [line.split(":")[0] for line in params[0].source.splitlines() if line and not line.startswith("#")]
-        assert not [n for n in names if any(w in n.lower() for w in ("password", "secret", "token", "key"))], path
+        names = [
+            line.split(":")[0]
+            for line in params[0].source.splitlines()
+            if line and not line.startswith("#")
+        ]
+        assert not [
+            n for n in names if any(w in n.lower() for w in ("password", "secret", "token", "key"))
+        ], path
 
 
 def test_no_secret_in_outputs_logs_or_stdout(
     dockerhub_nb: NotebookRun, fresh: Sandbox, tmp_path: Path, capfd: object
 ) -> None:
     dockerhub_nb()
-    issued = yaml.safe_load((dockerhub_nb.output_dir / "secret.yaml").read_text())["registry"]["password"]
+    issued = yaml.safe_load((dockerhub_nb.output_dir / "secret.yaml").read_text())["registry"][
+        "password"
+    ]
     seeded = fresh.credentials("dockerhub")["password"]
     secrets = [issued, seeded]
     cli = subprocess.run(
-        [sys.executable, "-m", "binderhub_registry.cli", "verify", "--ca-file", fresh.ca_file,
-         str(dockerhub_nb.output_dir / "config.yaml"), str(dockerhub_nb.output_dir / "secret.yaml")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "binderhub_registry.cli",
+            "verify",
+            "--ca-file",
+            fresh.ca_file,
+            str(dockerhub_nb.output_dir / "config.yaml"),
+            str(dockerhub_nb.output_dir / "secret.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert cli.returncode == 0, cli.stdout + cli.stderr
     assert "BinderHub finds the pushed image" in cli.stdout
@@ -65,12 +82,19 @@ def test_no_secret_in_outputs_logs_or_stdout(
         for secret in secrets:
             assert secret not in text, f"a secret leaked into the {where}"
     assert (dockerhub_nb.output_dir / "secret.yaml").stat().st_mode & 0o777 == 0o600
-    assert issued in (dockerhub_nb.output_dir / "secret.yaml").read_text()  # it is there, and only there
+    assert (
+        issued in (dockerhub_nb.output_dir / "secret.yaml").read_text()
+    )  # it is there, and only there
 
 
 def test_git_ignores_generated_values() -> None:
     ignored = subprocess.run(
         ["git", "check-ignore", "build/02-docker-hub/secret.yaml", "notebooks/build/x/secret.yaml"],
-        cwd=ROOT, capture_output=True, text=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
-    assert ignored.stdout.split() == ["build/02-docker-hub/secret.yaml", "notebooks/build/x/secret.yaml"]
+    assert ignored.stdout.split() == [
+        "build/02-docker-hub/secret.yaml",
+        "notebooks/build/x/secret.yaml",
+    ]

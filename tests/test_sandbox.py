@@ -1,4 +1,4 @@
-"""The sandbox itself: admin API, faults, Docker Hub's error shapes, the live-state token realm, the CLI."""
+"""The sandbox itself: admin API, faults, Docker Hub's errors, the live-state realm, the CLI."""
 
 from __future__ import annotations
 
@@ -10,18 +10,24 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from binderhub_registry import sandbox
 from binderhub_registry.sandbox import Sandbox
 
 
 def hub(box: Sandbox, method: str, path: str, **kw: object) -> requests.Response:
-    return requests.request(method, f"{box.url}/dockerhub{path}", verify=box.ca_file, timeout=10, **kw)  # type: ignore[arg-type]
+    return requests.request(
+        method, f"{box.url}/dockerhub{path}", verify=box.ca_file, timeout=10, **kw
+    )  # type: ignore[arg-type]
 
 
 def sign_in(box: Sandbox) -> dict[str, str]:
     creds = box.credentials("dockerhub")
-    r = hub(box, "POST", "/v2/auth/token", json={"identifier": creds["username"], "secret": creds["password"]})
+    r = hub(
+        box,
+        "POST",
+        "/v2/auth/token",
+        json={"identifier": creds["username"], "secret": creds["password"]},
+    )
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
@@ -37,7 +43,13 @@ def test_seeded_state_and_reset(fresh: Sandbox) -> None:
     seeded = fresh.state()
     assert seeded["dockerhub"]["access_tokens"] == []
     assert seeded["dockerhub"]["orgs"]["binderhubdemoorg"] == ["binderhubdemo"]
-    hub(fresh, "POST", "/v2/access-tokens", headers=sign_in(fresh), json={"token_label": "x", "scopes": ["repo:read"]})
+    hub(
+        fresh,
+        "POST",
+        "/v2/access-tokens",
+        headers=sign_in(fresh),
+        json={"token_label": "x", "scopes": ["repo:read"]},
+    )
     assert len(fresh.state()["dockerhub"]["access_tokens"]) == 1
     fresh.reset()
     assert fresh.state() == seeded
@@ -45,29 +57,48 @@ def test_seeded_state_and_reset(fresh: Sandbox) -> None:
 
 
 def test_docker_hub_error_shapes(fresh: Sandbox) -> None:
-    bad = hub(fresh, "POST", "/v2/auth/token", json={"identifier": "binderhubdemo", "secret": "nope"})
+    bad = hub(
+        fresh, "POST", "/v2/auth/token", json={"identifier": "binderhubdemo", "secret": "nope"}
+    )
     assert bad.status_code == 401 and bad.json()["detail"] == "Incorrect authentication credentials"
     assert hub(fresh, "GET", "/v2/access-tokens").status_code == 401
     auth = sign_in(fresh)
     assert hub(fresh, "GET", "/v2/orgs/nosuchorg/members", headers=auth).status_code == 404
     assert hub(fresh, "GET", "/v2/orgs/someoneelsesorg/members", headers=auth).status_code == 403
-    r = hub(fresh, "POST", "/v2/access-tokens", headers=auth, json={"token_label": "x", "scopes": ["repo:everything"]})
+    r = hub(
+        fresh,
+        "POST",
+        "/v2/access-tokens",
+        headers=auth,
+        json={"token_label": "x", "scopes": ["repo:everything"]},
+    )
     assert r.status_code == 400 and "invalid scopes" in r.json()["message"]
 
 
 def test_access_tokens_have_deterministic_ids_and_show_secret_once(fresh: Sandbox) -> None:
     auth = sign_in(fresh)
-    made = hub(fresh, "POST", "/v2/access-tokens", headers=auth, json={"token_label": "a", "scopes": ["repo:write"]})
+    made = hub(
+        fresh,
+        "POST",
+        "/v2/access-tokens",
+        headers=auth,
+        json={"token_label": "a", "scopes": ["repo:write"]},
+    )
     assert made.status_code == 201
     assert made.json()["uuid"] == "00000000-0000-4000-8000-000000000001"
     assert made.json()["token"].startswith("dckr_pat_")
     listed = hub(fresh, "GET", "/v2/access-tokens", headers=auth).json()
     assert listed["results"][0]["token"] == ""
-    assert hub(fresh, "DELETE", f"/v2/access-tokens/{made.json()['uuid']}", headers=auth).status_code == 204
+    assert (
+        hub(fresh, "DELETE", f"/v2/access-tokens/{made.json()['uuid']}", headers=auth).status_code
+        == 204
+    )
 
 
 def test_faults_status_retry_after_times_and_drop(fresh: Sandbox) -> None:
-    fresh.add_faults({"method": "GET", "path": "/v2/users/", "status": 429, "retry_after": 7, "times": 2})
+    fresh.add_faults(
+        {"method": "GET", "path": "/v2/users/", "status": 429, "retry_after": 7, "times": 2}
+    )
     for _ in range(2):
         r = hub(fresh, "GET", "/v2/users/binderhubdemo")
         assert (r.status_code, r.headers["Retry-After"]) == (429, "7")
@@ -82,11 +113,25 @@ def test_realm_checks_live_state(fresh: Sandbox) -> None:
     creds = fresh.credentials("dockerhub")
     realm = fresh.url + "/dockerhub/token"
     params = {"service": "registry.docker.io", "scope": "repository:binderhubdemo/x:pull,push"}
-    ok = requests.get(realm, params=params, auth=(creds["username"], creds["password"]), verify=fresh.ca_file, timeout=5)
+    ok = requests.get(
+        realm,
+        params=params,
+        auth=(creds["username"], creds["password"]),
+        verify=fresh.ca_file,
+        timeout=5,
+    )
     assert ok.status_code == 200 and ok.json()["token"] == ok.json()["access_token"]
-    bad = requests.get(realm, params=params, auth=(creds["username"], "wrong"), verify=fresh.ca_file, timeout=5)
+    bad = requests.get(
+        realm, params=params, auth=(creds["username"], "wrong"), verify=fresh.ca_file, timeout=5
+    )
     assert bad.status_code == 401
-    wrong_service = requests.get(realm, params=params | {"service": "x"}, auth=(creds["username"], creds["password"]), verify=fresh.ca_file, timeout=5)
+    wrong_service = requests.get(
+        realm,
+        params=params | {"service": "x"},
+        auth=(creds["username"], creds["password"]),
+        verify=fresh.ca_file,
+        timeout=5,
+    )
     assert wrong_service.status_code == 400
 
 
@@ -108,9 +153,15 @@ def test_cli_start_prints_exports_status_and_stop(tmp_path: Path) -> None:
             line.removeprefix("export ").split("=", 1) for line in started.stdout.splitlines()
         )
         assert exports["BINDERHUB_REGISTRY_SANDBOX"].startswith("https://127.0.0.1:")
-        assert exports["REQUESTS_CA_BUNDLE"] == exports["SSL_CERT_FILE"] == exports["GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"]
+        assert (
+            exports["REQUESTS_CA_BUNDLE"]
+            == exports["SSL_CERT_FILE"]
+            == exports["GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"]
+        )
         assert exports["GCE_METADATA_HOST"].startswith("127.0.0.1")
-        status = subprocess.run([*cli, "status"], env=env, capture_output=True, text=True, timeout=30)
+        status = subprocess.run(
+            [*cli, "status"], env=env, capture_output=True, text=True, timeout=30
+        )
         assert status.returncode == 0 and "running" in status.stdout
         again = subprocess.run([*cli, "start"], env=env, capture_output=True, text=True, timeout=60)
         assert again.stdout == started.stdout  # reused, not a second sandbox
@@ -123,4 +174,7 @@ def test_cli_start_prints_exports_status_and_stop(tmp_path: Path) -> None:
 
 def test_credentials_file_is_private(box: Sandbox) -> None:
     assert os.stat(box.credentials_file).st_mode & 0o777 == 0o600
-    assert json.loads(Path(box.credentials_file).read_text())["dockerhub"]["username"] == "binderhubdemo"
+    assert (
+        json.loads(Path(box.credentials_file).read_text())["dockerhub"]["username"]
+        == "binderhubdemo"
+    )

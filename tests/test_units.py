@@ -1,4 +1,4 @@
-"""Unit tests of the lib: parameters, secrets, values rendering, settings resolution, step runner."""
+"""Unit tests of the lib: parameters, secrets, values, settings resolution, step runner."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from binderhub_registry import InvalidParameter, Result, Runner, Secret, TransientCloudError, redact
 from binderhub_registry.binderhub import (
     DOCKER_HUB_AUTH_KEY,
@@ -33,7 +32,10 @@ def test_text_rule_names_parameter_and_rule() -> None:
     assert param.validate("binder1") == "binder1"
     with pytest.raises(InvalidParameter) as err:
         param.validate("ab")
-    assert str(err.value) == "parameter 'acr_name': must be 5 to 50 lowercase letters or digits (got 'ab')"
+    assert (
+        str(err.value)
+        == "parameter 'acr_name': must be 5 to 50 lowercase letters or digits (got 'ab')"
+    )
     assert err.value.name == "acr_name"
 
 
@@ -98,7 +100,7 @@ def test_dockerhub_validate_builds_params(tmp_path: Path) -> None:
 # --- secrets ------------------------------------------------------------------
 def test_secret_never_prints_itself() -> None:
     s = Secret("hunter2")
-    assert "hunter2" not in f"{s} {s!r} {[s]} {({'p': s})}"
+    assert "hunter2" not in f"{s} {s!r} {[s]} { ({'p': s}) }"
     assert s.reveal() == "hunter2"
     with pytest.raises(TypeError):
         __import__("pickle").dumps(s)
@@ -106,7 +108,10 @@ def test_secret_never_prints_itself() -> None:
 
 def test_redact_nested_and_inside_text() -> None:
     data = {"a": ["token abc123 here", Secret("zzz")], "b": "abc123"}
-    assert redact(data, ["abc123"]) == {"a": ["token <redacted> here", "<redacted>"], "b": "<redacted>"}
+    assert redact(data, ["abc123"]) == {
+        "a": ["token <redacted> here", "<redacted>"],
+        "b": "<redacted>",
+    }
 
 
 def test_private_file_is_0600_even_when_it_existed(tmp_path: Path) -> None:
@@ -159,7 +164,9 @@ def test_write_and_load_values_roundtrip(tmp_path: Path) -> None:
         username="app-id",
         password=Secret("s3cret"),
         registry_url="https://myacr.azurecr.io",
-        docker_registry={"token_url": "https://myacr.azurecr.io/oauth2/token?service=myacr.azurecr.io"},
+        docker_registry={
+            "token_url": "https://myacr.azurecr.io/oauth2/token?service=myacr.azurecr.io"
+        },
     )
     files = write_values(tmp_path, values, source="test")
     assert stat.S_IMODE(files.secret_path.stat().st_mode) == 0o600
@@ -169,7 +176,9 @@ def test_write_and_load_values_roundtrip(tmp_path: Path) -> None:
     assert config == {
         "config": {
             "BinderHub": {"use_registry": True, "image_prefix": "myacr.azurecr.io/project/binder-"},
-            "DockerRegistry": {"token_url": "https://myacr.azurecr.io/oauth2/token?service=myacr.azurecr.io"},
+            "DockerRegistry": {
+                "token_url": "https://myacr.azurecr.io/oauth2/token?service=myacr.azurecr.io"
+            },
         }
     }
     loaded = load_values(files.config_path, files.secret_path)
@@ -187,7 +196,9 @@ def test_settings_for_docker_hub_defaults() -> None:
 
 
 def test_settings_for_gcr_and_plain_registry() -> None:
-    gcr = RegistryValues("gcr.io/p/binder-", "_json_key", Secret("{}"), registry_url="https://gcr.io")
+    gcr = RegistryValues(
+        "gcr.io/p/binder-", "_json_key", Secret("{}"), registry_url="https://gcr.io"
+    )
     assert binderhub_settings(gcr).token_url == "https://gcr.io/v2/token?service=gcr.io"
     plain = RegistryValues("r.example/p/", "u", Secret("p"), registry_url="https://r.example")
     s = binderhub_settings(plain)

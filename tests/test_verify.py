@@ -1,4 +1,4 @@
-"""Verification against the sandbox's real registry (docker-registry with Docker Hub's token auth)."""
+"""Verification against the sandbox's real registry (docker-registry, Docker Hub's token auth)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from binderhub_registry import RegistryValues, Secret, VerificationFailed, verify
 from binderhub_registry.binderhub import docker_config_json
 from binderhub_registry.sandbox import Sandbox
@@ -38,7 +37,9 @@ def hub_token(box: Sandbox, scopes: list[str], user: str = "dockerhub") -> str:
     return str(r.json()["token"])
 
 
-def values_for(box: Sandbox, password: str, namespace: str = "binderhubdemo", **overrides: object) -> RegistryValues:
+def values_for(
+    box: Sandbox, password: str, namespace: str = "binderhubdemo", **overrides: object
+) -> RegistryValues:
     registry = box.registries["dockerhub"]
     host = registry.split("://")[1]
     fields: dict[str, object] = {
@@ -94,12 +95,18 @@ def test_revoked_token_can_no_longer_push(fresh: Sandbox) -> None:
     creds = fresh.credentials("dockerhub")
     api = fresh.url + "/dockerhub/v2"
     session = requests.post(
-        f"{api}/auth/token", json={"identifier": creds["username"], "secret": creds["password"]},
-        verify=fresh.ca_file, timeout=10,
+        f"{api}/auth/token",
+        json={"identifier": creds["username"], "secret": creds["password"]},
+        verify=fresh.ca_file,
+        timeout=10,
     ).json()["access_token"]
     auth = {"Authorization": f"Bearer {session}"}
-    for t in requests.get(f"{api}/access-tokens", headers=auth, verify=fresh.ca_file, timeout=10).json()["results"]:
-        requests.delete(f"{api}/access-tokens/{t['uuid']}", headers=auth, verify=fresh.ca_file, timeout=10)
+    for t in requests.get(
+        f"{api}/access-tokens", headers=auth, verify=fresh.ca_file, timeout=10
+    ).json()["results"]:
+        requests.delete(
+            f"{api}/access-tokens/{t['uuid']}", headers=auth, verify=fresh.ca_file, timeout=10
+        )
     with pytest.raises(VerificationFailed, match="refused user"):
         verify(values, ca_bundle=fresh.ca_file)
 
@@ -129,9 +136,14 @@ def test_namespace_of_another_organization_is_diagnosed(fresh: Sandbox) -> None:
 
 def test_wrong_token_url_is_diagnosed(fresh: Sandbox) -> None:
     values = values_for(fresh, hub_token(fresh, ["repo:write"]))
-    wrong = values.docker_registry | {"token_url": f"{fresh.url}/dockerhub/token?service=wrong.example"}
+    wrong = values.docker_registry | {
+        "token_url": f"{fresh.url}/dockerhub/token?service=wrong.example"
+    }
     with pytest.raises(VerificationFailed) as err:
-        verify(values_for(fresh, values.password.reveal(), docker_registry=wrong), ca_bundle=fresh.ca_file)
+        verify(
+            values_for(fresh, values.password.reveal(), docker_registry=wrong),
+            ca_bundle=fresh.ca_file,
+        )
     assert "check DockerRegistry.token_url" in err.value.diagnosis
 
 
@@ -140,7 +152,10 @@ def test_missing_token_url_without_not_found_401_is_diagnosed(fresh: Sandbox) ->
     values = values_for(fresh, hub_token(fresh, ["repo:write"]))
     bare = {"url": values.docker_registry["url"]}
     with pytest.raises(VerificationFailed) as err:
-        verify(values_for(fresh, values.password.reveal(), docker_registry=bare), ca_bundle=fresh.ca_file)
+        verify(
+            values_for(fresh, values.password.reveal(), docker_registry=bare),
+            ca_bundle=fresh.ca_file,
+        )
     assert err.value.check == "BinderHub's image check"
     assert "token_url" in err.value.diagnosis
 
@@ -165,7 +180,9 @@ def _oci_layout(path: Path) -> None:
     (path / "index.json").write_text(json.dumps(index))
 
 
-def _skopeo_push(box: Sandbox, values: RegistryValues, tmp_path: Path, repo: str) -> subprocess.CompletedProcess[str]:
+def _skopeo_push(
+    box: Sandbox, values: RegistryValues, tmp_path: Path, repo: str
+) -> subprocess.CompletedProcess[str]:
     """Push like a build pod: skopeo finds credentials in the chart's config.json by host."""
     authfile = tmp_path / "config.json"
     authfile.write_text(docker_config_json(values))
@@ -177,13 +194,26 @@ def _skopeo_push(box: Sandbox, values: RegistryValues, tmp_path: Path, repo: str
         _oci_layout(layout)
     host = box.registries["dockerhub"].split("://")[1]
     return subprocess.run(
-        ["skopeo", "copy", "--authfile", str(authfile), "--dest-cert-dir", str(certs),
-         f"oci:{layout}", f"docker://{host}/{repo}:skopeo"],
-        capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        [
+            "skopeo",
+            "copy",
+            "--authfile",
+            str(authfile),
+            "--dest-cert-dir",
+            str(certs),
+            f"oci:{layout}",
+            f"docker://{host}/{repo}:skopeo",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
     )
 
 
-skopeo = pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo missing: apt-get install skopeo")
+skopeo = pytest.mark.skipif(
+    shutil.which("skopeo") is None, reason="skopeo missing: apt-get install skopeo"
+)
 
 
 @skopeo
@@ -191,13 +221,22 @@ def test_chart_config_lets_an_independent_client_push(fresh: Sandbox, tmp_path: 
     values = values_for(fresh, hub_token(fresh, ["repo:write"]))
     result = _skopeo_push(fresh, values, tmp_path, "binderhubdemo/binder-from-skopeo")
     assert result.returncode == 0, result.stderr
-    assert fresh.state()["dockerhub"]["repositories"]["binderhubdemo/binder-from-skopeo"] == ["skopeo"]
+    assert fresh.state()["dockerhub"]["repositories"]["binderhubdemo/binder-from-skopeo"] == [
+        "skopeo"
+    ]
 
 
 @skopeo
 def test_independent_client_refuses_bad_values(fresh: Sandbox, tmp_path: Path) -> None:
-    wrong = _skopeo_push(fresh, values_for(fresh, "dckr_pat_wrong"), tmp_path, "binderhubdemo/binder-x")
+    wrong = _skopeo_push(
+        fresh, values_for(fresh, "dckr_pat_wrong"), tmp_path, "binderhubdemo/binder-x"
+    )
     assert wrong.returncode != 0
-    other = _skopeo_push(fresh, values_for(fresh, hub_token(fresh, ["repo:write"])), tmp_path, "someoneelsesorg/binder-x")
+    other = _skopeo_push(
+        fresh,
+        values_for(fresh, hub_token(fresh, ["repo:write"])),
+        tmp_path,
+        "someoneelsesorg/binder-x",
+    )
     assert other.returncode != 0
     assert fresh.state()["dockerhub"]["repositories"] == {}

@@ -33,7 +33,7 @@ __all__ = [
     "write_values",
 ]
 
-#: The key the chart uses when ``registry.url`` is unset, and the one docker looks up for Docker Hub.
+#: The chart's key when ``registry.url`` is unset, and the one docker looks up for Docker Hub.
 DOCKER_HUB_AUTH_KEY = "https://index.docker.io/v1/"
 
 
@@ -154,7 +154,7 @@ def load_values(config_path: str | Path, secret_path: str | Path) -> RegistryVal
 def save_values(
     output_dir: str | Path, values: RegistryValues | None, *, source: str
 ) -> Result[ValuesFiles | None]:
-    """The notebook step that writes the values; a dry run or teardown (``values`` None) skips it."""
+    """The notebook step writing the values; skipped in a dry run or teardown (``values`` None)."""
     if values is None:
         return Result(None, "skipped", "nothing to write (dry run or teardown)")
     files = write_values(output_dir, values, source=source)

@@ -1,4 +1,4 @@
-"""The ``binderhub-registry`` command: sandbox control, verification of existing values, the demo."""
+"""The ``binderhub-registry`` command: the sandbox, verification of existing values, the demo."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ __all__ = ["main"]
 def _sandbox(args: argparse.Namespace) -> int:
     directory = Path(args.dir) if args.dir else None
     if args.action == "start":
-        box = sandbox.start(directory)
-        for name, value in box.env().items():
+        started = sandbox.start(directory)
+        for name, value in started.env().items():
             print(f"export {name}={shlex.quote(value)}")
         return 0
     if args.action == "stop":
@@ -51,7 +51,11 @@ def _verify(args: argparse.Namespace) -> int:
     ca_file = args.ca_file or os.environ.get("REQUESTS_CA_BUNDLE") or None
     try:
         report = Runner().step(
-            "Verify with BinderHub's handshake and a push", _verify_values, values, ca_file, args.keep
+            "Verify with BinderHub's handshake and a push",
+            _verify_values,
+            values,
+            ca_file,
+            args.keep,
         )
     except VerificationFailed as e:
         print(f"✗ {e.check}: {e.diagnosis}")
@@ -63,7 +67,9 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _verify_values(values: RegistryValues, ca_file: str | None, keep: bool) -> Result[VerificationReport]:
+def _verify_values(
+    values: RegistryValues, ca_file: str | None, keep: bool
+) -> Result[VerificationReport]:
     report = verify(values, ca_bundle=ca_file, cleanup=not keep)
     return Result(report, "done", f"{report.image}")
 
@@ -123,10 +129,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dir", help="sandbox directory (default: $BINDERHUB_REGISTRY_SANDBOX_DIR)")
     p.set_defaults(func=_sandbox)
 
-    p = sub.add_parser("verify", help="check BinderHub values with BinderHub's handshake and a push")
+    p = sub.add_parser(
+        "verify", help="check BinderHub values with BinderHub's handshake and a push"
+    )
     p.add_argument("config", help="config.yaml (with config.BinderHub.image_prefix)")
     p.add_argument("secret", help="secret.yaml (with registry.username and registry.password)")
-    p.add_argument("--ca-file", help="CA bundle to trust (the sandbox's ca.crt); default: system CAs")
+    p.add_argument(
+        "--ca-file", help="CA bundle to trust (the sandbox's ca.crt); default: system CAs"
+    )
     p.add_argument("--keep", action="store_true", help="leave the test tag in place")
     p.set_defaults(func=_verify)
 

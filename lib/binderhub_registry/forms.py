@@ -25,7 +25,9 @@ def _widget(param: Parameter, value: Any) -> Any:
     if param.kind == "flag":
         return w.Checkbox(value=bool(value), description=param.name, style=style)
     if param.kind == "choice":
-        return w.Dropdown(options=list(param.choices), value=value, description=param.name, style=style)
+        return w.Dropdown(
+            options=list(param.choices), value=value, description=param.name, style=style
+        )
     if param.kind == "integer":
         return w.IntText(value=int(value), description=param.name, style=style)
     return w.Text(value=str(value), description=param.name, style=style)
@@ -40,7 +42,9 @@ def form(namespace: MutableMapping[str, Any], spec: Iterable[Parameter]) -> Any:
         widget = _widget(param, namespace.get(param.name))
         message = w.HTML(layout=w.Layout(margin="0 0 0 1em"))
 
-        def changed(change: dict[str, Any], param: Parameter = param, message: Any = message) -> None:
+        def changed(
+            change: dict[str, Any], param: Parameter = param, message: Any = message
+        ) -> None:
             try:
                 namespace[param.name] = param.validate(change["new"])
                 message.value = ""

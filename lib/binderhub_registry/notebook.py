@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, cast
 
 from .errors import BinderHubRegistryError
 
-__all__ = ["short_errors"]
+__all__ = ["ipython_shell", "short_errors"]
+
+
+def ipython_shell() -> Any:
+    """The running IPython shell, or None outside IPython (never imports IPython itself)."""
+    ipython = sys.modules.get("IPython")
+    return ipython.get_ipython() if ipython else None
+
+
+def display(obj: Any, **kwargs: Any) -> Any:
+    """IPython's ``display`` (imported only when a kernel is running)."""
+    from IPython.display import display as ipython_display
+
+    return cast(Any, ipython_display)(obj, **kwargs)
 
 
 def short_errors() -> None:
@@ -16,12 +29,13 @@ def short_errors() -> None:
     The exception is still raised, so papermill and nbval see the cell fail.
     Other exceptions keep their full traceback.
     """
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython else None  # type: ignore[attr-defined]
+    shell = ipython_shell()
     if shell is None:
         return
 
-    def handler(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> None:
+    def handler(
+        shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None
+    ) -> None:
         # the regular error output (papermill and nbclient read its ename and evalue), one line long
         mode = shell.InteractiveTB.mode
         shell.InteractiveTB.set_mode("Minimal")

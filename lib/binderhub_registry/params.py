@@ -84,7 +84,9 @@ def directory(name: str) -> Parameter:
             return False
         return not os.path.isfile(value)
 
-    return Parameter(name, "must be a directory path (created if missing), not a file", "directory", check)
+    return Parameter(
+        name, "must be a directory path (created if missing), not a file", "directory", check
+    )
 
 
 def validate(spec: Iterable[Parameter], values: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,10 +13,10 @@ step shows a row that updates while it runs; elsewhere it prints one line.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any, Generic, TypeVar
@@ -25,6 +25,7 @@ import requests
 import tenacity
 
 from .errors import TransientCloudError
+from .notebook import display, ipython_shell
 
 __all__ = ["Checklist", "Result", "Runner", "StepRecord", "is_transient", "progress"]
 
@@ -102,9 +103,7 @@ class Checklist:
 
 
 def _in_kernel() -> bool:
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython else None  # type: ignore[attr-defined]
-    return shell is not None and getattr(shell, "kernel", None) is not None
+    return getattr(ipython_shell(), "kernel", None) is not None
 
 
 class _Row:
@@ -128,8 +127,6 @@ class _Row:
         if not self.kernel:
             print(self.record.text(), flush=True)
             return
-        from IPython.display import display
-
         if self.handle is None:
             self.handle = display(Checklist([self.record]), display_id=True)
         else:
@@ -140,8 +137,6 @@ class _Row:
         if self.handle is not None:
             self.handle.update(Checklist([self.record]))
         elif self.kernel:
-            from IPython.display import display
-
             display(Checklist([self.record]))
         else:
             print(self.record.text(), flush=True)
@@ -217,6 +212,53 @@ class Runner:
         _current.append(row)
         try:
             result = retrying(fn, *args, **kwargs)
+        except BaseException as exc:
+            record.status, record.detail = "failed", str(exc)
+            row.done()
+            raise
+        finally:
+            _current.remove(row)
+        record.status, record.detail = result.status, result.detail
+        row.done()
+        return result.value
+
+    async def astep(
+        self, title: str, fn: Callable[..., Awaitable[Result[T]]], *args: Any, **kwargs: Any
+    ) -> T:
+        """:meth:`step` for a coroutine function: ``await run.astep(...)`` in a notebook.
+
+        For async-only SDKs (msgraph-sdk): the kernel's event loop runs the step, so
+        one SDK client serves every cell.
+        """
+        record = StepRecord(title)
+        self.checklist.rows.append(record)
+        row = _Row(record)
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            record.attempts = state.attempt_number + 1
+            wait = state.next_action.sleep if state.next_action else 0.0
+            record.detail = f"retrying in {wait:.1f}s after: {exc}"
+            log.warning("%s: attempt %d failed (%s), retrying", title, state.attempt_number, exc)
+            row.live(force=True)
+
+        async def sleep(seconds: float) -> None:
+            if self.sleep is time.sleep:  # wait without blocking the kernel's event loop
+                await asyncio.sleep(seconds)
+            else:  # an injected sleep (tests)
+                self.sleep(seconds)
+
+        retrying = tenacity.AsyncRetrying(
+            stop=tenacity.stop_after_attempt(self.attempts),
+            wait=self._wait,
+            retry=tenacity.retry_if_exception(self.transient),
+            before_sleep=before_sleep,
+            sleep=sleep,
+            reraise=True,
+        )
+        _current.append(row)
+        try:
+            result = await retrying(fn, *args, **kwargs)
         except BaseException as exc:
             record.status, record.detail = "failed", str(exc)
             row.done()

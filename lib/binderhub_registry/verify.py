@@ -266,7 +266,7 @@ class _Registry:
         return {"Authorization": "Bearer " + self.token(params["realm"], args, what)}
 
     def send(self, method: str, url: str, **kw: Any) -> requests.Response:
-        """One request; faults worth retrying raise TransientCloudError (the step runner retries)."""
+        """One request; faults worth retrying raise TransientCloudError for the step runner."""
         try:
             r = self.http.request(method, url, timeout=TIMEOUT, **kw)
         except requests.RequestException as e:
@@ -379,7 +379,9 @@ def _test_image() -> tuple[bytes, bytes, bytes]:
     return layer, config, manifest
 
 
-def verify_step(files: ValuesFiles | None, ca_bundle: str | None = None) -> Result[VerificationReport | None]:
+def verify_step(
+    files: ValuesFiles | None, ca_bundle: str | None = None
+) -> Result[VerificationReport | None]:
     """The notebook step: verify written values (skipped in a dry run or teardown)."""
     if files is None:
         return Result(None, "skipped", "no values were written")
@@ -411,7 +413,9 @@ def verify(
 
     settings = binderhub_settings(values)
     url_host = urlparse(settings.url).netloc
-    if url_host != prefix_host and not (prefix_host == "docker.io" and url_host.endswith("docker.io")):
+    if url_host != prefix_host and not (
+        prefix_host == "docker.io" and url_host.endswith("docker.io")
+    ):
         raise VerificationFailed(
             "BinderHub's registry URL",
             f"DockerRegistry.url host {url_host} differs from the image_prefix host "

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import nbformat
 import papermill
-
 from binderhub_registry import load_values, sandbox, verify
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,13 +46,20 @@ def main() -> int:
     os.environ["BINDERHUB_REGISTRY_SANDBOX_DIR"] = str(directory)
     box = sandbox.start(directory)
     trivial = work / "trivial.ipynb"
-    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")]), str(trivial))
+    nbformat.write(
+        nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")]), str(trivial)
+    )
 
     def run(nb: Path, out: Path) -> float:
         box.reset()
         shutil.rmtree(work / "build", ignore_errors=True)
         return timed(
-            papermill.execute_notebook, str(nb), str(out), cwd=str(work), kernel_name="python3", progress_bar=False
+            papermill.execute_notebook,
+            str(nb),
+            str(out),
+            cwd=str(work),
+            kernel_name="python3",
+            progress_bar=False,
         )
 
     notebooks = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
@@ -68,10 +74,20 @@ def main() -> int:
     rows.append(("trivial one-cell notebook (papermill)", f"{trivial_s:.2f} s", "reference", True))
     for stem, ts in times.items():
         ratio = statistics.median(ts) / trivial_s
-        rows.append((f"{stem} / trivial", f"{ratio:.2f} ({statistics.median(ts):.2f} s)", "<= 1.5", ratio <= 1.5))
+        rows.append(
+            (
+                f"{stem} / trivial",
+                f"{ratio:.2f} ({statistics.median(ts):.2f} s)",
+                "<= 1.5",
+                ratio <= 1.5,
+            )
+        )
 
     # values from the Docker Hub notebook's last run, verified again and again
-    values = load_values(work / "build" / "02-docker-hub" / "config.yaml", work / "build" / "02-docker-hub" / "secret.yaml")
+    values = load_values(
+        work / "build" / "02-docker-hub" / "config.yaml",
+        work / "build" / "02-docker-hub" / "secret.yaml",
+    )
     verify(values, ca_bundle=box.ca_file)  # warm: connections, repository exists
     checks = [timed(verify, values, ca_bundle=box.ca_file) for _ in range(10)]
     v = statistics.median(checks)
@@ -80,9 +96,14 @@ def main() -> int:
     shutil.rmtree(work, ignore_errors=True)
 
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    print(f"{'measure'.ljust(widths[0])}  {'value'.ljust(widths[1])}  {'goal'.ljust(widths[2])}  met")
+    print(
+        f"{'measure'.ljust(widths[0])}  {'value'.ljust(widths[1])}  {'goal'.ljust(widths[2])}  met"
+    )
     for name, value, goal, ok in rows:
-        print(f"{name.ljust(widths[0])}  {value.ljust(widths[1])}  {goal.ljust(widths[2])}  {'yes' if ok else 'NO'}")
+        print(
+            f"{name.ljust(widths[0])}  {value.ljust(widths[1])}  {goal.ljust(widths[2])}  "
+            + ("yes" if ok else "NO")
+        )
     return 0
 
 

@@ -35,7 +35,9 @@ class Record:
             data = json.loads(self.path.read_text())
         except (OSError, ValueError):
             data = {}
-        self.created: dict[str, Any] = data.get("created", {}) if data.get("provider") == provider else {}
+        self.created: dict[str, Any] = (
+            data.get("created", {}) if data.get("provider") == provider else {}
+        )
 
     def set(self, kind: str, value: Any) -> None:
         """Record a created resource (and save at once, so a crash right after keeps it)."""
@@ -50,4 +52,6 @@ class Record:
     def save(self) -> None:
         """Write the record."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps({"provider": self.provider, "created": self.created}, indent=2))
+        self.path.write_text(
+            json.dumps({"provider": self.provider, "created": self.created}, indent=2)
+        )

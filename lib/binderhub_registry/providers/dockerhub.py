@@ -25,7 +25,8 @@ from ..errors import (
     PermissionDenied,
     TransientCloudError,
 )
-from ..params import directory, flag, text, validate as check_all
+from ..params import directory, flag, text
+from ..params import validate as check_all
 from ..secrets import Secret, read_secret
 from ..steps import Result
 from . import Record
@@ -118,7 +119,9 @@ class _Hub:
         try:
             r = self.http.request(method, self.base + path, timeout=30, **kw)
         except requests.RequestException as e:
-            raise TransientCloudError(f"Docker Hub: {type(e).__name__} on {method} {path}") from None
+            raise TransientCloudError(
+                f"Docker Hub: {type(e).__name__} on {method} {path}"
+            ) from None
         if r.status_code == 429 or r.status_code >= 500:
             raise TransientCloudError(
                 f"Docker Hub answered {r.status_code} to {method} {path}",
@@ -135,7 +138,9 @@ class _Hub:
                 raise AuthenticationFailed(f"Docker Hub: {message}")
             if r.status_code == 403:
                 raise PermissionDenied(f"Docker Hub: {message}")
-            raise CloudError(f"Docker Hub answered {r.status_code} to {method} {path}: {message}", r.status_code)
+            raise CloudError(
+                f"Docker Hub answered {r.status_code} to {method} {path}: {message}", r.status_code
+            )
         return r.json() if r.content else None
 
 
@@ -172,13 +177,17 @@ def sign_in(p: Params) -> Result[Connection]:
     else:
         api, ca_file, registry_url, token_url, seeded = HUB_API, None, None, TOKEN_URL, {}
     if any(_env(v) for v in SECRET_VARIABLES) or seeded.get("username") != p.username:
-        secret = read_secret(SECRET_VARIABLES, f"Docker Hub password or access token for {p.username}")
+        secret = read_secret(
+            SECRET_VARIABLES, f"Docker Hub password or access token for {p.username}"
+        )
         source = next((v for v in SECRET_VARIABLES if _env(v)), "the prompt")
     else:
         secret, source = Secret(seeded["password"]), "the sandbox's seeded password"
     hub = _Hub(api, ca_file)
     try:
-        session = hub.call("POST", "/v2/auth/token", json={"identifier": p.username, "secret": secret.reveal()})
+        session = hub.call(
+            "POST", "/v2/auth/token", json={"identifier": p.username, "secret": secret.reveal()}
+        )
     except AuthenticationFailed:
         raise AuthenticationFailed(
             f"Docker Hub refused user {p.username!r} with the secret from {source}: check "
@@ -200,14 +209,17 @@ def check_membership(conn: Connection) -> Result[None]:
     if not p.organization:
         return Result(None, "skipped", f"no organization: images go to {p.username}/")
     try:
-        found = conn.hub.call("GET", f"/v2/orgs/{p.organization}/members", params={"search": p.username})
+        found = conn.hub.call(
+            "GET", f"/v2/orgs/{p.organization}/members", params={"search": p.username}
+        )
     except PermissionDenied:
         found = {"results": []}
     except CloudError as e:
         if e.status == 404:
             raise PermissionDenied(
                 f"organization {p.organization!r} does not exist on Docker Hub: create it on "
-                "hub.docker.com (organizations cannot be created by API) or leave organization empty"
+                "hub.docker.com (organizations cannot be created by API) or leave "
+                "organization empty"
             ) from None
         raise
     if p.username not in {m.get("username") for m in found.get("results", [])}:
@@ -241,7 +253,9 @@ def _stored_password(p: Params) -> Secret | None:
 def _still_works(conn: Connection, secret: Secret) -> bool:
     try:
         _Hub(conn.hub.base, conn.ca_file).call(
-            "POST", "/v2/auth/token", json={"identifier": conn.params.username, "secret": secret.reveal()}
+            "POST",
+            "/v2/auth/token",
+            json={"identifier": conn.params.username, "secret": secret.reveal()},
         )
     except AuthenticationFailed:
         return False
@@ -264,17 +278,25 @@ def ensure_access_token(conn: Connection) -> Result[Secret | None]:
     for token in mine:
         usable = token.get("is_active") and "repo:write" in token.get("scopes", [])
         if token["uuid"] == recorded and usable and stored and _still_works(conn, stored):
-            return Result(stored, "reused", f"access token {label!r} (repo:write), stored secret still works")
+            return Result(
+                stored, "reused", f"access token {label!r} (repo:write), stored secret still works"
+            )
     stale = [t["uuid"] for t in mine]
     if p.dry_run:
         extra = f", after deleting {len(stale)} stale one(s)" if stale else ""
-        return Result(None, "planned", f"would create access token {label!r} with repo:write{extra}")
+        return Result(
+            None, "planned", f"would create access token {label!r} with repo:write{extra}"
+        )
     for uuid in stale:
         conn.hub.call("DELETE", f"/v2/access-tokens/{uuid}")
-    created = conn.hub.call("POST", "/v2/access-tokens", json={"token_label": label, "scopes": ["repo:write"]})
+    created = conn.hub.call(
+        "POST", "/v2/access-tokens", json={"token_label": label, "scopes": ["repo:write"]}
+    )
     conn.record.set("access_token", {"uuid": created["uuid"], "label": label})
     replaced = f", replacing {len(stale)} whose secret was lost" if stale else ""
-    return Result(Secret(created["token"]), "created", f"access token {label!r} with repo:write{replaced}")
+    return Result(
+        Secret(created["token"]), "created", f"access token {label!r} with repo:write{replaced}"
+    )
 
 
 def registry_values(conn: Connection, token: Secret) -> RegistryValues:
@@ -287,7 +309,11 @@ def registry_values(conn: Connection, token: Secret) -> RegistryValues:
             username=p.username,
             password=token,
             registry_url=conn.registry_url,
-            docker_registry={"url": conn.registry_url, "token_url": conn.token_url, "not_found_401": True},
+            docker_registry={
+                "url": conn.registry_url,
+                "token_url": conn.token_url,
+                "not_found_401": True,
+            },
         )
     return RegistryValues(
         image_prefix=f"{p.namespace}/{p.prefix}",
@@ -313,4 +339,3 @@ def teardown(conn: Connection) -> Result[None]:
     conn.record.forget("access_token")
     (p.output_dir / "secret.yaml").unlink(missing_ok=True)
     return Result(None, "deleted", f"access token {recorded['label']!r}; secret.yaml removed")
-

@@ -95,7 +95,8 @@ class Sandbox:
         self._admin("POST", "reset")
 
     def add_faults(self, *faults: dict[str, Any]) -> None:
-        """Inject faults: ``{"method", "path" (regex), "status", "times", "retry_after", "delay", "drop"}``."""
+        """Inject faults, each ``{"method", "path" (regex), "status", "times", "retry_after",
+        "delay", "drop", "after"}``."""
         self._admin("POST", "faults", list(faults))
 
     def clear_faults(self) -> None:
@@ -174,11 +175,14 @@ def start(directory: Path | None = None, timeout: float = 20.0) -> Sandbox:
                 return found
             if proc.poll() is not None:
                 raise SandboxError(
-                    f"the sandbox exited at start ({proc.returncode}); see {directory / 'sandbox.log'}"
+                    f"the sandbox exited at start ({proc.returncode}); "
+                    f"see {directory / 'sandbox.log'}"
                 )
             time.sleep(0.005)
         proc.kill()
-        raise SandboxError(f"the sandbox did not start in {timeout:.0f}s; see {directory / 'sandbox.log'}")
+        raise SandboxError(
+            f"the sandbox did not start in {timeout:.0f}s; see {directory / 'sandbox.log'}"
+        )
 
 
 def ensure(directory: Path | None = None) -> Sandbox:

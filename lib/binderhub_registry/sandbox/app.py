@@ -106,6 +106,10 @@ class Backend:
         """The provider's answer to an unknown path."""
         return json_response(404, {"message": f"no route for {request.method} {request.path}"})
 
+    def admin(self, request: Request, name: str) -> Response:
+        """``/_sandbox/<prefix>/<name>``: the backend's own admin knobs (none by default)."""
+        return json_response(404, {"message": "unknown sandbox endpoint"})
+
 
 @dataclass
 class Fault:
@@ -122,7 +126,11 @@ class Fault:
     body: Any = None
 
     def matches(self, method: str, path: str) -> bool:
-        return self.times > 0 and self.method in ("*", method) and re.search(self.path, path) is not None
+        return (
+            self.times > 0
+            and self.method in ("*", method)
+            and re.search(self.path, path) is not None
+        )
 
 
 class App:
@@ -159,6 +167,11 @@ class App:
         if name == "log" and request.method == "GET":
             with self.lock:
                 return json_response(200, list(self.log))
+        for backend in self.backends:  # a backend's own knobs, e.g. /_sandbox/azure/settings
+            own = backend.prefix.strip("/")
+            if own and name.startswith(own + "/"):
+                with backend.lock:
+                    return backend.admin(request, name[len(own) + 1 :])
         return json_response(404, {"message": "unknown sandbox endpoint"})
 
     def reset(self) -> None:
@@ -272,7 +285,9 @@ class App:
             def get_request(self) -> tuple[socket.socket, Any]:
                 sock, addr = self.socket.accept()
                 # the handshake happens in the handler's thread, not in accept()
-                return context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+                return context.wrap_socket(
+                    sock, server_side=True, do_handshake_on_connect=False
+                ), addr
 
         server = Server(("127.0.0.1", port), Handler)
         threading.Thread(target=server.serve_forever, daemon=True, name="sandbox-https").start()

@@ -1,4 +1,4 @@
-"""Fake Docker Hub: the Hub API (``hub.docker.com``) and the registry token realm (``auth.docker.io``).
+"""Fake Docker Hub: the Hub API (``hub.docker.com``) and its registry's token realm.
 
 Status codes and error bodies follow Docker Hub's: 401 with ``detail`` for bad
 credentials, 403 for a non-member, 404 for a missing organization. The realm
@@ -19,7 +19,7 @@ from typing import Any
 from .app import Backend, Request, Response, json_response
 from .registry import RegistryProcess
 
-__all__ = ["DockerHub", "SEED_USER", "SEED_ORG"]
+__all__ = ["SEED_ORG", "SEED_USER", "DockerHub"]
 
 SEED_USER = "binderhubdemo"  # the account the notebooks use in the sandbox
 SEED_ORG = "binderhubdemoorg"  # an organization it belongs to
@@ -74,7 +74,7 @@ def _error(status: int, message: str, **extra: Any) -> Response:
 
 
 class DockerHub(Backend):
-    """Docker Hub's API under ``/dockerhub``, and its registry's token realm at ``/dockerhub/token``."""
+    """Docker Hub's API under ``/dockerhub``; its registry's token realm at ``/dockerhub/token``."""
 
     prefix = "/dockerhub"
     service = "registry.docker.io"
@@ -110,7 +110,13 @@ class DockerHub(Backend):
             "users": sorted(self.hub.passwords),
             "orgs": {org: sorted(members) for org, members in sorted(self.hub.orgs.items())},
             "access_tokens": [
-                {"uuid": t.uuid, "user": t.user, "label": t.label, "scopes": t.scopes, "is_active": t.is_active}
+                {
+                    "uuid": t.uuid,
+                    "user": t.user,
+                    "label": t.label,
+                    "scopes": t.scopes,
+                    "is_active": t.is_active,
+                }
                 for t in self.hub.tokens.values()
             ],
             "repositories": self.registry.repositories() if self.registry else {},
@@ -128,7 +134,11 @@ class DockerHub(Backend):
         if user in self.hub.passwords and secrets.compare_digest(self.hub.passwords[user], secret):
             return {"pull", "push", "delete", "manage"}
         for token in self.hub.tokens.values():
-            if token.user == user and token.is_active and secrets.compare_digest(token.secret, secret):
+            if (
+                token.user == user
+                and token.is_active
+                and secrets.compare_digest(token.secret, secret)
+            ):
                 return set().union(*(SCOPE_ACTIONS.get(s, set()) for s in token.scopes))
         return None
 
@@ -151,7 +161,11 @@ class DockerHub(Backend):
         actions = self.check(user, secret)
         if actions is None:
             return json_response(
-                401, {"detail": "Incorrect authentication credentials", "message": "Incorrect authentication credentials"}
+                401,
+                {
+                    "detail": "Incorrect authentication credentials",
+                    "message": "Incorrect authentication credentials",
+                },
             )
         return json_response(200, {"access_token": self._new_session(user, actions)})
 
@@ -167,7 +181,9 @@ class DockerHub(Backend):
         name = request.params["user"]
         if name not in self.hub.passwords:
             return _error(404, "User not found")
-        return json_response(200, {"id": uuid.uuid5(uuid.NAMESPACE_DNS, name).hex, "username": name, "type": "User"})
+        return json_response(
+            200, {"id": uuid.uuid5(uuid.NAMESPACE_DNS, name).hex, "username": name, "type": "User"}
+        )
 
     def org_members(self, request: Request) -> Response:
         found = self.session(request)
@@ -179,10 +195,16 @@ class DockerHub(Backend):
             return _error(404, "organization not found")
         members = self.hub.orgs[org]
         if user not in members:
-            return json_response(403, {"detail": "You do not have permission to perform this action."})
+            return json_response(
+                403, {"detail": "You do not have permission to perform this action."}
+            )
         search = request.arg("search")
-        results = [{"username": m, "full_name": "", "type": "User"} for m in sorted(members) if search in m]
-        return json_response(200, {"count": len(results), "next": None, "previous": None, "results": results})
+        results = [
+            {"username": m, "full_name": "", "type": "User"} for m in sorted(members) if search in m
+        ]
+        return json_response(
+            200, {"count": len(results), "next": None, "previous": None, "results": results}
+        )
 
     # --- access tokens -----------------------------------------------------------
     def _own_tokens(self, user: str) -> list[AccessToken]:
@@ -202,7 +224,9 @@ class DockerHub(Backend):
             200,
             {
                 "count": len(tokens),
-                "next": f"{self.prefix}/v2/access-tokens?page={page + 1}&page_size={size}" if more else None,
+                "next": f"{self.prefix}/v2/access-tokens?page={page + 1}&page_size={size}"
+                if more
+                else None,
                 "previous": None,
                 "active_count": sum(t.is_active for t in tokens),
                 "results": [t.public() for t in chunk],
@@ -215,12 +239,19 @@ class DockerHub(Backend):
             return found
         user, actions = found
         if "manage" not in actions:
-            return json_response(403, {"detail": "access tokens cannot manage access tokens; sign in with the password"})
+            return json_response(
+                403,
+                {"detail": "access tokens cannot manage access tokens; sign in with the password"},
+            )
         body = request.json()
         label, scopes = body.get("token_label"), body.get("scopes")
         if not isinstance(label, str) or not label or len(label) > 100:
             return _error(400, "token_label is required (1 to 100 characters)")
-        if not isinstance(scopes, list) or not scopes or any(s not in SCOPE_ACTIONS for s in scopes):
+        if (
+            not isinstance(scopes, list)
+            or not scopes
+            or any(s not in SCOPE_ACTIONS for s in scopes)
+        ):
             return _error(400, "invalid scopes", valid=sorted(SCOPE_ACTIONS))
         self.hub.counter += 1
         token = AccessToken(
@@ -288,7 +319,11 @@ class DockerHub(Backend):
             name, _, wanted = rest.rpartition(":")
             if kind != "repository" or not name:
                 continue
-            actions = set(wanted.split(",")) & allowed if name.split("/")[0] in self.namespaces(user) else set()
+            actions = (
+                set(wanted.split(",")) & allowed
+                if name.split("/")[0] in self.namespaces(user)
+                else set()
+            )
             if actions == {"pull"} and not self.registry.tags(name):
                 actions = set()  # Docker Hub: no access to a repository that does not exist
             access.append({"type": "repository", "name": name, "actions": sorted(actions)})

@@ -62,7 +62,14 @@ class RegistryProcess:
     """One docker-registry process on 127.0.0.1 over TLS, storage in memory."""
 
     def __init__(
-        self, name: str, directory: Path, material: Material, *, service: str, realm: str, issuer: str
+        self,
+        name: str,
+        directory: Path,
+        material: Material,
+        *,
+        service: str,
+        realm: str,
+        issuer: str,
     ) -> None:
         self.name = name
         self.service = service
@@ -117,9 +124,13 @@ class RegistryProcess:
                     return
             except OSError:
                 if self.proc and self.proc.poll() is not None:
-                    raise RuntimeError(f"docker-registry {self.name} exited ({self.proc.returncode})")
+                    raise RuntimeError(
+                        f"docker-registry {self.name} exited ({self.proc.returncode})"
+                    ) from None
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"docker-registry {self.name} did not open its port")
+                    raise RuntimeError(
+                        f"docker-registry {self.name} did not open its port"
+                    ) from None
                 time.sleep(0.005)
 
     def stop(self) -> None:
@@ -140,7 +151,11 @@ class RegistryProcess:
             "sandbox-admin",
             [
                 {"type": "registry", "name": "catalog", "actions": ["*"]},
-                {"type": "repository", "name": path.split("/v2/", 1)[-1].rsplit("/", 2)[0], "actions": ["pull"]},
+                {
+                    "type": "repository",
+                    "name": path.split("/v2/", 1)[-1].rsplit("/", 2)[0],
+                    "actions": ["pull"],
+                },
             ],
         )
         req = Request(self.url + path, headers={"Authorization": f"Bearer {token}"})

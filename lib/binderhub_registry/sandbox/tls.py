@@ -64,7 +64,7 @@ def _cert(
     ca: bool,
     sans: list[x509.GeneralName] | None = None,
 ) -> x509.Certificate:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(subject))
@@ -89,7 +89,13 @@ def generate(directory: Path) -> Material:
     """Write a CA, a loopback server certificate and a token-signing certificate."""
     directory.mkdir(parents=True, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert = _cert("binderhub-registry sandbox CA", ca_key, _name("binderhub-registry sandbox CA"), ca_key, ca=True)
+    ca_cert = _cert(
+        "binderhub-registry sandbox CA",
+        ca_key,
+        _name("binderhub-registry sandbox CA"),
+        ca_key,
+        ca=True,
+    )
     leaf_key = ec.generate_private_key(ec.SECP256R1())
     sans: list[x509.GeneralName] = [
         x509.DNSName("localhost"),
@@ -98,7 +104,9 @@ def generate(directory: Path) -> Material:
     ]
     leaf = _cert("127.0.0.1", leaf_key, ca_cert.subject, ca_key, ca=False, sans=sans)
     token_key = ec.generate_private_key(ec.SECP256R1())
-    token_cert = _cert("sandbox token signer", token_key, _name("sandbox token signer"), token_key, ca=False)
+    token_cert = _cert(
+        "sandbox token signer", token_key, _name("sandbox token signer"), token_key, ca=False
+    )
 
     pem = serialization.Encoding.PEM
     files = {
