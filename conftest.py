@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+
 from binderhub_registry import sandbox
 
 ROOT = Path(__file__).parent

@@ -10,6 +10,7 @@ from typing import Any
 import nbformat
 import papermill
 import pytest
+
 from binderhub_registry import sandbox
 
 ROOT = Path(__file__).parent.parent

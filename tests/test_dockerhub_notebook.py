@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 import yaml
-from binderhub_registry import sandbox
 from papermill.exceptions import PapermillExecutionError
+
+from binderhub_registry import sandbox
 
 from .conftest import NotebookRun, outputs_text
 

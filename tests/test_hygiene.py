@@ -9,6 +9,7 @@ from pathlib import Path
 
 import nbformat
 import yaml
+
 from binderhub_registry.sandbox import Sandbox
 
 from .conftest import ROOT, NotebookRun

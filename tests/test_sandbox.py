@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import requests
+
 from binderhub_registry import sandbox
 from binderhub_registry.sandbox import Sandbox
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from binderhub_registry import InvalidParameter, Result, Runner, Secret, TransientCloudError, redact
 from binderhub_registry.binderhub import (
     DOCKER_HUB_AUTH_KEY,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import requests
+
 from binderhub_registry import RegistryValues, Secret, VerificationFailed, verify
 from binderhub_registry.binderhub import docker_config_json
 from binderhub_registry.sandbox import Sandbox

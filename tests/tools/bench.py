@@ -17,6 +17,7 @@ from pathlib import Path
 
 import nbformat
 import papermill
+
 from binderhub_registry import load_values, sandbox, verify
 
 ROOT = Path(__file__).resolve().parents[2]

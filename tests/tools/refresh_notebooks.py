@@ -16,6 +16,7 @@ from pathlib import Path
 
 import nbformat
 import papermill
+
 from binderhub_registry import sandbox
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from . import tls
 from .app import App
-from .azure import AzureCloud, seed_credentials
 from .dockerhub import OTHER_USER, SEED_USER, DockerHub
 from .registry import RegistryProcess
 
@@ -25,24 +24,18 @@ __all__ = ["serve"]
 
 
 def _credentials(directory: Path) -> dict[str, dict[str, str]]:
-    """Seed accounts' secrets: made once per sandbox directory, kept across restarts (0600).
-
-    A file from an older version gains the accounts it lacks; existing ones are kept.
-    """
+    """Seed accounts' secrets: made once per sandbox directory, kept across restarts (0600)."""
     path = directory / "credentials.json"
-    data: dict[str, dict[str, str]] = json.loads(path.read_text()) if path.exists() else {}
-    seeds = {
-        "dockerhub": lambda: {"username": SEED_USER, "password": secrets.token_urlsafe(18)},
-        "dockerhub-other": lambda: {"username": OTHER_USER, "password": secrets.token_urlsafe(18)},
-        # Azure: the deploying service principal (tenant, client id, secret, subscription)
-        "azure": seed_credentials,
+    if path.exists():
+        data: dict[str, dict[str, str]] = json.loads(path.read_text())
+        return data
+    data = {
+        "dockerhub": {"username": SEED_USER, "password": secrets.token_urlsafe(18)},
+        "dockerhub-other": {"username": OTHER_USER, "password": secrets.token_urlsafe(18)},
     }
-    missing = {name: make() for name, make in seeds.items() if name not in data}
-    if missing:
-        data |= missing
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f)
     return data
 
 
@@ -67,10 +60,7 @@ def serve(directory: Path) -> None:
         for registry in registries:
             registry.wait_ready()
 
-    # Azure starts a registry (and its ACR-like front) per registry created through ARM
-    azure = AzureCloud(directory, material, creds["azure"])
-    app = App([hub, azure], on_reset=restart_registries)
-    azure.attach(app)
+    app = App([hub], on_reset=restart_registries)
     server = app.serve(0, str(material.cert_file), str(material.key_file))
     url = f"https://127.0.0.1:{server.server_address[1]}"
     hub.registry = RegistryProcess(
@@ -107,7 +97,6 @@ def serve(directory: Path) -> None:
         server.shutdown()
         for registry in registries:
             registry.stop()
-        azure.close()
 
 
 if __name__ == "__main__":
