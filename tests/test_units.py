@@ -282,3 +282,20 @@ def test_record_survives_and_ignores_other_providers(tmp_path: Path) -> None:
     assert Record(tmp_path, "dockerhub").created == {"access_token": {"uuid": "u1"}}
     assert Record(tmp_path, "azure").created == {}
     assert json.loads((tmp_path / Record.FILE).read_text())["provider"] == "dockerhub"
+
+
+def test_async_step_retries_like_step() -> None:
+    import asyncio
+
+    calls: list[int] = []
+
+    async def step() -> Result[int]:
+        calls.append(1)
+        if len(calls) < 3:
+            raise TransientCloudError("503", 503)
+        return Result(5, "created", "ok")
+
+    runner = Runner(sleep=lambda s: None)
+    assert asyncio.run(runner.astep("make it", step)) == 5
+    row = runner.checklist.rows[0]
+    assert (row.status, row.attempts, len(calls)) == ("created", 3, 3)

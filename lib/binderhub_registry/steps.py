@@ -187,8 +187,8 @@ class Runner:
         )
         return float(expo(state))
 
-    def step(self, title: str, fn: Callable[..., Result[T]], *args: Any, **kwargs: Any) -> T:
-        """Run ``fn(*args, **kwargs)`` as one step, retrying transient faults; return its value."""
+    def _start(self, title: str) -> tuple[_Row, dict[str, Any]]:
+        """A new checklist row, and the tenacity settings shared by step and astep."""
         record = StepRecord(title)
         self.checklist.rows.append(record)
         row = _Row(record)
@@ -201,25 +201,34 @@ class Runner:
             log.warning("%s: attempt %d failed (%s), retrying", title, state.attempt_number, exc)
             row.live(force=True)
 
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.attempts),
-            wait=self._wait,
-            retry=tenacity.retry_if_exception(self.transient),
-            before_sleep=before_sleep,
-            sleep=self.sleep,
-            reraise=True,
-        )
+        settings = {
+            "stop": tenacity.stop_after_attempt(self.attempts),
+            "wait": self._wait,
+            "retry": tenacity.retry_if_exception(self.transient),
+            "before_sleep": before_sleep,
+            "reraise": True,
+        }
         _current.append(row)
-        try:
-            result = retrying(fn, *args, **kwargs)
-        except BaseException as exc:
-            record.status, record.detail = "failed", str(exc)
-            row.done()
-            raise
-        finally:
-            _current.remove(row)
-        record.status, record.detail = result.status, result.detail
+        return row, settings
+
+    @staticmethod
+    def _finish(row: _Row, result: Result[T] | BaseException) -> None:
+        _current.remove(row)
+        if isinstance(result, BaseException):
+            row.record.status, row.record.detail = "failed", str(result)
+        else:
+            row.record.status, row.record.detail = result.status, result.detail
         row.done()
+
+    def step(self, title: str, fn: Callable[..., Result[T]], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn(*args, **kwargs)`` as one step, retrying transient faults; return its value."""
+        row, settings = self._start(title)
+        try:
+            result: Result[T] = tenacity.Retrying(sleep=self.sleep, **settings)(fn, *args, **kwargs)
+        except BaseException as exc:
+            self._finish(row, exc)
+            raise
+        self._finish(row, result)
         return result.value
 
     async def astep(
@@ -230,17 +239,7 @@ class Runner:
         For async-only SDKs (msgraph-sdk): the kernel's event loop runs the step, so
         one SDK client serves every cell.
         """
-        record = StepRecord(title)
-        self.checklist.rows.append(record)
-        row = _Row(record)
-
-        def before_sleep(state: tenacity.RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            record.attempts = state.attempt_number + 1
-            wait = state.next_action.sleep if state.next_action else 0.0
-            record.detail = f"retrying in {wait:.1f}s after: {exc}"
-            log.warning("%s: attempt %d failed (%s), retrying", title, state.attempt_number, exc)
-            row.live(force=True)
+        row, settings = self._start(title)
 
         async def sleep(seconds: float) -> None:
             if self.sleep is time.sleep:  # wait without blocking the kernel's event loop
@@ -248,23 +247,12 @@ class Runner:
             else:  # an injected sleep (tests)
                 self.sleep(seconds)
 
-        retrying = tenacity.AsyncRetrying(
-            stop=tenacity.stop_after_attempt(self.attempts),
-            wait=self._wait,
-            retry=tenacity.retry_if_exception(self.transient),
-            before_sleep=before_sleep,
-            sleep=sleep,
-            reraise=True,
-        )
-        _current.append(row)
         try:
-            result = await retrying(fn, *args, **kwargs)
+            result: Result[T] = await tenacity.AsyncRetrying(sleep=sleep, **settings)(
+                fn, *args, **kwargs
+            )
         except BaseException as exc:
-            record.status, record.detail = "failed", str(exc)
-            row.done()
+            self._finish(row, exc)
             raise
-        finally:
-            _current.remove(row)
-        record.status, record.detail = result.status, result.detail
-        row.done()
+        self._finish(row, result)
         return result.value
