@@ -299,3 +299,29 @@ def test_async_step_retries_like_step() -> None:
     assert asyncio.run(runner.astep("make it", step)) == 5
     row = runner.checklist.rows[0]
     assert (row.status, row.attempts, len(calls)) == ("created", 3, 3)
+
+
+def test_dockerhub_real_mode_values_use_the_charts_default_key(tmp_path: Path) -> None:
+    from binderhub_registry.providers import Record
+    from binderhub_registry.verify import binderhub_settings
+
+    p = dockerhub.validate(
+        username="myid",
+        organization="myorg",
+        prefix="binder-",
+        output_dir=str(tmp_path),
+        dry_run=False,
+        teardown=False,
+        sandbox=False,
+    )
+    conn = dockerhub.Connection(
+        p, None, None, dockerhub.TOKEN_URL, None, Record(tmp_path, "dockerhub")
+    )  # type: ignore[arg-type]
+    values = dockerhub.registry_values(conn, Secret("dckr_pat_x"))
+    assert values.image_prefix == "myorg/binder-"
+    assert "url" not in values.secret()["registry"]  # the chart's key: https://index.docker.io/v1/
+    assert list(values.docker_config()["auths"]) == [DOCKER_HUB_AUTH_KEY]
+    settings = binderhub_settings(values)
+    assert settings.url == "https://registry-1.docker.io"
+    assert settings.token_url == "https://auth.docker.io/token?service=registry.docker.io"
+    assert settings.not_found_401 and settings.username == "myid"
