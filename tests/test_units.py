@@ -83,16 +83,22 @@ def test_validate_reports_missing_and_first_bad() -> None:
         validate(spec, {"a": True, "b": "no"})
 
 
+def hub_params(tmp_path: Path, **overrides: Any) -> dockerhub.Params:
+    """Valid Docker Hub parameters (the notebook's defaults), with ``overrides``."""
+    values = {
+        "username": "binderhubdemo",
+        "organization": "",
+        "prefix": "binder-",
+        "output_dir": str(tmp_path),
+        "dry_run": False,
+        "teardown": False,
+        "sandbox": True,
+    }
+    return dockerhub.validate(**(values | overrides))
+
+
 def test_dockerhub_validate_builds_params(tmp_path: Path) -> None:
-    p = dockerhub.validate(
-        username="binderhubdemo",
-        organization="",
-        prefix="binder-",
-        output_dir=str(tmp_path),
-        dry_run=False,
-        teardown=False,
-        sandbox=True,
-    )
+    p = hub_params(tmp_path)
     assert p.namespace == "binderhubdemo"
     assert p.output_dir == tmp_path
     assert p.token_label == "BinderHub push binderhubdemo/binder-*"
@@ -305,15 +311,7 @@ def test_dockerhub_real_mode_values_use_the_charts_default_key(tmp_path: Path) -
     from binderhub_registry.providers import Record
     from binderhub_registry.verify import binderhub_settings
 
-    p = dockerhub.validate(
-        username="myid",
-        organization="myorg",
-        prefix="binder-",
-        output_dir=str(tmp_path),
-        dry_run=False,
-        teardown=False,
-        sandbox=False,
-    )
+    p = hub_params(tmp_path, username="myid", organization="myorg", sandbox=False)
     conn = dockerhub.Connection(
         p, None, None, dockerhub.TOKEN_URL, None, Record(tmp_path, "dockerhub")
     )  # type: ignore[arg-type]

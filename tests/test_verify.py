@@ -17,20 +17,24 @@ from binderhub_registry.sandbox import Sandbox
 from binderhub_registry.verify import CHECK_IMAGE, _test_image
 
 
-def hub_token(box: Sandbox, scopes: list[str], user: str = "dockerhub") -> str:
-    """A fresh Docker Hub access token with ``scopes``, made through the fake Hub API."""
+def hub_session(box: Sandbox, user: str = "dockerhub") -> dict[str, str]:
+    """Authorization header of a signed-in session on the fake Hub API."""
     creds = box.credentials(user)
-    api = box.url + "/dockerhub/v2"
     session = requests.post(
-        f"{api}/auth/token",
+        f"{box.url}/dockerhub/v2/auth/token",
         json={"identifier": creds["username"], "secret": creds["password"]},
         verify=box.ca_file,
         timeout=10,
     ).json()["access_token"]
+    return {"Authorization": f"Bearer {session}"}
+
+
+def hub_token(box: Sandbox, scopes: list[str]) -> str:
+    """A fresh Docker Hub access token with ``scopes``, made through the fake Hub API."""
     r = requests.post(
-        f"{api}/access-tokens",
+        f"{box.url}/dockerhub/v2/access-tokens",
         json={"token_label": f"test {scopes}", "scopes": scopes},
-        headers={"Authorization": f"Bearer {session}"},
+        headers=hub_session(box),
         verify=box.ca_file,
         timeout=10,
     )
@@ -93,18 +97,9 @@ def test_revoked_token_can_no_longer_push(fresh: Sandbox) -> None:
     token = hub_token(fresh, ["repo:write"])
     values = values_for(fresh, token)
     assert verify(values, ca_bundle=fresh.ca_file).ok
-    creds = fresh.credentials("dockerhub")
-    api = fresh.url + "/dockerhub/v2"
-    session = requests.post(
-        f"{api}/auth/token",
-        json={"identifier": creds["username"], "secret": creds["password"]},
-        verify=fresh.ca_file,
-        timeout=10,
-    ).json()["access_token"]
-    auth = {"Authorization": f"Bearer {session}"}
-    for t in requests.get(
-        f"{api}/access-tokens", headers=auth, verify=fresh.ca_file, timeout=10
-    ).json()["results"]:
+    api, auth = fresh.url + "/dockerhub/v2", hub_session(fresh)
+    listed = requests.get(f"{api}/access-tokens", headers=auth, verify=fresh.ca_file, timeout=10)
+    for t in listed.json()["results"]:
         requests.delete(
             f"{api}/access-tokens/{t['uuid']}", headers=auth, verify=fresh.ca_file, timeout=10
         )
