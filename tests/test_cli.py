@@ -31,12 +31,11 @@ def test_demo_runs_every_notebook_and_summarises(tmp_path: Path) -> None:
     )
     assert out.returncode == 1  # one notebook failed
     lines = out.stdout.splitlines()
-    assert lines[0].split() == ["notebook", "image_prefix", "verification", "files"]
-    hub = next(line for line in lines if line.startswith("02-docker-hub"))
+    assert lines[0].split() == ["registry", "notebook", "image_prefix", "verification", "files"]
+    hub = next(line for line in lines if line.startswith("Docker Hub  02-docker-hub"))
     assert "/binderhubdemo/binder-" in hub and "verified" in hub and "build/02-docker-hub" in hub
-    assert "FAILED: ValueError: boom" in next(
-        line for line in lines if line.startswith("99-broken")
-    )
+    broken_row = next(line for line in lines if "99-broken" in line)
+    assert broken_row.startswith("-") and "FAILED: ValueError: boom" in broken_row
     secret = tmp_path / "build" / "02-docker-hub" / "secret.yaml"
     assert secret.stat().st_mode & 0o777 == 0o600
     assert secret.read_text().split("password: ")[1].strip() not in out.stdout + out.stderr

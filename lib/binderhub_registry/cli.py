@@ -16,6 +16,7 @@ import yaml
 from . import sandbox
 from .binderhub import RegistryValues, load_values
 from .errors import BinderHubRegistryError, TransientCloudError, VerificationFailed
+from .providers import Record
 from .steps import Result, Runner
 from .verify import VerificationReport, verify
 
@@ -81,7 +82,7 @@ def _demo(args: argparse.Namespace) -> int:
     directory = Path(tempfile.mkdtemp(prefix="binderhub-registry-demo-"))
     box = sandbox.start(directory)
     os.environ.update(box.env())
-    rows: list[tuple[str, str, str, str]] = []
+    rows: list[tuple[str, str, str, str, str]] = []
     failed = 0
     try:
         for nb in notebooks:
@@ -108,16 +109,30 @@ def _demo(args: argparse.Namespace) -> int:
                 prefix = config["config"]["BinderHub"]["image_prefix"]
             except (OSError, KeyError, TypeError):
                 prefix = "-"
-            rows.append((nb.stem, prefix, result, str(out_dir.relative_to(root))))
+            rows.append(
+                (_registry_name(out_dir), nb.stem, prefix, result, str(out_dir.relative_to(root)))
+            )
     finally:
         sandbox.stop(directory)
         shutil.rmtree(directory, ignore_errors=True)
-    header = ("notebook", "image_prefix", "verification", "files")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    header = ("registry", "notebook", "image_prefix", "verification", "files")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, tuple("-" * w for w in widths), *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     print("(the sandbox is stopped: these values were proven against it, and point at it)")
     return 1 if failed or not rows else 0
+
+
+def _registry_name(output_dir: Path) -> str:
+    """The display name of the provider a notebook recorded in ``output_dir``."""
+    import importlib
+    import json
+
+    try:
+        provider = json.loads((output_dir / Record.FILE).read_text())["provider"]
+        return str(importlib.import_module(f"binderhub_registry.providers.{provider}").NAME)
+    except (OSError, ValueError, KeyError, ImportError, AttributeError):
+        return "-"
 
 
 def main(argv: list[str] | None = None) -> int:
