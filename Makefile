@@ -15,11 +15,13 @@ help:
 	@echo "make lint       ruff on code and notebooks, mypy strict on the lib"
 	@echo "make docs       render the executed notebooks to HTML (Sphinx + myst-nb, offline)"
 
-# Debian's docker-registry is the sandbox's real registry; skopeo is the tests' independent pusher.
+# Debian's docker-registry is the sandbox's real registry; skopeo is the tests' independent pusher;
+# chromium is the browser the JupyterLab test drives.
 system-deps:
 	@missing=""; \
 	command -v docker-registry >/dev/null 2>&1 || missing="$$missing docker-registry"; \
 	command -v skopeo >/dev/null 2>&1 || missing="$$missing skopeo"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing$$missing (apt-get)"; \

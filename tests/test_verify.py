@@ -74,7 +74,7 @@ def test_good_values_pass_every_check(fresh: Sandbox) -> None:
         "delete the test tag",
     ]
     assert "not built yet" in report.checks[1].detail
-    assert "left in place" in report.checks[-1].detail  # repo:write cannot delete on Docker Hub
+    assert "may not delete tags" in report.checks[-1].detail  # repo:write cannot delete on Hub
     repo = f"binderhubdemo/binder-{CHECK_IMAGE[0]}"
     assert fresh.state()["dockerhub"]["repositories"] == {repo: [CHECK_IMAGE[1]]}
 

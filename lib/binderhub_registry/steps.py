@@ -81,11 +81,12 @@ class StepRecord:
         return f"{ICONS.get(self.status, '?')} {self.title} [{self.status}]{detail}{again}"
 
     def html(self) -> str:
-        """The row as a table row."""
+        """The row as a table row (left-aligned: JupyterLab right-aligns table cells)."""
         again = f" <em>(after {self.attempts} attempts)</em>" if self.attempts > 1 else ""
+        td = '<td style="text-align:left">'
         return (
-            f"<tr><td>{ICONS.get(self.status, '?')}</td><td>{escape(self.title)}</td>"
-            f"<td><b>{escape(self.status)}</b></td><td>{escape(self.detail)}{again}</td></tr>"
+            f"<tr>{td}{ICONS.get(self.status, '?')}</td>{td}{escape(self.title)}</td>"
+            f"{td}<b>{escape(self.status)}</b></td>{td}{escape(self.detail)}{again}</td></tr>"
         )
 
 

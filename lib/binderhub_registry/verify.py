@@ -142,9 +142,10 @@ class VerificationReport:
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
+        left = ' style="text-align:left"'  # JupyterLab right-aligns table cells
         rows = "".join(
-            f"<tr><td>{'✅' if c.ok else '❌'}</td><td>{escape(c.name)}</td>"
-            f"<td>{escape(c.detail)}</td></tr>"
+            f"<tr><td{left}>{'✓' if c.ok else '✗'}</td><td{left}>{escape(c.name)}</td>"
+            f"<td{left}>{escape(c.detail)}</td></tr>"
             for c in self.checks
         )
         return f"<p>Verification of <code>{escape(self.image)}</code></p><table>{rows}</table>"
@@ -332,6 +333,10 @@ class _Registry:
         r = self.send("DELETE", f"{self.s.url}/v2/{image}/manifests/{digest}", headers=auth)
         if r.status_code in (200, 202):
             return "deleted"
+        if r.status_code in (401, 403, 405):
+            return (
+                "these credentials may not delete tags (push is all BinderHub needs); left in place"
+            )
         return f"registry answered HTTP {r.status_code}; the test tag was left in place"
 
 
