@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import nbformat
 import pytest
 import yaml
 from papermill.exceptions import PapermillExecutionError
@@ -133,6 +134,11 @@ def test_bad_input_fails_before_any_call(
     assert fresh.log() == []  # no cloud call at all
     assert fresh.state() == before
     assert not (dockerhub_nb.output_dir / "secret.yaml").exists()
+    # the notebook shows the same single line, not a traceback
+    out = nbformat.reads(dockerhub_nb.last_output(), as_version=4)
+    errors = [o for c in out.cells for o in c.get("outputs", []) if o.output_type == "error"]
+    assert len(errors) == 1 and len(errors[0].traceback) == 1
+    assert message in errors[0].traceback[0]
 
 
 def test_output_dir_that_is_a_file(dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox) -> None:
