@@ -35,7 +35,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     # nbval: before a notebook's first cell, a seeded sandbox and no values from earlier runs,
     # so the stored outputs (made the same way by `make notebooks`) can match
-    if item.__class__.__name__ == "NbCellItem" and not getattr(item.parent, "_bhr_reset", False):
+    from nbval.plugin import IPyNbCell
+
+    if isinstance(item, IPyNbCell) and not getattr(item.parent, "_bhr_reset", False):
         item.parent._bhr_reset = True  # type: ignore[attr-defined]
         sandbox.ensure().reset()
         shutil.rmtree(ROOT / "notebooks" / "build", ignore_errors=True)
