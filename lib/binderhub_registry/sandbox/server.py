@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import tls
 from .app import App
+from .azure import AzureCloud, seed_credentials
 from .dockerhub import OTHER_USER, SEED_USER, DockerHub
 from .registry import RegistryProcess
 
@@ -24,18 +25,24 @@ __all__ = ["serve"]
 
 
 def _credentials(directory: Path) -> dict[str, dict[str, str]]:
-    """Seed accounts' secrets: made once per sandbox directory, kept across restarts (0600)."""
+    """Seed accounts' secrets: made once per sandbox directory, kept across restarts (0600).
+
+    A file from an older version gains the accounts it lacks; existing ones are kept.
+    """
     path = directory / "credentials.json"
-    if path.exists():
-        data: dict[str, dict[str, str]] = json.loads(path.read_text())
-        return data
-    data = {
-        "dockerhub": {"username": SEED_USER, "password": secrets.token_urlsafe(18)},
-        "dockerhub-other": {"username": OTHER_USER, "password": secrets.token_urlsafe(18)},
+    data: dict[str, dict[str, str]] = json.loads(path.read_text()) if path.exists() else {}
+    seeds = {
+        "dockerhub": lambda: {"username": SEED_USER, "password": secrets.token_urlsafe(18)},
+        "dockerhub-other": lambda: {"username": OTHER_USER, "password": secrets.token_urlsafe(18)},
+        # Azure: the deploying service principal (tenant, client id, secret, subscription)
+        "azure": seed_credentials,
     }
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f)
+    missing = {name: make() for name, make in seeds.items() if name not in data}
+    if missing:
+        data |= missing
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f)
     return data
 
 
@@ -60,7 +67,10 @@ def serve(directory: Path) -> None:
         for registry in registries:
             registry.wait_ready()
 
-    app = App([hub], on_reset=restart_registries)
+    # Azure starts a registry (and its ACR-like front) per registry created through ARM
+    azure = AzureCloud(directory, material, creds["azure"])
+    app = App([hub, azure], on_reset=restart_registries)
+    azure.attach(app)
     server = app.serve(0, str(material.cert_file), str(material.key_file))
     url = f"https://127.0.0.1:{server.server_address[1]}"
     hub.registry = RegistryProcess(
@@ -97,6 +107,7 @@ def serve(directory: Path) -> None:
         server.shutdown()
         for registry in registries:
             registry.stop()
+        azure.close()
 
 
 if __name__ == "__main__":

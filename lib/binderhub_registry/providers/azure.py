@@ -1,0 +1,1189 @@
+"""Azure Container Registry (guide section 2.3): a service principal with AcrPush for BinderHub.
+
+What the guide does with ``az``, done with the official SDKs (the optional
+``azure`` extra): azure-identity signs in, azure-mgmt-resource picks the
+subscription and the resource group, azure-mgmt-containerregistry creates the
+registry, msgraph-sdk does what ``az ad sp create-for-rbac`` does (application,
+service principal, password), and azure-mgmt-authorization grants AcrPush on
+the registry alone.
+
+Microsoft Graph's SDK is async only: the Graph steps are coroutine functions,
+run with ``await run.astep(...)`` in the notebook (one Graph client per event
+loop). Everything this module creates is recorded in ``output_dir`` so reruns
+reuse it and teardown deletes only that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import json
+import os
+import ssl
+import time
+import uuid
+import warnings
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import tenacity
+import yaml
+
+from .. import sandbox as sandbox_mod
+from ..binderhub import RegistryValues, ValuesFiles
+from ..errors import (
+    AuthenticationFailed,
+    BinderHubRegistryError,
+    CloudError,
+    InvalidParameter,
+    MissingCredentials,
+    PermissionDenied,
+    SandboxError,
+    TransientCloudError,
+    VerificationFailed,
+)
+from ..params import choice, directory, flag, integer, text
+from ..params import validate as check_all
+from ..secrets import Secret
+from ..steps import Result, progress
+from ..steps import is_transient as _common_transient
+from ..verify import VerificationReport, verify_step
+from . import Record
+
+# msgraph-sdk and kiota warn at import time about their own deprecated classes: not ours to fix
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    try:  # the optional extra: say how to get it rather than fail on an import line
+        import httpx
+        from azure.core.credentials import TokenCredential
+        from azure.core.exceptions import (
+            ClientAuthenticationError,
+            HttpResponseError,
+            ResourceExistsError,
+            ResourceNotFoundError,
+            ServiceRequestError,
+            ServiceResponseError,
+        )
+        from azure.identity import (
+            ClientSecretCredential,
+            CredentialUnavailableError,
+            DefaultAzureCredential,
+            DeviceCodeCredential,
+        )
+        from azure.mgmt.authorization import AuthorizationManagementClient
+        from azure.mgmt.authorization.v2022_04_01.models import RoleAssignmentCreateParameters
+        from azure.mgmt.containerregistry import ContainerRegistryManagementClient
+        from azure.mgmt.containerregistry.models import Registry as RegistryModel
+        from azure.mgmt.containerregistry.models import RegistryProperties, Sku
+        from azure.mgmt.resource.resources import ResourceManagementClient
+        from azure.mgmt.resource.subscriptions import SubscriptionClient
+        from kiota_abstractions.base_request_configuration import RequestConfiguration
+        from kiota_authentication_azure.azure_identity_authentication_provider import (
+            AzureIdentityAuthenticationProvider,
+        )
+        from msgraph.generated.applications.applications_request_builder import (
+            ApplicationsRequestBuilder,
+        )
+        from msgraph.generated.applications.item.add_password.add_password_post_request_body import (  # noqa: E501
+            AddPasswordPostRequestBody,
+        )
+        from msgraph.generated.applications.item.remove_password.remove_password_post_request_body import (  # noqa: E501
+            RemovePasswordPostRequestBody,
+        )
+        from msgraph.generated.models.application import Application
+        from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+        from msgraph.generated.models.password_credential import PasswordCredential
+        from msgraph.generated.models.service_principal import ServicePrincipal
+        from msgraph.generated.service_principals.service_principals_request_builder import (
+            ServicePrincipalsRequestBuilder,
+        )
+        from msgraph.graph_request_adapter import GraphRequestAdapter
+        from msgraph.graph_service_client import GraphServiceClient
+        from msgraph_core import GraphClientFactory  # type: ignore[import-untyped]
+    except ImportError as e:  # pragma: no cover - depends on the installation
+        raise ImportError(
+            f"{e.name} is missing: the Azure notebook needs the azure extra: "
+            "pip install 'binderhub-registry[azure]'"
+        ) from e
+
+__all__ = [
+    "ACR_PUSH_ROLE",
+    "NAME",
+    "NOTEBOOK",
+    "PARAMETERS",
+    "Connection",
+    "Params",
+    "Principal",
+    "RegistryInfo",
+    "ensure_password",
+    "ensure_registry",
+    "ensure_resource_group",
+    "ensure_role_assignment",
+    "ensure_service_principal",
+    "finish_rotation",
+    "is_transient",
+    "registry_values",
+    "select_subscription",
+    "sign_in",
+    "teardown",
+    "validate",
+    "verify_when_ready",
+]
+
+NAME = "Azure Container Registry"
+NOTEBOOK = "03-azure-container-registry"
+ARM = "https://management.azure.com"
+ARM_SCOPE = ARM + "/.default"
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+#: AcrPush: pull and push, nothing else (no delete, no control plane); the same id in every tenant.
+ACR_PUSH_ROLE = "8311e382-0749-4cb8-b61a-304f252e45ec"
+#: Tags on what this notebook creates in Azure, so a person browsing the portal knows its origin.
+TAGS = {"created-by": "binderhub-registry"}
+_NS = uuid.UUID("0d4c3f0e-2b8e-4a53-9d3e-5c1f6a7b8e90")  # role assignment names: uuid5(scope, ...)
+T = TypeVar("T")
+
+PARAMETERS = (
+    text("acr_name", r"[A-Za-z0-9]{5,50}", "must be 5 to 50 letters or digits (unique in Azure)"),
+    text(
+        "resource_group",
+        r"[\w.()-]{0,89}[\w()-]",
+        "must be 1 to 90 letters, digits, '_', '-', '.', '(' or ')', not ending in '.'",
+        max_length=90,
+    ),
+    text(
+        "location",
+        r"[a-z][a-z0-9]{2,39}",
+        "must be an Azure region name such as westeurope: lowercase letters and digits, "
+        "no spaces (az account list-locations -o table)",
+    ),
+    choice("sku", ("Basic", "Standard", "Premium")),
+    text(
+        "sp_name",
+        r"[A-Za-z0-9][A-Za-z0-9._-]{0,119}",
+        "must be 1 to 120 letters, digits, '.', '_' or '-', starting with a letter or digit",
+        max_length=120,
+    ),
+    text(
+        "project",
+        r"[a-z0-9]+(?:[._-][a-z0-9]+)*",
+        "must be lowercase letters and digits with single '.', '_' or '-' separators, "
+        "at most 64 characters, no '/'",
+        max_length=64,
+    ),
+    text(
+        "prefix",
+        r"[a-z0-9]+(?:[._-][a-z0-9]+)*[._-]?",
+        "must start with a lowercase letter or digit, then lowercase letters, digits and "
+        "single '.', '_' or '-' separators, at most 64 characters, no '/'",
+        max_length=64,
+    ),
+    text(
+        "subscription_id",
+        r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}",
+        "must be a subscription id, a GUID such as 00000000-0000-0000-0000-000000000000 "
+        "(az account list -o table)",
+        optional=True,
+    ),
+    integer("secret_expiry_days", 1, 730),
+    flag("device_code"),
+    directory("output_dir"),
+    flag("dry_run"),
+    flag("teardown"),
+    flag("rotate"),
+    flag("sandbox"),
+)
+
+
+@dataclass(frozen=True)
+class Params:
+    """Validated parameters of the Azure Container Registry notebook."""
+
+    acr_name: str
+    resource_group: str
+    location: str
+    sku: str
+    sp_name: str
+    project: str
+    prefix: str
+    subscription_id: str
+    secret_expiry_days: int
+    device_code: bool
+    output_dir: Path
+    dry_run: bool
+    teardown: bool
+    rotate: bool
+    sandbox: bool
+
+    @property
+    def password_label(self) -> str:
+        """The display name of BinderHub's password on the application: it finds it again."""
+        return f"BinderHub push to {self.acr_name}"
+
+
+def validate(**values: Any) -> Params:
+    """Check every parameter (no network); raise InvalidParameter for the first bad one."""
+    checked = check_all(PARAMETERS, values)
+    if checked["rotate"] and checked["teardown"]:
+        raise InvalidParameter("rotate", "cannot be combined with teardown = True", True)
+    return Params(**(checked | {"output_dir": Path(checked["output_dir"])}))
+
+
+# --- errors --------------------------------------------------------------------------
+def is_transient(exc: BaseException) -> bool:
+    """Faults worth retrying: the common ones, Azure SDK 429/5xx and dropped connections."""
+    if _common_transient(exc):
+        return True
+    if isinstance(exc, (ServiceRequestError, ServiceResponseError, httpx.TransportError)):
+        return True
+    if isinstance(exc, HttpResponseError):
+        status = exc.status_code or 0
+        return status == 429 or status >= 500
+    if isinstance(exc, ODataError):
+        status = exc.response_status_code or 0
+        return status == 429 or status >= 500
+    return False
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text or "").split())
+
+
+def _retry_after(headers: Any) -> float | None:
+    try:
+        value = headers.get("Retry-After") or headers.get("retry-after")
+        return float(value) if value is not None else None
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+def _azure_message(exc: HttpResponseError) -> tuple[str, str]:
+    error = getattr(exc, "error", None)
+    code = getattr(error, "code", None) or exc.reason or "error"
+    message = getattr(error, "message", None) or exc.message
+    return str(code), _one_line(str(message).split("\nCode:")[0])
+
+
+_WHO_ARM = (
+    "the signed-in identity needs Owner (or Contributor plus User Access Administrator) on "
+    "the subscription or the resource group"
+)
+_WHO_GRAPH = (
+    "creating applications needs the Application Developer role (a person) or "
+    "Application.ReadWrite.OwnedBy (a service principal) in Microsoft Entra ID"
+)
+
+
+def _mapped(exc: BaseException) -> BaseException:
+    """The package's error for an SDK error (unchanged when it is already ours or unknown)."""
+    if isinstance(exc, BinderHubRegistryError):
+        return exc
+    if isinstance(exc, ClientAuthenticationError):
+        return AuthenticationFailed(f"Azure refused the credential: {_one_line(exc.message)}")
+    if isinstance(exc, HttpResponseError):
+        status = exc.status_code or 0
+        code, message = _azure_message(exc)
+        if status == 403:
+            return PermissionDenied(f"Azure refused ({code}): {message}: {_WHO_ARM}")
+        if status == 429 or status >= 500:
+            retry = _retry_after(getattr(exc.response, "headers", None))
+            return TransientCloudError(f"Azure answered {status} ({code})", status, retry)
+        return CloudError(f"Azure answered {status} ({code}): {message}", status)
+    if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
+        return TransientCloudError(f"cannot reach Azure: {_one_line(exc.message)}")
+    if isinstance(exc, ODataError):
+        status = exc.response_status_code or 0
+        code = (exc.error.code if exc.error else None) or "error"
+        message = _one_line((exc.error.message if exc.error else None) or exc.message)
+        if status == 401:
+            return AuthenticationFailed(f"Microsoft Graph refused the token ({code}): {message}")
+        if status == 403:
+            return PermissionDenied(f"Microsoft Graph refused ({code}): {message}: {_WHO_GRAPH}")
+        if status == 429 or status >= 500:
+            return TransientCloudError(
+                f"Microsoft Graph answered {status} ({code})",
+                status,
+                _retry_after(exc.response_headers or {}),
+            )
+        return CloudError(f"Microsoft Graph answered {status} ({code}): {message}", status)
+    if isinstance(exc, httpx.TransportError):
+        return TransientCloudError(f"cannot reach Microsoft Graph ({type(exc).__name__})")
+    return exc
+
+
+@contextmanager
+def _azure_errors() -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        mapped = _mapped(exc)
+        if mapped is exc:
+            raise
+        raise mapped from None
+
+
+def _step(fn: Callable[..., Result[T]]) -> Callable[..., Result[T]]:
+    """A step whose SDK errors become the package's (one line, saying what to do)."""
+
+    @wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Result[T]:
+        with _azure_errors():
+            return fn(*args, **kwargs)
+
+    return run
+
+
+def _astep(fn: Callable[..., Awaitable[Result[T]]]) -> Callable[..., Awaitable[Result[T]]]:
+    """:func:`_step` for the coroutine (Microsoft Graph) steps."""
+
+    @wraps(fn)
+    async def run(*args: Any, **kwargs: Any) -> Result[T]:
+        with _azure_errors():
+            return await fn(*args, **kwargs)
+
+    return run
+
+
+# --- connection --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RegistryInfo:
+    """The registry BinderHub pushes to."""
+
+    id: str
+    name: str
+    login_server: str
+
+
+@dataclass(frozen=True)
+class Principal:
+    """BinderHub's identity: the application (appId is the registry username) and its SP."""
+
+    app_object_id: str
+    app_id: str
+    sp_id: str
+    display_name: str
+
+
+@dataclass
+class Connection:
+    """A signed-in Azure session: credential, endpoints, clients, and the record of creations."""
+
+    params: Params
+    credential: TokenCredential
+    tenant_id: str
+    who: str
+    ca_file: str | None
+    arm_url: str
+    graph_url: str | None  # None: Microsoft Graph itself
+    authority: str | None  # None: Microsoft Entra ID itself
+    record: Record
+    lro_interval: float  # seconds between LRO polls when Azure sends no usable Retry-After
+    replication_wait: float  # first wait between PrincipalNotFound retries
+    propagation: float  # seconds a new password or role may take to reach the registry
+    subscription_id: str = ""
+    subscription_name: str = ""
+    fresh: bool = False  # a password or role assignment was just made: give Azure time
+    clients: dict[str, Any] = field(default_factory=dict)
+    _graph: tuple[Any, GraphServiceClient] | None = None
+
+    def arm_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for every ARM client: the endpoint and, in the sandbox, its CA."""
+        kwargs: dict[str, Any] = {"base_url": self.arm_url, "polling_interval": self.lro_interval}
+        if self.ca_file:
+            kwargs["connection_verify"] = self.ca_file
+        return kwargs
+
+    @property
+    def resources(self) -> ResourceManagementClient:
+        """Resource groups."""
+        client: ResourceManagementClient = self.clients["resources"]
+        return client
+
+    @property
+    def acr(self) -> ContainerRegistryManagementClient:
+        """Container registries."""
+        client: ContainerRegistryManagementClient = self.clients["acr"]
+        return client
+
+    @property
+    def authorization(self) -> AuthorizationManagementClient:
+        """Role assignments."""
+        client: AuthorizationManagementClient = self.clients["authorization"]
+        return client
+
+    def graph(self) -> GraphServiceClient:
+        """The Graph client of the running event loop (msgraph-sdk's httpx client is per loop)."""
+        loop = asyncio.get_running_loop()
+        if self._graph is not None and self._graph[0] is loop:
+            return self._graph[1]
+        if self.graph_url is None:
+            client = GraphServiceClient(credentials=self.credential, scopes=[GRAPH_SCOPE])
+        else:
+            verify = ssl.create_default_context(cafile=self.ca_file) if self.ca_file else True
+            http = GraphClientFactory.create_with_default_middleware(
+                client=httpx.AsyncClient(verify=verify, trust_env=False, timeout=60)
+            )
+            auth = AzureIdentityAuthenticationProvider(self.credential, scopes=[GRAPH_SCOPE])
+            adapter = GraphRequestAdapter(auth, http)
+            adapter.base_url = self.graph_url
+            client = GraphServiceClient(request_adapter=adapter)
+        self._graph = (loop, client)
+        return client
+
+
+def _claims(token: str) -> dict[str, Any]:
+    """The payload of a JWT access token, unverified (only to say who signed in)."""
+    try:
+        payload = token.split(".")[1]
+        data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _attempts(message: str) -> str:
+    """DefaultAzureCredential's multi-line report as one line: each credential, first sentence."""
+    tried = []
+    for line in message.splitlines():
+        if line.startswith("\t") and ":" in line:
+            name, _, why = line.strip().partition(":")
+            tried.append(f"{name} ({_one_line(why).split('. ')[0].rstrip('.')})")
+    return "; ".join(tried) or _one_line(message)
+
+
+_SIGN_IN_HOW = (
+    "run `az login` and rerun, or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET, "
+    "or run where a managed identity is assigned; or set device_code = True to sign in with a "
+    "code in a browser"
+)
+
+
+def _sandbox_credential(p: Params) -> tuple[TokenCredential, dict[str, str], str]:
+    box = sandbox_mod.ensure()
+    try:
+        seeded = box.credentials("azure")
+    except KeyError:
+        raise SandboxError(
+            f"the sandbox running in {box.directory} has no Azure yet (it predates it): "
+            "restart it with `binderhub-registry sandbox stop`, then rerun"
+        ) from None
+    secret, source = seeded["client_secret"], "the sandbox's seeded secret"
+    # an explicit secret for the seeded client wins: it is how a wrong secret is rehearsed
+    if os.environ.get("AZURE_CLIENT_ID") == seeded["client_id"] and os.environ.get(
+        "AZURE_CLIENT_SECRET"
+    ):
+        secret, source = os.environ["AZURE_CLIENT_SECRET"], "AZURE_CLIENT_SECRET"
+    credential = ClientSecretCredential(
+        seeded["tenant_id"],
+        seeded["client_id"],
+        secret,
+        authority=f"{box.url}/azure/login",
+        disable_instance_discovery=True,
+        connection_verify=box.ca_file,
+    )
+    endpoints = {
+        "arm": f"{box.url}/azure/management",
+        "graph": f"{box.url}/azure/graph/v1.0",
+        "authority": f"{box.url}/azure/login",
+        "ca_file": box.ca_file,
+    }
+    return credential, endpoints, source
+
+
+@_step
+def sign_in(p: Params) -> Result[Connection]:
+    """Sign in (guide step 1, ``az login``) and prove it with a token for Azure Resource Manager.
+
+    Real Azure: DefaultAzureCredential (az login, environment variables, managed
+    identity, ...), or a device code when ``device_code``. Sandbox: its seeded
+    deploying service principal, with a real ClientSecretCredential.
+    """
+    source: str
+    endpoints: dict[str, str] = {}
+    credential: TokenCredential
+    if p.sandbox:
+        credential, endpoints, source = _sandbox_credential(p)
+        if p.device_code:  # the sandbox has no browser sign-in to rehearse
+            source += " (device_code applies to real Azure only)"
+    elif p.device_code:
+        tenant = os.environ.get("AZURE_TENANT_ID") or "organizations"
+        credential = DeviceCodeCredential(tenant_id=tenant, timeout=600)
+        source = "a device code"
+    else:
+        credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
+        source = "DefaultAzureCredential"
+    try:
+        token = credential.get_token(ARM_SCOPE)
+    except CredentialUnavailableError as e:
+        raise MissingCredentials(
+            f"no Azure sign-in worked (tried {_attempts(e.message)})", _SIGN_IN_HOW
+        ) from None
+    except ClientAuthenticationError as e:
+        message = _one_line(e.message)
+        if p.sandbox or "AADSTS" in message:  # a credential was there, and was refused
+            raise AuthenticationFailed(
+                f"Microsoft Entra ID refused the sign-in with {source}: "
+                f"{message.split('Trace ID')[0].strip()}"
+            ) from None
+        raise MissingCredentials(
+            f"no Azure sign-in worked (tried {_attempts(e.message)})", _SIGN_IN_HOW
+        ) from None
+    claims = _claims(token.token)
+    tenant_id = str(claims.get("tid", ""))
+    who = str(
+        claims.get("upn") or claims.get("unique_name") or claims.get("appid") or "an identity"
+    )
+    kind = "service principal" if "appid" in claims and "upn" not in claims else "user"
+    conn = Connection(
+        params=p,
+        credential=credential,
+        tenant_id=tenant_id,
+        who=who,
+        ca_file=endpoints.get("ca_file"),
+        arm_url=endpoints.get("arm", ARM),
+        graph_url=endpoints.get("graph"),
+        authority=endpoints.get("authority"),
+        record=Record(p.output_dir, "azure"),
+        # the sandbox answers at once; Azure's ACR creation takes tens of seconds
+        lro_interval=0.05 if p.sandbox else 5.0,
+        replication_wait=0.05 if p.sandbox else 2.0,
+        propagation=0.0 if p.sandbox else 180.0,
+    )
+    where = "the sandbox's Entra ID" if p.sandbox else "Microsoft Entra ID"
+    return Result(
+        conn, "done", f"signed in to {where} as {kind} {who} (tenant {tenant_id}) with {source}"
+    )
+
+
+@_step
+def select_subscription(conn: Connection) -> Result[str]:
+    """Pick the subscription (guide step 2, ``az account set -s``); build the ARM clients.
+
+    ``subscription_id`` when given, else the only one this sign-in sees; with
+    several and none given, list them and stop.
+    """
+    p = conn.params
+    subs = list(SubscriptionClient(conn.credential, **conn.arm_kwargs()).subscriptions.list())
+    listing = ", ".join(f"{s.subscription_id} ({s.display_name})" for s in subs)
+    if p.subscription_id:
+        chosen = [s for s in subs if (s.subscription_id or "").lower() == p.subscription_id.lower()]
+        if not chosen:
+            raise InvalidParameter(
+                "subscription_id",
+                f"is not a subscription this sign-in can use; it sees: {listing or 'none'}",
+                p.subscription_id,
+            )
+    elif len(subs) == 1:
+        chosen = subs
+    elif not subs:
+        raise PermissionDenied(
+            f"{conn.who} sees no Azure subscription: ask for Owner (or Contributor plus User "
+            "Access Administrator) on one, or sign in as another identity"
+        )
+    else:
+        raise InvalidParameter(
+            "subscription_id",
+            f"is needed: this sign-in sees {len(subs)} subscriptions: {listing}",
+            p.subscription_id,
+        )
+    sub = chosen[0]
+    conn.subscription_id, conn.subscription_name = str(sub.subscription_id), str(sub.display_name)
+    kwargs = conn.arm_kwargs()
+    conn.clients = {
+        "resources": ResourceManagementClient(conn.credential, conn.subscription_id, **kwargs),
+        "acr": ContainerRegistryManagementClient(conn.credential, conn.subscription_id, **kwargs),
+        "authorization": AuthorizationManagementClient(
+            conn.credential, conn.subscription_id, **kwargs
+        ),
+    }
+    how = "as given" if p.subscription_id else "the only one this sign-in sees"
+    return Result(
+        conn.subscription_id, "done", f"{conn.subscription_name} ({conn.subscription_id}), {how}"
+    )
+
+
+# --- resource group and registry --------------------------------------------------------
+@_step
+def ensure_resource_group(conn: Connection) -> Result[str | None]:
+    """Create the resource group unless it exists (guide step 3, ``az group create``)."""
+    p = conn.params
+    if p.teardown:
+        return Result(None, "skipped", "teardown requested: nothing is created")
+    try:
+        group = conn.resources.resource_groups.get(p.resource_group)
+    except ResourceNotFoundError:
+        group = None
+    if group is not None:
+        where = f"in {group.location}"
+        if group.location != p.location:
+            where += f" (the registry still goes to {p.location})"
+        return Result(group.id, "reused", f"resource group {group.name} {where}")
+    _check_name(conn)  # a taken registry name stops the run before anything is created
+    if p.dry_run:
+        return Result(
+            None, "planned", f"would create resource group {p.resource_group} in {p.location}"
+        )
+    group = conn.resources.resource_groups.create_or_update(
+        p.resource_group, {"location": p.location, "tags": TAGS}
+    )
+    conn.record.set(
+        "resource_group",
+        {"subscription": conn.subscription_id, "name": group.name, "id": group.id},
+    )
+    return Result(group.id, "created", f"resource group {group.name} in {group.location}")
+
+
+def _sku(model: Any) -> str:
+    name = getattr(model.sku, "name", "")
+    return str(getattr(name, "value", name))  # an enum member, or already its string
+
+
+def _registry_info(model: Any) -> RegistryInfo:
+    return RegistryInfo(
+        id=str(model.id), name=str(model.name), login_server=str(model.properties.login_server)
+    )
+
+
+def _check_name(conn: Connection) -> None:
+    """Stop with a clear error when the registry name is taken (names are global in Azure)."""
+    p = conn.params
+    available = conn.acr.registries.check_name_availability(
+        {"name": p.acr_name, "type": "Microsoft.ContainerRegistry/registries"}
+    )
+    if available.name_available:
+        return
+    if available.reason == "AlreadyExists":
+        raise CloudError(
+            f"registry name {p.acr_name!r} is taken: ACR names are unique across Azure and "
+            f"another subscription (or another resource group) holds {p.acr_name.lower()}"
+            ".azurecr.io; choose another acr_name"
+        )
+    raise InvalidParameter("acr_name", _one_line(available.message), p.acr_name)
+
+
+@_step
+def ensure_registry(conn: Connection) -> Result[RegistryInfo | None]:
+    """Create the registry unless it exists (guide step 4: ``az acr check-name``, ``create``).
+
+    The name is checked first (registry names are global across Azure); creation
+    is a long-running operation, polled until the registry is ready. The admin
+    user stays disabled: BinderHub signs in as its own service principal.
+    """
+    p = conn.params
+    if p.teardown:
+        return Result(None, "skipped", "teardown requested: nothing is created")
+    try:
+        found = conn.acr.registries.get(p.resource_group, p.acr_name)
+    except ResourceNotFoundError:  # no such registry, or no such resource group yet
+        found = None
+    if found is not None:
+        info = _registry_info(found)
+        admin = (
+            "admin user ENABLED (not needed: consider disabling it)"
+            if found.properties and found.properties.admin_user_enabled
+            else "admin user disabled"
+        )
+        return Result(
+            info,
+            "reused",
+            f"{info.name} ({_sku(found)}), login server {info.login_server}, {admin}",
+        )
+    _check_name(conn)
+    if p.dry_run:
+        return Result(
+            None,
+            "planned",
+            f"would create registry {p.acr_name} ({p.sku}) in {p.resource_group}, admin user "
+            "disabled (the name is available)",
+        )
+    poller = conn.acr.registries.begin_create(
+        p.resource_group,
+        p.acr_name,
+        RegistryModel(
+            location=p.location,
+            sku=Sku(name=p.sku),
+            tags=TAGS,
+            properties=RegistryProperties(admin_user_enabled=False),
+        ),
+    )
+    registry_id = (
+        f"/subscriptions/{conn.subscription_id}/resourceGroups/{p.resource_group}"
+        f"/providers/Microsoft.ContainerRegistry/registries/{p.acr_name}"
+    )
+    # recorded as soon as Azure accepted it: a crash while it provisions still tears it down
+    conn.record.set(
+        "registry",
+        {"resource_group": p.resource_group, "name": p.acr_name, "id": registry_id},
+    )
+    started = time.monotonic()
+    while not poller.done():
+        poller.wait(timeout=max(conn.lro_interval, 1.0))
+        progress(f"provisioning: {poller.status()} after {time.monotonic() - started:.0f}s")
+    created = poller.result()
+    info = _registry_info(created)
+    return Result(
+        info,
+        "created",
+        f"{info.name} ({p.sku}), login server {info.login_server}, admin user disabled",
+    )
+
+
+# --- create-for-rbac: application, service principal, password ------------------------------
+def _query(builder: Any, **params: Any) -> RequestConfiguration[Any]:
+    return RequestConfiguration(query_parameters=builder(**params))
+
+
+def _quoted(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"  # OData string literal
+
+
+async def _applications(conn: Connection, name: str) -> list[Application]:
+    page = await conn.graph().applications.get(
+        request_configuration=_query(
+            ApplicationsRequestBuilder.ApplicationsRequestBuilderGetQueryParameters,
+            filter=f"displayName eq {_quoted(name)}",
+        )
+    )
+    return list(page.value or []) if page else []
+
+
+async def _service_principal(conn: Connection, app_id: str) -> ServicePrincipal | None:
+    page = await conn.graph().service_principals.get(
+        request_configuration=_query(
+            ServicePrincipalsRequestBuilder.ServicePrincipalsRequestBuilderGetQueryParameters,
+            filter=f"appId eq {_quoted(app_id)}",
+        )
+    )
+    found = list(page.value or []) if page else []
+    return found[0] if found else None
+
+
+@_astep
+async def ensure_service_principal(conn: Connection) -> Result[Principal | None]:
+    """The application and service principal named ``sp_name``: found, or created.
+
+    The first half of ``az ad sp create-for-rbac --name``, through Microsoft
+    Graph. A service principal whose creation answer was lost is found again
+    (Graph answers 400 or 409 to a duplicate), so reruns never make a second one.
+    """
+    p = conn.params
+    if p.teardown:
+        return Result(None, "skipped", "teardown requested: nothing is created")
+    recorded = conn.record.created.get("application", {})
+    apps = await _applications(conn, p.sp_name)
+    if len(apps) > 1:
+        apps = [a for a in apps if a.id == recorded.get("id")] or apps
+        if len(apps) > 1:
+            raise CloudError(
+                f"{len(apps)} applications are named {p.sp_name!r} in this tenant: choose another "
+                "sp_name, or delete the extras in Microsoft Entra ID > App registrations"
+            )
+    made: list[str] = []
+    app: Application | None = apps[0] if apps else None
+    if app is None and p.dry_run:
+        return Result(
+            None, "planned", f"would create application and service principal {p.sp_name!r}"
+        )
+    if app is None:
+        app = await conn.graph().applications.post(Application(display_name=p.sp_name))
+        assert app is not None and app.id and app.app_id
+        conn.record.set(
+            "application", {"id": app.id, "app_id": app.app_id, "display_name": p.sp_name}
+        )
+        made.append("application")
+    assert app.id and app.app_id
+    ours = conn.record.created.get("application", {}).get("id") == app.id
+    sp = await _service_principal(conn, app.app_id)
+    if sp is None and p.dry_run:
+        principal = Principal(app.id, app.app_id, "", p.sp_name)
+        return Result(principal, "planned", f"would create the service principal of {p.sp_name!r}")
+    if sp is None:
+        try:
+            sp = await conn.graph().service_principals.post(ServicePrincipal(app_id=app.app_id))
+        except ODataError as e:
+            if e.response_status_code not in (400, 409):
+                raise
+            sp = await _service_principal(conn, app.app_id)  # made by a lost earlier attempt
+            if sp is None:
+                raise
+        made.append("service principal")
+    assert sp is not None and sp.id
+    if ours and "service_principal" not in conn.record.created:
+        # the principal of an application we created is ours too, even if its answer was lost
+        conn.record.set("service_principal", {"id": sp.id, "app_id": app.app_id})
+    principal = Principal(app.id, app.app_id, sp.id, p.sp_name)
+    what = f"application {p.sp_name!r} (appId {app.app_id}), service principal {sp.id}"
+    if made:
+        return Result(principal, "created", f"{what}: created the {' and '.join(made)}")
+    return Result(principal, "reused", what)
+
+
+def _stored_secret(p: Params, app_id: str) -> Secret | None:
+    try:
+        data = yaml.safe_load((p.output_dir / "secret.yaml").read_text()) or {}
+        registry = data["registry"]
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+    password = registry.get("password") if isinstance(registry, dict) else None
+    if registry.get("username") != app_id or not isinstance(password, str) or not password:
+        return None
+    return Secret(password)
+
+
+def _secret_works(conn: Connection, app_id: str, secret: Secret) -> bool:
+    """True when Entra ID issues ``app_id`` a token for ``secret`` (client-credentials sign-in)."""
+    kwargs: dict[str, Any] = {}
+    if conn.authority:
+        kwargs = {"authority": conn.authority, "disable_instance_discovery": True}
+    if conn.ca_file:
+        kwargs["connection_verify"] = conn.ca_file
+    try:
+        ClientSecretCredential(conn.tenant_id, app_id, secret.reveal(), **kwargs).get_token(
+            ARM_SCOPE
+        )
+    except ClientAuthenticationError:
+        return False
+    return True
+
+
+def _day(when: dt.datetime | None) -> str:
+    return when.strftime("%Y-%m-%d") if when else "never"
+
+
+async def _passwords(conn: Connection, principal: Principal) -> list[PasswordCredential]:
+    app = await conn.graph().applications.by_application_id(principal.app_object_id).get()
+    return list(app.password_credentials or []) if app else []
+
+
+async def _remove_passwords(conn: Connection, principal: Principal, key_ids: list[str]) -> int:
+    present = {str(c.key_id) for c in await _passwords(conn, principal)}
+    removed = 0
+    for key_id in key_ids:
+        if key_id in present:  # removing an absent one is an error in Graph
+            body = RemovePasswordPostRequestBody(key_id=uuid.UUID(key_id))
+            item = conn.graph().applications.by_application_id(principal.app_object_id)
+            await item.remove_password.post(body)
+            removed += 1
+    return removed
+
+
+@_astep
+async def ensure_password(conn: Connection, principal: Principal | None) -> Result[Secret | None]:
+    """BinderHub's password on the application: reused while the stored one works, else added.
+
+    The second half of ``az ad sp create-for-rbac``: the password is shown once,
+    at creation, and kept only in ``secret.yaml``. Passwords with this notebook's
+    label whose secret was lost are removed once the new one exists. With
+    ``rotate`` a new password is added even if the stored one works; the old one
+    is removed by :func:`finish_rotation` after the new one verifies.
+    """
+    p = conn.params
+    if p.teardown:
+        return Result(None, "skipped", "teardown requested: nothing is created")
+    days = p.secret_expiry_days
+    if principal is None or not principal.sp_id:
+        return Result(None, "planned", f"would add a password valid for {days} days")
+    mine = [c for c in await _passwords(conn, principal) if c.display_name == p.password_label]
+    recorded = conn.record.created.get("password", {}).get("key_id")
+    current = next((c for c in mine if str(c.key_id) == recorded), None)
+    stored = _stored_secret(p, principal.app_id)
+    now = dt.datetime.now(dt.UTC)
+    working = (
+        current is not None
+        and stored is not None
+        and (current.end_date_time is None or current.end_date_time > now)
+        and _secret_works(conn, principal.app_id, stored)
+    )
+    if working and not p.rotate:
+        assert current is not None
+        return Result(
+            stored,
+            "reused",
+            f"password {p.password_label!r}, expires {_day(current.end_date_time)}; the stored "
+            "secret still works",
+        )
+    retiring = list(conn.record.created.get("retiring_passwords", []))
+    if working and current is not None:
+        retiring.append(str(current.key_id))  # rotate: removed only after the new one verifies
+    stale = [str(c.key_id) for c in mine if str(c.key_id) not in retiring]
+    if p.dry_run:
+        extra = f", then remove {len(stale)} whose secret was lost" if stale else ""
+        what = "rotate: would add a new password" if working else "would add a password"
+        return Result(None, "planned", f"{what} valid for {days} days{extra}")
+    end = now + dt.timedelta(days=days)
+    body = AddPasswordPostRequestBody(
+        password_credential=PasswordCredential(display_name=p.password_label, end_date_time=end)
+    )
+    item = conn.graph().applications.by_application_id(principal.app_object_id)
+    created = await item.add_password.post(body)
+    assert created is not None and created.secret_text and created.key_id
+    conn.record.set("password", {"key_id": str(created.key_id), "end": _day(created.end_date_time)})
+    conn.fresh = True
+    conn.record.set("retiring_passwords", retiring)
+    removed = await _remove_passwords(conn, principal, stale)
+    detail = (
+        f"password {p.password_label!r}, expires {_day(created.end_date_time)} (in {days} days); "
+        "shown once, kept only in secret.yaml"
+    )
+    if working:
+        detail += "; the old password is removed once this one verifies"
+    if removed:
+        detail += f"; removed {removed} whose secret was lost"
+    return Result(Secret(created.secret_text), "created", detail)
+
+
+@_astep
+async def finish_rotation(conn: Connection, principal: Principal | None) -> Result[None]:
+    """After verification: remove the passwords a rotation replaced (kept until then)."""
+    p = conn.params
+    retiring = list(conn.record.created.get("retiring_passwords", []))
+    if p.teardown or not retiring or principal is None:
+        return Result(None, "skipped", "no old password to remove")
+    if p.dry_run:
+        return Result(None, "planned", f"would remove {len(retiring)} old password(s)")
+    removed = await _remove_passwords(conn, principal, retiring)
+    conn.record.set("retiring_passwords", [])
+    return Result(None, "deleted", f"removed {removed} old password(s): only the new one works now")
+
+
+# --- role assignment ---------------------------------------------------------------------
+def _is_principal_not_found(exc: BaseException) -> bool:
+    error = getattr(exc, "error", None)
+    return isinstance(exc, HttpResponseError) and getattr(error, "code", "") == "PrincipalNotFound"
+
+
+def _acr_push_assignment(conn: Connection, scope: str, sp_id: str) -> str | None:
+    """The id of the principal's AcrPush assignment at exactly ``scope``, if any."""
+    for a in conn.authorization.role_assignments.list_for_scope(
+        scope, filter=f"principalId eq '{sp_id}'"
+    ):
+        role = (a.role_definition_id or "").lower()
+        if role.endswith(ACR_PUSH_ROLE) and (a.scope or "").lower() == scope.lower():
+            return str(a.id)
+    return None
+
+
+@_step
+def ensure_role_assignment(
+    conn: Connection, principal: Principal | None, registry: RegistryInfo | None
+) -> Result[str | None]:
+    """AcrPush for the service principal on the registry alone (``--role AcrPush --scopes``).
+
+    A new service principal takes a while to reach Azure Resource Manager, which
+    answers PrincipalNotFound meanwhile: retried (the az CLI does the same), with
+    ``principal_type`` set as Azure advises. An existing assignment is reused.
+    """
+    p = conn.params
+    if p.teardown:
+        return Result(None, "skipped", "teardown requested: nothing is created")
+    if principal is None or not principal.sp_id or registry is None:
+        return Result(None, "planned", f"would assign AcrPush on registry {p.acr_name} only")
+    scope = registry.id
+    existing = _acr_push_assignment(conn, scope, principal.sp_id)
+    if existing:
+        return Result(existing, "reused", f"AcrPush on registry {registry.name} only")
+    if p.dry_run:
+        return Result(None, "planned", f"would assign AcrPush on registry {registry.name} only")
+    role = (
+        f"/subscriptions/{conn.subscription_id}/providers/Microsoft.Authorization/"
+        f"roleDefinitions/{ACR_PUSH_ROLE}"
+    )
+    # a name derived from what it grants: a retry after a lost answer PUTs the same assignment
+    name = str(uuid.uuid5(_NS, f"{scope.lower()}|{principal.sp_id}|{ACR_PUSH_ROLE}"))
+    parameters = RoleAssignmentCreateParameters(
+        role_definition_id=role, principal_id=principal.sp_id, principal_type="ServicePrincipal"
+    )
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(36),
+        wait=tenacity.wait_exponential(multiplier=conn.replication_wait, max=10),
+        retry=tenacity.retry_if_exception(_is_principal_not_found),
+        reraise=True,
+    )
+    attempts = 0
+
+    def create() -> Any:
+        nonlocal attempts
+        attempts += 1
+        if attempts > 1:
+            progress(f"the new service principal is replicating (attempt {attempts})")
+        return conn.authorization.role_assignments.create(scope, name, parameters)
+
+    try:
+        assignment_id = str(retrying(create).id)
+    except ResourceExistsError:  # RoleAssignmentExists: made by an attempt whose answer was lost
+        found = _acr_push_assignment(conn, scope, principal.sp_id)
+        if found is None:
+            raise
+        assignment_id = found
+    conn.record.set("role_assignment", {"id": assignment_id, "scope": scope, "name": name})
+    conn.fresh = True
+    waited = f" (after {attempts} attempts: the new service principal was replicating)"
+    return Result(
+        assignment_id,
+        "created",
+        f"AcrPush on registry {registry.name} only{waited if attempts > 1 else ''}",
+    )
+
+
+# --- values, verification and teardown ----------------------------------------------------
+def verify_when_ready(
+    conn: Connection, files: ValuesFiles | None
+) -> Result[VerificationReport | None]:
+    """:func:`~binderhub_registry.verify.verify_step`, given time for Azure to propagate.
+
+    A password or role assignment made moments ago can take a while to reach the
+    registry's token service: then a failed verification is retried for up to
+    ``conn.propagation`` seconds (three minutes on Azure, none in the sandbox).
+    """
+    if files is None or not conn.fresh or conn.propagation <= 0:
+        return verify_step(files, conn.ca_file)
+    started = time.monotonic()
+
+    def waiting(state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        waited = time.monotonic() - started
+        progress(f"waiting for Azure to propagate the new credentials ({waited:.0f}s): {exc}")
+
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_delay(conn.propagation),
+        wait=tenacity.wait_fixed(min(10.0, conn.propagation / 6)),
+        retry=tenacity.retry_if_exception_type(VerificationFailed),
+        before_sleep=waiting,
+        reraise=True,
+    )
+    return retrying(verify_step, files, conn.ca_file)
+
+
+def registry_values(
+    conn: Connection, registry: RegistryInfo, principal: Principal, password: Secret
+) -> RegistryValues:
+    """BinderHub's values: push as the service principal (appId and password) to the registry.
+
+    ACR's challenge is one BinderHub cannot follow, hence ``token_url``; ACR
+    reads the first ``service`` of the query, so BinderHub's appended
+    ``service=container_registry`` does no harm.
+    """
+    p = conn.params
+    login = registry.login_server
+    return RegistryValues(
+        image_prefix=f"{login}/{p.project}/{p.prefix}",
+        username=principal.app_id,
+        password=password,
+        registry_url=f"https://{login}",
+        docker_registry={"token_url": f"https://{login}/oauth2/token?service={login}"},
+    )
+
+
+def _gone(exc: BaseException) -> bool:
+    status = getattr(exc, "status_code", None) or getattr(exc, "response_status_code", None)
+    return isinstance(exc, (ResourceNotFoundError, HttpResponseError, ODataError)) and status == 404
+
+
+@_astep
+async def teardown(conn: Connection) -> Result[None]:
+    """Delete what this notebook created, as recorded in ``output_dir``, and ``secret.yaml``.
+
+    In order: the role assignment, the passwords, the service principal and the
+    application, the registry, the resource group. Things it found and reused
+    stay. Each deletion is recorded at once, so an interrupted teardown resumes.
+    """
+    p = conn.params
+    created = conn.record.created
+    kinds = [
+        k
+        for k in (
+            "role_assignment",
+            "password",
+            "service_principal",
+            "application",
+            "registry",
+            "resource_group",
+        )
+        if created.get(k)
+    ]
+    if not kinds:
+        return Result(None, "skipped", "nothing recorded as created by this notebook")
+    names = {
+        "role_assignment": "the AcrPush role assignment",
+        "password": "the password",
+        "service_principal": "the service principal",
+        "application": "the application",
+        "registry": f"registry {created.get('registry', {}).get('name')}",
+        "resource_group": f"resource group {created.get('resource_group', {}).get('name')}",
+    }
+    if p.dry_run:
+        return Result(None, "planned", "would delete " + ", ".join(names[k] for k in kinds))
+    for kind in ("registry", "resource_group"):
+        if (
+            kind in created
+            and created[kind]["id"].split("/")[2].lower() != conn.subscription_id.lower()
+        ):
+            raise CloudError(
+                f"{names[kind]} was created in another subscription "
+                f"({created[kind]['id'].split('/')[2]}): set subscription_id to it"
+            )
+    done: list[str] = []
+
+    async def delete(kind: str, action: Callable[[], Awaitable[Any]]) -> None:
+        try:
+            await action()
+        except Exception as exc:
+            if not _gone(exc):
+                raise
+        conn.record.forget(kind)
+        done.append(names[kind])
+
+    if "role_assignment" in created:
+        rid = created["role_assignment"]["id"]
+
+        async def unassign() -> None:
+            conn.authorization.role_assignments.delete_by_id(rid)
+
+        await delete("role_assignment", unassign)
+    app = created.get("application")
+    if "password" in created:
+        principal = None
+        if app:
+            principal = Principal(app["id"], app["app_id"], "", p.sp_name)
+        else:  # an application found, not made: remove only our passwords from it
+            apps = await _applications(conn, p.sp_name)
+            if apps and apps[0].id and apps[0].app_id:
+                principal = Principal(apps[0].id, apps[0].app_id, "", p.sp_name)
+        keys = [created["password"]["key_id"], *created.get("retiring_passwords", [])]
+
+        async def unpassword() -> None:
+            if principal is not None:
+                await _remove_passwords(conn, principal, keys)
+
+        await delete("password", unpassword)
+        conn.record.forget("retiring_passwords")
+    if "service_principal" in created:
+        sp_id = created["service_principal"]["id"]
+        await delete(
+            "service_principal",
+            lambda: conn.graph().service_principals.by_service_principal_id(sp_id).delete(),
+        )
+    if app:
+        await delete(
+            "application", lambda: conn.graph().applications.by_application_id(app["id"]).delete()
+        )
+    if "registry" in created:
+        reg = created["registry"]
+
+        async def unregistry() -> None:
+            conn.acr.registries.begin_delete(reg["resource_group"], reg["name"]).result()
+
+        await delete("registry", unregistry)
+    if "resource_group" in created:
+        group = created["resource_group"]["name"]
+
+        async def ungroup() -> None:
+            conn.resources.resource_groups.begin_delete(group).result()
+
+        await delete("resource_group", ungroup)
+    (p.output_dir / "secret.yaml").unlink(missing_ok=True)
+    return Result(None, "deleted", ", ".join(done) + "; secret.yaml removed")

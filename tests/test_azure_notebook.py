@@ -1,0 +1,584 @@
+"""papermill scenarios on notebooks/03-azure-container-registry.ipynb against the sandbox."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import socket
+import time
+import types
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+import requests
+import yaml
+from papermill.exceptions import PapermillExecutionError
+
+from binderhub_registry import (
+    InvalidParameter,
+    MissingCredentials,
+    Secret,
+    ValuesFiles,
+    VerificationFailed,
+    load_values,
+    sandbox,
+)
+from binderhub_registry.providers import azure
+from binderhub_registry.sandbox.azure import TAKEN_REGISTRY
+
+from .conftest import NOTEBOOKS, NotebookRun, outputs_text
+from .test_azure_sandbox import settings
+
+pytestmark = [
+    pytest.mark.notebook,
+    # msgraph-sdk and kiota warn about their own deprecated classes as they load them lazily
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:msgraph"),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:kiota_abstractions"),
+]
+AZURE_VARIABLES = (
+    "AZURE_TENANT_ID",
+    "AZURE_CLIENT_ID",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_CLIENT_CERTIFICATE_PATH",
+    "AZURE_USERNAME",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "AZURE_TOKEN_CREDENTIALS",
+)
+
+
+@pytest.fixture
+def azure_nb(
+    tmp_path: Path, fresh: sandbox.Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> NotebookRun:
+    """The Azure notebook, against a fresh sandbox, writing into tmp_path, no Azure variables."""
+    for name in AZURE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return NotebookRun(NOTEBOOKS / "03-azure-container-registry.ipynb", tmp_path)
+
+
+def az(box: sandbox.Sandbox) -> dict[str, Any]:
+    state: dict[str, Any] = box.state()["azure"]
+    return state
+
+
+def created(box: sandbox.Sandbox) -> dict[str, list[Any]]:
+    """What exists beyond the seed: resource groups, registries, BinderHub's app, SP, passwords."""
+    state = az(box)
+    deployer = box.credentials("azure")["client_id"]
+    apps = [a for a in state["applications"] if a["app_id"] != deployer]
+    return {
+        "resource_groups": [g["name"] for g in state["resource_groups"]],
+        "registries": [r["name"] for r in state["registries"]],
+        "applications": [a["display_name"] for a in apps],
+        "service_principals": [
+            s["display_name"] for s in state["service_principals"] if s["app_id"] != deployer
+        ],
+        "passwords": [p["key_id"] for a in apps for p in a["passwords"]],
+        "role_assignments": [
+            (a["role"], a["principal_type"])
+            for a in state["role_assignments"]
+            if a["role"] != "Owner"
+        ],
+    }
+
+
+ONE_OF_EACH = {
+    "resource_groups": ["binderhub-registry"],
+    "registries": ["binderhubdemo"],
+    "applications": ["binderhub-sp"],
+    "service_principals": ["binderhub-sp"],
+    "role_assignments": [("AcrPush", "ServicePrincipal")],
+}
+
+
+def assert_one_of_each(box: sandbox.Sandbox) -> None:
+    found = created(box)
+    assert len(found.pop("passwords")) == 1
+    assert found == ONE_OF_EACH
+
+
+def secret(run: NotebookRun) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((run.output_dir / "secret.yaml").read_text())["registry"]
+    return data
+
+
+def token_status(box: sandbox.Sandbox, login: str, user: str, password: str) -> int:
+    """The ACR token endpoint's answer to these credentials, with BinderHub's doubled service."""
+    r = requests.get(
+        f"https://{login}/oauth2/token",
+        params=[("service", login), ("scope", "repository:binderhub/x:pull,push")],
+        auth=(user, password),
+        verify=box.ca_file,
+        timeout=10,
+    )
+    return r.status_code
+
+
+def test_default_run_writes_verified_values(azure_nb: NotebookRun, fresh: sandbox.Sandbox) -> None:
+    nb = azure_nb()
+    text = outputs_text(nb)
+    for row in (
+        "Resource group [created]",
+        "Container registry [created]",
+        "Application and service principal [created]",
+        "Password for BinderHub [created]",
+        "AcrPush on the registry [created]",
+    ):
+        assert row in text
+    assert "BinderHub finds the pushed image" in text
+    assert_one_of_each(fresh)
+    state = az(fresh)
+    registry = state["registries"][0]
+    assert registry["admin_user_enabled"] is False
+    assert registry["repositories"] == {"binderhub/binder-binderhub-registry-check": ["verify"]}
+    assignment = next(a for a in state["role_assignments"] if a["role"] == "AcrPush")
+    assert assignment["scope"].endswith("/registries/binderhubdemo")  # the registry alone
+    config = yaml.safe_load((azure_nb.output_dir / "config.yaml").read_text())["config"]
+    prefix = config["BinderHub"]["image_prefix"]
+    login = prefix.split("/")[0]
+    assert prefix == f"{login}/binderhub/binder-"
+    assert config["DockerRegistry"] == {
+        "token_url": f"https://{login}/oauth2/token?service={login}"
+    }
+    registry_values = secret(azure_nb)
+    assert registry_values["url"] == f"https://{login}"
+    app = next(a for a in state["applications"] if a["display_name"] == "binderhub-sp")
+    assert registry_values["username"] == app["app_id"]
+    assert (azure_nb.output_dir / "secret.yaml").stat().st_mode & 0o777 == 0o600
+    record = azure_nb.record()
+    assert record["provider"] == "azure"
+    assert set(record["created"]) >= {
+        "resource_group",
+        "registry",
+        "application",
+        "service_principal",
+        "password",
+        "role_assignment",
+    }
+
+
+def test_rerun_creates_nothing(azure_nb: NotebookRun, fresh: sandbox.Sandbox) -> None:
+    azure_nb()
+    before = fresh.state()
+    password = secret(azure_nb)["password"]
+    first_log = len(fresh.log())
+    nb = azure_nb()
+    assert fresh.state() == before
+    text = outputs_text(nb)
+    for row in ("Resource group", "Container registry", "Application and service principal"):
+        assert f"{row} [reused]" in text
+    assert "Password for BinderHub [reused]" in text
+    assert "AcrPush on the registry [reused]" in text
+    assert secret(azure_nb)["password"] == password
+    writes = [
+        e
+        for e in fresh.log()[first_log:]
+        if e["path"].startswith("/azure/")  # the registry's own log lines are the push
+        and (
+            e["method"] in ("PUT", "DELETE", "PATCH")
+            or (e["method"] == "POST" and "/graph/" in e["path"])
+        )
+    ]
+    assert writes == []
+
+
+def test_dry_run_changes_nothing(azure_nb: NotebookRun, fresh: sandbox.Sandbox) -> None:
+    before = fresh.state()
+    nb = azure_nb(dry_run=True)
+    text = outputs_text(nb)
+    assert "Resource group [planned]: would create resource group binderhub-registry" in text
+    assert "Container registry [planned]: would create registry binderhubdemo (Basic)" in text
+    assert "[planned]: would create application and service principal 'binderhub-sp'" in text
+    assert "Password for BinderHub [planned]" in text
+    assert "AcrPush on the registry [planned]" in text
+    assert "Verify with BinderHub's handshake and a push [skipped]" in text
+    assert fresh.state() == before
+    assert not azure_nb.output_dir.exists() or not any(azure_nb.output_dir.iterdir())
+    for entry in fresh.log():  # reads, sign-in, and the read-only name check only
+        assert entry["method"] in ("GET", "HEAD") or entry["path"].endswith(
+            ("/oauth2/v2.0/token", "/checkNameAvailability")
+        ), entry
+
+
+BAD_INPUTS = [
+    ({"acr_name": ""}, "acr_name", "5 to 50 letters or digits"),
+    ({"acr_name": "acr1"}, "acr_name", "5 to 50"),
+    ({"acr_name": "binder-hub"}, "acr_name", "letters or digits"),
+    ({"resource_group": ""}, "resource_group", "1 to 90"),
+    ({"resource_group": "group."}, "resource_group", "not ending in '.'"),
+    ({"location": "West Europe"}, "location", "region name"),
+    ({"sku": "Free"}, "sku", "one of Basic, Standard, Premium"),
+    ({"sp_name": "it's"}, "sp_name", "letters, digits"),
+    ({"project": "Binder"}, "project", "lowercase"),
+    ({"prefix": "Binder-"}, "prefix", "lowercase"),
+    ({"subscription_id": "my-subscription"}, "subscription_id", "GUID"),
+    ({"secret_expiry_days": 0}, "secret_expiry_days", "from 1 to 730"),
+    ({"output_dir": ""}, "output_dir", "directory path"),
+    ({"rotate": True, "teardown": True}, "rotate", "cannot be combined with teardown"),
+]
+#: More broken rules, checked in-process (the notebook runs above prove the wiring).
+MORE_BAD_INPUTS = [
+    ({"acr_name": "a" * 51}, "acr_name", "5 to 50"),
+    ({"resource_group": "a/b"}, "resource_group", "letters, digits"),
+    ({"resource_group": "g" * 91}, "resource_group", "1 to 90"),
+    ({"location": "west-europe"}, "location", "region name"),
+    ({"sku": "basic"}, "sku", "one of Basic"),
+    ({"sp_name": ""}, "sp_name", "1 to 120"),
+    ({"sp_name": "-sp"}, "sp_name", "starting with a letter or digit"),
+    ({"project": "a/b"}, "project", "no '/'"),
+    ({"project": "a" * 65}, "project", "at most 64"),
+    ({"prefix": "team/binder-"}, "prefix", "no '/'"),
+    ({"secret_expiry_days": 731}, "secret_expiry_days", "from 1 to 730"),
+    ({"secret_expiry_days": "365"}, "secret_expiry_days", "whole number"),
+    ({"secret_expiry_days": True}, "secret_expiry_days", "whole number"),
+    ({"device_code": "no"}, "device_code", "True or False"),
+    ({"dry_run": 1}, "dry_run", "True or False"),
+    ({"sandbox": "False"}, "sandbox", "True or False"),
+]
+DEFAULTS = {
+    "acr_name": "binderhubdemo",
+    "resource_group": "binderhub-registry",
+    "location": "westeurope",
+    "sku": "Basic",
+    "sp_name": "binderhub-sp",
+    "project": "binderhub",
+    "prefix": "binder-",
+    "subscription_id": "",
+    "secret_expiry_days": 365,
+    "device_code": False,
+    "output_dir": "build/03-azure-container-registry",
+    "dry_run": False,
+    "teardown": False,
+    "rotate": False,
+    "sandbox": True,
+}
+
+
+@pytest.mark.parametrize(
+    ("params", "name", "rule"),
+    BAD_INPUTS + MORE_BAD_INPUTS,
+    ids=[f"{p}"[:40] for p, _, _ in BAD_INPUTS + MORE_BAD_INPUTS],
+)
+def test_validate_names_the_parameter_and_its_rule(
+    params: dict[str, Any], name: str, rule: str
+) -> None:
+    with pytest.raises(InvalidParameter) as err:
+        azure.validate(**(DEFAULTS | params))
+    assert err.value.name == name
+    assert rule in str(err.value) and "\n" not in str(err.value)
+
+
+def test_defaults_match_the_notebook_and_validate() -> None:
+    nb = nbformat.read(str(NOTEBOOKS / "03-azure-container-registry.ipynb"), as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    namespace: dict[str, Any] = {}
+    exec(cell.source, namespace)
+    assert {k: namespace[k] for k in DEFAULTS} == DEFAULTS
+    assert [p.name for p in azure.PARAMETERS] == list(DEFAULTS)
+    assert azure.validate(**DEFAULTS).output_dir == Path("build/03-azure-container-registry")
+
+
+@pytest.mark.parametrize(
+    ("params", "name", "rule"), BAD_INPUTS, ids=[f"{p}"[:40] for p, _, _ in BAD_INPUTS]
+)
+def test_bad_input_fails_before_any_call(
+    azure_nb: NotebookRun, fresh: sandbox.Sandbox, params: dict[str, Any], name: str, rule: str
+) -> None:
+    before = fresh.state()
+    with pytest.raises(PapermillExecutionError) as err:
+        azure_nb(**params)
+    assert err.value.ename == "InvalidParameter"
+    message = err.value.evalue
+    assert "\n" not in message
+    assert message.startswith(f"parameter {name!r}: ")
+    assert rule in message
+    assert fresh.log() == []  # no cloud call at all
+    assert fresh.state() == before
+    assert not (azure_nb.output_dir / "secret.yaml").exists()
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"method": "PUT", "path": "(?i)/resourcegroups/[^/]+$", "status": 429, "retry_after": 1},
+        {"method": "GET", "path": "/registries/binderhubdemo$", "status": 503, "times": 2},
+        {"method": "POST", "path": "/graph/v1.0/servicePrincipals$", "drop": True, "after": True},
+        {"method": "POST", "path": "/addPassword$", "drop": True, "after": True},
+        {"method": "GET", "path": "^/oauth2/token$", "status": 502},
+    ],
+    ids=["429-retry-after", "503-twice", "sp-answer-lost", "password-answer-lost", "realm-502"],
+)
+def test_faults_are_retried_without_duplicates(
+    azure_nb: NotebookRun, fresh: sandbox.Sandbox, fault: dict[str, Any]
+) -> None:
+    fresh.add_faults(fault)
+    nb = azure_nb()
+    assert "BinderHub finds the pushed image" in outputs_text(nb)
+    hits = [e for e in fresh.log() if e["status"] in (fault.get("status"), "dropped")]
+    assert hits, "the fault was never injected"
+    if fault["path"] == "/addPassword$":  # the lost password was removed, the new one kept
+        assert_one_of_each(fresh)
+        assert "removed 1 whose secret was lost" in outputs_text(nb)
+    else:
+        assert_one_of_each(fresh)
+
+
+def test_new_principal_not_found_three_times(azure_nb: NotebookRun, fresh: sandbox.Sandbox) -> None:
+    settings(fresh, principal_not_found=3)
+    nb = azure_nb()
+    assert "after 4 attempts: the new service principal was replicating" in outputs_text(nb)
+    assert_one_of_each(fresh)
+    puts = [e for e in fresh.log() if e["method"] == "PUT" and "roleAssignments" in e["path"]]
+    assert [e["status"] for e in puts] == [400, 400, 400, 201]
+
+
+def test_registry_creation_polled_until_ready(
+    azure_nb: NotebookRun, fresh: sandbox.Sandbox
+) -> None:
+    settings(fresh, registry_polls=4)
+    nb = azure_nb()
+    assert "Container registry [created]" in outputs_text(nb)
+    polls = [e for e in fresh.log() if "/operationStatuses/" in e["path"]]
+    assert len(polls) == 5  # four InProgress, then Succeeded
+    assert az(fresh)["registries"][0]["provisioning_state"] == "Succeeded"
+
+
+def test_crash_after_service_principal_then_rerun(
+    azure_nb: NotebookRun, fresh: sandbox.Sandbox
+) -> None:
+    denied = {
+        "error": {
+            "code": "Authorization_RequestDenied",
+            "message": "Insufficient privileges to complete the operation.",
+        }
+    }
+    fresh.add_faults({"method": "POST", "path": "/addPassword$", "status": 403, "body": denied})
+    with pytest.raises(PapermillExecutionError) as err:
+        azure_nb()
+    assert err.value.ename == "PermissionDenied"
+    assert "Application Developer" in err.value.evalue  # says who may do it
+    half = created(fresh)
+    assert half["service_principals"] == ["binderhub-sp"] and half["passwords"] == []
+    assert half["role_assignments"] == []
+    assert set(azure_nb.record()["created"]) >= {"application", "service_principal"}
+    nb = azure_nb()
+    assert "Application and service principal [reused]" in outputs_text(nb)
+    assert_one_of_each(fresh)  # no second application, principal or role
+
+
+def test_registry_name_taken_by_another_subscription(
+    azure_nb: NotebookRun, fresh: sandbox.Sandbox
+) -> None:
+    before = fresh.state()
+    with pytest.raises(PapermillExecutionError) as err:
+        azure_nb(acr_name=TAKEN_REGISTRY)
+    assert err.value.ename == "CloudError"
+    assert f"registry name {TAKEN_REGISTRY!r} is taken" in err.value.evalue
+    assert "choose another acr_name" in err.value.evalue
+    assert fresh.state() == before  # checked before the resource group was created
+
+
+def test_several_subscriptions_listed_then_chosen(
+    azure_nb: NotebookRun, fresh: sandbox.Sandbox
+) -> None:
+    settings(fresh, extra_subscription=True)
+    seeded = fresh.credentials("azure")["subscription_id"]
+    with pytest.raises(PapermillExecutionError) as err:
+        azure_nb(dry_run=True)
+    assert err.value.ename == "InvalidParameter"
+    assert err.value.evalue.startswith("parameter 'subscription_id': is needed")
+    assert seeded in err.value.evalue and "second subscription" in err.value.evalue
+    nb = azure_nb(dry_run=True, subscription_id=seeded)
+    assert f"({seeded}), as given" in outputs_text(nb)
+
+
+def test_rotate_replaces_the_password(azure_nb: NotebookRun, fresh: sandbox.Sandbox) -> None:
+    azure_nb()
+    old = secret(azure_nb)
+    old_key = azure_nb.record()["created"]["password"]["key_id"]
+    login = old["url"].removeprefix("https://")
+    nb = azure_nb(rotate=True)
+    text = outputs_text(nb)
+    assert "Password for BinderHub [created]" in text
+    assert "the old password is removed once this one verifies" in text
+    assert "Remove the replaced password [deleted]" in text
+    new = secret(azure_nb)
+    assert new["username"] == old["username"] and new["password"] != old["password"]
+    assert created(fresh)["passwords"] == [azure_nb.record()["created"]["password"]["key_id"]]
+    assert old_key not in created(fresh)["passwords"]
+    assert token_status(fresh, login, new["username"], new["password"]) == 200
+    assert token_status(fresh, login, old["username"], old["password"]) == 401  # cannot push
+
+
+def test_teardown_leaves_nothing_behind(azure_nb: NotebookRun, fresh: sandbox.Sandbox) -> None:
+    seeded = fresh.state()
+    azure_nb()
+    login = secret(azure_nb)["url"].removeprefix("https://")
+    nb = azure_nb(teardown=True)
+    text = outputs_text(nb)
+    assert "Delete what this notebook created [deleted]" in text
+    assert "Resource group [skipped]" in text
+    assert fresh.state() == seeded
+    assert not (azure_nb.output_dir / "secret.yaml").exists()
+    host, port = login.split(":")
+    with pytest.raises(OSError):  # the registry is gone, its endpoint too
+        socket.create_connection((host, int(port)), timeout=1).close()
+    nb = azure_nb(teardown=True)  # twice is fine: nothing left to delete
+    assert "nothing recorded as created by this notebook" in outputs_text(nb)
+    assert fresh.state() == seeded
+
+
+def test_teardown_keeps_what_it_found(azure_nb: NotebookRun, fresh: sandbox.Sandbox) -> None:
+    creds = fresh.credentials("azure")
+    token = requests.post(
+        f"{fresh.url}/azure/login/{creds['tenant_id']}/oauth2/v2.0/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": creds["client_id"],
+            "client_secret": creds["client_secret"],
+            "scope": "https://management.azure.com/.default",
+        },
+        verify=fresh.ca_file,
+        timeout=10,
+    ).json()["access_token"]
+    requests.put(
+        f"{fresh.url}/azure/management/subscriptions/{creds['subscription_id']}"
+        "/resourcegroups/existing-group",
+        params={"api-version": "2025-04-01"},
+        json={"location": "northeurope"},
+        headers={"Authorization": f"Bearer {token}"},
+        verify=fresh.ca_file,
+        timeout=10,
+    ).raise_for_status()
+    nb = azure_nb(resource_group="existing-group")
+    assert "Resource group [reused]: resource group existing-group in northeurope" in outputs_text(
+        nb
+    )
+    azure_nb(resource_group="existing-group", teardown=True)
+    left = created(fresh)
+    assert left["resource_groups"] == ["existing-group"]  # found, so kept
+    assert left["registries"] == [] and left["applications"] == []
+    assert left["role_assignments"] == []
+
+
+def test_no_secret_in_outputs_logs_or_files(azure_nb: NotebookRun, fresh: sandbox.Sandbox) -> None:
+    azure_nb()
+    issued = secret(azure_nb)["password"]
+    seeded = fresh.credentials("azure")["client_secret"]
+    places = {
+        "papermill output notebook": azure_nb.last_output(),
+        "sandbox request log": json.dumps(fresh.log()),
+        "sandbox state": json.dumps(fresh.state()),
+        "sandbox process log": (fresh.directory / "sandbox.log").read_text(),
+        "config.yaml": (azure_nb.output_dir / "config.yaml").read_text(),
+        "record": (azure_nb.output_dir / "binderhub-registry.json").read_text(),
+        "stored notebook": (NOTEBOOKS / "03-azure-container-registry.ipynb").read_text(),
+    }
+    for where, text in places.items():
+        for value in (issued, seeded):
+            assert value not in text, f"a secret leaked into the {where}"
+    assert issued in (azure_nb.output_dir / "secret.yaml").read_text()
+    assert (azure_nb.output_dir / "secret.yaml").stat().st_mode & 0o777 == 0o600
+
+
+def test_wrong_secret_is_a_clear_authentication_error(
+    azure_nb: NotebookRun, fresh: sandbox.Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AZURE_CLIENT_ID", fresh.credentials("azure")["client_id"])
+    monkeypatch.setenv("AZURE_CLIENT_SECRET", "not-the-secret")
+    with pytest.raises(PapermillExecutionError) as err:
+        azure_nb()
+    assert err.value.ename == "AuthenticationFailed"
+    assert "with AZURE_CLIENT_SECRET" in err.value.evalue
+    assert "AADSTS7000215" in err.value.evalue
+    assert "not-the-secret" not in azure_nb.last_output()
+    assert created(fresh)["applications"] == []
+
+
+def test_real_mode_without_credentials_fails_at_sign_in(
+    azure_nb: NotebookRun, fresh: sandbox.Sandbox
+) -> None:
+    # the kernel inherits the loopback variables: the managed identity probe goes to 127.0.0.1:9
+    assert os.environ["IDENTITY_ENDPOINT"].startswith("http://127.0.0.1:")
+    started = time.monotonic()
+    with pytest.raises(PapermillExecutionError) as err:
+        azure_nb(sandbox=False)
+    assert time.monotonic() - started < 60
+    assert err.value.ename == "MissingCredentials"
+    message = err.value.evalue
+    assert "\n" not in message
+    assert message.startswith("no Azure sign-in worked (tried ")
+    assert "run `az login`" in message and "device_code = True" in message
+    assert "127.0.0.1" in message  # where the managed identity probe went
+    assert fresh.log() == []  # nothing reached the sandbox either
+
+
+def test_credential_probes_stay_on_loopback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """In-process: every connection DefaultAzureCredential opens is to loopback, never IMDS."""
+    for name in AZURE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no az, azd or pwsh to spawn: quick and offline
+    seen: list[Any] = []
+    connect = socket.socket.connect
+
+    def recording(self: socket.socket, address: Any) -> Any:
+        seen.append(address)
+        return connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", recording)
+    p = azure.validate(
+        acr_name="binderhubdemo",
+        resource_group="binderhub-registry",
+        location="westeurope",
+        sku="Basic",
+        sp_name="binderhub-sp",
+        project="binderhub",
+        prefix="binder-",
+        subscription_id="",
+        secret_expiry_days=365,
+        device_code=False,
+        output_dir=str(tmp_path / "values"),
+        dry_run=False,
+        teardown=False,
+        rotate=False,
+        sandbox=False,
+    )
+    started = time.monotonic()
+    with pytest.raises(MissingCredentials):
+        azure.sign_in(p)
+    assert time.monotonic() - started < 30
+    assert seen, "the managed identity credential should have probed its (loopback) endpoint"
+    hosts = {address[0] for address in seen}
+    assert hosts <= {"127.0.0.1", "::1"}, hosts
+    assert "169.254.169.254" not in hosts
+
+
+def test_fresh_credentials_get_time_to_propagate(
+    azure_nb: NotebookRun, fresh: sandbox.Sandbox
+) -> None:
+    """On Azure a just-made password may fail at first: verification retries, then reports."""
+    azure_nb()
+    values = load_values(azure_nb.output_dir / "config.yaml", azure_nb.output_dir / "secret.yaml")
+    wrong = dataclasses.replace(values, password=Secret("not-propagated-yet"))
+    files = ValuesFiles(
+        azure_nb.output_dir / "config.yaml", azure_nb.output_dir / "secret.yaml", wrong
+    )
+    conn = types.SimpleNamespace(fresh=True, propagation=0.6, ca_file=fresh.ca_file)
+    before = len(fresh.log())
+    with pytest.raises(VerificationFailed) as err:
+        azure.verify_when_ready(conn, files)  # type: ignore[arg-type]
+    assert "refused user" in err.value.diagnosis
+    refused = [
+        e for e in fresh.log()[before:] if e["path"] == "/oauth2/token" and e["status"] == 401
+    ]
+    assert len(refused) > 1  # tried again while it might still be propagating
+    conn.fresh = False  # nothing new: one attempt, as verify_step
+    before = len(fresh.log())
+    with pytest.raises(VerificationFailed):
+        azure.verify_when_ready(conn, files)  # type: ignore[arg-type]
+    assert len([e for e in fresh.log()[before:] if e["status"] == 401]) == 1
