@@ -123,14 +123,10 @@ def test_form_edits_parameters_then_the_notebook_runs(
         organization.press("Enter")
         page.screenshot(path=str(workdir / "form.png"), full_page=False)
 
-        # click into Step 1's cell, then run it and every cell below, as a person would
-        cells = page.locator(".jp-Notebook .jp-Cell")
-        code = page.locator(".jp-Notebook .jp-CodeCell")
-        step1 = code.nth(2)
-        first = step1.evaluate("cell => [...cell.parentNode.children].indexOf(cell)")
-        step1.locator(".jp-InputArea-editor").click()
-        for _ in range(cells.count() - first):
-            page.keyboard.press("Shift+Enter")
+        # select Step 1's cell, then Run > Run Selected Cell and All Below, as a person would
+        page.locator(".jp-Notebook .jp-CodeCell").nth(2).locator(".jp-InputArea-prompt").click()
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.get_by_text("Run Selected Cell and All Below").click()
         try:
             page.wait_for_selector("text=BinderHub finds the pushed image", timeout=90_000)
         except playwright.Error:
