@@ -79,3 +79,27 @@ def outputs_text(nb: nbformat.NotebookNode) -> str:
             parts.extend(str(v) for v in out.get("data", {}).values())
             parts.append(str(out.get("evalue", "")))
     return "\n".join(parts)
+
+
+def assert_fails_before_any_call(
+    run: NotebookRun, box: sandbox.Sandbox, params: dict[str, Any], name: str, rule: str
+) -> None:
+    """Running with ``params`` stops at validation: one line naming ``name`` and its rule,
+    no request to the sandbox, nothing created, and one line in the notebook too."""
+    from papermill.exceptions import PapermillExecutionError
+
+    before = box.state()
+    with pytest.raises(PapermillExecutionError) as err:
+        run(**params)
+    assert err.value.ename == "InvalidParameter"
+    message = err.value.evalue
+    assert "\n" not in message
+    assert message.startswith(f"parameter {name!r}: ")
+    assert rule in message
+    assert box.log() == []  # no cloud call at all
+    assert box.state() == before
+    assert not (run.output_dir / "secret.yaml").exists()
+    out = nbformat.reads(run.last_output(), as_version=4)
+    errors = [o for c in out.cells for o in c.get("outputs", []) if o.output_type == "error"]
+    assert len(errors) == 1 and errors[0].traceback == [errors[0].traceback[0]]
+    assert message in errors[0].traceback[0]

@@ -29,7 +29,7 @@ from binderhub_registry import (
 from binderhub_registry.providers import azure
 from binderhub_registry.sandbox.azure import TAKEN_REGISTRY
 
-from .conftest import NOTEBOOKS, NotebookRun, outputs_text
+from .conftest import NOTEBOOKS, NotebookRun, assert_fails_before_any_call, outputs_text
 from .test_azure_sandbox import settings
 
 pytestmark = [
@@ -287,17 +287,7 @@ def test_defaults_match_the_notebook_and_validate() -> None:
 def test_bad_input_fails_before_any_call(
     azure_nb: NotebookRun, fresh: sandbox.Sandbox, params: dict[str, Any], name: str, rule: str
 ) -> None:
-    before = fresh.state()
-    with pytest.raises(PapermillExecutionError) as err:
-        azure_nb(**params)
-    assert err.value.ename == "InvalidParameter"
-    message = err.value.evalue
-    assert "\n" not in message
-    assert message.startswith(f"parameter {name!r}: ")
-    assert rule in message
-    assert fresh.log() == []  # no cloud call at all
-    assert fresh.state() == before
-    assert not (azure_nb.output_dir / "secret.yaml").exists()
+    assert_fails_before_any_call(azure_nb, fresh, params, name, rule)
 
 
 @pytest.mark.parametrize(

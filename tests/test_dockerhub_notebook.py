@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import nbformat
 import pytest
 import yaml
 from papermill.exceptions import PapermillExecutionError
 
 from binderhub_registry import sandbox
 
-from .conftest import NotebookRun, outputs_text
+from .conftest import NotebookRun, assert_fails_before_any_call, outputs_text
 
 pytestmark = pytest.mark.notebook
 
@@ -123,22 +122,7 @@ BAD_INPUTS = [
 def test_bad_input_fails_before_any_call(
     dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox, params: dict[str, Any], name: str, rule: str
 ) -> None:
-    before = fresh.state()
-    with pytest.raises(PapermillExecutionError) as err:
-        dockerhub_nb(**params)
-    assert err.value.ename == "InvalidParameter"
-    message = err.value.evalue
-    assert "\n" not in message
-    assert message.startswith(f"parameter {name!r}: ")
-    assert rule in message
-    assert fresh.log() == []  # no cloud call at all
-    assert fresh.state() == before
-    assert not (dockerhub_nb.output_dir / "secret.yaml").exists()
-    # the notebook shows the same single line, not a traceback
-    out = nbformat.reads(dockerhub_nb.last_output(), as_version=4)
-    errors = [o for c in out.cells for o in c.get("outputs", []) if o.output_type == "error"]
-    assert len(errors) == 1 and len(errors[0].traceback) == 1
-    assert message in errors[0].traceback[0]
+    assert_fails_before_any_call(dockerhub_nb, fresh, params, name, rule)
 
 
 def test_output_dir_that_is_a_file(dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox) -> None:

@@ -16,7 +16,16 @@ from typing import Any
 
 from .errors import InvalidParameter
 
-__all__ = ["Parameter", "choice", "directory", "flag", "integer", "text", "validate"]
+__all__ = [
+    "Parameter",
+    "choice",
+    "directory",
+    "flag",
+    "image_name_prefix",
+    "integer",
+    "text",
+    "validate",
+]
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,20 @@ def text(
         return len(value) <= max_length and compiled.fullmatch(value) is not None
 
     return Parameter(name, rule + ("; or empty" if optional else ""), "text", check)
+
+
+def image_name_prefix(name: str) -> Parameter:
+    """The start of image names BinderHub builds: one path component, open-ended.
+
+    BinderHub appends the repository's slug, so a trailing separator is allowed.
+    """
+    return text(
+        name,
+        r"[a-z0-9]+(?:[._-][a-z0-9]+)*[._-]?",
+        "must start with a lowercase letter or digit, then lowercase letters, digits and "
+        "single '.', '_' or '-' separators, at most 64 characters, no '/'",
+        max_length=64,
+    )
 
 
 def flag(name: str) -> Parameter:

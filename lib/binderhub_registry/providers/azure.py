@@ -47,7 +47,7 @@ from ..errors import (
     TransientCloudError,
     VerificationFailed,
 )
-from ..params import choice, directory, flag, integer, text
+from ..params import choice, directory, flag, image_name_prefix, integer, text
 from ..params import validate as check_all
 from ..secrets import Secret
 from ..steps import Result, progress
@@ -175,13 +175,7 @@ PARAMETERS = (
         "at most 64 characters, no '/'",
         max_length=64,
     ),
-    text(
-        "prefix",
-        r"[a-z0-9]+(?:[._-][a-z0-9]+)*[._-]?",
-        "must start with a lowercase letter or digit, then lowercase letters, digits and "
-        "single '.', '_' or '-' separators, at most 64 characters, no '/'",
-        max_length=64,
-    ),
+    image_name_prefix("prefix"),
     text(
         "subscription_id",
         r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}",

@@ -25,7 +25,7 @@ from ..errors import (
     PermissionDenied,
     TransientCloudError,
 )
-from ..params import directory, flag, text
+from ..params import directory, flag, image_name_prefix, text
 from ..params import validate as check_all
 from ..secrets import Secret, read_secret
 from ..steps import Result
@@ -61,13 +61,7 @@ PARAMETERS = (
         "must be a Docker Hub organization name: 4 to 30 lowercase letters or digits",
         optional=True,
     ),
-    text(
-        "prefix",
-        r"[a-z0-9]+(?:[._-][a-z0-9]+)*[._-]?",
-        "must start with a lowercase letter or digit, then lowercase letters, digits and "
-        "single '.', '_' or '-' separators, at most 64 characters, no '/'",
-        max_length=64,
-    ),
+    image_name_prefix("prefix"),
     directory("output_dir"),
     flag("dry_run"),
     flag("teardown"),
