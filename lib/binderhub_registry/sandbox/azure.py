@@ -1213,12 +1213,7 @@ class AzureCloud(Backend):
             return graph_error(405, "Request_BadRequest", "Unsupported method")
         app = apps.get(rest[0])
         if app is None:
-            return graph_error(
-                404,
-                "Request_ResourceNotFound",
-                f"Resource '{rest[0]}' does not exist or one of its queried "
-                "reference-property objects are not present.",
-            )
+            return _graph_not_found(rest[0])
         if len(rest) == 1 and request.method == "GET":
             return json_response(200, app.public())
         if len(rest) == 1 and request.method == "DELETE":
@@ -1292,12 +1287,7 @@ class AzureCloud(Backend):
             return graph_error(405, "Request_BadRequest", "Unsupported method")
         sp = sps.get(rest[0])
         if sp is None:
-            return graph_error(
-                404,
-                "Request_ResourceNotFound",
-                f"Resource '{rest[0]}' does not exist or one of its queried "
-                "reference-property objects are not present.",
-            )
+            return _graph_not_found(rest[0])
         if len(rest) == 1 and request.method == "GET":
             return json_response(200, sp.public(SEED_TENANT))
         if len(rest) == 1 and request.method == "DELETE":
@@ -1306,6 +1296,16 @@ class AzureCloud(Backend):
         return graph_error(
             400, "BadRequest", f"Unsupported request {request.method} {request.path}"
         )
+
+
+def _graph_not_found(object_id: str) -> Response:
+    """Graph's answer for an object id it does not know (msgraph-sdk raises ODataError)."""
+    return graph_error(
+        404,
+        "Request_ResourceNotFound",
+        f"Resource '{object_id}' does not exist or one of its queried "
+        "reference-property objects are not present.",
+    )
 
 
 # --- the ACR-like registry front -------------------------------------------------------------
