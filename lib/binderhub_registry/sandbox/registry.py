@@ -144,20 +144,12 @@ class RegistryProcess:
                 self.proc.wait()
         self.proc = None
 
-    def admin_get(self, path: str) -> tuple[int, Any]:
-        """GET ``path`` with an all-powerful token of the sandbox's own (state inspection)."""
-        token = self.issuer.issue(
-            self.service,
-            "sandbox-admin",
-            [
-                {"type": "registry", "name": "catalog", "actions": ["*"]},
-                {
-                    "type": "repository",
-                    "name": path.split("/v2/", 1)[-1].rsplit("/", 2)[0],
-                    "actions": ["pull"],
-                },
-            ],
-        )
+    def admin_get(self, path: str, repository: str | None = None) -> tuple[int, Any]:
+        """GET ``path`` with the sandbox's own token: catalog, and pull on ``repository``."""
+        access: list[dict[str, Any]] = [{"type": "registry", "name": "catalog", "actions": ["*"]}]
+        if repository:
+            access.append({"type": "repository", "name": repository, "actions": ["pull"]})
+        token = self.issuer.issue(self.service, "sandbox-admin", access)
         req = Request(self.url + path, headers={"Authorization": f"Bearer {token}"})
         try:
             with urlopen(req, timeout=5, context=self._ssl) as resp:
@@ -178,5 +170,5 @@ class RegistryProcess:
 
     def tags(self, repository: str) -> list[str]:
         """Tags of ``repository`` (empty when it does not exist)."""
-        status, body = self.admin_get(f"/v2/{repository}/tags/list")
+        status, body = self.admin_get(f"/v2/{repository}/tags/list", repository)
         return sorted((body or {}).get("tags") or []) if status == 200 else []
