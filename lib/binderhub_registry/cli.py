@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import json
 import os
 import shlex
 import shutil
@@ -125,9 +127,6 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _registry_name(output_dir: Path) -> str:
     """The display name of the provider a notebook recorded in ``output_dir``."""
-    import importlib
-    import json
-
     try:
         provider = json.loads((output_dir / Record.FILE).read_text())["provider"]
         return str(importlib.import_module(f"binderhub_registry.providers.{provider}").NAME)
