@@ -1,19 +1,41 @@
 # binderhub-registry: `make demo` runs every notebook on the sandbox, `make test` runs the whole suite.
-PYTHON ?= python3
-VENV   ?= .venv
-BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# Dependencies come from uv.lock (pyproject.toml keeps the ranges for `pip install`), installed by
+# uv, which the Makefile bootstraps itself: a pinned uv into .tools/ with the machine's pip.
+PYTHON     ?= python3
+VENV       ?= .venv
+BIN        := $(VENV)/bin
+STAMP      := $(VENV)/.installed
+UV_VERSION := 0.13.9
+TOOLS      := .tools
+UV_BOOT    := $(TOOLS)/uv-$(UV_VERSION)/bin/uv
+UV         ?= $(UV_BOOT)
+# bootstrap only the pinned uv (`make UV=uv ...` uses one already on PATH)
+UV_DEP     := $(filter $(UV_BOOT),$(UV))
+JOBS       ?= auto
+PYTEST     := $(BIN)/pytest
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
+export UV_PROJECT_ENVIRONMENT = $(VENV)
+export UV_PYTHON_DOWNLOADS = never
+export UV_NO_PROGRESS = 1
+export UV
 
-.PHONY: help install system-deps demo test notebooks bench lint typecheck docs clean
+# every extra: the lock covers them all, and the exported requirement files follow it
+EXTRAS  := --all-extras
+EXPORTS := requirements/all.txt requirements/dev.txt
+
+.PHONY: help install system-deps demo test test-clients notebooks bench lint typecheck docs \
+        lock exports upgrade clean
 
 help:
-	@echo "make demo       run every notebook against the sandbox, print a summary"
-	@echo "make test       the whole suite: unit, sandbox, papermill scenarios, nbval strict"
-	@echo "make notebooks  re-execute the stored notebooks in place against a fresh sandbox"
-	@echo "make bench      measure start-up, notebook and verification costs"
-	@echo "make lint       ruff on code and notebooks, mypy strict on the lib"
-	@echo "make docs       render the executed notebooks to HTML (Sphinx + myst-nb, offline)"
+	@echo "make demo          run every notebook against the sandbox, print a summary"
+	@echo "make test          the suite in parallel (unit, sandbox, papermill scenarios, nbval strict)"
+	@echo "make test-clients  the slow tests that drive real cloud clients (CI runs them too)"
+	@echo "make notebooks     re-execute the stored notebooks in place against a fresh sandbox"
+	@echo "make bench         install, demo and test times; start-up, notebook and verification costs"
+	@echo "make lint          ruff on code and notebooks, mypy strict on the lib"
+	@echo "make docs          render the executed notebooks to HTML (Sphinx + myst-nb, offline)"
+	@echo "make lock          re-lock after editing pyproject.toml (keeps every other pin)"
+	@echo "make upgrade       newest versions into uv.lock, then re-execute the notebooks and test"
 
 # Debian's docker-registry is the sandbox's real registry; skopeo is the tests' independent pusher;
 # chromium is the browser the JupyterLab test drives.
@@ -31,12 +53,20 @@ system-deps:
 	  fi; \
 	fi
 
-$(STAMP): pyproject.toml
+# uv itself, pinned, from PyPI with the machine's pip (--target works even where the system
+# Python is marked externally managed); a bootstrap venv where that Python has no pip module
+$(UV_BOOT):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 	  { echo "Python 3.11 or newer is needed (found $$($(PYTHON) --version))"; exit 1; }
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[all,test,docs]'
+	@rm -rf $(TOOLS)/uv-$(UV_VERSION)
+	$(PYTHON) -m pip install -q --root-user-action=ignore --no-user --target $(TOOLS)/uv-$(UV_VERSION) uv==$(UV_VERSION) || \
+	  { rm -rf $(TOOLS)/uv-$(UV_VERSION) && $(PYTHON) -m venv $(TOOLS)/uv-$(UV_VERSION) && \
+	    $(TOOLS)/uv-$(UV_VERSION)/bin/python -m pip install -q --root-user-action=ignore uv==$(UV_VERSION); }
+	@$(UV_BOOT) --version
+
+# --locked: stop when uv.lock does not match pyproject.toml (run `make lock`) instead of re-locking
+$(STAMP): pyproject.toml uv.lock | $(UV_DEP)
+	$(UV) sync --locked $(EXTRAS) --python $(PYTHON)
 	$(BIN)/python tests/tools/quiet_kernel.py
 	@touch $(STAMP)
 
@@ -45,8 +75,15 @@ install: system-deps $(STAMP)
 demo: install
 	$(BIN)/binderhub-registry demo
 
+# independent tests in parallel, one sandbox per worker; a notebook's nbval cells stay together
+# in order on one worker (--dist loadgroup, groups set in conftest.py). JOBS=0: serially.
 test: install
-	$(BIN)/pytest --nbval
+	$(PYTEST) --nbval -n $(JOBS) --dist loadgroup -m "not clients"
+
+# pytest exits 5 when no test is selected: no client test exists yet, and that is no failure
+test-clients: install
+	@rc=0; $(PYTEST) -m clients || rc=$$?; \
+	if [ $$rc = 5 ]; then echo "no client tests yet"; rc=0; fi; exit $$rc
 
 notebooks: install
 	$(BIN)/python tests/tools/refresh_notebooks.py
@@ -62,6 +99,22 @@ lint: install
 docs: install
 	$(BIN)/sphinx-build -q -b html docs docs/_build/html
 	@echo "docs/_build/html/index.html"
+
+# the lock and the requirement files exported from it (Binder and conda install those)
+lock: | $(UV_DEP)
+	$(UV) lock
+	$(MAKE) --no-print-directory exports
+
+exports: | $(UV_DEP)
+	@mkdir -p requirements
+	$(UV) export -q --frozen --no-hashes --no-emit-project --extra all -o requirements/all.txt
+	$(UV) export -q --frozen --no-hashes --no-emit-project $(EXTRAS) -o requirements/dev.txt
+
+upgrade: | $(UV_DEP)
+	$(UV) lock --upgrade
+	$(MAKE) --no-print-directory exports
+	$(MAKE) --no-print-directory notebooks
+	$(MAKE) --no-print-directory test
 
 clean:
 	rm -rf build notebooks/build docs/_build

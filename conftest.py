@@ -3,6 +3,10 @@
 One sandbox per test session, in a private directory; every cloud credential
 probe pointed at loopback; the secrets variables of the developer's shell
 removed so tests see only what they set.
+
+Under pytest-xdist every worker is its own session: it imports this file, so it
+gets its own sandbox directory (and sandbox); a notebook's nbval cells form one
+xdist group, so they run together and in order on one worker (--dist loadgroup).
 """
 
 from __future__ import annotations
@@ -40,13 +44,24 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if isinstance(item, IPyNbCell) and not getattr(item.parent, "_bhr_reset", False):
         item.parent._bhr_reset = True  # type: ignore[attr-defined]
         sandbox.ensure().reset()
-        shutil.rmtree(ROOT / "notebooks" / "build", ignore_errors=True)
+        # only this notebook's values (its default output_dir is build/<stem>): another worker
+        # may be running another notebook in notebooks/ at the same time
+        shutil.rmtree(_notebook_build_dir(item), ignore_errors=True)
 
 
+def _notebook_build_dir(item: pytest.Item) -> Path:
+    assert item.parent is not None
+    return ROOT / "notebooks" / "build" / item.parent.path.stem
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's hook reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # nbval skips cells tagged nbval-skip silently: say why instead
     for item in items:
         cell = getattr(item, "cell", None)
+        if cell is not None and item.parent is not None:
+            # one notebook's cells share its kernel: one worker runs them all, in order
+            item.add_marker(pytest.mark.xdist_group(f"nbval-{item.parent.path.name}"))
+        # nbval skips cells tagged nbval-skip silently: say why instead
         if cell is not None and "nbval-skip" in cell.get("metadata", {}).get("tags", []):
             item.add_marker(
                 pytest.mark.skip(reason="ipywidgets form cell: interactive only (skip-execution)")
