@@ -291,3 +291,12 @@ def test_http_error_without_a_status_is_a_cloud_error() -> None:
     with pytest.raises(CloudError, match="Azure failed: no response"):
         with map_exceptions({FakeHttpResponseError: http_error("Azure")}):
             raise exc
+
+
+def test_verification_failed_pickles_with_its_report() -> None:
+    from binderhub_registry.verify import VerificationReport
+
+    report = VerificationReport("r.example/p/x:t")
+    report.add("push token", "refused", "failed")
+    copy = pickle.loads(pickle.dumps(VerificationFailed("push token", "refused", report)))
+    assert copy.report == report and copy.check == "push token"

@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
+import http.server
 import json
 import shutil
 import subprocess
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from binderhub_registry import RegistryValues, Secret, VerificationFailed, verify
-from binderhub_registry.binderhub import docker_config_json
+from binderhub_registry import (
+    RegistryValues,
+    Secret,
+    TransientCloudError,
+    VerificationFailed,
+    VerificationReport,
+    VerifyHints,
+    verify,
+)
+from binderhub_registry.binderhub import docker_config_json, image_host, split_image_reference
+from binderhub_registry.push import tiny_image
+from binderhub_registry.registry_http import RegistryHTTP
 from binderhub_registry.sandbox import Sandbox
-from binderhub_registry.verify import CHECK_IMAGE, _test_image
+from binderhub_registry.verify import CHECK_IMAGE, _split_image
 
 
 def hub_session(box: Sandbox, user: str = "dockerhub") -> dict[str, str]:
@@ -74,14 +89,18 @@ def test_good_values_pass_every_check(fresh: Sandbox) -> None:
         "delete the test tag",
     ]
     assert "not built yet" in report.checks[1].detail
-    assert "may not delete tags" in report.checks[-1].detail  # repo:write cannot delete on Hub
+    # repo:write cannot delete on Hub: the tag stays, which is no failure
+    assert [c.status for c in report.checks] == ["ok"] * 5 + ["skipped"]
+    assert "may not delete tags" in report.checks[-1].detail
+    assert "  – delete the test tag: these credentials may not delete" in str(report)
+    assert '<td style="text-align:left">–</td>' in report._repr_html_()
     repo = f"binderhubdemo/binder-{CHECK_IMAGE[0]}"
     assert fresh.state()["dockerhub"]["repositories"] == {repo: [CHECK_IMAGE[1]]}
 
 
 def test_admin_scope_deletes_the_test_tag(fresh: Sandbox) -> None:
     report = verify(values_for(fresh, hub_token(fresh, ["repo:admin"])), ca_bundle=fresh.ca_file)
-    assert report.checks[-1].detail == "deleted"
+    assert (report.checks[-1].status, report.checks[-1].detail) == ("ok", "deleted")
     assert fresh.state()["dockerhub"]["repositories"] == {}
 
 
@@ -156,8 +175,121 @@ def test_missing_token_url_without_not_found_401_is_diagnosed(fresh: Sandbox) ->
     assert "token_url" in err.value.diagnosis
 
 
+def test_keep_leaves_the_tag_and_says_so(fresh: Sandbox) -> None:
+    values = values_for(fresh, hub_token(fresh, ["repo:admin"]))
+    report = verify(values, ca_bundle=fresh.ca_file, cleanup=False)
+    assert report.ok
+    assert (report.checks[-1].status, report.checks[-1].detail) == ("skipped", "kept, as asked")
+    assert fresh.state()["dockerhub"]["repositories"] != {}
+
+
+def test_report_fails_only_on_a_failed_check() -> None:
+    report = VerificationReport("r.example/p/x:t")
+    report.add("one", "fine")
+    report.add("two", "left in place", "skipped")
+    assert report.ok and str(report).splitlines()[1:] == ["  ✓ one: fine", "  – two: left in place"]
+    report.add("three", "broken", "failed")
+    assert not report.ok and "  ✗ three: broken" in str(report)
+    with pytest.raises(ValueError, match="not one of ok, skipped, failed"):
+        report.add("four", "?", "maybe")
+
+
+def test_failure_carries_the_report_so_far(fresh: Sandbox) -> None:
+    with pytest.raises(VerificationFailed) as err:
+        verify(values_for(fresh, hub_token(fresh, ["repo:read"])), ca_bundle=fresh.ca_file)
+    report = err.value.report
+    assert report is not None and not report.ok
+    assert [c.status for c in report.checks] == ["ok", "ok", "ok", "failed"]
+    assert report.checks[-1].name == err.value.check == "push a test image"
+    assert report.checks[-1].detail == err.value.diagnosis
+
+
+def test_provider_hints_word_the_diagnoses(fresh: Sandbox) -> None:
+    hints = VerifyHints(
+        credentials="reset the service principal's password and rewrite secret.yaml",
+        push="the service principal needs AcrPush on the registry",
+    )
+    with pytest.raises(VerificationFailed) as err:
+        verify(
+            values_for(fresh, hub_token(fresh, ["repo:read"])), ca_bundle=fresh.ca_file, hints=hints
+        )
+    assert err.value.diagnosis.endswith(": the service principal needs AcrPush on the registry")
+    assert "repo:write" not in err.value.diagnosis
+    with pytest.raises(VerificationFailed) as err:
+        verify(values_for(fresh, "dckr_pat_wrong"), ca_bundle=fresh.ca_file, hints=hints)
+    assert err.value.diagnosis.endswith(
+        "; reset the service principal's password and rewrite secret.yaml"
+    )
+
+
+@pytest.fixture
+def busy_registry() -> Iterator[str]:
+    """A loopback registry answering every request 503 with an HTTP-date Retry-After."""
+
+    class Busy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(503)
+            self.send_header("Retry-After", email.utils.formatdate(time.time() + 30, usegmt=True))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Busy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_http_date_retry_after_reaches_the_step_runner(busy_registry: str) -> None:
+    values = RegistryValues(
+        image_prefix=f"{busy_registry}/org/binder-",
+        username="u",
+        password=Secret("p"),
+        registry_url=f"http://{busy_registry}",
+    )
+    with pytest.raises(TransientCloudError) as err:
+        verify(values)
+    assert err.value.status == 503
+    assert err.value.retry_after is not None and 20 <= err.value.retry_after <= 31
+    assert str(err.value).startswith(f"http://{busy_registry} answered 503")
+
+
+def test_unreachable_registry_is_transient_and_tls_failure_is_not(fresh: Sandbox) -> None:
+    with pytest.raises(TransientCloudError, match=r"cannot reach https://127.0.0.1:1 \("):
+        RegistryHTTP("u", Secret("p")).get("https://127.0.0.1:1/v2/")
+    registry = fresh.registries["dockerhub"]
+    with pytest.raises(Exception) as err:  # the sandbox's CA is not trusted without ca_bundle
+        RegistryHTTP("u", Secret("p")).get(f"{registry}/v2/")
+    assert type(err.value).__name__ == "CloudError"
+    assert "TLS verification of" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        "org/binder-",
+        "binder-",
+        "localhost/binder-",
+        "localhost:5000/p/binder-",
+        "127.0.0.1:5000/org/binder-",
+        "myacr.azurecr.io/project/binder-",
+        "europe-docker.pkg.dev/proj/repo/binder-",
+        "docker.io/org/binder-",
+    ],
+)
+def test_verify_and_the_values_share_one_host_rule(prefix: str) -> None:
+    host, path = split_image_reference(prefix + "x")
+    assert image_host(prefix) == host
+    assert _split_image(prefix, "x", "t") == (path, "t")
+    assert (host + "/" + path).endswith(prefix + "x")
+
+
 def _oci_layout(path: Path) -> None:
-    layer, config, manifest = _test_image()
+    layer, config, manifest = tiny_image()
     blobs = path / "blobs" / "sha256"
     blobs.mkdir(parents=True)
     for blob in (layer, config, manifest):

@@ -23,7 +23,7 @@ from .errors import (
 from .notebook import short_errors
 from .secrets import Secret, redact
 from .steps import Result, Runner
-from .verify import VerificationReport, verify, verify_step
+from .verify import VerificationReport, VerifyHints, verify, verify_step
 
 __all__ = [
     "AuthenticationFailed",
@@ -41,6 +41,7 @@ __all__ = [
     "ValuesFiles",
     "VerificationFailed",
     "VerificationReport",
+    "VerifyHints",
     "chart_docker_config",
     "load_values",
     "redact",

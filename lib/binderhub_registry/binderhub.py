@@ -30,6 +30,7 @@ __all__ = [
     "image_host",
     "load_values",
     "save_values",
+    "split_image_reference",
     "write_values",
 ]
 
@@ -79,12 +80,21 @@ def chart_docker_config(registry: dict[str, Any]) -> dict[str, Any]:
     return {"auths": {url: {"auth": auth}}}
 
 
+def split_image_reference(reference: str) -> tuple[str, str]:
+    """``(host, path)`` of an image reference, as docker and BinderHub's parse_image_name read it.
+
+    The first component is a host only when it is ``localhost`` or holds a ``.`` or
+    ``:``; otherwise the image lives on Docker Hub (``docker.io``) under the whole path.
+    """
+    first, _, rest = reference.partition("/")
+    if rest and (first == "localhost" or "." in first or ":" in first):
+        return first, rest
+    return "docker.io", reference
+
+
 def image_host(image_prefix: str) -> str:
     """The registry host of an image reference, with docker's Docker Hub default."""
-    first, _, rest = image_prefix.partition("/")
-    if rest and (first == "localhost" or "." in first or ":" in first):
-        return first
-    return "docker.io"
+    return split_image_reference(image_prefix)[0]
 
 
 def auth_key_host(key: str) -> str:

@@ -9,7 +9,7 @@ The hierarchy::
     ├── PermissionDenied            signed in, but not allowed to do the step (403)
     ├── CloudError                  the cloud answered an error we do not retry (other 4xx, TLS)
     │   └── TransientCloudError     408, 425, 429, 5xx, reset, timeout: the step runner retries it
-    ├── VerificationFailed          the BinderHub values do not work; carries a diagnosis
+    ├── VerificationFailed          the BinderHub values do not work; a diagnosis and the report
     └── SandboxError                the local sandbox could not start or be reached
 
 Every message is one line and names what to change. Every error pickles with its
@@ -40,9 +40,12 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
+
+if TYPE_CHECKING:
+    from .verify import VerificationReport
 
 __all__ = [
     "GRPC_HTTP_STATUS",
@@ -129,13 +132,16 @@ class TransientCloudError(CloudError):
 class VerificationFailed(BinderHubRegistryError):
     """The emitted values fail BinderHub's handshake or a push; ``diagnosis`` says what to fix."""
 
-    def __init__(self, check: str, diagnosis: str) -> None:
+    def __init__(
+        self, check: str, diagnosis: str, report: VerificationReport | None = None
+    ) -> None:
         self.check = check
         self.diagnosis = diagnosis
+        self.report = report  # the checks run so far, the failed one last (set by verify)
         super().__init__(f"{check}: {diagnosis}")
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return type(self), (self.check, self.diagnosis), self.__dict__
+        return type(self), (self.check, self.diagnosis, self.report), self.__dict__
 
 
 class SandboxError(BinderHubRegistryError):
