@@ -1,14 +1,21 @@
-"""The three ways in: papermill's parameter help, the rendered docs, and Binder's configuration."""
+"""The three ways in: papermill's parameter help, the rendered docs, and Binder's configuration
+(with conda's environment.yml: both install what uv.lock pins, through requirements/)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import nbformat
 import pytest
+import yaml
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
 
 from .conftest import ROOT
 
@@ -68,3 +75,56 @@ def test_binder_uses_binder_folder_and_installs_docker_registry() -> None:
     assert "binder/environment.yml" in dockerfile
     assert "docker-registry" in dockerfile
     assert "./binder/postBuild" in dockerfile
+
+
+def _pins(path: Path) -> set[str]:
+    text = path.read_text()
+    return {canonicalize_name(n) for n in re.findall(r"^([A-Za-z0-9._-]+)==", text, re.M)}
+
+
+def _requirement_names(*groups: str) -> set[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    lines = list(project["dependencies"])
+    for group in groups:
+        lines += project["optional-dependencies"][group]
+    names = {canonicalize_name(Requirement(line).name) for line in lines}
+    return names - {canonicalize_name(project["name"])}
+
+
+def _conda_python_allows(spec: str, version: str) -> bool:
+    """Whether conda's ``python>=3.11`` or ``python=3.11`` admits ``version`` (x.y)."""
+    constraint = spec.removeprefix("python")
+    if constraint.startswith("="):  # conda's =3.11 means 3.11.*
+        constraint = "==" + constraint.lstrip("=") + ".*"
+    return SpecifierSet(constraint).contains(version + ".0")
+
+
+@pytest.mark.parametrize(
+    ("env_file", "exported", "extras"),
+    [
+        ("environment.yml", "requirements/dev.txt", ("all", "azure", "test", "docs")),
+        ("binder/environment.yml", "requirements/all.txt", ("all", "azure")),
+    ],
+)
+def test_conda_and_binder_install_what_the_lock_pins(
+    env_file: str, exported: str, extras: tuple[str, ...]
+) -> None:
+    """conda gives Python and pip only; every package comes from a file exported from uv.lock
+    (tests/test_lock.py checks those files against the lock), which covers the requirements."""
+    env = yaml.safe_load((ROOT / env_file).read_text())
+    conda = [d for d in env["dependencies"] if isinstance(d, str)]
+    pip = [d["pip"] for d in env["dependencies"] if isinstance(d, dict)]
+    python = next(d for d in conda if d.startswith("python"))
+    assert sorted(conda) == sorted([python, "pip"]), "packages come from the lock, not conda"
+    assert _conda_python_allows(python, "3.11")
+    requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert SpecifierSet(requires).contains("3.11.0")
+    if env_file == "binder/environment.yml":
+        # repo2docker builds the environment before copying the repo: postBuild installs
+        assert pip == []
+        post = (ROOT / "binder" / "postBuild").read_text()
+        assert f"pip install --no-cache-dir -r {exported}" in post
+        assert "pip install --no-cache-dir --no-deps -e ." in post
+    else:
+        assert pip == [[f"-r {exported}", "-e ."]]
+    assert _requirement_names(*extras) <= _pins(ROOT / exported)
