@@ -245,10 +245,10 @@ DEFAULTS = {
     "sku": "Basic",
     "sp_name": "binderhub-sp",
     "project": "binderhub",
-    "prefix": "binder-",
     "subscription_id": "",
     "secret_expiry_days": 365,
     "device_code": False,
+    "prefix": "binder-",
     "output_dir": "build/03-azure-container-registry",
     "dry_run": False,
     "teardown": False,
@@ -394,7 +394,7 @@ def test_rotate_replaces_the_password(azure_nb: NotebookRun, fresh: sandbox.Sand
     text = outputs_text(nb)
     assert "Password for BinderHub [created]" in text
     assert "the old password is removed once this one verifies" in text
-    assert "Remove the replaced password [deleted]" in text
+    assert "Remove the replaced credential [deleted]" in text
     new = secret(azure_nb)
     assert new["username"] == old["username"] and new["password"] != old["password"]
     assert created(fresh)["passwords"] == [azure_nb.record()["created"]["password"]["key_id"]]
@@ -561,7 +561,7 @@ def test_fresh_credentials_get_time_to_propagate(
     conn = types.SimpleNamespace(fresh=True, propagation=0.6, ca_file=fresh.ca_file)
     before = len(fresh.log())
     with pytest.raises(VerificationFailed) as err:
-        azure.verify_when_ready(conn, files)  # type: ignore[arg-type]
+        azure.AzureConnection.verify(conn, files)  # type: ignore[arg-type]
     assert "refused user" in err.value.diagnosis
     refused = [
         e for e in fresh.log()[before:] if e["path"] == "/oauth2/token" and e["status"] == 401
@@ -570,5 +570,5 @@ def test_fresh_credentials_get_time_to_propagate(
     conn.fresh = False  # nothing new: one attempt, as verify_step
     before = len(fresh.log())
     with pytest.raises(VerificationFailed):
-        azure.verify_when_ready(conn, files)  # type: ignore[arg-type]
+        azure.AzureConnection.verify(conn, files)  # type: ignore[arg-type]
     assert len([e for e in fresh.log()[before:] if e["status"] == 401]) == 1

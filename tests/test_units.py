@@ -92,6 +92,7 @@ def hub_params(tmp_path: Path, **overrides: Any) -> dockerhub.Params:
         "output_dir": str(tmp_path),
         "dry_run": False,
         "teardown": False,
+        "rotate": False,
         "sandbox": True,
     }
     return dockerhub.validate(**(values | overrides))
@@ -312,10 +313,17 @@ def test_dockerhub_real_mode_values_use_the_charts_default_key(tmp_path: Path) -
     from binderhub_registry.verify import binderhub_settings
 
     p = hub_params(tmp_path, username="myid", organization="myorg", sandbox=False)
-    conn = dockerhub.Connection(
-        p, None, None, dockerhub.TOKEN_URL, None, Record(tmp_path, "dockerhub")
-    )  # type: ignore[arg-type]
-    values = dockerhub.registry_values(conn, Secret("dckr_pat_x"))
+    conn = dockerhub.HubConnection(
+        params=p,
+        record=Record(tmp_path, "dockerhub"),
+        ca_file=None,
+        hub=None,  # type: ignore[arg-type]
+        registry_url=None,
+        token_url=dockerhub.TOKEN_URL,
+        secret=Secret("dckr_pat_x"),
+    )
+    values = conn.values()
+    assert values is not None
     assert values.image_prefix == "myorg/binder-"
     assert "url" not in values.secret()["registry"]  # the chart's key: https://index.docker.io/v1/
     assert list(values.docker_config()["auths"]) == [DOCKER_HUB_AUTH_KEY]

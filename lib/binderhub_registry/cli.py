@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import shlex
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from . import sandbox
+from . import providers, sandbox
 from .binderhub import RegistryValues, load_values
 from .errors import BinderHubRegistryError, TransientCloudError, VerificationFailed
 from .providers import Record
@@ -128,9 +127,9 @@ def _demo(args: argparse.Namespace) -> int:
 def _registry_name(output_dir: Path) -> str:
     """The display name of the provider a notebook recorded in ``output_dir``."""
     try:
-        provider = json.loads((output_dir / Record.FILE).read_text())["provider"]
-        return str(importlib.import_module(f"binderhub_registry.providers.{provider}").NAME)
-    except (OSError, ValueError, KeyError, ImportError, AttributeError):
+        key = json.loads((output_dir / Record.FILE).read_text())["provider"]
+        return providers.get(key).NAME
+    except (OSError, ValueError, KeyError, TypeError, ImportError):
         return "-"
 
 

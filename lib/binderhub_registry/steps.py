@@ -60,6 +60,8 @@ def is_transient(exc: BaseException) -> bool:
     """True for faults worth retrying: ours, and requests' connection errors and timeouts."""
     if isinstance(exc, TransientCloudError):
         return True
+    if isinstance(exc, requests.exceptions.SSLError):  # a certificate does not heal by retrying
+        return False
     return isinstance(
         exc, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
     )

@@ -1,57 +1,67 @@
-"""One module per registry, each with the same shape.
+"""The registries: one provider module each, all of one shape, found through a registry.
 
-Every provider module defines:
+The shape is :class:`~.contract.Provider` plus a :class:`~.contract.Connection`
+subclass (see :mod:`.contract`). Providers are registered by key, as papermill
+registers its engines; :func:`get` imports one on first use, so the heavy SDKs
+of the others are never loaded.
 
-- ``NAME``, ``NOTEBOOK``: display name and notebook stem (default ``output_dir``);
-- ``PARAMETERS``: the parameter rules (see :mod:`binderhub_registry.params`);
-- ``Params`` and ``validate(**values) -> Params``: checked before any cloud call;
-- ``sign_in(params) -> Result[Connection]``: sandbox or real endpoints and credentials;
-- ``ensure_*`` steps, each ``(connection) -> Result``: look up, create only if missing;
-- ``registry_values(connection, credential) -> RegistryValues``;
-- ``teardown(connection) -> Result``: removes only what the notebook recorded creating.
+Adding a registry: write ``providers/<key>.py`` (parameters, ``validate``,
+``sign_in``, its guide steps, a Connection with ``values``, ``deletions`` and
+``retire``), register it in :data:`PROVIDERS`, and add its notebook and its
+sandbox backend. The contract test suite then runs over it.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
+import importlib
+from typing import cast
 
-__all__ = ["Record"]
+from .contract import (
+    COMMON_PARAMETERS,
+    CommonParams,
+    Connection,
+    Deletion,
+    Provider,
+    Record,
+    check_parameters,
+    creates,
+)
+
+__all__ = [
+    "COMMON_PARAMETERS",
+    "PROVIDERS",
+    "CommonParams",
+    "Connection",
+    "Deletion",
+    "Provider",
+    "Record",
+    "check_parameters",
+    "creates",
+    "get",
+    "keys",
+    "register",
+]
+
+#: Registered providers: key -> module path. Keys are also what ``binderhub-registry.json`` names.
+PROVIDERS: dict[str, str] = {
+    "dockerhub": "binderhub_registry.providers.dockerhub",
+    "azure": "binderhub_registry.providers.azure",
+}
 
 
-class Record:
-    """What a notebook created, kept in ``output_dir/binderhub-registry.json`` (no secrets).
+def register(key: str, module: str) -> None:
+    """Register provider ``module`` (a dotted path) under ``key``."""
+    PROVIDERS[key] = module
 
-    Reruns read it to reuse resources, teardown to delete only what was created.
+
+def keys() -> list[str]:
+    """The registered provider keys, in registration order."""
+    return list(PROVIDERS)
+
+
+def get(key: str) -> Provider:
+    """The provider module registered as ``key`` (imported on first use).
+
+    Raises KeyError for an unknown key, ImportError when its optional extra is missing.
     """
-
-    FILE = "binderhub-registry.json"
-
-    def __init__(self, output_dir: Path, provider: str) -> None:
-        self.path = output_dir / self.FILE
-        self.provider = provider
-        try:
-            data = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            data = {}
-        self.created: dict[str, Any] = (
-            data.get("created", {}) if data.get("provider") == provider else {}
-        )
-
-    def set(self, kind: str, value: Any) -> None:
-        """Record a created resource (and save at once, so a crash right after keeps it)."""
-        self.created[kind] = value
-        self.save()
-
-    def forget(self, kind: str) -> None:
-        """Drop a deleted resource."""
-        self.created.pop(kind, None)
-        self.save()
-
-    def save(self) -> None:
-        """Write the record."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(
-            json.dumps({"provider": self.provider, "created": self.created}, indent=2)
-        )
+    return cast(Provider, importlib.import_module(PROVIDERS[key]))

@@ -24,15 +24,12 @@ import ssl
 import time
 import uuid
 import warnings
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import wraps
-from pathlib import Path
 from typing import Any, TypeVar
 
 import tenacity
-import yaml
 
 from .. import sandbox as sandbox_mod
 from ..binderhub import RegistryValues, ValuesFiles
@@ -45,15 +42,25 @@ from ..errors import (
     PermissionDenied,
     SandboxError,
     TransientCloudError,
+    Translator,
     VerificationFailed,
+    error_for_status,
+    map_exceptions,
+    retry_after,
 )
-from ..params import choice, directory, flag, image_name_prefix, integer, text
-from ..params import validate as check_all
+from ..params import choice, flag, integer, text
 from ..secrets import Secret
 from ..steps import Result, progress
-from ..steps import is_transient as _common_transient
 from ..verify import VerificationReport, verify_step
-from . import Record
+from .contract import (
+    COMMON_PARAMETERS,
+    CommonParams,
+    Connection,
+    Deletion,
+    Record,
+    check_parameters,
+    creates,
+)
 
 # msgraph-sdk and kiota warn at import time about their own deprecated classes: not ours to fix
 with warnings.catch_warnings():
@@ -113,10 +120,11 @@ with warnings.catch_warnings():
 
 __all__ = [
     "ACR_PUSH_ROLE",
+    "KEY",
     "NAME",
     "NOTEBOOK",
     "PARAMETERS",
-    "Connection",
+    "AzureConnection",
     "Params",
     "Principal",
     "RegistryInfo",
@@ -125,16 +133,12 @@ __all__ = [
     "ensure_resource_group",
     "ensure_role_assignment",
     "ensure_service_principal",
-    "finish_rotation",
-    "is_transient",
-    "registry_values",
     "select_subscription",
     "sign_in",
-    "teardown",
     "validate",
-    "verify_when_ready",
 ]
 
+KEY = "azure"
 NAME = "Azure Container Registry"
 NOTEBOOK = "03-azure-container-registry"
 ARM = "https://management.azure.com"
@@ -175,7 +179,6 @@ PARAMETERS = (
         "at most 64 characters, no '/'",
         max_length=64,
     ),
-    image_name_prefix("prefix"),
     text(
         "subscription_id",
         r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}",
@@ -185,16 +188,12 @@ PARAMETERS = (
     ),
     integer("secret_expiry_days", 1, 730),
     flag("device_code"),
-    directory("output_dir"),
-    flag("dry_run"),
-    flag("teardown"),
-    flag("rotate"),
-    flag("sandbox"),
+    *COMMON_PARAMETERS,
 )
 
 
 @dataclass(frozen=True)
-class Params:
+class Params(CommonParams):
     """Validated parameters of the Azure Container Registry notebook."""
 
     acr_name: str
@@ -203,15 +202,9 @@ class Params:
     sku: str
     sp_name: str
     project: str
-    prefix: str
     subscription_id: str
     secret_expiry_days: int
     device_code: bool
-    output_dir: Path
-    dry_run: bool
-    teardown: bool
-    rotate: bool
-    sandbox: bool
 
     @property
     def password_label(self) -> str:
@@ -219,40 +212,17 @@ class Params:
         return f"BinderHub push to {self.acr_name}"
 
 
-def validate(**values: Any) -> Params:
-    """Check every parameter (no network); raise InvalidParameter for the first bad one."""
-    checked = check_all(PARAMETERS, values)
-    if checked["rotate"] and checked["teardown"]:
-        raise InvalidParameter("rotate", "cannot be combined with teardown = True", True)
-    return Params(**(checked | {"output_dir": Path(checked["output_dir"])}))
+def validate(values: dict[str, Any] | None = None, /, **overrides: Any) -> Params:
+    """Check every parameter (no network); raise InvalidParameter for the first bad one.
+
+    ``values`` is typically the notebook's ``globals()``; keywords override it.
+    """
+    return check_parameters(Params, PARAMETERS, values, overrides)
 
 
 # --- errors --------------------------------------------------------------------------
-def is_transient(exc: BaseException) -> bool:
-    """Faults worth retrying: the common ones, Azure SDK 429/5xx and dropped connections."""
-    if _common_transient(exc):
-        return True
-    if isinstance(exc, (ServiceRequestError, ServiceResponseError, httpx.TransportError)):
-        return True
-    if isinstance(exc, HttpResponseError):
-        status = exc.status_code or 0
-        return status == 429 or status >= 500
-    if isinstance(exc, ODataError):
-        status = exc.response_status_code or 0
-        return status == 429 or status >= 500
-    return False
-
-
 def _one_line(text: object) -> str:
     return " ".join(str(text or "").split())
-
-
-def _retry_after(headers: Any) -> float | None:
-    try:
-        value = headers.get("Retry-After") or headers.get("retry-after")
-        return float(value) if value is not None else None
-    except (AttributeError, TypeError, ValueError):
-        return None
 
 
 def _azure_message(exc: HttpResponseError) -> tuple[str, str]:
@@ -272,52 +242,53 @@ _WHO_GRAPH = (
 )
 
 
-def _mapped(exc: BaseException) -> BaseException:
-    """The package's error for an SDK error (unchanged when it is already ours or unknown)."""
-    if isinstance(exc, BinderHubRegistryError):
-        return exc
-    if isinstance(exc, ClientAuthenticationError):
-        return AuthenticationFailed(f"Azure refused the credential: {_one_line(exc.message)}")
-    if isinstance(exc, HttpResponseError):
-        status = exc.status_code or 0
-        code, message = _azure_message(exc)
-        if status == 403:
-            return PermissionDenied(f"Azure refused ({code}): {message}: {_WHO_ARM}")
-        if status == 429 or status >= 500:
-            retry = _retry_after(getattr(exc.response, "headers", None))
-            return TransientCloudError(f"Azure answered {status} ({code})", status, retry)
-        return CloudError(f"Azure answered {status} ({code}): {message}", status)
-    if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
-        return TransientCloudError(f"cannot reach Azure: {_one_line(exc.message)}")
-    if isinstance(exc, ODataError):
-        status = exc.response_status_code or 0
-        code = (exc.error.code if exc.error else None) or "error"
-        message = _one_line((exc.error.message if exc.error else None) or exc.message)
-        if status == 401:
-            return AuthenticationFailed(f"Microsoft Graph refused the token ({code}): {message}")
-        if status == 403:
-            return PermissionDenied(f"Microsoft Graph refused ({code}): {message}: {_WHO_GRAPH}")
-        if status == 429 or status >= 500:
-            return TransientCloudError(
-                f"Microsoft Graph answered {status} ({code})",
-                status,
-                _retry_after(exc.response_headers or {}),
-            )
-        return CloudError(f"Microsoft Graph answered {status} ({code}): {message}", status)
-    if isinstance(exc, httpx.TransportError):
-        return TransientCloudError(f"cannot reach Microsoft Graph ({type(exc).__name__})")
-    return exc
+def _from_arm(exc: Exception) -> BinderHubRegistryError:
+    assert isinstance(exc, HttpResponseError)
+    code, message = _azure_message(exc)
+    if exc.status_code == 403:
+        message += ": " + _WHO_ARM
+    headers = getattr(exc.response, "headers", None) or {}
+    return error_for_status(
+        "Azure",
+        exc.status_code or 0,
+        f"({code}) {message}",
+        retry_after=retry_after(headers.get("Retry-After")),
+    )
 
 
-@contextmanager
-def _azure_errors() -> Iterator[None]:
-    try:
-        yield
-    except Exception as exc:
-        mapped = _mapped(exc)
-        if mapped is exc:
-            raise
-        raise mapped from None
+def _from_graph(exc: Exception) -> BinderHubRegistryError:
+    assert isinstance(exc, ODataError)
+    code = (exc.error.code if exc.error else None) or "error"
+    message = _one_line((exc.error.message if exc.error else None) or exc.message)
+    status = exc.response_status_code or 0
+    if status == 403:
+        message += ": " + _WHO_GRAPH
+    headers = exc.response_headers or {}
+    return error_for_status(
+        "Microsoft Graph",
+        status,
+        f"({code}) {message}",
+        retry_after=retry_after(headers.get("Retry-After") or headers.get("retry-after")),
+    )
+
+
+#: The Azure SDKs' errors, mapped to the package's (first matching class wins).
+_AZURE_ERRORS: dict[type[Exception], Translator] = {
+    ClientAuthenticationError: lambda e: AuthenticationFailed(
+        f"Azure refused the credential: {_one_line(getattr(e, 'message', e))}"
+    ),
+    HttpResponseError: _from_arm,
+    ServiceRequestError: lambda e: TransientCloudError(
+        f"cannot reach Azure: {_one_line(getattr(e, 'message', e))}"
+    ),
+    ServiceResponseError: lambda e: TransientCloudError(
+        f"cannot reach Azure: {_one_line(getattr(e, 'message', e))}"
+    ),
+    ODataError: _from_graph,
+    httpx.TransportError: lambda e: TransientCloudError(
+        f"cannot reach Microsoft Graph ({type(e).__name__})"
+    ),
+}
 
 
 def _step(fn: Callable[..., Result[T]]) -> Callable[..., Result[T]]:
@@ -325,7 +296,7 @@ def _step(fn: Callable[..., Result[T]]) -> Callable[..., Result[T]]:
 
     @wraps(fn)
     def run(*args: Any, **kwargs: Any) -> Result[T]:
-        with _azure_errors():
+        with map_exceptions(_AZURE_ERRORS):
             return fn(*args, **kwargs)
 
     return run
@@ -336,7 +307,7 @@ def _astep(fn: Callable[..., Awaitable[Result[T]]]) -> Callable[..., Awaitable[R
 
     @wraps(fn)
     async def run(*args: Any, **kwargs: Any) -> Result[T]:
-        with _azure_errors():
+        with map_exceptions(_AZURE_ERRORS):
             return await fn(*args, **kwargs)
 
     return run
@@ -363,8 +334,15 @@ class Principal:
 
 
 @dataclass
-class Connection:
-    """A signed-in Azure session: credential, endpoints, clients, and the record of creations."""
+class AzureConnection(Connection):
+    """A signed-in Azure session: credential, endpoints, clients, and what the steps found.
+
+    ``registry`` and ``principal`` are set by their steps (None in a dry run or
+    teardown); the shared steps of :class:`~.contract.Connection` use them.
+    """
+
+    NOTEBOOK = NOTEBOOK
+    retiring = "retiring_passwords"
 
     params: Params
     credential: TokenCredential
@@ -374,7 +352,6 @@ class Connection:
     arm_url: str
     graph_url: str | None  # None: Microsoft Graph itself
     authority: str | None  # None: Microsoft Entra ID itself
-    record: Record
     lro_interval: float  # seconds between LRO polls when Azure sends no usable Retry-After
     replication_wait: float  # first wait between PrincipalNotFound retries
     propagation: float  # seconds a new password or role may take to reach the registry
@@ -382,6 +359,8 @@ class Connection:
     subscription_name: str = ""
     fresh: bool = False  # a password or role assignment was just made: give Azure time
     clients: dict[str, Any] = field(default_factory=dict)
+    registry: RegistryInfo | None = None
+    principal: Principal | None = None
     _graph: tuple[Any, GraphServiceClient] | None = None
 
     def arm_kwargs(self) -> dict[str, Any]:
@@ -427,6 +406,118 @@ class Connection:
             client = GraphServiceClient(request_adapter=adapter)
         self._graph = (loop, client)
         return client
+
+    # --- the contract: values, verification, rotation and teardown ----------------------
+    def values(self) -> RegistryValues | None:
+        """BinderHub's values: push as the service principal (appId and password).
+
+        ACR's challenge is one BinderHub cannot follow, hence ``token_url``; ACR
+        reads the first ``service`` of the query, so BinderHub's appended
+        ``service=container_registry`` does no harm.
+        """
+        if self.registry is None or self.principal is None or self.secret is None:
+            return None
+        p, login = self.params, self.registry.login_server
+        return RegistryValues(
+            image_prefix=f"{login}/{p.project}/{p.prefix}",
+            username=self.principal.app_id,
+            password=self.secret,
+            registry_url=f"https://{login}",
+            docker_registry={"token_url": f"https://{login}/oauth2/token?service={login}"},
+        )
+
+    def verify(self, files: ValuesFiles | None) -> Result[VerificationReport | None]:
+        """Verify as every notebook does, giving Azure time to propagate new credentials.
+
+        A password or role assignment made moments ago can take a while to reach
+        the registry's token service: then a failed verification is retried for
+        up to ``propagation`` seconds (three minutes on Azure, none in the sandbox).
+        """
+        if files is None or not self.fresh or self.propagation <= 0:
+            return verify_step(files, self.ca_file)
+        started = time.monotonic()
+
+        def waiting(state: tenacity.RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            waited = time.monotonic() - started
+            progress(f"waiting for Azure to propagate the new credentials ({waited:.0f}s): {exc}")
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_delay(self.propagation),
+            wait=tenacity.wait_fixed(min(10.0, self.propagation / 6)),
+            retry=tenacity.retry_if_exception_type(VerificationFailed),
+            before_sleep=waiting,
+            reraise=True,
+        )
+        return retrying(verify_step, files, self.ca_file)
+
+    async def retire(self, retiring: list[Any]) -> None:
+        """Remove the passwords a rotation replaced."""
+        principal = self.principal or await self._recorded_principal()
+        if principal is not None:
+            with map_exceptions(_AZURE_ERRORS):
+                await _remove_passwords(self, principal, [str(k) for k in retiring])
+
+    async def _recorded_principal(self) -> Principal | None:
+        """The application the passwords live on: recorded as created, else found by name."""
+        app = self.record.created.get("application")
+        if app:
+            return Principal(app["id"], app["app_id"], "", self.params.sp_name)
+        with map_exceptions(_AZURE_ERRORS):
+            apps = await _applications(self, self.params.sp_name)
+        if apps and apps[0].id and apps[0].app_id:
+            return Principal(apps[0].id, apps[0].app_id, "", self.params.sp_name)
+        return None
+
+    def deletions(self) -> list[Deletion]:
+        """The role assignment, passwords, service principal, application, registry, group."""
+        created = self.record.created
+        group = created.get("resource_group", {}).get("name")
+        return [
+            Deletion("role_assignment", "the AcrPush role assignment", self._unassign),
+            Deletion(self.retiring, "the replaced passwords", self.retire),
+            Deletion("password", "the password", self._unpassword),
+            Deletion("service_principal", "the service principal", self._drop_principal),
+            Deletion("application", "the application", self._drop_application),
+            Deletion(
+                "registry",
+                f"registry {created.get('registry', {}).get('name')}",
+                self._drop_registry,
+            ),
+            Deletion("resource_group", f"resource group {group}", self._drop_group),
+        ]
+
+    def _in_this_subscription(self, recorded: dict[str, Any], what: str) -> None:
+        other = recorded["id"].split("/")[2]
+        if other.lower() != self.subscription_id.lower():
+            raise CloudError(
+                f"{what} was created in another subscription ({other}): set subscription_id to it"
+            )
+
+    def _unassign(self, recorded: dict[str, Any]) -> None:
+        with map_exceptions(_AZURE_ERRORS):
+            self.authorization.role_assignments.delete_by_id(recorded["id"])
+
+    async def _unpassword(self, recorded: dict[str, Any]) -> None:
+        await self.retire([recorded["key_id"]])
+
+    async def _drop_principal(self, recorded: dict[str, Any]) -> None:
+        with map_exceptions(_AZURE_ERRORS):
+            await self.graph().service_principals.by_service_principal_id(recorded["id"]).delete()
+
+    async def _drop_application(self, recorded: dict[str, Any]) -> None:
+        with map_exceptions(_AZURE_ERRORS):
+            await self.graph().applications.by_application_id(recorded["id"]).delete()
+
+    def _drop_registry(self, recorded: dict[str, Any]) -> None:
+        self._in_this_subscription(recorded, f"registry {recorded['name']}")
+        with map_exceptions(_AZURE_ERRORS):
+            self.acr.registries.begin_delete(recorded["resource_group"], recorded["name"]).result()
+
+    def _drop_group(self, recorded: dict[str, Any]) -> None:
+        self._in_this_subscription(recorded, f"resource group {recorded['name']}")
+        with map_exceptions(_AZURE_ERRORS):
+            self.resources.resource_groups.begin_delete(recorded["name"]).result()
 
 
 def _claims(token: str) -> dict[str, Any]:
@@ -489,7 +580,7 @@ def _sandbox_credential(p: Params) -> tuple[TokenCredential, dict[str, str], str
 
 
 @_step
-def sign_in(p: Params) -> Result[Connection]:
+def sign_in(p: Params) -> Result[AzureConnection]:
     """Sign in (guide step 1, ``az login``) and prove it with a token for Azure Resource Manager.
 
     Real Azure: DefaultAzureCredential (az login, environment variables, managed
@@ -532,8 +623,9 @@ def sign_in(p: Params) -> Result[Connection]:
         claims.get("upn") or claims.get("unique_name") or claims.get("appid") or "an identity"
     )
     kind = "service principal" if "appid" in claims and "upn" not in claims else "user"
-    conn = Connection(
+    conn = AzureConnection(
         params=p,
+        record=Record(p.output_dir, KEY),
         credential=credential,
         tenant_id=tenant_id,
         who=who,
@@ -541,7 +633,6 @@ def sign_in(p: Params) -> Result[Connection]:
         arm_url=endpoints.get("arm", ARM),
         graph_url=endpoints.get("graph"),
         authority=endpoints.get("authority"),
-        record=Record(p.output_dir, "azure"),
         # the sandbox answers at once; Azure's ACR creation takes tens of seconds
         lro_interval=0.05 if p.sandbox else 5.0,
         replication_wait=0.05 if p.sandbox else 2.0,
@@ -554,7 +645,7 @@ def sign_in(p: Params) -> Result[Connection]:
 
 
 @_step
-def select_subscription(conn: Connection) -> Result[str]:
+def select_subscription(conn: AzureConnection) -> Result[str]:
     """Pick the subscription (guide step 2, ``az account set -s``); build the ARM clients.
 
     ``subscription_id`` when given, else the only one this sign-in sees; with
@@ -601,12 +692,11 @@ def select_subscription(conn: Connection) -> Result[str]:
 
 
 # --- resource group and registry --------------------------------------------------------
+@creates
 @_step
-def ensure_resource_group(conn: Connection) -> Result[str | None]:
+def ensure_resource_group(conn: AzureConnection) -> Result[str | None]:
     """Create the resource group unless it exists (guide step 3, ``az group create``)."""
     p = conn.params
-    if p.teardown:
-        return Result(None, "skipped", "teardown requested: nothing is created")
     try:
         group = conn.resources.resource_groups.get(p.resource_group)
     except ResourceNotFoundError:
@@ -642,7 +732,7 @@ def _registry_info(model: Any) -> RegistryInfo:
     )
 
 
-def _check_name(conn: Connection) -> None:
+def _check_name(conn: AzureConnection) -> None:
     """Stop with a clear error when the registry name is taken (names are global in Azure)."""
     p = conn.params
     available = conn.acr.registries.check_name_availability(
@@ -659,8 +749,9 @@ def _check_name(conn: Connection) -> None:
     raise InvalidParameter("acr_name", _one_line(available.message), p.acr_name)
 
 
+@creates
 @_step
-def ensure_registry(conn: Connection) -> Result[RegistryInfo | None]:
+def ensure_registry(conn: AzureConnection) -> Result[RegistryInfo | None]:
     """Create the registry unless it exists (guide step 4: ``az acr check-name``, ``create``).
 
     The name is checked first (registry names are global across Azure); creation
@@ -668,14 +759,12 @@ def ensure_registry(conn: Connection) -> Result[RegistryInfo | None]:
     user stays disabled: BinderHub signs in as its own service principal.
     """
     p = conn.params
-    if p.teardown:
-        return Result(None, "skipped", "teardown requested: nothing is created")
     try:
         found = conn.acr.registries.get(p.resource_group, p.acr_name)
     except ResourceNotFoundError:  # no such registry, or no such resource group yet
         found = None
     if found is not None:
-        info = _registry_info(found)
+        info = conn.registry = _registry_info(found)
         admin = (
             "admin user ENABLED (not needed: consider disabling it)"
             if found.properties and found.properties.admin_user_enabled
@@ -718,7 +807,7 @@ def ensure_registry(conn: Connection) -> Result[RegistryInfo | None]:
         poller.wait(timeout=max(conn.lro_interval, 1.0))
         progress(f"provisioning: {poller.status()} after {time.monotonic() - started:.0f}s")
     created = poller.result()
-    info = _registry_info(created)
+    info = conn.registry = _registry_info(created)
     return Result(
         info,
         "created",
@@ -735,7 +824,7 @@ def _quoted(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"  # OData string literal
 
 
-async def _applications(conn: Connection, name: str) -> list[Application]:
+async def _applications(conn: AzureConnection, name: str) -> list[Application]:
     page = await conn.graph().applications.get(
         request_configuration=_query(
             ApplicationsRequestBuilder.ApplicationsRequestBuilderGetQueryParameters,
@@ -745,7 +834,7 @@ async def _applications(conn: Connection, name: str) -> list[Application]:
     return list(page.value or []) if page else []
 
 
-async def _service_principal(conn: Connection, app_id: str) -> ServicePrincipal | None:
+async def _service_principal(conn: AzureConnection, app_id: str) -> ServicePrincipal | None:
     page = await conn.graph().service_principals.get(
         request_configuration=_query(
             ServicePrincipalsRequestBuilder.ServicePrincipalsRequestBuilderGetQueryParameters,
@@ -756,8 +845,9 @@ async def _service_principal(conn: Connection, app_id: str) -> ServicePrincipal 
     return found[0] if found else None
 
 
+@creates
 @_astep
-async def ensure_service_principal(conn: Connection) -> Result[Principal | None]:
+async def ensure_service_principal(conn: AzureConnection) -> Result[Principal | None]:
     """The application and service principal named ``sp_name``: found, or created.
 
     The first half of ``az ad sp create-for-rbac --name``, through Microsoft
@@ -765,8 +855,6 @@ async def ensure_service_principal(conn: Connection) -> Result[Principal | None]
     (Graph answers 400 or 409 to a duplicate), so reruns never make a second one.
     """
     p = conn.params
-    if p.teardown:
-        return Result(None, "skipped", "teardown requested: nothing is created")
     recorded = conn.record.created.get("application", {})
     apps = await _applications(conn, p.sp_name)
     if len(apps) > 1:
@@ -809,26 +897,14 @@ async def ensure_service_principal(conn: Connection) -> Result[Principal | None]
     if ours and "service_principal" not in conn.record.created:
         # the principal of an application we created is ours too, even if its answer was lost
         conn.record.set("service_principal", {"id": sp.id, "app_id": app.app_id})
-    principal = Principal(app.id, app.app_id, sp.id, p.sp_name)
+    principal = conn.principal = Principal(app.id, app.app_id, sp.id, p.sp_name)
     what = f"application {p.sp_name!r} (appId {app.app_id}), service principal {sp.id}"
     if made:
         return Result(principal, "created", f"{what}: created the {' and '.join(made)}")
     return Result(principal, "reused", what)
 
 
-def _stored_secret(p: Params, app_id: str) -> Secret | None:
-    try:
-        data = yaml.safe_load((p.output_dir / "secret.yaml").read_text()) or {}
-        registry = data["registry"]
-    except (OSError, KeyError, TypeError, ValueError):
-        return None
-    password = registry.get("password") if isinstance(registry, dict) else None
-    if registry.get("username") != app_id or not isinstance(password, str) or not password:
-        return None
-    return Secret(password)
-
-
-def _secret_works(conn: Connection, app_id: str, secret: Secret) -> bool:
+def _secret_works(conn: AzureConnection, app_id: str, secret: Secret) -> bool:
     """True when Entra ID issues ``app_id`` a token for ``secret`` (client-credentials sign-in)."""
     kwargs: dict[str, Any] = {}
     if conn.authority:
@@ -848,12 +924,12 @@ def _day(when: dt.datetime | None) -> str:
     return when.strftime("%Y-%m-%d") if when else "never"
 
 
-async def _passwords(conn: Connection, principal: Principal) -> list[PasswordCredential]:
+async def _passwords(conn: AzureConnection, principal: Principal) -> list[PasswordCredential]:
     app = await conn.graph().applications.by_application_id(principal.app_object_id).get()
     return list(app.password_credentials or []) if app else []
 
 
-async def _remove_passwords(conn: Connection, principal: Principal, key_ids: list[str]) -> int:
+async def _remove_passwords(conn: AzureConnection, principal: Principal, key_ids: list[str]) -> int:
     present = {str(c.key_id) for c in await _passwords(conn, principal)}
     removed = 0
     for key_id in key_ids:
@@ -865,26 +941,25 @@ async def _remove_passwords(conn: Connection, principal: Principal, key_ids: lis
     return removed
 
 
+@creates
 @_astep
-async def ensure_password(conn: Connection, principal: Principal | None) -> Result[Secret | None]:
+async def ensure_password(conn: AzureConnection) -> Result[Secret | None]:
     """BinderHub's password on the application: reused while the stored one works, else added.
 
     The second half of ``az ad sp create-for-rbac``: the password is shown once,
     at creation, and kept only in ``secret.yaml``. Passwords with this notebook's
     label whose secret was lost are removed once the new one exists. With
     ``rotate`` a new password is added even if the stored one works; the old one
-    is removed by :func:`finish_rotation` after the new one verifies.
+    is removed by ``finish_rotation`` after the new one verifies.
     """
-    p = conn.params
-    if p.teardown:
-        return Result(None, "skipped", "teardown requested: nothing is created")
+    p, principal = conn.params, conn.principal
     days = p.secret_expiry_days
     if principal is None or not principal.sp_id:
         return Result(None, "planned", f"would add a password valid for {days} days")
     mine = [c for c in await _passwords(conn, principal) if c.display_name == p.password_label]
     recorded = conn.record.created.get("password", {}).get("key_id")
     current = next((c for c in mine if str(c.key_id) == recorded), None)
-    stored = _stored_secret(p, principal.app_id)
+    stored = conn.stored_password(principal.app_id)
     now = dt.datetime.now(dt.UTC)
     working = (
         current is not None
@@ -894,13 +969,14 @@ async def ensure_password(conn: Connection, principal: Principal | None) -> Resu
     )
     if working and not p.rotate:
         assert current is not None
+        conn.secret = stored
         return Result(
             stored,
             "reused",
             f"password {p.password_label!r}, expires {_day(current.end_date_time)}; the stored "
             "secret still works",
         )
-    retiring = list(conn.record.created.get("retiring_passwords", []))
+    retiring = list(conn.record.created.get(conn.retiring, []))
     if working and current is not None:
         retiring.append(str(current.key_id))  # rotate: removed only after the new one verifies
     stale = [str(c.key_id) for c in mine if str(c.key_id) not in retiring]
@@ -917,7 +993,7 @@ async def ensure_password(conn: Connection, principal: Principal | None) -> Resu
     assert created is not None and created.secret_text and created.key_id
     conn.record.set("password", {"key_id": str(created.key_id), "end": _day(created.end_date_time)})
     conn.fresh = True
-    conn.record.set("retiring_passwords", retiring)
+    conn.record.set(conn.retiring, retiring)
     removed = await _remove_passwords(conn, principal, stale)
     detail = (
         f"password {p.password_label!r}, expires {_day(created.end_date_time)} (in {days} days); "
@@ -927,21 +1003,8 @@ async def ensure_password(conn: Connection, principal: Principal | None) -> Resu
         detail += "; the old password is removed once this one verifies"
     if removed:
         detail += f"; removed {removed} whose secret was lost"
-    return Result(Secret(created.secret_text), "created", detail)
-
-
-@_astep
-async def finish_rotation(conn: Connection, principal: Principal | None) -> Result[None]:
-    """After verification: remove the passwords a rotation replaced (kept until then)."""
-    p = conn.params
-    retiring = list(conn.record.created.get("retiring_passwords", []))
-    if p.teardown or not retiring or principal is None:
-        return Result(None, "skipped", "no old password to remove")
-    if p.dry_run:
-        return Result(None, "planned", f"would remove {len(retiring)} old password(s)")
-    removed = await _remove_passwords(conn, principal, retiring)
-    conn.record.set("retiring_passwords", [])
-    return Result(None, "deleted", f"removed {removed} old password(s): only the new one works now")
+    conn.secret = Secret(created.secret_text)
+    return Result(conn.secret, "created", detail)
 
 
 # --- role assignment ---------------------------------------------------------------------
@@ -950,7 +1013,7 @@ def _is_principal_not_found(exc: BaseException) -> bool:
     return isinstance(exc, HttpResponseError) and getattr(error, "code", "") == "PrincipalNotFound"
 
 
-def _acr_push_assignment(conn: Connection, scope: str, sp_id: str) -> str | None:
+def _acr_push_assignment(conn: AzureConnection, scope: str, sp_id: str) -> str | None:
     """The id of the principal's AcrPush assignment at exactly ``scope``, if any."""
     for a in conn.authorization.role_assignments.list_for_scope(
         scope, filter=f"principalId eq '{sp_id}'"
@@ -961,19 +1024,16 @@ def _acr_push_assignment(conn: Connection, scope: str, sp_id: str) -> str | None
     return None
 
 
+@creates
 @_step
-def ensure_role_assignment(
-    conn: Connection, principal: Principal | None, registry: RegistryInfo | None
-) -> Result[str | None]:
+def ensure_role_assignment(conn: AzureConnection) -> Result[str | None]:
     """AcrPush for the service principal on the registry alone (``--role AcrPush --scopes``).
 
     A new service principal takes a while to reach Azure Resource Manager, which
     answers PrincipalNotFound meanwhile: retried (the az CLI does the same), with
     ``principal_type`` set as Azure advises. An existing assignment is reused.
     """
-    p = conn.params
-    if p.teardown:
-        return Result(None, "skipped", "teardown requested: nothing is created")
+    p, principal, registry = conn.params, conn.principal, conn.registry
     if principal is None or not principal.sp_id or registry is None:
         return Result(None, "planned", f"would assign AcrPush on registry {p.acr_name} only")
     scope = registry.id
@@ -1021,163 +1081,3 @@ def ensure_role_assignment(
         "created",
         f"AcrPush on registry {registry.name} only{waited if attempts > 1 else ''}",
     )
-
-
-# --- values, verification and teardown ----------------------------------------------------
-def verify_when_ready(
-    conn: Connection, files: ValuesFiles | None
-) -> Result[VerificationReport | None]:
-    """:func:`~binderhub_registry.verify.verify_step`, given time for Azure to propagate.
-
-    A password or role assignment made moments ago can take a while to reach the
-    registry's token service: then a failed verification is retried for up to
-    ``conn.propagation`` seconds (three minutes on Azure, none in the sandbox).
-    """
-    if files is None or not conn.fresh or conn.propagation <= 0:
-        return verify_step(files, conn.ca_file)
-    started = time.monotonic()
-
-    def waiting(state: tenacity.RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        waited = time.monotonic() - started
-        progress(f"waiting for Azure to propagate the new credentials ({waited:.0f}s): {exc}")
-
-    retrying = tenacity.Retrying(
-        stop=tenacity.stop_after_delay(conn.propagation),
-        wait=tenacity.wait_fixed(min(10.0, conn.propagation / 6)),
-        retry=tenacity.retry_if_exception_type(VerificationFailed),
-        before_sleep=waiting,
-        reraise=True,
-    )
-    return retrying(verify_step, files, conn.ca_file)
-
-
-def registry_values(
-    conn: Connection, registry: RegistryInfo, principal: Principal, password: Secret
-) -> RegistryValues:
-    """BinderHub's values: push as the service principal (appId and password) to the registry.
-
-    ACR's challenge is one BinderHub cannot follow, hence ``token_url``; ACR
-    reads the first ``service`` of the query, so BinderHub's appended
-    ``service=container_registry`` does no harm.
-    """
-    p = conn.params
-    login = registry.login_server
-    return RegistryValues(
-        image_prefix=f"{login}/{p.project}/{p.prefix}",
-        username=principal.app_id,
-        password=password,
-        registry_url=f"https://{login}",
-        docker_registry={"token_url": f"https://{login}/oauth2/token?service={login}"},
-    )
-
-
-def _gone(exc: BaseException) -> bool:
-    status = getattr(exc, "status_code", None) or getattr(exc, "response_status_code", None)
-    return isinstance(exc, (ResourceNotFoundError, HttpResponseError, ODataError)) and status == 404
-
-
-@_astep
-async def teardown(conn: Connection) -> Result[None]:
-    """Delete what this notebook created, as recorded in ``output_dir``, and ``secret.yaml``.
-
-    In order: the role assignment, the passwords, the service principal and the
-    application, the registry, the resource group. Things it found and reused
-    stay. Each deletion is recorded at once, so an interrupted teardown resumes.
-    """
-    p = conn.params
-    created = conn.record.created
-    kinds = [
-        k
-        for k in (
-            "role_assignment",
-            "password",
-            "service_principal",
-            "application",
-            "registry",
-            "resource_group",
-        )
-        if created.get(k)
-    ]
-    if not kinds:
-        return Result(None, "skipped", "nothing recorded as created by this notebook")
-    names = {
-        "role_assignment": "the AcrPush role assignment",
-        "password": "the password",
-        "service_principal": "the service principal",
-        "application": "the application",
-        "registry": f"registry {created.get('registry', {}).get('name')}",
-        "resource_group": f"resource group {created.get('resource_group', {}).get('name')}",
-    }
-    if p.dry_run:
-        return Result(None, "planned", "would delete " + ", ".join(names[k] for k in kinds))
-    for kind in ("registry", "resource_group"):
-        if (
-            kind in created
-            and created[kind]["id"].split("/")[2].lower() != conn.subscription_id.lower()
-        ):
-            raise CloudError(
-                f"{names[kind]} was created in another subscription "
-                f"({created[kind]['id'].split('/')[2]}): set subscription_id to it"
-            )
-    done: list[str] = []
-
-    async def delete(kind: str, action: Callable[[], Awaitable[Any]]) -> None:
-        try:
-            await action()
-        except Exception as exc:
-            if not _gone(exc):
-                raise
-        conn.record.forget(kind)
-        done.append(names[kind])
-
-    if "role_assignment" in created:
-        rid = created["role_assignment"]["id"]
-
-        async def unassign() -> None:
-            conn.authorization.role_assignments.delete_by_id(rid)
-
-        await delete("role_assignment", unassign)
-    app = created.get("application")
-    if "password" in created:
-        principal = None
-        if app:
-            principal = Principal(app["id"], app["app_id"], "", p.sp_name)
-        else:  # an application found, not made: remove only our passwords from it
-            apps = await _applications(conn, p.sp_name)
-            if apps and apps[0].id and apps[0].app_id:
-                principal = Principal(apps[0].id, apps[0].app_id, "", p.sp_name)
-        keys = [created["password"]["key_id"], *created.get("retiring_passwords", [])]
-
-        async def unpassword() -> None:
-            if principal is not None:
-                await _remove_passwords(conn, principal, keys)
-
-        await delete("password", unpassword)
-        conn.record.forget("retiring_passwords")
-    if "service_principal" in created:
-        sp_id = created["service_principal"]["id"]
-        await delete(
-            "service_principal",
-            lambda: conn.graph().service_principals.by_service_principal_id(sp_id).delete(),
-        )
-    if app:
-        await delete(
-            "application", lambda: conn.graph().applications.by_application_id(app["id"]).delete()
-        )
-    if "registry" in created:
-        reg = created["registry"]
-
-        async def unregistry() -> None:
-            conn.acr.registries.begin_delete(reg["resource_group"], reg["name"]).result()
-
-        await delete("registry", unregistry)
-    if "resource_group" in created:
-        group = created["resource_group"]["name"]
-
-        async def ungroup() -> None:
-            conn.resources.resource_groups.begin_delete(group).result()
-
-        await delete("resource_group", ungroup)
-    (p.output_dir / "secret.yaml").unlink(missing_ok=True)
-    return Result(None, "deleted", ", ".join(done) + "; secret.yaml removed")

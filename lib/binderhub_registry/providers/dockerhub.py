@@ -1,21 +1,10 @@
-"""Docker Hub (guide section 2.2): an access token with repo:write for BinderHub.
-
-Docker Hub has no official Python SDK; its HTTP API (``hub.docker.com/v2``) is
-used with requests. Accounts and organizations cannot be created by API, so
-they are checked, not created.
-"""
-
 from __future__ import annotations
 
-import email.utils
 import os
-import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import requests
-import yaml
 
 from .. import sandbox as sandbox_mod
 from ..binderhub import RegistryValues
@@ -23,28 +12,38 @@ from ..errors import (
     AuthenticationFailed,
     CloudError,
     PermissionDenied,
-    TransientCloudError,
+    error_for_status,
+    map_exceptions,
+    requests_errors,
+    retry_after,
 )
-from ..params import directory, flag, image_name_prefix, text
-from ..params import validate as check_all
+from ..params import text
 from ..secrets import Secret, read_secret
 from ..steps import Result
-from . import Record
+from .contract import (
+    COMMON_PARAMETERS,
+    CommonParams,
+    Connection,
+    Deletion,
+    Record,
+    check_parameters,
+    creates,
+)
 
 __all__ = [
+    "KEY",
     "NAME",
     "NOTEBOOK",
     "PARAMETERS",
-    "Connection",
+    "HubConnection",
     "Params",
     "check_membership",
     "ensure_access_token",
-    "registry_values",
     "sign_in",
-    "teardown",
     "validate",
 ]
 
+KEY = "dockerhub"
 NAME = "Docker Hub"
 NOTEBOOK = "02-docker-hub"
 HUB_API = "https://hub.docker.com"
@@ -61,25 +60,16 @@ PARAMETERS = (
         "must be a Docker Hub organization name: 4 to 30 lowercase letters or digits",
         optional=True,
     ),
-    image_name_prefix("prefix"),
-    directory("output_dir"),
-    flag("dry_run"),
-    flag("teardown"),
-    flag("sandbox"),
+    *COMMON_PARAMETERS,
 )
 
 
 @dataclass(frozen=True)
-class Params:
+class Params(CommonParams):
     """Validated parameters of the Docker Hub notebook."""
 
     username: str
     organization: str
-    prefix: str
-    output_dir: Path
-    dry_run: bool
-    teardown: bool
-    sandbox: bool
 
     @property
     def namespace(self) -> str:
@@ -92,10 +82,12 @@ class Params:
         return f"BinderHub push {self.namespace}/{self.prefix}*"
 
 
-def validate(**values: Any) -> Params:
-    """Check every parameter (no network); raise InvalidParameter for the first bad one."""
-    checked = check_all(PARAMETERS, values)
-    return Params(**(checked | {"output_dir": Path(checked["output_dir"])}))
+def validate(values: dict[str, Any] | None = None, /, **overrides: Any) -> Params:
+    """Check every parameter (no network); raise InvalidParameter for the first bad one.
+
+    ``values`` is typically the notebook's ``globals()``; keywords override it.
+    """
+    return check_parameters(Params, PARAMETERS, values, overrides)
 
 
 class _Hub:
@@ -110,57 +102,85 @@ class _Hub:
         self.http.headers["User-Agent"] = "binderhub-registry"
 
     def call(self, method: str, path: str, **kw: Any) -> Any:
-        try:
+        with map_exceptions(requests_errors(NAME)):
             r = self.http.request(method, self.base + path, timeout=30, **kw)
-        except requests.RequestException as e:
-            raise TransientCloudError(
-                f"Docker Hub: {type(e).__name__} on {method} {path}"
-            ) from None
-        if r.status_code == 429 or r.status_code >= 500:
-            raise TransientCloudError(
-                f"Docker Hub answered {r.status_code} to {method} {path}",
-                r.status_code,
-                _retry_after(r.headers.get("Retry-After")),
-            )
         if r.status_code >= 400:
             try:
                 body = r.json()
                 message = body.get("detail") or body.get("message") or r.reason
             except ValueError:
                 message = r.reason
-            if r.status_code == 401:
-                raise AuthenticationFailed(f"Docker Hub: {message}")
-            if r.status_code == 403:
-                raise PermissionDenied(f"Docker Hub: {message}")
-            raise CloudError(
-                f"Docker Hub answered {r.status_code} to {method} {path}: {message}", r.status_code
+            raise error_for_status(
+                NAME,
+                r.status_code,
+                f"{message} ({method} {path})",
+                retry_after=retry_after(r.headers.get("Retry-After")),
             )
         return r.json() if r.content else None
 
 
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        when = email.utils.parsedate_to_datetime(value)
-        return max(when.timestamp() - time.time(), 0.0)
-
-
 @dataclass
-class Connection:
+class HubConnection(Connection):
     """A signed-in Docker Hub session and where BinderHub's registry lives."""
+
+    NOTEBOOK = NOTEBOOK
+    retiring = "retiring_tokens"
 
     params: Params
     hub: _Hub
     registry_url: str | None  # None: Docker Hub itself
     token_url: str
-    ca_file: str | None
-    record: Record
+
+    def values(self) -> RegistryValues | None:
+        """BinderHub's values for this namespace, pushing with the access token."""
+        p, token = self.params, self.secret
+        if token is None:
+            return None
+        if self.registry_url:  # the sandbox: its registry stands in for registry-1.docker.io
+            host = self.registry_url.split("://", 1)[1]
+            return RegistryValues(
+                image_prefix=f"{host}/{p.namespace}/{p.prefix}",
+                username=p.username,
+                password=token,
+                registry_url=self.registry_url,
+                docker_registry={
+                    "url": self.registry_url,
+                    "token_url": self.token_url,
+                    "not_found_401": True,
+                },
+            )
+        return RegistryValues(
+            image_prefix=f"{p.namespace}/{p.prefix}",
+            username=p.username,
+            password=token,
+            docker_registry={"url": REGISTRY, "token_url": TOKEN_URL},
+        )
+
+    def deletions(self) -> list[Deletion]:
+        """The access token (and any a rotation left), the only things this notebook creates."""
+        return [
+            Deletion("retiring_tokens", "the replaced access tokens", self.retire),
+            Deletion(
+                "access_token",
+                f"access token {self.params.token_label!r}",
+                lambda token: self._delete_token(token["uuid"]),
+            ),
+        ]
+
+    def retire(self, retiring: list[Any]) -> None:
+        """Delete the access tokens a rotation replaced."""
+        for uuid in retiring:
+            self._delete_token(uuid)
+
+    def _delete_token(self, uuid: str) -> None:
+        try:
+            self.hub.call("DELETE", f"/v2/access-tokens/{uuid}")
+        except CloudError as e:
+            if e.status != 404:  # already gone is what we wanted
+                raise
 
 
-def sign_in(p: Params) -> Result[Connection]:
+def sign_in(p: Params) -> Result[HubConnection]:
     """Sign in to Docker Hub (or the sandbox's) with the secret from the environment or a prompt."""
     if p.sandbox:
         box = sandbox_mod.ensure()
@@ -189,7 +209,14 @@ def sign_in(p: Params) -> Result[Connection]:
         ) from None
     hub.http.headers["Authorization"] = f"Bearer {session['access_token']}"
     where = "the sandbox" if p.sandbox else "hub.docker.com"
-    conn = Connection(p, hub, registry_url, token_url, ca_file, Record(p.output_dir, "dockerhub"))
+    conn = HubConnection(
+        params=p,
+        record=Record(p.output_dir, KEY),
+        ca_file=ca_file,
+        hub=hub,
+        registry_url=registry_url,
+        token_url=token_url,
+    )
     return Result(conn, "done", f"signed in to {where} as {p.username} with {source}")
 
 
@@ -197,7 +224,7 @@ def _env(name: str) -> str:
     return os.environ.get(name, "")
 
 
-def check_membership(conn: Connection) -> Result[None]:
+def check_membership(conn: HubConnection) -> Result[None]:
     """When pushing to an organization, check the user belongs to it."""
     p = conn.params
     if not p.organization:
@@ -224,7 +251,7 @@ def check_membership(conn: Connection) -> Result[None]:
     return Result(None, "done", f"{p.username} is a member of {p.organization}")
 
 
-def _tokens(conn: Connection) -> list[dict[str, Any]]:
+def _tokens(conn: HubConnection) -> list[dict[str, Any]]:
     tokens: list[dict[str, Any]] = []
     page = 1
     while True:
@@ -235,16 +262,7 @@ def _tokens(conn: Connection) -> list[dict[str, Any]]:
         page += 1
 
 
-def _stored_password(p: Params) -> Secret | None:
-    try:
-        data = yaml.safe_load((p.output_dir / "secret.yaml").read_text()) or {}
-        password = data["registry"]["password"]
-    except (OSError, KeyError, TypeError, ValueError):
-        return None
-    return Secret(password) if isinstance(password, str) and password else None
-
-
-def _still_works(conn: Connection, secret: Secret) -> bool:
+def _still_works(conn: HubConnection, secret: Secret) -> bool:
     try:
         _Hub(conn.hub.base, conn.ca_file).call(
             "POST",
@@ -256,80 +274,56 @@ def _still_works(conn: Connection, secret: Secret) -> bool:
     return True
 
 
-def ensure_access_token(conn: Connection) -> Result[Secret | None]:
+@creates
+def ensure_access_token(conn: HubConnection) -> Result[Secret | None]:
     """Reuse BinderHub's access token while the stored secret works; else create one (repo:write).
 
     Tokens with this notebook's label whose secret is not stored (a crash after
-    creation, a deleted output_dir) are deleted first, so reruns never pile up tokens.
+    creation, a deleted output_dir) are deleted first, so reruns never pile up
+    tokens. With ``rotate`` a new token is made even when the stored one works;
+    the old one is deleted by ``finish_rotation`` once the new one verifies.
     """
     p = conn.params
     label = p.token_label
-    if p.teardown:
-        return Result(None, "skipped", "teardown requested: nothing is created")
     mine = [t for t in _tokens(conn) if t.get("token_label") == label]
     recorded = conn.record.created.get("access_token", {}).get("uuid")
-    stored = _stored_password(p)
-    for token in mine:
-        usable = token.get("is_active") and "repo:write" in token.get("scopes", [])
-        if token["uuid"] == recorded and usable and stored and _still_works(conn, stored):
-            return Result(
-                stored, "reused", f"access token {label!r} (repo:write), stored secret still works"
-            )
-    stale = [t["uuid"] for t in mine]
-    if p.dry_run:
-        extra = f", after deleting {len(stale)} stale one(s)" if stale else ""
+    retiring = list(conn.record.created.get(conn.retiring, []))
+    stored = conn.stored_password(p.username)
+    working = next(
+        (
+            t
+            for t in mine
+            if t["uuid"] == recorded
+            and t.get("is_active")
+            and "repo:write" in t.get("scopes", [])
+            and stored
+            and _still_works(conn, stored)
+        ),
+        None,
+    )
+    if working and not p.rotate:
+        conn.secret = stored
         return Result(
-            None, "planned", f"would create access token {label!r} with repo:write{extra}"
+            stored, "reused", f"access token {label!r} (repo:write), stored secret still works"
         )
+    if working:
+        retiring.append(working["uuid"])  # rotate: deleted only after the new one verifies
+    stale = [t["uuid"] for t in mine if t["uuid"] not in retiring]
+    if p.dry_run:
+        what = "rotate: would create a new" if working else "would create"
+        extra = f", after deleting {len(stale)} stale one(s)" if stale else ""
+        return Result(None, "planned", f"{what} access token {label!r} with repo:write{extra}")
     for uuid in stale:
         conn.hub.call("DELETE", f"/v2/access-tokens/{uuid}")
+    conn.record.set(conn.retiring, retiring)
     created = conn.hub.call(
         "POST", "/v2/access-tokens", json={"token_label": label, "scopes": ["repo:write"]}
     )
     conn.record.set("access_token", {"uuid": created["uuid"], "label": label})
-    replaced = f", replacing {len(stale)} whose secret was lost" if stale else ""
-    return Result(
-        Secret(created["token"]), "created", f"access token {label!r} with repo:write{replaced}"
-    )
-
-
-def registry_values(conn: Connection, token: Secret) -> RegistryValues:
-    """BinderHub's values for this namespace, pushing with ``token``."""
-    p = conn.params
-    if conn.registry_url:  # the sandbox: its registry stands in for registry-1.docker.io
-        host = conn.registry_url.split("://", 1)[1]
-        return RegistryValues(
-            image_prefix=f"{host}/{p.namespace}/{p.prefix}",
-            username=p.username,
-            password=token,
-            registry_url=conn.registry_url,
-            docker_registry={
-                "url": conn.registry_url,
-                "token_url": conn.token_url,
-                "not_found_401": True,
-            },
-        )
-    return RegistryValues(
-        image_prefix=f"{p.namespace}/{p.prefix}",
-        username=p.username,
-        password=token,
-        docker_registry={"url": REGISTRY, "token_url": TOKEN_URL},
-    )
-
-
-def teardown(conn: Connection) -> Result[None]:
-    """Delete the access token this notebook created, and the secret.yaml that held it."""
-    p = conn.params
-    recorded = conn.record.created.get("access_token")
-    if not recorded:
-        return Result(None, "skipped", "nothing recorded as created by this notebook")
-    if p.dry_run:
-        return Result(None, "planned", f"would delete access token {recorded['label']!r}")
-    try:
-        conn.hub.call("DELETE", f"/v2/access-tokens/{recorded['uuid']}")
-    except CloudError as e:
-        if e.status != 404:
-            raise
-    conn.record.forget("access_token")
-    (p.output_dir / "secret.yaml").unlink(missing_ok=True)
-    return Result(None, "deleted", f"access token {recorded['label']!r}; secret.yaml removed")
+    conn.secret = Secret(created["token"])
+    detail = f"access token {label!r} with repo:write"
+    if stale:
+        detail += f", replacing {len(stale)} whose secret was lost"
+    if working:
+        detail += "; the old token is deleted once this one verifies"
+    return Result(conn.secret, "created", detail)

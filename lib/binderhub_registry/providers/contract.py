@@ -1,0 +1,291 @@
+"""The provider contract: what every registry module is, and the parts they all share.
+
+A provider is a module (``providers/<key>.py``) registered in :mod:`.registry`.
+It declares ``KEY``, ``NAME``, ``NOTEBOOK`` and its own ``PARAMETERS``, and
+defines ``validate``, ``sign_in`` and its guide steps (``ensure_*``, each
+``(connection) -> Result``: look up, create only if missing). Its connection
+subclasses :class:`Connection`, which holds what every provider does alike:
+
+- the common parameters (:data:`COMMON_PARAMETERS`: prefix, output_dir,
+  dry_run, teardown, rotate, sandbox) and their rules, checked in one call by
+  :func:`check_parameters`;
+- the record of what the notebook created (:class:`Record`), which reruns read
+  to reuse resources and teardown to delete only those;
+- the stored values (:meth:`Connection.stored_password`), read in one place;
+- the shared steps a notebook calls on its connection: ``write_values``,
+  ``verify``, ``finish_rotation`` and ``teardown``.
+
+A provider's connection supplies three things: :meth:`Connection.values`
+(BinderHub's values from what the steps found or made), :meth:`Connection.deletions`
+(how to delete each recorded kind, in order) and :meth:`Connection.retire`
+(how to remove credentials a rotation replaced).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from functools import wraps
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, TypeVar
+
+import yaml
+
+from ..binderhub import RegistryValues, ValuesFiles, write_values
+from ..errors import CloudError, InvalidParameter
+from ..params import Parameter, directory, flag, image_name_prefix
+from ..params import validate as check_rules
+from ..secrets import Secret
+from ..steps import Result
+from ..verify import VerificationReport, verify_step
+
+__all__ = [
+    "COMMON_PARAMETERS",
+    "CommonParams",
+    "Connection",
+    "Deletion",
+    "Provider",
+    "Record",
+    "check_parameters",
+    "creates",
+]
+
+#: The parameters every notebook has, after its own; the same rules everywhere.
+COMMON_PARAMETERS: tuple[Parameter, ...] = (
+    image_name_prefix("prefix"),
+    directory("output_dir"),
+    flag("dry_run"),
+    flag("teardown"),
+    flag("rotate"),
+    flag("sandbox"),
+)
+
+P = TypeVar("P", bound="CommonParams")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class CommonParams:
+    """The validated common parameters; each provider's ``Params`` adds its own fields."""
+
+    prefix: str
+    output_dir: Path
+    dry_run: bool
+    teardown: bool
+    rotate: bool
+    sandbox: bool
+
+
+def check_parameters(
+    cls: type[P],
+    spec: tuple[Parameter, ...],
+    values: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> P:
+    """Check ``spec`` against ``values`` (a notebook's ``globals()``) and build ``cls``.
+
+    Only the names in ``spec`` are read, so a whole namespace can be passed.
+    Raises InvalidParameter for the first parameter that breaks its rule; no
+    cloud is contacted.
+    """
+    merged = dict(values or {}) | dict(overrides or {})
+    checked = check_rules(spec, merged)
+    if checked["rotate"] and checked["teardown"]:
+        raise InvalidParameter("rotate", "cannot be combined with teardown = True", True)
+    checked["output_dir"] = Path(checked["output_dir"])
+    return cls(**checked)
+
+
+class Record:
+    """What a notebook created, kept in ``output_dir/binderhub-registry.json`` (no secrets).
+
+    Reruns read it to reuse resources, teardown to delete only what was created.
+    """
+
+    FILE = "binderhub-registry.json"
+
+    def __init__(self, output_dir: Path, provider: str) -> None:
+        self.path = output_dir / self.FILE
+        self.provider = provider
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            data = {}
+        ours = isinstance(data, dict) and data.get("provider") == provider
+        self.created: dict[str, Any] = dict(data.get("created", {})) if ours else {}
+
+    def set(self, kind: str, value: Any) -> None:
+        """Record a created resource (and save at once, so a crash right after keeps it)."""
+        self.created[kind] = value
+        self.save()
+
+    def forget(self, kind: str) -> None:
+        """Drop a deleted resource."""
+        self.created.pop(kind, None)
+        self.save()
+
+    def save(self) -> None:
+        """Write the record, readable by its owner only."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps({"provider": self.provider, "created": self.created}, indent=2)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+
+
+def creates(fn: Callable[..., R]) -> Callable[..., R]:
+    """Mark a step that creates something: with ``teardown = True`` it creates nothing.
+
+    The step's first argument is the connection; sync and coroutine steps both work.
+    """
+    skipped = Result(None, "skipped", "teardown requested: nothing is created")
+
+    if inspect.iscoroutinefunction(fn):
+
+        @wraps(fn)
+        async def run_async(conn: Connection, *args: Any, **kwargs: Any) -> Any:
+            if conn.params.teardown:
+                return skipped
+            return await fn(conn, *args, **kwargs)
+
+        return run_async  # type: ignore[return-value]
+
+    @wraps(fn)
+    def run(conn: Connection, *args: Any, **kwargs: Any) -> Any:
+        if conn.params.teardown:
+            return skipped
+        return fn(conn, *args, **kwargs)
+
+    return run
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """How teardown deletes one recorded kind: a label for people and the action."""
+
+    kind: str
+    label: str
+    action: Callable[[Any], Any]  # given the recorded value; may return an awaitable
+
+
+@dataclass
+class Connection:
+    """A signed-in session with one registry's cloud, and the shared steps every notebook runs.
+
+    ``secret`` is set by the provider's step that makes BinderHub's credential
+    (None in a dry run or teardown); ``retiring`` names the record kind holding
+    credentials a rotation replaced.
+    """
+
+    NOTEBOOK: ClassVar[str] = ""  # the notebook stem, written in the values' header
+    retiring: ClassVar[str] = "retiring"
+
+    params: CommonParams
+    record: Record
+    ca_file: str | None  # the sandbox's CA; None: the system's
+    secret: Secret | None = field(default=None, kw_only=True)
+
+    # --- what each provider supplies ---------------------------------------------------
+    def values(self) -> RegistryValues | None:
+        """BinderHub's values from what the steps found or made; None when nothing was made."""
+        raise NotImplementedError
+
+    def deletions(self) -> list[Deletion]:
+        """Every kind this provider records as created, in the order teardown deletes them."""
+        raise NotImplementedError
+
+    def retire(self, retiring: list[Any]) -> Any:
+        """Remove the credentials a rotation replaced (may return an awaitable)."""
+        raise NotImplementedError
+
+    def gone(self, exc: BaseException) -> bool:
+        """True when ``exc`` says the thing to delete no longer exists."""
+        return isinstance(exc, CloudError) and exc.status == 404
+
+    # --- shared ---------------------------------------------------------------------------
+    def stored_password(self, username: str) -> Secret | None:
+        """The password in ``output_dir/secret.yaml`` when it is for ``username``."""
+        try:
+            data = yaml.safe_load((self.params.output_dir / "secret.yaml").read_text())
+            registry = data["registry"]
+            password = registry["password"]
+        except (OSError, yaml.YAMLError, KeyError, TypeError):
+            return None  # absent or broken: a new credential is made (never echo its content)
+        if registry.get("username") != username or not isinstance(password, str) or not password:
+            return None
+        return Secret(password)
+
+    def write_values(self) -> Result[ValuesFiles | None]:
+        """Write ``config.yaml`` and ``secret.yaml`` (0600); skipped when nothing was made."""
+        values = self.values() if self.secret is not None else None
+        if values is None:
+            return Result(None, "skipped", "nothing to write (dry run or teardown)")
+        files = write_values(self.params.output_dir, values, source=self.NOTEBOOK)
+        return Result(files, "done", f"{files.config_path} and {files.secret_path} (0600)")
+
+    def verify(self, files: ValuesFiles | None) -> Result[VerificationReport | None]:
+        """BinderHub's handshake and a push with the written files (skipped without them)."""
+        return verify_step(files, self.ca_file)
+
+    async def finish_rotation(self) -> Result[None]:
+        """After verification: remove the credentials a rotation replaced (kept until then)."""
+        retiring = list(self.record.created.get(self.retiring, []))
+        if not retiring:
+            return Result(None, "skipped", "no replaced credential to remove")
+        if self.params.dry_run:
+            return Result(None, "planned", f"would remove {len(retiring)} replaced credential(s)")
+        await _maybe_await(self.retire(retiring))
+        self.record.forget(self.retiring)
+        return Result(
+            None, "deleted", f"removed {len(retiring)} replaced credential(s): the new one works"
+        )
+
+    async def teardown(self) -> Result[None]:
+        """With ``teardown = True``: delete what this notebook recorded creating, in order.
+
+        Things it found and reused stay. Each deletion is recorded at once, so an
+        interrupted teardown resumes; ``secret.yaml`` goes last.
+        """
+        p = self.params
+        if not p.teardown:
+            return Result(None, "skipped", "teardown = False: nothing is deleted")
+        created = self.record.created
+        plan = [d for d in self.deletions() if created.get(d.kind)]
+        if not plan:
+            return Result(None, "skipped", "nothing recorded as created by this notebook")
+        if p.dry_run:
+            return Result(None, "planned", "would delete " + ", ".join(d.label for d in plan))
+        for deletion in plan:
+            try:
+                await _maybe_await(deletion.action(created[deletion.kind]))
+            except Exception as exc:
+                if not self.gone(exc):
+                    raise
+            self.record.forget(deletion.kind)
+        (p.output_dir / "secret.yaml").unlink(missing_ok=True)
+        done = ", ".join(d.label for d in plan)
+        return Result(None, "deleted", f"{done}; secret.yaml removed")
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if isinstance(value, Awaitable) else value
+
+
+class Provider(Protocol):
+    """What a provider module defines (a module satisfies this protocol structurally)."""
+
+    KEY: str  # the registry key, also the provider name in the record
+    NAME: str  # display name, e.g. "Docker Hub"
+    NOTEBOOK: str  # notebook stem, the default output_dir's last part
+    PARAMETERS: tuple[Parameter, ...]  # its own parameters, then COMMON_PARAMETERS
+
+    def validate(self, values: Mapping[str, Any] | None = None, /, **overrides: Any) -> Any:
+        """Check every parameter (no network); raise InvalidParameter for the first bad one."""
+        ...
+
+    def sign_in(self, params: Any) -> Result[Any]:
+        """Sign in (sandbox or real endpoints and credentials); the result is a Connection."""
+        ...

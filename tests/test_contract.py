@@ -1,0 +1,284 @@
+"""The provider contract: one suite, run over every registered provider's notebook.
+
+A provider gets these by registering (``providers.PROVIDERS``): a run writes values that follow
+the chart's rules and that a client nobody here wrote (skopeo) can push with; a rerun creates
+nothing; a dry run changes nothing; every parameter's rule is checked before any cloud call; a
+run that crashes half-way completes on the next run without duplicates; rotation leaves one
+working credential; teardown removes everything the notebook created; no secret is printed.
+Provider-specific behaviour is tested beside this, in ``test_<provider>_notebook.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import subprocess
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+import yaml
+from papermill.exceptions import PapermillExecutionError
+
+from binderhub_registry import InvalidParameter, providers, sandbox
+from binderhub_registry.binderhub import auth_key_host, chart_docker_config, image_host
+from binderhub_registry.params import Parameter
+from binderhub_registry.providers import COMMON_PARAMETERS, Provider
+
+from .conftest import NOTEBOOKS, NotebookRun, assert_fails_before_any_call, outputs_text
+
+pytestmark = pytest.mark.notebook
+
+KEYS = providers.keys()
+
+
+@pytest.fixture(params=KEYS)
+def provider(request: pytest.FixtureRequest) -> Provider:
+    """Each registered provider in turn."""
+    return providers.get(request.param)
+
+
+@pytest.fixture
+def nb(provider: Provider, tmp_path: Path, fresh: sandbox.Sandbox) -> NotebookRun:
+    """The provider's notebook against a fresh sandbox, writing into tmp_path."""
+    return NotebookRun(NOTEBOOKS / f"{provider.NOTEBOOK}.ipynb", tmp_path)
+
+
+# --- helpers -------------------------------------------------------------------------------
+def census(state: Any, path: str = "") -> Counter[str]:
+    """How many of each kind of thing the sandbox holds: leaf paths, list positions folded.
+
+    Ids, secrets' expiry dates and other values are left out, so two runs that made the
+    same things compare equal however their ids were drawn.
+    """
+    counts: Counter[str] = Counter()
+    if isinstance(state, dict):
+        for key, value in state.items():
+            counts += census(value, f"{path}/{key}")
+    elif isinstance(state, list):
+        counts[f"{path}[]"] += 0  # present, even when empty
+        for value in state:
+            counts += census(value, f"{path}[]")
+        counts[f"{path}[]#"] += len(state)
+    else:
+        counts[path] += 1
+    return counts
+
+
+def values_of(run: NotebookRun) -> tuple[dict[str, Any], dict[str, Any]]:
+    """config.yaml and secret.yaml as written."""
+    config = yaml.safe_load((run.output_dir / "config.yaml").read_text())
+    secret = yaml.safe_load((run.output_dir / "secret.yaml").read_text())
+    return config, secret
+
+
+def creating_calls(box: sandbox.Sandbox) -> list[dict[str, Any]]:
+    """Requests that made something in a fake cloud (sign-ins, checks and pushes left out)."""
+    return [
+        e
+        for e in box.log()
+        if e["method"] in ("POST", "PUT", "PATCH")
+        and e["status"] in (200, 201, 202)
+        and not re.search(
+            r"/auth/token|/oauth2|/login/|checkNameAvailability|/v2/.*/(blobs|manifests)/",
+            e["path"],
+            re.I,
+        )
+    ]
+
+
+def bad_value(param: Parameter) -> Any:
+    """A value that breaks ``param``'s rule, whatever the rule is."""
+    return {
+        "flag": "yes",
+        "integer": -(10**9),
+        "choice": "not-one-of-them",
+        "directory": "",
+    }.get(param.kind, "Not A Valid Value!")
+
+
+def skopeo_push(values: dict[str, Any], config: dict[str, Any], ca_file: str, tmp: Path) -> None:
+    """Push a one-layer image with skopeo using the docker config.json the chart renders."""
+    from binderhub_registry.verify import _test_image
+
+    layer, image_config, manifest = _test_image()
+    layout = tmp / "layout"
+    blobs = layout / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    import hashlib
+
+    for blob in (layer, image_config, manifest):
+        (blobs / hashlib.sha256(blob).hexdigest()).write_bytes(blob)
+    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    index = {
+        "schemaVersion": 2,
+        "manifests": [
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": "sha256:" + hashlib.sha256(manifest).hexdigest(),
+                "size": len(manifest),
+                "annotations": {"org.opencontainers.image.ref.name": "contract"},
+            }
+        ],
+    }
+    (layout / "index.json").write_text(json.dumps(index))
+    authfile = tmp / "config.json"
+    authfile.write_text(json.dumps(chart_docker_config(values["registry"])))
+    certs = tmp / "certs"
+    certs.mkdir()
+    shutil.copy(ca_file, certs / "ca.crt")
+    prefix = config["config"]["BinderHub"]["image_prefix"]
+    target = f"docker://{prefix}skopeo-contract:1"
+    done = subprocess.run(
+        [
+            "skopeo",
+            "copy",
+            "--authfile",
+            str(authfile),
+            "--dest-cert-dir",
+            str(certs),
+            f"oci:{layout}:contract",
+            target,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "SSL_CERT_FILE": ca_file, "HOME": str(tmp)},
+    )
+    assert done.returncode == 0, done.stderr
+
+
+# --- the contract --------------------------------------------------------------------------
+def test_parameters_end_with_the_common_ones(provider: Provider) -> None:
+    names = [p.name for p in provider.PARAMETERS]
+    assert names[-len(COMMON_PARAMETERS) :] == [p.name for p in COMMON_PARAMETERS]
+    assert len(set(names)) == len(names)
+    assert provider.KEY in KEYS and provider.NAME
+
+
+def test_every_parameter_rule_is_checked_before_any_call(provider: Provider) -> None:
+    nb = nbformat.read(str(NOTEBOOKS / f"{provider.NOTEBOOK}.ipynb"), as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    defaults: dict[str, Any] = {}
+    exec(cell.source, defaults)
+    assert provider.validate(defaults) is not None  # the notebook's defaults are valid
+    for param in provider.PARAMETERS:
+        with pytest.raises(InvalidParameter) as err:
+            provider.validate(defaults, **{param.name: bad_value(param)})
+        assert err.value.name == param.name
+        message = str(err.value)
+        assert message.startswith(f"parameter {param.name!r}: ") and "\n" not in message
+        assert param.rule in message
+    with pytest.raises(InvalidParameter, match="rotate"):
+        provider.validate(defaults, rotate=True, teardown=True)
+
+
+def test_bad_input_stops_the_notebook_before_any_call(
+    provider: Provider, nb: NotebookRun, fresh: sandbox.Sandbox
+) -> None:
+    first = provider.PARAMETERS[0]
+    assert_fails_before_any_call(nb, fresh, {first.name: bad_value(first)}, first.name, first.rule)
+
+
+def test_a_run_writes_values_that_work_and_a_rerun_creates_nothing(
+    provider: Provider, nb: NotebookRun, fresh: sandbox.Sandbox, tmp_path: Path
+) -> None:
+    first = nb()
+    assert "[failed]" not in outputs_text(first)
+    config, secret = values_of(nb)
+    password = secret["registry"]["password"]
+
+    # the chart's rules: BinderHub settings at the top of config; registry takes three keys
+    assert set(config) == {"config"} and config["config"]["BinderHub"]["use_registry"] is True
+    assert set(config["config"]) <= {"BinderHub", "DockerRegistry"}
+    assert set(secret["registry"]) <= {"url", "username", "password"}
+    assert secret["registry"]["username"]  # explicit: the chart's default is "<token>"
+    key = next(iter(chart_docker_config(secret["registry"])["auths"]))
+    assert auth_key_host(key) == image_host(config["config"]["BinderHub"]["image_prefix"])
+    assert (nb.output_dir / "secret.yaml").stat().st_mode & 0o777 == 0o600
+
+    # secret hygiene: not in any output, in no encoding, nor in the record
+    text = nb.last_output() + (nb.output_dir / "binderhub-registry.json").read_text()
+    for form in (password, base64.b64encode(password.encode()).decode(), json.dumps(password)):
+        assert form.strip('"') not in text
+
+    # a client nobody here wrote pushes with the chart's docker config
+    skopeo_push(secret, config, fresh.ca_file, tmp_path)
+
+    before = fresh.state()
+    second = nb()
+    assert fresh.state() == before
+    assert values_of(nb)[1]["registry"]["password"] == password
+    assert "[created]" not in outputs_text(second)
+
+
+def test_dry_run_changes_nothing(nb: NotebookRun, fresh: sandbox.Sandbox) -> None:
+    before = fresh.state()
+    out = nb(dry_run=True)
+    assert "[planned]" in outputs_text(out)
+    assert fresh.state() == before
+    assert not (nb.output_dir / "secret.yaml").exists()
+
+
+def test_crash_half_way_then_rerun_leaves_no_duplicates(
+    nb: NotebookRun, fresh: sandbox.Sandbox
+) -> None:
+    nb()
+    clean = census(fresh.state())
+    calls = creating_calls(fresh)
+    assert calls, "the notebook created nothing in the fake cloud"
+    at = (len(calls) - 1) // 2
+    fresh.reset()
+    shutil.rmtree(nb.output_dir)
+
+    def fault(call: dict[str, Any], **how: Any) -> dict[str, Any]:
+        return {"method": call["method"], "path": "^" + re.escape(call["path"]) + "$"} | how
+
+    if at + 1 < len(calls):  # the middle call's answer is lost, then the run dies at the next
+        fresh.add_faults(
+            fault(calls[at], drop=True, after=True, times=1),
+            fault(calls[at + 1], status=500, times=99),
+        )
+    else:  # every attempt at the only call is carried out and its answer lost
+        fresh.add_faults(fault(calls[at], drop=True, after=True, times=99))
+    with pytest.raises(PapermillExecutionError):
+        nb()
+    fresh.clear_faults()
+    nb()
+    assert census(fresh.state()) == clean
+
+
+def test_rotate_leaves_one_working_credential(nb: NotebookRun, fresh: sandbox.Sandbox) -> None:
+    nb()
+    clean = census(fresh.state())
+    old = values_of(nb)[1]["registry"]["password"]
+    out = nb(rotate=True)
+    text = outputs_text(out)
+    assert "Remove the replaced credential [deleted]" in text
+    assert values_of(nb)[1]["registry"]["password"] != old
+    assert census(fresh.state()) == clean  # the old credential is gone, nothing else changed
+
+
+def test_teardown_removes_what_the_notebook_created(
+    nb: NotebookRun, fresh: sandbox.Sandbox
+) -> None:
+    seeded = fresh.state()
+    nb()
+    out = nb(teardown=True)
+    assert "Delete what this notebook created [deleted]" in outputs_text(out)
+    after = fresh.state()
+    for state in (seeded, after):  # images pushed by verification are not the notebook's
+        for backend in state.values():
+            if isinstance(backend, dict):
+                backend.pop("repositories", None)
+                for registry in backend.get("registries", []):
+                    if isinstance(registry, dict):
+                        registry.pop("repositories", None)
+    assert census(after) == census(seeded)
+    assert not (nb.output_dir / "secret.yaml").exists()
+    again = nb(teardown=True)
+    assert "nothing recorded as created by this notebook" in outputs_text(again)
