@@ -20,7 +20,6 @@ from urllib.parse import urlparse
 import yaml
 
 from .secrets import REDACTED, Secret, write_private_file
-from .steps import Result
 
 __all__ = [
     "DOCKER_HUB_AUTH_KEY",
@@ -29,7 +28,6 @@ __all__ = [
     "chart_docker_config",
     "image_host",
     "load_values",
-    "save_values",
     "split_image_reference",
     "write_values",
 ]
@@ -159,16 +157,6 @@ def load_values(config_path: str | Path, secret_path: str | Path) -> RegistryVal
         registry_url=registry.get("url"),
         docker_registry=dict(cfg.get("DockerRegistry", {})),
     )
-
-
-def save_values(
-    output_dir: str | Path, values: RegistryValues | None, *, source: str
-) -> Result[ValuesFiles | None]:
-    """The notebook step writing the values; skipped in a dry run or teardown (``values`` None)."""
-    if values is None:
-        return Result(None, "skipped", "nothing to write (dry run or teardown)")
-    files = write_values(output_dir, values, source=source)
-    return Result(files, "done", f"{files.config_path} and {files.secret_path} (0600)")
 
 
 def docker_config_json(values: RegistryValues) -> str:

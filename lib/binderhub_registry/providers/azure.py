@@ -51,7 +51,7 @@ from ..errors import (
 from ..params import choice, flag, integer, text
 from ..secrets import Secret
 from ..steps import Result, progress
-from ..verify import VerificationReport, verify_step
+from ..verify import VerificationReport, VerifyHints, verify_step
 from .contract import (
     COMMON_PARAMETERS,
     CommonParams,
@@ -342,6 +342,13 @@ class AzureConnection(Connection):
     """
 
     NOTEBOOK = NOTEBOOK
+    HINTS = VerifyHints(
+        credentials=(
+            "rerun this notebook (a password past its expiry is replaced) and rewrite secret.yaml"
+        ),
+        push="the service principal needs the AcrPush role on this registry",
+        pull="the service principal needs AcrPush (or AcrPull) on this registry",
+    )
     retiring = "retiring_passwords"
 
     params: Params
@@ -434,7 +441,7 @@ class AzureConnection(Connection):
         up to ``propagation`` seconds (three minutes on Azure, none in the sandbox).
         """
         if files is None or not self.fresh or self.propagation <= 0:
-            return verify_step(files, self.ca_file)
+            return verify_step(files, self.ca_file, self.HINTS)
         started = time.monotonic()
 
         def waiting(state: tenacity.RetryCallState) -> None:
@@ -449,7 +456,7 @@ class AzureConnection(Connection):
             before_sleep=waiting,
             reraise=True,
         )
-        return retrying(verify_step, files, self.ca_file)
+        return retrying(verify_step, files, self.ca_file, self.HINTS)
 
     async def retire(self, retiring: list[Any]) -> None:
         """Remove the passwords a rotation replaced."""

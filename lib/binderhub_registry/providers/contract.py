@@ -40,7 +40,7 @@ from ..params import Parameter, directory, flag, image_name_prefix
 from ..params import validate as check_rules
 from ..secrets import Secret
 from ..steps import Result
-from ..verify import VerificationReport, verify_step
+from ..verify import VerificationReport, VerifyHints, verify_step
 
 __all__ = [
     "COMMON_PARAMETERS",
@@ -181,6 +181,7 @@ class Connection:
     """
 
     NOTEBOOK: ClassVar[str] = ""  # the notebook stem, written in the values' header
+    HINTS: ClassVar[VerifyHints] = VerifyHints()  # the registry's words for verify's diagnoses
     retiring: ClassVar[str] = "retiring"
 
     params: CommonParams
@@ -228,7 +229,7 @@ class Connection:
 
     def verify(self, files: ValuesFiles | None) -> Result[VerificationReport | None]:
         """BinderHub's handshake and a push with the written files (skipped without them)."""
-        return verify_step(files, self.ca_file)
+        return verify_step(files, self.ca_file, self.HINTS)
 
     async def finish_rotation(self) -> Result[None]:
         """After verification: remove the credentials a rotation replaced (kept until then)."""

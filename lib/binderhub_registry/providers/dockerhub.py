@@ -20,6 +20,7 @@ from ..errors import (
 from ..params import text
 from ..secrets import Secret, read_secret
 from ..steps import Result
+from ..verify import VerifyHints
 from .contract import (
     COMMON_PARAMETERS,
     CommonParams,
@@ -124,6 +125,13 @@ class HubConnection(Connection):
     """A signed-in Docker Hub session and where BinderHub's registry lives."""
 
     NOTEBOOK = NOTEBOOK
+    HINTS = VerifyHints(
+        credentials="create a new access token (rerun this notebook) and rewrite secret.yaml",
+        push=(
+            "the access token needs the repo:write scope, and to push to an organization the "
+            "account must be in a team with write access to its repositories"
+        ),
+    )
     retiring = "retiring_tokens"
 
     params: Params
