@@ -75,10 +75,10 @@ install: system-deps $(STAMP)
 demo: install
 	$(BIN)/binderhub-registry demo
 
-# independent tests in parallel, one sandbox per worker; a notebook's nbval cells stay together
-# in order on one worker (--dist loadgroup, groups set in conftest.py). JOBS=0: serially.
+# independent tests in parallel, one sandbox per worker; a notebook's nbval cells stay together,
+# in order, on one worker (the scheduler in conftest.py). JOBS=0: serially.
 test: install
-	$(PYTEST) --nbval -n $(JOBS) --dist loadgroup -m "not clients"
+	$(PYTEST) --nbval -n $(JOBS) -m "not clients"
 
 # pytest exits 5 when no test is selected: no client test exists yet, and that is no failure
 test-clients: install
