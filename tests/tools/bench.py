@@ -1,5 +1,9 @@
 """``make bench``: the costs that matter, measured in one run, as ratios where machines differ.
 
+- set-up, in a fresh clone of HEAD with empty pip and uv caches, as on a new machine: `make
+  install` (uv bootstrapped, the lock installed), then `make demo`, then `make test` (goals: install
+  + demo <= 60 s, test <= 5 min on 2 cores), what the install downloads and the venv's size with
+  and without the azure extra; BENCH_SUITE=0 leaves out `make test`, BENCH_SETUP=0 all of these;
 - sandbox cold start, from start() to every port answering (goal <= 0.5 s);
 - each notebook's papermill run against the sandbox, divided by a trivial
   one-cell notebook's run, interleaved so both see the same machine (goal <= 1.5);
@@ -11,12 +15,18 @@ from __future__ import annotations
 import os
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+import tomllib
+from importlib import metadata
 from pathlib import Path
 
 import nbformat
 import papermill
+from packaging.tags import sys_tags
+from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from binderhub_registry import load_values, sandbox, verify
 
@@ -30,10 +40,107 @@ def timed(fn: object, *args: object, **kwargs: object) -> float:
     return time.perf_counter() - t0
 
 
+Row = tuple[str, str, str, bool]
+
+
+def du(path: Path) -> int:
+    out = subprocess.run(["du", "-sb", str(path)], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[0])
+
+
+def download_size(venv: Path, lock_file: Path) -> int:
+    """Bytes of the files uv fetches for ``venv``: for each installed distribution, the locked
+    wheel this interpreter prefers (else the sdist)."""
+    lock = tomllib.loads(lock_file.read_text())
+    by_version = {(canonicalize_name(p["name"]), p["version"]): p for p in lock["package"]}
+    priority = {tag: i for i, tag in enumerate(sys_tags())}
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    total = 0
+    for dist in metadata.distributions(path=[str(site)]):
+        package = by_version.get((canonicalize_name(dist.metadata["Name"]), dist.version))
+        if package is None:
+            continue
+        ranked = sorted(
+            (
+                min(
+                    priority.get(t, len(priority))
+                    for t in parse_wheel_filename(w["url"].rsplit("/", 1)[1])[3]
+                ),
+                w["size"],
+            )
+            for w in package.get("wheels", [])
+        )
+        if ranked and ranked[0][0] < len(priority):
+            total += ranked[0][1]
+        elif "sdist" in package:
+            total += package["sdist"].get("size", 0)
+    return total
+
+
+def setup_rows() -> list[Row]:
+    """A fresh clone of HEAD, empty caches: install, demo and test as a new machine runs them."""
+    rows: list[Row] = []
+    work = Path(tempfile.mkdtemp(prefix="bhr-bench-setup-"))
+    repo = work / "repo"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True)
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True
+    ).stdout.strip()
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("BINDERHUB_REGISTRY_", "VIRTUAL_"))
+    }
+    env |= {"UV_CACHE_DIR": str(work / "uv-cache"), "PIP_NO_CACHE_DIR": "1"}
+    env.pop("UV", None)  # the clone bootstraps its own pinned uv
+
+    def make(*targets: str) -> float:
+        t0 = time.perf_counter()
+        out = subprocess.run(["make", *targets], cwd=repo, env=env, capture_output=True, text=True)
+        if out.returncode != 0:
+            print(out.stdout[-3000:], out.stderr[-3000:], file=sys.stderr)
+            raise SystemExit(f"make {' '.join(targets)} failed in {repo}")
+        return time.perf_counter() - t0
+
+    print(f"set-up in a fresh clone of {head} (load average {os.getloadavg()[0]:.2f})", flush=True)
+    install = make("install")
+    demo = make("demo")
+    rows.append(("make install (fresh clone, empty caches)", f"{install:.1f} s", "", True))
+    rows.append(("make demo (installed)", f"{demo:.1f} s", "", True))
+    total = install + demo
+    rows.append(("make demo from a fresh clone", f"{total:.1f} s", "<= 60 s", total <= 60))
+    downloaded = download_size(repo / ".venv", repo / "uv.lock")
+    rows.append(("downloaded by the install", f"{downloaded / 1e6:.0f} MB", "", True))
+    rows.append(("  .venv, every extra", f"{du(repo / '.venv') / 1e6:.0f} MB", "", True))
+    uv = str(next((repo / ".tools").glob("uv-*/bin/uv")))
+    subprocess.run(
+        [uv, "sync", "-q", "--locked", "--extra", "test", "--extra", "docs"],
+        cwd=repo,
+        env=env | {"UV_PROJECT_ENVIRONMENT": str(work / "venv-no-azure")},
+        check=True,
+    )
+    rows.append(
+        ("  .venv without the azure extra", f"{du(work / 'venv-no-azure') / 1e6:.0f} MB", "", True)
+    )
+    if os.environ.get("BENCH_SUITE", "1") != "0":
+        load = os.getloadavg()[0]
+        suite = make("test")
+        rows.append(
+            (
+                f"make test (-n auto, {os.cpu_count()} cores, load {load:.2f})",
+                f"{suite:.0f} s",
+                "<= 300 s",
+                suite <= 300,
+            )
+        )
+    shutil.rmtree(work, ignore_errors=True)
+    return rows
+
+
 def main() -> int:
+    rows: list[Row] = []
+    if os.environ.get("BENCH_SETUP", "1") != "0":
+        rows += setup_rows()
     work = Path(tempfile.mkdtemp(prefix="bhr-bench-"))
     os.environ.update(sandbox.loopback_env())
-    rows: list[tuple[str, str, str, bool]] = []
 
     starts = []
     for i in range(5):
