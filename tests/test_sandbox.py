@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import requests
+from azure.identity import ClientSecretCredential
 
 from binderhub_registry import sandbox
 from binderhub_registry.sandbox import Sandbox
@@ -179,3 +182,50 @@ def test_credentials_file_is_private(box: Sandbox) -> None:
         json.loads(Path(box.credentials_file).read_text())["dockerhub"]["username"]
         == "binderhubdemo"
     )
+
+
+def _children(pid: int) -> list[int]:
+    """Live processes whose parent is ``pid`` (from /proc; zombies count as gone)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux's")
+def test_registries_die_with_a_killed_sandbox(tmp_path: Path) -> None:
+    from .test_azure_sandbox import Tenant, make_registry
+
+    box = sandbox.start(tmp_path / "sb")
+    try:
+        creds = box.credentials("azure")
+        credential = ClientSecretCredential(
+            creds["tenant_id"],
+            creds["client_id"],
+            creds["client_secret"],
+            authority=f"{box.url}/azure/login",
+            disable_instance_discovery=True,
+            connection_verify=box.ca_file,
+        )
+        make_registry(Tenant(box, creds, credential))  # one more registry, started later
+        registries = _children(box.pid)
+        assert len(registries) == 2  # Docker Hub's and the ACR front's
+    finally:
+        os.kill(box.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 2
+    while any(_alive(p) for p in registries) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not [p for p in registries if _alive(p)]

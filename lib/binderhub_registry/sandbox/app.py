@@ -1,35 +1,74 @@
-"""The fake-cloud server: one HTTPS app mounting every provider's backend.
+"""The fake-cloud server: one App, its TLS listeners, and the backend lifecycle.
 
-Backends (one module per provider, moto-style) hold their state, routes and
-real error bodies. The app adds what knows no provider: the admin endpoints
-under ``/_sandbox/`` (state, reset, faults, log) and fault injection, which
-runs before any backend sees a request.
+Backends (one module or package per provider, moto-style) hold their state,
+routes and real error bodies, and follow one lifecycle (:class:`Backend`):
+``seed`` builds the seeded state, ``attach(app)`` starts what serves it
+(registries, extra listeners), ``reset`` goes back to the seed, ``state``
+shows it, ``shutdown`` stops what ``attach`` started.
+
+The :class:`App` owns what knows no provider: the admin endpoints under
+``/_sandbox/`` (state, reset, faults, log), the fault list and the request
+log. Every listener it opens (the main one, and each registry front's own
+port) runs behind the same fault-and-log middleware, so faults and the log
+cover every port by construction.
+
+HTTP is Starlette routing on uvicorn's HTTP/1.1 protocol (keep-alive, chunked
+request bodies), over TLS with the sandbox's certificate, in one asyncio loop.
+Backend handlers are synchronous: they run in worker threads under the
+backend's lock, never on the loop, so a handler may block (on a
+docker-registry child, or on :meth:`App.listen`) without stalling other requests.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import os
 import re
 import socket
-import ssl
 import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import parse_qs
 
-__all__ = ["App", "Backend", "Request", "Response", "json_response"]
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request as HttpRequest
+from starlette.responses import Response as HttpResponse
+from starlette.routing import BaseRoute, Mount, Route, Router
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.config import Config
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.server import ServerState
+
+from .tls import Material
+
+__all__ = [
+    "ALL_METHODS",
+    "App",
+    "Backend",
+    "BackendFactory",
+    "Context",
+    "Fault",
+    "Handler",
+    "Listener",
+    "Request",
+    "Response",
+    "json_response",
+]
+
+T = TypeVar("T")
+ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 @dataclass
 class Request:
-    """An incoming request, parsed."""
+    """An incoming request, parsed, for a synchronous handler."""
 
     method: str
-    path: str
+    path: str  # as sent (not percent-decoded), without the query
     query: dict[str, list[str]]
     headers: dict[str, str]  # lower-case names
     body: bytes
@@ -48,14 +87,7 @@ class Request:
 
     def basic_auth(self) -> tuple[str, str] | None:
         """(user, password) from an ``Authorization: Basic`` header."""
-        header = self.headers.get("authorization", "")
-        if not header.lower().startswith("basic "):
-            return None
-        try:
-            user, _, password = base64.b64decode(header[6:]).decode().partition(":")
-        except ValueError:
-            return None
-        return user, password
+        return basic_auth(self.headers.get("authorization", ""))
 
     def bearer(self) -> str:
         """The token of an ``Authorization: Bearer`` header, or ''."""
@@ -63,9 +95,20 @@ class Request:
         return header[7:] if header.lower().startswith("bearer ") else ""
 
 
+def basic_auth(header: str) -> tuple[str, str] | None:
+    """(user, password) from an ``Authorization`` header's value, if it is Basic."""
+    if not header.lower().startswith("basic "):
+        return None
+    try:
+        user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+    except ValueError:
+        return None
+    return user, password
+
+
 @dataclass
 class Response:
-    """What a route returns."""
+    """What a synchronous handler returns."""
 
     status: int
     body: bytes = b""
@@ -78,28 +121,112 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
     return Response(status, data, {"Content-Type": "application/json"} | (headers or {}))
 
 
-Route = tuple[str, "re.Pattern[str]", Callable[[Request], Response]]
+Handler = Callable[[Request], Response]
+
+
+async def read_request(http: HttpRequest) -> Request:
+    """The whole request (body included) as a :class:`Request`."""
+    scope = http.scope
+    raw = scope.get("raw_path") or scope["path"].encode()
+    return Request(
+        method=scope["method"],
+        path=raw.decode("latin-1"),
+        query=parse_qs(scope["query_string"].decode("latin-1"), keep_blank_values=True),
+        headers={k.lower(): v for k, v in http.headers.items()},
+        body=await http.body(),
+        params={k: str(v) for k, v in http.path_params.items()},
+    )
+
+
+def to_http(response: Response) -> HttpResponse:
+    """A Starlette response for a handler's :class:`Response`."""
+    return HttpResponse(response.body, response.status, response.headers)
+
+
+async def call_sync(lock: threading.RLock | None, fn: Callable[[], Response]) -> HttpResponse:
+    """Run ``fn`` in a worker thread (under ``lock``); a bug shows as a 500, never a hang."""
+
+    def locked() -> Response:
+        if lock is None:
+            return fn()
+        with lock:
+            return fn()
+
+    try:
+        return to_http(await run_in_threadpool(locked))
+    except Exception as exc:
+        return to_http(json_response(500, {"message": f"sandbox error: {exc!r}"}))
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a backend factory gets: the sandbox directory, TLS material, seeded secrets."""
+
+    directory: Path
+    material: Material
+
+    def secret(self, name: str, make: Callable[[], dict[str, str]]) -> dict[str, str]:
+        """Seeded account ``name``'s secret: made once per directory, kept across restarts.
+
+        Secrets live in ``credentials.json`` (0600); a file from an older version
+        gains the accounts it lacks, and existing ones are kept.
+        """
+        path = self.directory / "credentials.json"
+        with _SECRETS_LOCK:
+            data: dict[str, dict[str, str]] = json.loads(path.read_text()) if path.exists() else {}
+            if name not in data:
+                data[name] = make()
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    json.dump(data, f)
+            return data[name]
+
+
+_SECRETS_LOCK = threading.Lock()
 
 
 class Backend:
-    """Base of a provider backend: mounted under ``prefix``, with state and routes."""
+    """Base of a provider backend: its lifecycle, its routes under ``prefix``, its lock.
+
+    A subclass builds its state in :meth:`seed` (called once by ``__init__`` and
+    again by :meth:`reset`), adds routes with :meth:`route`, and overrides the
+    hooks it needs. Handlers run in worker threads holding :attr:`lock`.
+    """
 
     prefix = ""
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
-        self.routes: list[Route] = []
+        self._routes: dict[str, dict[str, Handler]] = {}
+        self.seed()
 
-    def route(self, method: str, pattern: str, handler: Callable[[Request], Response]) -> None:
-        """Add a route; ``{name}`` in ``pattern`` matches one path segment into ``params``."""
-        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern)
-        self.routes.append((method, re.compile(f"^{self.prefix}{regex}/?$", re.I), handler))
+    def route(self, method: str, pattern: str, handler: Handler) -> None:
+        """Add a route; ``pattern`` is Starlette's (``{name}``, ``{rest:path}``).
+
+        A trailing slash is optional; a known path with an unknown method goes
+        to :meth:`not_found`, as it does on the providers' APIs.
+        """
+        self._routes.setdefault(pattern, {})[method] = handler
+
+    def seed(self) -> None:
+        """Build the seeded state (no processes: :meth:`attach` starts those)."""
+
+    def attach(self, app: App) -> None:
+        """Start what serves this backend (registries, listeners); runs in a worker thread."""
 
     def reset(self) -> None:
-        """Return to the seeded state."""
+        """Return to the seeded state (the app holds :attr:`lock`)."""
+        self.seed()
 
     def state(self) -> dict[str, Any]:
         """The resources, as JSON-able data without any secret."""
+        return {}
+
+    def shutdown(self) -> None:
+        """Stop what :meth:`attach` started (sandbox exit)."""
+
+    def registries(self) -> dict[str, str]:
+        """Registries that live as long as the sandbox, name to URL (``sandbox.json``)."""
         return {}
 
     def not_found(self, request: Request) -> Response:
@@ -109,6 +236,34 @@ class Backend:
     def admin(self, request: Request, name: str) -> Response:
         """``/_sandbox/<prefix>/<name>``: the backend's own admin knobs (none by default)."""
         return json_response(404, {"message": "unknown sandbox endpoint"})
+
+    def router(self) -> Router:
+        """The backend's routes as a Starlette router (relative to ``prefix``)."""
+        routes: list[BaseRoute] = []
+        for pattern, handlers in self._routes.items():
+            endpoint = self._endpoint(handlers)
+            routes.append(Route(pattern, endpoint, methods=ALL_METHODS))
+            if not pattern.endswith((":path}", "/")):
+                routes.append(Route(pattern + "/", endpoint, methods=ALL_METHODS))
+
+        async def default(scope: Scope, receive: Receive, send: Send) -> None:
+            request = await read_request(HttpRequest(scope, receive))
+            response = await call_sync(self.lock, lambda: self.not_found(request))
+            await response(scope, receive, send)
+
+        return Router(routes, redirect_slashes=False, default=default)
+
+    def _endpoint(self, handlers: dict[str, Handler]) -> Callable[[HttpRequest], Awaitable[Any]]:
+        async def endpoint(http: HttpRequest) -> HttpResponse:
+            request = await read_request(http)
+            handler = handlers.get(request.method, self.not_found)
+            return await call_sync(self.lock, lambda: handler(request))
+
+        return endpoint
+
+
+#: Builds a backend from the sandbox's context; ``server.BACKENDS`` lists them.
+BackendFactory = Callable[[Context], Backend]
 
 
 @dataclass
@@ -126,6 +281,7 @@ class Fault:
     body: Any = None
 
     def matches(self, method: str, path: str) -> bool:
+        """Whether this fault applies to a request (and has times left)."""
         return (
             self.times > 0
             and self.method in ("*", method)
@@ -133,21 +289,197 @@ class Fault:
         )
 
 
-class App:
-    """Dispatches to backends, applies faults, serves ``/_sandbox/*``, keeps a request log."""
+@dataclass
+class Listener:
+    """One TLS port of the app: ``host`` is ``127.0.0.1:PORT``."""
 
-    def __init__(self, backends: list[Backend], on_reset: Callable[[], None] | None = None) -> None:
+    port: int
+    server: asyncio.base_events.Server
+    state: ServerState
+    loop: asyncio.AbstractEventLoop
+
+    @property
+    def host(self) -> str:
+        """``127.0.0.1:PORT``."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """``https://127.0.0.1:PORT``."""
+        return f"https://{self.host}"
+
+    async def aclose(self) -> None:
+        """Stop accepting, and close every connection (an idle keep-alive one at once)."""
+        self.server.close()
+        for connection in list(self.state.connections):
+            connection.shutdown()
+        await self.server.wait_closed()
+
+    def close(self) -> None:
+        """:meth:`aclose` from a worker thread."""
+        self.run(self.aclose())
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run ``coroutine`` on the listener's loop from a worker thread, and wait for it."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=10)
+
+
+# an open connection's transport, by (server address, client address) as in the ASGI scope
+Connections = dict[tuple[Any, Any], asyncio.Transport]
+
+
+class _Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, remembering its transport so a fault can drop it."""
+
+    open_transports: Connections
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.open_transports[(self.server, self.client)] = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.open_transports.pop((self.server, self.client), None)
+        super().connection_lost(exc)
+
+
+class App:
+    """Owns faults and the request log, serves ``/_sandbox/*``, opens every listener."""
+
+    def __init__(self, backends: list[Backend], context: Context) -> None:
         self.backends = backends
-        self.on_reset = on_reset
+        self.directory = context.directory
+        self.material = context.material
         self.faults: list[Fault] = []
         self.log: list[dict[str, Any]] = []
         self.lock = threading.Lock()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.main: Listener | None = None
+        self._connections: Connections = {}
+
+    @property
+    def url(self) -> str:
+        """The main listener's base URL (the fake clouds)."""
+        assert self.main is not None, "start() first"
+        return self.main.url
+
+    # --- listeners ---------------------------------------------------------------
+    async def start(self) -> Listener:
+        """Open the main listener: every backend under its prefix, and ``/_sandbox/``."""
+        self.loop = asyncio.get_running_loop()
+        routes: list[BaseRoute] = [Route("/_sandbox/{name:path}", self._admin, methods=ALL_METHODS)]
+        routes += [Mount(b.prefix, app=b.router()) for b in self.backends]
+
+        async def no_service(scope: Scope, receive: Receive, send: Send) -> None:
+            response = to_http(json_response(404, {"message": "no such service in the sandbox"}))
+            await response(scope, receive, send)
+
+        self.main = await self.open(Router(routes, redirect_slashes=False, default=no_service))
+        return self.main
+
+    async def open(self, asgi: ASGIApp) -> Listener:
+        """Serve ``asgi`` over TLS on a new port of 127.0.0.1, behind faults and the log."""
+        loop = asyncio.get_running_loop()
+        config = Config(
+            self._middleware(asgi),
+            ssl_certfile=str(self.material.cert_file),
+            ssl_keyfile=str(self.material.key_file),
+            http="h11",
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,
+            server_header=False,
+        )
+        config.load()
+        state = ServerState()
+
+        def protocol() -> asyncio.Protocol:
+            made = _Protocol(config, state, {}, loop)
+            made.open_transports = self._connections
+            return made
+
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        server = await loop.create_server(protocol, sock=sock, ssl=config.ssl, backlog=128)
+        return Listener(sock.getsockname()[1], server, state, loop)
+
+    def listen(self, asgi: ASGIApp) -> Listener:
+        """:meth:`open` from a worker thread (a handler or ``attach``), never the loop's."""
+        assert self.loop is not None, "start() first"
+        return asyncio.run_coroutine_threadsafe(self.open(asgi), self.loop).result(timeout=10)
+
+    # --- faults and log ----------------------------------------------------------
+    def _middleware(self, inner: ASGIApp) -> ASGIApp:
+        async def faulted(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                await inner(scope, receive, send)
+                return
+            method = scope["method"]
+            path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+            query = scope["query_string"].decode("latin-1")
+            if path.startswith("/_sandbox/"):  # admin: neither faulted nor logged
+                await inner(scope, receive, send)
+                return
+
+            async def logged(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    self.record(method, path, query, message["status"])
+                await send(message)
+
+            fault = self.fault_for(method, path)
+            if fault is None:
+                await inner(scope, receive, logged)
+                return
+            if fault.delay:
+                await asyncio.sleep(fault.delay)  # other requests go on meanwhile
+            if fault.drop:
+                if fault.after:
+                    await inner(scope, receive, _discard)
+                self.record(method, path, query, "dropped")
+                transport = self._connections.get((scope.get("server"), scope.get("client")))
+                if transport is not None:
+                    transport.abort()
+                return
+            headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
+            body = fault.body or {"message": f"injected fault {fault.status}"}
+            await to_http(json_response(fault.status, body, headers))(scope, receive, logged)
+
+        return faulted
+
+    def fault_for(self, method: str, path: str) -> Fault | None:
+        """The first matching fault, used up by one (None when no fault applies)."""
+        with self.lock:
+            for fault in self.faults:
+                if fault.matches(method, path):
+                    fault.times -= 1
+                    return fault
+        return None
+
+    def record(self, method: str, path: str, query: str, status: int | str) -> None:
+        """Append a request to the log (the last 5000 are kept)."""
+        # the log shows the query decoded, one name=value per value
+        parsed = parse_qs(query, keep_blank_values=True)
+        shown = "&".join(f"{k}={v}" for k, vs in parsed.items() for v in vs)
+        entry = {"method": method, "path": path, "query": shown, "status": status}
+        with self.lock:
+            self.log.append(entry)
+            del self.log[:-5000]
 
     # --- admin -----------------------------------------------------------------
+    async def _admin(self, http: HttpRequest) -> HttpResponse:
+        request = await read_request(http)
+        return await call_sync(None, lambda: self.admin(request))
+
     def admin(self, request: Request) -> Response:
+        """``/_sandbox/{state,reset,faults,log}`` and each backend's own knobs."""
         name = request.path[len("/_sandbox/") :].strip("/")
         if name == "state" and request.method == "GET":
-            return json_response(200, {b.prefix.strip("/"): b.state() for b in self.backends})
+            state = {}
+            for b in self.backends:
+                with b.lock:
+                    state[b.prefix.strip("/")] = b.state()
+            return json_response(200, state)
         if name == "reset" and request.method == "POST":
             self.reset()
             return json_response(200, {"reset": True})
@@ -156,14 +488,14 @@ class App:
             specs = spec if isinstance(spec, list) else [spec]
             with self.lock:
                 self.faults += [Fault(**s) for s in specs]
-            return json_response(201, {"faults": len(self.faults)})
+                return json_response(201, {"faults": len(self.faults)})
         if name == "faults" and request.method == "DELETE":
             with self.lock:
                 self.faults.clear()
             return json_response(200, {"faults": 0})
         if name == "faults" and request.method == "GET":
             with self.lock:
-                return json_response(200, [f.__dict__ for f in self.faults])
+                return json_response(200, [asdict(f) for f in self.faults])
         if name == "log" and request.method == "GET":
             with self.lock:
                 return json_response(200, list(self.log))
@@ -175,120 +507,14 @@ class App:
         return json_response(404, {"message": "unknown sandbox endpoint"})
 
     def reset(self) -> None:
-        """Clear faults and log, reseed every backend, restart registries."""
+        """Clear faults and log, and reset every backend (registries restart empty)."""
         with self.lock:
             self.faults.clear()
             self.log.clear()
         for backend in self.backends:
             with backend.lock:
                 backend.reset()
-        if self.on_reset:
-            self.on_reset()
 
-    # --- dispatch --------------------------------------------------------------
-    def fault_for(self, request: Request) -> Fault | None:
-        with self.lock:
-            for fault in self.faults:
-                if fault.matches(request.method, request.path):
-                    fault.times -= 1
-                    return fault
-        return None
 
-    def dispatch(self, request: Request) -> Response:
-        for backend in self.backends:
-            if not request.path.lower().startswith(backend.prefix.lower() + "/"):
-                continue
-            for method, regex, handler in backend.routes:
-                match = regex.match(request.path)
-                if match and method == request.method:
-                    request.params = match.groupdict()
-                    with backend.lock:
-                        return handler(request)
-            return backend.not_found(request)
-        return json_response(404, {"message": "no such service in the sandbox"})
-
-    def record(self, request: Request, status: int | str) -> None:
-        query = "&".join(f"{k}={v}" for k, vs in request.query.items() for v in vs)
-        entry = {"method": request.method, "path": request.path, "query": query, "status": status}
-        with self.lock:
-            self.log.append(entry)
-            del self.log[:-5000]
-
-    def serve(self, port: int, cert_file: str, key_file: str) -> ThreadingHTTPServer:
-        """Start serving HTTPS on 127.0.0.1:``port`` in a daemon thread."""
-        app = self
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(cert_file, key_file)
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # headers and body go out in two writes: without TCP_NODELAY, keep-alive
-            # clients wait ~40 ms for the delayed ACK at every response
-            disable_nagle_algorithm = True
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass  # the app keeps its own log, without secrets
-
-            def handle_one(self) -> None:
-                parts = urlsplit(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                request = Request(
-                    method=self.command,
-                    path=parts.path,
-                    query=parse_qs(parts.query, keep_blank_values=True),
-                    headers={k.lower(): v for k, v in self.headers.items()},
-                    body=body,
-                )
-                if request.path.startswith("/_sandbox/"):
-                    self.send(app.admin(request))
-                    return
-                fault = app.fault_for(request)
-                if fault:
-                    if fault.delay:
-                        time.sleep(fault.delay)
-                    if fault.drop:
-                        if fault.after:
-                            app.dispatch(request)
-                        app.record(request, "dropped")
-                        self.close_connection = True
-                        self.connection.shutdown(socket.SHUT_RDWR)
-                        return
-                    headers = {}
-                    if fault.retry_after is not None:
-                        headers["Retry-After"] = str(fault.retry_after)
-                    body_json = fault.body or {"message": f"injected fault {fault.status}"}
-                    response = json_response(fault.status, body_json, headers)
-                else:
-                    try:
-                        response = app.dispatch(request)
-                    except Exception as exc:  # a bug in a fake must show, not hang the client
-                        response = json_response(500, {"message": f"sandbox error: {exc!r}"})
-                app.record(request, response.status)
-                self.send(response)
-
-            def send(self, response: Response) -> None:
-                self.send_response(response.status)
-                for name, value in response.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(response.body)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(response.body)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = handle_one  # noqa: N815
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-            allow_reuse_address = True
-
-            def get_request(self) -> tuple[socket.socket, Any]:
-                sock, addr = self.socket.accept()
-                # the handshake happens in the handler's thread, not in accept()
-                return context.wrap_socket(
-                    sock, server_side=True, do_handshake_on_connect=False
-                ), addr
-
-        server = Server(("127.0.0.1", port), Handler)
-        threading.Thread(target=server.serve_forever, daemon=True, name="sandbox-https").start()
-        return server
+async def _discard(message: Message) -> None:
+    """A ``send`` that loses the answer (a fault that drops after handling)."""

@@ -16,8 +16,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from .app import Backend, Request, Response, json_response
+from .app import App, Backend, Context, Request, Response, json_response
 from .registry import RegistryProcess
+from .registry_front import NOBODY, Grant, TokenRealm
 
 __all__ = ["SEED_ORG", "SEED_USER", "DockerHub"]
 
@@ -81,10 +82,10 @@ class DockerHub(Backend):
     issuer = "auth.docker.io"
 
     def __init__(self, passwords: dict[str, str]) -> None:
-        super().__init__()
         self.seed_passwords = passwords
         self.registry: RegistryProcess | None = None
-        self.hub = self._seed()
+        self.realm: TokenRealm | None = None
+        super().__init__()
         self.route("POST", "/v2/auth/token", self.sign_in)
         self.route("POST", "/v2/users/login", self.legacy_login)
         self.route("GET", "/v2/users/{user}", self.get_user)
@@ -96,14 +97,73 @@ class DockerHub(Backend):
         self.route("DELETE", "/v2/access-tokens/{uuid}", self.delete_token)
         self.route("GET", "/token", self.registry_token)
 
-    def _seed(self) -> Hub:
-        return Hub(
+    @classmethod
+    def create(cls, context: Context) -> DockerHub:
+        """The backend with the seeded users' passwords from the sandbox's credentials."""
+        users = [
+            context.secret(
+                "dockerhub", lambda: {"username": SEED_USER, "password": secrets.token_urlsafe(18)}
+            ),
+            context.secret(
+                "dockerhub-other",
+                lambda: {"username": OTHER_USER, "password": secrets.token_urlsafe(18)},
+            ),
+        ]
+        return cls({u["username"]: u["password"] for u in users})
+
+    # --- lifecycle ---------------------------------------------------------------
+    def seed(self) -> None:
+        """The seeded users and organizations, no access token."""
+        self.hub = Hub(
             passwords=dict(self.seed_passwords),
             orgs={SEED_ORG: {SEED_USER}, OTHER_ORG: {OTHER_USER}},
         )
 
+    def attach(self, app: App) -> None:
+        """Start the registry, whose token realm is this backend's ``/token``."""
+        self.registry = RegistryProcess(
+            "dockerhub",
+            app.directory,
+            app.material,
+            service=self.service,
+            realm=f"{app.url}{self.prefix}/token",
+            issuer=self.issuer,
+        )
+        self.realm = TokenRealm(
+            services=(self.service,),
+            issuer=self.registry.issuer,
+            check=self.grant,
+            bad_service=lambda s: json_response(400, {"details": f"invalid service {s!r}"}),
+            bad_credentials=lambda: json_response(
+                401, {"details": "incorrect username or password"}
+            ),
+            anonymous=NOBODY,
+            token_body=lambda token: {
+                "token": token,
+                "access_token": token,
+                "expires_in": 300,
+                "issued_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+        )
+        self.registry.start()
+        self.registry.wait_ready()
+
     def reset(self) -> None:
-        self.hub = self._seed()
+        """Reseed, and restart the registry empty."""
+        self.seed()
+        if self.registry:
+            self.registry.stop()
+            self.registry.start()
+            self.registry.wait_ready()
+
+    def shutdown(self) -> None:
+        """Stop the registry."""
+        if self.registry:
+            self.registry.stop()
+
+    def registries(self) -> dict[str, str]:
+        """The Hub's registry (clients talk to docker-registry directly)."""
+        return {self.registry.name: self.registry.url} if self.registry else {}
 
     def state(self) -> dict[str, Any]:
         return {
@@ -301,39 +361,23 @@ class DockerHub(Backend):
     def namespaces(self, user: str) -> set[str]:
         return {user} | {org for org, members in self.hub.orgs.items() if user in members}
 
-    def registry_token(self, request: Request) -> Response:
-        assert self.registry is not None
-        service = request.arg("service")  # the first one, as Docker Hub reads it
-        if service != self.service:
-            return json_response(400, {"details": f"invalid service {service!r}"})
-        creds = request.basic_auth()
-        user, allowed = "", set()
-        if creds is not None:
-            checked = self.check(*creds)
-            if checked is None:
-                return json_response(401, {"details": "incorrect username or password"})
-            user, allowed = creds[0], checked
-        access = []
-        for scope in request.query.get("scope", []):
-            kind, _, rest = scope.partition(":")
-            name, _, wanted = rest.rpartition(":")
-            if kind != "repository" or not name:
-                continue
-            actions = (
-                set(wanted.split(",")) & allowed
-                if name.split("/")[0] in self.namespaces(user)
-                else set()
-            )
+    def grant(self, user: str, secret: str) -> Grant | None:
+        """The realm's credential check: what ``user`` may do with ``secret``, or None."""
+        allowed = self.check(user, secret)
+        if allowed is None:
+            return None
+        namespaces = self.namespaces(user)
+
+        def allow(name: str, wanted: set[str]) -> set[str]:
+            assert self.registry is not None
+            actions = wanted & allowed if name.split("/")[0] in namespaces else set()
             if actions == {"pull"} and not self.registry.tags(name):
                 actions = set()  # Docker Hub: no access to a repository that does not exist
-            access.append({"type": "repository", "name": name, "actions": sorted(actions)})
-        token = self.registry.issuer.issue(self.service, user, access)
-        return json_response(
-            200,
-            {
-                "token": token,
-                "access_token": token,
-                "expires_in": 300,
-                "issued_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            },
-        )
+            return actions
+
+        return Grant(user, allow)
+
+    def registry_token(self, request: Request) -> Response:
+        """The registry's token realm (``GET /dockerhub/token``)."""
+        assert self.realm is not None
+        return self.realm.answer(request)

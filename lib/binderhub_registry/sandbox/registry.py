@@ -2,29 +2,72 @@
 
 Each provider gets its own process with its real ``service`` name; its token
 realm is a route of the fake cloud, which checks credentials against live state.
+
+Every process dies with the sandbox, even when the sandbox is killed with
+SIGKILL: on Linux the child asks for ``PR_SET_PDEATHSIG`` before it execs. That
+signal follows the *thread* that forked the child, so every process is forked
+by one thread that lives as long as the sandbox, not by a worker thread that
+may retire.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
 import secrets
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
+import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.request import Request, urlopen
 
-import jwt
-
 from .tls import Material
 
-__all__ = ["REGISTRY_BINARY", "RegistryProcess", "TokenIssuer", "free_port"]
+__all__ = ["REGISTRY_BINARY", "RegistryProcess", "TokenIssuer", "free_port", "spawn"]
 
 REGISTRY_BINARY = "docker-registry"
+
+
+# prctl(2) is looked up here, in the parent: a freshly forked child must not load libraries
+_PR_SET_PDEATHSIG = 1
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
+# the one long-lived thread that forks every registry process (see the module doc)
+_SPAWNER = ThreadPoolExecutor(1, thread_name_prefix="sandbox-spawner")
+
+
+def _die_with_parent(parent: int) -> Any:
+    """A ``preexec_fn``: SIGTERM this child when the sandbox goes, however it goes."""
+
+    def preexec() -> None:
+        if _PRCTL is not None:
+            _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the sandbox died before prctl: nobody would signal us
+            os._exit(1)
+
+    return preexec
+
+
+def spawn(argv: list[str]) -> subprocess.Popen[bytes]:
+    """Start ``argv`` quietly, as a child that dies with this process."""
+
+    def popen() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent(os.getpid()),
+        )
+
+    return _SPAWNER.submit(popen).result()
 
 
 def free_port() -> int:
@@ -44,6 +87,8 @@ class TokenIssuer:
 
     def issue(self, service: str, subject: str, access: list[dict[str, Any]]) -> str:
         """A JWT for ``subject`` granting ``access`` (type, name, actions) on ``service``."""
+        import jwt  # here, not at start: it is not needed before the first token
+
         now = int(time.time())
         claims = {
             "iss": self.issuer,
@@ -106,14 +151,9 @@ class RegistryProcess:
         self._ssl = ssl.create_default_context(cafile=str(material.ca_file))
 
     def start(self) -> None:
-        """Start the process; return once it answers on its port."""
+        """Start the process (:meth:`wait_ready` waits for its port)."""
         binary = shutil.which(REGISTRY_BINARY) or "/usr/bin/docker-registry"
-        self.proc = subprocess.Popen(
-            [binary, "serve", str(self.config_file)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        self.proc = spawn([binary, "serve", str(self.config_file)])
 
     def wait_ready(self, timeout: float = 10.0) -> None:
         """Block until ``/v2/`` answers (401 with a challenge is ready)."""

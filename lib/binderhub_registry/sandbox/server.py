@@ -3,111 +3,68 @@
 Run as ``python -m binderhub_registry.sandbox.server DIRECTORY``; the
 ``binderhub-registry sandbox start`` command does that in the background and
 waits for ``DIRECTORY/sandbox.json``, written once every port answers.
+
+The server knows no provider: it builds every backend in :data:`BACKENDS`,
+mounts them on one :class:`~.app.App`, attaches them (each starts its own
+registries) and, at the end, shuts them down.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-import secrets
 import signal
 import sys
-import threading
 from pathlib import Path
 
 from . import tls
-from .app import App
-from .azure import AzureCloud, seed_credentials
-from .dockerhub import OTHER_USER, SEED_USER, DockerHub
-from .registry import RegistryProcess
+from .app import App, BackendFactory, Context
+from .azure import AzureCloud
+from .dockerhub import DockerHub
 
-__all__ = ["serve"]
+__all__ = ["BACKENDS", "serve"]
 
-
-def _credentials(directory: Path) -> dict[str, dict[str, str]]:
-    """Seed accounts' secrets: made once per sandbox directory, kept across restarts (0600).
-
-    A file from an older version gains the accounts it lacks; existing ones are kept.
-    """
-    path = directory / "credentials.json"
-    data: dict[str, dict[str, str]] = json.loads(path.read_text()) if path.exists() else {}
-    seeds = {
-        "dockerhub": lambda: {"username": SEED_USER, "password": secrets.token_urlsafe(18)},
-        "dockerhub-other": lambda: {"username": OTHER_USER, "password": secrets.token_urlsafe(18)},
-        # Azure: the deploying service principal (tenant, client id, secret, subscription)
-        "azure": seed_credentials,
-    }
-    missing = {name: make() for name, make in seeds.items() if name not in data}
-    if missing:
-        data |= missing
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
-    return data
+#: Every provider's backend, in mount order.
+BACKENDS: list[BackendFactory] = [DockerHub.create, AzureCloud.create]
 
 
-def serve(directory: Path) -> None:
-    """Start everything, write sandbox.json, then wait for SIGTERM or SIGINT."""
-    directory.mkdir(parents=True, exist_ok=True)
-    material = tls.generate(directory)
-    creds = _credentials(directory)
-    hub = DockerHub(
-        {
-            creds["dockerhub"]["username"]: creds["dockerhub"]["password"],
-            creds["dockerhub-other"]["username"]: creds["dockerhub-other"]["password"],
-        }
-    )
-    registries: list[RegistryProcess] = []
-
-    def restart_registries() -> None:
-        for registry in registries:
-            registry.stop()
-        for registry in registries:
-            registry.start()
-        for registry in registries:
-            registry.wait_ready()
-
-    # Azure starts a registry (and its ACR-like front) per registry created through ARM
-    azure = AzureCloud(directory, material, creds["azure"])
-    app = App([hub, azure], on_reset=restart_registries)
-    azure.attach(app)
-    server = app.serve(0, str(material.cert_file), str(material.key_file))
-    url = f"https://127.0.0.1:{server.server_address[1]}"
-    hub.registry = RegistryProcess(
-        "dockerhub",
-        directory,
-        material,
-        service=hub.service,
-        realm=f"{url}/dockerhub/token",
-        issuer=hub.issuer,
-    )
-    registries.append(hub.registry)
-    for registry in registries:
-        registry.start()
-
-    stopped = threading.Event()
+async def _serve(directory: Path) -> None:
+    context = Context(directory, tls.generate(directory))
+    app = App([make(context) for make in BACKENDS], context)
+    main = await app.start()
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stopped.set())
+        loop.add_signal_handler(sig, stopped.set)
     try:
-        for registry in registries:
-            registry.wait_ready()
+        # attach in worker threads, all at once: each waits for its own registry processes
+        await asyncio.gather(*(asyncio.to_thread(b.attach, app) for b in app.backends))
+        registries: dict[str, str] = {}
+        for backend in app.backends:
+            registries |= backend.registries()
         info = {
             "pid": os.getpid(),
-            "url": url,
-            "ca_file": str(material.ca_file),
-            "registries": {r.name: r.url for r in registries},
+            "url": main.url,
+            "ca_file": str(context.material.ca_file),
+            "registries": registries,
             "credentials_file": str(directory / "credentials.json"),
         }
         tmp = directory / "sandbox.json.tmp"
         tmp.write_text(json.dumps(info, indent=2))
         tmp.replace(directory / "sandbox.json")
-        stopped.wait()
+        await stopped.wait()
     finally:
         (directory / "sandbox.json").unlink(missing_ok=True)
-        server.shutdown()
-        for registry in registries:
-            registry.stop()
-        azure.close()
+        await main.aclose()
+        for backend in app.backends:
+            await asyncio.to_thread(backend.shutdown)
+
+
+def serve(directory: Path) -> None:
+    """Start everything, write sandbox.json, then wait for SIGTERM or SIGINT."""
+    directory.mkdir(parents=True, exist_ok=True)
+    asyncio.run(_serve(directory))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,512 @@
+"""Fake Azure Resource Manager: subscriptions, resource groups, registries, role assignments.
+
+The mgmt SDKs' ``base_url`` is ``.../azure/management``; the path is parsed as
+ARM does, segment by segment, case-insensitively.
+
+==============================================  ===========================================
+behaviour                                       source
+==============================================  ===========================================
+bearer token for https://management.azure.com,  ARM authentication doc page; the 401 body
+else 401 InvalidAuthenticationToken with        and header: assumption
+``WWW-Authenticate: Bearer authorization_uri``
+``api-version`` required, else 400              ARM request doc page (Azure REST API
+MissingApiVersionParameter                      reference, "Azure REST API common")
+list subscriptions the caller has a role in     Subscriptions_List in azure-rest-api-specs
+                                                (resources/subscriptions)
+writes need Owner or Contributor at or above    Azure RBAC doc page; 403
+the scope, reads any role: 403                  AuthorizationFailed body: assumption (its
+AuthorizationFailed                             text follows the message Azure prints)
+resource groups: lowercase ``resourcegroups``,  DESIGN.md section 4; ResourceGroups_* in
+case-insensitive names, 201 create / 200        azure-rest-api-specs (resources) with
+update, HEAD 204/404, 409                       examples; LocationNotAvailableForResource-
+InvalidResourceGroupLocation, delete 202 +      Group and InvalidResourceGroupName:
+``Location`` polled                             assumption (codes Azure answers)
+checkNameAvailability: Invalid (5-50 letters    Registries_CheckNameAvailability in
+or digits) or AlreadyExists                     azure-rest-api-specs (containerregistry)
+                                                and its examples
+registry create: 201 + ``Azure-AsyncOperation`` DESIGN.md section 4 (checked with the
++ ``Retry-After: 0``, ``InProgress`` polls      SDK's LRO poller); Registries_Create in
+then ``Succeeded``                              azure-rest-api-specs
+registry name taken elsewhere: 409              AlreadyInUse message links the
+AlreadyInUse                                    checknameavailability doc page
+                                                (docs.microsoft.com/en-us/rest/api/
+                                                containerregistry/registries/
+                                                checknameavailability)
+missing registry: 404 ResourceNotFound          ARM doc page aka.ms/ARMResourceNotFoundFix
+``loginServer`` is the front's 127.0.0.1:PORT   assumption (loopback stand-in for
+                                                ``<name>.azurecr.io``)
+role assignment to a new principal: 400         DESIGN.md section 4 (az CLI retries up to 36
+PrincipalNotFound until it replicates           times); message links aka.ms/docs-principaltype
+the same PUT again: 201 with the same           assumption
+assignment; same role+principal+scope under
+another name: 409 RoleAssignmentExists;
+changing one: 409 RoleAssignmentUpdateNotPer-
+mitted
+list assignments for a scope (related scopes,   RoleAssignments_ListForScope in
+``$filter=principalId eq``)                     azure-rest-api-specs (authorization)
+==============================================  ===========================================
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from ..app import Handler, Request, Response, json_response
+from .acr import start_front
+from .errors import arm_error
+from .models import (
+    ARM_AUDIENCE,
+    CONTRIBUTOR,
+    LOCATIONS,
+    OWNER,
+    ROLES,
+    SEED_TENANT,
+    SKUS,
+    Registry,
+    ResourceGroup,
+    RoleAssignment,
+    ServicePrincipal,
+    now,
+    odata_filter,
+)
+
+if TYPE_CHECKING:
+    from .cloud import AzureCloud
+
+__all__ = ["ResourceManager"]
+
+
+class ResourceManager:
+    """ARM over the cloud's tenant; a registry created here gets its ACR front."""
+
+    def __init__(self, cloud: AzureCloud) -> None:
+        self.cloud = cloud
+
+    def routes(self) -> list[tuple[str, str, Handler]]:
+        """(method, pattern, handler) under the cloud's prefix."""
+        methods = ("GET", "HEAD", "PUT", "POST", "PATCH", "DELETE")
+        return [(m, "/management/{rest:path}", self.arm) for m in methods]
+
+    def arm(self, request: Request) -> Response:
+        """Azure Resource Manager: parses the path as ARM does, segment by segment."""
+        caller = self.cloud.tenant.caller(request.bearer(), ARM_AUDIENCE)
+        if caller is None:
+            return arm_error(
+                401,
+                "InvalidAuthenticationToken",
+                "The access token is invalid.",
+                {
+                    "WWW-Authenticate": 'Bearer authorization_uri="https://login.microsoftonline.com/'
+                    f'{SEED_TENANT}"'
+                },
+            )
+        if not request.arg("api-version"):
+            return arm_error(
+                400,
+                "MissingApiVersionParameter",
+                "The api-version query parameter (?api-version=) is required for all requests.",
+            )
+        principal = self.cloud.tenant.principal(caller)
+        assert principal is not None
+        segments = [s for s in request.params["rest"].split("/") if s]
+        lower = [s.lower() for s in segments]
+        if "microsoft.authorization" in lower:
+            return self._role_assignments(request, principal, segments, lower)
+        if lower == ["subscriptions"] and request.method == "GET":
+            return self._list_subscriptions(principal)
+        if len(lower) < 2 or lower[0] != "subscriptions":
+            return arm_error(
+                404, "InvalidResourceType", f"No route for {request.method} {request.path}"
+            )
+        sub = lower[1]
+        if sub not in self.cloud.tenant.subscriptions:
+            return arm_error(
+                404, "SubscriptionNotFound", f"The subscription '{segments[1]}' could not be found."
+            )
+        rest, orig = lower[2:], segments[2:]
+        denied = self._authorize(request, principal, "/" + "/".join(segments))
+        if denied:
+            return denied
+        if rest == [] and request.method == "GET":
+            return json_response(200, self._subscription(sub))
+        if len(rest) == 2 and rest[0] == "resourcegroups":
+            return self._resource_group(request, sub, orig[1])
+        if len(rest) == 2 and rest[0] == "operationresults" and request.method == "GET":
+            return Response(200)  # resource group deletion is complete when polled
+        if rest == ["providers", "microsoft.containerregistry", "checknameavailability"]:
+            if request.method == "POST":
+                return self._check_name(request)
+        if (
+            len(rest) >= 6
+            and rest[0] == "resourcegroups"
+            and rest[2:5]
+            == [
+                "providers",
+                "microsoft.containerregistry",
+                "registries",
+            ]
+        ):
+            group, name = orig[1], orig[5]
+            if len(rest) == 6:
+                return self._registry(request, sub, group, name)
+            if len(rest) == 8 and rest[6] == "operationstatuses" and request.method == "GET":
+                return self._operation(orig[7])
+        return arm_error(
+            404, "InvalidResourceType", f"No route for {request.method} {request.path}"
+        )
+
+    def _authorize(
+        self, request: Request, principal: ServicePrincipal, scope: str
+    ) -> Response | None:
+        """Writes need Owner or Contributor at or above the scope; reads any role there."""
+        scope_l = scope.lower()
+        roles = {
+            a.role
+            for a in self.cloud.tenant.assignments.values()
+            if a.principal_id == principal.id
+            and (scope_l == a.scope.lower() or scope_l.startswith(a.scope.lower() + "/"))
+        }
+        needed = (
+            {OWNER, CONTRIBUTOR} if request.method in ("PUT", "DELETE", "PATCH") else set(ROLES)
+        )
+        if roles & needed:
+            return None
+        return arm_error(
+            403,
+            "AuthorizationFailed",
+            f"The client '{principal.app_id}' with object id '{principal.id}' does not have "
+            f"authorization to perform action over scope '{scope}' or the scope is invalid. If "
+            "access was recently granted, please refresh your credentials.",
+        )
+
+    def _subscription(self, sub: str) -> dict[str, Any]:
+        return {
+            "id": f"/subscriptions/{sub}",
+            "subscriptionId": sub,
+            "tenantId": SEED_TENANT,
+            "displayName": self.cloud.tenant.subscriptions[sub],
+            "state": "Enabled",
+            "subscriptionPolicies": {
+                "locationPlacementId": "Public_2014-09-01",
+                "spendingLimit": "Off",
+            },
+            "authorizationSource": "RoleBased",
+        }
+
+    def _list_subscriptions(self, principal: ServicePrincipal) -> Response:
+        visible = [
+            self._subscription(sub)
+            for sub in self.cloud.tenant.subscriptions
+            if any(
+                a.principal_id == principal.id
+                and a.scope.lower().startswith(f"/subscriptions/{sub}")
+                for a in self.cloud.tenant.assignments.values()
+            )
+        ]
+        return json_response(
+            200, {"value": visible, "count": {"type": "Total", "value": len(visible)}}
+        )
+
+    def _resource_group(self, request: Request, sub: str, name: str) -> Response:
+        key = (sub, name.lower())
+        group = self.cloud.tenant.groups.get(key)
+        if request.method in ("GET", "HEAD"):
+            if group is None:
+                if request.method == "HEAD":
+                    return Response(404)
+                return arm_error(
+                    404, "ResourceGroupNotFound", f"Resource group '{name}' could not be found."
+                )
+            return Response(204) if request.method == "HEAD" else json_response(200, group.public())
+        if request.method == "PUT":
+            body = request.json()
+            location = str(body.get("location", "")).lower().replace(" ", "")
+            if location not in LOCATIONS:
+                return arm_error(
+                    400,
+                    "LocationNotAvailableForResourceGroup",
+                    f"The provided location '{body.get('location')}' is not available for resource "
+                    f"group. List of available regions is '{','.join(LOCATIONS)}'.",
+                )
+            if not re.fullmatch(r"[\w.()-]{0,89}[\w()-]", name):
+                return arm_error(
+                    400, "InvalidResourceGroupName", f"Invalid resource group name '{name}'."
+                )
+            if group is not None:
+                if group.location != location:
+                    return arm_error(
+                        409,
+                        "InvalidResourceGroupLocation",
+                        f"Invalid resource group location '{location}'. The Resource group already "
+                        f"exists in location '{group.location}'.",
+                    )
+                group.tags = dict(body.get("tags") or {})
+                return json_response(200, group.public())
+            group = ResourceGroup(sub, name, location, dict(body.get("tags") or {}))
+            self.cloud.tenant.groups[key] = group
+            return json_response(201, group.public())
+        if request.method == "DELETE":
+            if group is None:
+                return arm_error(
+                    404, "ResourceGroupNotFound", f"Resource group '{name}' could not be found."
+                )
+            for rname, registry in list(self.cloud.tenant.registries.items()):
+                if registry.subscription == sub and registry.resource_group.lower() == name.lower():
+                    self._drop_registry(rname)
+            prefix = group.id.lower()
+            for aid, a in list(self.cloud.tenant.assignments.items()):
+                if a.scope.lower() == prefix or a.scope.lower().startswith(prefix + "/"):
+                    del self.cloud.tenant.assignments[aid]
+            del self.cloud.tenant.groups[key]
+            location = (
+                f"{self.cloud.base(request)}/management/subscriptions/{sub}/operationresults/"
+                f"{self.cloud.tenant.next_id('operation')}?api-version={request.arg('api-version')}"
+            )
+            return Response(202, b"", {"Location": location, "Retry-After": "0"})
+        return arm_error(405, "MethodNotAllowed", f"{request.method} is not supported here")
+
+    def _check_name(self, request: Request) -> Response:
+        body = request.json()
+        name = str(body.get("name", ""))
+        if body.get("type") != "Microsoft.ContainerRegistry/registries":
+            return arm_error(
+                400, "InvalidRequestContent", "type must be Microsoft.ContainerRegistry/registries"
+            )
+        if not re.fullmatch(r"[A-Za-z0-9]{5,50}", name):
+            return json_response(
+                200,
+                {
+                    "nameAvailable": False,
+                    "reason": "Invalid",
+                    "message": "Registry names may contain only alpha numeric characters and "
+                    "must be between 5 and 50 characters",
+                },
+            )
+        if name.lower() in self.cloud.tenant.registries:
+            return json_response(
+                200,
+                {
+                    "nameAvailable": False,
+                    "reason": "AlreadyExists",
+                    "message": f"The registry {name} is already in use.",
+                },
+            )
+        return json_response(200, {"nameAvailable": True})
+
+    def _registry(self, request: Request, sub: str, group_name: str, name: str) -> Response:
+        registry = self.cloud.tenant.registries.get(name.lower())
+        mine = (
+            registry is not None
+            and registry.subscription == sub
+            and registry.resource_group.lower() == group_name.lower()
+        )
+        group = self.cloud.tenant.groups.get((sub, group_name.lower()))
+        if request.method == "GET":
+            if group is None:
+                return arm_error(
+                    404,
+                    "ResourceGroupNotFound",
+                    f"Resource group '{group_name}' could not be found.",
+                )
+            if not mine or registry is None:
+                return arm_error(
+                    404,
+                    "ResourceNotFound",
+                    f"The Resource 'Microsoft.ContainerRegistry/registries/{name}' under resource "
+                    f"group '{group_name}' was not found. For more details please go to "
+                    "https://aka.ms/ARMResourceNotFoundFix",
+                )
+            return json_response(200, registry.public())
+        if request.method == "DELETE":
+            if not mine:
+                return Response(204)
+            self._drop_registry(name.lower())
+            return Response(200)
+        if request.method != "PUT":
+            return arm_error(405, "MethodNotAllowed", f"{request.method} is not supported here")
+        if group is None:
+            return arm_error(
+                404, "ResourceGroupNotFound", f"Resource group '{group_name}' could not be found."
+            )
+        body = request.json()
+        props = body.get("properties") or {}
+        sku = str((body.get("sku") or {}).get("name", ""))
+        location = str(body.get("location", "")).lower().replace(" ", "")
+        if not re.fullmatch(r"[A-Za-z0-9]{5,50}", name):
+            return arm_error(
+                400,
+                "InvalidResourceName",
+                f"Resource name {name} is invalid. The name can contain only alphanumeric "
+                "characters and must be between 5 and 50 characters.",
+            )
+        if sku not in SKUS:
+            return arm_error(
+                400, "InvalidSku", f"The sku '{sku}' is not valid: use Basic, Standard or Premium."
+            )
+        if location not in LOCATIONS:
+            return arm_error(
+                400,
+                "LocationNotAvailableForResourceType",
+                f"The provided location '{location}' is not available for resource type "
+                "'Microsoft.ContainerRegistry/registries'.",
+            )
+        if registry is not None and not mine:
+            return arm_error(
+                409,
+                "AlreadyInUse",
+                f"The registry DNS name {name.lower()}.azurecr.io is already in use. You can check "
+                "if the name is already claimed using following API: https://docs.microsoft.com/"
+                "en-us/rest/api/containerregistry/registries/checknameavailability",
+            )
+        if registry is not None:  # an update of ours: synchronous
+            registry.sku = sku
+            registry.admin_user_enabled = bool(props.get("adminUserEnabled", False))
+            registry.tags = dict(body.get("tags") or {})
+            return json_response(200, registry.public())
+        registry = Registry(
+            sub,
+            group.name,
+            name,
+            location,
+            sku,
+            bool(props.get("adminUserEnabled", False)),
+            dict(body.get("tags") or {}),
+            now(),
+            polls_left=int(self.cloud.tenant.settings["registry_polls"]),
+        )
+        registry.front = start_front(self.cloud, registry)
+        self.cloud.tenant.registries[name.lower()] = registry
+        operation = "registries-" + self.cloud.tenant.next_id("operation")
+        self.cloud.tenant.operations[operation] = name.lower()
+        status_url = (
+            f"{self.cloud.base(request)}/management{registry.id}/operationStatuses/{operation}"
+            f"?api-version={request.arg('api-version')}"
+        )
+        return json_response(
+            201, registry.public(), {"Azure-AsyncOperation": status_url, "Retry-After": "0"}
+        )
+
+    def _operation(self, operation: str) -> Response:
+        name = self.cloud.tenant.operations.get(operation)
+        registry = self.cloud.tenant.registries.get(name or "")
+        if registry is None:
+            return arm_error(404, "OperationNotFound", f"Operation '{operation}' was not found.")
+        if registry.polls_left > 0:
+            registry.polls_left -= 1
+            status = "InProgress"
+        else:
+            registry.provisioning_state = status = "Succeeded"
+        return json_response(
+            200, {"id": operation, "name": operation, "status": status}, {"Retry-After": "0"}
+        )
+
+    def _drop_registry(self, key: str) -> None:
+        registry = self.cloud.tenant.registries.pop(key)
+        if registry.front:
+            registry.front.stop()
+            registry.front = None
+
+    def _role_assignments(
+        self, request: Request, caller: ServicePrincipal, segments: list[str], lower: list[str]
+    ) -> Response:
+        at = max(i for i, s in enumerate(lower) if s == "microsoft.authorization")
+        if at < 1 or lower[at - 1] != "providers" or lower[at + 1 : at + 2] != ["roleassignments"]:
+            return arm_error(
+                404, "InvalidResourceType", f"No route for {request.method} {request.path}"
+            )
+        scope = "/" + "/".join(segments[: at - 1])
+        name = segments[at + 2] if len(segments) > at + 2 else ""
+        denied = self._authorize(request, caller, scope)
+        if denied:
+            return denied
+        if not name:
+            if request.method != "GET":
+                return arm_error(405, "MethodNotAllowed", f"{request.method} is not supported here")
+            return self._list_assignments(request, scope)
+        key = f"{scope}/providers/Microsoft.Authorization/roleAssignments/{name}".lower()
+        existing = self.cloud.tenant.assignments.get(key)
+        if request.method == "GET":
+            if existing is None:
+                return arm_error(
+                    404, "RoleAssignmentNotFound", f"The role assignment '{name}' is not found."
+                )
+            return json_response(200, existing.public())
+        if request.method == "DELETE":
+            if existing is None:
+                return Response(204)
+            del self.cloud.tenant.assignments[key]
+            return json_response(200, existing.public())
+        if request.method != "PUT":
+            return arm_error(405, "MethodNotAllowed", f"{request.method} is not supported here")
+        props = request.json().get("properties") or {}
+        role_id = str(props.get("roleDefinitionId", ""))
+        principal_id = str(props.get("principalId", ""))
+        role = role_id.rsplit("/", 1)[-1].lower()
+        if role not in ROLES:
+            return arm_error(
+                400,
+                "RoleDefinitionDoesNotExist",
+                f"The specified role definition with ID '{role}' does not exist.",
+            )
+        principal = self.cloud.tenant.principals.get(principal_id)
+        if principal is None or principal.not_found_left > 0:
+            if principal is not None:
+                principal.not_found_left -= 1  # it replicates a little more at every attempt
+            return arm_error(
+                400,
+                "PrincipalNotFound",
+                f"Principal {principal_id.replace('-', '')} does not exist in the directory "
+                f"{SEED_TENANT}. Check that you have the correct principal ID. If you are creating "
+                "this principal and then immediately assigning a role, this error might be related "
+                "to a replication delay. In this case, set the role assignment principalType "
+                "property to a value, such as ServicePrincipal, User, or Group.  See "
+                "https://aka.ms/docs-principaltype",
+            )
+        if existing is not None:
+            if existing.role == role and existing.principal_id == principal_id:
+                return json_response(201, existing.public())
+            return arm_error(
+                409,
+                "RoleAssignmentUpdateNotPermitted",
+                "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.",
+            )
+        for other in self.cloud.tenant.assignments.values():
+            if (
+                other.scope.lower() == scope.lower()
+                and other.role == role
+                and other.principal_id == principal_id
+            ):
+                return arm_error(
+                    409,
+                    "RoleAssignmentExists",
+                    f"The role assignment already exists. The ID of the existing role assignment "
+                    f"is {other.name.replace('-', '')}.",
+                )
+        assignment = RoleAssignment(
+            name,
+            scope,
+            role_id,
+            principal_id,
+            str(props.get("principalType") or "ServicePrincipal"),
+        )
+        self.cloud.tenant.assignments[key] = assignment
+        return json_response(201, assignment.public())
+
+    def _list_assignments(self, request: Request, scope: str) -> Response:
+        scope_l = scope.lower()
+        wanted = odata_filter(request.arg("$filter"))
+        found = []
+        for a in self.cloud.tenant.assignments.values():
+            a_scope = a.scope.lower()
+            related = (
+                scope_l == a_scope
+                or scope_l.startswith(a_scope + "/")
+                or a_scope.startswith(scope_l + "/")
+            )
+            if not related:
+                continue
+            if wanted and wanted[0] == "principalId" and a.principal_id != wanted[1]:
+                continue
+            found.append(a.public())
+        return json_response(200, {"value": found})

@@ -1,0 +1,143 @@
+"""The Azure backend: one tenant's state under ``/azure``, served by Entra ID, ARM and Graph.
+
+One backend, so one lock, one state and one reset cover the whole tenant; the
+services (``entra``, ``arm``, ``graph``) are routes over the same
+:class:`~.models.Tenant`, and ``acr`` starts a registry front per registry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..app import App, Backend, Context, Request, Response, json_response
+from .arm import ResourceManager
+from .entra import EntraID
+from .graph import Graph
+from .models import (
+    DEFAULT_SETTINGS,
+    OTHER_SUBSCRIPTION,
+    ROLES,
+    iso,
+    seed_credentials,
+    seed_tenant,
+)
+
+__all__ = ["AzureCloud"]
+
+
+class AzureCloud(Backend):
+    """Entra ID, ARM and Graph of one sandbox tenant; an ACR front per registry."""
+
+    prefix = "/azure"
+
+    def __init__(self, deployer: dict[str, str]) -> None:
+        self.deployer = deployer
+        self.app: App | None = None  # set by attach: registry fronts open listeners on it
+        super().__init__()
+        for service in (EntraID(self), ResourceManager(self), Graph(self)):
+            for method, pattern, handler in service.routes():
+                self.route(method, pattern, handler)
+
+    @classmethod
+    def create(cls, context: Context) -> AzureCloud:
+        """The backend, signing the deployer in with its secret from the sandbox's credentials."""
+        return cls(context.secret("azure", seed_credentials))
+
+    # --- lifecycle ---------------------------------------------------------------
+    def seed(self) -> None:
+        """The seeded tenant (see :func:`~.models.seed_tenant`)."""
+        self.tenant = seed_tenant(self.deployer["client_secret"])
+
+    def attach(self, app: App) -> None:
+        """Remember the app: registries created later open their fronts on it."""
+        self.app = app
+
+    def reset(self) -> None:
+        """Stop every registry front, then reseed the tenant."""
+        self.shutdown()
+        self.seed()
+
+    def shutdown(self) -> None:
+        """Stop every registry front and its docker-registry process."""
+        for registry in self.tenant.registries.values():
+            if registry.front:
+                registry.front.stop()
+                registry.front = None
+
+    def base(self, request: Request) -> str:
+        """This backend's base URL as the client reached it."""
+        return f"https://{request.headers.get('host', '127.0.0.1')}{self.prefix}"
+
+    def admin(self, request: Request, name: str) -> Response:
+        """``/_sandbox/azure/settings``: read or change the fault knobs (see the module doc)."""
+        if name != "settings":
+            return json_response(404, {"message": "unknown azure sandbox endpoint"})
+        if request.method == "POST":
+            body = request.json()
+            unknown = set(body) - set(DEFAULT_SETTINGS)
+            if unknown:
+                return json_response(400, {"message": f"unknown settings {sorted(unknown)}"})
+            self.tenant.settings.update(body)
+            self.tenant.apply_settings()
+        return json_response(200, self.tenant.settings)
+
+    def state(self) -> dict[str, Any]:
+        """Everything a test compares, without secrets (someone else's registry is hidden)."""
+        t = self.tenant
+        return {
+            "subscriptions": sorted(t.subscriptions),
+            "resource_groups": sorted(
+                (
+                    {
+                        "subscription": g.subscription,
+                        "name": g.name,
+                        "location": g.location,
+                        "tags": g.tags,
+                    }
+                    for g in t.groups.values()
+                ),
+                key=lambda g: (g["subscription"], g["name"].lower()),
+            ),
+            "registries": [
+                {
+                    "name": r.name,
+                    "subscription": r.subscription,
+                    "resource_group": r.resource_group,
+                    "sku": r.sku,
+                    "admin_user_enabled": r.admin_user_enabled,
+                    "provisioning_state": r.provisioning_state,
+                    "repositories": r.front.process.repositories() if r.front else {},
+                }
+                for _, r in sorted(t.registries.items())
+                if r.subscription != OTHER_SUBSCRIPTION
+            ],
+            "role_assignments": sorted(
+                (
+                    {
+                        "name": a.name,
+                        "scope": a.scope,
+                        "role": ROLES.get(a.role, (a.role, set()))[0],
+                        "principal_id": a.principal_id,
+                        "principal_type": a.principal_type,
+                    }
+                    for a in t.assignments.values()
+                ),
+                key=lambda a: (a["scope"].lower(), a["name"]),
+            ),
+            "applications": [
+                {
+                    "id": a.id,
+                    "app_id": a.app_id,
+                    "display_name": a.display_name,
+                    "passwords": [
+                        {"key_id": p.key_id, "display_name": p.display_name, "end": iso(p.end)}
+                        for p in a.passwords
+                    ],
+                }
+                for a in t.applications.values()
+            ],
+            "service_principals": [
+                {"id": s.id, "app_id": s.app_id, "display_name": s.display_name}
+                for s in t.principals.values()
+            ],
+        }

@@ -1,0 +1,351 @@
+"""Registry fronts: a cloud's registry auth in front of a real docker-registry process.
+
+What every sandbox registry shares, so a cloud only configures it:
+
+- :func:`parse_scopes`: the one reading of ``scope=repository:<name>:<actions>``
+  (the argument repeats, one scope each; other resource types are skipped);
+- :class:`Grant` and :data:`Checker`: the cloud's answer to Basic credentials,
+  checked against its live state, and what they may do on a repository;
+- :class:`TokenRealm`: the token endpoint (first ``service`` argument checked,
+  Basic credentials checked, a token minted by :class:`~.registry.TokenIssuer`),
+  worded by the cloud that mounts it;
+- :class:`RegistryFront`: a listener of the app on its own port (so faults and
+  the request log cover it), serving the realm at its path, the ``/v2/`` ping,
+  and a streaming proxy to its docker-registry child (request and response
+  bodies are streamed, chunked uploads included).
+
+Configurations (:class:`FrontConfig`):
+
+=====================  =====================  ==============  =============================
+registry               service                realm path      ``/v2/`` and Basic auth
+=====================  =====================  ==============  =============================
+ACR (``azure.acr``)    ``<name>.azurecr.io``  /oauth2/token   front: Basic challenge; Basic
+                                                              accepted on every call
+Harbor (planned)       ``harbor-registry``    /service/token  docker-registry's Bearer
+                                                              challenge (``basic_ping=False``)
+Artifact Registry      ``<region>-docker.     /v2/token       as Harbor
+(planned)              pkg.dev``
+=====================  =====================  ==============  =============================
+
+Docker Hub's registry has no front (clients talk to docker-registry directly);
+its realm, a route of the Hub API, is a :class:`TokenRealm` too.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+import threading
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request as HttpRequest
+from starlette.responses import Response as HttpResponse
+from starlette.responses import StreamingResponse
+from starlette.routing import BaseRoute, Route, Router
+from starlette.types import Receive, Scope, Send
+
+from .app import (
+    ALL_METHODS,
+    App,
+    Listener,
+    Request,
+    Response,
+    basic_auth,
+    call_sync,
+    json_response,
+    read_request,
+    to_http,
+)
+from .registry import RegistryProcess, TokenIssuer
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = [
+    "ACTIONS",
+    "Checker",
+    "FrontConfig",
+    "Grant",
+    "RegistryFront",
+    "TokenRealm",
+    "parse_scopes",
+    "registry_error",
+]
+
+#: Every action a registry token can carry on a repository.
+ACTIONS = frozenset({"pull", "push", "delete"})
+# headers that belong to one hop, or that the front sets itself
+_REQUEST_DROP = {"connection", "keep-alive", "transfer-encoding", "host", "authorization"}
+_RESPONSE_DROP = {"connection", "keep-alive", "transfer-encoding"}
+
+
+def parse_scopes(values: list[str]) -> list[tuple[str, set[str]]]:
+    """``repository:<name>:<actions>`` scopes as (name, wanted actions), in order.
+
+    The name may contain ``:`` (a registry host with a port), so the actions
+    are what follows the last one; scopes of other types are skipped.
+    """
+    found = []
+    for scope in values:
+        kind, _, rest = scope.partition(":")
+        name, _, wanted = rest.rpartition(":")
+        if kind == "repository" and name:
+            found.append((name, set(wanted.split(","))))
+    return found
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Who signed in, and what they may do: ``allow(repository, wanted)`` -> granted actions."""
+
+    subject: str
+    allow: Callable[[str, set[str]], set[str]]
+
+
+#: (username, password) -> the grant, or None when the credentials are wrong now.
+Checker = Callable[[str, str], Grant | None]
+
+#: What an anonymous caller gets where anonymous tokens are issued: nothing.
+NOBODY = Grant("", lambda repository, wanted: set())
+
+
+def registry_error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    """The registry API's error body (distribution's ``{"errors": [...]}``)."""
+    return json_response(
+        status, {"errors": [{"code": code, "message": message, "detail": None}]}, headers
+    )
+
+
+@dataclass(frozen=True)
+class TokenRealm:
+    """A registry's token endpoint: ``GET <realm>?service=...&scope=...`` with Basic auth.
+
+    ``services`` are the accepted values of the *first* ``service`` argument
+    (tokens are for ``services[0]``); the other fields word the cloud's answers.
+    """
+
+    services: tuple[str, ...]
+    issuer: TokenIssuer
+    check: Checker
+    bad_service: Callable[[str], Response]
+    bad_credentials: Callable[[], Response]
+    anonymous: Grant | Callable[[], Response]  # a refusal where anonymous pull is off
+    token_body: Callable[[str], dict[str, Any]]
+
+    def answer(self, request: Request) -> Response:
+        """The realm's answer (call it under the cloud's lock: it reads live state)."""
+        # the first `service` counts: BinderHub appends service=container_registry to token_url's
+        service = request.arg("service")
+        if service not in self.services:
+            return self.bad_service(service)
+        creds = request.basic_auth()
+        if creds is None:
+            if not isinstance(self.anonymous, Grant):
+                return self.anonymous()
+            grant = self.anonymous
+        else:
+            checked = self.check(*creds)
+            if checked is None:
+                return self.bad_credentials()
+            grant = checked
+        access = [
+            {"type": "repository", "name": name, "actions": sorted(grant.allow(name, wanted))}
+            for name, wanted in parse_scopes(request.query.get("scope", []))
+        ]
+        token = self.issuer.issue(self.services[0], grant.subject, access)
+        return json_response(200, self.token_body(token))
+
+
+@dataclass(frozen=True)
+class FrontConfig:
+    """What makes a front one cloud's registry (see the table in the module doc)."""
+
+    name: str  # the docker-registry process's name (its config file is registry-<name>.yml)
+    service: str  # the token audience docker-registry checks
+    issuer: str  # the tokens' ``iss``
+    realm_path: str  # the token endpoint on the front, e.g. /oauth2/token
+    check: Checker
+    lock: threading.RLock  # the cloud's: checks read its live state under it
+    basic_ping: bool = True  # the front answers /v2/ with a Basic challenge (ACR)
+    host_is_service: bool = False  # the realm also accepts the login server as service (ACR)
+    unauthorized: str = "authentication required"  # message of a 401
+    anonymous: str | None = None  # refusal message for anonymous tokens; None: token for nothing
+    token_body: Callable[[str], dict[str, Any]] = lambda token: {"access_token": token}
+
+
+class RegistryFront:
+    """One registry's data endpoint: a listener of ``app``, auth, and a docker-registry child."""
+
+    def __init__(self, app: App, config: FrontConfig) -> None:
+        import httpx  # here, not at sandbox start: no registry front exists then
+
+        self.config = config
+        self.listener: Listener = app.listen(self.router())
+        self.host = self.listener.host
+        self.process = RegistryProcess(
+            config.name,
+            app.directory,
+            app.material,
+            service=config.service,
+            realm=f"https://{self.host}{config.realm_path}",
+            issuer=config.issuer,
+        )
+        services = (config.service, self.host) if config.host_is_service else (config.service,)
+        self.realm = TokenRealm(
+            services=services,
+            issuer=self.process.issuer,
+            check=config.check,
+            bad_service=lambda s: registry_error(
+                400, "UNSUPPORTED", f"service {s!r} is not {config.service}"
+            ),
+            bad_credentials=lambda: registry_error(
+                401, "UNAUTHORIZED", config.unauthorized, self.challenge()
+            ),
+            anonymous=NOBODY
+            if config.anonymous is None
+            else lambda: registry_error(
+                401, "UNAUTHORIZED", str(config.anonymous), self.challenge()
+            ),
+            token_body=config.token_body,
+        )
+        self.process.start()
+        self.process.wait_ready()
+        context = ssl.create_default_context(cafile=str(app.material.ca_file))
+        self._client = httpx.AsyncClient(verify=context, timeout=60.0, trust_env=False)
+        self._stopped = False
+
+    def stop(self) -> None:
+        """Close the listener and stop docker-registry (its content goes with it)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.listener.close()
+        self.process.stop()
+        self.process.config_file.unlink(missing_ok=True)
+
+        async def close_client() -> None:
+            await self._client.aclose()
+
+        self.listener.run(close_client())
+
+    def challenge(self) -> dict[str, str]:
+        """The ``WWW-Authenticate`` header of the front's own 401s."""
+        scheme = "Basic" if self.config.basic_ping else "Bearer"
+        realm = f"https://{self.host}{self.config.realm_path}"
+        return {"WWW-Authenticate": f'{scheme} realm="{realm}",service="{self.config.service}"'}
+
+    # --- routes ------------------------------------------------------------------
+    def router(self) -> Router:
+        """``/v2/`` ping, the realm, and the proxy; anything else is a registry 404."""
+
+        async def ping(http: HttpRequest) -> HttpResponse:
+            if http.method != "GET":
+                return to_http(self.not_found())
+            if not self.config.basic_ping:
+                return await self.proxy(http)
+            request = await read_request(http)
+            return await call_sync(self.config.lock, lambda: self._ping(request))
+
+        async def realm(http: HttpRequest) -> HttpResponse:
+            if http.method != "GET":
+                return to_http(self.not_found())
+            request = await read_request(http)
+            return await call_sync(self.config.lock, lambda: self.realm.answer(request))
+
+        async def proxied(http: HttpRequest) -> HttpResponse:
+            if http.method not in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
+                return to_http(self.not_found())
+            return await self.proxy(http)
+
+        async def default(scope: Scope, receive: Receive, send: Send) -> None:
+            await to_http(self.not_found())(scope, receive, send)
+
+        routes: list[BaseRoute] = [
+            Route("/v2", ping, methods=ALL_METHODS),
+            Route("/v2/", ping, methods=ALL_METHODS),
+            Route(self.config.realm_path, realm, methods=ALL_METHODS),
+            Route(self.config.realm_path + "/", realm, methods=ALL_METHODS),
+            Route("/v2/{rest:path}", proxied, methods=ALL_METHODS),
+        ]
+        return Router(routes, redirect_slashes=False, default=default)
+
+    def not_found(self) -> Response:
+        """A registry API 404."""
+        return registry_error(404, "NOT_FOUND", "not found")
+
+    def _ping(self, request: Request) -> Response:
+        """``/v2/``: a Basic challenge, or 200 with good credentials."""
+        creds = request.basic_auth()
+        if creds is None or self.config.check(*creds) is None:
+            return self.realm.bad_credentials()
+        return json_response(200, {})
+
+    def _bearer(self, creds: tuple[str, str], rest: str) -> str | Response:
+        """A token for the repository in ``rest`` with all the credentials allow, or a 401."""
+        grant = self.config.check(*creds)
+        if grant is None:
+            return self.realm.bad_credentials()
+        repository = re.sub(r"/(manifests|blobs|tags)/.*$", "", rest)
+        actions = sorted(grant.allow(repository, set(ACTIONS)))
+        access = [{"type": "repository", "name": repository, "actions": actions}]
+        return self.process.issuer.issue(self.config.service, grant.subject, access)
+
+    async def proxy(self, http: HttpRequest) -> HttpResponse:
+        """Check Basic auth here, then stream the call to docker-registry and its answer back.
+
+        Basic credentials become a token for the repository; a Bearer token
+        goes on unchanged, and so does a call without credentials (docker-registry
+        then answers its Bearer challenge, whose realm is this front's).
+        """
+        headers = {k: v for k, v in http.headers.items() if k.lower() not in _REQUEST_DROP}
+        headers["Host"] = self.host  # docker-registry builds Location URLs from it
+        authorization = http.headers.get("authorization", "")
+        creds = basic_auth(authorization)
+        if creds is not None:
+            rest = str(http.path_params.get("rest", ""))
+
+            def bearer() -> str | Response:
+                with self.config.lock:
+                    return self._bearer(creds, rest)
+
+            token = await run_in_threadpool(bearer)
+            if isinstance(token, Response):
+                return to_http(token)
+            headers["Authorization"] = f"Bearer {token}"
+        elif authorization.lower().startswith("bearer "):
+            headers["Authorization"] = authorization
+        scope = http.scope
+        target = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        if scope["query_string"]:
+            target += "?" + scope["query_string"].decode("latin-1")
+        has_body = "content-length" in http.headers or "transfer-encoding" in http.headers
+        upstream = self._client.build_request(
+            http.method,
+            self.process.url + target,
+            headers=headers,
+            content=_chunks(http) if has_body else None,
+        )
+        answer = await self._client.send(upstream, stream=True)
+        out = {k: v for k, v in answer.headers.items() if k.lower() not in _RESPONSE_DROP}
+        return StreamingResponse(_relay(answer), answer.status_code, out)
+
+
+async def _chunks(http: HttpRequest) -> AsyncIterator[bytes]:
+    """The request body as it arrives (chunked or not), without empty chunks."""
+    async for chunk in http.stream():
+        if chunk:
+            yield chunk
+
+
+async def _relay(answer: httpx.Response) -> AsyncIterator[bytes]:
+    """The upstream body as it arrives; the upstream connection is released however it ends."""
+    try:
+        async for chunk in answer.aiter_raw():
+            yield chunk
+    finally:
+        await answer.aclose()

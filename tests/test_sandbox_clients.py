@@ -1,0 +1,136 @@
+"""Real clients nobody here wrote, against every sandbox registry.
+
+skopeo (containers/image, as a build pod's ``docker push`` finds credentials by
+host) pushes an OCI layout with the chart's ``config.json`` as its authfile,
+through the Docker Hub registry and through an ACR front. It converts the layer
+to zstd on the way, so the layer's size is unknown when the upload starts and Go's
+HTTP client sends the PATCH body chunked (``Transfer-Encoding: chunked``), as a
+build pod's push of a freshly compressed layer does; a front must stream that
+to docker-registry intact (an ``http.server`` front lost it: "digest invalid").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from binderhub_registry.binderhub import chart_docker_config
+from binderhub_registry.push import tiny_image
+from binderhub_registry.sandbox import Sandbox
+
+from .test_azure_sandbox import (  # noqa: F401 (tenant: the fixture, used by name)
+    Tenant,
+    assign_push,
+    make_principal,
+    make_registry,
+    pytestmark,
+    settings,
+    tenant,
+)
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+SKOPEO = shutil.which("skopeo")
+needs_skopeo = pytest.mark.skipif(SKOPEO is None, reason="skopeo is not installed")
+# skopeo's debug line for a layer re-encoded on the fly (its size unknown: a chunked upload)
+CONVERTED = "Blob will be converted"
+
+
+def oci_layout(directory: Path) -> Path:
+    """verify's one-layer test image as an OCI layout, tagged ``latest``."""
+    layer, config, manifest = tiny_image()
+    blobs = directory / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    for blob in (layer, config, manifest):
+        (blobs / hashlib.sha256(blob).hexdigest()).write_bytes(blob)
+    (directory / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
+    index = {
+        "schemaVersion": 2,
+        "manifests": [
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": "sha256:" + hashlib.sha256(manifest).hexdigest(),
+                "size": len(manifest),
+                "annotations": {"org.opencontainers.image.ref.name": "latest"},
+            }
+        ],
+    }
+    (directory / "index.json").write_text(json.dumps(index))
+    return directory
+
+
+def skopeo_push(
+    box: Sandbox, work: Path, host: str, user: str, password: str, image: str
+) -> subprocess.CompletedProcess[str]:
+    """``skopeo copy`` of the test layout to ``host/image``, as the chart's config.json allows."""
+    certs = work / "certs"
+    certs.mkdir(exist_ok=True)
+    shutil.copy(box.ca_file, certs / "ca.crt")
+    authfile = work / "config.json"
+    values = {"url": f"https://{host}", "username": user, "password": password}
+    authfile.write_text(json.dumps(chart_docker_config(values)))
+    layout = work / "layout"
+    if not layout.exists():
+        oci_layout(layout)
+    assert SKOPEO is not None
+    return subprocess.run(
+        [
+            SKOPEO,
+            "--insecure-policy",  # no signature policy in question here
+            "--debug",
+            "copy",
+            "--retry-times",
+            "0",
+            "--dest-compress-format",  # re-encode the layer: its upload is then chunked
+            "zstd",
+            "--authfile",
+            str(authfile),
+            "--dest-cert-dir",
+            str(certs),
+            f"oci:{layout}:latest",
+            f"docker://{host}/{image}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(work)},
+    )
+
+
+@needs_skopeo
+def test_skopeo_pushes_to_the_docker_hub_registry(fresh: Sandbox, tmp_path: Path) -> None:
+    creds = fresh.credentials("dockerhub")
+    host = fresh.registries["dockerhub"].removeprefix("https://")
+    image = f"{creds['username']}/skopeo-check:v1"
+    pushed = skopeo_push(fresh, tmp_path, host, creds["username"], creds["password"], image)
+    assert pushed.returncode == 0, pushed.stderr
+    assert CONVERTED in pushed.stderr
+    repositories = fresh.state()["dockerhub"]["repositories"]
+    assert repositories[f"{creds['username']}/skopeo-check"] == ["v1"]
+
+
+@needs_skopeo
+def test_skopeo_pushes_in_chunks_through_an_acr_front(
+    tenant: Tenant,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+) -> None:
+    settings(tenant.box, principal_not_found=0)
+    registry = make_registry(tenant)
+    app, sp, secret = asyncio.run(make_principal(tenant))
+    assign_push(tenant, registry.id, sp.id, "4c01c3c7-2dce-5fbe-a30f-0e74eda8695a")
+    host = registry.properties.login_server
+    pushed = skopeo_push(tenant.box, tmp_path, host, app.app_id, secret, "binderhub/x:tag")
+    assert pushed.returncode == 0, pushed.stderr
+    assert CONVERTED in pushed.stderr  # so the layer's PATCH was chunked
+    state = tenant.box.state()["azure"]["registries"]
+    assert state[0]["repositories"] == {"binderhub/x": ["tag"]}
+    # the same push with a wrong password is refused at the front
+    work = tmp_path / "wrong"
+    work.mkdir()
+    refused = skopeo_push(tenant.box, work, host, app.app_id, "wrong", "binderhub/y:tag")
+    assert refused.returncode != 0 and "401" in refused.stderr
