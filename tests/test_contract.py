@@ -11,6 +11,7 @@ Provider-specific behaviour is tested beside this, in ``test_<provider>_notebook
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import shutil
@@ -28,6 +29,7 @@ from binderhub_registry import InvalidParameter, providers, sandbox
 from binderhub_registry.binderhub import auth_key_host, chart_docker_config, image_host
 from binderhub_registry.params import Parameter
 from binderhub_registry.providers import COMMON_PARAMETERS, Provider
+from binderhub_registry.push import tiny_image
 
 from .conftest import NOTEBOOKS, NotebookRun, assert_fails_before_any_call, outputs_text
 
@@ -103,14 +105,10 @@ def bad_value(param: Parameter) -> Any:
 
 def skopeo_push(values: dict[str, Any], config: dict[str, Any], ca_file: str, tmp: Path) -> None:
     """Push a one-layer image with skopeo using the docker config.json the chart renders."""
-    from binderhub_registry.verify import _test_image
-
-    layer, image_config, manifest = _test_image()
+    layer, image_config, manifest = tiny_image()
     layout = tmp / "layout"
     blobs = layout / "blobs" / "sha256"
     blobs.mkdir(parents=True)
-    import hashlib
-
     for blob in (layer, image_config, manifest):
         (blobs / hashlib.sha256(blob).hexdigest()).write_bytes(blob)
     (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
@@ -160,11 +158,14 @@ def test_parameters_end_with_the_common_ones(provider: Provider) -> None:
     assert provider.KEY in KEYS and provider.NAME
 
 
-def test_every_parameter_rule_is_checked_before_any_call(provider: Provider) -> None:
+def test_every_parameter_rule_is_checked_before_any_call(
+    provider: Provider, tmp_path: Path
+) -> None:
     nb = nbformat.read(str(NOTEBOOKS / f"{provider.NOTEBOOK}.ipynb"), as_version=4)
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
     defaults: dict[str, Any] = {}
     exec(cell.source, defaults)
+    defaults["output_dir"] = str(tmp_path / "values")
     assert provider.validate(defaults) is not None  # the notebook's defaults are valid
     for param in provider.PARAMETERS:
         with pytest.raises(InvalidParameter) as err:

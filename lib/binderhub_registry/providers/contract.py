@@ -36,6 +36,7 @@ import yaml
 
 from ..binderhub import RegistryValues, ValuesFiles, write_values
 from ..errors import CloudError, InvalidParameter
+from ..outputs import prepare_output_dir
 from ..params import Parameter, directory, flag, image_name_prefix
 from ..params import validate as check_rules
 from ..secrets import Secret
@@ -89,13 +90,15 @@ def check_parameters(
 
     Only the names in ``spec`` are read, so a whole namespace can be passed.
     Raises InvalidParameter for the first parameter that breaks its rule; no
-    cloud is contacted.
+    cloud is contacted. Then ``output_dir`` is made, proven writable and locked
+    for this run (a dry run only checks it could be), so nothing is ever created
+    in a cloud whose secret could not be written down.
     """
     merged = dict(values or {}) | dict(overrides or {})
     checked = check_rules(spec, merged)
     if checked["rotate"] and checked["teardown"]:
         raise InvalidParameter("rotate", "cannot be combined with teardown = True", True)
-    checked["output_dir"] = Path(checked["output_dir"])
+    checked["output_dir"] = prepare_output_dir(checked["output_dir"], create=not checked["dry_run"])
     return cls(**checked)
 
 
