@@ -106,7 +106,7 @@ def _check_record(directory: Path, value: str) -> None:
 
 
 def prepare_output_dir(value: str, *, create: bool) -> Path:
-    """Expand ``~`` in ``value``, check the directory and, unless ``create`` is False, make and lock it.
+    """Expand ``~`` in ``value``, check the directory, and unless ``create`` is False, lock it.
 
     A dry run (``create=False``) writes nothing: it only checks that the directory
     could be made. Raises InvalidParameter naming ``output_dir`` with what to change.
