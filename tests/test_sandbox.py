@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -111,6 +112,17 @@ def test_faults_status_retry_after_times_and_drop(fresh: Sandbox) -> None:
     with pytest.raises(requests.ConnectionError):
         hub(fresh, "GET", "/v2/users/binderhubdemo")
     assert [e["status"] for e in fresh.log()] == [429, 429, 200, "dropped"]
+
+
+def test_a_delayed_request_holds_up_no_other(fresh: Sandbox) -> None:
+    fresh.add_faults({"method": "GET", "path": "/v2/users/binderhubdemo$", "delay": 1.0})
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(hub, fresh, "GET", "/v2/users/binderhubdemo")
+        time.sleep(0.2)  # the slow one is waiting out its delay now
+        started = time.monotonic()
+        assert hub(fresh, "GET", "/v2/users/someoneelse").status_code == 200
+        assert time.monotonic() - started < 0.5
+        assert slow.result().status_code == 503
 
 
 def test_realm_checks_live_state(fresh: Sandbox) -> None:

@@ -16,13 +16,17 @@ import hashlib
 import json
 import shutil
 import subprocess
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from binderhub_registry.binderhub import chart_docker_config
 from binderhub_registry.push import tiny_image
-from binderhub_registry.sandbox import Sandbox
+from binderhub_registry.sandbox import Sandbox, tls
+from binderhub_registry.sandbox.app import App, Context
+from binderhub_registry.sandbox.registry_front import FrontConfig, Grant, RegistryFront
 
 from .test_azure_sandbox import (  # noqa: F401 (tenant: the fixture, used by name)
     Tenant,
@@ -65,12 +69,12 @@ def oci_layout(directory: Path) -> Path:
 
 
 def skopeo_push(
-    box: Sandbox, work: Path, host: str, user: str, password: str, image: str
+    ca_file: str, work: Path, host: str, user: str, password: str, image: str
 ) -> subprocess.CompletedProcess[str]:
     """``skopeo copy`` of the test layout to ``host/image``, as the chart's config.json allows."""
     certs = work / "certs"
     certs.mkdir(exist_ok=True)
-    shutil.copy(box.ca_file, certs / "ca.crt")
+    shutil.copy(ca_file, certs / "ca.crt")
     authfile = work / "config.json"
     values = {"url": f"https://{host}", "username": user, "password": password}
     authfile.write_text(json.dumps(chart_docker_config(values)))
@@ -107,7 +111,7 @@ def test_skopeo_pushes_to_the_docker_hub_registry(fresh: Sandbox, tmp_path: Path
     creds = fresh.credentials("dockerhub")
     host = fresh.registries["dockerhub"].removeprefix("https://")
     image = f"{creds['username']}/skopeo-check:v1"
-    pushed = skopeo_push(fresh, tmp_path, host, creds["username"], creds["password"], image)
+    pushed = skopeo_push(fresh.ca_file, tmp_path, host, creds["username"], creds["password"], image)
     assert pushed.returncode == 0, pushed.stderr
     assert CONVERTED in pushed.stderr
     repositories = fresh.state()["dockerhub"]["repositories"]
@@ -124,7 +128,7 @@ def test_skopeo_pushes_in_chunks_through_an_acr_front(
     app, sp, secret = asyncio.run(make_principal(tenant))
     assign_push(tenant, registry.id, sp.id, "4c01c3c7-2dce-5fbe-a30f-0e74eda8695a")
     host = registry.properties.login_server
-    pushed = skopeo_push(tenant.box, tmp_path, host, app.app_id, secret, "binderhub/x:tag")
+    pushed = skopeo_push(tenant.box.ca_file, tmp_path, host, app.app_id, secret, "binderhub/x:tag")
     assert pushed.returncode == 0, pushed.stderr
     assert CONVERTED in pushed.stderr  # so the layer's PATCH was chunked
     state = tenant.box.state()["azure"]["registries"]
@@ -132,5 +136,59 @@ def test_skopeo_pushes_in_chunks_through_an_acr_front(
     # the same push with a wrong password is refused at the front
     work = tmp_path / "wrong"
     work.mkdir()
-    refused = skopeo_push(tenant.box, work, host, app.app_id, "wrong", "binderhub/y:tag")
+    refused = skopeo_push(tenant.box.ca_file, work, host, app.app_id, "wrong", "binderhub/y:tag")
     assert refused.returncode != 0 and "401" in refused.stderr
+
+
+@pytest.fixture
+def harbor_like(tmp_path: Path) -> Iterator[RegistryFront]:
+    """A Harbor-like front made of configuration and a checker alone, on an app in this process."""
+    context = Context(tmp_path / "app", tls.generate(tmp_path / "app"))
+    app = App([], context)
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    asyncio.run_coroutine_threadsafe(app.start(), loop).result(timeout=10)
+    robots = {"robot$binderhub+ci": "s3cret"}
+
+    def check(user: str, password: str) -> Grant | None:
+        if robots.get(user) != password:
+            return None
+        return Grant(
+            user,
+            lambda repo, wanted: (
+                wanted & {"pull", "push"} if repo.startswith("binderhub/") else set()
+            ),
+        )
+
+    front = RegistryFront(
+        app,
+        FrontConfig(
+            name="harbor",
+            service="harbor-registry",
+            issuer="harbor-token-issuer",
+            realm_path="/service/token",
+            check=check,
+            lock=threading.RLock(),
+            basic_ping=False,  # docker-registry's own Bearer challenge, realm on the front
+            token_body=lambda token: {"token": token},
+        ),
+    )
+    try:
+        yield front
+    finally:
+        front.stop()
+        loop.call_soon_threadsafe(loop.stop)
+
+
+@needs_skopeo
+def test_a_harbor_like_front_is_configuration_only(
+    harbor_like: RegistryFront, tmp_path: Path
+) -> None:
+    ca_file = str(harbor_like.process.material.ca_file)
+    host = harbor_like.host
+    ok = skopeo_push(ca_file, tmp_path, host, "robot$binderhub+ci", "s3cret", "binderhub/x:v1")
+    assert ok.returncode == 0, ok.stderr
+    assert CONVERTED in ok.stderr
+    assert harbor_like.process.tags("binderhub/x") == ["v1"]
+    outside = skopeo_push(ca_file, tmp_path, host, "robot$binderhub+ci", "s3cret", "other/x:v1")
+    assert outside.returncode != 0  # the token carries nothing outside the project

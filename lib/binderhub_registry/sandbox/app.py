@@ -56,7 +56,11 @@ __all__ = [
     "Listener",
     "Request",
     "Response",
+    "basic_auth",
+    "call_sync",
     "json_response",
+    "read_request",
+    "to_http",
 ]
 
 T = TypeVar("T")
@@ -389,6 +393,9 @@ class App:
             access_log=False,
             proxy_headers=False,
             server_header=False,
+            # clients keep idle connections for long (pauses between notebook cells): a short
+            # timeout would race their next request on a connection the server is closing
+            timeout_keep_alive=300,
         )
         config.load()
         state = ServerState()

@@ -243,11 +243,19 @@ class RegistryFront:
     def router(self) -> Router:
         """``/v2/`` ping, the realm, and the proxy; anything else is a registry 404."""
 
+        async def proxied(http: HttpRequest) -> HttpResponse:
+            if http.method not in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
+                return to_http(self.not_found())
+            try:
+                return await self.proxy(http)
+            except Exception as exc:  # a bug or a dead child must show, not hang the client
+                return to_http(json_response(500, {"message": f"sandbox error: {exc!r}"}))
+
         async def ping(http: HttpRequest) -> HttpResponse:
+            if not self.config.basic_ping:  # docker-registry's own Bearer challenge
+                return await proxied(http)
             if http.method != "GET":
                 return to_http(self.not_found())
-            if not self.config.basic_ping:
-                return await self.proxy(http)
             request = await read_request(http)
             return await call_sync(self.config.lock, lambda: self._ping(request))
 
@@ -256,11 +264,6 @@ class RegistryFront:
                 return to_http(self.not_found())
             request = await read_request(http)
             return await call_sync(self.config.lock, lambda: self.realm.answer(request))
-
-        async def proxied(http: HttpRequest) -> HttpResponse:
-            if http.method not in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
-                return to_http(self.not_found())
-            return await self.proxy(http)
 
         async def default(scope: Scope, receive: Receive, send: Send) -> None:
             await to_http(self.not_found())(scope, receive, send)
