@@ -313,11 +313,14 @@ class Listener:
         return f"https://{self.host}"
 
     async def aclose(self) -> None:
-        """Stop accepting, and close every connection (an idle keep-alive one at once)."""
+        """Stop accepting; close idle connections now, busy ones once they have answered.
+
+        It does not wait for the busy ones: one may be waiting for the lock that
+        the caller (a reset) holds.
+        """
         self.server.close()
         for connection in list(self.state.connections):
             connection.shutdown()
-        await self.server.wait_closed()
 
     def close(self) -> None:
         """:meth:`aclose` from a worker thread."""
@@ -405,7 +408,9 @@ class App:
             made.open_transports = self._connections
             return made
 
-        sock = socket.socket()
+        # proto IPPROTO_TCP, not 0: only then does asyncio set TCP_NODELAY on accepted sockets;
+        # without it a keep-alive client waits ~40 ms for the delayed ACK at every response
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         server = await loop.create_server(protocol, sock=sock, ssl=config.ssl, backlog=128)
