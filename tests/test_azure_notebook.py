@@ -559,7 +559,9 @@ def test_fresh_credentials_get_time_to_propagate(
     files = ValuesFiles(
         azure_nb.output_dir / "config.yaml", azure_nb.output_dir / "secret.yaml", wrong
     )
-    conn = types.SimpleNamespace(fresh=True, propagation=0.6, ca_file=fresh.ca_file)
+    conn = types.SimpleNamespace(
+        fresh=True, propagation=0.6, ca_file=fresh.ca_file, HINTS=azure.AzureConnection.HINTS
+    )
     before = len(fresh.log())
     with pytest.raises(VerificationFailed) as err:
         azure.AzureConnection.verify(conn, files)  # type: ignore[arg-type]
