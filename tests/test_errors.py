@@ -17,6 +17,7 @@ from binderhub_registry.errors import (
     BinderHubRegistryError,
     CloudError,
     InvalidParameter,
+    InvalidValuesFile,
     MissingCredentials,
     PermissionDenied,
     SandboxError,
@@ -39,6 +40,7 @@ from binderhub_registry.errors import (
     [
         (BinderHubRegistryError("root"), {}),
         (InvalidParameter("acr_name", "must be 5 to 50 letters", "ab"), {"name": "acr_name"}),
+        (InvalidValuesFile("secret.yaml", "not a mapping", 3), {"path": "secret.yaml", "line": 3}),
         (MissingCredentials("DOCKERHUB_PASSWORD", "set it"), {"what": "DOCKERHUB_PASSWORD"}),
         (AuthenticationFailed("refused"), {}),
         (PermissionDenied("not a member"), {}),
@@ -67,7 +69,25 @@ def test_every_public_error_class_is_covered_by_the_pickle_test() -> None:
         for name in errors.__all__
         if isinstance(obj := getattr(errors, name), type) and issubclass(obj, Exception)
     }
-    assert len(classes) == 9  # add new classes to the test above
+    assert len(classes) == 10  # add new classes to the test above
+
+
+def test_invalid_parameter_cuts_a_long_value_to_one_short_line() -> None:
+    assert str(InvalidParameter("a", "rule", "ab")) == "parameter 'a': rule (got 'ab')"
+    error = InvalidParameter("acr_name", "must be 5 to 50 letters", "x" * 10_000)
+    message = str(error)
+    assert len(message) < 120 and message.endswith("…)")
+    assert "x" * 60 not in message
+    assert error.value == "x" * 10_000  # the attribute keeps the whole value
+    assert str(pickle.loads(pickle.dumps(error))) == message
+    assert "\n" not in str(InvalidParameter("a", "rule", "line\n" * 50))
+
+
+def test_invalid_values_file_names_file_and_line_only() -> None:
+    error = InvalidValuesFile("/v/secret.yaml", "YAML syntax error: mapping values not allowed", 4)
+    assert str(error) == "/v/secret.yaml, line 4: YAML syntax error: mapping values not allowed"
+    assert str(InvalidValuesFile("c.yaml", "no such file")) == "c.yaml: no such file"
+    assert isinstance(error, BinderHubRegistryError) and isinstance(error, ValueError)
 
 
 # --- Retry-After --------------------------------------------------------------------

@@ -4,6 +4,7 @@ The hierarchy::
 
     BinderHubRegistryError          root: catch this to catch them all
     ├── InvalidParameter            a parameter broke its rule (no cloud call was made)
+    ├── InvalidValuesFile           a values file cannot be read; names file and line, never content
     ├── MissingCredentials          no secret was found; says where to put one
     ├── AuthenticationFailed        the cloud refused the secret it was given (401)
     ├── PermissionDenied            signed in, but not allowed to do the step (403)
@@ -53,6 +54,7 @@ __all__ = [
     "BinderHubRegistryError",
     "CloudError",
     "InvalidParameter",
+    "InvalidValuesFile",
     "MissingCredentials",
     "PermissionDenied",
     "SandboxError",
@@ -79,10 +81,37 @@ class InvalidParameter(BinderHubRegistryError, ValueError):
         self.name = name
         self.rule = rule
         self.value = value
-        super().__init__(f"parameter {name!r}: {rule} (got {value!r})")
+        super().__init__(f"parameter {name!r}: {rule} (got {_short_repr(value)})")
 
     def __reduce__(self) -> tuple[Any, ...]:
         return type(self), (self.name, self.rule, self.value), self.__dict__
+
+
+#: Characters of a bad value's repr that a message shows: a message stays one short line.
+VALUE_SHOWN = 60
+
+
+def _short_repr(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= VALUE_SHOWN else text[: VALUE_SHOWN - 1] + "…"
+
+
+class InvalidValuesFile(BinderHubRegistryError, ValueError):
+    """A values file (``config.yaml``, ``secret.yaml``) is missing, malformed or of the wrong shape.
+
+    The message names the file, the line where known, and what to fix; never the
+    file's content (a YAML parser would quote the offending line: a secret).
+    """
+
+    def __init__(self, path: str, problem: str, line: int | None = None) -> None:
+        self.path = path
+        self.problem = problem
+        self.line = line
+        where = f"{path}, line {line}" if line is not None else path
+        super().__init__(f"{where}: {problem}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.path, self.problem, self.line), self.__dict__
 
 
 class MissingCredentials(BinderHubRegistryError):
