@@ -6,9 +6,12 @@ parameters (papermill stores injected parameters in its output notebook).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import getpass
 import os
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,20 +88,61 @@ def write_private_file(path: str | os.PathLike[str], text: str) -> Path:
     return target
 
 
+#: A run of base64 (standard or URL-safe alphabet) long enough to hold a secret.
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]{8,}={0,2}")
+#: How deep base64 inside base64 is looked into (a docker config.json encoded whole).
+_BASE64_DEPTH = 3
+
+
+def _b64_texts(token: str) -> Iterator[bytes]:
+    """What ``token`` decodes to, from each of the 4 alignments (it may start mid-quantum)."""
+    body = token.rstrip("=").replace("-", "+").replace("_", "/")
+    for start in range(4):
+        part = body[start:]
+        part = part[: len(part) - len(part) % 4] if len(part) % 4 == 1 else part
+        try:
+            yield base64.b64decode(part + "=" * (-len(part) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            continue
+
+
+def _holds_secret(data: bytes, known: list[bytes], depth: int) -> bool:
+    if any(s in data for s in known):
+        return True
+    if depth <= 0:
+        return False
+    text = data.decode("latin-1")
+    return any(
+        _holds_secret(decoded, known, depth - 1)
+        for token in _BASE64.findall(text)
+        for decoded in _b64_texts(token)
+    )
+
+
 def redact(value: Any, secrets: Iterable[str | Secret] = ()) -> Any:
     """Return a copy of ``value`` (str, dict, list) with every known secret replaced.
 
     Secret instances are always replaced; plain strings listed in ``secrets`` too,
-    also where they appear inside longer text.
+    also where they appear inside longer text. So is every base64 run (standard or
+    URL-safe, at any alignment, nested up to 3 deep) that decodes to text holding a
+    known secret: docker's ``auth`` is base64("user:password"), a Basic header too.
     """
     known = sorted(
         {s.reveal() if isinstance(s, Secret) else s for s in secrets if s}, key=len, reverse=True
     )
+    known_bytes = [s.encode() for s in known]
+
+    def encoded(match: re.Match[str]) -> str:
+        token = match.group(0)
+        hit = any(_holds_secret(d, known_bytes, _BASE64_DEPTH - 1) for d in _b64_texts(token))
+        return REDACTED if hit else token
 
     def walk(v: Any) -> Any:
         if isinstance(v, Secret):
             return REDACTED
         if isinstance(v, str):
+            if known:
+                v = _BASE64.sub(encoded, v)  # before plain replacement, which breaks the runs
             for s in known:
                 v = v.replace(s, REDACTED)
             return v
