@@ -11,11 +11,9 @@ Provider-specific behaviour is tested beside this, in ``test_<provider>_notebook
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import re
 import shutil
-import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -29,9 +27,9 @@ from binderhub_registry import InvalidParameter, providers, sandbox
 from binderhub_registry.binderhub import auth_key_host, chart_docker_config, image_host
 from binderhub_registry.params import Parameter
 from binderhub_registry.providers import COMMON_PARAMETERS, Provider
-from binderhub_registry.push import tiny_image
 
 from .conftest import NOTEBOOKS, NotebookRun, assert_fails_before_any_call, outputs_text
+from .skopeo import CONVERTED, skopeo_push
 
 pytestmark = pytest.mark.notebook
 
@@ -103,53 +101,6 @@ def bad_value(param: Parameter) -> Any:
     }.get(param.kind, "Not A Valid Value!")
 
 
-def skopeo_push(values: dict[str, Any], config: dict[str, Any], ca_file: str, tmp: Path) -> None:
-    """Push a one-layer image with skopeo using the docker config.json the chart renders."""
-    layer, image_config, manifest = tiny_image()
-    layout = tmp / "layout"
-    blobs = layout / "blobs" / "sha256"
-    blobs.mkdir(parents=True)
-    for blob in (layer, image_config, manifest):
-        (blobs / hashlib.sha256(blob).hexdigest()).write_bytes(blob)
-    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
-    index = {
-        "schemaVersion": 2,
-        "manifests": [
-            {
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "digest": "sha256:" + hashlib.sha256(manifest).hexdigest(),
-                "size": len(manifest),
-                "annotations": {"org.opencontainers.image.ref.name": "contract"},
-            }
-        ],
-    }
-    (layout / "index.json").write_text(json.dumps(index))
-    authfile = tmp / "config.json"
-    authfile.write_text(json.dumps(chart_docker_config(values["registry"])))
-    certs = tmp / "certs"
-    certs.mkdir()
-    shutil.copy(ca_file, certs / "ca.crt")
-    prefix = config["config"]["BinderHub"]["image_prefix"]
-    target = f"docker://{prefix}skopeo-contract:1"
-    done = subprocess.run(
-        [
-            "skopeo",
-            "copy",
-            "--authfile",
-            str(authfile),
-            "--dest-cert-dir",
-            str(certs),
-            f"oci:{layout}:contract",
-            target,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PATH": "/usr/bin:/bin", "SSL_CERT_FILE": ca_file, "HOME": str(tmp)},
-    )
-    assert done.returncode == 0, done.stderr
-
-
 # --- the contract --------------------------------------------------------------------------
 def test_parameters_end_with_the_common_ones(provider: Provider) -> None:
     names = [p.name for p in provider.PARAMETERS]
@@ -207,8 +158,11 @@ def test_a_run_writes_values_that_work_and_a_rerun_creates_nothing(
     for form in (password, base64.b64encode(password.encode()).decode(), json.dumps(password)):
         assert form.strip('"') not in text
 
-    # a client nobody here wrote pushes with the chart's docker config
-    skopeo_push(secret, config, fresh.ca_file, tmp_path)
+    # a client nobody here wrote pushes with the chart's docker config, its layer chunked
+    prefix = config["config"]["BinderHub"]["image_prefix"]
+    pushed = skopeo_push(fresh.ca_file, tmp_path, secret["registry"], f"{prefix}skopeo:1")
+    assert pushed.returncode == 0, pushed.stderr
+    assert CONVERTED in pushed.stderr
 
     before = fresh.state()
     second = nb()

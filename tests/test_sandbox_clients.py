@@ -12,22 +12,18 @@ to docker-registry intact (an ``http.server`` front lost it: "digest invalid").
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
-import shutil
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from binderhub_registry.binderhub import chart_docker_config
-from binderhub_registry.push import tiny_image
 from binderhub_registry.sandbox import Sandbox, tls
 from binderhub_registry.sandbox.app import App, Context
 from binderhub_registry.sandbox.registry_front import FrontConfig, Grant, RegistryFront
 
+from .skopeo import CONVERTED, needs_skopeo, skopeo_push
 from .test_azure_sandbox import (  # noqa: F401 (tenant: the fixture, used by name)
     Tenant,
     assign_push,
@@ -38,72 +34,11 @@ from .test_azure_sandbox import (  # noqa: F401 (tenant: the fixture, used by na
     tenant,
 )
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-SKOPEO = shutil.which("skopeo")
-needs_skopeo = pytest.mark.skipif(SKOPEO is None, reason="skopeo is not installed")
-# skopeo's debug line for a layer re-encoded on the fly (its size unknown: a chunked upload)
-CONVERTED = "Blob will be converted"
 
-
-def oci_layout(directory: Path) -> Path:
-    """verify's one-layer test image as an OCI layout, tagged ``latest``."""
-    layer, config, manifest = tiny_image()
-    blobs = directory / "blobs" / "sha256"
-    blobs.mkdir(parents=True)
-    for blob in (layer, config, manifest):
-        (blobs / hashlib.sha256(blob).hexdigest()).write_bytes(blob)
-    (directory / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
-    index = {
-        "schemaVersion": 2,
-        "manifests": [
-            {
-                "mediaType": OCI_MANIFEST,
-                "digest": "sha256:" + hashlib.sha256(manifest).hexdigest(),
-                "size": len(manifest),
-                "annotations": {"org.opencontainers.image.ref.name": "latest"},
-            }
-        ],
-    }
-    (directory / "index.json").write_text(json.dumps(index))
-    return directory
-
-
-def skopeo_push(
-    ca_file: str, work: Path, host: str, user: str, password: str, image: str
-) -> subprocess.CompletedProcess[str]:
-    """``skopeo copy`` of the test layout to ``host/image``, as the chart's config.json allows."""
-    certs = work / "certs"
-    certs.mkdir(exist_ok=True)
-    shutil.copy(ca_file, certs / "ca.crt")
-    authfile = work / "config.json"
-    values = {"url": f"https://{host}", "username": user, "password": password}
-    authfile.write_text(json.dumps(chart_docker_config(values)))
-    layout = work / "layout"
-    if not layout.exists():
-        oci_layout(layout)
-    assert SKOPEO is not None
-    return subprocess.run(
-        [
-            SKOPEO,
-            "--insecure-policy",  # no signature policy in question here
-            "--debug",
-            "copy",
-            "--retry-times",
-            "0",
-            "--dest-compress-format",  # re-encode the layer: its upload is then chunked
-            "zstd",
-            "--authfile",
-            str(authfile),
-            "--dest-cert-dir",
-            str(certs),
-            f"oci:{layout}:latest",
-            f"docker://{host}/{image}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(work)},
-    )
+def push(ca_file: str, work: Path, host: str, user: str, password: str, image: str) -> Any:
+    """skopeo's push to ``host/image`` with these credentials, through the chart's config.json."""
+    registry = {"url": f"https://{host}", "username": user, "password": password}
+    return skopeo_push(ca_file, work, registry, f"{host}/{image}")
 
 
 @needs_skopeo
@@ -111,7 +46,7 @@ def test_skopeo_pushes_to_the_docker_hub_registry(fresh: Sandbox, tmp_path: Path
     creds = fresh.credentials("dockerhub")
     host = fresh.registries["dockerhub"].removeprefix("https://")
     image = f"{creds['username']}/skopeo-check:v1"
-    pushed = skopeo_push(fresh.ca_file, tmp_path, host, creds["username"], creds["password"], image)
+    pushed = push(fresh.ca_file, tmp_path, host, creds["username"], creds["password"], image)
     assert pushed.returncode == 0, pushed.stderr
     assert CONVERTED in pushed.stderr
     repositories = fresh.state()["dockerhub"]["repositories"]
@@ -128,7 +63,7 @@ def test_skopeo_pushes_in_chunks_through_an_acr_front(
     app, sp, secret = asyncio.run(make_principal(tenant))
     assign_push(tenant, registry.id, sp.id, "4c01c3c7-2dce-5fbe-a30f-0e74eda8695a")
     host = registry.properties.login_server
-    pushed = skopeo_push(tenant.box.ca_file, tmp_path, host, app.app_id, secret, "binderhub/x:tag")
+    pushed = push(tenant.box.ca_file, tmp_path, host, app.app_id, secret, "binderhub/x:tag")
     assert pushed.returncode == 0, pushed.stderr
     assert CONVERTED in pushed.stderr  # so the layer's PATCH was chunked
     state = tenant.box.state()["azure"]["registries"]
@@ -136,7 +71,7 @@ def test_skopeo_pushes_in_chunks_through_an_acr_front(
     # the same push with a wrong password is refused at the front
     work = tmp_path / "wrong"
     work.mkdir()
-    refused = skopeo_push(tenant.box.ca_file, work, host, app.app_id, "wrong", "binderhub/y:tag")
+    refused = push(tenant.box.ca_file, work, host, app.app_id, "wrong", "binderhub/y:tag")
     assert refused.returncode != 0 and "401" in refused.stderr
 
 
@@ -186,9 +121,9 @@ def test_a_harbor_like_front_is_configuration_only(
 ) -> None:
     ca_file = str(harbor_like.process.material.ca_file)
     host = harbor_like.host
-    ok = skopeo_push(ca_file, tmp_path, host, "robot$binderhub+ci", "s3cret", "binderhub/x:v1")
+    ok = push(ca_file, tmp_path, host, "robot$binderhub+ci", "s3cret", "binderhub/x:v1")
     assert ok.returncode == 0, ok.stderr
     assert CONVERTED in ok.stderr
     assert harbor_like.process.tags("binderhub/x") == ["v1"]
-    outside = skopeo_push(ca_file, tmp_path, host, "robot$binderhub+ci", "s3cret", "other/x:v1")
+    outside = push(ca_file, tmp_path, host, "robot$binderhub+ci", "s3cret", "other/x:v1")
     assert outside.returncode != 0  # the token carries nothing outside the project
