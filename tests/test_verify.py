@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import requests
@@ -252,10 +253,111 @@ def test_http_date_retry_after_reaches_the_step_runner(busy_registry: str) -> No
         registry_url=f"http://{busy_registry}",
     )
     with pytest.raises(TransientCloudError) as err:
-        verify(values)
+        verify(values, insecure=True)
     assert err.value.status == 503
     assert err.value.retry_after is not None and 20 <= err.value.retry_after <= 31
     assert str(err.value).startswith(f"http://{busy_registry} answered 503")
+
+
+class FakeRegistry(http.server.BaseHTTPRequestHandler):
+    """A plain-HTTP registry whose challenge realm names another host (localhost)."""
+
+    requests: ClassVar[list[tuple[str, str, bool]]] = []  # (method, path, Authorization sent)
+    realm = ""
+    pushed: ClassVar[dict[str, bytes]] = {}
+
+    def _answer(self, status: int, body: bytes = b"", **headers: str) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name.replace("_", "-"), value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        auth = self.headers.get("Authorization", "")
+        FakeRegistry.requests.append((self.command, self.path, bool(auth)))
+        path = self.path.split("?")[0]
+        if path == "/token":
+            self._answer(200, b'{"token": "t"}')
+        elif not auth.startswith("Bearer "):
+            scope = 'scope="repository:o/x:pull",' if "/manifests/" in path else ""
+            challenge = f'Bearer realm="{self.realm}",{scope}service="fake"'
+            self._answer(401, WWW_Authenticate=challenge)
+        elif self.command == "HEAD":
+            self._answer(404)
+        elif self.command == "POST":
+            self._answer(202, Location="/upload/1")
+        elif self.command == "PUT" and "/manifests/" in path:
+            FakeRegistry.pushed[path] = body
+            self._answer(201)
+        elif self.command == "PUT":
+            self._answer(201)
+        elif self.command == "GET" and path in FakeRegistry.pushed:
+            self._answer(200, FakeRegistry.pushed[path])
+        else:
+            self._answer(404)
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = _handle  # noqa: N815 (http.server's names)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def plain_registry() -> Iterator[str]:
+    """``host:port`` of a FakeRegistry on loopback, its realm at http://localhost."""
+    FakeRegistry.requests, FakeRegistry.pushed = [], {}
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeRegistry)
+    FakeRegistry.realm = f"http://localhost:{server.server_address[1]}/token"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _plain(host: str, **docker_registry: str) -> RegistryValues:
+    return RegistryValues(
+        image_prefix=f"{host}/o/",
+        username="u",
+        password=Secret("p"),
+        registry_url=f"http://{host}",
+        docker_registry=docker_registry,
+    )
+
+
+def test_plain_http_is_refused_before_any_request(plain_registry: str) -> None:
+    for values in (
+        _plain(plain_registry),
+        _plain(plain_registry, url=f"http://{plain_registry}"),
+        _plain(plain_registry, token_url=f"http://{plain_registry}/token"),
+    ):
+        with pytest.raises(VerificationFailed) as err:
+            verify(values)
+        assert "plain HTTP" in err.value.diagnosis and "--insecure" in err.value.diagnosis
+        assert err.value.report is not None and not err.value.report.ok
+    assert FakeRegistry.requests == []
+
+
+def test_plain_http_realm_is_refused_before_credentials(plain_registry: str) -> None:
+    http_client = RegistryHTTP("u", Secret("p"))
+    with pytest.raises(VerificationFailed, match="plain HTTP"):
+        http_client.token(FakeRegistry.realm, {}, "push token", VerifyHints())
+    with pytest.raises(VerificationFailed, match="plain HTTP"):
+        http_client.get(f"http://{plain_registry}/v2/")
+    assert FakeRegistry.requests == []
+
+
+def test_insecure_allows_plain_http_and_a_foreign_realm_is_reported(plain_registry: str) -> None:
+    report = verify(_plain(plain_registry), insecure=True)
+    assert report.ok, str(report)
+    details = {c.name: c.detail for c in report.checks}
+    for name in ("BinderHub's image check", "push token"):
+        assert "at localhost, another host than the registry's 127.0.0.1" in details[name]
+    assert any(method == "PUT" for method, _, _ in FakeRegistry.requests)
 
 
 def test_unreachable_registry_is_transient_and_tls_failure_is_not(fresh: Sandbox) -> None:

@@ -34,6 +34,7 @@ __all__ = [
     "RegistryHTTP",
     "origin",
     "parse_challenge",
+    "plain_http_refusal",
     "url_concat",
 ]
 
@@ -62,15 +63,46 @@ def origin(url: str) -> str:
     return f"{p.scheme}://{p.netloc}"
 
 
-class RegistryHTTP:
-    """Requests to one registry and its token service, with the values' username and password."""
+def plain_http_refusal(what: str, url: str) -> str:
+    """The diagnosis when ``what`` (a setting, a realm) names a plain-HTTP ``url``."""
+    return (
+        f"{what} {origin(url)} is plain HTTP: the password would cross the network in clear "
+        "text, and docker refuses such a registry unless it is listed as insecure; use "
+        "https, or allow it with --insecure (insecure=True) on a network you trust"
+    )
 
-    def __init__(self, username: str, password: Secret, ca_bundle: str | None = None) -> None:
+
+class RegistryHTTP:
+    """Requests to one registry and its token service, with the values' username and password.
+
+    Only https unless ``insecure``: a plain-HTTP request raises VerificationFailed
+    before anything is sent. ``realms`` lists every token service used, in order.
+    """
+
+    def __init__(
+        self,
+        username: str,
+        password: Secret,
+        ca_bundle: str | None = None,
+        *,
+        insecure: bool = False,
+    ) -> None:
         self.username = username
         self.password = password
+        self.insecure = insecure
+        self.realms: list[str] = []
         self.session = requests.Session()
         self.session.verify = ca_bundle or True
         self.session.trust_env = False  # proxies and netrc must not change what is verified
+
+    def require_https(self, url: str, check: str, what: str = "the URL") -> None:
+        """Raise VerificationFailed naming ``check`` when ``url`` is not https (unless insecure)."""
+        scheme = urlparse(url).scheme.lower()
+        if scheme == "https" or (scheme == "http" and self.insecure):
+            return
+        if scheme == "http":
+            raise VerificationFailed(check, plain_http_refusal(what, url))
+        raise VerificationFailed(check, f"{what} {origin(url)} is not an https:// URL")
 
     @property
     def basic(self) -> tuple[str, str]:
@@ -79,6 +111,7 @@ class RegistryHTTP:
 
     def send(self, method: str, url: str, **kw: Any) -> requests.Response:
         """One request; faults worth retrying raise TransientCloudError, other answers return."""
+        self.require_https(url, "HTTPS only", "a request to")  # a Location header may say http
         service = origin(url)
         with map_exceptions(requests_errors(service)):
             r = self.session.request(method, url, timeout=TIMEOUT, **kw)
@@ -99,6 +132,8 @@ class RegistryHTTP:
 
     def token(self, realm: str, args: dict[str, str], check: str, hints: VerifyHints) -> str:
         """A bearer token from ``realm`` with Basic credentials; diagnoses name ``check``."""
+        self.require_https(realm, check, "the token service")
+        self.realms.append(realm)
         r = self.get(url_concat(realm, args), auth=self.basic)
         if r.status_code == 401:
             raise VerificationFailed(

@@ -19,15 +19,16 @@ The transport is :mod:`.registry_http`.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from html import escape
 from urllib.parse import urlparse
 
 from .binderhub import RegistryValues, ValuesFiles, auth_key_host, split_image_reference
 from .binderhub_check import BinderHubRegistrySettings, binderhub_settings, get_image_manifest
-from .errors import VerificationFailed
+from .errors import InvalidParameter, VerificationFailed
 from .push import PUSH_CHECK, delete_tag, push_auth, push_image
-from .registry_http import RegistryHTTP
+from .registry_http import RegistryHTTP, plain_http_refusal
 from .registry_http import url_concat as _url_concat  # noqa: F401  (kept for callers' imports)
 from .steps import Result
 
@@ -118,12 +119,16 @@ def _split_image(image_prefix: str, name: str, tag: str) -> tuple[str, str]:
 
 
 def verify_step(
-    files: ValuesFiles | None, ca_bundle: str | None = None, hints: VerifyHints | None = None
+    files: ValuesFiles | None,
+    ca_bundle: str | None = None,
+    hints: VerifyHints | None = None,
+    *,
+    insecure: bool = False,
 ) -> Result[VerificationReport | None]:
     """The notebook step: verify written values (skipped in a dry run or teardown)."""
     if files is None:
         return Result(None, "skipped", "no values were written")
-    report = verify(files.values, ca_bundle=ca_bundle, hints=hints)
+    report = verify(files.values, ca_bundle=ca_bundle, hints=hints, insecure=insecure)
     return Result(report, "done", f"BinderHub's check and a push to {report.image} work")
 
 
@@ -133,24 +138,44 @@ def verify(
     ca_bundle: str | None = None,
     cleanup: bool = True,
     hints: VerifyHints | None = None,
+    insecure: bool = False,
 ) -> VerificationReport:
     """Run every check on ``values``; return the report, or raise VerificationFailed.
 
     ``ca_bundle`` is a CA file to trust (the sandbox's); real registries need none.
     ``cleanup`` deletes the test tag when the credentials may. ``hints`` words the
-    diagnoses for the provider's registry (default: generic text). The raised
-    VerificationFailed carries the report so far, its failed check last.
+    diagnoses for the provider's registry (default: generic text). Plain-HTTP
+    registries, token URLs and realms are refused before any credential is sent
+    unless ``insecure`` (docker too refuses them unless listed as insecure). The
+    raised VerificationFailed carries the report so far, its failed check last.
     """
+    if ca_bundle is not None and not os.path.isfile(ca_bundle):
+        raise InvalidParameter("ca_bundle", "must be a CA bundle file that exists", ca_bundle)
     host, image = split_image_reference(values.image_prefix + CHECK_IMAGE[0])
     tag = CHECK_IMAGE[1]
     report = VerificationReport(image=f"{host}/{image}:{tag}")
     try:
-        _run_checks(report, values, host, image, tag, ca_bundle, cleanup, hints or VerifyHints())
+        _run_checks(
+            report, values, host, image, tag, ca_bundle, cleanup, hints or VerifyHints(), insecure
+        )
     except VerificationFailed as failed:
         report.add(failed.check, failed.diagnosis, "failed")
         failed.report = report
         raise
     return report
+
+
+def _foreign_realm(realms: list[str], registry_host: str | None) -> str:
+    """Words for a token service on another host than the registry's ("" when none is)."""
+    hosts = sorted({h for r in realms if (h := urlparse(r).hostname) and h != registry_host})
+    if not hosts:
+        return ""
+    # Docker Hub (auth.docker.io) and others do this on purpose; the user should still know
+    # which host received the password
+    return (
+        f" at {', '.join(hosts)}, another host than the registry's {registry_host}: "
+        "its WWW-Authenticate realm sent the credentials there"
+    )
 
 
 def _run_checks(
@@ -162,6 +187,7 @@ def _run_checks(
     ca_bundle: str | None,
     cleanup: bool,
     hints: VerifyHints,
+    insecure: bool,
 ) -> None:
     key = next(iter(values.docker_config()["auths"]))
     pod_host = auth_key_host(key)
@@ -184,16 +210,30 @@ def _run_checks(
             f"DockerRegistry.url host {url_host} differs from the image_prefix host "
             f"{prefix_host}: BinderHub would look for images in the wrong registry",
         )
-    http = RegistryHTTP(settings.username, settings.password, ca_bundle)
-    path = "token_url" if settings.token_url else "challenge discovery"
+    # before any request: none may carry the password over plain HTTP unless the user said so
+    for what, url in (
+        ("registry.url", values.registry_url or ""),
+        ("DockerRegistry.url", settings.url),
+        ("DockerRegistry.token_url", settings.token_url),
+    ):
+        if url.lower().startswith("http://") and not insecure:
+            raise VerificationFailed("BinderHub's registry URL", plain_http_refusal(what, url))
+    http = RegistryHTTP(settings.username, settings.password, ca_bundle, insecure=insecure)
+    registry_host = urlparse(settings.url).hostname
+    path = "token_url" if settings.token_url else "Basic credentials (no token_url)"
     check = "BinderHub's image check"
     if get_image_manifest(http, settings, image, tag, check=check, hints=hints) is None:
-        report.add(check, f"via {path}: not built yet, as expected")
+        detail = f"via {path}: not built yet, as expected"
     else:
-        report.add(check, f"via {path}: a previous check image is present")
+        detail = f"via {path}: a previous check image is present"
+    if not settings.token_url:
+        detail += _foreign_realm(http.realms, registry_host)
+    report.add(check, detail)
 
+    http.realms.clear()
     auth = push_auth(http, settings.url, image, "pull,push", check="push token", hints=hints)
-    report.add("push token", "issued by the registry's own token service")
+    detail = "issued by the registry's own token service"
+    report.add("push token", detail + _foreign_realm(http.realms, registry_host))
     digest = push_image(http, settings.url, image, tag, auth, hints=hints)
     report.add(PUSH_CHECK, "pushed a one-layer OCI image")
 
