@@ -1,4 +1,7 @@
-"""The binderhub-registry command: demo summary and exit codes, verify's exit codes."""
+"""The binderhub-registry command: demo summary and exit codes, verify's exit codes and lines.
+
+verify's bad inputs are listed in test_verify_inputs.py.
+"""
 
 from __future__ import annotations
 
@@ -56,6 +59,7 @@ def test_verify_exit_codes(dockerhub_nb: NotebookRun, fresh: Sandbox) -> None:
     assert ok.returncode == 0 and "✓ BinderHub finds the pushed image" in ok.stdout
     wrong = secret.with_name("wrong.yaml")
     wrong.write_text(secret.read_text().replace("dckr_pat_", "dckr_pat_x"))
+    wrong.chmod(0o600)  # else verify warns first (tested in test_verify_inputs.py)
     bad = subprocess.run(
         [*CLI, "verify", "--ca-file", fresh.ca_file, str(config), str(wrong)],
         capture_output=True,
@@ -63,7 +67,18 @@ def test_verify_exit_codes(dockerhub_nb: NotebookRun, fresh: Sandbox) -> None:
         timeout=120,
     )
     assert bad.returncode == 1
-    assert bad.stdout.count("\n") == 1  # one line: the failed step and its diagnosis
-    assert bad.stdout.startswith("✗ Verify with BinderHub's handshake and a push [failed]: ")
-    assert "BinderHub's image check: " in bad.stdout
-    assert "refused user 'binderhubdemo'" in bad.stdout
+    assert bad.stdout == ""
+    # one line: the failed check and its diagnosis
+    assert bad.stderr.splitlines() == [bad.stderr.rstrip("\n")]
+    assert bad.stderr.startswith("error: BinderHub's image check: ")
+    assert "refused user 'binderhubdemo'" in bad.stderr
+    verbose = subprocess.run(
+        [*CLI, "verify", "-v", "--ca-file", fresh.ca_file, str(config), str(wrong)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert verbose.returncode == 1
+    assert "✓ build pods' docker config" in verbose.stdout  # the report so far
+    assert "✗ BinderHub's image check" in verbose.stdout
+    assert verbose.stderr.splitlines()[-1] == bad.stderr.rstrip("\n")

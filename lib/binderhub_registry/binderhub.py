@@ -11,7 +11,12 @@ uses go under ``config.DockerRegistry`` (top level of ``config``, not under
 from __future__ import annotations
 
 import base64
+import datetime
+import difflib
 import json
+import os
+import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,15 +24,19 @@ from urllib.parse import urlparse
 
 import yaml
 
+from .errors import InvalidValuesFile
 from .secrets import REDACTED, Secret, write_private_file
 
 __all__ = [
     "DOCKER_HUB_AUTH_KEY",
+    "MAX_VALUES_BYTES",
     "RegistryValues",
     "ValuesFiles",
     "chart_docker_config",
     "image_host",
     "load_values",
+    "read_values_file",
+    "secret_file_warning",
     "split_image_reference",
     "write_values",
 ]
@@ -143,19 +152,259 @@ def write_values(output_dir: str | Path, values: RegistryValues, *, source: str)
     return ValuesFiles(config_path, secret_path, values)
 
 
+#: Largest values file read: real ones are a few KiB (a service-account key is ~2.3 KiB).
+MAX_VALUES_BYTES = 1 << 20
+#: Deepest nesting of YAML collections accepted (BinderHub's values nest 4 deep).
+MAX_VALUES_DEPTH = 32
+#: The only keys the chart accepts under ``registry`` in secret.yaml.
+REGISTRY_KEYS = ("url", "username", "password")
+
+
+class _ValuesLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader without aliases (a 358-byte alias bomb takes over 1 GB) or deep nests."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.MarkedYAMLError(
+                problem="YAML aliases (*name) are not allowed in values files: write the value out",
+                problem_mark=mark,
+            )
+        self._depth += 1
+        try:
+            if self._depth > MAX_VALUES_DEPTH:
+                raise yaml.MarkedYAMLError(
+                    problem=f"nested more than {MAX_VALUES_DEPTH} levels deep", problem_mark=mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError):  # a date out of range, a number past the limit
+            raise yaml.MarkedYAMLError(
+                problem="a value that cannot be read (a date or number out of range?): quote it",
+                problem_mark=node.start_mark,
+            ) from None
+
+
+# A parser's problem text may quote a piece of the file: keep only token names and punctuation.
+_QUOTED = re.compile(r"'([^']*)'|\"([^\"]*)\"")
+_HARMLESS = re.compile(r"<[a-z ]+>|[^\w\s]{1,3}|\\[tnr]")
+
+
+def _problem(text: str) -> str:
+    def keep(m: re.Match[str]) -> str:
+        inner = m.group(1) if m.group(1) is not None else m.group(2)
+        return m.group(0) if _HARMLESS.fullmatch(inner) else "…"
+
+    return " ".join(_QUOTED.sub(keep, text).split())
+
+
+def read_values_file(path: str | Path) -> dict[str, Any]:
+    """Read a Helm values file safely: a mapping, or InvalidValuesFile naming file and line.
+
+    Refuses non-regular files (directories, FIFOs, devices), files over
+    ``MAX_VALUES_BYTES`` (checked before reading), text that is not UTF-8, YAML
+    aliases, tags, deep nesting and anything but a mapping at the top. Messages
+    never hold the file's content, nor do chained exceptions (raised from None).
+    """
+    where = str(path)
+
+    def bad(problem: str, line: int | None = None) -> InvalidValuesFile:
+        return InvalidValuesFile(where, problem, line)
+
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just after)
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise bad("is not a regular file: give the path of a YAML file")
+            if info.st_size > MAX_VALUES_BYTES:
+                raise bad(f"is {info.st_size} bytes; values files are at most 1 MiB")
+            data = f.read(MAX_VALUES_BYTES + 1)  # the size may have changed since fstat
+    except FileNotFoundError:
+        raise bad("no such file") from None
+    except IsADirectoryError:
+        raise bad("is not a regular file (a directory): give the path of a YAML file") from None
+    except PermissionError:
+        raise bad("cannot be read (permission denied)") from None
+    except OSError as e:
+        raise bad(f"cannot be read ({e.strerror or type(e).__name__})") from None
+    if len(data) > MAX_VALUES_BYTES:
+        raise bad("is over 1 MiB; values files are at most 1 MiB")
+    try:
+        text = data.decode("utf-8-sig")  # Helm reads UTF-8; a BOM is harmless
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise bad("is not UTF-8 text (is it binary, or saved as UTF-16?)", line) from None
+    try:
+        loaded = yaml.load(text, Loader=_ValuesLoader)
+    except yaml.MarkedYAMLError as e:
+        # the line where the parser stopped, and where the broken construct started
+        mark = e.problem_mark or e.context_mark
+        context = _problem(e.context or "")
+        if context and e.context_mark and mark and e.context_mark.line != mark.line:
+            context += f" (from line {e.context_mark.line + 1})"
+        said = [t for t in (context, _problem(e.problem or "")) if t]
+        problem = "YAML syntax error: " + ", ".join(said or ["malformed"])
+        if isinstance(e, yaml.constructor.ConstructorError):
+            problem = "a YAML tag (!name or !!type) that values files may not hold: remove it"
+        elif e.__class__ is yaml.MarkedYAMLError:  # raised by _ValuesLoader: not a syntax error
+            problem = ", ".join(said)
+        raise bad(problem, mark.line + 1 if mark else None) from None
+    except yaml.reader.ReaderError as e:
+        line = text[: e.position].count("\n") + 1
+        raise bad(
+            "a control character YAML does not allow (is this a binary file?)", line
+        ) from None
+    except yaml.YAMLError:
+        raise bad("is not valid YAML") from None
+    except RecursionError:
+        raise bad(f"nested more than {MAX_VALUES_DEPTH} levels deep") from None
+    if loaded is None:
+        raise bad("is empty: expected a YAML mapping of Helm values")
+    if not isinstance(loaded, dict):
+        raise bad(f"must be a mapping of Helm values, not {_kind(loaded)}")
+    return loaded
+
+
+def _kind(value: object) -> str:
+    """What a YAML value is, in words (never the value itself)."""
+    if value is None:
+        return "empty"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return "a date"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, (bytes, bytearray)):
+        return "binary data"
+    return "text" if isinstance(value, str) else type(value).__name__
+
+
+class _Fields:
+    """Typed access to one values file's keys, each failure naming the file and dotted key."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+
+    def bad(self, problem: str) -> InvalidValuesFile:
+        return InvalidValuesFile(self.path, problem)
+
+    def mapping(
+        self, data: dict[str, Any], key: str, dotted: str, *, required: bool
+    ) -> dict[str, Any]:
+        if key not in data:
+            if required:
+                raise self.bad(f"{dotted} is missing")
+            return {}
+        value = data[key]
+        if not isinstance(value, dict):
+            raise self.bad(f"{dotted} must be a mapping, not {_kind(value)}")
+        return value
+
+    def text(self, data: dict[str, Any], key: str, dotted: str, *, required: bool) -> str | None:
+        if key not in data:
+            if required:
+                raise self.bad(f"{dotted} is missing")
+            return None
+        value = data[key]
+        if value is None:
+            if required:
+                raise self.bad(f"{dotted} is empty")
+            return None
+        if not isinstance(value, str):
+            hint = ": quote it" if _kind(value) in ("a number", "true/false", "a date") else ""
+            raise self.bad(f"{dotted} must be text, not {_kind(value)}{hint}")
+        if required and not value.strip():
+            raise self.bad(f"{dotted} is empty")
+        return value
+
+
+def _check_url(fields: _Fields, dotted: str, url: str | None) -> None:
+    """A URL the chart and BinderHub can use: no whitespace, http(s) scheme when one is given."""
+    if not url:
+        return
+    if any(c.isspace() for c in url):
+        raise fields.bad(f"{dotted} holds whitespace: write the URL alone")
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    if scheme and scheme not in ("http", "https"):
+        raise fields.bad(f"{dotted} must be an https:// URL")
+
+
 def load_values(config_path: str | Path, secret_path: str | Path) -> RegistryValues:
-    """Read values back from a ``config.yaml`` and ``secret.yaml`` (as written or hand-made)."""
-    config = yaml.safe_load(Path(config_path).read_text()) or {}
-    secret = yaml.safe_load(Path(secret_path).read_text()) or {}
-    cfg = config.get("config", {})
-    binderhub = cfg.get("BinderHub", {})
-    registry = secret.get("registry", {})
+    """Read values back from a ``config.yaml`` and ``secret.yaml`` (as written or hand-made).
+
+    Both files go through :func:`read_values_file`; then every key BinderHub's
+    registry settings need is checked for presence and type. Raises
+    InvalidValuesFile naming the file, line or key, never the content.
+    """
+    config = read_values_file(config_path)
+    secret = read_values_file(secret_path)
+    c, s = _Fields(config_path), _Fields(secret_path)
+    cfg = c.mapping(config, "config", "config", required=True)
+    binderhub = c.mapping(cfg, "BinderHub", "config.BinderHub", required=True)
+    prefix = c.text(binderhub, "image_prefix", "config.BinderHub.image_prefix", required=True)
+    assert prefix is not None  # required
+    if "://" in prefix:
+        raise c.bad("config.BinderHub.image_prefix has a scheme: drop http(s)://")
+    if any(ch.isspace() for ch in prefix):
+        raise c.bad("config.BinderHub.image_prefix holds whitespace")
+    docker_registry = c.mapping(cfg, "DockerRegistry", "config.DockerRegistry", required=False)
+    for key in ("url", "token_url", "username", "password", "auth_config_url"):
+        value = c.text(docker_registry, key, f"config.DockerRegistry.{key}", required=False)
+        if key.endswith("url"):
+            _check_url(c, f"config.DockerRegistry.{key}", value)
+    if not isinstance(docker_registry.get("not_found_401", False), bool):
+        raise c.bad("config.DockerRegistry.not_found_401 must be true or false")
+    registry = s.mapping(secret, "registry", "registry", required=True)
+    if not registry:
+        raise s.bad("registry must be a mapping with username and password, not empty")
+    unknown = [k for k in registry if k not in REGISTRY_KEYS]
+    if unknown:
+        close = difflib.get_close_matches(str(unknown[0]), REGISTRY_KEYS, n=1)
+        near = f" (one is close to {close[0]!r})" if close else ""
+        # the key itself is not shown: a token pasted as a key would be
+        raise s.bad(
+            f"registry holds keys the chart refuses{near}: it takes url, username and password"
+        )
+    url = s.text(registry, "url", "registry.url", required=False)
+    _check_url(s, "registry.url", url)
+    username = s.text(registry, "username", "registry.username", required=True)
+    password = s.text(registry, "password", "registry.password", required=True)
+    assert username is not None and password is not None  # required
     return RegistryValues(
-        image_prefix=str(binderhub.get("image_prefix", "")),
-        username=str(registry.get("username", "")),
-        password=Secret(str(registry.get("password") or "")),
-        registry_url=registry.get("url"),
-        docker_registry=dict(cfg.get("DockerRegistry", {})),
+        image_prefix=prefix,
+        username=username,
+        password=Secret(password),
+        registry_url=url or None,
+        docker_registry=dict(docker_registry),
+    )
+
+
+def secret_file_warning(path: str | Path) -> str | None:
+    """A warning when ``path`` is readable by group or others (it holds a password), else None."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if not stat.S_ISREG(mode) or not mode & 0o077:
+        return None
+    return (
+        f"{path} is readable by group or others (mode {stat.S_IMODE(mode):04o}) and holds "
+        f"a password: chmod 600 {path}"
     )
 
 

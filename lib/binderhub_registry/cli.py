@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import logging
 import os
 import shlex
 import shutil
+import ssl
 import sys
 import tempfile
 import time
@@ -15,8 +19,8 @@ from pathlib import Path
 import yaml
 
 from . import providers, sandbox
-from .binderhub import RegistryValues, load_values
-from .errors import BinderHubRegistryError, TransientCloudError, VerificationFailed
+from .binderhub import RegistryValues, load_values, secret_file_warning
+from .errors import BinderHubRegistryError, CloudError, InvalidParameter, VerificationFailed
 from .providers import Record
 from .steps import Result, Runner
 from .verify import VerificationReport, verify
@@ -34,6 +38,11 @@ def _sandbox(args: argparse.Namespace) -> int:
     if args.action == "stop":
         print("stopped" if sandbox.stop(directory) else "not running", file=sys.stderr)
         return 0
+    if args.action == "az-setup":  # the real Azure CLI on the sandbox: eval "$(... az-setup)"
+        from .sandbox.azure.az_cli import az_setup
+
+        print(az_setup(sandbox.ensure(directory)).shell())
+        return 0
     box = sandbox.running(directory)
     if args.action == "reset":
         if not box:
@@ -47,30 +56,90 @@ def _sandbox(args: argparse.Namespace) -> int:
     print(f"running, pid {box.pid}\n  fake clouds: {box.url}\n  CA: {box.ca_file}")
     for name, url in box.registries.items():
         print(f"  registry {name}: {url}")
+    print('  the Azure CLI on it: eval "$(binderhub-registry sandbox az-setup)"')
     return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
-    values = load_values(args.config, args.secret)
-    ca_file = args.ca_file or os.environ.get("REQUESTS_CA_BUNDLE") or None
+    """Exit 0 when the values work, 1 when a check failed, 2 when the inputs are unusable."""
     try:
-        report = Runner().step(
-            "Verify with BinderHub's handshake and a push",
-            _verify_values,
-            values,
-            ca_file,
-            args.keep,
+        return _verify_files(args)
+    except BinderHubRegistryError:
+        raise  # one line from main
+    except Exception as e:
+        if args.verbose:
+            raise
+        # its message may quote a file or a header: name the type only
+        print(
+            f"error: unexpected {type(e).__name__} (a bug: --verbose shows where)",
+            file=sys.stderr,
         )
-    except (VerificationFailed, TransientCloudError):
-        return 1  # the runner printed the failed step with its diagnosis
+        return 2
+
+
+def _verify_files(args: argparse.Namespace) -> int:
+    ca_file = args.ca_file or os.environ.get("REQUESTS_CA_BUNDLE") or None
+    if ca_file:
+        _check_ca_file(ca_file, "--ca-file" if args.ca_file else "REQUESTS_CA_BUNDLE")
+    values = load_values(args.config, args.secret)
+    warning = secret_file_warning(args.secret)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    log = logging.getLogger("binderhub_registry")
+    saved = log.handlers[:], log.level, log.propagate
+    # the runner logs each retry at WARNING: told with --verbose only, else one line in the end
+    handler: logging.Handler = (
+        logging.StreamHandler(sys.stderr) if args.verbose else logging.NullHandler()
+    )
+    log.handlers, log.propagate = [handler], False
+    log.setLevel(logging.INFO if args.verbose else logging.ERROR)
+    rows = io.StringIO()  # the runner's live and final rows: shown with --verbose only
+    try:
+        with contextlib.redirect_stdout(sys.stdout if args.verbose else rows):
+            report = Runner().step(
+                "Verify with BinderHub's handshake and a push",
+                _verify_values,
+                values,
+                ca_file,
+                args.keep,
+                args.insecure,
+            )
+    except VerificationFailed as failed:
+        if args.verbose and failed.report is not None:
+            print(failed.report)
+        print(f"error: {failed}", file=sys.stderr)
+        return 1
+    except CloudError as e:  # TLS, unreachable after retries, an answer no retry fixes
+        hint = ""
+        if str(e).startswith("TLS verification"):
+            hint = "; use --ca-file CA.crt when the registry's CA is private"
+        print(f"error: {e}{hint}", file=sys.stderr)
+        return 1
+    except BinderHubRegistryError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        log.handlers, log.level, log.propagate = saved[0], saved[1], saved[2]
     print(report)
     return 0
 
 
+def _check_ca_file(path: str, flag: str) -> None:
+    """Refuse a CA bundle that is missing or holds no certificate, before any request."""
+    try:
+        ssl.create_default_context(cafile=path)
+    except FileNotFoundError:
+        raise InvalidParameter(flag, "must name a CA bundle file that exists", path) from None
+    except (ssl.SSLError, OSError, ValueError):
+        raise InvalidParameter(
+            flag, "must name a readable file of PEM certificates (the registry's CA)", path
+        ) from None
+
+
 def _verify_values(
-    values: RegistryValues, ca_file: str | None, keep: bool
+    values: RegistryValues, ca_file: str | None, keep: bool, insecure: bool
 ) -> Result[VerificationReport]:
-    report = verify(values, ca_bundle=ca_file, cleanup=not keep)
+    report = verify(values, ca_bundle=ca_file, cleanup=not keep, insecure=insecure)
     return Result(report, "done", f"{report.image}")
 
 
@@ -138,8 +207,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="binderhub-registry", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("sandbox", help="start, stop, reset or show the local sandbox")
-    p.add_argument("action", choices=["start", "stop", "status", "reset"])
+    p = sub.add_parser(
+        "sandbox",
+        help="start, stop, reset or show the local sandbox; az-setup: shell lines that point "
+        "the real Azure CLI at it",
+    )
+    p.add_argument("action", choices=["start", "stop", "status", "reset", "az-setup"])
     p.add_argument("--dir", help="sandbox directory (default: $BINDERHUB_REGISTRY_SANDBOX_DIR)")
     p.set_defaults(func=_sandbox)
 
@@ -152,6 +225,14 @@ def main(argv: list[str] | None = None) -> int:
         "--ca-file", help="CA bundle to trust (the sandbox's ca.crt); default: system CAs"
     )
     p.add_argument("--keep", action="store_true", help="leave the test tag in place")
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a plain-HTTP registry or token service (sends the password in clear text)",
+    )
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="show each step, retry and the report so far"
+    )
     p.set_defaults(func=_verify)
 
     p = sub.add_parser("demo", help="run every notebook on the sandbox and summarise")
