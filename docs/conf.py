@@ -1,13 +1,36 @@
-"""Sphinx + myst-nb: render the stored, executed notebooks as the published guide, offline."""
+"""Sphinx + myst-nb: render the stored, executed notebooks as the published guide, offline.
+
+``make docs`` builds with ``-W --keep-going -n``: a warning, a broken cross-reference or a page
+left out of the tree fails the build.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent / "_ext"))
 
 project = "binderhub-registry"
 author = "binderhub-registry contributors"
-extensions = ["myst_nb"]
+extensions = ["myst_nb", "guide"]
 # the notebooks are stored executed against the sandbox and tested by nbval: render, never re-run
 nb_execution_mode = "off"
 nb_merge_streams = True
 exclude_patterns = ["_build", "**/build/**", "**.ipynb_checkpoints"]
-html_theme = "alabaster"  # ships with Sphinx: no download at build time
+# a maintained theme for notebooks, installed from PyPI (the docs extra): nothing is downloaded at
+# build time, and the built pages load nothing from other hosts (tests/test_site.py checks)
+html_theme = "sphinx_book_theme"
 html_title = "Set up the container registry for BinderHub"
+html_static_path = ["_static"]
+html_css_files = ["guide.css"]
+html_last_updated_fmt = None
+html_theme_options = {
+    "home_page_in_toc": True,
+    "show_toc_level": 2,
+    "use_download_button": False,
+    "use_fullscreen_button": False,
+    "navigation_with_keys": False,
+}
 myst_enable_extensions = ["colon_fence"]
+myst_heading_anchors = 3
 suppress_warnings = ["mystnb.unknown_mime_type"]
+nitpicky = True

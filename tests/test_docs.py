@@ -45,20 +45,79 @@ def test_help_notebook_documents_every_parameter(notebook: Path) -> None:
         assert len(comment.split()) >= 3, f"{name} has no comment: {entry!r}"
 
 
-def test_docs_render_the_stored_notebooks_offline(tmp_path: Path) -> None:
-    out = subprocess.run(
-        [str(BIN / "sphinx-build"), "-q", "-b", "html", str(ROOT / "docs"), str(tmp_path)],
+SPHINX_STRICT = ["-W", "--keep-going", "-n", "-q", "-b", "html"]  # as `make docs`
+#: the tags the notebooks may use, and what the docs do with them (DESIGN.md section 6)
+KNOWN_TAGS = {
+    "parameters",
+    "skip-execution",
+    "nbval-skip",
+    "raises-exception",
+    "remove-input",
+    "nbval-ignore-output",
+}
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+
+
+def _sphinx(src: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "sphinx-build"), *SPHINX_STRICT, str(src), str(out)],
         capture_output=True,
         text=True,
         timeout=300,
     )
-    assert out.returncode == 0, out.stderr
+
+
+def test_docs_render_the_stored_notebooks_offline(tmp_path: Path) -> None:
+    out = _sphinx(ROOT / "docs", tmp_path)
+    assert out.returncode == 0, out.stderr  # -W: no warning at all
     page = (tmp_path / "notebooks" / "02-docker-hub.html").read_text()
     assert "2.2 Set up Docker Hub" in page
     assert "BinderHub finds the pushed image" in page  # the stored verification output
     assert "&lt;redacted&gt;" in page
     assert "dckr_pat_" not in page
-    assert "02-docker-hub" in (tmp_path / "index.html").read_text()
+    index = (tmp_path / "index.html").read_text()
+    assert "Choose your registry" in index
+    for name in ("verify", "sandbox", "upstream"):
+        assert f'href="{name}.html"' in index, name
+    for notebook in NOTEBOOKS:
+        page = (tmp_path / "notebooks" / f"{notebook.stem}.html").read_text()
+        assert f'href="notebooks/{notebook.stem}.html"' in index
+        assert "The outputs on this page come from a run against the" in page
+        real = page[page.index(f'id="real-values-{notebook.stem}"') :]
+        real = real[: real.index("</pre>")]
+        # rendered from real-mode parameters: no sandbox host, placeholders for the names
+        assert "image_prefix" in real and "&lt;redacted&gt;" in real
+        assert "127.0.0.1" not in real and "sandbox" not in real.split("</p>")[-1]
+
+
+def test_docs_build_fails_on_a_broken_reference_or_a_page_outside_the_tree(
+    tmp_path: Path,
+) -> None:
+    src = tmp_path / "docs"
+    shutil.copytree(ROOT / "docs", src, symlinks=True, ignore=shutil.ignore_patterns("_build"))
+    (src / "notebooks").unlink()
+    (src / "notebooks").symlink_to(ROOT / "notebooks")
+    (src / "orphan.md").write_text("# Not in any toctree\n")
+    (src / "verify.md").write_text((src / "verify.md").read_text() + "\nSee {doc}`no-such-page`.\n")
+    out = _sphinx(src, tmp_path / "html")
+    assert out.returncode != 0
+    assert "orphan" in out.stderr and "document isn't included in any toctree" in out.stderr
+    assert "no-such-page" in out.stderr
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_cell_tags_are_the_known_ones_used_consistently(notebook: Path) -> None:
+    """Skipped cells skip under nbval too; plumbing may hide its input, never its output."""
+    nb = nbformat.read(str(notebook), as_version=4)
+    for i, cell in enumerate(nb.cells):
+        tags = set(cell.metadata.get("tags", []))
+        assert tags <= KNOWN_TAGS, (i, tags - KNOWN_TAGS)
+        assert ("skip-execution" in tags) == ("nbval-skip" in tags), (i, tags)
+        if cell.cell_type == "markdown":
+            assert not tags, (i, tags)
+        assert not tags & {"remove-cell", "remove-output", "hide-output"}, (i, tags)
+    params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1 and not params[0].metadata.get("tags", []).count("remove-input")
 
 
 @pytest.mark.skipif(

@@ -1,0 +1,209 @@
+"""Sphinx extension for the guide: each notebook page says where its outputs come from and shows
+what its values look like for real, rendered at build time by the library's own code.
+
+* ``source-read`` adds two markdown cells to each ``notebooks/NN-*.ipynb`` page (the notebooks
+  themselves are not changed): a note after the title that the outputs come from the sandbox,
+  and a ``real-values`` directive after the cell that writes the values.
+* The ``real-values`` directive builds a provider's ``RegistryValues`` through its
+  ``Connection.values()`` from the notebook's own parameters cell with
+  ``sandbox=False`` and example names, then shows the example names as placeholders.
+
+A notebook of a provider without a builder in :data:`REAL_EXAMPLES` is a warning, so
+``sphinx-build -W`` fails until its page can show real values.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from docutils import nodes  # type: ignore[import-untyped]
+from sphinx.application import Sphinx
+from sphinx.util import logging
+from sphinx.util.docutils import SphinxDirective
+
+from binderhub_registry import providers
+from binderhub_registry.binderhub import RegistryValues
+from binderhub_registry.secrets import Secret
+
+__all__ = ["REAL_EXAMPLES", "RealExample", "RealValues", "notebook_parameters", "setup"]
+
+logger = logging.getLogger(__name__)
+NOTEBOOK_DOC = re.compile(r"^notebooks/(\d\d-[\w-]+)$")
+
+
+@dataclass(frozen=True)
+class RealExample:
+    """How a provider's real-mode values are rendered: example names and their placeholders."""
+
+    overrides: dict[str, Any]  # parameters set on top of the notebook's parameters cell
+    placeholders: dict[str, str]  # example text in the rendered values -> what the reader types
+    build: Callable[[Any], RegistryValues]  # validated real-mode Params -> the provider's values
+
+
+def notebook_parameters(notebook: Path) -> dict[str, Any]:
+    """The values of a notebook's ``parameters`` cell (our own notebooks: plain literals)."""
+    cells = json.loads(notebook.read_text())["cells"]
+    source = next(
+        "".join(c["source"]) for c in cells if "parameters" in c["metadata"].get("tags", [])
+    )
+    scope: dict[str, Any] = {}
+    exec(source, scope)  # the repository's own parameters cell: plain literals only
+    return {k: v for k, v in scope.items() if not k.startswith("__")}
+
+
+def _dockerhub(params: Any) -> RegistryValues:
+    from binderhub_registry.providers import dockerhub
+
+    # values() reads only the parameters and what the steps found: no session is opened
+    conn = dockerhub.HubConnection.__new__(dockerhub.HubConnection)
+    conn.params, conn.secret = params, Secret("access-token")
+    conn.registry_url, conn.token_url = None, dockerhub.TOKEN_URL  # Docker Hub itself
+    values = conn.values()
+    assert values is not None
+    return values
+
+
+def _azure(params: Any) -> RegistryValues:
+    from binderhub_registry.providers import azure
+
+    conn = azure.AzureConnection.__new__(azure.AzureConnection)
+    conn.params, conn.secret = params, Secret("password")
+    # what ARM and Graph return for a real registry and application: loginServer is the
+    # registry name in lower case under azurecr.io; the appId is a GUID Graph assigns
+    login = f"{params.acr_name.lower()}.azurecr.io"
+    conn.registry = azure.RegistryInfo(id="", name=params.acr_name, login_server=login)
+    conn.principal = azure.Principal(
+        app_object_id="", app_id="APP_ID", sp_id="", display_name=params.sp_name
+    )
+    values = conn.values()
+    assert values is not None
+    return values
+
+
+#: provider key -> how its real values are rendered; a new provider adds its entry here
+REAL_EXAMPLES: dict[str, RealExample] = {
+    "dockerhub": RealExample(
+        overrides={"username": "yourdockerid", "organization": "yourorg"},
+        placeholders={"yourdockerid": "<DOCKER_ID>", "yourorg": "<ORGANIZATION>"},
+        build=_dockerhub,
+    ),
+    "azure": RealExample(
+        overrides={"acr_name": "youracrname"},
+        placeholders={"youracrname": "<ACR_NAME>", "APP_ID": "<APP_ID>"},
+        build=_azure,
+    ),
+}
+
+
+def _provider_of(notebook: str) -> str | None:
+    for key in providers.keys():
+        if providers.get(key).NOTEBOOK == notebook:
+            return key
+    return None
+
+
+def render_real_values(key: str, notebook: Path) -> str:
+    """``config.yaml`` and ``secret.yaml`` as the notebook writes them in real mode."""
+    example = REAL_EXAMPLES[key]
+    params = providers.get(key).validate(
+        notebook_parameters(notebook), **example.overrides, sandbox=False
+    )
+    values = example.build(params)
+    config = yaml.safe_dump(values.config(), sort_keys=False)
+    secret = yaml.safe_dump(values.secret(), sort_keys=False)
+    text = f"# config.yaml\n{config}\n# secret.yaml (mode 0600)\n{secret}"
+    for example_text, placeholder in example.placeholders.items():
+        text = text.replace(example_text, placeholder)
+    return text
+
+
+class RealValues(SphinxDirective):
+    """``real-values``: the real-mode values of the notebook named as the argument."""
+
+    required_arguments = 1
+
+    def run(self) -> list[nodes.Node]:
+        """Render the values, or warn (failing a ``-W`` build) when the provider has no example."""
+        stem = self.arguments[0]
+        key = _provider_of(stem)
+        if key is None or key not in REAL_EXAMPLES:
+            logger.warning(
+                "no real-values example for %s: add one to REAL_EXAMPLES in docs/_ext/guide.py",
+                stem,
+                location=self.get_location(),
+            )
+            return []
+        notebook = Path(self.env.srcdir) / "notebooks" / f"{stem}.ipynb"
+        try:
+            text = render_real_values(key, notebook)
+        except Exception as e:  # a notebook out of step with its provider: say so, fail -W
+            logger.warning(
+                "%s: real values not rendered: %s: %s",
+                stem,
+                type(e).__name__,
+                e,
+                location=self.get_location(),
+            )
+            return []
+        block = nodes.literal_block(text, text, language="yaml")
+        self.set_source_info(block)
+        return [block]
+
+
+def _markdown(cell_id: str, text: str) -> dict[str, Any]:
+    return {"cell_type": "markdown", "id": cell_id, "metadata": {}, "source": text}
+
+
+def _sandbox_note(stem: str) -> str:
+    return (
+        ":::{note}\n"
+        "The outputs on this page come from a run against the {doc}`sandbox </sandbox>`: local "
+        "fakes of the cloud and a real registry on `127.0.0.1`, so hosts show local ports and "
+        "every id is the sandbox's. Nothing is re-run to build this page: it shows the stored "
+        "outputs that the tests check. For what the values look like for real, see "
+        f"[below](#real-values-{stem}).\n:::\n"
+    )
+
+
+def _real_values_cell(stem: str) -> str:
+    return (
+        f"(real-values-{stem})=\n### What the values look like for real\n\n"
+        "Run with `sandbox = False`, the same code writes these files, shown here with "
+        "placeholders for your names and the secret redacted (rendered when these docs are "
+        "built, from the parameters cell above with `sandbox = False`):\n\n"
+        f"```{{real-values}} {stem}\n```\n"
+    )
+
+
+def add_guide_cells(app: Sphinx, docname: str, source: list[str]) -> None:
+    """Insert the sandbox note and the real values into a notebook page (page only)."""
+    match = NOTEBOOK_DOC.match(docname)
+    if not match:
+        return
+    stem = match.group(1)
+    nb = json.loads(source[0])
+    cells = nb["cells"]
+    writes = [
+        i
+        for i, c in enumerate(cells)
+        if c["cell_type"] == "code" and "write_values" in "".join(c["source"])
+    ]
+    if not writes:
+        logger.warning("%s: no cell writes the values; real values not shown", docname)
+        return
+    cells.insert(writes[0] + 1, _markdown("guide-real-values", _real_values_cell(stem)))
+    cells.insert(1, _markdown("guide-sandbox-note", _sandbox_note(stem)))
+    source[0] = json.dumps(nb)
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    """Register the directive and the page hook."""
+    app.add_directive("real-values", RealValues)
+    app.connect("source-read", add_guide_cells)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
