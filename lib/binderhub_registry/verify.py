@@ -149,7 +149,7 @@ def verify(
     unless ``insecure`` (docker too refuses them unless listed as insecure). The
     raised VerificationFailed carries the report so far, its failed check last.
     """
-    if ca_bundle is not None and not os.path.isfile(ca_bundle):
+    if ca_bundle and not os.path.isfile(ca_bundle):  # "" means the system CAs, as before
         raise InvalidParameter("ca_bundle", "must be a CA bundle file that exists", ca_bundle)
     host, image = split_image_reference(values.image_prefix + CHECK_IMAGE[0])
     tag = CHECK_IMAGE[1]
