@@ -62,6 +62,7 @@ def settings(box: Sandbox, **values: Any) -> dict[str, Any]:
         method,
         f"{box.url}/_sandbox/azure/settings",
         json=values or None,
+        headers=box.admin_headers(),
         verify=box.ca_file,
         timeout=10,
     )
@@ -202,6 +203,7 @@ def test_admin_settings_are_checked_and_not_logged(tenant: Tenant) -> None:
     r = requests.post(
         f"{tenant.box.url}/_sandbox/azure/settings",
         json={"no_such_knob": 1},
+        headers=tenant.box.admin_headers(),
         verify=tenant.box.ca_file,
         timeout=10,
     )

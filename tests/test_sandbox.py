@@ -39,7 +39,13 @@ def sign_in(box: Sandbox) -> dict[str, str]:
 def test_serves_tls_with_its_own_ca_only(fresh: Sandbox) -> None:
     with pytest.raises(requests.exceptions.SSLError):
         requests.get(fresh.url + "/_sandbox/state", timeout=5)  # system CAs do not know it
-    assert requests.get(fresh.url + "/_sandbox/state", verify=fresh.ca_file, timeout=5).ok
+    state = requests.get(
+        fresh.url + "/_sandbox/state",
+        headers=fresh.admin_headers(),
+        verify=fresh.ca_file,
+        timeout=5,
+    )
+    assert state.ok
     assert fresh.url.startswith("https://127.0.0.1:")
     assert all(url.startswith("https://127.0.0.1:") for url in fresh.registries.values())
 
@@ -122,7 +128,7 @@ def test_a_delayed_request_holds_up_no_other(fresh: Sandbox) -> None:
         started = time.monotonic()
         assert hub(fresh, "GET", "/v2/users/someoneelse").status_code == 200
         assert time.monotonic() - started < 0.5
-        assert slow.result().status_code == 503
+        assert slow.result().status_code == 200  # a delay alone lets the request through
 
 
 def test_keep_alive_answers_without_a_delayed_ack(fresh: Sandbox) -> None:

@@ -8,9 +8,14 @@ shows it, ``shutdown`` stops what ``attach`` started.
 
 The :class:`App` owns what knows no provider: the admin endpoints under
 ``/_sandbox/`` (state, reset, faults, log), the fault list and the request
-log. Every listener it opens (the main one, and each registry front's own
-port) runs behind the same fault-and-log middleware, so faults and the log
-cover every port by construction.
+log. Every admin request must carry the sandbox's admin token (header
+:data:`ADMIN_HEADER`; random, kept in the 0600 ``credentials.json``): faults can
+make the fake clouds answer anything, so only the sandbox's owner may set them.
+A fault spec is checked whole before it is added (:meth:`Fault.parse`): a bad
+one is answered 400 with the reason and changes nothing. Every listener it
+opens (the main one, and each registry front's own port) runs behind the same
+fault-and-log middleware, so faults and the log cover every port by
+construction.
 
 HTTP is Starlette routing on uvicorn's HTTP/1.1 protocol (keep-alive, chunked
 request bodies), over TLS with the sandbox's certificate, in one asyncio loop.
@@ -23,13 +28,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import email.utils
+import hmac
 import json
-import os
 import re
+import secrets
 import socket
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs
@@ -43,15 +50,18 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
+from .files import read_private, write_private
 from .tls import Material
 
 __all__ = [
+    "ADMIN_HEADER",
     "ALL_METHODS",
     "App",
     "Backend",
     "BackendFactory",
     "Context",
     "Fault",
+    "FaultSpecError",
     "Handler",
     "Listener",
     "Request",
@@ -65,6 +75,8 @@ __all__ = [
 
 T = TypeVar("T")
 ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+#: The header that carries the admin token on every ``/_sandbox/`` request.
+ADMIN_HEADER = "X-Sandbox-Token"
 
 
 @dataclass
@@ -177,12 +189,13 @@ class Context:
         """
         path = self.directory / "credentials.json"
         with _SECRETS_LOCK:
-            data: dict[str, dict[str, str]] = json.loads(path.read_text()) if path.exists() else {}
+            try:  # the user's own 0600 file, never through a link
+                data: dict[str, dict[str, str]] = json.loads(read_private(path))
+            except FileNotFoundError:
+                data = {}
             if name not in data:
                 data[name] = make()
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "w") as f:
-                    json.dump(data, f)
+                write_private(path, json.dumps(data).encode())
             return data[name]
 
 
@@ -270,27 +283,114 @@ class Backend:
 BackendFactory = Callable[[Context], Backend]
 
 
+class FaultSpecError(ValueError):
+    """A fault spec the admin API refuses (answered 400 with this message)."""
+
+
+#: What a fault spec may hold, and the JSON types each key takes.
+FAULT_KEYS = ("method", "path", "status", "times", "retry_after", "delay", "drop", "after", "body")
+
+
+def _number(spec: dict[str, Any], key: str, low: float, high: float, *, whole: bool) -> Any:
+    value = spec[key]
+    if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
+        raise FaultSpecError(f"{key} must be a {'whole ' if whole else ''}number, not {value!r}")
+    if not low <= value <= high:
+        raise FaultSpecError(f"{key} must be from {low:g} to {high:g}, not {value!r}")
+    return value
+
+
 @dataclass
 class Fault:
-    """An injected fault for requests matching ``method`` and the ``path`` regex."""
+    """An injected fault for requests matching ``method`` and the ``path`` regex.
+
+    What it does, in order: wait ``delay`` seconds (other requests go on); then
+    ``drop`` the connection (``after``: once the request was handled, so its
+    answer is lost), or answer ``status`` with ``body`` and ``Retry-After``;
+    with neither, a delayed request goes through to the backend, and a fault
+    with no delay answers 503.
+    """
 
     method: str
     path: str
-    status: int = 503
+    status: int | None = None
     times: int = 1
-    retry_after: float | None = None
+    retry_after: float | str | None = None  # seconds, or an HTTP date (RFC 9110 10.2.3)
     delay: float = 0.0
     drop: bool = False  # close the connection without answering
     after: bool = False  # with drop: handle the request first, then drop (the answer is lost)
     body: Any = None
+    _pattern: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def parse(cls, spec: Any) -> Fault:
+        """A fault from a JSON spec; FaultSpecError says what is wrong with it."""
+        if not isinstance(spec, dict):
+            raise FaultSpecError(f"a fault is a JSON object, not {type(spec).__name__}")
+        unknown = sorted(str(k) for k in spec if k not in FAULT_KEYS)
+        if unknown:
+            raise FaultSpecError(
+                f"unknown key {', '.join(map(repr, unknown))}; known: {', '.join(FAULT_KEYS)}"
+            )
+        for key in ("method", "path"):
+            if not isinstance(spec.get(key), str):
+                raise FaultSpecError(f"{key} is required, as a string")
+        method = spec["method"].upper()
+        if method not in (*ALL_METHODS, "*"):
+            raise FaultSpecError(f"method must be one of {', '.join(ALL_METHODS)} or '*'")
+        if len(spec["path"]) > 1000:
+            raise FaultSpecError("path must be a regex of at most 1000 characters")
+        try:
+            pattern = re.compile(spec["path"])
+        except re.error as e:
+            raise FaultSpecError(f"path is not a valid regex: {e}") from None
+        fault = cls(method, spec["path"], _pattern=pattern, body=spec.get("body"))
+        if "status" in spec:
+            fault.status = _number(spec, "status", 100, 599, whole=True)
+        if "times" in spec:
+            fault.times = _number(spec, "times", 1, 1_000_000, whole=True)
+        if "delay" in spec:
+            fault.delay = _number(spec, "delay", 0, 300, whole=False)
+        for key in ("drop", "after"):
+            if not isinstance(spec.get(key, False), bool):
+                raise FaultSpecError(f"{key} must be true or false, not {spec[key]!r}")
+            setattr(fault, key, spec.get(key, False))
+        retry_after = spec.get("retry_after")
+        if isinstance(retry_after, str):
+            if not retry_after.isdigit() and email.utils.parsedate_tz(retry_after) is None:
+                raise FaultSpecError("retry_after must be seconds or an HTTP date")
+            fault.retry_after = retry_after
+        elif retry_after is not None:
+            fault.retry_after = _number(spec, "retry_after", 0, 86400, whole=False)
+        if fault.after and not fault.drop:
+            raise FaultSpecError("after needs drop (it loses the answer of a handled request)")
+        if fault.drop and (fault.status is not None or "body" in spec or "retry_after" in spec):
+            raise FaultSpecError("drop sends no answer: no status, body or retry_after with it")
+        return fault
 
     def matches(self, method: str, path: str) -> bool:
         """Whether this fault applies to a request (and has times left)."""
-        return (
-            self.times > 0
-            and self.method in ("*", method)
-            and re.search(self.path, path) is not None
-        )
+        if self._pattern is None:
+            self._pattern = re.compile(self.path)
+        wanted = self.method in ("*", method)
+        return self.times > 0 and wanted and self._pattern.search(path) is not None
+
+    def spec(self) -> dict[str, Any]:
+        """The fault as a JSON spec (with the times it has left)."""
+        return {k: getattr(self, k) for k in FAULT_KEYS}
+
+    def answers(self) -> bool:
+        """Whether the fault answers in place of the backend (else, after a delay, it passes)."""
+        return self.status is not None or not self.delay
+
+    def headers(self) -> dict[str, str]:
+        """``Retry-After``, when set: whole seconds as an integer, else as given."""
+        value = self.retry_after
+        if value is None:
+            return {}
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        return {"Retry-After": str(value)}
 
 
 @dataclass
@@ -362,6 +462,9 @@ class App:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.main: Listener | None = None
         self._connections: Connections = {}
+        self.admin_token = context.secret(
+            "sandbox", lambda: {"admin_token": secrets.token_urlsafe(32)}
+        )["admin_token"]
 
     @property
     def url(self) -> str:
@@ -453,9 +556,12 @@ class App:
                 if transport is not None:
                     transport.abort()
                 return
-            headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
-            body = fault.body or {"message": f"injected fault {fault.status}"}
-            await to_http(json_response(fault.status, body, headers))(scope, receive, logged)
+            if not fault.answers():  # a delay alone: the request goes through, late
+                await inner(scope, receive, logged)
+                return
+            status = fault.status or 503
+            body = fault.body or {"message": f"injected fault {status}"}
+            await to_http(json_response(status, body, fault.headers()))(scope, receive, logged)
 
         return faulted
 
@@ -481,6 +587,17 @@ class App:
     # --- admin -----------------------------------------------------------------
     async def _admin(self, http: HttpRequest) -> HttpResponse:
         request = await read_request(http)
+        token = request.headers.get(ADMIN_HEADER.lower(), "")
+        if not hmac.compare_digest(token.encode(), self.admin_token.encode()):
+            return to_http(
+                json_response(
+                    401,
+                    {
+                        "message": f"the sandbox admin API needs the {ADMIN_HEADER} header "
+                        "(the admin_token of the sandbox's credentials.json)"
+                    },
+                )
+            )
         return await call_sync(None, lambda: self.admin(request))
 
     def admin(self, request: Request) -> Response:
@@ -496,10 +613,15 @@ class App:
             self.reset()
             return json_response(200, {"reset": True})
         if name == "faults" and request.method == "POST":
-            spec = request.json()
-            specs = spec if isinstance(spec, list) else [spec]
+            try:
+                spec = json.loads(request.body)
+                specs = spec if isinstance(spec, list) else [spec]
+                faults = [Fault.parse(s) for s in specs]  # all checked before any is added
+            except (ValueError, RecursionError) as e:
+                reason = e if isinstance(e, FaultSpecError) else "the body is not JSON"
+                return json_response(400, {"message": f"bad fault spec: {reason}"})
             with self.lock:
-                self.faults += [Fault(**s) for s in specs]
+                self.faults += faults
                 return json_response(201, {"faults": len(self.faults)})
         if name == "faults" and request.method == "DELETE":
             with self.lock:
@@ -507,7 +629,7 @@ class App:
             return json_response(200, {"faults": 0})
         if name == "faults" and request.method == "GET":
             with self.lock:
-                return json_response(200, [asdict(f) for f in self.faults])
+                return json_response(200, [f.spec() for f in self.faults])
         if name == "log" and request.method == "GET":
             with self.lock:
                 return json_response(200, list(self.log))

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.request import Request, urlopen
 
+from .files import write_private
 from .tls import Material
 
 __all__ = ["REGISTRY_BINARY", "RegistryProcess", "TokenIssuer", "free_port", "spawn"]
@@ -146,8 +147,8 @@ class RegistryProcess:
                 }
             },
         }
-        self.config_file.write_text(json.dumps(config))  # JSON is YAML
-        self.config_file.chmod(0o600)
+        # JSON is YAML; a fresh 0600 file (it holds the http secret), never through a link
+        write_private(self.config_file, json.dumps(config).encode())
         self._ssl = ssl.create_default_context(cafile=str(material.ca_file))
 
     def start(self) -> None:

@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from .files import write_private
+
 __all__ = ["Material", "generate", "libtrust_key_id"]
 
 
@@ -115,10 +117,8 @@ def generate(directory: Path) -> Material:
         "server.key": _pem_key(leaf_key),
         "token.crt": token_cert.public_bytes(pem),
     }
-    for name, data in files.items():
-        path = directory / name
-        path.write_bytes(data)
-        path.chmod(0o600 if name.endswith(".key") else 0o644)
+    for name, data in files.items():  # fresh files, never written through a planted link
+        write_private(directory / name, data, 0o600 if name.endswith(".key") else 0o644)
     return Material(
         ca_file=directory / "ca.crt",
         cert_file=directory / "server.crt",
