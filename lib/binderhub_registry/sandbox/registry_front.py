@@ -176,6 +176,9 @@ class FrontConfig:
     unauthorized: str = "authentication required"  # message of a 401
     anonymous: str | None = None  # refusal message for anonymous tokens; None: token for nothing
     token_body: Callable[[str], dict[str, Any]] = lambda token: {"access_token": token}
+    # the cloud's own endpoints on the front, (method, path, handler), ahead of the realm's GET
+    # (ACR: POST /oauth2/exchange and POST /oauth2/token, for `az acr login`)
+    extra: tuple[tuple[str, str, Callable[[RegistryFront, Request], Response]], ...] = ()
 
 
 class RegistryFront:
@@ -268,7 +271,19 @@ class RegistryFront:
         async def default(scope: Scope, receive: Receive, send: Send) -> None:
             await to_http(self.not_found())(scope, receive, send)
 
+        def extra(handler: Callable[[RegistryFront, Request], Response]) -> Any:
+            async def endpoint(http: HttpRequest) -> HttpResponse:
+                request = await read_request(http)
+                return await call_sync(self.config.lock, lambda: handler(self, request))
+
+            return endpoint
+
+        # a route whose method differs only half-matches: the realm's GET still wins below
         routes: list[BaseRoute] = [
+            Route(path, extra(handler), methods=[method])
+            for method, path, handler in self.config.extra
+        ]
+        routes += [
             Route("/v2", ping, methods=ALL_METHODS),
             Route("/v2/", ping, methods=ALL_METHODS),
             Route(self.config.realm_path, realm, methods=ALL_METHODS),

@@ -27,15 +27,30 @@ granted actions: AcrPush pull+push, AcrPull     ACR roles doc page (container-re
 pull, AcrDelete delete, Owner/Contributor all   roles)
 error bodies ``{"errors": [{code, message,      OCI distribution-spec error codes
 detail}]}``
+``POST /oauth2/exchange`` (form:                Azure/acr docs/AAD-OAuth.md ("exchange AAD
+``grant_type=access_token``, ``service``,       token for ACR refresh token"); azure-cli
+``tenant``, ``access_token`` for                ``acr/_docker_utils.py``
+https://containerregistry.azure.net) ->         ``_get_aad_token_after_challenge`` (what
+``{"refresh_token"}``; a bad token: 401         ``az acr login --expose-token`` sends); the
+                                                refresh token is opaque here: assumption (ACR's
+                                                is a JWT)
+``POST /oauth2/token`` (form:                   Azure/acr docs/AAD-OAuth.md ("exchange ACR
+``grant_type=refresh_token`` with               refresh token for ACR access token"); azure-
+``refresh_token``, or ``password`` with         cli ``_get_token_with_username_and_password``
+``username``/``password``; ``service``,         (grant_type password); the access token
+``scope``) -> ``{"access_token"}``              carries what the caller's roles allow
 ==============================================  ===========================================
 """
 
 from __future__ import annotations
 
+import secrets
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qs
 
-from ..registry_front import FrontConfig, Grant, RegistryFront
-from .models import Registry
+from ..app import Request, Response, json_response
+from ..registry_front import FrontConfig, Grant, RegistryFront, parse_scopes, registry_error
+from .models import ACR_AUDIENCE, Registry
 
 if TYPE_CHECKING:
     from .cloud import AzureCloud
@@ -58,6 +73,49 @@ def start_front(cloud: AzureCloud, registry: Registry) -> RegistryFront:
         allowed = cloud.tenant.registry_actions(principal.id, registry)
         return Grant(principal.app_id, lambda repository, wanted: wanted & allowed)
 
+    refresh_audience = f"acr-refresh:{registry.name.lower()}"  # where refresh tokens are kept
+
+    def grant_for(principal_app_id: str) -> Grant | None:
+        principal = cloud.tenant.principal(principal_app_id)
+        if principal is None:
+            return None
+        allowed = cloud.tenant.registry_actions(principal.id, registry)
+        return Grant(principal.app_id, lambda repository, wanted: wanted & allowed)
+
+    def exchange(front: RegistryFront, request: Request) -> Response:
+        form = _form(request)
+        if form.get("grant_type") != "access_token":
+            return _oauth_error(400, "unsupported_grant_type", form.get("grant_type", ""))
+        if form.get("service") not in front.realm.services:
+            return front.realm.bad_service(form.get("service", ""))
+        app_id = cloud.tenant.caller(form.get("access_token", ""), ACR_AUDIENCE)
+        if app_id is None or grant_for(app_id) is None:
+            return front.realm.bad_credentials()
+        refresh = secrets.token_urlsafe(32)
+        cloud.tenant.tokens[refresh] = (app_id, refresh_audience)
+        return json_response(200, {"refresh_token": refresh})
+
+    def token(front: RegistryFront, request: Request) -> Response:
+        form = _form(request)
+        grant: Grant | None = None
+        if form.get("grant_type") == "refresh_token":
+            app_id = cloud.tenant.caller(form.get("refresh_token", ""), refresh_audience)
+            grant = grant_for(app_id) if app_id else None
+        elif form.get("grant_type") == "password":
+            grant = check(form.get("username", ""), form.get("password", ""))
+        else:
+            return _oauth_error(400, "unsupported_grant_type", form.get("grant_type", ""))
+        if form.get("service") not in front.realm.services:
+            return front.realm.bad_service(form.get("service", ""))
+        if grant is None:
+            return front.realm.bad_credentials()
+        access = [
+            {"type": "repository", "name": name, "actions": sorted(grant.allow(name, wanted))}
+            for name, wanted in parse_scopes(form.get("scope", "").split())
+        ]
+        issued = front.process.issuer.issue(front.config.service, grant.subject, access)
+        return json_response(200, {"access_token": issued})
+
     return RegistryFront(
         cloud.app,
         FrontConfig(
@@ -72,5 +130,19 @@ def start_front(cloud: AzureCloud, registry: Registry) -> RegistryFront:
             unauthorized=_AUTH_REQUIRED,
             anonymous="anonymous pull is not enabled on this registry",
             token_body=lambda token: {"access_token": token},
+            extra=(
+                ("POST", "/oauth2/exchange", exchange),
+                ("POST", "/oauth2/token", token),
+            ),
         ),
     )
+
+
+def _form(request: Request) -> dict[str, str]:
+    """An ``application/x-www-form-urlencoded`` body, first value of each field."""
+    return {k: v[0] for k, v in parse_qs(request.body.decode(errors="replace")).items()}
+
+
+def _oauth_error(status: int, code: str, grant_type: str) -> Response:
+    """The token endpoints' refusal of a grant they do not serve (text: assumption)."""
+    return registry_error(status, "UNSUPPORTED", f"{code}: grant_type {grant_type!r}")

@@ -44,6 +44,23 @@ changing one: 409 RoleAssignmentUpdateNotPer-
 mitted
 list assignments for a scope (related scopes,   RoleAssignments_ListForScope in
 ``$filter=principalId eq``)                     azure-rest-api-specs (authorization)
+anonymous ``GET metadata/endpoints``: the       ``az cloud register --endpoint-resource-
+cloud's endpoints (login, audiences, ARM,       manager`` reads it (azure-cli ``cloud/
+Graph, ``suffixes.acrLoginServer``)             custom.py`` ``_populate_from_metadata_
+                                                endpoint``, api-version 2022-09-01; fields as
+                                                ``core/cloud.py`` ``_arm_to_cli_mapper`` reads
+                                                them); Microsoft docs "az cloud register" for
+                                                Azure Stack Hub
+``GET /subscriptions/{id}/resources`` with      Resources_List in azure-rest-api-specs
+``$filter=resourceType eq '...'`` (the          (resources, GenericResourceExpanded); azure-
+registries; other filters: 400                  cli ``core/commands/parameters.py``
+InvalidFilterInQueryString)                     ``get_resources_in_subscription``, used by
+                                                ``az acr show/login/delete`` without ``-g``;
+                                                error code: assumption
+``{scope}/providers/Microsoft.Authorization/    RoleDefinitions_List and RoleDefinitions_Get
+roleDefinitions`` with ``$filter=roleName eq``  in azure-rest-api-specs (authorization); the
+and ``.../roleDefinitions/{id}``: the built-in  built-in roles doc page; azure-cli ``role/
+roles (type BuiltInRole)                        custom.py`` ``_resolve_role_id``
 ==============================================  ===========================================
 """
 
@@ -57,10 +74,12 @@ from .acr import start_front
 from .errors import arm_error
 from .models import (
     ARM_AUDIENCE,
+    CLASSIC_ARM_AUDIENCE,
     CONTRIBUTOR,
     LOCATIONS,
     OWNER,
     ROLES,
+    SEED_SUBSCRIPTION,
     SEED_TENANT,
     SKUS,
     Registry,
@@ -69,6 +88,7 @@ from .models import (
     ServicePrincipal,
     now,
     odata_filter,
+    role_id,
 )
 
 if TYPE_CHECKING:
@@ -90,6 +110,8 @@ class ResourceManager:
 
     def arm(self, request: Request) -> Response:
         """Azure Resource Manager: parses the path as ARM does, segment by segment."""
+        if request.params["rest"].strip("/").lower() == "metadata/endpoints":
+            return self._metadata(request)  # anonymous: read before any sign-in
         caller = self.cloud.tenant.caller(request.bearer(), ARM_AUDIENCE)
         if caller is None:
             return arm_error(
@@ -130,6 +152,8 @@ class ResourceManager:
             return denied
         if rest == [] and request.method == "GET":
             return json_response(200, self._subscription(sub))
+        if rest == ["resources"] and request.method == "GET":
+            return self._list_resources(request, sub)
         if len(rest) == 2 and rest[0] == "resourcegroups":
             return self._resource_group(request, sub, orig[1])
         if len(rest) == 2 and rest[0] == "operationresults" and request.method == "GET":
@@ -411,6 +435,9 @@ class ResourceManager:
         self, request: Request, caller: ServicePrincipal, segments: list[str], lower: list[str]
     ) -> Response:
         at = max(i for i, s in enumerate(lower) if s == "microsoft.authorization")
+        kind = lower[at + 1 : at + 2]
+        if at >= 1 and lower[at - 1] == "providers" and kind == ["roledefinitions"]:
+            return self._role_definitions(request, segments, at)
         if at < 1 or lower[at - 1] != "providers" or lower[at + 1 : at + 2] != ["roleassignments"]:
             return arm_error(
                 404, "InvalidResourceType", f"No route for {request.method} {request.path}"
@@ -510,3 +537,114 @@ class ResourceManager:
                 continue
             found.append(a.public())
         return json_response(200, {"value": found})
+
+    # --- what the az CLI reads besides what the SDK steps use (see the table) ------------
+    def _metadata(self, request: Request) -> Response:
+        """The sandbox cloud's endpoints, as ``az cloud register`` reads them."""
+        if request.method != "GET":
+            return arm_error(405, "MethodNotAllowed", f"{request.method} is not supported here")
+        base = self.cloud.base(request)
+        return json_response(
+            200,
+            {
+                "name": "BinderHubSandbox",
+                "portal": f"{base}/portal",
+                "resourceManager": f"{base}/management/",
+                "authentication": {
+                    "loginEndpoint": f"{base}/login",
+                    "audiences": [CLASSIC_ARM_AUDIENCE + "/", ARM_AUDIENCE + "/"],
+                    "tenant": "common",
+                    "identityProvider": "AAD",
+                },
+                "microsoftGraphResourceId": f"{base}/graph/",
+                "suffixes": {"acrLoginServer": "azurecr.io"},
+            },
+        )
+
+    def _list_resources(self, request: Request, sub: str) -> Response:
+        """Resources_List: the subscription's registries (the only resources besides groups)."""
+        text = request.arg("$filter")
+        wanted = odata_filter(text) if text else None
+        if text and (wanted is None or wanted[0] != "resourceType"):
+            return arm_error(
+                400,
+                "InvalidFilterInQueryString",
+                f"Invalid $filter '{text}' specified in the query string.",
+            )
+        registry_type = "Microsoft.ContainerRegistry/registries"
+        if wanted and wanted[1].lower() != registry_type.lower():
+            return json_response(200, {"value": []})
+        found = []
+        for registry in self.cloud.tenant.registries.values():
+            if registry.subscription != sub:
+                continue
+            public = registry.public()
+            found.append({k: public[k] for k in ("id", "name", "type", "location", "tags", "sku")})
+        return json_response(200, {"value": found})
+
+    def _role_definitions(self, request: Request, segments: list[str], at: int) -> Response:
+        """RoleDefinitions_List (``$filter=roleName eq``) and RoleDefinitions_Get: built-ins."""
+        if request.method != "GET":
+            return arm_error(405, "MethodNotAllowed", f"{request.method} is not supported here")
+        scope = "/" + "/".join(segments[: at - 1])
+        sub = scope.split("/")[2] if scope.lower().startswith("/subscriptions/") else ""
+        sub = sub or SEED_SUBSCRIPTION
+
+        def public(role: str) -> dict[str, Any]:
+            name, _ = ROLES[role]
+            return {
+                "id": role_id(sub, role),
+                "name": role,
+                "type": "Microsoft.Authorization/roleDefinitions",
+                "properties": {
+                    "roleName": name,
+                    "type": "BuiltInRole",
+                    "description": f"{name} (built-in role)",
+                    "assignableScopes": ["/"],
+                    "permissions": [],
+                },
+            }
+
+        wanted_id = segments[at + 2].lower() if len(segments) > at + 2 else ""
+        if wanted_id:
+            if wanted_id not in ROLES:
+                return arm_error(
+                    404,
+                    "RoleDefinitionDoesNotExist",
+                    f"The specified role definition with ID '{wanted_id}' does not exist.",
+                )
+            return json_response(200, public(wanted_id))
+        text = request.arg("$filter")
+        wanted = odata_filter(text) if text else None
+        if text and (wanted is None or wanted[0] not in ("roleName", "type")):
+            return arm_error(
+                400,
+                "InvalidFilterInQueryString",
+                f"Invalid $filter '{text}' specified in the query string.",
+            )
+        found = [
+            public(role)
+            for role, (name, _) in ROLES.items()
+            if wanted is None
+            or (wanted[0] == "roleName" and wanted[1].lower() == name.lower())
+            or (wanted[0] == "type" and wanted[1] == "BuiltInRole")
+        ]
+        return json_response(200, {"value": found})
+
+
+def _action(method: str, scope: str) -> str:
+    """The operation ARM names in AuthorizationFailed: ``<namespace>/<types>/<verb>``."""
+    parts = [p for p in scope.split("/") if p]
+    lower = [p.lower() for p in parts]
+    verb = {"PUT": "write", "PATCH": "write", "DELETE": "delete", "POST": "action"}.get(
+        method, "read"
+    )
+    if "providers" in lower:
+        at = len(lower) - 1 - lower[::-1].index("providers")
+        names = parts[at + 1 :]
+        kind = "/".join([names[0], *names[1::2]]) if names else "Microsoft.Resources"
+    elif "resourcegroups" in lower:
+        kind = "Microsoft.Resources/subscriptions/resourceGroups"
+    else:
+        kind = "Microsoft.Resources/subscriptions"
+    return f"{kind}/{verb}"

@@ -19,6 +19,17 @@ grant other than client_credentials:       Microsoft identity platform error cod
 400 AADSTS70003                            (AADSTS70003)
 scope ``<resource>/.default`` for ARM or   client credentials flow doc page; other
 Graph only, else AADSTS500011              resources: AADSTS500011 (error codes page)
+ARM also under its classic audience        ARM's metadata endpoint lists both audiences
+``https://management.core.windows.net/``   (``authentication.audiences``); the az CLI asks
+(the az CLI asks for it)                   for the first (azure-cli ``core/cloud.py``
+                                           ``active_directory_resource_id``)
+Graph also under the sandbox's own Graph   the az CLI asks for
+URL, ``<sandbox>/azure/graph/`` (what      ``<microsoft_graph_resource_id>/.default`` and
+``metadata/endpoints`` advertises)         calls that same URL (azure-cli
+                                           ``role/_msgrpah/_graph_client.py``)
+ACR's audience                             azure-cli ``acr/_docker_utils.py``
+``https://containerregistry.azure.net``    (``_resolve_acr_scope``); Azure/acr
+(``az acr login``'s exchange)              ``docs/AAD-OAuth.md``
 the token: a JWT with aud, iss             access token claims doc page; signature
 (sts.windows.net), appid, oid, tid         ``alg: none``: assumption (no client checks it)
 ``expires_in`` 3599                        assumption
@@ -36,7 +47,7 @@ from urllib.parse import parse_qs
 
 from ..app import Handler, Request, Response, json_response
 from .errors import aad_error
-from .models import ARM_AUDIENCE, GRAPH_AUDIENCE, SEED_TENANT
+from .models import ACR_AUDIENCE, ARM_AUDIENCE, CLASSIC_ARM_AUDIENCE, GRAPH_AUDIENCE, SEED_TENANT
 
 if TYPE_CHECKING:
     from .cloud import AzureCloud
@@ -86,6 +97,16 @@ class EntraID:
             },
         )
 
+    def services(self, request: Request) -> dict[str, str]:
+        """Audience a token may be asked for -> the service that accepts it (see the table)."""
+        return {
+            ARM_AUDIENCE: ARM_AUDIENCE,
+            CLASSIC_ARM_AUDIENCE: ARM_AUDIENCE,
+            GRAPH_AUDIENCE: GRAPH_AUDIENCE,
+            f"{self.cloud.base(request)}/graph": GRAPH_AUDIENCE,
+            ACR_AUDIENCE: ACR_AUDIENCE,
+        }
+
     def token(self, request: Request) -> Response:
         """Client-credentials grant: a token for ARM or Graph, to a live, unexpired password."""
         form = {k: v[0] for k, v in parse_qs(request.body.decode(errors="replace")).items()}
@@ -127,7 +148,8 @@ class EntraID:
             )
         scope = form.get("scope", "").split()
         audience = scope[0].removesuffix("/.default").rstrip("/") if scope else ""
-        if audience not in (ARM_AUDIENCE, GRAPH_AUDIENCE):
+        service = self.services(request).get(audience)
+        if service is None:
             return aad_error(
                 400,
                 "invalid_resource",
@@ -153,7 +175,7 @@ class EntraID:
             return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
 
         token = f"{part({'typ': 'JWT', 'alg': 'none'})}.{part(claims)}.{secrets.token_urlsafe(16)}"
-        self.cloud.tenant.tokens[token] = (client_id, audience)
+        self.cloud.tenant.tokens[token] = (client_id, service)
         return json_response(
             200,
             {

@@ -27,12 +27,31 @@ principal
 unknown object id: 404 Request_ResourceNotFound Graph errors doc page
 a new principal misses role assignments for a   DESIGN.md section 4 (see ``arm``)
 while (``principal_not_found`` setting)
+a token for the sandbox's own Graph URL is      the az CLI asks for
+accepted (see ``entra``)                        ``<microsoft_graph_resource_id>/.default``
+``$filter`` clauses joined by ``and``:          Graph $filter doc page (query-filter:
+``startswith(displayName,'x')``,                ``startswith``, lambda ``any`` on collections);
+``servicePrincipalNames/any(c:c eq 'x')``,      the clauses azure-cli sends (``role/custom.py``
+``identifierUris/any(s:s eq 'x')``; string      ``list_service_principals``,
+comparisons exact                               ``_resolve_service_principal``,
+                                                ``_resolve_application``); exactness:
+                                                assumption
+a service principal's                           servicePrincipal resource page
+``servicePrincipalNames`` is its appId (no      (servicePrincipalNames); applications made
+identifier URI: ``az ad sp show --id            by ``create-for-rbac`` since the CLI moved to
+http://<name>`` finds nothing)                  Graph get none (azure-cli 2.37 release notes)
+``PATCH /applications/{id}``: 204, fields       application-update reference page;
+replaced (``create-for-rbac`` rerun)            azure-cli ``create_application``
+``POST /directoryObjects/getByIds`` {ids,       directoryobject-getbyids reference page;
+types}: the objects found, with                 azure-cli ``_get_object_stubs``
+``@odata.type``
 ==============================================  ===========================================
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +65,6 @@ from .models import (
     Password,
     ServicePrincipal,
     now,
-    odata_filter,
     parse_time,
 )
 
@@ -82,6 +100,8 @@ class Graph:
                 "Insufficient privileges to complete the operation.",
             )
         parts = [s for s in request.params["rest"].split("/") if s]
+        if parts == ["directoryObjects", "getByIds"] and request.method == "POST":
+            return self._get_by_ids(request)
         if not parts or parts[0] not in ("applications", "servicePrincipals"):
             return graph_error(
                 400,
@@ -97,14 +117,14 @@ class Graph:
     ) -> Response:
         text = request.arg("$filter")
         if text:
-            wanted = odata_filter(text)
-            if not wanted or wanted[0] not in fields:
+            clauses = _filter_clauses(text)
+            if clauses is None or any(c[0] == "eq" and c[1] not in fields for c in clauses):
                 return graph_error(
                     400,
                     "Request_UnsupportedQuery",
                     f"Unsupported or invalid query filter clause specified for property '{text}'.",
                 )
-            items = [i for i in items if getattr(i, fields[wanted[0]]) == wanted[1]]
+            items = [i for i in items if all(_matches(i, c, fields) for c in clauses)]
         value = [
             i.public(SEED_TENANT) if kind == "servicePrincipals" else i.public() for i in items
         ]
@@ -148,6 +168,18 @@ class Graph:
             return graph_not_found(rest[0])
         if len(rest) == 1 and request.method == "GET":
             return json_response(200, app.public())
+        if len(rest) == 1 and request.method == "PATCH":
+            name = request.json().get("displayName")
+            if name is not None:
+                if not name or len(str(name)) > 120:
+                    return graph_error(
+                        400,
+                        "Request_BadRequest",
+                        "Invalid value specified for property 'displayName' of resource "
+                        "'Application'.",
+                    )
+                app.display_name = str(name)
+            return Response(204)
         if len(rest) == 1 and request.method == "DELETE":
             del apps[app.id]
             # deleting an application deletes its service principal in the home tenant
@@ -228,3 +260,67 @@ class Graph:
         return graph_error(
             400, "BadRequest", f"Unsupported request {request.method} {request.path}"
         )
+
+    def _get_by_ids(self, request: Request) -> Response:
+        """``POST /directoryObjects/getByIds``: the applications and principals with those ids."""
+        body = request.json()
+        ids = [str(i) for i in body.get("ids") or []]
+        types = {str(t).lower() for t in body.get("types") or []}
+        tenant = self.cloud.tenant
+        found: list[dict[str, Any]] = []
+        for object_id in ids:
+            sp = tenant.principals.get(object_id)
+            app = tenant.applications.get(object_id)
+            if sp is not None and (not types or "serviceprincipal" in types):
+                found.append(
+                    {"@odata.type": "#microsoft.graph.servicePrincipal"} | sp.public(SEED_TENANT)
+                )
+            elif app is not None and (not types or "application" in types):
+                found.append({"@odata.type": "#microsoft.graph.application"} | app.public())
+        return json_response(
+            200,
+            {
+                "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#directoryObjects",
+                "value": found,
+            },
+        )
+
+
+_QUOTED = r"'((?:[^']|'')*)'"
+_CLAUSES = {
+    "eq": re.compile(rf"(\w+)\s+eq\s+{_QUOTED}"),
+    "startswith": re.compile(rf"startswith\(\s*(\w+)\s*,\s*{_QUOTED}\s*\)"),
+    "any": re.compile(rf"(\w+)/any\(\s*(\w+)\s*:\s*(\w+)\s+eq\s+{_QUOTED}\s*\)"),
+}
+
+
+def _filter_clauses(text: str) -> list[tuple[str, str, str]] | None:
+    """A ``$filter`` as (operator, property, value) clauses joined by ``and``; None if other."""
+    clauses = []
+    for part in re.split(r"\s+and\s+", text.strip()):
+        for op, pattern in _CLAUSES.items():
+            m = pattern.fullmatch(part.strip())
+            if m is None:
+                continue
+            if op == "any":
+                if m.group(2) != m.group(3):  # the lambda's variable must be the one compared
+                    return None
+                clauses.append((op, m.group(1), m.group(4).replace("''", "'")))
+            else:
+                clauses.append((op, m.group(1), m.group(2).replace("''", "'")))
+            break
+        else:
+            return None
+    return clauses
+
+
+def _matches(item: Any, clause: tuple[str, str, str], fields: dict[str, str]) -> bool:
+    """Whether a directory object passes one clause (see the module's table)."""
+    op, prop, value = clause
+    if op == "eq":
+        return bool(getattr(item, fields[prop]) == value)
+    if op == "startswith":
+        return prop == "displayName" and str(item.display_name).startswith(value)
+    if prop == "servicePrincipalNames":
+        return isinstance(item, ServicePrincipal) and value == item.app_id
+    return False  # identifierUris: none are set here

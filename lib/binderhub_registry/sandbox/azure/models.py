@@ -40,10 +40,12 @@ if TYPE_CHECKING:
     from ..registry_front import RegistryFront
 
 __all__ = [
+    "ACR_AUDIENCE",
     "ACR_DELETE",
     "ACR_PULL",
     "ACR_PUSH",
     "ARM_AUDIENCE",
+    "CLASSIC_ARM_AUDIENCE",
     "CONTRIBUTOR",
     "DEFAULT_SETTINGS",
     "DEPLOYER_SP_OBJECT",
@@ -115,6 +117,10 @@ LOCATIONS = (
 SKUS = ("Basic", "Standard", "Premium")
 ARM_AUDIENCE = "https://management.azure.com"
 GRAPH_AUDIENCE = "https://graph.microsoft.com"
+#: ARM's other audience, the first of ``metadata/endpoints``' list: the az CLI asks for it.
+CLASSIC_ARM_AUDIENCE = "https://management.core.windows.net"
+#: The audience of the Entra ID token ``az acr login`` exchanges at the registry.
+ACR_AUDIENCE = "https://containerregistry.azure.net"
 DEFAULT_SETTINGS: dict[str, Any] = {
     "principal_not_found": 1,
     "registry_polls": 1,
