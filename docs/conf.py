@@ -22,7 +22,10 @@ html_theme = "sphinx_book_theme"
 html_title = "Set up the container registry for BinderHub"
 html_static_path = ["_static"]
 html_css_files = ["guide.css"]
+html_favicon = "_static/favicon.svg"  # else browsers ask for /favicon.ico, a 404
 html_last_updated_fmt = None
+# an explicit mode: with none, the theme's script logs "Got invalid theme mode" as an error
+html_context = {"default_mode": "light"}
 html_theme_options = {
     "home_page_in_toc": True,
     "show_toc_level": 2,
