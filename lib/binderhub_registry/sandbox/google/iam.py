@@ -1,0 +1,273 @@
+"""The IAM admin service over gRPC (``google.iam.admin.v1.IAM``), on its own TLS port.
+
+Built from google-cloud-iam's own message types (``google.cloud.iam_admin_v1.types``), so the
+real ``IAMClient`` talks to it unchanged. Imported only when the sandbox attaches the Google
+backend (grpcio and google-cloud-iam are the ``google`` extra).
+
+=============================================  ================================================
+behaviour                                      source
+=============================================  ================================================
+methods and messages: GetServiceAccount,       google/iam/admin/v1/iam.proto, as shipped in
+CreateServiceAccount, DeleteServiceAccount,    google-cloud-iam (the client's stubs name the
+ListServiceAccountKeys,                        method paths ``/google.iam.admin.v1.IAM/...``)
+CreateServiceAccountKey,
+DeleteServiceAccountKey
+names ``projects/{p|-}/serviceAccounts/        iam.proto comments (resource names; ``-`` as
+{email}[/keys/{key}]``                         the project wildcard)
+existing account: ALREADY_EXISTS; unknown:     cloud.google.com/iam/docs/reference/rpc
+NOT_FOUND; no token: UNAUTHENTICATED;          (google.rpc.Code), status names as the API
+not an owner: PERMISSION_DENIED; IAM API       answers them
+disabled: FAILED_PRECONDITION (assumption:
+the REST answer is 403 SERVICE_DISABLED)
+key limit, org policy, eventual consistency    see :mod:`.models`
+injected faults (``grpc_faults``): a status    sandbox knob: the App's HTTP faults cannot reach
+before the call, or after it (``after``: the   a gRPC port
+call is carried out and its answer lost)
+=============================================  ================================================
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from concurrent import futures
+from typing import TYPE_CHECKING, Any
+
+import grpc  # type: ignore[import-untyped]
+from google.cloud.iam_admin_v1 import types
+from google.protobuf import empty_pb2  # type: ignore[import-untyped]
+
+from .models import KEY_LIMIT, ServiceAccount, new_key
+
+if TYPE_CHECKING:
+    from .cloud import GoogleCloud
+
+__all__ = ["IamServer"]
+
+SERVICE = "google.iam.admin.v1.IAM"
+
+
+class _Abort(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class IamServer:
+    """A grpc server for the IAM admin methods the notebook uses, over the cloud's project."""
+
+    def __init__(self, cloud: GoogleCloud, cert: bytes, key: bytes) -> None:
+        self.cloud = cloud
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        methods: dict[str, tuple[Callable[[Any], Any], Any, Any]] = {
+            "GetServiceAccount": (
+                self.get_account,
+                types.GetServiceAccountRequest,
+                types.ServiceAccount,
+            ),
+            "CreateServiceAccount": (
+                self.create_account,
+                types.CreateServiceAccountRequest,
+                types.ServiceAccount,
+            ),
+            "DeleteServiceAccount": (self.delete_account, types.DeleteServiceAccountRequest, None),
+            "ListServiceAccountKeys": (
+                self.list_keys,
+                types.ListServiceAccountKeysRequest,
+                types.ListServiceAccountKeysResponse,
+            ),
+            "CreateServiceAccountKey": (
+                self.create_key,
+                types.CreateServiceAccountKeyRequest,
+                types.ServiceAccountKey,
+            ),
+            "DeleteServiceAccountKey": (
+                self.delete_key,
+                types.DeleteServiceAccountKeyRequest,
+                None,
+            ),
+        }
+        handlers = {
+            name: grpc.unary_unary_rpc_method_handler(
+                self._wrap(name, fn),
+                request_deserializer=request_type.deserialize,
+                response_serializer=(
+                    response_type.serialize if response_type else empty_pb2.Empty.SerializeToString
+                ),
+            )
+            for name, (fn, request_type, response_type) in methods.items()
+        }
+        self.server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(SERVICE, handlers),)
+        )
+        credentials = grpc.ssl_server_credentials([(key, cert)])
+        self.port = self.server.add_secure_port("127.0.0.1:0", credentials)
+        self.server.start()
+
+    @property
+    def target(self) -> str:
+        """``127.0.0.1:PORT``, the gRPC target."""
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        """Stop serving (sandbox exit)."""
+        self.server.stop(grace=None)
+
+    def _wrap(
+        self, name: str, fn: Callable[[Any], Any]
+    ) -> Callable[[Any, grpc.ServicerContext], Any]:
+        def handle(request: Any, context: grpc.ServicerContext) -> Any:
+            cloud = self.cloud
+            with cloud.lock:
+                fault = cloud.grpc_fault(name)
+                try:
+                    if fault and not fault.get("after"):
+                        raise _Abort(grpc.StatusCode[fault["code"]], "injected fault")
+                    self._auth(context)
+                    answer = fn(request)
+                    if fault:  # carried out, answer lost
+                        raise _Abort(grpc.StatusCode[fault["code"]], "injected fault")
+                except _Abort as abort:
+                    cloud.log_grpc(name, abort.code.name)
+                    context.abort(abort.code, abort.message)
+                cloud.log_grpc(name, "OK")
+            return answer if answer is not None else empty_pb2.Empty()
+
+        return handle
+
+    # --- helpers --------------------------------------------------------------------
+    def _auth(self, context: grpc.ServicerContext) -> None:
+        metadata = dict(context.invocation_metadata())
+        header = str(metadata.get("authorization", ""))
+        email = self.cloud.project.principal(
+            header[7:] if header.lower().startswith("bearer ") else ""
+        )
+        if email is None:
+            raise _Abort(
+                grpc.StatusCode.UNAUTHENTICATED, "Request had invalid authentication credentials."
+            )
+        if f"serviceAccount:{email}" not in self.cloud.project.owners:
+            raise _Abort(grpc.StatusCode.PERMISSION_DENIED, "The caller does not have permission")
+        if "iam.googleapis.com" not in self.cloud.project.enabled:
+            raise _Abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "Identity and Access Management (IAM) API has not been used in project "
+                f"{self.cloud.project.number} before or it is disabled.",
+            )
+
+    def _project(self, name: str) -> None:
+        project = self.cloud.project
+        if name not in (project.id, project.number, "-"):
+            raise _Abort(grpc.StatusCode.PERMISSION_DENIED, f"Permission denied on project {name}")
+
+    def _account(self, name: str, read: bool = False) -> ServiceAccount:
+        parts = name.split("/")
+        if len(parts) < 4 or parts[0] != "projects" or parts[2] != "serviceAccounts":
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, f"Invalid resource name {name}")
+        self._project(parts[1])
+        ref = parts[3]
+        project = self.cloud.project
+        account = project.accounts.get(ref) or next(
+            (a for a in project.accounts.values() if a.unique_id == ref), None
+        )
+        if account is None:
+            raise _Abort(grpc.StatusCode.NOT_FOUND, f"Unknown service account {ref}")
+        if read and account.reads_hidden > 0:  # not yet visible everywhere
+            account.reads_hidden -= 1
+            raise _Abort(grpc.StatusCode.NOT_FOUND, f"Unknown service account {ref}")
+        return account
+
+    def _message(self, account: ServiceAccount) -> Any:
+        project = self.cloud.project
+        return types.ServiceAccount(
+            name=f"projects/{project.id}/serviceAccounts/{account.email}",
+            project_id=project.id,
+            unique_id=account.unique_id,
+            email=account.email,
+            display_name=account.display_name,
+            description=account.description,
+            oauth2_client_id=account.unique_id,
+        )
+
+    # --- methods --------------------------------------------------------------------
+    def get_account(self, request: Any) -> Any:
+        """GetServiceAccount."""
+        return self._message(self._account(request.name, read=True))
+
+    def create_account(self, request: Any) -> Any:
+        """CreateServiceAccount: ALREADY_EXISTS when the id is taken."""
+        project = self.cloud.project
+        self._project(request.name.removeprefix("projects/"))
+        account_id = request.account_id
+        if not (6 <= len(account_id) <= 30) or not account_id[0].isalpha():
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, f"Invalid account id {account_id}")
+        email = f"{account_id}@{project.id}.iam.gserviceaccount.com"
+        if email in project.accounts:
+            raise _Abort(
+                grpc.StatusCode.ALREADY_EXISTS,
+                f"Service account {account_id} already exists within project "
+                f"projects/{project.id}.",
+            )
+        account = ServiceAccount(
+            email,
+            project.next_id(),
+            request.service_account.display_name,
+            request.service_account.description,
+            reads_hidden=int(project.settings["not_found_after_create"]),
+        )
+        project.accounts[email] = account
+        return self._message(account)
+
+    def delete_account(self, request: Any) -> None:
+        """DeleteServiceAccount: its keys go with it, and so do its grants."""
+        account = self._account(request.name)
+        project = self.cloud.project
+        del project.accounts[account.email]
+        for token, email in list(project.tokens.items()):
+            if email == account.email:
+                del project.tokens[token]
+
+    def list_keys(self, request: Any) -> Any:
+        """ListServiceAccountKeys (user-managed keys; system-managed ones are not modelled)."""
+        account = self._account(request.name)
+        return types.ListServiceAccountKeysResponse(
+            keys=[
+                types.ServiceAccountKey(
+                    name=f"{request.name}/keys/{key.id}",
+                    key_algorithm=types.ServiceAccountKeyAlgorithm.KEY_ALG_RSA_2048,
+                    key_origin=types.ServiceAccountKeyOrigin.GOOGLE_PROVIDED,
+                    key_type=types.ListServiceAccountKeysRequest.KeyType.USER_MANAGED,
+                )
+                for key in account.keys.values()
+            ]
+        )
+
+    def create_key(self, request: Any) -> Any:
+        """CreateServiceAccountKey: the key file JSON in ``private_key_data``."""
+        account = self._account(request.name)
+        project = self.cloud.project
+        if project.settings["key_creation_disabled"]:
+            raise _Abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "Key creation is not allowed on this service account.",
+            )
+        if len(account.keys) >= KEY_LIMIT:
+            raise _Abort(grpc.StatusCode.FAILED_PRECONDITION, "Precondition check failed.")
+        key, info = new_key(project, account, self.cloud.token_uri)
+        return types.ServiceAccountKey(
+            name=f"projects/{project.id}/serviceAccounts/{account.email}/keys/{key.id}",
+            private_key_type=types.ServiceAccountPrivateKeyType.TYPE_GOOGLE_CREDENTIALS_FILE,
+            key_algorithm=types.ServiceAccountKeyAlgorithm.KEY_ALG_RSA_2048,
+            private_key_data=json.dumps(info, indent=2).encode(),
+            key_origin=types.ServiceAccountKeyOrigin.GOOGLE_PROVIDED,
+            key_type=types.ListServiceAccountKeysRequest.KeyType.USER_MANAGED,
+        )
+
+    def delete_key(self, request: Any) -> None:
+        """DeleteServiceAccountKey."""
+        account_name, _, key_id = request.name.rpartition("/keys/")
+        account = self._account(account_name)
+        if key_id not in account.keys:
+            raise _Abort(grpc.StatusCode.NOT_FOUND, f"Unknown key {key_id}")
+        del account.keys[key_id]

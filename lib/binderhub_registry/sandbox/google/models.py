@@ -1,0 +1,274 @@
+"""Fake Google Cloud's state: one project, its enabled services, repositories, service accounts.
+
+=============================================  ================================================
+behaviour                                      source
+=============================================  ================================================
+service-account email
+``<id>@<project>.iam.gserviceaccount.com``,    cloud.google.com/iam/docs/service-accounts-create
+id 6-30 chars ``[a-z][a-z0-9-]*[a-z0-9]``      (naming rules)
+a service account holds at most 10 keys;      cloud.google.com/iam/docs/keys-create-delete
+the 11th: FAILED_PRECONDITION                  ("up to 10 keys"); the status: assumption
+key creation refused by the org policy         cloud.google.com/resource-manager/docs/
+``iam.disableServiceAccountKeyCreation``:      organization-policy/restricting-service-accounts
+FAILED_PRECONDITION "Key creation is not       (enforced by default for organizations
+allowed on this service account."              created since 2024-05-03)
+a new service account is NOT_FOUND for a       cloud.google.com/iam/docs/service-accounts-create
+short while after creation (eventual           ("may take ... 60 seconds or more");
+consistency)                                   modelled as ``not_found_after_create`` reads
+key file JSON: type, project_id,               the JSON key file google-auth reads
+private_key_id, private_key (PKCS#8 PEM),      (google.oauth2.service_account.from_
+client_email, client_id, token_uri, ...        service_account_info)
+IAM policy etag: changes at every set; a       cloud.google.com/iam/docs/policies#etag
+set with a stale etag: 409 ABORTED             (concurrency control)
+=============================================  ================================================
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import json
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+__all__ = [
+    "DEFAULT_SETTINGS",
+    "PROJECT",
+    "PROJECT_NUMBER",
+    "ROLE_ACTIONS",
+    "SEED_ACCOUNT",
+    "Key",
+    "Project",
+    "Repository",
+    "ServiceAccount",
+    "new_key",
+    "seed_credentials",
+    "seed_project",
+]
+
+PROJECT = "binderhub-demo"
+PROJECT_NUMBER = "123456789012"
+#: The deploying service account (project Owner) whose key file the sandbox seeds.
+SEED_ACCOUNT = f"deployer@{PROJECT}.iam.gserviceaccount.com"
+KEY_LIMIT = 10
+#: What a role on a repository lets a principal do with its images (Artifact Registry roles page).
+ROLE_ACTIONS: dict[str, set[str]] = {
+    "roles/artifactregistry.reader": {"pull"},
+    "roles/artifactregistry.writer": {"pull", "push"},
+    "roles/artifactregistry.repoAdmin": {"pull", "push", "delete"},
+    "roles/artifactregistry.admin": {"pull", "push", "delete"},
+    "roles/owner": {"pull", "push", "delete"},
+}
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "not_found_after_create": 1,  # reads of a new service account that answer NOT_FOUND
+    "key_creation_disabled": False,  # the org policy iam.disableServiceAccountKeyCreation
+    "operation_polls": 1,  # polls an operation answers done=false before done=true
+    "grpc_faults": [],  # [{"method": "CreateServiceAccount", "code": "UNAVAILABLE", ...}]
+}
+
+
+def _rsa_pem() -> tuple[str, str]:
+    """A new RSA key pair: (private PKCS#8 PEM, public PEM)."""
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    public = (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return pem, public
+
+
+def public_of(private_pem: str) -> str | None:
+    """The public PEM of a private PEM, or None when it is not one."""
+    try:
+        key = serialization.load_pem_private_key(private_pem.encode(), password=None)
+    except (ValueError, TypeError):
+        return None
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+@dataclass
+class Key:
+    """A service-account key: only the public half is kept, as Google does."""
+
+    id: str
+    public_pem: str
+    created: str
+
+
+@dataclass
+class ServiceAccount:
+    """A service account and its user-managed keys."""
+
+    email: str
+    unique_id: str
+    display_name: str
+    description: str = ""
+    keys: dict[str, Key] = field(default_factory=dict)
+    reads_hidden: int = 0  # eventual consistency: NOT_FOUND for this many reads
+
+    @property
+    def account_id(self) -> str:
+        """The part before ``@``."""
+        return self.email.split("@", 1)[0]
+
+
+@dataclass
+class Repository:
+    """An Artifact Registry repository and its IAM policy."""
+
+    project: str
+    location: str
+    id: str
+    format: str
+    description: str
+    created: str
+    bindings: list[dict[str, Any]] = field(default_factory=list)
+    version: int = 0  # bumped by every policy change: the etag
+
+    @property
+    def name(self) -> str:
+        """``projects/<p>/locations/<l>/repositories/<id>``."""
+        return f"projects/{self.project}/locations/{self.location}/repositories/{self.id}"
+
+    @property
+    def etag(self) -> str:
+        """The policy's etag, as the JSON's base64 bytes."""
+        digest = hashlib.sha256(f"{self.name}#{self.version}".encode()).digest()[:8]
+        return base64.b64encode(digest).decode()
+
+    def actions(self, member: str) -> set[str]:
+        """What ``member`` (``serviceAccount:<email>``) may do here by this policy."""
+        allowed: set[str] = set()
+        for binding in self.bindings:
+            if member in binding.get("members", []):
+                allowed |= ROLE_ACTIONS.get(binding.get("role", ""), set())
+        return allowed
+
+
+@dataclass
+class Project:
+    """One project's state."""
+
+    id: str
+    number: str
+    enabled: set[str]
+    accounts: dict[str, ServiceAccount]
+    repositories: dict[str, Repository] = field(default_factory=dict)  # by name
+    operations: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> state
+    tokens: dict[str, str] = field(default_factory=dict)  # access token -> email
+    owners: set[str] = field(default_factory=set)
+    settings: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
+    counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def next_id(self, width: int = 21) -> str:
+        """A deterministic numeric id (unique ids of service accounts, key ids...)."""
+        return str(next(self.counter)).rjust(width, "1")
+
+    def issue_token(self, email: str) -> str:
+        """A new access token for ``email``."""
+        token = "ya29.sandbox-" + secrets.token_urlsafe(24)
+        self.tokens[token] = email
+        return token
+
+    def principal(self, bearer: str) -> str | None:
+        """Who an access token, or a self-signed JWT of a live key, stands for."""
+        if bearer in self.tokens:
+            return self.tokens[bearer]
+        if bearer.count(".") == 2:
+            from .rest import verify_jwt  # the JWT check lives with the token endpoint
+
+            return verify_jwt(self, bearer)
+        return None
+
+    def check_key_file(self, info: Any) -> ServiceAccount | None:
+        """The live account whose live key ``info`` (a key file's JSON) is, else None."""
+        if not isinstance(info, dict):
+            return None
+        account = self.accounts.get(str(info.get("client_email", "")))
+        if account is None:
+            return None
+        key = account.keys.get(str(info.get("private_key_id", "")))
+        if key is None:
+            return None
+        return account if public_of(str(info.get("private_key", ""))) == key.public_pem else None
+
+
+def new_key(
+    project: Project, account: ServiceAccount, token_uri: str
+) -> tuple[Key, dict[str, Any]]:
+    """A new key for ``account``: the stored public half, and the key file's JSON."""
+    private_pem, public_pem = _rsa_pem()
+    key_id = hashlib.sha1(public_pem.encode()).hexdigest()  # an id, not security
+    key = Key(key_id, public_pem, "2026-01-01T00:00:00Z")
+    account.keys[key_id] = key
+    info = key_file(project.id, account, key_id, private_pem, token_uri)
+    return key, info
+
+
+def key_file(
+    project: str, account: ServiceAccount, key_id: str, private_pem: str, token_uri: str
+) -> dict[str, Any]:
+    """A JSON key file as Google writes it."""
+    return {
+        "type": "service_account",
+        "project_id": project,
+        "private_key_id": key_id,
+        "private_key": private_pem,
+        "client_email": account.email,
+        "client_id": account.unique_id,
+        "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+        "token_uri": token_uri,
+        "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
+        "client_x509_cert_url": (
+            f"https://www.googleapis.com/robot/v1/metadata/x509/{account.email}"
+        ),
+        "universe_domain": "googleapis.com",
+    }
+
+
+def seed_credentials() -> dict[str, str]:
+    """The deployer's key (its private half), for the sandbox's ``credentials.json``."""
+    private_pem, public_pem = _rsa_pem()
+    key_id = hashlib.sha1(public_pem.encode()).hexdigest()
+    return {
+        "project_id": PROJECT,
+        "client_email": SEED_ACCOUNT,
+        "private_key_id": key_id,
+        "private_key": private_pem,
+    }
+
+
+def seed_project(deployer: dict[str, str]) -> Project:
+    """The seeded project: IAM and Service Usage on, Artifact Registry off, one Owner."""
+    public = public_of(deployer["private_key"]) or ""
+    account = ServiceAccount(SEED_ACCOUNT, "100000000000000000001", "deployer")
+    account.keys[deployer["private_key_id"]] = Key(
+        deployer["private_key_id"], public, "2026-01-01T00:00:00Z"
+    )
+    return Project(
+        id=PROJECT,
+        number=PROJECT_NUMBER,
+        enabled={"iam.googleapis.com", "serviceusage.googleapis.com"},
+        accounts={SEED_ACCOUNT: account},
+        owners={f"serviceAccount:{SEED_ACCOUNT}"},
+    )
+
+
+def dumps(data: Any) -> bytes:
+    """JSON bytes."""
+    return json.dumps(data).encode()

@@ -1,0 +1,460 @@
+"""Google's REST fakes: the OAuth token endpoint, Service Usage, Artifact Registry.
+
+=============================================  ================================================
+behaviour                                      source
+=============================================  ================================================
+``POST /oauth2/token`` grant ``urn:ietf:       developers.google.com/identity/protocols/oauth2/
+params:oauth:grant-type:jwt-bearer``, an       service-account ("Making the access token
+RS256 JWT signed by a live key -> access       request"); refusal ``{"error":
+token; refusal 400 ``invalid_grant``           "invalid_grant", ...}`` from the same page
+error body ``{"error": {"code", "message",     cloud.google.com/apis/design/errors (HTTP
+"status", "details"}}``                        mapping); google-api-core reads it
+a call to a disabled API: 403                  cloud.google.com/apis/design/errors and the
+PERMISSION_DENIED, ErrorInfo reason            Service Usage docs ("SERVICE_DISABLED");
+``SERVICE_DISABLED``                           message text: assumption (shortened)
+Service Usage ``GET v1/{name=*/*/services/*}`` serviceusage v1 discovery document
+and ``POST v1/{name}:enable`` -> Operation;    (vendored in tests/data/google), operation
+``GET v1/{name=operations/*}``                 names ``operations/acf.p2-...``
+Artifact Registry ``repositories`` get,        artifactregistry v1 discovery document;
+create (``repositoryId``, returns an           create and delete are long-running
+Operation), delete (Operation), list;          (``projects/*/locations/*/operations/*``)
+``:getIamPolicy`` / ``:setIamPolicy``
+stale etag on setIamPolicy: 409 ABORTED        cloud.google.com/iam/docs/policies#etag
+"There were concurrent policy changes..."
+repository ids: lowercase letters, digits,     cloud.google.com/artifact-registry/docs/
+hyphens, start with a letter, at most 63;      repositories/create-repos; gcr.io-domain ids
+``gcr.io``, ``us.gcr.io``, ``eu.gcr.io``,      from .../transition/setup-gcr-repo
+``asia.gcr.io`` only in us/us/europe/asia
+=============================================  ================================================
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from ..app import Request, Response, json_response
+from .models import Project, Repository
+
+if TYPE_CHECKING:
+    from .cloud import GoogleCloud
+
+__all__ = ["STATUS", "Rest", "google_error"]
+
+#: HTTP status of each canonical code (google.rpc.Code; cloud.google.com/apis/design/errors).
+STATUS = {
+    "INVALID_ARGUMENT": 400,
+    "FAILED_PRECONDITION": 400,
+    "UNAUTHENTICATED": 401,
+    "PERMISSION_DENIED": 403,
+    "NOT_FOUND": 404,
+    "ALREADY_EXISTS": 409,
+    "ABORTED": 409,
+    "RESOURCE_EXHAUSTED": 429,
+    "UNAVAILABLE": 503,
+}
+GCR_DOMAINS = {"gcr.io": "us", "us.gcr.io": "us", "eu.gcr.io": "europe", "asia.gcr.io": "asia"}
+_REPOSITORY_ID = re.compile(r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?")
+SERVICE_TITLES = {
+    "artifactregistry.googleapis.com": "Artifact Registry API",
+    "iam.googleapis.com": "Identity and Access Management (IAM) API",
+    "serviceusage.googleapis.com": "Service Usage API",
+}
+
+
+def google_error(code: str, message: str, details: list[dict[str, Any]] | None = None) -> Response:
+    """Google's JSON error body for canonical ``code``."""
+    status = STATUS.get(code, 500)
+    error: dict[str, Any] = {"code": status, "message": message, "status": code}
+    if details:
+        error["details"] = details
+    return json_response(status, {"error": error})
+
+
+def service_disabled(project: Project, service: str) -> Response:
+    """The 403 of a call to an API that is not enabled (ErrorInfo SERVICE_DISABLED)."""
+    title = SERVICE_TITLES.get(service, service)
+    return google_error(
+        "PERMISSION_DENIED",
+        f"{title} has not been used in project {project.number} before or it is disabled. "
+        f"Enable it by visiting https://console.developers.google.com/apis/api/{service}/"
+        f"overview?project={project.number} then retry.",
+        [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "SERVICE_DISABLED",
+                "domain": "googleapis.com",
+                "metadata": {"service": service, "consumer": f"projects/{project.number}"},
+            }
+        ],
+    )
+
+
+def verify_jwt(project: Project, token: str) -> str | None:
+    """The issuer of an unexpired RS256 JWT signed by one of its live keys, else None.
+
+    Token-endpoint assertions and self-signed JWTs (which the SDKs send as Bearer
+    tokens for service-account keys: google-auth ``always_use_jwt_access``) alike.
+    """
+    try:
+        head, body, signature = token.split(".")
+        header = json.loads(_b64url(head))
+        claims = json.loads(_b64url(body))
+        account = project.accounts[claims["iss"]]
+        key = account.keys[header["kid"]]
+        public = serialization.load_pem_public_key(key.public_pem.encode())
+        assert isinstance(public, rsa.RSAPublicKey)
+        public.verify(
+            _b64url(signature), f"{head}.{body}".encode(), padding.PKCS1v15(), hashes.SHA256()
+        )
+    except (ValueError, KeyError, TypeError, AssertionError, InvalidSignature):
+        return None
+    if float(claims.get("exp", 0)) < time.time():
+        return None
+    return account.email
+
+
+def _b64url(data: str) -> bytes:
+    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+
+
+class Rest:
+    """The REST routes of the Google backend, over the cloud's one project."""
+
+    def __init__(self, cloud: GoogleCloud) -> None:
+        self.cloud = cloud
+
+    @property
+    def project(self) -> Project:
+        """The cloud's live project."""
+        return self.cloud.project
+
+    def routes(self) -> list[tuple[str, str, Callable[[Request], Response]]]:
+        """(method, pattern, handler), colon verbs before the plain resource paths."""
+        su = "/serviceusage/v1/projects/{project}/services/{service}"
+        ar = "/artifactregistry/v1/projects/{project}/locations/{location}"
+        return [
+            ("POST", "/oauth2/token", self.token),
+            ("POST", su + ":enable", self.enable),
+            ("POST", su + ":disable", self.disable),
+            ("GET", su, self.get_service),
+            ("GET", "/serviceusage/v1/operations/{op}", self.service_operation),
+            ("GET", ar + "/repositories/{repo}:getIamPolicy", self.get_policy),
+            ("POST", ar + "/repositories/{repo}:setIamPolicy", self.set_policy),
+            ("GET", ar + "/repositories/{repo}", self.get_repository),
+            ("DELETE", ar + "/repositories/{repo}", self.delete_repository),
+            ("GET", ar + "/repositories", self.list_repositories),
+            ("POST", ar + "/repositories", self.create_repository),
+            ("GET", ar + "/operations/{op}", self.repository_operation),
+        ]
+
+    # --- auth ---------------------------------------------------------------------
+    def token(self, request: Request) -> Response:
+        """The OAuth 2.0 token endpoint for service-account JWT assertions."""
+        form = {k: v[0] for k, v in parse_qs(request.body.decode()).items()}
+        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            return json_response(400, {"error": "unsupported_grant_type"})
+        email = self._verify_assertion(form.get("assertion", ""))
+        if email is None:
+            return json_response(
+                400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}
+            )
+        return json_response(
+            200,
+            {
+                "access_token": self.project.issue_token(email),
+                "expires_in": 3599,
+                "token_type": "Bearer",
+            },
+        )
+
+    def _verify_assertion(self, assertion: str) -> str | None:
+        """The issuer of a JWT signed by one of its live keys (RS256), else None."""
+        return verify_jwt(self.project, assertion)
+
+    def caller(self, request: Request) -> str | Response:
+        """The signed-in principal, or Google's 401."""
+        email = self.project.principal(request.bearer())
+        if email is None:
+            return google_error(
+                "UNAUTHENTICATED",
+                "Request had invalid authentication credentials. Expected OAuth 2 access token, "
+                "login cookie or other valid authentication credential.",
+            )
+        return email
+
+    def _guard(self, request: Request, service: str | None = None) -> Response | None:
+        """401 without a token, 404 for another project, 403 when ``service`` is off."""
+        who = self.caller(request)
+        if isinstance(who, Response):
+            return who
+        if request.params.get("project") not in (self.project.id, self.project.number):
+            return google_error(
+                "PERMISSION_DENIED",
+                f"Permission denied on resource project {request.params.get('project')}.",
+            )
+        if f"serviceAccount:{who}" not in self.project.owners:
+            return google_error("PERMISSION_DENIED", "The caller does not have permission")
+        if service and service not in self.project.enabled:
+            return service_disabled(self.project, service)
+        return None
+
+    # --- Service Usage --------------------------------------------------------------
+    def _service(self, name: str) -> dict[str, Any]:
+        state = "ENABLED" if name in self.project.enabled else "DISABLED"
+        return {
+            "name": f"projects/{self.project.number}/services/{name}",
+            "config": {"name": name, "title": SERVICE_TITLES.get(name, name)},
+            "state": state,
+            "parent": f"projects/{self.project.number}",
+        }
+
+    def get_service(self, request: Request) -> Response:
+        """``services.get``: the service and its state."""
+        refused = self._guard(request)
+        if refused:
+            return refused
+        return json_response(200, self._service(request.params["service"]))
+
+    def enable(self, request: Request) -> Response:
+        """``services.enable``: an operation that enables the service when it completes."""
+        refused = self._guard(request)
+        if refused:
+            return refused
+        service = request.params["service"]
+        if service not in SERVICE_TITLES:
+            return google_error("NOT_FOUND", f"Service {service} not found or permission denied.")
+        name = f"operations/acf.p2-{self.project.number}-{self.project.next_id(8)}"
+        self.project.operations[name] = {
+            "polls": int(self.project.settings["operation_polls"]),
+            "finish": lambda: self.project.enabled.add(service),
+            "response": lambda: {
+                "@type": "type.googleapis.com/google.api.serviceusage.v1.EnableServiceResponse",
+                "service": self._service(service),
+            },
+            "metadata": {
+                "@type": "type.googleapis.com/google.api.serviceusage.v1.OperationMetadata"
+            },
+        }
+        return self._operation(name)
+
+    def disable(self, request: Request) -> Response:
+        """``services.disable``: an operation that turns the service off when it completes."""
+        refused = self._guard(request)
+        if refused:
+            return refused
+        service = request.params["service"]
+        name = f"operations/acf.p2-{self.project.number}-{self.project.next_id(8)}"
+        self.project.operations[name] = {
+            "polls": int(self.project.settings["operation_polls"]),
+            "finish": lambda: self.project.enabled.discard(service),
+            "response": lambda: {
+                "@type": "type.googleapis.com/google.api.serviceusage.v1.DisableServiceResponse",
+                "service": self._service(service),
+            },
+            "metadata": {
+                "@type": "type.googleapis.com/google.api.serviceusage.v1.OperationMetadata"
+            },
+        }
+        return self._operation(name)
+
+    def service_operation(self, request: Request) -> Response:
+        """``operations.get`` of Service Usage."""
+        if isinstance(self.caller(request), Response):
+            return self.caller(request)  # type: ignore[return-value]
+        return self._poll("operations/" + request.params["op"])
+
+    # --- operations -------------------------------------------------------------------
+    def _operation(self, name: str) -> Response:
+        state = self.project.operations[name]
+        body: dict[str, Any] = {"name": name, "metadata": state["metadata"]}
+        if state["polls"] <= 0:
+            if "done_response" not in state:
+                state["finish"]()
+                state["done_response"] = state["response"]()
+            body |= {"done": True, "response": state["done_response"]}
+        return json_response(200, body)
+
+    def _poll(self, name: str) -> Response:
+        state = self.project.operations.get(name)
+        if state is None:
+            return google_error("NOT_FOUND", f"Operation {name} not found.")
+        state["polls"] -= 1
+        return self._operation(name)
+
+    # --- Artifact Registry --------------------------------------------------------------
+    def _repo_name(self, request: Request, repo: str | None = None) -> str:
+        rid = repo or request.params["repo"]
+        return (
+            f"projects/{self.project.id}/locations/{request.params['location']}/repositories/{rid}"
+        )
+
+    def _repo_json(self, repo: Repository) -> dict[str, Any]:
+        host = self.cloud.registry_host(repo)
+        return {
+            "name": repo.name,
+            "format": repo.format,
+            "description": repo.description,
+            "createTime": repo.created,
+            "updateTime": repo.created,
+            "mode": "STANDARD_REPOSITORY",
+            "registryUri": f"{host}/{repo.project}/{repo.id}" if host else "",
+        }
+
+    def _find(self, request: Request) -> Repository | Response:
+        refused = self._guard(request, "artifactregistry.googleapis.com")
+        if refused:
+            return refused
+        repo = self.project.repositories.get(self._repo_name(request))
+        if repo is None:
+            return google_error("NOT_FOUND", "Requested entity was not found.")
+        return repo
+
+    def get_repository(self, request: Request) -> Response:
+        """``repositories.get``."""
+        repo = self._find(request)
+        return repo if isinstance(repo, Response) else json_response(200, self._repo_json(repo))
+
+    def list_repositories(self, request: Request) -> Response:
+        """``repositories.list`` of one location."""
+        refused = self._guard(request, "artifactregistry.googleapis.com")
+        if refused:
+            return refused
+        found = [
+            self._repo_json(r)
+            for r in self.project.repositories.values()
+            if r.location == request.params["location"]
+        ]
+        return json_response(200, {"repositories": found} if found else {})
+
+    def create_repository(self, request: Request) -> Response:
+        """``repositories.create``: an operation; the registry front starts with the repository."""
+        refused = self._guard(request, "artifactregistry.googleapis.com")
+        if refused:
+            return refused
+        rid = request.arg("repositoryId")
+        location = request.params["location"]
+        body = request.json()
+        if rid in GCR_DOMAINS:
+            if GCR_DOMAINS[rid] != location:
+                return google_error(
+                    "INVALID_ARGUMENT",
+                    f"repository {rid} must be in location {GCR_DOMAINS[rid]}",
+                )
+        elif not _REPOSITORY_ID.fullmatch(rid):
+            return google_error("INVALID_ARGUMENT", f"invalid repository id {rid!r}")
+        # the SDKs ask for enums as numbers ($alt=json;enum-encoding=int): DOCKER is 1
+        if body.get("format") not in ("DOCKER", 1):
+            return google_error("INVALID_ARGUMENT", "only the DOCKER format is modelled")
+        name = self._repo_name(request, rid)
+        if name in self.project.repositories:
+            return google_error("ALREADY_EXISTS", f"the repository already exists: {name}")
+        repo = Repository(
+            self.project.id,
+            location,
+            rid,
+            "DOCKER",
+            str(body.get("description", "")),
+            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        )
+        self.project.repositories[name] = repo
+        self.cloud.ensure_front(repo)
+        return self._lro(location, lambda: None, lambda: self._repo_json(repo), "Repository")
+
+    def delete_repository(self, request: Request) -> Response:
+        """``repositories.delete``: gone at once, reported through a done operation."""
+        repo = self._find(request)
+        if isinstance(repo, Response):
+            return repo
+        del self.project.repositories[repo.name]
+        self.cloud.drop_images(repo)
+        return self._lro(repo.location, lambda: None, lambda: {}, "Empty", polls=0)
+
+    def _lro(
+        self,
+        location: str,
+        finish: Callable[[], None],
+        response: Callable[[], dict[str, Any]],
+        kind: str,
+        polls: int | None = None,
+    ) -> Response:
+        name = (
+            f"projects/{self.project.id}/locations/{location}/operations/"
+            f"{self.project.next_id(8)}-0000-4000-8000-000000000000"
+        )
+        at = "google.protobuf" if kind == "Empty" else "google.devtools.artifactregistry.v1"
+        self.project.operations[name] = {
+            "polls": int(self.project.settings["operation_polls"]) if polls is None else polls,
+            "finish": finish,
+            "response": lambda: {"@type": f"type.googleapis.com/{at}.{kind}"} | response(),
+            "metadata": {
+                "@type": "type.googleapis.com/google.devtools.artifactregistry.v1.OperationMetadata"
+            },
+        }
+        return self._operation(name)
+
+    def repository_operation(self, request: Request) -> Response:
+        """``operations.get`` of Artifact Registry."""
+        refused = self._guard(request)
+        if refused:
+            return refused
+        loc = request.params["location"]
+        return self._poll(
+            f"projects/{self.project.id}/locations/{loc}/operations/{request.params['op']}"
+        )
+
+    def get_policy(self, request: Request) -> Response:
+        """``repositories.getIamPolicy``."""
+        repo = self._find(request)
+        if isinstance(repo, Response):
+            return repo
+        return json_response(200, _policy(repo))
+
+    def set_policy(self, request: Request) -> Response:
+        """``repositories.setIamPolicy``: the etag must be current; members must exist."""
+        repo = self._find(request)
+        if isinstance(repo, Response):
+            return repo
+        policy = request.json().get("policy", {})
+        etag = policy.get("etag")
+        if etag and etag != repo.etag:
+            return google_error(
+                "ABORTED",
+                "There were concurrent policy changes. Please retry the whole read-modify-write "
+                "with exponential backoff.",
+            )
+        bindings = policy.get("bindings", [])
+        for binding in bindings:
+            for member in binding.get("members", []):
+                kind, _, email = member.partition(":")
+                if (
+                    kind == "serviceAccount"
+                    and email.endswith(f"@{self.project.id}.iam.gserviceaccount.com")
+                    and email not in self.project.accounts
+                ):
+                    return google_error(
+                        "INVALID_ARGUMENT", f"Service account {email} does not exist."
+                    )
+        repo.bindings = [
+            {"role": b["role"], "members": sorted(b.get("members", []))}
+            for b in bindings
+            if b.get("members")
+        ]
+        repo.version += 1
+        return json_response(200, _policy(repo))
+
+
+def _policy(repo: Repository) -> dict[str, Any]:
+    body: dict[str, Any] = {"version": 1, "etag": repo.etag}
+    if repo.bindings:
+        body["bindings"] = repo.bindings
+    return body
