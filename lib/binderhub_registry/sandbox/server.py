@@ -22,6 +22,7 @@ from . import tls
 from .app import App, BackendFactory, Context
 from .azure import AzureCloud
 from .dockerhub import DockerHub
+from .files import check_private_dir, write_private
 from .google import GoogleCloud
 
 __all__ = ["BACKENDS", "serve"]
@@ -51,9 +52,8 @@ async def _serve(directory: Path) -> None:
             "registries": registries,
             "credentials_file": str(directory / "credentials.json"),
         }
-        tmp = directory / "sandbox.json.tmp"
-        tmp.write_text(json.dumps(info, indent=2))
-        tmp.replace(directory / "sandbox.json")
+        # 0600, through a fresh file renamed into place: a planted link is never followed
+        write_private(directory / "sandbox.json", json.dumps(info, indent=2).encode())
         await stopped.wait()
     finally:
         (directory / "sandbox.json").unlink(missing_ok=True)
@@ -64,7 +64,8 @@ async def _serve(directory: Path) -> None:
 
 def serve(directory: Path) -> None:
     """Start everything, write sandbox.json, then wait for SIGTERM or SIGINT."""
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    check_private_dir(directory)  # the user's own, closed to others (see files.py)
     asyncio.run(_serve(directory))
 
 
