@@ -1,0 +1,25 @@
+"""The client tests run only under ``make test-clients``, which installs the clients first.
+
+Elsewhere (``make test``, a bare ``pytest``) each is skipped with the reason
+printed in the summary (``-ra``), rather than deselected without a word.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+#: Set by ``make test-clients``: the path of the pinned Azure CLI it installed.
+AZ_ENV = "BHR_AZ_CLI"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get(AZ_ENV):
+        return
+    skip = pytest.mark.skip(
+        reason="drives the real Azure CLI: `make test-clients` installs it (.tools/) and runs this"
+    )
+    for item in items:
+        if item.get_closest_marker("clients"):
+            item.add_marker(skip)
