@@ -32,10 +32,8 @@ from functools import wraps
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
-import yaml
-
-from ..binderhub import RegistryValues, ValuesFiles, write_values
-from ..errors import CloudError, InvalidParameter
+from ..binderhub import RegistryValues, ValuesFiles, read_values_file, write_values
+from ..errors import CloudError, InvalidParameter, InvalidValuesFile
 from ..outputs import prepare_output_dir
 from ..params import Parameter, directory, flag, image_name_prefix
 from ..params import validate as check_rules
@@ -213,10 +211,9 @@ class Connection:
     def stored_password(self, username: str) -> Secret | None:
         """The password in ``output_dir/secret.yaml`` when it is for ``username``."""
         try:
-            data = yaml.safe_load((self.params.output_dir / "secret.yaml").read_text())
-            registry = data["registry"]
+            registry = read_values_file(self.params.output_dir / "secret.yaml")["registry"]
             password = registry["password"]
-        except (OSError, yaml.YAMLError, KeyError, TypeError):
+        except (OSError, InvalidValuesFile, KeyError, TypeError):
             return None  # absent or broken: a new credential is made (never echo its content)
         if registry.get("username") != username or not isinstance(password, str) or not password:
             return None
