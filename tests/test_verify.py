@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import email.utils
-import hashlib
 import http.server
-import json
-import shutil
 import subprocess
 import threading
 import time
@@ -26,11 +23,12 @@ from binderhub_registry import (
     VerifyHints,
     verify,
 )
-from binderhub_registry.binderhub import docker_config_json, image_host, split_image_reference
-from binderhub_registry.push import tiny_image
+from binderhub_registry.binderhub import image_host, split_image_reference
 from binderhub_registry.registry_http import RegistryHTTP
 from binderhub_registry.sandbox import Sandbox
 from binderhub_registry.verify import CHECK_IMAGE, _split_image
+
+from .skopeo import needs_skopeo, skopeo_push
 
 
 def hub_session(box: Sandbox, user: str = "dockerhub") -> dict[str, str]:
@@ -390,60 +388,16 @@ def test_verify_and_the_values_share_one_host_rule(prefix: str) -> None:
     assert (host + "/" + path).endswith(prefix + "x")
 
 
-def _oci_layout(path: Path) -> None:
-    layer, config, manifest = tiny_image()
-    blobs = path / "blobs" / "sha256"
-    blobs.mkdir(parents=True)
-    for blob in (layer, config, manifest):
-        (blobs / hashlib.sha256(blob).hexdigest()).write_bytes(blob)
-    (path / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
-    index = {
-        "schemaVersion": 2,
-        "manifests": [
-            {
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "digest": "sha256:" + hashlib.sha256(manifest).hexdigest(),
-                "size": len(manifest),
-            }
-        ],
-    }
-    (path / "index.json").write_text(json.dumps(index))
-
-
 def _skopeo_push(
     box: Sandbox, values: RegistryValues, tmp_path: Path, repo: str
 ) -> subprocess.CompletedProcess[str]:
     """Push like a build pod: skopeo finds credentials in the chart's config.json by host."""
-    authfile = tmp_path / "config.json"
-    authfile.write_text(docker_config_json(values))
-    certs = tmp_path / "certs"
-    certs.mkdir(exist_ok=True)
-    shutil.copy(box.ca_file, certs / "ca.crt")
-    layout = tmp_path / "layout"
-    if not layout.exists():
-        _oci_layout(layout)
     host = box.registries["dockerhub"].split("://")[1]
-    return subprocess.run(
-        [
-            "skopeo",
-            "copy",
-            "--authfile",
-            str(authfile),
-            "--dest-cert-dir",
-            str(certs),
-            f"oci:{layout}",
-            f"docker://{host}/{repo}:skopeo",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
-    )
+    registry = values.secret(reveal=True)["registry"]
+    return skopeo_push(box.ca_file, tmp_path, registry, f"{host}/{repo}:skopeo")
 
 
-skopeo = pytest.mark.skipif(
-    shutil.which("skopeo") is None, reason="skopeo missing: apt-get install skopeo"
-)
+skopeo = needs_skopeo
 
 
 @skopeo
