@@ -140,9 +140,8 @@ def test_default_run_writes_verified_values(azure_nb: NotebookRun, fresh: sandbo
     prefix = config["BinderHub"]["image_prefix"]
     login = prefix.split("/")[0]
     assert prefix == f"{login}/binderhub/binder-"
-    assert config["DockerRegistry"] == {
-        "token_url": f"https://{login}/oauth2/token?service={login}"
-    }
+    # no token_url: BinderHub would send `service` twice, which ACR refuses (binderhub#1620)
+    assert config["DockerRegistry"] == {"url": f"https://{login}"}
     registry_values = secret(azure_nb)
     assert registry_values["url"] == f"https://{login}"
     app = next(a for a in state["applications"] if a["display_name"] == "binderhub-sp")
@@ -216,6 +215,7 @@ BAD_INPUTS = [
     ({"prefix": "Binder-"}, "prefix", "lowercase"),
     ({"subscription_id": "my-subscription"}, "subscription_id", "GUID"),
     ({"secret_expiry_days": 0}, "secret_expiry_days", "from 1 to 730"),
+    ({"propagation_minutes": 61}, "propagation_minutes", "from 0 to 60"),
     ({"output_dir": ""}, "output_dir", "directory path"),
     ({"rotate": True, "teardown": True}, "rotate", "cannot be combined with teardown"),
 ]
@@ -234,6 +234,8 @@ MORE_BAD_INPUTS = [
     ({"secret_expiry_days": 731}, "secret_expiry_days", "from 1 to 730"),
     ({"secret_expiry_days": "365"}, "secret_expiry_days", "whole number"),
     ({"secret_expiry_days": True}, "secret_expiry_days", "whole number"),
+    ({"propagation_minutes": -1}, "propagation_minutes", "from 0 to 60"),
+    ({"propagation_minutes": 1.5}, "propagation_minutes", "whole number"),
     ({"device_code": "no"}, "device_code", "True or False"),
     ({"dry_run": 1}, "dry_run", "True or False"),
     ({"sandbox": "False"}, "sandbox", "True or False"),
@@ -247,6 +249,7 @@ DEFAULTS = {
     "project": "binderhub",
     "subscription_id": "",
     "secret_expiry_days": 365,
+    "propagation_minutes": 10,
     "device_code": False,
     "prefix": "binder-",
     "output_dir": "build/03-azure-container-registry",
@@ -478,12 +481,15 @@ def test_no_secret_in_outputs_logs_or_files(azure_nb: NotebookRun, fresh: sandbo
 def test_wrong_secret_is_a_clear_authentication_error(
     azure_nb: NotebookRun, fresh: sandbox.Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # the sandbox never reads AZURE_CLIENT_SECRET (a real one must not reach it): a wrong
+    # secret is rehearsed with the sandbox-only variable
     monkeypatch.setenv("AZURE_CLIENT_ID", fresh.credentials("azure")["client_id"])
-    monkeypatch.setenv("AZURE_CLIENT_SECRET", "not-the-secret")
+    monkeypatch.setenv("AZURE_CLIENT_SECRET", "a-real-looking-secret")
+    monkeypatch.setenv(azure.SANDBOX_SECRET_VARIABLE, "not-the-secret")
     with pytest.raises(PapermillExecutionError) as err:
         azure_nb()
     assert err.value.ename == "AuthenticationFailed"
-    assert "with AZURE_CLIENT_SECRET" in err.value.evalue
+    assert f"with {azure.SANDBOX_SECRET_VARIABLE}" in err.value.evalue
     assert "AADSTS7000215" in err.value.evalue
     assert "not-the-secret" not in azure_nb.last_output()
     assert created(fresh)["applications"] == []
@@ -560,18 +566,90 @@ def test_fresh_credentials_get_time_to_propagate(
         azure_nb.output_dir / "config.yaml", azure_nb.output_dir / "secret.yaml", wrong
     )
     conn = types.SimpleNamespace(
-        fresh=True, propagation=0.6, ca_file=fresh.ca_file, HINTS=azure.AzureConnection.HINTS
+        fresh=True,
+        params=types.SimpleNamespace(propagation_minutes=0.01),
+        propagation=0.6,
+        propagation_poll=0.1,
+        ca_file=fresh.ca_file,
+        HINTS=azure.AzureConnection.HINTS,
     )
     before = len(fresh.log())
     with pytest.raises(VerificationFailed) as err:
         azure.AzureConnection.verify(conn, files)  # type: ignore[arg-type]
     assert "refused user" in err.value.diagnosis
-    refused = [
-        e for e in fresh.log()[before:] if e["path"] == "/oauth2/token" and e["status"] == 401
-    ]
+    assert "may still be propagating" in err.value.diagnosis
+    assert "rerun this notebook later" in err.value.diagnosis
+    refused = [e for e in fresh.log()[before:] if "/manifests/" in e["path"] and e["status"] == 401]
     assert len(refused) > 1  # tried again while it might still be propagating
     conn.fresh = False  # nothing new: one attempt, as verify_step
     before = len(fresh.log())
     with pytest.raises(VerificationFailed):
         azure.AzureConnection.verify(conn, files)  # type: ignore[arg-type]
     assert len([e for e in fresh.log()[before:] if e["status"] == 401]) == 1
+
+
+def test_a_slow_role_is_waited_for_with_progress(
+    azure_nb: NotebookRun, fresh: sandbox.Sandbox
+) -> None:
+    """A new role applies late (Azure: up to 10 minutes); a new application replicates late."""
+    settings(fresh, role_propagation_seconds=2, application_not_found=2)
+    nb = azure_nb()
+    text = outputs_text(nb)
+    assert "BinderHub finds the pushed image" in text
+    assert_one_of_each(fresh)
+    posts = [e for e in fresh.log() if e["method"] == "POST" and e["path"].endswith("Principals")]
+    assert [e["status"] for e in posts] == [400, 400, 201]  # NoBackingApplicationObject twice
+    manifests = [e for e in fresh.log() if "/manifests/" in e["path"] and e["status"] == 401]
+    assert manifests  # refused while the role propagated, then verified
+
+
+def test_giving_up_on_propagation_says_rerun(azure_nb: NotebookRun, fresh: sandbox.Sandbox) -> None:
+    settings(fresh, role_propagation_seconds=600)
+    with pytest.raises(PapermillExecutionError) as err:
+        azure_nb(propagation_minutes=0)
+    assert err.value.ename == "VerificationFailed"
+    assert "may still be propagating" in err.value.evalue
+    assert "rerun this notebook later" in err.value.evalue
+    assert "password is wrong" not in err.value.evalue
+
+
+def test_an_abac_registry_gets_the_role_that_works_there(
+    azure_nb: NotebookRun, fresh: sandbox.Sandbox
+) -> None:
+    """A reused registry in ABAC mode: AcrPush would grant nothing, Repository Writer pushes."""
+    settings(fresh, default_role_assignment_mode="AbacRepositoryPermissions")
+    # made before, by someone else, in ABAC mode
+    creds = fresh.credentials("azure")
+    token = requests.post(
+        f"{fresh.url}/azure/login/{creds['tenant_id']}/oauth2/v2.0/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": creds["client_id"],
+            "client_secret": creds["client_secret"],
+            "scope": "https://management.azure.com/.default",
+        },
+        verify=fresh.ca_file,
+        timeout=10,
+    ).json()["access_token"]
+    base = f"{fresh.url}/azure/management/subscriptions/{creds['subscription_id']}"
+    headers = {"Authorization": f"Bearer {token}"}
+    group = f"{base}/resourcegroups/binderhub-registry?api-version=2025-04-01"
+    requests.put(
+        group, json={"location": "westeurope"}, headers=headers, verify=fresh.ca_file, timeout=10
+    ).raise_for_status()
+    registry = (
+        f"{base}/resourceGroups/binderhub-registry/providers/Microsoft.ContainerRegistry/"
+        "registries/binderhubdemo?api-version=2025-11-01"
+    )
+    requests.put(
+        registry,
+        json={"location": "westeurope", "sku": {"name": "Basic"}},
+        headers=headers,
+        verify=fresh.ca_file,
+        timeout=10,
+    ).raise_for_status()
+    nb = azure_nb()
+    text = outputs_text(nb)
+    assert "ABAC mode" in text and "BinderHub finds the pushed image" in text
+    roles = [a["role"] for a in az(fresh)["role_assignments"] if a["role"] != "Owner"]
+    assert roles == ["Container Registry Repository Writer"]

@@ -4,8 +4,9 @@
 BinderHub does (explicit ``config.DockerRegistry``, else the build pods' docker
 config, with BinderHub's gcr.io and Docker Hub defaults). :func:`get_image_manifest`
 is BinderHub's existence check on the path those settings select: ``token_url``
-with ``service=container_registry`` appended to its query, or ``WWW-Authenticate``
-discovery; same ``Accept`` header (OCI manifest only).
+with ``service=container_registry`` appended to its query, or Basic credentials
+first and, on a 401, ``WWW-Authenticate`` discovery (a Bearer challenge with
+realm, service and scope); same ``Accept`` header (OCI manifest only).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from urllib.parse import urlparse
 
 from .binderhub import DOCKER_HUB_AUTH_KEY, RegistryValues
 from .errors import VerificationFailed
-from .registry_http import OCI_MANIFEST, RegistryHTTP, parse_challenge
+from .registry_http import OCI_MANIFEST, RegistryHTTP, origin, parse_challenge
 from .secrets import Secret
 
 if TYPE_CHECKING:
@@ -118,6 +119,16 @@ def get_image_manifest(
         return None
     if r.status_code == 401 and not token and "www-authenticate" in r.headers:
         scheme, params = parse_challenge(r.headers["www-authenticate"])
+        if scheme == "basic" and settings.username:
+            # Basic was sent and is refused (ACR answers a wrong one with `Basic realm="Azure
+            # Container Registry"`): BinderHub stops there ("Only WWW-Authenticate Bearer type
+            # supported"), but the cause is the credentials, not a missing token_url
+            raise VerificationFailed(
+                check,
+                f"{origin(url)} refused user {settings.username!r} (HTTP Basic on the manifest "
+                f"request, as BinderHub sends it without token_url): the password is wrong, "
+                f"revoked or expired; {hints.credentials}",
+            )
         if scheme != "bearer" or not {"realm", "service", "scope"} <= params.keys():
             raise VerificationFailed(
                 check,

@@ -7,6 +7,15 @@ registry, msgraph-sdk does what ``az ad sp create-for-rbac`` does (application,
 service principal, password), and azure-mgmt-authorization grants AcrPush on
 the registry alone.
 
+What real Azure does that the steps allow for (each modelled by the sandbox,
+with its source in ``sandbox/azure``): BinderHub gets no ``token_url`` (it
+would send ``service`` twice, which ACR refuses) and signs in with Basic
+credentials, which ACR accepts; a new application can be missing from Graph
+for a few seconds and a new service principal from ARM (both retried); a
+registry in ABAC mode ignores AcrPush (the registry is created in legacy mode,
+a reused ABAC one gets Container Registry Repository Writer); a new role can
+take up to 10 minutes to apply (verification waits up to ``propagation_minutes``).
+
 Microsoft Graph's SDK is async only: the Graph steps are coroutine functions,
 run with ``await run.astep(...)`` in the notebook (one Graph client per event
 loop). Everything this module creates is recorded in ``output_dir`` so reruns
@@ -17,15 +26,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import json
+import logging
 import os
+import re
 import ssl
 import threading
 import time
 import uuid
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any, TypeVar
@@ -125,6 +137,8 @@ __all__ = [
     "NAME",
     "NOTEBOOK",
     "PARAMETERS",
+    "REPOSITORY_WRITER_ROLE",
+    "SANDBOX_SECRET_VARIABLE",
     "AzureConnection",
     "Params",
     "Principal",
@@ -147,6 +161,17 @@ ARM_SCOPE = ARM + "/.default"
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 #: AcrPush: pull and push, nothing else (no delete, no control plane); the same id in every tenant.
 ACR_PUSH_ROLE = "8311e382-0749-4cb8-b61a-304f252e45ec"
+#: Container Registry Repository Writer: what pushes on a registry in ABAC mode, where AcrPush
+#: is not honoured (learn.microsoft.com, container-registry-rbac-abac-repository-permissions).
+REPOSITORY_WRITER_ROLE = "2a1e307c-b015-4ebd-883e-5b7698a07328"
+ROLE_NAMES = {
+    ACR_PUSH_ROLE: "AcrPush",
+    REPOSITORY_WRITER_ROLE: "Container Registry Repository Writer",
+}
+LEGACY_MODE = "LegacyRegistryPermissions"
+ABAC_MODE = "AbacRepositoryPermissions"
+#: A sandbox-only secret for the seeded deployer: how a wrong secret is rehearsed (never real).
+SANDBOX_SECRET_VARIABLE = "BINDERHUB_REGISTRY_SANDBOX_AZURE_SECRET"
 #: Tags on what this notebook creates in Azure, so a person browsing the portal knows its origin.
 TAGS = {"created-by": "binderhub-registry"}
 _NS = uuid.UUID("0d4c3f0e-2b8e-4a53-9d3e-5c1f6a7b8e90")  # role assignment names: uuid5(scope, ...)
@@ -188,6 +213,7 @@ PARAMETERS = (
         optional=True,
     ),
     integer("secret_expiry_days", 1, 730),
+    integer("propagation_minutes", 0, 60),
     flag("device_code"),
     *COMMON_PARAMETERS,
 )
@@ -205,6 +231,7 @@ class Params(CommonParams):
     project: str
     subscription_id: str
     secret_expiry_days: int
+    propagation_minutes: int
     device_code: bool
 
     @property
@@ -243,11 +270,33 @@ _WHO_GRAPH = (
 )
 
 
+_WHO_ASSIGNS = (
+    "only Owner, User Access Administrator or RBAC Administrator may assign roles: ask one "
+    "for such a role, or to rerun this notebook"
+)
+
+
+def _client_of(message: str) -> str:
+    """``"The client 'x' "`` from an AuthorizationFailed message, or nothing."""
+    client = re.search(r"The client '([^']+)'", message)
+    return f"the signed-in identity {client.group(1)} " if client else ""
+
+
 def _from_arm(exc: Exception) -> BinderHubRegistryError:
     assert isinstance(exc, HttpResponseError)
     code, message = _azure_message(exc)
     if exc.status_code == 403:
-        message += ": " + _WHO_ARM
+        assigning = "Microsoft.Authorization/roleAssignments/write" in message
+        # Azure's text names the client, the action and the scope: keep the action and the
+        # scope's last part, so what to do still fits in the one line
+        refused = re.search(r"perform action '([^']+)' over scope '([^']+)'", message)
+        if refused:
+            where = "/".join(refused.group(2).rstrip("/").split("/")[-2:])
+            message = f"{_client_of(message)}may not do {refused.group(1)} on {where}"
+        message += ": " + (_WHO_ASSIGNS if assigning else _WHO_ARM)
+    elif code == "MissingSubscriptionRegistration":
+        namespace = message.split("'")[1] if message.count("'") >= 2 else "the namespace"
+        message += f": register it once with `az provider register --namespace {namespace}`"
     headers = getattr(exc.response, "headers", None) or {}
     return error_for_status(
         "Azure",
@@ -264,6 +313,12 @@ def _from_graph(exc: Exception) -> BinderHubRegistryError:
     status = exc.response_status_code or 0
     if status == 403:
         message += ": " + _WHO_GRAPH
+    elif code == "CredentialInvalidLifetimeAsPerAppPolicy":
+        message = (
+            "the tenant's app management policy refuses a password valid that long: set "
+            "secret_expiry_days to at most the policy's limit (ask your Microsoft Entra ID "
+            "administrator for it) and rerun"
+        )
     headers = exc.response_headers or {}
     return error_for_status(
         "Microsoft Graph",
@@ -292,12 +347,38 @@ _AZURE_ERRORS: dict[type[Exception], Translator] = {
 }
 
 
+class _RegistrationProgress(logging.Handler):
+    """azure-mgmt-core's resource provider registration, shown as the step's progress.
+
+    On a fresh subscription ARM answers 409 MissingSubscriptionRegistration;
+    azure-mgmt-core then registers the namespace itself and polls every 10 s,
+    saying so only in a log warning: relay it, so the wait is visible.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if "not registered" in text:
+            text += " (a fresh subscription: Azure takes a minute or two)"
+        progress(_one_line(text))
+
+
+@contextlib.contextmanager
+def _registration_progress() -> Iterator[None]:
+    logger = logging.getLogger("azure.mgmt.core.policies._base")
+    handler = _RegistrationProgress(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
 def _step(fn: Callable[..., Result[T]]) -> Callable[..., Result[T]]:
     """A step whose SDK errors become the package's (one line, saying what to do)."""
 
     @wraps(fn)
     def run(*args: Any, **kwargs: Any) -> Result[T]:
-        with map_exceptions(_AZURE_ERRORS):
+        with map_exceptions(_AZURE_ERRORS), _registration_progress():
             return fn(*args, **kwargs)
 
     return run
@@ -322,6 +403,12 @@ class RegistryInfo:
     id: str
     name: str
     login_server: str
+    role_assignment_mode: str = LEGACY_MODE
+
+    @property
+    def push_role(self) -> str:
+        """The role that lets a principal push here: AcrPush, or in ABAC mode Repository Writer."""
+        return REPOSITORY_WRITER_ROLE if self.role_assignment_mode == ABAC_MODE else ACR_PUSH_ROLE
 
 
 @dataclass(frozen=True)
@@ -347,8 +434,16 @@ class AzureConnection(Connection):
         credentials=(
             "rerun this notebook (a password past its expiry is replaced) and rewrite secret.yaml"
         ),
-        push="the service principal needs the AcrPush role on this registry",
-        pull="the service principal needs AcrPush (or AcrPull) on this registry",
+        push=(
+            "the service principal needs AcrPush on this registry (Container Registry Repository "
+            "Writer if the registry is in ABAC mode); a role just granted can take up to 10 "
+            "minutes to apply"
+        ),
+        pull=(
+            "the service principal needs AcrPush (or AcrPull) on this registry (Container Registry "
+            "Repository Writer or Reader in ABAC mode); a role just granted can take up to 10 "
+            "minutes to apply"
+        ),
     )
     retiring = "retiring_passwords"
 
@@ -361,11 +456,13 @@ class AzureConnection(Connection):
     graph_url: str | None  # None: Microsoft Graph itself
     authority: str | None  # None: Microsoft Entra ID itself
     lro_interval: float  # seconds between LRO polls when Azure sends no usable Retry-After
-    replication_wait: float  # first wait between PrincipalNotFound retries
-    propagation: float  # seconds a new password or role may take to reach the registry
+    replication_wait: float  # first wait between replication retries (Graph, then ARM)
+    propagation: float  # seconds verification waits for a new password or role to apply
+    propagation_poll: float  # seconds between verification attempts meanwhile
     subscription_id: str = ""
     subscription_name: str = ""
     fresh: bool = False  # a password or role assignment was just made: give Azure time
+    new_application: bool = False  # made in this run: Graph may not know it everywhere yet
     clients: dict[str, Any] = field(default_factory=dict)
     registry: RegistryInfo | None = None
     principal: Principal | None = None
@@ -419,9 +516,12 @@ class AzureConnection(Connection):
     def values(self) -> RegistryValues | None:
         """BinderHub's values: push as the service principal (appId and password).
 
-        ACR's challenge is one BinderHub cannot follow, hence ``token_url``; ACR
-        reads the first ``service`` of the query, so BinderHub's appended
-        ``service=container_registry`` does no harm.
+        No ``token_url``: BinderHub appends ``service=container_registry`` to it,
+        and ACR answers 400 to a ``service`` sent twice (jupyterhub/binderhub
+        issue 1620), so BinderHub would rebuild at every launch. Without it
+        BinderHub sends the appId and password as Basic credentials with the
+        manifest request, which ACR accepts on its data plane (Azure/acr
+        docs/AAD-OAuth.md).
         """
         if self.registry is None or self.principal is None or self.secret is None:
             return None
@@ -431,33 +531,52 @@ class AzureConnection(Connection):
             username=self.principal.app_id,
             password=self.secret,
             registry_url=f"https://{login}",
-            docker_registry={"token_url": f"https://{login}/oauth2/token?service={login}"},
+            docker_registry={"url": f"https://{login}"},
         )
 
     def verify(self, files: ValuesFiles | None) -> Result[VerificationReport | None]:
-        """Verify as every notebook does, giving Azure time to propagate new credentials.
+        """Verify as every notebook does, giving Azure time to apply a new password or role.
 
-        A password or role assignment made moments ago can take a while to reach
-        the registry's token service: then a failed verification is retried for
-        up to ``propagation`` seconds (three minutes on Azure, none in the sandbox).
+        Azure RBAC changes can take up to 10 minutes to reach the registry. After
+        this run made a password or role assignment, a failed verification is
+        retried, with its progress shown, for up to ``propagation_minutes``; when
+        it still fails, the diagnosis says the change may still be propagating
+        and that a rerun (which creates nothing new) verifies again.
         """
-        if files is None or not self.fresh or self.propagation <= 0:
+        if files is None or not self.fresh:
             return verify_step(files, self.ca_file, self.HINTS)
         started = time.monotonic()
+        bound = self.params.propagation_minutes
 
         def waiting(state: tenacity.RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
             waited = time.monotonic() - started
-            progress(f"waiting for Azure to propagate the new credentials ({waited:.0f}s): {exc}")
+            what = exc.check if isinstance(exc, VerificationFailed) else "verification"
+            progress(
+                f"waiting for Azure to apply the new role and password: {what} failed, "
+                f"retrying ({waited:.0f}s of up to {bound} min)"
+            )
 
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_delay(self.propagation),
-            wait=tenacity.wait_fixed(min(10.0, self.propagation / 6)),
+            wait=tenacity.wait_fixed(self.propagation_poll),
             retry=tenacity.retry_if_exception_type(VerificationFailed),
             before_sleep=waiting,
             reraise=True,
         )
-        return retrying(verify_step, files, self.ca_file, self.HINTS)
+        try:
+            return retrying(verify_step, files, self.ca_file, self.HINTS)
+        except VerificationFailed as failed:
+            waited = time.monotonic() - started
+            note = (
+                f"the role or password made by this run may still be propagating (Azure takes up "
+                f"to 10 minutes; waited {waited:.0f}s, propagation_minutes = {bound}): rerun this "
+                "notebook later, it creates nothing new and verifies again"
+            )
+            diagnosis = f"{failed.diagnosis}; {note}"
+            if failed.report is not None and failed.report.checks:
+                failed.report.checks[-1].detail = diagnosis
+            raise VerificationFailed(failed.check, diagnosis, failed.report) from None
 
     async def retire(self, retiring: list[Any]) -> None:
         """Remove the passwords a rotation replaced."""
@@ -478,11 +597,14 @@ class AzureConnection(Connection):
         return None
 
     def deletions(self) -> list[Deletion]:
-        """The role assignment, passwords, service principal, application, registry, group."""
+        """The role assignment, passwords, service principal, application, registry, group.
+
+        A registry's deletion is a long-running operation, polled to its end.
+        """
         created = self.record.created
         group = created.get("resource_group", {}).get("name")
         return [
-            Deletion("role_assignment", "the AcrPush role assignment", self._unassign),
+            Deletion("role_assignment", "the role assignment", self._unassign),
             Deletion(self.retiring, "the replaced passwords", self.retire),
             Deletion("password", "the password", self._unpassword),
             Deletion("service_principal", "the service principal", self._drop_principal),
@@ -565,11 +687,10 @@ def _sandbox_credential(p: Params) -> tuple[TokenCredential, dict[str, str], str
             "restart it with `binderhub-registry sandbox stop`, then rerun"
         ) from None
     secret, source = seeded["client_secret"], "the sandbox's seeded secret"
-    # an explicit secret for the seeded client wins: it is how a wrong secret is rehearsed
-    if os.environ.get("AZURE_CLIENT_ID") == seeded["client_id"] and os.environ.get(
-        "AZURE_CLIENT_SECRET"
-    ):
-        secret, source = os.environ["AZURE_CLIENT_SECRET"], "AZURE_CLIENT_SECRET"
+    # never a real credential in sandbox mode: only this sandbox-only variable overrides the
+    # seeded secret (how a wrong secret is rehearsed); AZURE_CLIENT_SECRET is not read
+    if os.environ.get(SANDBOX_SECRET_VARIABLE):
+        secret, source = os.environ[SANDBOX_SECRET_VARIABLE], SANDBOX_SECRET_VARIABLE
     credential = ClientSecretCredential(
         seeded["tenant_id"],
         seeded["client_id"],
@@ -674,7 +795,8 @@ def sign_in(p: Params) -> Result[AzureConnection]:
         # the sandbox answers at once; Azure's ACR creation takes tens of seconds
         lro_interval=0.05 if p.sandbox else 5.0,
         replication_wait=0.05 if p.sandbox else 2.0,
-        propagation=0.0 if p.sandbox else 180.0,
+        propagation=p.propagation_minutes * 60.0,
+        propagation_poll=0.25 if p.sandbox else 15.0,
     )
     where = "the sandbox's Entra ID" if p.sandbox else "Microsoft Entra ID"
     return Result(
@@ -765,8 +887,12 @@ def _sku(model: Any) -> str:
 
 
 def _registry_info(model: Any) -> RegistryInfo:
+    mode = getattr(model.properties, "role_assignment_mode", None) or LEGACY_MODE
     return RegistryInfo(
-        id=str(model.id), name=str(model.name), login_server=str(model.properties.login_server)
+        id=str(model.id),
+        name=str(model.name),
+        login_server=str(model.properties.login_server),
+        role_assignment_mode=str(getattr(mode, "value", mode)),
     )
 
 
@@ -808,10 +934,16 @@ def ensure_registry(conn: AzureConnection) -> Result[RegistryInfo | None]:
             if found.properties and found.properties.admin_user_enabled
             else "admin user disabled"
         )
+        mode = (
+            "ABAC mode: AcrPush is not honoured here, BinderHub gets Container Registry "
+            "Repository Writer"
+            if info.role_assignment_mode == ABAC_MODE
+            else "legacy role assignment mode (AcrPush works)"
+        )
         return Result(
             info,
             "reused",
-            f"{info.name} ({_sku(found)}), login server {info.login_server}, {admin}",
+            f"{info.name} ({_sku(found)}), login server {info.login_server}, {admin}, {mode}",
         )
     _check_name(conn)
     if p.dry_run:
@@ -819,7 +951,7 @@ def ensure_registry(conn: AzureConnection) -> Result[RegistryInfo | None]:
             None,
             "planned",
             f"would create registry {p.acr_name} ({p.sku}) in {p.resource_group}, admin user "
-            "disabled (the name is available)",
+            "disabled, legacy role assignment mode (the name is available)",
         )
     poller = conn.acr.registries.begin_create(
         p.resource_group,
@@ -828,7 +960,10 @@ def ensure_registry(conn: AzureConnection) -> Result[RegistryInfo | None]:
             location=p.location,
             sku=Sku(name=p.sku),
             tags=TAGS,
-            properties=RegistryProperties(admin_user_enabled=False),
+            # explicitly legacy: in ABAC mode (Azure's future default) AcrPush grants nothing
+            properties=RegistryProperties(
+                admin_user_enabled=False, role_assignment_mode=LEGACY_MODE
+            ),
         ),
     )
     registry_id = (
@@ -849,7 +984,8 @@ def ensure_registry(conn: AzureConnection) -> Result[RegistryInfo | None]:
     return Result(
         info,
         "created",
-        f"{info.name} ({p.sku}), login server {info.login_server}, admin user disabled",
+        f"{info.name} ({p.sku}), login server {info.login_server}, admin user disabled, legacy "
+        "role assignment mode (AcrPush works)",
     )
 
 
@@ -883,6 +1019,45 @@ async def _service_principal(conn: AzureConnection, app_id: str) -> ServicePrinc
     return found[0] if found else None
 
 
+def _not_replicated(exc: BaseException) -> bool:
+    """Graph's answers while a new application replicates (the az CLI retries both).
+
+    POST servicePrincipals: 400 NoBackingApplicationObject ("... does not
+    reference a valid application object"); GET of the application: 404.
+    """
+    if not isinstance(exc, ODataError) or exc.error is None:
+        return False
+    codes = {exc.error.code, *(d.code for d in exc.error.details or [])}
+    text = str(exc.error.message or "")
+    return (
+        "NoBackingApplicationObject" in codes
+        or "does not reference a valid application object" in text
+        or (exc.response_status_code == 404 and "Request_ResourceNotFound" in codes)
+    )
+
+
+async def _while_replicating(conn: AzureConnection, what: str, call: Callable[[], Any]) -> Any:
+    """Await ``call()``, retrying while Graph has not replicated a new application yet.
+
+    Up to 36 attempts, as the az CLI's ``create_service_principal_for_rbac``
+    (which waits 5 s each); here the waits grow from ``replication_wait``.
+    """
+    retrying = tenacity.AsyncRetrying(
+        stop=tenacity.stop_after_attempt(36),
+        wait=tenacity.wait_exponential(multiplier=conn.replication_wait, max=10),
+        retry=tenacity.retry_if_exception(_not_replicated),
+        before_sleep=lambda state: progress(
+            f"the new application is replicating in Microsoft Graph: {what} "
+            f"(attempt {state.attempt_number + 1})"
+        ),
+        reraise=True,
+    )
+    async for attempt in retrying:
+        with attempt:
+            return await call()
+    raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+
 @creates
 @_astep
 async def ensure_service_principal(conn: AzureConnection) -> Result[Principal | None]:
@@ -914,6 +1089,7 @@ async def ensure_service_principal(conn: AzureConnection) -> Result[Principal | 
         conn.record.set(
             "application", {"id": app.id, "app_id": app.app_id, "display_name": p.sp_name}
         )
+        conn.new_application = True
         made.append("application")
     assert app.id and app.app_id
     ours = conn.record.created.get("application", {}).get("id") == app.id
@@ -922,8 +1098,13 @@ async def ensure_service_principal(conn: AzureConnection) -> Result[Principal | 
         principal = Principal(app.id, app.app_id, "", p.sp_name)
         return Result(principal, "planned", f"would create the service principal of {p.sp_name!r}")
     if sp is None:
+        new_sp = ServicePrincipal(app_id=app.app_id)
         try:
-            sp = await conn.graph().service_principals.post(ServicePrincipal(app_id=app.app_id))
+            sp = await _while_replicating(
+                conn,
+                "its service principal waits",
+                lambda: conn.graph().service_principals.post(new_sp),
+            )
         except ODataError as e:
             if e.response_status_code not in (400, 409):
                 raise
@@ -963,7 +1144,11 @@ def _day(when: dt.datetime | None) -> str:
 
 
 async def _passwords(conn: AzureConnection, principal: Principal) -> list[PasswordCredential]:
-    app = await conn.graph().applications.by_application_id(principal.app_object_id).get()
+    item = conn.graph().applications.by_application_id(principal.app_object_id)
+    if conn.new_application:  # made moments ago: Graph may answer 404 for a while
+        app = await _while_replicating(conn, "reading its passwords waits", item.get)
+    else:
+        app = await item.get()
     return list(app.password_credentials or []) if app else []
 
 
@@ -1051,13 +1236,13 @@ def _is_principal_not_found(exc: BaseException) -> bool:
     return isinstance(exc, HttpResponseError) and getattr(error, "code", "") == "PrincipalNotFound"
 
 
-def _acr_push_assignment(conn: AzureConnection, scope: str, sp_id: str) -> str | None:
-    """The id of the principal's AcrPush assignment at exactly ``scope``, if any."""
+def _role_assignment(conn: AzureConnection, scope: str, sp_id: str, role: str) -> str | None:
+    """The id of the principal's assignment of ``role`` at exactly ``scope``, if any."""
     for a in conn.authorization.role_assignments.list_for_scope(
         scope, filter=f"principalId eq '{sp_id}'"
     ):
-        role = (a.role_definition_id or "").lower()
-        if role.endswith(ACR_PUSH_ROLE) and (a.scope or "").lower() == scope.lower():
+        defined = (a.role_definition_id or "").lower()
+        if defined.endswith(role) and (a.scope or "").lower() == scope.lower():
             return str(a.id)
     return None
 
@@ -1065,27 +1250,32 @@ def _acr_push_assignment(conn: AzureConnection, scope: str, sp_id: str) -> str |
 @creates
 @_step
 def ensure_role_assignment(conn: AzureConnection) -> Result[str | None]:
-    """AcrPush for the service principal on the registry alone (``--role AcrPush --scopes``).
+    """The push role for the service principal on the registry alone (``--role AcrPush --scopes``).
 
-    A new service principal takes a while to reach Azure Resource Manager, which
-    answers PrincipalNotFound meanwhile: retried (the az CLI does the same), with
-    ``principal_type`` set as Azure advises. An existing assignment is reused.
+    AcrPush, or on a registry in ABAC mode (where AcrPush is not honoured)
+    Container Registry Repository Writer. A new service principal takes a while
+    to reach Azure Resource Manager, which answers PrincipalNotFound meanwhile:
+    retried (the az CLI does the same), with ``principal_type`` set as Azure
+    advises. An existing assignment is reused.
     """
     p, principal, registry = conn.params, conn.principal, conn.registry
     if principal is None or not principal.sp_id or registry is None:
         return Result(None, "planned", f"would assign AcrPush on registry {p.acr_name} only")
-    scope = registry.id
-    existing = _acr_push_assignment(conn, scope, principal.sp_id)
+    scope, push_role = registry.id, registry.push_role
+    label = f"{ROLE_NAMES[push_role]} on registry {registry.name} only"
+    if push_role != ACR_PUSH_ROLE:
+        label += " (the registry is in ABAC mode, where AcrPush is not honoured)"
+    existing = _role_assignment(conn, scope, principal.sp_id, push_role)
     if existing:
-        return Result(existing, "reused", f"AcrPush on registry {registry.name} only")
+        return Result(existing, "reused", label)
     if p.dry_run:
-        return Result(None, "planned", f"would assign AcrPush on registry {registry.name} only")
+        return Result(None, "planned", f"would assign {label}")
     role = (
         f"/subscriptions/{conn.subscription_id}/providers/Microsoft.Authorization/"
-        f"roleDefinitions/{ACR_PUSH_ROLE}"
+        f"roleDefinitions/{push_role}"
     )
     # a name derived from what it grants: a retry after a lost answer PUTs the same assignment
-    name = str(uuid.uuid5(_NS, f"{scope.lower()}|{principal.sp_id}|{ACR_PUSH_ROLE}"))
+    name = str(uuid.uuid5(_NS, f"{scope.lower()}|{principal.sp_id}|{push_role}"))
     parameters = RoleAssignmentCreateParameters(
         role_definition_id=role, principal_id=principal.sp_id, principal_type="ServicePrincipal"
     )
@@ -1107,15 +1297,11 @@ def ensure_role_assignment(conn: AzureConnection) -> Result[str | None]:
     try:
         assignment_id = str(retrying(create).id)
     except ResourceExistsError:  # RoleAssignmentExists: made by an attempt whose answer was lost
-        found = _acr_push_assignment(conn, scope, principal.sp_id)
+        found = _role_assignment(conn, scope, principal.sp_id, push_role)
         if found is None:
             raise
         assignment_id = found
     conn.record.set("role_assignment", {"id": assignment_id, "scope": scope, "name": name})
     conn.fresh = True
     waited = f" (after {attempts} attempts: the new service principal was replicating)"
-    return Result(
-        assignment_id,
-        "created",
-        f"AcrPush on registry {registry.name} only{waited if attempts > 1 else ''}",
-    )
+    return Result(assignment_id, "created", f"{label}{waited if attempts > 1 else ''}")

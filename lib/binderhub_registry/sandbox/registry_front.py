@@ -19,8 +19,11 @@ Configurations (:class:`FrontConfig`):
 =====================  =====================  ==============  =============================
 registry               service                realm path      ``/v2/`` and Basic auth
 =====================  =====================  ==============  =============================
-ACR (``azure.acr``)    ``<name>.azurecr.io``  /oauth2/token   front: Basic challenge; Basic
-                                                              accepted on every call
+ACR (``azure.acr``)    ``<name>.azurecr.io``  /oauth2/token   docker-registry's Bearer
+                                                              challenge; Basic accepted on
+                                                              every call, a wrong one gets
+                                                              ``basic_refusal``; a repeated
+                                                              ``service``: 400
 Harbor (planned)       ``harbor-registry``    /service/token  docker-registry's Bearer
                                                               challenge (``basic_ping=False``)
 Artifact Registry      ``<region>-docker.     /v2/token       as Harbor
@@ -136,11 +139,14 @@ class TokenRealm:
     bad_credentials: Callable[[], Response]
     anonymous: Grant | Callable[[], Response]  # a refusal where anonymous pull is off
     token_body: Callable[[str], dict[str, Any]]
+    single_service: bool = False  # a repeated ``service`` is refused (ACR), not first-wins
 
     def answer(self, request: Request) -> Response:
         """The realm's answer (call it under the cloud's lock: it reads live state)."""
         # the first `service` counts: BinderHub appends service=container_registry to token_url's
         service = request.arg("service")
+        if self.single_service and len(request.query.get("service", [])) > 1:
+            return self.bad_service(",".join(request.query["service"]))
         if service not in self.services:
             return self.bad_service(service)
         creds = request.basic_auth()
@@ -176,6 +182,9 @@ class FrontConfig:
     unauthorized: str = "authentication required"  # message of a 401
     anonymous: str | None = None  # refusal message for anonymous tokens; None: token for nothing
     token_body: Callable[[str], dict[str, Any]] = lambda token: {"access_token": token}
+    # the realm of the Basic challenge answering wrong Basic credentials (ACR); None: the front's
+    basic_refusal: str | None = None
+    single_service: bool = False  # the realm refuses a repeated ``service`` with 400 (ACR)
     # the cloud's own endpoints on the front, (method, path, handler), ahead of the realm's GET
     # (ACR: POST /oauth2/exchange and POST /oauth2/token, for `az acr login`)
     extra: tuple[tuple[str, str, Callable[[RegistryFront, Request], Response]], ...] = ()
@@ -215,6 +224,7 @@ class RegistryFront:
                 401, "UNAUTHORIZED", str(config.anonymous), self.challenge()
             ),
             token_body=config.token_body,
+            single_service=config.single_service,
         )
         self.process.start()
         self.process.wait_ready()
@@ -238,6 +248,8 @@ class RegistryFront:
 
     def challenge(self) -> dict[str, str]:
         """The ``WWW-Authenticate`` header of the front's own 401s."""
+        if self.config.basic_refusal is not None:
+            return {"WWW-Authenticate": f'Basic realm="{self.config.basic_refusal}"'}
         scheme = "Basic" if self.config.basic_ping else "Bearer"
         realm = f"https://{self.host}{self.config.realm_path}"
         return {"WWW-Authenticate": f'{scheme} realm="{realm}",service="{self.config.service}"'}

@@ -7,24 +7,42 @@ own TLS port, which is the registry's ``loginServer``.
 ==============================================  ===========================================
 behaviour                                       source
 ==============================================  ===========================================
-``/v2/`` answers 401 with a Basic challenge     Azure/acr docs/AAD-OAuth.md (DESIGN.md
-(``realm`` the token endpoint, ``service``)     section 2)
-Basic auth (appId and password) accepted on     Azure/acr docs/AAD-OAuth.md; BinderHub
-every data-plane call, checked against live     relies on it without ``token_url``
-Graph state and role assignments                (DESIGN.md section 2)
+unauthenticated ``/v2/``: 401 ``Bearer         Azure/acr docs/AAD-OAuth.md ("A bearer token
+realm="https://<login server>/oauth2/token",    authentication challenge is expected,
+service="<login server>"``                      specifying realm and service"); Azure/acr
+                                                issue 207 (the header captured)
+unauthenticated repository endpoint: the same   GoogleContainerTools/jib issue 2784 (ACR's
+plus ``scope="repository:<name>:pull"``         header on a manifest GET, captured);
+(docker-registry's own challenge, whose realm   Azure/acr docs/AAD-OAuth.md (scope on
+is the front's)                                 ``/v2/_catalog``)
+wrong Basic credentials: 401 ``Basic            Azure/acr issue 651 (captured with curl on
+realm="Azure Container Registry"``              ``/v2/``); harness/harness-core PR 43385
+                                                (the same on a repository endpoint)
+Basic auth (appId and password) accepted on     Azure/acr docs/AAD-OAuth.md ("Catalog listing
+every data-plane call, checked against live     using SP/Admin with Basic Auth"); jib issue
+Graph state and role assignments                2784 ("as long as you provide a working
+                                                username and password pair, ACR accepts basic
+                                                auth anyway")
+valid Basic credentials whose roles do not      Azure/acr issues 258 and 506 ("unauthorized:
+allow the call: 401 with the endpoint's Bearer  authentication required, visit https://aka.ms/
+challenge (``error="insufficient_scope"``)      acr/authorization"); the challenge:
+                                                assumption (docker-registry's answer)
 token realm ``GET /oauth2/token`` with          Azure/acr docs/AAD-OAuth.md; answer carries
 ``service`` and ``scope``, Basic auth ->        ``access_token`` only
 ``{"access_token"}``
-the first ``service`` is read, the login        assumption, kept as it was: DESIGN.md
-server is accepted too; another: 400            section 2 says ACR answers 400 to a doubled
-                                                ``service`` (jupyterhub/binderhub#1620);
-                                                correcting it is another issue
+``service`` named twice (BinderHub's            jupyterhub/binderhub issue 1620 (HTTP 400
+``token_url`` path appends                      reproduced by its reporter with ``service=
+``service=container_registry``): 400            <acr>.azurecr.io`` in token_url); the body:
+                                                assumption
+``service`` the login server (the front's       AAD-OAuth.md; ``<name>.azurecr.io`` too:
+``127.0.0.1:PORT``) or ``<name>.azurecr.io``;   assumption (loopback stand-in); the 400 body:
+another: 400                                    assumption
 401 message "authentication required, visit     ACR's answer as quoted by aka.ms/acr/
 https://aka.ms/acr/authorization ..."           authorization (doc page)
 anonymous token request: 401 "anonymous pull    ACR anonymous pull doc page
 is not enabled"                                 (anonymousPullEnabled); text: assumption
 granted actions: AcrPush pull+push, AcrPull     ACR roles doc page (container-registry-
-pull, AcrDelete delete, Owner/Contributor all   roles)
+pull, AcrDelete delete, Owner/Contributor all   roles); in ABAC mode see ``models``
 error bodies ``{"errors": [{code, message,      OCI distribution-spec error codes
 detail}]}``
 ``POST /oauth2/exchange`` (form:                Azure/acr docs/AAD-OAuth.md ("exchange AAD
@@ -125,8 +143,10 @@ def start_front(cloud: AzureCloud, registry: Registry) -> RegistryFront:
             realm_path="/oauth2/token",
             check=check,
             lock=cloud.lock,
-            basic_ping=True,
+            basic_ping=False,  # docker-registry's Bearer challenge is ACR's (see the table)
             host_is_service=True,
+            basic_refusal="Azure Container Registry",
+            single_service=True,
             unauthorized=_AUTH_REQUIRED,
             anonymous="anonymous pull is not enabled on this registry",
             token_body=lambda token: {"access_token": token},

@@ -14,8 +14,29 @@ MissingApiVersionParameter                      reference, "Azure REST API commo
 list subscriptions the caller has a role in     Subscriptions_List in azure-rest-api-specs
                                                 (resources/subscriptions)
 writes need Owner or Contributor at or above    Azure RBAC doc page; 403
-the scope, reads any role: 403                  AuthorizationFailed body: assumption (its
-AuthorizationFailed                             text follows the message Azure prints)
+the scope, reads any role; role assignment      AuthorizationFailed body: the message Azure
+writes need Owner, User Access Administrator    prints, naming the action (quoted in many
+or Role Based Access Control Administrator:     issue threads, e.g. Azure/azure-cli issues on
+403 AuthorizationFailed naming the action       ``az role assignment create``); the action
+(``Microsoft.Authorization/roleAssignments/     names: Azure resource provider operations
+write``, ...)                                   doc page
+a namespace listed in the                       ``ARMAutoResourceProviderRegistrationPolicy``
+``unregistered_providers`` setting: 409         of azure-mgmt-core (reads the code and the
+MissingSubscriptionRegistration ("... namespace quoted namespace, POSTs ``providers/{ns}/
+'Microsoft.ContainerRegistry'"); ``POST         register``, polls ``GET providers/{ns}`` for
+providers/{ns}/register`` -> Registering, the   ``registrationState``); Providers_Register in
+next ``GET providers/{ns}`` -> Registered       azure-rest-api-specs (resources); message:
+                                                aka.ms/rps-not-found doc page
+registry delete: 202 + ``Location`` under its   Registries_Delete (200/202/204, long-running)
+``operationStatuses``, polled to 200            and its example RegistryDelete.json in azure-
+                                                rest-api-specs 2025-11-01 (vendored in tests/
+                                                data/azure)
+``properties.roleAssignmentMode`` read on       RegistryProperties in azure-rest-api-specs
+create and update, returned on every read;      2025-11-01, example RegistryCreateAbac.json
+another value: 400 (code: assumption)           (vendored in tests/data/azure)
+a new role assignment takes                     Azure RBAC troubleshooting doc page (changes
+``role_propagation_seconds`` (setting) to       "can take up to 10 minutes"); see ``models``
+reach the registry
 resource groups: lowercase ``resourcegroups``,  DESIGN.md section 4; ResourceGroups_* in
 case-insensitive names, 201 create / 200        azure-rest-api-specs (resources) with
 update, HEAD 204/404, 409                       examples; LocationNotAvailableForResource-
@@ -66,6 +87,7 @@ roles (type BuiltInRole)                        custom.py`` ``_resolve_role_id``
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -74,8 +96,10 @@ from .acr import start_front
 from .errors import arm_error
 from .models import (
     ARM_AUDIENCE,
+    ASSIGNERS,
     CLASSIC_ARM_AUDIENCE,
     CONTRIBUTOR,
+    DATA_ROLES,
     LOCATIONS,
     OWNER,
     ROLES,
@@ -150,6 +174,16 @@ class ResourceManager:
         denied = self._authorize(request, principal, "/" + "/".join(segments))
         if denied:
             return denied
+        if len(rest) in (2, 3) and rest[0] == "providers" and rest[2:] in ([], ["register"]):
+            return self._provider_registration(request, sub, orig[1], register=len(rest) == 3)
+        unregistered = self._unregistered(rest)
+        if unregistered:
+            return arm_error(
+                409,
+                "MissingSubscriptionRegistration",
+                f"The subscription is not registered to use namespace '{unregistered}'. See "
+                "https://aka.ms/rps-not-found for how to register subscriptions.",
+            )
         if rest == [] and request.method == "GET":
             return json_response(200, self._subscription(sub))
         if rest == ["resources"] and request.method == "GET":
@@ -181,9 +215,16 @@ class ResourceManager:
         )
 
     def _authorize(
-        self, request: Request, principal: ServicePrincipal, scope: str
+        self,
+        request: Request,
+        principal: ServicePrincipal,
+        scope: str,
+        action: str = "",
     ) -> Response | None:
-        """Writes need Owner or Contributor at or above the scope; reads any role there."""
+        """Writes need Owner or Contributor at or above the scope (role assignments: an assigner).
+
+        ``action`` is the operation's name for the refusal (default: derived from the path).
+        """
         scope_l = scope.lower()
         roles = {
             a.role
@@ -191,17 +232,54 @@ class ResourceManager:
             if a.principal_id == principal.id
             and (scope_l == a.scope.lower() or scope_l.startswith(a.scope.lower() + "/"))
         }
-        needed = (
-            {OWNER, CONTRIBUTOR} if request.method in ("PUT", "DELETE", "PATCH") else set(ROLES)
-        )
+        writing = request.method in ("PUT", "DELETE", "PATCH")
+        if action.startswith("Microsoft.Authorization/roleAssignments/") and writing:
+            needed = set(ASSIGNERS)
+        else:
+            needed = {OWNER, CONTRIBUTOR} if writing else set(ROLES)
         if roles & needed:
             return None
+        action = action or _action(request.method, scope)
         return arm_error(
             403,
             "AuthorizationFailed",
             f"The client '{principal.app_id}' with object id '{principal.id}' does not have "
-            f"authorization to perform action over scope '{scope}' or the scope is invalid. If "
-            "access was recently granted, please refresh your credentials.",
+            f"authorization to perform action '{action}' over scope '{scope}' or the scope is "
+            "invalid. If access was recently granted, please refresh your credentials.",
+        )
+
+    def _unregistered(self, rest: list[str]) -> str | None:
+        """The namespace a call under the subscription uses when it is not registered, else None."""
+        wanted = {
+            str(n).lower(): str(n) for n in self.cloud.tenant.settings["unregistered_providers"]
+        }
+        for i, segment in enumerate(rest[:-1]):
+            if segment == "providers" and rest[i + 1] in wanted:
+                return wanted[rest[i + 1]]
+        return None
+
+    def _provider_registration(
+        self, request: Request, sub: str, namespace: str, *, register: bool
+    ) -> Response:
+        """Providers_Get / Providers_Register: the namespace's registration state."""
+        settings = self.cloud.tenant.settings
+        pending = {n.lower() for n in settings["unregistered_providers"]}
+        state = "NotRegistered" if namespace.lower() in pending else "Registered"
+        if register and request.method == "POST":
+            settings["unregistered_providers"] = [
+                n for n in settings["unregistered_providers"] if n.lower() != namespace.lower()
+            ]
+            state = "Registering" if state == "NotRegistered" else state
+        elif request.method != "GET" or register:
+            return arm_error(405, "MethodNotAllowed", f"{request.method} is not supported here")
+        return json_response(
+            200,
+            {
+                "id": f"/subscriptions/{sub}/providers/{namespace}",
+                "namespace": namespace,
+                "registrationState": state,
+                "resourceTypes": [],
+            },
         )
 
     def _subscription(self, sub: str) -> dict[str, Any]:
@@ -342,11 +420,18 @@ class ResourceManager:
                     "https://aka.ms/ARMResourceNotFoundFix",
                 )
             return json_response(200, registry.public())
-        if request.method == "DELETE":
-            if not mine:
+        if request.method == "DELETE":  # Registries_Delete: long-running (see the table)
+            if not mine or registry is None:
                 return Response(204)
+            registry_id = registry.id
             self._drop_registry(name.lower())
-            return Response(200)
+            operation = "registries-" + self.cloud.tenant.next_id("operation")
+            self.cloud.tenant.operations[operation] = "deleted:" + name.lower()
+            location = (
+                f"{self.cloud.base(request)}/management{registry_id}/operationStatuses/"
+                f"{operation}?api-version={request.arg('api-version')}"
+            )
+            return Response(202, b"", {"Location": location, "Retry-After": "0"})
         if request.method != "PUT":
             return arm_error(405, "MethodNotAllowed", f"{request.method} is not supported here")
         if group is None:
@@ -383,10 +468,19 @@ class ResourceManager:
                 "if the name is already claimed using following API: https://docs.microsoft.com/"
                 "en-us/rest/api/containerregistry/registries/checknameavailability",
             )
+        mode = props.get("roleAssignmentMode")
+        if mode is not None and mode not in DATA_ROLES:
+            return arm_error(
+                400,
+                "InvalidRoleAssignmentMode",
+                f"The role assignment mode '{mode}' is not valid: use one of "
+                f"{', '.join(DATA_ROLES)}.",
+            )
         if registry is not None:  # an update of ours: synchronous
             registry.sku = sku
             registry.admin_user_enabled = bool(props.get("adminUserEnabled", False))
             registry.tags = dict(body.get("tags") or {})
+            registry.role_assignment_mode = mode or registry.role_assignment_mode
             return json_response(200, registry.public())
         registry = Registry(
             sub,
@@ -398,6 +492,9 @@ class ResourceManager:
             dict(body.get("tags") or {}),
             now(),
             polls_left=int(self.cloud.tenant.settings["registry_polls"]),
+            role_assignment_mode=str(
+                mode or self.cloud.tenant.settings["default_role_assignment_mode"]
+            ),
         )
         registry.front = start_front(self.cloud, registry)
         self.cloud.tenant.registries[name.lower()] = registry
@@ -413,6 +510,12 @@ class ResourceManager:
 
     def _operation(self, operation: str) -> Response:
         name = self.cloud.tenant.operations.get(operation)
+        if name and name.startswith("deleted:"):  # a delete's Location: done at once
+            return json_response(
+                200,
+                {"id": operation, "name": operation, "status": "Succeeded"},
+                {"Retry-After": "0"},
+            )
         registry = self.cloud.tenant.registries.get(name or "")
         if registry is None:
             return arm_error(404, "OperationNotFound", f"Operation '{operation}' was not found.")
@@ -444,7 +547,10 @@ class ResourceManager:
             )
         scope = "/" + "/".join(segments[: at - 1])
         name = segments[at + 2] if len(segments) > at + 2 else ""
-        denied = self._authorize(request, caller, scope)
+        verb = {"PUT": "write", "DELETE": "delete"}.get(request.method, "read")
+        denied = self._authorize(
+            request, caller, scope, f"Microsoft.Authorization/roleAssignments/{verb}"
+        )
         if denied:
             return denied
         if not name:
@@ -516,6 +622,8 @@ class ResourceManager:
             role_id,
             principal_id,
             str(props.get("principalType") or "ServicePrincipal"),
+            effective=now()
+            + dt.timedelta(seconds=float(self.cloud.tenant.settings["role_propagation_seconds"])),
         )
         self.cloud.tenant.assignments[key] = assignment
         return json_response(201, assignment.public())

@@ -21,6 +21,7 @@ Entra ID token errors: ``error``,          Microsoft identity platform doc page 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from ..app import Response, json_response
 from .models import iso, now
@@ -35,14 +36,19 @@ def arm_error(
     return json_response(status, {"error": {"code": code, "message": message}}, headers)
 
 
-def graph_error(status: int, code: str, message: str) -> Response:
+def graph_error(
+    status: int, code: str, message: str, details: list[dict[str, str]] | None = None
+) -> Response:
     """Microsoft Graph's OData error body (msgraph-sdk raises ODataError from it)."""
     inner = {
         "date": iso(now()),
         "request-id": str(uuid.uuid4()),
         "client-request-id": str(uuid.uuid4()),
     }
-    return json_response(status, {"error": {"code": code, "message": message, "innerError": inner}})
+    error: dict[str, Any] = {"code": code, "message": message, "innerError": inner}
+    if details:
+        error["details"] = details
+    return json_response(status, {"error": error})
 
 
 def aad_error(status: int, error: str, code: int, description: str) -> Response:

@@ -27,6 +27,21 @@ principal
 unknown object id: 404 Request_ResourceNotFound Graph errors doc page
 a new principal misses role assignments for a   DESIGN.md section 4 (see ``arm``)
 while (``principal_not_found`` setting)
+a new application is not there yet for          az CLI ``create_service_principal_for_rbac``
+``application_not_found`` attempts (setting):   retries both (36 x 5 s); the body with
+POST servicePrincipals with its appId: 400      ``details[].code`` NoBackingApplicationObject,
+Request_BadRequest "The appId '...' of the      target appId: as captured in third-party
+service principal does not reference a valid    recorded tests of Graph clients; issue 7 of
+application object." (details code              this project quotes the same
+NoBackingApplicationObject); GET
+/applications/{id}: 404 Request_ResourceNotFound
+addPassword longer than ``max_password_days``   Microsoft Entra app management policies doc
+(setting; 0: no policy): 400                    page (passwordLifetime restriction); the
+CredentialInvalidLifetimeAsPerAppPolicy         message "Credential lifetime exceeds the max
+"Credential lifetime exceeds the max value      value allowed as per assigned policy" as
+allowed as per assigned policy '<id>'."         users quote it (az ad sp create-for-rbac and
+                                                az ad app credential reset reports); status
+                                                400: assumption
 a token for the sandbox's own Graph URL is      the az CLI asks for
 accepted (see ``entra``)                        ``<microsoft_graph_resource_id>/.default``
 ``$filter`` clauses joined by ``and``:          Graph $filter doc page (query-filter:
@@ -64,6 +79,7 @@ from .models import (
     Application,
     Password,
     ServicePrincipal,
+    make_id,
     now,
     parse_time,
 )
@@ -159,6 +175,7 @@ class Graph:
                     self.cloud.tenant.next_id("application"),
                     self.cloud.tenant.next_id("app-id"),
                     name,
+                    not_found_left=int(self.cloud.tenant.settings["application_not_found"]),
                 )
                 apps[new.id] = new
                 return json_response(201, new.public())
@@ -167,6 +184,9 @@ class Graph:
         if app is None:
             return graph_not_found(rest[0])
         if len(rest) == 1 and request.method == "GET":
+            if app.not_found_left > 0:  # created moments ago: not replicated yet
+                app.not_found_left -= 1
+                return graph_not_found(rest[0])
             return json_response(200, app.public())
         if len(rest) == 1 and request.method == "PATCH":
             name = request.json().get("displayName")
@@ -190,6 +210,14 @@ class Graph:
             cred = request.json().get("passwordCredential") or {}
             start = now()
             end = parse_time(str(cred.get("endDateTime") or "")) or start + dt.timedelta(days=730)
+            limit = int(self.cloud.tenant.settings["max_password_days"])
+            if limit and end - start > dt.timedelta(days=limit, minutes=5):
+                return graph_error(
+                    400,
+                    "CredentialInvalidLifetimeAsPerAppPolicy",
+                    "Credential lifetime exceeds the max value allowed as per assigned policy "
+                    f"'{make_id('app-management-policy', 1)}'.",
+                )
             password = Password(
                 self.cloud.tenant.next_id("password"),
                 str(cred.get("displayName") or ""),
@@ -226,12 +254,25 @@ class Graph:
             if request.method == "POST":
                 app_id = str(request.json().get("appId") or "")
                 app = self.cloud.tenant.application(app_id)
+                if app is not None and app.not_found_left > 0:
+                    app.not_found_left -= 1  # created moments ago: not replicated yet
+                    app = None
                 if app is None:
+                    message = (
+                        f"The appId '{app_id}' of the service principal does not reference "
+                        "a valid application object."
+                    )
                     return graph_error(
                         400,
                         "Request_BadRequest",
-                        f"The appId '{app_id}' of the service principal does not reference "
-                        "a valid application object.",
+                        message,
+                        details=[
+                            {
+                                "code": "NoBackingApplicationObject",
+                                "message": message,
+                                "target": "appId",
+                            }
+                        ],
                     )
                 if self.cloud.tenant.principal(app_id):
                     return graph_error(

@@ -24,6 +24,26 @@ a new service principal is missing from role       DESIGN.md section 4 (az CLI r
 assignments for a while (``not_found_left``)       PrincipalNotFound up to 36 times)
 role assignments at a parent scope apply below     Azure RBAC doc page (scope inheritance)
 the location list                                  assumption (a subset of public regions)
+a registry's ``roleAssignmentMode``:               ACR REST API 2025-11-01 (RegistryProperties
+``LegacyRegistryPermissions`` (default when         in azure-rest-api-specs containerregistry;
+omitted, see ``default_role_assignment_mode``) or  azure-mgmt-containerregistry 15's
+``AbacRepositoryPermissions``                      RoleAssignmentMode); the default: doc page
+                                                   "ABAC repository permissions" (ABAC "will
+                                                   become the default")
+ABAC mode: AcrPull, AcrPush, AcrDelete grant       same doc page ("Legacy ACR roles such as
+nothing; Container Registry Repository Reader      AcrPull, AcrPush, and AcrDelete are not
+(pull) and Writer (pull, push) do; Owner and       honored in ABAC-enabled registries"); the
+Contributor grant no data access there             role ids: built-in roles doc page; Owner/
+                                                   Contributor there, and the Repository roles
+                                                   granting nothing in legacy mode: assumption
+writing role assignments needs Owner, User Access  Azure RBAC doc page "Assign Azure roles"
+Administrator or Role Based Access Control         (prerequisites:
+Administrator                                      Microsoft.Authorization/roleAssignments/write)
+a new role assignment takes effect after           Azure RBAC troubleshooting doc page ("up to
+``role_propagation_seconds`` (setting, default 0)  10 minutes"); the setting: the sandbox's
+a new application is missing from Graph for        az CLI ``create_service_principal_for_rbac``
+``application_not_found`` attempts (setting,       retries it (36 x 5 s); see ``graph``
+default 0)
 =================================================  =========================================
 """
 
@@ -45,8 +65,10 @@ __all__ = [
     "ACR_PULL",
     "ACR_PUSH",
     "ARM_AUDIENCE",
+    "ASSIGNERS",
     "CLASSIC_ARM_AUDIENCE",
     "CONTRIBUTOR",
+    "DATA_ROLES",
     "DEFAULT_SETTINGS",
     "DEPLOYER_SP_OBJECT",
     "EXTRA_SUBSCRIPTION",
@@ -54,12 +76,16 @@ __all__ = [
     "LOCATIONS",
     "OTHER_SUBSCRIPTION",
     "OWNER",
+    "RBAC_ADMIN",
+    "REPOSITORY_READER",
+    "REPOSITORY_WRITER",
     "ROLES",
     "SEED_CLIENT_ID",
     "SEED_SUBSCRIPTION",
     "SEED_TENANT",
     "SKUS",
     "TAKEN_REGISTRY",
+    "USER_ACCESS_ADMIN",
     "Application",
     "Password",
     "Registry",
@@ -101,13 +127,28 @@ CONTRIBUTOR = "b24988ac-6180-42a0-ab88-20f7382dd24c"
 ACR_PUSH = "8311e382-0749-4cb8-b61a-304f252e45ec"
 ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
 ACR_DELETE = "c2f4ef07-c644-48eb-af81-4b1b4947fb11"
+REPOSITORY_READER = "b93aa761-3e63-49ed-ac28-beffa264f7ac"  # Container Registry Repository Reader
+REPOSITORY_WRITER = "2a1e307c-b015-4ebd-883e-5b7698a07328"  # Container Registry Repository Writer
+USER_ACCESS_ADMIN = "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9"
+RBAC_ADMIN = "f58310d9-a9f6-439a-9e8d-f62e7b41a168"  # Role Based Access Control Administrator
 ROLES = {
     OWNER: ("Owner", {"pull", "push", "delete"}),
     CONTRIBUTOR: ("Contributor", {"pull", "push", "delete"}),
     ACR_PUSH: ("AcrPush", {"pull", "push"}),
     ACR_PULL: ("AcrPull", {"pull"}),
     ACR_DELETE: ("AcrDelete", {"delete"}),
+    REPOSITORY_READER: ("Container Registry Repository Reader", {"pull"}),
+    REPOSITORY_WRITER: ("Container Registry Repository Writer", {"pull", "push"}),
+    USER_ACCESS_ADMIN: ("User Access Administrator", set()),
+    RBAC_ADMIN: ("Role Based Access Control Administrator", set()),
 }
+#: The roles that grant registry data access in each role assignment mode (see the table).
+DATA_ROLES = {
+    "LegacyRegistryPermissions": {OWNER, CONTRIBUTOR, ACR_PUSH, ACR_PULL, ACR_DELETE},
+    "AbacRepositoryPermissions": {REPOSITORY_READER, REPOSITORY_WRITER},
+}
+#: The roles that may write role assignments.
+ASSIGNERS = {OWNER, USER_ACCESS_ADMIN, RBAC_ADMIN}
 LOCATIONS = (
     "australiaeast brazilsouth canadacentral centralindia centralus eastasia eastus eastus2 "
     "francecentral germanywestcentral japaneast koreacentral northeurope norwayeast "
@@ -123,6 +164,11 @@ CLASSIC_ARM_AUDIENCE = "https://management.core.windows.net"
 ACR_AUDIENCE = "https://containerregistry.azure.net"
 DEFAULT_SETTINGS: dict[str, Any] = {
     "principal_not_found": 1,
+    "application_not_found": 0,
+    "role_propagation_seconds": 0,
+    "default_role_assignment_mode": "LegacyRegistryPermissions",
+    "max_password_days": 0,
+    "unregistered_providers": [],
     "registry_polls": 1,
     "extra_subscription": False,
 }
@@ -194,6 +240,7 @@ class Application:
     app_id: str
     display_name: str
     passwords: list[Password] = field(default_factory=list)
+    not_found_left: int = 0  # Graph does not know it yet (replication) for this many attempts
 
     def public(self) -> dict[str, Any]:
         """The resource as the API returns it."""
@@ -271,6 +318,7 @@ class Registry:
     provisioning_state: str = "Creating"
     polls_left: int = 0
     front: RegistryFront | None = None
+    role_assignment_mode: str = "LegacyRegistryPermissions"
 
     @property
     def id(self) -> str:
@@ -303,6 +351,7 @@ class Registry:
                 "zoneRedundancy": "Disabled",
                 "anonymousPullEnabled": False,
                 "dataEndpointEnabled": False,
+                "roleAssignmentMode": self.role_assignment_mode,
             },
         }
 
@@ -316,6 +365,7 @@ class RoleAssignment:
     role_definition_id: str
     principal_id: str
     principal_type: str
+    effective: dt.datetime | None = None  # a new role reaches the registry then (propagation)
 
     @property
     def id(self) -> str:
@@ -386,12 +436,22 @@ class Tenant:
         return None
 
     def registry_actions(self, principal_id: str, registry: Registry) -> set[str]:
-        """What the principal's role assignments at or above the registry allow on its data."""
+        """What the principal's role assignments at or above the registry allow on its data.
+
+        Only the roles honoured in the registry's role assignment mode count, and
+        only once they have propagated (see the table).
+        """
         allowed: set[str] = set()
         rid = registry.id.lower()
+        honoured = DATA_ROLES.get(registry.role_assignment_mode, set())
+        when = now()
         for a in self.assignments.values():
             scope = a.scope.lower()
-            if a.principal_id == principal_id and (rid == scope or rid.startswith(scope + "/")):
+            if a.principal_id != principal_id or a.role not in honoured:
+                continue
+            if a.effective is not None and when < a.effective:
+                continue
+            if rid == scope or rid.startswith(scope + "/"):
                 allowed |= ROLES.get(a.role, ("", set()))[1]
         return allowed
 
