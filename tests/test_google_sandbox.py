@@ -1,0 +1,294 @@
+"""Google beyond the contract: bad inputs, faults, key limits and policy, live-state registry auth.
+
+The steps are driven in-process against the sandbox (the contract suite runs the notebook);
+each test says which point of issue 10 it shows.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from binderhub_registry import InvalidParameter, PermissionDenied, Runner, sandbox
+from binderhub_registry.errors import BinderHubRegistryError
+from binderhub_registry.providers import google
+
+pytestmark = pytest.mark.sandbox
+
+DEFAULTS: dict[str, Any] = {
+    "project_id": "binderhub-demo",
+    "location": "us-central1",
+    "repository": "binderhub",
+    "service_account": "binderhub-builder",
+    "gcr_domain": False,
+    "prefix": "binder-",
+    "dry_run": False,
+    "teardown": False,
+    "rotate": False,
+    "sandbox": True,
+}
+
+
+def settings(box: sandbox.Sandbox, **values: Any) -> None:
+    """Set the Google backend's sandbox knobs."""
+    r = requests.post(
+        f"{box.url}/_sandbox/google/settings",
+        json=values,
+        headers=box.admin_headers(),
+        verify=box.ca_file,
+        timeout=10,
+    )
+    r.raise_for_status()
+
+
+def grpc_calls(box: sandbox.Sandbox, method: str) -> list[str]:
+    """The statuses of the gRPC IAM calls to ``method`` since the last reset."""
+    return [e["status"] for e in box.log() if e["path"] == f"/google.iam.admin.v1.IAM/{method}"]
+
+
+@pytest.fixture
+def run() -> Runner:
+    """A runner that does not wait between attempts."""
+    return Runner(sleep=lambda seconds: None)
+
+
+@pytest.fixture
+def conn(fresh: sandbox.Sandbox, tmp_path: Path, run: Runner) -> Iterator[google.GoogleConnection]:
+    """A signed-in connection on a fresh sandbox, writing into tmp_path."""
+    p = google.validate(DEFAULTS, output_dir=str(tmp_path / "values"))
+    yield run.step("sign in", google.sign_in, p)
+
+
+def up_to_the_key(run: Runner, conn: google.GoogleConnection) -> None:
+    """The steps before the key: API, repository, service account, role."""
+    run.step("api", google.enable_api, conn)
+    run.step("repository", google.ensure_repository, conn)
+    run.step("account", google.ensure_service_account, conn)
+    run.step("role", google.grant_writer, conn)
+
+
+# --- step 1: parameters ------------------------------------------------------------------
+BAD_INPUTS = [
+    ("project_id", "abc"),  # too short
+    ("project_id", "a" * 31),  # too long
+    ("project_id", "1binderhub"),  # starts with a digit
+    ("project_id", "binderhub-"),  # ends with a hyphen
+    ("project_id", "BinderHub-demo"),  # uppercase
+    ("location", "mars"),
+    ("location", "us-central"),  # no zone number
+    ("location", "US-CENTRAL1"),
+    ("repository", "Binderhub"),
+    ("repository", "binder_hub"),
+    ("repository", "-binderhub"),
+    ("repository", "b" * 64),
+    ("service_account", "short"),  # 5 characters
+    ("service_account", "s" * 31),
+    ("service_account", "builder-"),
+    ("service_account", "9builder"),
+    ("gcr_domain", "yes"),
+    ("prefix", "Binder/"),
+    ("sandbox", "true"),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), BAD_INPUTS)
+def test_bad_inputs_are_refused_by_their_rule(name: str, value: Any, tmp_path: Path) -> None:
+    with pytest.raises(InvalidParameter) as err:
+        google.validate(DEFAULTS, output_dir=str(tmp_path), **{name: value})
+    assert err.value.name == name
+
+
+def test_gcr_domain_needs_a_multi_region(tmp_path: Path) -> None:
+    with pytest.raises(InvalidParameter, match="location"):
+        google.validate(DEFAULTS, output_dir=str(tmp_path), gcr_domain=True)
+    p = google.validate(DEFAULTS, output_dir=str(tmp_path), gcr_domain=True, location="europe")
+    assert p.repository_id == "eu.gcr.io"
+
+
+# --- steps 3-7: faults, limits and policies ---------------------------------------------------
+def test_a_disabled_api_is_reported_clearly(conn: google.GoogleConnection, run: Runner) -> None:
+    with pytest.raises(PermissionDenied, match="Artifact Registry API has not been used"):
+        run.step("repository", google.ensure_repository, conn)
+
+
+def test_unavailable_on_grpc_reads_and_creates_creates_once(
+    conn: google.GoogleConnection, fresh: sandbox.Sandbox, run: Runner
+) -> None:
+    run.step("api", google.enable_api, conn)
+    run.step("repository", google.ensure_repository, conn)
+    settings(
+        fresh,
+        grpc_faults=[
+            {"method": "GetServiceAccount", "code": "UNAVAILABLE", "times": 2},
+            # carried out, then the answer is lost: the SDK does not retry a create
+            {"method": "CreateServiceAccount", "code": "UNAVAILABLE", "times": 1, "after": True},
+        ],
+    )
+    run.step("account", google.ensure_service_account, conn)
+    created = grpc_calls(fresh, "CreateServiceAccount")
+    assert created[0] == "grpc UNAVAILABLE"  # the first create worked, its answer was lost
+    assert "grpc OK" not in created  # never created twice: the retry found it (or ALREADY_EXISTS)
+    accounts = [a["email"] for a in fresh.state()["google"]["service_accounts"]]
+    assert accounts.count(conn.params.email) == 1
+
+
+def test_a_stale_etag_restarts_the_read_modify_write(
+    conn: google.GoogleConnection, fresh: sandbox.Sandbox, run: Runner
+) -> None:
+    run.step("api", google.enable_api, conn)
+    run.step("repository", google.ensure_repository, conn)
+    run.step("account", google.ensure_service_account, conn)
+    aborted = {
+        "error": {
+            "code": 409,
+            "message": "There were concurrent policy changes. Please retry the whole "
+            "read-modify-write with exponential backoff.",
+            "status": "ABORTED",
+        }
+    }
+    fresh.add_faults({"method": "POST", "path": ":setIamPolicy$", "status": 409, "body": aborted})
+    run.step("role", google.grant_writer, conn)
+    sets = [e["status"] for e in fresh.log() if e["path"].endswith(":setIamPolicy")]
+    assert sets == [409, 200]
+    (repo,) = fresh.state()["google"]["registries"]
+    assert repo["bindings"] == [{"role": google.ROLE, "members": [conn.params.member]}]
+
+
+def test_429_is_retried_after_its_retry_after(
+    conn: google.GoogleConnection, fresh: sandbox.Sandbox, run: Runner
+) -> None:
+    run.step("api", google.enable_api, conn)
+    fresh.add_faults(
+        {"method": "POST", "path": "/repositories$", "status": 429, "retry_after": 0, "times": 2}
+    )
+    run.step("repository", google.ensure_repository, conn)
+    posts = [e["status"] for e in fresh.log() if e["path"].endswith("/repositories")]
+    assert posts == [429, 429, 200]
+    assert len(fresh.state()["google"]["registries"]) == 1
+
+
+def test_the_ten_key_limit_is_reported(
+    conn: google.GoogleConnection, fresh: sandbox.Sandbox, run: Runner, tmp_path: Path
+) -> None:
+    up_to_the_key(run, conn)
+    for _ in range(10):  # someone else's keys on a reused account: not ours to delete
+        conn.iam.create_service_account_key(name=conn.account_name)
+    conn.record.forget("service_account")  # as if the account had been found, not created
+    with pytest.raises(PermissionDenied, match="10 keys, Google's limit"):
+        run.step("key", google.ensure_key, conn)
+
+
+def test_a_rerun_never_piles_up_keys(
+    conn: google.GoogleConnection, fresh: sandbox.Sandbox, run: Runner
+) -> None:
+    up_to_the_key(run, conn)
+    for _ in range(3):  # keys whose JSON was lost (crashes after creation)
+        conn.iam.create_service_account_key(name=conn.account_name)
+    run.step("key", google.ensure_key, conn)
+    accounts = {a["email"]: a for a in fresh.state()["google"]["service_accounts"]}
+    assert len(accounts[conn.params.email]["keys"]) == 1
+
+
+def test_the_key_creation_policy_is_one_line_pointing_to_keyless(
+    conn: google.GoogleConnection, fresh: sandbox.Sandbox, run: Runner
+) -> None:
+    up_to_the_key(run, conn)
+    settings(fresh, key_creation_disabled=True)
+    with pytest.raises(PermissionDenied) as err:
+        run.step("key", google.ensure_key, conn)
+    message = str(err.value)
+    assert "iam.disableServiceAccountKeyCreation" in message and "keyless" in message
+    assert "\n" not in message
+
+
+def test_the_registry_checks_live_keys_and_the_repository_policy(
+    conn: google.GoogleConnection, fresh: sandbox.Sandbox, run: Runner
+) -> None:
+    up_to_the_key(run, conn)
+    key = run.step("key", google.ensure_key, conn)
+    assert key is not None
+    values = conn.values()
+    assert values is not None
+    host = values.registry_url
+    scope = "repository:binderhub-demo/binderhub/img:push,pull"
+
+    def actions(user: str, password: str) -> Any:
+        r = requests.get(
+            f"{host}/v2/token",
+            params={"service": "us-central1-docker.pkg.dev", "scope": scope},
+            auth=(user, password),
+            verify=fresh.ca_file,
+            timeout=10,
+        )
+        if r.status_code != 200:
+            return r.status_code
+        token = r.json()["token"]
+        claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+        return sorted(claims["access"][0]["actions"])
+
+    secret = key.reveal()
+    assert actions("_json_key", secret) == ["pull", "push"]
+    assert actions("_json_key_base64", base64.b64encode(secret.encode()).decode()) == [
+        "pull",
+        "push",
+    ]
+    conn._remove_binding()  # without the writer role: no push
+    assert actions("_json_key", secret) == []
+    conn._delete_key(json.loads(secret)["private_key_id"])  # a deleted key: refused
+    assert actions("_json_key", secret) == 401
+
+
+def test_rotate_makes_a_new_key_and_retires_the_old_one_after_verification(
+    conn: google.GoogleConnection, fresh: sandbox.Sandbox, run: Runner, tmp_path: Path
+) -> None:
+    up_to_the_key(run, conn)
+    run.step("key", google.ensure_key, conn)
+    files = run.step("write", conn.write_values)
+    old = json.loads((conn.secret or pytest.fail("no key")).reveal())["private_key_id"]
+    p = google.validate(DEFAULTS, output_dir=str(tmp_path / "values"), rotate=True)
+    again = run.step("sign in", google.sign_in, p)
+    up_to_the_key(run, again)
+    run.step("key", google.ensure_key, again)
+    keys = {a["email"]: a["keys"] for a in fresh.state()["google"]["service_accounts"]}
+    assert old in keys[p.email] and len(keys[p.email]) == 2  # kept until the new one verifies
+    files = run.step("write", again.write_values)
+    run.step("verify", again.verify, files)
+    import asyncio
+
+    asyncio.run(run.astep("retire", again.finish_rotation))
+    keys = {a["email"]: a["keys"] for a in fresh.state()["google"]["service_accounts"]}
+    assert old not in keys[p.email] and len(keys[p.email]) == 1
+
+
+def test_teardown_deletes_only_what_it_created(
+    conn: google.GoogleConnection, fresh: sandbox.Sandbox, run: Runner, tmp_path: Path
+) -> None:
+    seeded = fresh.state()["google"]
+    up_to_the_key(run, conn)
+    run.step("key", google.ensure_key, conn)
+    run.step("write", conn.write_values)
+    p = google.validate(DEFAULTS, output_dir=str(tmp_path / "values"), teardown=True)
+    down = run.step("sign in", google.sign_in, p)
+    import asyncio
+
+    asyncio.run(run.astep("teardown", down.teardown))
+    assert fresh.state()["google"] == seeded
+
+
+def test_no_private_key_in_the_stored_notebook() -> None:
+    from .conftest import NOTEBOOKS
+
+    text = (NOTEBOOKS / f"{google.NOTEBOOK}.ipynb").read_text()
+    assert "PRIVATE KEY" not in text and "private_key" not in text
+
+
+def test_errors_from_the_sdk_carry_no_token(conn: google.GoogleConnection) -> None:
+    with pytest.raises(BinderHubRegistryError) as err:
+        google._find_repository(conn)  # the API is off: Google's 403
+    assert "ya29." not in str(err.value) and "Bearer" not in str(err.value)
