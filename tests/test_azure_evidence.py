@@ -416,3 +416,18 @@ def test_sandbox_mode_never_reads_real_credentials(
     monkeypatch.setenv(azure.SANDBOX_SECRET_VARIABLE, "rehearsing-a-wrong-secret")
     _, _, source = azure._sandbox_credential(p)
     assert source == azure.SANDBOX_SECRET_VARIABLE
+
+
+def test_regions_known_to_the_sdk_are_accepted_and_unknown_ones_refused(
+    tenant: Tenant,  # noqa: F811
+) -> None:
+    """Azure.Core's public region names are accepted; a misspelt one is refused as ARM does."""
+    groups = tenant.resources().resource_groups
+    assert groups.create_or_update("rg-ncus", {"location": "northcentralus"}).location == (
+        "northcentralus"
+    )
+    with pytest.raises(HttpResponseError) as err:
+        groups.create_or_update("rg-typo", {"location": "westeuropa"})
+    assert err.value.error is not None
+    assert err.value.error.code == "LocationNotAvailableForResourceGroup"
+    assert "westeurope" in str(err.value)  # ARM lists the available regions

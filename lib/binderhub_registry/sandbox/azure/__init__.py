@@ -28,9 +28,18 @@ module                      serves
 
 ``/_sandbox/azure/settings`` (admin: not logged, not faulted): GET, or POST a
 JSON object with any of ``principal_not_found`` (role assignment attempts a new
-service principal fails with PrincipalNotFound, default 1), ``registry_polls``
-(``InProgress`` answers before a new registry is Succeeded, default 1),
-``extra_subscription`` (a second subscription the deployer owns, default False).
+service principal fails with PrincipalNotFound, default 1),
+``application_not_found`` (Graph attempts that do not know a new application
+yet: 400 NoBackingApplicationObject, 404; default 0),
+``role_propagation_seconds`` (before a new role assignment reaches the
+registry, default 0), ``default_role_assignment_mode`` (a registry created
+without ``roleAssignmentMode``: ``LegacyRegistryPermissions``, the default, or
+``AbacRepositoryPermissions``), ``max_password_days`` (the tenant's password
+lifetime policy, 0: none), ``unregistered_providers`` (namespaces answering
+409 MissingSubscriptionRegistration until registered, default none),
+``registry_polls`` (``InProgress`` answers before a new registry is Succeeded,
+default 1), ``extra_subscription`` (a second subscription the deployer owns,
+default False).
 
 Errors carry Azure's real bodies, so the SDKs raise ResourceExistsError,
 ResourceNotFoundError, HttpResponseError, ClientAuthenticationError and
