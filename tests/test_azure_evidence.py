@@ -138,6 +138,7 @@ def test_the_old_token_url_gets_400_from_acr(
         verify(old, ca_bundle=tenant.box.ca_file)
     assert err.value.check == "BinderHub's image check"
     assert "answered HTTP 400" in err.value.diagnosis
+    assert "remove DockerRegistry.token_url" in err.value.diagnosis
 
 
 def test_a_wrong_password_is_named_not_a_missing_token_url(

@@ -104,12 +104,25 @@ def get_image_manifest(
     headers = {"Accept": OCI_MANIFEST}
     token = ""
     if settings.token_url:
-        token = http.token(
-            settings.token_url,
-            {"scope": f"repository:{image}:pull", "service": "container_registry"},
-            check,
-            hints,
-        )
+        try:
+            token = http.token(
+                settings.token_url,
+                {"scope": f"repository:{image}:pull", "service": "container_registry"},
+                check,
+                hints,
+            )
+        except VerificationFailed as failed:
+            if "HTTP 400" in failed.diagnosis and "service=" in settings.token_url:
+                # ACR refuses the doubled `service` (jupyterhub/binderhub issue 1620)
+                raise VerificationFailed(
+                    check,
+                    f"token request to {origin(settings.token_url)} answered HTTP 400: "
+                    "BinderHub appends "
+                    "service=container_registry to token_url's own service, and this registry "
+                    "refuses a service sent twice (as ACR does): remove DockerRegistry.token_url "
+                    "if the registry accepts Basic credentials (ACR does), else drop its service=",
+                ) from None
+            raise
         r = http.get(url, headers=headers | {"Authorization": f"Bearer {token}"})
     else:
         r = http.get(url, headers=headers, auth=http.basic)
