@@ -122,6 +122,26 @@ def setup_rows() -> list[Row]:
     rows.append(
         ("  .venv without the azure extra", f"{du(work / 'venv-no-azure') / 1e6:.0f} MB", "", None)
     )
+    # the google extra on top of that venv: what it adds to the install, in size and time
+    no_google, venv = (
+        du(work / "venv-no-azure"),
+        {"UV_PROJECT_ENVIRONMENT": str(work / "venv-no-azure")},
+    )
+    google_s = timed(
+        subprocess.run,
+        [uv, "sync", "-q", "--locked", "--extra", "test", "--extra", "docs", "--extra", "google"],
+        cwd=repo,
+        env=env | venv,
+        check=True,
+    )
+    rows.append(
+        (
+            "  the google extra adds",
+            f"{(du(work / 'venv-no-azure') - no_google) / 1e6:.0f} MB, {google_s:.1f} s",
+            "",
+            None,
+        )
+    )
     if os.environ.get("BENCH_SUITE", "1") != "0":
         load = os.getloadavg()[0]
         suite = make("test")

@@ -366,8 +366,8 @@ class Rest:
             str(body.get("description", "")),
             time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         )
+        self.cloud.ensure_front(repo)  # first: a front that fails to start leaves no repository
         self.project.repositories[name] = repo
-        self.cloud.ensure_front(repo)
         return self._lro(location, lambda: None, lambda: self._repo_json(repo), "Repository")
 
     def delete_repository(self, request: Request) -> Response:
