@@ -124,7 +124,7 @@ def test_every_page_loads_cleanly_and_fits_the_width(
         )
         if overflow > 0:
             page.screenshot(path=str(tmp_path / name.replace("/", "_")) + ".png", full_page=True)
-            problems.append(f"{name}: {overflow}px wider than the {width}px window")
+            problems.append(f"{overflow}px wider than the {width}px window")
         problems[seen:] = [f"{name}: {p}" for p in problems[seen:]]
         seen = len(problems)
     page.close()

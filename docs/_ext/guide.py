@@ -86,8 +86,24 @@ def _azure(params: Any) -> RegistryValues:
     return values
 
 
+def _google(params: Any) -> RegistryValues:
+    from binderhub_registry.providers import google
+
+    conn = google.GoogleConnection.__new__(google.GoogleConnection)
+    conn.params, conn.secret, conn.ca_file = params, Secret("key-json"), None
+    conn.host = google._host_of(conn, None)  # the provider's own rule for the real host
+    values = conn.values()
+    assert values is not None
+    return values
+
+
 #: provider key -> how its real values are rendered; a new provider adds its entry here
 REAL_EXAMPLES: dict[str, RealExample] = {
+    "google": RealExample(
+        overrides={"project_id": "your-project-id"},
+        placeholders={"your-project-id": "<PROJECT_ID>"},
+        build=_google,
+    ),
     "dockerhub": RealExample(
         overrides={"username": "yourdockerid", "organization": "yourorg"},
         placeholders={"yourdockerid": "<DOCKER_ID>", "yourorg": "<ORGANIZATION>"},
