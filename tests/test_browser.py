@@ -1,4 +1,4 @@
-"""Interactive use, as a person would: JupyterLab in headless Chromium, the ipywidgets form.
+"""Interactive use, as a person would: JupyterLab in headless Chromium, every notebook's form.
 
 Debian's chromium driven by Playwright (never ``playwright install``); every
 host but 127.0.0.1 resolves to nothing, so the browser cannot leave loopback.
@@ -14,9 +14,11 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
+import yaml
 
 from binderhub_registry.sandbox import Sandbox
 from binderhub_registry.sandbox.registry import free_port
@@ -42,10 +44,22 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture
-def lab(tmp_path: Path, fresh: Sandbox) -> Iterator[tuple[str, Path]]:
-    """JupyterLab on 127.0.0.1 serving a copy of the Docker Hub notebook; yields its URL."""
-    shutil.copy(ROOT / "notebooks" / "02-docker-hub.ipynb", tmp_path)
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+#: every notebook's form has the common ``prefix``: a bad value shows its rule, a good one
+#: ends up in the written config.yaml's image_prefix
+PREFIX_RULE = "must start with a lowercase letter or digit"
+FORM_PREFIX = "formtest-"
+#: parameters set through the form beyond ``prefix``, per notebook
+EXTRA_FIELDS = {"02-docker-hub": {"organization": "binderhubdemoorg"}}
+
+
+@pytest.fixture(params=NOTEBOOKS, ids=lambda p: p.stem)
+def lab(
+    request: pytest.FixtureRequest, tmp_path: Path, fresh: Sandbox
+) -> Iterator[tuple[str, Path]]:
+    """JupyterLab on 127.0.0.1 serving a copy of one notebook; yields its URL and folder."""
+    notebook: Path = request.param
+    shutil.copy(notebook, tmp_path)
     port, token = free_port(), secrets.token_hex(16)
     log = open(tmp_path / "lab.log", "wb")
     proc = subprocess.Popen(
@@ -75,17 +89,22 @@ def lab(tmp_path: Path, fresh: Sandbox) -> Iterator[tuple[str, Path]]:
                 time.sleep(0.2)
         else:
             pytest.fail("JupyterLab did not start: " + (tmp_path / "lab.log").read_text()[-2000:])
-        yield f"{base}/lab/tree/02-docker-hub.ipynb?token={token}", tmp_path
+        yield f"{base}/lab/tree/{notebook.name}?token={token}", tmp_path
     finally:
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
 
 
+def _field(page: Any, name: str) -> Any:
+    return page.locator(".widget-text", has_text=name).locator("input")
+
+
 def test_form_edits_parameters_then_the_notebook_runs(
     lab: tuple[str, Path], fresh: Sandbox
 ) -> None:
     url, workdir = lab
+    stem = url.split("/lab/tree/", 1)[1].split(".ipynb", 1)[0]
     errors: list[str] = []
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -106,29 +125,33 @@ def test_form_edits_parameters_then_the_notebook_runs(
         page.locator(".jp-CodeCell .jp-InputArea-editor").first.click()
         for _ in range(3):
             page.keyboard.press("Shift+Enter")
-        username = page.locator(".widget-text", has_text="username").locator("input")
+        prefix = _field(page, "prefix")
         try:
-            username.wait_for(timeout=30_000)
+            prefix.wait_for(timeout=30_000)
         except playwright.Error:
             page.screenshot(path=str(workdir / "no-form.png"), full_page=True)
             raise
 
-        username.fill("Not Valid")
-        username.press("Enter")
-        page.wait_for_selector("text=4 to 30 lowercase letters or digits", timeout=10_000)
-        username.fill("binderhubdemo")
-        username.press("Enter")
-        organization = page.locator(".widget-text", has_text="organization").locator("input")
-        organization.fill("binderhubdemoorg")
-        organization.press("Enter")
+        prefix.fill("Not_Valid")  # the form shows the parameter's rule as you type
+        prefix.press("Enter")
+        try:
+            page.get_by_text(PREFIX_RULE).first.wait_for(timeout=10_000)
+        except playwright.Error:
+            page.screenshot(path=str(workdir / "no-rule.png"), full_page=False)
+            raise
+        prefix.fill(FORM_PREFIX)
+        prefix.press("Enter")
+        for name, value in EXTRA_FIELDS.get(stem, {}).items():
+            _field(page, name).fill(value)
+            _field(page, name).press("Enter")
         page.screenshot(path=str(workdir / "form.png"), full_page=False)
 
-        # select Step 1's cell, then Run > Run Selected Cell and All Below, as a person would
+        # select the first cell after the form, then Run > Run Selected Cell and All Below
         page.locator(".jp-Notebook .jp-CodeCell").nth(2).locator(".jp-InputArea-prompt").click()
         page.get_by_role("menuitem", name="Run", exact=True).click()
         page.get_by_text("Run Selected Cell and All Below").click()
         try:
-            page.wait_for_selector("text=BinderHub finds the pushed image", timeout=90_000)
+            page.wait_for_selector("text=BinderHub finds the pushed image", timeout=180_000)
         except playwright.Error:
             page.screenshot(path=str(workdir / "not-done.png"), full_page=True)
             raise
@@ -136,9 +159,16 @@ def test_form_edits_parameters_then_the_notebook_runs(
         text = page.locator(".jp-Notebook").inner_text()
         browser.close()
 
-    assert "binderhubdemo is a member of binderhubdemoorg" in text
-    assert "binderhubdemoorg/binder-" in text  # the form's value reached the values
-    assert "<redacted>" in text and "dckr_pat_" not in text
     assert not errors, errors
-    tokens = fresh.state()["dockerhub"]["access_tokens"]
-    assert [t["label"] for t in tokens] == ["BinderHub push binderhubdemoorg/binder-*"]
+    # the form's values reached the files the notebook wrote
+    config = yaml.safe_load((workdir / "build" / stem / "config.yaml").read_text())
+    image_prefix = config["config"]["BinderHub"]["image_prefix"]
+    assert image_prefix.endswith("/" + FORM_PREFIX), image_prefix
+    assert f"/{FORM_PREFIX}" in text
+    assert "<redacted>" in text
+    if stem == "02-docker-hub":
+        assert "binderhubdemo is a member of binderhubdemoorg" in text
+        assert image_prefix.endswith(f"binderhubdemoorg/{FORM_PREFIX}")
+        assert "dckr_pat_" not in text
+        tokens = fresh.state()["dockerhub"]["access_tokens"]
+        assert [t["label"] for t in tokens] == [f"BinderHub push binderhubdemoorg/{FORM_PREFIX}*"]
