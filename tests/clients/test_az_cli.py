@@ -28,13 +28,6 @@ from .conftest import AZ_ENV
 pytestmark = pytest.mark.clients
 Guide = dict[str, Any]  # what az_guide.run_guide returned, as JSON
 
-#: ``az acr login`` reads the registry's challenge and needs ACR's ``Bearer realm=...,service=...``
-#: (azure-cli acr/_docker_utils.py ``_handle_challenge_phase``); the fake answers it once issue 7's
-#: point 2 lands (ACR's challenges). Not strict: the test passes either way until then.
-NEEDS_BEARER_CHALLENGE = pytest.mark.xfail(
-    reason="the ACR fake's /v2/ challenge must be Bearer (issue 7 point 2)", strict=False
-)
-
 
 def _in_own_network() -> list[str]:
     """``unshare -n`` with loopback up, where this machine allows it (root); else nothing."""
@@ -91,7 +84,7 @@ def test_pinned_cli(guide: Guide) -> None:
         "2.3 step 3",
         "2.3 step 4 check-name",
         "2.3 step 4",
-        pytest.param("2.3 step 5", marks=NEEDS_BEARER_CHALLENGE),
+        "2.3 step 5",
         "2.3 step 6",
         "2.3 step 7",
     ],
@@ -113,8 +106,9 @@ def test_what_the_commands_printed(guide: Guide) -> None:
     assert made["displayName"] == "binderhub-sp" and made["password"] == "<secret>"
 
 
-@NEEDS_BEARER_CHALLENGE
 def test_acr_login_exposes_a_token(guide: Guide) -> None:
+    """``az acr login --expose-token``: the registry's Bearer challenge, then Entra ID's token for
+    ACR exchanged at ``/oauth2/exchange`` (docker is absent: the token is printed instead)."""
     token = json.loads(_step(guide, "2.3 step 5")["stdout"])
     assert token["accessToken"] == "<secret>" and token["loginServer"].startswith("127.0.0.1:")
 
