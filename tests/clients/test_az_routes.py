@@ -166,3 +166,19 @@ def test_graph_filters_patch_and_get_by_ids(fresh: sandbox.Sandbox) -> None:
     assert [(s["@odata.type"], s["id"]) for s in stubs] == [
         ("#microsoft.graph.servicePrincipal", sp["id"])
     ]
+
+
+def test_az_setup_lines(box: sandbox.Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
+    """``binderhub-registry sandbox az-setup``: lines for ``eval`` that point az at this sandbox,
+    keep it off the internet, and never print the deployer's secret."""
+    from binderhub_registry.cli import main
+
+    assert main(["sandbox", "az-setup", "--dir", str(box.directory)]) == 0
+    out = capsys.readouterr().out
+    assert f"export REQUESTS_CA_BUNDLE={box.ca_file}" in out
+    assert "export AZURE_CORE_COLLECT_TELEMETRY=0" in out
+    assert "core.instance_discovery=false" in out
+    assert "/versionCheck.json" in out
+    assert f"--endpoint-resource-manager {box.url}/azure/management/" in out
+    assert "az login --service-principal" in out
+    assert box.credentials("azure")["client_secret"] not in out
