@@ -187,3 +187,18 @@ def test_conda_and_binder_install_what_the_lock_pins(
     else:
         assert pip == [[f"-r {exported}", "-e ."]]
     assert _requirement_names(*extras) <= _pins(ROOT / exported)
+
+
+def test_readme_has_the_binder_badge_and_a_small_screenshot_of_the_site() -> None:
+    readme = (ROOT / "README.md").read_text()
+    badge = re.search(r"\(https://mybinder\.org/v2/gh/[^)\s]+\)", readme)
+    assert badge and "urlpath=lab/tree/notebooks" in badge.group(0)  # JupyterLab, notebooks/
+    choose = readme[readme.index("## Choose your path") :]
+    choose = choose[: choose.index("\n## ", 1)]
+    for way in ("make docs", "Binder", "jupyter lab", "papermill", "binderhub-registry verify"):
+        assert way in choose, way
+    shot = re.search(r"!\[[^\]]+\]\((docs/_static/[\w.-]+\.png)\)", choose)
+    assert shot, "no screenshot in Choose your path"
+    png = ROOT / shot.group(1)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.stat().st_size < 300_000
