@@ -33,9 +33,12 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from ..app import App, Backend, Context, Request, Response, json_response
+from ..registry import free_port
 from ..registry_front import FrontConfig, Grant, RegistryFront
 from .models import (
     DEFAULT_SETTINGS,
@@ -62,6 +65,8 @@ class GoogleCloud(Backend):
         self.deployer = deployer
         self.app: App | None = None
         self.iam: IamServer | None = None
+        self.iam_port = 0
+        self._iam_thread: threading.Thread | None = None
         self.fronts: dict[str, RegistryFront] = {}
         super().__init__()
         for method, pattern, handler in Rest(self).routes():
@@ -78,14 +83,33 @@ class GoogleCloud(Backend):
         self.project: Project = seed_project(self.deployer)
 
     def attach(self, app: App) -> None:
-        """Start the gRPC IAM service (skipped without the google extra)."""
+        """Start the gRPC IAM service in the background, on a port chosen now.
+
+        Importing grpcio and google-cloud-iam takes the better part of a second, more than
+        the sandbox's whole start budget: the port goes into sandbox.json at once and the
+        server comes up once that file is written (a client arriving first gets UNAVAILABLE,
+        which the SDK and the notebook's runner retry). Without the google extra: no IAM.
+        """
         self.app = app
+        self.iam_port = free_port()
+        self._iam_thread = threading.Thread(target=self._start_iam, daemon=True)
+        self._iam_thread.start()
+
+    def _start_iam(self) -> None:
+        assert self.app is not None
+        # after sandbox.json is written: the import would otherwise hold up the start (the GIL)
+        ready = self.app.directory / "sandbox.json"
+        deadline = time.monotonic() + 20
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
         try:
             from .iam import IamServer
-        except ImportError:  # grpcio or google-cloud-iam missing: no IAM in this sandbox
+        except ImportError:  # grpcio or google-cloud-iam missing
             return
-        material = app.material
-        self.iam = IamServer(self, material.cert_file.read_bytes(), material.key_file.read_bytes())
+        material = self.app.material
+        self.iam = IamServer(
+            self, material.cert_file.read_bytes(), material.key_file.read_bytes(), self.iam_port
+        )
 
     def reset(self) -> None:
         """Stop the registry fronts, then reseed the project."""
@@ -95,6 +119,8 @@ class GoogleCloud(Backend):
     def shutdown(self) -> None:
         """Stop the fronts and the gRPC server."""
         self._stop_fronts()
+        if self._iam_thread is not None:
+            self._iam_thread.join(timeout=10)
         if self.iam is not None:
             self.iam.stop()
 
@@ -105,7 +131,7 @@ class GoogleCloud(Backend):
 
     def registries(self) -> dict[str, str]:
         """The gRPC IAM endpoint (a URL, for sandbox.json)."""
-        return {"google-iam": f"https://{self.iam.target}"} if self.iam else {}
+        return {"google-iam": f"https://127.0.0.1:{self.iam_port}"} if self.iam_port else {}
 
     @property
     def token_uri(self) -> str:

@@ -57,7 +57,7 @@ class _Abort(Exception):
 class IamServer:
     """A grpc server for the IAM admin methods the notebook uses, over the cloud's project."""
 
-    def __init__(self, cloud: GoogleCloud, cert: bytes, key: bytes) -> None:
+    def __init__(self, cloud: GoogleCloud, cert: bytes, key: bytes, port: int = 0) -> None:
         self.cloud = cloud
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         methods: dict[str, tuple[Callable[[Any], Any], Any, Any]] = {
@@ -102,7 +102,7 @@ class IamServer:
             (grpc.method_handlers_generic_handler(SERVICE, handlers),)
         )
         credentials = grpc.ssl_server_credentials([(key, cert)])
-        self.port = self.server.add_secure_port("127.0.0.1:0", credentials)
+        self.port = self.server.add_secure_port(f"127.0.0.1:{port}", credentials)
         self.server.start()
 
     @property
