@@ -56,7 +56,8 @@ def _sandbox(args: argparse.Namespace) -> int:
     print(f"running, pid {box.pid}\n  fake clouds: {box.url}\n  CA: {box.ca_file}")
     for name, url in box.registries.items():
         print(f"  registry {name}: {url}")
-    print('  the Azure CLI on it: eval "$(binderhub-registry sandbox az-setup)"')
+    where = f" --dir {shlex.quote(str(directory))}" if directory else ""
+    print(f'  the Azure CLI on it: eval "$(binderhub-registry sandbox az-setup{where})"')
     return 0
 
 
