@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
 from papermill.exceptions import PapermillExecutionError
 
 from binderhub_registry import sandbox
+from binderhub_registry.providers.dockerhub import SANDBOX_OTP_VARIABLE as SANDBOX_OTP
+from binderhub_registry.providers.dockerhub import SANDBOX_SECRET_VARIABLE as SANDBOX_SECRET
+from binderhub_registry.sandbox.dockerhub import PULL_LIMIT_BODY
 
-from .conftest import NotebookRun, assert_fails_before_any_call, outputs_text
+from .conftest import NOTEBOOKS, NotebookRun, assert_fails_before_any_call, outputs_text
 
 pytestmark = pytest.mark.notebook
 
@@ -73,11 +78,25 @@ def test_dry_run_changes_nothing(dockerhub_nb: NotebookRun, fresh: sandbox.Sandb
     assert all(e["method"] == "GET" or e["path"].endswith("/auth/token") for e in fresh.log())
 
 
-def test_organization_member(dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox) -> None:
-    nb = dockerhub_nb(organization="binderhubdemoorg")
-    assert "binderhubdemo is a member of binderhubdemoorg" in outputs_text(nb)
+@pytest.mark.parametrize(
+    ("organization", "role"), [("binderhubdemoorg", "an owner"), ("binderhubeditors", "an editor")]
+)
+def test_organization_editor_or_owner_pushes(
+    dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox, organization: str, role: str
+) -> None:
+    nb = dockerhub_nb(organization=organization)
+    assert f"binderhubdemo is {role} of {organization}" in outputs_text(nb)
     config = yaml.safe_load((dockerhub_nb.output_dir / "config.yaml").read_text())
-    assert "/binderhubdemoorg/binder-" in config["config"]["BinderHub"]["image_prefix"]
+    assert f"/{organization}/binder-" in config["config"]["BinderHub"]["image_prefix"]
+    assert "BinderHub finds the pushed image" in outputs_text(nb)
+
+
+def test_owner_is_offered_an_organization_access_token(
+    dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox
+) -> None:
+    text = outputs_text(dockerhub_nb(organization="binderhubdemoorg"))
+    assert "organization access token (repo push on binderhubdemoorg/*)" in text
+    assert "outlives any member leaving" in text
 
 
 @pytest.mark.parametrize(
@@ -85,6 +104,8 @@ def test_organization_member(dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox) 
     [
         ("someoneelsesorg", "is not a member of organization 'someoneelsesorg'"),
         ("nosuchorg", "organization 'nosuchorg' does not exist on Docker Hub"),
+        # a plain member may not create repositories, which BinderHub does at every new build
+        ("binderhubmembers", "ask an owner of binderhubmembers for the Editor role"),
     ],
 )
 def test_organization_refused(
@@ -94,6 +115,7 @@ def test_organization_refused(
         dockerhub_nb(organization=organization)
     assert err.value.ename == "PermissionDenied"
     assert expected in err.value.evalue
+    assert "\n" not in err.value.evalue
     assert tokens(fresh) == []
 
 
@@ -109,6 +131,9 @@ BAD_INPUTS = [
     ({"prefix": "-binder"}, "prefix", "must start with"),
     ({"prefix": "b" * 65}, "prefix", "at most 64"),
     ({"prefix": "binder--x"}, "prefix", "single"),
+    ({"prefix": "binder_"}, "prefix", "no '_'"),  # BinderHub would push to binder-...
+    ({"prefix": "binder_x-"}, "prefix", "turns '_' into '-'"),
+    ({"organization": "a" * 30, "prefix": "b" * 60}, "prefix", "over Docker Hub's 100"),
     ({"output_dir": ""}, "output_dir", "directory path"),
     ({"dry_run": "yes"}, "dry_run", "True or False"),
     ({"teardown": 1}, "teardown", "True or False"),
@@ -174,14 +199,26 @@ def test_crash_half_way_then_rerun(dockerhub_nb: NotebookRun, fresh: sandbox.San
 def test_wrong_secret_is_a_clear_authentication_error(
     dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DOCKERHUB_PASSWORD", "not-the-password")
+    monkeypatch.setenv(SANDBOX_SECRET, "not-the-password")
     with pytest.raises(PapermillExecutionError) as err:
         dockerhub_nb()
     assert err.value.ename == "AuthenticationFailed"
     assert "refused user 'binderhubdemo'" in err.value.evalue
-    assert "DOCKERHUB_PASSWORD" in err.value.evalue
+    assert SANDBOX_SECRET in err.value.evalue
     assert "not-the-password" not in dockerhub_nb.last_output()
     assert tokens(fresh) == []
+
+
+def test_sandbox_never_reads_real_credentials(
+    dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a developer's real secrets in the shell must not be sent to the sandbox
+    monkeypatch.setenv("DOCKERHUB_PASSWORD", "real-password-never-sent")
+    monkeypatch.setenv("DOCKERHUB_TOKEN", "dckr_pat_real-token-never-sent")
+    monkeypatch.setenv("DOCKERHUB_OTP", "123456")
+    nb = dockerhub_nb()
+    assert "with the sandbox's seeded password" in outputs_text(nb)
+    assert "BinderHub finds the pushed image" in outputs_text(nb)
 
 
 def test_real_mode_without_secret_says_how_to_give_one(
@@ -218,3 +255,167 @@ def test_revoked_token_is_replaced_on_rerun(
     assert "replacing 1 whose secret was lost" in outputs_text(nb)
     assert [t["uuid"] for t in tokens(fresh)] != [first]
     assert len(tokens(fresh)) == 1
+
+
+def test_new_secret_is_written_and_verified_before_the_old_token_goes(
+    dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox
+) -> None:
+    # the old token's secret may still be deployed: it goes only once the new one works
+    dockerhub_nb()
+    first = dockerhub_nb.record()["created"]["access_token"]["uuid"]
+    (dockerhub_nb.output_dir / "secret.yaml").unlink()
+    dockerhub_nb()
+    log = fresh.log()
+    deleted = max(i for i, e in enumerate(log) if e["path"].endswith(f"/access-tokens/{first}"))
+    created = max(
+        i
+        for i, e in enumerate(log)
+        if e["method"] == "POST" and e["path"].endswith("/access-tokens")
+    )
+    pushed = max(
+        i for i, e in enumerate(log) if e["method"] == "PUT" and "/manifests/" in e["path"]
+    )
+    assert created < pushed < deleted
+
+
+def test_deployments_sharing_an_account_keep_their_own_tokens(
+    tmp_path: Path, fresh: sandbox.Sandbox
+) -> None:
+    staging = NotebookRun(NOTEBOOKS / "02-docker-hub.ipynb", tmp_path / "staging")
+    production = NotebookRun(NOTEBOOKS / "02-docker-hub.ipynb", tmp_path / "production")
+    for run in (staging, production):
+        run.workdir.mkdir()
+    staging()
+    staging_secret = yaml.safe_load((staging.output_dir / "secret.yaml").read_text())
+    production()  # same account, namespace and prefix, another output_dir
+    labels = sorted(t["label"] for t in tokens(fresh))
+    assert len(labels) == 2 and labels[0] != labels[1]
+    assert all(label.startswith("BinderHub push binderhubdemo/binder-* #") for label in labels)
+    assert all(len(label) <= 100 for label in labels)
+    # staging's token survived production's run, and still works: a rerun reuses it
+    assert "Access token for BinderHub [reused]" in outputs_text(staging())
+    assert yaml.safe_load((staging.output_dir / "secret.yaml").read_text()) == staging_secret
+    production(teardown=True)
+    assert [t["label"] for t in tokens(fresh)] == [
+        staging.record()["created"]["access_token"]["label"]
+    ]
+
+
+def make_token(box: sandbox.Sandbox, scopes: list[str], user: str = "dockerhub") -> str:
+    """A personal access token made through the fake Hub API with the seeded password."""
+    creds = box.credentials(user)
+    api = f"{box.url}/dockerhub/v2"
+    session = requests.post(
+        f"{api}/auth/token",
+        json={"identifier": creds["username"], "secret": creds["password"]},
+        verify=box.ca_file,
+        timeout=10,
+    ).json()["access_token"]
+    made = requests.post(
+        f"{api}/access-tokens",
+        json={"token_label": "my own token", "scopes": scopes},
+        headers={"Authorization": f"Bearer {session}"},
+        verify=box.ca_file,
+        timeout=10,
+    )
+    assert made.status_code == 201, made.text
+    return str(made.json()["token"])
+
+
+def test_personal_access_token_becomes_the_credential_and_nothing_is_created(
+    dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pat = make_token(fresh, ["repo:write"])
+    before = tokens(fresh)
+    monkeypatch.setenv(SANDBOX_SECRET, pat)
+    made_by_the_test = len(fresh.log())
+    nb = dockerhub_nb()
+    text = outputs_text(nb)
+    assert "with a personal access token from " + SANDBOX_SECRET in text
+    assert "your personal access token is BinderHub's credential as it is" in text
+    assert "BinderHub finds the pushed image" in text
+    assert tokens(fresh) == before  # nothing created, nothing deleted
+    secret = yaml.safe_load((dockerhub_nb.output_dir / "secret.yaml").read_text())["registry"]
+    assert (secret["username"], secret["password"]) == ("binderhubdemo", pat)
+    assert pat not in dockerhub_nb.last_output()
+    # the notebook never asked Hub to manage tokens with the PAT's session
+    run = fresh.log()[made_by_the_test:]
+    assert not [e for e in run if e["path"].startswith("/dockerhub/v2/access-tokens")]
+
+
+def test_personal_access_token_without_write_fails_verification(
+    dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SANDBOX_SECRET, make_token(fresh, ["repo:read"]))
+    with pytest.raises(PapermillExecutionError) as err:
+        dockerhub_nb()
+    assert err.value.ename == "VerificationFailed"
+    assert "repo:write" in dockerhub_nb.last_output()
+
+
+def test_personal_access_token_cannot_rotate(
+    dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SANDBOX_SECRET, make_token(fresh, ["repo:write"]))
+    with pytest.raises(PapermillExecutionError) as err:
+        dockerhub_nb(rotate=True)
+    assert err.value.ename == "PermissionDenied"
+    assert "rotate needs a password sign-in" in err.value.evalue
+
+
+def test_two_factor_account_signs_in_with_the_code(
+    dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    creds = fresh.credentials("dockerhub-2fa")
+    monkeypatch.setenv(SANDBOX_SECRET, creds["password"])
+    monkeypatch.setenv(SANDBOX_OTP, creds["otp"])
+    nb = dockerhub_nb(username=creds["username"])
+    assert "BinderHub finds the pushed image" in outputs_text(nb)
+    second = [e for e in fresh.log() if e["path"] == "/dockerhub/v2/users/2fa-login"]
+    assert [e["status"] for e in second] == [200]
+    assert tokens(fresh)[0]["user"] == creds["username"]
+
+
+def test_two_factor_account_without_a_code_stops_with_one_line(
+    dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    creds = fresh.credentials("dockerhub-2fa")
+    monkeypatch.setenv(SANDBOX_SECRET, creds["password"])
+    with pytest.raises(PapermillExecutionError) as err:
+        dockerhub_nb(username=creds["username"])  # headless: no prompt, no code
+    assert err.value.ename == "MissingCredentials"
+    assert "two-factor code" in err.value.evalue and SANDBOX_OTP in err.value.evalue
+    assert "\n" not in err.value.evalue
+    monkeypatch.setenv(SANDBOX_OTP, "000000" if creds["otp"] != "000000" else "111111")
+    with pytest.raises(PapermillExecutionError) as err:
+        dockerhub_nb(username=creds["username"])
+    assert err.value.ename == "AuthenticationFailed"
+    assert "refused the two-factor code" in err.value.evalue
+    assert tokens(fresh) == []
+
+
+def test_single_sign_on_account_is_told_to_bring_a_token(
+    dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    creds = fresh.credentials("dockerhub-sso")
+    monkeypatch.setenv(SANDBOX_SECRET, creds["password"])
+    with pytest.raises(PapermillExecutionError) as err:
+        dockerhub_nb(username=creds["username"])
+    assert err.value.ename == "AuthenticationFailed"
+    assert "single sign-on need a personal access token" in err.value.evalue
+
+
+def test_registry_pull_limit_is_retried(dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox) -> None:
+    # Docker Hub counts manifest GETs (BinderHub's check) as pulls; past the limit: 429
+    fresh.add_faults(
+        {
+            "method": "GET",
+            "path": "^/v2/.*/manifests/",
+            "status": 429,
+            "retry_after": 1,
+            "body": PULL_LIMIT_BODY,
+        }
+    )
+    nb = dockerhub_nb()
+    assert "BinderHub finds the pushed image" in outputs_text(nb)
+    assert [e for e in fresh.log() if e["status"] == 429 and "/manifests/" in e["path"]]

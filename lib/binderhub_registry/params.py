@@ -69,12 +69,17 @@ def image_name_prefix(name: str) -> Parameter:
     """The start of image names BinderHub builds: one path component, open-ended.
 
     BinderHub appends the repository's slug, so a trailing separator is allowed.
+    It lowercases the whole image name and turns every ``_`` into ``-``
+    (binderhub/builder.py), so a prefix with either would not be the one in
+    ``image_prefix``: only what BinderHub leaves unchanged is accepted, and
+    verification pushes to the repository name BinderHub will use.
     """
     return text(
         name,
-        r"[a-z0-9]+(?:[._-][a-z0-9]+)*[._-]?",
+        r"[a-z0-9]+(?:[.-][a-z0-9]+)*[.-]?",
         "must start with a lowercase letter or digit, then lowercase letters, digits and "
-        "single '.', '_' or '-' separators, at most 64 characters, no '/'",
+        "single '.' or '-' separators, at most 64 characters, no '/' and no '_' "
+        "(BinderHub lowercases image names and turns '_' into '-')",
         max_length=64,
     )
 

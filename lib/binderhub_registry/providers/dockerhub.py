@@ -1,7 +1,36 @@
+"""Docker Hub: BinderHub pushes with an access token, never the account's password.
+
+What real Docker Hub does, and what this module does about it (the sandbox's
+fake, ``sandbox/dockerhub.py``, lists the same behaviours with their sources):
+
+- A password sign-in (``POST /v2/auth/token``) opens a session that may create
+  personal access tokens (PATs); the session lasts 10 minutes, so a paused run
+  signs in again when Hub says it expired.
+- Two-factor accounts: the password alone is answered 401 with a
+  ``login_2fa_token``; ``/v2/users/2fa-login`` with the code (``DOCKERHUB_OTP``
+  or a hidden prompt) opens the session. Single-sign-on accounts cannot use a
+  password: they bring a PAT.
+- A session opened with a PAT (or an organization access token, OAT) is refused
+  on token management, so a token the user brings (``DOCKERHUB_TOKEN``, or any
+  ``dckr_pat_``/``dckr_oat_`` secret) becomes BinderHub's credential as it is:
+  nothing is created, and verification proves it can push.
+- BinderHub creates a repository for every repository it builds, which an
+  organization's plain members may not do: the role must be editor or owner.
+- Each deployment (one ``output_dir``) labels its token with its own id and
+  deletes only tokens it recorded, so staging and production sharing an
+  account never revoke each other's token.
+
+In sandbox mode no real credential is read: the seeded account's password is
+used, or ``BINDERHUB_REGISTRY_SANDBOX_DOCKERHUB_SECRET`` (and ``..._OTP``) to
+rehearse another secret.
+"""
+
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
@@ -11,6 +40,7 @@ from ..binderhub import RegistryValues
 from ..errors import (
     AuthenticationFailed,
     CloudError,
+    InvalidParameter,
     PermissionDenied,
     error_for_status,
     map_exceptions,
@@ -33,12 +63,13 @@ from .contract import (
 
 __all__ = [
     "KEY",
+    "LABEL_LIMIT",
     "NAME",
     "NOTEBOOK",
     "PARAMETERS",
     "HubConnection",
     "Params",
-    "check_membership",
+    "check_organization_role",
     "ensure_access_token",
     "sign_in",
     "validate",
@@ -51,6 +82,13 @@ HUB_API = "https://hub.docker.com"
 REGISTRY = "https://registry-1.docker.io"
 TOKEN_URL = "https://auth.docker.io/token?service=registry.docker.io"
 SECRET_VARIABLES = ("DOCKERHUB_TOKEN", "DOCKERHUB_PASSWORD")
+TOKEN_VARIABLE = "DOCKERHUB_TOKEN"  # always a token the user brings (PAT or OAT)
+OTP_VARIABLE = "DOCKERHUB_OTP"
+# sandbox only: real variables are never read there, so a rehearsal cannot send a real secret
+SANDBOX_SECRET_VARIABLE = "BINDERHUB_REGISTRY_SANDBOX_DOCKERHUB_SECRET"
+SANDBOX_OTP_VARIABLE = "BINDERHUB_REGISTRY_SANDBOX_DOCKERHUB_OTP"
+LABEL_LIMIT = 100  # Docker Hub's token_label maxLength (OpenAPI createAccessTokenRequest)
+DEPLOYMENT_ID_LENGTH = 8  # hex digits of the deployment id in the label
 
 _DOCKER_ID = r"[a-z0-9]{4,30}"
 PARAMETERS = (
@@ -79,20 +117,39 @@ class Params(CommonParams):
 
     @property
     def token_label(self) -> str:
-        """The label that identifies BinderHub's access token on the account."""
+        """The start of BinderHub's token labels here; each deployment appends its own id."""
         return f"BinderHub push {self.namespace}/{self.prefix}*"
+
+    def deployment_label(self, deployment: str) -> str:
+        """The label of one deployment's token: :attr:`token_label` and the deployment's id."""
+        return f"{self.token_label} #{deployment}"
 
 
 def validate(values: dict[str, Any] | None = None, /, **overrides: Any) -> Params:
     """Check every parameter (no network); raise InvalidParameter for the first bad one.
 
-    ``values`` is typically the notebook's ``globals()``; keywords override it.
+    ``values`` is typically the notebook's ``globals()``; keywords override it. The
+    token's label (namespace, prefix and a deployment id) must fit Docker Hub's
+    100 characters.
     """
-    return check_parameters(Params, PARAMETERS, values, overrides)
+    p = check_parameters(Params, PARAMETERS, values, overrides)
+    longest = p.deployment_label("0" * DEPLOYMENT_ID_LENGTH)
+    if len(longest) > LABEL_LIMIT:
+        raise InvalidParameter(
+            "prefix",
+            f"makes the access token's label {longest!r} {len(longest)} characters, over Docker "
+            f"Hub's {LABEL_LIMIT}: shorten prefix",
+            p.prefix,
+        )
+    return p
 
 
 class _Hub:
-    """Docker Hub's API over requests, with errors mapped to the package's error tree."""
+    """Docker Hub's API over requests, with errors mapped to the package's error tree.
+
+    ``renew`` signs in again (a session lasts 10 minutes): a 401 on a signed-in
+    call renews the session once and repeats the call.
+    """
 
     def __init__(self, base: str, ca_file: str | None) -> None:
         self.base = base.rstrip("/")
@@ -101,35 +158,61 @@ class _Hub:
             self.http.verify = ca_file
             self.http.trust_env = False
         self.http.headers["User-Agent"] = "binderhub-registry"
+        self.renew: Callable[[], str] | None = None
+
+    def send(self, method: str, path: str, **kw: Any) -> requests.Response:
+        """The raw answer (transport errors mapped)."""
+        with map_exceptions(requests_errors(NAME)):
+            return self.http.request(method, self.base + path, timeout=30, **kw)
 
     def call(self, method: str, path: str, **kw: Any) -> Any:
-        with map_exceptions(requests_errors(NAME)):
-            r = self.http.request(method, self.base + path, timeout=30, **kw)
+        """The JSON answer; an error status raises the mapped error."""
+        r = self.send(method, path, **kw)
+        if r.status_code == 401 and self.renew and "Authorization" in self.http.headers:
+            self.authorize(self.renew())  # the session expired: sign in again, once
+            r = self.send(method, path, **kw)
         if r.status_code >= 400:
-            try:
-                body = r.json()
-                message = body.get("detail") or body.get("message") or r.reason
-            except ValueError:
-                message = r.reason
-            raise error_for_status(
-                NAME,
-                r.status_code,
-                f"{message} ({method} {path})",
-                retry_after=retry_after(r.headers.get("Retry-After")),
-            )
+            raise _error(r, method, path)
         return r.json() if r.content else None
+
+    def authorize(self, session: str) -> None:
+        """Use ``session`` as the bearer of the following calls."""
+        self.http.headers["Authorization"] = f"Bearer {session}"
+
+
+def _error(r: requests.Response, method: str, path: str) -> Exception:
+    """The package's error for an error answer (401: AuthenticationFailed, 429/5xx: transient)."""
+    return error_for_status(
+        NAME,
+        r.status_code,
+        f"{_message(r)} ({method} {path})",
+        retry_after=retry_after(r.headers.get("Retry-After")),
+    )
+
+
+def _message(r: requests.Response) -> str:
+    try:
+        body = r.json()
+        return str(body.get("detail") or body.get("message") or r.reason)
+    except (ValueError, AttributeError):
+        return str(r.reason)
 
 
 @dataclass
 class HubConnection(Connection):
-    """A signed-in Docker Hub session and where BinderHub's registry lives."""
+    """A signed-in Docker Hub session and where BinderHub's registry lives.
+
+    ``kind`` is how the user signed in: ``password`` (tokens can be made), or
+    ``pat``/``oat`` (a token brought by the user, which becomes BinderHub's).
+    """
 
     NOTEBOOK = NOTEBOOK
     HINTS = VerifyHints(
         credentials="create a new access token (rerun this notebook) and rewrite secret.yaml",
         push=(
-            "the access token needs the repo:write scope, and to push to an organization the "
-            "account must be in a team with write access to its repositories"
+            "the access token needs the repo:write scope (Read & Write), and to push to an "
+            "organization the account must be its editor or owner: members cannot create "
+            "repositories, and BinderHub creates one for every repository it builds"
         ),
     )
     retiring = "retiring_tokens"
@@ -138,6 +221,30 @@ class HubConnection(Connection):
     hub: _Hub
     registry_url: str | None  # None: Docker Hub itself
     token_url: str
+    kind: str = "password"
+    brought: Secret | None = field(default=None, repr=False)  # the PAT or OAT the user brought
+
+    @property
+    def push_username(self) -> str:
+        """The username BinderHub pushes as: the organization for an OAT, else the user."""
+        return self.params.organization if self.kind == "oat" else self.params.username
+
+    @property
+    def deployment(self) -> str:
+        """This deployment's id, kept in the record (made on first use, saved when creating)."""
+        found = self.record.created.get("deployment")
+        if not isinstance(found, str):
+            found = self._new_deployment
+        return found
+
+    _new_deployment: str = field(
+        default_factory=lambda: secrets.token_hex(DEPLOYMENT_ID_LENGTH // 2), repr=False
+    )
+
+    @property
+    def token_label(self) -> str:
+        """The label of this deployment's access token."""
+        return self.params.deployment_label(self.deployment)
 
     def values(self) -> RegistryValues | None:
         """BinderHub's values for this namespace, pushing with the access token."""
@@ -148,7 +255,7 @@ class HubConnection(Connection):
             host = self.registry_url.split("://", 1)[1]
             return RegistryValues(
                 image_prefix=f"{host}/{p.namespace}/{p.prefix}",
-                username=p.username,
+                username=self.push_username,
                 password=token,
                 registry_url=self.registry_url,
                 docker_registry={
@@ -159,7 +266,7 @@ class HubConnection(Connection):
             )
         return RegistryValues(
             image_prefix=f"{p.namespace}/{p.prefix}",
-            username=p.username,
+            username=self.push_username,
             password=token,
             docker_registry={"url": REGISTRY, "token_url": TOKEN_URL},
         )
@@ -170,13 +277,15 @@ class HubConnection(Connection):
             Deletion("retiring_tokens", "the replaced access tokens", self.retire),
             Deletion(
                 "access_token",
-                f"access token {self.params.token_label!r}",
+                "access token {!r}".format(
+                    self.record.created.get("access_token", {}).get("label", self.token_label)
+                ),
                 lambda token: self._delete_token(token["uuid"]),
             ),
         ]
 
     def retire(self, retiring: list[Any]) -> None:
-        """Delete the access tokens a rotation replaced."""
+        """Delete the access tokens a rotation (or a lost secret) replaced."""
         for uuid in retiring:
             self._delete_token(uuid)
 
@@ -188,8 +297,88 @@ class HubConnection(Connection):
                 raise
 
 
+def _token_kind(secret: Secret, source: str) -> str:
+    """``pat``, ``oat`` or ``password``: Docker's tokens say what they are in their prefix."""
+    value = secret.reveal()
+    if value.startswith("dckr_oat_"):
+        return "oat"
+    if value.startswith("dckr_pat_") or source == TOKEN_VARIABLE:
+        return "pat"
+    return "password"
+
+
+def _read_code(sandbox: bool, username: str) -> Secret:
+    """The two-factor code: from the environment, else a hidden prompt; else stop."""
+    variable = SANDBOX_OTP_VARIABLE if sandbox else OTP_VARIABLE
+    return read_secret(
+        (variable,),
+        f"Docker Hub two-factor code for {username} (or bring a personal access token as "
+        f"{SANDBOX_SECRET_VARIABLE if sandbox else TOKEN_VARIABLE})",
+    )
+
+
+def _open_session(hub: _Hub, p: Params, identifier: str, secret: Secret, source: str) -> str:
+    """A Hub session (bearer) for ``identifier`` with ``secret``; two-factor handled here."""
+    answer = hub.send(
+        "POST", "/v2/auth/token", json={"identifier": identifier, "secret": secret.reveal()}
+    )
+    if answer.ok:
+        return str(answer.json()["access_token"])
+    if answer.status_code != 401:
+        raise _error(answer, "POST", "/v2/auth/token")  # 429 and 5xx are retried by the runner
+    pending = _pending_2fa(answer)
+    if pending is None and _token_kind(secret, source) == "password":
+        # two-factor accounts are told so by the (deprecated) login route, whatever this one says
+        login = hub.send(
+            "POST", "/v2/users/login", json={"username": identifier, "password": secret.reveal()}
+        )
+        pending = _pending_2fa(login)
+    if pending is not None:
+        code = _read_code(p.sandbox, identifier)
+        done = hub.send(
+            "POST", "/v2/users/2fa-login", json={"login_2fa_token": pending, "code": code.reveal()}
+        )
+        if not done.ok:
+            raise AuthenticationFailed(
+                f"Docker Hub refused the two-factor code for {identifier!r}: use a fresh code, "
+                f"or bring a personal access token as {TOKEN_VARIABLE}"
+            )
+        return str(done.json()["token"])
+    variable = SANDBOX_SECRET_VARIABLE if p.sandbox else "DOCKERHUB_TOKEN or DOCKERHUB_PASSWORD"
+    raise AuthenticationFailed(
+        f"Docker Hub refused user {identifier!r} with the secret from {source}: check {variable} "
+        "(accounts with single sign-on need a personal access token)"
+    )
+
+
+def _pending_2fa(answer: requests.Response) -> str | None:
+    if answer.status_code != 401:
+        return None
+    try:
+        token = answer.json().get("login_2fa_token")
+    except (ValueError, AttributeError):
+        return None
+    return str(token) if token else None
+
+
+def _secret_for(p: Params, seeded: dict[str, str]) -> tuple[Secret, str]:
+    """The secret and where it came from; in the sandbox never a real variable."""
+    if p.sandbox:
+        if os.environ.get(SANDBOX_SECRET_VARIABLE):
+            return Secret(os.environ[SANDBOX_SECRET_VARIABLE]), SANDBOX_SECRET_VARIABLE
+        if seeded.get("username") == p.username:
+            return Secret(seeded["password"]), "the sandbox's seeded password"
+        what = f"sandbox secret for {p.username}"
+        return read_secret((SANDBOX_SECRET_VARIABLE,), what), "the prompt"
+    secret = read_secret(
+        SECRET_VARIABLES,
+        f"Docker Hub password or personal access token for {p.username}",
+    )
+    return secret, next((v for v in SECRET_VARIABLES if os.environ.get(v)), "the prompt")
+
+
 def sign_in(p: Params) -> Result[HubConnection]:
-    """Sign in to Docker Hub (or the sandbox's) with the secret from the environment or a prompt."""
+    """Sign in to Docker Hub (or the sandbox's): password (2FA too) or a token brought as is."""
     if p.sandbox:
         box = sandbox_mod.ensure()
         api, ca_file = box.url + "/dockerhub", box.ca_file
@@ -198,25 +387,18 @@ def sign_in(p: Params) -> Result[HubConnection]:
         seeded = box.credentials("dockerhub")
     else:
         api, ca_file, registry_url, token_url, seeded = HUB_API, None, None, TOKEN_URL, {}
-    if any(_env(v) for v in SECRET_VARIABLES) or seeded.get("username") != p.username:
-        secret = read_secret(
-            SECRET_VARIABLES, f"Docker Hub password or access token for {p.username}"
+    secret, source = _secret_for(p, seeded)
+    kind = _token_kind(secret, source)
+    if kind == "oat" and not p.organization:
+        raise InvalidParameter(
+            "organization",
+            "must name the organization of the organization access token you brought",
+            "",
         )
-        source = next((v for v in SECRET_VARIABLES if _env(v)), "the prompt")
-    else:
-        secret, source = Secret(seeded["password"]), "the sandbox's seeded password"
+    identifier = p.organization if kind == "oat" else p.username
     hub = _Hub(api, ca_file)
-    try:
-        session = hub.call(
-            "POST", "/v2/auth/token", json={"identifier": p.username, "secret": secret.reveal()}
-        )
-    except AuthenticationFailed:
-        raise AuthenticationFailed(
-            f"Docker Hub refused user {p.username!r} with the secret from {source}: check "
-            "DOCKERHUB_TOKEN or DOCKERHUB_PASSWORD"
-        ) from None
-    hub.http.headers["Authorization"] = f"Bearer {session['access_token']}"
-    where = "the sandbox" if p.sandbox else "hub.docker.com"
+    hub.authorize(_open_session(hub, p, identifier, secret, source))
+    hub.renew = lambda: _open_session(hub, p, identifier, secret, source)
     conn = HubConnection(
         params=p,
         record=Record(p.output_dir, KEY),
@@ -224,39 +406,77 @@ def sign_in(p: Params) -> Result[HubConnection]:
         hub=hub,
         registry_url=registry_url,
         token_url=token_url,
+        kind=kind,
+        brought=None if kind == "password" else secret,
     )
-    return Result(conn, "done", f"signed in to {where} as {p.username} with {source}")
+    where = "the sandbox" if p.sandbox else "hub.docker.com"
+    what = {"password": source, "pat": "a personal access token", "oat": "an organization token"}
+    detail = f"signed in to {where} as {identifier} with {what[kind]}"
+    if kind != "password":
+        detail += f" from {source}"
+    return Result(conn, "done", detail)
 
 
-def _env(name: str) -> str:
-    return os.environ.get(name, "")
+def check_organization_role(conn: HubConnection) -> Result[None]:
+    """When pushing to an organization, check the user may create repositories in it.
 
-
-def check_membership(conn: HubConnection) -> Result[None]:
-    """When pushing to an organization, check the user belongs to it."""
+    BinderHub pushes a new repository for every repository it builds: that takes
+    the editor or owner role; a plain member may not create repositories.
+    """
     p = conn.params
-    if not p.organization:
+    org = p.organization
+    if not org:
         return Result(None, "skipped", f"no organization: images go to {p.username}/")
-    try:
-        found = conn.hub.call(
-            "GET", f"/v2/orgs/{p.organization}/members", params={"search": p.username}
+    if conn.kind != "password":
+        token = "personal" if conn.kind == "pat" else "organization"
+        return Result(
+            None,
+            "skipped",
+            f"Docker Hub shows no roles to a {token} access token's session: verify's push "
+            "checks the token may push to {org}/".replace("{org}", org),
         )
+
+    def members(**extra: str) -> set[str]:
+        found = conn.hub.call(
+            "GET", f"/v2/orgs/{org}/members", params={"search": p.username} | extra
+        )
+        return {m.get("username") for m in found.get("results", [])}
+
+    try:
+        member = p.username in members()
     except PermissionDenied:
-        found = {"results": []}
+        member = False
     except CloudError as e:
         if e.status == 404:
             raise PermissionDenied(
-                f"organization {p.organization!r} does not exist on Docker Hub: create it on "
+                f"organization {org!r} does not exist on Docker Hub: create it on "
                 "hub.docker.com (organizations cannot be created by API) or leave "
                 "organization empty"
             ) from None
         raise
-    if p.username not in {m.get("username") for m in found.get("results", [])}:
+    if not member:
         raise PermissionDenied(
-            f"{p.username} is not a member of organization {p.organization!r}: ask an owner to add "
-            "it to a team with write access, or leave organization empty"
+            f"{p.username} is not a member of organization {org!r}: ask an owner to add it "
+            "with the Editor role, or leave organization empty"
         )
-    return Result(None, "done", f"{p.username} is a member of {p.organization}")
+    if p.username in members(role="owner"):
+        return Result(
+            None,
+            "done",
+            f"{p.username} is an owner of {org}; on a Team or Business plan an organization "
+            f"access token (repo push on {org}/*) outlives any member leaving: create one in "
+            f"{org}'s settings and bring it as {TOKEN_VARIABLE}",
+        )
+    if p.username in members(role="editor"):
+        return Result(
+            None, "done", f"{p.username} is an editor of {org}: it may create repositories"
+        )
+    raise PermissionDenied(
+        f"{p.username} is a plain member of {org!r} and members cannot create repositories, "
+        f"which BinderHub does for every repository it builds: ask an owner of {org} for the "
+        f"Editor role, or for an organization access token with repo push on {org}/* (Team and "
+        f"Business plans) to bring as {TOKEN_VARIABLE}"
+    )
 
 
 def _tokens(conn: HubConnection) -> list[dict[str, Any]]:
@@ -271,58 +491,86 @@ def _tokens(conn: HubConnection) -> list[dict[str, Any]]:
 
 
 def _still_works(conn: HubConnection, secret: Secret) -> bool:
-    try:
-        _Hub(conn.hub.base, conn.ca_file).call(
-            "POST",
-            "/v2/auth/token",
-            json={"identifier": conn.params.username, "secret": secret.reveal()},
-        )
-    except AuthenticationFailed:
+    """Whether Docker Hub accepts ``secret`` (401: no; an outage raises, to be retried)."""
+    answer = _Hub(conn.hub.base, conn.ca_file).send(
+        "POST",
+        "/v2/auth/token",
+        json={"identifier": conn.params.username, "secret": secret.reveal()},
+    )
+    if answer.status_code == 401:
         return False
+    if not answer.ok:
+        raise _error(answer, "POST", "/v2/auth/token")
     return True
+
+
+def _use_brought_token(conn: HubConnection) -> Result[Secret | None]:
+    """A token the user brought is BinderHub's credential as it is; nothing is created."""
+    p = conn.params
+    what = "personal" if conn.kind == "pat" else "organization"
+    if p.rotate:
+        raise PermissionDenied(
+            f"rotate needs a password sign-in: Docker Hub does not let a {what} access token "
+            "manage tokens; create a new one on hub.docker.com and rerun with it"
+        )
+    if p.dry_run:
+        return Result(None, "planned", f"would give BinderHub your {what} access token as it is")
+    conn.secret = conn.brought
+    return Result(
+        conn.secret,
+        "reused",
+        f"your {what} access token is BinderHub's credential as it is: nothing is created "
+        "(Docker Hub does not let a token's session make tokens); verify checks it can push",
+    )
 
 
 @creates
 def ensure_access_token(conn: HubConnection) -> Result[Secret | None]:
-    """Reuse BinderHub's access token while the stored secret works; else create one (repo:write).
+    """Reuse this deployment's access token while the stored secret works; else create one.
 
-    Tokens with this notebook's label whose secret is not stored (a crash after
-    creation, a deleted output_dir) are deleted first, so reruns never pile up
-    tokens. With ``rotate`` a new token is made even when the stored one works;
-    the old one is deleted by ``finish_rotation`` once the new one verifies.
+    The token has ``repo:write`` and this deployment's label (see
+    :meth:`HubConnection.token_label`). Only tokens this deployment made are
+    touched: one with its label whose creation answer was lost (never seen by
+    anyone) is deleted at once; the recorded one, whose secret may still be
+    deployed, is deleted only after the new one is written and verified (by
+    ``finish_rotation``), as is the old one with ``rotate``. Tokens of other
+    deployments, even with the same namespace and prefix, are left alone.
     """
+    if conn.kind != "password":
+        return _use_brought_token(conn)
     p = conn.params
-    label = p.token_label
-    mine = [t for t in _tokens(conn) if t.get("token_label") == label]
+    label = conn.token_label
     recorded = conn.record.created.get("access_token", {}).get("uuid")
     retiring = list(conn.record.created.get(conn.retiring, []))
+    tokens = _tokens(conn)
+    current = next((t for t in tokens if t["uuid"] == recorded), None)
     stored = conn.stored_password(p.username)
-    working = next(
-        (
-            t
-            for t in mine
-            if t["uuid"] == recorded
-            and t.get("is_active")
-            and "repo:write" in t.get("scopes", [])
-            and stored
-            and _still_works(conn, stored)
-        ),
-        None,
+    works = bool(
+        current
+        and current.get("is_active")
+        and "repo:write" in current.get("scopes", [])
+        and stored
+        and _still_works(conn, stored)
     )
-    if working and not p.rotate:
+    if works and not p.rotate:
         conn.secret = stored
         return Result(
             stored, "reused", f"access token {label!r} (repo:write), stored secret still works"
         )
-    if working:
-        retiring.append(working["uuid"])  # rotate: deleted only after the new one verifies
-    stale = [t["uuid"] for t in mine if t["uuid"] not in retiring]
+    lost = [  # made by this deployment, answer lost before it was recorded: nobody has its secret
+        t["uuid"]
+        for t in tokens
+        if t.get("token_label") == label and t["uuid"] != recorded and t["uuid"] not in retiring
+    ]
+    if current:
+        retiring.append(current["uuid"])  # deleted once the new one is written and verified
     if p.dry_run:
-        what = "rotate: would create a new" if working else "would create"
-        extra = f", after deleting {len(stale)} stale one(s)" if stale else ""
+        what = "rotate: would create a new" if works else "would create"
+        extra = f", after deleting {len(lost)} never delivered" if lost else ""
         return Result(None, "planned", f"{what} access token {label!r} with repo:write{extra}")
-    for uuid in stale:
-        conn.hub.call("DELETE", f"/v2/access-tokens/{uuid}")
+    conn.record.set("deployment", conn.deployment)  # before creating: a lost answer is found
+    for uuid in lost:
+        conn._delete_token(uuid)
     conn.record.set(conn.retiring, retiring)
     created = conn.hub.call(
         "POST", "/v2/access-tokens", json={"token_label": label, "scopes": ["repo:write"]}
@@ -330,8 +578,8 @@ def ensure_access_token(conn: HubConnection) -> Result[Secret | None]:
     conn.record.set("access_token", {"uuid": created["uuid"], "label": label})
     conn.secret = Secret(created["token"])
     detail = f"access token {label!r} with repo:write"
-    if stale:
-        detail += f", replacing {len(stale)} whose secret was lost"
-    if working:
+    if current and not works:
+        detail += ", replacing 1 whose secret was lost (deleted once this one verifies)"
+    elif works:
         detail += "; the old token is deleted once this one verifies"
     return Result(conn.secret, "created", detail)

@@ -1,11 +1,71 @@
-"""Fake Docker Hub: the Hub API (``hub.docker.com``) and its registry's token realm.
+"""Fake Docker Hub: the Hub API (``hub.docker.com``), its registry's token realm, its registry.
 
-Status codes and error bodies follow Docker Hub's: 401 with ``detail`` for bad
-credentials, 403 for a non-member, 404 for a missing organization. The realm
-checks passwords and personal access tokens against live state, grants
-repo:write tokens pull and push, repo:read tokens pull only, and, as Docker Hub
-does, grants nothing for a repository that does not exist yet, so the registry
-answers 401 where another registry would answer 404.
+Every behaviour modelled, with its source. ``spec`` is the Docker Hub OpenAPI,
+docker/docs ``content/reference/api/hub/latest.yaml`` (vendored in
+``tests/data/dockerhub/``, which ``tests/test_dockerhub_openapi.py`` checks
+this fake against); "assumption" marks what no public source shows.
+
+=========================================  ============================================
+behaviour                                  source
+=========================================  ============================================
+``POST /v2/auth/token`` {identifier,       spec (AuthCreateAccessToken); "expires in
+secret} -> ``access_token``, valid 10 min  10 minutes" (AuthCreateTokenResponse); the
+(``settings.session_ttl``); an expired     expired answer's wording: assumption
+one is refused with 401
+wrong secret: 401 ``detail`` "Incorrect    spec (PostUsersLoginErrorResponse example);
+authentication credentials"                docker/hub-feedback#2166 (a captured 401)
+two-factor account, password alone:        spec (PostUsersLogin: "Authentication failed
+``/v2/users/login`` answers 401 with       or second factor required", login_2fa_token;
+``login_2fa_token``; ``/v2/users/2fa-      PostUsers2FALogin {login_2fa_token, code} ->
+login`` with the code gives ``token``      token); trufflehog's Docker Hub detector
+                                           ("valid credentials can still return 401 if
+                                           2FA is enabled"). ``/v2/auth/token`` answers
+                                           the same 401: assumption
+single sign-on enforced: the password is   spec (authentication: "The password
+refused (401), a PAT works                 authentication type is not available if your
+                                           organization has SSO enforced"; wording:
+                                           assumption)
+a session opened with a personal access    docker/hub-feedback#2478 (403 "token issued
+token is refused on management routes      from personal access token is not allowed" on
+(access tokens, organizations): 403        /v2/access-tokens), #2438 (body {"message",
+``{"message", "errinfo": {}}``             "errinfo": {}}), #2127 ("PATs are not
+                                           currently supported for API operations"); the
+                                           spec labels no such route ``pat``
+``/v2/access-tokens``: create (label       spec (createAccessTokenRequest: token_label
+1-100 chars, scopes repo:admin, write,     1-100, the four scopes; accessToken; the
+read, public_read), list (paginated,       list's ``token`` is ""; 204 on delete; a 400 is
+token ""), get, patch, delete; 400 for a   ValueError ``text`` and ``fields``); ``message``
+bad field                                  beside them: assumption
+organization members with roles owner,     spec (org_member_paginated; the ``role`` query
+editor, member; the listing filters by     parameter: owner, editor, member; org_member's
+``search`` and ``role``; its ``role``      ``role`` enum Owner, Member, Invitee, and the
+field says Owner or Member                 CSV export's Permission Owner, Member: so an
+                                           editor shows as Member, assumption); docker/docs
+                                           enterprise/security/roles-and-permissions/
+                                           core-roles.md (members cannot create
+                                           repositories, editors and owners can)
+non-member: 403; unknown organization: 404 spec (forbidden, not_found responses)
+``GET /v2/users/{user}`` (no provider use)   not in the spec: assumption
+organization plans free, team, business;   spec (org-access-tokens:
+organization access tokens (``dckr_oat_``, createOrgAccessTokenRequest, resources
+username the organization) created by an   TYPE_REPO with ``repo-push``;
+owner on team or business plans only       createOrgAccessTokenResponse example
+                                           ``dckr_oat_``); docker/docs
+                                           security/for-admins/access-tokens (Team and
+                                           Business; managed by owners). The refusal's
+                                           wording on a free plan: assumption
+realm: Basic user and password, PAT or     spec (AuthCreateAccessToken: "password,
+OAT; ``repo:write`` pulls and pushes,      personal access token, or organization access
+``repo:read`` pulls; nothing on a          token"); docker/docs access-tokens (scopes);
+repository that does not exist yet         BinderHub registry.py ("Docker Hub answers 401
+                                           for missing repos")
+the registry answers Basic credentials     distribution's token auth; DESIGN section 3
+with its Bearer challenge (no Basic on
+the data plane)
+the registry's 429 ``TOOMANYREQUESTS``     docker/docs docker-hub/usage/pulls.md (a pull
+(pull limit) comes from a fault with       is a manifest GET, HEAD is not counted; 429
+:data:`PULL_LIMIT_BODY`                    toomanyrequests when the limit is reached)
+=========================================  ============================================
 """
 
 from __future__ import annotations
@@ -17,15 +77,28 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .app import App, Backend, Context, Request, Response, json_response
-from .registry import RegistryProcess
-from .registry_front import NOBODY, Grant, TokenRealm
+from .registry_front import NOBODY, FrontConfig, Grant, RegistryFront, TokenRealm
 
-__all__ = ["SEED_ORG", "SEED_USER", "DockerHub"]
+__all__ = [
+    "EDITOR_ORG",
+    "MEMBER_ORG",
+    "PULL_LIMIT_BODY",
+    "SEED_ORG",
+    "SEED_USER",
+    "SESSION_TTL",
+    "DockerHub",
+]
 
 SEED_USER = "binderhubdemo"  # the account the notebooks use in the sandbox
-SEED_ORG = "binderhubdemoorg"  # an organization it belongs to
+SEED_ORG = "binderhubdemoorg"  # it owns this one (team plan)
+EDITOR_ORG = "binderhubeditors"  # it is an editor here (free plan)
+MEMBER_ORG = "binderhubmembers"  # a plain member here: may pull, may not create repositories
 OTHER_USER = "someoneelse"
 OTHER_ORG = "someoneelsesorg"  # an organization it does not belong to
+TWO_FACTOR_USER = "binderhub2fa"  # an account with two-factor authentication
+SSO_USER = "binderhubsso"  # an account whose organization enforces single sign-on
+
+SESSION_TTL = 600.0  # seconds: "This expires in 10 minutes" (spec)
 
 SCOPE_ACTIONS = {
     "repo:admin": {"pull", "push", "delete"},
@@ -33,10 +106,52 @@ SCOPE_ACTIONS = {
     "repo:read": {"pull"},
     "repo:public_read": {"pull"},
 }
+OAT_SCOPE_ACTIONS = {"repo-pull": {"pull"}, "repo-push": {"pull", "push"}}
+ROLE_ACTIONS = {"owner": {"pull", "push", "delete"}, "editor": {"pull", "push"}, "member": {"pull"}}
+
+#: The registry's answer at the pull limit (docker/docs docker-hub/usage/pulls.md).
+PULL_LIMIT_BODY = {
+    "errors": [
+        {
+            "code": "TOOMANYREQUESTS",
+            "message": "You have reached your unauthenticated pull rate limit. "
+            "https://www.docker.com/increase-rate-limit",
+        }
+    ]
+}
+
+_PAT_REFUSED = {"message": "token issued from personal access token is not allowed", "errinfo": {}}
+_BAD_CREDENTIALS = {
+    "detail": "Incorrect authentication credentials",
+    "message": "Incorrect authentication credentials",
+}
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+@dataclass
+class Account:
+    """A Docker ID: its password, and how it signs in."""
+
+    password: str
+    otp: str = ""  # two-factor: the code the sandbox's authenticator shows (no clock)
+    sso: bool = False  # single sign-on enforced: the password is refused
+
+
+@dataclass
+class Org:
+    """An organization: its plan and its members' roles."""
+
+    plan: str  # free, team, business
+    roles: dict[str, str]  # username -> owner, editor, member
 
 
 @dataclass
 class AccessToken:
+    """A personal access token (``dckr_pat_``)."""
+
     uuid: str
     user: str
     label: str
@@ -46,6 +161,7 @@ class AccessToken:
     created_at: str = ""
 
     def public(self) -> dict[str, Any]:
+        """As the API shows it (the secret only at creation)."""
         return {
             "uuid": self.uuid,
             "client_id": "HUB",
@@ -62,16 +178,63 @@ class AccessToken:
 
 
 @dataclass
+class OrgToken:
+    """An organization access token (``dckr_oat_``)."""
+
+    id: str
+    org: str
+    label: str
+    created_by: str
+    resources: list[dict[str, Any]]
+    secret: str
+    is_active: bool = True
+    created_at: str = ""
+
+    def public(self) -> dict[str, Any]:
+        """As the API shows it."""
+        return {
+            "id": self.id,
+            "label": self.label,
+            "created_by": self.created_by,
+            "is_active": self.is_active,
+            "created_at": self.created_at,
+            "expires_at": None,
+            "last_used_at": None,
+            "resources": self.resources,
+        }
+
+
+@dataclass
+class Session:
+    """A Hub API bearer token: who, signed in with what, when."""
+
+    user: str
+    kind: str  # password, pat, oat
+    actions: set[str]
+    issued: float
+
+
+@dataclass
 class Hub:
-    passwords: dict[str, str]
-    orgs: dict[str, set[str]]
+    """The Hub's live state."""
+
+    accounts: dict[str, Account]
+    orgs: dict[str, Org]
     tokens: dict[str, AccessToken] = field(default_factory=dict)
-    sessions: dict[str, tuple[str, set[str] | None]] = field(default_factory=dict)
+    org_tokens: dict[str, OrgToken] = field(default_factory=dict)
+    sessions: dict[str, Session] = field(default_factory=dict)
+    pending_2fa: dict[str, str] = field(default_factory=dict)  # login_2fa_token -> user
     counter: int = 0
+    settings: dict[str, float] = field(default_factory=lambda: {"session_ttl": SESSION_TTL})
 
 
 def _error(status: int, message: str, **extra: Any) -> Response:
     return json_response(status, {"message": message, "errinfo": {}, **extra})
+
+
+def _invalid(name: str, message: str, **extra: Any) -> Response:
+    """A 400 for a bad field: the spec's ValueError (``text``, ``fields``) and ``message``."""
+    return _error(400, message, text=message, fields={name: [message]}, **extra)
 
 
 class DockerHub(Backend):
@@ -81,15 +244,19 @@ class DockerHub(Backend):
     service = "registry.docker.io"
     issuer = "auth.docker.io"
 
-    def __init__(self, passwords: dict[str, str]) -> None:
-        self.seed_passwords = passwords
-        self.registry: RegistryProcess | None = None
+    def __init__(self, users: dict[str, dict[str, str]]) -> None:
+        self.seed_users = users
+        self.front: RegistryFront | None = None
         self.realm: TokenRealm | None = None
         super().__init__()
         self.route("POST", "/v2/auth/token", self.sign_in)
         self.route("POST", "/v2/users/login", self.legacy_login)
+        self.route("POST", "/v2/users/2fa-login", self.second_factor)
         self.route("GET", "/v2/users/{user}", self.get_user)
         self.route("GET", "/v2/orgs/{org}/members", self.org_members)
+        self.route("GET", "/v2/orgs/{org}/access-tokens", self.list_org_tokens)
+        self.route("POST", "/v2/orgs/{org}/access-tokens", self.create_org_token)
+        self.route("DELETE", "/v2/orgs/{org}/access-tokens/{id}", self.delete_org_token)
         self.route("GET", "/v2/access-tokens", self.list_tokens)
         self.route("POST", "/v2/access-tokens", self.create_token)
         self.route("GET", "/v2/access-tokens/{uuid}", self.get_token)
@@ -99,39 +266,61 @@ class DockerHub(Backend):
 
     @classmethod
     def create(cls, context: Context) -> DockerHub:
-        """The backend with the seeded users' passwords from the sandbox's credentials."""
-        users = [
-            context.secret(
-                "dockerhub", lambda: {"username": SEED_USER, "password": secrets.token_urlsafe(18)}
-            ),
-            context.secret(
-                "dockerhub-other",
-                lambda: {"username": OTHER_USER, "password": secrets.token_urlsafe(18)},
-            ),
-        ]
-        return cls({u["username"]: u["password"] for u in users})
+        """The backend with the seeded users' secrets from the sandbox's credentials."""
+
+        def account(name: str, username: str, **extra: str) -> tuple[str, dict[str, str]]:
+            made = context.secret(
+                name,
+                lambda: {"username": username, "password": secrets.token_urlsafe(18)} | extra,
+            )
+            return made["username"], made
+
+        users = dict(
+            [
+                account("dockerhub", SEED_USER),
+                account("dockerhub-other", OTHER_USER),
+                account("dockerhub-2fa", TWO_FACTOR_USER, otp=f"{secrets.randbelow(10**6):06d}"),
+                account("dockerhub-sso", SSO_USER),
+            ]
+        )
+        return cls(users)
 
     # --- lifecycle ---------------------------------------------------------------
     def seed(self) -> None:
-        """The seeded users and organizations, no access token."""
+        """The seeded users and organizations, no access token, default settings."""
+        accounts = {
+            name: Account(u["password"], otp=u.get("otp", ""), sso=name == SSO_USER)
+            for name, u in self.seed_users.items()
+        }
         self.hub = Hub(
-            passwords=dict(self.seed_passwords),
-            orgs={SEED_ORG: {SEED_USER}, OTHER_ORG: {OTHER_USER}},
+            accounts=accounts,
+            orgs={
+                SEED_ORG: Org("team", {SEED_USER: "owner"}),
+                EDITOR_ORG: Org("free", {OTHER_USER: "owner", SEED_USER: "editor"}),
+                MEMBER_ORG: Org("free", {OTHER_USER: "owner", SEED_USER: "member"}),
+                OTHER_ORG: Org("free", {OTHER_USER: "owner"}),
+            },
         )
 
     def attach(self, app: App) -> None:
-        """Start the registry, whose token realm is this backend's ``/token``."""
-        self.registry = RegistryProcess(
-            "dockerhub",
-            app.directory,
-            app.material,
-            service=self.service,
-            realm=f"{app.url}{self.prefix}/token",
-            issuer=self.issuer,
+        """Start the registry behind a front whose challenge names this backend's ``/token``."""
+        self.front = RegistryFront(
+            app,
+            FrontConfig(
+                name="dockerhub",
+                service=self.service,
+                issuer=self.issuer,
+                realm_path="/token",
+                check=self.grant,
+                lock=self.lock,
+                basic_ping=False,
+                realm_url=f"{app.url}{self.prefix}/token",
+                basic_data_plane=False,
+            ),
         )
         self.realm = TokenRealm(
             services=(self.service,),
-            issuer=self.registry.issuer,
+            issuer=self.front.process.issuer,
             check=self.grant,
             bad_service=lambda s: json_response(400, {"details": f"invalid service {s!r}"}),
             bad_credentials=lambda: json_response(
@@ -142,33 +331,44 @@ class DockerHub(Backend):
                 "token": token,
                 "access_token": token,
                 "expires_in": 300,
-                "issued_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "issued_at": _now(),
             },
         )
-        self.registry.start()
-        self.registry.wait_ready()
 
     def reset(self) -> None:
         """Reseed, and restart the registry empty."""
         self.seed()
-        if self.registry:
-            self.registry.stop()
-            self.registry.start()
-            self.registry.wait_ready()
+        if self.front:
+            self.front.process.stop()
+            self.front.process.start()
+            self.front.process.wait_ready()
 
     def shutdown(self) -> None:
-        """Stop the registry."""
-        if self.registry:
-            self.registry.stop()
+        """Stop the registry and its front."""
+        if self.front:
+            self.front.stop()
 
     def registries(self) -> dict[str, str]:
-        """The Hub's registry (clients talk to docker-registry directly)."""
-        return {self.registry.name: self.registry.url} if self.registry else {}
+        """The Hub's registry: its front's URL."""
+        return {"dockerhub": self.front.listener.url} if self.front else {}
+
+    def admin(self, request: Request, name: str) -> Response:
+        """``/_sandbox/dockerhub/settings``: GET, or POST ``{"session_ttl": seconds}``."""
+        if name != "settings":
+            return json_response(404, {"message": "unknown sandbox endpoint"})
+        if request.method == "POST":
+            for key, value in request.json().items():
+                if key in self.hub.settings:
+                    self.hub.settings[key] = float(value)
+        return json_response(200, self.hub.settings)
 
     def state(self) -> dict[str, Any]:
+        """Users, organizations (members, roles, plans), tokens and repositories; no secret."""
         return {
-            "users": sorted(self.hub.passwords),
-            "orgs": {org: sorted(members) for org, members in sorted(self.hub.orgs.items())},
+            "users": sorted(self.hub.accounts),
+            "orgs": {org: sorted(o.roles) for org, o in sorted(self.hub.orgs.items())},
+            "org_roles": {org: dict(o.roles) for org, o in sorted(self.hub.orgs.items())},
+            "org_plans": {org: o.plan for org, o in sorted(self.hub.orgs.items())},
             "access_tokens": [
                 {
                     "uuid": t.uuid,
@@ -179,94 +379,167 @@ class DockerHub(Backend):
                 }
                 for t in self.hub.tokens.values()
             ],
-            "repositories": self.registry.repositories() if self.registry else {},
+            "org_access_tokens": [
+                {"id": t.id, "org": t.org, "label": t.label, "resources": t.resources}
+                for t in self.hub.org_tokens.values()
+            ],
+            "repositories": self.front.process.repositories() if self.front else {},
         }
 
     def not_found(self, request: Request) -> Response:
         return _error(404, "Not Found")
 
     # --- credentials -------------------------------------------------------------
-    def check(self, user: str, secret: str) -> set[str] | None:
-        """The actions a user+secret may perform; None if the secret is wrong.
+    def check(self, user: str, secret: str) -> tuple[str, set[str]] | None:
+        """(kind, actions) for a user and a secret; None if the secret is wrong.
 
-        A password gives every action; an active access token gives its scopes' actions.
+        A password gives every action (``manage`` included), a personal access
+        token its scopes' actions, an organization access token (user: the
+        organization) the actions of its resources.
         """
-        if user in self.hub.passwords and secrets.compare_digest(self.hub.passwords[user], secret):
-            return {"pull", "push", "delete", "manage"}
+        account = self.hub.accounts.get(user)
+        if account and secrets.compare_digest(account.password, secret):
+            return "password", {"pull", "push", "delete", "manage"}
         for token in self.hub.tokens.values():
             if (
                 token.user == user
                 and token.is_active
                 and secrets.compare_digest(token.secret, secret)
             ):
-                return set().union(*(SCOPE_ACTIONS.get(s, set()) for s in token.scopes))
+                return "pat", set().union(*(SCOPE_ACTIONS.get(s, set()) for s in token.scopes))
+        for oat in self.hub.org_tokens.values():
+            if oat.org == user and oat.is_active and secrets.compare_digest(oat.secret, secret):
+                scopes = [s for r in oat.resources for s in r.get("scopes", [])]
+                return "oat", set().union(*(OAT_SCOPE_ACTIONS.get(s, set()) for s in scopes))
         return None
 
-    def session(self, request: Request) -> tuple[str, set[str]] | Response:
-        token = request.bearer()
-        found = self.hub.sessions.get(token) if token else None
-        if not found:
-            return json_response(401, {"detail": "Authentication credentials were not provided."})
-        user, actions = found
-        return user, actions or set()
-
-    def _new_session(self, user: str, actions: set[str]) -> str:
+    def _new_session(self, user: str, kind: str, actions: set[str]) -> str:
         token = "hub-session-" + secrets.token_urlsafe(24)
-        self.hub.sessions[token] = (user, actions)
+        self.hub.sessions[token] = Session(user, kind, actions, time.monotonic())
         return token
 
-    def sign_in(self, request: Request) -> Response:
-        body = request.json()
-        user, secret = str(body.get("identifier", "")), str(body.get("secret", ""))
-        actions = self.check(user, secret)
-        if actions is None:
+    def session(self, request: Request, *, manage: bool = True) -> Session | Response:
+        """The caller's live session; ``manage``: a route a PAT session may not use."""
+        token = request.bearer()
+        found = self.hub.sessions.get(token) if token else None
+        if found is None:
+            return json_response(401, {"detail": "Authentication credentials were not provided."})
+        if time.monotonic() - found.issued > self.hub.settings["session_ttl"]:
+            del self.hub.sessions[token]
+            return json_response(401, {"detail": "Token is expired"})  # wording: assumption
+        if manage and found.kind == "pat":
+            return json_response(403, _PAT_REFUSED)
+        return found
+
+    def _password_refusal(self, user: str, secret: str) -> Response | None:
+        """Why a correct password alone opens no session (2FA, SSO), or None."""
+        account = self.hub.accounts.get(user)
+        if not account or not secrets.compare_digest(account.password, secret):
+            return None
+        if account.sso:
             return json_response(
                 401,
                 {
-                    "detail": "Incorrect authentication credentials",
-                    "message": "Incorrect authentication credentials",
+                    "detail": "single sign-on is enforced: use a personal access token",
+                    "message": "single sign-on is enforced: use a personal access token",
                 },
             )
-        return json_response(200, {"access_token": self._new_session(user, actions)})
+        if account.otp:
+            pending = "login-2fa-" + secrets.token_urlsafe(18)
+            self.hub.pending_2fa[pending] = user
+            return json_response(
+                401,
+                {
+                    "detail": "Require secondary authentication on MFA enabled account",
+                    "login_2fa_token": pending,
+                },
+            )
+        return None
+
+    def _open(self, user: str, secret: str, field_name: str) -> Response:
+        refusal = self._password_refusal(user, secret)
+        if refusal is not None:
+            return refusal
+        found = self.check(user, secret)
+        if found is None:
+            return json_response(401, _BAD_CREDENTIALS)
+        kind, actions = found
+        return json_response(200, {field_name: self._new_session(user, kind, actions)})
+
+    def sign_in(self, request: Request) -> Response:
+        """``POST /v2/auth/token``."""
+        body = request.json()
+        return self._open(
+            str(body.get("identifier", "")), str(body.get("secret", "")), "access_token"
+        )
 
     def legacy_login(self, request: Request) -> Response:
+        """``POST /v2/users/login`` (deprecated; the first half of the two-factor flow)."""
         body = request.json()
-        actions = self.check(str(body.get("username", "")), str(body.get("password", "")))
-        if actions is None:
-            return json_response(401, {"detail": "Incorrect authentication credentials"})
-        return json_response(200, {"token": self._new_session(str(body["username"]), actions)})
+        return self._open(str(body.get("username", "")), str(body.get("password", "")), "token")
 
-    # --- accounts ----------------------------------------------------------------
+    def second_factor(self, request: Request) -> Response:
+        """``POST /v2/users/2fa-login``: the pending token and the code."""
+        body = request.json()
+        user = self.hub.pending_2fa.get(str(body.get("login_2fa_token", "")))
+        account = self.hub.accounts.get(user or "")
+        if (
+            not user
+            or not account
+            or not secrets.compare_digest(account.otp, str(body.get("code", "")))
+        ):
+            return json_response(401, {"detail": "Incorrect authentication credentials"})
+        del self.hub.pending_2fa[str(body["login_2fa_token"])]
+        actions = {"pull", "push", "delete", "manage"}
+        return json_response(200, {"token": self._new_session(user, "password", actions)})
+
+    # --- accounts and organizations ------------------------------------------------
     def get_user(self, request: Request) -> Response:
         name = request.params["user"]
-        if name not in self.hub.passwords:
+        if name not in self.hub.accounts:
             return _error(404, "User not found")
         return json_response(
             200, {"id": uuid.uuid5(uuid.NAMESPACE_DNS, name).hex, "username": name, "type": "User"}
         )
 
-    def org_members(self, request: Request) -> Response:
+    def _org_for(self, request: Request, *, owner: bool = False) -> tuple[Session, Org] | Response:
         found = self.session(request)
         if isinstance(found, Response):
             return found
-        user, _ = found
-        org = request.params["org"]
-        if org not in self.hub.orgs:
+        name = request.params["org"]
+        org = self.hub.orgs.get(name)
+        if org is None:
             return _error(404, "organization not found")
-        members = self.hub.orgs[org]
-        if user not in members:
+        role = "owner" if found.kind == "oat" and found.user == name else org.roles.get(found.user)
+        if role is None or (owner and role != "owner"):
             return json_response(
                 403, {"detail": "You do not have permission to perform this action."}
             )
-        search = request.arg("search")
+        return found, org
+
+    def org_members(self, request: Request) -> Response:
+        found = self._org_for(request)
+        if isinstance(found, Response):
+            return found
+        _, org = found
+        search, role = request.arg("search"), request.arg("role")
         results = [
-            {"username": m, "full_name": "", "type": "User"} for m in sorted(members) if search in m
+            {
+                "id": uuid.uuid5(uuid.NAMESPACE_DNS, m).hex,
+                "username": m,
+                "full_name": "",
+                "type": "User",
+                "role": "Owner" if r == "owner" else "Member",
+                "groups": ["owners"] if r == "owner" else [],
+            }
+            for m, r in sorted(org.roles.items())
+            if search in m and role in ("", r)
         ]
         return json_response(
             200, {"count": len(results), "next": None, "previous": None, "results": results}
         )
 
-    # --- access tokens -----------------------------------------------------------
+    # --- personal access tokens ----------------------------------------------------
     def _own_tokens(self, user: str) -> list[AccessToken]:
         return [t for t in self.hub.tokens.values() if t.user == user]
 
@@ -274,10 +547,9 @@ class DockerHub(Backend):
         found = self.session(request)
         if isinstance(found, Response):
             return found
-        user, _ = found
         page = max(int(request.arg("page", "1") or 1), 1)
         size = min(max(int(request.arg("page_size", "10") or 10), 1), 100)
-        tokens = self._own_tokens(user)
+        tokens = self._own_tokens(found.user)
         chunk = tokens[(page - 1) * size : page * size]
         more = page * size < len(tokens)
         return json_response(
@@ -297,30 +569,26 @@ class DockerHub(Backend):
         found = self.session(request)
         if isinstance(found, Response):
             return found
-        user, actions = found
-        if "manage" not in actions:
-            return json_response(
-                403,
-                {"detail": "access tokens cannot manage access tokens; sign in with the password"},
-            )
+        if "manage" not in found.actions:
+            return json_response(403, _PAT_REFUSED)
         body = request.json()
         label, scopes = body.get("token_label"), body.get("scopes")
         if not isinstance(label, str) or not label or len(label) > 100:
-            return _error(400, "token_label is required (1 to 100 characters)")
+            return _invalid("token_label", "token_label is required (1 to 100 characters)")
         if (
             not isinstance(scopes, list)
             or not scopes
             or any(s not in SCOPE_ACTIONS for s in scopes)
         ):
-            return _error(400, "invalid scopes", valid=sorted(SCOPE_ACTIONS))
+            return _invalid("scopes", "invalid scopes", valid=sorted(SCOPE_ACTIONS))
         self.hub.counter += 1
         token = AccessToken(
             uuid=str(uuid.UUID(int=self.hub.counter, version=4)),
-            user=user,
+            user=found.user,
             label=label,
             scopes=list(scopes),
             secret="dckr_pat_" + secrets.token_urlsafe(27),
-            created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            created_at=_now(),
         )
         self.hub.tokens[token.uuid] = token
         return json_response(201, token.public() | {"token": token.secret})
@@ -329,9 +597,8 @@ class DockerHub(Backend):
         found = self.session(request)
         if isinstance(found, Response):
             return found
-        user, _ = found
         token = self.hub.tokens.get(request.params["uuid"])
-        if token is None or token.user != user:
+        if token is None or token.user != found.user:
             return _error(404, "token not found")
         return token
 
@@ -357,21 +624,92 @@ class DockerHub(Backend):
         del self.hub.tokens[token.uuid]
         return Response(204)
 
-    # --- registry token realm ----------------------------------------------------
-    def namespaces(self, user: str) -> set[str]:
-        return {user} | {org for org, members in self.hub.orgs.items() if user in members}
+    # --- organization access tokens -------------------------------------------------
+    def list_org_tokens(self, request: Request) -> Response:
+        found = self._org_for(request, owner=True)
+        if isinstance(found, Response):
+            return found
+        tokens = [t for t in self.hub.org_tokens.values() if t.org == request.params["org"]]
+        return json_response(
+            200,
+            {
+                "total": len(tokens),
+                "next": None,
+                "previous": None,
+                "results": [t.public() for t in tokens],
+            },
+        )
 
+    def create_org_token(self, request: Request) -> Response:
+        found = self._org_for(request, owner=True)
+        if isinstance(found, Response):
+            return found
+        session, org = found
+        if org.plan not in ("team", "business"):  # the refusal's wording: assumption
+            return _error(403, "organization access tokens need a Team or Business plan")
+        body = request.json()
+        label, resources = body.get("label"), body.get("resources")
+        if not isinstance(label, str) or not label or not isinstance(resources, list):
+            return _error(400, "label and resources are required")
+        self.hub.counter += 1
+        token = OrgToken(
+            id=str(uuid.UUID(int=self.hub.counter, version=4)),
+            org=request.params["org"],
+            label=label,
+            created_by=session.user,
+            resources=resources,
+            secret="dckr_oat_" + secrets.token_urlsafe(21),
+            created_at=_now(),
+        )
+        self.hub.org_tokens[token.id] = token
+        return json_response(201, token.public() | {"token": token.secret})
+
+    def delete_org_token(self, request: Request) -> Response:
+        found = self._org_for(request, owner=True)
+        if isinstance(found, Response):
+            return found
+        token = self.hub.org_tokens.get(request.params["id"])
+        if token is None or token.org != request.params["org"]:
+            return _error(404, "access token not found")
+        del self.hub.org_tokens[token.id]
+        return Response(204)
+
+    # --- registry token realm ----------------------------------------------------
     def grant(self, user: str, secret: str) -> Grant | None:
-        """The realm's credential check: what ``user`` may do with ``secret``, or None."""
-        allowed = self.check(user, secret)
-        if allowed is None:
+        """The realm's credential check: what ``user`` may do with ``secret``, or None.
+
+        On the user's own namespace: what the secret allows. On an organization's:
+        what the secret allows within the member's role (a member pulls, editors and
+        owners push); an organization access token, within its resources.
+        """
+        found = self.check(user, secret)
+        if found is None:
             return None
-        namespaces = self.namespaces(user)
+        kind, allowed = found
+
+        def role_actions(namespace: str) -> set[str]:
+            if namespace == user:
+                return {"pull", "push", "delete"}
+            org = self.hub.orgs.get(namespace)
+            role = org.roles.get(user) if org else None
+            return ROLE_ACTIONS.get(role or "", set())
+
+        def oat_actions(name: str) -> set[str]:
+            oat = next(
+                t for t in self.hub.org_tokens.values() if t.org == user and t.secret == secret
+            )
+            actions: set[str] = set()
+            for r in oat.resources:
+                path = str(r.get("path", ""))
+                if name == path or (path.endswith("/*") and name.startswith(path[:-1])):
+                    actions |= set().union(*(OAT_SCOPE_ACTIONS.get(s, set()) for s in r["scopes"]))
+            return actions
 
         def allow(name: str, wanted: set[str]) -> set[str]:
-            assert self.registry is not None
-            actions = wanted & allowed if name.split("/")[0] in namespaces else set()
-            if actions == {"pull"} and not self.registry.tags(name):
+            assert self.front is not None
+            scope = oat_actions(name) if kind == "oat" else role_actions(name.split("/")[0])
+            actions = wanted & allowed & scope
+            if actions == {"pull"} and not self.front.process.tags(name):
                 actions = set()  # Docker Hub: no access to a repository that does not exist
             return actions
 

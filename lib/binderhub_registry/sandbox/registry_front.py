@@ -188,6 +188,8 @@ class FrontConfig:
     # the cloud's own endpoints on the front, (method, path, handler), ahead of the realm's GET
     # (ACR: POST /oauth2/exchange and POST /oauth2/token, for `az acr login`)
     extra: tuple[tuple[str, str, Callable[[RegistryFront, Request], Response]], ...] = ()
+    realm_url: str = ""  # the challenge's realm when served elsewhere (Docker Hub's auth.docker.io)
+    basic_data_plane: bool = True  # Basic credentials accepted on /v2/ calls; False: dropped
 
 
 class RegistryFront:
@@ -204,7 +206,7 @@ class RegistryFront:
             app.directory,
             app.material,
             service=config.service,
-            realm=f"https://{self.host}{config.realm_path}",
+            realm=config.realm_url or f"https://{self.host}{config.realm_path}",
             issuer=config.issuer,
         )
         services = (config.service, self.host) if config.host_is_service else (config.service,)
@@ -335,7 +337,7 @@ class RegistryFront:
         headers = {k: v for k, v in http.headers.items() if k.lower() not in _REQUEST_DROP}
         headers["Host"] = self.host  # docker-registry builds Location URLs from it
         authorization = http.headers.get("authorization", "")
-        creds = basic_auth(authorization)
+        creds = basic_auth(authorization) if self.config.basic_data_plane else None
         if creds is not None:
             rest = str(http.path_params.get("rest", ""))
 
