@@ -292,3 +292,22 @@ def test_errors_from_the_sdk_carry_no_token(conn: google.GoogleConnection) -> No
     with pytest.raises(BinderHubRegistryError) as err:
         google._find_repository(conn)  # the API is off: Google's 403
     assert "ya29." not in str(err.value) and "Bearer" not in str(err.value)
+
+
+def test_a_gcr_io_domain_repository_takes_a_verified_push(
+    fresh: sandbox.Sandbox, tmp_path: Path, run: Runner
+) -> None:
+    p = google.validate(
+        DEFAULTS, output_dir=str(tmp_path / "values"), gcr_domain=True, location="europe"
+    )
+    conn = run.step("sign in", google.sign_in, p)
+    up_to_the_key(run, conn)
+    run.step("key", google.ensure_key, conn)
+    files = run.step("write", conn.write_values)
+    report = run.step("verify", conn.verify, files)
+    assert report is not None
+    values = conn.values()
+    assert values is not None and values.image_prefix.endswith("/binderhub-demo/binder-")
+    (repo,) = fresh.state()["google"]["registries"]
+    assert repo["name"] == "projects/binderhub-demo/locations/europe/repositories/eu.gcr.io"
+    assert any(image.startswith("binderhub-demo/binder-") for image in repo["repositories"])

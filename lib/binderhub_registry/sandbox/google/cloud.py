@@ -210,7 +210,8 @@ class GoogleCloud(Backend):
 
         def allow(repository: str, wanted: set[str]) -> set[str]:
             project, _, rest = repository.partition("/")
-            repo_id = rest.partition("/")[0]
+            # gcr.io-domain hosts have one repository: paths are <project>/<image>
+            repo_id = key if key in GCR_DOMAINS else rest.partition("/")[0]
             found = next(
                 (
                     r
@@ -258,7 +259,9 @@ class GoogleCloud(Backend):
                     "repositories": {
                         image: tags
                         for image, tags in images.get(self._front_key(r), {}).items()
-                        if image.startswith(f"{r.project}/{r.id}/")
+                        if image.startswith(
+                            f"{r.project}/" if r.id in GCR_DOMAINS else f"{r.project}/{r.id}/"
+                        )
                     },
                 }
                 for _, r in sorted(p.repositories.items())
