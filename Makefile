@@ -23,7 +23,7 @@ export UV
 EXTRAS  := --all-extras
 EXPORTS := requirements/all.txt requirements/dev.txt
 
-.PHONY: help install system-deps demo test test-clients notebooks bench lint typecheck docs \
+.PHONY: help install system-deps demo test test-clients notebooks bench audit lint typecheck docs \
         lock exports upgrade clean
 
 help:
@@ -32,6 +32,7 @@ help:
 	@echo "make test-clients  the slow tests that drive real cloud clients (CI runs them too)"
 	@echo "make notebooks     re-execute the stored notebooks in place against a fresh sandbox"
 	@echo "make bench         install, demo and test times; start-up, notebook and verification costs"
+	@echo "make audit         bad inputs handled, faults survived, secrets leaked: the reliability figures"
 	@echo "make lint          ruff on code and notebooks, mypy strict on the lib"
 	@echo "make docs          render the executed notebooks to HTML (Sphinx + myst-nb, offline)"
 	@echo "make lock          re-lock after editing pyproject.toml (keeps every other pin)"
@@ -105,6 +106,11 @@ notebooks: install
 # the pinned Azure CLI too: the bench puts the guide's az commands beside the Azure notebook
 bench: install $(AZ_CLI)/.installed
 	$(BIN)/python tests/tools/bench.py
+
+# the reliability figures (issue 9): runs the tests holding the bad-input and fault lists, counts
+# their cases, scans every output and sandbox log for secrets; fails when a goal is not met
+audit: install
+	$(BIN)/python tests/tools/audit.py -n $(JOBS)
 
 lint: install
 	$(BIN)/ruff check lib tests notebooks conftest.py

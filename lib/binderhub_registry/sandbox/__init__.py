@@ -193,6 +193,11 @@ class Sandbox:
         "delay", "drop", "after", "body"}`` (``app.Fault``); a bad spec raises HTTPError (400)."""
         self._admin("POST", "faults", list(faults))
 
+    def faults(self) -> list[dict[str, Any]]:
+        """Pending faults as specs, each with the ``times`` it has left."""
+        result: list[dict[str, Any]] = self._admin("GET", "faults")
+        return result
+
     def clear_faults(self) -> None:
         """Remove every pending fault."""
         self._admin("DELETE", "faults")

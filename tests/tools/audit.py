@@ -1,0 +1,292 @@
+"""``make audit``: the reliability figures of issue 9, from the test suite's own lists.
+
+Runs the tests that hold the bad-input and fault lists with pytest, counts their
+cases by name, and prints per family: tried / handled (bad inputs) and tried /
+survived (faults: the run ended verified with no duplicate, or stopped with one
+line and left nothing orphaned, as each test asserts). A case counts as handled
+only when its test passed. The same run scans for leaks: every file the tests'
+runs wrote (notebook outputs, values, records) and each sandbox's log, for every
+seeded secret (``credentials.json``) and every created one (each ``secret.yaml``),
+plain, JSON-escaped and base64-encoded (alone, and as docker's ``user:password``).
+
+Usage: ``python tests/tools/audit.py [-n JOBS]`` (also loaded by pytest as the plugin
+``audit``, through ``-p audit``, which does the counting and the scan).
+Exit status 0 when every goal is met: >= 120 bad inputs across the notebooks and
+verify, all handled; >= 30 fault scenarios, all survived; 0 leaks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+__all__ = ["BAD_INPUTS", "FAULTS", "Family", "main"]
+
+ROOT = Path(__file__).resolve().parents[2]
+GOAL_BAD_INPUTS = 120
+GOAL_FAULTS = 30
+
+
+@dataclass(frozen=True)
+class Family:
+    """A test function whose cases are one list of the audit; ``weight`` counts the inputs
+    one case checks when it checks several (the contract's every-parameter test)."""
+
+    label: str
+    test: str  # file::function
+    goal: bool = True  # counted toward the goal (the sandbox's own admin inputs are not)
+    weight: str = ""  # "parameters": each case checks every parameter of its provider, + 1
+
+
+BAD_INPUTS = [
+    Family(
+        "verify: bad values files",
+        "tests/test_verify_inputs.py::test_bad_input_gets_one_line_that_says_what_to_fix",
+    ),
+    Family(
+        "docker hub notebook: bad parameters",
+        "tests/test_dockerhub_notebook.py::test_bad_input_fails_before_any_call",
+    ),
+    Family(
+        "azure notebook: bad parameters",
+        "tests/test_azure_notebook.py::test_bad_input_fails_before_any_call",
+    ),
+    Family(
+        "azure: bad parameters, validated in-process",
+        "tests/test_azure_notebook.py::test_validate_names_the_parameter_and_its_rule",
+    ),
+    Family(
+        "contract: every parameter's rule, per provider",
+        "tests/test_contract.py::test_every_parameter_rule_is_checked_before_any_call",
+        weight="parameters",
+    ),
+    Family(
+        "contract: a bad parameter stops the notebook",
+        "tests/test_contract.py::test_bad_input_stops_the_notebook_before_any_call",
+    ),
+    Family("output_dir: unusable places, locks, records", "tests/test_output_dir.py"),
+    Family(
+        "sandbox admin API: bad fault specs (not in the goal)",
+        "tests/test_sandbox_security.py::test_a_bad_fault_spec_is_refused_and_breaks_nothing",
+        goal=False,
+    ),
+]
+FAULTS = [
+    Family(
+        "docker hub notebook: fault list",
+        "tests/test_dockerhub_notebook.py::test_faults_are_retried_without_duplicates",
+    ),
+    Family(
+        "docker hub notebook: crash, then rerun",
+        "tests/test_dockerhub_notebook.py::test_crash_half_way_then_rerun",
+    ),
+    Family(
+        "azure notebook: fault list",
+        "tests/test_azure_notebook.py::test_faults_are_retried_without_duplicates",
+    ),
+    Family(
+        "contract: crash half-way, then rerun",
+        "tests/test_contract.py::test_crash_half_way_then_rerun_leaves_no_duplicates",
+    ),
+    Family(
+        "each creating call x fault kind (test_faults.py)",
+        "tests/test_faults.py::test_a_fault_on_a_creating_call_is_survived_or_stops_cleanly",
+    ),
+]
+
+
+# --- the pytest plugin (-p audit) ----------------------------------------------------------
+_outcomes: dict[str, str] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Each case's outcome: failed if any phase failed, else its call's outcome."""
+    if report.failed:
+        _outcomes[report.nodeid] = "failed"
+    elif report.when == "call" or (report.skipped and report.nodeid not in _outcomes):
+        _outcomes.setdefault(report.nodeid, report.outcome)
+
+
+def _forms(name: str, secret: str, user: str = "") -> Iterator[tuple[str, str]]:
+    yield name, secret
+    yield f"{name} (JSON)", json.dumps(secret)[1:-1]
+    yield f"{name} (base64)", base64.b64encode(secret.encode()).decode().rstrip("=")
+    if user:
+        auth = base64.b64encode(f"{user}:{secret}".encode()).decode().rstrip("=")
+        yield f"{name} (docker auth)", auth
+
+
+def _secrets(sandbox_dir: Path, written: Path) -> list[tuple[str, str]]:
+    """(what, form) for each seeded and each created secret, each form to look for."""
+    import yaml
+
+    found: list[tuple[str, str]] = []
+    try:
+        seeded = json.loads((sandbox_dir / "credentials.json").read_text())
+    except (OSError, ValueError):
+        seeded = {}
+    for account, values in seeded.items():
+        for key, value in values.items():
+            if key in ("password", "client_secret", "admin_token") and len(value) >= 8:
+                found += _forms(f"seeded {account}.{key}", value, values.get("username", ""))
+    for path in written.rglob("secret.yaml"):
+        try:
+            registry = yaml.safe_load(path.read_text())["registry"]
+            password, user = str(registry["password"]), str(registry.get("username", ""))
+        except Exception:  # the bad inputs of verify's tests: no secret of a run
+            continue
+        if len(password) >= 8:
+            found += _forms(f"created password ({path.parent.name})", password, user)
+    return found
+
+
+#: Files that hold secrets on purpose (0600), and so are not outputs.
+_SECRET_FILES = {"secret.yaml", "credentials.json", "config.json"}
+
+
+def _scan(paths: list[Path], secrets: list[tuple[str, str]]) -> tuple[int, list[str]]:
+    scanned, leaks = 0, []
+    for path in paths:
+        if path.name in _SECRET_FILES or not path.is_file() or path.is_symlink():
+            continue
+        try:
+            text = path.read_bytes()[: 20 << 20].decode("utf-8", "replace")
+        except OSError:
+            continue
+        scanned += 1
+        for what, form in secrets:
+            if form in text:
+                leaks.append(f"{what} in {path.name}")  # never the secret itself
+    return scanned, leaks
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Workers (or a serial run): scan what this process's tests wrote, before the root
+    conftest stops its sandbox. The controller: write the outcomes."""
+    out = Path(os.environ["BHR_AUDIT_DIR"])
+    worker = getattr(session.config, "workerinput", None)
+    if worker is None:
+        (out / "outcomes.json").write_text(json.dumps(_outcomes))
+    if worker is None and session.config.pluginmanager.hasplugin("dsession"):
+        return  # the controller of xdist workers: they scan
+    from binderhub_registry import sandbox
+
+    basetemp = session.config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
+    box_dir = sandbox.sandbox_dir()
+    secrets = _secrets(box_dir, basetemp)
+    files = [*basetemp.rglob("*"), box_dir / "sandbox.log"]
+    scanned, leaks = _scan(files, secrets)
+    name = worker["workerid"] if worker else "main"
+    report = {"secrets": len({w for w, _ in secrets}), "files": scanned, "leaks": leaks}
+    (out / f"leaks-{name}.json").write_text(json.dumps(report))
+
+
+# --- the command ---------------------------------------------------------------------------
+def _count(family: Family, outcomes: dict[str, str]) -> tuple[int, int]:
+    prefix = family.test + ("[" if "::" in family.test else "::")
+    cases = {k: v for k, v in outcomes.items() if k == family.test or k.startswith(prefix)}
+    cases = {k: v for k, v in cases.items() if v != "skipped"}
+    if family.weight != "parameters":
+        return len(cases), sum(v == "passed" for v in cases.values())
+    from binderhub_registry import providers
+
+    tried = handled = 0
+    for nodeid, outcome in cases.items():
+        key = nodeid.rsplit("[", 1)[-1].rstrip("]")
+        weight = len(providers.get(key).PARAMETERS) + 1  # + the rotate-with-teardown rule
+        tried += weight
+        handled += weight if outcome == "passed" else 0
+    return tried, handled
+
+
+def _table(title: str, rows: list[tuple[str, int, int]], word: str) -> None:
+    print(f"\n{title}")
+    width = max(len(r[0]) for r in rows)
+    for label, tried, ok in rows:
+        print(f"  {label.ljust(width)}  {ok:4d} / {tried:<4d} {word}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the families' tests, print the figures, exit 0 when every goal is met."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", "--jobs", default=os.environ.get("JOBS", "2"), help="xdist workers")
+    args = parser.parse_args(argv)
+    families = BAD_INPUTS + FAULTS
+    with tempfile.TemporaryDirectory(prefix="bhr-audit-") as work:
+        env = os.environ | {
+            "BHR_AUDIT_DIR": work,
+            "PYTHONPATH": os.pathsep.join(
+                [str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]
+            ).rstrip(os.pathsep),
+        }
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "audit",
+            "-q",
+            "--no-header",
+            "-p",
+            "no:randomly",
+            "-n",
+            str(args.jobs),
+            "--basetemp",
+            str(Path(work) / "tmp"),
+            *sorted({f.test for f in families}),
+        ]
+        print("$", " ".join(command[2:]), flush=True)
+        done = subprocess.run(command, cwd=ROOT, env=env, check=False)
+        outcomes: dict[str, str] = json.loads((Path(work) / "outcomes.json").read_text())
+        scans = [json.loads(p.read_text()) for p in Path(work).glob("leaks-*.json")]
+
+    bad = [(f.label, *_count(f, outcomes)) for f in BAD_INPUTS]
+    faults = [(f.label, *_count(f, outcomes)) for f in FAULTS]
+    _table("Bad inputs (handled: one line saying what to fix, nothing created)", bad, "handled")
+    _table(
+        "Faults (survived: verified with no duplicate, or one line and nothing orphaned)",
+        faults,
+        "survived",
+    )
+    goal_bad = [(t, h) for f, (_, t, h) in zip(BAD_INPUTS, bad, strict=True) if f.goal]
+    bad_tried, bad_handled = sum(t for t, _ in goal_bad), sum(h for _, h in goal_bad)
+    fault_tried, fault_ok = sum(r[1] for r in faults), sum(r[2] for r in faults)
+    leaks = [leak for scan in scans for leak in scan["leaks"]]
+    files = sum(scan["files"] for scan in scans)
+    secrets = sum(scan["secrets"] for scan in scans)
+    print("\nFigures")
+    print(f"  bad inputs tried / handled (notebooks and verify): {bad_tried} / {bad_handled}")
+    print(f"  faults tried / survived with no duplicates:         {fault_tried} / {fault_ok}")
+    print(
+        f"  secrets found in outputs: {len(leaks)} "
+        f"({secrets} secrets looked for in {files} files and sandbox logs)"
+    )
+    for leak in sorted(set(leaks)):
+        print(f"    LEAK: {leak}")
+    met = (
+        bad_tried >= GOAL_BAD_INPUTS
+        and bad_handled == bad_tried
+        and fault_tried >= GOAL_FAULTS
+        and fault_ok == fault_tried
+        and not leaks
+        and bool(scans)
+    )
+    print(
+        f"  goals (>= {GOAL_BAD_INPUTS} bad inputs all handled, >= {GOAL_FAULTS} faults all "
+        f"survived, 0 leaks): {'met' if met else 'NOT met'} (pytest exit {done.returncode})"
+    )
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
