@@ -538,6 +538,7 @@ def test_credential_probes_stay_on_loopback(
         prefix="binder-",
         subscription_id="",
         secret_expiry_days=365,
+        propagation_minutes=10,
         device_code=False,
         output_dir=str(tmp_path / "values"),
         dry_run=False,
