@@ -419,3 +419,45 @@ def test_registry_pull_limit_is_retried(dockerhub_nb: NotebookRun, fresh: sandbo
     nb = dockerhub_nb()
     assert "BinderHub finds the pushed image" in outputs_text(nb)
     assert [e for e in fresh.log() if e["status"] == 429 and "/manifests/" in e["path"]]
+
+
+def make_org_token(box: sandbox.Sandbox, org: str) -> str:
+    """An organization access token with repository push on ``org/*``, made by its owner."""
+    creds = box.credentials("dockerhub")
+    api = f"{box.url}/dockerhub/v2"
+    session = requests.post(
+        f"{api}/auth/token",
+        json={"identifier": creds["username"], "secret": creds["password"]},
+        verify=box.ca_file,
+        timeout=10,
+    ).json()["access_token"]
+    made = requests.post(
+        f"{api}/orgs/{org}/access-tokens",
+        json={
+            "label": "BinderHub",
+            "resources": [{"type": "TYPE_REPO", "path": f"{org}/*", "scopes": ["repo-push"]}],
+        },
+        headers={"Authorization": f"Bearer {session}"},
+        verify=box.ca_file,
+        timeout=10,
+    )
+    assert made.status_code == 201, made.text
+    return str(made.json()["token"])
+
+
+def test_organization_access_token_pushes_as_the_organization(
+    dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    oat = make_org_token(fresh, "binderhubdemoorg")
+    monkeypatch.setenv(SANDBOX_SECRET, oat)
+    nb = dockerhub_nb(organization="binderhubdemoorg")
+    text = outputs_text(nb)
+    assert "your organization access token is BinderHub's credential as it is" in text
+    assert "BinderHub finds the pushed image" in text
+    secret = yaml.safe_load((dockerhub_nb.output_dir / "secret.yaml").read_text())["registry"]
+    assert (secret["username"], secret["password"]) == ("binderhubdemoorg", oat)
+    assert tokens(fresh) == []  # no personal access token made
+    monkeypatch.setenv(SANDBOX_SECRET, oat)
+    with pytest.raises(PapermillExecutionError) as err:
+        dockerhub_nb(organization="")  # an OAT signs in as its organization
+    assert err.value.ename == "InvalidParameter" and "organization" in err.value.evalue
