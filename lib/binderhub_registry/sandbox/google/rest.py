@@ -366,7 +366,12 @@ class Rest:
             str(body.get("description", "")),
             time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         )
-        self.cloud.ensure_front(repo)  # first: a front that fails to start leaves no repository
+        try:  # first: a front that fails to start leaves no repository
+            self.cloud.ensure_front(repo)
+        except Exception as exc:  # a sandbox fault, worded as Google's INTERNAL so it shows
+            return json_response(
+                500, {"error": {"code": 500, "message": f"sandbox: {exc!r}", "status": "INTERNAL"}}
+            )
         self.project.repositories[name] = repo
         return self._lro(location, lambda: None, lambda: self._repo_json(repo), "Repository")
 
