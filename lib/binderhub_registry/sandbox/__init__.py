@@ -176,7 +176,10 @@ class Sandbox:
             verify=self.ca_file,
             timeout=30,
         )
-        r.raise_for_status()
+        if not r.ok:  # with the sandbox's reason (a 500 carries the backend's exception)
+            raise requests.HTTPError(
+                f"{r.status_code} from /_sandbox/{name}: {r.text[:500]}", response=r
+            )
         return r.json()
 
     def state(self) -> dict[str, Any]:
