@@ -28,7 +28,16 @@ _SANDBOX_DIR = Path(tempfile.mkdtemp(prefix="bhr-test-sandbox-"))
 def pytest_configure(config: pytest.Config) -> None:
     os.environ["BINDERHUB_REGISTRY_SANDBOX_DIR"] = str(_SANDBOX_DIR)
     os.environ.update(sandbox.loopback_env())
-    for name in ("DOCKERHUB_TOKEN", "DOCKERHUB_PASSWORD", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
+    for name in (
+        "DOCKERHUB_TOKEN",
+        "DOCKERHUB_PASSWORD",
+        "DOCKERHUB_OTP",
+        "BINDERHUB_REGISTRY_SANDBOX_DOCKERHUB_SECRET",
+        "BINDERHUB_REGISTRY_SANDBOX_DOCKERHUB_OTP",
+        "BINDERHUB_REGISTRY_SANDBOX_AZURE_SECRET",
+        "REQUESTS_CA_BUNDLE",
+        "SSL_CERT_FILE",
+    ):
         os.environ.pop(name, None)
 
 

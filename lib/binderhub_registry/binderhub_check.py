@@ -87,6 +87,24 @@ def binderhub_settings(values: RegistryValues) -> BinderHubRegistrySettings:
     )
 
 
+def _only_the_doubled_service_is_refused(
+    http: RegistryHTTP, token_url: str, image: str, check: str, hints: VerifyHints
+) -> bool:
+    """True when ``token_url`` works as written, so BinderHub's appended service is the fault.
+
+    A token_url whose own ``service=`` is wrong fails this way too: then the
+    request without BinderHub's addition fails as well, and the diagnosis stays
+    "check DockerRegistry.token_url".
+    """
+    if "service=" not in token_url:
+        return False
+    try:
+        http.token(token_url, {"scope": f"repository:{image}:pull"}, check, hints)
+    except VerificationFailed:
+        return False
+    return True
+
+
 def get_image_manifest(
     http: RegistryHTTP,
     settings: BinderHubRegistrySettings,
@@ -112,7 +130,9 @@ def get_image_manifest(
                 hints,
             )
         except VerificationFailed as failed:
-            if "HTTP 400" in failed.diagnosis and "service=" in settings.token_url:
+            if "HTTP 400" in failed.diagnosis and _only_the_doubled_service_is_refused(
+                http, settings.token_url, image, check, hints
+            ):
                 # ACR refuses the doubled `service` (jupyterhub/binderhub issue 1620)
                 raise VerificationFailed(
                     check,

@@ -340,15 +340,7 @@ class DockerHub(Backend):
         self.seed()
         if self.front:
             self.front.process.stop()
-            for attempt in range(3):  # a start aborting (exit -6) was seen on a loaded machine
-                self.front.process.start()
-                try:
-                    self.front.process.wait_ready()
-                    return
-                except RuntimeError:
-                    self.front.process.stop()
-                    if attempt == 2:
-                        raise
+            self.front.process.start_ready()
 
     def shutdown(self) -> None:
         """Stop the registry and its front."""

@@ -174,6 +174,22 @@ class RegistryProcess:
                     ) from None
                 time.sleep(0.005)
 
+    def start_ready(self, attempts: int = 3) -> None:
+        """:meth:`start`, then :meth:`wait_ready`; a start that dies at once is tried again.
+
+        docker-registry was seen aborting at start (exit -6) on a loaded machine, which
+        made a reset answer 500: a fresh start succeeds.
+        """
+        for attempt in range(attempts):
+            self.start()
+            try:
+                self.wait_ready()
+                return
+            except RuntimeError:
+                self.stop()
+                if attempt == attempts - 1:
+                    raise
+
     def stop(self) -> None:
         """Stop the process (its in-memory content goes with it)."""
         if self.proc and self.proc.poll() is None:

@@ -228,8 +228,7 @@ class RegistryFront:
             token_body=config.token_body,
             single_service=config.single_service,
         )
-        self.process.start()
-        self.process.wait_ready()
+        self.process.start_ready()
         context = ssl.create_default_context(cafile=str(app.material.ca_file))
         self._client = httpx.AsyncClient(verify=context, timeout=60.0, trust_env=False)
         self._stopped = False
