@@ -127,8 +127,9 @@ def _provider_of(notebook: str) -> str | None:
 def render_real_values(key: str, notebook: Path) -> str:
     """``config.yaml`` and ``secret.yaml`` as the notebook writes them in real mode."""
     example = REAL_EXAMPLES[key]
+    # a dry run: validation then makes, writes and locks no output_dir
     params = providers.get(key).validate(
-        notebook_parameters(notebook), **example.overrides, sandbox=False
+        notebook_parameters(notebook), **example.overrides, sandbox=False, dry_run=True
     )
     values = example.build(params)
     config = yaml.safe_dump(values.config(), sort_keys=False)
