@@ -250,9 +250,31 @@ class Backend:
         """The provider's answer to an unknown path."""
         return json_response(404, {"message": f"no route for {request.method} {request.path}"})
 
+    def settings(self) -> dict[str, Any] | None:
+        """The backend's live settings (its slow or faulty parts), or None when it has none."""
+        return None
+
+    def settings_changed(self) -> None:
+        """Called after ``/_sandbox/<prefix>/settings`` changed :meth:`settings`."""
+
     def admin(self, request: Request, name: str) -> Response:
-        """``/_sandbox/<prefix>/<name>``: the backend's own admin knobs (none by default)."""
-        return json_response(404, {"message": "unknown sandbox endpoint"})
+        """``/_sandbox/<prefix>/settings``: GET the settings, or POST some of them.
+
+        Unknown names are refused with 400, so a typo in a test does not pass unnoticed.
+        """
+        settings = self.settings()
+        if name != "settings" or settings is None:
+            return json_response(404, {"message": "unknown sandbox endpoint"})
+        if request.method == "POST":
+            body = request.json()
+            if not isinstance(body, dict):
+                return json_response(400, {"message": "settings must be a JSON object"})
+            unknown = set(body) - set(settings)
+            if unknown:
+                return json_response(400, {"message": f"unknown settings {sorted(unknown)}"})
+            settings.update(body)
+            self.settings_changed()
+        return json_response(200, settings)
 
     def router(self) -> Router:
         """The backend's routes as a Starlette router (relative to ``prefix``)."""

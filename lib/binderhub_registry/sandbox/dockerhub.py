@@ -351,15 +351,9 @@ class DockerHub(Backend):
         """The Hub's registry: its front's URL."""
         return {"dockerhub": self.front.listener.url} if self.front else {}
 
-    def admin(self, request: Request, name: str) -> Response:
-        """``/_sandbox/dockerhub/settings``: GET, or POST ``{"session_ttl": seconds}``."""
-        if name != "settings":
-            return json_response(404, {"message": "unknown sandbox endpoint"})
-        if request.method == "POST":
-            for key, value in request.json().items():
-                if key in self.hub.settings:
-                    self.hub.settings[key] = float(value)
-        return json_response(200, self.hub.settings)
+    def settings(self) -> dict[str, Any]:
+        """``/_sandbox/dockerhub/settings``: ``{"session_ttl": seconds}``."""
+        return self.hub.settings
 
     def state(self) -> dict[str, Any]:
         """Users, organizations (members, roles, plans), tokens and repositories; no secret."""

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..app import App, Backend, Context, Request, Response, json_response
+from ..app import App, Backend, Context, Request
 from .arm import ResourceManager
 from .entra import EntraID
 from .graph import Graph
 from .models import (
-    DEFAULT_SETTINGS,
     OTHER_SUBSCRIPTION,
     ROLES,
     iso,
@@ -68,18 +67,13 @@ class AzureCloud(Backend):
         """This backend's base URL as the client reached it."""
         return f"https://{request.headers.get('host', '127.0.0.1')}{self.prefix}"
 
-    def admin(self, request: Request, name: str) -> Response:
-        """``/_sandbox/azure/settings``: read or change the fault knobs (see the module doc)."""
-        if name != "settings":
-            return json_response(404, {"message": "unknown azure sandbox endpoint"})
-        if request.method == "POST":
-            body = request.json()
-            unknown = set(body) - set(DEFAULT_SETTINGS)
-            if unknown:
-                return json_response(400, {"message": f"unknown settings {sorted(unknown)}"})
-            self.tenant.settings.update(body)
-            self.tenant.apply_settings()
-        return json_response(200, self.tenant.settings)
+    def settings(self) -> dict[str, Any]:
+        """``/_sandbox/azure/settings``: the fault knobs (see the module doc)."""
+        return self.tenant.settings
+
+    def settings_changed(self) -> None:
+        """Apply changed knobs to the tenant's state."""
+        self.tenant.apply_settings()
 
     def state(self) -> dict[str, Any]:
         """Everything a test compares, without secrets (someone else's registry is hidden)."""

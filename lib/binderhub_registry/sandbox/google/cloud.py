@@ -37,11 +37,10 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..app import App, Backend, Context, Request, Response, json_response
+from ..app import App, Backend, Context
 from ..registry import free_port
 from ..registry_front import FrontConfig, Grant, RegistryFront
 from .models import (
-    DEFAULT_SETTINGS,
     ROLE_ACTIONS,
     Project,
     Repository,
@@ -229,17 +228,9 @@ class GoogleCloud(Backend):
         return Grant(email, allow)
 
     # --- admin and state -------------------------------------------------------------
-    def admin(self, request: Request, name: str) -> Response:
-        """``/_sandbox/google/settings``: read or change the knobs."""
-        if name != "settings":
-            return json_response(404, {"message": "unknown google sandbox endpoint"})
-        if request.method == "POST":
-            body = request.json()
-            unknown = set(body) - set(DEFAULT_SETTINGS)
-            if unknown:
-                return json_response(400, {"message": f"unknown settings {sorted(unknown)}"})
-            self.project.settings.update(body)
-        return json_response(200, self.project.settings)
+    def settings(self) -> dict[str, Any]:
+        """``/_sandbox/google/settings``: the knobs of :data:`~.models.DEFAULT_SETTINGS`."""
+        return self.project.settings
 
     def state(self) -> dict[str, Any]:
         """Everything a test compares, without secrets."""
