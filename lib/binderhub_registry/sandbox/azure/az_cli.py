@@ -41,6 +41,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shlex
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -85,7 +86,9 @@ class AzSetup:
         ]
         lines += [shlex.join(argv) for argv in self.commands]
         read = "import json,sys; print(json.load(open(sys.argv[1]))['azure']['client_secret'])"
-        secret = f'"$(python3 -c {shlex.quote(read)} {shlex.quote(self.credentials_file)})"'
+        # this Python, isolated (-I): no PATH lookup, no PYTHONPATH, so only the file decides
+        python = shlex.quote(sys.executable)
+        secret = f'"$({python} -I -c {shlex.quote(read)} {shlex.quote(self.credentials_file)})"'
         lines.append(f"{shlex.join(self.login)} --password {secret} --output none")
         return "\n".join(lines)
 
