@@ -44,14 +44,22 @@ class NotebookRun:
         """Execute with ``parameters`` (output_dir defaults to the test's); return the output."""
         self.runs += 1
         out = self.workdir / f"run{self.runs}.ipynb"
-        papermill.execute_notebook(
-            str(self.path),
-            str(out),
-            parameters={"output_dir": str(self.output_dir)} | parameters,
-            cwd=str(self.workdir),
-            progress_bar=False,
-            kernel_name="python3",
-        )
+        for attempt in (1, 2):
+            try:
+                papermill.execute_notebook(
+                    str(self.path),
+                    str(out),
+                    parameters={"output_dir": str(self.output_dir)} | parameters,
+                    cwd=str(self.workdir),
+                    progress_bar=False,
+                    kernel_name="python3",
+                )
+                break
+            except RuntimeError as e:
+                # a kernel that dies before its first reply ran no cell: seen once on a loaded
+                # machine (jupyter_client's port choice can race another worker's kernel)
+                if attempt == 2 or "Kernel died before replying to kernel_info" not in str(e):
+                    raise
         return nbformat.read(str(out), as_version=4)
 
     def last_output(self) -> str:
