@@ -43,8 +43,6 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
-import requests
-
 if TYPE_CHECKING:
     from .verify import VerificationReport
 
@@ -334,6 +332,7 @@ def requests_errors(service: str) -> dict[type[Exception], Translator]:
     Connection faults and timeouts are transient; a failed TLS verification is not
     (retrying cannot fix a certificate), nor is a malformed URL.
     """
+    import requests  # here, not at the top: the sandbox server imports this module
 
     def tls(exc: Exception) -> BinderHubRegistryError:
         found = _SSL_REASON.search(str(exc))
