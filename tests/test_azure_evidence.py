@@ -30,6 +30,7 @@ from binderhub_registry.sandbox.azure import ACR_PUSH, SEED_CLIENT_ID
 from binderhub_registry.sandbox.azure.models import CONTRIBUTOR, REPOSITORY_WRITER
 from binderhub_registry.verify import verify
 
+from .test_azure_notebook import DEFAULTS
 from .test_azure_sandbox import (
     AddPasswordPostRequestBody,
     Application,
@@ -394,24 +395,7 @@ def test_sandbox_mode_never_reads_real_credentials(
     monkeypatch.setenv("AZURE_CLIENT_ID", SEED_CLIENT_ID)
     monkeypatch.setenv("AZURE_CLIENT_SECRET", "a-real-looking-secret")
     monkeypatch.delenv(azure.SANDBOX_SECRET_VARIABLE, raising=False)
-    p = azure.validate(
-        acr_name="binderhubdemo",
-        resource_group="binderhub-registry",
-        location="westeurope",
-        sku="Basic",
-        sp_name="binderhub-sp",
-        project="binderhub",
-        prefix="binder-",
-        subscription_id="",
-        secret_expiry_days=365,
-        propagation_minutes=10,
-        device_code=False,
-        output_dir=str(tmp_path / "values"),
-        dry_run=False,
-        teardown=False,
-        rotate=False,
-        sandbox=True,
-    )
+    p = azure.validate(DEFAULTS, output_dir=str(tmp_path / "values"), sandbox=True)
     _, _, source = azure._sandbox_credential(p)
     assert source == "the sandbox's seeded secret"
     monkeypatch.setenv(azure.SANDBOX_SECRET_VARIABLE, "rehearsing-a-wrong-secret")

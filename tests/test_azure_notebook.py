@@ -528,24 +528,7 @@ def test_credential_probes_stay_on_loopback(
         return connect(self, address)
 
     monkeypatch.setattr(socket.socket, "connect", recording)
-    p = azure.validate(
-        acr_name="binderhubdemo",
-        resource_group="binderhub-registry",
-        location="westeurope",
-        sku="Basic",
-        sp_name="binderhub-sp",
-        project="binderhub",
-        prefix="binder-",
-        subscription_id="",
-        secret_expiry_days=365,
-        propagation_minutes=10,
-        device_code=False,
-        output_dir=str(tmp_path / "values"),
-        dry_run=False,
-        teardown=False,
-        rotate=False,
-        sandbox=False,
-    )
+    p = azure.validate(DEFAULTS, output_dir=str(tmp_path / "values"), sandbox=False)
     started = time.monotonic()
     with pytest.raises(MissingCredentials):
         azure.sign_in(p)
