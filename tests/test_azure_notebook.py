@@ -30,7 +30,7 @@ from binderhub_registry.providers import azure
 from binderhub_registry.sandbox.azure import TAKEN_REGISTRY
 
 from .conftest import NOTEBOOKS, NotebookRun, assert_fails_before_any_call, outputs_text
-from .test_azure_sandbox import settings
+from .test_azure_sandbox import deployer_token, settings
 
 pytestmark = [
     pytest.mark.notebook,
@@ -427,17 +427,7 @@ def test_teardown_leaves_nothing_behind(azure_nb: NotebookRun, fresh: sandbox.Sa
 
 def test_teardown_keeps_what_it_found(azure_nb: NotebookRun, fresh: sandbox.Sandbox) -> None:
     creds = fresh.credentials("azure")
-    token = requests.post(
-        f"{fresh.url}/azure/login/{creds['tenant_id']}/oauth2/v2.0/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": creds["client_id"],
-            "client_secret": creds["client_secret"],
-            "scope": "https://management.azure.com/.default",
-        },
-        verify=fresh.ca_file,
-        timeout=10,
-    ).json()["access_token"]
+    token = deployer_token(fresh)
     requests.put(
         f"{fresh.url}/azure/management/subscriptions/{creds['subscription_id']}"
         "/resourcegroups/existing-group",
@@ -604,17 +594,7 @@ def test_an_abac_registry_gets_the_role_that_works_there(
     settings(fresh, default_role_assignment_mode="AbacRepositoryPermissions")
     # made before, by someone else, in ABAC mode
     creds = fresh.credentials("azure")
-    token = requests.post(
-        f"{fresh.url}/azure/login/{creds['tenant_id']}/oauth2/v2.0/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": creds["client_id"],
-            "client_secret": creds["client_secret"],
-            "scope": "https://management.azure.com/.default",
-        },
-        verify=fresh.ca_file,
-        timeout=10,
-    ).json()["access_token"]
+    token = deployer_token(fresh)
     base = f"{fresh.url}/azure/management/subscriptions/{creds['subscription_id']}"
     headers = {"Authorization": f"Bearer {token}"}
     group = f"{base}/resourcegroups/binderhub-registry?api-version=2025-04-01"

@@ -71,6 +71,25 @@ def settings(box: Sandbox, **values: Any) -> dict[str, Any]:
     return result
 
 
+def deployer_token(box: Sandbox, resource: str = "https://management.azure.com") -> str:
+    """A client-credentials token of the seeded deployer for ``resource`` (as MSAL asks)."""
+    seeded = box.credentials("azure")
+    r = requests.post(
+        f"{box.url}/azure/login/{seeded['tenant_id']}/oauth2/v2.0/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": seeded["client_id"],
+            "client_secret": seeded["client_secret"],
+            "scope": resource + "/.default",
+        },
+        verify=box.ca_file,
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    token: str = r.json()["access_token"]
+    return token
+
+
 @dataclass
 class Tenant:
     """The seeded deployer's credential and ARM clients, against the sandbox."""

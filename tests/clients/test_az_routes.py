@@ -15,26 +15,9 @@ import requests
 from binderhub_registry import sandbox
 from binderhub_registry.sandbox.azure import ACR_PUSH
 
+from ..test_azure_sandbox import deployer_token
+
 pytestmark = pytest.mark.sandbox
-
-
-def _token(box: sandbox.Sandbox, resource: str) -> str:
-    """A client-credentials token of the seeded deployer for ``resource`` (as MSAL asks)."""
-    seeded = box.credentials("azure")
-    r = requests.post(
-        f"{box.url}/azure/login/{seeded['tenant_id']}/oauth2/v2.0/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": seeded["client_id"],
-            "client_secret": seeded["client_secret"],
-            "scope": resource + "/.default",
-        },
-        verify=box.ca_file,
-        timeout=30,
-    )
-    assert r.status_code == 200, r.text
-    token: str = r.json()["access_token"]
-    return token
 
 
 def _get(box: sandbox.Sandbox, path: str, token: str, **params: str) -> requests.Response:
@@ -64,8 +47,8 @@ def test_metadata_endpoints_anonymous(fresh: sandbox.Sandbox) -> None:
 
 def test_cli_audiences(fresh: sandbox.Sandbox) -> None:
     """ARM under its classic audience, Graph under the sandbox's own URL; not crosswise."""
-    arm = _token(fresh, "https://management.core.windows.net/")
-    graph = _token(fresh, f"{fresh.url}/azure/graph/")
+    arm = deployer_token(fresh, "https://management.core.windows.net/")
+    graph = deployer_token(fresh, f"{fresh.url}/azure/graph/")
     assert _get(fresh, "management/subscriptions", arm, **{"api-version": "2022-12-01"}).ok
     assert _get(fresh, "graph/v1.0/applications", graph).ok
     assert _get(fresh, "graph/v1.0/applications", arm).status_code == 401
@@ -74,7 +57,7 @@ def test_cli_audiences(fresh: sandbox.Sandbox) -> None:
 
 def test_role_definitions_by_name(fresh: sandbox.Sandbox) -> None:
     sub = fresh.credentials("azure")["subscription_id"]
-    arm = _token(fresh, "https://management.azure.com/")
+    arm = deployer_token(fresh, "https://management.azure.com/")
     path = f"management/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions"
     r = _get(
         fresh,
@@ -93,7 +76,7 @@ def test_role_definitions_by_name(fresh: sandbox.Sandbox) -> None:
 
 def test_resource_list_filter(fresh: sandbox.Sandbox) -> None:
     sub = fresh.credentials("azure")["subscription_id"]
-    arm = _token(fresh, "https://management.azure.com/")
+    arm = deployer_token(fresh, "https://management.azure.com/")
     wanted = "resourceType eq 'Microsoft.ContainerRegistry/registries'"
     r = _get(
         fresh,
@@ -112,7 +95,7 @@ def test_resource_list_filter(fresh: sandbox.Sandbox) -> None:
 
 
 def test_graph_filters_patch_and_get_by_ids(fresh: sandbox.Sandbox) -> None:
-    graph = _token(fresh, "https://graph.microsoft.com")
+    graph = deployer_token(fresh, "https://graph.microsoft.com")
     headers = {"Authorization": f"Bearer {graph}"}
     base = f"{fresh.url}/azure/graph/v1.0"
     app = requests.post(
