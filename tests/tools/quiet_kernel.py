@@ -25,5 +25,9 @@ spec = {
     "language": "python",
     "metadata": {"debugger": True},
 }
-(spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1))
+# a new file renamed over the old: uv hardlinks kernel.json from its cache, so writing in place
+# would rewrite every venv's kernelspec that shares the cache (another checkout's python in ours)
+tmp = spec_dir / "kernel.json.tmp"
+tmp.write_text(json.dumps(spec, indent=1))
+tmp.replace(spec_dir / "kernel.json")
 print(f"kernelspec python3 -> {spec_dir}")
