@@ -1,0 +1,748 @@
+"""Harbor: a private project and a project robot account that pushes, for any Harbor.
+
+mybinder.org's federation members run their own Harbor (and OVH's Managed
+Private Registry is one): BinderHub pushes as a project-scoped robot account
+with push and pull, never as the admin. What real Harbor does, and what this
+module does about it (the sandbox's fake, ``sandbox/harbor/``, lists the same
+behaviours with their sources):
+
+- The API (``/api/v2.0``) takes Basic auth of a user; the admin's credentials
+  come from ``HARBOR_USERNAME`` and ``HARBOR_PASSWORD`` (or a hidden prompt for
+  the password), never from parameters.
+- Harbor answers API calls with a ``sid`` session cookie; a client that sends it
+  back must send ``X-Harbor-CSRF-Token`` on writes, else 403 "CSRF token
+  invalid". :class:`HarborAPI` keeps no cookies, so that never happens.
+- ``POST /projects`` answers 201 with an empty body and a ``Location``: the
+  project is looked up afterwards; a taken name is 409.
+- A robot's secret is shown once, at creation (``POST /robots``) or at a
+  refresh (``PATCH /robots/{id}`` with ``{}``); the refresh kills the old
+  secret at once. Robots expire after ``duration`` days (-1: never): on
+  2022-12-16 mybinder.org's builds broke when its robots reached their 30 days,
+  so the expiry is chosen explicitly and shown, and verify names an expired robot.
+- The token service (``/service/token``) reads the first ``service`` query
+  value, so the ``service=container_registry`` BinderHub appends to ``token_url``
+  is harmless when ``token_url`` carries ``?service=harbor-registry`` itself.
+
+The pieces the OVH notebook reuses: :class:`HarborAPI`, the low-level calls
+(:func:`find_project`, :func:`create_project`, :func:`find_robot`,
+:func:`create_robot`, :func:`refresh_robot_secret`, :func:`delete_robot`,
+:func:`delete_project`, :func:`robot_works`, :func:`harbor_values`), and the
+steps :func:`ensure_project` and :func:`ensure_robot` on a
+:class:`HarborConnection` (subclass it; set ``api`` once Harbor is reachable).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from http.cookiejar import DefaultCookiePolicy
+from typing import Any, ClassVar, Protocol
+from urllib.parse import quote, urlparse
+
+import requests
+
+from .. import sandbox as sandbox_mod
+from ..binderhub import RegistryValues, ValuesFiles
+from ..errors import (
+    AuthenticationFailed,
+    BinderHubRegistryError,
+    CloudError,
+    MissingCredentials,
+    PermissionDenied,
+    VerificationFailed,
+    error_for_status,
+    map_exceptions,
+    requests_errors,
+    retry_after,
+)
+from ..params import Parameter, text
+from ..secrets import Secret, read_secret
+from ..steps import Result
+from ..verify import VerificationReport, VerifyHints
+from .contract import (
+    COMMON_PARAMETERS,
+    CommonParams,
+    Connection,
+    Deletion,
+    Record,
+    check_parameters,
+    creates,
+)
+
+__all__ = [
+    "HINTS",
+    "KEY",
+    "NAME",
+    "NOTEBOOK",
+    "PARAMETERS",
+    "TOKEN_SERVICE",
+    "HarborAPI",
+    "HarborConnection",
+    "HarborParams",
+    "Params",
+    "create_project",
+    "create_robot",
+    "delete_project",
+    "delete_robot",
+    "ensure_project",
+    "ensure_robot",
+    "expiry_text",
+    "find_project",
+    "find_robot",
+    "harbor_values",
+    "refresh_robot_secret",
+    "robot_expiry_days",
+    "robot_works",
+    "sign_in",
+    "validate",
+]
+
+KEY = "harbor"
+NAME = "Harbor"
+NOTEBOOK = "05-harbor"
+#: The service name of Harbor's token service (src/core/service/token/creator.go).
+TOKEN_SERVICE = "harbor-registry"
+USERNAME_VARIABLE = "HARBOR_USERNAME"
+PASSWORD_VARIABLE = "HARBOR_PASSWORD"
+# sandbox only: real variables are never read there, so a rehearsal cannot send a real secret
+SANDBOX_PASSWORD_VARIABLE = "BINDERHUB_REGISTRY_SANDBOX_HARBOR_PASSWORD"
+DAY = 86400
+MAX_EXPIRY_DAYS = 3650
+
+#: Harbor's rule for project and robot names (project manager.go, robot handler's validateName).
+HARBOR_NAME = r"[a-z0-9]+(?:[._-][a-z0-9]+)*"
+_HOST = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
+
+
+def robot_expiry_days(name: str) -> Parameter:
+    """Days until a robot expires: -1 (never) or 1 to 3650 (0, Harbor's 'omitted', is refused)."""
+
+    def check(value: Any) -> bool:
+        if not isinstance(value, int) or isinstance(value, bool):
+            return False
+        return value == -1 or 1 <= value <= MAX_EXPIRY_DAYS
+
+    rule = f"must be -1 (never expires) or a whole number of days from 1 to {MAX_EXPIRY_DAYS}"
+    return Parameter(name, rule, "integer", check)
+
+
+PARAMETERS = (
+    text(
+        "harbor_url",
+        rf"https://{_HOST}(?::[0-9]{{1,5}})?/?",
+        "must be your Harbor's https:// URL, host and optional port only (no path), "
+        "e.g. https://harbor.example.org",
+    ),
+    text(
+        "harbor_project",
+        HARBOR_NAME,
+        "must be a Harbor project name: lowercase letters and digits, with single '.', '_' or "
+        "'-' between them, at most 255 characters",
+    ),
+    text(
+        "robot_name",
+        HARBOR_NAME,
+        "must be a Harbor robot name: lowercase letters and digits, with single '.', '_' or "
+        "'-' between them (Harbor adds robot$<project>+ in front)",
+        max_length=200,
+    ),
+    robot_expiry_days("robot_expiry_days"),
+    *COMMON_PARAMETERS,
+)
+
+
+@dataclass(frozen=True)
+class Params(CommonParams):
+    """Validated parameters of the Harbor notebook."""
+
+    harbor_url: str
+    harbor_project: str
+    robot_name: str
+    robot_expiry_days: int
+
+
+class HarborParams(Protocol):
+    """What the Harbor steps read from a notebook's parameters (OVH's have them too)."""
+
+    @property
+    def harbor_project(self) -> str: ...
+    @property
+    def robot_name(self) -> str: ...
+    @property
+    def robot_expiry_days(self) -> int: ...
+    @property
+    def prefix(self) -> str: ...
+    @property
+    def dry_run(self) -> bool: ...
+    @property
+    def teardown(self) -> bool: ...
+    @property
+    def rotate(self) -> bool: ...
+    @property
+    def sandbox(self) -> bool: ...
+
+
+def validate(values: dict[str, Any] | None = None, /, **overrides: Any) -> Params:
+    """Check every parameter (no network); raise InvalidParameter for the first bad one.
+
+    ``values`` is typically the notebook's ``globals()``; keywords override it.
+    """
+    return check_parameters(Params, PARAMETERS, values, overrides)
+
+
+# --- Harbor's API ---------------------------------------------------------------------------
+class HarborAPI:
+    """Harbor's REST API v2.0 over requests, as one user, with errors mapped.
+
+    ``url`` is the Harbor's base URL (``https://host[:port]``); ``ca_file`` a CA to
+    trust (the sandbox's), None for the system's. The session keeps no cookie:
+    Harbor's ``sid`` sent back would make every write need a CSRF token.
+    """
+
+    def __init__(
+        self, url: str, username: str, password: Secret, ca_file: str | None = None
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.host = urlparse(self.url).netloc
+        self.username = username
+        self.ca_file = ca_file
+        self.http = _session(ca_file)
+        self.http.auth = (username, password.reveal())
+
+    def send(self, method: str, path: str, **kw: Any) -> requests.Response:
+        """The raw answer to ``/api/v2.0<path>`` (transport errors mapped)."""
+        with map_exceptions(requests_errors(NAME)):
+            return self.http.request(method, f"{self.url}/api/v2.0{path}", timeout=30, **kw)
+
+    def call(self, method: str, path: str, **kw: Any) -> Any:
+        """The JSON answer (None when empty); an error status raises the mapped error."""
+        r = self.send(method, path, **kw)
+        if r.status_code >= 400:
+            raise _error(r, method, path)
+        return r.json() if r.content else None
+
+    def current_user(self) -> dict[str, Any]:
+        """``GET /users/current``; a refusal says which variables to check."""
+        r = self.send("GET", "/users/current")
+        if r.status_code == 401:
+            raise AuthenticationFailed(
+                f"Harbor at {self.url} refused user {self.username!r}: check {USERNAME_VARIABLE} "
+                f"and {PASSWORD_VARIABLE} (a user with the system admin role; a robot account "
+                "cannot manage robots)"
+            )
+        if r.status_code >= 400:
+            raise _error(r, "GET", "/users/current")
+        found: dict[str, Any] = r.json()
+        return found
+
+
+def _session(ca_file: str | None) -> requests.Session:
+    http = requests.Session()
+    http.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))  # keep no cookie at all
+    if ca_file:  # the sandbox: trust its CA, ignore proxies
+        http.verify = ca_file
+        http.trust_env = False
+    http.headers["User-Agent"] = "binderhub-registry"
+    return http
+
+
+def _error(r: requests.Response, method: str, path: str) -> BinderHubRegistryError:
+    """The package's error for a Harbor error answer (``{"errors": [{code, message}]}``)."""
+    return error_for_status(
+        NAME,
+        r.status_code,
+        f"{_message(r)} ({method} /api/v2.0{path})",
+        retry_after=retry_after(r.headers.get("Retry-After")),
+    )
+
+
+def _message(r: requests.Response) -> str:
+    try:
+        first = r.json()["errors"][0]
+        return f"{first.get('code', '')} {first.get('message', '')}".strip()
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return str(r.reason)
+
+
+def find_project(api: HarborAPI, name: str) -> dict[str, Any] | None:
+    """The project named ``name``, or None."""
+    try:
+        found: dict[str, Any] = api.call(
+            "GET", f"/projects/{quote(name, safe='')}", headers={"X-Is-Resource-Name": "true"}
+        )
+    except CloudError as e:
+        if e.status == 404:
+            return None
+        raise
+    return found
+
+
+def create_project(api: HarborAPI, name: str) -> dict[str, Any]:
+    """Create private project ``name`` (201, empty body), then read it back.
+
+    A 409 (someone made it meanwhile) raises CloudError with status 409.
+    """
+    api.call("POST", "/projects", json={"project_name": name, "metadata": {"public": "false"}})
+    found = find_project(api, name)
+    if found is None:
+        raise CloudError(f"Harbor created project {name!r} but does not show it", 404)
+    return found
+
+
+def delete_project(api: HarborAPI, name: str) -> int:
+    """Delete project ``name`` and its repositories (Harbor deletes only empty projects).
+
+    Returns how many repositories went with it; a project already gone is no error.
+    """
+    project = quote(name, safe="")
+    try:
+        repositories = api.call("GET", f"/projects/{project}/repositories?page_size=100")
+    except CloudError as e:
+        if e.status == 404:
+            return 0
+        raise
+    for repository in repositories or []:
+        short = str(repository["name"]).removeprefix(name + "/")
+        api.call("DELETE", f"/projects/{project}/repositories/{quote(quote(short, safe=''))}")
+    try:
+        api.call("DELETE", f"/projects/{project}", headers={"X-Is-Resource-Name": "true"})
+    except CloudError as e:
+        if e.status != 404:
+            raise
+    return len(repositories or [])
+
+
+def robot_permissions(project: str) -> list[dict[str, Any]]:
+    """Push and pull on the repositories of ``project``: all BinderHub needs."""
+    return [
+        {
+            "kind": "project",
+            "namespace": project,
+            "access": [
+                {"resource": "repository", "action": "push"},
+                {"resource": "repository", "action": "pull"},
+            ],
+        }
+    ]
+
+
+def find_robot(api: HarborAPI, project: dict[str, Any], robot_name: str) -> dict[str, Any] | None:
+    """The project robot called ``robot_name`` in ``project`` (as ``find_project`` gives it)."""
+    suffix = f"{project['name']}+{robot_name}"  # robot$<project>+<name>, whatever the prefix
+    page = 1
+    while True:
+        robots = api.call(
+            "GET",
+            "/robots",
+            params={
+                "q": f"Level=project,ProjectID={project['project_id']}",
+                "page": page,
+                "page_size": 100,
+            },
+        )
+        for robot in robots or []:
+            if str(robot.get("name", "")).endswith(suffix):
+                found: dict[str, Any] = robot
+                return found
+        if len(robots or []) < 100:
+            return None
+        page += 1
+
+
+def create_robot(
+    api: HarborAPI, project: str, robot_name: str, expiry_days: int
+) -> tuple[dict[str, Any], Secret]:
+    """Create a project robot with push and pull; its details and its secret (shown once)."""
+    created = api.call(
+        "POST",
+        "/robots",
+        json={
+            "name": robot_name,
+            "description": "BinderHub pushes images with this robot (binderhub-registry)",
+            "level": "project",
+            "duration": expiry_days,
+            "disable": False,
+            "permissions": robot_permissions(project),
+        },
+    )
+    secret = Secret(str(created.pop("secret")))
+    return created, secret
+
+
+def refresh_robot_secret(api: HarborAPI, robot_id: int) -> Secret:
+    """A new secret for robot ``robot_id`` (``PATCH /robots/{id}`` with ``{}``).
+
+    Harbor keeps one secret per robot: the old one stops working at once.
+    """
+    answer = api.call("PATCH", f"/robots/{robot_id}", json={})
+    return Secret(str(answer["secret"]))
+
+
+def delete_robot(api: HarborAPI, robot_id: int) -> None:
+    """Delete robot ``robot_id``; one already gone is no error."""
+    try:
+        api.call("DELETE", f"/robots/{robot_id}")
+    except CloudError as e:
+        if e.status != 404:
+            raise
+
+
+def robot_works(api: HarborAPI, username: str, secret: Secret) -> bool:
+    """Whether Harbor's registry accepts these credentials (``GET /v2/`` with Basic).
+
+    Harbor answers a wrong, deleted, disabled or expired robot with 401; an
+    outage raises, to be retried.
+    """
+    http = _session(api.ca_file)
+    with map_exceptions(requests_errors(NAME)):
+        r = http.get(f"{api.url}/v2/", auth=(username, secret.reveal()), timeout=30)
+    if r.status_code == 401:
+        return False
+    if r.status_code >= 400:
+        raise error_for_status(NAME, r.status_code, f"GET /v2/ answered {r.reason}")
+    return True
+
+
+def expiry_text(expires_at: int) -> str:
+    """``never expires`` or ``expires on <date> UTC`` (``expired on`` when past)."""
+    if expires_at == -1:
+        return "never expires"
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(expires_at))
+    return f"expired on {when}" if _expired(expires_at) else f"expires on {when}"
+
+
+def _expired(expires_at: int) -> bool:
+    return expires_at != -1 and expires_at <= time.time()
+
+
+def harbor_values(
+    harbor_url: str, project: str, prefix: str, username: str, password: Secret
+) -> RegistryValues:
+    """BinderHub's values for pushing to ``project`` of the Harbor at ``harbor_url``.
+
+    ``token_url`` names the service itself: BinderHub appends
+    ``service=container_registry`` and Harbor reads the first value.
+    """
+    url = harbor_url.rstrip("/")
+    host = urlparse(url).netloc
+    return RegistryValues(
+        image_prefix=f"{host}/{project}/{prefix}",
+        username=username,
+        password=password,
+        registry_url=url,
+        docker_registry={
+            "url": url,
+            "token_url": f"{url}/service/token?service={TOKEN_SERVICE}",
+        },
+    )
+
+
+# --- the connection and its steps --------------------------------------------------------
+HINTS = VerifyHints(
+    credentials=(
+        "refresh the robot account's secret (rerun with rotate = True) and deploy the new "
+        "secret.yaml; a robot that expired must be replaced (rerun this notebook)"
+    ),
+    push=(
+        "the robot account needs push and pull on the project's repositories (Harbor: "
+        "Robot Accounts, permissions Push Repository and Pull Repository), and the project "
+        "in image_prefix must exist: Harbor grants nothing on a missing project"
+    ),
+    pull=(
+        "Harbor gave a token without pull: the robot account lacks pull on the project, or "
+        "it expired, was disabled or deleted (Harbor then treats it as anonymous)"
+    ),
+)
+
+
+@dataclass
+class HarborConnection(Connection):
+    """A signed-in Harbor admin session, and the project and robot the steps found or made.
+
+    ``api`` is None until Harbor is reachable (the OVH notebook sets it once its
+    registry is ready). Record kinds: ``harbor_project`` and ``harbor_robot``
+    (created by the notebook), ``harbor_*_pending`` (a creation whose answer may
+    have been lost), ``harbor_refreshed`` (a rotation's refreshed robot).
+    """
+
+    NOTEBOOK: ClassVar[str] = NOTEBOOK
+    HINTS: ClassVar[VerifyHints] = HINTS
+    retiring: ClassVar[str] = "harbor_refreshed"
+
+    params: HarborParams  # type: ignore[assignment]  # a Protocol: OVH's Params have these too
+    api: HarborAPI | None = None
+    project: dict[str, Any] | None = field(default=None)  # as Harbor shows it
+    robot: dict[str, Any] | None = field(default=None)  # as Harbor shows it (no secret)
+
+    def harbor(self) -> HarborAPI:
+        """The API, or a one-line error when Harbor is not reachable yet."""
+        if self.api is None:
+            raise CloudError("Harbor is not reachable yet: its registry must exist first")
+        return self.api
+
+    def values(self) -> RegistryValues | None:
+        """BinderHub's values: the robot pushing to ``<host>/<project>/<prefix>``."""
+        if self.secret is None or self.robot is None or self.api is None:
+            return None
+        p = self.params
+        return harbor_values(
+            self.api.url, p.harbor_project, p.prefix, str(self.robot["name"]), self.secret
+        )
+
+    def deletions(self) -> list[Deletion]:
+        """The robot, then the project with its repositories (only what was recorded)."""
+        created = self.record.created
+        robot = created.get("harbor_robot", {}).get("name", "")
+        project = created.get("harbor_project", {}).get("name", "")
+        return [
+            Deletion(
+                "harbor_robot",
+                f"robot account {robot!r}",
+                lambda r: delete_robot(self.harbor(), int(r["id"])),
+            ),
+            Deletion(
+                "harbor_project",
+                f"project {project!r} with its repositories",
+                lambda pr: delete_project(self.harbor(), str(pr["name"])),
+            ),
+        ]
+
+    def retire(self, retiring: list[Any]) -> None:
+        """Nothing left to remove: a refresh replaced the robot's only secret."""
+
+    async def finish_rotation(self) -> Result[None]:
+        """After verification: the refreshed robot's old secret is gone already (Harbor has one)."""
+        refreshed = self.record.created.get(self.retiring)
+        if not refreshed:
+            return Result(None, "skipped", "no replaced credential to remove")
+        if self.params.dry_run:
+            return Result(None, "planned", "the old secret stops working at the refresh")
+        self.record.forget(self.retiring)
+        return Result(
+            None,
+            "deleted",
+            "the robot's old secret stopped working at the refresh (Harbor keeps one secret "
+            "per robot); the new one verified: deploy the new secret.yaml now",
+        )
+
+    def verify(self, files: ValuesFiles | None) -> Result[VerificationReport | None]:
+        """BinderHub's handshake and a push; a failure names an expired or deleted robot."""
+        try:
+            return super().verify(files)
+        except VerificationFailed as failed:
+            diagnosis = self._robot_diagnosis()
+            if diagnosis is None:
+                raise
+            report = failed.report
+            if report is not None and report.checks:
+                report.checks[-1].detail = diagnosis
+            raise VerificationFailed(failed.check, diagnosis, report) from None
+
+    def _robot_diagnosis(self) -> str | None:
+        """Why the robot cannot push, from Harbor's own view of it, or None."""
+        recorded = self.robot or self.record.created.get("harbor_robot")
+        if self.api is None or not recorded:
+            return None
+        name = str(recorded.get("name", ""))
+        try:
+            robot = self.api.call("GET", f"/robots/{int(recorded['id'])}")
+        except CloudError as e:
+            if e.status == 404:
+                return (
+                    f"robot account {name!r} no longer exists in Harbor: rerun this notebook "
+                    "to make a new one and deploy the new secret.yaml"
+                )
+            return None
+        if _expired(int(robot.get("expires_at", -1))):
+            return (
+                f"robot account {name!r} {expiry_text(int(robot['expires_at']))}: Harbor "
+                "treats an expired robot as anonymous, so its tokens carry no push (mybinder.org's "
+                "builds broke so on 2022-12-16); rerun this notebook, which replaces the expired "
+                "robot it created, with robot_expiry_days = -1 (never) or a date you will renew by"
+            )
+        if robot.get("disable"):
+            return f"robot account {name!r} is disabled in Harbor: enable it (Robot Accounts)"
+        return None
+
+
+def _sandbox_credentials(box: sandbox_mod.Sandbox) -> tuple[str, Secret, str]:
+    seeded = box.credentials("harbor")
+    if os.environ.get(SANDBOX_PASSWORD_VARIABLE):
+        return seeded["username"], Secret(os.environ[SANDBOX_PASSWORD_VARIABLE]), "rehearsal"
+    return seeded["username"], Secret(seeded["password"]), "the sandbox's seeded admin"
+
+
+def sign_in(p: Params) -> Result[HarborConnection]:
+    """Sign in to Harbor (or the sandbox's) as an admin from the environment."""
+    if p.sandbox:
+        box = sandbox_mod.ensure()
+        url, ca_file = box.registries["harbor"], box.ca_file
+        username, password, source = _sandbox_credentials(box)
+    else:
+        url, ca_file = p.harbor_url.rstrip("/"), None
+        username = os.environ.get(USERNAME_VARIABLE, "")
+        if not username:
+            raise MissingCredentials(
+                "Harbor admin credentials",
+                f"set {USERNAME_VARIABLE} and {PASSWORD_VARIABLE} in the environment (a Harbor "
+                "user with the system admin role; never as notebook parameters)",
+            )
+        password = read_secret((PASSWORD_VARIABLE,), f"Harbor password for {username}")
+        source = PASSWORD_VARIABLE if os.environ.get(PASSWORD_VARIABLE) else "the prompt"
+    api = HarborAPI(url, username, password, ca_file)
+    user = api.current_user()
+    conn = HarborConnection(params=p, record=Record(p.output_dir, KEY), ca_file=ca_file, api=api)
+    where = f"the sandbox's Harbor at {url}" if p.sandbox else url
+    role = (
+        "system admin"
+        if user.get("sysadmin_flag")
+        else "not a system admin: it must be an admin of project "
+        f"{p.harbor_project!r}, which must exist"
+    )
+    return Result(conn, "done", f"signed in to {where} as {username} ({role}) with {source}")
+
+
+@creates
+def ensure_project(conn: HarborConnection) -> Result[dict[str, Any] | None]:
+    """Reuse the project named ``harbor_project``, or create it private.
+
+    A project whose creation answer was lost (recorded as pending) is recognised
+    as this notebook's on the next attempt, so teardown still deletes it.
+    """
+    p, record = conn.params, conn.record
+    name = p.harbor_project
+    if conn.api is None:
+        return Result(None, "planned", f"would create private project {name!r}")
+    found = find_project(conn.api, name)
+    ours = record.created.get("harbor_project", {}).get("name") == name
+    if found is not None and record.created.get("harbor_project_pending") == name:
+        record.set("harbor_project", {"name": name, "id": found["project_id"]})
+        record.forget("harbor_project_pending")
+        ours = True
+    if found is not None:
+        conn.project = found
+        public = found.get("metadata", {}).get("public") == "true"
+        who = "created by this notebook" if ours else "found"
+        how = (
+            "PUBLIC: anyone can pull its images; make it private in Harbor if they are not "
+            "meant for everyone"
+            if public
+            else "private"
+        )
+        return Result(found, "reused", f"project {name!r} ({who}), {how}")
+    if p.dry_run:
+        return Result(None, "planned", f"would create private project {name!r}")
+    record.set("harbor_project_pending", name)
+    try:
+        made = create_project(conn.api, name)
+    except CloudError as e:
+        if e.status != 409:
+            raise
+        record.forget("harbor_project_pending")  # someone else's, made meanwhile
+        return ensure_project(conn)
+    record.set("harbor_project", {"name": name, "id": made["project_id"]})
+    record.forget("harbor_project_pending")
+    conn.project = made
+    return Result(made, "created", f"private project {name!r} (id {made['project_id']})")
+
+
+def _has_push_and_pull(robot: dict[str, Any], project: str) -> bool:
+    actions = {
+        a.get("action")
+        for perm in robot.get("permissions") or []
+        if perm.get("namespace") == project
+        for a in perm.get("access") or []
+        if a.get("resource") == "repository"
+    }
+    return {"push", "pull"} <= actions or "*" in actions
+
+
+@creates
+def ensure_robot(conn: HarborConnection) -> Result[Secret | None]:
+    """Reuse the robot account while the stored secret works; else make or refresh it.
+
+    - none: create it (project level, push and pull, ``robot_expiry_days``);
+    - this notebook's, expired: delete it and create it again;
+    - this notebook's, secret lost or refused, or ``rotate``: refresh its secret;
+    - someone else's without a working stored secret: stop (a refresh would
+      break whoever uses it).
+    The secret goes to ``secret.yaml`` (0600) only, never to the screen.
+    """
+    p, record = conn.params, conn.record
+    days = p.robot_expiry_days
+    wanted = f"robot${p.harbor_project}+{p.robot_name}"
+    lasts = "never expires" if days == -1 else f"expires {days} days after creation"
+    if conn.api is None or conn.project is None:
+        return Result(
+            None, "planned", f"would create robot account {wanted!r} (push, pull; {lasts})"
+        )
+    api, project = conn.api, conn.project
+    found = find_robot(api, project, p.robot_name)
+    recorded = record.created.get("harbor_robot", {})
+    pending = record.created.get("harbor_robot_pending") == wanted
+    ours = found is not None and (recorded.get("id") == found["id"] or pending)
+    if found is not None and pending:
+        record.set("harbor_robot", {"id": found["id"], "name": found["name"]})
+        record.forget("harbor_robot_pending")
+    if found is not None and _expired(int(found.get("expires_at", -1))):
+        when = expiry_text(int(found["expires_at"]))
+        if not ours:
+            raise PermissionDenied(
+                f"robot account {found['name']!r} {when} and this notebook did not create it: "
+                "delete it in Harbor (Robot Accounts) or choose another robot_name"
+            )
+        if p.dry_run:
+            return Result(None, "planned", f"would replace robot account {wanted!r} ({when})")
+        delete_robot(api, int(found["id"]))
+        record.forget("harbor_robot")
+        found = None
+    if found is None:
+        if p.dry_run:
+            return Result(
+                None, "planned", f"would create robot account {wanted!r} (push, pull; {lasts})"
+            )
+        record.set("harbor_robot_pending", wanted)
+        created, secret = create_robot(api, project["name"], p.robot_name, days)
+        record.set("harbor_robot", {"id": created["id"], "name": created["name"]})
+        record.forget("harbor_robot_pending")
+        conn.robot, conn.secret = created, secret
+        return Result(
+            secret,
+            "created",
+            f"robot account {created['name']!r} with push and pull on {project['name']!r}; "
+            f"{expiry_text(int(created['expires_at']))}; its secret goes to secret.yaml only",
+        )
+    name = str(found["name"])
+    if not _has_push_and_pull(found, project["name"]):
+        raise PermissionDenied(
+            f"robot account {name!r} exists without push and pull on {project['name']!r}: "
+            "give it both in Harbor (Robot Accounts), or choose another robot_name"
+        )
+    conn.robot = found
+    expiry = expiry_text(int(found.get("expires_at", -1)))
+    stored = conn.stored_password(name)
+    works = stored is not None and robot_works(api, name, stored)
+    if works and not p.rotate:
+        conn.secret = stored
+        who = "created by this notebook" if ours else "found"
+        return Result(
+            stored, "reused", f"robot account {name!r} ({who}), stored secret works; {expiry}"
+        )
+    if not ours and not works:
+        raise PermissionDenied(
+            f"robot account {name!r} exists, this notebook did not create it and has no working "
+            "secret for it: a refresh would break whoever uses it; choose another robot_name, "
+            "or delete it in Harbor"
+        )
+    why = "rotate" if works else "the stored secret is missing or refused"
+    if p.dry_run:
+        return Result(None, "planned", f"would refresh the secret of {name!r} ({why})")
+    if works:
+        record.set(conn.retiring, [found["id"]])
+    conn.secret = refresh_robot_secret(api, int(found["id"]))
+    return Result(
+        conn.secret,
+        "updated",
+        f"robot account {name!r}: new secret ({why}; the old one stopped working now); {expiry}",
+    )

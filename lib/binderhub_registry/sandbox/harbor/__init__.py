@@ -1,0 +1,169 @@
+"""Fake Harbor: the API v2.0, its token service and its registry, on one host.
+
+:class:`HarborInstance` (``instance.py``) is one Harbor: its state
+(``models.py``), its routes (``api.py``) and a registry front on its own port
+serving ``/api/v2.0``, ``/service/token`` and ``/v2/``. :class:`Harbor` is the
+standalone backend of the Harbor notebook: one seeded instance whose admin's
+password is in the sandbox's ``credentials.json`` (``harbor``), reset with the
+sandbox, and ``/_sandbox/harbor/settings`` ``{"clock_offset_days": N}`` to run
+its clock ahead (robots expire). The OVH fake makes one instance per registry.
+
+Every behaviour modelled, with its source. ``swagger`` is goharbor/harbor
+``api/v2.0/swagger.yaml`` (vendored in ``tests/data/harbor/``;
+``tests/test_harbor_sandbox.py`` checks this fake's requests and answers
+against it); ``src/...`` are goharbor/harbor source files (commit c50c7dd,
+2026-08); "assumption" marks what no public source shows.
+
+===========================================  ==============================================
+behaviour                                    source
+===========================================  ==============================================
+API under ``/api/v2.0``, Basic auth of       swagger (basePath, securityDefinitions basic);
+local users; none or wrong: 401             src/server/v2.0/handler/base.go
+``{"errors":[{"code":"UNAUTHORIZED",...}]}``  (RequireAuthenticated); src/lib/http/error_test.go
+                                             (body ``"message":"unauthorized"``)
+errors ``{"errors": [{code, message}]}``     swagger (Errors, Error); src/lib/errors/const.go
+every API answer sets a ``sid`` cookie; a    goharbor/harbor#12354 (Set-Cookie sid on an API
+write that sends ``sid`` back without        answer); src/server/middleware/session (any sid
+``X-Harbor-CSRF-Token`` is 403 FORBIDDEN     cookie marks the request as carrying a session),
+"CSRF token invalid"; with the header, the   src/server/middleware/csrf (only session-less
+token is not checked (assumption)            /api/, /v2/, /service/ requests skip CSRF);
+                                             captured bodies in #15994, #12676; #13570 ("disable
+                                             the cookie for the python client")
+``GET /users/current`` -> UserResp           swagger (getCurrentUserInfo)
+a seeded public project ``library``          make/migrations/postgresql/0001_initial_schema
+``POST /projects`` {project_name, metadata:  swagger (createProject: 201 with no schema,
+{public}} -> 201, empty body, ``Location``   409 Errors); src/server/v2.0/handler/project.go
+``/api/v2.0/projects/<id>`` (the name with   (Location, X-Resource-Name-In-Location, public
+``X-Resource-Name-In-Location``); public     defaults to "false" and must be "true"/"false")
+defaults to "false"; a taken name: 409       src/pkg/project/dao/dao.go ("The project named
+CONFLICT                                     %s already exists")
+project names ``^[a-z0-9]+(?:[._-][a-z0-9]   src/pkg/project/manager.go (restrictedNameChars,
+]+)*$``, 1-255 characters; else 400          length 1-255, both messages)
+only system admins create projects, robots   the setting ``project_creation_restriction``
+and delete (the fake has no project roles)   (adminonly or everyone): assumption that it is
+                                             adminonly; project roles: not modelled
+``GET /projects/{name_or_id}``: a number is  swagger (isResourceName, projectNameOrId);
+an id unless ``X-Is-Resource-Name: true``;   src/pkg/project/dao/dao.go ("project %s not
+missing: 404 NOT_FOUND                       found")
+``GET /projects?name=``: exact name          swagger (listProjects ``name``; Harbor matches
+                                             it fuzzily: the fake exactly, assumption)
+``DELETE /projects/{p}``: 412 PRECONDITION   swagger (deleteProject 412 Errors);
+"the project contains repositories, can not  handler/project.go (deletable); its robots go
+be deleted"; its robots go with it           with it: assumption
+``GET/DELETE /projects/{p}/repositories``    swagger (listRepositories, deleteRepository:
+(names with ``/`` URL-encoded twice); a      "encode it twice"); a repository is one with a
+repository is in the registry with a tag     tag: assumption
+``POST /robots`` {name, level, duration,     swagger (RobotCreate, RobotCreated, 201 with
+permissions} -> 201 {id, name, secret,       Location); handler/robot.go (validate: duration
+creation_time, expires_at}; name             -1 or > 0, else 400 "bad request error duration
+``robot$<project>+<name>``; duration -1 or   input"; omitted is 0, so 400; one project
+1.. days (omitted: 400); one project         permission; validateName); controller/robot
+permission; expires_at = now + days or -1;   (``%s+%s``, ExpiresAt = now + duration days);
+a taken name: 409                            src/pkg/robot/dao/dao.go (409 "robot account
+                                             %d:%s already exists"); DESIGN section 10
+``GET /robots?q=Level=project,ProjectID=N``  swagger (ListRobot, Robot); handler/robot.go
+(no secret); ``GET``, ``DELETE /robots/id``  (ListRobot's q, "ProjectID must be a positive
+(200, no body)                               integer", DeleteRobot 200)
+``PATCH /robots/{id}`` RobotSec: ``{}``      swagger (RefreshSec: PATCH, body robotSec,
+-> 200 {secret} (new, shown once); a given   200 RobotSec); handler/robot.go (RefreshSec,
+secret must be 8-128 with upper, lower and   IsValidSec message, empty secret answered)
+digit and is answered ``{}``; the old
+secret stops working at once
+robot credentials against live state: a      src/server/middleware/security/robot.go (secret,
+wrong secret, a disabled or expired robot    Disabled, ``ExpiresAt != -1 && <= now``: no
+(``expires_at <= now``) is no one            security context)
+``/v2/`` without credentials: ``Bearer       src/server/middleware/v2auth/auth.go
+realm="https://<host>/service/token",        (getChallenge; with an Authorization header that
+service="harbor-registry"``; wrong Basic     fails: ``Basic realm="harbor"``); Basic accepted
+credentials: 401 ``Basic realm="harbor"``    on the data plane (security middleware)
+``/service/token``: the first ``service``    src/core/service/token/token.go (``GetString``:
+must be ``harbor-registry``, else 400        beego's Form.Get, the first value; "Unable to
+"Unable to handle service: X"; refused       handle service"); creator.go (unauthenticated
+credentials are anonymous: with a scope      without scope: 401; scopes split on spaces;
+200 and a token without their actions,       filterAccess); DESIGN section 10 (expired robot:
+without: 401                                 200, then the push 401)
+token body {token, expires_in, issued_at},   authutils.go (MakeToken); token_expiration 30
+30 minutes                                   minutes (Harbor's default configuration)
+a robot's token: its project only, its       src/common/security/robot/context.go (project
+``repository`` actions; a system admin: all  permissions); v2auth/access.go; a missing
+on existing projects; a missing project:     project grants nothing (DESIGN section 10: 401)
+nothing; a public project: pull for anyone
+pushing to a new repository name creates it  DESIGN section 10; docker-registry does so
+===========================================  ==============================================
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..app import App, Backend, Context, Request, Response, json_response
+from .instance import HarborInstance
+from .models import DAY, new_secret
+
+__all__ = ["SEED_ADMIN", "Harbor", "HarborInstance"]
+
+#: The seeded system administrator of the standalone Harbor (Harbor's own default name).
+SEED_ADMIN = "admin"
+
+
+class Harbor(Backend):
+    """The standalone Harbor of the Harbor notebook: one instance, its own port.
+
+    Its API and registry live on the instance's host (``registries()["harbor"]``);
+    the main app only carries ``/_sandbox/harbor/settings``.
+    """
+
+    prefix = "/harbor"
+
+    def __init__(self, admin: dict[str, str]) -> None:
+        self.seed_admin = admin
+        self.offset = {"clock_offset_days": 0.0}
+        super().__init__()
+        self.instance = HarborInstance(
+            "harbor",
+            admins={admin["username"]: admin["password"]},
+            lock=self.lock,
+            clock=lambda: time.time() + float(self.offset["clock_offset_days"]) * DAY,
+        )
+
+    @classmethod
+    def create(cls, context: Context) -> Harbor:
+        """The backend with the seeded admin's password from the sandbox's credentials."""
+        admin = context.secret("harbor", lambda: {"username": SEED_ADMIN, "password": new_secret()})
+        return cls(admin)
+
+    def seed(self) -> None:
+        """Settings back to their defaults (the instance reseeds itself in :meth:`reset`)."""
+        if hasattr(self, "offset"):
+            self.offset["clock_offset_days"] = 0.0
+
+    def attach(self, app: App) -> None:
+        """Open the instance's port and start its registry."""
+        self.instance.start(app)
+
+    def reset(self) -> None:
+        """Seeded state, the clock back to now, the registry empty."""
+        self.seed()
+        self.instance.reset()
+
+    def shutdown(self) -> None:
+        """Stop the instance."""
+        self.instance.stop()
+
+    def registries(self) -> dict[str, str]:
+        """The Harbor's URL (API and registry alike)."""
+        return {"harbor": self.instance.url} if self.instance.front else {}
+
+    def settings(self) -> dict[str, Any]:
+        """``/_sandbox/harbor/settings``: ``{"clock_offset_days": days the clock runs ahead}``."""
+        return self.offset
+
+    def state(self) -> dict[str, Any]:
+        """Users, projects, robots (no secrets) and repositories."""
+        return self.instance.state()
+
+    def not_found(self, request: Request) -> Response:
+        return json_response(
+            404, {"message": "the sandbox's Harbor lives on its own port: see registries.harbor"}
+        )

@@ -1,0 +1,477 @@
+"""Fake Harbor's HTTP side: the API v2.0 routes, the token service, and their error bodies.
+
+Every route is a ``(method, path, handler)`` of the registry front
+(:attr:`~..registry_front.FrontConfig.extra`), so the API, ``/service/token`` and
+``/v2/`` share one host as on a real Harbor. Handlers run under the instance's
+lock and read its live :class:`~.models.HarborState`. The sources of each
+behaviour are in the package's table (``sandbox/harbor/__init__.py``).
+"""
+
+from __future__ import annotations
+
+import secrets
+import ssl
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+from urllib.request import Request as UrlRequest
+from urllib.request import urlopen
+
+from ..app import Request, Response, json_response
+from ..registry_front import ACTIONS, parse_scopes
+from .models import ANONYMOUS, DAY, NAME_RULE, HarborState, Principal, Robot, iso, new_secret
+
+if TYPE_CHECKING:
+    from ..registry import RegistryProcess
+    from ..registry_front import RegistryFront
+
+__all__ = [
+    "API",
+    "SERVICE",
+    "TOKEN_LIFETIME",
+    "HarborApi",
+    "harbor_error",
+]
+
+API = "/api/v2.0"
+#: The token service's one service name (src/core/service/token/creator.go ``Registry``).
+SERVICE = "harbor-registry"
+#: Seconds a registry token lives: Harbor's default token_expiration of 30 minutes.
+TOKEN_LIFETIME = 1800
+_SAFE = ("GET", "HEAD", "OPTIONS", "TRACE")  # gorilla/csrf's safe methods
+_MANIFEST_TYPES = ", ".join(
+    [
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    ]
+)
+
+FrontHandler = Callable[["RegistryFront", Request], Response]
+
+
+def harbor_error(status: int, code: str, message: str, **headers: str) -> Response:
+    """Harbor's error body: ``{"errors": [{"code", "message"}]}`` (swagger ``Errors``)."""
+    body = {"errors": [{"code": code, "message": message}]}
+    return json_response(status, body, {"X-Request-Id": secrets.token_hex(8)} | headers)
+
+
+class HarborApi:
+    """The routes of one Harbor over its state (``state``) and its registry (the front's)."""
+
+    def __init__(self, state: Callable[[], HarborState]) -> None:
+        self._state = state  # a callable: a reset replaces the state object
+
+    @property
+    def state(self) -> HarborState:
+        """The live state."""
+        return self._state()
+
+    def routes(self) -> tuple[tuple[str, str, FrontHandler], ...]:
+        """Every route, as the front's ``extra`` wants them."""
+        table: list[tuple[str, str, Callable[[RegistryFront, Request, Principal], Response]]] = [
+            ("GET", "/users/current", self.current_user),
+            ("GET", "/projects", self.list_projects),
+            ("HEAD", "/projects", self.head_project),
+            ("POST", "/projects", self.create_project),
+            ("GET", "/projects/{project}", self.get_project),
+            ("DELETE", "/projects/{project}", self.delete_project),
+            ("GET", "/projects/{project}/repositories", self.list_repositories),
+            ("DELETE", "/projects/{project}/repositories/{repository}", self.delete_repository),
+            ("GET", "/robots", self.list_robots),
+            ("POST", "/robots", self.create_robot),
+            ("GET", "/robots/{robot_id}", self.get_robot),
+            ("PATCH", "/robots/{robot_id}", self.refresh_secret),
+            ("DELETE", "/robots/{robot_id}", self.delete_robot),
+        ]
+        routes: list[tuple[str, str, FrontHandler]] = [
+            (method, API + path, self._guarded(handler)) for method, path, handler in table
+        ]
+        routes.append(("GET", "/service/token", lambda front, r: self.token(front, r)))
+        return tuple(routes)
+
+    # --- what every API call goes through ---------------------------------------------
+    def _guarded(
+        self, handler: Callable[[RegistryFront, Request, Principal], Response]
+    ) -> FrontHandler:
+        def guarded(front: RegistryFront, request: Request) -> Response:
+            refused = self._csrf(request)
+            if refused is not None:
+                return refused
+            who = self._caller(request)
+            if not who.authenticated:
+                answer = harbor_error(401, "UNAUTHORIZED", "unauthorized")
+            else:
+                answer = handler(front, request, who)
+            # Harbor answers API calls with a session cookie, Basic auth or not: a client that
+            # keeps it sends it back, and then its writes need the CSRF token
+            answer.headers["Set-Cookie"] = f"sid={secrets.token_hex(16)}; Path=/; HttpOnly"
+            return answer
+
+        return guarded
+
+    def _csrf(self, request: Request) -> Response | None:
+        """A write carrying a ``sid`` cookie without ``X-Harbor-CSRF-Token``: 403."""
+        cookies = request.headers.get("cookie", "")
+        carries_session = any(
+            part.strip().startswith("sid=") for part in cookies.split(";") if part.strip()
+        )
+        if not carries_session or request.method in _SAFE:
+            return None
+        if request.headers.get("x-harbor-csrf-token"):
+            return None  # a token from an earlier answer: not checked here (assumption)
+        return harbor_error(
+            403, "FORBIDDEN", "CSRF token invalid", **{"X-Harbor-CSRF-Token": secrets.token_hex(32)}
+        )
+
+    def _caller(self, request: Request) -> Principal:
+        creds = request.basic_auth()
+        if creds is None:
+            return ANONYMOUS
+        return self.state.principal(*creds) or ANONYMOUS
+
+    @staticmethod
+    def _admin(who: Principal) -> Response | None:
+        """403 unless a system admin (the fake models no project roles: assumption)."""
+        if who.user is not None and who.user.sysadmin:
+            return None
+        return harbor_error(403, "FORBIDDEN", "forbidden")
+
+    # --- users ----------------------------------------------------------------------------
+    def current_user(self, front: RegistryFront, request: Request, who: Principal) -> Response:
+        """``GET /users/current``: the signed-in user (a robot is no user: 401)."""
+        if who.user is None:
+            return harbor_error(401, "UNAUTHORIZED", "unauthorized")
+        return json_response(200, who.user.public())
+
+    # --- projects -------------------------------------------------------------------------
+    def _repositories(self, front: RegistryFront, project: str) -> dict[str, list[str]]:
+        return {
+            name: tags
+            for name, tags in front.process.repositories().items()
+            if name.startswith(project + "/")
+        }
+
+    def list_projects(self, front: RegistryFront, request: Request, who: Principal) -> Response:
+        """``GET /projects`` (``name`` filters by exact name in the fake: assumption)."""
+        name = request.arg("name")
+        found = [p for p in self.state.projects.values() if not name or p.name == name]
+        body = [p.public_view(len(self._repositories(front, p.name))) for p in found]
+        return json_response(200, body, {"X-Total-Count": str(len(body))})
+
+    def head_project(self, front: RegistryFront, request: Request, who: Principal) -> Response:
+        """``HEAD /projects?project_name=``: 200 when it exists, else 404."""
+        exists = request.arg("project_name") in self.state.projects
+        return Response(200 if exists else 404)
+
+    def create_project(self, front: RegistryFront, request: Request, who: Principal) -> Response:
+        """``POST /projects``: 201, no body, ``Location``; 409 for a taken name."""
+        refused = self._admin(who)
+        if refused is not None:
+            return refused
+        body = request.json()
+        name = body.get("project_name") if isinstance(body, dict) else None
+        if not isinstance(name, str) or not 1 <= len(name) <= 255:
+            return harbor_error(
+                400,
+                "BAD_REQUEST",
+                f"Project name {name} is illegal in length. (greater than 255 or less than 1)",
+            )
+        if not NAME_RULE.match(name):
+            return harbor_error(
+                400,
+                "BAD_REQUEST",
+                "project name is not in lower case or contains illegal characters",
+            )
+        metadata = body.get("metadata") or {}
+        public = metadata.get("public", "false") if isinstance(metadata, dict) else "false"
+        if public not in ("true", "false"):
+            return harbor_error(
+                400,
+                "BAD_REQUEST",
+                f"metadata.public should only be 'true' or 'false', but got: '{public}'",
+            )
+        if name in self.state.projects:
+            return harbor_error(409, "CONFLICT", f"The project named {name} already exists")
+        assert who.user is not None
+        project = self.state.add_project(name, who.user, public=public == "true")
+        location = f"{API}/projects/{project.project_id}"
+        if request.headers.get("x-resource-name-in-location", "").lower() == "true":
+            location = f"{API}/projects/{name}"
+        return Response(201, b"", {"Location": location, "X-Request-Id": secrets.token_hex(8)})
+
+    def _project(self, request: Request, key: str = "project") -> Any:
+        is_name = request.headers.get("x-is-resource-name", "").lower() == "true"
+        return self.state.project(unquote(request.params[key]), is_name=is_name)
+
+    def get_project(self, front: RegistryFront, request: Request, who: Principal) -> Response:
+        """``GET /projects/{project_name_or_id}``."""
+        project = self._project(request)
+        if project is None:
+            return _not_found("project", request.params["project"])
+        return json_response(200, project.public_view(len(self._repositories(front, project.name))))
+
+    def delete_project(self, front: RegistryFront, request: Request, who: Principal) -> Response:
+        """``DELETE /projects/{project_name_or_id}``: 412 while it holds repositories."""
+        refused = self._admin(who)
+        if refused is not None:
+            return refused
+        project = self._project(request)
+        if project is None:
+            return _not_found("project", request.params["project"])
+        if self._repositories(front, project.name):
+            return harbor_error(
+                412, "PRECONDITION", "the project contains repositories, can not be deleted"
+            )
+        del self.state.projects[project.name]
+        for robot in [r for r in self.state.robots.values() if r.project is project]:
+            del self.state.robots[robot.id]  # a project's robots go with it
+        return Response(200)
+
+    def list_repositories(self, front: RegistryFront, request: Request, who: Principal) -> Response:
+        """``GET /projects/{project_name}/repositories``."""
+        name = unquote(request.params["project"])
+        project = self.state.projects.get(name)
+        if project is None:
+            return _not_found("project", name)
+        body = [
+            {
+                "id": index,
+                "project_id": project.project_id,
+                "name": repository,
+                "artifact_count": len(tags),
+                "pull_count": 0,
+            }
+            for index, (repository, tags) in enumerate(
+                sorted(self._repositories(front, name).items()), 1
+            )
+        ]
+        return json_response(200, body, {"X-Total-Count": str(len(body))})
+
+    def delete_repository(self, front: RegistryFront, request: Request, who: Principal) -> Response:
+        """``DELETE /projects/{p}/repositories/{r}`` (``r`` URL-encoded twice when it has ``/``)."""
+        refused = self._admin(who)
+        if refused is not None:
+            return refused
+        project = unquote(request.params["project"])
+        repository = f"{project}/{unquote(unquote(request.params['repository']))}"
+        if repository not in self._repositories(front, project):
+            return _not_found("repository", repository)
+        _delete_manifests(front.process, repository)
+        return Response(200)
+
+    # --- robots ---------------------------------------------------------------------------
+    def list_robots(self, front: RegistryFront, request: Request, who: Principal) -> Response:
+        """``GET /robots?q=Level=project,ProjectID=<id>``; without ``q``: system robots (none)."""
+        query = dict(
+            part.split("=", 1) for part in request.arg("q").split(",") if part.count("=") == 1
+        )
+        if query.get("Level") == "project":
+            project_id = query.get("ProjectID", "")
+            if not project_id.isdigit() or int(project_id) <= 0:
+                return harbor_error(400, "BAD_REQUEST", "ProjectID must be a positive integer")
+            robots = [
+                r for r in self.state.robots.values() if r.project.project_id == int(project_id)
+            ]
+        else:
+            robots = []  # system-level robots: the fake has none
+        body = [r.public() for r in robots]
+        return json_response(200, body, {"X-Total-Count": str(len(body))})
+
+    def create_robot(self, front: RegistryFront, request: Request, who: Principal) -> Response:
+        """``POST /robots``: a project robot; 201 ``RobotCreated``, its secret shown only here."""
+        body = request.json()
+        if not isinstance(body, dict):
+            return harbor_error(422, "UNPROCESSABLE_ENTITY", "the body is not a RobotCreate")
+        name, level = body.get("name"), body.get("level")
+        duration, permissions = body.get("duration", 0), body.get("permissions") or []
+        if not isinstance(name, str) or not NAME_RULE.match(name):
+            return harbor_error(
+                400,
+                "BAD_REQUEST",
+                "robot name is not in lower case or contains illegal characters",
+            )
+        if not isinstance(duration, int) or not (duration == -1 or 0 < duration < 2**31 - 1):
+            return harbor_error(
+                400,
+                "BAD_REQUEST",
+                f"bad request error duration input: {duration}, duration must be either -1(Never) "
+                "or a positive integer",
+            )
+        if level not in ("system", "project"):
+            return harbor_error(400, "BAD_REQUEST", f"bad request error level input: {level}")
+        if not isinstance(permissions, list) or not permissions:
+            return harbor_error(400, "BAD_REQUEST", "bad request empty permission")
+        if level == "system":
+            return harbor_error(403, "FORBIDDEN", "system robots are not modelled by the sandbox")
+        if len(permissions) > 1:
+            return harbor_error(400, "BAD_REQUEST", "bad request permission")
+        permission = permissions[0]
+        if not isinstance(permission, dict) or not permission.get("access"):
+            return harbor_error(400, "BAD_REQUEST", "bad request empty access")
+        if permission.get("kind") != "project":
+            return harbor_error(
+                400, "BAD_REQUEST", f"bad request permission level: {permission.get('kind')}"
+            )
+        project = self.state.projects.get(str(permission.get("namespace", "")))
+        if project is None:
+            return _not_found("project", str(permission.get("namespace", "")))
+        refused = self._admin(who)
+        if refused is not None:
+            return refused
+        if any(r.project is project and r.name == name for r in self.state.robots.values()):
+            return harbor_error(
+                409,
+                "CONFLICT",
+                f"robot account {project.project_id}:{project.name}+{name} already exists",
+            )
+        now = self.state.clock()
+        assert who.user is not None
+        robot = Robot(
+            id=self.state.new_id("robot"),
+            name=name,
+            project=project,
+            secret=new_secret(),
+            duration=duration,
+            expires_at=-1 if duration == -1 else int(now + duration * DAY),
+            permissions=[permission],
+            creator_ref=who.user.user_id,
+            creation_time=now,
+            description=str(body.get("description", "")),
+            disabled=bool(body.get("disable", False)),
+        )
+        self.state.robots[robot.id] = robot
+        created = {
+            "id": robot.id,
+            "name": robot.full_name,
+            "secret": robot.secret,
+            "creation_time": iso(now),
+            "expires_at": robot.expires_at,
+        }
+        return json_response(201, created, {"Location": f"{API}/robots/{robot.id}"})
+
+    def _robot(self, request: Request) -> Robot | Response:
+        raw = request.params["robot_id"]
+        robot = self.state.robots.get(int(raw)) if raw.isdigit() else None
+        if robot is None:
+            return _not_found("robot", raw)
+        return robot
+
+    def get_robot(self, front: RegistryFront, request: Request, who: Principal) -> Response:
+        """``GET /robots/{robot_id}`` (no secret)."""
+        robot = self._robot(request)
+        return robot if isinstance(robot, Response) else json_response(200, robot.public())
+
+    def refresh_secret(self, front: RegistryFront, request: Request, who: Principal) -> Response:
+        """``PATCH /robots/{robot_id}`` (RefreshSec): ``{}`` makes a new secret, shown once.
+
+        A given ``secret`` must be 8-128 characters with an uppercase letter, a
+        lowercase one and a digit; it is set and not shown back. The old secret
+        stops working at once.
+        """
+        robot = self._robot(request)
+        if isinstance(robot, Response):
+            return robot
+        refused = self._admin(who)
+        if refused is not None:
+            return refused
+        body = request.json()
+        given = body.get("secret", "") if isinstance(body, dict) else ""
+        if given:
+            if not _valid_secret(str(given)):
+                return harbor_error(
+                    400,
+                    "BAD_REQUEST",
+                    "the secret must be 8-128, inclusively, characters long with at least 1 "
+                    "uppercase letter, 1 lowercase letter and 1 number",
+                )
+            robot.secret = str(given)
+            return json_response(200, {})
+        robot.secret = new_secret()
+        return json_response(200, {"secret": robot.secret})
+
+    def delete_robot(self, front: RegistryFront, request: Request, who: Principal) -> Response:
+        """``DELETE /robots/{robot_id}``: 200 with no body."""
+        robot = self._robot(request)
+        if isinstance(robot, Response):
+            return robot
+        refused = self._admin(who)
+        if refused is not None:
+            return refused
+        del self.state.robots[robot.id]
+        return Response(200)
+
+    # --- the registry's token service -------------------------------------------------------
+    def token(self, front: RegistryFront, request: Request) -> Response:
+        """``GET /service/token``: the first ``service`` must be ``harbor-registry``.
+
+        Credentials Harbor refuses (wrong, deleted, expired, disabled) make the
+        caller anonymous: with a scope it still gets 200 and a token, whose
+        actions are only what anonymous may do (pull on public projects).
+        Anonymous without any scope is 401 (``docker login``).
+        """
+        service = request.arg("service")  # Go's Query().Get: the first value
+        if service != SERVICE:
+            return Response(
+                400,
+                f"Unable to handle service: {service}".encode(),
+                {"Content-Type": "text/plain; charset=utf-8"},
+            )
+        creds = request.basic_auth()
+        who = (self.state.principal(*creds) if creds else None) or ANONYMOUS
+        scopes = [s for value in request.query.get("scope", []) for s in value.split(" ")]
+        if not who.authenticated and not scopes:
+            return Response(401)
+        access = [
+            {
+                "type": "repository",
+                "name": name,
+                "actions": sorted(self.state.allow(who, name, wanted & set(ACTIONS))),
+            }
+            for name, wanted in parse_scopes(scopes)
+        ]
+        token = front.process.issuer.issue(SERVICE, who.subject, access)
+        now = time.time()
+        body = {"token": token, "expires_in": TOKEN_LIFETIME, "issued_at": iso(now)}
+        return json_response(200, body)
+
+
+def _not_found(kind: str, name: str) -> Response:
+    return harbor_error(404, "NOT_FOUND", f"{kind} {name} not found")
+
+
+def _valid_secret(secret: str) -> bool:
+    return (
+        8 <= len(secret) <= 128
+        and any(c.isupper() for c in secret)
+        and any(c.islower() for c in secret)
+        and any(c.isdigit() for c in secret)
+    )
+
+
+def _delete_manifests(process: RegistryProcess, repository: str) -> None:
+    """Delete every tagged manifest of ``repository`` in docker-registry (so it disappears)."""
+    token = process.issuer.issue(
+        process.service,
+        "sandbox-admin",
+        [{"type": "repository", "name": repository, "actions": ["pull", "delete"]}],
+    )
+    context = ssl.create_default_context(cafile=str(process.material.ca_file))
+    headers = {"Authorization": f"Bearer {token}", "Accept": _MANIFEST_TYPES}
+    for tag in process.tags(repository):
+        head = UrlRequest(
+            f"{process.url}/v2/{repository}/manifests/{tag}", headers=headers, method="HEAD"
+        )
+        with urlopen(head, timeout=10, context=context) as answer:
+            digest = answer.headers["Docker-Content-Digest"]
+        delete = UrlRequest(
+            f"{process.url}/v2/{repository}/manifests/{digest}", headers=headers, method="DELETE"
+        )
+        try:
+            with urlopen(delete, timeout=10, context=context):
+                pass
+        except OSError as e:  # two tags of one manifest: the second finds it gone
+            if getattr(e, "code", 0) != 404:
+                raise
