@@ -1,0 +1,153 @@
+"""The OVH backend: one account under ``/ovh``, its registries' lives, and their Harbors.
+
+One backend, so one lock, one state and one reset cover the account. A registry
+moves INSTALLING -> DELIVERING -> READY as it is polled (``/_sandbox/ovh/settings``
+says how many GETs each status lasts); once delivered it gets its own Harbor
+(:meth:`OvhCloud.deliver`), whose URL becomes the registry's ``url``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from ..app import App, Backend, Context
+from .api import Api
+from .models import Account, Registry, User, seed_credentials
+
+__all__ = ["OvhCloud"]
+
+
+class OvhCloud(Backend):
+    """OVHcloud's API for one account: Public Cloud projects and managed private registries."""
+
+    prefix = "/ovh"
+
+    def __init__(self, credentials: dict[str, str]) -> None:
+        self.credentials = credentials
+        self.app: App | None = None  # set by attach: delivered registries start their Harbor
+        super().__init__()
+        for method, pattern, handler in Api(self).routes():
+            self.route(method, pattern, handler)
+
+    @classmethod
+    def create(cls, context: Context) -> OvhCloud:
+        """The backend, with the API keys from the sandbox's credentials."""
+        return cls(context.secret("ovh", seed_credentials))
+
+    # --- lifecycle ---------------------------------------------------------------
+    def seed(self) -> None:
+        """The seeded account: one application, one consumer key, no registry."""
+        c = self.credentials
+        self.account = Account(c["application_key"], c["application_secret"], c["consumer_key"])
+
+    def attach(self, app: App) -> None:
+        """Remember the app: registries delivered later open their Harbor on it."""
+        self.app = app
+
+    def reset(self) -> None:
+        """Stop every registry's Harbor, then reseed."""
+        self.shutdown()
+        self.seed()
+
+    def shutdown(self) -> None:
+        """Stop every registry's Harbor."""
+        for registry in self.account.registries.values():
+            self.undeliver(registry)
+
+    def settings(self) -> dict[str, Any]:
+        """``/_sandbox/ovh/settings``: polls spent in each transitional status."""
+        return self.account.settings
+
+    def state(self) -> dict[str, Any]:
+        """Registries and their users, without passwords."""
+        return {
+            "registries": [
+                {
+                    "id": r.id,
+                    "name": r.name,
+                    "project": r.project,
+                    "region": r.region,
+                    "plan": r.plan,
+                    "status": r.status,
+                    "users": sorted(u.user for u in r.users.values()),
+                    "harbor": r.harbor.state() if r.harbor is not None else None,
+                }
+                for r in self.account.registries.values()
+            ]
+        }
+
+    # --- registries ------------------------------------------------------------------
+    def create_registry(self, project: str, name: str, region: str, plan: str) -> Registry:
+        """A new registry, INSTALLING (names need not be unique on OVH: assumption)."""
+        registry = Registry(
+            id=self.account.next_id("registry"),
+            name=name,
+            project=project,
+            region=region,
+            plan=plan,
+            created=time.time(),
+        )
+        self.account.registries[registry.id] = registry
+        return registry
+
+    def advance(self, registry: Registry) -> Registry | None:
+        """Count one GET and answer the status it falls in; None once a deleted one is gone.
+
+        From creation, the first ``installing_polls`` GETs answer INSTALLING, the next
+        ``delivering_polls`` DELIVERING, then READY; after a DELETE, ``deleting_polls``
+        GETs answer DELETING, then the registry is gone.
+        """
+        settings = self.account.settings
+        if registry.status == "READY":
+            return registry
+        registry.polls += 1
+        if registry.status == "DELETING":
+            if registry.polls > settings["deleting_polls"]:
+                self.undeliver(registry)
+                self.account.registries.pop(registry.id, None)
+                return None
+            return registry
+        installing = settings["installing_polls"]
+        if registry.polls <= installing:
+            registry.status = "INSTALLING"
+        elif registry.polls <= installing + settings["delivering_polls"]:
+            registry.status = "DELIVERING"
+        else:
+            registry.status, registry.updated = "READY", time.time()
+            self.deliver(registry)
+        return registry
+
+    def start_deleting(self, registry: Registry) -> None:
+        """DELETE: the registry answers DELETING for ``deleting_polls`` GETs, then 404."""
+        registry.status, registry.polls, registry.updated = "DELETING", 0, time.time()
+
+    def deliver(self, registry: Registry) -> None:
+        """The registry is READY: its Harbor starts and its URL is known (hook for Harbor)."""
+        registry.url = (
+            registry.url or f"https://{registry.id[:8]}.{registry.region.lower()}.example"
+        )
+
+    def undeliver(self, registry: Registry) -> None:
+        """Stop the registry's Harbor, if it has one."""
+        if registry.harbor is not None:
+            registry.harbor.stop()
+            registry.harbor = None
+
+    # --- users -------------------------------------------------------------------------
+    def create_user(self, registry: Registry, login: str, email: str) -> User:
+        """A Harbor user (an admin of the registry's Harbor, as OVH's guide says)."""
+        user = User(
+            id=str(self.account.counter + 1),
+            user=login,
+            email=email,
+            password=secrets.token_urlsafe(18),
+        )
+        self.account.counter += 1
+        registry.users[user.id] = user
+        return user
+
+    def delete_user(self, registry: Registry, user: User) -> None:
+        """Remove a user."""
+        registry.users.pop(user.id, None)
