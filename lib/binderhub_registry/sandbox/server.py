@@ -24,11 +24,17 @@ from .azure import AzureCloud
 from .dockerhub import DockerHub
 from .files import check_private_dir, write_private
 from .google import GoogleCloud
+from .ovh import OvhCloud
 
 __all__ = ["BACKENDS", "serve"]
 
 #: Every provider's backend, in mount order.
-BACKENDS: list[BackendFactory] = [DockerHub.create, AzureCloud.create, GoogleCloud.create]
+BACKENDS: list[BackendFactory] = [
+    DockerHub.create,
+    AzureCloud.create,
+    GoogleCloud.create,
+    OvhCloud.create,
+]
 
 
 async def _serve(directory: Path) -> None:
