@@ -1,0 +1,724 @@
+"""OVHcloud Managed Private Registry (guide section 2.4): a Harbor that OVHcloud runs.
+
+The guide's steps, done with OVHcloud's API through its official client
+(``ovh``, python-ovh): choose a plan for the region, create (or reuse) the
+registry, wait until it is READY, and generate the Harbor admin credentials;
+then the Harbor part (a private project, a robot account for BinderHub) goes
+through Harbor's own API (:mod:`.harbor`).
+
+What real OVHcloud does, and what this module does about it (the sandbox's
+fake, ``sandbox/ovh``, tables the same behaviours with their sources):
+
+- Every call is signed with the application secret and the consumer key; a
+  wrong secret is answered 400 "Invalid signature", which says nothing about
+  the secret: the message here does.
+- A consumer key carries rights (method + path); :data:`RIGHTS` is the least
+  this notebook needs, and a call outside them is 403 NOT_GRANTED_CALL.
+- python-ovh never retries: 429, 5xx and timeouts raise, and the step runner
+  retries them (:func:`is_transient`), the whole step, which looks up first.
+- A new registry is INSTALLING, then DELIVERING, for minutes: polled every
+  ``poll_seconds``, with progress.
+- The Harbor user's password is shown once, in the answer that creates it: it
+  goes straight into ``output_dir/harbor-admin.json`` (0600), never to the screen.
+
+Credentials come from python-ovh's own lookup (``OVH_APPLICATION_KEY``,
+``OVH_APPLICATION_SECRET``, ``OVH_CONSUMER_KEY``, or ``ovh.conf``), never from
+parameters. In sandbox mode no real variable or file is read: the sandbox's
+seeded keys are used, and ``BINDERHUB_REGISTRY_SANDBOX_OVH_SECRET`` rehearses
+another application secret.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from .. import sandbox as sandbox_mod
+from ..binderhub import RegistryValues
+from ..errors import (
+    AuthenticationFailed,
+    BinderHubRegistryError,
+    CloudError,
+    MissingCredentials,
+    PermissionDenied,
+    TransientCloudError,
+    error_for_status,
+    map_exceptions,
+    requests_errors,
+    retry_after,
+)
+from ..params import Parameter, choice, flag, integer, text
+from ..secrets import Secret, write_private_file
+from ..steps import Result, progress
+from ..verify import VerifyHints
+from .contract import (
+    COMMON_PARAMETERS,
+    CommonParams,
+    Connection,
+    Deletion,
+    Record,
+    check_parameters,
+    creates,
+)
+
+__all__ = [
+    "ADMIN_FILE",
+    "KEY",
+    "NAME",
+    "NOTEBOOK",
+    "PARAMETERS",
+    "RIGHTS",
+    "OvhConnection",
+    "Params",
+    "PlanTable",
+    "ensure_admin_user",
+    "ensure_registry",
+    "list_plans",
+    "rights_text",
+    "sign_in",
+    "validate",
+    "wait_until_ready",
+]
+
+KEY = "ovh"
+NAME = "OVHcloud"
+NOTEBOOK = "04-ovh-container-registry"
+ENDPOINTS = ("ovh-eu", "ovh-ca", "ovh-us")
+#: Where to create an application key and a consumer key with given rights, per endpoint.
+CREATE_TOKEN = {
+    "ovh-eu": "https://eu.api.ovh.com/createToken/",
+    "ovh-ca": "https://ca.api.ovh.com/createToken/",
+    "ovh-us": "https://api.us.ovhcloud.com/createToken/",
+}
+#: The least rights (OVH access rules) the notebook's consumer key needs; ``{sn}``: service_name.
+RIGHTS: tuple[tuple[str, str], ...] = (
+    ("GET", "/cloud/project/{sn}/capabilities/containerRegistry"),
+    ("GET", "/cloud/project/{sn}/containerRegistry"),
+    ("POST", "/cloud/project/{sn}/containerRegistry"),
+    ("GET", "/cloud/project/{sn}/containerRegistry/*"),
+    ("POST", "/cloud/project/{sn}/containerRegistry/*/users"),
+    ("DELETE", "/cloud/project/{sn}/containerRegistry/*"),
+)
+#: The name python-ovh knows the sandbox by (it accepts only endpoint names of its ENDPOINTS).
+SANDBOX_ENDPOINT = "binderhub-registry-sandbox"
+#: Sandbox only: rehearse another application secret (real variables are never read there).
+SANDBOX_SECRET_VARIABLE = "BINDERHUB_REGISTRY_SANDBOX_OVH_SECRET"
+#: (connect, read) seconds per call; python-ovh's default is 180 s for each.
+TIMEOUT: tuple[float, float] = (10.0, 60.0)
+#: How long a new registry may take to become READY (OVH: about 3 minutes; Terraform waits 60).
+READY_WITHIN = 30 * 60.0
+#: The Harbor user this notebook asks OVHcloud for, and where its password goes (0600).
+ADMIN_LOGIN = "binderhub-admin"
+ADMIN_FILE = "harbor-admin.json"
+#: Statuses from which a registry does not become READY by waiting.
+_STUCK = ("ERROR", "SUSPENDED", "SUSPENDING", "DELETING", "DELETED")
+
+_HARBOR_NAME = r"[a-z0-9]+(?:[._-][a-z0-9]+)*"
+
+
+def _expiry_days(name: str) -> Parameter:
+    def check(value: Any) -> bool:
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        return whole and (value == -1 or 1 <= value <= 3650)
+
+    return Parameter(
+        name,
+        "must be -1 (never expires) or a whole number of days from 1 to 3650",
+        "integer",
+        check,
+    )
+
+
+PARAMETERS = (
+    choice("endpoint", ENDPOINTS),
+    text(
+        "service_name",
+        r"[0-9a-f]{32}",
+        "must be a Public Cloud project id: 32 lowercase hexadecimal digits",
+    ),
+    text(
+        "region",
+        r"[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)*",
+        "must be a registry region in capitals, e.g. GRA, BHS, DE, EU-WEST-PAR",
+        max_length=32,
+    ),
+    choice("plan", ("SMALL", "MEDIUM", "LARGE")),
+    text(
+        "registry_name",
+        r"[A-Za-z0-9][A-Za-z0-9-]{1,61}[A-Za-z0-9]",
+        "must be 3 to 63 letters, digits or hyphens, starting and ending with a letter or digit",
+    ),
+    text(
+        "harbor_project",
+        _HARBOR_NAME,
+        "must be a Harbor project name: lowercase letters and digits, with single '.', '_' "
+        "or '-' between them, at most 255 characters",
+    ),
+    text(
+        "robot_name",
+        _HARBOR_NAME,
+        "must be a Harbor robot name: lowercase letters and digits, with single '.', '_' or "
+        "'-' between them, at most 64 characters",
+        max_length=64,
+    ),
+    _expiry_days("robot_expiry_days"),
+    flag("use_admin_user"),
+    integer("poll_seconds", 1, 300),
+    *COMMON_PARAMETERS,
+)
+
+
+@dataclass(frozen=True)
+class Params(CommonParams):
+    """Validated parameters of the OVH notebook."""
+
+    endpoint: str
+    service_name: str
+    region: str
+    plan: str
+    registry_name: str
+    harbor_project: str
+    robot_name: str
+    robot_expiry_days: int
+    use_admin_user: bool
+    poll_seconds: int
+
+    @property
+    def base(self) -> str:
+        """The project's path in OVH's API."""
+        return f"/cloud/project/{self.service_name}"
+
+
+def validate(values: dict[str, Any] | None = None, /, **overrides: Any) -> Params:
+    """Check every parameter (no network); raise InvalidParameter for the first bad one.
+
+    ``values`` is typically the notebook's ``globals()``; keywords override it.
+    """
+    return check_parameters(Params, PARAMETERS, values, overrides)
+
+
+def rights_text(service_name: str = "<service_name>") -> str:
+    """The consumer key's least rights, as one line (method path, ...)."""
+    return ", ".join(f"{m} {p.replace('{sn}', service_name)}" for m, p in RIGHTS)
+
+
+# --- errors -----------------------------------------------------------------------------
+def _message(exc: BaseException) -> str:
+    """The API's message alone (python-ovh's str() may add a query id on a second line)."""
+    text_ = str(exc.args[0]) if exc.args else type(exc).__name__
+    line = " ".join(text_.split())
+    return line if len(line) <= 200 else line[:199] + "…"
+
+
+def _status(exc: Any) -> int:
+    response = getattr(exc, "response", None)
+    return int(getattr(response, "status_code", 0) or 0)
+
+
+def _error_code(exc: Any) -> str:
+    try:
+        return str(exc.response.json().get("errorCode", ""))
+    except Exception:
+        return ""
+
+
+def _network(exc: Any) -> BinderHubRegistryError:
+    """python-ovh's HTTPError wraps requests' exception: map that one (timeouts are transient)."""
+    inner = exc.args[1] if len(exc.args) > 1 else None
+    if isinstance(inner, Exception):
+        for cls, translate in requests_errors(NAME).items():
+            if isinstance(inner, cls):
+                return translate(inner)
+    return TransientCloudError(f"cannot reach {NAME}'s API ({_message(exc)})")
+
+
+def _any_status(exc: Any) -> BinderHubRegistryError:
+    """Any other answer: by status (429 with Retry-After, 5xx: transient)."""
+    response = getattr(exc, "response", None)
+    status = _status(exc)
+    if not status:
+        return CloudError(f"{NAME} failed: {_message(exc)}")
+    wait = retry_after(response.headers.get("Retry-After")) if response is not None else None
+    return error_for_status(f"{NAME}'s API", status, _message(exc), retry_after=wait)
+
+
+def _signature(exc: Any) -> BinderHubRegistryError:
+    """400: a refused signature is a wrong application secret (or consumer key) for the key."""
+    if _error_code(exc) == "INVALID_SIGNATURE" or _message(exc) == "Invalid signature":
+        return AuthenticationFailed(
+            f"{NAME} refused the request signature: the application secret does not belong to "
+            "the application key (check OVH_APPLICATION_SECRET or ovh.conf's "
+            "application_secret), or this machine's clock is wrong"
+        )
+    return CloudError(f"{NAME}'s API answered 400: {_message(exc)}", 400)
+
+
+def _errors(
+    service_name: str = "<service_name>",
+) -> dict[type[Exception], Callable[[Any], BinderHubRegistryError]]:
+    from ovh import exceptions as oe  # type: ignore[import-untyped]
+
+    keys = "OVH_APPLICATION_KEY, OVH_APPLICATION_SECRET and OVH_CONSUMER_KEY (or ovh.conf)"
+    return {
+        oe.HTTPError: _network,
+        oe.InvalidResponse: lambda e: TransientCloudError(
+            f"{NAME} answered something that is not JSON (an error page on the way?)"
+        ),
+        oe.InvalidKey: lambda e: AuthenticationFailed(
+            f"{NAME} does not know the application key: check {keys}"
+        ),
+        oe.InvalidCredential: lambda e: AuthenticationFailed(
+            f"{NAME} refused the consumer key (unknown, expired or never validated): create "
+            f"one with the rights {rights_text(service_name)} and set {keys}"
+        ),
+        oe.NotCredential: lambda e: AuthenticationFailed(f"{NAME} got no consumer key: set {keys}"),
+        oe.NotGrantedCall: lambda e: PermissionDenied(
+            f"the consumer key may not make this call ({_message(e)}): it needs the rights "
+            f"{rights_text(service_name)}"
+        ),
+        oe.Forbidden: lambda e: PermissionDenied(f"{NAME} refused: {_message(e)}"),
+        oe.BadParametersError: _signature,
+        oe.ResourceNotFoundError: lambda e: CloudError(f"{NAME}: {_message(e)}", 404),
+        oe.ResourceConflictError: lambda e: CloudError(f"{NAME}: {_message(e)}", 409),
+        oe.InvalidRegion: lambda e: CloudError(f"python-ovh does not know the endpoint: {e}"),
+        oe.InvalidConfiguration: lambda e: MissingCredentials(
+            f"{NAME}'s API keys are incomplete", _how_to_create()
+        ),
+        oe.APIError: _any_status,
+    }
+
+
+@contextmanager
+def _mapped(service_name: str = "<service_name>") -> Iterator[None]:
+    with map_exceptions(_errors(service_name)):
+        yield
+
+
+def _how_to_create(endpoint: str = "ovh-eu") -> str:
+    return (
+        f"create an application key and a consumer key at {CREATE_TOKEN[endpoint]} with the "
+        f"rights {rights_text()}, then set OVH_APPLICATION_KEY, OVH_APPLICATION_SECRET and "
+        "OVH_CONSUMER_KEY, or write them in ovh.conf (never as notebook parameters)"
+    )
+
+
+# --- the plans table ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class PlanTable:
+    """The region's plans: storage, concurrent connections, scanning; the chosen one marked."""
+
+    region: str
+    chosen: str
+    plans: list[dict[str, Any]]
+
+    def rows(self) -> list[tuple[str, str, str, str, str]]:
+        """(mark, name, storage, parallel requests, vulnerability scanning) per plan."""
+        out = []
+        for plan in self.plans:
+            limits = plan.get("registryLimits", {})
+            storage = int(limits.get("imageStorage", 0))
+            scanning = "yes" if plan.get("features", {}).get("vulnerability") else "no"
+            out.append(
+                (
+                    "→" if plan.get("name") == self.chosen else "",
+                    str(plan.get("name", "")),
+                    f"{storage / 2**30:,.0f} GiB",
+                    str(limits.get("parallelRequest", "")),
+                    scanning,
+                )
+            )
+        return out
+
+    _HEAD = ("", "plan", "storage", "concurrent connections", "vulnerability scanning")
+
+    def __repr__(self) -> str:
+        lines = [" | ".join(self._HEAD)] + [" | ".join(r) for r in self.rows()]
+        return f"plans in {self.region}:\n" + "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        td = '<td style="text-align:left">'
+        head = "".join(f'<th style="text-align:left">{escape(h)}</th>' for h in self._HEAD)
+        body = "".join(
+            "<tr>" + "".join(f"{td}{escape(c)}</td>" for c in row) + "</tr>" for row in self.rows()
+        )
+        return f"<p>plans in {escape(self.region)}</p><table><tr>{head}</tr>{body}</table>"
+
+
+# --- the connection ---------------------------------------------------------------------
+@dataclass
+class OvhConnection(Connection):
+    """A signed python-ovh client on one Public Cloud project, and the registry once known."""
+
+    NOTEBOOK = NOTEBOOK
+    HINTS = VerifyHints(
+        credentials=(
+            "the robot account was deleted, disabled or has expired: rerun this notebook "
+            "(rotate = True makes a new secret)"
+        ),
+        push="the robot needs push and pull on the Harbor project in image_prefix",
+    )
+    retiring = "retiring_robots"
+
+    params: Params
+    client: Any  # ovh.Client
+    capabilities: list[dict[str, Any]]
+    poll: float  # seconds between registry polls
+    registry: dict[str, Any] | None = None  # cloud.containerRegistry.Registry, once found or made
+    admin_username: str = ""
+    admin: Secret | None = field(default=None, repr=False)  # the Harbor admin's password
+    harbor: Any = None  # the Harbor part (providers/harbor.py), once the registry is READY
+
+    def call(self, method: str, path: str, **body: Any) -> Any:
+        """One OVH API call under the project (``path`` relative to it), errors mapped."""
+        target = self.params.base + path
+        with _mapped(self.params.service_name):
+            if method == "GET":
+                return self.client.get(target)
+            if method == "POST":
+                return self.client.post(target, **body)
+            return self.client.delete(target)
+
+    @property
+    def host(self) -> str:
+        """The registry's host (Harbor's), from its URL."""
+        url = str((self.registry or {}).get("url", ""))
+        return url.split("://", 1)[-1].rstrip("/")
+
+    @property
+    def admin_file(self) -> Path:
+        """Where the Harbor admin's password is kept (0600)."""
+        return self.params.output_dir / ADMIN_FILE
+
+    def values(self) -> RegistryValues | None:
+        """BinderHub's values: the Harbor project on the registry's host, robot or admin user."""
+        p, secret = self.params, self.secret
+        if secret is None or not self.host:
+            return None
+        username = self.admin_username if p.use_admin_user else self._robot_username()
+        url = f"https://{self.host}"
+        return RegistryValues(
+            image_prefix=f"{self.host}/{p.harbor_project}/{p.prefix}",
+            username=username,
+            password=secret,
+            registry_url=url,
+            docker_registry={
+                "url": url,
+                "token_url": f"{url}/service/token?service=harbor-registry",
+            },
+        )
+
+    def _robot_username(self) -> str:
+        return f"robot${self.params.harbor_project}+{self.params.robot_name}"
+
+    def deletions(self) -> list[Deletion]:
+        """The Harbor user, then the registry: only what this notebook recorded creating."""
+        name = self.params.registry_name
+        return [
+            Deletion("admin_user", f"Harbor user {ADMIN_LOGIN}", self._delete_admin),
+            Deletion("registry", f"registry {name}", self._delete_registry),
+        ]
+
+    def retire(self, retiring: list[Any]) -> None:
+        """Remove what a rotation replaced (robot secrets are refreshed in place: nothing)."""
+
+    # --- deletions ------------------------------------------------------------------------
+    def _delete_admin(self, user: dict[str, Any]) -> None:
+        registry = self._recorded_registry_id()
+        if registry and user.get("id"):
+            try:
+                self.call("DELETE", f"/containerRegistry/{registry}/users/{user['id']}")
+            except CloudError as e:
+                if e.status != 404:
+                    raise
+        self.admin_file.unlink(missing_ok=True)
+
+    def _recorded_registry_id(self) -> str | None:
+        recorded = self.record.created.get("registry") or {}
+        found = recorded.get("id") or (self.registry or {}).get("id")
+        return str(found) if found else None
+
+    def _delete_registry(self, recorded: dict[str, Any]) -> None:
+        registry = recorded.get("id") or _find_named(self, recorded.get("name", ""))
+        if not registry:
+            return
+        try:
+            self.call("DELETE", f"/containerRegistry/{registry}")
+        except CloudError as e:
+            if e.status == 404:
+                return
+            raise
+        deadline = time.monotonic() + READY_WITHIN
+        while time.monotonic() < deadline:  # OVH answers DELETING for a while, then 404
+            try:
+                status = self.call("GET", f"/containerRegistry/{registry}")["status"]
+            except CloudError as e:
+                if e.status == 404:
+                    return
+                raise
+            if status == "DELETED":
+                return
+            progress(f"registry {recorded.get('name')}: {status}")
+            time.sleep(self.poll)
+        raise TransientCloudError(f"{NAME}: the registry is still being deleted")
+
+
+def _find_named(conn: OvhConnection, name: str) -> str | None:
+    found = [r for r in conn.call("GET", "/containerRegistry") if r.get("name") == name]
+    return str(found[0]["id"]) if len(found) == 1 else None
+
+
+# --- sign-in ------------------------------------------------------------------------------
+def _real_client(p: Params) -> tuple[Any, str]:
+    """python-ovh's client with its own credential lookup (environment, then ovh.conf)."""
+    import ovh
+    from ovh.config import ConfigurationManager  # type: ignore[import-untyped]
+
+    lookup = ConfigurationManager()
+    names = ("application_key", "application_secret", "consumer_key")
+    missing = [n.replace("_", " ") for n in names if not lookup.get(p.endpoint, n)]
+    if missing:
+        listed = " and ".join([", ".join(missing[:-1]), missing[-1]] if missing[:-1] else missing)
+        raise MissingCredentials(
+            f"no OVHcloud {listed} for {p.endpoint}",
+            _how_to_create(p.endpoint),
+        )
+    source = "the environment" if os.environ.get("OVH_APPLICATION_KEY") else "ovh.conf"
+    with _mapped():
+        return ovh.Client(endpoint=p.endpoint, timeout=TIMEOUT), source
+
+
+def _sandbox_client(p: Params) -> tuple[Any, str, str]:
+    """A client of the sandbox's OVH API with its seeded keys; (client, CA file, source)."""
+    import ovh
+
+    box = sandbox_mod.ensure()
+    # python-ovh takes endpoint names only: the sandbox is registered under its own name
+    ovh.client.ENDPOINTS[SANDBOX_ENDPOINT] = f"{box.url}/ovh/1.0"
+    seeded = box.credentials("ovh")
+    secret = os.environ.get(SANDBOX_SECRET_VARIABLE) or seeded["application_secret"]
+    source = SANDBOX_SECRET_VARIABLE if os.environ.get(SANDBOX_SECRET_VARIABLE) else "seeded"
+    with _mapped():
+        client = ovh.Client(
+            endpoint=SANDBOX_ENDPOINT,
+            application_key=seeded["application_key"],
+            application_secret=secret,
+            consumer_key=seeded["consumer_key"],
+            timeout=TIMEOUT,
+        )
+    # python-ovh has no CA option: trust the sandbox's CA on its requests session (no proxies)
+    client._session.verify = box.ca_file
+    client._session.trust_env = False
+    return client, box.ca_file, source
+
+
+def sign_in(p: Params) -> Result[OvhConnection]:
+    """Sign OVHcloud API calls (the guide's "log in to the OVH Control Panel").
+
+    Proven with one signed call that the notebook needs anyway: the project's
+    registry capabilities (the plans of every region).
+    """
+    ca_file: str | None = None
+    if p.sandbox:
+        client, ca_file, source = _sandbox_client(p)
+        where = "the sandbox's OVHcloud API"
+        how = "its seeded keys" if source == "seeded" else f"the secret from {source}"
+    else:
+        client, source = _real_client(p)
+        where, how = f"OVHcloud ({p.endpoint})", f"the keys from {source}"
+    conn = OvhConnection(
+        params=p,
+        record=Record(p.output_dir, KEY),
+        ca_file=ca_file,
+        client=client,
+        capabilities=[],
+        poll=0.02 if p.sandbox else float(p.poll_seconds),
+    )
+    conn.capabilities = conn.call("GET", "/capabilities/containerRegistry")
+    return Result(conn, "done", f"signed in to {where} with {how}, project {p.service_name}")
+
+
+# --- the guide's steps ----------------------------------------------------------------------
+def _plans(conn: OvhConnection) -> list[dict[str, Any]]:
+    p = conn.params
+    regions = {str(c.get("regionName")): c.get("plans", []) for c in conn.capabilities}
+    if p.region not in regions:
+        raise CloudError(
+            f"parameter 'region': {p.region} offers no managed registry to project "
+            f"{p.service_name}; regions that do: {', '.join(sorted(regions)) or 'none'}"
+        )
+    return list(regions[p.region])
+
+
+def list_plans(conn: OvhConnection) -> Result[PlanTable]:
+    """The region's plans as a table (storage, concurrent connections); the chosen one marked."""
+    p = conn.params
+    plans = _plans(conn)
+    if not any(plan.get("name") == p.plan for plan in plans):
+        offered = ", ".join(str(plan.get("name")) for plan in plans)
+        raise CloudError(f"parameter 'plan': {p.plan} is not offered in {p.region} ({offered})")
+    table = PlanTable(p.region, p.plan, plans)
+    return Result(table, "done", f"{len(plans)} plans in {p.region}; {p.plan} chosen")
+
+
+def _plan_id(conn: OvhConnection) -> str:
+    return str(next(x["id"] for x in _plans(conn) if x.get("name") == conn.params.plan))
+
+
+@creates
+def ensure_registry(conn: OvhConnection) -> Result[dict[str, Any] | None]:
+    """Reuse the registry named ``registry_name``, else create it (INSTALLING at first).
+
+    The creation is recorded before the call, so a registry whose answer was
+    lost is found by name on the rerun and counted as this notebook's.
+    """
+    p = conn.params
+    recorded = conn.record.created.get("registry") or {}
+    named = [r for r in conn.call("GET", "/containerRegistry") if r.get("name") == p.registry_name]
+    if len(named) > 1:
+        raise CloudError(
+            f"parameter 'registry_name': {len(named)} registries of project {p.service_name} are "
+            f"named {p.registry_name!r}; rename one, or choose another name"
+        )
+    if named:
+        found = named[0]
+        if found.get("region") and found["region"] != p.region:
+            raise CloudError(
+                f"parameter 'region': registry {p.registry_name!r} exists in {found['region']}, "
+                f"not {p.region}: set region = {found['region']!r} or choose another registry_name"
+            )
+        conn.registry = found
+        ours = recorded.get("name") == p.registry_name and recorded.get("id") in (None, found["id"])
+        if ours and recorded.get("id") is None:  # made by a run whose answer was lost
+            conn.record.set("registry", {"name": p.registry_name, "id": found["id"]})
+        whose = "" if ours else " (not created by this notebook: teardown leaves it)"
+        return Result(found, "reused", f"registry {p.registry_name} ({found['status']}){whose}")
+    if p.dry_run:
+        return Result(
+            None, "planned", f"would create registry {p.registry_name} ({p.plan}) in {p.region}"
+        )
+    plan_id = _plan_id(conn)
+    conn.record.set("registry", {"name": p.registry_name, "id": None})
+    created = conn.call(
+        "POST", "/containerRegistry", name=p.registry_name, region=p.region, planID=plan_id
+    )
+    conn.record.set("registry", {"name": p.registry_name, "id": created["id"]})
+    conn.registry = created
+    return Result(
+        created,
+        "created",
+        f"registry {p.registry_name} ({p.plan}) in {p.region}: {created.get('status')}",
+    )
+
+
+def wait_until_ready(conn: OvhConnection) -> Result[dict[str, Any] | None]:
+    """Poll the registry until READY (INSTALLING and DELIVERING take minutes for real)."""
+    p = conn.params
+    if conn.registry is None:
+        why = "teardown" if p.teardown else "dry run: the registry does not exist yet"
+        return Result(None, "skipped", why)
+    started = time.monotonic()
+    registry, polls = conn.registry, 0
+    while registry.get("status") != "READY":
+        status = str(registry.get("status"))
+        if status in _STUCK:
+            raise CloudError(
+                f"registry {p.registry_name} is {status}: see the OVHcloud Control Panel"
+            )
+        waited = time.monotonic() - started
+        if waited > READY_WITHIN:
+            raise CloudError(
+                f"registry {p.registry_name} is still {status} after {waited / 60:.0f} minutes: "
+                "rerun later (it is recorded, nothing is created twice)"
+            )
+        progress(f"{status}: waited {waited:.0f}s (a new registry takes about 3 minutes)")
+        if polls:
+            time.sleep(conn.poll)
+        registry = conn.call("GET", f"/containerRegistry/{registry['id']}")
+        polls += 1
+    conn.registry = registry
+    if not polls:
+        return Result(registry, "reused", f"registry {p.registry_name} is READY at {conn.host}")
+    return Result(
+        registry, "done", f"registry {p.registry_name} READY at {conn.host} after {polls} polls"
+    )
+
+
+def _read_admin(conn: OvhConnection) -> dict[str, Any] | None:
+    try:
+        data = json.loads(conn.admin_file.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+@creates
+def ensure_admin_user(conn: OvhConnection) -> Result[str | None]:
+    """The guide's "generate the Harbor identification details", once.
+
+    OVHcloud shows the password only in the answer that creates the user: it
+    goes straight into ``harbor-admin.json`` (0600) and is reused by reruns
+    while that user exists. A user this notebook made whose password was lost is
+    deleted and made again; a user of that name it did not make is left alone.
+    """
+    p = conn.params
+    registry = conn.registry
+    if registry is None or registry.get("status") != "READY":
+        return Result(None, "planned", f"would create Harbor user {ADMIN_LOGIN} once READY")
+    base = f"/containerRegistry/{registry['id']}/users"
+    users = conn.call("GET", base)
+    stored = _read_admin(conn)
+    live = {str(u.get("id")): u for u in users}
+    if (
+        stored
+        and stored.get("registry") == registry["id"]
+        and str(stored.get("id")) in live
+        and stored.get("password")
+    ):
+        conn.admin_username, conn.admin = str(stored["username"]), Secret(str(stored["password"]))
+        return Result(
+            conn.admin_username,
+            "reused",
+            f"Harbor user {conn.admin_username}, password kept in {conn.admin_file} (0600)",
+        )
+    recorded = conn.record.created.get("admin_user") or {}
+    existing = next((u for u in users if u.get("user") == ADMIN_LOGIN), None)
+    if existing is not None and recorded.get("login") != ADMIN_LOGIN:
+        raise PermissionDenied(
+            f"registry {p.registry_name} already has a Harbor user {ADMIN_LOGIN!r} that this "
+            f"notebook did not create, and its password is not in {conn.admin_file}: delete "
+            "that user in the OVHcloud Control Panel, or use another output_dir's record"
+        )
+    if p.dry_run:
+        again = " (its password was lost: it is made again)" if existing else ""
+        return Result(None, "planned", f"would create Harbor user {ADMIN_LOGIN}{again}")
+    if existing is not None:  # ours, but its password is gone: make it again
+        conn.call("DELETE", f"{base}/{existing['id']}")
+    conn.record.set("admin_user", {"login": ADMIN_LOGIN, "id": None})
+    made = conn.call("POST", base, login=ADMIN_LOGIN)
+    write_private_file(
+        conn.admin_file,
+        json.dumps(
+            {
+                "registry": registry["id"],
+                "url": f"https://{conn.host}",
+                "id": made["id"],
+                "username": made["user"],
+                "password": made["password"],
+            }
+        ),
+    )
+    conn.record.set("admin_user", {"login": ADMIN_LOGIN, "id": made["id"]})
+    conn.admin_username, conn.admin = str(made["user"]), Secret(str(made["password"]))
+    return Result(
+        conn.admin_username,
+        "created",
+        f"Harbor user {conn.admin_username}; its password went straight to {conn.admin_file} "
+        "(0600), shown nowhere",
+    )

@@ -1,0 +1,345 @@
+"""OVHcloud beyond the contract: bad inputs, faults, signatures, credentials, teardown, secrets.
+
+The provider's steps are driven in-process against the sandbox (python-ovh signing real
+requests to the fake); each test names the point of issue 11 it shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from binderhub_registry import InvalidParameter, Runner, sandbox
+from binderhub_registry.errors import (
+    AuthenticationFailed,
+    BinderHubRegistryError,
+    CloudError,
+    MissingCredentials,
+)
+from binderhub_registry.providers import ovh
+from binderhub_registry.sandbox.ovh import SEED_PROJECT
+
+pytestmark = pytest.mark.sandbox
+
+DEFAULTS: dict[str, Any] = {
+    "endpoint": "ovh-eu",
+    "service_name": SEED_PROJECT,
+    "region": "GRA",
+    "plan": "SMALL",
+    "registry_name": "binderhub",
+    "harbor_project": "binderhub",
+    "robot_name": "binderhub-builder",
+    "robot_expiry_days": -1,
+    "use_admin_user": False,
+    "poll_seconds": 10,
+    "prefix": "binder-",
+    "dry_run": False,
+    "teardown": False,
+    "rotate": False,
+    "sandbox": True,
+}
+
+
+@pytest.fixture
+def out(tmp_path: Path) -> Path:
+    """This test's output_dir."""
+    return tmp_path / "values"
+
+
+def params(out: Path, **overrides: Any) -> ovh.Params:
+    """Validated parameters: the notebook's defaults, writing into ``out``."""
+    return ovh.validate(DEFAULTS | {"output_dir": str(out)}, **overrides)
+
+
+def runner() -> Runner:
+    """A runner that does not wait between retries."""
+    return Runner(sleep=lambda seconds: None)
+
+
+def up_to_admin(run: Runner, p: ovh.Params) -> ovh.OvhConnection:
+    """Sign in, plans, registry, READY, Harbor admin user: the OVH half of the notebook."""
+    conn = run.step("Sign in to OVHcloud", ovh.sign_in, p)
+    run.step("Plans", ovh.list_plans, conn)
+    run.step("Registry", ovh.ensure_registry, conn)
+    run.step("READY", ovh.wait_until_ready, conn)
+    run.step("Harbor admin", ovh.ensure_admin_user, conn)
+    return conn
+
+
+def registries(box: sandbox.Sandbox) -> list[dict[str, Any]]:
+    """The fake account's registries."""
+    found: list[dict[str, Any]] = box.state()["ovh"]["registries"]
+    return found
+
+
+def settings(box: sandbox.Sandbox, **values: int) -> None:
+    """Set the OVH backend's sandbox knobs (polls per status)."""
+    r = requests.post(
+        f"{box.url}/_sandbox/ovh/settings",
+        json=values,
+        headers=box.admin_headers(),
+        verify=box.ca_file,
+        timeout=10,
+    )
+    r.raise_for_status()
+
+
+@pytest.fixture
+def no_real_ovh(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No OVH variable, and a working directory without ovh.conf."""
+    for name in list(os.environ):
+        if name.startswith("OVH_") or name == ovh.SANDBOX_SECRET_VARIABLE:
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    yield
+
+
+# --- 1. parameters: one line naming the parameter, before any call --------------------------
+BAD_INPUTS = [
+    ("endpoint", "ovh-fr"),
+    ("endpoint", "https://eu.api.ovh.com/1.0"),
+    ("service_name", "my-project"),
+    ("service_name", SEED_PROJECT.upper()),
+    ("service_name", SEED_PROJECT[:-1]),
+    ("region", "gra"),
+    ("region", ""),
+    ("plan", "small"),
+    ("plan", "XL"),
+    ("registry_name", "r"),
+    ("registry_name", "-binderhub"),
+    ("registry_name", "binder hub"),
+    ("harbor_project", "BinderHub"),
+    ("harbor_project", "binder__hub"),
+    ("harbor_project", "binder/hub"),
+    ("robot_name", "Builder"),
+    ("robot_name", "b" * 65),
+    ("robot_expiry_days", 0),
+    ("robot_expiry_days", 3651),
+    ("robot_expiry_days", -2),
+    ("robot_expiry_days", True),
+    ("robot_expiry_days", "30"),
+    ("use_admin_user", "yes"),
+    ("poll_seconds", 0),
+    ("poll_seconds", 301),
+    ("prefix", "Binder_"),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), BAD_INPUTS, ids=[f"{n}={v!r}" for n, v in BAD_INPUTS])
+def test_bad_input_is_one_line_naming_the_parameter_and_nothing_is_created(
+    fresh: sandbox.Sandbox, out: Path, name: str, value: Any
+) -> None:
+    rule = next(p.rule for p in ovh.PARAMETERS if p.name == name)
+    with pytest.raises(InvalidParameter) as err:
+        params(out, **{name: value})
+    message = str(err.value)
+    assert err.value.name == name and "\n" not in message
+    assert message.startswith(f"parameter {name!r}: ") and rule in message
+    assert fresh.log() == [] and registries(fresh) == []
+    assert not (out / "secret.yaml").exists()
+
+
+def test_rotate_with_teardown_is_refused(out: Path) -> None:
+    with pytest.raises(InvalidParameter, match="rotate"):
+        params(out, rotate=True, teardown=True)
+
+
+def test_a_region_or_plan_ovh_does_not_offer_stops_with_one_line(
+    fresh: sandbox.Sandbox, out: Path
+) -> None:
+    run = runner()
+    conn = run.step("Sign in", ovh.sign_in, params(out, region="MARS"))
+    with pytest.raises(CloudError) as err:
+        run.step("Plans", ovh.list_plans, conn)
+    assert str(err.value).startswith("parameter 'region': MARS offers no managed registry")
+    assert "GRA" in str(err.value) and "\n" not in str(err.value)
+    assert registries(fresh) == []
+
+
+# --- 2. credentials: from python-ovh's lookup; missing: how to create them, with the rights -----
+def test_missing_credentials_say_how_to_create_them_with_the_least_rights(
+    no_real_ovh: None, out: Path, fresh: sandbox.Sandbox
+) -> None:
+    with pytest.raises(MissingCredentials) as err:
+        ovh.sign_in(params(out, sandbox=False, endpoint="ovh-ca"))
+    message = str(err.value)
+    assert "\n" not in message
+    assert "https://ca.api.ovh.com/createToken/" in message
+    assert "OVH_APPLICATION_KEY" in message and "ovh.conf" in message
+    assert ovh.rights_text() in message
+    assert fresh.log() == []  # nothing was sent anywhere
+
+
+def test_credentials_are_found_by_python_ovhs_own_lookup(
+    no_real_ovh: None, out: Path, monkeypatch: pytest.MonkeyPatch, fresh: sandbox.Sandbox
+) -> None:
+    # only the consumer key is named missing: python-ovh's lookup found the other two
+    monkeypatch.setenv("OVH_APPLICATION_KEY", "a")
+    monkeypatch.setenv("OVH_APPLICATION_SECRET", "b")
+    with pytest.raises(MissingCredentials, match=r"^no OVHcloud consumer key for ovh-eu: "):
+        ovh.sign_in(params(out, sandbox=False))
+    assert fresh.log() == []
+
+
+# --- 3-5. plans, the registry, READY, the Harbor admin: a run and a rerun ------------------------
+def test_a_run_creates_the_registry_and_admin_and_a_rerun_creates_nothing(
+    fresh: sandbox.Sandbox, out: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings(fresh, installing_polls=2, delivering_polls=2)
+    run = runner()
+    conn = up_to_admin(run, params(out))
+    text = repr(run.checklist)
+    assert "Registry [created]" in text and "after 5 polls" in text
+    assert "Harbor admin [created]" in text
+    assert conn.registry is not None and conn.registry["status"] == "READY"
+    admin = json.loads((out / ovh.ADMIN_FILE).read_text())
+    assert (out / ovh.ADMIN_FILE).stat().st_mode & 0o777 == 0o600
+    before = fresh.state()
+    again = runner()
+    up_to_admin(again, params(out))
+    assert fresh.state() == before
+    assert "[created]" not in repr(again.checklist)
+    assert conn.admin is not None and conn.admin.reveal() == admin["password"]
+    # the password is in the 0600 file only: not printed, not in the record, not in the log
+    shown = capsys.readouterr().out + repr(run.checklist) + repr(again.checklist)
+    shown += (out / "binderhub-registry.json").read_text() + json.dumps(fresh.log())
+    shown += json.dumps(fresh.state())
+    assert admin["password"] not in shown
+
+
+def test_the_plans_table_shows_storage_and_connections(fresh: sandbox.Sandbox, out: Path) -> None:
+    run = runner()
+    conn = run.step("Sign in", ovh.sign_in, params(out, plan="MEDIUM"))
+    table = run.step("Plans", ovh.list_plans, conn)
+    rows = {r[1]: r for r in table.rows()}
+    assert rows["MEDIUM"][0] == "→" and rows["SMALL"][0] == ""
+    assert rows["SMALL"][2] == "200 GiB" and rows["SMALL"][3] == "15"
+    assert rows["MEDIUM"][2] == "600 GiB" and rows["MEDIUM"][3] == "45"
+    assert "<table>" in table._repr_html_() and "concurrent connections" in repr(table)
+
+
+def test_dry_run_creates_nothing(fresh: sandbox.Sandbox, out: Path) -> None:
+    run = runner()
+    up_to_admin(run, params(out, dry_run=True))
+    text = repr(run.checklist)
+    assert "Registry [planned]" in text and "Harbor admin [planned]" in text
+    assert registries(fresh) == []
+
+
+def test_a_lost_admin_password_makes_the_user_again(fresh: sandbox.Sandbox, out: Path) -> None:
+    up_to_admin(runner(), params(out))
+    first = json.loads((out / ovh.ADMIN_FILE).read_text())
+    (out / ovh.ADMIN_FILE).unlink()
+    run = runner()
+    up_to_admin(run, params(out))
+    second = json.loads((out / ovh.ADMIN_FILE).read_text())
+    assert second["password"] != first["password"]
+    assert registries(fresh)[0]["users"] == [ovh.ADMIN_LOGIN]
+
+
+def test_a_user_of_that_name_this_notebook_did_not_make_is_left_alone(
+    fresh: sandbox.Sandbox, out: Path, tmp_path: Path
+) -> None:
+    up_to_admin(runner(), params(out))
+    other = tmp_path / "other"  # another output_dir: no record, no password file
+    with pytest.raises(BinderHubRegistryError, match="did not create"):
+        up_to_admin(runner(), params(other))
+    assert registries(fresh)[0]["users"] == [ovh.ADMIN_LOGIN]
+
+
+# --- faults: python-ovh never retries, the step runner does ----------------------------------
+def test_503_twice_and_429_are_retried_without_duplicates(
+    fresh: sandbox.Sandbox, out: Path
+) -> None:
+    fresh.add_faults(
+        {"method": "POST", "path": "/containerRegistry$", "status": 503, "times": 2},
+        {"method": "GET", "path": "/users$", "status": 429, "retry_after": 0},
+    )
+    run = runner()
+    up_to_admin(run, params(out))
+    text = repr(run.checklist)
+    assert "Registry [created]" in text and "(after 3 attempts)" in text
+    assert "Harbor admin [created]" in text and "(after 2 attempts)" in text
+    assert len(registries(fresh)) == 1 and registries(fresh)[0]["users"] == [ovh.ADMIN_LOGIN]
+
+
+def test_a_slow_answer_past_the_client_timeout_is_retried(
+    fresh: sandbox.Sandbox, out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ovh, "TIMEOUT", (5.0, 0.5))
+    fresh.add_faults({"method": "GET", "path": "/containerRegistry$", "delay": 1.5})
+    run = runner()
+    up_to_admin(run, params(out))
+    text = repr(run.checklist)
+    assert "Registry [created]" in text and "(after 2 attempts)" in text
+    assert len(registries(fresh)) == 1
+
+
+def test_a_lost_creation_answer_is_found_by_name_and_counted_as_ours(
+    fresh: sandbox.Sandbox, out: Path
+) -> None:
+    fresh.add_faults({"method": "POST", "path": "/containerRegistry$", "drop": True, "after": True})
+    run = runner()
+    conn = up_to_admin(run, params(out))
+    assert len(registries(fresh)) == 1
+    assert conn.record.created["registry"]["id"] == registries(fresh)[0]["id"]
+
+
+# --- a wrong application secret; the signature on every call ------------------------------------
+def test_a_wrong_application_secret_is_a_clear_signature_error(
+    fresh: sandbox.Sandbox, out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ovh.SANDBOX_SECRET_VARIABLE, "not-the-application-secret")
+    with pytest.raises(AuthenticationFailed) as err:
+        runner().step("Sign in", ovh.sign_in, params(out))
+    message = str(err.value)
+    assert "signature" in message and "application secret" in message and "\n" not in message
+    assert "not-the-application-secret" not in message
+    assert [e["status"] for e in fresh.log()] == [200, 400]  # /auth/time, then refused once
+    assert registries(fresh) == []
+
+
+def test_every_call_is_signed_and_only_auth_time_is_not(fresh: sandbox.Sandbox, out: Path) -> None:
+    up_to_admin(runner(), params(out))
+    calls = [e for e in fresh.log() if e["path"].startswith("/ovh/")]
+    assert calls[0]["path"] == "/ovh/1.0/auth/time"
+    assert len(calls) > 6 and all(e["status"] in (200, 204) for e in calls)
+
+
+# --- teardown: only what was created ------------------------------------------------------------
+def test_teardown_deletes_the_user_and_registry_it_created_and_nothing_else(
+    fresh: sandbox.Sandbox, out: Path, tmp_path: Path
+) -> None:
+    up_to_admin(runner(), params(out, registry_name="theirs"))  # someone else's registry
+    shutil_free = tmp_path / "mine"
+    up_to_admin(runner(), params(shutil_free))
+    theirs = [r for r in registries(fresh) if r["name"] == "theirs"]
+    run = runner()
+    conn = run.step("Sign in", ovh.sign_in, params(shutil_free, teardown=True))
+    assert run.step("Registry", ovh.ensure_registry, conn) is None  # creates nothing
+    result = asyncio.run(conn.teardown())
+    assert result.status == "deleted" and "registry binderhub" in result.detail
+    assert registries(fresh) == theirs
+    assert not (shutil_free / ovh.ADMIN_FILE).exists()
+    again = asyncio.run(conn.teardown())
+    assert again.detail == "nothing recorded as created by this notebook"
+
+
+def test_reusing_a_registry_it_did_not_create_leaves_it_at_teardown(
+    fresh: sandbox.Sandbox, out: Path, tmp_path: Path
+) -> None:
+    up_to_admin(runner(), params(tmp_path / "first"))
+    run = runner()
+    conn = run.step("Sign in", ovh.sign_in, params(out))
+    run.step("Registry", ovh.ensure_registry, conn)
+    assert "not created by this notebook" in repr(run.checklist)
+    conn = run.step("Sign in", ovh.sign_in, params(out, teardown=True))
+    asyncio.run(conn.teardown())
+    assert len(registries(fresh)) == 1
