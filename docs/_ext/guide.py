@@ -97,6 +97,16 @@ def _google(params: Any) -> RegistryValues:
     return values
 
 
+def _harbor(params: Any) -> RegistryValues:
+    from binderhub_registry.providers import harbor
+
+    # a project robot's name as Harbor makes it (robot$<project>+<name>), and the secret redacted
+    robot = f"robot${params.harbor_project}+{params.robot_name}"
+    return harbor.harbor_values(
+        params.harbor_url, params.harbor_project, params.prefix, robot, Secret("robot-secret")
+    )
+
+
 #: provider key -> how its real values are rendered; a new provider adds its entry here
 REAL_EXAMPLES: dict[str, RealExample] = {
     "google": RealExample(
@@ -113,6 +123,11 @@ REAL_EXAMPLES: dict[str, RealExample] = {
         overrides={"acr_name": "youracrname"},
         placeholders={"youracrname": "<ACR_NAME>", "APP_ID": "<APP_ID>"},
         build=_azure,
+    ),
+    "harbor": RealExample(
+        overrides={"harbor_url": "https://harbor.example.org"},
+        placeholders={"harbor.example.org": "<HARBOR_HOST>"},
+        build=_harbor,
     ),
 }
 
