@@ -97,6 +97,8 @@ def test_answers_fit_the_response_schemas(fresh: sandbox.Sandbox, tmp_path: Path
         repository="binderhub",
         service_account="binderhub-builder",
         gcr_domain=False,
+        auth="key",
+        k8s_namespace="binderhub",
         sandbox=True,
         output_dir=str(tmp_path),
     )

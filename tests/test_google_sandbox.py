@@ -27,6 +27,8 @@ DEFAULTS: dict[str, Any] = {
     "repository": "binderhub",
     "service_account": "binderhub-builder",
     "gcr_domain": False,
+    "auth": "key",
+    "k8s_namespace": "binderhub",
     "prefix": "binder-",
     "dry_run": False,
     "teardown": False,
@@ -92,6 +94,11 @@ BAD_INPUTS = [
     ("service_account", "builder-"),
     ("service_account", "9builder"),
     ("gcr_domain", "yes"),
+    ("auth", "workload-identity"),
+    ("auth", "Metadata"),
+    ("k8s_namespace", "BinderHub"),
+    ("k8s_namespace", "-binderhub"),
+    ("k8s_namespace", "n" * 64),
     ("prefix", "Binder/"),
     ("sandbox", "true"),
 ]
@@ -205,6 +212,7 @@ def test_the_key_creation_policy_is_one_line_pointing_to_keyless(
         run.step("key", google.ensure_key, conn)
     message = str(err.value)
     assert "iam.disableServiceAccountKeyCreation" in message and "keyless" in message
+    assert 'auth = "metadata"' in message
     assert "\n" not in message
 
 

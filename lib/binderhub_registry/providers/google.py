@@ -4,6 +4,22 @@ The guide's steps stay recognisable (a service account, a role, a JSON key), don
 works today: Artifact Registry enabled through Service Usage, a Docker-format repository, a
 service account made with the IAM admin API (gRPC, google-cloud-iam), the writer role on the
 repository alone, and one JSON key that BinderHub pushes with as ``_json_key``.
+
+Keyless (``auth = "metadata"``): no key is made. BinderHub's own image check uses
+``binderhub.registry.GoogleArtifactRegistry`` (jupyterhub/binderhub ``binderhub/registry.py``
+lines 344-370 at b9fad99), selected by ``config.BinderHub.registry_class`` (the ``registry_class``
+trait, ``binderhub/app.py`` line 337): its ``token_url`` defaults to the GKE metadata server's
+``.../service-accounts/default/token``, fetched with ``Metadata-Flavor: Google``, and the
+``access_token`` it answers goes as a Bearer on the manifest request (``get_image_manifest``,
+lines 272-333). ``DockerRegistry.url`` must be set: its default comes from the build docker
+config's first key (lines 35-52). BinderHub's pod runs as the Kubernetes service account
+``binderhub`` (helm chart ``templates/deployment.yaml`` line 49, ``templates/rbac.yaml``), which
+Workload Identity lets act as the Google service account once that account's policy grants it
+``roles/iam.workloadIdentityUser`` (done here) and the Kubernetes account carries the
+``iam.gke.io/gcp-service-account`` annotation (``kubectl``; the chart has no value for it).
+Build pods are another matter: ``GoogleArtifactRegistry`` has no ``get_credentials``
+(``registry.py`` lines 335-341), so they push with the chart's docker config
+(``binderhub/build.py`` lines 480-491); see the notebook's keyless section.
 """
 
 from __future__ import annotations
@@ -13,10 +29,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlparse
 
 from .. import sandbox as sandbox_mod
-from ..binderhub import RegistryValues
+from ..binderhub import RegistryValues, split_image_reference
 from ..errors import (
     AuthenticationFailed,
     BinderHubRegistryError,
@@ -25,14 +43,17 @@ from ..errors import (
     MissingCredentials,
     PermissionDenied,
     TransientCloudError,
+    VerificationFailed,
     error_for_status,
     grpc_error,
     map_exceptions,
 )
-from ..params import flag, text
+from ..params import choice, flag, text
+from ..push import delete_tag, push_auth, push_image
+from ..registry_http import RegistryHTTP
 from ..secrets import Secret
 from ..steps import Result, progress
-from ..verify import VerifyHints
+from ..verify import CHECK_IMAGE, VerificationReport, VerifyHints
 from .contract import (
     COMMON_PARAMETERS,
     CommonParams,
@@ -49,7 +70,10 @@ __all__ = [
     "NOTEBOOK",
     "PARAMETERS",
     "GoogleConnection",
+    "KeylessFiles",
+    "KeylessValues",
     "Params",
+    "bind_workload_identity",
     "enable_api",
     "ensure_key",
     "ensure_repository",
@@ -57,6 +81,7 @@ __all__ = [
     "grant_writer",
     "sign_in",
     "validate",
+    "verify_keyless",
 ]
 
 KEY = "google"
@@ -66,6 +91,13 @@ SERVICE = "artifactregistry.googleapis.com"
 ROLE = "roles/artifactregistry.writer"
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 USERNAME = "_json_key"
+#: Keyless: BinderHub's registry class, and the token URL it defaults to (binderhub/registry.py).
+KEYLESS_CLASS = "binderhub.registry.GoogleArtifactRegistry"
+METADATA_URL = "http://metadata.google.internal"
+TOKEN_PATH = "/computeMetadata/v1/instance/service-accounts/default/token"
+#: The Kubernetes service account BinderHub's pod runs as (helm chart, templates/deployment.yaml).
+BINDERHUB_KSA = "binderhub"
+WORKLOAD_IDENTITY_USER = "roles/iam.workloadIdentityUser"
 #: gcr.io-domain repositories: the repository id (and host) for each multi-region.
 GCR_HOSTS = {"us": "gcr.io", "europe": "eu.gcr.io", "asia": "asia.gcr.io"}
 _SIGN_IN_HOW = (
@@ -99,6 +131,13 @@ PARAMETERS = (
         "with a letter and ending with a letter or digit",
     ),
     flag("gcr_domain"),
+    choice("auth", ("key", "metadata")),
+    text(
+        "k8s_namespace",
+        r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?",
+        "must be a Kubernetes namespace: at most 63 lowercase letters, digits or hyphens, "
+        "starting and ending with a letter or digit",
+    ),
     *COMMON_PARAMETERS,
 )
 
@@ -112,6 +151,18 @@ class Params(CommonParams):
     repository: str
     service_account: str
     gcr_domain: bool
+    auth: str  # "key": a JSON key; "metadata": keyless, tokens from the GKE metadata server
+    k8s_namespace: str  # where BinderHub runs (its pod's Kubernetes service account, keyless)
+
+    @property
+    def keyless(self) -> bool:
+        """True with ``auth = "metadata"``: no key, Workload Identity instead."""
+        return self.auth == "metadata"
+
+    @property
+    def workload_member(self) -> str:
+        """BinderHub's Kubernetes service account as an IAM member (Workload Identity)."""
+        return f"serviceAccount:{self.project_id}.svc.id.goog[{self.k8s_namespace}/{BINDERHUB_KSA}]"
 
     @property
     def repository_id(self) -> str:
@@ -139,6 +190,8 @@ def validate(values: dict[str, Any] | None = None, /, **overrides: Any) -> Param
         raise InvalidParameter(
             "location", "must be us, europe or asia with gcr_domain = True", p.location
         )
+    if p.keyless and p.rotate:
+        raise InvalidParameter("rotate", 'has no key to rotate with auth = "metadata"', True)
     return p
 
 
@@ -181,6 +234,55 @@ def _mapped() -> Iterator[None]:
         yield
 
 
+# --- keyless values ------------------------------------------------------------------------
+_KEYLESS_HEADER = f"""\
+# BinderHub Helm values written by binderhub-registry ({NOTEBOOK}, auth = metadata: no key).
+# Apply with: helm upgrade --install binderhub jupyterhub/binderhub -f config.yaml
+"""
+
+
+@dataclass(frozen=True)
+class KeylessValues:
+    """BinderHub's values for ``GoogleArtifactRegistry``: ``config.yaml`` only, no secret."""
+
+    image_prefix: str
+    url: str  # DockerRegistry.url: the registry, https://<host>
+    token_url: str  # the metadata server's token URL
+
+    def config(self) -> dict[str, Any]:
+        """The ``config.yaml`` values."""
+        return {
+            "config": {
+                "BinderHub": {
+                    "use_registry": True,
+                    "image_prefix": self.image_prefix,
+                    "registry_class": KEYLESS_CLASS,
+                },
+                "DockerRegistry": {"url": self.url, "token_url": self.token_url},
+            }
+        }
+
+
+@dataclass(frozen=True)
+class KeylessFiles:
+    """Where the keyless ``config.yaml`` was written, with its display."""
+
+    config_path: Path
+    values: KeylessValues
+
+    def _text(self) -> str:
+        import yaml
+
+        body = yaml.safe_dump(self.values.config(), sort_keys=False)
+        return f"# {self.config_path}\n{body}\n# no secret.yaml: no key (auth = metadata)"
+
+    def __repr__(self) -> str:
+        return self._text()
+
+    def _repr_markdown_(self) -> str:
+        return f"```yaml\n{self._text()}\n```"
+
+
 # --- the connection ---------------------------------------------------------------------
 @dataclass
 class GoogleConnection(Connection):
@@ -204,6 +306,61 @@ class GoogleConnection(Connection):
     poll: float  # seconds between operation polls
     api_enabled: bool = True  # False in a dry run that would enable the API: nothing to look up
     host: str = ""  # the registry host, once the repository is known
+    metadata_url: str = METADATA_URL  # keyless: the metadata server BinderHub's pod asks
+    bound: bool = False  # keyless: BinderHub's Kubernetes service account may act as ours
+
+    def _image_prefix(self) -> str:
+        p = self.params
+        path = (
+            f"{p.project_id}/{p.prefix}"
+            if p.gcr_domain
+            else f"{p.project_id}/{p.repository}/{p.prefix}"
+        )
+        return f"{self.host}/{path}"
+
+    def keyless_values(self) -> KeylessValues | None:
+        """BinderHub's keyless values, once the repository is known and the binding made."""
+        if not self.host or not self.bound:
+            return None
+        return KeylessValues(
+            image_prefix=self._image_prefix(),
+            url=f"https://{self.host}",
+            token_url=self.metadata_url + TOKEN_PATH,
+        )
+
+    def write_values(self) -> Result[Any]:
+        """Key: ``config.yaml`` and ``secret.yaml``; keyless: ``config.yaml`` alone."""
+        if not self.params.keyless:
+            return super().write_values()
+        values = self.keyless_values()
+        if values is None or self.params.dry_run:
+            return Result(None, "skipped", "nothing to write (dry run or teardown)")
+        import yaml
+
+        out = self.params.output_dir
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / "config.yaml"
+        path.write_text(_KEYLESS_HEADER + yaml.safe_dump(values.config(), sort_keys=False))
+        return Result(KeylessFiles(path, values), "done", f"{path} (no secret: no key)")
+
+    def verify(self, files: Any) -> Result[VerificationReport | None]:
+        """Key: verify the files as usual; keyless: :func:`verify_keyless` in the sandbox."""
+        if not self.params.keyless:
+            return super().verify(files)
+        if files is None:
+            return Result(None, "skipped", "no values were written")
+        if not self.params.sandbox:
+            return Result(
+                None,
+                "skipped",
+                "the metadata server answers only inside the cluster: check from BinderHub's "
+                "pod (kubectl exec deploy/binder -- curl -sH 'Metadata-Flavor: Google' "
+                f"{METADATA_URL}{TOKEN_PATH})",
+            )
+        report = verify_keyless(files.values, self.ca_file, self.HINTS)
+        return Result(
+            report, "done", f"BinderHub's keyless check and a push to {report.image} work"
+        )
 
     def values(self) -> RegistryValues | None:
         """BinderHub's values: the repository's host, ``_json_key`` and the key JSON."""
@@ -215,13 +372,8 @@ class GoogleConnection(Connection):
         if self.ca_file:  # the sandbox front checks the first service (the real one ignores it)
             service = GCR_HOSTS[p.location] if p.gcr_domain else f"{p.location}-docker.pkg.dev"
             token_url += f"?service={service}"
-        path = (
-            f"{p.project_id}/{p.prefix}"
-            if p.gcr_domain
-            else (f"{p.project_id}/{p.repository}/{p.prefix}")
-        )
         return RegistryValues(
-            image_prefix=f"{self.host}/{path}",
+            image_prefix=self._image_prefix(),
             username=USERNAME,
             password=key,
             registry_url=url,
@@ -234,6 +386,11 @@ class GoogleConnection(Connection):
         return [
             Deletion(self.retiring, "the replaced keys", self.retire),
             Deletion("key", "the service account key", lambda key: self._delete_key(key)),
+            Deletion(
+                "workload_identity",
+                f"{WORKLOAD_IDENTITY_USER} on {p.email} for {p.workload_member}",
+                lambda _: self._unbind_workload_identity(),
+            ),
             Deletion("binding", f"{ROLE} for {p.email}", lambda _: self._remove_binding()),
             Deletion("service_account", f"service account {p.email}", self._delete_account),
             Deletion("repository", f"repository {p.repository_id}", self._delete_repository),
@@ -277,6 +434,23 @@ class GoogleConnection(Connection):
         with _mapped():
             name = f"projects/{self.params.project_id}/services/{SERVICE}"
             self.usage.disable_service(request={"name": name}).result(timeout=300)
+
+    def _unbind_workload_identity(self) -> None:
+        member = self.params.workload_member
+
+        def without(bindings: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+            changed = False
+            for b in bindings:
+                if b["role"] == WORKLOAD_IDENTITY_USER and member in b["members"]:
+                    b["members"].remove(member)
+                    changed = True
+            return bindings if changed else None
+
+        try:
+            _edit_account_policy(self, without)
+        except CloudError as e:
+            if e.status != 404:
+                raise
 
     def _remove_binding(self) -> None:
         def without(bindings: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
@@ -382,6 +556,8 @@ def sign_in(p: Params) -> Result[GoogleConnection]:
         iam=iam,
         poll=0.05 if p.sandbox else 2.0,
     )
+    if p.sandbox and p.keyless:  # the fake GKE metadata server, on loopback
+        conn.metadata_url = str(box.state()["google"]["metadata_server"])
     where = "the sandbox" if p.sandbox else "Google Cloud"
     return Result(conn, "done", f"signed in to {where} as {who} with {source}")
 
@@ -547,6 +723,110 @@ def _edit_policy(
     raise TransientCloudError(f"{NAME}: the repository's policy kept changing", 409)
 
 
+def _edit_account_policy(
+    conn: GoogleConnection, change: Callable[[list[dict[str, Any]]], list[dict[str, Any]] | None]
+) -> bool:
+    """Read-modify-write the service account's own IAM policy (gRPC); ABORTED starts over."""
+    from google.iam.v1 import iam_policy_pb2, policy_pb2
+
+    for _ in range(5):
+        with _mapped():
+            policy = conn.iam.get_iam_policy(
+                request=iam_policy_pb2.GetIamPolicyRequest(resource=conn.account_name)
+            )
+        bindings = [{"role": b.role, "members": list(b.members)} for b in policy.bindings]
+        changed = change(bindings)
+        if changed is None:
+            return False
+        new = policy_pb2.Policy(
+            version=policy.version,
+            etag=policy.etag,
+            bindings=[policy_pb2.Binding(role=b["role"], members=b["members"]) for b in changed],
+        )
+        try:
+            with _mapped():
+                conn.iam.set_iam_policy(
+                    request=iam_policy_pb2.SetIamPolicyRequest(
+                        resource=conn.account_name, policy=new
+                    )
+                )
+            return True
+        except CloudError as e:
+            if "ABORTED" not in str(e) and "concurrent policy changes" not in str(e):
+                raise
+    raise TransientCloudError(f"{NAME}: the service account's policy kept changing", 409)
+
+
+def _annotate_sandbox_pod(conn: GoogleConnection) -> None:
+    """Sandbox: what ``kubectl annotate serviceaccount`` does, on the fake cluster's pod."""
+    import requests
+
+    box = sandbox_mod.ensure()
+    pod = {
+        "namespace": conn.params.k8s_namespace,
+        "service_account": BINDERHUB_KSA,
+        "annotation": conn.params.email,
+    }
+    r = requests.post(
+        f"{box.url}/_sandbox/google/settings",
+        json={"metadata_pod": pod},
+        headers=box.admin_headers(),
+        verify=box.ca_file,
+        timeout=10,
+    )
+    r.raise_for_status()
+
+
+def annotate_command(p: Params) -> str:
+    """The ``kubectl`` line that lets BinderHub's pod act as the service account."""
+    return (
+        f"kubectl annotate serviceaccount {BINDERHUB_KSA} --namespace {p.k8s_namespace} "
+        f"iam.gke.io/gcp-service-account={p.email} --overwrite"
+    )
+
+
+@creates
+def bind_workload_identity(conn: GoogleConnection) -> Result[None]:
+    """Keyless: let BinderHub's Kubernetes service account act as ours (Workload Identity).
+
+    Grants ``roles/iam.workloadIdentityUser`` on the service account to
+    ``serviceAccount:<project>.svc.id.goog[<namespace>/binderhub]``, as
+    ``gcloud iam service-accounts add-iam-policy-binding`` does (GKE's Workload Identity
+    how-to). The ``iam.gke.io/gcp-service-account`` annotation is a Kubernetes change:
+    done on the sandbox's fake pod, printed as a ``kubectl`` line for a real cluster.
+    """
+    p = conn.params
+    if not p.keyless:
+        return Result(None, "skipped", "auth = key: BinderHub pushes with a JSON key")
+    if p.dry_run:
+        return Result(
+            None,
+            "planned",
+            f"would grant {WORKLOAD_IDENTITY_USER} on {p.email} to {p.workload_member}",
+        )
+
+    def add(bindings: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        for b in bindings:
+            if b["role"] == WORKLOAD_IDENTITY_USER:
+                if p.workload_member in b["members"]:
+                    return None
+                b["members"].append(p.workload_member)
+                return bindings
+        return [*bindings, {"role": WORKLOAD_IDENTITY_USER, "members": [p.workload_member]}]
+
+    created = _edit_account_policy(conn, add)
+    if created:
+        conn.record.set("workload_identity", p.workload_member)
+    conn.bound = True
+    if p.sandbox:
+        _annotate_sandbox_pod(conn)
+        then = "the sandbox's BinderHub pod annotated as kubectl would"
+    else:
+        then = f"now run: {annotate_command(p)}"
+    what = f"{p.workload_member} may act as {p.email}"
+    return Result(None, "created" if created else "reused", f"{what}; {then}")
+
+
 @creates
 def grant_writer(conn: GoogleConnection) -> Result[None]:
     """Grant the writer role on the repository alone (least privilege), once."""
@@ -602,6 +882,10 @@ def ensure_key(conn: GoogleConnection) -> Result[Secret | None]:
     one is deleted by ``finish_rotation`` once the new one verifies.
     """
     p = conn.params
+    if p.keyless:
+        return Result(
+            None, "skipped", "auth = metadata: no key, tokens come from the metadata server"
+        )
     live = [] if p.dry_run and _get_account(conn) is None else _user_keys(conn)
     stored_id = _stored_key_id(conn)
     working = stored_id if stored_id in live else None
@@ -627,8 +911,8 @@ def ensure_key(conn: GoogleConnection) -> Result[Secret | None]:
         if "Key creation is not allowed" in str(e):
             raise PermissionDenied(
                 "the organization policy iam.disableServiceAccountKeyCreation forbids keys "
-                "(enforced by default since 2024): use keyless access (Workload Identity) or "
-                "ask an organization policy administrator for an exception"
+                '(enforced by default since 2024): rerun with auth = "metadata" (keyless, '
+                "Workload Identity) or ask an organization policy administrator for an exception"
             ) from None
         if "Precondition" in str(e) and len(live) - len(stale) >= 10:
             raise PermissionDenied(
@@ -645,3 +929,93 @@ def ensure_key(conn: GoogleConnection) -> Result[Secret | None]:
     if working:
         detail += "; the old key is deleted once this one verifies"
     return Result(conn.secret, "created", detail)
+
+
+# --- keyless verification -------------------------------------------------------------------
+def _metadata_token(token_url: str, check: str) -> Secret:
+    """The access token, asked as ``GoogleArtifactRegistry._get_token`` does."""
+    import requests
+
+    if urlparse(token_url).hostname not in ("127.0.0.1", "::1"):  # never a real metadata server
+        raise VerificationFailed(check, f"{token_url} is not the sandbox's metadata server")
+    session = requests.Session()
+    session.trust_env = False
+    r = session.get(token_url, headers={"Metadata-Flavor": "Google"}, timeout=10)
+    if r.status_code != 200:
+        first = r.text.strip().splitlines()[0][:200] if r.text.strip() else ""
+        raise VerificationFailed(
+            check,
+            f"the metadata server refused a token (HTTP {r.status_code}: {first}): BinderHub's "
+            f"Kubernetes service account needs {WORKLOAD_IDENTITY_USER} on the Google service "
+            "account and the iam.gke.io/gcp-service-account annotation: rerun this notebook",
+        )
+    try:
+        return Secret(str(r.json()["access_token"]))
+    except (ValueError, KeyError, TypeError):
+        raise VerificationFailed(check, "the metadata server answered no access_token") from None
+
+
+def _keyless_manifest(
+    http: RegistryHTTP, url: str, token: Secret, image: str, tag: str, check: str
+) -> bool:
+    """``get_image_manifest`` with ``GoogleArtifactRegistry``'s token: True when found."""
+    r = http.get(
+        f"{url}/v2/{image}/manifests/{tag}",
+        headers={
+            "Accept": "application/vnd.oci.image.manifest.v1+json",
+            "Authorization": f"Bearer {token.reveal()}",
+        },
+    )
+    if r.status_code == 404:
+        return False
+    if r.status_code == 200:
+        return True
+    raise VerificationFailed(
+        check,
+        f"the registry answered HTTP {r.status_code} to the metadata server's token: the "
+        f"service account needs {ROLE} (or reader) on the repository",
+    )
+
+
+def verify_keyless(
+    values: KeylessValues, ca_bundle: str | None, hints: VerifyHints
+) -> VerificationReport:
+    """Do what BinderHub's ``GoogleArtifactRegistry`` does, then push as a keyless build would.
+
+    1. the token from ``token_url`` with ``Metadata-Flavor: Google``, and the manifest
+       request with it as a Bearer (binderhub/registry.py): expect "not built";
+    2. a push with ``oauth2accesstoken`` and a metadata token, the credentials a docker
+       credential helper gives a build pod under Workload Identity;
+    3. the check again: expect "found"; then delete the test tag where allowed.
+
+    Only against the sandbox: a token URL off loopback is refused before any request.
+    """
+    host, image = split_image_reference(values.image_prefix + CHECK_IMAGE[0])
+    tag = CHECK_IMAGE[1]
+    report = VerificationReport(image=f"{host}/{image}:{tag}")
+    check = "BinderHub's image check (GoogleArtifactRegistry)"
+    try:
+        token = _metadata_token(values.token_url, check)
+        http = RegistryHTTP("oauth2accesstoken", token, ca_bundle)
+        if _keyless_manifest(http, values.url, token, image, tag, check):
+            detail = "a previous check image is present"
+        else:
+            detail = "not built yet, as expected"
+        report.add(check, f"metadata server token as Bearer: {detail}")
+        check = "push token"
+        auth = push_auth(http, values.url, image, "pull,push", check=check, hints=hints)
+        report.add(check, "oauth2accesstoken + a metadata token, as a credential helper sends")
+        check = "push a test image"
+        digest = push_image(http, values.url, image, tag, auth, hints=hints)
+        report.add(check, "pushed a one-layer OCI image")
+        check = "BinderHub finds the pushed image"
+        if not _keyless_manifest(http, values.url, token, image, tag, check):
+            raise VerificationFailed(check, "pushed, but BinderHub's keyless check does not see it")
+        report.add(check, "found, so launches will reuse built images")
+        deleted, detail = delete_tag(http, values.url, image, digest, hints=hints)
+        report.add("delete the test tag", detail, "ok" if deleted else "skipped")
+    except VerificationFailed as failed:
+        report.add(failed.check, failed.diagnosis, "failed")
+        failed.report = report
+        raise
+    return report

@@ -19,6 +19,10 @@ service ``<host>``                             ``GoogleArtifactRegistry`` uses t
 Basic ``_json_key`` + key JSON,                cloud.google.com/artifact-registry/docs/docker/
 ``_json_key_base64`` + base64 key JSON,        authentication (JSON key file, access token)
 ``oauth2accesstoken`` + an access token
+an access token as ``Authorization: Bearer``   cloud.google.com/artifact-registry/docs/
+on the data plane (BinderHub's keyless         reference/docker-api (``curl -H "Authorization:
+``GoogleArtifactRegistry`` sends it so):       Bearer $(gcloud auth print-access-token)"``);
+checked as ``oauth2accesstoken``               binderhub/registry.py get_image_manifest
 credentials checked against live state: a      assumption, as the real service behaves per the
 deleted key or account gets 401; rights from   IAM docs: keys are verified at each token
 the repository's IAM policy (reader pull,      exchange; roles from cloud.google.com/
@@ -27,6 +31,8 @@ project Owner
 =============================================  ================================================
 
 ``/_sandbox/google/settings``: GET, or POST any of :data:`~.models.DEFAULT_SETTINGS`.
+The fake GKE metadata server (:mod:`.metadata`) listens on loopback; its URL is in the
+backend's state (``metadata_server``).
 """
 
 from __future__ import annotations
@@ -37,9 +43,13 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from starlette.requests import Request as HttpRequest
+from starlette.responses import Response as HttpResponse
+
 from ..app import App, Backend, Context
 from ..registry import free_port
 from ..registry_front import FrontConfig, Grant, RegistryFront
+from .metadata import MetadataServer
 from .models import (
     ROLE_ACTIONS,
     Project,
@@ -67,6 +77,7 @@ class GoogleCloud(Backend):
         self.iam_port = 0
         self._iam_thread: threading.Thread | None = None
         self.fronts: dict[str, RegistryFront] = {}
+        self.metadata: MetadataServer | None = None
         super().__init__()
         for method, pattern, handler in Rest(self).routes():
             self.route(method, pattern, handler)
@@ -90,6 +101,7 @@ class GoogleCloud(Backend):
         which the SDK and the notebook's runner retry). Without the google extra: no IAM.
         """
         self.app = app
+        self.metadata = MetadataServer(self)
         self.iam_port = free_port()
         self._iam_thread = threading.Thread(target=self._start_iam, daemon=True)
         self._iam_thread.start()
@@ -122,6 +134,8 @@ class GoogleCloud(Backend):
             self._iam_thread.join(timeout=10)
         if self.iam is not None:
             self.iam.stop()
+        if self.metadata is not None:
+            self.metadata.stop()
 
     def _stop_fronts(self) -> None:
         for front in self.fronts.values():
@@ -168,7 +182,7 @@ class GoogleCloud(Backend):
             return
         assert self.app is not None, "attach() first"
         service = key if key in GCR_DOMAINS else f"{key}-docker.pkg.dev"
-        self.fronts[key] = RegistryFront(
+        self.fronts[key] = _ArtifactRegistryFront(
             self.app,
             FrontConfig(
                 name=f"gar-{key.replace('.', '-')}",
@@ -237,9 +251,15 @@ class GoogleCloud(Backend):
         p = self.project
         images = {k: f.process.repositories() for k, f in self.fronts.items()}
         return {
+            "metadata_server": self.metadata.url if self.metadata else None,
             "services": sorted(p.enabled),
             "service_accounts": [
-                {"email": a.email, "display_name": a.display_name, "keys": sorted(a.keys)}
+                {
+                    "email": a.email,
+                    "display_name": a.display_name,
+                    "keys": sorted(a.keys),
+                    "bindings": a.bindings,
+                }
                 for _, a in sorted(p.accounts.items())
             ],
             "registries": [
@@ -258,3 +278,22 @@ class GoogleCloud(Backend):
                 for _, r in sorted(p.repositories.items())
             ],
         }
+
+
+class _ArtifactRegistryFront(RegistryFront):
+    """The shared front, plus Artifact Registry's Bearer access tokens on the data plane.
+
+    A Bearer that is not a JWT of the front's realm is a Google access token: it is
+    checked as the Basic ``oauth2accesstoken`` credentials it stands for.
+    """
+
+    async def proxy(self, http: HttpRequest) -> HttpResponse:
+        """Turn an access-token Bearer into ``oauth2accesstoken`` Basic, then proxy."""
+        authorization = http.headers.get("authorization", "")
+        token = authorization[7:].strip()
+        if authorization[:7].lower() == "bearer " and token and token.count(".") != 2:
+            basic = base64.b64encode(f"oauth2accesstoken:{token}".encode()).decode()
+            headers = [(k, v) for k, v in http.scope["headers"] if k.lower() != b"authorization"]
+            headers.append((b"authorization", f"Basic {basic}".encode()))
+            http = HttpRequest({**http.scope, "headers": headers}, http.receive)
+        return await super().proxy(http)

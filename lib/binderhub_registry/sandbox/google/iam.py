@@ -11,7 +11,9 @@ methods and messages: GetServiceAccount,       google/iam/admin/v1/iam.proto, as
 CreateServiceAccount, DeleteServiceAccount,    google-cloud-iam (the client's stubs name the
 ListServiceAccountKeys,                        method paths ``/google.iam.admin.v1.IAM/...``)
 CreateServiceAccountKey,
-DeleteServiceAccountKey
+DeleteServiceAccountKey, GetIamPolicy,
+SetIamPolicy (a service account's own
+policy, ``google.iam.v1`` messages)
 names ``projects/{p|-}/serviceAccounts/        iam.proto comments (resource names; ``-`` as
 {email}[/keys/{key}]``                         the project wildcard)
 existing account: ALREADY_EXISTS; unknown:     cloud.google.com/iam/docs/reference/rpc
@@ -20,6 +22,8 @@ not an owner: PERMISSION_DENIED; IAM API       answers them
 disabled: FAILED_PRECONDITION (assumption:
 the REST answer is 403 SERVICE_DISABLED)
 key limit, org policy, eventual consistency    see :mod:`.models`
+SetIamPolicy with a stale etag: ABORTED;       cloud.google.com/iam/docs/policies#etag; the
+an empty etag overwrites                       ``etag`` field comment in google/iam/v1/policy.proto
 injected faults (``grpc_faults``): a status    sandbox knob: the App's HTTP faults cannot reach
 before the call, or after it (``after``: the   a gRPC port
 call is carried out and its answer lost)
@@ -35,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc  # type: ignore[import-untyped]
 from google.cloud.iam_admin_v1 import types
+from google.iam.v1 import iam_policy_pb2, policy_pb2  # type: ignore[import-untyped]
 from google.protobuf import empty_pb2  # type: ignore[import-untyped]
 
 from .models import KEY_LIMIT, ServiceAccount, new_key
@@ -52,6 +57,17 @@ class _Abort(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class _Pb:
+    """A plain protobuf message type with proto-plus's (de)serialize names."""
+
+    def __init__(self, message: Any) -> None:
+        self.deserialize = message.FromString
+        self.serialize = message.SerializeToString
+
+
+_POLICY = _Pb(policy_pb2.Policy)
 
 
 class IamServer:
@@ -87,6 +103,8 @@ class IamServer:
                 types.DeleteServiceAccountKeyRequest,
                 None,
             ),
+            "GetIamPolicy": (self.get_policy, _Pb(iam_policy_pb2.GetIamPolicyRequest), _POLICY),
+            "SetIamPolicy": (self.set_policy, _Pb(iam_policy_pb2.SetIamPolicyRequest), _POLICY),
         }
         handlers = {
             name: grpc.unary_unary_rpc_method_handler(
@@ -271,3 +289,32 @@ class IamServer:
         if key_id not in account.keys:
             raise _Abort(grpc.StatusCode.NOT_FOUND, f"Unknown key {key_id}")
         del account.keys[key_id]
+
+    def _policy(self, account: ServiceAccount) -> Any:
+        return policy_pb2.Policy(
+            version=1,
+            etag=account.etag,
+            bindings=[
+                policy_pb2.Binding(role=b["role"], members=b["members"]) for b in account.bindings
+            ],
+        )
+
+    def get_policy(self, request: Any) -> Any:
+        """GetIamPolicy of a service account."""
+        return self._policy(self._account(request.resource))
+
+    def set_policy(self, request: Any) -> Any:
+        """SetIamPolicy of a service account: a stale etag is ABORTED."""
+        account = self._account(request.resource)
+        policy = request.policy
+        if policy.etag and policy.etag != account.etag:
+            raise _Abort(
+                grpc.StatusCode.ABORTED,
+                "There were concurrent policy changes. Please retry the whole read-modify-write "
+                "with exponential backoff.",
+            )
+        account.bindings = [
+            {"role": b.role, "members": sorted(b.members)} for b in policy.bindings if b.members
+        ]
+        account.policy_version += 1
+        return self._policy(account)

@@ -20,12 +20,24 @@ private_key_id, private_key (PKCS#8 PEM),      (google.oauth2.service_account.fr
 client_email, client_id, token_uri, ...        service_account_info)
 IAM policy etag: changes at every set; a       cloud.google.com/iam/docs/policies#etag
 set with a stale etag: 409 ABORTED             (concurrency control)
+a service account has its own IAM policy;      cloud.google.com/kubernetes-engine/docs/how-to/
+``roles/iam.workloadIdentityUser`` for         workload-identity (``gcloud iam service-accounts
+``serviceAccount:<project>.svc.id.goog[<ns>/   add-iam-policy-binding ... --role roles/iam.
+<ksa>]`` lets that Kubernetes service account  workloadIdentityUser --member "serviceAccount:
+act as it                                      PROJECT_ID.svc.id.goog[NAMESPACE/KSA_NAME]"``;
+                                               the same command quoted in cloudnative-pg/
+                                               cloudnative-pg#5370)
+``metadata_pod``: the Kubernetes service       sandbox knob standing in for ``kubectl annotate
+account the fake metadata server serves, and   serviceaccount KSA iam.gke.io/gcp-service-
+its ``iam.gke.io/gcp-service-account``         account=GSA`` (same how-to page); see
+annotation                                     :mod:`.metadata`
 =============================================  ================================================
 """
 
 from __future__ import annotations
 
 import base64
+import copy
 import functools
 import hashlib
 import itertools
@@ -43,6 +55,7 @@ __all__ = [
     "PROJECT_NUMBER",
     "ROLE_ACTIONS",
     "SEED_ACCOUNT",
+    "WORKLOAD_IDENTITY_USER",
     "Key",
     "Project",
     "Repository",
@@ -70,7 +83,12 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "key_creation_disabled": False,  # the org policy iam.disableServiceAccountKeyCreation
     "operation_polls": 1,  # polls an operation answers done=false before done=true
     "grpc_faults": [],  # [{"method": "CreateServiceAccount", "code": "UNAVAILABLE", ...}]
+    # the pod the fake GKE metadata server answers for: its Kubernetes service account and
+    # that account's iam.gke.io/gcp-service-account annotation ("" = not annotated)
+    "metadata_pod": {"namespace": "binderhub", "service_account": "binderhub", "annotation": ""},
 }
+#: The role that lets a Kubernetes service account act as a Google service account.
+WORKLOAD_IDENTITY_USER = "roles/iam.workloadIdentityUser"
 
 
 def _rsa_pem() -> tuple[str, str]:
@@ -128,6 +146,21 @@ class ServiceAccount:
     description: str = ""
     keys: dict[str, Key] = field(default_factory=dict)
     reads_hidden: int = 0  # eventual consistency: NOT_FOUND for this many reads
+    bindings: list[dict[str, Any]] = field(default_factory=list)  # its own IAM policy
+    policy_version: int = 0  # bumped by every policy change: the etag
+
+    @property
+    def etag(self) -> bytes:
+        """The policy's etag (bytes, as ``google.iam.v1.Policy.etag`` is)."""
+        return hashlib.sha256(f"{self.email}#{self.policy_version}".encode()).digest()[:8]
+
+    def members_of(self, role: str) -> set[str]:
+        """The members this account's own policy grants ``role``."""
+        found: set[str] = set()
+        for binding in self.bindings:
+            if binding.get("role") == role:
+                found |= set(binding.get("members", []))
+        return found
 
     @property
     def account_id(self) -> str:
@@ -180,7 +213,7 @@ class Project:
     operations: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> state
     tokens: dict[str, str] = field(default_factory=dict)  # access token -> email
     owners: set[str] = field(default_factory=set)
-    settings: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
+    settings: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(DEFAULT_SETTINGS))
     counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def next_id(self, width: int = 21) -> str:
