@@ -107,6 +107,23 @@ def _harbor(params: Any) -> RegistryValues:
     )
 
 
+def _ovh(params: Any) -> RegistryValues:
+    from binderhub_registry.providers import harbor, ovh
+
+    conn = ovh.OvhConnection.__new__(ovh.OvhConnection)
+    conn.params, conn.secret = params, Secret("robot-secret")
+    # the URL OVHcloud gives a registry (https://<id>.<region>.container-registry.ovh.net,
+    # as terraform-provider-ovh parses it), and its robot as Harbor names it
+    url = f"https://registry-id.{params.region.lower()}.container-registry.ovh.net"
+    conn.registry = {"url": url}
+    conn.api = harbor.HarborAPI(url, ovh.ADMIN_LOGIN, Secret("admin-password"))
+    conn.robot = {"name": f"robot${params.harbor_project}+{params.robot_name}"}
+    conn.admin_username = ovh.ADMIN_LOGIN
+    values = conn.values()
+    assert values is not None
+    return values
+
+
 #: provider key -> how its real values are rendered; a new provider adds its entry here
 REAL_EXAMPLES: dict[str, RealExample] = {
     "google": RealExample(
@@ -128,6 +145,11 @@ REAL_EXAMPLES: dict[str, RealExample] = {
         overrides={"harbor_url": "https://harbor.example.org"},
         placeholders={"harbor.example.org": "<HARBOR_HOST>"},
         build=_harbor,
+    ),
+    "ovh": RealExample(
+        overrides={"service_name": "0123456789abcdef0123456789abcdef"},
+        placeholders={"registry-id": "<REGISTRY_ID>"},
+        build=_ovh,
     ),
 }
 
