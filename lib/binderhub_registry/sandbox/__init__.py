@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +34,7 @@ from typing import Any
 import requests
 
 from ..errors import SandboxError
+from .bootstrap import python_argv
 from .files import append_fd, check_private_dir, lock_fd, read_private
 
 #: The header carrying the admin token on every ``/_sandbox/`` request (see ``app.ADMIN_HEADER``).
@@ -63,24 +63,6 @@ LOOPBACK_ENV = {
     "IMDS_ENDPOINT": "http://127.0.0.1:9",
     "MSI_ENDPOINT": "http://127.0.0.1:9/msi/token",
 }
-
-
-# The server process needs the sandbox's own modules only. Registering the two packages by
-# path, without running their __init__ (the notebook API: requests, yaml, ...; ~0.3 s), keeps
-# the sandbox's cold start within its 0.5 s budget. ``python -m
-# binderhub_registry.sandbox.server DIR`` runs the same server, just slower to start.
-_PACKAGES = [
-    ("binderhub_registry", str(Path(__file__).parent.parent)),
-    ("binderhub_registry.sandbox", str(Path(__file__).parent)),
-]
-_SERVER_BOOTSTRAP = f"""
-import runpy, sys, types
-for name, path in {_PACKAGES!r}:
-    package = types.ModuleType(name)
-    package.__path__ = [path]
-    sys.modules[name] = package
-runpy.run_module("binderhub_registry.sandbox.server", run_name="__main__", alter_sys=True)
-"""
 
 
 def loopback_env() -> dict[str, str]:
@@ -311,7 +293,7 @@ def start(directory: Path | None = None, timeout: float = 20.0) -> Sandbox:
             raise SandboxError(f"refusing the sandbox's log file: {e}") from None
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-c", _SERVER_BOOTSTRAP, str(directory)],
+                python_argv(SERVER_MODULE, str(directory)),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,

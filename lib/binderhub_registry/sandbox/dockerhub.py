@@ -340,7 +340,7 @@ class DockerHub(Backend):
         self.seed()
         if self.front:
             self.front.process.stop()
-            self.front.process.start_ready()
+            self.front.process.start()  # the first use waits for it (RegistryProcess.ready)
 
     def shutdown(self) -> None:
         """Stop the registry and its front."""

@@ -22,6 +22,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -125,6 +126,8 @@ class RegistryProcess:
         self.config_file = directory / f"registry-{name}.yml"
         self.material = material
         self.proc: subprocess.Popen[bytes] | None = None
+        self._ready = False
+        self._ready_lock = threading.RLock()  # one waiter (re)starts; the others find it ready
         config = {
             "version": 0.1,
             "log": {"level": "error", "accesslog": {"disabled": True}},
@@ -152,12 +155,19 @@ class RegistryProcess:
         self._ssl = ssl.create_default_context(cafile=str(material.ca_file))
 
     def start(self) -> None:
-        """Start the process (:meth:`wait_ready` waits for its port)."""
+        """Start the process and return at once; :meth:`ready` waits for its port.
+
+        Nothing waits here: the sandbox answers before its registries do (the cold
+        start budget), and the first use of a registry (a proxied call, an admin
+        read) waits in :meth:`ready`.
+        """
         binary = shutil.which(REGISTRY_BINARY) or "/usr/bin/docker-registry"
-        self.proc = spawn([binary, "serve", str(self.config_file)])
+        with self._ready_lock:
+            self.proc = spawn([binary, "serve", str(self.config_file)])
+            self._ready = False
 
     def wait_ready(self, timeout: float = 10.0) -> None:
-        """Block until ``/v2/`` answers (401 with a challenge is ready)."""
+        """Block until the port accepts a connection; RuntimeError when the process died."""
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -174,24 +184,42 @@ class RegistryProcess:
                     ) from None
                 time.sleep(0.005)
 
-    def start_ready(self, attempts: int = 3) -> None:
-        """:meth:`start`, then :meth:`wait_ready`; a start that dies at once is tried again.
+    def ready(self, attempts: int = 3) -> None:
+        """Wait once for the started process's port; a start that died is started again.
 
         docker-registry was seen aborting at start (exit -6) on a loaded machine, which
-        made a reset answer 500: a fresh start succeeds.
+        made a reset answer 500: a fresh start succeeds. Cheap once ready (a flag).
         """
-        for attempt in range(attempts):
-            self.start()
-            try:
-                self.wait_ready()
-                return
-            except RuntimeError:
-                self.stop()
-                if attempt == attempts - 1:
-                    raise
+        if self._ready:
+            return
+        with self._ready_lock:
+            for attempt in range(attempts):
+                if self._ready:
+                    return
+                if self.proc is None:
+                    self.start()
+                try:
+                    self.wait_ready()
+                    self._ready = True
+                    return
+                except RuntimeError:
+                    self.stop()
+                    if attempt == attempts - 1:
+                        raise
+
+    @property
+    def is_ready(self) -> bool:
+        """Whether :meth:`ready` has seen the port open since the last start."""
+        return self._ready
+
+    def start_ready(self) -> None:
+        """:meth:`start`, then :meth:`ready`."""
+        self.start()
+        self.ready()
 
     def stop(self) -> None:
         """Stop the process (its in-memory content goes with it)."""
+        self._ready = False
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -203,6 +231,7 @@ class RegistryProcess:
 
     def admin_get(self, path: str, repository: str | None = None) -> tuple[int, Any]:
         """GET ``path`` with the sandbox's own token: catalog, and pull on ``repository``."""
+        self.ready()
         access: list[dict[str, Any]] = [{"type": "registry", "name": "catalog", "actions": ["*"]}]
         if repository:
             access.append({"type": "repository", "name": repository, "actions": ["pull"]})

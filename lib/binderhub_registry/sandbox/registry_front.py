@@ -37,11 +37,12 @@ its realm, a route of the Hub API, is a :class:`TokenRealm` too.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import re
 import ssl
 import threading
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +79,7 @@ __all__ = [
     "TokenRealm",
     "parse_scopes",
     "registry_error",
+    "warm_up",
 ]
 
 #: Every action a registry token can carry on a repository.
@@ -198,9 +200,11 @@ class RegistryFront:
     """One registry's data endpoint: a listener of ``app``, auth, and a docker-registry child."""
 
     def __init__(self, app: App, config: FrontConfig) -> None:
-        # the proxy's client (httpx: ~0.35 s to import and set up) is made in the background,
-        # overlapping docker-registry's start, so the sandbox's cold start does not wait for it
-        self._client_made = _BACKGROUND.submit(_proxy_client, str(app.material.ca_file))
+        # the proxy's client (httpx: ~0.25 s to import) is made at the first proxied call, in
+        # the background; the server imports httpx once it is ready (warm_up), off its cold start
+        self._ca_file = str(app.material.ca_file)
+        self._client_made: Future[httpx.AsyncClient] | None = None
+        self._client_lock = threading.Lock()
         self.config = config
         self.listener: Listener = app.listen(self.router())
         self.host = self.listener.host
@@ -231,7 +235,7 @@ class RegistryFront:
             token_body=config.token_body,
             single_service=config.single_service,
         )
-        self.process.start_ready()
+        self.process.start()  # not waited for: the first proxied call waits (cold start)
         self._stopped = False
 
     def stop(self) -> None:
@@ -243,13 +247,19 @@ class RegistryFront:
         self.process.stop()
         self.process.config_file.unlink(missing_ok=True)
 
+        if self._client_made is None:
+            return
+
         async def close_client() -> None:
             await (await self._client()).aclose()
 
         self.listener.run(close_client())
 
     async def _client(self) -> httpx.AsyncClient:
-        """The proxy's HTTP client, once the background has made it."""
+        """The proxy's HTTP client, made in the background at the first call."""
+        with self._client_lock:
+            if self._client_made is None:
+                self._client_made = _BACKGROUND.submit(_proxy_client, self._ca_file)
         return await asyncio.wrap_future(self._client_made)
 
     def challenge(self) -> dict[str, str]:
@@ -360,6 +370,8 @@ class RegistryFront:
         if scope["query_string"]:
             target += "?" + scope["query_string"].decode("latin-1")
         has_body = "content-length" in http.headers or "transfer-encoding" in http.headers
+        if not self.process.is_ready:  # the first call after a (re)start waits, off the loop
+            await run_in_threadpool(self.process.ready)
         client = await self._client()
         upstream = client.build_request(
             http.method,
@@ -372,8 +384,17 @@ class RegistryFront:
         return StreamingResponse(_relay(answer), answer.status_code, out)
 
 
-#: Makes the fronts' proxy clients, away from the sandbox's start-up path.
+#: Makes the fronts' proxy clients, away from the event loop.
 _BACKGROUND = ThreadPoolExecutor(1, thread_name_prefix="sandbox-front-client")
+
+
+def warm_up() -> None:
+    """Import the proxy's HTTP client in the background, so the first proxied call finds it.
+
+    The server calls this once it has written ``sandbox.json``: the import (~0.25 s of CPU)
+    would otherwise compete with the start-up for the interpreter lock.
+    """
+    _BACKGROUND.submit(importlib.import_module, "httpx")
 
 
 def _proxy_client(ca_file: str) -> httpx.AsyncClient:

@@ -1,32 +1,27 @@
-"""TLS and token-signing material, generated fresh at every sandbox start.
+"""TLS and token-signing material, made fresh at every sandbox start.
 
-EC P-256 keys keep start-up fast. The CA signs one leaf for 127.0.0.1, ::1 and
-localhost (the fake clouds and the registries share it); a separate key signs
-registry tokens, published to docker-registry as ``rootcertbundle``.
+The files (CA, loopback server certificate and key, token-signing certificate and
+key) are made by :mod:`.certs`. The server has them made in a child process
+(:func:`start_making`) while it imports its web stack, and picks them up with
+:func:`finish_making`: on two cores that takes ``cryptography``'s import off the
+cold start. :func:`generate` makes them in this process.
 """
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
-import hashlib
-import ipaddress
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from .bootstrap import python_argv
+from .files import read_private
 
-from .files import write_private
-
-__all__ = ["Material", "generate", "libtrust_key_id"]
+__all__ = ["Material", "finish_making", "generate", "start_making"]
 
 
 @dataclass(frozen=True)
 class Material:
-    """Paths of the generated files, and the token-signing key in PEM."""
+    """Paths of the files, and the token-signing key in PEM with its libtrust key id."""
 
     ca_file: Path
     cert_file: Path
@@ -35,95 +30,41 @@ class Material:
     token_key_pem: bytes
     token_kid: str
 
-
-def _name(common: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
-
-
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-def libtrust_key_id(public_key: ec.EllipticCurvePublicKey) -> str:
-    """The key id docker-registry derives from a public key (libtrust fingerprint)."""
-    der = public_key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    b32 = base64.b32encode(hashlib.sha256(der).digest()[:30]).decode().rstrip("=")
-    return ":".join(b32[i : i + 4] for i in range(0, len(b32), 4))
-
-
-def _cert(
-    subject: str,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: x509.Name,
-    signer: ec.EllipticCurvePrivateKey,
-    *,
-    ca: bool,
-    sans: list[x509.GeneralName] | None = None,
-) -> x509.Certificate:
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(subject))
-        .issuer_name(issuer)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if ca:
-        builder = builder.add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-            critical=True,
-        ).add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-    if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    return builder.sign(signer, hashes.SHA256())
+    @classmethod
+    def load(cls, directory: Path, token_kid: str) -> Material:
+        """The material written in ``directory``, whose token key has id ``token_kid``."""
+        return cls(
+            ca_file=directory / "ca.crt",
+            cert_file=directory / "server.crt",
+            key_file=directory / "server.key",
+            token_cert_file=directory / "token.crt",
+            token_key_pem=read_private(directory / "token.key"),
+            token_kid=token_kid,
+        )
 
 
 def generate(directory: Path) -> Material:
-    """Write a CA, a loopback server certificate and a token-signing certificate."""
+    """Make the material in ``directory``, in this process."""
+    from .certs import write_material  # cryptography: only where certificates are made
+
     directory.mkdir(parents=True, exist_ok=True)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert = _cert(
-        "binderhub-registry sandbox CA",
-        ca_key,
-        _name("binderhub-registry sandbox CA"),
-        ca_key,
-        ca=True,
-    )
-    leaf_key = ec.generate_private_key(ec.SECP256R1())
-    sans: list[x509.GeneralName] = [
-        x509.DNSName("localhost"),
-        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        x509.IPAddress(ipaddress.ip_address("::1")),
-    ]
-    leaf = _cert("127.0.0.1", leaf_key, ca_cert.subject, ca_key, ca=False, sans=sans)
-    token_key = ec.generate_private_key(ec.SECP256R1())
-    token_cert = _cert(
-        "sandbox token signer", token_key, _name("sandbox token signer"), token_key, ca=False
+    return Material.load(directory, write_material(directory))
+
+
+def start_making(directory: Path) -> subprocess.Popen[str]:
+    """Start a child that makes the material in ``directory`` (see :func:`finish_making`)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        python_argv("binderhub_registry.sandbox.certs", str(directory)),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
     )
 
-    pem = serialization.Encoding.PEM
-    files = {
-        "ca.crt": ca_cert.public_bytes(pem),
-        "server.crt": leaf.public_bytes(pem) + ca_cert.public_bytes(pem),
-        "server.key": _pem_key(leaf_key),
-        "token.crt": token_cert.public_bytes(pem),
-    }
-    for name, data in files.items():  # fresh files, never written through a planted link
-        write_private(directory / name, data, 0o600 if name.endswith(".key") else 0o644)
-    return Material(
-        ca_file=directory / "ca.crt",
-        cert_file=directory / "server.crt",
-        key_file=directory / "server.key",
-        token_cert_file=directory / "token.crt",
-        token_key_pem=_pem_key(token_key),
-        token_kid=libtrust_key_id(token_key.public_key()),
-    )
+
+def finish_making(child: subprocess.Popen[str], directory: Path) -> Material:
+    """Wait for :func:`start_making`'s child; its material, or RuntimeError if it failed."""
+    out, _ = child.communicate(timeout=60)
+    if child.returncode != 0:
+        raise RuntimeError(f"making the sandbox's certificates failed ({child.returncode})")
+    return Material.load(directory, out.strip())
