@@ -47,6 +47,7 @@ PROVIDERS: dict[str, str] = {
     "dockerhub": "binderhub_registry.providers.dockerhub",
     "azure": "binderhub_registry.providers.azure",
     "google": "binderhub_registry.providers.google",
+    "harbor": "binderhub_registry.providers.harbor",
 }
 
 

@@ -408,7 +408,7 @@ def expiry_text(expires_at: int) -> str:
     """``never expires`` or ``expires on <date> UTC`` (``expired on`` when past)."""
     if expires_at == -1:
         return "never expires"
-    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(expires_at))
+    when = time.strftime("%Y-%m-%d", time.gmtime(expires_at)) + " (UTC)"
     return f"expired on {when}" if _expired(expires_at) else f"expires on {when}"
 
 

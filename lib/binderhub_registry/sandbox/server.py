@@ -24,6 +24,7 @@ from .azure import AzureCloud
 from .dockerhub import DockerHub
 from .files import check_private_dir, write_private
 from .google import GoogleCloud
+from .harbor import Harbor
 from .ovh import OvhCloud
 
 __all__ = ["BACKENDS", "serve"]
@@ -34,6 +35,7 @@ BACKENDS: list[BackendFactory] = [
     AzureCloud.create,
     GoogleCloud.create,
     OvhCloud.create,
+    Harbor.create,
 ]
 
 
