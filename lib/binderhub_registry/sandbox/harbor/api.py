@@ -73,8 +73,8 @@ class HarborApi:
         """Every route, as the front's ``extra`` wants them."""
         table: list[tuple[str, str, Callable[[RegistryFront, Request, Principal], Response]]] = [
             ("GET", "/users/current", self.current_user),
+            ("HEAD", "/projects", self.head_project),  # ahead of GET, which Starlette adds HEAD to
             ("GET", "/projects", self.list_projects),
-            ("HEAD", "/projects", self.head_project),
             ("POST", "/projects", self.create_project),
             ("GET", "/projects/{project}", self.get_project),
             ("DELETE", "/projects/{project}", self.delete_project),
@@ -108,6 +108,7 @@ class HarborApi:
             # Harbor answers API calls with a session cookie, Basic auth or not: a client that
             # keeps it sends it back, and then its writes need the CSRF token
             answer.headers["Set-Cookie"] = f"sid={secrets.token_hex(16)}; Path=/; HttpOnly"
+            answer.headers.setdefault("X-Request-Id", secrets.token_hex(8))
             return answer
 
         return guarded
