@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import requests
+import yaml
 
 from binderhub_registry import InvalidParameter, Runner, sandbox
 from binderhub_registry.errors import (
@@ -23,7 +24,7 @@ from binderhub_registry.errors import (
     CloudError,
     MissingCredentials,
 )
-from binderhub_registry.providers import ovh
+from binderhub_registry.providers import harbor, ovh
 from binderhub_registry.sandbox.ovh import SEED_PROJECT
 
 pytestmark = pytest.mark.sandbox
@@ -119,7 +120,7 @@ BAD_INPUTS = [
     ("harbor_project", "binder__hub"),
     ("harbor_project", "binder/hub"),
     ("robot_name", "Builder"),
-    ("robot_name", "b" * 65),
+    ("robot_name", "b" * 201),
     ("robot_expiry_days", 0),
     ("robot_expiry_days", 3651),
     ("robot_expiry_days", -2),
@@ -343,3 +344,90 @@ def test_reusing_a_registry_it_did_not_create_leaves_it_at_teardown(
     conn = run.step("Sign in", ovh.sign_in, params(out, teardown=True))
     asyncio.run(conn.teardown())
     assert len(registries(fresh)) == 1
+
+
+# --- 6-8. the Harbor part: project, robot, values, verification ----------------------------------
+def full_run(run: Runner, p: ovh.Params) -> ovh.OvhConnection:
+    """The whole notebook: the OVH half, the Harbor project and robot, values, verification."""
+    conn = up_to_admin(run, p)
+    run.step("Harbor project", harbor.ensure_project, conn)
+    run.step("BinderHub's credential", ovh.ensure_credential, conn)
+    files = run.step("Write values", conn.write_values)
+    run.step("Verify", conn.verify, files)
+    return conn
+
+
+def test_binderhub_gets_a_project_robot_and_the_values_verify(
+    fresh: sandbox.Sandbox, out: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conn = full_run(runner(), params(out, robot_expiry_days=30))
+    config = yaml.safe_load((out / "config.yaml").read_text())["config"]
+    secret = yaml.safe_load((out / "secret.yaml").read_text())["registry"]
+    host = conn.host
+    assert config["BinderHub"]["image_prefix"] == f"{host}/binderhub/binder-"
+    assert config["DockerRegistry"] == {
+        "url": f"https://{host}",
+        "token_url": f"https://{host}/service/token?service=harbor-registry",
+    }
+    assert secret["username"] == "robot$binderhub+binderhub-builder"
+    robots = registries(fresh)[0]["harbor"]["robots"]
+    assert [(r["name"], r["duration"], r["actions"]) for r in robots] == [
+        ("robot$binderhub+binderhub-builder", 30, ["pull", "push"])
+    ]
+    # BinderHub appends service=container_registry: Harbor reads the first, so this works ...
+    token = requests.get(
+        config["DockerRegistry"]["token_url"] + "&service=container_registry",
+        params={"scope": "repository:binderhub/binder-x:pull"},
+        auth=(secret["username"], secret["password"]),
+        verify=fresh.ca_file,
+        timeout=10,
+    )
+    assert token.status_code == 200 and token.json()["token"]
+    # ... and without the service in token_url, the appended one alone is refused
+    alone = requests.get(
+        f"https://{host}/service/token?service=container_registry",
+        auth=(secret["username"], secret["password"]),
+        verify=fresh.ca_file,
+        timeout=10,
+    )
+    assert alone.status_code == 400
+    # neither the robot's secret nor the admin's password was shown or recorded
+    admin = json.loads((out / ovh.ADMIN_FILE).read_text())["password"]
+    shown = capsys.readouterr().out + (out / "binderhub-registry.json").read_text()
+    shown += json.dumps(fresh.log()) + json.dumps(fresh.state())
+    assert secret["password"] not in shown and admin not in shown
+    assert "expires on" in shown  # the robot's expiry date is shown
+
+
+def test_a_rerun_creates_nothing_and_teardown_leaves_nothing(
+    fresh: sandbox.Sandbox, out: Path
+) -> None:
+    full_run(runner(), params(out))
+    before = fresh.state()
+    again = runner()
+    full_run(again, params(out))
+    assert "[created]" not in repr(again.checklist)
+    census = json.loads(json.dumps(fresh.state()))
+    for state in (before, census):  # the verification's test image is not the notebook's
+        for registry in state["ovh"]["registries"]:
+            registry["harbor"].pop("repositories")
+    assert census["ovh"] == before["ovh"]
+    run = runner()
+    conn = run.step("Sign in", ovh.sign_in, params(out, teardown=True))
+    result = asyncio.run(conn.teardown())
+    assert result.status == "deleted"
+    for what in ("robot account", "project 'binderhub'", "Harbor user", "registry binderhub"):
+        assert what in result.detail
+    assert registries(fresh) == []
+    assert not (out / "secret.yaml").exists() and not (out / ovh.ADMIN_FILE).exists()
+
+
+def test_use_admin_user_gives_binderhub_the_guides_harbor_user(
+    fresh: sandbox.Sandbox, out: Path
+) -> None:
+    full_run(runner(), params(out, use_admin_user=True))
+    secret = yaml.safe_load((out / "secret.yaml").read_text())["registry"]
+    assert secret["username"] == ovh.ADMIN_LOGIN
+    assert registries(fresh)[0]["harbor"]["robots"] == []
+    with pytest.raises(InvalidParameter, match=r"^parameter 'rotate': works on the robot"):
+        params(out, use_admin_user=True, rotate=True)

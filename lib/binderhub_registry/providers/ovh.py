@@ -4,7 +4,8 @@ The guide's steps, done with OVHcloud's API through its official client
 (``ovh``, python-ovh): choose a plan for the region, create (or reuse) the
 registry, wait until it is READY, and generate the Harbor admin credentials;
 then the Harbor part (a private project, a robot account for BinderHub) goes
-through Harbor's own API (:mod:`.harbor`).
+through Harbor's own API with :mod:`.harbor`'s steps, as that admin
+(:class:`OvhConnection` is a :class:`~.harbor.HarborConnection`).
 
 What real OVHcloud does, and what this module does about it (the sandbox's
 fake, ``sandbox/ovh``, tables the same behaviours with their sources):
@@ -46,6 +47,7 @@ from ..errors import (
     AuthenticationFailed,
     BinderHubRegistryError,
     CloudError,
+    InvalidParameter,
     MissingCredentials,
     PermissionDenied,
     TransientCloudError,
@@ -54,14 +56,13 @@ from ..errors import (
     requests_errors,
     retry_after,
 )
-from ..params import Parameter, choice, flag, integer, text
+from ..params import choice, flag, integer, text
 from ..secrets import Secret, write_private_file
 from ..steps import Result, progress
-from ..verify import VerifyHints
+from . import harbor
 from .contract import (
     COMMON_PARAMETERS,
     CommonParams,
-    Connection,
     Deletion,
     Record,
     check_parameters,
@@ -79,6 +80,7 @@ __all__ = [
     "Params",
     "PlanTable",
     "ensure_admin_user",
+    "ensure_credential",
     "ensure_registry",
     "list_plans",
     "rights_text",
@@ -120,20 +122,8 @@ ADMIN_FILE = "harbor-admin.json"
 #: Statuses from which a registry does not become READY by waiting.
 _STUCK = ("ERROR", "SUSPENDED", "SUSPENDING", "DELETING", "DELETED")
 
-_HARBOR_NAME = r"[a-z0-9]+(?:[._-][a-z0-9]+)*"
-
-
-def _expiry_days(name: str) -> Parameter:
-    def check(value: Any) -> bool:
-        whole = isinstance(value, int) and not isinstance(value, bool)
-        return whole and (value == -1 or 1 <= value <= 3650)
-
-    return Parameter(
-        name,
-        "must be -1 (never expires) or a whole number of days from 1 to 3650",
-        "integer",
-        check,
-    )
+#: Harbor's own parameters (project, robot, expiry), with Harbor's rules: one definition.
+_HARBOR = {param.name: param for param in harbor.PARAMETERS}
 
 
 PARAMETERS = (
@@ -155,20 +145,9 @@ PARAMETERS = (
         r"[A-Za-z0-9][A-Za-z0-9-]{1,61}[A-Za-z0-9]",
         "must be 3 to 63 letters, digits or hyphens, starting and ending with a letter or digit",
     ),
-    text(
-        "harbor_project",
-        _HARBOR_NAME,
-        "must be a Harbor project name: lowercase letters and digits, with single '.', '_' "
-        "or '-' between them, at most 255 characters",
-    ),
-    text(
-        "robot_name",
-        _HARBOR_NAME,
-        "must be a Harbor robot name: lowercase letters and digits, with single '.', '_' or "
-        "'-' between them, at most 64 characters",
-        max_length=64,
-    ),
-    _expiry_days("robot_expiry_days"),
+    _HARBOR["harbor_project"],
+    _HARBOR["robot_name"],
+    _HARBOR["robot_expiry_days"],
     flag("use_admin_user"),
     integer("poll_seconds", 1, 300),
     *COMMON_PARAMETERS,
@@ -199,9 +178,18 @@ class Params(CommonParams):
 def validate(values: dict[str, Any] | None = None, /, **overrides: Any) -> Params:
     """Check every parameter (no network); raise InvalidParameter for the first bad one.
 
-    ``values`` is typically the notebook's ``globals()``; keywords override it.
+    ``values`` is typically the notebook's ``globals()``; keywords override it. OVH's API
+    cannot change a Harbor user's password, so ``rotate`` works on the robot only.
     """
-    return check_parameters(Params, PARAMETERS, values, overrides)
+    p = check_parameters(Params, PARAMETERS, values, overrides)
+    if p.rotate and p.use_admin_user:
+        raise InvalidParameter(
+            "rotate",
+            "works on the robot account: not with use_admin_user = True (OVHcloud's API cannot "
+            "change the Harbor user's password; delete it with teardown and run again)",
+            True,
+        )
+    return p
 
 
 def rights_text(service_name: str = "<service_name>") -> str:
@@ -353,27 +341,20 @@ class PlanTable:
 
 # --- the connection ---------------------------------------------------------------------
 @dataclass
-class OvhConnection(Connection):
-    """A signed python-ovh client on one Public Cloud project, and the registry once known."""
+class OvhConnection(harbor.HarborConnection):
+    """A signed python-ovh client on one Public Cloud project, the registry once known, and
+    its Harbor (``api``: :class:`~.harbor.HarborAPI` as the admin user, once READY)."""
 
     NOTEBOOK = NOTEBOOK
-    HINTS = VerifyHints(
-        credentials=(
-            "the robot account was deleted, disabled or has expired: rerun this notebook "
-            "(rotate = True makes a new secret)"
-        ),
-        push="the robot needs push and pull on the Harbor project in image_prefix",
-    )
-    retiring = "retiring_robots"
+    HINTS = harbor.HINTS
 
     params: Params
-    client: Any  # ovh.Client
-    capabilities: list[dict[str, Any]]
-    poll: float  # seconds between registry polls
+    client: Any = None  # ovh.Client
+    capabilities: list[dict[str, Any]] = field(default_factory=list)
+    poll: float = 2.0  # seconds between registry polls
     registry: dict[str, Any] | None = None  # cloud.containerRegistry.Registry, once found or made
     admin_username: str = ""
     admin: Secret | None = field(default=None, repr=False)  # the Harbor admin's password
-    harbor: Any = None  # the Harbor part (providers/harbor.py), once the registry is READY
 
     def call(self, method: str, path: str, **body: Any) -> Any:
         """One OVH API call under the project (``path`` relative to it), errors mapped."""
@@ -396,37 +377,52 @@ class OvhConnection(Connection):
         """Where the Harbor admin's password is kept (0600)."""
         return self.params.output_dir / ADMIN_FILE
 
+    def harbor(self) -> harbor.HarborAPI:
+        """Harbor's API as the admin; in a teardown, from the stored admin file."""
+        if self.api is None:
+            stored = _read_admin(self)
+            if stored and stored.get("url") and stored.get("password"):
+                self.api = harbor.HarborAPI(
+                    str(stored["url"]),
+                    str(stored["username"]),
+                    Secret(str(stored["password"])),
+                    self.ca_file,
+                )
+        return super().harbor()
+
     def values(self) -> RegistryValues | None:
-        """BinderHub's values: the Harbor project on the registry's host, robot or admin user."""
-        p, secret = self.params, self.secret
-        if secret is None or not self.host:
+        """BinderHub's values: the Harbor project on the registry's host, as robot or admin."""
+        p = self.params
+        if not p.use_admin_user:
+            return super().values()
+        if self.secret is None or self.api is None:
             return None
-        username = self.admin_username if p.use_admin_user else self._robot_username()
-        url = f"https://{self.host}"
-        return RegistryValues(
-            image_prefix=f"{self.host}/{p.harbor_project}/{p.prefix}",
-            username=username,
-            password=secret,
-            registry_url=url,
-            docker_registry={
-                "url": url,
-                "token_url": f"{url}/service/token?service=harbor-registry",
-            },
+        return harbor.harbor_values(
+            self.api.url, p.harbor_project, p.prefix, self.admin_username, self.secret
         )
 
-    def _robot_username(self) -> str:
-        return f"robot${self.params.harbor_project}+{self.params.robot_name}"
-
     def deletions(self) -> list[Deletion]:
-        """The Harbor user, then the registry: only what this notebook recorded creating."""
+        """Robot and project (Harbor's), the Harbor user, then the registry: only what this
+        notebook recorded creating. In a registry it created, the Harbor parts go with it
+        when Harbor cannot be reached any more."""
         name = self.params.registry_name
         return [
+            *(Deletion(d.kind, d.label, self._in_harbor(d.action)) for d in super().deletions()),
             Deletion("admin_user", f"Harbor user {ADMIN_LOGIN}", self._delete_admin),
             Deletion("registry", f"registry {name}", self._delete_registry),
         ]
 
-    def retire(self, retiring: list[Any]) -> None:
-        """Remove what a rotation replaced (robot secrets are refreshed in place: nothing)."""
+    def _in_harbor(self, action: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        def run(recorded: Any) -> Any:
+            try:
+                self.harbor()
+            except CloudError:
+                if (self.record.created.get("registry") or {}).get("id"):
+                    return None  # deleted with the registry, which is this notebook's
+                raise
+            return action(recorded)
+
+        return run
 
     # --- deletions ------------------------------------------------------------------------
     def _delete_admin(self, user: dict[str, Any]) -> None:
@@ -537,7 +533,6 @@ def sign_in(p: Params) -> Result[OvhConnection]:
         record=Record(p.output_dir, KEY),
         ca_file=ca_file,
         client=client,
-        capabilities=[],
         poll=0.02 if p.sandbox else float(p.poll_seconds),
     )
     conn.capabilities = conn.call("GET", "/capabilities/containerRegistry")
@@ -650,6 +645,17 @@ def wait_until_ready(conn: OvhConnection) -> Result[dict[str, Any] | None]:
     )
 
 
+def _admin_works(conn: OvhConnection, username: str, password: Secret) -> bool:
+    """Whether the registry's Harbor takes the stored admin; if so, its API is the connection's."""
+    api = harbor.HarborAPI(f"https://{conn.host}", username, password, conn.ca_file)
+    try:
+        api.current_user()
+    except AuthenticationFailed:
+        return False
+    conn.api = api
+    return True
+
+
 def _read_admin(conn: OvhConnection) -> dict[str, Any] | None:
     try:
         data = json.loads(conn.admin_file.read_text())
@@ -680,6 +686,7 @@ def ensure_admin_user(conn: OvhConnection) -> Result[str | None]:
         and stored.get("registry") == registry["id"]
         and str(stored.get("id")) in live
         and stored.get("password")
+        and _admin_works(conn, str(stored["username"]), Secret(str(stored["password"])))
     ):
         conn.admin_username, conn.admin = str(stored["username"]), Secret(str(stored["password"]))
         return Result(
@@ -716,9 +723,30 @@ def ensure_admin_user(conn: OvhConnection) -> Result[str | None]:
     )
     conn.record.set("admin_user", {"login": ADMIN_LOGIN, "id": made["id"]})
     conn.admin_username, conn.admin = str(made["user"]), Secret(str(made["password"]))
+    conn.api = harbor.HarborAPI(
+        f"https://{conn.host}", conn.admin_username, conn.admin, conn.ca_file
+    )
     return Result(
         conn.admin_username,
         "created",
         f"Harbor user {conn.admin_username}; its password went straight to {conn.admin_file} "
         "(0600), shown nowhere",
+    )
+
+
+@creates
+def ensure_credential(conn: OvhConnection) -> Result[Secret | None]:
+    """BinderHub's credential: the project robot (:func:`~.harbor.ensure_robot`), or with
+    ``use_admin_user`` the guide's way, the Harbor admin user itself."""
+    p = conn.params
+    if not p.use_admin_user:
+        return harbor.ensure_robot(conn)
+    if conn.admin is None:
+        return Result(None, "planned", f"would give BinderHub the Harbor user {ADMIN_LOGIN}")
+    conn.secret = conn.admin
+    return Result(
+        conn.secret,
+        "reused",
+        f"BinderHub pushes as the Harbor user {conn.admin_username} (use_admin_user = True: it "
+        "administers the whole Harbor; a project robot can only push and pull)",
     )

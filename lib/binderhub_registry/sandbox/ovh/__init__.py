@@ -6,7 +6,8 @@ module      serves
 ``models``  the account's state: API keys, consumer key rights, plans, registries, users
 ``api``     ``/ovh/1.0`` (python-ovh's endpoint): ``/auth/time``, signature checks, OVH's
             error bodies, the ``containerRegistry`` routes
-``cloud``   the backend: lifecycle, status progression, ``/_sandbox/ovh/settings``
+``cloud``   the backend: lifecycle, status progression, a Harbor per delivered registry,
+            ``/_sandbox/ovh/settings``
 ==========  ================================================================================
 
 Every behaviour modelled, with its source. ``schema`` is OVH's API schema
@@ -56,6 +57,11 @@ size, status, createdAt, updatedAt, url,      ovhcloud-cli; ``url`` empty until 
 version}``                                    assumption (real:
                                               ``https://<id>.<region>.container-registry.ovh.net``,
                                               terraform-provider-ovh parses it)
+a READY registry is a Harbor: its ``url``     OVH's MPR guides (a Harbor per registry; "Harbor
+serves Harbor's API v2.0, token service and   API" is the registry's URL); the Harbor itself is
+registry (one ``HarborInstance`` per          ``sandbox/harbor`` (its own table of sources);
+registry); the OVH users are its system       the fake Harbor starts with no ``library``
+admins; deleting a user removes it there      project here: assumption
 status INSTALLING -> DELIVERING -> READY      ovh/terraform-provider-ovh
 over polls; DELETE (204) -> DELETING -> 404   ``resource_cloud_project_containerregistry.go``
                                               (Pending INSTALLING, Target READY; delete waits

@@ -124,10 +124,23 @@ class OvhCloud(Backend):
         registry.status, registry.polls, registry.updated = "DELETING", 0, time.time()
 
     def deliver(self, registry: Registry) -> None:
-        """The registry is READY: its Harbor starts and its URL is known (hook for Harbor)."""
-        registry.url = (
-            registry.url or f"https://{registry.id[:8]}.{registry.region.lower()}.example"
-        )
+        """The registry is READY: its own Harbor starts, whose URL is the registry's ``url``.
+
+        Without an app (the fake called in-process by tests) only a URL is made up.
+        """
+        if self.app is None:
+            made_up = f"https://{registry.id[:8]}.{registry.region.lower()}.invalid"
+            registry.url = registry.url or made_up
+            return
+        from ..harbor import HarborInstance  # here: the sandbox's start does not wait for it
+
+        if registry.harbor is None:
+            instance = HarborInstance(f"ovh-{registry.id[:8]}", lock=self.lock)
+            for user in registry.users.values():
+                instance.add_user(user.user, user.password, sysadmin=True)
+            instance.start(self.app)
+            registry.harbor = instance
+        registry.url = registry.harbor.url
 
     def undeliver(self, registry: Registry) -> None:
         """Stop the registry's Harbor, if it has one."""
@@ -137,7 +150,7 @@ class OvhCloud(Backend):
 
     # --- users -------------------------------------------------------------------------
     def create_user(self, registry: Registry, login: str, email: str) -> User:
-        """A Harbor user (an admin of the registry's Harbor, as OVH's guide says)."""
+        """A Harbor user: a system admin of the registry's Harbor, as OVH's guide says."""
         user = User(
             id=str(self.account.counter + 1),
             user=login,
@@ -146,8 +159,12 @@ class OvhCloud(Backend):
         )
         self.account.counter += 1
         registry.users[user.id] = user
+        if registry.harbor is not None:
+            registry.harbor.add_user(login, user.password, sysadmin=True)
         return user
 
     def delete_user(self, registry: Registry, user: User) -> None:
-        """Remove a user."""
+        """Remove a user, from the registry's Harbor too."""
         registry.users.pop(user.id, None)
+        if registry.harbor is not None:
+            registry.harbor.live.users.pop(user.user, None)
