@@ -48,6 +48,7 @@ PROVIDERS: dict[str, str] = {
     "azure": "binderhub_registry.providers.azure",
     "google": "binderhub_registry.providers.google",
     "harbor": "binderhub_registry.providers.harbor",
+    "ovh": "binderhub_registry.providers.ovh",
 }
 
 
