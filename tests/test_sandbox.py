@@ -251,7 +251,7 @@ def test_registries_die_with_a_killed_sandbox(tmp_path: Path) -> None:
         )
         make_registry(Tenant(box, creds, credential))  # one more registry, started later
         registries = _children(box.pid)
-        assert len(registries) == 2  # Docker Hub's and the ACR front's
+        assert len(registries) == 3  # Docker Hub's, Harbor's and the ACR front's
     finally:
         os.kill(box.pid, signal.SIGKILL)
     deadline = time.monotonic() + 2
