@@ -135,12 +135,26 @@ def test_a_robot_whose_expiry_passed_is_diagnosed_by_verify(
     assert "robot account 'robot$binderhub+binderhub-builder' expired on" in diagnosis
     assert "robot_expiry_days = -1" in diagnosis and "\n" not in str(err.value)
     assert err.value.report is not None and err.value.report.checks[-1].detail == diagnosis
-    # a rerun replaces the expired robot this notebook made: one robot, and it pushes
+    # the fix it names: a rerun with -1 makes the robot never expire, the same secret works again
+    secret = files.values.password
     conn, files = steps(tmp_path, robot_expiry_days=-1)
     robots = fresh.state()["harbor"]["robots"]
     assert [(r["name"], r["expires_at"]) for r in robots] == [
         ("robot$binderhub+binderhub-builder", -1)
     ]
+    assert files.values.password == secret  # nothing to redeploy
+    assert conn.verify(files).status == "done"
+
+
+def test_an_expired_robot_with_a_finite_expiry_is_replaced(
+    fresh: sandbox.Sandbox, tmp_path: Path
+) -> None:
+    settings(fresh, clock_offset_days=-3)  # made three days ago, for one day
+    steps(tmp_path, robot_expiry_days=1)
+    settings(fresh, clock_offset_days=0)
+    conn, files = steps(tmp_path, robot_expiry_days=2)  # still past: a new robot, 2 days
+    robots = fresh.state()["harbor"]["robots"]
+    assert len(robots) == 1 and robots[0]["duration"] == 2
     assert conn.verify(files).status == "done"
 
 

@@ -94,6 +94,7 @@ __all__ = [
     "refresh_robot_secret",
     "robot_expiry_days",
     "robot_works",
+    "set_robot_expiry",
     "sign_in",
     "validate",
 ]
@@ -296,21 +297,32 @@ def delete_project(api: HarborAPI, name: str) -> int:
     Returns how many repositories went with it; a project already gone is no error.
     """
     project = quote(name, safe="")
-    try:
-        repositories = api.call("GET", f"/projects/{project}/repositories?page_size=100")
-    except CloudError as e:
-        if e.status == 404:
-            return 0
-        raise
-    for repository in repositories or []:
-        short = str(repository["name"]).removeprefix(name + "/")
-        api.call("DELETE", f"/projects/{project}/repositories/{quote(quote(short, safe=''))}")
+    deleted = 0
+    while True:  # a page at a time: each deletion shrinks the listing
+        try:
+            repositories = api.call(
+                "GET", f"/projects/{project}/repositories", params={"page_size": 100}
+            )
+        except CloudError as e:
+            if e.status == 404:
+                return deleted
+            raise
+        if not repositories:
+            break
+        for repository in repositories:
+            short = quote(quote(str(repository["name"]).removeprefix(name + "/"), safe=""))
+            try:
+                api.call("DELETE", f"/projects/{project}/repositories/{short}")
+            except CloudError as e:
+                if e.status != 404:
+                    raise
+            deleted += 1
     try:
         api.call("DELETE", f"/projects/{project}", headers={"X-Is-Resource-Name": "true"})
     except CloudError as e:
         if e.status != 404:
             raise
-    return len(repositories or [])
+    return deleted
 
 
 def robot_permissions(project: str) -> list[dict[str, Any]]:
@@ -370,6 +382,19 @@ def create_robot(
     return created, secret
 
 
+def set_robot_expiry(api: HarborAPI, robot: dict[str, Any], expiry_days: int) -> dict[str, Any]:
+    """Give ``robot`` (as :func:`find_robot` shows it) a new duration; the robot as it is now.
+
+    Harbor counts the days from the robot's creation (-1: never), and its secret
+    stays the same: a robot that expired works again with -1, nothing to redeploy.
+    """
+    keep = ("name", "description", "level", "disable", "permissions")
+    body = {k: robot[k] for k in keep if k in robot} | {"duration": expiry_days}
+    api.call("PUT", f"/robots/{int(robot['id'])}", json=body)
+    updated: dict[str, Any] = api.call("GET", f"/robots/{int(robot['id'])}")
+    return updated
+
+
 def refresh_robot_secret(api: HarborAPI, robot_id: int) -> Secret:
     """A new secret for robot ``robot_id`` (``PATCH /robots/{id}`` with ``{}``).
 
@@ -410,6 +435,10 @@ def expiry_text(expires_at: int) -> str:
         return "never expires"
     when = time.strftime("%Y-%m-%d", time.gmtime(expires_at)) + " (UTC)"
     return f"expired on {when}" if _expired(expires_at) else f"expires on {when}"
+
+
+def _days(days: int) -> str:
+    return "forever (never expires)" if days == -1 else f"{days} days from its creation"
 
 
 def _expired(expires_at: int) -> bool:
@@ -558,8 +587,8 @@ class HarborConnection(Connection):
             return (
                 f"robot account {name!r} {expiry_text(int(robot['expires_at']))}: Harbor "
                 "treats an expired robot as anonymous, so its tokens carry no push (mybinder.org's "
-                "builds broke so on 2022-12-16); rerun this notebook, which replaces the expired "
-                "robot it created, with robot_expiry_days = -1 (never) or a date you will renew by"
+                "builds broke so on 2022-12-16); rerun this notebook with robot_expiry_days = -1: "
+                "the robot it created then never expires and this secret.yaml works again"
             )
         if robot.get("disable"):
             return f"robot account {name!r} is disabled in Harbor: enable it (Robot Accounts)"
@@ -663,7 +692,9 @@ def ensure_robot(conn: HarborConnection) -> Result[Secret | None]:
     """Reuse the robot account while the stored secret works; else make or refresh it.
 
     - none: create it (project level, push and pull, ``robot_expiry_days``);
-    - this notebook's, expired: delete it and create it again;
+    - this notebook's, with another duration: set ``robot_expiry_days`` (Harbor counts
+      from the robot's creation; its secret stays, so -1 revives an expired robot);
+    - this notebook's, still expired: delete it and create it again;
     - this notebook's, secret lost or refused, or ``rotate``: refresh its secret;
     - someone else's without a working stored secret: stop (a refresh would
       break whoever uses it).
@@ -685,6 +716,14 @@ def ensure_robot(conn: HarborConnection) -> Result[Secret | None]:
     if found is not None and pending:
         record.set("harbor_robot", {"id": found["id"], "name": found["name"]})
         record.forget("harbor_robot_pending")
+    changed = ""
+    if found is not None and ours and found.get("duration") != days:
+        if p.dry_run:
+            return Result(
+                None, "planned", f"would make robot account {wanted!r} last {_days(days)}"
+            )
+        found = set_robot_expiry(api, found, days)  # the secret stays: nothing to redeploy
+        changed = f"now lasts {_days(days)}; "
     if found is not None and _expired(int(found.get("expires_at", -1))):
         when = expiry_text(int(found["expires_at"]))
         if not ours:
@@ -726,8 +765,11 @@ def ensure_robot(conn: HarborConnection) -> Result[Secret | None]:
     if works and not p.rotate:
         conn.secret = stored
         who = "created by this notebook" if ours else "found"
+        status = "updated" if changed else "reused"
         return Result(
-            stored, "reused", f"robot account {name!r} ({who}), stored secret works; {expiry}"
+            stored,
+            status,
+            f"robot account {name!r} ({who}), stored secret works; {changed}{expiry}",
         )
     if not ours and not works:
         raise PermissionDenied(

@@ -64,6 +64,11 @@ a taken name: 409                            src/pkg/robot/dao/dao.go (409 "robo
 ``GET /robots?q=Level=project,ProjectID=N``  swagger (ListRobot, Robot); handler/robot.go
 (no secret); ``GET``, ``DELETE /robots/id``  (ListRobot's q, "ProjectID must be a positive
 (200, no body)                               integer", DeleteRobot 200)
+``PUT /robots/{id}`` the Robot back: name    swagger (UpdateRobot: body Robot, 200);
+and level kept, a new duration sets          handler/robot.go (updateV2Robot: "cannot update
+expires_at = creation + days (or -1),        the level or name of robot", "cannot update the
+description, disable, permissions replaced   project id of robot", ExpiresAt from
+                                             CreationTime)
 ``PATCH /robots/{id}`` RobotSec: ``{}``      swagger (RefreshSec: PATCH, body robotSec,
 -> 200 {secret} (new, shown once); a given   200 RobotSec); handler/robot.go (RefreshSec,
 secret must be 8-128 with upper, lower and   IsValidSec message, empty secret answered)

@@ -83,6 +83,7 @@ class HarborApi:
             ("GET", "/robots", self.list_robots),
             ("POST", "/robots", self.create_robot),
             ("GET", "/robots/{robot_id}", self.get_robot),
+            ("PUT", "/robots/{robot_id}", self.update_robot),
             ("PATCH", "/robots/{robot_id}", self.refresh_secret),
             ("DELETE", "/robots/{robot_id}", self.delete_robot),
         ]
@@ -364,6 +365,47 @@ class HarborApi:
         """``GET /robots/{robot_id}`` (no secret)."""
         robot = self._robot(request)
         return robot if isinstance(robot, Response) else json_response(200, robot.public())
+
+    def update_robot(self, front: RegistryFront, request: Request, who: Principal) -> Response:
+        """``PUT /robots/{robot_id}`` (UpdateRobot): the whole ``Robot`` back, changed.
+
+        Name and level must stay; a new ``duration`` sets ``expires_at`` from the
+        robot's creation time (-1: never); description, disable and permissions
+        (when given) are replaced. 200, no body.
+        """
+        robot = self._robot(request)
+        if isinstance(robot, Response):
+            return robot
+        refused = self._admin(who)
+        if refused is not None:
+            return refused
+        body = request.json()
+        if not isinstance(body, dict):
+            return harbor_error(422, "UNPROCESSABLE_ENTITY", "the body is not a Robot")
+        duration = body.get("duration")
+        duration = robot.duration if duration is None else duration
+        if not isinstance(duration, int) or not (duration == -1 or 0 < duration < 2**31 - 1):
+            return harbor_error(
+                400,
+                "BAD_REQUEST",
+                f"bad request error duration input: {duration}, duration must be either -1(Never) "
+                "or a positive integer",
+            )
+        permissions = body.get("permissions") or []
+        if not isinstance(permissions, list) or not permissions:
+            return harbor_error(400, "BAD_REQUEST", "bad request empty permission")
+        first = permissions[0] if isinstance(permissions[0], dict) else {}
+        if first.get("namespace") != robot.project.name:
+            return harbor_error(400, "BAD_REQUEST", "cannot update the project id of robot")
+        if body.get("level") != "project" or body.get("name") != robot.full_name:
+            return harbor_error(400, "BAD_REQUEST", "cannot update the level or name of robot")
+        if duration != robot.duration:
+            robot.duration = duration
+            robot.expires_at = -1 if duration == -1 else int(robot.creation_time + duration * DAY)
+        robot.description = str(body.get("description", ""))
+        robot.disabled = bool(body.get("disable", False))
+        robot.permissions = permissions
+        return Response(200)
 
     def refresh_secret(self, front: RegistryFront, request: Request, who: Principal) -> Response:
         """``PATCH /robots/{robot_id}`` (RefreshSec): ``{}`` makes a new secret, shown once.

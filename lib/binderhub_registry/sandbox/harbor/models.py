@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "ANONYMOUS",
+    "DAY",
     "NAME_RULE",
     "PROJECT_ACTIONS",
     "ROBOT_PREFIX",
@@ -23,6 +25,7 @@ __all__ = [
     "Robot",
     "User",
     "iso",
+    "new_secret",
 ]
 
 #: Project and robot names (src/pkg/project/manager.go restrictedNameChars; handler/robot.go).
