@@ -249,9 +249,10 @@ def test_registries_die_with_a_killed_sandbox(tmp_path: Path) -> None:
             disable_instance_discovery=True,
             connection_verify=box.ca_file,
         )
+        started = _children(box.pid)  # the registries of the sandbox's start (Docker Hub, ...)
         make_registry(Tenant(box, creds, credential))  # one more registry, started later
         registries = _children(box.pid)
-        assert len(registries) == 3  # Docker Hub's, Harbor's and the ACR front's
+        assert len(started) >= 1 and len(registries) == len(started) + 1  # + the ACR front's
     finally:
         os.kill(box.pid, signal.SIGKILL)
     deadline = time.monotonic() + 2

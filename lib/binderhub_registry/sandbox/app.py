@@ -301,7 +301,7 @@ class Backend:
         return endpoint
 
 
-#: Builds a backend from the sandbox's context; ``server.BACKENDS`` lists them.
+#: Builds a backend from the sandbox's context; ``server.backends()`` lists them.
 BackendFactory = Callable[[Context], Backend]
 
 

@@ -4,9 +4,15 @@ Run as ``python -m binderhub_registry.sandbox.server DIRECTORY``; the
 ``binderhub-registry sandbox start`` command does that in the background and
 waits for ``DIRECTORY/sandbox.json``, written once every port answers.
 
-The server knows no provider: it builds every backend in :data:`BACKENDS`,
+The server knows no provider: it builds every backend :func:`backends` lists,
 mounts them on one :class:`~.app.App`, attaches them (each starts its own
 registries) and, at the end, shuts them down.
+
+The start-up order keeps the cold start within its 0.5 s: the certificates are
+made in a child process (:func:`.tls.start_making`) while this one imports the
+web stack and the backends (~0.3 s), so ``cryptography``'s import runs on the
+other core; docker-registry children are waited for at their first use, and the
+proxy's HTTP client is imported once ``sandbox.json`` is written.
 """
 
 from __future__ import annotations
@@ -17,38 +23,48 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import tls
-from .app import App, BackendFactory, Context
-from .azure import AzureCloud
-from .dockerhub import DockerHub
 from .files import check_private_dir, write_private
-from .google import GoogleCloud
-from .harbor import Harbor
-from .ovh import OvhCloud
 
-__all__ = ["BACKENDS", "serve"]
+if TYPE_CHECKING:
+    from .app import BackendFactory
 
-#: Every provider's backend, in mount order.
-BACKENDS: list[BackendFactory] = [
-    DockerHub.create,
-    AzureCloud.create,
-    GoogleCloud.create,
-    OvhCloud.create,
-    Harbor.create,
-]
+__all__ = ["backends", "serve"]
 
 
-async def _serve(directory: Path) -> None:
-    context = Context(directory, tls.generate(directory))
-    app = App([make(context) for make in BACKENDS], context)
+def backends() -> list[BackendFactory]:
+    """Every provider's backend, in mount order (imported here, after the certificate maker
+    has started: see the module doc)."""
+    from .azure import AzureCloud
+    from .dockerhub import DockerHub
+    from .google import GoogleCloud
+    from .harbor import Harbor
+    from .ovh import OvhCloud
+
+    return [
+        DockerHub.create,
+        AzureCloud.create,
+        GoogleCloud.create,
+        OvhCloud.create,
+        Harbor.create,
+    ]
+
+
+async def _serve(directory: Path, factories: list[BackendFactory], material: tls.Material) -> None:
+    from . import registry_front
+    from .app import App, Context
+
+    context = Context(directory, material)
+    app = App([make(context) for make in factories], context)
     main = await app.start()
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopped.set)
     try:
-        # attach in worker threads, all at once: each waits for its own registry processes
+        # attach in worker threads, all at once (an attach may block on its own listeners)
         await asyncio.gather(*(asyncio.to_thread(b.attach, app) for b in app.backends))
         registries: dict[str, str] = {}
         for backend in app.backends:
@@ -62,6 +78,7 @@ async def _serve(directory: Path) -> None:
         }
         # 0600, through a fresh file renamed into place: a planted link is never followed
         write_private(directory / "sandbox.json", json.dumps(info, indent=2).encode())
+        registry_front.warm_up()  # after the start, not during it
         await stopped.wait()
     finally:
         (directory / "sandbox.json").unlink(missing_ok=True)
@@ -74,7 +91,9 @@ def serve(directory: Path) -> None:
     """Start everything, write sandbox.json, then wait for SIGTERM or SIGINT."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     check_private_dir(directory)  # the user's own, closed to others (see files.py)
-    asyncio.run(_serve(directory))
+    making = tls.start_making(directory)  # on the other core, while backends() imports
+    factories = backends()
+    asyncio.run(_serve(directory, factories, tls.finish_making(making, directory)))
 
 
 if __name__ == "__main__":

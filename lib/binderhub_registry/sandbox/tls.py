@@ -1,9 +1,10 @@
 """TLS and token-signing material, made fresh at every sandbox start.
 
 The files (CA, loopback server certificate and key, token-signing certificate and
-key) are made by :mod:`.certs`. The server has them made in a child process
-(:func:`start_making`) while it imports its web stack, and picks them up with
-:func:`finish_making`: on two cores that takes ``cryptography``'s import off the
+key, a spare RSA key pair for a seeded service account) are made by
+:mod:`.certs`. The server has them made in a child process (:func:`start_making`)
+while it imports its web stack, and picks them up with :func:`finish_making`: on
+two cores that takes ``cryptography``'s import, and RSA key generation, off the
 cold start. :func:`generate` makes them in this process.
 """
 
@@ -21,7 +22,8 @@ __all__ = ["Material", "finish_making", "generate", "start_making"]
 
 @dataclass(frozen=True)
 class Material:
-    """Paths of the files, and the token-signing key in PEM with its libtrust key id."""
+    """Paths of the files, the token-signing key in PEM with its libtrust key id, and the
+    spare RSA pair (PKCS#8 and SubjectPublicKeyInfo PEM) a backend may seed an account with."""
 
     ca_file: Path
     cert_file: Path
@@ -29,6 +31,8 @@ class Material:
     token_cert_file: Path
     token_key_pem: bytes
     token_kid: str
+    service_key_pem: bytes
+    service_public_pem: bytes
 
     @classmethod
     def load(cls, directory: Path, token_kid: str) -> Material:
@@ -40,6 +44,8 @@ class Material:
             token_cert_file=directory / "token.crt",
             token_key_pem=read_private(directory / "token.key"),
             token_kid=token_kid,
+            service_key_pem=read_private(directory / "service.key"),
+            service_public_pem=read_private(directory / "service.pub", private=False),
         )
 
 

@@ -70,8 +70,9 @@ class GoogleCloud(Backend):
 
     prefix = "/google"
 
-    def __init__(self, deployer: dict[str, str]) -> None:
+    def __init__(self, deployer: dict[str, str], deployer_public: str | None = None) -> None:
         self.deployer = deployer
+        self.deployer_public = deployer_public
         self.app: App | None = None
         self.iam: IamServer | None = None
         self.iam_port = 0
@@ -84,13 +85,19 @@ class GoogleCloud(Backend):
 
     @classmethod
     def create(cls, context: Context) -> GoogleCloud:
-        """The backend, with the deployer's key from the sandbox's credentials."""
-        return cls(context.secret("google", seed_credentials))
+        """The backend, with the deployer's key from the sandbox's credentials (made from
+        the sandbox's spare RSA pair in a new sandbox directory)."""
+        pair = (
+            context.material.service_key_pem.decode(),
+            context.material.service_public_pem.decode(),
+        )
+        deployer = context.secret("google", lambda: seed_credentials(pair))
+        return cls(deployer, pair[1] if deployer.get("private_key") == pair[0] else None)
 
     # --- lifecycle ---------------------------------------------------------------
     def seed(self) -> None:
         """The seeded project (see :func:`~.models.seed_project`)."""
-        self.project: Project = seed_project(self.deployer)
+        self.project: Project = seed_project(self.deployer, self.deployer_public)
 
     def attach(self, app: App) -> None:
         """Start the gRPC IAM service in the background, on a port chosen now.

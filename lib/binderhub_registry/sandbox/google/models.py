@@ -46,9 +46,6 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-
 __all__ = [
     "DEFAULT_SETTINGS",
     "PROJECT",
@@ -93,6 +90,10 @@ WORKLOAD_IDENTITY_USER = "roles/iam.workloadIdentityUser"
 
 def _rsa_pem() -> tuple[str, str]:
     """A new RSA key pair: (private PKCS#8 PEM, public PEM)."""
+    # cryptography here, not at the top: the sandbox's start path needs none of it
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = private.private_bytes(
         serialization.Encoding.PEM,
@@ -114,6 +115,8 @@ def public_of(private_pem: str, *, ours: bool = False) -> str | None:
     ``ours``: the sandbox's own seeded key, whose RSA checks are skipped (they cost
     ~40 ms at every start and reset); a key a client presents is always checked.
     """
+    from cryptography.hazmat.primitives import serialization
+
     try:
         key = serialization.load_pem_private_key(
             private_pem.encode(), password=None, unsafe_skip_rsa_key_validation=ours
@@ -282,9 +285,10 @@ def key_file(
     }
 
 
-def seed_credentials() -> dict[str, str]:
-    """The deployer's key (its private half), for the sandbox's ``credentials.json``."""
-    private_pem, public_pem = _rsa_pem()
+def seed_credentials(pair: tuple[str, str] | None = None) -> dict[str, str]:
+    """The deployer's key (its private half), for the sandbox's ``credentials.json``, from
+    ``pair`` (private PEM, public PEM: the sandbox's spare pair) or a new one."""
+    private_pem, public_pem = pair or _rsa_pem()
     key_id = hashlib.sha1(public_pem.encode()).hexdigest()
     return {
         "project_id": PROJECT,
@@ -294,9 +298,12 @@ def seed_credentials() -> dict[str, str]:
     }
 
 
-def seed_project(deployer: dict[str, str]) -> Project:
-    """The seeded project: IAM and Service Usage on, Artifact Registry off, one Owner."""
-    public = public_of(deployer["private_key"], ours=True) or ""
+def seed_project(deployer: dict[str, str], public_pem: str | None = None) -> Project:
+    """The seeded project: IAM and Service Usage on, Artifact Registry off, one Owner.
+
+    ``public_pem``: the deployer's public key when known (else derived, ~60 ms of imports).
+    """
+    public = public_pem or public_of(deployer["private_key"], ours=True) or ""
     account = ServiceAccount(SEED_ACCOUNT, "100000000000000000001", "deployer")
     account.keys[deployer["private_key_id"]] = Key(
         deployer["private_key_id"], public, "2026-01-01T00:00:00Z"

@@ -38,10 +38,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-
 from ..app import Request, Response, json_response
 from .models import Project, Repository
 
@@ -105,6 +101,11 @@ def verify_jwt(project: Project, token: str) -> str | None:
     Token-endpoint assertions and self-signed JWTs (which the SDKs send as Bearer
     tokens for service-account keys: google-auth ``always_use_jwt_access``) alike.
     """
+    # cryptography here, not at the top: the sandbox's start path needs none of it
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
     try:
         head, body, signature = token.split(".")
         header = json.loads(_b64url(head))
