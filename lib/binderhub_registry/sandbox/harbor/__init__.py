@@ -18,18 +18,22 @@ against it); ``src/...`` are goharbor/harbor source files (commit c50c7dd,
 behaviour                                    source
 ===========================================  ==============================================
 API under ``/api/v2.0``, Basic auth of       swagger (basePath, securityDefinitions basic);
-local users; none or wrong: 401             src/server/v2.0/handler/base.go
-``{"errors":[{"code":"UNAUTHORIZED",...}]}``  (RequireAuthenticated); src/lib/http/error_test.go
+local users; none or wrong: 401              src/server/v2.0/handler/base.go
+``{"errors":[{"code":"UNAUTHORIZED",...}]}`` (RequireAuthenticated); src/lib/http/error_test.go
                                              (body ``"message":"unauthorized"``)
 errors ``{"errors": [{code, message}]}``     swagger (Errors, Error); src/lib/errors/const.go
-every API answer sets a ``sid`` cookie; a    goharbor/harbor#12354 (Set-Cookie sid on an API
-write that sends ``sid`` back without        answer); src/server/middleware/session (any sid
-``X-Harbor-CSRF-Token`` is 403 FORBIDDEN     cookie marks the request as carrying a session),
+every API answer sets a ``sid`` cookie       goharbor/harbor#12354 (Set-Cookie sid on an API
+(on every answer: assumption); a write that  answer); src/server/middleware/session (any sid
+sends ``sid`` back without                   cookie marks the request as carrying a session),
+``X-Harbor-CSRF-Token`` is 403 FORBIDDEN
 "CSRF token invalid"; with the header, the   src/server/middleware/csrf (only session-less
 token is not checked (assumption)            /api/, /v2/, /service/ requests skip CSRF);
                                              captured bodies in #15994, #12676; #13570 ("disable
                                              the cookie for the python client")
-``GET /users/current`` -> UserResp           swagger (getCurrentUserInfo)
+``GET /users/current`` -> UserResp; a        swagger (getCurrentUserInfo); a robot is no
+robot gets 401                               local user: assumption
+``X-Request-Id`` on every API answer         src/server/middleware/requestid
+a body that is no JSON object: 422           DESIGN section 10 (422 for binding errors)
 a seeded public project ``library``          make/migrations/postgresql/0001_initial_schema
 ``POST /projects`` {project_name, metadata:  swagger (createProject: 201 with no schema,
 {public}} -> 201, empty body, ``Location``   409 Errors); src/server/v2.0/handler/project.go
@@ -63,7 +67,8 @@ a taken name: 409                            src/pkg/robot/dao/dao.go (409 "robo
                                              %d:%s already exists"); DESIGN section 10
 ``GET /robots?q=Level=project,ProjectID=N``  swagger (ListRobot, Robot); handler/robot.go
 (no secret); ``GET``, ``DELETE /robots/id``  (ListRobot's q, "ProjectID must be a positive
-(200, no body)                               integer", DeleteRobot 200)
+(200, no body); system-level robots are not  integer", DeleteRobot 200); no system robots:
+modelled (none listed, creation 403)         assumption
 ``PUT /robots/{id}`` the Robot back: name    swagger (UpdateRobot: body Robot, 200);
 and level kept, a new duration sets          handler/robot.go (updateV2Robot: "cannot update
 expires_at = creation + days (or -1),        the level or name of robot", "cannot update the
