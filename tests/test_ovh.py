@@ -23,6 +23,7 @@ from binderhub_registry.errors import (
     BinderHubRegistryError,
     CloudError,
     MissingCredentials,
+    VerificationFailed,
 )
 from binderhub_registry.providers import harbor, ovh
 from binderhub_registry.sandbox.ovh import SEED_PROJECT
@@ -431,3 +432,21 @@ def test_use_admin_user_gives_binderhub_the_guides_harbor_user(
     assert registries(fresh)[0]["harbor"]["robots"] == []
     with pytest.raises(InvalidParameter, match=r"^parameter 'rotate': works on the robot"):
         params(out, use_admin_user=True, rotate=True)
+
+
+def test_verify_names_a_robot_whose_expiry_passed_and_a_rerun_replaces_it(
+    fresh: sandbox.Sandbox, out: Path
+) -> None:
+    settings(fresh, harbor_clock_offset_days=-2)  # the robot is made two days ago, for one day
+    conn = full_run(runner(), params(out, robot_expiry_days=1))
+    settings(fresh, harbor_clock_offset_days=0)  # now it has expired
+    files = conn.write_values().value
+    with pytest.raises(VerificationFailed) as err:
+        runner().step("Verify", conn.verify, files)
+    assert "expired on" in str(err.value) and "robot_expiry_days" in str(err.value)
+    run = runner()
+    full_run(run, params(out, robot_expiry_days=1))  # this notebook's expired robot: replaced
+    assert "BinderHub's credential [created]" in repr(run.checklist)
+    assert [r["name"] for r in registries(fresh)[0]["harbor"]["robots"]] == [
+        "robot$binderhub+binderhub-builder"
+    ]

@@ -80,7 +80,9 @@ from the sandbox's fault API                  statuses raise APIError)
 
 Ids are deterministic (uuid5 over a counter), so two runs from the seed give the
 same ids. ``/_sandbox/ovh/settings``: ``installing_polls``, ``delivering_polls``,
-``deleting_polls`` (GETs spent in each status, default 1).
+``deleting_polls`` (GETs spent in each status, default 1), and
+``harbor_clock_offset_days`` (how far the registries' Harbors' clocks run ahead, default 0:
+robots expire).
 """
 
 from __future__ import annotations

@@ -135,12 +135,18 @@ class OvhCloud(Backend):
         from ..harbor import HarborInstance  # here: the sandbox's start does not wait for it
 
         if registry.harbor is None:
-            instance = HarborInstance(f"ovh-{registry.id[:8]}", lock=self.lock)
+            instance = HarborInstance(
+                f"ovh-{registry.id[:8]}", lock=self.lock, clock=self._harbor_clock
+            )
             for user in registry.users.values():
                 instance.add_user(user.user, user.password, sysadmin=True)
             instance.start(self.app)
             registry.harbor = instance
         registry.url = registry.harbor.url
+
+    def _harbor_clock(self) -> float:
+        """The Harbors' now: ``harbor_clock_offset_days`` ahead of this machine's."""
+        return time.time() + self.account.settings["harbor_clock_offset_days"] * 86400.0
 
     def undeliver(self, registry: Registry) -> None:
         """Stop the registry's Harbor, if it has one."""

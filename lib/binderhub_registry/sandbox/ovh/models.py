@@ -80,6 +80,7 @@ DEFAULT_SETTINGS: dict[str, int] = {
     "installing_polls": 1,  # INSTALLING answers before DELIVERING
     "delivering_polls": 1,  # DELIVERING answers before READY
     "deleting_polls": 1,  # DELETING answers after a DELETE, before 404
+    "harbor_clock_offset_days": 0,  # how far the registries' Harbors run ahead (robots expire)
 }
 
 _PLAN_DATES = ("2019-09-13T15:53:33.599585Z", "2021-03-29T10:09:03.960847Z")
