@@ -261,3 +261,18 @@ def test_a_lost_secret_is_refreshed_not_duplicated(fresh: sandbox.Sandbox, tmp_p
     assert not harbor.robot_works(api, name, old)
     assert harbor.robot_works(api, name, files.values.password)
     assert len(fresh.state()["harbor"]["robots"]) == 1
+
+
+def test_teardown_leaves_a_project_it_found(fresh: sandbox.Sandbox, tmp_path: Path) -> None:
+    import asyncio
+
+    harbor.create_project(admin_api(fresh), "binderhub")  # someone else's project
+    steps(tmp_path)
+    down = harbor.sign_in(
+        harbor.validate(defaults() | {"output_dir": str(tmp_path / "values"), "teardown": True})
+    ).value
+    result = asyncio.run(down.teardown())
+    assert result.detail.startswith("robot account 'robot$binderhub+binderhub-builder';")
+    state = fresh.state()["harbor"]
+    assert [p["name"] for p in state["projects"]] == ["library", "binderhub"]
+    assert state["robots"] == []
