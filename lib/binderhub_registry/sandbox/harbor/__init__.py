@@ -73,15 +73,20 @@ modelled (none listed, creation 403)         assumption
 and level kept, a new duration sets          handler/robot.go (updateV2Robot: "cannot update
 expires_at = creation + days (or -1),        the level or name of robot", "cannot update the
 description, disable, permissions replaced   project id of robot", ExpiresAt from
-                                             CreationTime)
+                                             CreationTime); captured on demo.goharbor.io in
+                                             container-registry/harbor-satellite#307 (a longer
+                                             duration renews an expired robot at once)
 ``PATCH /robots/{id}`` RobotSec: ``{}``      swagger (RefreshSec: PATCH, body robotSec,
 -> 200 {secret} (new, shown once); a given   200 RobotSec); handler/robot.go (RefreshSec,
 secret must be 8-128 with upper, lower and   IsValidSec message, empty secret answered)
-digit and is answered ``{}``; the old
-secret stops working at once
+digit and is answered ``{}``; the old        goharbor/harbor#22256 (a refresh keeps the
+secret stops working at once; expires_at     creation date, so the expiry)
+stays
 robot credentials against live state: a      src/server/middleware/security/robot.go (secret,
 wrong secret, a disabled or expired robot    Disabled, ``ExpiresAt != -1 && <= now``: no
-(``expires_at <= now``) is no one            security context)
+(``expires_at <= now``) is no one            security context); harbor-satellite#307
+                                             (expired: ``/v2/`` 401, token 200 with empty
+                                             actions, right or wrong secret alike)
 ``/v2/`` without credentials: ``Bearer       src/server/middleware/v2auth/auth.go
 realm="https://<host>/service/token",        (getChallenge; with an Authorization header that
 service="harbor-registry"``; wrong Basic     fails: ``Basic realm="harbor"``); Basic accepted
