@@ -334,6 +334,21 @@ def test_teardown_deletes_the_user_and_registry_it_created_and_nothing_else(
     assert again.detail == "nothing recorded as created by this notebook"
 
 
+def test_in_a_registry_it_did_not_create_teardown_deletes_only_its_harbor_user(
+    fresh: sandbox.Sandbox, out: Path, tmp_path: Path
+) -> None:
+    run = runner()  # someone else's registry, READY, without a Harbor user
+    conn = run.step("Sign in", ovh.sign_in, params(tmp_path / "first"))
+    run.step("Registry", ovh.ensure_registry, conn)
+    run.step("READY", ovh.wait_until_ready, conn)
+    up_to_admin(runner(), params(out))  # reuses it, makes its own Harbor user
+    assert registries(fresh)[0]["users"] == [ovh.ADMIN_LOGIN]
+    conn = runner().step("Sign in", ovh.sign_in, params(out, teardown=True))
+    result = asyncio.run(conn.teardown())
+    assert "Harbor user" in result.detail and "registry" not in result.detail
+    assert [(r["name"], r["users"]) for r in registries(fresh)] == [("binderhub", [])]
+
+
 def test_reusing_a_registry_it_did_not_create_leaves_it_at_teardown(
     fresh: sandbox.Sandbox, out: Path, tmp_path: Path
 ) -> None:

@@ -426,7 +426,7 @@ class OvhConnection(harbor.HarborConnection):
 
     # --- deletions ------------------------------------------------------------------------
     def _delete_admin(self, user: dict[str, Any]) -> None:
-        registry = self._recorded_registry_id()
+        registry = user.get("registry") or self._recorded_registry_id()
         if registry and user.get("id"):
             try:
                 self.call("DELETE", f"/containerRegistry/{registry}/users/{user['id']}")
@@ -707,7 +707,7 @@ def ensure_admin_user(conn: OvhConnection) -> Result[str | None]:
         return Result(None, "planned", f"would create Harbor user {ADMIN_LOGIN}{again}")
     if existing is not None:  # ours, but its password is gone: make it again
         conn.call("DELETE", f"{base}/{existing['id']}")
-    conn.record.set("admin_user", {"login": ADMIN_LOGIN, "id": None})
+    conn.record.set("admin_user", {"login": ADMIN_LOGIN, "id": None, "registry": registry["id"]})
     made = conn.call("POST", base, login=ADMIN_LOGIN)
     write_private_file(
         conn.admin_file,
@@ -721,7 +721,9 @@ def ensure_admin_user(conn: OvhConnection) -> Result[str | None]:
             }
         ),
     )
-    conn.record.set("admin_user", {"login": ADMIN_LOGIN, "id": made["id"]})
+    conn.record.set(
+        "admin_user", {"login": ADMIN_LOGIN, "id": made["id"], "registry": registry["id"]}
+    )
     conn.admin_username, conn.admin = str(made["user"]), Secret(str(made["password"]))
     conn.api = harbor.HarborAPI(
         f"https://{conn.host}", conn.admin_username, conn.admin, conn.ca_file
