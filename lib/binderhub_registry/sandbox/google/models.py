@@ -58,6 +58,7 @@ __all__ = [
     "Repository",
     "ServiceAccount",
     "new_key",
+    "rsa_pair",
     "seed_credentials",
     "seed_project",
 ]
@@ -252,11 +253,22 @@ class Project:
         return account if public_of(str(info.get("private_key", ""))) == key.public_pem else None
 
 
+def rsa_pair() -> tuple[str, str]:
+    """A new RSA key pair (private PKCS#8 PEM, public PEM), as Google makes for a key."""
+    return _rsa_pem()
+
+
 def new_key(
-    project: Project, account: ServiceAccount, token_uri: str
+    project: Project,
+    account: ServiceAccount,
+    token_uri: str,
+    pair: tuple[str, str] | None = None,
 ) -> tuple[Key, dict[str, Any]]:
-    """A new key for ``account``: the stored public half, and the key file's JSON."""
-    private_pem, public_pem = _rsa_pem()
+    """A new key for ``account``: the stored public half, and the key file's JSON.
+
+    ``pair``: a pair made ahead (:func:`rsa_pair`), else a new one now.
+    """
+    private_pem, public_pem = pair or _rsa_pem()
     key_id = hashlib.sha1(public_pem.encode()).hexdigest()  # an id, not security
     key = Key(key_id, public_pem, "2026-01-01T00:00:00Z")
     account.keys[key_id] = key
