@@ -265,3 +265,34 @@ def test_google_auth_reads_the_fake_through_gce_metadata_host(
         timeout=10,
     )
     assert r.status_code == 200 and r.json()["token"]
+
+
+def test_real_keyless_values_are_what_googleartifactregistry_reads(tmp_path: Path) -> None:
+    """Real mode (no network here): the class, the registry URL, the metadata token URL."""
+    p = google.validate(KEYLESS, output_dir=str(tmp_path), sandbox=False, dry_run=True)
+    conn = google.GoogleConnection.__new__(google.GoogleConnection)
+    conn.params, conn.ca_file, conn.bound = p, None, True
+    conn.metadata_url = google.METADATA_URL
+    conn.host = google._host_of(conn, None)
+    values = conn.keyless_values()
+    assert values is not None
+    assert values.config() == {
+        "config": {
+            "BinderHub": {
+                "use_registry": True,
+                "image_prefix": "us-central1-docker.pkg.dev/binderhub-demo/binderhub/binder-",
+                "registry_class": "binderhub.registry.GoogleArtifactRegistry",
+            },
+            "DockerRegistry": {
+                "url": "https://us-central1-docker.pkg.dev",
+                # binderhub/registry.py GoogleArtifactRegistry._default_token_url
+                "token_url": "http://metadata.google.internal/computeMetadata/v1/instance/"
+                "service-accounts/default/token",
+            },
+        }
+    }
+    assert google.annotate_command(p) == (
+        "kubectl annotate serviceaccount binderhub --namespace binderhub "
+        "iam.gke.io/gcp-service-account=binderhub-builder@binderhub-demo.iam.gserviceaccount.com"
+        " --overwrite"
+    )

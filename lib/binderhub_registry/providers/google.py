@@ -78,6 +78,7 @@ __all__ = [
     "KeylessFiles",
     "KeylessValues",
     "Params",
+    "annotate_command",
     "bind_workload_identity",
     "enable_api",
     "ensure_key",
