@@ -780,9 +780,9 @@ def ensure_robot(conn: HarborConnection) -> Result[Secret | None]:
     why = "rotate" if works else "the stored secret is missing or refused"
     if p.dry_run:
         return Result(None, "planned", f"would refresh the secret of {name!r} ({why})")
-    if works:
-        record.set(conn.retiring, [found["id"]])
     conn.secret = refresh_robot_secret(api, int(found["id"]))
+    if works:  # a rotation: finish_rotation reports the old secret gone (once the new verifies)
+        record.set(conn.retiring, [found["id"]])
     return Result(
         conn.secret,
         "updated",
