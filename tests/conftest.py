@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,18 @@ import pytest
 
 from binderhub_registry import sandbox
 
+from .kernels import Zygote, fork_kernel_manager
+
 ROOT = Path(__file__).parent.parent
 NOTEBOOKS = ROOT / "notebooks"
+#: This worker's kernels are forked from one warm process (tests/kernels.py): the session's
+#: environment as the root conftest set it, before any test changes it
+_ZYGOTE = Zygote(dict(os.environ))
+_KERNEL_MANAGER = fork_kernel_manager(_ZYGOTE)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    _ZYGOTE.stop()
 
 
 @pytest.fixture(scope="session")
@@ -53,6 +64,7 @@ class NotebookRun:
                     cwd=str(self.workdir),
                     progress_bar=False,
                     kernel_name="python3",
+                    kernel_manager_class=_KERNEL_MANAGER,
                 )
                 break
             except RuntimeError as e:
