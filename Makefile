@@ -78,9 +78,14 @@ demo: install
 
 # independent tests in parallel, one sandbox per worker; a notebook's nbval cells stay together,
 # in order, on one worker (the scheduler in conftest.py). JOBS=0: serially. The client tests
-# skip themselves here, with the reason in the summary (tests/clients/conftest.py).
+# skip themselves here, with the reason in the summary (tests/clients/conftest.py). Ends with
+# the wall time and the load average it ran under (the machine may be shared).
 test: install
-	$(PYTEST) --nbval -n $(JOBS)
+	@echo "$(PYTEST) --nbval -n $(JOBS)"; start=$$(date +%s); rc=0; \
+	$(PYTEST) --nbval -n $(JOBS) || rc=$$?; \
+	took=$$(( $$(date +%s) - start )); \
+	echo "make test: $$((took / 60)) min $$((took % 60)) s (load average $$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo n/a)), pytest exit $$rc"; \
+	exit $$rc
 
 # The real Azure CLI for the client tests: pinned with every dependency (tests/clients/azure-cli.txt),
 # in a venv of its own under .tools/, never in .venv (its dependencies would fight the SDKs').
