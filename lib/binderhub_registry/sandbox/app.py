@@ -214,6 +214,7 @@ class Backend:
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
+        self.app: App | None = None  # set by attach: what is made later listens on it
         self._routes: dict[str, dict[str, Handler]] = {}
         self.seed()
 
@@ -229,10 +230,15 @@ class Backend:
         """Build the seeded state (no processes: :meth:`attach` starts those)."""
 
     def attach(self, app: App) -> None:
-        """Start what serves this backend (registries, listeners); runs in a worker thread."""
+        """Remember ``app`` (registries made later open their listeners on it); a backend
+        that serves something from the start extends this. Runs in a worker thread."""
+        self.app = app
 
     def reset(self) -> None:
-        """Return to the seeded state (the app holds :attr:`lock`)."""
+        """Return to the seeded state: :meth:`shutdown`, then :meth:`seed` (the app holds
+        :attr:`lock`); a backend whose :meth:`attach` starts what must outlive a reset
+        overrides this."""
+        self.shutdown()
         self.seed()
 
     def state(self) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..app import App, Backend, Context, Request
+from ..app import Backend, Context, Request
 from .arm import ResourceManager
 from .entra import EntraID
 from .graph import Graph
@@ -31,7 +31,6 @@ class AzureCloud(Backend):
 
     def __init__(self, deployer: dict[str, str]) -> None:
         self.deployer = deployer
-        self.app: App | None = None  # set by attach: registry fronts open listeners on it
         super().__init__()
         for service in (EntraID(self), ResourceManager(self), Graph(self)):
             for method, pattern, handler in service.routes():
@@ -46,15 +45,6 @@ class AzureCloud(Backend):
     def seed(self) -> None:
         """The seeded tenant (see :func:`~.models.seed_tenant`)."""
         self.tenant = seed_tenant(self.deployer["client_secret"])
-
-    def attach(self, app: App) -> None:
-        """Remember the app: registries created later open their fronts on it."""
-        self.app = app
-
-    def reset(self) -> None:
-        """Stop every registry front, then reseed the tenant."""
-        self.shutdown()
-        self.seed()
 
     def shutdown(self) -> None:
         """Stop every registry front and its docker-registry process."""

@@ -12,7 +12,7 @@ import secrets
 import time
 from typing import Any
 
-from ..app import App, Backend, Context
+from ..app import Backend, Context
 from .api import Api
 from .models import Account, Registry, User, seed_credentials
 
@@ -26,7 +26,6 @@ class OvhCloud(Backend):
 
     def __init__(self, credentials: dict[str, str]) -> None:
         self.credentials = credentials
-        self.app: App | None = None  # set by attach: delivered registries start their Harbor
         super().__init__()
         for method, pattern, handler in Api(self).routes():
             self.route(method, pattern, handler)
@@ -41,15 +40,6 @@ class OvhCloud(Backend):
         """The seeded account: one application, one consumer key, no registry."""
         c = self.credentials
         self.account = Account(c["application_key"], c["application_secret"], c["consumer_key"])
-
-    def attach(self, app: App) -> None:
-        """Remember the app: registries delivered later open their Harbor on it."""
-        self.app = app
-
-    def reset(self) -> None:
-        """Stop every registry's Harbor, then reseed."""
-        self.shutdown()
-        self.seed()
 
     def shutdown(self) -> None:
         """Stop every registry's Harbor."""
