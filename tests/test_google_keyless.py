@@ -296,3 +296,15 @@ def test_real_keyless_values_are_what_googleartifactregistry_reads(tmp_path: Pat
         "iam.gke.io/gcp-service-account=binderhub-builder@binderhub-demo.iam.gserviceaccount.com"
         " --overwrite"
     )
+
+
+def test_papermill_infers_the_keyless_parameters() -> None:
+    """``papermill --help-notebook`` lists auth and k8s_namespace (a comment it cannot parse
+    drops the parameter from its inference with only a warning)."""
+    import papermill
+
+    from .conftest import NOTEBOOKS
+
+    inferred = papermill.inspect_notebook(str(NOTEBOOKS / f"{google.NOTEBOOK}.ipynb"))
+    assert [p.name for p in google.PARAMETERS] == list(inferred)
+    assert inferred["auth"]["default"] == '"key"'
