@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import ast
+import asyncio
+import contextlib
+import inspect
+import io
 import json
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,6 +88,79 @@ class NotebookRun:
         """What the notebook recorded as created."""
         data: dict[str, Any] = json.loads((self.output_dir / "binderhub-registry.json").read_text())
         return data
+
+
+class InProcessRun:
+    """Runs a notebook's code cells in this process: the same cells, step runner and SDK calls
+    as a papermill run, without a kernel, papermill or nbformat output.
+
+    For long lists of scenarios (the fault matrix) where a kernel per case would cost more than
+    the case: nothing IPython adds is checked here (``short_errors``' one-line output, display),
+    so a few of each list run through papermill as well. Parameters are set after the
+    parameters cell, as papermill's injected cell does; cells tagged ``skip-execution`` are
+    skipped, as nbclient does; top-level ``await`` runs on one event loop per run, as in a
+    kernel. A cell's error is raised as is.
+    """
+
+    def __init__(self, path: Path, workdir: Path) -> None:
+        self.path = path
+        self.workdir = workdir
+        self.output_dir = workdir / "values"
+        self.outputs: list[str] = []  # each cell's last expression, as text (what it displays)
+        self.runs = 0
+
+    def __call__(self, **parameters: Any) -> dict[str, Any]:
+        """Execute with ``parameters`` (output_dir defaults to the test's); the namespace."""
+        nb = nbformat.read(str(self.path), as_version=4)
+        parameters = {"output_dir": str(self.output_dir)} | parameters
+        namespace: dict[str, Any] = {"__name__": "__main__"}
+        self.outputs = []
+        self.runs += 1
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        # what the run prints and logs, kept in a file as papermill keeps a notebook's
+        # outputs: the audit scans the tests' files for secrets
+        printed = io.StringIO()
+        handler = logging.StreamHandler(printed)
+        handler.setLevel(logging.WARNING)
+        here = os.getcwd()
+        loop = asyncio.new_event_loop()
+        try:
+            os.chdir(self.workdir)
+            logging.getLogger().addHandler(handler)
+            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+                for cell in nb.cells:
+                    tags = cell.metadata.get("tags", [])
+                    if cell.cell_type != "code" or "skip-execution" in tags:
+                        continue
+                    value = _run_cell(cell.source, namespace, loop)
+                    if value is not None:
+                        self.outputs.append(repr(value))
+                        print(self.outputs[-1])
+                    if "parameters" in tags:
+                        namespace.update(parameters)
+        finally:
+            logging.getLogger().removeHandler(handler)
+            os.chdir(here)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+            (self.workdir / f"run{self.runs}.txt").write_text(printed.getvalue())
+        return namespace
+
+
+def _run_cell(source: str, namespace: dict[str, Any], loop: asyncio.AbstractEventLoop) -> Any:
+    """Run one cell's source; the value of its last line when that is an expression."""
+    tree = ast.parse(source)
+    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    parts: list[tuple[ast.mod, str]] = [(ast.Module(tree.body, type_ignores=[]), "exec")]
+    if isinstance(last, ast.Expr):
+        parts.append((ast.Expression(last.value), "eval"))
+    value = None
+    for part, mode in parts:
+        code = compile(part, "<cell>", mode, flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        value = eval(code, namespace)  # the repository's own notebook cell
+        if code.co_flags & inspect.CO_COROUTINE:
+            value = loop.run_until_complete(value)
+    return value
 
 
 @pytest.fixture

@@ -99,8 +99,12 @@ FAULTS = [
         "tests/test_contract.py::test_crash_half_way_then_rerun_leaves_no_duplicates",
     ),
     Family(
-        "each creating call x fault kind (test_faults.py)",
+        "each creating call x fault kind (test_faults.py, in-process)",
         "tests/test_faults.py::test_a_fault_on_a_creating_call_is_survived_or_stops_cleanly",
+    ),
+    Family(
+        "the same, through papermill (test_faults.py)",
+        "tests/test_faults.py::test_a_fault_in_the_notebook_is_survived_or_stops_with_one_line",
     ),
 ]
 
