@@ -11,6 +11,7 @@ kernel, so one worker runs them all, in order (the scheduler below).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -64,20 +65,70 @@ def _notebook_build_dir(item: pytest.Item) -> Path:
     return ROOT / "notebooks" / "build" / item.parent.path.stem
 
 
+#: Each test's last duration (setup + call + teardown, seconds), kept between runs so the
+#: scheduler hands out the longest work first; in build/ (git ignores it, `make clean` drops it)
+DURATIONS = ROOT / "build" / "test-durations.json"
+#: What a test never timed is taken to last (seconds): most tests take well under a second.
+UNTIMED = 1.0
+_durations: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _durations[report.nodeid] = _durations.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # the controller (or a serial run) keeps the durations; workers only report them
+    if hasattr(session.config, "workerinput") or not _durations:
+        return
+    try:
+        DURATIONS.parent.mkdir(exist_ok=True)
+        known = _read_durations() | {k: round(v, 2) for k, v in _durations.items()}
+        tmp = DURATIONS.with_suffix(f".{os.getpid()}.tmp")  # another run may write it too
+        tmp.write_text(json.dumps(known, indent=0, sort_keys=True))
+        tmp.replace(DURATIONS)
+    except OSError:
+        pass  # an ordering hint only
+
+
+def _read_durations() -> dict[str, float]:
+    try:
+        data = json.loads(DURATIONS.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: float(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """``-n N``: tests one by one to whichever worker is free, but a notebook's cells as one
     unit, in order (they share a kernel). What ``--dist loadgroup`` with xdist_group marks would
     do, which pytest 9.2 defeats (xdist 3.8 renames node ids through a field pytest no longer
-    reads). The largest units (the notebooks) are handed out first."""
+    reads). The longest units first, by the last run's durations (a notebook's: its cells'),
+    so that the run does not end waiting on one long test that started late."""
     if config.getoption("dist") not in ("load", "loadgroup"):
         return None
     from xdist.scheduler import LoadScopeScheduling
 
+    durations = _read_durations()
+
     class NotebookScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        _longest_first = False
+
         def _split_scope(self, nodeid: str) -> str:
             path = nodeid.split("::", 1)[0]
             return path if path.endswith(".ipynb") else nodeid
+
+        def _assign_work_unit(self, node: Any) -> None:
+            if not self._longest_first:  # the queue is complete at the first assignment
+                self._longest_first = True
+                units = sorted(
+                    self.workqueue.items(),
+                    key=lambda unit: -sum(durations.get(n, UNTIMED) for n in unit[1]),
+                )
+                self.workqueue.clear()
+                self.workqueue.update(units)
+            super()._assign_work_unit(node)
 
     return NotebookScheduling(config, log)
 
