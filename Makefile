@@ -18,6 +18,12 @@ export UV_PROJECT_ENVIRONMENT = $(VENV)
 export UV_PYTHON_DOWNLOADS = never
 export UV_NO_PROGRESS = 1
 export UV
+# Some machines (this project's CI among them) set PYTHONDONTWRITEBYTECODE=1: every process then
+# compiles each module it imports from source, 2.3 s instead of 0.85 s for one kernel's imports
+# (the Azure SDK, msgraph, the sandbox's web stack). make's targets keep the compiled modules, in
+# one ignored folder rather than __pycache__ folders all over the tree.
+unexport PYTHONDONTWRITEBYTECODE
+export PYTHONPYCACHEPREFIX ?= $(abspath $(TOOLS))/pycache
 
 # every extra: the lock covers them all, and the exported requirement files follow it
 EXTRAS  := --all-extras
