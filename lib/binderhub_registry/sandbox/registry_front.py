@@ -24,10 +24,10 @@ ACR (``azure.acr``)    ``<name>.azurecr.io``  /oauth2/token   docker-registry's 
                                                               every call, a wrong one gets
                                                               ``basic_refusal``; a repeated
                                                               ``service``: 400
-Harbor (planned)       ``harbor-registry``    /service/token  docker-registry's Bearer
+Harbor (``harbor``)    ``harbor-registry``    /service/token  docker-registry's Bearer
                                                               challenge (``basic_ping=False``)
-Artifact Registry      ``<region>-docker.     /v2/token       as Harbor
-(planned)              pkg.dev``
+Artifact Registry      ``<region>-docker.     /v2/token       as Harbor; an access token
+(``google.cloud``)     pkg.dev``                              accepted as Bearer (keyless)
 =====================  =====================  ==============  =============================
 
 Docker Hub's registry has no front (clients talk to docker-registry directly);
