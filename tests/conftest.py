@@ -18,7 +18,7 @@ import nbformat
 import papermill
 import pytest
 
-from binderhub_registry import sandbox
+from binderhub_registry import outputs, sandbox
 
 from .kernels import Zygote, fork_kernel_manager
 
@@ -80,6 +80,11 @@ class NotebookRun:
                     raise
         return nbformat.read(str(out), as_version=4)
 
+    def set_up(self, **parameters: Any) -> dict[str, Any]:
+        """Run the same notebook in this process, into the same output_dir: for the runs that
+        only make the state a scenario starts from (their outcome is another test's)."""
+        return InProcessRun(self.path, self.workdir)(**parameters)
+
     def last_output(self) -> str:
         """The text of the last output notebook (everything papermill stored)."""
         return (self.workdir / f"run{self.runs}.ipynb").read_text()
@@ -107,7 +112,6 @@ class InProcessRun:
         self.workdir = workdir
         self.output_dir = workdir / "values"
         self.outputs: list[str] = []  # each cell's last expression, as text (what it displays)
-        self.runs = 0
 
     def __call__(self, **parameters: Any) -> dict[str, Any]:
         """Execute with ``parameters`` (output_dir defaults to the test's); the namespace."""
@@ -115,7 +119,6 @@ class InProcessRun:
         parameters = {"output_dir": str(self.output_dir)} | parameters
         namespace: dict[str, Any] = {"__name__": "__main__"}
         self.outputs = []
-        self.runs += 1
         self.workdir.mkdir(parents=True, exist_ok=True)
         # what the run prints and logs, kept in a file as papermill keeps a notebook's
         # outputs: the audit scans the tests' files for secrets
@@ -123,6 +126,7 @@ class InProcessRun:
         handler = logging.StreamHandler(printed)
         handler.setLevel(logging.WARNING)
         here = os.getcwd()
+        locked = set(outputs._held)
         loop = asyncio.new_event_loop()
         try:
             os.chdir(self.workdir)
@@ -139,11 +143,16 @@ class InProcessRun:
                     if "parameters" in tags:
                         namespace.update(parameters)
         finally:
+            # output_dir's lock lasts as long as the run's process: release it as a kernel's
+            # exit does, so that the next run (papermill's or this process's) may take it
+            for directory in set(outputs._held) - locked:
+                os.close(outputs._held.pop(directory))
             logging.getLogger().removeHandler(handler)
             os.chdir(here)
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
-            (self.workdir / f"run{self.runs}.txt").write_text(printed.getvalue())
+            runs = len(list(self.workdir.glob("in-process-run*.txt")))
+            (self.workdir / f"in-process-run{runs + 1}.txt").write_text(printed.getvalue())
         return namespace
 
 

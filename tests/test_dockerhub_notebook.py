@@ -49,7 +49,7 @@ def test_default_run_writes_verified_values(
 
 
 def test_rerun_creates_nothing(dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox) -> None:
-    dockerhub_nb()
+    dockerhub_nb.set_up()
     before = fresh.state()
     password = yaml.safe_load((dockerhub_nb.output_dir / "secret.yaml").read_text())["registry"][
         "password"
@@ -234,7 +234,7 @@ def test_real_mode_without_secret_says_how_to_give_one(
 def test_teardown_deletes_what_was_created(
     dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox
 ) -> None:
-    dockerhub_nb()
+    dockerhub_nb.set_up()
     assert len(tokens(fresh)) == 1
     nb = dockerhub_nb(teardown=True)
     assert "[deleted]" in outputs_text(nb)
@@ -247,7 +247,7 @@ def test_teardown_deletes_what_was_created(
 def test_revoked_token_is_replaced_on_rerun(
     dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox
 ) -> None:
-    dockerhub_nb()
+    dockerhub_nb.set_up()
     first = dockerhub_nb.record()["created"]["access_token"]["uuid"]
     (dockerhub_nb.output_dir / "secret.yaml").unlink()  # the secret is lost
     nb = dockerhub_nb()
@@ -261,7 +261,7 @@ def test_new_secret_is_written_and_verified_before_the_old_token_goes(
     dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox
 ) -> None:
     # the old token's secret may still be deployed: it goes only once the new one works
-    dockerhub_nb()
+    dockerhub_nb.set_up()
     first = dockerhub_nb.record()["created"]["access_token"]["uuid"]
     (dockerhub_nb.output_dir / "secret.yaml").unlink()
     dockerhub_nb()
