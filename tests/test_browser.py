@@ -53,15 +53,15 @@ FORM_PREFIX = "formtest-"
 EXTRA_FIELDS = {"02-docker-hub": {"organization": "binderhubdemoorg"}}
 
 
-@pytest.fixture(params=NOTEBOOKS, ids=lambda p: p.stem)
-def lab(
-    request: pytest.FixtureRequest, tmp_path: Path, fresh: Sandbox
-) -> Iterator[tuple[str, Path]]:
-    """JupyterLab on 127.0.0.1 serving a copy of one notebook; yields its URL and folder."""
-    notebook: Path = request.param
-    shutil.copy(notebook, tmp_path)
+@pytest.fixture(scope="module")
+def lab_server(
+    tmp_path_factory: pytest.TempPathFactory, box: Sandbox
+) -> Iterator[tuple[str, str, Path]]:
+    """One JupyterLab on 127.0.0.1 for the module's tests (a start is 5-15 s); yields its base
+    URL, token and root folder. The sandbox's variables do not change when it is reset."""
+    root = tmp_path_factory.mktemp("lab")
     port, token = free_port(), secrets.token_hex(16)
-    log = open(tmp_path / "lab.log", "wb")
+    log = open(root / "lab.log", "wb")
     proc = subprocess.Popen(
         [
             str(BIN / "jupyter-lab"),
@@ -69,12 +69,12 @@ def lab(
             "--ip=127.0.0.1",
             f"--port={port}",
             f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={tmp_path}",
+            f"--ServerApp.root_dir={root}",
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
             "--LabApp.news_url=",
             "--allow-root",  # CI runs as root
         ],
-        env=os.environ | fresh.env() | {"JUPYTER_CONFIG_DIR": str(tmp_path / "config")},
+        env=os.environ | box.env() | {"JUPYTER_CONFIG_DIR": str(root / "config")},
         stdout=log,
         stderr=log,
     )
@@ -88,12 +88,31 @@ def lab(
             except requests.ConnectionError:
                 time.sleep(0.2)
         else:
-            pytest.fail("JupyterLab did not start: " + (tmp_path / "lab.log").read_text()[-2000:])
-        yield f"{base}/lab/tree/{notebook.name}?token={token}", tmp_path
+            pytest.fail("JupyterLab did not start: " + (root / "lab.log").read_text()[-2000:])
+        yield base, token, root
     finally:
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
+
+
+@pytest.fixture(params=NOTEBOOKS, ids=lambda p: p.stem)
+def lab(
+    request: pytest.FixtureRequest, lab_server: tuple[str, str, Path], fresh: Sandbox
+) -> Iterator[tuple[str, Path]]:
+    """A copy of one notebook in a folder of its own (named as the notebook), opened in a
+    workspace of its own, reset (no tab of an earlier test); yields its URL and folder."""
+    notebook: Path = request.param
+    base, token, root = lab_server
+    workdir = root / notebook.stem
+    workdir.mkdir()
+    shutil.copy(notebook, workdir)
+    path = f"{notebook.stem}/{notebook.name}"
+    yield f"{base}/lab/workspaces/{notebook.stem}/tree/{path}?reset&token={token}", workdir
+    # its kernel would idle on until the module ends
+    auth = {"Authorization": f"token {token}"}
+    for kernel in requests.get(f"{base}/api/kernels", headers=auth, timeout=10).json():
+        requests.delete(f"{base}/api/kernels/{kernel['id']}", headers=auth, timeout=30)
 
 
 def _field(page: Any, name: str) -> Any:
@@ -104,7 +123,7 @@ def test_form_edits_parameters_then_the_notebook_runs(
     lab: tuple[str, Path], fresh: Sandbox
 ) -> None:
     url, workdir = lab
-    stem = url.split("/lab/tree/", 1)[1].split(".ipynb", 1)[0]
+    stem = workdir.name
     errors: list[str] = []
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
