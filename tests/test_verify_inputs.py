@@ -448,18 +448,24 @@ def test_retries_are_told_only_with_verbose(tmp_path: Path) -> None:
     _make(config, _config(image_prefix=f"{host}/org/binder-"))
     _make(secret, _with(url=f"https://{host}"))
     command = [sys.executable, "-m", "binderhub_registry.cli", "verify"]
-    quiet = subprocess.run(
-        [*command, str(config), str(secret)], capture_output=True, text=True, timeout=60
+    # both at once: each spends its time waiting between retries
+    runs = [
+        subprocess.Popen(
+            [*command, *flags, str(config), str(secret)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for flags in ([], ["--verbose"])
+    ]
+    outputs = [r.communicate(timeout=60) for r in runs]  # read before the exit status
+    quiet, verbose = (
+        subprocess.CompletedProcess(r.args, r.returncode, *out)
+        for r, out in zip(runs, outputs, strict=True)
     )
     assert quiet.returncode == 1 and quiet.stdout == ""
     assert quiet.stderr.splitlines() == [quiet.stderr.strip()], quiet.stderr
     assert quiet.stderr.startswith("error: ") and "cannot reach" in quiet.stderr
-    verbose = subprocess.run(
-        [*command, "--verbose", str(config), str(secret)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
     assert verbose.returncode == 1
     assert "retrying" in verbose.stdout + verbose.stderr
     assert verbose.stderr.splitlines()[-1] == quiet.stderr.strip()
