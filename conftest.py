@@ -65,6 +65,14 @@ def _notebook_build_dir(item: pytest.Item) -> Path:
     return ROOT / "notebooks" / "build" / item.parent.path.stem
 
 
+#: Tests that share an expensive fixture, by node id prefix: one unit each, so that one worker
+#: runs them in a row and makes it once (a module fixture is made again each time a worker comes
+#: back to its module; a session fixture once per worker that needs it)
+SHARED = {
+    "tests/test_site.py": "the docs build",
+    "tests/test_docs.py::test_docs_render_the_stored_notebooks_offline": "the docs build",
+    "tests/test_browser.py": "a JupyterLab server",
+}
 #: Each test's last duration (setup + call + teardown, seconds), kept between runs so the
 #: scheduler hands out the longest work first; in build/ (git ignores it, `make clean` drops it)
 DURATIONS = ROOT / "build" / "test-durations.json"
@@ -117,7 +125,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
         def _split_scope(self, nodeid: str) -> str:
             path = nodeid.split("::", 1)[0]
-            return path if path.endswith(".ipynb") else nodeid
+            if path.endswith(".ipynb"):
+                return path
+            return next((u for p, u in SHARED.items() if nodeid.startswith(p)), nodeid)
 
         def _assign_work_unit(self, node: Any) -> None:
             if not self._longest_first:  # the queue is complete at the first assignment

@@ -40,6 +40,27 @@ def box() -> sandbox.Sandbox:
     return sandbox.ensure()
 
 
+@pytest.fixture(scope="session")
+def docs_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The docs built as ``make docs`` builds them (-W: any warning fails), once per worker
+    for every test that reads the result (the scheduler keeps those on one worker)."""
+    import subprocess
+    import sys
+
+    from .test_docs import SPHINX_STRICT
+
+    out = tmp_path_factory.mktemp("docs-html")
+    sphinx = Path(sys.executable).parent / "sphinx-build"
+    build = subprocess.run(
+        [str(sphinx), *SPHINX_STRICT, str(ROOT / "docs"), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert build.returncode == 0, build.stderr
+    return out
+
+
 @pytest.fixture
 def fresh(box: sandbox.Sandbox) -> Iterator[sandbox.Sandbox]:
     """The sandbox reset to its seeded state, with no faults."""

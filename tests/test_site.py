@@ -10,8 +10,6 @@ from __future__ import annotations
 import base64
 import functools
 import http.server
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,9 +19,7 @@ import pytest
 
 from .conftest import ROOT
 from .test_browser import CHROMIUM, CHROMIUM_ARGS
-from .test_docs import SPHINX_STRICT
 
-BIN = Path(sys.executable).parent
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)"
@@ -55,16 +51,9 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[str]]]:
+def site(docs_html: Path) -> Iterator[tuple[str, list[str]]]:
     """The docs built as ``make docs`` builds them, served on 127.0.0.1; (base URL, pages)."""
-    out = tmp_path_factory.mktemp("site")
-    build = subprocess.run(
-        [str(BIN / "sphinx-build"), *SPHINX_STRICT, str(ROOT / "docs"), str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert build.returncode == 0, build.stderr
+    out = docs_html
     # _static holds the theme's Jinja macro files, which are no pages
     pages = sorted(
         p.relative_to(out).as_posix() for p in out.rglob("*.html") if "_static" not in p.parts
