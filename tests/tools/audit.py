@@ -74,6 +74,14 @@ BAD_INPUTS = [
         "contract: a bad parameter stops the notebook",
         "tests/test_contract.py::test_bad_input_stops_the_notebook_before_any_call",
     ),
+    Family(
+        "harbor: bad parameters, validated in-process",
+        "tests/test_harbor.py::test_bad_input_is_one_line_naming_the_parameter_and_creates_nothing",
+    ),
+    Family(
+        "ovh: bad parameters, validated in-process",
+        "tests/test_ovh.py::test_bad_input_is_one_line_naming_the_parameter_and_nothing_is_created",
+    ),
     Family("output_dir: unusable places, locks, records", "tests/test_output_dir.py"),
     Family(
         "sandbox admin API: bad fault specs (not in the goal)",
@@ -93,6 +101,18 @@ FAULTS = [
     Family(
         "azure notebook: fault list",
         "tests/test_azure_notebook.py::test_faults_are_retried_without_duplicates",
+    ),
+    Family(
+        "ovh: 503 twice, then 429 (python-ovh never retries)",
+        "tests/test_ovh.py::test_503_twice_and_429_are_retried_without_duplicates",
+    ),
+    Family(
+        "ovh: an answer slower than the client's timeout",
+        "tests/test_ovh.py::test_a_slow_answer_past_the_client_timeout_is_retried",
+    ),
+    Family(
+        "ovh: a registry creation whose answer was lost",
+        "tests/test_ovh.py::test_a_lost_creation_answer_is_found_by_name_and_counted_as_ours",
     ),
     Family(
         "contract: crash half-way, then rerun",
