@@ -617,3 +617,108 @@ def test_an_abac_registry_gets_the_role_that_works_there(
     assert "ABAC mode" in text and "BinderHub finds the pushed image" in text
     roles = [a["role"] for a in az(fresh)["role_assignments"] if a["role"] != "Owner"]
     assert roles == ["Container Registry Repository Writer"]
+
+
+# --- speed (issue 7, point 8): what a run loads, asks for and sends ---------------------------
+STEPS_IN_A_PROCESS = """
+import asyncio, sys
+from binderhub_registry import Runner
+from binderhub_registry.providers import azure
+
+asked = []
+seeded = azure._sandbox_credential
+
+
+class Counting:
+    def __init__(self, credential):
+        self.credential = credential
+
+    def get_token(self, *scopes, **kwargs):
+        asked.append(scopes)
+        return self.credential.get_token(*scopes, **kwargs)
+
+
+def counted(p):
+    credential, endpoints, source = seeded(p)
+    return Counting(credential), endpoints, source
+
+
+azure._sandbox_credential = counted
+p = azure.validate(DEFAULTS, output_dir=sys.argv[1])
+run = Runner()
+
+
+async def steps():
+    conn = run.step("sign in", azure.sign_in, p)
+    for step in (azure.select_subscription, azure.ensure_resource_group, azure.ensure_registry):
+        run.step(step.__name__, step, conn)
+    await run.astep("principal", azure.ensure_service_principal, conn)
+    await run.astep("password", azure.ensure_password, conn)
+    run.step("role", azure.ensure_role_assignment, conn)
+
+
+asyncio.run(steps())
+models = [m for m in sys.modules if m.startswith("msgraph.generated.models.")]
+print(len(models), sorted(set(asked)), len(asked), sep="|")
+"""
+
+
+def test_a_run_loads_few_graph_models_and_asks_for_two_tokens(
+    fresh: sandbox.Sandbox, tmp_path: Path
+) -> None:
+    """msgraph-sdk's Application would load ~1,200 generated modules on first use (1.1-1.7 s):
+    Graph's answers are read into a small model instead. And each token is asked for once:
+    with ``az login`` every ask runs ``az account get-access-token``."""
+    import subprocess
+    import sys
+
+    script = f"DEFAULTS = {DEFAULTS!r}\n{STEPS_IN_A_PROCESS}"
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "values")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    models, scopes, asks = done.stdout.strip().splitlines()[-1].split("|")
+    assert int(models) < 50  # the request bodies' models and their bases, not ~1,200
+    assert scopes == str(sorted({(azure.ARM_SCOPE,), (azure.GRAPH_SCOPE,)}))
+    assert int(asks) == 2  # once each, not once per ARM client and per Graph request
+    assert_one_of_each(fresh)
+
+
+def test_kept_tokens_are_asked_for_again_near_expiry_and_for_claims() -> None:
+    from azure.core.credentials import AccessToken
+
+    asked: list[dict[str, Any]] = []
+    lifetime = [3600]
+
+    class Credential:
+        def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+            asked.append(kwargs)
+            return AccessToken(f"token{len(asked)}", int(time.time()) + lifetime[0])
+
+    kept = azure._KeptTokens(Credential())  # type: ignore[arg-type]
+    assert kept.get_token(azure.ARM_SCOPE).token == "token1"
+    assert kept.get_token(azure.ARM_SCOPE).token == "token1"
+    assert kept.get_token(azure.GRAPH_SCOPE, enable_cae=True).token == "token2"
+    assert kept.get_token(azure.GRAPH_SCOPE).token == "token3"  # CAE or not: two tokens
+    assert kept.get_token(azure.ARM_SCOPE, claims='{"access_token": {}}').token == "token4"
+    assert asked[-1]["claims"] == '{"access_token": {}}'  # a CAE challenge: always asked
+    assert kept.get_token(azure.ARM_SCOPE).token == "token1"
+    lifetime[0] = 60  # a token within five minutes of its expiry is renewed
+    assert kept.get_token(azure.ARM_SCOPE, tenant_id="other").token == "token5"
+    assert kept.get_token(azure.ARM_SCOPE, tenant_id="other").token == "token6"
+    assert len(asked) == 6
+
+
+def test_a_run_checks_the_name_once_and_reads_the_passwords_once(
+    azure_nb: NotebookRun, fresh: sandbox.Sandbox
+) -> None:
+    azure_nb()
+    log = fresh.log()
+    assert len([e for e in log if e["path"].endswith("/checkNameAvailability")]) == 1
+    reads = [e for e in log if e["method"] == "GET" and "/graph/v1.0/applications/" in e["path"]]
+    assert len(reads) == 1  # before adding the password; after it, nothing is left to remove
+    polls = [e for e in log if "/operationStatuses/" in e["path"]]
+    assert len(polls) == 2  # InProgress, then Succeeded: no seconds waited in the sandbox

@@ -11,6 +11,7 @@ import base64
 import json
 import socket
 import ssl
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -31,19 +32,26 @@ from azure.mgmt.containerregistry import ContainerRegistryManagementClient
 from azure.mgmt.containerregistry.models import Registry, RegistryProperties, Sku
 from azure.mgmt.resource.resources import ResourceManagementClient
 
-from binderhub_registry.providers.azure import (  # msgraph's classes, imported without its warnings
-    AddPasswordPostRequestBody,
-    Application,
-    AzureIdentityAuthenticationProvider,
-    GraphClientFactory,
-    GraphRequestAdapter,
-    GraphServiceClient,
-    ODataError,
-    PasswordCredential,
-    RemovePasswordPostRequestBody,
-    RequestConfiguration,
-    ServicePrincipal,
-)
+with warnings.catch_warnings():  # msgraph-sdk and kiota warn about their own deprecated classes
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from kiota_abstractions.base_request_configuration import RequestConfiguration
+    from kiota_authentication_azure.azure_identity_authentication_provider import (
+        AzureIdentityAuthenticationProvider,
+    )
+    from msgraph.generated.applications.item.add_password.add_password_post_request_body import (
+        AddPasswordPostRequestBody,
+    )
+    from msgraph.generated.applications.item.remove_password.remove_password_post_request_body import (  # noqa: E501
+        RemovePasswordPostRequestBody,
+    )
+    from msgraph.generated.models.application import Application
+    from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+    from msgraph.generated.models.password_credential import PasswordCredential
+    from msgraph.generated.models.service_principal import ServicePrincipal
+    from msgraph.graph_request_adapter import GraphRequestAdapter
+    from msgraph.graph_service_client import GraphServiceClient
+    from msgraph_core import GraphClientFactory  # type: ignore[import-untyped]
+
 from binderhub_registry.sandbox import Sandbox
 from binderhub_registry.sandbox.azure import ACR_PUSH, TAKEN_REGISTRY
 

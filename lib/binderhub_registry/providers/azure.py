@@ -20,6 +20,17 @@ Microsoft Graph's SDK is async only: the Graph steps are coroutine functions,
 run with ``await run.astep(...)`` in the notebook (one Graph client per event
 loop). Everything this module creates is recorded in ``output_dir`` so reruns
 reuse it and teardown deletes only that.
+
+Speed (a sandbox run is mostly loading code): msgraph-sdk is loaded in a
+background thread while the ARM steps run, and Graph's answers are read into
+a four-field model of ours rather than msgraph-sdk's ``Application``, whose
+base class loads ~1,200 generated modules on first use (see ``_GraphObject``);
+then the loaded code is frozen out of the garbage collector's walks (a faster
+kernel exit). Each token is asked for once (``_KeptTokens``: ``az login``'s
+credential caches nothing), the ARM clients share one HTTP session, the
+registry name is checked once; in the sandbox, which counts polls and
+attempts rather than seconds, long-running operations and replication
+retries do not sleep.
 """
 
 from __future__ import annotations
@@ -28,6 +39,8 @@ import asyncio
 import base64
 import contextlib
 import datetime as dt
+import gc
+import importlib.util
 import json
 import logging
 import os
@@ -40,7 +53,7 @@ import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from functools import wraps
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import tenacity
 
@@ -75,61 +88,50 @@ from .contract import (
     creates,
 )
 
-# msgraph-sdk and kiota warn at import time about their own deprecated classes: not ours to fix
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    try:  # the optional extra: say how to get it rather than fail on an import line
-        import httpx
-        from azure.core.credentials import TokenCredential
-        from azure.core.exceptions import (
-            ClientAuthenticationError,
-            HttpResponseError,
-            ResourceExistsError,
-            ResourceNotFoundError,
-            ServiceRequestError,
-            ServiceResponseError,
-        )
-        from azure.identity import (
-            ClientSecretCredential,
-            CredentialUnavailableError,
-            DefaultAzureCredential,
-            DeviceCodeCredential,
-        )
-        from azure.mgmt.authorization import AuthorizationManagementClient
-        from azure.mgmt.authorization.v2022_04_01.models import RoleAssignmentCreateParameters
-        from azure.mgmt.containerregistry import ContainerRegistryManagementClient
-        from azure.mgmt.containerregistry.models import Registry as RegistryModel
-        from azure.mgmt.containerregistry.models import RegistryProperties, Sku
-        from azure.mgmt.resource.resources import ResourceManagementClient
-        from azure.mgmt.resource.subscriptions import SubscriptionClient
-        from kiota_abstractions.base_request_configuration import RequestConfiguration
-        from kiota_authentication_azure.azure_identity_authentication_provider import (
-            AzureIdentityAuthenticationProvider,
-        )
-        from msgraph.generated.applications.applications_request_builder import (
-            ApplicationsRequestBuilder,
-        )
-        from msgraph.generated.applications.item.add_password.add_password_post_request_body import (  # noqa: E501
-            AddPasswordPostRequestBody,
-        )
-        from msgraph.generated.applications.item.remove_password.remove_password_post_request_body import (  # noqa: E501
-            RemovePasswordPostRequestBody,
-        )
-        from msgraph.generated.models.application import Application
-        from msgraph.generated.models.o_data_errors.o_data_error import ODataError
-        from msgraph.generated.models.password_credential import PasswordCredential
-        from msgraph.generated.models.service_principal import ServicePrincipal
-        from msgraph.generated.service_principals.service_principals_request_builder import (
-            ServicePrincipalsRequestBuilder,
-        )
-        from msgraph.graph_request_adapter import GraphRequestAdapter
-        from msgraph.graph_service_client import GraphServiceClient
-        from msgraph_core import GraphClientFactory  # type: ignore[import-untyped]
-    except ImportError as e:  # pragma: no cover - depends on the installation
-        raise ImportError(
-            f"{e.name} is missing: the Azure notebook needs the azure extra: "
-            "pip install 'binderhub-registry[azure]'"
-        ) from e
+try:  # the optional extra: say how to get it rather than fail on an import line
+    from azure.core.credentials import AccessToken, TokenCredential
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ResourceExistsError,
+        ResourceNotFoundError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
+    from azure.core.pipeline.transport import RequestsTransport
+    from azure.identity import (
+        ClientSecretCredential,
+        CredentialUnavailableError,
+        DefaultAzureCredential,
+        DeviceCodeCredential,
+    )
+    from azure.mgmt.authorization import AuthorizationManagementClient
+    from azure.mgmt.authorization.v2022_04_01.models import RoleAssignmentCreateParameters
+    from azure.mgmt.containerregistry import ContainerRegistryManagementClient
+    from azure.mgmt.containerregistry.models import Registry as RegistryModel
+    from azure.mgmt.containerregistry.models import RegistryProperties, Sku
+    from azure.mgmt.resource.resources import ResourceManagementClient
+    from azure.mgmt.resource.subscriptions import SubscriptionClient
+    from kiota_abstractions.serialization import Parsable, ParseNode, SerializationWriter
+
+    # msgraph-sdk is loaded when the Graph steps need it (see _load_graph_sdk); only check here
+    # that it is installed, so a missing extra is said before the first step
+    for _name in ("msgraph", "msgraph_core", "kiota_http", "kiota_authentication_azure", "httpx"):
+        if importlib.util.find_spec(_name) is None:
+            raise ModuleNotFoundError(f"No module named {_name!r}", name=_name)
+except ImportError as e:  # pragma: no cover - depends on the installation
+    raise ImportError(
+        f"{e.name} is missing: the Azure notebook needs the azure extra: "
+        "pip install 'binderhub-registry[azure]'"
+    ) from e
+
+if TYPE_CHECKING:
+    from msgraph.generated.models.password_credential import PasswordCredential
+    from msgraph.graph_service_client import GraphServiceClient
+
+# msgraph-sdk and kiota warn as they load about their own deprecated classes: not ours to fix.
+# A filter rather than catch_warnings(), which is not thread-safe: they load in a background thread
+warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(msgraph|kiota_\w+)\.")
 
 __all__ = [
     "ACR_PUSH_ROLE",
@@ -307,6 +309,8 @@ def _from_arm(exc: Exception) -> BinderHubRegistryError:
 
 
 def _from_graph(exc: Exception) -> BinderHubRegistryError:
+    from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+
     assert isinstance(exc, ODataError)
     code = (exc.error.code if exc.error else None) or "error"
     message = _one_line((exc.error.message if exc.error else None) or exc.message)
@@ -328,7 +332,8 @@ def _from_graph(exc: Exception) -> BinderHubRegistryError:
     )
 
 
-#: The Azure SDKs' errors, mapped to the package's (first matching class wins).
+#: Azure Resource Manager's and Entra ID's errors (azure-core), mapped to the package's (first
+#: matching class wins); :func:`_graph_errors` adds Microsoft Graph's.
 _AZURE_ERRORS: dict[type[Exception], Translator] = {
     ClientAuthenticationError: lambda e: AuthenticationFailed(
         f"Azure refused the credential: {_one_line(getattr(e, 'message', e))}"
@@ -339,10 +344,6 @@ _AZURE_ERRORS: dict[type[Exception], Translator] = {
     ),
     ServiceResponseError: lambda e: TransientCloudError(
         f"cannot reach Azure: {_one_line(getattr(e, 'message', e))}"
-    ),
-    ODataError: _from_graph,
-    httpx.TransportError: lambda e: TransientCloudError(
-        f"cannot reach Microsoft Graph ({type(e).__name__})"
     ),
 }
 
@@ -389,10 +390,209 @@ def _astep(fn: Callable[..., Awaitable[Result[T]]]) -> Callable[..., Awaitable[R
 
     @wraps(fn)
     async def run(*args: Any, **kwargs: Any) -> Result[T]:
-        with map_exceptions(_AZURE_ERRORS):
+        with map_exceptions(_graph_errors()):
             return await fn(*args, **kwargs)
 
     return run
+
+
+# --- Microsoft Graph: msgraph-sdk, loaded while the ARM steps run ----------------------------
+_graph_loading: threading.Thread | None = None
+
+
+def _load_graph_sdk() -> None:
+    """Import what the Graph steps use of msgraph-sdk, kiota and httpx (idempotent).
+
+    About 270 modules (httpx and httpcore with h2 are half the time): 0.1 s
+    with cached bytecode, 0.3 to 0.45 s without. Not what
+    ``msgraph.generated.models.entity``'s field deserialisers load: see
+    :class:`_GraphObject`.
+    """
+    import httpcore  # noqa: F401  (httpx imports it when its first client is made)
+    import httpx  # noqa: F401
+    from kiota_abstractions.base_request_configuration import RequestConfiguration  # noqa: F401
+    from kiota_authentication_azure.azure_identity_authentication_provider import (  # noqa: F401
+        AzureIdentityAuthenticationProvider,
+    )
+    from msgraph.generated.applications.applications_request_builder import (  # noqa: F401
+        ApplicationsRequestBuilder,
+    )
+    from msgraph.generated.applications.item.add_password.add_password_post_request_body import (  # noqa: F401
+        AddPasswordPostRequestBody,
+    )
+    from msgraph.generated.applications.item.application_item_request_builder import (  # noqa: F401
+        ApplicationItemRequestBuilder,
+    )
+    from msgraph.generated.applications.item.remove_password.remove_password_post_request_body import (  # noqa: E501, F401
+        RemovePasswordPostRequestBody,
+    )
+    from msgraph.generated.models.application import Application  # noqa: F401
+    from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+    from msgraph.generated.models.password_credential import PasswordCredential
+    from msgraph.generated.models.service_principal import ServicePrincipal  # noqa: F401
+    from msgraph.generated.service_principals.service_principals_request_builder import (  # noqa: F401
+        ServicePrincipalsRequestBuilder,
+    )
+    from msgraph.graph_request_adapter import GraphRequestAdapter  # noqa: F401
+    from msgraph.graph_service_client import GraphServiceClient  # noqa: F401
+    from msgraph_core import GraphClientFactory  # type: ignore[import-untyped]  # noqa: F401
+
+    # what the first answers deserialise: an error's parts, a password
+    ODataError().get_field_deserializers()
+    PasswordCredential().get_field_deserializers()
+
+
+def _warm_graph() -> None:
+    """Start loading msgraph-sdk in a background thread, once, while the ARM steps wait.
+
+    The ARM steps before the Graph ones spend most of their time waiting for
+    Azure, and the kernel idles between cells: the loading fits there. It only
+    imports, and never fails a run: any error is left for the Graph step,
+    which waits for this thread before loading anything itself (no module is
+    imported by two threads at once).
+    """
+    global _graph_loading
+    if _graph_loading is not None:
+        return
+
+    def load() -> None:
+        with contextlib.suppress(Exception):  # the Graph step meets it, and says what to do
+            _load_graph_sdk()
+
+    _graph_loading = threading.Thread(target=load, name="msgraph-sdk-warm-up", daemon=True)
+    _graph_loading.start()
+
+
+def _graph_sdk() -> None:
+    """msgraph-sdk loaded: by the warm-up thread (waited for), else here."""
+    if _graph_loading is not None:
+        _graph_loading.join()
+    try:
+        _load_graph_sdk()
+    except ImportError as e:  # pragma: no cover - depends on the installation
+        raise ImportError(
+            f"{e.name} is missing: the Azure notebook needs the azure extra: "
+            "pip install 'binderhub-registry[azure]'"
+        ) from e
+    _freeze_loaded_code()
+
+
+def _freeze_loaded_code() -> None:
+    """Keep Python's cycle collector off what is loaded by now (once per process).
+
+    The SDKs are about 1,000 modules whose classes and functions live as long
+    as the kernel; every full collection walks them again, and an exiting
+    interpreter collects several times: 0.2 to 0.4 s of each papermill run's
+    kernel shutdown. ``gc.freeze()`` moves what exists now into the collector's
+    permanent generation. The cost: an object alive now that later becomes
+    garbage in a reference cycle is not reclaimed (reference counting still
+    frees all other garbage); besides the SDKs, which stay loaded anyway, that
+    is this run's connection and results, if a cell is rerun.
+    """
+    if not gc.get_freeze_count():
+        gc.freeze()
+
+
+_GRAPH_ERRORS: dict[type[Exception], Translator] = {}
+
+
+def _graph_errors() -> dict[type[Exception], Translator]:
+    """:data:`_AZURE_ERRORS` and Microsoft Graph's (msgraph-sdk's and httpx's), loading them."""
+    if not _GRAPH_ERRORS:
+        _graph_sdk()
+        import httpx
+        from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+
+        _GRAPH_ERRORS.update(_AZURE_ERRORS)
+        _GRAPH_ERRORS[ODataError] = _from_graph
+        _GRAPH_ERRORS[httpx.TransportError] = lambda e: TransientCloudError(
+            f"cannot reach Microsoft Graph ({type(e).__name__})"
+        )
+    return _GRAPH_ERRORS
+
+
+@dataclass
+class _GraphObject(Parsable):
+    """An application or a service principal, as the steps read it: four fields.
+
+    msgraph-sdk's ``Application`` and ``ServicePrincipal`` derive from
+    ``Entity``, whose field deserialisers import all of Graph's ~1,200 entity
+    types to read ``id`` and ``@odata.type``: 1.1 s with cached bytecode, 1.7 s
+    without, the largest cost of a sandbox run, for each process. So Graph's
+    answers are read into this kiota model instead (kiota's own ``Parsable``
+    interface, through the SDK's request adapter); requests are built by the
+    SDK's request builders from its own models, as before.
+    """
+
+    id: str | None = None
+    app_id: str | None = None
+    display_name: str | None = None
+    password_credentials: list[PasswordCredential] | None = None
+
+    @staticmethod
+    def create_from_discriminator_value(parse_node: ParseNode) -> _GraphObject:
+        """kiota's factory: a new, empty object to read into."""
+        return _GraphObject()
+
+    def get_field_deserializers(self) -> dict[str, Callable[[ParseNode], None]]:
+        """The fields read; Graph's others are skipped."""
+        from msgraph.generated.models.password_credential import PasswordCredential
+
+        def credentials(n: ParseNode) -> None:
+            self.password_credentials = n.get_collection_of_object_values(PasswordCredential)
+
+        return {
+            "id": lambda n: setattr(self, "id", n.get_str_value()),
+            "appId": lambda n: setattr(self, "app_id", n.get_str_value()),
+            "displayName": lambda n: setattr(self, "display_name", n.get_str_value()),
+            "passwordCredentials": credentials,
+        }
+
+    def serialize(self, writer: SerializationWriter) -> None:
+        """Write the fields read (kiota's interface; the steps send the SDK's models)."""
+        writer.write_str_value("id", self.id)
+        writer.write_str_value("appId", self.app_id)
+        writer.write_str_value("displayName", self.display_name)
+        writer.write_collection_of_object_values("passwordCredentials", self.password_credentials)
+
+
+@dataclass
+class _GraphPage(Parsable):
+    """A page of a Graph collection of :class:`_GraphObject` (``value``)."""
+
+    value: list[_GraphObject] | None = None
+
+    @staticmethod
+    def create_from_discriminator_value(parse_node: ParseNode) -> _GraphPage:
+        """kiota's factory: a new, empty page to read into."""
+        return _GraphPage()
+
+    def get_field_deserializers(self) -> dict[str, Callable[[ParseNode], None]]:
+        """The one field read."""
+
+        def value(n: ParseNode) -> None:
+            self.value = n.get_collection_of_object_values(_GraphObject)
+
+        return {"value": value}
+
+    def serialize(self, writer: SerializationWriter) -> None:
+        """Write ``value`` (kiota's interface)."""
+        writer.write_collection_of_object_values("value", self.value)
+
+
+P = TypeVar("P", bound=Parsable)
+
+
+async def _send(builder: Any, info: Any, model: type[P]) -> P | None:
+    """Send a request a builder made, reading the answer as ``model``: the builder's own call.
+
+    Exactly what the SDK's ``get()`` and ``post()`` do (the request adapter,
+    with Graph's errors as ODataError), with the model read being ours.
+    """
+    from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+
+    answer: P | None = await builder.request_adapter.send_async(info, model, {"XXX": ODataError})
+    return answer
 
 
 # --- connection --------------------------------------------------------------------------
@@ -462,18 +662,29 @@ class AzureConnection(Connection):
     subscription_id: str = ""
     subscription_name: str = ""
     fresh: bool = False  # a password or role assignment was just made: give Azure time
+    name_available: bool = False  # this run found the registry name free (checked once)
     new_application: bool = False  # made in this run: Graph may not know it everywhere yet
     clients: dict[str, Any] = field(default_factory=dict)
     registry: RegistryInfo | None = None
     principal: Principal | None = None
     _graph: tuple[Any, GraphServiceClient] | None = None
+    _arm_transport: RequestsTransport | None = None  # owns the HTTP session the ARM clients share
 
     def arm_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for every ARM client: the endpoint and, in the sandbox, its CA."""
-        kwargs: dict[str, Any] = {"base_url": self.arm_url, "polling_interval": self.lro_interval}
-        if self.ca_file:
-            kwargs["connection_verify"] = self.ca_file
-        return kwargs
+        """Keyword arguments for every ARM client: the endpoint, in the sandbox its CA, and
+        one HTTP session for them all (one connection to ARM, not one per client)."""
+        verify: str | bool = self.ca_file or True
+        if self._arm_transport is None:
+            self._arm_transport = RequestsTransport(connection_verify=verify)
+            self._arm_transport.open()  # azure-core makes the session and sets it up
+        shared = RequestsTransport(
+            session=self._arm_transport.session, session_owner=False, connection_verify=verify
+        )
+        return {
+            "base_url": self.arm_url,
+            "polling_interval": self.lro_interval,
+            "transport": shared,
+        }
 
     @property
     def resources(self) -> ResourceManagementClient:
@@ -498,6 +709,15 @@ class AzureConnection(Connection):
         loop = asyncio.get_running_loop()
         if self._graph is not None and self._graph[0] is loop:
             return self._graph[1]
+        _graph_sdk()
+        import httpx
+        from kiota_authentication_azure.azure_identity_authentication_provider import (
+            AzureIdentityAuthenticationProvider,
+        )
+        from msgraph.graph_request_adapter import GraphRequestAdapter
+        from msgraph.graph_service_client import GraphServiceClient
+        from msgraph_core import GraphClientFactory
+
         if self.graph_url is None:
             client = GraphServiceClient(credentials=self.credential, scopes=[GRAPH_SCOPE])
         else:
@@ -582,7 +802,7 @@ class AzureConnection(Connection):
         """Remove the passwords a rotation replaced."""
         principal = self.principal or await self._recorded_principal()
         if principal is not None:
-            with map_exceptions(_AZURE_ERRORS):
+            with map_exceptions(_graph_errors()):
                 await _remove_passwords(self, principal, [str(k) for k in retiring])
 
     async def _recorded_principal(self) -> Principal | None:
@@ -590,7 +810,7 @@ class AzureConnection(Connection):
         app = self.record.created.get("application")
         if app:
             return Principal(app["id"], app["app_id"], "", self.params.sp_name)
-        with map_exceptions(_AZURE_ERRORS):
+        with map_exceptions(_graph_errors()):
             apps = await _applications(self, self.params.sp_name)
         if apps and apps[0].id and apps[0].app_id:
             return Principal(apps[0].id, apps[0].app_id, "", self.params.sp_name)
@@ -632,11 +852,11 @@ class AzureConnection(Connection):
         await self.retire([recorded["key_id"]])
 
     async def _drop_principal(self, recorded: dict[str, Any]) -> None:
-        with map_exceptions(_AZURE_ERRORS):
+        with map_exceptions(_graph_errors()):
             await self.graph().service_principals.by_service_principal_id(recorded["id"]).delete()
 
     async def _drop_application(self, recorded: dict[str, Any]) -> None:
-        with map_exceptions(_AZURE_ERRORS):
+        with map_exceptions(_graph_errors()):
             await self.graph().applications.by_application_id(recorded["id"]).delete()
 
     def _drop_registry(self, recorded: dict[str, Any]) -> None:
@@ -677,6 +897,44 @@ _SIGN_IN_HOW = (
 )
 
 
+class _KeptTokens:
+    """A credential that keeps the tokens it got until five minutes before they expire.
+
+    Every ARM client's authentication policy asks the credential for its own
+    token, and msgraph-sdk's (kiota's) asks at every request. MSAL-based
+    credentials answer from their cache; ``az login``'s (AzureCliCredential,
+    which DefaultAzureCredential picks after ``az login``) caches nothing and
+    runs ``az account get-access-token`` each time, about a second: a dozen
+    times in a run. A request with ``claims`` (a Continuous Access Evaluation
+    challenge) or other options always goes to the credential.
+    """
+
+    def __init__(self, credential: TokenCredential) -> None:
+        self.credential = credential
+        self._tokens: dict[tuple[Any, ...], AccessToken] = {}
+
+    def get_token(
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> AccessToken:
+        """The kept token for these scopes, tenant and CAE choice, else the credential's."""
+        if claims or kwargs:
+            return self.credential.get_token(
+                *scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs
+            )
+        key = (scopes, tenant_id, enable_cae)
+        token = self._tokens.get(key)
+        if token is None or token.expires_on - 300 < time.time():
+            token = self._tokens[key] = self.credential.get_token(
+                *scopes, tenant_id=tenant_id, enable_cae=enable_cae
+            )
+        return token
+
+
 def _sandbox_credential(p: Params) -> tuple[TokenCredential, dict[str, str], str]:
     box = sandbox_mod.ensure()
     try:
@@ -708,35 +966,6 @@ def _sandbox_credential(p: Params) -> tuple[TokenCredential, dict[str, str], str
     return credential, endpoints, source
 
 
-_graph_warm_up: threading.Thread | None = None
-
-
-def _warm_graph_models() -> None:
-    """Load msgraph-sdk's models in a background thread, once, while the ARM steps wait.
-
-    The first Graph answer deserialised makes kiota load what ``Application``'s
-    field deserialisers name, about 1,200 generated modules (1.4-1.7 s on an
-    idle core, the largest cost of a sandbox run); the ARM steps before it spend
-    most of their time waiting for Azure, so the loading fits in those waits. It
-    only imports (Python's import locks make the Graph step wait for a module
-    still loading, never load it twice) and never fails a run: any error is
-    left for the Graph step to meet.
-    """
-    global _graph_warm_up
-    if _graph_warm_up is not None:
-        return
-
-    def load() -> None:
-        try:
-            Application().get_field_deserializers()
-            ServicePrincipal().get_field_deserializers()
-        except Exception:  # the Graph step meets it, and says what to do
-            pass
-
-    _graph_warm_up = threading.Thread(target=load, name="msgraph-models-warm-up", daemon=True)
-    _graph_warm_up.start()
-
-
 @_step
 def sign_in(p: Params) -> Result[AzureConnection]:
     """Sign in (guide step 1, ``az login``) and prove it with a token for Azure Resource Manager.
@@ -745,7 +974,7 @@ def sign_in(p: Params) -> Result[AzureConnection]:
     identity, ...), or a device code when ``device_code``. Sandbox: its seeded
     deploying service principal, with a real ClientSecretCredential.
     """
-    _warm_graph_models()  # the Graph steps come after the ARM ones: load their models meanwhile
+    _warm_graph()  # the Graph steps come after the ARM ones: load msgraph-sdk meanwhile
     source: str
     endpoints: dict[str, str] = {}
     credential: TokenCredential
@@ -760,6 +989,7 @@ def sign_in(p: Params) -> Result[AzureConnection]:
     else:
         credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
         source = "DefaultAzureCredential"
+    credential = _KeptTokens(credential)
     try:
         token = credential.get_token(ARM_SCOPE)
     except CredentialUnavailableError as e:
@@ -792,9 +1022,11 @@ def sign_in(p: Params) -> Result[AzureConnection]:
         arm_url=endpoints.get("arm", ARM),
         graph_url=endpoints.get("graph"),
         authority=endpoints.get("authority"),
-        # the sandbox answers at once; Azure's ACR creation takes tens of seconds
-        lro_interval=0.05 if p.sandbox else 5.0,
-        replication_wait=0.05 if p.sandbox else 2.0,
+        # the sandbox counts polls and attempts, not seconds (its Retry-After: 0 makes
+        # azure-core fall back to this interval): no waiting there. Azure's ACR creation
+        # takes tens of seconds, replication seconds to minutes.
+        lro_interval=0.0 if p.sandbox else 5.0,
+        replication_wait=0.0 if p.sandbox else 2.0,
         propagation=p.propagation_minutes * 60.0,
         propagation_poll=0.25 if p.sandbox else 15.0,
     )
@@ -897,12 +1129,19 @@ def _registry_info(model: Any) -> RegistryInfo:
 
 
 def _check_name(conn: AzureConnection) -> None:
-    """Stop with a clear error when the registry name is taken (names are global in Azure)."""
+    """Stop with a clear error when the registry name is taken (names are global in Azure).
+
+    Once per run: the resource group's step checks before creating the group,
+    the registry's step then needs no second answer.
+    """
     p = conn.params
+    if conn.name_available:
+        return
     available = conn.acr.registries.check_name_availability(
         {"name": p.acr_name, "type": "Microsoft.ContainerRegistry/registries"}
     )
     if available.name_available:
+        conn.name_available = True
         return
     if available.reason == "AlreadyExists":
         raise CloudError(
@@ -990,31 +1229,40 @@ def ensure_registry(conn: AzureConnection) -> Result[RegistryInfo | None]:
 
 
 # --- create-for-rbac: application, service principal, password ------------------------------
-def _query(builder: Any, **params: Any) -> RequestConfiguration[Any]:
-    return RequestConfiguration(query_parameters=builder(**params))
+def _query(parameters: Any, **params: Any) -> Any:
+    """A request configuration with query parameters (a builder's generated class)."""
+    from kiota_abstractions.base_request_configuration import RequestConfiguration
+
+    return RequestConfiguration(query_parameters=parameters(**params))
 
 
 def _quoted(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"  # OData string literal
 
 
-async def _applications(conn: AzureConnection, name: str) -> list[Application]:
-    page = await conn.graph().applications.get(
-        request_configuration=_query(
-            ApplicationsRequestBuilder.ApplicationsRequestBuilderGetQueryParameters,
+async def _applications(conn: AzureConnection, name: str) -> list[_GraphObject]:
+    """``GET /applications?$filter=displayName eq '<name>'``."""
+    builder = conn.graph().applications
+    info = builder.to_get_request_information(
+        _query(
+            type(builder).ApplicationsRequestBuilderGetQueryParameters,
             filter=f"displayName eq {_quoted(name)}",
         )
     )
+    page = await _send(builder, info, _GraphPage)
     return list(page.value or []) if page else []
 
 
-async def _service_principal(conn: AzureConnection, app_id: str) -> ServicePrincipal | None:
-    page = await conn.graph().service_principals.get(
-        request_configuration=_query(
-            ServicePrincipalsRequestBuilder.ServicePrincipalsRequestBuilderGetQueryParameters,
+async def _service_principal(conn: AzureConnection, app_id: str) -> _GraphObject | None:
+    """``GET /servicePrincipals?$filter=appId eq '<app_id>'``: the first, if any."""
+    builder = conn.graph().service_principals
+    info = builder.to_get_request_information(
+        _query(
+            type(builder).ServicePrincipalsRequestBuilderGetQueryParameters,
             filter=f"appId eq {_quoted(app_id)}",
         )
     )
+    page = await _send(builder, info, _GraphPage)
     found = list(page.value or []) if page else []
     return found[0] if found else None
 
@@ -1025,6 +1273,8 @@ def _not_replicated(exc: BaseException) -> bool:
     POST servicePrincipals: 400 NoBackingApplicationObject ("... does not
     reference a valid application object"); GET of the application: 404.
     """
+    from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+
     if not isinstance(exc, ODataError) or exc.error is None:
         return False
     codes = {exc.error.code, *(d.code for d in exc.error.details or [])}
@@ -1067,6 +1317,10 @@ async def ensure_service_principal(conn: AzureConnection) -> Result[Principal | 
     Graph. A service principal whose creation answer was lost is found again
     (Graph answers 400 or 409 to a duplicate), so reruns never make a second one.
     """
+    from msgraph.generated.models.application import Application
+    from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+    from msgraph.generated.models.service_principal import ServicePrincipal
+
     p = conn.params
     recorded = conn.record.created.get("application", {})
     apps = await _applications(conn, p.sp_name)
@@ -1078,13 +1332,15 @@ async def ensure_service_principal(conn: AzureConnection) -> Result[Principal | 
                 "sp_name, or delete the extras in Microsoft Entra ID > App registrations"
             )
     made: list[str] = []
-    app: Application | None = apps[0] if apps else None
+    app: _GraphObject | None = apps[0] if apps else None
     if app is None and p.dry_run:
         return Result(
             None, "planned", f"would create application and service principal {p.sp_name!r}"
         )
     if app is None:
-        app = await conn.graph().applications.post(Application(display_name=p.sp_name))
+        builder = conn.graph().applications
+        info = builder.to_post_request_information(Application(display_name=p.sp_name))
+        app = await _send(builder, info, _GraphObject)
         assert app is not None and app.id and app.app_id
         conn.record.set(
             "application", {"id": app.id, "app_id": app.app_id, "display_name": p.sp_name}
@@ -1098,12 +1354,15 @@ async def ensure_service_principal(conn: AzureConnection) -> Result[Principal | 
         principal = Principal(app.id, app.app_id, "", p.sp_name)
         return Result(principal, "planned", f"would create the service principal of {p.sp_name!r}")
     if sp is None:
+        principals = conn.graph().service_principals
         new_sp = ServicePrincipal(app_id=app.app_id)
         try:
             sp = await _while_replicating(
                 conn,
                 "its service principal waits",
-                lambda: conn.graph().service_principals.post(new_sp),
+                lambda: _send(
+                    principals, principals.to_post_request_information(new_sp), _GraphObject
+                ),
             )
         except ODataError as e:
             if e.response_status_code not in (400, 409):
@@ -1144,15 +1403,26 @@ def _day(when: dt.datetime | None) -> str:
 
 
 async def _passwords(conn: AzureConnection, principal: Principal) -> list[PasswordCredential]:
+    """The application's passwords (``GET /applications/{id}``)."""
     item = conn.graph().applications.by_application_id(principal.app_object_id)
+
+    def get() -> Awaitable[_GraphObject | None]:
+        return _send(item, item.to_get_request_information(), _GraphObject)
+
     if conn.new_application:  # made moments ago: Graph may answer 404 for a while
-        app = await _while_replicating(conn, "reading its passwords waits", item.get)
+        app = await _while_replicating(conn, "reading its passwords waits", get)
     else:
-        app = await item.get()
+        app = await get()
     return list(app.password_credentials or []) if app else []
 
 
 async def _remove_passwords(conn: AzureConnection, principal: Principal, key_ids: list[str]) -> int:
+    from msgraph.generated.applications.item.remove_password.remove_password_post_request_body import (  # noqa: E501
+        RemovePasswordPostRequestBody,
+    )
+
+    if not key_ids:
+        return 0
     present = {str(c.key_id) for c in await _passwords(conn, principal)}
     removed = 0
     for key_id in key_ids:
@@ -1175,6 +1445,11 @@ async def ensure_password(conn: AzureConnection) -> Result[Secret | None]:
     ``rotate`` a new password is added even if the stored one works; the old one
     is removed by ``finish_rotation`` after the new one verifies.
     """
+    from msgraph.generated.applications.item.add_password.add_password_post_request_body import (
+        AddPasswordPostRequestBody,
+    )
+    from msgraph.generated.models.password_credential import PasswordCredential
+
     p, principal = conn.params, conn.principal
     days = p.secret_expiry_days
     if principal is None or not principal.sp_id:
