@@ -39,7 +39,6 @@ import asyncio
 import base64
 import contextlib
 import datetime as dt
-import gc
 import importlib.util
 import json
 import logging
@@ -474,23 +473,6 @@ def _graph_sdk() -> None:
             f"{e.name} is missing: the Azure notebook needs the azure extra: "
             "pip install 'binderhub-registry[azure]'"
         ) from e
-    _freeze_loaded_code()
-
-
-def _freeze_loaded_code() -> None:
-    """Keep Python's cycle collector off what is loaded by now (once per process).
-
-    The SDKs are about 1,000 modules whose classes and functions live as long
-    as the kernel; every full collection walks them again, and an exiting
-    interpreter collects several times: 0.2 to 0.4 s of each papermill run's
-    kernel shutdown. ``gc.freeze()`` moves what exists now into the collector's
-    permanent generation. The cost: an object alive now that later becomes
-    garbage in a reference cycle is not reclaimed (reference counting still
-    frees all other garbage); besides the SDKs, which stay loaded anyway, that
-    is this run's connection and results, if a cell is rerun.
-    """
-    if not gc.get_freeze_count():
-        gc.freeze()
 
 
 _GRAPH_ERRORS: dict[type[Exception], Translator] = {}
