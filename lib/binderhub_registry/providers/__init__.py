@@ -5,7 +5,8 @@ subclass (see :mod:`.contract`). Providers are registered by key, as papermill
 registers its engines; :func:`get` imports one on first use, so the heavy SDKs
 of the others are never loaded.
 
-Adding a registry: write ``providers/<key>.py`` (parameters, ``validate``,
+Adding a registry: write ``providers/<key>.py`` (parameters, ``validate`` made by
+``validator``,
 ``sign_in``, its guide steps, a Connection with ``values``, ``deletions`` and
 ``retire``), register it in :data:`PROVIDERS`, and add its notebook and its
 sandbox backend. The contract test suite then runs over it.
@@ -25,6 +26,7 @@ from .contract import (
     Record,
     check_parameters,
     creates,
+    validator,
 )
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "get",
     "keys",
     "register",
+    "validator",
 ]
 
 #: Registered providers: key -> module path. Keys are also what ``binderhub-registry.json`` names.

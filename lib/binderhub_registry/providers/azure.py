@@ -83,8 +83,8 @@ from .contract import (
     Connection,
     Deletion,
     Record,
-    check_parameters,
     creates,
+    validator,
 )
 
 try:  # the optional extra: say how to get it rather than fail on an import line
@@ -241,12 +241,7 @@ class Params(CommonParams):
         return f"BinderHub push to {self.acr_name}"
 
 
-def validate(values: dict[str, Any] | None = None, /, **overrides: Any) -> Params:
-    """Check every parameter (no network); raise InvalidParameter for the first bad one.
-
-    ``values`` is typically the notebook's ``globals()``; keywords override it.
-    """
-    return check_parameters(Params, PARAMETERS, values, overrides)
+validate = validator(Params, PARAMETERS)
 
 
 # --- errors --------------------------------------------------------------------------

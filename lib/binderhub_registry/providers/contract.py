@@ -26,7 +26,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import wraps
 from pathlib import Path
@@ -50,6 +50,7 @@ __all__ = [
     "Record",
     "check_parameters",
     "creates",
+    "validator",
 ]
 
 #: The parameters every notebook has, after its own; the same rules everywhere.
@@ -83,21 +84,41 @@ def check_parameters(
     spec: tuple[Parameter, ...],
     values: Mapping[str, Any] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    checks: Sequence[Callable[[P], None]] = (),
 ) -> P:
     """Check ``spec`` against ``values`` (a notebook's ``globals()``) and build ``cls``.
 
     Only the names in ``spec`` are read, so a whole namespace can be passed.
     Raises InvalidParameter for the first parameter that breaks its rule; no
-    cloud is contacted. Then ``output_dir`` is made, proven writable and locked
-    for this run (a dry run only checks it could be), so nothing is ever created
-    in a cloud whose secret could not be written down.
+    cloud is contacted. ``checks`` then judge parameters together (each raises
+    InvalidParameter). Only then is ``output_dir`` made, proven writable and
+    locked for this run (a dry run only checks it could be), so nothing is ever
+    created in a cloud whose secret could not be written down.
     """
     merged = dict(values or {}) | dict(overrides or {})
     checked = check_rules(spec, merged)
     if checked["rotate"] and checked["teardown"]:
         raise InvalidParameter("rotate", "cannot be combined with teardown = True", True)
+    for check in checks:
+        check(cls(**checked))
     checked["output_dir"] = prepare_output_dir(checked["output_dir"], create=not checked["dry_run"])
     return cls(**checked)
+
+
+def validator(
+    cls: type[P], spec: tuple[Parameter, ...], *checks: Callable[[P], None]
+) -> Callable[..., P]:
+    """A provider's ``validate``: :func:`check_parameters` of ``cls``, ``spec`` and ``checks``
+    (the rules that judge several parameters together)."""
+
+    def validate(values: Mapping[str, Any] | None = None, /, **overrides: Any) -> P:
+        """Check every parameter (no network); raise InvalidParameter for the first bad one.
+
+        ``values`` is typically the notebook's ``globals()``; keywords override it.
+        """
+        return check_parameters(cls, spec, values, overrides, checks)
+
+    return validate
 
 
 class Record:

@@ -57,8 +57,8 @@ from .contract import (
     Connection,
     Deletion,
     Record,
-    check_parameters,
     creates,
+    validator,
 )
 
 __all__ = [
@@ -125,14 +125,9 @@ class Params(CommonParams):
         return f"{self.token_label} #{deployment}"
 
 
-def validate(values: dict[str, Any] | None = None, /, **overrides: Any) -> Params:
-    """Check every parameter (no network); raise InvalidParameter for the first bad one.
-
-    ``values`` is typically the notebook's ``globals()``; keywords override it. The
-    token's label (namespace, prefix and a deployment id) must fit Docker Hub's
-    100 characters.
-    """
-    p = check_parameters(Params, PARAMETERS, values, overrides)
+def _label_fits(p: Params) -> None:
+    """The token's label (namespace, prefix and a deployment id) must fit Docker Hub's
+    100 characters."""
     longest = p.deployment_label("0" * DEPLOYMENT_ID_LENGTH)
     if len(longest) > LABEL_LIMIT:
         raise InvalidParameter(
@@ -141,7 +136,9 @@ def validate(values: dict[str, Any] | None = None, /, **overrides: Any) -> Param
             f"Hub's {LABEL_LIMIT}: shorten prefix",
             p.prefix,
         )
-    return p
+
+
+validate = validator(Params, PARAMETERS, _label_fits)
 
 
 class _Hub:

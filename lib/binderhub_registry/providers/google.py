@@ -65,8 +65,8 @@ from .contract import (
     Connection,
     Deletion,
     Record,
-    check_parameters,
     creates,
+    validator,
 )
 
 __all__ = [
@@ -186,19 +186,17 @@ class Params(CommonParams):
         return f"serviceAccount:{self.email}"
 
 
-def validate(values: dict[str, Any] | None = None, /, **overrides: Any) -> Params:
-    """Check every parameter (no network); raise InvalidParameter for the first bad one.
-
-    ``values`` is typically the notebook's ``globals()``; keywords override it.
-    """
-    p = check_parameters(Params, PARAMETERS, values, overrides)
+def _location_and_auth_fit(p: Params) -> None:
+    """gcr.io host names exist in three multi-regions only; keyless has no key to rotate."""
     if p.gcr_domain and p.location not in GCR_HOSTS:
         raise InvalidParameter(
             "location", "must be us, europe or asia with gcr_domain = True", p.location
         )
     if p.keyless and p.rotate:
         raise InvalidParameter("rotate", 'has no key to rotate with auth = "metadata"', True)
-    return p
+
+
+validate = validator(Params, PARAMETERS, _location_and_auth_fit)
 
 
 # --- errors -----------------------------------------------------------------------------

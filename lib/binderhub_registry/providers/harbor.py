@@ -66,8 +66,8 @@ from .contract import (
     Connection,
     Deletion,
     Record,
-    check_parameters,
     creates,
+    validator,
 )
 
 __all__ = [
@@ -184,12 +184,7 @@ class HarborParams(Protocol):
     def sandbox(self) -> bool: ...
 
 
-def validate(values: dict[str, Any] | None = None, /, **overrides: Any) -> Params:
-    """Check every parameter (no network); raise InvalidParameter for the first bad one.
-
-    ``values`` is typically the notebook's ``globals()``; keywords override it.
-    """
-    return check_parameters(Params, PARAMETERS, values, overrides)
+validate = validator(Params, PARAMETERS)
 
 
 # --- Harbor's API ---------------------------------------------------------------------------

@@ -65,8 +65,8 @@ from .contract import (
     CommonParams,
     Deletion,
     Record,
-    check_parameters,
     creates,
+    validator,
 )
 
 __all__ = [
@@ -175,13 +175,8 @@ class Params(CommonParams):
         return f"/cloud/project/{self.service_name}"
 
 
-def validate(values: dict[str, Any] | None = None, /, **overrides: Any) -> Params:
-    """Check every parameter (no network); raise InvalidParameter for the first bad one.
-
-    ``values`` is typically the notebook's ``globals()``; keywords override it. OVH's API
-    cannot change a Harbor user's password, so ``rotate`` works on the robot only.
-    """
-    p = check_parameters(Params, PARAMETERS, values, overrides)
+def _rotate_fits(p: Params) -> None:
+    """OVH's API cannot change a Harbor user's password, so ``rotate`` works on the robot only."""
     if p.rotate and p.use_admin_user:
         raise InvalidParameter(
             "rotate",
@@ -189,7 +184,9 @@ def validate(values: dict[str, Any] | None = None, /, **overrides: Any) -> Param
             "change the Harbor user's password; delete it with teardown and run again)",
             True,
         )
-    return p
+
+
+validate = validator(Params, PARAMETERS, _rotate_fits)
 
 
 def rights_text(service_name: str = "<service_name>") -> str:
