@@ -276,3 +276,20 @@ def test_teardown_leaves_a_project_it_found(fresh: sandbox.Sandbox, tmp_path: Pa
     state = fresh.state()["harbor"]
     assert [p["name"] for p in state["projects"]] == ["library", "binderhub"]
     assert state["robots"] == []
+
+
+def test_the_verify_command_words_a_harbor_refusal_in_harbors_terms(
+    fresh: sandbox.Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from binderhub_registry import cli
+
+    settings(fresh, clock_offset_days=-2)  # made two days ago, for one day
+    _, files = steps(tmp_path, robot_expiry_days=1)
+    settings(fresh, clock_offset_days=0)  # expired yesterday
+    config, secret = files.config_path, files.secret_path
+    code = cli.main(["verify", "--ca-file", fresh.ca_file, str(config), str(secret)])
+    err = capsys.readouterr().err
+    # the command has no admin credentials to read the robot's expiry: Harbor's hints say
+    # what such a refusal usually means, not the generic "lacks pull"
+    assert code == 1 and err.count("\n") == 1
+    assert "expired, was disabled or deleted" in err, err

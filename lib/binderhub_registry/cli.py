@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import yaml
 
@@ -23,7 +24,7 @@ from .binderhub import RegistryValues, load_values, secret_file_warning
 from .errors import BinderHubRegistryError, CloudError, InvalidParameter, VerificationFailed
 from .providers import Record
 from .steps import Result, Runner
-from .verify import VerificationReport, verify
+from .verify import VerificationReport, VerifyHints, verify
 
 __all__ = ["main"]
 
@@ -140,8 +141,22 @@ def _check_ca_file(path: str, flag: str) -> None:
 def _verify_values(
     values: RegistryValues, ca_file: str | None, keep: bool, insecure: bool
 ) -> Result[VerificationReport]:
-    report = verify(values, ca_bundle=ca_file, cleanup=not keep, insecure=insecure)
+    report = verify(
+        values, ca_bundle=ca_file, cleanup=not keep, insecure=insecure, hints=_hints_for(values)
+    )
     return Result(report, "done", f"{report.image}")
+
+
+def _hints_for(values: RegistryValues) -> VerifyHints | None:
+    """The registry's own words for verify's diagnoses, where the values alone show which
+    registry it is: a Harbor's token service (``service=harbor-registry``), whose refusals
+    mean a robot expired, disabled or deleted more often than a missing right."""
+    query = parse_qs(urlparse(str(values.docker_registry.get("token_url") or "")).query)
+    if query.get("service", [""])[0] == "harbor-registry":
+        from .providers import harbor
+
+        return harbor.HINTS
+    return None
 
 
 def _demo(args: argparse.Namespace) -> int:
