@@ -59,6 +59,7 @@ __all__ = [
     "TransientCloudError",
     "Translator",
     "VerificationFailed",
+    "error_for_response",
     "error_for_status",
     "grpc_error",
     "http_error",
@@ -224,6 +225,17 @@ def error_for_status(
     if status in (408, 425, 429) or 500 <= status <= 599:
         return TransientCloudError(text, status, retry_after)
     return CloudError(text, status)
+
+
+def error_for_response(service: str, response: Any, message: str) -> BinderHubRegistryError:
+    """:func:`error_for_status` of an HTTP answer (``.status_code``, ``.headers``, as
+    requests' ``Response``), with its ``Retry-After``; the caller words ``message``."""
+    return error_for_status(
+        service,
+        int(response.status_code),
+        message,
+        retry_after=retry_after(response.headers.get("Retry-After")),
+    )
 
 
 #: gRPC status names and their HTTP equivalents (google.rpc.Code's documented mapping).

@@ -42,10 +42,9 @@ from ..errors import (
     CloudError,
     InvalidParameter,
     PermissionDenied,
-    error_for_status,
+    error_for_response,
     map_exceptions,
     requests_errors,
-    retry_after,
 )
 from ..params import text
 from ..secrets import Secret, read_secret
@@ -179,12 +178,7 @@ class _Hub:
 
 def _error(r: requests.Response, method: str, path: str) -> Exception:
     """The package's error for an error answer (401: AuthenticationFailed, 429/5xx: transient)."""
-    return error_for_status(
-        NAME,
-        r.status_code,
-        f"{_message(r)} ({method} {path})",
-        retry_after=retry_after(r.headers.get("Retry-After")),
-    )
+    return error_for_response(NAME, r, f"{_message(r)} ({method} {path})")
 
 
 def _message(r: requests.Response) -> str:

@@ -51,10 +51,10 @@ from ..errors import (
     MissingCredentials,
     PermissionDenied,
     VerificationFailed,
+    error_for_response,
     error_for_status,
     map_exceptions,
     requests_errors,
-    retry_after,
 )
 from ..params import Parameter, text
 from ..secrets import Secret, read_secret
@@ -245,12 +245,7 @@ def _session(ca_file: str | None) -> requests.Session:
 
 def _error(r: requests.Response, method: str, path: str) -> BinderHubRegistryError:
     """The package's error for a Harbor error answer (``{"errors": [{code, message}]}``)."""
-    return error_for_status(
-        NAME,
-        r.status_code,
-        f"{_message(r)} ({method} /api/v2.0{path})",
-        retry_after=retry_after(r.headers.get("Retry-After")),
-    )
+    return error_for_response(NAME, r, f"{_message(r)} ({method} /api/v2.0{path})")
 
 
 def _message(r: requests.Response) -> str:
