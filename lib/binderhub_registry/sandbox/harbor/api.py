@@ -354,12 +354,14 @@ class HarborApi:
         }
         return json_response(201, created, {"Location": f"{API}/robots/{robot.id}"})
 
-    def _robot(self, request: Request) -> Robot | Response:
+    def _robot(self, request: Request, who: Principal | None = None) -> Robot | Response:
+        """The path's robot, else 404; with ``who``, then 403 unless ``who`` may change it."""
         raw = request.params["robot_id"]
         robot = self.state.robots.get(int(raw)) if raw.isdigit() else None
         if robot is None:
             return _not_found("robot", raw)
-        return robot
+        refused = self._admin(who) if who is not None else None
+        return robot if refused is None else refused
 
     def get_robot(self, front: RegistryFront, request: Request, who: Principal) -> Response:
         """``GET /robots/{robot_id}`` (no secret)."""
@@ -373,12 +375,9 @@ class HarborApi:
         robot's creation time (-1: never); description, disable and permissions
         (when given) are replaced. 200, no body.
         """
-        robot = self._robot(request)
+        robot = self._robot(request, who)
         if isinstance(robot, Response):
             return robot
-        refused = self._admin(who)
-        if refused is not None:
-            return refused
         body = request.json()
         if not isinstance(body, dict):
             return harbor_error(422, "UNPROCESSABLE_ENTITY", "the body is not a Robot")
@@ -414,12 +413,9 @@ class HarborApi:
         lowercase one and a digit; it is set and not shown back. The old secret
         stops working at once.
         """
-        robot = self._robot(request)
+        robot = self._robot(request, who)
         if isinstance(robot, Response):
             return robot
-        refused = self._admin(who)
-        if refused is not None:
-            return refused
         body = request.json()
         given = body.get("secret", "") if isinstance(body, dict) else ""
         if given:
@@ -437,12 +433,9 @@ class HarborApi:
 
     def delete_robot(self, front: RegistryFront, request: Request, who: Principal) -> Response:
         """``DELETE /robots/{robot_id}``: 200 with no body."""
-        robot = self._robot(request)
+        robot = self._robot(request, who)
         if isinstance(robot, Response):
             return robot
-        refused = self._admin(who)
-        if refused is not None:
-            return refused
         del self.state.robots[robot.id]
         return Response(200)
 
