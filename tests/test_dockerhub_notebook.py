@@ -301,8 +301,8 @@ def test_deployments_sharing_an_account_keep_their_own_tokens(
     ]
 
 
-def make_token(box: sandbox.Sandbox, scopes: list[str], user: str = "dockerhub") -> str:
-    """A personal access token made through the fake Hub API with the seeded password."""
+def _hub_token(box: sandbox.Sandbox, user: str, path: str, body: dict[str, Any]) -> str:
+    """A token made by ``POST <Hub API>/<path>``, signed in as seeded ``user`` with its password."""
     creds = box.credentials(user)
     api = f"{box.url}/dockerhub/v2"
     session = requests.post(
@@ -312,14 +312,19 @@ def make_token(box: sandbox.Sandbox, scopes: list[str], user: str = "dockerhub")
         timeout=10,
     ).json()["access_token"]
     made = requests.post(
-        f"{api}/access-tokens",
-        json={"token_label": "my own token", "scopes": scopes},
+        f"{api}/{path}",
+        json=body,
         headers={"Authorization": f"Bearer {session}"},
         verify=box.ca_file,
         timeout=10,
     )
     assert made.status_code == 201, made.text
     return str(made.json()["token"])
+
+
+def make_token(box: sandbox.Sandbox, scopes: list[str], user: str = "dockerhub") -> str:
+    """A personal access token made through the fake Hub API with the seeded password."""
+    return _hub_token(box, user, "access-tokens", {"token_label": "my own token", "scopes": scopes})
 
 
 def test_personal_access_token_becomes_the_credential_and_nothing_is_created(
@@ -423,26 +428,9 @@ def test_registry_pull_limit_is_retried(dockerhub_nb: NotebookRun, fresh: sandbo
 
 def make_org_token(box: sandbox.Sandbox, org: str) -> str:
     """An organization access token with repository push on ``org/*``, made by its owner."""
-    creds = box.credentials("dockerhub")
-    api = f"{box.url}/dockerhub/v2"
-    session = requests.post(
-        f"{api}/auth/token",
-        json={"identifier": creds["username"], "secret": creds["password"]},
-        verify=box.ca_file,
-        timeout=10,
-    ).json()["access_token"]
-    made = requests.post(
-        f"{api}/orgs/{org}/access-tokens",
-        json={
-            "label": "BinderHub",
-            "resources": [{"type": "TYPE_REPO", "path": f"{org}/*", "scopes": ["repo-push"]}],
-        },
-        headers={"Authorization": f"Bearer {session}"},
-        verify=box.ca_file,
-        timeout=10,
-    )
-    assert made.status_code == 201, made.text
-    return str(made.json()["token"])
+    resources = [{"type": "TYPE_REPO", "path": f"{org}/*", "scopes": ["repo-push"]}]
+    body = {"label": "BinderHub", "resources": resources}
+    return _hub_token(box, "dockerhub", f"orgs/{org}/access-tokens", body)
 
 
 def test_organization_access_token_pushes_as_the_organization(
