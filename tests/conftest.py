@@ -18,7 +18,7 @@ import nbformat
 import papermill
 import pytest
 
-from binderhub_registry import outputs, sandbox
+from binderhub_registry import Runner, outputs, sandbox
 
 from .kernels import Zygote, fork_kernel_manager
 
@@ -59,6 +59,12 @@ def docs_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert build.returncode == 0, build.stderr
     return out
+
+
+@pytest.fixture
+def run() -> Runner:
+    """A step runner that does not wait between attempts (its waits are tested in test_units)."""
+    return Runner(sleep=lambda seconds: None)
 
 
 @pytest.fixture

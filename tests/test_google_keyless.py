@@ -37,12 +37,6 @@ TOKEN_PATH = "/computeMetadata/v1/instance/service-accounts/default/token"
 
 
 @pytest.fixture
-def run() -> Runner:
-    """A runner that does not wait between attempts."""
-    return Runner(sleep=lambda seconds: None)
-
-
-@pytest.fixture
 def conn(fresh: sandbox.Sandbox, tmp_path: Path, run: Runner) -> Iterator[google.GoogleConnection]:
     """A keyless connection on a fresh sandbox, writing into tmp_path."""
     p = google.validate(KEYLESS, output_dir=str(tmp_path / "values"))

@@ -55,12 +55,6 @@ def grpc_calls(box: sandbox.Sandbox, method: str) -> list[str]:
 
 
 @pytest.fixture
-def run() -> Runner:
-    """A runner that does not wait between attempts."""
-    return Runner(sleep=lambda seconds: None)
-
-
-@pytest.fixture
 def conn(fresh: sandbox.Sandbox, tmp_path: Path, run: Runner) -> Iterator[google.GoogleConnection]:
     """A signed-in connection on a fresh sandbox, writing into tmp_path."""
     p = google.validate(DEFAULTS, output_dir=str(tmp_path / "values"))
