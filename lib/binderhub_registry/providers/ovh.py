@@ -530,7 +530,7 @@ def sign_in(p: Params) -> Result[OvhConnection]:
         record=Record(p.output_dir, KEY),
         ca_file=ca_file,
         client=client,
-        poll=0.02 if p.sandbox else float(p.poll_seconds),
+        poll=0.002 if p.sandbox else float(p.poll_seconds),
     )
     conn.capabilities = conn.call("GET", "/capabilities/containerRegistry")
     return Result(conn, "done", f"signed in to {where} with {how}, project {p.service_name}")
