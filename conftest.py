@@ -29,6 +29,9 @@ _SANDBOX_DIR = Path(tempfile.mkdtemp(prefix="bhr-test-sandbox-"))
 def pytest_configure(config: pytest.Config) -> None:
     os.environ["BINDERHUB_REGISTRY_SANDBOX_DIR"] = str(_SANDBOX_DIR)
     os.environ.update(sandbox.loopback_env())
+    # the sandbox's faults need no real pause between retries: every crash-then-rerun test
+    # would otherwise wait out about 6 s of backoff (Retry-After is still honoured)
+    os.environ.setdefault("BINDERHUB_REGISTRY_RETRY_BACKOFF", "0.01")
     for name in (
         "DOCKERHUB_TOKEN",
         "DOCKERHUB_PASSWORD",

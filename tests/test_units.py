@@ -20,10 +20,11 @@ from binderhub_registry.binderhub import (
     load_values,
     write_values,
 )
-from binderhub_registry.errors import AuthenticationFailed
+from binderhub_registry.errors import AuthenticationFailed, BinderHubRegistryError
 from binderhub_registry.params import choice, directory, flag, integer, text, validate
 from binderhub_registry.providers import dockerhub
 from binderhub_registry.secrets import read_secret, write_private_file
+from binderhub_registry.steps import BACKOFF_VARIABLE
 from binderhub_registry.verify import _split_image, _url_concat, binderhub_settings
 
 
@@ -246,6 +247,20 @@ def test_runner_retries_transient_and_honours_retry_after() -> None:
     row = runner.checklist.rows[0]
     assert (row.status, row.attempts) == ("created", 3)
     assert "after 3 attempts" in repr(runner.checklist)
+
+
+def test_runner_backoff_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(BACKOFF_VARIABLE, raising=False)
+    assert Runner().backoff == 0.2
+    monkeypatch.setenv(BACKOFF_VARIABLE, "1.5")
+    assert Runner().backoff == 1.5
+    assert Runner(backoff=0.3).backoff == 0.3  # an explicit value wins
+    for bad in ("soon", "-1", "31", "nan"):
+        monkeypatch.setenv(BACKOFF_VARIABLE, bad)
+        with pytest.raises(BinderHubRegistryError) as err:
+            Runner()
+        assert str(err.value).startswith(f"environment variable {BACKOFF_VARIABLE}: seconds")
+        assert "\n" not in str(err.value)
 
 
 def test_runner_does_not_retry_other_errors() -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,14 +25,26 @@ from typing import Any, Generic, TypeVar
 import requests
 import tenacity
 
-from .errors import TransientCloudError
+from .errors import BinderHubRegistryError, TransientCloudError
 from .notebook import display, ipython_shell
 
-__all__ = ["Checklist", "Result", "Runner", "StepRecord", "is_transient", "progress"]
+__all__ = [
+    "BACKOFF_VARIABLE",
+    "Checklist",
+    "Result",
+    "Runner",
+    "StepRecord",
+    "is_transient",
+    "progress",
+]
 
 log = logging.getLogger("binderhub_registry")
 #: Seconds a step runs before its row is shown live (quick steps show only their result).
 LIVE_AFTER = 2.0
+#: Environment variable: the first retry's wait in seconds when ``Runner(backoff=...)`` is not
+#: given (0 to 30, default 0.2). The test suite shortens it: its faults need no real pause.
+BACKOFF_VARIABLE = "BINDERHUB_REGISTRY_RETRY_BACKOFF"
+DEFAULT_BACKOFF = 0.2
 T = TypeVar("T")
 
 ICONS = {
@@ -155,11 +168,27 @@ def progress(detail: str) -> None:
         _current[-1].live()
 
 
+def _backoff_from_environment() -> float:
+    raw = os.environ.get(BACKOFF_VARIABLE, "").strip()
+    if not raw:
+        return DEFAULT_BACKOFF
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 30:
+        raise BinderHubRegistryError(
+            f"environment variable {BACKOFF_VARIABLE}: seconds from 0 to 30 (got {raw[:20]!r})"
+        )
+    return seconds
+
+
 class Runner:
     """Runs steps with retries and keeps the checklist.
 
     ``attempts`` bounds tries per step; waits grow exponentially from ``backoff``
-    seconds to ``max_wait``, or follow ``Retry-After`` when the cloud sends one.
+    seconds (default: :data:`BACKOFF_VARIABLE`, else 0.2) to ``max_wait``, or follow
+    ``Retry-After`` when the cloud sends one.
     ``transient`` says which exceptions are worth retrying (providers widen it to
     their SDK's errors).
     """
@@ -168,13 +197,13 @@ class Runner:
         self,
         *,
         attempts: int = 6,
-        backoff: float = 0.2,
+        backoff: float | None = None,
         max_wait: float = 30.0,
         transient: Callable[[BaseException], bool] = is_transient,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.attempts = attempts
-        self.backoff = backoff
+        self.backoff = _backoff_from_environment() if backoff is None else backoff
         self.max_wait = max_wait
         self.transient = transient
         self.sleep = sleep  # injectable, so tests need not wait
