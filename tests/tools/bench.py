@@ -10,6 +10,8 @@
   ways: in this process (``papermill.execute_notebook``: only the kernel's and the notebook's
   own costs, the stricter ratio) and as whole processes (the ``papermill`` command, each run a
   new process that imports papermill first: issue 7's method, median of BENCH_ROUNDS pairs);
+  beside each in-process ratio, the notebook's shape alone (its cells, each code cell ``pass``):
+  what papermill's saves and round trips cost before the notebook does any work;
 - one verification on loopback: BinderHub's check, push, check again (goal <= 0.2 s);
 - side by side on a sandbox, the guide's own az commands (section 2.3, the pinned Azure CLI that
   `make test-clients` installs) and the Azure notebook: seconds and requests each needs.
@@ -244,16 +246,32 @@ def main() -> int:
     notebooks = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
     requests: dict[str, int] = {}
 
-    def in_process(label: str) -> dict[str, list[float]]:
-        """Interleaved trivial and notebook runs in this process; rows of their ratios."""
+    def shape_of(nb: Path) -> Path:
+        """The notebook's cells with every code cell emptied to ``pass``: papermill's own cost."""
+        copy = nbformat.read(str(nb), as_version=4)
+        for cell in copy.cells:
+            if cell.cell_type == "code":
+                cell.source, cell.outputs = "pass", []
+        path = work / f"{nb.stem}.shape.ipynb"
+        nbformat.write(copy, str(path))
+        return path
+
+    def in_process(label: str, shapes: bool = False) -> dict[str, list[float]]:
+        """Interleaved trivial and notebook runs in this process; rows of their ratios.
+
+        With ``shapes``, each notebook's shape too: the same cells doing nothing, which is
+        what papermill's per-cell saves and round trips alone cost."""
         base: list[float] = []
         times: dict[str, list[float]] = {nb.stem: [] for nb in notebooks}
+        shape_times: dict[str, list[float]] = {nb.stem: [] for nb in notebooks}
         run(trivial, work / "warm.ipynb")  # warm the caches once, unmeasured
         for _ in range(ROUNDS):
             for nb in notebooks:
                 base.append(run(trivial, work / "t.ipynb"))
                 times[nb.stem].append(run(nb, work / f"{nb.stem}.out.ipynb"))
                 requests[nb.stem] = len(box.log())  # since run()'s reset: its requests
+                if shapes:
+                    shape_times[nb.stem].append(run(shape_of(nb), work / "s.ipynb"))
         trivial_s = statistics.median(base)
         rows.append(
             (
@@ -273,9 +291,20 @@ def main() -> int:
                     ratio <= 1.5,
                 )
             )
+            if shapes:
+                cells = len(nbformat.read(str(ROOT / "notebooks" / f"{stem}.ipynb"), 4).cells)
+                shape = statistics.median(shape_times[stem]) / trivial_s
+                rows.append(
+                    (
+                        f"  its shape alone ({cells} cells, each code cell `pass`) / trivial",
+                        f"{shape:.2f}",
+                        "reference",
+                        None,
+                    )
+                )
         return times
 
-    times = in_process("")
+    times = in_process("", shapes=True)
     # as the issues measured: kernels that compile every import from source, which is what
     # PYTHONDONTWRITEBYTECODE=1 (this machine's default, which make unsets) costs each run
     kept = {k: os.environ.pop(k) for k in ("PYTHONPYCACHEPREFIX",) if k in os.environ}
