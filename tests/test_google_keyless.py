@@ -25,7 +25,7 @@ import requests
 import yaml
 
 from binderhub_registry import InvalidParameter, Runner, VerificationFailed, sandbox
-from binderhub_registry.providers import google
+from binderhub_registry.providers import COMMON_PARAMETERS, google
 from binderhub_registry.sandbox.google import SEED_ACCOUNT
 
 from .test_google_sandbox import DEFAULTS, settings, up_to_the_key
@@ -302,3 +302,433 @@ def test_papermill_infers_the_keyless_parameters() -> None:
     inferred = papermill.inspect_notebook(str(NOTEBOOKS / f"{google.NOTEBOOK}.ipynb"))
     assert [p.name for p in google.PARAMETERS] == list(inferred)
     assert inferred["auth"]["default"] == '"key"'
+
+
+# --- switching auth on the same output_dir ------------------------------------------------------
+# key -> metadata retires the keys this notebook made, metadata -> key the Workload Identity
+# member it bound: both through the retiring record, removed by finish_rotation once the new
+# values verified; secret.yaml goes when the keyless config.yaml is written.
+OTHER_MEMBER = "serviceAccount:binderhub-demo.svc.id.goog[other/binderhub]"
+
+
+class Crash(Exception):
+    """A run dying half-way (not transient: the runner does not retry it)."""
+
+
+def signed_in(run: Runner, out: Path, **overrides: Any) -> google.GoogleConnection:
+    """A connection for ``out`` with the test defaults and ``overrides``."""
+    p = google.validate(DEFAULTS, output_dir=str(out), **overrides)
+    conn: google.GoogleConnection = run.step("sign in", google.sign_in, p)
+    return conn
+
+
+def through_verify(run: Runner, conn: google.GoogleConnection) -> Any:
+    """Every step of the notebook up to verification (not finish_rotation); the files."""
+    files = keyless_run(run, conn)  # the steps up to the written values, in either mode
+    run.step("verify", conn.verify, files)
+    return files
+
+
+def whole_run(run: Runner, conn: google.GoogleConnection) -> None:
+    """Every step of the notebook, finish_rotation included (teardown is not asked)."""
+    up_to_the_key(run, conn)
+    run.step("key", google.ensure_key, conn)
+    run.step("workload identity", google.bind_workload_identity, conn)
+    files = run.step("values", conn.write_values)
+    run.step("verify", conn.verify, files)
+    asyncio.run(run.astep("finish", conn.finish_rotation))
+
+
+def row(run: Runner, title: str) -> tuple[str, str]:
+    """The status and detail of the last step called ``title``."""
+    found = [r for r in run.checklist.rows if r.title == title]
+    return found[-1].status, found[-1].detail
+
+
+def created(out: Path) -> dict[str, Any]:
+    """What the record in ``out`` says this notebook created."""
+    data: dict[str, Any] = json.loads((out / "binderhub-registry.json").read_text())["created"]
+    return data
+
+
+def live_keys(box: sandbox.Sandbox, email: str) -> list[str]:
+    """The user-managed keys of ``email`` in the fake IAM."""
+    accounts = {a["email"]: a for a in box.state()["google"]["service_accounts"]}
+    return list(accounts[email]["keys"]) if email in accounts else []
+
+
+def workload_members(conn: google.GoogleConnection) -> list[str]:
+    """The members of workloadIdentityUser on the service account, read through the SDK."""
+    from google.iam.v1 import iam_policy_pb2  # type: ignore[import-untyped]
+
+    policy = conn.iam.get_iam_policy(
+        request=iam_policy_pb2.GetIamPolicyRequest(resource=conn.account_name)
+    )
+    return [
+        m for b in policy.bindings if b.role == google.WORKLOAD_IDENTITY_USER for m in b.members
+    ]
+
+
+def add_member(conn: google.GoogleConnection, member: str) -> None:
+    """Someone else binds ``member`` too (not this notebook's: it must stay)."""
+
+    def add(bindings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [*bindings, {"role": google.WORKLOAD_IDENTITY_USER, "members": [member]}]
+
+    google._edit_account_policy(conn, add)
+
+
+def key_token_status(box: sandbox.Sandbox, conn: google.GoogleConnection, key_json: str) -> int:
+    """The HTTP status of the registry's token endpoint for ``_json_key`` + ``key_json``."""
+    r = requests.get(
+        f"https://{conn.host}/v2/token",
+        params={
+            "service": "us-central1-docker.pkg.dev",
+            "scope": "repository:binderhub-demo/binderhub/x:pull,push",
+        },
+        auth=("_json_key", key_json),
+        verify=box.ca_file,
+        timeout=10,
+    )
+    return r.status_code
+
+
+def metadata_token_status(box: sandbox.Sandbox) -> int:
+    """The HTTP status of a token request from BinderHub's (fake) pod."""
+    r = requests.get(
+        metadata_url(box) + TOKEN_PATH, headers={"Metadata-Flavor": "Google"}, timeout=10
+    )
+    return r.status_code
+
+
+def key_json_of(conn: google.GoogleConnection) -> str:
+    """The JSON key the connection made or reused."""
+    assert conn.secret is not None
+    return conn.secret.reveal()
+
+
+def test_key_to_metadata_deletes_the_key_once_keyless_verification_passes(
+    fresh: sandbox.Sandbox, run: Runner, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "values"
+    first = signed_in(run, out)
+    whole_run(run, first)
+    old = key_json_of(first)
+    old_id = json.loads(old)["private_key_id"]
+    assert created(out)["key"] == old_id and (out / "secret.yaml").exists()
+
+    conn = signed_in(run, out, auth="metadata")
+    up_to_the_key(run, conn)
+    run.step("key", google.ensure_key, conn)
+    assert row(run, "key") == (
+        "updated",
+        "auth = metadata: no key; the key this notebook made is removed once keyless "
+        "verification passes",
+    )
+    assert "key" not in created(out) and created(out)["retiring_keys"] == [old_id]
+    run.step("workload identity", google.bind_workload_identity, conn)
+    files = run.step("values", conn.write_values)
+    assert not (out / "secret.yaml").exists()  # never beside the keyless config.yaml
+    assert "secret.yaml (an earlier key) removed" in row(run, "values")[1]
+    # the key lives on until the keyless values verified (the deployed BinderHub uses it)
+    assert key_token_status(fresh, conn, old) == 200
+    run.step("verify", conn.verify, files)
+    assert key_token_status(fresh, conn, old) == 200
+    asyncio.run(run.astep("finish", conn.finish_rotation))
+    assert row(run, "finish")[0] == "deleted"
+
+    assert key_token_status(fresh, conn, old) == 401  # the sandbox checks live keys
+    assert live_keys(fresh, conn.params.email) == []
+    assert not (out / "secret.yaml").exists()
+    assert set(created(out)) == {"api", "repository", "service_account", "binding", google.BOUND}
+    assert metadata_token_status(fresh) == 200  # keyless works
+
+    shown = capsys.readouterr()
+    text = shown.out + shown.err + repr(files) + repr(run.checklist)
+    private_key = json.loads(old)["private_key"]
+    assert private_key not in text and private_key.replace("\n", "\\n") not in text
+    assert "PRIVATE KEY" not in text and old_id not in text
+
+
+def test_metadata_to_key_removes_the_binding_once_the_key_verifies(
+    fresh: sandbox.Sandbox, run: Runner, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "values"
+    whole_run(run, signed_in(run, out, auth="metadata"))
+    member = created(out)[google.BOUND]
+    assert metadata_token_status(fresh) == 200
+
+    conn = signed_in(run, out)
+    up_to_the_key(run, conn)
+    run.step("key", google.ensure_key, conn)
+    run.step("workload identity", google.bind_workload_identity, conn)
+    status, detail = row(run, "workload identity")
+    assert status == "updated"
+    assert detail.startswith(
+        f"auth = key: roles/iam.workloadIdentityUser for {member}, which this notebook granted "
+        f"on {conn.params.email}, is removed once the key verifies; then run: kubectl annotate "
+    )
+    assert created(out)["retiring_keys"] == [{google.BOUND: member}]
+    assert google.BOUND not in created(out)
+    # the deployed keyless BinderHub keeps its access until the key verified
+    assert workload_members(conn) == [member] and metadata_token_status(fresh) == 200
+    files = run.step("values", conn.write_values)
+    report = run.step("verify", conn.verify, files)
+    assert report is not None and all(c.ok for c in report.checks)
+    assert workload_members(conn) == [member]
+    asyncio.run(run.astep("finish", conn.finish_rotation))
+
+    assert workload_members(conn) == []  # through the SDK's GetIamPolicy
+    accounts = {a["email"]: a for a in fresh.state()["google"]["service_accounts"]}
+    assert accounts[conn.params.email]["bindings"] == []
+    assert metadata_token_status(fresh) == 403  # the pod lost the right
+    key = key_json_of(conn)
+    assert key_token_status(fresh, conn, key) == 200
+    assert live_keys(fresh, conn.params.email) == [json.loads(key)["private_key_id"]]
+    assert set(created(out)) == {"api", "repository", "service_account", "binding", "key"}
+
+    shown = capsys.readouterr()
+    text = shown.out + shown.err + repr(files) + repr(run.checklist)
+    assert json.loads(key)["private_key"] not in text and "PRIVATE KEY" not in text
+
+
+def test_only_the_recorded_member_goes_and_a_stale_etag_is_read_again(
+    fresh: sandbox.Sandbox, run: Runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "values"
+    first = signed_in(run, out, auth="metadata")
+    whole_run(run, first)
+    member = created(out)[google.BOUND]
+    add_member(first, OTHER_MEMBER)  # someone else's member of the same role
+
+    conn = signed_in(run, out)
+    up_to_the_key(run, conn)
+    run.step("key", google.ensure_key, conn)
+    run.step("workload identity", google.bind_workload_identity, conn)
+    files = run.step("values", conn.write_values)
+    run.step("verify", conn.verify, files)
+
+    late = "serviceAccount:binderhub-demo.svc.id.goog[late/binderhub]"
+    real_get = conn.iam.get_iam_policy
+    reads: list[int] = []
+
+    def get_then_someone_changes_it(*args: Any, **kwargs: Any) -> Any:
+        policy = real_get(*args, **kwargs)
+        reads.append(1)
+        if len(reads) == 1:  # a concurrent change between our read and our write
+            monkeypatch.setattr(conn.iam, "get_iam_policy", real_get)
+            add_member(first, late)
+            monkeypatch.setattr(conn.iam, "get_iam_policy", get_then_someone_changes_it)
+        return policy
+
+    monkeypatch.setattr(conn.iam, "get_iam_policy", get_then_someone_changes_it)
+    asyncio.run(run.astep("finish", conn.finish_rotation))
+    monkeypatch.undo()
+
+    sets = [e["status"] for e in fresh.log() if e["path"].endswith("IAM/SetIamPolicy")]
+    assert sets[-2:] == ["grpc ABORTED", "grpc OK"]  # the stale etag, then a fresh read
+    assert len(reads) == 2
+    assert sorted(workload_members(conn)) == sorted([OTHER_MEMBER, late])
+    assert member not in workload_members(conn)
+
+
+def test_keys_this_notebook_did_not_make_stay(
+    fresh: sandbox.Sandbox, run: Runner, tmp_path: Path
+) -> None:
+    out = tmp_path / "values"
+    first = signed_in(run, out)
+    up_to_the_key(run, first)
+    first.record.forget("service_account")  # as if the account had been found, not created
+    foreign = first.iam.create_service_account_key(name=first.account_name)
+    foreign_id = foreign.name.rpartition("/")[2]
+    run.step("key", google.ensure_key, first)
+    ours = created(out)["key"]
+
+    whole_run(run, signed_in(run, out, auth="metadata"))
+    assert live_keys(fresh, first.params.email) == [foreign_id]
+    assert ours != foreign_id and "key" not in created(out)
+    assert "retiring_keys" not in created(out)
+
+
+@pytest.mark.parametrize("switch", ["key->metadata", "metadata->key"])
+def test_teardown_after_a_switch_deletes_exactly_what_is_recorded(
+    switch: str, fresh: sandbox.Sandbox, run: Runner, tmp_path: Path
+) -> None:
+    seeded = fresh.state()["google"]
+    before, after = switch.split("->")
+    out = tmp_path / "values"
+    whole_run(run, signed_in(run, out, auth=before))
+    conn = signed_in(run, out, auth=after)
+    through_verify(run, conn)  # replaced, not yet removed (a crash or keep_replaced)
+    assert created(out)["retiring_keys"]
+    down = signed_in(run, out, teardown=True)
+    asyncio.run(run.astep("teardown", down.teardown))
+    state = fresh.state()["google"]
+    for backend in (state, seeded):  # images the verifications pushed are not the notebook's
+        for registry in backend["registries"]:
+            registry.pop("repositories", None)
+    assert state == seeded
+    assert created(out) == {} and not (out / "secret.yaml").exists()
+
+
+@pytest.mark.parametrize("switch", ["key->metadata", "metadata->key"])
+def test_a_dry_run_of_a_switch_changes_nothing(
+    switch: str, fresh: sandbox.Sandbox, run: Runner, tmp_path: Path
+) -> None:
+    before, after = switch.split("->")
+    out = tmp_path / "values"
+    whole_run(run, signed_in(run, out, auth=before))
+    state = fresh.state()
+    files = {f.name: f.read_bytes() for f in out.iterdir()}
+    conn = signed_in(run, out, auth=after, dry_run=True)
+    whole_run(run, conn)
+    assert fresh.state() == state
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == files
+    if after == "metadata":
+        assert row(run, "key") == (
+            "planned",
+            "auth = metadata: no key; the key this notebook made would be removed once keyless "
+            "verification passes",
+        )
+        assert row(run, "values")[0] == "planned" and "secret.yaml (a key)" in row(run, "values")[1]
+    else:
+        status, detail = row(run, "workload identity")
+        assert status == "planned" and "would remove roles/iam.workloadIdentityUser" in detail
+
+
+@pytest.mark.parametrize("switch", ["key->metadata", "metadata->key"])
+def test_a_crash_at_any_record_write_then_a_rerun_completes(
+    switch: str,
+    fresh: sandbox.Sandbox,
+    run: Runner,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The switch dies just before each of its record writes in turn (what it did in the
+    cloud is done, the record does not say so yet); the rerun ends as an uncrashed switch."""
+    from binderhub_registry.providers.contract import Record
+
+    before, after = switch.split("->")
+    save = Record.save
+    ends: list[Any] = []
+    for crash_at in range(1, 20):
+        fresh.reset()
+        out = tmp_path / f"crash{crash_at}"
+        whole_run(run, signed_in(run, out, auth=before))
+        saves = 0
+
+        def crashing_save(record: Record, at: int = crash_at) -> None:
+            nonlocal saves
+            saves += 1
+            if saves == at:
+                raise Crash(f"died before record write {at}")
+            save(record)
+
+        monkeypatch.setattr(Record, "save", crashing_save)
+        try:
+            whole_run(run, signed_in(run, out, auth=after))
+            crashed = False
+        except Crash:
+            crashed = True
+        monkeypatch.setattr(Record, "save", save)
+        if crashed:
+            whole_run(run, signed_in(run, out, auth=after))
+        conn = signed_in(run, out, auth=after)
+        run.step("repository", google.ensure_repository, conn)  # its host, for the checks
+        keys = live_keys(fresh, conn.params.email)
+        ends.append((sorted(created(out)), len(keys), workload_members(conn)))
+        assert "retiring_keys" not in created(out)
+        if after == "metadata":
+            assert keys == [] and not (out / "secret.yaml").exists()
+            assert workload_members(conn) == [conn.params.workload_member]
+            assert metadata_token_status(fresh) == 200
+        else:
+            assert keys == [created(out)["key"]] and workload_members(conn) == []
+            stored = conn.stored_password("_json_key")
+            assert stored is not None and key_token_status(fresh, conn, stored.reveal()) == 200
+        if not crashed:
+            break
+    else:
+        pytest.fail("the switch never completed")
+    assert crash_at >= 3  # there were record writes to crash at
+    assert all(end == ends[-1] for end in ends), ends  # each crash ends as the uncrashed switch
+
+
+def test_switching_back_before_the_removal_keeps_what_is_in_use(
+    fresh: sandbox.Sandbox, run: Runner, tmp_path: Path
+) -> None:
+    out = tmp_path / "values"
+    # key -> metadata stopped before its values were written, then key again: the stored key
+    first = signed_in(run, out)
+    whole_run(run, first)
+    key_id = created(out)["key"]
+    stopped = signed_in(run, out, auth="metadata")
+    up_to_the_key(run, stopped)
+    run.step("key", google.ensure_key, stopped)
+    assert created(out)["retiring_keys"] == [key_id]
+    whole_run(run, signed_in(run, out))
+    assert row(run, "key") == (
+        "reused",
+        f"the stored JSON key of {first.params.email} is live and kept",
+    )
+    assert live_keys(fresh, first.params.email) == [key_id] and created(out)["key"] == key_id
+    assert "retiring_keys" not in created(out)
+
+    # metadata -> key stopped before its key verified, then metadata again: the binding stays
+    whole_run(run, signed_in(run, out, auth="metadata"))
+    member = created(out)[google.BOUND]
+    stopped = signed_in(run, out)
+    up_to_the_key(run, stopped)
+    run.step("key", google.ensure_key, stopped)
+    run.step("workload identity", google.bind_workload_identity, stopped)
+    assert {google.BOUND: member} in created(out)["retiring_keys"]
+    back = signed_in(run, out, auth="metadata")
+    whole_run(run, back)
+    assert workload_members(back) == [member] and created(out)[google.BOUND] == member
+    assert metadata_token_status(fresh) == 200
+    assert live_keys(fresh, back.params.email) == [] and "retiring_keys" not in created(out)
+
+
+def test_a_new_namespace_replaces_the_member_once_it_verifies(
+    fresh: sandbox.Sandbox, run: Runner, tmp_path: Path
+) -> None:
+    out = tmp_path / "values"
+    whole_run(run, signed_in(run, out, auth="metadata"))
+    old = created(out)[google.BOUND]
+    conn = signed_in(run, out, auth="metadata", k8s_namespace="binder-prod")
+    whole_run(run, conn)
+    assert workload_members(conn) == [conn.params.workload_member] != [old]
+    assert created(out)[google.BOUND] == conn.params.workload_member
+
+
+@pytest.mark.skipif(
+    "keep_replaced" not in [p.name for p in COMMON_PARAMETERS],
+    reason="keep_replaced is not in the contract yet",
+)
+@pytest.mark.parametrize("switch", ["key->metadata", "metadata->key"])
+def test_keep_replaced_keeps_what_a_switch_replaced_until_a_later_run(
+    switch: str, fresh: sandbox.Sandbox, run: Runner, tmp_path: Path
+) -> None:
+    """The contract's keep_replaced applies to a switch with no code of Google's own."""
+    before, after = switch.split("->")
+    out = tmp_path / "values"
+    first = signed_in(run, out, auth=before)
+    whole_run(run, first)
+    old_key = key_json_of(first) if before == "key" else ""
+    switched = signed_in(run, out, auth=after, keep_replaced=True)
+    whole_run(run, switched)
+    assert created(out)["retiring_keys"]  # kept: the deployed BinderHub still uses it
+    if after == "metadata":
+        assert key_token_status(fresh, switched, old_key) == 200
+        assert not (out / "secret.yaml").exists()  # the file goes with the keyless config
+    else:
+        assert workload_members(switched) == [first.params.workload_member]
+        assert metadata_token_status(fresh) == 200
+    later = signed_in(run, out, auth=after)
+    whole_run(run, later)
+    assert "retiring_keys" not in created(out)
+    if after == "metadata":
+        assert key_token_status(fresh, switched, old_key) == 401
+        assert live_keys(fresh, later.params.email) == []
+    else:
+        assert workload_members(later) == [] and metadata_token_status(fresh) == 403

@@ -25,6 +25,15 @@ Workload Identity lets act as the Google service account once that account's pol
 Build pods are another matter: ``GoogleArtifactRegistry`` has no ``get_credentials``
 (``registry.py`` lines 335-341), so they push with the chart's docker config
 (``binderhub/build.py`` lines 480-491); see the notebook's keyless section.
+
+Switching ``auth`` on the same ``output_dir`` leaves nothing behind, through the rotation
+mechanism (the ``retiring_keys`` record, emptied by ``finish_rotation`` once the new values
+verified, so its ``keep_replaced`` applies too): key to metadata retires the keys this notebook
+made (``ensure_key``) and removes ``secret.yaml`` when the keyless ``config.yaml`` is written;
+metadata to key retires the Workload Identity member this notebook bound
+(``bind_workload_identity``), removed as ``gcloud iam service-accounts remove-iam-policy-binding``
+does (an etag-checked read-modify-write of the account's policy: cloud.google.com/iam/docs/
+policies#etag). Switching back before they were removed takes them out of the list again.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
@@ -70,6 +80,7 @@ from .contract import (
 )
 
 __all__ = [
+    "BOUND",
     "KEY",
     "NAME",
     "NOTEBOOK",
@@ -270,6 +281,49 @@ def _mapped() -> Iterator[None]:
         yield
 
 
+# --- replaced credentials (rotation, auth switch) ------------------------------------------
+#: A ``retiring_keys`` entry that is not a key id: ``{BOUND: member}``, the Workload Identity
+#: member this notebook bound, removed once a key verified (metadata -> key).
+BOUND = "workload_identity"
+
+
+def _retiring(conn: GoogleConnection) -> list[Any]:
+    return list(conn.record.created.get(conn.retiring, []))
+
+
+def _retire_later(conn: GoogleConnection, entries: list[Any], kind: str) -> None:
+    """Move what ``kind`` records into the retiring list: ``finish_rotation`` removes it.
+
+    The list is saved first: a crash before ``kind`` is forgotten leaves it in both, and the
+    rerun's move adds nothing twice; never the other way round (forgotten, not retiring: leaked).
+    """
+    retiring = _retiring(conn)
+    new = [e for e in entries if e not in retiring]
+    if new:
+        conn.record.set(conn.retiring, [*retiring, *new])
+    conn.record.forget(kind)
+
+
+def _keep(conn: GoogleConnection, entry: Any, kind: str, value: Any) -> None:
+    """Take ``entry`` back out of the retiring list and record it as ``kind`` again: it is in
+    use once more (a switch back before ``finish_rotation`` removed it). Recorded first, so a
+    crash in between leaves it recorded, never forgotten."""
+    conn.record.set(kind, value)
+    rest = [e for e in _retiring(conn) if e != entry]
+    if rest:
+        conn.record.set(conn.retiring, rest)
+    else:
+        conn.record.forget(conn.retiring)
+
+
+def _retiring_keys(retiring: list[Any]) -> list[str]:
+    return [str(e) for e in retiring if not isinstance(e, dict)]
+
+
+def _retiring_members(retiring: list[Any]) -> list[str]:
+    return [str(e[BOUND]) for e in retiring if isinstance(e, dict) and BOUND in e]
+
+
 # --- keyless values ------------------------------------------------------------------------
 _KEYLESS_HEADER = f"""\
 # BinderHub Helm values written by binderhub-registry ({NOTEBOOK}, auth = metadata: no key).
@@ -368,16 +422,33 @@ class GoogleConnection(Connection):
         """Key: ``config.yaml`` and ``secret.yaml``; keyless: ``config.yaml`` alone."""
         if not self.params.keyless:
             return super().write_values()
+        out = self.params.output_dir
+        stale = out / "secret.yaml"
         values = self.keyless_values()
+        if self.params.dry_run and not self.params.teardown and stale.exists():
+            return Result(
+                None, "planned", f"would write {out / 'config.yaml'} and remove {stale} (a key)"
+            )
         if values is None or self.params.dry_run:
             return Result(None, "skipped", "nothing to write (dry run or teardown)")
         import yaml
 
-        out = self.params.output_dir
         out.mkdir(parents=True, exist_ok=True)
+        # A secret.yaml here is an earlier key run's: it goes now, with the keyless config.yaml,
+        # not when its key is deleted (finish_rotation, or a later run with keep_replaced).
+        # output_dir holds the values to deploy: `-f config.yaml -f secret.yaml` would hand
+        # the build pods a key about to be deleted, and keep a long-lived secret on disk that
+        # nothing needs. The running BinderHub reads its Helm release, not this file, so it
+        # keeps working until the keyless values are deployed. Removed before config.yaml is
+        # written: a crash in between never leaves the key beside a keyless config.
+        removed = stale.exists()
+        stale.unlink(missing_ok=True)
         path = out / "config.yaml"
         path.write_text(_KEYLESS_HEADER + yaml.safe_dump(values.config(), sort_keys=False))
-        return Result(KeylessFiles(path, values), "done", f"{path} (no secret: no key)")
+        detail = f"{path} (no secret: no key)"
+        if removed:
+            detail += f"; {stale} (an earlier key) removed"
+        return Result(KeylessFiles(path, values), "done", detail)
 
     def verify(self, files: Any) -> Result[VerificationReport | None]:
         """Key: verify the files as usual; keyless: :func:`verify_keyless` in the sandbox."""
@@ -420,12 +491,12 @@ class GoogleConnection(Connection):
         """Keys, the binding, the service account, the repository, the API: only ours."""
         p = self.params
         return [
-            Deletion(self.retiring, "the replaced keys", self.retire),
+            Deletion(self.retiring, "the replaced keys and bindings", self.retire),
             Deletion("key", "the service account key", lambda key: self._delete_key(key)),
             Deletion(
-                "workload_identity",
-                f"{WORKLOAD_IDENTITY_USER} on {p.email} for {p.workload_member}",
-                lambda _: self._unbind_workload_identity(),
+                BOUND,
+                f"{WORKLOAD_IDENTITY_USER} on {p.email} for BinderHub's Kubernetes account",
+                lambda member: self._unbind_workload_identity(str(member)),
             ),
             Deletion("binding", f"{ROLE} for {p.email}", lambda _: self._remove_binding()),
             Deletion("service_account", f"service account {p.email}", self._delete_account),
@@ -434,8 +505,11 @@ class GoogleConnection(Connection):
         ]
 
     def retire(self, retiring: list[Any]) -> None:
-        """Delete the keys a rotation replaced."""
-        for key in retiring:
+        """Delete the keys a rotation or a switch to keyless replaced, and remove the Workload
+        Identity members a switch to a key replaced (each only as recorded; gone is fine)."""
+        for member in _retiring_members(retiring):
+            self._unbind_workload_identity(member)
+        for key in _retiring_keys(retiring):
             self._delete_key(key)
 
     # --- names and deletions ------------------------------------------------------------
@@ -473,8 +547,8 @@ class GoogleConnection(Connection):
             operation = self.usage.services().disable(name=name, body={}).execute()
         _wait(self, self.usage, operation, f"disabling {SERVICE}")
 
-    def _unbind_workload_identity(self) -> None:
-        member = self.params.workload_member
+    def _unbind_workload_identity(self, member: str) -> None:
+        """Remove ``member`` (the one recorded) from workloadIdentityUser; other members stay."""
 
         def without(bindings: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
             changed = False
@@ -809,6 +883,31 @@ def _edit_account_policy(
     raise TransientCloudError(f"{NAME}: the service account's policy kept changing", 409)
 
 
+def _adding(
+    role: str, member: str, record: Callable[[], None]
+) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]] | None]:
+    """The policy change that grants ``role`` to ``member`` (None: it has it already).
+
+    ``record`` runs just before the write: after a crash or a lost answer the rerun finds the
+    member present, and unrecorded it would pass for found and never be removed. A write that
+    failed leaves it recorded but absent, which removal treats as done.
+    """
+
+    def add(bindings: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        for b in bindings:
+            if b["role"] == role:
+                if member in b["members"]:
+                    return None
+                b["members"].append(member)
+                break
+        else:
+            bindings = [*bindings, {"role": role, "members": [member]}]
+        record()
+        return bindings
+
+    return add
+
+
 def _annotate_sandbox_pod(conn: GoogleConnection) -> None:
     """Sandbox: what ``kubectl annotate serviceaccount`` does, on the fake cluster's pod."""
     import requests
@@ -849,26 +948,22 @@ def bind_workload_identity(conn: GoogleConnection) -> Result[None]:
     """
     p = conn.params
     if not p.keyless:
-        return Result(None, "skipped", "auth = key: BinderHub pushes with a JSON key")
+        return _unbind_later(conn)
+    entry = {BOUND: p.workload_member}
+    recorded = conn.record.created.get(BOUND)
     if p.dry_run:
         return Result(
             None,
             "planned",
             f"would grant {WORKLOAD_IDENTITY_USER} on {p.email} to {p.workload_member}",
         )
+    if recorded and recorded != p.workload_member:  # k8s_namespace changed: the old one goes
+        _retire_later(conn, [{BOUND: recorded}], BOUND)
+    if entry in _retiring(conn):  # back to keyless before the switch to a key finished
+        _keep(conn, entry, BOUND, p.workload_member)
 
-    def add(bindings: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
-        for b in bindings:
-            if b["role"] == WORKLOAD_IDENTITY_USER:
-                if p.workload_member in b["members"]:
-                    return None
-                b["members"].append(p.workload_member)
-                return bindings
-        return [*bindings, {"role": WORKLOAD_IDENTITY_USER, "members": [p.workload_member]}]
-
-    created = _edit_account_policy(conn, add)
-    if created:
-        conn.record.set("workload_identity", p.workload_member)
+    record = partial(conn.record.set, BOUND, p.workload_member)
+    created = _edit_account_policy(conn, _adding(WORKLOAD_IDENTITY_USER, p.workload_member, record))
     conn.bound = True
     if p.sandbox:
         _annotate_sandbox_pod(conn)
@@ -876,7 +971,35 @@ def bind_workload_identity(conn: GoogleConnection) -> Result[None]:
     else:
         then = f"now run: {annotate_command(p)}"
     what = f"{p.workload_member} may act as {p.email}"
+    if recorded and recorded != p.workload_member:
+        what += f" ({recorded}, which this notebook bound, is removed once this verifies)"
     return Result(None, "created" if created else "reused", f"{what}; {then}")
+
+
+def _unbind_later(conn: GoogleConnection) -> Result[None]:
+    """``auth = key``: the member this notebook bound (an earlier keyless run) is removed by
+    ``finish_rotation`` once the key verified; until then the deployed keyless BinderHub works."""
+    p = conn.params
+    recorded = conn.record.created.get(BOUND)
+    pending = [m for m in _retiring_members(_retiring(conn)) if m != recorded]
+    if not recorded and not pending:
+        return Result(None, "skipped", "auth = key: BinderHub pushes with a JSON key")
+    member = str(recorded or pending[0])
+    what = f"{WORKLOAD_IDENTITY_USER} for {member}, which this notebook granted on {p.email},"
+    if p.dry_run:
+        return Result(None, "planned", f"auth = key: would remove {what} once the key verifies")
+    if recorded:
+        _retire_later(conn, [{BOUND: recorded}], BOUND)
+    namespace = member.partition("[")[2].partition("/")[0]
+    unannotate = (
+        f"kubectl annotate serviceaccount {BINDERHUB_KSA} --namespace {namespace} "
+        "iam.gke.io/gcp-service-account-"
+    )
+    return Result(
+        None,
+        "updated" if recorded else "done",
+        f"auth = key: {what} is removed once the key verifies; then run: {unannotate}",
+    )
 
 
 @creates
@@ -886,18 +1009,8 @@ def grant_writer(conn: GoogleConnection) -> Result[None]:
     if p.dry_run:
         return Result(None, "planned", f"would grant {ROLE} on the repository to {p.email}")
 
-    def add(bindings: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
-        for b in bindings:
-            if b["role"] == ROLE:
-                if p.member in b["members"]:
-                    return None
-                b["members"].append(p.member)
-                return bindings
-        return [*bindings, {"role": ROLE, "members": [p.member]}]
-
-    if not _edit_policy(conn, add):
+    if not _edit_policy(conn, _adding(ROLE, p.member, partial(conn.record.set, "binding", ROLE))):
         return Result(None, "reused", f"{p.email} has {ROLE} on the repository")
-    conn.record.set("binding", ROLE)
     return Result(None, "created", f"{ROLE} on the repository for {p.email}")
 
 
@@ -935,20 +1048,28 @@ def ensure_key(conn: GoogleConnection) -> Result[Secret | None]:
     """
     p = conn.params
     if p.keyless:
-        return Result(
-            None, "skipped", "auth = metadata: no key, tokens come from the metadata server"
-        )
+        return _retire_keys_for_keyless(conn)
     live = [] if p.dry_run and _get_account(conn) is None else _user_keys(conn)
     stored_id = _stored_key_id(conn)
     working = stored_id if stored_id in live else None
+    retiring = _retiring(conn)
+    recorded = conn.record.created.get("key")
     if working and not p.rotate:
         conn.secret = conn.stored_password(USERNAME)
+        if working in retiring and not p.dry_run:
+            # a switch to keyless (or a rotation) stopped before finish_rotation, now undone:
+            # the stored key is BinderHub's again; a later key of ours whose JSON never
+            # reached secret.yaml goes, as below
+            if recorded and recorded != working:
+                conn._delete_key(str(recorded))
+            _keep(conn, working, "key", working)
+            return Result(
+                conn.secret, "reused", f"the stored JSON key of {p.email} is live and kept"
+            )
         return Result(conn.secret, "reused", f"the stored JSON key of {p.email} is live")
-    retiring = list(conn.record.created.get(conn.retiring, []))
-    if working:
+    if working and working not in retiring:
         retiring.append(working)
     ours = conn.record.created.get("service_account") == p.email
-    recorded = conn.record.created.get("key")
     stale = [k for k in live if k not in retiring and (ours or k == recorded)]
     if p.dry_run:
         what = "rotate: would create a new" if working else "would create a"
@@ -981,6 +1102,45 @@ def ensure_key(conn: GoogleConnection) -> Result[Secret | None]:
     if working:
         detail += "; the old key is deleted once this one verifies"
     return Result(conn.secret, "created", detail)
+
+
+def _retire_keys_for_keyless(conn: GoogleConnection) -> Result[Secret | None]:
+    """``auth = metadata``: no key is made, and the keys this notebook made are retired.
+
+    Ours, as in key mode: the recorded key and, on a service account this notebook created,
+    every user-managed key (those whose JSON was lost); keys on a found account that it did
+    not record are never touched. They stay live until the keyless values verified:
+    ``finish_rotation`` deletes them then (or a later run, with ``keep_replaced``).
+    """
+    p = conn.params
+    recorded = conn.record.created.get("key")
+    ours: list[str] = [str(recorded)] if recorded else []
+    if conn.record.created.get("service_account") == p.email:
+        if not (p.dry_run and _get_account(conn) is None):
+            ours += [k for k in _user_keys(conn) if k not in ours]
+    retiring = _retiring(conn)
+    new = [k for k in ours if k not in retiring]
+    pending = _retiring_keys(retiring)
+    if not new and not pending:
+        return Result(
+            None, "skipped", "auth = metadata: no key, tokens come from the metadata server"
+        )
+    count = len(new) + len(pending)
+    keys = "the key this notebook made" if count == 1 else f"the {count} keys this notebook made"
+    if p.dry_run:
+        return Result(
+            None,
+            "planned",
+            f"auth = metadata: no key; {keys} would be removed once keyless verification passes",
+        )
+    _retire_later(conn, new, "key")
+    return Result(
+        None,
+        "updated" if new else "done",
+        f"auth = metadata: no key; {keys} is removed once keyless verification passes"
+        if count == 1
+        else f"auth = metadata: no key; {keys} are removed once keyless verification passes",
+    )
 
 
 # --- keyless verification -------------------------------------------------------------------
