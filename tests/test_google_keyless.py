@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import ipaddress
 import json
 import os
@@ -131,6 +132,22 @@ def test_the_binding_is_made_once_and_torn_down(
     assert sets == ["grpc OK", "grpc OK"]  # bound once, unbound once
     emails = [a["email"] for a in fresh.state()["google"]["service_accounts"]]
     assert emails == [SEED_ACCOUNT]
+
+
+def test_a_binding_whose_answer_was_lost_is_still_recorded(
+    conn: google.GoogleConnection, fresh: sandbox.Sandbox, run: Runner
+) -> None:
+    """SetIamPolicy carried out, its answer lost: the retry finds the member bound, and the
+    record (written just before the write) still says this notebook bound it."""
+    up_to_the_key(run, conn)
+    settings(
+        fresh,
+        grpc_faults=[{"method": "SetIamPolicy", "code": "UNAVAILABLE", "times": 1, "after": True}],
+    )
+    run.step("workload identity", google.bind_workload_identity, conn)
+    assert run.checklist.rows[-1].attempts == 2
+    assert workload_members(conn) == [conn.params.workload_member]
+    assert conn.record.created[google.BOUND] == conn.params.workload_member
 
 
 def test_a_keyless_dry_run_plans_the_binding_and_creates_nothing(
@@ -466,7 +483,9 @@ def test_metadata_to_key_removes_the_binding_once_the_key_verifies(
     assert status == "updated"
     assert detail.startswith(
         f"auth = key: roles/iam.workloadIdentityUser for {member}, which this notebook granted "
-        f"on {conn.params.email}, is removed once the key verifies; then run: kubectl annotate "
+        f"on {conn.params.email}, is removed once the key verifies; once the new values are "
+        "deployed: kubectl annotate serviceaccount binderhub --namespace binderhub "
+        "iam.gke.io/gcp-service-account-"
     )
     assert created(out)["retiring_keys"] == [{google.BOUND: member}]
     assert google.BOUND not in created(out)
@@ -530,6 +549,31 @@ def test_only_the_recorded_member_goes_and_a_stale_etag_is_read_again(
     assert len(reads) == 2
     assert sorted(workload_members(conn)) == sorted([OTHER_MEMBER, late])
     assert member not in workload_members(conn)
+
+
+def test_keyless_for_real_keeps_the_key_until_a_later_run(
+    fresh: sandbox.Sandbox, run: Runner, tmp_path: Path
+) -> None:
+    """Real mode cannot verify keyless values from outside the cluster: the key the switch
+    replaced is kept by that run, and removed by the next (after the pod was checked)."""
+    out = tmp_path / "values"
+    first = signed_in(run, out)
+    whole_run(run, first)
+    old = key_json_of(first)
+    conn = signed_in(run, out, auth="metadata")
+    conn.params = dataclasses.replace(conn.params, sandbox=False)  # the clients stay on loopback
+    whole_run(run, conn)
+    assert row(run, "verify")[0] == "skipped"
+    status, detail = row(run, "finish")
+    assert status == "done" and detail.startswith("kept 1 replaced credential(s)")
+    assert key_token_status(fresh, first, old) == 200
+    assert not (out / "secret.yaml").exists()
+    later = signed_in(run, out, auth="metadata")
+    later.params = dataclasses.replace(later.params, sandbox=False)
+    whole_run(run, later)
+    assert row(run, "finish")[0] == "deleted"
+    assert key_token_status(fresh, first, old) == 401
+    assert "retiring_keys" not in created(out)
 
 
 def test_keys_this_notebook_did_not_make_stay(

@@ -314,3 +314,21 @@ def test_a_gcr_io_domain_repository_takes_a_verified_push(
     (repo,) = fresh.state()["google"]["registries"]
     assert repo["name"] == "projects/binderhub-demo/locations/europe/repositories/eu.gcr.io"
     assert any(image.startswith("binderhub-demo/binder-") for image in repo["repositories"])
+
+
+def test_a_grant_whose_answer_was_lost_is_still_recorded(
+    conn: google.GoogleConnection, fresh: sandbox.Sandbox, run: Runner
+) -> None:
+    """setIamPolicy carried out, its answer lost: the retry finds the member present, and the
+    record (written just before the write) still says this notebook granted it."""
+    run.step("api", google.enable_api, conn)
+    run.step("repository", google.ensure_repository, conn)
+    run.step("account", google.ensure_service_account, conn)
+    fresh.add_faults(
+        {"method": "POST", "path": ":setIamPolicy$", "drop": True, "after": True, "times": 1}
+    )
+    run.step("role", google.grant_writer, conn)
+    assert run.checklist.rows[-1].status == "reused"  # a retry (httplib2's or ours) found it
+    (repo,) = fresh.state()["google"]["registries"]
+    assert repo["bindings"] == [{"role": google.ROLE, "members": [conn.params.member]}]
+    assert conn.record.created["binding"] == google.ROLE  # so teardown removes it

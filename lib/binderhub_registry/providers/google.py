@@ -301,7 +301,9 @@ def _retire_later(conn: GoogleConnection, entries: list[Any], kind: str) -> None
     new = [e for e in entries if e not in retiring]
     if new:
         conn.record.set(conn.retiring, [*retiring, *new])
-    conn.record.forget(kind)
+        conn.retired_now = True
+    if kind in conn.record.created:
+        conn.record.forget(kind)
 
 
 def _keep(conn: GoogleConnection, entry: Any, kind: str, value: Any) -> None:
@@ -398,6 +400,8 @@ class GoogleConnection(Connection):
     host: str = ""  # the registry host, once the repository is known
     metadata_url: str = METADATA_URL  # keyless: the metadata server BinderHub's pod asks
     bound: bool = False  # keyless: BinderHub's Kubernetes service account may act as ours
+    retired_now: bool = False  # this run put a key or a member in the retiring list
+    unchecked: bool = False  # keyless for real: no verification can run outside the cluster
 
     def _image_prefix(self) -> str:
         p = self.params
@@ -457,6 +461,7 @@ class GoogleConnection(Connection):
         if files is None:
             return Result(None, "skipped", "no values were written")
         if not self.params.sandbox:
+            self.unchecked = True
             return Result(
                 None,
                 "skipped",
@@ -468,6 +473,23 @@ class GoogleConnection(Connection):
         return Result(
             report, "done", f"BinderHub's keyless check and a push to {report.image} work"
         )
+
+    async def finish_rotation(self) -> Result[None]:
+        """Remove what a rotation or an auth switch replaced, once the new values verified.
+
+        Keyless for real, nothing verified here: what this run replaced is kept, and the
+        next run (once the keyless values are deployed and checked from the pod) removes it.
+        """
+        if self.unchecked and self.retired_now and not self.params.dry_run:
+            count = len(_retiring(self))
+            return Result(
+                None,
+                "done",
+                f"kept {count} replaced credential(s): keyless access can be checked only from "
+                "BinderHub's pod; deploy config.yaml, check it (see the verify step), then rerun "
+                "to remove them",
+            )
+        return await super().finish_rotation()
 
     def values(self) -> RegistryValues | None:
         """BinderHub's values: the repository's host, ``_json_key`` and the key JSON."""
@@ -998,7 +1020,8 @@ def _unbind_later(conn: GoogleConnection) -> Result[None]:
     return Result(
         None,
         "updated" if recorded else "done",
-        f"auth = key: {what} is removed once the key verifies; then run: {unannotate}",
+        f"auth = key: {what} is removed once the key verifies; once the new values are "
+        f"deployed: {unannotate}",
     )
 
 
@@ -1056,15 +1079,17 @@ def ensure_key(conn: GoogleConnection) -> Result[Secret | None]:
     recorded = conn.record.created.get("key")
     if working and not p.rotate:
         conn.secret = conn.stored_password(USERNAME)
-        if working in retiring and not p.dry_run:
+        if working in retiring:
             # a switch to keyless (or a rotation) stopped before finish_rotation, now undone:
             # the stored key is BinderHub's again; a later key of ours whose JSON never
             # reached secret.yaml goes, as below
-            if recorded and recorded != working:
-                conn._delete_key(str(recorded))
-            _keep(conn, working, "key", working)
+            kept = "would be kept" if p.dry_run else "kept"
+            if not p.dry_run:
+                if recorded and recorded != working and recorded not in retiring:
+                    conn._delete_key(str(recorded))
+                _keep(conn, working, "key", working)
             return Result(
-                conn.secret, "reused", f"the stored JSON key of {p.email} is live and kept"
+                conn.secret, "reused", f"the stored JSON key of {p.email} is live and {kept}"
             )
         return Result(conn.secret, "reused", f"the stored JSON key of {p.email} is live")
     if working and working not in retiring:
