@@ -146,7 +146,15 @@ class OvhCloud(Backend):
 
     # --- users -------------------------------------------------------------------------
     def create_user(self, registry: Registry, login: str, email: str) -> User:
-        """A Harbor user: a system admin of the registry's Harbor, as OVH's guide says."""
+        """A Harbor user: a system admin of the registry's Harbor.
+
+        Source: OVHcloud's "Managing users and projects" guide (help.ovhcloud.com KB0055972,
+        docs.ovh.com .../private-registry/managing-users-and-projects/): the user made by
+        "Generate identification details" creates new users in Harbor's Users section, which
+        Harbor shows to system admins only. The API's ``PUT .../users/{id}/setAsAdmin`` (in
+        the vendored schema) is not needed for it; that the API's user equals the Control
+        Panel's is an assumption.
+        """
         user = User(
             id=str(self.account.counter + 1),
             user=login,
