@@ -134,7 +134,10 @@ class ValuesFiles:
 
 _HEADER = """\
 # BinderHub Helm values written by binderhub-registry ({source}).
-# Apply with: helm upgrade --install binderhub jupyterhub/binderhub -f config.yaml -f secret.yaml
+# Apply with your other values (the chart is published as development releases only, so helm
+# needs --version; see https://jupyterhub.github.io/helm-chart/#development-releases-binderhub):
+#   helm upgrade --install binderhub jupyterhub/binderhub --version=<chart version> \\
+#     -f config.yaml -f secret.yaml
 """
 
 
