@@ -967,6 +967,10 @@ def bind_workload_identity(conn: GoogleConnection) -> Result[None]:
     ``gcloud iam service-accounts add-iam-policy-binding`` does (GKE's Workload Identity
     how-to). The ``iam.gke.io/gcp-service-account`` annotation is a Kubernetes change:
     done on the sandbox's fake pod, printed as a ``kubectl`` line for a real cluster.
+    The member is recorded just before the policy write (:func:`_adding`). With ``auth =
+    "key"`` the member this notebook recorded is retired instead (:func:`_unbind_later`),
+    and a member of another ``k8s_namespace`` recorded earlier is retired once the new one
+    is bound.
     """
     p = conn.params
     if not p.keyless:
@@ -974,10 +978,15 @@ def bind_workload_identity(conn: GoogleConnection) -> Result[None]:
     entry = {BOUND: p.workload_member}
     recorded = conn.record.created.get(BOUND)
     if p.dry_run:
+        old = (
+            f"; would remove {recorded} once this verifies"
+            if recorded not in (None, p.workload_member)
+            else ""
+        )
         return Result(
             None,
             "planned",
-            f"would grant {WORKLOAD_IDENTITY_USER} on {p.email} to {p.workload_member}",
+            f"would grant {WORKLOAD_IDENTITY_USER} on {p.email} to {p.workload_member}{old}",
         )
     if recorded and recorded != p.workload_member:  # k8s_namespace changed: the old one goes
         _retire_later(conn, [{BOUND: recorded}], BOUND)
@@ -1067,7 +1076,10 @@ def ensure_key(conn: GoogleConnection) -> Result[Secret | None]:
 
     Keys this notebook created whose JSON was lost are deleted first, so keys never
     pile up against Google's limit of 10. With ``rotate`` a new key is made; the old
-    one is deleted by ``finish_rotation`` once the new one verifies.
+    one is deleted by ``finish_rotation`` once the new one verifies. With ``auth =
+    "metadata"`` no key is made and the keys this notebook made are retired the same way
+    (:func:`_retire_keys_for_keyless`); a stored key still retiring (a switch or rotation
+    undone before ``finish_rotation``) is taken back.
     """
     p = conn.params
     if p.keyless:
