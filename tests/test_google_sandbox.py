@@ -18,6 +18,8 @@ import requests
 from binderhub_registry import InvalidParameter, PermissionDenied, Runner, sandbox
 from binderhub_registry.errors import BinderHubRegistryError
 from binderhub_registry.providers import google
+from binderhub_registry.providers.contract import Record
+from binderhub_registry.secrets import Secret
 
 pytestmark = pytest.mark.sandbox
 
@@ -332,3 +334,36 @@ def test_a_grant_whose_answer_was_lost_is_still_recorded(
     (repo,) = fresh.state()["google"]["registries"]
     assert repo["bindings"] == [{"role": google.ROLE, "members": [conn.params.member]}]
     assert conn.record.created["binding"] == google.ROLE  # so teardown removes it
+
+
+@pytest.mark.parametrize(
+    ("location", "gcr_domain", "host"),
+    [("us-central1", False, "us-central1-docker.pkg.dev"), ("europe", True, "eu.gcr.io")],
+)
+def test_real_token_url_is_binderhubs_own_gcr_default(
+    tmp_path: Path, location: str, gcr_domain: bool, host: str
+) -> None:
+    # the value the sandbox verifies is the value that ships: only the host differs there
+    p = google.validate(
+        DEFAULTS,
+        output_dir=str(tmp_path),
+        sandbox=False,
+        location=location,
+        gcr_domain=gcr_domain,
+    )
+    conn = google.GoogleConnection(
+        params=p,
+        record=Record(p.output_dir, "google"),
+        ca_file=None,
+        credentials=None,
+        usage=None,
+        registry=None,
+        iam=None,
+        poll=0,
+        secret=Secret("{}"),
+    )
+    conn.host = google._host_of(conn, None)
+    values = conn.values()
+    assert values is not None
+    # BinderHub's _default_token_url for gcr.io hosts: https://{host}/v2/token?service={host}
+    assert values.docker_registry["token_url"] == f"https://{host}/v2/token?service={host}"

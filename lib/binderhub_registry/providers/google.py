@@ -329,7 +329,9 @@ def _retiring_members(retiring: list[Any]) -> list[str]:
 # --- keyless values ------------------------------------------------------------------------
 _KEYLESS_HEADER = f"""\
 # BinderHub Helm values written by binderhub-registry ({NOTEBOOK}, auth = metadata: no key).
-# Apply with: helm upgrade --install binderhub jupyterhub/binderhub -f config.yaml
+# Apply with your other values (the chart is published as development releases only, so helm
+# needs --version; see https://jupyterhub.github.io/helm-chart/#development-releases-binderhub):
+#   helm upgrade --install binderhub jupyterhub/binderhub --version=<chart version> -f config.yaml
 """
 
 
@@ -486,8 +488,8 @@ class GoogleConnection(Connection):
                 None,
                 "done",
                 f"kept {count} replaced credential(s): keyless access can be checked only from "
-                "BinderHub's pod; deploy config.yaml, check it (see the verify step), then rerun "
-                "to remove them",
+                "BinderHub's pod; deploy config.yaml, check it (see the verify step) and that "
+                "build pods push without the key (step 7), then rerun to remove them",
             )
         return await super().finish_rotation()
 
@@ -497,10 +499,10 @@ class GoogleConnection(Connection):
         if key is None or not self.host:
             return None
         url = f"https://{self.host}"
-        token_url = f"{url}/v2/token"
-        if self.ca_file:  # the sandbox front checks the first service (the real one ignores it)
-            service = GCR_HOSTS[p.location] if p.gcr_domain else f"{p.location}-docker.pkg.dev"
-            token_url += f"?service={service}"
+        # BinderHub's own default for gcr.io hosts (registry.py, _default_token_url), used
+        # against Google for years with BinderHub's appended service=container_registry; the
+        # sandbox gets the same service name (its front, on loopback, reads the first one)
+        token_url = f"{url}/v2/token?service={_google_host(p)}"
         return RegistryValues(
             image_prefix=self._image_prefix(),
             username=USERNAME,
@@ -757,11 +759,16 @@ def _find_repository(conn: GoogleConnection) -> Any | None:
         raise
 
 
+def _google_host(p: Params) -> str:
+    """The repository's host on Google: ``<location>-docker.pkg.dev``, or its gcr.io host."""
+    return GCR_HOSTS[p.location] if p.gcr_domain else f"{p.location}-docker.pkg.dev"
+
+
 def _host_of(conn: GoogleConnection, repo: Any) -> str:
     p = conn.params
     if repo is not None and repo.get("registryUri") and p.sandbox:
         return str(repo["registryUri"]).split("/", 1)[0]  # the sandbox front stands in
-    return GCR_HOSTS[p.location] if p.gcr_domain else f"{p.location}-docker.pkg.dev"
+    return _google_host(p)
 
 
 @creates
@@ -1000,7 +1007,8 @@ def bind_workload_identity(conn: GoogleConnection) -> Result[None]:
         _annotate_sandbox_pod(conn)
         then = "the sandbox's BinderHub pod annotated as kubectl would"
     else:
-        then = f"now run: {annotate_command(p)}"
+        # the chart makes that Kubernetes service account (with rbac.enabled, its default)
+        then = f"after helm upgrade --install (2.5), run: {annotate_command(p)}"
     what = f"{p.workload_member} may act as {p.email}"
     if recorded and recorded != p.workload_member:
         what += f" ({recorded}, which this notebook bound, is removed once this verifies)"
@@ -1121,8 +1129,9 @@ def ensure_key(conn: GoogleConnection) -> Result[Secret | None]:
         if "Key creation is not allowed" in str(e):
             raise PermissionDenied(
                 "the organization policy iam.disableServiceAccountKeyCreation forbids keys "
-                '(enforced by default since 2024): rerun with auth = "metadata" (keyless, '
-                "Workload Identity) or ask an organization policy administrator for an exception"
+                "(enforced by default since 2024): ask an organization policy administrator to "
+                'exempt this project; auth = "metadata" (keyless) covers BinderHub\'s image check, '
+                "but build pods still need a way to push (step 7)"
             ) from None
         if "Precondition" in str(e) and len(live) - len(stale) >= 10:
             raise PermissionDenied(
