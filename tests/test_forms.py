@@ -57,3 +57,14 @@ def test_form_widget_kinds() -> None:
     )
     kinds = [type(wid) for wid, _ in widgets(form(ns, spec))]
     assert kinds == [w.Dropdown, w.IntText, w.Checkbox, w.Text]
+
+
+def test_form_shows_keep_replaced_after_rotate_even_when_a_cell_lacks_it() -> None:
+    ns: dict[str, Any] = {"rotate": False}  # a parameters cell from before keep_replaced
+    names = [p.name for p in dockerhub.PARAMETERS]
+    assert names.index("keep_replaced") == names.index("rotate") + 1
+    by_name = {wid.description: wid for wid, _ in widgets(form(ns, dockerhub.PARAMETERS))}
+    keep = by_name["keep_replaced"]
+    assert isinstance(keep, w.Checkbox) and keep.value is False
+    keep.value = True
+    assert ns["keep_replaced"] is True

@@ -65,6 +65,10 @@ def test_cells_call_the_library_without_plumbing(key: str) -> None:
     code = [c for c in cells if c.cell_type == "code"]
     params = cells[sections.index("## Parameters") + 1]
     assert "parameters" in params.metadata.get("tags", [])
+    # every parameter, in the provider's order (keep_replaced has a default: it is still shown)
+    assert [line.split(":")[0] for line in params.source.splitlines()] == [
+        p.name for p in provider.PARAMETERS
+    ]
     form = next(c for c in code if "form(" in c.source)
     assert {"skip-execution", "nbval-skip"} <= set(form.metadata.get("tags", []))
     assert f"form(globals(), {key}.PARAMETERS)" in form.source

@@ -39,7 +39,7 @@ def form(namespace: MutableMapping[str, Any], spec: Iterable[Parameter]) -> Any:
 
     rows = []
     for param in spec:
-        widget = _widget(param, namespace.get(param.name))
+        widget = _widget(param, namespace.get(param.name, param.default))
         message = w.HTML(layout=w.Layout(margin="0 0 0 1em"))
 
         def changed(

@@ -37,6 +37,10 @@ class Parameter:
     kind: str  # "text", "flag", "choice", "integer", "directory": picks the form widget
     check: Callable[[Any], bool]
     choices: tuple[str, ...] = field(default=())
+    #: The value when a parameters cell lacks it (unless ``required``). Only for a parameter
+    #: added later whose default keeps the old behaviour, so older cells and scripts still run.
+    default: Any = field(default=None, kw_only=True)
+    required: bool = field(default=True, kw_only=True)
 
     def validate(self, value: Any) -> Any:
         """Return ``value`` when it follows the rule, else raise InvalidParameter."""
@@ -84,9 +88,19 @@ def image_name_prefix(name: str) -> Parameter:
     )
 
 
-def flag(name: str) -> Parameter:
-    """A boolean: True or False, nothing else (papermill's ``-p x False`` gives a bool)."""
-    return Parameter(name, "must be True or False", "flag", lambda v: isinstance(v, bool))
+def flag(name: str, *, default: bool | None = None) -> Parameter:
+    """A boolean: True or False, nothing else (papermill's ``-p x False`` gives a bool).
+
+    With ``default``, a parameters cell may leave it out (see :attr:`Parameter.default`).
+    """
+    return Parameter(
+        name,
+        "must be True or False",
+        "flag",
+        lambda v: isinstance(v, bool),
+        default=default,
+        required=default is None,
+    )
 
 
 def integer(name: str, low: int, high: int) -> Parameter:
@@ -120,11 +134,15 @@ def directory(name: str) -> Parameter:
 def validate(spec: Iterable[Parameter], values: Mapping[str, Any]) -> dict[str, Any]:
     """Check every parameter of ``spec`` in ``values``, in order; return them as a dict.
 
-    Raises InvalidParameter for the first one that breaks its rule, or that is missing.
+    Raises InvalidParameter for the first one that breaks its rule, or that is missing
+    (a parameter with a default takes it when missing).
     """
     out: dict[str, Any] = {}
     for param in spec:
-        if param.name not in values:
+        if param.name in values:
+            out[param.name] = param.validate(values[param.name])
+        elif param.required:
             raise InvalidParameter(param.name, "is required (missing from the parameters cell)")
-        out[param.name] = param.validate(values[param.name])
+        else:
+            out[param.name] = param.default
     return out

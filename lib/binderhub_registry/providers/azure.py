@@ -1445,6 +1445,8 @@ async def ensure_password(conn: AzureConnection) -> Result[Secret | None]:
     if working and not p.rotate:
         assert current is not None
         conn.secret = stored
+        if not p.dry_run and str(current.key_id) in conn.record.created.get(conn.retiring, []):
+            conn.unretire(str(current.key_id))  # in use again: never removed by this run
         return Result(
             stored,
             "reused",
@@ -1452,7 +1454,7 @@ async def ensure_password(conn: AzureConnection) -> Result[Secret | None]:
             "secret still works",
         )
     retiring = list(conn.record.created.get(conn.retiring, []))
-    if working and current is not None:
+    if working and current is not None and str(current.key_id) not in retiring:
         retiring.append(str(current.key_id))  # rotate: removed only after the new one verifies
     stale = [str(c.key_id) for c in mine if str(c.key_id) not in retiring]
     if p.dry_run:

@@ -7,8 +7,8 @@ defines ``validate``, ``sign_in`` and its guide steps (``ensure_*``, each
 subclasses :class:`Connection`, which holds what every provider does alike:
 
 - the common parameters (:data:`COMMON_PARAMETERS`: prefix, output_dir,
-  dry_run, teardown, rotate, sandbox) and their rules, checked in one call by
-  :func:`check_parameters`;
+  dry_run, teardown, rotate, keep_replaced, sandbox) and their rules, checked in
+  one call by :func:`check_parameters`;
 - the record of what the notebook created (:class:`Record`), which reruns read
   to reuse resources and teardown to delete only those;
 - the stored values (:meth:`Connection.stored_password`), read in one place;
@@ -19,6 +19,14 @@ A provider's connection supplies three things: :meth:`Connection.values`
 (BinderHub's values from what the steps found or made), :meth:`Connection.deletions`
 (how to delete each recorded kind, in order) and :meth:`Connection.retire`
 (how to remove credentials a rotation replaced).
+
+Rotation in two phases (``keep_replaced``): a rotation records the credential it
+replaced under :attr:`Connection.retiring` and keeps it, so the BinderHub already
+deployed goes on pushing until the new ``secret.yaml`` is deployed; the next run
+without ``keep_replaced`` removes every recorded one once its values verify. A
+registry whose replaced credential stops at once (Harbor: one secret per robot)
+says why in its ``Params.REPLACED_STOPS``; the contract then refuses ``rotate``
+with ``keep_replaced`` before any call, so a provider module needs nothing more.
 """
 
 from __future__ import annotations
@@ -60,6 +68,8 @@ COMMON_PARAMETERS: tuple[Parameter, ...] = (
     flag("dry_run"),
     flag("teardown"),
     flag("rotate"),
+    # False when missing: parameters cells and scripts from before it still run as they did
+    flag("keep_replaced", default=False),
     flag("sandbox"),
 )
 
@@ -71,11 +81,16 @@ R = TypeVar("R")
 class CommonParams:
     """The validated common parameters; each provider's ``Params`` adds its own fields."""
 
+    #: Why a credential a rotation replaces stops working at once, for a registry where it
+    #: cannot outlive the new one (the text of ``keep_replaced``'s error); empty: it can.
+    REPLACED_STOPS: ClassVar[str] = ""
+
     prefix: str
     output_dir: Path
     dry_run: bool
     teardown: bool
     rotate: bool
+    keep_replaced: bool
     sandbox: bool
 
 
@@ -99,6 +114,13 @@ def check_parameters(
     checked = check_rules(spec, merged)
     if checked["rotate"] and checked["teardown"]:
         raise InvalidParameter("rotate", "cannot be combined with teardown = True", True)
+    if checked["rotate"] and checked["keep_replaced"] and cls.REPLACED_STOPS:
+        raise InvalidParameter(
+            "keep_replaced",
+            f"cannot be combined with rotate = True here: {cls.REPLACED_STOPS}; rotate "
+            "without keep_replaced and deploy the new secret.yaml right after",
+            True,
+        )
     for check in checks:
         check(cls(**checked))
     checked["output_dir"] = prepare_output_dir(checked["output_dir"], create=not checked["dry_run"])
@@ -240,6 +262,19 @@ class Connection:
             return None
         return Secret(password)
 
+    def unretire(self, entry: Any) -> None:
+        """Take ``entry`` out of the retiring list: the stored values still use it.
+
+        A rotation records the credential it replaces before making the new one; when it
+        stopped before that, a rerun reuses the stored credential, which must not then be
+        removed by ``finish_rotation``.
+        """
+        retiring = [e for e in self.record.created.get(self.retiring, []) if e != entry]
+        if retiring:
+            self.record.set(self.retiring, retiring)
+        else:
+            self.record.forget(self.retiring)
+
     def write_values(self) -> Result[ValuesFiles | None]:
         """Write ``config.yaml`` and ``secret.yaml`` (0600); skipped when nothing was made."""
         values = self.values() if self.secret is not None else None
@@ -253,10 +288,23 @@ class Connection:
         return verify_step(files, self.ca_file, self.HINTS)
 
     async def finish_rotation(self) -> Result[None]:
-        """After verification: remove the credentials a rotation replaced (kept until then)."""
+        """After verification: remove the credentials a rotation replaced (kept until then).
+
+        Any run whose values verified removes every recorded one, rotating or not; with
+        ``keep_replaced`` none is removed, so a deployed BinderHub that still uses one goes
+        on working until the new ``secret.yaml`` is deployed and a run without it follows.
+        """
         retiring = list(self.record.created.get(self.retiring, []))
         if not retiring:
             return Result(None, "skipped", "no replaced credential to remove")
+        if self.params.keep_replaced:
+            kept = "would keep" if self.params.dry_run else "kept"
+            return Result(
+                None,
+                "planned" if self.params.dry_run else "done",
+                f"{kept} {len(retiring)} replaced credential(s): deploy the new secret.yaml, "
+                "then rerun without keep_replaced to remove them",
+            )
         if self.params.dry_run:
             return Result(None, "planned", f"would remove {len(retiring)} replaced credential(s)")
         await _maybe_await(self.retire(retiring))
@@ -303,6 +351,7 @@ class Provider(Protocol):
     NAME: str  # display name, e.g. "Docker Hub"
     NOTEBOOK: str  # notebook stem, the default output_dir's last part
     PARAMETERS: tuple[Parameter, ...]  # its own parameters, then COMMON_PARAMETERS
+    Params: type[CommonParams]  # what validate returns (REPLACED_STOPS: see keep_replaced)
 
     def validate(self, values: Mapping[str, Any] | None = None, /, **overrides: Any) -> Any:
         """Check every parameter (no network); raise InvalidParameter for the first bad one."""

@@ -545,6 +545,9 @@ def ensure_access_token(conn: HubConnection) -> Result[Secret | None]:
     )
     if works and not p.rotate:
         conn.secret = stored
+        if recorded in retiring and not p.dry_run:
+            # a rotation stopped before its new token was made: this one is BinderHub's still
+            conn.unretire(recorded)
         return Result(
             stored, "reused", f"access token {label!r} (repo:write), stored secret still works"
         )
@@ -553,7 +556,7 @@ def ensure_access_token(conn: HubConnection) -> Result[Secret | None]:
         for t in tokens
         if t.get("token_label") == label and t["uuid"] != recorded and t["uuid"] not in retiring
     ]
-    if current:
+    if current and current["uuid"] not in retiring:
         retiring.append(current["uuid"])  # deleted once the new one is written and verified
     if p.dry_run:
         what = "rotate: would create a new" if works else "would create"

@@ -157,6 +157,10 @@ PARAMETERS = (
 class Params(CommonParams):
     """Validated parameters of the Harbor notebook."""
 
+    REPLACED_STOPS: ClassVar[str] = (
+        "Harbor keeps one secret per robot, so the refresh stops the old one at once"
+    )
+
     harbor_url: str
     harbor_project: str
     robot_name: str
@@ -180,6 +184,8 @@ class HarborParams(Protocol):
     def teardown(self) -> bool: ...
     @property
     def rotate(self) -> bool: ...
+    @property
+    def keep_replaced(self) -> bool: ...
     @property
     def sandbox(self) -> bool: ...
 

@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from .. import sandbox as sandbox_mod
 from ..binderhub import RegistryValues
@@ -157,6 +157,8 @@ PARAMETERS = (
 @dataclass(frozen=True)
 class Params(CommonParams):
     """Validated parameters of the OVH notebook."""
+
+    REPLACED_STOPS: ClassVar[str] = harbor.Params.REPLACED_STOPS  # its robots are Harbor's
 
     endpoint: str
     service_name: str

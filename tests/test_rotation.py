@@ -1,0 +1,288 @@
+"""Rotation that never leaves a running BinderHub without a working credential.
+
+The BinderHub already deployed pushes with the credential of its last ``helm upgrade``.
+With ``rotate`` and ``keep_replaced`` a run makes a new credential and keeps the one it
+replaced, recorded as retiring, so both the deployed values and the new ones push; the
+next run without ``keep_replaced`` (after the deploy) removes every kept one once its
+values verify. Harbor and OVH robots keep one secret, so they refuse the pair before any
+call. The in-process runs (:class:`~.conftest.InProcessRun`) run the notebooks' own cells;
+one papermill run plays the scheduled job as a cron job runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+from binderhub_registry import InvalidParameter, VerificationFailed, providers, sandbox, verify
+from binderhub_registry.binderhub import load_values
+from binderhub_registry.providers import Connection, Provider
+
+from .conftest import NOTEBOOKS, InProcessRun, NotebookRun, outputs_text
+from .test_contract import census
+from .test_faults import quick_waits
+
+pytestmark = [
+    pytest.mark.notebook,
+    # runs set up in this process load msgraph-sdk, which warns about its own deprecated classes
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:msgraph"),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:kiota_abstractions"),
+]
+
+__all__ = ["quick_waits"]  # a fixture this module uses, imported from test_faults
+
+#: The providers whose replaced credential outlives the new one, and those whose does not.
+KEEPERS = [k for k in providers.keys() if not providers.get(k).Params.REPLACED_STOPS]
+STOPPERS = [k for k in providers.keys() if providers.get(k).Params.REPLACED_STOPS]
+
+
+def test_every_provider_is_one_or_the_other() -> None:
+    assert set(KEEPERS) >= {"dockerhub", "azure", "google"}
+    assert set(STOPPERS) == {"harbor", "ovh"}
+
+
+# --- helpers -------------------------------------------------------------------------------
+class Job:
+    """One ``output_dir`` rotated in process, run after run, as a scheduled job would."""
+
+    def __init__(self, provider: Provider, workdir: Path) -> None:
+        self.run = InProcessRun(NOTEBOOKS / f"{provider.NOTEBOOK}.ipynb", workdir)
+        self.output_dir = self.run.output_dir
+        self.saved = workdir / "deployed"
+        self.retiring = ""  # the record kind of the provider's replaced credentials
+
+    def __call__(self, **parameters: Any) -> str:
+        """Run the notebook; what its cells displayed, as one string."""
+        namespace = self.run(**parameters)
+        conn = next(v for v in namespace.values() if isinstance(v, Connection))
+        self.retiring = conn.retiring
+        return "\n".join(self.run.outputs)
+
+    def deploy(self, name: str) -> Path:
+        """Copy the values as written now (what ``helm upgrade`` would have deployed)."""
+        where = self.saved / name
+        where.mkdir(parents=True)
+        for file in ("config.yaml", "secret.yaml"):
+            shutil.copy2(self.output_dir / file, where / file)
+        return where
+
+    def record(self) -> dict[str, Any]:
+        """What the notebook recorded as created."""
+        data = json.loads((self.output_dir / "binderhub-registry.json").read_text())
+        created: dict[str, Any] = data["created"]
+        return created
+
+    def password(self, where: Path | None = None) -> str:
+        """The password in ``where``'s secret.yaml (default: output_dir's)."""
+        secret = load_values(
+            (where or self.output_dir) / "config.yaml", (where or self.output_dir) / "secret.yaml"
+        ).password
+        return secret.reveal()
+
+
+def pushes(where: Path, box: sandbox.Sandbox) -> bool:
+    """True when the values in ``where`` pass BinderHub's check and a push; False when the
+    registry refuses them."""
+    values = load_values(where / "config.yaml", where / "secret.yaml")
+    try:
+        verify(values, ca_bundle=box.ca_file)
+    except VerificationFailed:
+        return False
+    return True
+
+
+def defaults(provider: Provider, tmp_path: Path) -> dict[str, Any]:
+    """The notebook's parameters cell, writing into ``tmp_path / "values"``."""
+    nb = nbformat.read(str(NOTEBOOKS / f"{provider.NOTEBOOK}.ipynb"), as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    values: dict[str, Any] = {}
+    exec(cell.source, values)
+    values.pop("__builtins__", None)
+    return values | {"output_dir": str(tmp_path / "values")}
+
+
+# --- keep_replaced: both work until a run without it ---------------------------------------
+@pytest.mark.parametrize("key", KEEPERS)
+def test_a_kept_credential_works_until_a_run_without_keep_replaced(
+    key: str, fresh: sandbox.Sandbox, tmp_path: Path
+) -> None:
+    job = Job(providers.get(key), tmp_path)
+    job()
+    clean = census(fresh.state())
+    deployed = job.deploy("first")
+
+    out = job(rotate=True, keep_replaced=True)
+    assert "kept 1 replaced credential(s): deploy the new secret.yaml, then rerun" in out
+    assert job.password() != job.password(deployed)
+    assert pushes(deployed, fresh), "the deployed BinderHub lost its credential"
+    assert pushes(job.output_dir, fresh)
+    assert len(job.record()[job.retiring]) == 1
+
+    out = job()  # after the deploy: plain, no rotate
+    assert "removed 1 replaced credential(s)" in out
+    assert pushes(job.output_dir, fresh)
+    assert not pushes(deployed, fresh), "the replaced credential still works"
+    assert job.retiring not in job.record()
+    assert census(fresh.state()) == clean  # nothing duplicated, nothing left behind
+
+
+@pytest.mark.parametrize("key", KEEPERS)
+def test_two_kept_rotations_in_a_row_lose_none_and_a_plain_run_removes_both(
+    key: str, fresh: sandbox.Sandbox, tmp_path: Path
+) -> None:
+    job = Job(providers.get(key), tmp_path)
+    job()
+    clean = census(fresh.state())
+    first = job.deploy("first")
+    job(rotate=True, keep_replaced=True)
+    second = job.deploy("second")  # written, never deployed
+    out = job(rotate=True, keep_replaced=True)
+    assert "kept 2 replaced credential(s)" in out
+    assert len(job.record()[job.retiring]) == 2
+    assert len({job.password(first), job.password(second), job.password()}) == 3
+    assert all(pushes(where, fresh) for where in (first, second, job.output_dir))
+
+    out = job()
+    assert "removed 2 replaced credential(s)" in out
+    assert pushes(job.output_dir, fresh)
+    assert not pushes(first, fresh) and not pushes(second, fresh)
+    assert job.retiring not in job.record()
+    assert census(fresh.state()) == clean
+
+
+@pytest.mark.parametrize("key", KEEPERS)
+def test_a_run_without_rotate_removes_what_a_rotation_left_and_keep_replaced_keeps_it(
+    key: str, fresh: sandbox.Sandbox, tmp_path: Path
+) -> None:
+    """finish_rotation removes recorded retiring credentials on any verified run, not only a
+    rotating one; keep_replaced on a plain run keeps them still (the deploy is not done)."""
+    job = Job(providers.get(key), tmp_path)
+    job()
+    deployed = job.deploy("first")
+    job(rotate=True, keep_replaced=True)
+    out = job(keep_replaced=True)  # not deployed yet: a plain run with keep_replaced
+    assert "kept 1 replaced credential(s)" in out
+    assert pushes(deployed, fresh)
+    out = job(dry_run=True)
+    assert "would remove 1 replaced credential(s)" in out
+    assert pushes(deployed, fresh)
+    assert "removed 1 replaced credential(s)" in job()
+    assert not pushes(deployed, fresh)
+
+
+def test_a_plain_run_after_a_rotation_stopped_keeps_the_stored_token(
+    fresh: sandbox.Sandbox, tmp_path: Path, quick_waits: list[float]
+) -> None:
+    """A rotation that stopped before its new token was made has recorded the stored token as
+    retiring; the next plain run reuses that token and must not then remove it."""
+    job = Job(providers.get("dockerhub"), tmp_path)
+    job()
+    clean = census(fresh.state())
+    fresh.add_faults({"method": "POST", "path": r"/v2/access-tokens$", "status": 500, "times": 99})
+    with pytest.raises(Exception, match="500"):
+        job(rotate=True, keep_replaced=True)
+    fresh.clear_faults()
+    assert job.record().get(job.retiring)  # the stored token, recorded before the creation
+    out = job()
+    assert "stored secret still works" in out and "removed" not in out
+    assert pushes(job.output_dir, fresh)
+    assert job.retiring not in job.record()
+    assert census(fresh.state()) == clean
+
+
+# --- Google: kept keys count toward its 10 keys per service account -------------------------
+def test_google_kept_keys_count_toward_its_limit_of_10(
+    fresh: sandbox.Sandbox, tmp_path: Path
+) -> None:
+    """Nine kept rotations fill the service account (the stored key and 9 kept: 10 live keys,
+    none taken for a stale one); the tenth stops with one line before anything is lost, and
+    the run after the deploy keeps the stored key and removes the 9."""
+    job = Job(providers.get("google"), tmp_path)
+    job()
+    clean = census(fresh.state())
+    deployed = job.deploy("first")
+    for kept in range(1, 10):
+        assert f"kept {kept} replaced credential(s)" in job(rotate=True, keep_replaced=True)
+    assert len(job.record()[job.retiring]) == 9
+    stored = job.password()
+    with pytest.raises(Exception, match="10 keys") as err:
+        job(rotate=True, keep_replaced=True)
+    assert "\n" not in str(err.value)
+    assert job.password() == stored and pushes(job.output_dir, fresh)
+    assert pushes(deployed, fresh)  # the first key, kept 10 runs ago, still works
+    out = job()  # the stopped rotation had listed the stored key as retiring: it is kept
+    assert "removed 9 replaced credential(s)" in out
+    assert pushes(job.output_dir, fresh) and not pushes(deployed, fresh)
+    assert job.retiring not in job.record()
+    assert census(fresh.state()) == clean
+
+
+# --- Harbor and OVH: a robot has one secret -------------------------------------------------
+@pytest.mark.parametrize("key", STOPPERS)
+def test_keep_replaced_with_rotate_is_refused_before_any_call(
+    key: str, fresh: sandbox.Sandbox, tmp_path: Path
+) -> None:
+    provider = providers.get(key)
+    values = defaults(provider, tmp_path)
+    before = fresh.state()
+    with pytest.raises(InvalidParameter) as err:
+        provider.validate(values, rotate=True, keep_replaced=True)
+    message = str(err.value)
+    assert err.value.name == "keep_replaced" and "\n" not in message
+    assert message.startswith("parameter 'keep_replaced': cannot be combined with rotate = True")
+    assert "Harbor keeps one secret per robot" in message
+    assert "rotate without keep_replaced and deploy the new secret.yaml" in message
+    assert fresh.log() == [] and fresh.state() == before  # nothing sent, nothing created
+    assert not (tmp_path / "values").exists()
+    # each alone is fine: keep_replaced on a plain run has nothing to keep
+    assert provider.validate(values, keep_replaced=True).keep_replaced is True
+    assert provider.validate(values, rotate=True).rotate is True
+
+
+@pytest.mark.parametrize("key", KEEPERS)
+def test_keep_replaced_with_rotate_is_accepted_where_the_old_credential_outlives_it(
+    key: str, tmp_path: Path
+) -> None:
+    provider = providers.get(key)
+    p = provider.validate(defaults(provider, tmp_path), rotate=True, keep_replaced=True)
+    assert p.rotate and p.keep_replaced
+
+
+def test_a_parameters_cell_without_keep_replaced_runs_as_before(tmp_path: Path) -> None:
+    provider = providers.get("dockerhub")
+    values = defaults(provider, tmp_path)
+    del values["keep_replaced"]
+    assert provider.validate(values).keep_replaced is False
+
+
+# --- the scheduled job, through papermill ---------------------------------------------------
+@pytest.fixture
+def hub_job(tmp_path: Path, fresh: sandbox.Sandbox) -> Iterator[NotebookRun]:
+    """The Docker Hub notebook, run by papermill in a forked kernel, as a cron job runs it."""
+    yield NotebookRun(NOTEBOOKS / "02-docker-hub.ipynb", tmp_path)
+
+
+def test_the_scheduled_two_phase_rotation_through_papermill(
+    hub_job: NotebookRun, fresh: sandbox.Sandbox, tmp_path: Path
+) -> None:
+    hub_job.set_up()  # the deployment as it stands
+    clean = census(fresh.state())
+    deployed = tmp_path / "deployed"
+    shutil.copytree(hub_job.output_dir, deployed, ignore=shutil.ignore_patterns("*.json"))
+
+    out = outputs_text(hub_job(rotate=True, keep_replaced=True))  # 1. rotate, keep the old
+    assert re.search(r"Remove the replaced credential \[done\]: kept 1 replaced", out)
+    assert pushes(deployed, fresh) and pushes(hub_job.output_dir, fresh)
+    # 2. helm upgrade -f config.yaml -f secret.yaml: the new values are now the deployed ones
+    out = outputs_text(hub_job())  # 3. after the deploy
+    assert "Remove the replaced credential [deleted]: removed 1 replaced credential(s)" in out
+    assert not pushes(deployed, fresh) and pushes(hub_job.output_dir, fresh)
+    assert census(fresh.state()) == clean
+    assert hub_job.record()["created"].get("retiring_tokens") is None
