@@ -256,6 +256,7 @@ DEFAULTS = {
     "dry_run": False,
     "teardown": False,
     "rotate": False,
+    "keep_replaced": False,
     "sandbox": True,
 }
 

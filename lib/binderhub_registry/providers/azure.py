@@ -1412,6 +1412,43 @@ async def _remove_passwords(conn: AzureConnection, principal: Principal, key_ids
 
 
 @creates
+def _record_stored_password(
+    conn: AzureConnection,
+    mine: list[PasswordCredential],
+    current: PasswordCredential,
+    stored: Secret,
+) -> PasswordCredential:
+    """The password ``secret.yaml`` holds, made the recorded one and never left retiring.
+
+    A stopped rotation can leave the stored secret older than the recorded password (made,
+    then the run stopped before writing it) and listed as retiring: removing it would stop
+    the deployed BinderHub. Any password of the application signs in, so which one is stored
+    is told by Graph's ``hint``, the first three characters of each password
+    (learn.microsoft.com/graph/api/resources/passwordcredential). Every password the stored
+    secret can be leaves the retiring list; when exactly one can, and it is not the recorded
+    one, it becomes the recorded password, and the recorded one (whose secret nobody holds)
+    is retired instead.
+    """
+    hint = stored.reveal()[:3]
+    held = [c for c in mine if c.hint == hint] or [current]
+    in_use = {str(c.key_id) for c in held}
+    retiring = list(conn.record.created.get(conn.retiring, []))
+    keep = [k for k in retiring if k not in in_use]
+    if len(held) == 1 and held[0] is not current:
+        if str(current.key_id) not in keep:
+            keep.append(str(current.key_id))
+        conn.record.set(conn.retiring, keep)  # first: a crash in between forgets neither
+        conn.record.set(
+            "password", {"key_id": str(held[0].key_id), "end": _day(held[0].end_date_time)}
+        )
+        return held[0]
+    if keep and keep != retiring:
+        conn.record.set(conn.retiring, keep)
+    elif retiring and not keep:
+        conn.record.forget(conn.retiring)
+    return current
+
+
 @_astep
 async def ensure_password(conn: AzureConnection) -> Result[Secret | None]:
     """BinderHub's password on the application: reused while the stored one works, else added.
@@ -1443,14 +1480,13 @@ async def ensure_password(conn: AzureConnection) -> Result[Secret | None]:
         and _secret_works(conn, principal.app_id, stored)
     )
     if working and not p.rotate:
-        assert current is not None
+        assert current is not None and stored is not None
         conn.secret = stored
-        if not p.dry_run and str(current.key_id) in conn.record.created.get(conn.retiring, []):
-            conn.unretire(str(current.key_id))  # in use again: never removed by this run
+        held = current if p.dry_run else _record_stored_password(conn, mine, current, stored)
         return Result(
             stored,
             "reused",
-            f"password {p.password_label!r}, expires {_day(current.end_date_time)}; the stored "
+            f"password {p.password_label!r}, expires {_day(held.end_date_time)}; the stored "
             "secret still works",
         )
     retiring = list(conn.record.created.get(conn.retiring, []))
