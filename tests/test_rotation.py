@@ -26,7 +26,13 @@ from binderhub_registry import InvalidParameter, VerificationFailed, providers, 
 from binderhub_registry.binderhub import load_values
 from binderhub_registry.providers import Connection, Provider
 
-from .conftest import NOTEBOOKS, InProcessRun, NotebookRun, outputs_text
+from .conftest import (
+    NOTEBOOKS,
+    InProcessRun,
+    NotebookRun,
+    assert_fails_before_any_call,
+    outputs_text,
+)
 from .test_contract import census
 from .test_faults import quick_waits
 
@@ -270,6 +276,14 @@ def test_keep_replaced_with_rotate_is_refused_before_any_call(
     # each alone is fine: keep_replaced on a plain run has nothing to keep
     assert provider.validate(values, keep_replaced=True).keep_replaced is True
     assert provider.validate(values, rotate=True).rotate is True
+
+
+def test_the_harbor_notebook_shows_the_refusal_as_one_line(
+    fresh: sandbox.Sandbox, tmp_path: Path
+) -> None:
+    run = NotebookRun(NOTEBOOKS / "05-harbor.ipynb", tmp_path)
+    pair = {"rotate": True, "keep_replaced": True}
+    assert_fails_before_any_call(run, fresh, pair, "keep_replaced", "one secret per robot")
 
 
 @pytest.mark.parametrize("key", KEEPERS)
