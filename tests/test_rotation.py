@@ -247,6 +247,8 @@ def test_google_kept_keys_count_toward_its_limit_of_10(
     with pytest.raises(Exception, match="10 keys") as err:
         job(rotate=True, keep_replaced=True)
     assert "\n" not in str(err.value)
+    # not "delete unused ones": by hand, that could delete the key the deployed BinderHub uses
+    assert "kept by keep_replaced: deploy the newest secret.yaml" in str(err.value)
     assert job.fingerprint() == stored and pushes(job.output_dir, fresh)
     assert pushes(deployed, fresh)  # the first key, kept 10 runs ago, still works
     out = job()  # the stopped rotation had listed the stored key as retiring: it is kept

@@ -1134,6 +1134,13 @@ def ensure_key(conn: GoogleConnection) -> Result[Secret | None]:
                 "but build pods still need a way to push (step 7)"
             ) from None
         if "Precondition" in str(e) and len(live) - len(stale) >= 10:
+            in_use = [k for k in retiring if isinstance(k, str) and k in live]
+            if in_use:  # deleting by hand could remove the key the deployed BinderHub uses
+                raise PermissionDenied(
+                    f"{p.email} already holds 10 keys, Google's limit, {len(in_use)} of them kept "
+                    "by keep_replaced: deploy the newest secret.yaml, then rerun without rotate "
+                    "and keep_replaced to remove them"
+                ) from None
             raise PermissionDenied(
                 f"{p.email} already holds 10 keys, Google's limit: delete unused ones "
                 "(gcloud iam service-accounts keys list/delete) and rerun"
