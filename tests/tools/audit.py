@@ -82,6 +82,10 @@ BAD_INPUTS = [
         "ovh: bad parameters, validated in-process",
         "tests/test_ovh.py::test_bad_input_is_one_line_naming_the_parameter_and_nothing_is_created",
     ),
+    Family(
+        "harbor and ovh: keep_replaced with rotate (one secret per robot)",
+        "tests/test_rotation.py::test_keep_replaced_with_rotate_is_refused_before_any_call",
+    ),
     Family("output_dir: unusable places, locks, records", "tests/test_output_dir.py"),
     Family(
         "sandbox admin API: bad fault specs (not in the goal)",
@@ -117,6 +121,26 @@ FAULTS = [
     Family(
         "contract: crash half-way, then rerun",
         "tests/test_contract.py::test_crash_half_way_then_rerun_leaves_no_duplicates",
+    ),
+    Family(
+        "google auth switch: a crash at each record write, then rerun",
+        "tests/test_google_keyless.py::test_a_crash_at_any_record_write_then_a_rerun_completes",
+    ),
+    Family(
+        "google auth switch: a binding whose answer was lost",
+        "tests/test_google_keyless.py::test_a_binding_whose_answer_was_lost_is_still_recorded",
+    ),
+    Family(
+        "google: a stale etag on the binding's removal",
+        "tests/test_google_keyless.py::test_only_the_recorded_member_goes_and_a_stale_etag_is_read_again",
+    ),
+    Family(
+        "rotation stopped half-way, then a plain run (docker hub, azure)",
+        "tests/test_rotation.py::test_a_plain_run_after_a_rotation_stopped_keeps_the_stored_token",
+    ),
+    Family(
+        "azure: a rotation stopped before its values, then a plain run",
+        "tests/test_rotation.py::test_azure_a_plain_run_after_a_rotation_stopped_before_its_values_keeps_the_stored_one",
     ),
     Family(
         "each creating call x fault kind (test_faults.py, in-process)",
