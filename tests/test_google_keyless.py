@@ -324,7 +324,7 @@ def test_papermill_infers_the_keyless_parameters() -> None:
 # --- switching auth on the same output_dir ------------------------------------------------------
 # key -> metadata retires the keys this notebook made, metadata -> key the Workload Identity
 # member it bound: both through the retiring record, removed by finish_rotation once the new
-# values verified; secret.yaml goes when the keyless config.yaml is written.
+# values verified; secret.yaml, which holds the old key, goes when that key is deleted.
 OTHER_MEMBER = "serviceAccount:binderhub-demo.svc.id.goog[other/binderhub]"
 
 
@@ -445,8 +445,9 @@ def test_key_to_metadata_deletes_the_key_once_keyless_verification_passes(
     assert "key" not in created(out) and created(out)["retiring_keys"] == [old_id]
     run.step("workload identity", google.bind_workload_identity, conn)
     files = run.step("values", conn.write_values)
-    assert not (out / "secret.yaml").exists()  # never beside the keyless config.yaml
-    assert "secret.yaml (an earlier key) removed" in row(run, "values")[1]
+    # kept with its key: build pods that cannot push keylessly use it, a switch back reuses it
+    assert (out / "secret.yaml").exists()
+    assert "secret.yaml (an earlier key) stays until that key is removed" in row(run, "values")[1]
     # the key lives on until the keyless values verified (the deployed BinderHub uses it)
     assert key_token_status(fresh, conn, old) == 200
     run.step("verify", conn.verify, files)
@@ -567,13 +568,59 @@ def test_keyless_for_real_keeps_the_key_until_a_later_run(
     status, detail = row(run, "finish")
     assert status == "done" and detail.startswith("kept 1 replaced credential(s)")
     assert key_token_status(fresh, first, old) == 200
-    assert not (out / "secret.yaml").exists()
+    assert (out / "secret.yaml").exists()  # the key is kept, and the file that holds it
     later = signed_in(run, out, auth="metadata")
     later.params = dataclasses.replace(later.params, sandbox=False)
     whole_run(run, later)
     assert row(run, "finish")[0] == "deleted"
     assert key_token_status(fresh, first, old) == 401
     assert "retiring_keys" not in created(out)
+    assert google.UNCHECKED not in created(out)
+    assert not (out / "secret.yaml").exists()  # gone with its key
+
+
+def test_keyless_for_real_resumed_after_a_stop_still_keeps_the_key_one_run(
+    fresh: sandbox.Sandbox, run: Runner, tmp_path: Path
+) -> None:
+    """A real switch that stopped after retiring the key (say the binding was refused) must
+    not delete it on the rerun: that rerun is the first to tell the user it is kept."""
+    out = tmp_path / "values"
+    first = signed_in(run, out)
+    whole_run(run, first)
+    old = key_json_of(first)
+    stopped = signed_in(run, out, auth="metadata")
+    stopped.params = dataclasses.replace(stopped.params, sandbox=False)
+    up_to_the_key(run, stopped)
+    run.step("key", google.ensure_key, stopped)  # the run stops here
+    later = signed_in(run, out, auth="metadata")
+    later.params = dataclasses.replace(later.params, sandbox=False)
+    whole_run(run, later)
+    assert row(run, "verify")[0] == "skipped"
+    assert row(run, "finish")[1].startswith("kept 1 replaced credential(s)")
+    assert key_token_status(fresh, first, old) == 200, "deleted with nothing verified"
+
+
+def test_switching_back_to_key_after_a_real_keyless_run_reuses_the_kept_key(
+    fresh: sandbox.Sandbox, run: Runner, tmp_path: Path
+) -> None:
+    """Keyless did not suit (build pods could not push), so the keyless values were never
+    deployed: the switch back must reuse the key the deployed BinderHub still uses."""
+    out = tmp_path / "values"
+    first = signed_in(run, out)
+    whole_run(run, first)
+    old = key_json_of(first)
+    old_id = created(out)["key"]
+    keyless = signed_in(run, out, auth="metadata")
+    keyless.params = dataclasses.replace(keyless.params, sandbox=False)
+    whole_run(run, keyless)
+    assert row(run, "finish")[1].startswith("kept 1")
+    back = signed_in(run, out)
+    whole_run(run, back)
+    assert row(run, "key")[0] == "reused"
+    assert created(out)["key"] == old_id and live_keys(fresh, back.params.email) == [old_id]
+    assert key_token_status(fresh, first, old) == 200, "the deployed key was deleted"
+    assert workload_members(back) == []  # the binding the keyless run made is gone
+    assert "retiring_keys" not in created(out) and google.UNCHECKED not in created(out)
 
 
 def test_keys_this_notebook_did_not_make_stay(
@@ -634,7 +681,6 @@ def test_a_dry_run_of_a_switch_changes_nothing(
             "auth = metadata: no key; the key this notebook made would be removed once keyless "
             "verification passes",
         )
-        assert row(run, "values")[0] == "planned" and "secret.yaml (a key)" in row(run, "values")[1]
     else:
         status, detail = row(run, "workload identity")
         assert status == "planned" and "would remove roles/iam.workloadIdentityUser" in detail
@@ -764,7 +810,7 @@ def test_keep_replaced_keeps_what_a_switch_replaced_until_a_later_run(
     assert created(out)["retiring_keys"]  # kept: the deployed BinderHub still uses it
     if after == "metadata":
         assert key_token_status(fresh, switched, old_key) == 200
-        assert not (out / "secret.yaml").exists()  # the file goes with the keyless config
+        assert (out / "secret.yaml").exists()  # the file goes with its key, not before
     else:
         assert workload_members(switched) == [first.params.workload_member]
         assert metadata_token_status(fresh) == 200

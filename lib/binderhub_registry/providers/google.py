@@ -29,11 +29,14 @@ Build pods are another matter: ``GoogleArtifactRegistry`` has no ``get_credentia
 Switching ``auth`` on the same ``output_dir`` leaves nothing behind, through the rotation
 mechanism (the ``retiring_keys`` record, emptied by ``finish_rotation`` once the new values
 verified, so its ``keep_replaced`` applies too): key to metadata retires the keys this notebook
-made (``ensure_key``) and removes ``secret.yaml`` when the keyless ``config.yaml`` is written;
-metadata to key retires the Workload Identity member this notebook bound
-(``bind_workload_identity``), removed as ``gcloud iam service-accounts remove-iam-policy-binding``
-does (an etag-checked read-modify-write of the account's policy: cloud.google.com/iam/docs/
-policies#etag). Switching back before they were removed takes them out of the list again.
+made (``ensure_key``), and ``secret.yaml``, which holds one, goes when that key is deleted (a
+switch back before then reuses it); metadata to key retires the Workload Identity member this
+notebook bound (``bind_workload_identity``), removed as ``gcloud iam service-accounts
+remove-iam-policy-binding`` does (an etag-checked read-modify-write of the account's policy:
+cloud.google.com/iam/docs/policies#etag). Switching back before they were removed takes them
+out of the list again. Keyless for real, nothing can be verified from outside the cluster: what
+a switch retired is removed only by a run after the one that said it was kept (``UNCHECKED``
+in the record), so each removal follows a run that told the user to check BinderHub's pod.
 """
 
 from __future__ import annotations
@@ -285,6 +288,9 @@ def _mapped() -> Iterator[None]:
 #: A ``retiring_keys`` entry that is not a key id: ``{BOUND: member}``, the Workload Identity
 #: member this notebook bound, removed once a key verified (metadata -> key).
 BOUND = "workload_identity"
+#: record kind: a real keyless run kept what its switch retired, unverified; the next run
+#: (after the user checked from BinderHub's pod) may remove it.
+UNCHECKED = "kept_unverified"
 
 
 def _retiring(conn: GoogleConnection) -> list[Any]:
@@ -301,7 +307,6 @@ def _retire_later(conn: GoogleConnection, entries: list[Any], kind: str) -> None
     new = [e for e in entries if e not in retiring]
     if new:
         conn.record.set(conn.retiring, [*retiring, *new])
-        conn.retired_now = True
     if kind in conn.record.created:
         conn.record.forget(kind)
 
@@ -402,7 +407,6 @@ class GoogleConnection(Connection):
     host: str = ""  # the registry host, once the repository is known
     metadata_url: str = METADATA_URL  # keyless: the metadata server BinderHub's pod asks
     bound: bool = False  # keyless: BinderHub's Kubernetes service account may act as ours
-    retired_now: bool = False  # this run put a key or a member in the retiring list
     unchecked: bool = False  # keyless for real: no verification can run outside the cluster
 
     def _image_prefix(self) -> str:
@@ -429,31 +433,19 @@ class GoogleConnection(Connection):
         if not self.params.keyless:
             return super().write_values()
         out = self.params.output_dir
-        stale = out / "secret.yaml"
         values = self.keyless_values()
-        if self.params.dry_run and not self.params.teardown and stale.exists():
-            return Result(
-                None, "planned", f"would write {out / 'config.yaml'} and remove {stale} (a key)"
-            )
         if values is None or self.params.dry_run:
             return Result(None, "skipped", "nothing to write (dry run or teardown)")
         import yaml
 
         out.mkdir(parents=True, exist_ok=True)
-        # A secret.yaml here is an earlier key run's: it goes now, with the keyless config.yaml,
-        # not when its key is deleted (finish_rotation, or a later run with keep_replaced).
-        # output_dir holds the values to deploy: `-f config.yaml -f secret.yaml` would hand
-        # the build pods a key about to be deleted, and keep a long-lived secret on disk that
-        # nothing needs. The running BinderHub reads its Helm release, not this file, so it
-        # keeps working until the keyless values are deployed. Removed before config.yaml is
-        # written: a crash in between never leaves the key beside a keyless config.
-        removed = stale.exists()
-        stale.unlink(missing_ok=True)
         path = out / "config.yaml"
         path.write_text(_KEYLESS_HEADER + yaml.safe_dump(values.config(), sort_keys=False))
         detail = f"{path} (no secret: no key)"
-        if removed:
-            detail += f"; {stale} (an earlier key) removed"
+        # an earlier key run's secret.yaml stays until finish_rotation deletes its key: build
+        # pods that cannot push keylessly still need it, and a switch back reuses it
+        if (out / "secret.yaml").exists():
+            detail += "; secret.yaml (an earlier key) stays until that key is removed"
         return Result(KeylessFiles(path, values), "done", detail)
 
     def verify(self, files: Any) -> Result[VerificationReport | None]:
@@ -479,19 +471,32 @@ class GoogleConnection(Connection):
     async def finish_rotation(self) -> Result[None]:
         """Remove what a rotation or an auth switch replaced, once the new values verified.
 
-        Keyless for real, nothing verified here: what this run replaced is kept, and the
-        next run (once the keyless values are deployed and checked from the pod) removes it.
+        Keyless for real, nothing verified here: the first run to get here keeps what is
+        retiring and says so (recorded as ``UNCHECKED``); a later run removes it. Once the
+        keys are gone, so is the ``secret.yaml`` that held one.
         """
-        if self.unchecked and self.retired_now and not self.params.dry_run:
-            count = len(_retiring(self))
+        p, retiring = self.params, _retiring(self)
+        if not self.unchecked or not retiring:
+            if not p.dry_run and UNCHECKED in self.record.created:
+                self.record.forget(UNCHECKED)
+        elif UNCHECKED not in self.record.created and not p.keep_replaced:
+            if p.dry_run:
+                return Result(None, "planned", f"would keep {len(retiring)} replaced credential(s)")
+            self.record.set(UNCHECKED, True)
             return Result(
                 None,
                 "done",
-                f"kept {count} replaced credential(s): keyless access can be checked only from "
-                "BinderHub's pod; deploy config.yaml, check it (see the verify step) and that "
-                "build pods push without the key (step 7), then rerun to remove them",
+                f"kept {len(retiring)} replaced credential(s): keyless access can be checked "
+                "only from BinderHub's pod; deploy config.yaml, check it (see the verify step) "
+                "and that build pods push without the key (step 7), then rerun to remove them",
             )
-        return await super().finish_rotation()
+        result = await super().finish_rotation()
+        if result.status == "deleted":
+            if UNCHECKED in self.record.created:
+                self.record.forget(UNCHECKED)
+            if p.keyless:  # its key was among those deleted: nothing may deploy it now
+                (p.output_dir / "secret.yaml").unlink(missing_ok=True)
+        return result
 
     def values(self) -> RegistryValues | None:
         """BinderHub's values: the repository's host, ``_json_key`` and the key JSON."""
