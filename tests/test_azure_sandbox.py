@@ -56,11 +56,6 @@ from binderhub_registry.sandbox import Sandbox
 from binderhub_registry.sandbox.azure import ACR_PUSH, TAKEN_REGISTRY
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
-# msgraph-sdk and kiota warn about their own deprecated classes as they load them lazily
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::DeprecationWarning:msgraph"),
-    pytest.mark.filterwarnings("ignore::DeprecationWarning:kiota_abstractions"),
-]
 
 
 def settings(box: Sandbox, **values: Any) -> dict[str, Any]:

@@ -31,12 +31,7 @@ from binderhub_registry.providers import COMMON_PARAMETERS, Provider
 from .conftest import NOTEBOOKS, NotebookRun, assert_fails_before_any_call, outputs_text
 from .skopeo import CONVERTED, skopeo_push
 
-pytestmark = [
-    pytest.mark.notebook,
-    # runs set up in this process load msgraph-sdk, which warns about its own deprecated classes
-    pytest.mark.filterwarnings("ignore::DeprecationWarning:msgraph"),
-    pytest.mark.filterwarnings("ignore::DeprecationWarning:kiota_abstractions"),
-]
+pytestmark = pytest.mark.notebook
 
 KEYS = providers.keys()
 

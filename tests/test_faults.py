@@ -41,12 +41,7 @@ from binderhub_registry.providers import Provider
 from .conftest import NOTEBOOKS, InProcessRun, NotebookRun, outputs_text
 from .test_contract import census, creating_calls
 
-pytestmark = [
-    pytest.mark.notebook,
-    # in this process, msgraph-sdk and kiota warn about their own deprecated classes
-    pytest.mark.filterwarnings("ignore::DeprecationWarning:msgraph"),
-    pytest.mark.filterwarnings("ignore::DeprecationWarning:kiota_abstractions"),
-]
+pytestmark = pytest.mark.notebook
 
 
 def _http_date(seconds: float) -> str:
