@@ -172,12 +172,22 @@ class Record:
         self.save()
 
     def save(self) -> None:
-        """Write the record, readable by its owner only."""
+        """Write the record, readable by its owner only.
+
+        Written beside it, then renamed over it: a full disk leaves the previous record whole
+        (truncated, it would forget every credential it lists).
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps({"provider": self.provider, "created": self.created}, indent=2)
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        partial = self.path.with_name(self.FILE + ".partial")
+        try:
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            os.replace(partial, self.path)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
 
 
 def creates(fn: Callable[..., R]) -> Callable[..., R]:
@@ -262,6 +272,35 @@ class Connection:
             return None
         return Secret(password)
 
+    def values_to_deploy(self) -> str:
+        """The file whose deployment lets the replaced credentials go (in ``keep_replaced``'s
+        message): ``secret.yaml``, which holds the new credential; a provider whose values
+        hold none (keyless) names ``config.yaml``."""
+        return "secret.yaml"
+
+    def note(self, kind: str, value: Any) -> None:
+        """Record ``value`` as ``kind`` (empty: forget it), as :class:`Record` does.
+
+        A dry run changes the record in memory only: nothing is written, and its later steps
+        (``finish_rotation``'s message) say what the real run would do.
+        """
+        if self.params.dry_run:
+            if value:
+                self.record.created[kind] = value
+            else:
+                self.record.created.pop(kind, None)
+        elif value:
+            self.record.set(kind, value)
+        elif kind in self.record.created:
+            self.record.forget(kind)
+
+    def retire_later(self, *entries: Any) -> None:
+        """Add ``entries`` to the retiring list: ``finish_rotation`` removes them."""
+        retiring = list(self.record.created.get(self.retiring, []))
+        new = [e for e in entries if e not in retiring]
+        if new:
+            self.note(self.retiring, retiring + new)
+
     def unretire(self, entry: Any) -> None:
         """Take ``entry`` out of the retiring list: the stored values still use it.
 
@@ -269,11 +308,9 @@ class Connection:
         stopped before that, a rerun reuses the stored credential, which must not then be
         removed by ``finish_rotation``.
         """
-        retiring = [e for e in self.record.created.get(self.retiring, []) if e != entry]
-        if retiring:
-            self.record.set(self.retiring, retiring)
-        else:
-            self.record.forget(self.retiring)
+        retiring = list(self.record.created.get(self.retiring, []))
+        if entry in retiring:
+            self.note(self.retiring, [e for e in retiring if e != entry])
 
     def write_values(self) -> Result[ValuesFiles | None]:
         """Write ``config.yaml`` and ``secret.yaml`` (0600); skipped when nothing was made."""
@@ -302,8 +339,8 @@ class Connection:
             return Result(
                 None,
                 "planned" if self.params.dry_run else "done",
-                f"{kept} {len(retiring)} replaced credential(s): deploy the new secret.yaml, "
-                "then rerun without keep_replaced to remove them",
+                f"{kept} {len(retiring)} replaced credential(s): deploy the new "
+                f"{self.values_to_deploy()}, then rerun without keep_replaced to remove them",
             )
         if self.params.dry_run:
             return Result(None, "planned", f"would remove {len(retiring)} replaced credential(s)")
