@@ -32,12 +32,7 @@ from binderhub_registry.sandbox.azure import TAKEN_REGISTRY
 from .conftest import NOTEBOOKS, NotebookRun, assert_fails_before_any_call, outputs_text
 from .test_azure_sandbox import deployer_token, settings
 
-pytestmark = [
-    pytest.mark.notebook,
-    # msgraph-sdk and kiota warn about their own deprecated classes as they load them lazily
-    pytest.mark.filterwarnings("ignore::DeprecationWarning:msgraph"),
-    pytest.mark.filterwarnings("ignore::DeprecationWarning:kiota_abstractions"),
-]
+pytestmark = pytest.mark.notebook
 AZURE_VARIABLES = (
     "AZURE_TENANT_ID",
     "AZURE_CLIENT_ID",

@@ -11,6 +11,7 @@ one papermill run plays the scheduled job as a cron job runs it.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -24,7 +25,8 @@ import pytest
 
 from binderhub_registry import InvalidParameter, VerificationFailed, providers, sandbox, verify
 from binderhub_registry.binderhub import load_values
-from binderhub_registry.providers import Connection, Provider
+from binderhub_registry.providers import Connection, Provider, contract
+from binderhub_registry.providers.contract import CommonParams, Record
 
 from .conftest import (
     NOTEBOOKS,
@@ -36,12 +38,7 @@ from .conftest import (
 from .test_contract import census
 from .test_faults import quick_waits
 
-pytestmark = [
-    pytest.mark.notebook,
-    # runs set up in this process load msgraph-sdk, which warns about its own deprecated classes
-    pytest.mark.filterwarnings("ignore::DeprecationWarning:msgraph"),
-    pytest.mark.filterwarnings("ignore::DeprecationWarning:kiota_abstractions"),
-]
+pytestmark = pytest.mark.notebook
 
 __all__ = ["quick_waits"]  # a fixture this module uses, imported from test_faults
 
@@ -227,6 +224,188 @@ def test_azure_a_plain_run_after_a_rotation_stopped_before_its_values_keeps_the_
     assert job.fingerprint() == stored and pushes(job.output_dir, fresh)
     assert job.retiring not in job.record()
     assert census(fresh.state()) == clean
+
+
+class Crash(Exception):
+    """A run that stops at a chosen point (a killed kernel, a full disk)."""
+
+
+def test_dockerhub_a_plain_run_after_a_rotation_stopped_before_writing_keeps_the_stored_token(
+    fresh: sandbox.Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rotation made its new token, then could not write secret.yaml (a full disk): the
+    stored secret is still the old, deployed token. Docker Hub accepts any active token, so
+    the rerun must not take "the stored secret works" for "it is the newest token": it keeps
+    the stored one and removes the one whose secret nobody holds."""
+    job = Job(providers.get("dockerhub"), tmp_path)
+    job()
+    clean = census(fresh.state())
+    deployed, stored = job.deploy("first"), job.fingerprint()
+
+    def disk_full(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(contract, "write_values", disk_full)
+        with pytest.raises(OSError):
+            job(rotate=True, keep_replaced=True)
+    assert job.fingerprint() == stored
+    out = job(dry_run=True)
+    assert "would remove 1 replaced credential(s)" in out  # the never written one
+    out = job()
+    assert "stored secret still works" in out and "removed 1 replaced credential(s)" in out
+    assert job.fingerprint() == stored and pushes(job.output_dir, fresh)
+    assert pushes(deployed, fresh), "the deployed token was deleted"
+    assert job.retiring not in job.record() and "pending_token" not in job.record()
+    assert census(fresh.state()) == clean
+
+
+def test_dockerhub_a_rerun_after_a_stop_between_writing_and_recording_keeps_the_new_token(
+    fresh: sandbox.Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """secret.yaml got the new token, the record did not (the run stopped in between): the
+    rerun tells by the token's digest that secret.yaml holds it, and removes the old one."""
+    job = Job(providers.get("dockerhub"), tmp_path)
+    job()
+    clean = census(fresh.state())
+    deployed = job.deploy("first")
+    real_set = Record.set
+
+    def stop(self: Record, kind: str, value: Any) -> None:
+        if kind == "access_token":
+            raise Crash("stopped before the record says secret.yaml holds the new token")
+        real_set(self, kind, value)
+
+    with monkeypatch.context() as m:
+        m.setattr(Record, "set", stop)
+        with pytest.raises(Crash):
+            job(rotate=True)
+    written = job.fingerprint()
+    assert written != job.fingerprint(deployed)
+    out = job()
+    assert "removed 1 replaced credential(s)" in out
+    assert job.fingerprint() == written and pushes(job.output_dir, fresh)
+    assert not pushes(deployed, fresh)
+    assert job.retiring not in job.record() and "pending_token" not in job.record()
+    assert census(fresh.state()) == clean
+
+
+def test_azure_the_same_rotation_rerun_after_a_stop_before_its_retiring_list_keeps_the_deployed(
+    fresh: sandbox.Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rotation stopped as it recorded what it replaces: rerunning the same command must
+    not then remove the deployed password as one whose secret was lost."""
+    job = Job(providers.get("azure"), tmp_path)
+    job()
+    clean = census(fresh.state())
+    deployed = job.deploy("first")
+    real_set = Record.set
+
+    def stop(self: Record, kind: str, value: Any) -> None:
+        if kind == "retiring_passwords":
+            raise Crash("stopped before the retiring list was recorded")
+        real_set(self, kind, value)
+
+    with monkeypatch.context() as m:
+        m.setattr(Record, "set", stop)
+        with pytest.raises(Crash):
+            job(rotate=True, keep_replaced=True)
+    out = job(rotate=True, keep_replaced=True)  # the same command again
+    assert "whose secret was lost" not in out and "kept 1 replaced credential(s)" in out
+    assert pushes(deployed, fresh), "keep_replaced rotation removed the deployed password"
+    assert pushes(job.output_dir, fresh)
+    assert "removed 1 replaced credential(s)" in job()
+    assert not pushes(deployed, fresh)
+    assert census(fresh.state()) == clean
+
+
+def test_azure_a_rotation_never_removes_the_stored_password_as_lost(
+    fresh: sandbox.Sandbox, tmp_path: Path, quick_waits: list[float]
+) -> None:
+    """A record that lists the newer password and not the stored one as retiring (written by
+    a version that recorded the retiring list after adding the password, then stopped): the
+    rotation tells the stored password by Graph's hint and keeps it; the one nobody holds
+    goes at once."""
+    job = Job(providers.get("azure"), tmp_path)
+    job()
+    clean = census(fresh.state())
+    deployed = job.deploy("first")
+    fresh.add_faults({"method": "GET", "path": r"roleAssignments", "status": 500, "times": 999})
+    with pytest.raises(Exception, match="500"):
+        job(rotate=True, keep_replaced=True)
+    fresh.clear_faults()
+    path = job.output_dir / "binderhub-registry.json"
+    data = json.loads(path.read_text())
+    del data["created"][job.retiring]
+    path.write_text(json.dumps(data))
+    out = job(rotate=True, keep_replaced=True)
+    assert "removed 1 whose secret was lost" in out  # the stopped rotation's, never written
+    assert "kept 1 replaced credential(s)" in out
+    assert pushes(deployed, fresh), "the deployed password was removed as lost"
+    assert "removed 1 replaced credential(s)" in job()
+    assert not pushes(deployed, fresh) and pushes(job.output_dir, fresh)
+    assert census(fresh.state()) == clean
+
+
+def test_azure_teardown_creates_no_password(fresh: sandbox.Sandbox, tmp_path: Path) -> None:
+    job = Job(providers.get("azure"), tmp_path)
+    job()
+    out = job(teardown=True)
+    assert "Password for BinderHub [skipped]" in out and "would add a password" not in out
+
+
+STOP_BEFORE_THE_NEW_ONE = {
+    "dockerhub": {"method": "POST", "path": r"/v2/access-tokens$"},
+    "azure": {"method": "POST", "path": r"addPassword$"},
+}
+
+
+@pytest.mark.parametrize("key", sorted(STOP_BEFORE_THE_NEW_ONE))
+def test_a_dry_run_says_what_the_real_run_would_remove(
+    key: str, fresh: sandbox.Sandbox, tmp_path: Path, quick_waits: list[float]
+) -> None:
+    """A dry run's last step says what the real run's would: a rotation's keep, and after a
+    rotation stopped before its new credential, that the stored one is kept."""
+    job = Job(providers.get(key), tmp_path)
+    job()
+    out = job(rotate=True, keep_replaced=True, dry_run=True)
+    assert "would keep 1 replaced credential(s)" in out
+    out = job(rotate=True, dry_run=True)
+    assert "would remove 1 replaced credential(s)" in out
+    fresh.add_faults(STOP_BEFORE_THE_NEW_ONE[key] | {"status": 500, "times": 999})
+    with pytest.raises(Exception, match="500"):
+        job(rotate=True, keep_replaced=True)
+    fresh.clear_faults()
+    assert job.record().get(job.retiring)  # the stored one, recorded before the creation
+    out = job(dry_run=True)
+    assert "no replaced credential to remove" in out and "would remove" not in out
+    assert job.record().get(job.retiring)  # a dry run writes nothing
+    out = job()
+    assert "no replaced credential to remove" in out and "removed" not in out
+    assert pushes(job.output_dir, fresh)
+
+
+def test_the_keep_message_names_the_values_to_deploy(tmp_path: Path) -> None:
+    """A provider whose values hold no credential (keyless) names the file to deploy."""
+
+    class Keyless(Connection):
+        def values_to_deploy(self) -> str:
+            return "config.yaml"
+
+    params = CommonParams(
+        prefix="binder-",
+        output_dir=tmp_path,
+        dry_run=False,
+        teardown=False,
+        rotate=False,
+        keep_replaced=True,
+        sandbox=True,
+    )
+    record = Record(tmp_path, "keyless")
+    record.set(Keyless.retiring, ["old"])
+    result = asyncio.run(Keyless(params=params, record=record, ca_file=None).finish_rotation())
+    assert result.detail.startswith("kept 1 replaced credential(s): deploy the new config.yaml,")
+    assert record.created[Keyless.retiring] == ["old"]
 
 
 # --- Google: kept keys count toward its 10 keys per service account -------------------------

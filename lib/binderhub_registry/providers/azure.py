@@ -1411,12 +1411,26 @@ async def _remove_passwords(conn: AzureConnection, principal: Principal, key_ids
     return removed
 
 
-@creates
+def _held(
+    mine: list[PasswordCredential], stored: Secret | None, now: dt.datetime
+) -> list[PasswordCredential]:
+    """The unexpired passwords ``stored`` may be, told by Graph's ``hint`` (each password's
+    first three characters): any password of the application signs in, so only the hint
+    tells which one secret.yaml holds. An expired one is left out: nothing pushes with it."""
+    if stored is None:
+        return []
+    hint = stored.reveal()[:3]
+    return [
+        c for c in mine if c.hint == hint and (c.end_date_time is None or c.end_date_time > now)
+    ]
+
+
 def _record_stored_password(
     conn: AzureConnection,
     mine: list[PasswordCredential],
     current: PasswordCredential,
     stored: Secret,
+    now: dt.datetime,
 ) -> PasswordCredential:
     """The password ``secret.yaml`` holds, made the recorded one and never left retiring.
 
@@ -1427,28 +1441,24 @@ def _record_stored_password(
     (learn.microsoft.com/graph/api/resources/passwordcredential). Every password the stored
     secret can be leaves the retiring list; when exactly one can, and it is not the recorded
     one, it becomes the recorded password, and the recorded one (whose secret nobody holds)
-    is retired instead.
+    is retired instead. A dry run changes the record in memory only (``Connection.note``).
     """
-    hint = stored.reveal()[:3]
-    held = [c for c in mine if c.hint == hint] or [current]
+    held = _held(mine, stored, now) or [current]
     in_use = {str(c.key_id) for c in held}
     retiring = list(conn.record.created.get(conn.retiring, []))
     keep = [k for k in retiring if k not in in_use]
     if len(held) == 1 and held[0] is not current:
         if str(current.key_id) not in keep:
             keep.append(str(current.key_id))
-        conn.record.set(conn.retiring, keep)  # first: a crash in between forgets neither
-        conn.record.set(
-            "password", {"key_id": str(held[0].key_id), "end": _day(held[0].end_date_time)}
-        )
+        conn.note(conn.retiring, keep)  # first: a crash in between forgets neither
+        conn.note("password", {"key_id": str(held[0].key_id), "end": _day(held[0].end_date_time)})
         return held[0]
-    if keep and keep != retiring:
-        conn.record.set(conn.retiring, keep)
-    elif retiring and not keep:
-        conn.record.forget(conn.retiring)
+    if keep != retiring:
+        conn.note(conn.retiring, keep)
     return current
 
 
+@creates
 @_astep
 async def ensure_password(conn: AzureConnection) -> Result[Secret | None]:
     """BinderHub's password on the application: reused while the stored one works, else added.
@@ -1457,7 +1467,10 @@ async def ensure_password(conn: AzureConnection) -> Result[Secret | None]:
     at creation, and kept only in ``secret.yaml``. Passwords with this notebook's
     label whose secret was lost are removed once the new one exists. With
     ``rotate`` a new password is added even if the stored one works; the old one
-    is removed by ``finish_rotation`` after the new one verifies.
+    is removed by ``finish_rotation`` after the new one verifies. The password the stored
+    secret is (by Graph's hint) is never one whose secret was lost: it is retired, as the
+    one the deployed BinderHub may use; the retiring list is saved before the new password
+    is added, so a run stopped in between forgets none.
     """
     from msgraph.generated.applications.item.add_password.add_password_post_request_body import (
         AddPasswordPostRequestBody,
@@ -1482,16 +1495,17 @@ async def ensure_password(conn: AzureConnection) -> Result[Secret | None]:
     if working and not p.rotate:
         assert current is not None and stored is not None
         conn.secret = stored
-        held = current if p.dry_run else _record_stored_password(conn, mine, current, stored)
+        kept = _record_stored_password(conn, mine, current, stored, now)
         return Result(
             stored,
             "reused",
-            f"password {p.password_label!r}, expires {_day(held.end_date_time)}; the stored "
+            f"password {p.password_label!r}, expires {_day(kept.end_date_time)}; the stored "
             "secret still works",
         )
+    held = _held(mine, stored, now) or ([current] if working and current is not None else [])
+    # what secret.yaml holds may be deployed: removed only after the new one verifies
+    conn.retire_later(*(str(c.key_id) for c in held))
     retiring = list(conn.record.created.get(conn.retiring, []))
-    if working and current is not None and str(current.key_id) not in retiring:
-        retiring.append(str(current.key_id))  # rotate: removed only after the new one verifies
     stale = [str(c.key_id) for c in mine if str(c.key_id) not in retiring]
     if p.dry_run:
         extra = f", then remove {len(stale)} whose secret was lost" if stale else ""
@@ -1506,7 +1520,6 @@ async def ensure_password(conn: AzureConnection) -> Result[Secret | None]:
     assert created is not None and created.secret_text and created.key_id
     conn.record.set("password", {"key_id": str(created.key_id), "end": _day(created.end_date_time)})
     conn.fresh = True
-    conn.record.set(conn.retiring, retiring)
     removed = await _remove_passwords(conn, principal, stale)
     detail = (
         f"password {p.password_label!r}, expires {_day(created.end_date_time)} (in {days} days); "

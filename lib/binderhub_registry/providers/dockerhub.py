@@ -27,6 +27,7 @@ rehearse another secret.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 from collections.abc import Callable
@@ -36,7 +37,7 @@ from typing import Any
 import requests
 
 from .. import sandbox as sandbox_mod
-from ..binderhub import RegistryValues
+from ..binderhub import RegistryValues, ValuesFiles
 from ..errors import (
     AuthenticationFailed,
     CloudError,
@@ -88,6 +89,8 @@ SANDBOX_SECRET_VARIABLE = "BINDERHUB_REGISTRY_SANDBOX_DOCKERHUB_SECRET"
 SANDBOX_OTP_VARIABLE = "BINDERHUB_REGISTRY_SANDBOX_DOCKERHUB_OTP"
 LABEL_LIMIT = 100  # Docker Hub's token_label maxLength (OpenAPI createAccessTokenRequest)
 DEPLOYMENT_ID_LENGTH = 8  # hex digits of the deployment id in the label
+#: The record kind of a token made but not yet written to secret.yaml (see ensure_access_token).
+PENDING = "pending_token"
 
 _DOCKER_ID = r"[a-z0-9]{4,30}"
 PARAMETERS = (
@@ -267,6 +270,11 @@ class HubConnection(Connection):
         return [
             Deletion("retiring_tokens", "the replaced access tokens", self.retire),
             Deletion(
+                PENDING,
+                "the access token of a stopped rotation",
+                lambda token: self._delete_token(token["uuid"]),
+            ),
+            Deletion(
                 "access_token",
                 "access token {!r}".format(
                     self.record.created.get("access_token", {}).get("label", self.token_label)
@@ -274,6 +282,19 @@ class HubConnection(Connection):
                 lambda token: self._delete_token(token["uuid"]),
             ),
         ]
+
+    def write_values(self) -> Result[ValuesFiles | None]:
+        """Write the values; then the token they hold becomes the recorded one.
+
+        Only then: a rerun reuses the recorded token while the stored secret works, so it
+        must be the token secret.yaml holds (see :func:`ensure_access_token`).
+        """
+        result = super().write_values()
+        pending = self.record.created.get(PENDING)
+        if result.value is not None and pending:
+            self.record.set("access_token", {"uuid": pending["uuid"], "label": pending["label"]})
+            self.record.forget(PENDING)  # after: a crash in between leaves it recorded
+        return result
 
     def retire(self, retiring: list[Any]) -> None:
         """Delete the access tokens a rotation (or a lost secret) replaced."""
@@ -495,6 +516,30 @@ def _still_works(conn: HubConnection, secret: Secret) -> bool:
     return True
 
 
+def _digest(token: Secret) -> str:
+    """A digest of ``token`` (never the token): tells a rerun whether secret.yaml holds it."""
+    return hashlib.sha256(token.reveal().encode()).hexdigest()[:16]
+
+
+def _settle_pending(conn: HubConnection, stored: Secret | None) -> None:
+    """Settle the token a stopped rotation made and recorded as pending.
+
+    Written to secret.yaml (its digest matches the stored secret's; the run stopped before
+    the write step recorded it): it is the recorded token now. Never written: nobody holds
+    its secret, so it is retired, and the recorded token, which secret.yaml still holds, is
+    reused and kept. Each change is recorded before the pending one is forgotten, so no
+    token this notebook made is ever forgotten before it is deleted.
+    """
+    pending = conn.record.created.get(PENDING)
+    if not pending:
+        return
+    if stored is not None and _digest(stored) == pending.get("digest"):
+        conn.note("access_token", {"uuid": pending["uuid"], "label": pending["label"]})
+    else:
+        conn.retire_later(pending["uuid"])
+    conn.note(PENDING, None)
+
+
 def _use_brought_token(conn: HubConnection) -> Result[Secret | None]:
     """A token the user brought is BinderHub's credential as it is; nothing is created."""
     p = conn.params
@@ -526,16 +571,23 @@ def ensure_access_token(conn: HubConnection) -> Result[Secret | None]:
     deployed, is deleted only after the new one is written and verified (by
     ``finish_rotation``), as is the old one with ``rotate``. Tokens of other
     deployments, even with the same namespace and prefix, are left alone.
+
+    A new token is recorded as pending (with a digest of its secret) and becomes the
+    recorded one once secret.yaml holds it (``write_values``): Docker Hub accepts any
+    active token, so the recorded token must be the stored one for "the stored secret
+    still works" to mean "the recorded token is BinderHub's". A dry run changes the record
+    in memory only, so its last step says what the real run would remove.
     """
     if conn.kind != "password":
         return _use_brought_token(conn)
     p = conn.params
     label = conn.token_label
+    stored = conn.stored_password(p.username)
+    _settle_pending(conn, stored)
     recorded = conn.record.created.get("access_token", {}).get("uuid")
     retiring = list(conn.record.created.get(conn.retiring, []))
     tokens = _tokens(conn)
     current = next((t for t in tokens if t["uuid"] == recorded), None)
-    stored = conn.stored_password(p.username)
     works = bool(
         current
         and current.get("is_active")
@@ -545,9 +597,8 @@ def ensure_access_token(conn: HubConnection) -> Result[Secret | None]:
     )
     if works and not p.rotate:
         conn.secret = stored
-        if recorded in retiring and not p.dry_run:
-            # a rotation stopped before its new token was made: this one is BinderHub's still
-            conn.unretire(recorded)
+        # a rotation stopped before its new token was written: this one is BinderHub's still
+        conn.unretire(recorded)
         return Result(
             stored, "reused", f"access token {label!r} (repo:write), stored secret still works"
         )
@@ -559,6 +610,7 @@ def ensure_access_token(conn: HubConnection) -> Result[Secret | None]:
     if current and current["uuid"] not in retiring:
         retiring.append(current["uuid"])  # deleted once the new one is written and verified
     if p.dry_run:
+        conn.note(conn.retiring, retiring)  # in memory: finish_rotation says what it would do
         what = "rotate: would create a new" if works else "would create"
         extra = f", after deleting {len(lost)} never delivered" if lost else ""
         return Result(None, "planned", f"{what} access token {label!r} with repo:write{extra}")
@@ -569,8 +621,9 @@ def ensure_access_token(conn: HubConnection) -> Result[Secret | None]:
     created = conn.hub.call(
         "POST", "/v2/access-tokens", json={"token_label": label, "scopes": ["repo:write"]}
     )
-    conn.record.set("access_token", {"uuid": created["uuid"], "label": label})
     conn.secret = Secret(created["token"])
+    pending = {"uuid": created["uuid"], "label": label, "digest": _digest(conn.secret)}
+    conn.record.set(PENDING, pending)  # the recorded token once secret.yaml holds it
     detail = f"access token {label!r} with repo:write"
     if current and not works:
         detail += ", replacing 1 whose secret was lost (deleted once this one verifies)"
