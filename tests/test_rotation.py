@@ -260,6 +260,29 @@ def test_dockerhub_a_plain_run_after_a_rotation_stopped_before_writing_keeps_the
     assert census(fresh.state()) == clean
 
 
+def test_dockerhub_teardown_after_a_rotation_stopped_before_writing_deletes_every_token(
+    fresh: sandbox.Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The token a stopped rotation recorded as pending is this notebook's too: teardown
+    deletes it with the recorded one."""
+    job = Job(providers.get("dockerhub"), tmp_path)
+    before = list(fresh.state()["dockerhub"]["access_tokens"])
+
+    def disk_full(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(28, "No space left on device")
+
+    job()
+    with monkeypatch.context() as m:
+        m.setattr(contract, "write_values", disk_full)
+        with pytest.raises(OSError):
+            job(rotate=True)
+    assert "pending_token" in job.record()
+    out = job(teardown=True)
+    assert "the access token of a stopped rotation" in out
+    assert set(job.record()) <= {"deployment"}  # the deployment id alone stays
+    assert list(fresh.state()["dockerhub"]["access_tokens"]) == before
+
+
 def test_dockerhub_a_rerun_after_a_stop_between_writing_and_recording_keeps_the_new_token(
     fresh: sandbox.Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
