@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import json
+import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -281,6 +283,31 @@ def test_dockerhub_teardown_after_a_rotation_stopped_before_writing_deletes_ever
     assert "the access token of a stopped rotation" in out
     assert set(job.record()) <= {"deployment"}  # the deployment id alone stays
     assert list(fresh.state()["dockerhub"]["access_tokens"]) == before
+
+
+def test_a_full_disk_leaves_the_record_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record that cannot be written keeps what it said: truncated, it would forget every
+    credential it lists (and a rerun would make new ones, leaving those behind)."""
+    record = Record(tmp_path, "dockerhub")
+    record.set("access_token", {"uuid": "a", "label": "x"})
+    opened = os.fdopen
+
+    class Full(io.StringIO):
+        def write(self, text: str) -> int:
+            raise OSError(28, "No space left on device")
+
+    def full(fd: int, *args: Any, **kwargs: Any) -> Any:
+        opened(fd).close()
+        return Full()
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "fdopen", full)
+        with pytest.raises(OSError):
+            record.set("pending_token", {"uuid": "b", "label": "x"})
+    assert Record(tmp_path, "dockerhub").created == {"access_token": {"uuid": "a", "label": "x"}}
+    assert [f.name for f in tmp_path.iterdir()] == [Record.FILE]
 
 
 def test_dockerhub_a_rerun_after_a_stop_between_writing_and_recording_keeps_the_new_token(
