@@ -808,6 +808,8 @@ def test_keep_replaced_keeps_what_a_switch_replaced_until_a_later_run(
     switched = signed_in(run, out, auth=after, keep_replaced=True)
     whole_run(run, switched)
     assert created(out)["retiring_keys"]  # kept: the deployed BinderHub still uses it
+    deploy = "config.yaml" if after == "metadata" else "secret.yaml"
+    assert f"deploy the new {deploy}, then rerun without keep_replaced" in row(run, "finish")[1]
     if after == "metadata":
         assert key_token_status(fresh, switched, old_key) == 200
         assert (out / "secret.yaml").exists()  # the file goes with its key, not before

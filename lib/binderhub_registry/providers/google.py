@@ -468,6 +468,10 @@ class GoogleConnection(Connection):
             report, "done", f"BinderHub's keyless check and a push to {report.image} work"
         )
 
+    def values_to_deploy(self) -> str:
+        """Keyless values are ``config.yaml`` alone; with a key, ``secret.yaml`` holds it."""
+        return "config.yaml" if self.params.keyless else "secret.yaml"
+
     async def finish_rotation(self) -> Result[None]:
         """Remove what a rotation or an auth switch replaced, once the new values verified.
 
