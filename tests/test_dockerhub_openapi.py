@@ -141,7 +141,7 @@ def exercise_every_route(
     dockerhub.check_organization_role(conn)  # members, with search and role
     dockerhub.ensure_access_token(conn)  # list, create
     hub = conn.hub
-    uuid = conn.record.created["access_token"]["uuid"]
+    uuid = conn.record.created[dockerhub.PENDING]["uuid"]  # recorded, not yet written
     hub.send("GET", f"/v2/access-tokens/{uuid}")
     hub.send("PATCH", f"/v2/access-tokens/{uuid}", json={"is_active": True})
     made = hub.send(

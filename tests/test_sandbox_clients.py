@@ -29,7 +29,6 @@ from .test_azure_sandbox import (  # noqa: F401 (tenant: the fixture, used by na
     assign_push,
     make_principal,
     make_registry,
-    pytestmark,
     settings,
     tenant,
 )
