@@ -179,6 +179,18 @@ def test_dry_run_changes_nothing(nb: NotebookRun, fresh: sandbox.Sandbox) -> Non
     assert not (nb.output_dir / "secret.yaml").exists()
 
 
+def test_a_dry_run_after_a_run_rewrites_no_file(nb: NotebookRun, fresh: sandbox.Sandbox) -> None:
+    # the stored credential is reused in a dry run too: its values must not be written again
+    # (a full disk mid-write, or previewed parameters, would change the deployed secret.yaml)
+    nb.set_up()
+    files = {f.name: (f.read_bytes(), f.stat().st_mtime_ns) for f in nb.output_dir.iterdir()}
+    before = fresh.state()
+    nb(dry_run=True)
+    after = {f.name: (f.read_bytes(), f.stat().st_mtime_ns) for f in nb.output_dir.iterdir()}
+    assert after == files
+    assert fresh.state() == before
+
+
 def test_crash_half_way_then_rerun_leaves_no_duplicates(
     nb: NotebookRun, fresh: sandbox.Sandbox
 ) -> None:

@@ -623,6 +623,40 @@ def test_switching_back_to_key_after_a_real_keyless_run_reuses_the_kept_key(
     assert "retiring_keys" not in created(out) and google.UNCHECKED not in created(out)
 
 
+def test_keyless_for_real_keeps_what_it_had_not_told_of_yet(
+    fresh: sandbox.Sandbox, run: Runner, tmp_path: Path
+) -> None:
+    """After a run said "kept" of the old key, a run that also retires the member of an
+    earlier k8s_namespace removes nothing: that member was never told of, and the BinderHub
+    deployed in that namespace uses it. A dry run says the same; the next run removes both."""
+    out = tmp_path / "values"
+    first = signed_in(run, out)
+    whole_run(run, first)
+    old = key_json_of(first)
+
+    def real(**overrides: Any) -> google.GoogleConnection:
+        conn = signed_in(run, out, auth="metadata", **overrides)
+        conn.params = dataclasses.replace(conn.params, sandbox=False)  # clients stay on loopback
+        return conn
+
+    whole_run(run, real())
+    assert row(run, "finish")[1].startswith("kept 1 replaced credential(s)")
+    deployed_member = created(out)[google.BOUND]
+    preview = real(k8s_namespace="binder-prod", dry_run=True)
+    whole_run(run, preview)
+    assert row(run, "finish") == ("planned", "would keep 2 replaced credential(s)")
+    moved = real(k8s_namespace="binder-prod")
+    whole_run(run, moved)
+    assert row(run, "finish")[1].startswith("kept 2 replaced credential(s)")
+    assert key_token_status(fresh, first, old) == 200
+    assert deployed_member in workload_members(moved)
+    whole_run(run, real(k8s_namespace="binder-prod"))
+    assert row(run, "finish")[0] == "deleted"
+    assert key_token_status(fresh, first, old) == 401
+    assert workload_members(moved) == [moved.params.workload_member]
+    assert "retiring_keys" not in created(out) and google.UNCHECKED not in created(out)
+
+
 def test_keys_this_notebook_did_not_make_stay(
     fresh: sandbox.Sandbox, run: Runner, tmp_path: Path
 ) -> None:

@@ -133,6 +133,28 @@ def test_private_file_is_0600_even_when_it_existed(tmp_path: Path) -> None:
     assert target.read_text() == "new"
 
 
+def test_private_file_replaces_a_link_and_a_failed_write_keeps_the_old(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text("not yours")
+    target = tmp_path / "secret.yaml"
+    target.symlink_to(elsewhere)
+    write_private_file(target, "new")
+    assert elsewhere.read_text() == "not yours"  # the link was replaced, never followed
+    assert not target.is_symlink() and target.read_text() == "new"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+    def full_disk(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("os.fsync", full_disk)
+    with pytest.raises(OSError):
+        write_private_file(target, "newer")
+    assert target.read_text() == "new"  # whole, not truncated
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "secret.yaml"]
+
+
 def test_read_secret_from_env_or_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("X_TOKEN", raising=False)
     monkeypatch.setenv("X_PASSWORD", "pw")

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import wraps
@@ -45,7 +44,7 @@ from ..errors import CloudError, InvalidParameter, InvalidValuesFile
 from ..outputs import prepare_output_dir
 from ..params import Parameter, directory, flag, image_name_prefix
 from ..params import validate as check_rules
-from ..secrets import Secret
+from ..secrets import Secret, write_private_file
 from ..steps import Result
 from ..verify import VerificationReport, VerifyHints, verify_step
 
@@ -174,20 +173,11 @@ class Record:
     def save(self) -> None:
         """Write the record, readable by its owner only.
 
-        Written beside it, then renamed over it: a full disk leaves the previous record whole
-        (truncated, it would forget every credential it lists).
+        Written beside it, then renamed over it (:func:`write_private_file`): a full disk
+        leaves the previous record whole (truncated, it would forget every credential it lists).
         """
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps({"provider": self.provider, "created": self.created}, indent=2)
-        partial = self.path.with_name(self.FILE + ".partial")
-        try:
-            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-            os.replace(partial, self.path)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
+        write_private_file(self.path, text)
 
 
 def creates(fn: Callable[..., R]) -> Callable[..., R]:
@@ -315,7 +305,7 @@ class Connection:
     def write_values(self) -> Result[ValuesFiles | None]:
         """Write ``config.yaml`` and ``secret.yaml`` (0600); skipped when nothing was made."""
         values = self.values() if self.secret is not None else None
-        if values is None:
+        if values is None or self.params.dry_run:  # a dry run writes nothing, even a reused secret
             return Result(None, "skipped", "nothing to write (dry run or teardown)")
         files = write_values(self.params.output_dir, values, source=self.NOTEBOOK)
         return Result(files, "done", f"{files.config_path} and {files.secret_path} (0600)")

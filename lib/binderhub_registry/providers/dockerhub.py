@@ -291,7 +291,14 @@ class HubConnection(Connection):
         """
         result = super().write_values()
         pending = self.record.created.get(PENDING)
-        if result.value is not None and pending:
+        # only when secret.yaml holds the pending token itself: a brought token written
+        # instead leaves it pending (a later password run settles it, teardown deletes it)
+        if (
+            result.value is not None
+            and pending
+            and self.secret is not None
+            and _digest(self.secret) == pending["digest"]
+        ):
             self.record.set("access_token", {"uuid": pending["uuid"], "label": pending["label"]})
             self.record.forget(PENDING)  # after: a crash in between leaves it recorded
         return result

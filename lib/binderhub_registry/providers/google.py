@@ -288,8 +288,8 @@ def _mapped() -> Iterator[None]:
 #: A ``retiring_keys`` entry that is not a key id: ``{BOUND: member}``, the Workload Identity
 #: member this notebook bound, removed once a key verified (metadata -> key).
 BOUND = "workload_identity"
-#: record kind: a real keyless run kept what its switch retired, unverified; the next run
-#: (after the user checked from BinderHub's pod) may remove it.
+#: record kind: what a real keyless run kept, unverified, and said so; a later run (after the
+#: user checked from BinderHub's pod) may remove exactly these.
 UNCHECKED = "kept_unverified"
 
 
@@ -302,13 +302,14 @@ def _retire_later(conn: GoogleConnection, entries: list[Any], kind: str) -> None
 
     The list is saved first: a crash before ``kind`` is forgotten leaves it in both, and the
     rerun's move adds nothing twice; never the other way round (forgotten, not retiring: leaked).
+    A dry run moves it in memory only (``Connection.note``), so ``finish_rotation`` can say
+    what the real run would do.
     """
     retiring = _retiring(conn)
     new = [e for e in entries if e not in retiring]
     if new:
-        conn.record.set(conn.retiring, [*retiring, *new])
-    if kind in conn.record.created:
-        conn.record.forget(kind)
+        conn.note(conn.retiring, [*retiring, *new])
+    conn.note(kind, None)
 
 
 def _keep(conn: GoogleConnection, entry: Any, kind: str, value: Any) -> None:
@@ -407,7 +408,6 @@ class GoogleConnection(Connection):
     host: str = ""  # the registry host, once the repository is known
     metadata_url: str = METADATA_URL  # keyless: the metadata server BinderHub's pod asks
     bound: bool = False  # keyless: BinderHub's Kubernetes service account may act as ours
-    unchecked: bool = False  # keyless for real: no verification can run outside the cluster
 
     def _image_prefix(self) -> str:
         p = self.params
@@ -455,7 +455,6 @@ class GoogleConnection(Connection):
         if files is None:
             return Result(None, "skipped", "no values were written")
         if not self.params.sandbox:
-            self.unchecked = True
             return Result(
                 None,
                 "skipped",
@@ -475,18 +474,19 @@ class GoogleConnection(Connection):
     async def finish_rotation(self) -> Result[None]:
         """Remove what a rotation or an auth switch replaced, once the new values verified.
 
-        Keyless for real, nothing verified here: the first run to get here keeps what is
-        retiring and says so (recorded as ``UNCHECKED``); a later run removes it. Once the
-        keys are gone, so is the ``secret.yaml`` that held one.
+        Keyless for real, nothing verified here: a run that finds anything retiring it has not
+        yet told of keeps it all and says so (recorded as ``UNCHECKED``); a later run removes
+        it. Once the keys are gone, so is the ``secret.yaml`` that held one.
         """
         p, retiring = self.params, _retiring(self)
-        if not self.unchecked or not retiring:
-            if not p.dry_run and UNCHECKED in self.record.created:
-                self.record.forget(UNCHECKED)
-        elif UNCHECKED not in self.record.created and not p.keep_replaced:
+        told = self.record.created.get(UNCHECKED, [])
+        unverifiable = p.keyless and not p.sandbox and not p.teardown
+        # anything retired since the last "kept" line (a new switch, another k8s_namespace)
+        # is kept this run and told; only what an earlier run told of is removed
+        if unverifiable and not p.keep_replaced and [e for e in retiring if e not in told]:
             if p.dry_run:
                 return Result(None, "planned", f"would keep {len(retiring)} replaced credential(s)")
-            self.record.set(UNCHECKED, True)
+            self.record.set(UNCHECKED, retiring)
             return Result(
                 None,
                 "done",
@@ -495,11 +495,11 @@ class GoogleConnection(Connection):
                 "and that build pods push without the key (step 7), then rerun to remove them",
             )
         result = await super().finish_rotation()
-        if result.status == "deleted":
-            if UNCHECKED in self.record.created:
-                self.record.forget(UNCHECKED)
-            if p.keyless:  # its key was among those deleted: nothing may deploy it now
-                (p.output_dir / "secret.yaml").unlink(missing_ok=True)
+        gone = result.status == "deleted" or not retiring
+        if gone and UNCHECKED in self.record.created and not p.dry_run:
+            self.record.forget(UNCHECKED)
+        if result.status == "deleted" and p.keyless:  # its key was deleted: nothing may deploy it
+            (p.output_dir / "secret.yaml").unlink(missing_ok=True)
         return result
 
     def values(self) -> RegistryValues | None:
@@ -999,6 +999,8 @@ def bind_workload_identity(conn: GoogleConnection) -> Result[None]:
             if recorded not in (None, p.workload_member)
             else ""
         )
+        if old:
+            _retire_later(conn, [{BOUND: recorded}], BOUND)  # in memory: for finish's message
         return Result(
             None,
             "planned",
@@ -1189,13 +1191,13 @@ def _retire_keys_for_keyless(conn: GoogleConnection) -> Result[Secret | None]:
         )
     count = len(new) + len(pending)
     keys = "the key this notebook made" if count == 1 else f"the {count} keys this notebook made"
+    _retire_later(conn, new, "key")  # a dry run: in memory only
     if p.dry_run:
         return Result(
             None,
             "planned",
             f"auth = metadata: no key; {keys} would be removed once keyless verification passes",
         )
-    _retire_later(conn, new, "key")
     return Result(
         None,
         "updated" if new else "done",
