@@ -305,10 +305,7 @@ def _retire_later(conn: GoogleConnection, entries: list[Any], kind: str) -> None
     A dry run moves it in memory only (``Connection.note``), so ``finish_rotation`` can say
     what the real run would do.
     """
-    retiring = _retiring(conn)
-    new = [e for e in entries if e not in retiring]
-    if new:
-        conn.note(conn.retiring, [*retiring, *new])
+    conn.retire_later(*entries)
     conn.note(kind, None)
 
 
@@ -316,12 +313,8 @@ def _keep(conn: GoogleConnection, entry: Any, kind: str, value: Any) -> None:
     """Take ``entry`` back out of the retiring list and record it as ``kind`` again: it is in
     use once more (a switch back before ``finish_rotation`` removed it). Recorded first, so a
     crash in between leaves it recorded, never forgotten."""
-    conn.record.set(kind, value)
-    rest = [e for e in _retiring(conn) if e != entry]
-    if rest:
-        conn.record.set(conn.retiring, rest)
-    else:
-        conn.record.forget(conn.retiring)
+    conn.note(kind, value)
+    conn.unretire(entry)
 
 
 def _retiring_keys(retiring: list[Any]) -> list[str]:
