@@ -38,6 +38,7 @@ from .conftest import (
     outputs_text,
 )
 from .test_contract import census
+from .test_dockerhub_notebook import SANDBOX_SECRET, make_token
 from .test_faults import quick_waits
 
 pytestmark = pytest.mark.notebook
@@ -260,6 +261,31 @@ def test_dockerhub_a_plain_run_after_a_rotation_stopped_before_writing_keeps_the
     assert pushes(deployed, fresh), "the deployed token was deleted"
     assert job.retiring not in job.record() and "pending_token" not in job.record()
     assert census(fresh.state()) == clean
+
+
+def test_dockerhub_a_brought_token_written_over_a_stopped_rotation_promotes_nothing(
+    fresh: sandbox.Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a rotation stopped before writing, a run with a token the user brought writes
+    that token: the pending one (whose secret nobody holds) must not become the recorded one."""
+    job = Job(providers.get("dockerhub"), tmp_path)
+    job()
+    recorded = job.record()["access_token"]
+
+    def disk_full(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(contract, "write_values", disk_full)
+        with pytest.raises(OSError):
+            job(rotate=True, keep_replaced=True)
+    pending = job.record()["pending_token"]
+    with monkeypatch.context() as m:
+        m.setenv(SANDBOX_SECRET, make_token(fresh, ["repo:write"]))
+        out = job()
+    assert "your personal access token is BinderHub's credential as it is" in out
+    assert job.record()["access_token"] == recorded  # not the pending token
+    assert job.record()["pending_token"] == pending  # still recorded: teardown deletes it
 
 
 def test_dockerhub_teardown_after_a_rotation_stopped_before_writing_deletes_every_token(

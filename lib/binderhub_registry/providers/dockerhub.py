@@ -303,6 +303,20 @@ class HubConnection(Connection):
             self.record.forget(PENDING)  # after: a crash in between leaves it recorded
         return result
 
+    async def finish_rotation(self) -> Result[None]:
+        """As the contract's, but only when signed in with the password: Docker Hub lets no
+        token's session manage tokens (403), so a run with a brought token leaves what is
+        retiring recorded for a later password run (or teardown) to remove."""
+        retiring = self.record.created.get(self.retiring)
+        if self.kind != "password" and retiring and not self.params.teardown:
+            return Result(
+                None,
+                "skipped",
+                f"{len(retiring)} replaced access token(s) stay recorded: a token's session may "
+                "not delete tokens; a run signed in with the password removes them",
+            )
+        return await super().finish_rotation()
+
     def retire(self, retiring: list[Any]) -> None:
         """Delete the access tokens a rotation (or a lost secret) replaced."""
         for uuid in retiring:
