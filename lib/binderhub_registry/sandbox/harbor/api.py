@@ -295,13 +295,8 @@ class HarborApi:
                 "BAD_REQUEST",
                 "robot name is not in lower case or contains illegal characters",
             )
-        if not isinstance(duration, int) or not (duration == -1 or 0 < duration < 2**31 - 1):
-            return harbor_error(
-                400,
-                "BAD_REQUEST",
-                f"bad request error duration input: {duration}, duration must be either -1(Never) "
-                "or a positive integer",
-            )
+        if (refused := _bad_duration(duration)) is not None:
+            return refused
         if level not in ("system", "project"):
             return harbor_error(400, "BAD_REQUEST", f"bad request error level input: {level}")
         if not isinstance(permissions, list) or not permissions:
@@ -383,13 +378,8 @@ class HarborApi:
             return harbor_error(422, "UNPROCESSABLE_ENTITY", "the body is not a Robot")
         duration = body.get("duration")
         duration = robot.duration if duration is None else duration
-        if not isinstance(duration, int) or not (duration == -1 or 0 < duration < 2**31 - 1):
-            return harbor_error(
-                400,
-                "BAD_REQUEST",
-                f"bad request error duration input: {duration}, duration must be either -1(Never) "
-                "or a positive integer",
-            )
+        if (refused := _bad_duration(duration)) is not None:
+            return refused
         permissions = body.get("permissions") or []
         if not isinstance(permissions, list) or not permissions:
             return harbor_error(400, "BAD_REQUEST", "bad request empty permission")
@@ -472,6 +462,19 @@ class HarborApi:
         now = time.time()
         body = {"token": token, "expires_in": TOKEN_LIFETIME, "issued_at": iso(now)}
         return json_response(200, body)
+
+
+def _bad_duration(duration: Any) -> Response | None:
+    """Harbor's 400 for a robot duration that is neither -1 (never) nor a positive int32, as
+    on create and on update; None when it is good."""
+    if isinstance(duration, int) and (duration == -1 or 0 < duration < 2**31 - 1):
+        return None
+    return harbor_error(
+        400,
+        "BAD_REQUEST",
+        f"bad request error duration input: {duration}, duration must be either -1(Never) "
+        "or a positive integer",
+    )
 
 
 def _not_found(kind: str, name: str) -> Response:
