@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -233,6 +234,33 @@ class Crash(Exception):
     """A run that stops at a chosen point (a killed kernel, a full disk)."""
 
 
+@contextmanager
+def stopped_writing_values(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Runs inside stop at the write step, as a full disk would stop them."""
+
+    def disk_full(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(contract, "write_values", disk_full)
+        yield
+
+
+@contextmanager
+def stopped_recording(monkeypatch: pytest.MonkeyPatch, stop_at: str) -> Iterator[None]:
+    """Runs inside raise Crash as they are about to record ``stop_at``."""
+    real_set = Record.set
+
+    def stop(self: Record, kind: str, value: Any) -> None:
+        if kind == stop_at:
+            raise Crash(f"stopped before recording {stop_at}")
+        real_set(self, kind, value)
+
+    with monkeypatch.context() as m:
+        m.setattr(Record, "set", stop)
+        yield
+
+
 def test_dockerhub_a_plain_run_after_a_rotation_stopped_before_writing_keeps_the_stored_token(
     fresh: sandbox.Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -245,13 +273,8 @@ def test_dockerhub_a_plain_run_after_a_rotation_stopped_before_writing_keeps_the
     clean = census(fresh.state())
     deployed, stored = job.deploy("first"), job.fingerprint()
 
-    def disk_full(*args: Any, **kwargs: Any) -> Any:
-        raise OSError(28, "No space left on device")
-
-    with monkeypatch.context() as m:
-        m.setattr(contract, "write_values", disk_full)
-        with pytest.raises(OSError):
-            job(rotate=True, keep_replaced=True)
+    with stopped_writing_values(monkeypatch), pytest.raises(OSError):
+        job(rotate=True, keep_replaced=True)
     assert job.fingerprint() == stored
     out = job(dry_run=True)
     assert "would remove 1 replaced credential(s)" in out  # the never written one
@@ -272,13 +295,8 @@ def test_dockerhub_a_brought_token_written_over_a_stopped_rotation_promotes_noth
     job()
     recorded = job.record()["access_token"]
 
-    def disk_full(*args: Any, **kwargs: Any) -> Any:
-        raise OSError(28, "No space left on device")
-
-    with monkeypatch.context() as m:
-        m.setattr(contract, "write_values", disk_full)
-        with pytest.raises(OSError):
-            job(rotate=True, keep_replaced=True)
+    with stopped_writing_values(monkeypatch), pytest.raises(OSError):
+        job(rotate=True, keep_replaced=True)
     pending = job.record()["pending_token"]
     with monkeypatch.context() as m:
         m.setenv(SANDBOX_SECRET, make_token(fresh, ["repo:write"]))
@@ -296,14 +314,9 @@ def test_dockerhub_teardown_after_a_rotation_stopped_before_writing_deletes_ever
     job = Job(providers.get("dockerhub"), tmp_path)
     before = list(fresh.state()["dockerhub"]["access_tokens"])
 
-    def disk_full(*args: Any, **kwargs: Any) -> Any:
-        raise OSError(28, "No space left on device")
-
     job()
-    with monkeypatch.context() as m:
-        m.setattr(contract, "write_values", disk_full)
-        with pytest.raises(OSError):
-            job(rotate=True)
+    with stopped_writing_values(monkeypatch), pytest.raises(OSError):
+        job(rotate=True)
     assert "pending_token" in job.record()
     out = job(teardown=True)
     assert "the access token of a stopped rotation" in out
@@ -345,17 +358,8 @@ def test_dockerhub_a_rerun_after_a_stop_between_writing_and_recording_keeps_the_
     job()
     clean = census(fresh.state())
     deployed = job.deploy("first")
-    real_set = Record.set
-
-    def stop(self: Record, kind: str, value: Any) -> None:
-        if kind == "access_token":
-            raise Crash("stopped before the record says secret.yaml holds the new token")
-        real_set(self, kind, value)
-
-    with monkeypatch.context() as m:
-        m.setattr(Record, "set", stop)
-        with pytest.raises(Crash):
-            job(rotate=True)
+    with stopped_recording(monkeypatch, "access_token"), pytest.raises(Crash):
+        job(rotate=True)  # stopped before the record says secret.yaml holds the new token
     written = job.fingerprint()
     assert written != job.fingerprint(deployed)
     out = job()
@@ -375,17 +379,8 @@ def test_azure_the_same_rotation_rerun_after_a_stop_before_its_retiring_list_kee
     job()
     clean = census(fresh.state())
     deployed = job.deploy("first")
-    real_set = Record.set
-
-    def stop(self: Record, kind: str, value: Any) -> None:
-        if kind == "retiring_passwords":
-            raise Crash("stopped before the retiring list was recorded")
-        real_set(self, kind, value)
-
-    with monkeypatch.context() as m:
-        m.setattr(Record, "set", stop)
-        with pytest.raises(Crash):
-            job(rotate=True, keep_replaced=True)
+    with stopped_recording(monkeypatch, "retiring_passwords"), pytest.raises(Crash):
+        job(rotate=True, keep_replaced=True)  # stopped before the retiring list was recorded
     out = job(rotate=True, keep_replaced=True)  # the same command again
     assert "whose secret was lost" not in out and "kept 1 replaced credential(s)" in out
     assert pushes(deployed, fresh), "keep_replaced rotation removed the deployed password"
