@@ -45,12 +45,15 @@ help:
 	@echo "make upgrade       newest versions into uv.lock, then re-execute the notebooks and test"
 
 # Debian's docker-registry is the sandbox's real registry; skopeo is the tests' independent pusher;
-# chromium is the browser the JupyterLab test drives.
+# chromium is the browser the JupyterLab test drives; docker.io (dockerd, containerd's ctr) and
+# podman are the real engines that push and pull in tests/test_engines.py.
 system-deps:
 	@missing=""; \
 	command -v docker-registry >/dev/null 2>&1 || missing="$$missing docker-registry"; \
 	command -v skopeo >/dev/null 2>&1 || missing="$$missing skopeo"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v dockerd >/dev/null 2>&1 || missing="$$missing docker.io"; \
+	command -v podman >/dev/null 2>&1 || missing="$$missing podman"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing$$missing (apt-get)"; \
