@@ -27,7 +27,14 @@ credentials checked against live state: a      assumption, as the real service b
 deleted key or account gets 401; rights from   IAM docs: keys are verified at each token
 the repository's IAM policy (reader pull,      exchange; roles from cloud.google.com/
 writer pull+push, repoAdmin/admin all) or      artifact-registry/docs/access-control
-project Owner
+project Owner; a new repository has no
+bindings (private)
+a signed-in caller whose role lacks the        the message as docker prints it:
+action: 403 ``DENIED`` ``Permission            GoogleCloudPlatform/cymbal-superstore PR 4
+"artifactregistry.repositories.                (upload), googleapis/python-run issue 54
+uploadArtifacts" denied on resource            (download); DENIED is 403: distribution's
+"projects/../repositories/.." (or it may not   ``registry/api/errcode/register.go``
+exist)`` (pull: ``downloadArtifacts``)
 =============================================  ================================================
 
 ``/_sandbox/google/settings``: GET, or POST any of :data:`~.models.DEFAULT_SETTINGS`.
@@ -39,16 +46,18 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request as HttpRequest
 from starlette.responses import Response as HttpResponse
 
-from ..app import App, Backend, Context
+from ..app import App, Backend, Context, Response, basic_auth, to_http
 from ..registry import free_port
-from ..registry_front import FrontConfig, Grant, RegistryFront
+from ..registry_front import FrontConfig, Grant, RegistryFront, registry_error
 from .metadata import MetadataServer
 from .models import (
     ROLE_ACTIONS,
@@ -190,6 +199,8 @@ class GoogleCloud(Backend):
         assert self.app is not None, "attach() first"
         service = key if key in GCR_DOMAINS else f"{key}-docker.pkg.dev"
         self.fronts[key] = _ArtifactRegistryFront(
+            self,
+            key,
             self.app,
             FrontConfig(
                 name=f"gar-{key.replace('.', '-')}",
@@ -287,20 +298,119 @@ class GoogleCloud(Backend):
         }
 
 
+#: The permission each registry action needs, as Artifact Registry names it in its refusals.
+_PERMISSIONS = {
+    "pull": "artifactregistry.repositories.downloadArtifacts",
+    "push": "artifactregistry.repositories.uploadArtifacts",
+}
+
+
 class _ArtifactRegistryFront(RegistryFront):
-    """The shared front, plus Artifact Registry's Bearer access tokens on the data plane.
+    """The shared front, plus Artifact Registry's Bearer access tokens on the data plane,
+    and its own refusal of a signed-in caller whose role lacks the action.
 
     A Bearer that is not a JWT of the front's realm is a Google access token: it is
     checked as the Basic ``oauth2accesstoken`` credentials it stands for.
+
+    A signed-in caller (Basic, or a realm token with a subject) whose token lacks the action
+    a call needs (push: POST/PUT/PATCH; pull: GET/HEAD of a manifest or blob) gets 403
+    ``DENIED`` "Permission \"artifactregistry.repositories.uploadArtifacts\" denied on
+    resource \"projects/<p>/locations/<l>/repositories/<r>\" (or it may not exist)" (pull:
+    ``downloadArtifacts``), where docker-registry would answer 401 ``insufficient_scope``.
+    Sources: the message as docker prints it (``denied: Permission
+    "artifactregistry.repositories.uploadArtifacts" denied on resource "projects/
+    MY_PROJECT_ID/locations/us-central1/repositories/cymbal-superstore" (or it may not
+    exist)``, GoogleCloudPlatform/cymbal-superstore pull request 4; the downloadArtifacts
+    one: googleapis/python-run issue 54); ``DENIED`` is 403 in distribution's error codes
+    (``registry/api/errcode/register.go``, ``ErrorCodeDenied``). Anonymous callers keep
+    docker-registry's 401 challenge (assumption: not modelled).
     """
 
+    def __init__(self, cloud: GoogleCloud, key: str, app: App, config: FrontConfig) -> None:
+        self.cloud = cloud
+        self.key = key  # the location, or the gcr.io domain
+        super().__init__(app, config)
+
     async def proxy(self, http: HttpRequest) -> HttpResponse:
-        """Turn an access-token Bearer into ``oauth2accesstoken`` Basic, then proxy."""
+        """Turn an access-token Bearer into ``oauth2accesstoken`` Basic, refuse what the
+        caller's role does not allow as Artifact Registry does, then proxy."""
         authorization = http.headers.get("authorization", "")
         token = authorization[7:].strip()
         if authorization[:7].lower() == "bearer " and token and token.count(".") != 2:
             basic = base64.b64encode(f"oauth2accesstoken:{token}".encode()).decode()
+            authorization = f"Basic {basic}"
             headers = [(k, v) for k, v in http.scope["headers"] if k.lower() != b"authorization"]
-            headers.append((b"authorization", f"Basic {basic}".encode()))
+            headers.append((b"authorization", authorization.encode()))
             http = HttpRequest({**http.scope, "headers": headers}, http.receive)
+        rest = str(http.path_params.get("rest", ""))
+        # off the event loop: a key file's check reads its RSA key
+        refused = await run_in_threadpool(self._refusal, http.method, rest, authorization)
+        if refused is not None:
+            return to_http(refused)
         return await super().proxy(http)
+
+    def _refusal(self, method: str, rest: str, authorization: str) -> Response | None:
+        """Artifact Registry's 403 when a signed-in caller lacks the call's action, else None."""
+        if not re.search(r"/(manifests|blobs)/", rest):
+            return None
+        if method in ("POST", "PUT", "PATCH"):
+            action = "push"
+        elif method in ("GET", "HEAD"):
+            action = "pull"
+        else:
+            return None  # DELETE: docker-registry's own answer
+        repository = re.sub(r"/(manifests|blobs)/.*$", "", rest)
+        scheme, _, credential = authorization.partition(" ")
+        if scheme.lower() == "basic":
+            creds = basic_auth(authorization)
+            if creds is None:
+                return None
+            with self.cloud.lock:
+                grant = self.config.check(*creds)
+                if grant is None:
+                    return None  # wrong credentials: the front's 401
+                allowed = grant.allow(repository, {action})
+        elif scheme.lower() == "bearer":
+            claims = _claims(credential.strip())
+            if not claims or not claims.get("sub"):
+                return None  # not ours (docker-registry refuses it) or anonymous
+            allowed = {
+                str(a)
+                for entry in claims.get("access") or []
+                if isinstance(entry, dict) and entry.get("name") == repository
+                for a in entry.get("actions") or []
+            }
+        else:
+            return None
+        if action in allowed:
+            return None
+        return registry_error(
+            403,
+            "DENIED",
+            f'Permission "{_PERMISSIONS[action]}" denied on resource '
+            f'"{self._resource(repository)}" (or it may not exist)',
+        )
+
+    def _resource(self, repository: str) -> str:
+        """The repository's resource name for an image path ``<project>/<repo>/<image>``."""
+        project, _, rest = repository.partition("/")
+        if self.key in GCR_DOMAINS:
+            found = next(
+                (r for r in self.cloud.project.repositories.values() if r.id == self.key), None
+            )
+            location, repo_id = (found.location if found else "us"), self.key
+        else:
+            location, repo_id = self.key, rest.partition("/")[0]
+        return f"projects/{project}/locations/{location}/repositories/{repo_id}"
+
+
+def _claims(token: str) -> dict[str, Any] | None:
+    """A JWT's payload, unverified (docker-registry verifies it; this only words a refusal)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None
