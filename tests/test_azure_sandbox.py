@@ -210,6 +210,7 @@ def test_seeded_tenant_has_one_subscription_and_a_deployer(tenant: Tenant) -> No
         "unregistered_providers": [],
         "registry_polls": 1,
         "extra_subscription": False,
+        "aks_clusters": [],  # a new subscription has no AKS cluster
     }
 
 

@@ -16,7 +16,8 @@ module                      serves
                             ``resourcegroups``), Microsoft.ContainerRegistry
                             (checkNameAvailability, registries with the 201 +
                             ``Azure-AsyncOperation`` shape), Microsoft.Authorization role
-                            assignments at any scope
+                            assignments at any scope (with ABAC conditions),
+                            Microsoft.ContainerService managed clusters (read only)
 ``graph``                   ``/azure/graph/v1.0``: Microsoft Graph
                             (``request_adapter.base_url``): applications (``$filter`` on
                             displayName or appId), addPassword, removePassword,
@@ -39,7 +40,8 @@ lifetime policy, 0: none), ``unregistered_providers`` (namespaces answering
 409 MissingSubscriptionRegistration until registered, default none),
 ``registry_polls`` (``InProgress`` answers before a new registry is Succeeded,
 default 1), ``extra_subscription`` (a second subscription the deployer owns,
-default False).
+default False), ``aks_clusters`` (AKS clusters, ``"<resource group>/<name>"``
+each, with a kubelet identity: default none, as in a new subscription).
 
 Errors carry Azure's real bodies, so the SDKs raise ResourceExistsError,
 ResourceNotFoundError, HttpResponseError, ClientAuthenticationError and

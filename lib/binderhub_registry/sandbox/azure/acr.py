@@ -42,7 +42,16 @@ https://aka.ms/acr/authorization ..."           authorization (doc page)
 anonymous token request: 401 "anonymous pull    ACR anonymous pull doc page
 is not enabled"                                 (anonymousPullEnabled); text: assumption
 granted actions: AcrPush pull+push, AcrPull     ACR roles doc page (container-registry-
-pull, AcrDelete delete, Owner/Contributor all   roles); in ABAC mode see ``models``
+pull, AcrDelete delete, Owner/Contributor all   roles); in ABAC mode, and conditions
+(per repository, read when the call is made)    limiting a role to repositories, see
+                                                ``models``
+a push with a pull-only credential (AcrPull,    Azure/acr issues 258 and 506, azure-
+Repository Reader, or a condition leaving the   pipelines-tasks issue 19224 (``docker push``
+repository out): its token carries ``pull``     with a role that cannot push: "unauthorized:
+only and docker-registry answers the upload     authentication required, visit https://aka.
+401 ``UNAUTHORIZED`` "authentication required"  ms/acr/authorization"); the troubleshooting
+with ``error="insufficient_scope"``; Basic      doc page "authentication required" (the
+credentials get the same 401                    same text for a pull without the role)
 error bodies ``{"errors": [{code, message,      OCI distribution-spec error codes
 detail}]}``
 ``POST /oauth2/exchange`` (form:                Azure/acr docs/AAD-OAuth.md ("exchange AAD
@@ -88,8 +97,7 @@ def start_front(cloud: AzureCloud, registry: Registry) -> RegistryFront:
         principal = cloud.tenant.check_secret(app_id, secret)
         if principal is None:
             return None
-        allowed = cloud.tenant.registry_actions(principal.id, registry)
-        return Grant(principal.app_id, lambda repository, wanted: wanted & allowed)
+        return _grant(cloud, principal.id, principal.app_id, registry)
 
     refresh_audience = f"acr-refresh:{registry.name.lower()}"  # where refresh tokens are kept
 
@@ -97,8 +105,7 @@ def start_front(cloud: AzureCloud, registry: Registry) -> RegistryFront:
         principal = cloud.tenant.principal(principal_app_id)
         if principal is None:
             return None
-        allowed = cloud.tenant.registry_actions(principal.id, registry)
-        return Grant(principal.app_id, lambda repository, wanted: wanted & allowed)
+        return _grant(cloud, principal.id, principal.app_id, registry)
 
     def exchange(front: RegistryFront, request: Request) -> Response:
         form = _form(request)
@@ -154,6 +161,17 @@ def start_front(cloud: AzureCloud, registry: Registry) -> RegistryFront:
                 ("POST", "/oauth2/exchange", exchange),
                 ("POST", "/oauth2/token", token),
             ),
+        ),
+    )
+
+
+def _grant(cloud: AzureCloud, principal_id: str, app_id: str, registry: Registry) -> Grant:
+    """What the principal's roles allow, per repository (an ABAC condition may name some),
+    read from the live role assignments when asked (under the cloud's lock)."""
+    return Grant(
+        app_id,
+        lambda repository, wanted: (
+            wanted & cloud.tenant.registry_actions(principal_id, registry, repository)
         ),
     )
 

@@ -78,6 +78,14 @@ registries; other filters: 400                  cli ``core/commands/parameters.p
 InvalidFilterInQueryString)                     ``get_resources_in_subscription``, used by
                                                 ``az acr show/login/delete`` without ``-g``;
                                                 error code: assumption
+role assignment ``condition`` and               RoleAssignmentProperties in azure-rest-api-
+``conditionVersion`` kept and returned; a PUT   specs (authorization 2022-04-01); the update
+of the same role and principal updates them     of the condition: assumption
+``GET .../Microsoft.ContainerService/           ManagedClusters_Get in azure-rest-api-specs
+managedClusters/{name}`` (any api-version, as   (containerservice); the generic read
+``ResourceManagementClient.resources.           ``resources.get_by_id``: azure-mgmt-resource;
+get_by_id`` sends it): the cluster (see         404 ResourceNotFound as for a registry; only
+``models``), else 404 ResourceNotFound          the ``aks_clusters`` setting makes one
 ``{scope}/providers/Microsoft.Authorization/    RoleDefinitions_List and RoleDefinitions_Get
 roleDefinitions`` with ``$filter=roleName eq``  in azure-rest-api-specs (authorization); the
 and ``.../roleDefinitions/{id}``: the built-in  built-in roles doc page; azure-cli ``role/
@@ -210,6 +218,13 @@ class ResourceManager:
                 return self._registry(request, sub, group, name)
             if len(rest) == 8 and rest[6] == "operationstatuses" and request.method == "GET":
                 return self._operation(orig[7])
+        if (
+            len(rest) == 6
+            and rest[0] == "resourcegroups"
+            and rest[2:5] == ["providers", "microsoft.containerservice", "managedclusters"]
+            and request.method == "GET"
+        ):
+            return self._managed_cluster(sub, orig[1], orig[5])
         return arm_error(
             404, "InvalidResourceType", f"No route for {request.method} {request.path}"
         )
@@ -534,6 +549,23 @@ class ResourceManager:
             registry.front.stop()
             registry.front = None
 
+    def _managed_cluster(self, sub: str, group_name: str, name: str) -> Response:
+        """An AKS cluster (``aks_clusters`` setting), as ManagedClusters_Get answers."""
+        if (sub, group_name.lower()) not in self.cloud.tenant.groups:
+            return arm_error(
+                404, "ResourceGroupNotFound", f"Resource group '{group_name}' could not be found."
+            )
+        cluster = self.cloud.tenant.clusters.get((sub, group_name.lower(), name.lower()))
+        if cluster is None:
+            return arm_error(
+                404,
+                "ResourceNotFound",
+                f"The Resource 'Microsoft.ContainerService/managedClusters/{name}' under resource "
+                f"group '{group_name}' was not found. For more details please go to "
+                "https://aka.ms/ARMResourceNotFoundFix",
+            )
+        return json_response(200, cluster.public())
+
     def _role_assignments(
         self, request: Request, caller: ServicePrincipal, segments: list[str], lower: list[str]
     ) -> Response:
@@ -596,8 +628,11 @@ class ResourceManager:
                 "property to a value, such as ServicePrincipal, User, or Group.  See "
                 "https://aka.ms/docs-principaltype",
             )
+        condition = props.get("condition") or None
+        version = props.get("conditionVersion") or ("2.0" if condition else None)
         if existing is not None:
             if existing.role == role and existing.principal_id == principal_id:
+                existing.condition, existing.condition_version = condition, version
                 return json_response(201, existing.public())
             return arm_error(
                 409,
@@ -624,6 +659,8 @@ class ResourceManager:
             str(props.get("principalType") or "ServicePrincipal"),
             effective=now()
             + dt.timedelta(seconds=float(self.cloud.tenant.settings["role_propagation_seconds"])),
+            condition=condition,
+            condition_version=version,
         )
         self.cloud.tenant.assignments[key] = assignment
         return json_response(201, assignment.public())

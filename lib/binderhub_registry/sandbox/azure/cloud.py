@@ -103,6 +103,7 @@ class AzureCloud(Backend):
                         "role": ROLES.get(a.role, (a.role, set()))[0],
                         "principal_id": a.principal_id,
                         "principal_type": a.principal_type,
+                        "condition": a.condition,
                     }
                     for a in t.assignments.values()
                 ),

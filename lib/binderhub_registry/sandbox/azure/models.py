@@ -49,6 +49,23 @@ a new role assignment takes effect after           Azure RBAC troubleshooting do
 a new application is missing from Graph for        az CLI ``create_service_principal_for_rbac``
 ``application_not_found`` attempts (setting,       retries it (36 x 5 s); see ``graph``
 default 0)
+a role assignment's ``condition`` (ABAC mode):     doc page "ABAC repository permissions"
+the actions its ``!(ActionMatches{...})`` name      (learn.microsoft.com/azure/container-
+(content/metadata read -> pull, write -> push,     registry/container-registry-rbac-abac-
+content/delete -> delete) apply only to            repository-permissions: the condition
+repositories its ``@Request[...repositories:       scoping to a repository prefix, and "a
+name] StringStartsWith[IgnoreCase]`` or            condition only constrains the actions it
+``StringEquals[IgnoreCase] '<name>'`` matches;     names"); a condition of another shape
+the role's other actions stay registry-wide        grants nothing here: assumption (fail
+                                                   closed, as this sandbox cannot read it)
+an AKS cluster (``Microsoft.ContainerService/      ManagedClusters_Get in azure-rest-api-
+managedClusters``) with a kubelet managed          specs (containerservice, aks stable
+identity: ``identityProfile.kubeletidentity``      2024-05-01, ``identityProfile`` of
+``{resourceId, clientId, objectId}``; only         UserAssignedIdentity); azure-cli ``acs/
+those named by the ``aks_clusters`` setting        managed_cluster_decorator.py`` reads
+(``["<resource group>/<name>", ...]``, default     ``identity_profile["kubeletidentity"].
+none: a new subscription has no cluster); its      object_id`` for ``--attach-acr``; the
+group is made if missing                           group: assumption
 =================================================  =========================================
 """
 
@@ -92,6 +109,7 @@ __all__ = [
     "TAKEN_REGISTRY",
     "USER_ACCESS_ADMIN",
     "Application",
+    "ManagedCluster",
     "Password",
     "Registry",
     "ResourceGroup",
@@ -181,6 +199,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "unregistered_providers": [],
     "registry_polls": 1,
     "extra_subscription": False,
+    "aks_clusters": [],
 }
 
 
@@ -273,6 +292,7 @@ class ServicePrincipal:
     app_id: str
     display_name: str
     not_found_left: int = 0  # role assignments answer PrincipalNotFound until it replicates
+    kind: str = "Application"  # Graph's servicePrincipalType (an AKS kubelet's: ManagedIdentity)
 
     def public(self, tenant: str) -> dict[str, Any]:
         """The resource as the API returns it."""
@@ -282,7 +302,7 @@ class ServicePrincipal:
             "displayName": self.display_name,
             "accountEnabled": True,
             "appOwnerOrganizationId": tenant,
-            "servicePrincipalType": "Application",
+            "servicePrincipalType": self.kind,
             "servicePrincipalNames": [self.app_id],
         }
 
@@ -376,6 +396,8 @@ class RoleAssignment:
     principal_id: str
     principal_type: str
     effective: dt.datetime | None = None  # a new role reaches the registry then (propagation)
+    condition: str | None = None  # an ABAC condition (ABAC mode: limits it to repositories)
+    condition_version: str | None = None
 
     @property
     def id(self) -> str:
@@ -398,6 +420,104 @@ class RoleAssignment:
                 "principalId": self.principal_id,
                 "principalType": self.principal_type,
                 "scope": self.scope,
+                "condition": self.condition,
+                "conditionVersion": self.condition_version,
+            },
+        }
+
+    def allows(self, actions: set[str], repository: str | None) -> set[str]:
+        """What of ``actions`` (the role's) this assignment grants on ``repository``.
+
+        Without a condition, all of them. With one, the actions it names apply only to the
+        repositories its name predicates match (``None``: no repository, as the catalog);
+        the others stay registry-wide (see the table).
+        """
+        if not self.condition:
+            return actions
+        named = {
+            _DATA_ACTIONS[a.lower()]
+            for a in _ACTION_MATCHES.findall(self.condition)
+            if a.lower() in _DATA_ACTIONS
+        }
+        predicates = _NAME_PREDICATE.findall(self.condition)
+        if not named or not predicates:
+            return set()  # a condition this sandbox cannot read grants nothing (fail closed)
+        return actions - named | (
+            actions & named if repository and _matches(predicates, repository) else set()
+        )
+
+
+# ACR's repository data actions (doc page "ABAC repository permissions"), as registry actions
+_DATA_ACTIONS = {
+    "content/read": "pull",
+    "metadata/read": "pull",
+    "content/write": "push",
+    "metadata/write": "push",
+    "content/delete": "delete",
+}
+_ACTION_MATCHES = re.compile(
+    r"ActionMatches\{'Microsoft\.ContainerRegistry/registries/repositories/(\w+/\w+)'\}", re.I
+)
+_NAME_PREDICATE = re.compile(
+    r"@(?:Request|Resource)\[Microsoft\.ContainerRegistry/registries/repositories:name\]\s+"
+    r"(StringStartsWith|StringEquals)(IgnoreCase)?\s+'((?:[^']|'')*)'",
+    re.I,
+)
+
+
+def _matches(predicates: list[tuple[str, str, str]], repository: str) -> bool:
+    """True when any ``(operator, IgnoreCase, value)`` predicate holds for ``repository``."""
+    for operator, ignore_case, quoted in predicates:
+        value, name = quoted.replace("''", "'"), repository
+        if ignore_case:
+            value, name = value.lower(), name.lower()
+        if name.startswith(value) if operator.lower() == "stringstartswith" else name == value:
+            return True
+    return False
+
+
+@dataclass
+class ManagedCluster:
+    """An AKS cluster, as far as ``--attach-acr`` reads it: its kubelet managed identity."""
+
+    subscription: str
+    resource_group: str
+    name: str
+    location: str
+    kubelet: ServicePrincipal  # the kubelet identity's service principal (objectId: its id)
+
+    @property
+    def id(self) -> str:
+        """The Azure resource id."""
+        return (
+            f"/subscriptions/{self.subscription}/resourcegroups/{self.resource_group}"
+            f"/providers/Microsoft.ContainerService/managedClusters/{self.name}"
+        )
+
+    def public(self) -> dict[str, Any]:
+        """The resource as ManagedClusters_Get returns it (the fields read; see the table)."""
+        node_group = f"MC_{self.resource_group}_{self.name}_{self.location}"
+        identity_id = (
+            f"/subscriptions/{self.subscription}/resourcegroups/{node_group}/providers/"
+            f"Microsoft.ManagedIdentity/userAssignedIdentities/{self.name}-agentpool"
+        )
+        return {
+            "id": self.id,
+            "name": self.name,
+            "type": "Microsoft.ContainerService/ManagedClusters",
+            "location": self.location,
+            "identity": {"type": "SystemAssigned"},
+            "properties": {
+                "provisioningState": "Succeeded",
+                "nodeResourceGroup": node_group,
+                "servicePrincipalProfile": {"clientId": "msi"},
+                "identityProfile": {
+                    "kubeletidentity": {
+                        "resourceId": identity_id,
+                        "clientId": self.kubelet.app_id,
+                        "objectId": self.kubelet.id,
+                    }
+                },
             },
         }
 
@@ -414,6 +534,9 @@ class Tenant:
     assignments: dict[str, RoleAssignment] = field(default_factory=dict)  # lower id
     tokens: dict[str, tuple[str, str]] = field(default_factory=dict)  # token -> (appId, audience)
     operations: dict[str, str] = field(default_factory=dict)  # async operation id -> registry
+    clusters: dict[tuple[str, str, str], ManagedCluster] = field(
+        default_factory=dict
+    )  # (sub, lower group, lower name)
     counters: dict[str, int] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
 
@@ -445,11 +568,14 @@ class Tenant:
                 return principal
         return None
 
-    def registry_actions(self, principal_id: str, registry: Registry) -> set[str]:
+    def registry_actions(
+        self, principal_id: str, registry: Registry, repository: str | None = None
+    ) -> set[str]:
         """What the principal's role assignments at or above the registry allow on its data.
 
         Only the roles honoured in the registry's role assignment mode count, and
-        only once they have propagated (see the table).
+        only once they have propagated; an ABAC condition limits its assignment to the
+        repositories it names (see the table).
         """
         allowed: set[str] = set()
         rid = registry.id.lower()
@@ -462,7 +588,7 @@ class Tenant:
             if a.effective is not None and when < a.effective:
                 continue
             if rid == scope or rid.startswith(scope + "/"):
-                allowed |= ROLES.get(a.role, ("", set()))[1]
+                allowed |= a.allows(set(ROLES.get(a.role, ("", set()))[1]), repository)
         return allowed
 
     def caller(self, token: str, audience: str) -> str | None:
@@ -471,7 +597,10 @@ class Tenant:
         return found[0] if found and found[1] == audience else None
 
     def apply_settings(self) -> None:
-        """Make the settings true of the state (``extra_subscription`` adds one)."""
+        """Make the settings true of the state (``extra_subscription`` adds a subscription,
+        ``aks_clusters`` the clusters it names)."""
+        for entry in self.settings["aks_clusters"]:
+            self._add_cluster(str(entry))
         if self.settings["extra_subscription"] and EXTRA_SUBSCRIPTION not in self.subscriptions:
             self.subscriptions[EXTRA_SUBSCRIPTION] = "BinderHub sandbox second subscription"
             owner = RoleAssignment(
@@ -482,6 +611,29 @@ class Tenant:
                 "ServicePrincipal",
             )
             self.assignments[owner.id.lower()] = owner
+
+    def _add_cluster(self, entry: str) -> None:
+        """An AKS cluster ``<group>/<name>`` in the seeded subscription, with its kubelet
+        identity's service principal (the group is made if missing)."""
+        group, _, name = entry.partition("/")
+        key = (SEED_SUBSCRIPTION, group.lower(), name.lower())
+        if not group or not name or key in self.clusters:
+            return
+        found = self.groups.get((SEED_SUBSCRIPTION, group.lower()))
+        if found is None:
+            found = self.groups[(SEED_SUBSCRIPTION, group.lower())] = ResourceGroup(
+                SEED_SUBSCRIPTION, group, "westeurope", {}
+            )
+        kubelet = ServicePrincipal(
+            self.next_id("service-principal"),
+            self.next_id("app-id"),
+            f"{name}-agentpool",
+            kind="ManagedIdentity",
+        )
+        self.principals[kubelet.id] = kubelet
+        self.clusters[key] = ManagedCluster(
+            SEED_SUBSCRIPTION, found.name, name, found.location, kubelet
+        )
 
 
 def role_id(subscription: str, role: str) -> str:
