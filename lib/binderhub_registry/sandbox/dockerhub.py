@@ -62,6 +62,35 @@ repository that does not exist yet         BinderHub registry.py ("Docker Hub an
 the registry answers Basic credentials     distribution's token auth; DESIGN section 3
 with its Bearer challenge (no Basic on
 the data plane)
+a repository created by a push takes its   docker/docs docker-hub/settings.md ("Default
+namespace's default privacy                repository privacy", Public or Private: a push
+(``settings.default_privacy``: namespace   that creates the repository uses it); the
+-> "public"/"private"); a new account's    default's value is not stated there: Public
+is Public                                  from docker/cli#4977 ("the repo will be
+                                           created with public visibility") and Kamal's
+                                           registry docs ("By default, Docker Hub
+                                           creates public repositories")
+public repositories: anyone pulls, even    docker/docs docker-hub/settings.md (Public:
+anonymously; private ones: only the        "can be pulled by everyone"); docker/docs
+namespace's credentials; a                 security/access-tokens/reference.md (Repo
+``repo:public_read`` token pulls public    Public Read-only pulls public repositories,
+ones only, ``repo:read`` pulls and never   Repo Read-only also private ones you have
+pushes                                     access to; Read & Write adds push)
+an organization access token's session is  docker/docs security/access-tokens/
+refused on organization access token       reference.md (the endpoints an OAT may call:
+management (403 "token issued from         namespace repositories only; legacy routes
+organization access token is not           answer this 403); the spec labels no
+allowed"): a token cannot make tokens      org-access-tokens route ``oat``
+OAT scopes ``scope-image-pull`` (pull),    docker/docs reference.md (Image Pull; Image
+``scope-image-push`` (push and pull); an   Push includes Image Pull; "Read public
+OAT pulls other public repositories not    repositories" is an option: not modelled);
+                                           ``repo-pull``, ``repo-push``: the spec's
+                                           example
+not modelled (assumptions): the anonymous  docker/docs docker-hub/usage/pulls.md (100
+pull limit's count (its 429 comes from a   per 6 hours per IPv4 address or IPv6 /64
+fault, below); a Personal account's one    anonymously, 200 for Personal); docker/docs
+private repository (a second private one   docker-hub/usage (up to 1 private repository
+is refused on push)                        on Personal)
 the registry's 429 ``TOOMANYREQUESTS``     docker/docs docker-hub/usage/pulls.md (a pull
 (pull limit) comes from a fault with       is a manifest GET, HEAD is not counted; 429
 :data:`PULL_LIMIT_BODY`                    toomanyrequests when the limit is reached)
@@ -77,7 +106,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .app import App, Backend, Context, Request, Response, json_response
-from .registry_front import NOBODY, FrontConfig, Grant, RegistryFront, TokenRealm
+from .registry_front import FrontConfig, Grant, RegistryFront, TokenRealm
 
 __all__ = [
     "EDITOR_ORG",
@@ -106,7 +135,12 @@ SCOPE_ACTIONS = {
     "repo:read": {"pull"},
     "repo:public_read": {"pull"},
 }
-OAT_SCOPE_ACTIONS = {"repo-pull": {"pull"}, "repo-push": {"pull", "push"}}
+OAT_SCOPE_ACTIONS = {
+    "repo-pull": {"pull"},
+    "repo-push": {"pull", "push"},
+    "scope-image-pull": {"pull"},
+    "scope-image-push": {"pull", "push"},
+}
 ROLE_ACTIONS = {"owner": {"pull", "push", "delete"}, "editor": {"pull", "push"}, "member": {"pull"}}
 
 #: The registry's answer at the pull limit (docker/docs docker-hub/usage/pulls.md).
@@ -121,6 +155,10 @@ PULL_LIMIT_BODY = {
 }
 
 _PAT_REFUSED = {"message": "token issued from personal access token is not allowed", "errinfo": {}}
+_OAT_REFUSED = {
+    "message": "token issued from organization access token is not allowed",
+    "errinfo": {},
+}
 _BAD_CREDENTIALS = {
     "detail": "Incorrect authentication credentials",
     "message": "Incorrect authentication credentials",
@@ -224,8 +262,12 @@ class Hub:
     org_tokens: dict[str, OrgToken] = field(default_factory=dict)
     sessions: dict[str, Session] = field(default_factory=dict)
     pending_2fa: dict[str, str] = field(default_factory=dict)  # login_2fa_token -> user
+    privacy: dict[str, str] = field(default_factory=dict)  # repository -> public, private
     counter: int = 0
-    settings: dict[str, float] = field(default_factory=lambda: {"session_ttl": SESSION_TTL})
+    settings: dict[str, Any] = field(
+        # default_privacy: namespace -> "public" or "private"; absent: Public, a new account's
+        default_factory=lambda: {"session_ttl": SESSION_TTL, "default_privacy": {}}
+    )
 
 
 def _error(status: int, message: str, **extra: Any) -> Response:
@@ -326,7 +368,7 @@ class DockerHub(Backend):
             bad_credentials=lambda: json_response(
                 401, {"details": "incorrect username or password"}
             ),
-            anonymous=NOBODY,
+            anonymous=Grant("", lambda name, wanted: wanted & self._public_pull(name)),
             token_body=lambda token: {
                 "token": token,
                 "access_token": token,
@@ -352,7 +394,8 @@ class DockerHub(Backend):
         return {"dockerhub": self.front.listener.url} if self.front else {}
 
     def settings(self) -> dict[str, Any]:
-        """``/_sandbox/dockerhub/settings``: ``{"session_ttl": seconds}``."""
+        """``/_sandbox/dockerhub/settings``: ``{"session_ttl": seconds, "default_privacy":
+        {namespace: "public" or "private"}}``."""
         return self.hub.settings
 
     def state(self) -> dict[str, Any]:
@@ -377,6 +420,7 @@ class DockerHub(Backend):
                 for t in self.hub.org_tokens.values()
             ],
             "repositories": self.front.process.repositories() if self.front else {},
+            "privacy": dict(self.hub.privacy),
         }
 
     def not_found(self, request: Request) -> Response:
@@ -496,9 +540,13 @@ class DockerHub(Backend):
         )
 
     def _org_for(self, request: Request, *, owner: bool = False) -> tuple[Session, Org] | Response:
+        """The caller's session and the organization; ``owner``: organization access token
+        management, which an owner's password session may do and no token's session."""
         found = self.session(request)
         if isinstance(found, Response):
             return found
+        if owner and found.kind == "oat":
+            return json_response(403, _OAT_REFUSED)
         name = request.params["org"]
         org = self.hub.orgs.get(name)
         if org is None:
@@ -679,6 +727,10 @@ class DockerHub(Backend):
         if found is None:
             return None
         kind, allowed = found
+        scopes = next(
+            (t.scopes for t in self.hub.tokens.values() if t.user == user and t.secret == secret),
+            [],
+        )
 
         def role_actions(namespace: str) -> set[str]:
             if namespace == user:
@@ -700,13 +752,30 @@ class DockerHub(Backend):
 
         def allow(name: str, wanted: set[str]) -> set[str]:
             assert self.front is not None
+            exists = bool(self.front.process.tags(name))
             scope = oat_actions(name) if kind == "oat" else role_actions(name.split("/")[0])
+            if "repo:public_read" in scopes:  # Repo Public Read-only: public repositories
+                scope = set()
             actions = wanted & allowed & scope
-            if actions == {"pull"} and not self.front.process.tags(name):
+            if actions == {"pull"} and not exists:
                 actions = set()  # Docker Hub: no access to a repository that does not exist
-            return actions
+            if "push" in actions and not exists:  # the push creates it: the default privacy
+                self.hub.privacy.setdefault(name, self._default_privacy(name))
+            if kind == "oat":  # an OAT reads other public repositories only if told to
+                return actions
+            return actions | (wanted & allowed & self._public_pull(name))
 
         return Grant(user, allow)
+
+    def _default_privacy(self, name: str) -> str:
+        """The privacy a push gives a new repository: its namespace's default (Public)."""
+        return str(self.hub.settings["default_privacy"].get(name.split("/")[0], "public"))
+
+    def _public_pull(self, name: str) -> set[str]:
+        """``{"pull"}`` when ``name`` exists and is public (anyone pulls it), else nothing."""
+        assert self.front is not None
+        privacy = self.hub.privacy.get(name) or self._default_privacy(name)
+        return {"pull"} if privacy == "public" and self.front.process.tags(name) else set()
 
     def registry_token(self, request: Request) -> Response:
         """The registry's token realm (``GET /dockerhub/token``)."""
