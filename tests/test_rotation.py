@@ -465,6 +465,7 @@ def test_the_keep_message_names_the_values_to_deploy(tmp_path: Path) -> None:
 
     params = CommonParams(
         prefix="binder-",
+        pull_access="secret",
         output_dir=tmp_path,
         dry_run=False,
         teardown=False,

@@ -6,6 +6,23 @@ The chart accepts only ``registry.url``, ``registry.username`` and
 {"auth": base64(user:password)}}}``. Registry settings that BinderHub itself
 uses go under ``config.DockerRegistry`` (top level of ``config``, not under
 ``config.BinderHub``).
+
+User pods are pulled by each node's kubelet, which never sees ``registry.*``:
+the chart's ``jupyterhub`` dependency (Zero to JupyterHub) turns
+``jupyterhub.imagePullSecret`` (``create``, ``registry``, ``username``,
+``password``) into a ``kubernetes.io/dockerconfigjson`` Secret that every pod it
+runs references. That is where the pull-only credential goes (:class:`PullSecret`).
+
+Who uses which value:
+
+==================  ==========================  =======================================
+consumer            what it does                credential
+==================  ==========================  =======================================
+binder pod          BinderHub's image check     ``registry.*`` (and ``DockerRegistry``)
+build pods          push (dockerd, podman)      ``registry.*``, as the chart's config.json
+user pods           pull (the kubelet)          ``jupyterhub.imagePullSecret``, or the
+                                                node's identity (``pull_access = "node"``)
+==================  ==========================  =======================================
 """
 
 from __future__ import annotations
@@ -30,6 +47,8 @@ from .secrets import REDACTED, Secret, write_private_file
 __all__ = [
     "DOCKER_HUB_AUTH_KEY",
     "MAX_VALUES_BYTES",
+    "PULL_ACCESS",
+    "PullSecret",
     "RegistryValues",
     "ValuesFiles",
     "chart_docker_config",
@@ -45,15 +64,52 @@ __all__ = [
 DOCKER_HUB_AUTH_KEY = "https://index.docker.io/v1/"
 
 
+#: How user pods pull: a pull-only credential in ``jupyterhub.imagePullSecret``, the
+#: nodes' own cloud identity, or anonymously from a public registry.
+PULL_ACCESS = ("secret", "node", "none")
+
+
+@dataclass(frozen=True)
+class PullSecret:
+    """``jupyterhub.imagePullSecret``: the pull-only credential user pods' kubelet pulls with."""
+
+    registry: str  # the dockerconfigjson ``auths`` key: ``host[:port]``, or Docker Hub's v1 key
+    username: str
+    password: Secret
+
+    def values(self, *, reveal: bool = False) -> dict[str, Any]:
+        """Zero to JupyterHub's ``imagePullSecret``; the password redacted unless ``reveal``."""
+        return {
+            "create": True,
+            "registry": self.registry,
+            "username": self.username,
+            "password": self.password.reveal() if reveal else REDACTED,
+        }
+
+    def docker_config(self) -> dict[str, Any]:
+        """The Secret's ``.dockerconfigjson``, as Zero to JupyterHub renders it.
+
+        (``jupyterhub.dockerconfigjson.yaml`` in its ``_helpers-names.tpl``: the registry,
+        defaulting to Docker Hub's v1 key, with username, password and their ``auth``.)
+        """
+        password = self.password.reveal()
+        auth = base64.b64encode(f"{self.username}:{password}".encode()).decode()
+        entry = {"username": self.username, "password": password, "auth": auth}
+        return {"auths": {self.registry or DOCKER_HUB_AUTH_KEY: entry}}
+
+
 @dataclass(frozen=True)
 class RegistryValues:
-    """Everything BinderHub needs to push to and look up images in one registry."""
+    """Everything BinderHub needs to push to and look up images in one registry, and user
+    pods to pull them."""
 
     image_prefix: str
     username: str
     password: Secret
     registry_url: str | None = None  # None: the chart's Docker Hub default key
     docker_registry: dict[str, Any] = field(default_factory=dict)  # config.DockerRegistry
+    pull: PullSecret | None = None  # user pods' credential (pull_access "secret")
+    pull_access: str = ""  # how user pods pull: one of PULL_ACCESS ("": not known)
 
     def config(self) -> dict[str, Any]:
         """The ``config.yaml`` values (nothing secret)."""
@@ -71,7 +127,10 @@ class RegistryValues:
             registry["url"] = self.registry_url
         registry["username"] = self.username
         registry["password"] = self.password.reveal() if reveal else REDACTED
-        return {"registry": registry}
+        values: dict[str, Any] = {"registry": registry}
+        if self.pull is not None:
+            values["jupyterhub"] = {"imagePullSecret": self.pull.values(reveal=reveal)}
+        return values
 
     def docker_config(self) -> dict[str, Any]:
         """The build pods' docker ``config.json``, as the chart renders it."""
@@ -121,7 +180,7 @@ class ValuesFiles:
     values: RegistryValues
 
     def _text(self) -> str:
-        config = yaml.safe_dump(self.values.config(), sort_keys=False)
+        config = yaml.safe_dump(self.values.config(), sort_keys=False)  # never a secret
         secret = yaml.safe_dump(self.values.secret(), sort_keys=False)
         return f"# {self.config_path}\n{config}\n# {self.secret_path} (mode 0600)\n{secret}"
 
@@ -161,6 +220,16 @@ MAX_VALUES_BYTES = 1 << 20
 MAX_VALUES_DEPTH = 32
 #: The only keys the chart accepts under ``registry`` in secret.yaml.
 REGISTRY_KEYS = ("url", "username", "password")
+#: The keys Zero to JupyterHub's schema accepts under ``imagePullSecret`` when ``create`` is true
+#: (``additionalProperties: false``; ``registry``, ``username`` and ``password`` required).
+PULL_SECRET_KEYS = (
+    "create",
+    "automaticReferenceInjection",
+    "registry",
+    "username",
+    "password",
+    "email",
+)
 
 
 class _ValuesLoader(yaml.SafeLoader):
@@ -388,13 +457,46 @@ def load_values(config_path: str | Path, secret_path: str | Path) -> RegistryVal
     username = s.text(registry, "username", "registry.username", required=True)
     password = s.text(registry, "password", "registry.password", required=True)
     assert username is not None and password is not None  # required
+    pull = _pull_secret(s, secret)
     return RegistryValues(
         image_prefix=prefix,
         username=username,
         password=Secret(password),
         registry_url=url or None,
         docker_registry=dict(docker_registry),
+        pull=pull,
+        # files alone do not say whether user pods pull as nodes or anonymously
+        pull_access="secret" if pull else "",
     )
+
+
+def _pull_secret(s: _Fields, secret: dict[str, Any]) -> PullSecret | None:
+    """``jupyterhub.imagePullSecret`` checked by Zero to JupyterHub's schema rules, or None."""
+    jupyterhub = s.mapping(secret, "jupyterhub", "jupyterhub", required=False)
+    where = "jupyterhub.imagePullSecret"
+    pull = s.mapping(jupyterhub, "imagePullSecret", where, required=False)
+    if not pull:
+        return None
+    create = pull.get("create")
+    if not isinstance(create, bool):
+        raise s.bad(f"{where}.create is required and must be true or false")
+    if not create:
+        return None  # z2jh makes no Secret: user pods pull as the nodes do
+    unknown = [k for k in pull if k not in PULL_SECRET_KEYS]
+    if unknown:
+        close = difflib.get_close_matches(str(unknown[0]), PULL_SECRET_KEYS, n=1)
+        near = f" (one is close to {close[0]!r})" if close else ""
+        raise s.bad(
+            f"{where} holds keys Zero to JupyterHub refuses{near}: it takes create, registry, "
+            "username, password, email and automaticReferenceInjection"
+        )
+    registry = s.text(pull, "registry", f"{where}.registry", required=True)
+    username = s.text(pull, "username", f"{where}.username", required=True)
+    password = s.text(pull, "password", f"{where}.password", required=True)
+    assert registry is not None and username is not None and password is not None
+    if any(c.isspace() for c in registry):
+        raise s.bad(f"{where}.registry holds whitespace: write the registry host alone")
+    return PullSecret(registry, username, Secret(password))
 
 
 def secret_file_warning(path: str | Path) -> str | None:

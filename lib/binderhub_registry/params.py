@@ -112,10 +112,21 @@ def integer(name: str, low: int, high: int) -> Parameter:
     return Parameter(name, f"must be a whole number from {low} to {high}", "integer", check)
 
 
-def choice(name: str, options: Iterable[str]) -> Parameter:
-    """One of a fixed set of strings."""
+def choice(name: str, options: Iterable[str], *, default: str | None = None) -> Parameter:
+    """One of a fixed set of strings.
+
+    With ``default``, a parameters cell may leave it out (see :attr:`Parameter.default`).
+    """
     opts = tuple(options)
-    return Parameter(name, "must be one of " + ", ".join(opts), "choice", lambda v: v in opts, opts)
+    return Parameter(
+        name,
+        "must be one of " + ", ".join(opts),
+        "choice",
+        lambda v: isinstance(v, str) and v in opts,
+        opts,
+        default=default,
+        required=default is None,
+    )
 
 
 def directory(name: str) -> Parameter:

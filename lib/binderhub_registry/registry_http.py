@@ -134,7 +134,8 @@ class RegistryHTTP:
         """A bearer token from ``realm`` with Basic credentials; diagnoses name ``check``."""
         self.require_https(realm, check, "the token service")
         self.realms.append(realm)
-        r = self.get(url_concat(realm, args), auth=self.basic)
+        # no username: an anonymous client (a kubelet without a pull secret) sends no Basic
+        r = self.get(url_concat(realm, args), auth=self.basic if self.username else None)
         if r.status_code == 401:
             raise VerificationFailed(
                 check,

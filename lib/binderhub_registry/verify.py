@@ -8,8 +8,15 @@ Using only the emitted values (``config.yaml`` + ``secret.yaml``):
    values select: expect "not built";
 3. get a push token from the registry's own challenge, as ``docker push`` does;
 4. push a tiny single-manifest OCI image (:mod:`.push`);
-5. run BinderHub's check again: expect "found"; then delete the test tag where
-   the credentials allow it (else the check is "skipped", not failed).
+5. run BinderHub's check again: expect "found";
+6. pull the image as user pods' kubelet does, with only ``jupyterhub.imagePullSecret``
+   (:mod:`.pull`), and show that credential is refused a push (least privilege);
+   without a pull secret, an anonymous pull says whether the registry is public;
+7. delete the test tag where the credentials allow it (else the check is
+   "skipped", not failed).
+
+The report sums the checks up per consumer of the values: the binder pod's image
+check, the build pods' push, the user pods' pull, and least privilege.
 
 Each failure raises :class:`VerificationFailed` with a diagnosis a person can act
 on, and the report so far (``.report``). A provider passes :class:`VerifyHints`
@@ -27,9 +34,11 @@ from urllib.parse import urlparse
 from .binderhub import RegistryValues, ValuesFiles, auth_key_host, split_image_reference
 from .binderhub_check import BinderHubRegistrySettings, binderhub_settings, get_image_manifest
 from .errors import InvalidParameter, VerificationFailed
+from .pull import PULL_CHECK, PUSH_REFUSED_CHECK, pull_image, push_refused
 from .push import PUSH_CHECK, delete_tag, push_auth, push_image
 from .registry_http import RegistryHTTP, plain_http_refusal
 from .registry_http import url_concat as _url_concat  # noqa: F401  (kept for callers' imports)
+from .secrets import Secret
 from .steps import Result
 
 __all__ = [
@@ -47,6 +56,17 @@ __all__ = [
 CHECK_IMAGE = ("binderhub-registry-check", "verify")
 #: What a check can end as, and its icon.
 ICONS = {"ok": "✓", "skipped": "–", "failed": "✗"}
+#: The consumers of the values, each with the checks that speak for it.
+CONSUMERS = {
+    "binder pod (image check)": (
+        "BinderHub's registry URL",
+        "BinderHub's image check",
+        "BinderHub finds the pushed image",
+    ),
+    "build pods (push)": ("build pods' docker config", "push token", PUSH_CHECK),
+    "user pods (pull)": ("user pods' pull secret", PULL_CHECK),
+    "least privilege": (PUSH_REFUSED_CHECK,),
+}
 
 
 @dataclass(frozen=True)
@@ -96,9 +116,26 @@ class VerificationReport:
             raise ValueError(f"check status {status!r} is not one of {', '.join(ICONS)}")
         self.checks.append(Check(name, status, detail))
 
+    def consumers(self) -> dict[str, str]:
+        """ok, skipped or failed for each consumer of the values (:data:`CONSUMERS`).
+
+        A consumer is failed when one of its checks failed, ok when one passed and none
+        failed, skipped when its checks were skipped or not reached.
+        """
+        summary = {}
+        for consumer, names in CONSUMERS.items():
+            statuses = {c.status for c in self.checks if c.name in names}
+            summary[consumer] = (
+                "failed" if "failed" in statuses else "ok" if "ok" in statuses else "skipped"
+            )
+        return summary
+
     def __str__(self) -> str:
         lines = [f"Verification of {self.image}"]
         lines += [f"  {ICONS[c.status]} {c.name}: {c.detail}" for c in self.checks]
+        lines.append(
+            "  for " + "; ".join(f"{who}: {status}" for who, status in self.consumers().items())
+        )
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -110,7 +147,13 @@ class VerificationReport:
             f"<td{left}>{escape(c.detail)}</td></tr>"
             for c in self.checks
         )
-        return f"<p>Verification of <code>{escape(self.image)}</code></p><table>{rows}</table>"
+        summary = ", ".join(
+            f"{escape(who)} {ICONS[status]} {status}" for who, status in self.consumers().items()
+        )
+        return (
+            f"<p>Verification of <code>{escape(self.image)}</code></p><table>{rows}</table>"
+            f"<p>For each consumer of the values: {summary}</p>"
+        )
 
 
 def _split_image(image_prefix: str, name: str, tag: str) -> tuple[str, str]:
@@ -129,7 +172,8 @@ def verify_step(
     if files is None:
         return Result(None, "skipped", "no values were written")
     report = verify(files.values, ca_bundle=ca_bundle, hints=hints, insecure=insecure)
-    return Result(report, "done", f"BinderHub's check and a push to {report.image} work")
+    summary = ", ".join(f"{who} {status}" for who, status in report.consumers().items())
+    return Result(report, "done", f"{report.image}: {summary}")
 
 
 def verify(
@@ -245,8 +289,74 @@ def _run_checks(
             "would rebuild at every launch; check DockerRegistry.url and token_url",
         )
     report.add(check, "found, so launches will reuse built images")
+    _pull_checks(report, values, settings.url, prefix_host, image, tag, ca_bundle, hints, insecure)
     if not cleanup:
         report.add("delete the test tag", "kept, as asked", "skipped")
         return
     deleted, detail = delete_tag(http, settings.url, image, digest, hints=hints)
     report.add("delete the test tag", detail, "ok" if deleted else "skipped")
+
+
+#: The command that checks a node's pull on the cluster (pull_access "node").
+NODE_PULL_COMMAND = (
+    "kubectl run binderhub-pull-check --rm -it --restart=Never --image-pull-policy=Always "
+    "--image={image} --command -- true"
+)
+
+
+def _pull_checks(
+    report: VerificationReport,
+    values: RegistryValues,
+    registry_url: str,
+    prefix_host: str,
+    image: str,
+    tag: str,
+    ca_bundle: str | None,
+    hints: VerifyHints,
+    insecure: bool,
+) -> None:
+    """User pods' pull with only what the values give them, then least privilege."""
+    pull = values.pull
+    reference = f"{prefix_host}/{image}:{tag}"
+    if pull is None:
+        anonymous = RegistryHTTP("", Secret(""), ca_bundle, insecure=insecure)
+        try:
+            pull_image(anonymous, registry_url, image, tag, hints=hints)
+        except VerificationFailed:
+            if values.pull_access == "none":
+                raise VerificationFailed(
+                    PULL_CHECK,
+                    "pull_access = none, but the registry refused an anonymous pull: the "
+                    "repositories are private, so user pods would fail with ErrImagePull; use "
+                    'pull_access = "secret" (a pull-only credential) or make them public',
+                ) from None
+            report.add(
+                PULL_CHECK,
+                "no jupyterhub.imagePullSecret: user pods pull with the nodes' identity, which "
+                "cannot be checked from here (the registry refuses anonymous pulls); on the "
+                "cluster, run: " + NODE_PULL_COMMAND.format(image=reference),
+                "skipped",
+            )
+        else:
+            report.add(PULL_CHECK, "anonymously: the repositories are public")
+        report.add(PUSH_REFUSED_CHECK, "no pull credential to check", "skipped")
+        return
+    key_host = auth_key_host(pull.registry)
+    if key_host != prefix_host:
+        raise VerificationFailed(
+            "user pods' pull secret",
+            f"jupyterhub.imagePullSecret.registry host {key_host} differs from the image_prefix "
+            f"host {prefix_host}: the kubelet finds pull credentials by host, so user pods "
+            "would pull without them; make it name the image_prefix host",
+        )
+    http = RegistryHTTP(pull.username, pull.password, ca_bundle, insecure=insecure)
+    pulled = pull_image(http, registry_url, image, tag, hints=hints)
+    report.add(PULL_CHECK, f"{pulled} with jupyterhub.imagePullSecret ({pull.username})")
+    if not push_refused(http, registry_url, image, hints=hints):
+        raise VerificationFailed(
+            PUSH_REFUSED_CHECK,
+            f"user pods' credential ({pull.username}) may push: anyone who reads the "
+            "image-pull Secret could overwrite BinderHub's images; give user pods a pull-only "
+            "credential",
+        )
+    report.add(PUSH_REFUSED_CHECK, "user pods' credential may pull but is refused a push")

@@ -6,12 +6,13 @@ defines ``validate``, ``sign_in`` and its guide steps (``ensure_*``, each
 ``(connection) -> Result``: look up, create only if missing). Its connection
 subclasses :class:`Connection`, which holds what every provider does alike:
 
-- the common parameters (:data:`COMMON_PARAMETERS`: prefix, output_dir,
-  dry_run, teardown, rotate, keep_replaced, sandbox) and their rules, checked in
-  one call by :func:`check_parameters`;
+- the common parameters (:data:`COMMON_PARAMETERS`: prefix, pull_access,
+  output_dir, dry_run, teardown, rotate, keep_replaced, sandbox) and their rules,
+  checked in one call by :func:`check_parameters`;
 - the record of what the notebook created (:class:`Record`), which reruns read
   to reuse resources and teardown to delete only those;
-- the stored values (:meth:`Connection.stored_password`), read in one place;
+- the stored values (:meth:`Connection.stored_password`,
+  :meth:`Connection.stored_pull_password`), read in one place;
 - the shared steps a notebook calls on its connection: ``write_values``,
   ``verify``, ``finish_rotation`` and ``teardown``.
 
@@ -27,6 +28,14 @@ without ``keep_replaced`` removes every recorded one once its values verify. A
 registry whose replaced credential stops at once (Harbor: one secret per robot)
 says why in its ``Params.REPLACED_STOPS``; the contract then refuses ``rotate``
 with ``keep_replaced`` before any call, so a provider module needs nothing more.
+
+User pods' pull (``pull_access``): each provider's ``ensure_pull_credential`` step
+sets :attr:`Connection.pull_secret` (``"secret"``, the default: a pull-only
+credential), grants the nodes' identity (``"node"``, where the registry's
+``Params.PULL_NODE`` says what that grants; elsewhere it is refused before any
+call) or makes nothing (``"none"``: a public registry). :meth:`Connection.write_values`
+puts it into ``secret.yaml`` as ``jupyterhub.imagePullSecret``, and verification
+pulls with it as a kubelet does.
 """
 
 from __future__ import annotations
@@ -34,15 +43,22 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import wraps
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from ..binderhub import RegistryValues, ValuesFiles, read_values_file, write_values
+from ..binderhub import (
+    PULL_ACCESS,
+    PullSecret,
+    RegistryValues,
+    ValuesFiles,
+    read_values_file,
+    write_values,
+)
 from ..errors import CloudError, InvalidParameter, InvalidValuesFile
 from ..outputs import prepare_output_dir
-from ..params import Parameter, directory, flag, image_name_prefix
+from ..params import Parameter, choice, directory, flag, image_name_prefix
 from ..params import validate as check_rules
 from ..secrets import Secret, write_private_file
 from ..steps import Result
@@ -63,6 +79,8 @@ __all__ = [
 #: The parameters every notebook has, after its own; the same rules everywhere.
 COMMON_PARAMETERS: tuple[Parameter, ...] = (
     image_name_prefix("prefix"),
+    # "secret" when missing: a parameters cell from before it gets user pods' credential too
+    choice("pull_access", PULL_ACCESS, default="secret"),
     directory("output_dir"),
     flag("dry_run"),
     flag("teardown"),
@@ -83,8 +101,12 @@ class CommonParams:
     #: Why a credential a rotation replaces stops working at once, for a registry where it
     #: cannot outlive the new one (the text of ``keep_replaced``'s error); empty: it can.
     REPLACED_STOPS: ClassVar[str] = ""
+    #: What ``pull_access = "node"`` grants on this registry, in words (whose identity gets
+    #: which role); empty: the registry has no node identity and "node" is refused.
+    PULL_NODE: ClassVar[str] = ""
 
     prefix: str
+    pull_access: str
     output_dir: Path
     dry_run: bool
     teardown: bool
@@ -119,6 +141,13 @@ def check_parameters(
             f"cannot be combined with rotate = True here: {cls.REPLACED_STOPS}; rotate "
             "without keep_replaced and deploy the new secret.yaml right after",
             True,
+        )
+    if checked["pull_access"] == "node" and not cls.PULL_NODE:
+        raise InvalidParameter(
+            "pull_access",
+            'cannot be "node" here: this registry knows no node identity; use "secret" (a '
+            'pull-only credential for user pods) or "none" (a public registry)',
+            "node",
         )
     for check in checks:
         check(cls(**checked))
@@ -220,8 +249,9 @@ class Connection:
     """A signed-in session with one registry's cloud, and the shared steps every notebook runs.
 
     ``secret`` is set by the provider's step that makes BinderHub's credential
-    (None in a dry run or teardown); ``retiring`` names the record kind holding
-    credentials a rotation replaced.
+    (None in a dry run or teardown), ``pull_secret`` by its ``ensure_pull_credential``
+    (user pods' pull-only credential, with ``pull_access = "secret"``); ``retiring``
+    names the record kind holding credentials a rotation replaced.
     """
 
     NOTEBOOK: ClassVar[str] = ""  # the notebook stem, written in the values' header
@@ -232,6 +262,7 @@ class Connection:
     record: Record
     ca_file: str | None  # the sandbox's CA; None: the system's
     secret: Secret | None = field(default=None, kw_only=True)
+    pull_secret: PullSecret | None = field(default=None, kw_only=True)
 
     # --- what each provider supplies ---------------------------------------------------
     def values(self) -> RegistryValues | None:
@@ -259,6 +290,19 @@ class Connection:
         except (OSError, InvalidValuesFile, KeyError, TypeError):
             return None  # absent or broken: a new credential is made (never echo its content)
         if registry.get("username") != username or not isinstance(password, str) or not password:
+            return None
+        return Secret(password)
+
+    def stored_pull_password(self, username: str) -> Secret | None:
+        """The password of ``secret.yaml``'s ``jupyterhub.imagePullSecret`` when it is for
+        ``username`` (user pods' credential)."""
+        try:
+            secret = read_values_file(self.params.output_dir / "secret.yaml")
+            pull = secret["jupyterhub"]["imagePullSecret"]
+            password = pull["password"]
+        except (OSError, InvalidValuesFile, KeyError, TypeError):
+            return None  # absent or broken: a new credential is made (never echo its content)
+        if pull.get("username") != username or not isinstance(password, str) or not password:
             return None
         return Secret(password)
 
@@ -307,8 +351,18 @@ class Connection:
         values = self.values() if self.secret is not None else None
         if values is None or self.params.dry_run:  # a dry run writes nothing, even a reused secret
             return Result(None, "skipped", "nothing to write (dry run or teardown)")
+        access = self.params.pull_access
+        if access == "secret" and self.pull_secret is None:
+            raise RuntimeError("pull_access is 'secret' but no pull credential was made (a bug)")
+        pull = self.pull_secret if access == "secret" else None
+        values = replace(values, pull=pull, pull_access=access)
         files = write_values(self.params.output_dir, values, source=self.NOTEBOOK)
-        return Result(files, "done", f"{files.config_path} and {files.secret_path} (0600)")
+        users = {
+            "secret": "user pods pull with jupyterhub.imagePullSecret",
+            "node": "user pods pull with the nodes' identity",
+            "none": "user pods pull anonymously",
+        }[access]
+        return Result(files, "done", f"{files.config_path} and {files.secret_path} (0600); {users}")
 
     def verify(self, files: ValuesFiles | None) -> Result[VerificationReport | None]:
         """BinderHub's handshake and a push with the written files (skipped without them)."""
