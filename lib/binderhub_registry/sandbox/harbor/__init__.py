@@ -104,6 +104,16 @@ a robot's token: its project only, its       src/common/security/robot/context.g
 on existing projects; a missing project:     project grants nothing (DESIGN section 10: 401)
 nothing; a public project: pull for anyone
 pushing to a new repository name creates it  DESIGN section 10; docker-registry does so
+a call with credentials that may not do its  src/server/middleware/v2auth: access.go (POST,
+action (push: POST, PATCH, PUT; pull: GET,   PATCH, PUT are push; GET, HEAD pull), auth.go
+HEAD), Basic or a realm token: 401           (401 UNAUTHORIZED with that message; a request
+UNAUTHORIZED "unauthorized to access         with an Authorization header gets the Basic
+repository: R, action: A", ``Basic           challenge), before docker-registry; a foreign
+realm="harbor"``: a pull-only robot's push   Bearer goes on to docker-registry: assumption
+projects are private unless made public;     handler/project.go (public defaults to
+a project robot's actions are its            "false"); jupyterhub/mybinder.org-deploy
+permissions (``repository: pull`` alone:     terraform/modules/harbor/main.tf (user-puller:
+pull only)                                   pull only, beside builder: push and pull)
 ===========================================  ==============================================
 """
 

@@ -9,13 +9,21 @@ extra routes), so the registry and its API share a host as on a real Harbor.
 
 from __future__ import annotations
 
+import base64
+import json
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request as HttpRequest
+from starlette.responses import Response as HttpResponse
+
+from ..app import Response, basic_auth, to_http
 from ..registry_front import FrontConfig, Grant, RegistryFront
-from .api import SERVICE, HarborApi
+from .api import SERVICE, HarborApi, harbor_error
 from .models import HarborState
 
 if TYPE_CHECKING:
@@ -67,7 +75,8 @@ class HarborInstance:
         """Open the instance's port and start its docker-registry (from a worker thread)."""
         if self.front is not None:
             return
-        self.front = RegistryFront(
+        self.front = _HarborFront(
+            self,
             app,
             FrontConfig(
                 name=self.name,
@@ -141,3 +150,92 @@ class HarborInstance:
             ],
             "repositories": self.repositories(),
         }
+
+
+#: The action Harbor's v2auth middleware checks for each method (v2auth/access.go getAction).
+_ACTIONS = {"POST": "push", "PATCH": "push", "PUT": "push", "GET": "pull", "HEAD": "pull"}
+
+
+class _HarborFront(RegistryFront):
+    """The shared front, plus Harbor's own refusal (core's v2auth middleware) of a caller
+    that sent credentials but may not do what the call needs.
+
+    goharbor/harbor ``src/server/middleware/v2auth``: ``access.go`` maps POST, PATCH, PUT
+    to push and GET, HEAD to pull on the repository of a manifest, blob or tag call;
+    ``auth.go`` answers a security context (a robot's Basic credentials, or a token of
+    Harbor's realm with its ``access``) that cannot do it with 401 ``UNAUTHORIZED``
+    "unauthorized to access repository: <repository>, action: <action>" and, since the
+    request carried an ``Authorization`` header, ``WWW-Authenticate: Basic realm="harbor"``
+    and ``Docker-Distribution-Api-Version: registry/2.0``. So a pull-only robot's push stops
+    there, before docker-registry. Calls without credentials keep docker-registry's Bearer
+    challenge (v2auth's own names the same realm and service); a Bearer that is not one of
+    this realm's tokens goes on to docker-registry, which refuses it (assumption: Harbor
+    would treat it as anonymous, with the same 401).
+    """
+
+    def __init__(self, instance: HarborInstance, app: App, config: FrontConfig) -> None:
+        self.instance = instance
+        super().__init__(app, config)
+
+    async def proxy(self, http: HttpRequest) -> HttpResponse:
+        """Refuse as v2auth does, else proxy to docker-registry."""
+        rest = str(http.path_params.get("rest", ""))
+        authorization = http.headers.get("authorization", "")
+
+        def refusal() -> Response | None:  # off the event loop: the lock may be held
+            with self.instance.lock:
+                return self._refusal(http.method, rest, authorization)
+
+        refused = await run_in_threadpool(refusal)
+        if refused is not None:
+            return to_http(refused)
+        return await super().proxy(http)
+
+    def _refusal(self, method: str, rest: str, authorization: str) -> Response | None:
+        action = _ACTIONS.get(method)
+        found = re.match(r"(.+?)/(?:manifests|blobs|tags)/", rest)
+        if action is None or found is None or not authorization:
+            return None
+        repository = found.group(1)
+        scheme, _, credential = authorization.partition(" ")
+        if scheme.lower() == "basic":
+            creds = basic_auth(authorization)
+            grant = self.instance.grant(*creds) if creds else None
+            if grant is None:
+                return None  # wrong credentials: the front's Basic realm="harbor" 401
+            allowed = grant.allow(repository, {action})
+        elif scheme.lower() == "bearer":
+            claims = _claims(credential.strip())
+            if claims is None:
+                return None
+            allowed = {
+                str(a)
+                for entry in claims.get("access") or []
+                if isinstance(entry, dict) and entry.get("name") == repository
+                for a in entry.get("actions") or []
+            }
+        else:
+            return None
+        if action in allowed:
+            return None
+        return harbor_error(
+            401,
+            "UNAUTHORIZED",
+            f"unauthorized to access repository: {repository}, action: {action}",
+            **{
+                "WWW-Authenticate": 'Basic realm="harbor"',
+                "Docker-Distribution-Api-Version": "registry/2.0",
+            },
+        )
+
+
+def _claims(token: str) -> dict[str, Any] | None:
+    """A JWT's payload, unverified (docker-registry verifies it; this only words a refusal)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None
