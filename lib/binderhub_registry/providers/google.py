@@ -46,13 +46,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from dataclasses import replace as _replace
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from .. import sandbox as sandbox_mod
-from ..binderhub import RegistryValues, split_image_reference
+from ..binderhub import PullSecret, RegistryValues, read_values_file, split_image_reference
 from ..errors import (
     AuthenticationFailed,
     BinderHubRegistryError,
@@ -67,9 +68,10 @@ from ..errors import (
     map_exceptions,
 )
 from ..params import choice, flag, text
+from ..pull import PULL_CHECK, PUSH_REFUSED_CHECK, pull_image, push_refused
 from ..push import delete_tag, push_auth, push_image
 from ..registry_http import RegistryHTTP
-from ..secrets import Secret
+from ..secrets import Secret, write_private_file
 from ..steps import Result, progress
 from ..verify import CHECK_IMAGE, VerificationReport, VerifyHints
 from .contract import (
@@ -96,6 +98,7 @@ __all__ = [
     "bind_workload_identity",
     "enable_api",
     "ensure_key",
+    "ensure_pull_credential",
     "ensure_repository",
     "ensure_service_account",
     "grant_writer",
@@ -109,6 +112,8 @@ NAME = "Google Artifact Registry"
 NOTEBOOK = "01-google-artifact-registry"
 SERVICE = "artifactregistry.googleapis.com"
 ROLE = "roles/artifactregistry.writer"
+#: User pods' role on the repository: pull only (Artifact Registry's access-control page).
+PULL_ROLE = "roles/artifactregistry.reader"
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 USERNAME = "_json_key"
 #: Keyless: BinderHub's registry class, and the token URL it defaults to (binderhub/registry.py).
@@ -152,6 +157,19 @@ PARAMETERS = (
     ),
     flag("gcr_domain"),
     choice("auth", ("key", "metadata")),
+    # "" when missing: only pull_access = "node" needs it (cells from before it still run)
+    _replace(
+        text(
+            "node_service_account",
+            r"[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z][a-z0-9-]{4,28}[a-z0-9]\.iam\.gserviceaccount\.com"
+            r"|[0-9]{1,19}-compute@developer\.gserviceaccount\.com",
+            "must be the email of the GKE nodes' service account (<id>@<project>.iam."
+            "gserviceaccount.com, or <project number>-compute@developer.gserviceaccount.com)",
+            optional=True,
+        ),
+        default="",
+        required=False,
+    ),
     text(
         "k8s_namespace",
         r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?",
@@ -166,6 +184,10 @@ PARAMETERS = (
 class Params(CommonParams):
     """Validated parameters of the Google notebook."""
 
+    PULL_NODE = (
+        f"{PULL_ROLE} on the repository for the GKE nodes' service account (node_service_account)"
+    )
+
     project_id: str
     location: str
     repository: str
@@ -173,6 +195,7 @@ class Params(CommonParams):
     gcr_domain: bool
     auth: str  # "key": a JSON key; "metadata": keyless, tokens from the GKE metadata server
     k8s_namespace: str  # where BinderHub runs (its pod's Kubernetes service account, keyless)
+    node_service_account: str  # pull_access = "node": the GKE nodes' service account's email
 
     @property
     def keyless(self) -> bool:
@@ -199,6 +222,30 @@ class Params(CommonParams):
         """The service account as an IAM policy member."""
         return f"serviceAccount:{self.email}"
 
+    @property
+    def pull_account(self) -> str:
+        """User pods' service account id: ``<service_account>-pull``, cut to IAM's 30.
+
+        Derived, not a parameter: it follows the pusher's name (one account pair per
+        notebook, found again by every rerun), and the parameters stay the guide's.
+        """
+        return f"{self.service_account[:25].rstrip('-')}-pull"
+
+    @property
+    def pull_email(self) -> str:
+        """User pods' service account's email."""
+        return f"{self.pull_account}@{self.project_id}.iam.gserviceaccount.com"
+
+    @property
+    def pull_member(self) -> str:
+        """User pods' service account as an IAM policy member."""
+        return f"serviceAccount:{self.pull_email}"
+
+    @property
+    def node_member(self) -> str:
+        """The GKE nodes' service account as an IAM policy member."""
+        return f"serviceAccount:{self.node_service_account}"
+
 
 def _location_and_auth_fit(p: Params) -> None:
     """gcr.io host names exist in three multi-regions only; keyless has no key to rotate."""
@@ -206,8 +253,21 @@ def _location_and_auth_fit(p: Params) -> None:
         raise InvalidParameter(
             "location", "must be us, europe or asia with gcr_domain = True", p.location
         )
-    if p.keyless and p.rotate:
+    if p.keyless and p.rotate and p.pull_access != "secret":
         raise InvalidParameter("rotate", 'has no key to rotate with auth = "metadata"', True)
+    if p.pull_access == "node" and not p.node_service_account:
+        raise InvalidParameter(
+            "node_service_account",
+            "must be the GKE nodes' service account's email with pull_access = \"node\"",
+            "",
+        )
+    if p.pull_account == p.service_account:
+        raise InvalidParameter(
+            "service_account",
+            "must not be 30 characters ending in -pull: user pods' account (<id>-pull, cut to "
+            "30) would be the same",
+            p.service_account,
+        )
 
 
 validate = validator(Params, PARAMETERS, _location_and_auth_fit)
@@ -317,8 +377,19 @@ def _keep(conn: GoogleConnection, entry: Any, kind: str, value: Any) -> None:
     conn.unretire(entry)
 
 
+#: ``retiring_keys`` entries of user pods' side: ``{PULL_KEY: key id}``, a key of the pull
+#: account a rotation or a switch of ``pull_access`` replaced; ``{PULL_NODE: member}``, the
+#: nodes' service account whose reader binding a switch away from "node" replaced.
+PULL_KEY = "pull_key"
+PULL_NODE = "pull_node"
+
+
 def _retiring_keys(retiring: list[Any]) -> list[str]:
     return [str(e) for e in retiring if not isinstance(e, dict)]
+
+
+def _retiring_of(retiring: list[Any], kind: str) -> list[str]:
+    return [str(e[kind]) for e in retiring if isinstance(e, dict) and kind in e]
 
 
 def _retiring_members(retiring: list[Any]) -> list[str]:
@@ -362,18 +433,59 @@ class KeylessFiles:
 
     config_path: Path
     values: KeylessValues
+    pull: PullSecret | None = None  # user pods' key, in secret.yaml (pull_access = "secret")
 
     def _text(self) -> str:
         import yaml
 
         body = yaml.safe_dump(self.values.config(), sort_keys=False)
-        return f"# {self.config_path}\n{body}\n# no secret.yaml: no key (auth = metadata)"
+        if self.pull is None:
+            return f"# {self.config_path}\n{body}\n# no secret.yaml: no key (auth = metadata)"
+        secret = yaml.safe_dump(
+            {"jupyterhub": {"imagePullSecret": self.pull.values()}}, sort_keys=False
+        )
+        return (
+            f"# {self.config_path}\n{body}\n# {self.config_path.parent / 'secret.yaml'} (mode "
+            f"0600): user pods' pull key alone (BinderHub has no key: auth = metadata)\n{secret}"
+        )
 
     def __repr__(self) -> str:
         return self._text()
 
     def _repr_markdown_(self) -> str:
         return f"```yaml\n{self._text()}\n```"
+
+
+def _stored_section(out: Path, key: str) -> dict[str, Any] | None:
+    """``secret.yaml``'s top-level ``key`` (``registry``, ``jupyterhub``), or None."""
+    try:
+        section = read_values_file(out / "secret.yaml").get(key)
+    except (OSError, BinderHubRegistryError, AttributeError):
+        return None
+    return section if isinstance(section, dict) and section else None
+
+
+def _write_secret(
+    out: Path,
+    registry: dict[str, Any] | None,
+    pull: PullSecret | None,
+    jupyterhub: dict[str, Any] | None = None,
+) -> None:
+    """Keyless ``secret.yaml`` (0600): an earlier key's ``registry``, if it must stay, and
+    user pods' ``jupyterhub.imagePullSecret``; removed when it would hold neither."""
+    import yaml
+
+    values: dict[str, Any] = {}
+    if registry is not None:
+        values["registry"] = registry
+    if pull is not None:
+        jupyterhub = {"imagePullSecret": pull.values(reveal=True)}
+    if jupyterhub is not None:
+        values["jupyterhub"] = jupyterhub
+    if not values:
+        return  # nothing to hold (an earlier file stays as finish_rotation leaves it)
+    text = _KEYLESS_HEADER + yaml.safe_dump(values, sort_keys=False)
+    write_private_file(out / "secret.yaml", text)
 
 
 # --- the connection ---------------------------------------------------------------------
@@ -388,6 +500,7 @@ class GoogleConnection(Connection):
             f"the service account needs {ROLE} on the repository (rerun this notebook), and the "
             "repository must exist"
         ),
+        pull=f"the account needs {PULL_ROLE} on the repository (rerun this notebook)",
     )
     retiring = "retiring_keys"
 
@@ -425,21 +538,28 @@ class GoogleConnection(Connection):
         """Key: ``config.yaml`` and ``secret.yaml``; keyless: ``config.yaml`` alone."""
         if not self.params.keyless:
             return super().write_values()
-        out = self.params.output_dir
+        p, out = self.params, self.params.output_dir
         values = self.keyless_values()
-        if values is None or self.params.dry_run:
+        if values is None or p.dry_run:
             return Result(None, "skipped", "nothing to write (dry run or teardown)")
+        pull = self.pull_secret if p.pull_access == "secret" else None
+        if p.pull_access == "secret" and pull is None:
+            raise RuntimeError("pull_access is 'secret' but no pull credential was made (a bug)")
         import yaml
 
         out.mkdir(parents=True, exist_ok=True)
         path = out / "config.yaml"
         path.write_text(_KEYLESS_HEADER + yaml.safe_dump(values.config(), sort_keys=False))
-        detail = f"{path} (no secret: no key)"
-        # an earlier key run's secret.yaml stays until finish_rotation deletes its key: build
+        earlier = _stored_section(out, "registry")
+        _write_secret(out, earlier, pull)
+        detail = f"{path} (BinderHub: no key)"
+        if pull is not None:
+            detail += "; secret.yaml (0600): user pods' pull key"
+        # an earlier key run's registry.* stays until finish_rotation deletes its key: build
         # pods that cannot push keylessly still need it, and a switch back reuses it
-        if (out / "secret.yaml").exists():
-            detail += "; secret.yaml (an earlier key) stays until that key is removed"
-        return Result(KeylessFiles(path, values), "done", detail)
+        if earlier is not None:
+            detail += "; secret.yaml's registry.* (an earlier key) stays until that key is removed"
+        return Result(KeylessFiles(path, values, pull), "done", detail)
 
     def verify(self, files: Any) -> Result[VerificationReport | None]:
         """Key: verify the files as usual; keyless: :func:`verify_keyless` in the sandbox."""
@@ -455,7 +575,7 @@ class GoogleConnection(Connection):
                 "pod (kubectl exec deploy/binder -- curl -sH 'Metadata-Flavor: Google' "
                 f"{METADATA_URL}{TOKEN_PATH})",
             )
-        report = verify_keyless(files.values, self.ca_file, self.HINTS)
+        report = verify_keyless(files.values, self.ca_file, self.HINTS, files.pull)
         return Result(
             report, "done", f"BinderHub's keyless check and a push to {report.image} work"
         )
@@ -492,7 +612,13 @@ class GoogleConnection(Connection):
         if gone and UNCHECKED in self.record.created and not p.dry_run:
             self.record.forget(UNCHECKED)
         if result.status == "deleted" and p.keyless:  # its key was deleted: nothing may deploy it
-            (p.output_dir / "secret.yaml").unlink(missing_ok=True)
+            out = p.output_dir
+            # user pods' key stays while it is theirs
+            pull = _stored_section(out, "jupyterhub") if p.pull_access == "secret" else None
+            if pull is None:
+                (out / "secret.yaml").unlink(missing_ok=True)
+            else:
+                _write_secret(out, None, None, pull)
         return result
 
     def values(self) -> RegistryValues | None:
@@ -514,17 +640,37 @@ class GoogleConnection(Connection):
         )
 
     def deletions(self) -> list[Deletion]:
-        """Keys, the binding, the service account, the repository, the API: only ours."""
+        """Keys, the bindings, the service accounts, the repository, the API: only ours."""
         p = self.params
         return [
             Deletion(self.retiring, "the replaced keys and bindings", self.retire),
+            Deletion(
+                PULL_KEY,
+                "user pods' service account key",
+                lambda key: self._delete_key(key, self.pull_account_name),
+            ),
             Deletion("key", "the service account key", lambda key: self._delete_key(key)),
             Deletion(
                 BOUND,
                 f"{WORKLOAD_IDENTITY_USER} on {p.email} for BinderHub's Kubernetes account",
                 lambda member: self._unbind_workload_identity(str(member)),
             ),
+            Deletion(
+                PULL_NODE,
+                f"{PULL_ROLE} for the nodes' service account",
+                lambda member: self._remove_binding(PULL_ROLE, str(member)),
+            ),
+            Deletion(
+                "pull_binding",
+                f"{PULL_ROLE} for {p.pull_email}",
+                lambda _: self._remove_binding(PULL_ROLE, p.pull_member),
+            ),
             Deletion("binding", f"{ROLE} for {p.email}", lambda _: self._remove_binding()),
+            Deletion(
+                "pull_service_account",
+                f"service account {p.pull_email}",
+                lambda _: self._delete_account(None, self.pull_account_name),
+            ),
             Deletion("service_account", f"service account {p.email}", self._delete_account),
             Deletion("repository", f"repository {p.repository_id}", self._delete_repository),
             Deletion("api", f"the {SERVICE} API", self._disable_api),
@@ -532,11 +678,16 @@ class GoogleConnection(Connection):
 
     def retire(self, retiring: list[Any]) -> None:
         """Delete the keys a rotation or a switch to keyless replaced, and remove the Workload
-        Identity members a switch to a key replaced (each only as recorded; gone is fine)."""
+        Identity members a switch to a key replaced (each only as recorded; gone is fine);
+        user pods' side likewise: replaced pull keys, and the nodes' reader binding."""
         for member in _retiring_members(retiring):
             self._unbind_workload_identity(member)
         for key in _retiring_keys(retiring):
             self._delete_key(key)
+        for key in _retiring_of(retiring, PULL_KEY):
+            self._delete_key(key, self.pull_account_name)
+        for member in _retiring_of(retiring, PULL_NODE):
+            self._remove_binding(PULL_ROLE, member)
 
     # --- names and deletions ------------------------------------------------------------
     @property
@@ -545,22 +696,30 @@ class GoogleConnection(Connection):
         return f"projects/{self.params.project_id}/serviceAccounts/{self.params.email}"
 
     @property
+    def pull_account_name(self) -> str:
+        """User pods' service account's resource name."""
+        return f"projects/{self.params.project_id}/serviceAccounts/{self.params.pull_email}"
+
+    @property
     def repository_name(self) -> str:
         """The repository's resource name."""
         p = self.params
         return f"projects/{p.project_id}/locations/{p.location}/repositories/{p.repository_id}"
 
-    def _delete_key(self, key_id: str) -> None:
+    def _delete_key(self, key_id: str, account: str | None = None) -> None:
+        """Delete a key of ``account`` (a resource name; BinderHub's when None)."""
         try:
             with _mapped():
-                self.iam.delete_service_account_key(name=f"{self.account_name}/keys/{key_id}")
+                self.iam.delete_service_account_key(
+                    name=f"{account or self.account_name}/keys/{key_id}"
+                )
         except CloudError as e:
             if e.status != 404:
                 raise
 
-    def _delete_account(self, _: Any) -> None:
+    def _delete_account(self, _: Any, account: str | None = None) -> None:
         with _mapped():
-            self.iam.delete_service_account(name=self.account_name)
+            self.iam.delete_service_account(name=account or self.account_name)
 
     def _delete_repository(self, _: Any) -> None:
         with _mapped():
@@ -590,12 +749,15 @@ class GoogleConnection(Connection):
             if e.status != 404:
                 raise
 
-    def _remove_binding(self) -> None:
+    def _remove_binding(self, role: str = ROLE, member: str | None = None) -> None:
+        """Remove ``member`` (BinderHub's account when None) from ``role`` on the repository."""
+        member = member or self.params.member
+
         def without(bindings: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
             changed = False
             for b in bindings:
-                if b["role"] == ROLE and self.params.member in b["members"]:
-                    b["members"].remove(self.params.member)
+                if b["role"] == role and member in b["members"]:
+                    b["members"].remove(member)
                     changed = True
             return bindings if changed else None
 
@@ -805,10 +967,11 @@ def ensure_repository(conn: GoogleConnection) -> Result[str | None]:
     return Result(conn.host, "created", f"Docker repository {conn.repository_name}")
 
 
-def _get_account(conn: GoogleConnection) -> Any | None:
+def _get_account(conn: GoogleConnection, name: str | None = None) -> Any | None:
+    """The service account ``name`` (BinderHub's when None), or None when there is none."""
     try:
         with _mapped():
-            return conn.iam.get_service_account(name=conn.account_name)
+            return conn.iam.get_service_account(name=name or conn.account_name)
     except CloudError as e:
         if e.status == 404:
             return None
@@ -841,13 +1004,17 @@ def ensure_service_account(conn: GoogleConnection) -> Result[str | None]:
             raise
     else:
         conn.record.set("service_account", p.email)
-    # a new account is not readable everywhere at once: wait until it is
+    _wait_visible(conn, conn.account_name)
+    return Result(p.email, "created", f"service account {p.email}")
+
+
+def _wait_visible(conn: GoogleConnection, name: str) -> None:
+    """A new account is not readable everywhere at once: wait until it is."""
     for attempt in range(60):
-        if _get_account(conn) is not None:
+        if _get_account(conn, name) is not None:
             break
         progress(f"waiting for the new service account to be visible ({attempt + 1})")
         time.sleep(conn.poll)
-    return Result(p.email, "created", f"service account {p.email}")
 
 
 def _edit_policy(
@@ -1058,28 +1225,50 @@ def grant_writer(conn: GoogleConnection) -> Result[None]:
     return Result(None, "created", f"{ROLE} on the repository for {p.email}")
 
 
-def _user_keys(conn: GoogleConnection) -> list[str]:
+def _user_keys(conn: GoogleConnection, name: str | None = None) -> list[str]:
+    """The user-managed key ids of the account ``name`` (BinderHub's when None)."""
     from google.cloud.iam_admin_v1 import types
 
     with _mapped():
         found = conn.iam.list_service_account_keys(
-            name=conn.account_name,
+            name=name or conn.account_name,
             key_types=[types.ListServiceAccountKeysRequest.KeyType.USER_MANAGED],
         )
     return [k.name.rpartition("/")[2] for k in found.keys]
 
 
-def _stored_key_id(conn: GoogleConnection) -> str | None:
-    stored = conn.stored_password(USERNAME)
+def _key_id(stored: Secret | None, email: str) -> str | None:
+    """The key id of a stored key file JSON, when it is a key of ``email``."""
     if stored is None:
         return None
     try:
         info = json.loads(stored.reveal())
     except ValueError:
         return None
-    if not isinstance(info, dict) or info.get("client_email") != conn.params.email:
+    if not isinstance(info, dict) or info.get("client_email") != email:
         return None
     return str(info.get("private_key_id", "")) or None
+
+
+def _stored_key_id(conn: GoogleConnection) -> str | None:
+    return _key_id(conn.stored_password(USERNAME), conn.params.email)
+
+
+@dataclass(frozen=True)
+class _KeyOwner:
+    """Whose JSON key :func:`_ensure_json_key` keeps: BinderHub's account or user pods'."""
+
+    email: str
+    name: str  # the account's resource name
+    kind: str  # the record kind of its key
+    account_kind: str  # the record kind of the account, when this notebook created it
+    stored: Secret | None  # the key JSON in secret.yaml
+    entry: Callable[[str], Any]  # a key id as a retiring entry
+    ids: Callable[[list[Any]], list[str]]  # the key ids of its retiring entries
+
+    def retiring(self, conn: GoogleConnection) -> list[str]:
+        """The ids of this account's keys in the retiring list."""
+        return self.ids(_retiring(conn))
 
 
 @creates
@@ -1096,39 +1285,68 @@ def ensure_key(conn: GoogleConnection) -> Result[Secret | None]:
     p = conn.params
     if p.keyless:
         return _retire_keys_for_keyless(conn)
-    live = [] if p.dry_run and _get_account(conn) is None else _user_keys(conn)
-    stored_id = _stored_key_id(conn)
+    owner = _KeyOwner(
+        p.email,
+        conn.account_name,
+        "key",
+        "service_account",
+        conn.stored_password(USERNAME),
+        str,
+        _retiring_keys,
+    )
+    result = _ensure_json_key(conn, owner)
+    conn.secret = result.value
+    return result
+
+
+def _ensure_json_key(conn: GoogleConnection, owner: _KeyOwner) -> Result[Secret | None]:
+    """Reuse ``owner``'s stored JSON key while it is live; else create one (at most one of
+    ours): BinderHub's key and user pods' pull key alike.
+
+    Keys this notebook created whose JSON was lost are deleted first (the account is ours,
+    or the key is the recorded one), so keys never pile up against Google's limit of 10.
+    With ``rotate`` a new key is made and the old one goes to the retiring list
+    (``finish_rotation`` deletes it once the new one verifies); a stored key found there (a
+    rotation or switch undone before then) is taken back.
+    """
+    p = conn.params
+    email = owner.email
+    live = (
+        [] if p.dry_run and _get_account(conn, owner.name) is None else _user_keys(conn, owner.name)
+    )
+    stored_id = _key_id(owner.stored, email)
     working = stored_id if stored_id in live else None
     retiring = _retiring(conn)
-    recorded = conn.record.created.get("key")
+    replaced = owner.retiring(conn)
+    recorded = conn.record.created.get(owner.kind)
     if working and not p.rotate:
-        conn.secret = conn.stored_password(USERNAME)
-        if working in retiring:
-            # a switch to keyless (or a rotation) stopped before finish_rotation, now undone:
-            # the stored key is BinderHub's again; a later key of ours whose JSON never
-            # reached secret.yaml goes, as below
+        if working in replaced:
+            # a switch (to keyless, or of pull_access) or a rotation stopped before
+            # finish_rotation, now undone: the stored key is in use again; a later key of ours
+            # whose JSON never reached secret.yaml goes, as below
             kept = "would be kept" if p.dry_run else "kept"
             if not p.dry_run:
-                if recorded and recorded != working and recorded not in retiring:
-                    conn._delete_key(str(recorded))
-                _keep(conn, working, "key", working)
+                if recorded and recorded != working and recorded not in replaced:
+                    conn._delete_key(str(recorded), owner.name)
+                _keep(conn, owner.entry(working), owner.kind, working)
             return Result(
-                conn.secret, "reused", f"the stored JSON key of {p.email} is live and {kept}"
+                owner.stored, "reused", f"the stored JSON key of {email} is live and {kept}"
             )
-        return Result(conn.secret, "reused", f"the stored JSON key of {p.email} is live")
-    if working and working not in retiring:
-        retiring.append(working)
-    ours = conn.record.created.get("service_account") == p.email
-    stale = [k for k in live if k not in retiring and (ours or k == recorded)]
+        return Result(owner.stored, "reused", f"the stored JSON key of {email} is live")
+    if working and working not in replaced:
+        retiring.append(owner.entry(working))
+        replaced.append(working)
+    ours = conn.record.created.get(owner.account_kind) == email
+    stale = [k for k in live if k not in replaced and (ours or k == recorded)]
     if p.dry_run:
         what = "rotate: would create a new" if working else "would create a"
-        return Result(None, "planned", f"{what} JSON key for {p.email}")
+        return Result(None, "planned", f"{what} JSON key for {email}")
     for key_id in stale:
-        conn._delete_key(key_id)
+        conn._delete_key(key_id, owner.name)
     conn.record.set(conn.retiring, retiring)
     try:
         with _mapped():
-            created = conn.iam.create_service_account_key(name=conn.account_name)
+            created = conn.iam.create_service_account_key(name=owner.name)
     except CloudError as e:
         if "Key creation is not allowed" in str(e):
             raise PermissionDenied(
@@ -1138,27 +1356,27 @@ def ensure_key(conn: GoogleConnection) -> Result[Secret | None]:
                 "but build pods still need a way to push (step 7)"
             ) from None
         if "Precondition" in str(e) and len(live) - len(stale) >= 10:
-            in_use = [k for k in retiring if isinstance(k, str) and k in live]
+            in_use = [k for k in replaced if k in live]
             if in_use:  # deleting by hand could remove the key the deployed BinderHub uses
                 raise PermissionDenied(
-                    f"{p.email} already holds 10 keys, Google's limit, {len(in_use)} of them kept "
+                    f"{email} already holds 10 keys, Google's limit, {len(in_use)} of them kept "
                     "by keep_replaced: deploy the newest secret.yaml, then rerun without rotate "
                     "and keep_replaced to remove them"
                 ) from None
             raise PermissionDenied(
-                f"{p.email} already holds 10 keys, Google's limit: delete unused ones "
+                f"{email} already holds 10 keys, Google's limit: delete unused ones "
                 "(gcloud iam service-accounts keys list/delete) and rerun"
             ) from None
         raise
     key_id = created.name.rpartition("/")[2]
-    conn.record.set("key", key_id)
-    conn.secret = Secret(bytes(created.private_key_data).decode())
-    detail = f"a JSON key for {p.email}"
+    conn.record.set(owner.kind, key_id)
+    secret = Secret(bytes(created.private_key_data).decode())
+    detail = f"a JSON key for {email}"
     if stale:
         detail += f", replacing {len(stale)} whose JSON was lost"
     if working:
         detail += "; the old key is deleted once this one verifies"
-    return Result(conn.secret, "created", detail)
+    return Result(secret, "created", detail)
 
 
 def _retire_keys_for_keyless(conn: GoogleConnection) -> Result[Secret | None]:
@@ -1198,6 +1416,192 @@ def _retire_keys_for_keyless(conn: GoogleConnection) -> Result[Secret | None]:
         if count == 1
         else f"auth = metadata: no key; {keys} are removed once keyless verification passes",
     )
+
+
+# --- user pods' pull (pull_access) --------------------------------------------------------
+@creates
+def ensure_pull_credential(conn: GoogleConnection) -> Result[PullSecret | None]:
+    """How user pods (the kubelet) pull: ``pull_access``.
+
+    - ``"secret"``: a second service account, ``<service_account>-pull``
+      (:attr:`Params.pull_account`), with :data:`PULL_ROLE` on the repository alone and one
+      JSON key, written as ``jupyterhub.imagePullSecret`` (``_json_key``); kept, rotated
+      and removed as BinderHub's key is.
+    - ``"node"``: :data:`PULL_ROLE` on the repository for ``node_service_account``, the GKE
+      nodes' service account (the kubelet pulls from Artifact Registry as the node).
+    - ``"none"``: nothing; the repository must be public (not done here: see the message).
+
+    Each records what it creates before creating it; a switch of ``pull_access`` moves what
+    the previous value made (the pull key, the nodes' binding) to the retiring list, removed
+    once the new values verified (``keep_replaced`` keeps it), as a rotation does.
+    """
+    p = conn.params
+    retired = _retire_other_pull(conn, p.pull_access)
+    if p.pull_access == "none":
+        return _pull_none(conn, retired)
+    if p.pull_access == "node":
+        return _pull_node(conn, retired)
+    return _pull_secret(conn, retired)
+
+
+def _retire_other_pull(conn: GoogleConnection, keep: str) -> str:
+    """Retire what another ``pull_access`` made (recorded only); its words, or ""."""
+    p, said = conn.params, []
+    key = conn.record.created.get(PULL_KEY)
+    if keep != "secret" and key:
+        _retire_later(conn, [{PULL_KEY: key}], PULL_KEY)  # a dry run: in memory only
+        said.append(f"the pull key of {p.pull_email}")
+    node = conn.record.created.get(PULL_NODE)
+    if keep != "node" and node:
+        _retire_later(conn, [{PULL_NODE: node}], PULL_NODE)
+        said.append(f"{PULL_ROLE} for {str(node).partition(':')[2]}")
+    if not said:
+        return ""
+    when = "would be removed" if p.dry_run else "is removed"
+    return f"; {' and '.join(said)} {when} once these values verify"
+
+
+def _pull_none(conn: GoogleConnection, retired: str) -> Result[PullSecret | None]:
+    p = conn.params
+    limits = (
+        "pull_access = none: no credential for user pods, who pull anonymously: that works only "
+        "from a public repository, and Artifact Registry repositories are private until "
+        f"allUsers holds {PULL_ROLE} (gcloud artifacts repositories add-iam-policy-binding "
+        f"{p.repository_id} --location={p.location} --project={p.project_id} --member=allUsers "
+        f"--role={PULL_ROLE}), which this notebook does not grant: anyone could then pull "
+        "every image, the project pays their egress, and an organization's domain restricted "
+        "sharing policy (iam.allowedPolicyMemberDomains) refuses allUsers"
+    )
+    status = ("planned" if p.dry_run else "updated") if retired else "skipped"
+    return Result(None, status, limits + retired)
+
+
+def _node_check(conn: GoogleConnection) -> str:
+    """The commands that check the nodes' pull on the cluster (nothing here can)."""
+    p = conn.params
+    name, tag = CHECK_IMAGE
+    image = f"{conn._image_prefix()}{name}:{tag}" if conn.host else f"<image_prefix>{name}:{tag}"
+    return (
+        f"gcloud artifacts repositories get-iam-policy {p.repository_id} "
+        f"--location={p.location} --project={p.project_id}; after verification pushed the "
+        f"check image: kubectl run binderhub-pull-check --image={image} "
+        "--image-pull-policy=Always --restart=Never --command -- true; kubectl get pod "
+        "binderhub-pull-check (ErrImagePull or ImagePullBackOff: the nodes cannot pull; any "
+        "other state, even a failed start of the program-less image, means they can), then "
+        "kubectl delete pod binderhub-pull-check"
+    )
+
+
+def _pull_node(conn: GoogleConnection, retired: str) -> Result[PullSecret | None]:
+    """:data:`PULL_ROLE` on the repository for the nodes' account (recorded before the write)."""
+    p = conn.params
+    member, email = p.node_member, p.node_service_account
+    recorded = conn.record.created.get(PULL_NODE)
+    if recorded and recorded != member:  # another node account: the old one goes
+        _retire_later(conn, [{PULL_NODE: recorded}], PULL_NODE)
+        retired += f"; {PULL_ROLE} for {str(recorded).partition(':')[2]} " + (
+            "would be removed" if p.dry_run else "is removed"
+        )
+    unverified = (
+        "the binding is modelled by the sandbox, but a node's pull cannot be verified from here"
+        if p.sandbox
+        else "a node's pull cannot be verified from here"
+    )
+    if p.dry_run or not conn.host:
+        return Result(
+            None,
+            "planned",
+            f"would grant {PULL_ROLE} on the repository to {email}{retired}",
+        )
+    if {PULL_NODE: member} in _retiring(conn):  # back to "node" before the switch finished
+        _keep(conn, {PULL_NODE: member}, PULL_NODE, member)
+    record = partial(conn.record.set, PULL_NODE, member)
+    created = _edit_policy(conn, _adding(PULL_ROLE, member, record))
+    what = (
+        f"{PULL_ROLE} on the repository for {email}"
+        if created
+        else (f"{email} has {PULL_ROLE} on the repository")
+    )
+    return Result(
+        None,
+        "created" if created else "reused",
+        f"{what}; {unverified}: check it on the cluster: {_node_check(conn)}{retired}",
+    )
+
+
+def _pull_secret(conn: GoogleConnection, retired: str) -> Result[PullSecret | None]:
+    """User pods' own account, its reader binding, and its JSON key (each recorded first)."""
+    from google.cloud.iam_admin_v1 import types
+
+    p = conn.params
+    email, name = p.pull_email, conn.pull_account_name
+    done: list[str] = []
+    found = _get_account(conn, name) is not None
+    if not found and not p.dry_run:
+        # recorded first: an answer lost after the account was made leaves it ours
+        conn.record.set("pull_service_account", email)
+        account = types.ServiceAccount(
+            display_name="BinderHub image puller",
+            description=f"User pods pull BinderHub's images from {conn.repository_name}",
+        )
+        try:
+            with _mapped():
+                conn.iam.create_service_account(
+                    name=f"projects/{p.project_id}",
+                    account_id=p.pull_account,
+                    service_account=account,
+                )
+        except CloudError as e:
+            if e.status != 409:  # ALREADY_EXISTS: an earlier attempt made it
+                raise
+        _wait_visible(conn, name)
+        done.append(f"service account {email}")
+    if p.dry_run and (not found or not conn.host):
+        plan = f"would create service account {email}, " if not found else ""
+        return Result(
+            None,
+            "planned",
+            f"{plan}would grant it {PULL_ROLE} on the repository and would create a JSON key "
+            f"for user pods{retired}",
+        )
+    granted = (
+        _edit_policy(
+            conn,
+            _adding(PULL_ROLE, p.pull_member, partial(conn.record.set, "pull_binding", PULL_ROLE)),
+        )
+        if not p.dry_run
+        else p.pull_member not in _members(conn, PULL_ROLE)
+    )
+    if granted:
+        done.append(("would grant " if p.dry_run else "") + f"{PULL_ROLE} on the repository")
+    owner = _KeyOwner(
+        email,
+        name,
+        PULL_KEY,
+        "pull_service_account",
+        conn.stored_pull_password(USERNAME),
+        lambda key: {PULL_KEY: key},
+        partial(_retiring_of, kind=PULL_KEY),
+    )
+    key = _ensure_json_key(conn, owner)
+    if key.value is not None:
+        conn.pull_secret = PullSecret(conn.host, USERNAME, key.value)
+    status = (
+        key.status
+        if not done or key.status == "planned"
+        else ("planned" if p.dry_run else "created")
+    )
+    detail = "; ".join([*done, key.detail]) + " (user pods pull with it: reader only)"
+    return Result(conn.pull_secret, status, detail + retired)
+
+
+def _members(conn: GoogleConnection, role: str) -> list[str]:
+    """The members holding ``role`` on the repository."""
+    with _mapped():
+        policy = conn.registry.repositories().getIamPolicy(resource=conn.repository_name).execute()
+    return [
+        m for b in policy.get("bindings", []) if b["role"] == role for m in b.get("members", [])
+    ]
 
 
 # --- keyless verification -------------------------------------------------------------------
@@ -1247,7 +1651,10 @@ def _keyless_manifest(
 
 
 def verify_keyless(
-    values: KeylessValues, ca_bundle: str | None, hints: VerifyHints
+    values: KeylessValues,
+    ca_bundle: str | None,
+    hints: VerifyHints,
+    pull: PullSecret | None = None,
 ) -> VerificationReport:
     """Do what BinderHub's ``GoogleArtifactRegistry`` does, then push as a keyless build would.
 
@@ -1255,7 +1662,9 @@ def verify_keyless(
        request with it as a Bearer (binderhub/registry.py): expect "not built";
     2. a push with ``oauth2accesstoken`` and a metadata token, the credentials a docker
        credential helper gives a build pod under Workload Identity;
-    3. the check again: expect "found"; then delete the test tag where allowed.
+    3. the check again: expect "found"; then delete the test tag where allowed;
+    4. with user pods' ``pull`` key: pull the image as a kubelet does, and see it refused a
+       push (:mod:`..pull`).
 
     Only against the sandbox: a token URL off loopback is refused before any request.
     """
@@ -1281,6 +1690,14 @@ def verify_keyless(
         if not _keyless_manifest(http, values.url, token, image, tag, check):
             raise VerificationFailed(check, "pushed, but BinderHub's keyless check does not see it")
         report.add(check, "found, so launches will reuse built images")
+        if pull is not None:
+            puller = RegistryHTTP(pull.username, pull.password, ca_bundle)
+            pulled = pull_image(puller, values.url, image, tag, hints=hints)
+            report.add(PULL_CHECK, f"{pulled} with jupyterhub.imagePullSecret ({pull.username})")
+            check = PUSH_REFUSED_CHECK
+            if not push_refused(puller, values.url, image, hints=hints):
+                raise VerificationFailed(check, "user pods' key may push: it must be reader only")
+            report.add(check, "user pods' credential may pull but is refused a push")
         deleted, detail = delete_tag(http, values.url, image, digest, hints=hints)
         report.add("delete the test tag", detail, "ok" if deleted else "skipped")
     except VerificationFailed as failed:
