@@ -54,6 +54,7 @@ def steps(tmp_path: Path, **overrides: Any) -> tuple[harbor.HarborConnection, Va
     conn = harbor.sign_in(harbor.validate(values)).value
     harbor.ensure_project(conn)
     harbor.ensure_robot(conn)
+    harbor.ensure_pull_credential(conn)
     files = conn.write_values().value
     assert files is not None
     return conn, files
@@ -140,7 +141,8 @@ def test_a_robot_whose_expiry_passed_is_diagnosed_by_verify(
     conn, files = steps(tmp_path, robot_expiry_days=-1)
     robots = fresh.state()["harbor"]["robots"]
     assert [(r["name"], r["expires_at"]) for r in robots] == [
-        ("robot$binderhub+binderhub-builder", -1)
+        ("robot$binderhub+binderhub-builder", -1),
+        ("robot$binderhub+binderhub-puller", -1),
     ]
     assert files.values.password == secret  # nothing to redeploy
     assert conn.verify(files).status == "done"
@@ -154,7 +156,7 @@ def test_an_expired_robot_with_a_finite_expiry_is_replaced(
     settings(fresh, clock_offset_days=0)
     conn, files = steps(tmp_path, robot_expiry_days=2)  # still past: a new robot, 2 days
     robots = fresh.state()["harbor"]["robots"]
-    assert len(robots) == 1 and robots[0]["duration"] == 2
+    assert len(robots) == 2 and [r["duration"] for r in robots] == [2, 2]
     assert conn.verify(files).status == "done"
 
 
@@ -212,12 +214,13 @@ def test_the_robot_secret_is_in_secret_yaml_only(
         conn = run.step("Sign in", harbor.sign_in, p)
         run.step("Project", harbor.ensure_project, conn)
         secret = run.step("Robot", harbor.ensure_robot, conn)
+        pull = run.step("Pull robot", harbor.ensure_pull_credential, conn)
         files = run.step("Write", conn.write_values)
-        print(run.step("Verify", conn.verify, files), repr(secret), conn, files)
-        secrets.append(secret.reveal())
-    assert secrets[0] != secrets[1]
+        print(run.step("Verify", conn.verify, files), repr(secret), repr(pull), conn, files)
+        secrets += [secret.reveal(), pull.reveal()]
+    assert secrets[0] != secrets[2]
     secret_file = tmp_path / "values" / "secret.yaml"
-    assert secrets[1] in secret_file.read_text() and secret_file.stat().st_mode & 0o777 == 0o600
+    assert secrets[2] in secret_file.read_text() and secret_file.stat().st_mode & 0o777 == 0o600
     out = capsys.readouterr()
     seen = "\n".join(
         [
@@ -260,7 +263,7 @@ def test_a_lost_secret_is_refreshed_not_duplicated(fresh: sandbox.Sandbox, tmp_p
     name = str(again.robot["name"]) if again.robot else ""
     assert not harbor.robot_works(api, name, old)
     assert harbor.robot_works(api, name, files.values.password)
-    assert len(fresh.state()["harbor"]["robots"]) == 1
+    assert len(fresh.state()["harbor"]["robots"]) == 2
 
 
 def test_teardown_leaves_a_project_it_found(fresh: sandbox.Sandbox, tmp_path: Path) -> None:
@@ -272,7 +275,10 @@ def test_teardown_leaves_a_project_it_found(fresh: sandbox.Sandbox, tmp_path: Pa
         harbor.validate(defaults() | {"output_dir": str(tmp_path / "values"), "teardown": True})
     ).value
     result = asyncio.run(down.teardown())
-    assert result.detail.startswith("robot account 'robot$binderhub+binderhub-builder';")
+    assert result.detail.startswith(
+        "pull robot account 'robot$binderhub+binderhub-puller', "
+        "robot account 'robot$binderhub+binderhub-builder';"
+    )
     state = fresh.state()["harbor"]
     assert [p["name"] for p in state["projects"]] == ["library", "binderhub"]
     assert state["robots"] == []

@@ -368,6 +368,7 @@ def full_run(run: Runner, p: ovh.Params) -> ovh.OvhConnection:
     conn = up_to_admin(run, p)
     run.step("Harbor project", harbor.ensure_project, conn)
     run.step("BinderHub's credential", ovh.ensure_credential, conn)
+    run.step("Pull-only credential for user pods", ovh.ensure_pull_credential, conn)
     files = run.step("Write values", conn.write_values)
     run.step("Verify", conn.verify, files)
     return conn
@@ -388,7 +389,8 @@ def test_binderhub_gets_a_project_robot_and_the_values_verify(
     assert secret["username"] == "robot$binderhub+binderhub-builder"
     robots = registries(fresh)[0]["harbor"]["robots"]
     assert [(r["name"], r["duration"], r["actions"]) for r in robots] == [
-        ("robot$binderhub+binderhub-builder", 30, ["pull", "push"])
+        ("robot$binderhub+binderhub-builder", 30, ["pull", "push"]),
+        ("robot$binderhub+binderhub-puller", 30, ["pull"]),
     ]
     # BinderHub appends service=container_registry: Harbor reads the first, so this works ...
     token = requests.get(
@@ -444,7 +446,8 @@ def test_use_admin_user_gives_binderhub_the_guides_harbor_user(
     full_run(runner(), params(out, use_admin_user=True))
     secret = yaml.safe_load((out / "secret.yaml").read_text())["registry"]
     assert secret["username"] == ovh.ADMIN_LOGIN
-    assert registries(fresh)[0]["harbor"]["robots"] == []
+    robots = registries(fresh)[0]["harbor"]["robots"]  # user pods never get the admin
+    assert [r["name"] for r in robots] == ["robot$binderhub+binderhub-puller"]
     with pytest.raises(InvalidParameter, match=r"^parameter 'rotate': works on the robot"):
         params(out, use_admin_user=True, rotate=True)
 
@@ -463,5 +466,6 @@ def test_verify_names_a_robot_whose_expiry_passed_and_a_rerun_replaces_it(
     full_run(run, params(out, robot_expiry_days=1))  # this notebook's expired robot: replaced
     assert "BinderHub's credential [created]" in repr(run.checklist)
     assert [r["name"] for r in registries(fresh)[0]["harbor"]["robots"]] == [
-        "robot$binderhub+binderhub-builder"
+        "robot$binderhub+binderhub-builder",
+        "robot$binderhub+binderhub-puller",
     ]

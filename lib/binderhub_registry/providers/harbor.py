@@ -1,8 +1,14 @@
-"""Harbor: a private project and a project robot account that pushes, for any Harbor.
+"""Harbor: a private project, a robot that pushes and one that pulls, for any Harbor.
 
 mybinder.org's federation members run their own Harbor (and OVH's Managed
 Private Registry is one): BinderHub pushes as a project-scoped robot account
-with push and pull, never as the admin. What real Harbor does, and what this
+with push and pull, never as the admin, and user pods (the kubelet) pull as a
+second robot with pull only, as mybinder.org's Terraform makes them
+(jupyterhub/mybinder.org-deploy ``terraform/modules/harbor/main.tf``: ``builder``
+and ``user-puller``). Both go through one code path (:class:`RobotRole`).
+Harbor has no node identity, so ``pull_access = "node"`` is refused; with
+``"none"`` no pull robot is made, and only a public project lets user pods pull.
+What real Harbor does, and what this
 module does about it (the sandbox's fake, ``sandbox/harbor/``, lists the same
 behaviours with their sources):
 
@@ -27,15 +33,15 @@ The pieces the OVH notebook reuses: :class:`HarborAPI`, the low-level calls
 (:func:`find_project`, :func:`create_project`, :func:`find_robot`,
 :func:`create_robot`, :func:`refresh_robot_secret`, :func:`delete_robot`,
 :func:`delete_project`, :func:`robot_works`, :func:`harbor_values`), and the
-steps :func:`ensure_project` and :func:`ensure_robot` on a
-:class:`HarborConnection` (subclass it; set ``api`` once Harbor is reachable).
+steps :func:`ensure_project`, :func:`ensure_robot` and :func:`ensure_pull_credential`
+on a :class:`HarborConnection` (subclass it; set ``api`` once Harbor is reachable).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any, ClassVar, Protocol
 from urllib.parse import quote, urlparse
@@ -43,11 +49,12 @@ from urllib.parse import quote, urlparse
 import requests
 
 from .. import sandbox as sandbox_mod
-from ..binderhub import RegistryValues, ValuesFiles
+from ..binderhub import PullSecret, RegistryValues, ValuesFiles
 from ..errors import (
     AuthenticationFailed,
     BinderHubRegistryError,
     CloudError,
+    InvalidParameter,
     MissingCredentials,
     PermissionDenied,
     VerificationFailed,
@@ -71,21 +78,26 @@ from .contract import (
 )
 
 __all__ = [
+    "BUILDER",
     "HINTS",
     "KEY",
     "NAME",
     "NOTEBOOK",
     "PARAMETERS",
+    "PULLER",
     "TOKEN_SERVICE",
     "HarborAPI",
     "HarborConnection",
     "HarborParams",
     "Params",
+    "RobotRole",
     "create_project",
     "create_robot",
     "delete_project",
     "delete_robot",
     "ensure_project",
+    "ensure_pull_credential",
+    "ensure_pull_robot",
     "ensure_robot",
     "expiry_text",
     "find_project",
@@ -94,6 +106,7 @@ __all__ = [
     "refresh_robot_secret",
     "robot_expiry_days",
     "robot_works",
+    "robots_differ",
     "set_robot_expiry",
     "sign_in",
     "validate",
@@ -110,6 +123,8 @@ PASSWORD_VARIABLE = "HARBOR_PASSWORD"
 SANDBOX_PASSWORD_VARIABLE = "BINDERHUB_REGISTRY_SANDBOX_HARBOR_PASSWORD"
 DAY = 86400
 MAX_EXPIRY_DAYS = 3650
+#: The pull robot's name when a parameters cell has none (mybinder.org's: ``<member>-user-puller``).
+PULL_ROBOT_NAME = "binderhub-puller"
 
 #: Harbor's rule for project and robot names (project manager.go, robot handler's validateName).
 HARBOR_NAME = r"[a-z0-9]+(?:[._-][a-z0-9]+)*"
@@ -148,6 +163,18 @@ PARAMETERS = (
         "'-' between them (Harbor adds robot$<project>+ in front)",
         max_length=200,
     ),
+    # "binderhub-puller" when missing: parameters cells and scripts from before it still run
+    replace(
+        text(
+            "pull_robot_name",
+            HARBOR_NAME,
+            "must be a Harbor robot name: lowercase letters and digits, with single '.', '_' "
+            "or '-' between them (Harbor adds robot$<project>+ in front)",
+            max_length=200,
+        ),
+        default=PULL_ROBOT_NAME,
+        required=False,
+    ),
     robot_expiry_days("robot_expiry_days"),
     *COMMON_PARAMETERS,
 )
@@ -164,6 +191,7 @@ class Params(CommonParams):
     harbor_url: str
     harbor_project: str
     robot_name: str
+    pull_robot_name: str
     robot_expiry_days: int
 
 
@@ -175,9 +203,13 @@ class HarborParams(Protocol):
     @property
     def robot_name(self) -> str: ...
     @property
+    def pull_robot_name(self) -> str: ...
+    @property
     def robot_expiry_days(self) -> int: ...
     @property
     def prefix(self) -> str: ...
+    @property
+    def pull_access(self) -> str: ...
     @property
     def dry_run(self) -> bool: ...
     @property
@@ -190,7 +222,18 @@ class HarborParams(Protocol):
     def sandbox(self) -> bool: ...
 
 
-validate = validator(Params, PARAMETERS)
+def robots_differ(p: HarborParams) -> None:
+    """The builder and user pods' robot are two robots: one name cannot serve both."""
+    if p.pull_robot_name == p.robot_name:
+        raise InvalidParameter(
+            "pull_robot_name",
+            f"must differ from robot_name ({p.robot_name!r}): user pods' robot pulls only, "
+            "BinderHub's pushes",
+            p.pull_robot_name,
+        )
+
+
+validate = validator(Params, PARAMETERS, robots_differ)
 
 
 # --- Harbor's API ---------------------------------------------------------------------------
@@ -321,16 +364,16 @@ def delete_project(api: HarborAPI, name: str) -> int:
     return deleted
 
 
-def robot_permissions(project: str) -> list[dict[str, Any]]:
-    """Push and pull on the repositories of ``project``: all BinderHub needs."""
+def robot_permissions(
+    project: str, actions: tuple[str, ...] = ("push", "pull")
+) -> list[dict[str, Any]]:
+    """``actions`` on the repositories of ``project``: push and pull for BinderHub, pull
+    alone for user pods."""
     return [
         {
             "kind": "project",
             "namespace": project,
-            "access": [
-                {"resource": "repository", "action": "push"},
-                {"resource": "repository", "action": "pull"},
-            ],
+            "access": [{"resource": "repository", "action": action} for action in actions],
         }
     ]
 
@@ -359,19 +402,25 @@ def find_robot(api: HarborAPI, project: dict[str, Any], robot_name: str) -> dict
 
 
 def create_robot(
-    api: HarborAPI, project: str, robot_name: str, expiry_days: int
+    api: HarborAPI,
+    project: str,
+    robot_name: str,
+    expiry_days: int,
+    actions: tuple[str, ...] = ("push", "pull"),
+    description: str = "BinderHub pushes images with this robot (binderhub-registry)",
 ) -> tuple[dict[str, Any], Secret]:
-    """Create a project robot with push and pull; its details and its secret (shown once)."""
+    """Create a project robot with ``actions`` (default push and pull); its details and its
+    secret (shown once)."""
     created = api.call(
         "POST",
         "/robots",
         json={
             "name": robot_name,
-            "description": "BinderHub pushes images with this robot (binderhub-registry)",
+            "description": description,
             "level": "project",
             "duration": expiry_days,
             "disable": False,
-            "permissions": robot_permissions(project),
+            "permissions": robot_permissions(project, actions),
         },
     )
     secret = Secret(str(created.pop("secret")))
@@ -486,9 +535,10 @@ class HarborConnection(Connection):
     """A signed-in Harbor admin session, and the project and robot the steps found or made.
 
     ``api`` is None until Harbor is reachable (the OVH notebook sets it once its
-    registry is ready). Record kinds: ``harbor_project`` and ``harbor_robot``
-    (created by the notebook), ``harbor_*_pending`` (a creation whose answer may
-    have been lost), ``harbor_refreshed`` (a rotation's refreshed robot).
+    registry is ready). Record kinds: ``harbor_project``, ``harbor_robot`` and
+    ``harbor_pull_robot`` (created by the notebook), ``harbor_*_pending`` (a creation
+    whose answer may have been lost), ``harbor_refreshed`` (the ids of a rotation's
+    refreshed robots).
     """
 
     NOTEBOOK: ClassVar[str] = NOTEBOOK
@@ -499,6 +549,7 @@ class HarborConnection(Connection):
     api: HarborAPI | None = None
     project: dict[str, Any] | None = field(default=None)  # as Harbor shows it
     robot: dict[str, Any] | None = field(default=None)  # as Harbor shows it (no secret)
+    pull_robot: dict[str, Any] | None = field(default=None)  # user pods' robot, likewise
 
     def harbor(self) -> HarborAPI:
         """The API, or a one-line error when Harbor is not reachable yet."""
@@ -516,15 +567,17 @@ class HarborConnection(Connection):
         )
 
     def deletions(self) -> list[Deletion]:
-        """The robot, then the project with its repositories (only what was recorded)."""
+        """The robots, then the project with its repositories (only what was recorded)."""
         created = self.record.created
-        robot = created.get("harbor_robot", {}).get("name", "")
         project = created.get("harbor_project", {}).get("name", "")
         return [
-            Deletion(
-                "harbor_robot",
-                f"robot account {robot!r}",
-                lambda r: delete_robot(self.harbor(), int(r["id"])),
+            *(
+                Deletion(
+                    role.kind,
+                    f"{role.label} {created.get(role.kind, {}).get('name', '')!r}",
+                    lambda r: delete_robot(self.harbor(), int(r["id"])),
+                )
+                for role in (PULLER, BUILDER)
             ),
             Deletion(
                 "harbor_project",
@@ -534,21 +587,26 @@ class HarborConnection(Connection):
         ]
 
     def retire(self, retiring: list[Any]) -> None:
-        """Nothing left to remove: a refresh replaced the robot's only secret."""
+        """Nothing left to remove: a refresh replaced each robot's only secret."""
 
     async def finish_rotation(self) -> Result[None]:
-        """After verification: the refreshed robot's old secret is gone already (Harbor has one)."""
+        """After verification: the refreshed robots' old secrets are gone already (Harbor
+        keeps one per robot)."""
         refreshed = self.record.created.get(self.retiring)
         if not refreshed:
             return Result(None, "skipped", "no replaced credential to remove")
         if self.params.dry_run:
             return Result(None, "planned", "the old secret stops working at the refresh")
         self.record.forget(self.retiring)
+        if len(refreshed) == 1:
+            detail = "the robot's old secret stopped working at the refresh"
+        else:  # BinderHub's and user pods' robots: deployed pushes and pulls fail until then
+            detail = "both robots' old secrets stopped working at the refresh"
         return Result(
             None,
             "deleted",
-            "the robot's old secret stopped working at the refresh (Harbor keeps one secret "
-            "per robot); the new one verified: deploy the new secret.yaml now",
+            f"{detail} (Harbor keeps one secret per robot); the new "
+            f"{'one' if len(refreshed) == 1 else 'ones'} verified: deploy the new secret.yaml now",
         )
 
     def verify(self, files: ValuesFiles | None) -> Result[VerificationReport | None]:
@@ -565,8 +623,14 @@ class HarborConnection(Connection):
             raise VerificationFailed(failed.check, diagnosis, report) from None
 
     def _robot_diagnosis(self) -> str | None:
-        """Why the robot cannot push, from Harbor's own view of it, or None."""
-        recorded = self.robot or self.record.created.get("harbor_robot")
+        """Why a robot (BinderHub's, then user pods') fails, from Harbor's own view, or None."""
+        for robot, role in ((self.robot, BUILDER), (self.pull_robot, PULLER)):
+            found = self._diagnose(robot or self.record.created.get(role.kind), role)
+            if found:
+                return found
+        return None
+
+    def _diagnose(self, recorded: dict[str, Any] | None, role: RobotRole) -> str | None:
         if self.api is None or not recorded:
             return None
         name = str(recorded.get("name", ""))
@@ -575,19 +639,20 @@ class HarborConnection(Connection):
         except CloudError as e:
             if e.status == 404:
                 return (
-                    f"robot account {name!r} no longer exists in Harbor: rerun this notebook "
+                    f"{role.label} {name!r} no longer exists in Harbor: rerun this notebook "
                     "to make a new one and deploy the new secret.yaml"
                 )
             return None
         if _expired(int(robot.get("expires_at", -1))):
             return (
-                f"robot account {name!r} {expiry_text(int(robot['expires_at']))}: Harbor "
-                "treats an expired robot as anonymous, so its tokens carry no push (mybinder.org's "
+                f"{role.label} {name!r} {expiry_text(int(robot['expires_at']))}: Harbor "
+                f"treats an expired robot as anonymous, so its tokens carry no {role.actions[0]} "
+                "(mybinder.org's "
                 "builds broke so on 2022-12-16); rerun this notebook with robot_expiry_days = -1: "
                 "the robot it created then never expires and this secret.yaml works again"
             )
         if robot.get("disable"):
-            return f"robot account {name!r} is disabled in Harbor: enable it (Robot Accounts)"
+            return f"{role.label} {name!r} is disabled in Harbor: enable it (Robot Accounts)"
         return None
 
 
@@ -672,115 +737,229 @@ def ensure_project(conn: HarborConnection) -> Result[dict[str, Any] | None]:
     return Result(made, "created", f"private project {name!r} (id {made['project_id']})")
 
 
-def _has_push_and_pull(robot: dict[str, Any], project: str) -> bool:
-    actions = {
-        a.get("action")
+def _repository_actions(robot: dict[str, Any], project: str) -> set[str]:
+    return {
+        str(a.get("action"))
         for perm in robot.get("permissions") or []
         if perm.get("namespace") == project
         for a in perm.get("access") or []
         if a.get("resource") == "repository"
     }
-    return {"push", "pull"} <= actions or "*" in actions
 
 
-@creates
-def ensure_robot(conn: HarborConnection) -> Result[Secret | None]:
-    """Reuse the robot account while the stored secret works; else make or refresh it.
+def _permission_problem(role: RobotRole, robot: dict[str, Any], project: str) -> str:
+    """Why ``robot`` does not fit ``role`` (empty: it does): the builder needs push and pull;
+    user pods' robot needs pull and must not push (least privilege)."""
+    actions = _repository_actions(robot, project)
+    if "*" in actions:
+        actions |= {"push", "pull"}
+    if not set(role.actions) <= actions:
+        return f"exists without {' and '.join(role.actions)} on {project!r}"
+    if role.pull_only and "push" in actions:
+        return f"can push to {project!r}, and user pods' robot must only pull"
+    return ""
 
-    - none: create it (project level, push and pull, ``robot_expiry_days``);
-    - this notebook's, with another duration: set ``robot_expiry_days`` (Harbor counts
-      from the robot's creation; its secret stays, so -1 revives an expired robot);
-    - this notebook's, still expired: delete it and create it again;
-    - this notebook's, secret lost or refused, or ``rotate``: refresh its secret;
-    - someone else's without a working stored secret: stop (a refresh would
-      break whoever uses it).
-    The secret goes to ``secret.yaml`` (0600) only, never to the screen.
+
+@dataclass(frozen=True)
+class RobotRole:
+    """One of the project's two robots: what it may do, and what names it.
+
+    mybinder.org's Terraform makes the same two per federation member
+    (jupyterhub/mybinder.org-deploy ``terraform/modules/harbor/main.tf``: ``builder`` with
+    push and pull, ``user-puller`` with pull only). Both last ``robot_expiry_days``.
     """
+
+    kind: str  # record kind of the robot this notebook made; ``<kind>_pending`` while made
+    param: str  # the parameter naming it
+    actions: tuple[str, ...]  # its repository actions
+    label: str  # "robot account" / "pull robot account", in messages
+    description: str  # what Harbor shows beside it
+
+    @property
+    def pull_only(self) -> bool:
+        """User pods' robot: it must not push."""
+        return "push" not in self.actions
+
+    def name(self, p: HarborParams) -> str:
+        """The robot's name (without ``robot$<project>+``), from its parameter."""
+        return str(getattr(p, self.param))
+
+
+BUILDER = RobotRole(
+    "harbor_robot",
+    "robot_name",
+    ("push", "pull"),
+    "robot account",
+    "BinderHub pushes images with this robot (binderhub-registry)",
+)
+PULLER = RobotRole(
+    "harbor_pull_robot",
+    "pull_robot_name",
+    ("pull",),
+    "pull robot account",
+    "User pods pull BinderHub's images with this robot (binderhub-registry)",
+)
+
+
+def _use(conn: HarborConnection, role: RobotRole, robot: dict[str, Any], secret: Secret) -> None:
+    """Keep the robot and its secret where the values read them."""
+    if role.pull_only:
+        conn.pull_robot = robot
+        conn.pull_secret = PullSecret(conn.harbor().host, str(robot["name"]), secret)
+    else:
+        conn.robot, conn.secret = robot, secret
+
+
+def _stored(conn: HarborConnection, role: RobotRole, name: str) -> Secret | None:
+    """The secret ``secret.yaml`` holds for robot ``name`` in ``role``'s place."""
+    return conn.stored_pull_password(name) if role.pull_only else conn.stored_password(name)
+
+
+def _ensure(conn: HarborConnection, role: RobotRole) -> Result[Secret | None]:
+    """The one code path of both robots (see :func:`ensure_robot`)."""
     p, record = conn.params, conn.record
     days = p.robot_expiry_days
-    wanted = f"robot${p.harbor_project}+{p.robot_name}"
+    robot_name = role.name(p)
+    label, what = role.label, ", ".join(role.actions)
+    pending_kind = f"{role.kind}_pending"
+    wanted = f"robot${p.harbor_project}+{robot_name}"
     lasts = "never expires" if days == -1 else f"expires {days} days after creation"
     if conn.api is None or conn.project is None:
-        return Result(
-            None, "planned", f"would create robot account {wanted!r} (push, pull; {lasts})"
-        )
+        return Result(None, "planned", f"would create {label} {wanted!r} ({what}; {lasts})")
     api, project = conn.api, conn.project
-    found = find_robot(api, project, p.robot_name)
-    recorded = record.created.get("harbor_robot", {})
-    pending = record.created.get("harbor_robot_pending") == wanted
+    found = find_robot(api, project, robot_name)
+    recorded = record.created.get(role.kind, {})
+    pending = record.created.get(pending_kind) == wanted
     ours = found is not None and (recorded.get("id") == found["id"] or pending)
     if found is not None and pending:
-        record.set("harbor_robot", {"id": found["id"], "name": found["name"]})
-        record.forget("harbor_robot_pending")
+        record.set(role.kind, {"id": found["id"], "name": found["name"]})
+        record.forget(pending_kind)
     changed = ""
     if found is not None and ours and found.get("duration") != days:
         if p.dry_run:
-            return Result(
-                None, "planned", f"would make robot account {wanted!r} last {_days(days)}"
-            )
+            return Result(None, "planned", f"would make {label} {wanted!r} last {_days(days)}")
         found = set_robot_expiry(api, found, days)  # the secret stays: nothing to redeploy
         changed = f"now lasts {_days(days)}; "
     if found is not None and _expired(int(found.get("expires_at", -1))):
         when = expiry_text(int(found["expires_at"]))
         if not ours:
             raise PermissionDenied(
-                f"robot account {found['name']!r} {when} and this notebook did not create it: "
-                "delete it in Harbor (Robot Accounts) or choose another robot_name"
+                f"{label} {found['name']!r} {when} and this notebook did not create it: "
+                f"delete it in Harbor (Robot Accounts) or choose another {role.param}"
             )
         if p.dry_run:
-            return Result(None, "planned", f"would replace robot account {wanted!r} ({when})")
+            return Result(None, "planned", f"would replace {label} {wanted!r} ({when})")
         delete_robot(api, int(found["id"]))
-        record.forget("harbor_robot")
+        record.forget(role.kind)
         found = None
     if found is None:
         if p.dry_run:
-            return Result(
-                None, "planned", f"would create robot account {wanted!r} (push, pull; {lasts})"
-            )
-        record.set("harbor_robot_pending", wanted)
-        created, secret = create_robot(api, project["name"], p.robot_name, days)
-        record.set("harbor_robot", {"id": created["id"], "name": created["name"]})
-        record.forget("harbor_robot_pending")
-        conn.robot, conn.secret = created, secret
+            return Result(None, "planned", f"would create {label} {wanted!r} ({what}; {lasts})")
+        record.set(pending_kind, wanted)
+        created, secret = create_robot(
+            api, project["name"], robot_name, days, role.actions, role.description
+        )
+        record.set(role.kind, {"id": created["id"], "name": created["name"]})
+        record.forget(pending_kind)
+        _use(conn, role, created, secret)
+        only = " only" if role.pull_only else ""
         return Result(
             secret,
             "created",
-            f"robot account {created['name']!r} with push and pull on {project['name']!r}; "
-            f"{expiry_text(int(created['expires_at']))}; its secret goes to secret.yaml only",
+            f"{label} {created['name']!r} with {' and '.join(role.actions)}{only} on "
+            f"{project['name']!r}; {expiry_text(int(created['expires_at']))}; its secret goes "
+            "to secret.yaml only",
         )
     name = str(found["name"])
-    if not _has_push_and_pull(found, project["name"]):
+    problem = _permission_problem(role, found, project["name"])
+    if problem:
+        give = "pull alone" if role.pull_only else "both"
         raise PermissionDenied(
-            f"robot account {name!r} exists without push and pull on {project['name']!r}: "
-            "give it both in Harbor (Robot Accounts), or choose another robot_name"
+            f"{label} {name!r} {problem}: give it {give} in Harbor (Robot Accounts), or choose "
+            f"another {role.param}"
         )
-    conn.robot = found
     expiry = expiry_text(int(found.get("expires_at", -1)))
-    stored = conn.stored_password(name)
+    stored = _stored(conn, role, name)
     works = stored is not None and robot_works(api, name, stored)
     if works and not p.rotate:
-        conn.secret = stored
+        assert stored is not None
+        _use(conn, role, found, stored)
         who = "created by this notebook" if ours else "found"
         status = "updated" if changed else "reused"
         return Result(
-            stored,
-            status,
-            f"robot account {name!r} ({who}), stored secret works; {changed}{expiry}",
+            stored, status, f"{label} {name!r} ({who}), stored secret works; {changed}{expiry}"
         )
     if not ours and not works:
         raise PermissionDenied(
-            f"robot account {name!r} exists, this notebook did not create it and has no working "
-            "secret for it: a refresh would break whoever uses it; choose another robot_name, "
-            "or delete it in Harbor"
+            f"{label} {name!r} exists, this notebook did not create it and has no working "
+            "secret for it: a refresh would break whoever uses it; choose another "
+            f"{role.param}, or delete it in Harbor"
         )
     why = "rotate" if works else "the stored secret is missing or refused"
     if p.dry_run:
         return Result(None, "planned", f"would refresh the secret of {name!r} ({why})")
-    conn.secret = refresh_robot_secret(api, int(found["id"]))
+    secret = refresh_robot_secret(api, int(found["id"]))
+    _use(conn, role, found, secret)
     if works:  # a rotation: finish_rotation reports the old secret gone (once the new verifies)
-        record.set(conn.retiring, [found["id"]])
+        conn.retire_later(found["id"])
     return Result(
-        conn.secret,
+        secret,
         "updated",
-        f"robot account {name!r}: new secret ({why}; the old one stopped working now); {expiry}",
+        f"{label} {name!r}: new secret ({why}; the old one stopped working now); {expiry}",
+    )
+
+
+@creates
+def ensure_robot(conn: HarborConnection) -> Result[Secret | None]:
+    """BinderHub's robot (push and pull): reuse it while the stored secret works; else make or
+    refresh it.
+
+    - none: create it (project level, its actions, ``robot_expiry_days``);
+    - this notebook's, with another duration: set ``robot_expiry_days`` (Harbor counts
+      from the robot's creation; its secret stays, so -1 revives an expired robot);
+    - this notebook's, still expired: delete it and create it again;
+    - this notebook's, secret lost or refused, or ``rotate``: refresh its secret;
+    - someone else's without a working stored secret: stop (a refresh would
+      break whoever uses it).
+    The secret goes to ``secret.yaml`` (0600) only, never to the screen. User pods' robot
+    (:func:`ensure_pull_robot`) goes through the same code.
+    """
+    return _ensure(conn, BUILDER)
+
+
+@creates
+def ensure_pull_robot(conn: HarborConnection) -> Result[Secret | None]:
+    """User pods' robot, ``pull_robot_name``, with pull only: as :func:`ensure_robot` does;
+    its secret goes to ``secret.yaml``'s ``jupyterhub.imagePullSecret`` only."""
+    return _ensure(conn, PULLER)
+
+
+@creates
+def ensure_pull_credential(conn: HarborConnection) -> Result[Secret | None]:
+    """How user pods pull (``pull_access``): a pull-only robot (``"secret"``), or nothing
+    (``"none"``: only a public project lets them pull, and then anyone can).
+
+    ``"node"`` is refused by the parameters' check: Harbor knows no node identity.
+    """
+    p = conn.params
+    if p.pull_access == "secret":
+        return ensure_pull_robot(conn)
+    if p.pull_access != "none":  # the contract refused it before any call (PULL_NODE is "")
+        raise InvalidParameter("pull_access", "Harbor knows no node identity", p.pull_access)
+    if conn.project is None:
+        public = f"project {p.harbor_project!r} must be public for user pods to pull"
+    elif conn.project.get("metadata", {}).get("public") == "true":
+        public = f"project {p.harbor_project!r} is public"
+    else:
+        public = (
+            f"project {p.harbor_project!r} is PRIVATE, so user pods cannot pull: make it "
+            'public in Harbor (Projects, Configuration) or rerun with pull_access = "secret"'
+        )
+    left = conn.record.created.get(PULLER.kind, {}).get("name")
+    kept = f"; {left!r} from an earlier run stays until teardown" if left else ""
+    return Result(
+        None,
+        "skipped",
+        f'no pull robot (pull_access = "none"): {public}; Harbor then serves its images to '
+        f"anyone who reaches it, without a login{kept}",
     )

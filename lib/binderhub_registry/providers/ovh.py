@@ -3,8 +3,9 @@
 The guide's steps, done with OVHcloud's API through its official client
 (``ovh``, python-ovh): choose a plan for the region, create (or reuse) the
 registry, wait until it is READY, and generate the Harbor admin credentials;
-then the Harbor part (a private project, a robot account for BinderHub) goes
-through Harbor's own API with :mod:`.harbor`'s steps, as that admin
+then the Harbor part (a private project, a robot account for BinderHub and a
+pull-only one for user pods) goes through Harbor's own API with :mod:`.harbor`'s
+steps, as that admin
 (:class:`OvhConnection` is a :class:`~.harbor.HarborConnection`).
 
 What real OVHcloud does, and what this module does about it (the sandbox's
@@ -81,6 +82,7 @@ __all__ = [
     "PlanTable",
     "ensure_admin_user",
     "ensure_credential",
+    "ensure_pull_credential",
     "ensure_registry",
     "list_plans",
     "rights_text",
@@ -147,6 +149,7 @@ PARAMETERS = (
     ),
     _HARBOR["harbor_project"],
     _HARBOR["robot_name"],
+    _HARBOR["pull_robot_name"],
     _HARBOR["robot_expiry_days"],
     flag("use_admin_user"),
     integer("poll_seconds", 1, 300),
@@ -167,6 +170,7 @@ class Params(CommonParams):
     registry_name: str
     harbor_project: str
     robot_name: str
+    pull_robot_name: str
     robot_expiry_days: int
     use_admin_user: bool
     poll_seconds: int
@@ -188,7 +192,7 @@ def _rotate_fits(p: Params) -> None:
         )
 
 
-validate = validator(Params, PARAMETERS, _rotate_fits)
+validate = validator(Params, PARAMETERS, _rotate_fits, harbor.robots_differ)
 
 
 def rights_text(service_name: str = "<service_name>") -> str:
@@ -751,3 +755,11 @@ def ensure_credential(conn: OvhConnection) -> Result[Secret | None]:
         f"BinderHub pushes as the Harbor user {conn.admin_username} (use_admin_user = True: it "
         "administers the whole Harbor; a project robot can only push and pull)",
     )
+
+
+@creates
+def ensure_pull_credential(conn: OvhConnection) -> Result[Secret | None]:
+    """User pods' pull: Harbor's pull-only project robot (:func:`~.harbor.ensure_pull_credential`),
+    made with the Harbor user OVHcloud created, as BinderHub's robot is; with ``use_admin_user``
+    too (user pods never get that admin)."""
+    return harbor.ensure_pull_credential(conn)
