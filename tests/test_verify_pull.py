@@ -22,7 +22,7 @@ import pytest
 import requests
 import yaml
 
-from binderhub_registry import RegistryValues, Secret, VerificationFailed, verify
+from binderhub_registry import RegistryValues, Secret, VerificationFailed, cli, verify
 from binderhub_registry.binderhub import PullSecret, load_values, write_values
 from binderhub_registry.errors import InvalidParameter, InvalidValuesFile
 from binderhub_registry.providers import get as provider
@@ -258,3 +258,26 @@ def test_a_cell_without_pull_access_gets_the_secret(tmp_path: Path) -> None:
 def _defaults(key: str, tmp_path: Path) -> dict[str, object]:
     """The provider notebook's parameters cell, with output_dir in ``tmp_path``, a dry run."""
     return defaults(provider(key), tmp_path) | {"dry_run": True}
+
+
+def test_the_verify_command_reads_user_pods_credential(
+    fresh: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    push = values_for(fresh, hub_token(fresh, ["repo:write"]))
+    files = write_values(tmp_path, with_pull(push, hub_token(fresh, ["repo:read"])), source="t")
+    argv = ["verify", str(files.config_path), str(files.secret_path), "--ca-file", fresh.ca_file]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "✓ user pods' pull:" in out and "user pods (pull): ok; least privilege: ok" in out
+
+
+def test_the_verify_command_refuses_pull_access_secret_without_one(
+    fresh: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = write_values(tmp_path, values_for(fresh, "unused-password"), source="t")
+    seen = len(fresh.log())
+    argv = ["verify", str(files.config_path), str(files.secret_path), "--pull-access", "secret"]
+    assert cli.main([*argv, "--ca-file", fresh.ca_file]) == 2
+    err = capsys.readouterr().err
+    assert "'--pull-access': is secret, but secret.yaml has no jupyterhub.imagePullSecret" in err
+    assert len(fresh.log()) == seen  # nothing was sent

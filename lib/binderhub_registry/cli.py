@@ -14,6 +14,7 @@ import ssl
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -84,6 +85,19 @@ def _verify_files(args: argparse.Namespace) -> int:
     if ca_file:
         _check_ca_file(ca_file, "--ca-file" if args.ca_file else "REQUESTS_CA_BUNDLE")
     values = load_values(args.config, args.secret)
+    if args.pull_access == "secret" and values.pull is None:
+        raise InvalidParameter(
+            "--pull-access",
+            "is secret, but secret.yaml has no jupyterhub.imagePullSecret for user pods",
+            "secret",
+        )
+    if args.pull_access:
+        # "node" or "none": user pods do not use a pull secret, whatever the file holds
+        values = replace(
+            values,
+            pull=values.pull if args.pull_access == "secret" else None,
+            pull_access=args.pull_access,
+        )
     warning = secret_file_warning(args.secret)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
@@ -99,7 +113,7 @@ def _verify_files(args: argparse.Namespace) -> int:
     try:
         with contextlib.redirect_stdout(sys.stdout if args.verbose else rows):
             report = Runner().step(
-                "Verify with BinderHub's handshake and a push",
+                "Verify the image check, push and pull",
                 _verify_values,
                 values,
                 ca_file,
@@ -233,10 +247,23 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_sandbox)
 
     p = sub.add_parser(
-        "verify", help="check BinderHub values with BinderHub's handshake and a push"
+        "verify",
+        help="check BinderHub values as their consumers use them: BinderHub's image check, "
+        "a build pod's push, a user pod's pull (jupyterhub.imagePullSecret)",
     )
     p.add_argument("config", help="config.yaml (with config.BinderHub.image_prefix)")
-    p.add_argument("secret", help="secret.yaml (with registry.username and registry.password)")
+    p.add_argument(
+        "secret",
+        help="secret.yaml (with registry.username and registry.password, and "
+        "jupyterhub.imagePullSecret for user pods)",
+    )
+    p.add_argument(
+        "--pull-access",
+        choices=["secret", "node", "none"],
+        help="how user pods pull: secret (jupyterhub.imagePullSecret), node (the nodes' "
+        "identity: not checkable from here) or none (anonymously); default: secret when "
+        "secret.yaml holds one, else an anonymous pull is tried and its refusal is no failure",
+    )
     p.add_argument(
         "--ca-file", help="CA bundle to trust (the sandbox's ca.crt); default: system CAs"
     )

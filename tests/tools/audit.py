@@ -88,6 +88,18 @@ BAD_INPUTS = [
     ),
     Family("output_dir: unusable places, locks, records", "tests/test_output_dir.py"),
     Family(
+        "pull_access: a bad value, one line before any call",
+        "tests/test_verify_pull.py::test_bad_pull_access_is_one_line_before_any_call",
+    ),
+    Family(
+        "pull_access = node where there is no node identity",
+        "tests/test_verify_pull.py::test_node_is_refused_where_there_is_no_node_identity",
+    ),
+    Family(
+        "verify: a broken jupyterhub.imagePullSecret",
+        "tests/test_verify_pull.py::test_a_broken_pull_secret_is_one_line",
+    ),
+    Family(
         "sandbox admin API: bad fault specs (not in the goal)",
         "tests/test_sandbox_security.py::test_a_bad_fault_spec_is_refused_and_breaks_nothing",
         goal=False,
@@ -198,12 +210,21 @@ def _secrets(sandbox_dir: Path, written: Path) -> list[tuple[str, str]]:
         if not ran:
             continue
         try:
-            registry = yaml.safe_load(path.read_text())["registry"]
+            values = yaml.safe_load(path.read_text())
+            registry = values["registry"]
             password, user = str(registry["password"]), str(registry.get("username", ""))
         except Exception:  # the bad inputs of verify's tests: no secret of a run
             continue
         if len(password) >= 8:
             found += _forms(f"created password ({path.parent.name})", password, user)
+        pull = (values.get("jupyterhub") or {}).get("imagePullSecret") or {}
+        if isinstance(pull, dict) and len(str(pull.get("password", ""))) >= 8:
+            # user pods' pull-only credential: a secret like the push one
+            found += _forms(
+                f"created pull password ({path.parent.name})",
+                str(pull["password"]),
+                str(pull.get("username", "")),
+            )
     return found
 
 
