@@ -29,7 +29,7 @@ export PYTHONPYCACHEPREFIX ?= $(abspath $(TOOLS))/pycache
 EXTRAS  := --all-extras
 EXPORTS := requirements/all.txt requirements/dev.txt
 
-.PHONY: help install system-deps demo test test-clients notebooks bench audit lint typecheck docs \
+.PHONY: help install demo-deps system-deps demo test test-clients notebooks bench audit lint typecheck docs \
         lock exports upgrade clean
 
 help:
@@ -44,16 +44,19 @@ help:
 	@echo "make lock          re-lock after editing pyproject.toml (keeps every other pin)"
 	@echo "make upgrade       newest versions into uv.lock, then re-execute the notebooks and test"
 
-# Debian's docker-registry is the sandbox's real registry; skopeo is the tests' independent pusher;
-# chromium is the browser the JupyterLab test drives; docker.io (dockerd, containerd's ctr) and
-# podman are the real engines that push and pull in tests/test_engines.py.
-system-deps:
+# Debian packages, as "command:package" pairs. The demo needs only docker-registry, the sandbox's
+# real registry. The suite adds skopeo (the tests' independent pusher), chromium (the browser the
+# JupyterLab test drives), and the real engines BinderHub uses, which push and pull in
+# tests/test_engines.py: docker.io (dockerd, and containerd's ctr as a kubelet) and podman.
+DEMO_DEBS := docker-registry:docker-registry
+TEST_DEBS := $(DEMO_DEBS) skopeo:skopeo chromium:chromium dockerd:docker.io podman:podman
+
+# installs the missing ones as root with apt-get; otherwise prints the line to run
+define debian_deps
 	@missing=""; \
-	command -v docker-registry >/dev/null 2>&1 || missing="$$missing docker-registry"; \
-	command -v skopeo >/dev/null 2>&1 || missing="$$missing skopeo"; \
-	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
-	command -v dockerd >/dev/null 2>&1 || missing="$$missing docker.io"; \
-	command -v podman >/dev/null 2>&1 || missing="$$missing podman"; \
+	for pair in $(1); do \
+	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
+	done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing$$missing (apt-get)"; \
@@ -62,6 +65,13 @@ system-deps:
 	    echo "missing Debian packages:$$missing; run: sudo apt-get install$$missing"; exit 1; \
 	  fi; \
 	fi
+endef
+
+demo-deps:
+	$(call debian_deps,$(DEMO_DEBS))
+
+system-deps:
+	$(call debian_deps,$(TEST_DEBS))
 
 # uv itself, pinned, from PyPI with the machine's pip (--target works even where the system
 # Python is marked externally managed); a bootstrap venv where that Python has no pip module
@@ -80,7 +90,7 @@ $(STAMP): pyproject.toml uv.lock | $(UV_DEP)
 	$(BIN)/python tests/tools/quiet_kernel.py
 	@touch $(STAMP)
 
-install: system-deps $(STAMP)
+install: demo-deps $(STAMP)
 
 demo: install
 	$(BIN)/binderhub-registry demo
@@ -89,7 +99,7 @@ demo: install
 # in order, on one worker (the scheduler in conftest.py). JOBS=0: serially. The client tests
 # skip themselves here, with the reason in the summary (tests/clients/conftest.py). Ends with
 # the wall time and the load average it ran under (the machine may be shared).
-test: install
+test: install system-deps
 	@echo "$(PYTEST) --nbval -n $(JOBS)"; start=$$(date +%s); rc=0; \
 	$(PYTEST) --nbval -n $(JOBS) || rc=$$?; \
 	took=$$(( $$(date +%s) - start )); \
@@ -110,7 +120,7 @@ $(AZ_CLI)/.installed: $(AZ_CLI_REQS) | $(UV_DEP)
 
 # the tests that drive real cloud clients (marker `clients`; `make test` skips them, saying why);
 # pytest exits 5 when none is selected, which is no failure
-test-clients: install $(AZ_CLI)/.installed
+test-clients: install system-deps $(AZ_CLI)/.installed
 	@rc=0; BHR_AZ_CLI=$(abspath $(AZ_CLI))/bin/az $(PYTEST) -m clients -n 0 || rc=$$?; \
 	if [ $$rc = 5 ]; then echo "no client tests selected"; rc=0; fi; exit $$rc
 
@@ -118,12 +128,12 @@ notebooks: install
 	$(BIN)/python tests/tools/refresh_notebooks.py
 
 # the pinned Azure CLI too: the bench puts the guide's az commands beside the Azure notebook
-bench: install $(AZ_CLI)/.installed
+bench: install system-deps $(AZ_CLI)/.installed
 	$(BIN)/python tests/tools/bench.py
 
 # the reliability figures (issue 9): runs the tests holding the bad-input and fault lists, counts
 # their cases, scans every output and sandbox log for secrets; fails when a goal is not met
-audit: install
+audit: install system-deps
 	$(BIN)/python tests/tools/audit.py -n $(JOBS)
 
 lint: install
