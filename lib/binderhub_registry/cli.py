@@ -199,7 +199,8 @@ def _demo(args: argparse.Namespace) -> int:
                     progress_bar=False,
                     kernel_name="python3",
                 )
-                result = f"verified ({time.perf_counter() - t0:.1f}s)"
+                # every notebook's verification covers the three consumers of its values
+                result = f"verified: check, push, pull ({time.perf_counter() - t0:.1f}s)"
             except Exception as e:  # papermill's error carries the failing cell's
                 failed += 1
                 reason = getattr(e, "evalue", None) or str(e).strip().splitlines()[-1]
