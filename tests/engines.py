@@ -15,7 +15,10 @@ import`` of a tar made here: nothing is pulled from outside.
 What dockerd writes outside its directories, and is removed again when this session made it:
 ``/etc/docker/key.json`` (20.10's trust key, no flag moves it) and ``/run/docker/plugins``. The
 sandbox CA goes to ``/etc/docker/certs.d/<host:port>/ca.crt``, the only place dockerd reads a
-registry's CA; exactly the files and directories added there are removed.
+registry's CA; exactly the files and directories added there are removed. dockerd does not
+check it here, though: it always counts 127.0.0.0/8 among its insecure registries (``docker
+info``: InsecureRegistryCIDRs), so it skips TLS verification for the sandbox's loopback
+registries. podman (``--cert-dir``) and containerd (``hosts.toml``'s ``ca``) do verify it.
 
 Without root or the binaries the engine tests skip, saying why; in CI (``CI=true``) they fail:
 the engines are required there.
