@@ -326,3 +326,20 @@ def test_a_bad_pull_parameter_is_one_line_before_any_call(
     assert err.value.name == name and message.startswith(f"parameter {name!r}: ")
     assert rule in message and "\n" not in message
     assert len(box.log()) == calls and not (tmp_path / "values").exists()
+
+
+def test_verify_names_a_pull_robot_deleted_in_harbor(
+    fresh: sandbox.Sandbox, tmp_path: Path
+) -> None:
+    from binderhub_registry.errors import VerificationFailed
+
+    conn, results = steps(tmp_path)
+    assert conn.pull_robot is not None
+    harbor.delete_robot(admin_api(fresh), int(conn.pull_robot["id"]))
+    with pytest.raises(VerificationFailed) as err:
+        conn.verify(results["files"].value)
+    assert err.value.diagnosis == (
+        f"pull robot account {PULLER!r} no longer exists in Harbor: rerun this notebook to make "
+        "a new one and deploy the new secret.yaml"
+    )
+    assert "\n" not in str(err.value)

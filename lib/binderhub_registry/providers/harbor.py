@@ -524,8 +524,9 @@ HINTS = VerifyHints(
         "in image_prefix must exist: Harbor grants nothing on a missing project"
     ),
     pull=(
-        "Harbor gave a token without pull: the robot account lacks pull on the project, or "
-        "it expired, was disabled or deleted (Harbor then treats it as anonymous)"
+        "Harbor gave a token without pull: the robot account (BinderHub's, or user pods' pull "
+        "robot) lacks pull on the project, or it expired, was disabled or deleted (Harbor then "
+        "treats it as anonymous)"
     ),
 )
 
