@@ -136,10 +136,10 @@ def _output(result: Any) -> str:
 
 @pytest.fixture(scope="module")
 def docker_pushed(case: Case, engines: Engines) -> Any:
-    """``<prefix>engine-check:docker``, imported into dockerd and pushed with the chart's
+    """``<prefix>engine-check:dockerd``, imported into dockerd and pushed with the chart's
     ``config.json``: the image the pull tests pull (the push test checks the outcome)."""
     engines.trust(case.host, case.ca_file)
-    ref = case.ref("docker")
+    ref = case.ref("dockerd")
     imported = engines.docker(case.work, "import", "-", ref, stdin=tiny_tar(case.key))
     assert imported.returncode == 0, _output(imported)
     config = case.config_dir("build-pod", case.values.docker_config())
@@ -148,7 +148,7 @@ def docker_pushed(case: Case, engines: Engines) -> Any:
 
 def test_dockerd_pushes_with_the_charts_config_json(docker_pushed: Any, case: Case) -> None:
     assert docker_pushed.returncode == 0, _output(docker_pushed)
-    assert re.search(r"docker: digest: sha256:[0-9a-f]{64}", docker_pushed.stdout)
+    assert re.search(r"dockerd: digest: sha256:[0-9a-f]{64}", docker_pushed.stdout)
 
 
 def test_podman_pushes_with_the_charts_config_json_as_authfile(
@@ -176,7 +176,7 @@ def test_containerd_pulls_with_only_the_user_pods_secret(
     docker_pushed: Any, case: Case, engines: Engines
 ) -> None:
     assert docker_pushed.returncode == 0, "nothing to pull: " + _output(docker_pushed)
-    ref = case.ref("docker")
+    ref = case.ref("dockerd")
     pulled = engines.ctr_pull(case.hosts(), ref, case.pull_credential())
     assert pulled.returncode == 0, _output(pulled)
     # every layer came from the registry (each registry's layer is its own content)
@@ -195,7 +195,7 @@ def test_the_user_pods_secret_is_refused_a_push(
     assert case.values.pull is not None
     config = case.config_dir("user-pod", case.values.pull.docker_config())
     ref = case.ref("by-puller")
-    tagged = engines.docker(config, "tag", case.ref("docker"), ref)
+    tagged = engines.docker(config, "tag", case.ref("dockerd"), ref)
     assert tagged.returncode == 0, _output(tagged)
     pushed = engines.docker(config, "push", ref)
     assert pushed.returncode != 0, f"{case.key}: the pull-only credential pushed {ref}"
@@ -208,7 +208,7 @@ def test_containerd_without_a_credential_pulls_public_repositories_only(
 ) -> None:
     # the image exists (pushed above): a refusal here is the registry's privacy, not a 404
     assert docker_pushed.returncode == 0, _output(docker_pushed)
-    ref = case.ref("docker")
+    ref = case.ref("dockerd")
     pulled = engines.ctr_pull(case.hosts(), ref)
     # Docker Hub gives a repository its namespace's default privacy when a push creates it,
     # Public on a new account (the fake's state says which); every other registry is private
