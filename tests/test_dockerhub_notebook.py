@@ -12,6 +12,7 @@ from papermill.exceptions import PapermillExecutionError
 
 from binderhub_registry import sandbox
 from binderhub_registry.providers.dockerhub import SANDBOX_OTP_VARIABLE as SANDBOX_OTP
+from binderhub_registry.providers.dockerhub import SANDBOX_PULL_TOKEN_VARIABLE as SANDBOX_PULL
 from binderhub_registry.providers.dockerhub import SANDBOX_SECRET_VARIABLE as SANDBOX_SECRET
 from binderhub_registry.sandbox.dockerhub import PULL_LIMIT_BODY
 
@@ -22,6 +23,19 @@ pytestmark = pytest.mark.notebook
 
 def tokens(box: sandbox.Sandbox) -> list[dict[str, Any]]:
     return list(box.state()["dockerhub"]["access_tokens"])
+
+
+def pushing(box: sandbox.Sandbox) -> list[dict[str, Any]]:
+    """BinderHub's tokens (``repo:write``), not user pods' read-only ones."""
+    return [t for t in tokens(box) if "repo:write" in t["scopes"]]
+
+
+#: What a run leaves: BinderHub's token and user pods' read-only token, one each.
+ONE_EACH = [["repo:read"], ["repo:write"]]
+
+
+def scopes(box: sandbox.Sandbox) -> list[list[str]]:
+    return sorted(t["scopes"] for t in tokens(box))
 
 
 def test_default_run_writes_verified_values(
@@ -45,7 +59,7 @@ def test_default_run_writes_verified_values(
     registry = yaml.safe_load(secret.read_text())["registry"]
     assert registry["username"] == "binderhubdemo"
     assert registry["password"].startswith("dckr_pat_")
-    assert [t["scopes"] for t in tokens(fresh)] == [["repo:write"]]
+    assert sorted(t["scopes"] for t in tokens(fresh)) == [["repo:read"], ["repo:write"]]
 
 
 def test_rerun_creates_nothing(dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox) -> None:
@@ -64,7 +78,7 @@ def test_rerun_creates_nothing(dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox
     posts = [
         e for e in fresh.log() if e["method"] == "POST" and e["path"].endswith("/access-tokens")
     ]
-    assert len(posts) == 1  # the first run's only
+    assert len(posts) == 2  # the first run's only: BinderHub's token and user pods' read-only one
 
 
 def test_dry_run_changes_nothing(dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox) -> None:
@@ -175,7 +189,7 @@ def test_faults_are_retried_without_duplicates(
 ) -> None:
     fresh.add_faults(fault)
     nb = dockerhub_nb()
-    assert len(tokens(fresh)) == 1
+    assert scopes(fresh) == ONE_EACH
     assert "BinderHub finds the pushed image" in outputs_text(nb)
     hits = [e for e in fresh.log() if e["status"] in (fault.get("status"), "dropped")]
     assert hits, "the fault was never injected"
@@ -192,8 +206,8 @@ def test_crash_half_way_then_rerun(dockerhub_nb: NotebookRun, fresh: sandbox.San
     assert len(tokens(fresh)) == 1  # each retry removed the orphan of the one before
     fresh.clear_faults()
     dockerhub_nb()
-    assert len(tokens(fresh)) == 1
-    assert tokens(fresh)[0]["uuid"] == dockerhub_nb.record()["created"]["access_token"]["uuid"]
+    assert scopes(fresh) == ONE_EACH
+    assert pushing(fresh)[0]["uuid"] == dockerhub_nb.record()["created"]["access_token"]["uuid"]
 
 
 def test_wrong_secret_is_a_clear_authentication_error(
@@ -235,7 +249,7 @@ def test_teardown_deletes_what_was_created(
     dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox
 ) -> None:
     dockerhub_nb.set_up()
-    assert len(tokens(fresh)) == 1
+    assert scopes(fresh) == ONE_EACH
     nb = dockerhub_nb(teardown=True)
     assert "[deleted]" in outputs_text(nb)
     assert tokens(fresh) == []
@@ -253,8 +267,8 @@ def test_revoked_token_is_replaced_on_rerun(
     nb = dockerhub_nb()
     assert "Access token for BinderHub [created]" in outputs_text(nb)
     assert "replacing 1 whose secret was lost" in outputs_text(nb)
-    assert [t["uuid"] for t in tokens(fresh)] != [first]
-    assert len(tokens(fresh)) == 1
+    assert [t["uuid"] for t in pushing(fresh)] != [first]
+    assert scopes(fresh) == ONE_EACH
 
 
 def test_new_secret_is_written_and_verified_before_the_old_token_goes(
@@ -288,7 +302,7 @@ def test_deployments_sharing_an_account_keep_their_own_tokens(
     staging()
     staging_secret = yaml.safe_load((staging.output_dir / "secret.yaml").read_text())
     production()  # same account, namespace and prefix, another output_dir
-    labels = sorted(t["label"] for t in tokens(fresh))
+    labels = sorted(t["label"] for t in pushing(fresh))
     assert len(labels) == 2 and labels[0] != labels[1]
     assert all(label.startswith("BinderHub push binderhubdemo/binder-* #") for label in labels)
     assert all(len(label) <= 100 for label in labels)
@@ -296,9 +310,10 @@ def test_deployments_sharing_an_account_keep_their_own_tokens(
     assert "Access token for BinderHub [reused]" in outputs_text(staging())
     assert yaml.safe_load((staging.output_dir / "secret.yaml").read_text()) == staging_secret
     production(teardown=True)
-    assert [t["label"] for t in tokens(fresh)] == [
+    assert [t["label"] for t in pushing(fresh)] == [
         staging.record()["created"]["access_token"]["label"]
     ]
+    assert len(tokens(fresh)) == 2  # and staging's read-only token
 
 
 def _hub_token(box: sandbox.Sandbox, user: str, path: str, body: dict[str, Any]) -> str:
@@ -331,6 +346,7 @@ def test_personal_access_token_becomes_the_credential_and_nothing_is_created(
     dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pat = make_token(fresh, ["repo:write"])
+    monkeypatch.setenv(SANDBOX_PULL, make_token(fresh, ["repo:read"]))  # a token makes none
     before = tokens(fresh)
     monkeypatch.setenv(SANDBOX_SECRET, pat)
     made_by_the_test = len(fresh.log())
@@ -352,6 +368,7 @@ def test_personal_access_token_without_write_fails_verification(
     dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(SANDBOX_SECRET, make_token(fresh, ["repo:read"]))
+    monkeypatch.setenv(SANDBOX_PULL, make_token(fresh, ["repo:read"]))
     with pytest.raises(PapermillExecutionError) as err:
         dockerhub_nb()
     assert err.value.ename == "VerificationFailed"
@@ -426,9 +443,10 @@ def test_registry_pull_limit_is_retried(dockerhub_nb: NotebookRun, fresh: sandbo
     assert [e for e in fresh.log() if e["status"] == 429 and "/manifests/" in e["path"]]
 
 
-def make_org_token(box: sandbox.Sandbox, org: str) -> str:
-    """An organization access token with repository push on ``org/*``, made by its owner."""
-    resources = [{"type": "TYPE_REPO", "path": f"{org}/*", "scopes": ["repo-push"]}]
+def make_org_token(box: sandbox.Sandbox, org: str, scope: str = "repo-push") -> str:
+    """An organization access token with ``scope`` (repository push) on ``org/*``, made by its
+    owner."""
+    resources = [{"type": "TYPE_REPO", "path": f"{org}/*", "scopes": [scope]}]
     body = {"label": "BinderHub", "resources": resources}
     return _hub_token(box, "dockerhub", f"orgs/{org}/access-tokens", body)
 
@@ -438,6 +456,7 @@ def test_organization_access_token_pushes_as_the_organization(
 ) -> None:
     oat = make_org_token(fresh, "binderhubdemoorg")
     monkeypatch.setenv(SANDBOX_SECRET, oat)
+    monkeypatch.setenv(SANDBOX_PULL, make_org_token(fresh, "binderhubdemoorg", "scope-image-pull"))
     nb = dockerhub_nb(organization="binderhubdemoorg")
     text = outputs_text(nb)
     assert "your organization access token is BinderHub's credential as it is" in text

@@ -19,6 +19,15 @@ fake, ``sandbox/dockerhub.py``, lists the same behaviours with their sources):
 - Each deployment (one ``output_dir``) labels its token with its own id and
   deletes only tokens it recorded, so staging and production sharing an
   account never revoke each other's token.
+- User pods (the kubelet) pull with a second token, ``repo:read`` ("Repo
+  Read-only": pull, never push), made by the same password session and written
+  as ``jupyterhub.imagePullSecret``. A token cannot make tokens, so a run with
+  a brought token reuses the read-only token a password run stored, or uses one
+  the user brings as ``DOCKERHUB_PULL_TOKEN`` (a PAT with Repo Read-only, or an
+  OAT with Image Pull on the organization's repositories).
+- ``pull_access = "none"``: nothing is made; the repositories must be public
+  (a push creates them with the namespace's "Default repository privacy",
+  Public on a new account), and anonymous pulls are limited per IP address.
 
 In sandbox mode no real credential is read: the seeded account's password is
 used, or ``BINDERHUB_REGISTRY_SANDBOX_DOCKERHUB_SECRET`` (and ``..._OTP``) to
@@ -37,7 +46,7 @@ from typing import Any
 import requests
 
 from .. import sandbox as sandbox_mod
-from ..binderhub import RegistryValues, ValuesFiles
+from ..binderhub import DOCKER_HUB_AUTH_KEY, PullSecret, RegistryValues, ValuesFiles
 from ..errors import (
     AuthenticationFailed,
     CloudError,
@@ -71,6 +80,7 @@ __all__ = [
     "Params",
     "check_organization_role",
     "ensure_access_token",
+    "ensure_pull_credential",
     "sign_in",
     "validate",
 ]
@@ -83,14 +93,26 @@ REGISTRY = "https://registry-1.docker.io"
 TOKEN_URL = "https://auth.docker.io/token?service=registry.docker.io"
 SECRET_VARIABLES = ("DOCKERHUB_TOKEN", "DOCKERHUB_PASSWORD")
 TOKEN_VARIABLE = "DOCKERHUB_TOKEN"  # always a token the user brings (PAT or OAT)
+# a read-only token the user brings for user pods, when no password session can make one
+PULL_TOKEN_VARIABLE = "DOCKERHUB_PULL_TOKEN"
 OTP_VARIABLE = "DOCKERHUB_OTP"
 # sandbox only: real variables are never read there, so a rehearsal cannot send a real secret
 SANDBOX_SECRET_VARIABLE = "BINDERHUB_REGISTRY_SANDBOX_DOCKERHUB_SECRET"
 SANDBOX_OTP_VARIABLE = "BINDERHUB_REGISTRY_SANDBOX_DOCKERHUB_OTP"
+SANDBOX_PULL_TOKEN_VARIABLE = "BINDERHUB_REGISTRY_SANDBOX_DOCKERHUB_PULL_TOKEN"
 LABEL_LIMIT = 100  # Docker Hub's token_label maxLength (OpenAPI createAccessTokenRequest)
 DEPLOYMENT_ID_LENGTH = 8  # hex digits of the deployment id in the label
 #: The record kind of a token made but not yet written to secret.yaml (see ensure_access_token).
 PENDING = "pending_token"
+#: The same for user pods' read-only token (see ensure_pull_credential).
+PULL_PENDING = "pending_pull_token"
+PULL_LABEL_SUFFIX = " pull"  # the read-only token's label: the push token's and this
+#: Docker's "Docker Hub pull usage and limits" (docs.docker.com/docker-hub/usage/pulls/).
+PULL_LIMITS = (
+    "anonymous pulls are limited to 100 per 6 hours per IPv4 address or IPv6 /64 subnet "
+    "(a Personal account's pulls to 200; Pro, Team and Business are unlimited), and every "
+    "user pod's pull on a node counts against that node's address"
+)
 
 _DOCKER_ID = r"[a-z0-9]{4,30}"
 PARAMETERS = (
@@ -126,11 +148,16 @@ class Params(CommonParams):
         """The label of one deployment's token: :attr:`token_label` and the deployment's id."""
         return f"{self.token_label} #{deployment}"
 
+    def pull_label(self, deployment: str) -> str:
+        """The label of one deployment's read-only token (user pods): its push token's label
+        and a suffix, so neither is ever taken for the other."""
+        return self.deployment_label(deployment) + PULL_LABEL_SUFFIX
+
 
 def _label_fits(p: Params) -> None:
-    """The token's label (namespace, prefix and a deployment id) must fit Docker Hub's
+    """The tokens' labels (namespace, prefix and a deployment id) must fit Docker Hub's
     100 characters."""
-    longest = p.deployment_label("0" * DEPLOYMENT_ID_LENGTH)
+    longest = p.pull_label("0" * DEPLOYMENT_ID_LENGTH)
     if len(longest) > LABEL_LIMIT:
         raise InvalidParameter(
             "prefix",
@@ -266,12 +293,25 @@ class HubConnection(Connection):
         )
 
     def deletions(self) -> list[Deletion]:
-        """The access token (and any a rotation left), the only things this notebook creates."""
+        """The access tokens, push and read-only (and any a rotation left), the only things
+        this notebook creates."""
         return [
             Deletion("retiring_tokens", "the replaced access tokens", self.retire),
             Deletion(
                 PENDING,
                 "the access token of a stopped rotation",
+                lambda token: self._delete_token(token["uuid"]),
+            ),
+            Deletion(
+                PULL_PENDING,
+                "the read-only token of a stopped rotation",
+                lambda token: self._delete_token(token["uuid"]),
+            ),
+            Deletion(
+                PULL.recorded,
+                "read-only token {!r}".format(
+                    self.record.created.get(PULL.recorded, {}).get("label", self.pull_label)
+                ),
                 lambda token: self._delete_token(token["uuid"]),
             ),
             Deletion(
@@ -283,24 +323,22 @@ class HubConnection(Connection):
             ),
         ]
 
-    def write_values(self) -> Result[ValuesFiles | None]:
-        """Write the values; then the token they hold becomes the recorded one.
+    @property
+    def pull_label(self) -> str:
+        """The label of this deployment's read-only token (user pods)."""
+        return self.params.pull_label(self.deployment)
 
-        Only then: a rerun reuses the recorded token while the stored secret works, so it
+    def write_values(self) -> Result[ValuesFiles | None]:
+        """Write the values; then the tokens they hold become the recorded ones.
+
+        Only then: a rerun reuses a recorded token while the stored secret works, so it
         must be the token secret.yaml holds (see :func:`ensure_access_token`).
         """
         result = super().write_values()
-        pending = self.record.created.get(PENDING)
-        # only when secret.yaml holds the pending token itself: a brought token written
-        # instead leaves it pending (a later password run settles it, teardown deletes it)
-        if (
-            result.value is not None
-            and pending
-            and self.secret is not None
-            and _digest(self.secret) == pending["digest"]
-        ):
-            self.record.set("access_token", {"uuid": pending["uuid"], "label": pending["label"]})
-            self.record.forget(PENDING)  # after: a crash in between leaves it recorded
+        if result.value is not None:
+            pull = self.pull_secret if self.params.pull_access == "secret" else None
+            _promote(self, PUSH, self.secret)
+            _promote(self, PULL, pull.password if pull else None)
         return result
 
     async def finish_rotation(self) -> Result[None]:
@@ -523,12 +561,12 @@ def _tokens(conn: HubConnection) -> list[dict[str, Any]]:
         page += 1
 
 
-def _still_works(conn: HubConnection, secret: Secret) -> bool:
+def _still_works(conn: HubConnection, secret: Secret, identifier: str = "") -> bool:
     """Whether Docker Hub accepts ``secret`` (401: no; an outage raises, to be retried)."""
     answer = _Hub(conn.hub.base, conn.ca_file).send(
         "POST",
         "/v2/auth/token",
-        json={"identifier": conn.params.username, "secret": secret.reveal()},
+        json={"identifier": identifier or conn.params.username, "secret": secret.reveal()},
     )
     if answer.status_code == 401:
         return False
@@ -542,7 +580,33 @@ def _digest(token: Secret) -> str:
     return hashlib.sha256(token.reveal().encode()).hexdigest()[:16]
 
 
-def _settle_pending(conn: HubConnection, stored: Secret | None) -> None:
+@dataclass(frozen=True)
+class _Slot:
+    """One of the two tokens this notebook makes: where the record keeps it, its scope."""
+
+    recorded: str  # the record kind of the token secret.yaml holds
+    pending: str  # the record kind of one made but not yet written
+    scope: str  # Docker Hub's scope: repo:write pushes (and pulls), repo:read only pulls
+    what: str  # in messages
+
+
+PUSH = _Slot("access_token", PENDING, "repo:write", "access token")
+PULL = _Slot("pull_token", PULL_PENDING, "repo:read", "read-only token")
+
+
+def _promote(conn: HubConnection, slot: _Slot, written: Secret | None) -> None:
+    """After secret.yaml was written: its pending token, if it holds it, is the recorded one.
+
+    Only when secret.yaml holds the pending token itself: a brought token written instead
+    leaves it pending (a later password run settles it, teardown deletes it).
+    """
+    pending = conn.record.created.get(slot.pending)
+    if pending and written is not None and _digest(written) == pending["digest"]:
+        conn.record.set(slot.recorded, {"uuid": pending["uuid"], "label": pending["label"]})
+        conn.record.forget(slot.pending)  # after: a crash in between leaves it recorded
+
+
+def _settle_pending(conn: HubConnection, stored: Secret | None, slot: _Slot = PUSH) -> None:
     """Settle the token a stopped rotation made and recorded as pending.
 
     Written to secret.yaml (its digest matches the stored secret's; the run stopped before
@@ -551,14 +615,14 @@ def _settle_pending(conn: HubConnection, stored: Secret | None) -> None:
     reused and kept. Each change is recorded before the pending one is forgotten, so no
     token this notebook made is ever forgotten before it is deleted.
     """
-    pending = conn.record.created.get(PENDING)
+    pending = conn.record.created.get(slot.pending)
     if not pending:
         return
     if stored is not None and _digest(stored) == pending.get("digest"):
-        conn.note("access_token", {"uuid": pending["uuid"], "label": pending["label"]})
+        conn.note(slot.recorded, {"uuid": pending["uuid"], "label": pending["label"]})
     else:
         conn.retire_later(pending["uuid"])
-    conn.note(PENDING, None)
+    conn.note(slot.pending, None)
 
 
 def _use_brought_token(conn: HubConnection) -> Result[Secret | None]:
@@ -579,6 +643,61 @@ def _use_brought_token(conn: HubConnection) -> Result[Secret | None]:
         f"your {what} access token is BinderHub's credential as it is: nothing is created "
         "(Docker Hub does not let a token's session make tokens); verify checks it can push",
     )
+
+
+def _ensure_token(
+    conn: HubConnection, slot: _Slot, label: str, stored: Secret | None
+) -> Result[Secret | None]:
+    """Reuse the recorded ``slot`` token while ``stored`` (its secret in secret.yaml) works;
+    else create one with ``label``. The machinery both tokens share (see
+    :func:`ensure_access_token`); returns the secret to write, None in a dry run."""
+    p = conn.params
+    _settle_pending(conn, stored, slot)
+    recorded = conn.record.created.get(slot.recorded, {}).get("uuid")
+    retiring = list(conn.record.created.get(conn.retiring, []))
+    tokens = _tokens(conn)
+    current = next((t for t in tokens if t["uuid"] == recorded), None)
+    works = bool(
+        current
+        and current.get("is_active")
+        and slot.scope in current.get("scopes", [])
+        and stored
+        and _still_works(conn, stored)
+    )
+    if works and not p.rotate:
+        # a rotation stopped before its new token was written: this one is in use still
+        conn.unretire(recorded)
+        return Result(
+            stored, "reused", f"{slot.what} {label!r} ({slot.scope}), stored secret still works"
+        )
+    lost = [  # made by this deployment, answer lost before it was recorded: nobody has its secret
+        t["uuid"]
+        for t in tokens
+        if t.get("token_label") == label and t["uuid"] != recorded and t["uuid"] not in retiring
+    ]
+    if current and current["uuid"] not in retiring:
+        retiring.append(current["uuid"])  # deleted once the new one is written and verified
+    if p.dry_run:
+        conn.note(conn.retiring, retiring)  # in memory: finish_rotation says what it would do
+        what = "rotate: would create a new" if works else "would create"
+        extra = f", after deleting {len(lost)} never delivered" if lost else ""
+        return Result(None, "planned", f"{what} {slot.what} {label!r} with {slot.scope}{extra}")
+    conn.record.set("deployment", conn.deployment)  # before creating: a lost answer is found
+    for uuid in lost:
+        conn._delete_token(uuid)
+    conn.record.set(conn.retiring, retiring)
+    created = conn.hub.call(
+        "POST", "/v2/access-tokens", json={"token_label": label, "scopes": [slot.scope]}
+    )
+    secret = Secret(created["token"])
+    pending = {"uuid": created["uuid"], "label": label, "digest": _digest(secret)}
+    conn.record.set(slot.pending, pending)  # the recorded token once secret.yaml holds it
+    detail = f"{slot.what} {label!r} with {slot.scope}"
+    if current and not works:
+        detail += ", replacing 1 whose secret was lost (deleted once this one verifies)"
+    elif works:
+        detail += "; the old token is deleted once this one verifies"
+    return Result(secret, "created", detail)
 
 
 @creates
@@ -602,52 +721,97 @@ def ensure_access_token(conn: HubConnection) -> Result[Secret | None]:
     if conn.kind != "password":
         return _use_brought_token(conn)
     p = conn.params
-    label = conn.token_label
-    stored = conn.stored_password(p.username)
-    _settle_pending(conn, stored)
-    recorded = conn.record.created.get("access_token", {}).get("uuid")
-    retiring = list(conn.record.created.get(conn.retiring, []))
-    tokens = _tokens(conn)
-    current = next((t for t in tokens if t["uuid"] == recorded), None)
-    works = bool(
-        current
-        and current.get("is_active")
-        and "repo:write" in current.get("scopes", [])
-        and stored
-        and _still_works(conn, stored)
-    )
-    if works and not p.rotate:
-        conn.secret = stored
-        # a rotation stopped before its new token was written: this one is BinderHub's still
-        conn.unretire(recorded)
+    result = _ensure_token(conn, PUSH, conn.token_label, conn.stored_password(p.username))
+    conn.secret = result.value
+    return result
+
+
+def _pull_secret(conn: HubConnection, username: str, password: Secret) -> PullSecret:
+    """User pods' credential, keyed as containerd looks it up: Docker Hub's v1 key (z2jh's
+    default), or in the sandbox its registry's host:port, as in image_prefix."""
+    key = conn.registry_url.split("://", 1)[1] if conn.registry_url else DOCKER_HUB_AUTH_KEY
+    return PullSecret(registry=key, username=username, password=password)
+
+
+def _pull_without_password(conn: HubConnection) -> Result[PullSecret | None]:
+    """Signed in with a token, which cannot make tokens: reuse the read-only token a password
+    run stored, else the one the user brings; else say what to do, in one line."""
+    p = conn.params
+    stored = conn.stored_pull_password(p.username)
+    if conn.record.created.get(PULL.recorded) and stored and _still_works(conn, stored):
+        if not p.dry_run:
+            conn.pull_secret = _pull_secret(conn, p.username, stored)
+        label = conn.record.created[PULL.recorded].get("label", conn.pull_label)
         return Result(
-            stored, "reused", f"access token {label!r} (repo:write), stored secret still works"
+            conn.pull_secret, "reused", f"read-only token {label!r}, stored secret still works"
         )
-    lost = [  # made by this deployment, answer lost before it was recorded: nobody has its secret
-        t["uuid"]
-        for t in tokens
-        if t.get("token_label") == label and t["uuid"] != recorded and t["uuid"] not in retiring
-    ]
-    if current and current["uuid"] not in retiring:
-        retiring.append(current["uuid"])  # deleted once the new one is written and verified
+    variable = SANDBOX_PULL_TOKEN_VARIABLE if p.sandbox else PULL_TOKEN_VARIABLE
+    brought = os.environ.get(variable)
+    if not brought:
+        org = p.organization or "<organization>"
+        password = "" if p.sandbox else " (DOCKERHUB_PASSWORD)"
+        raise PermissionDenied(
+            "user pods need a read-only token and Docker Hub lets no token's session make "
+            f"one: rerun once signed in with the password{password}, or bring a personal "
+            "access token with Repo Read-only (or an organization "
+            f"access token with Image Pull on {org}'s repositories) as {variable}, or set "
+            'pull_access = "none" if the repositories are public'
+        )
+    secret = Secret(brought)
+    username = p.organization if secret.reveal().startswith("dckr_oat_") else p.username
+    if not username:
+        raise InvalidParameter(
+            "organization",
+            f"must name the organization of the organization access token in {variable}",
+            "",
+        )
+    if not _still_works(conn, secret, username):
+        raise AuthenticationFailed(
+            f"Docker Hub refused the read-only token in {variable} for {username!r}: check it"
+        )
     if p.dry_run:
-        conn.note(conn.retiring, retiring)  # in memory: finish_rotation says what it would do
-        what = "rotate: would create a new" if works else "would create"
-        extra = f", after deleting {len(lost)} never delivered" if lost else ""
-        return Result(None, "planned", f"{what} access token {label!r} with repo:write{extra}")
-    conn.record.set("deployment", conn.deployment)  # before creating: a lost answer is found
-    for uuid in lost:
-        conn._delete_token(uuid)
-    conn.record.set(conn.retiring, retiring)
-    created = conn.hub.call(
-        "POST", "/v2/access-tokens", json={"token_label": label, "scopes": ["repo:write"]}
+        return Result(None, "planned", f"would give user pods the read-only token in {variable}")
+    conn.pull_secret = _pull_secret(conn, username, secret)
+    return Result(
+        conn.pull_secret,
+        "reused",
+        f"the token in {variable} is user pods' credential as it is (verify shows whether it "
+        "is refused a push, as a read-only one is)",
     )
-    conn.secret = Secret(created["token"])
-    pending = {"uuid": created["uuid"], "label": label, "digest": _digest(conn.secret)}
-    conn.record.set(PENDING, pending)  # the recorded token once secret.yaml holds it
-    detail = f"access token {label!r} with repo:write"
-    if current and not works:
-        detail += ", replacing 1 whose secret was lost (deleted once this one verifies)"
-    elif works:
-        detail += "; the old token is deleted once this one verifies"
-    return Result(conn.secret, "created", detail)
+
+
+@creates
+def ensure_pull_credential(conn: HubConnection) -> Result[PullSecret | None]:
+    """User pods' pull-only credential: a ``repo:read`` personal access token.
+
+    Docker Hub's "Repo Read-only" permission views and pulls, never pushes (Docker's
+    "Access token reference"). The same password session that makes the push token makes
+    it, labelled as the push token with a ``pull`` suffix, and it goes through the same
+    machinery (:func:`_ensure_token`): reused while the stored pull password works, recorded
+    as pending until secret.yaml holds it, replaced with ``rotate`` (the old one retiring
+    with the push token's), deleted by teardown. ``pull_access = "node"`` never gets here
+    (Docker Hub has no node identity: refused before any call); ``"none"`` makes nothing.
+    """
+    p = conn.params
+    if p.pull_access == "none":
+        # a read-only token an earlier run made is no longer written: it retires, so
+        # finish_rotation deletes it once these values verify (teardown would too)
+        for kind in (PULL.pending, PULL.recorded):
+            if kind in conn.record.created:
+                conn.retire_later(conn.record.created[kind]["uuid"])
+                conn.note(kind, None)
+        return Result(
+            None,
+            "skipped",
+            "pull_access = none: no credential for user pods, so the repositories must be "
+            "public (a push creates them with the namespace's Default repository privacy, "
+            "Public unless changed in its Docker Hub settings), and " + PULL_LIMITS,
+        )
+    if conn.kind != "password":
+        return _pull_without_password(conn)
+    stored = conn.stored_pull_password(p.username)
+    result = _ensure_token(conn, PULL, conn.pull_label, stored)
+    if result.value is None:  # a dry run
+        return Result(None, result.status, result.detail)
+    conn.pull_secret = _pull_secret(conn, p.username, result.value)
+    return Result(conn.pull_secret, result.status, result.detail)
