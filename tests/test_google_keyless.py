@@ -49,7 +49,18 @@ def keyless_run(run: Runner, conn: google.GoogleConnection) -> Any:
     up_to_the_key(run, conn)
     run.step("key", google.ensure_key, conn)
     run.step("workload identity", google.bind_workload_identity, conn)
+    run.step("pull", google.ensure_pull_credential, conn)
     return run.step("values", conn.write_values)
+
+
+#: What user pods' pull key adds to the record (pull_access = "secret", the default).
+PULL = {"pull_service_account", "pull_binding", google.PULL_KEY}
+
+
+def no_key_in_secret(out: Path) -> bool:
+    """No BinderHub key in secret.yaml (user pods' pull key may stay in it)."""
+    path = out / "secret.yaml"
+    return not path.exists() or "registry" not in yaml.safe_load(path.read_text())
 
 
 def metadata_url(box: sandbox.Sandbox) -> str:
@@ -73,7 +84,7 @@ def test_a_bad_auth_is_a_one_line_parameter_error(value: Any, tmp_path: Path) ->
 
 def test_rotate_has_no_key_to_rotate_keyless(tmp_path: Path) -> None:
     with pytest.raises(InvalidParameter) as err:
-        google.validate(KEYLESS, output_dir=str(tmp_path), rotate=True)
+        google.validate(KEYLESS, output_dir=str(tmp_path), rotate=True, pull_access="none")
     assert err.value.name == "rotate"
 
 
@@ -83,7 +94,8 @@ def test_keyless_values_verify_through_the_fake_metadata_server(
 ) -> None:
     files = keyless_run(run, conn)
     out = tmp_path / "values"
-    assert not (out / "secret.yaml").exists()  # nothing secret to write
+    # BinderHub has no key: secret.yaml holds user pods' pull key alone
+    assert list(yaml.safe_load((out / "secret.yaml").read_text())) == ["jupyterhub"]
     config = yaml.safe_load((out / "config.yaml").read_text())["config"]
     assert config["BinderHub"]["registry_class"] == "binderhub.registry.GoogleArtifactRegistry"
     token_url = config["DockerRegistry"]["token_url"]
@@ -109,7 +121,7 @@ def test_no_key_is_created_keyless(
     accounts = {a["email"]: a for a in fresh.state()["google"]["service_accounts"]}
     assert accounts[conn.params.email]["keys"] == []
     calls = [e["path"] for e in fresh.log()]
-    assert not any(p.endswith("/CreateServiceAccountKey") for p in calls)
+    assert sum(p.endswith("/CreateServiceAccountKey") for p in calls) == 1  # user pods' key
     assert "key" not in conn.record.created
 
 
@@ -351,6 +363,7 @@ def whole_run(run: Runner, conn: google.GoogleConnection) -> None:
     up_to_the_key(run, conn)
     run.step("key", google.ensure_key, conn)
     run.step("workload identity", google.bind_workload_identity, conn)
+    run.step("pull", google.ensure_pull_credential, conn)
     files = run.step("values", conn.write_values)
     run.step("verify", conn.verify, files)
     asyncio.run(run.astep("finish", conn.finish_rotation))
@@ -444,6 +457,7 @@ def test_key_to_metadata_deletes_the_key_once_keyless_verification_passes(
     )
     assert "key" not in created(out) and created(out)["retiring_keys"] == [old_id]
     run.step("workload identity", google.bind_workload_identity, conn)
+    run.step("pull", google.ensure_pull_credential, conn)
     files = run.step("values", conn.write_values)
     # kept with its key: build pods that cannot push keylessly use it, a switch back reuses it
     assert (out / "secret.yaml").exists()
@@ -457,8 +471,11 @@ def test_key_to_metadata_deletes_the_key_once_keyless_verification_passes(
 
     assert key_token_status(fresh, conn, old) == 401  # the sandbox checks live keys
     assert live_keys(fresh, conn.params.email) == []
-    assert not (out / "secret.yaml").exists()
-    assert set(created(out)) == {"api", "repository", "service_account", "binding", google.BOUND}
+    assert no_key_in_secret(out)
+    assert (
+        set(created(out))
+        == {"api", "repository", "service_account", "binding", google.BOUND} | PULL
+    )
     assert metadata_token_status(fresh) == 200  # keyless works
 
     shown = capsys.readouterr()
@@ -492,6 +509,7 @@ def test_metadata_to_key_removes_the_binding_once_the_key_verifies(
     assert google.BOUND not in created(out)
     # the deployed keyless BinderHub keeps its access until the key verified
     assert workload_members(conn) == [member] and metadata_token_status(fresh) == 200
+    run.step("pull", google.ensure_pull_credential, conn)
     files = run.step("values", conn.write_values)
     report = run.step("verify", conn.verify, files)
     assert report is not None and all(c.ok for c in report.checks)
@@ -505,7 +523,7 @@ def test_metadata_to_key_removes_the_binding_once_the_key_verifies(
     key = key_json_of(conn)
     assert key_token_status(fresh, conn, key) == 200
     assert live_keys(fresh, conn.params.email) == [json.loads(key)["private_key_id"]]
-    assert set(created(out)) == {"api", "repository", "service_account", "binding", "key"}
+    assert set(created(out)) == {"api", "repository", "service_account", "binding", "key"} | PULL
 
     shown = capsys.readouterr()
     text = shown.out + shown.err + repr(files) + repr(run.checklist)
@@ -525,6 +543,7 @@ def test_only_the_recorded_member_goes_and_a_stale_etag_is_read_again(
     up_to_the_key(run, conn)
     run.step("key", google.ensure_key, conn)
     run.step("workload identity", google.bind_workload_identity, conn)
+    run.step("pull", google.ensure_pull_credential, conn)
     files = run.step("values", conn.write_values)
     run.step("verify", conn.verify, files)
 
@@ -576,7 +595,7 @@ def test_keyless_for_real_keeps_the_key_until_a_later_run(
     assert key_token_status(fresh, first, old) == 401
     assert "retiring_keys" not in created(out)
     assert google.UNCHECKED not in created(out)
-    assert not (out / "secret.yaml").exists()  # gone with its key
+    assert no_key_in_secret(out)  # gone with its key (user pods' pull key stays)
 
 
 def test_keyless_for_real_resumed_after_a_stop_still_keeps_the_key_one_run(
@@ -763,7 +782,7 @@ def test_a_crash_at_any_record_write_then_a_rerun_completes(
         ends.append((sorted(created(out)), len(keys), workload_members(conn)))
         assert "retiring_keys" not in created(out)
         if after == "metadata":
-            assert keys == [] and not (out / "secret.yaml").exists()
+            assert keys == [] and no_key_in_secret(out)
             assert workload_members(conn) == [conn.params.workload_member]
             assert metadata_token_status(fresh) == 200
         else:

@@ -254,12 +254,14 @@ def test_rotate_makes_a_new_key_and_retires_the_old_one_after_verification(
 ) -> None:
     up_to_the_key(run, conn)
     run.step("key", google.ensure_key, conn)
+    run.step("pull", google.ensure_pull_credential, conn)
     files = run.step("write", conn.write_values)
     old = json.loads((conn.secret or pytest.fail("no key")).reveal())["private_key_id"]
     p = google.validate(DEFAULTS, output_dir=str(tmp_path / "values"), rotate=True)
     again = run.step("sign in", google.sign_in, p)
     up_to_the_key(run, again)
     run.step("key", google.ensure_key, again)
+    run.step("pull", google.ensure_pull_credential, again)
     keys = {a["email"]: a["keys"] for a in fresh.state()["google"]["service_accounts"]}
     assert old in keys[p.email] and len(keys[p.email]) == 2  # kept until the new one verifies
     files = run.step("write", again.write_values)
@@ -277,6 +279,7 @@ def test_teardown_deletes_only_what_it_created(
     seeded = fresh.state()["google"]
     up_to_the_key(run, conn)
     run.step("key", google.ensure_key, conn)
+    run.step("pull", google.ensure_pull_credential, conn)
     run.step("write", conn.write_values)
     p = google.validate(DEFAULTS, output_dir=str(tmp_path / "values"), teardown=True)
     down = run.step("sign in", google.sign_in, p)
@@ -308,6 +311,7 @@ def test_a_gcr_io_domain_repository_takes_a_verified_push(
     conn = run.step("sign in", google.sign_in, p)
     up_to_the_key(run, conn)
     run.step("key", google.ensure_key, conn)
+    run.step("pull", google.ensure_pull_credential, conn)
     files = run.step("write", conn.write_values)
     report = run.step("verify", conn.verify, files)
     assert report is not None

@@ -73,7 +73,7 @@ from ..push import delete_tag, push_auth, push_image
 from ..registry_http import RegistryHTTP
 from ..secrets import Secret, write_private_file
 from ..steps import Result, progress
-from ..verify import CHECK_IMAGE, VerificationReport, VerifyHints
+from ..verify import CHECK_IMAGE, NODE_PULL_COMMAND, VerificationReport, VerifyHints
 from .contract import (
     COMMON_PARAMETERS,
     CommonParams,
@@ -398,10 +398,12 @@ def _retiring_members(retiring: list[Any]) -> list[str]:
 
 # --- keyless values ------------------------------------------------------------------------
 _KEYLESS_HEADER = f"""\
-# BinderHub Helm values written by binderhub-registry ({NOTEBOOK}, auth = metadata: no key).
-# Apply with your other values (the chart is published as development releases only, so helm
-# needs --version; see https://jupyterhub.github.io/helm-chart/#development-releases-binderhub):
-#   helm upgrade --install binderhub jupyterhub/binderhub --version=<chart version> -f config.yaml
+# BinderHub Helm values written by binderhub-registry ({NOTEBOOK}).
+# auth = metadata: BinderHub has no key. Apply with your other values (the chart is published
+# as development releases only, so helm needs --version; see
+# https://jupyterhub.github.io/helm-chart/#development-releases-binderhub):
+#   helm upgrade --install binderhub jupyterhub/binderhub --version=<chart version> \\
+#     -f config.yaml -f secret.yaml  (secret.yaml: user pods' pull key, when written)
 """
 
 
@@ -558,7 +560,7 @@ class GoogleConnection(Connection):
         # an earlier key run's registry.* stays until finish_rotation deletes its key: build
         # pods that cannot push keylessly still need it, and a switch back reuses it
         if earlier is not None:
-            detail += "; secret.yaml's registry.* (an earlier key) stays until that key is removed"
+            detail += "; secret.yaml (an earlier key) stays until that key is removed"
         return Result(KeylessFiles(path, values, pull), "done", detail)
 
     def verify(self, files: Any) -> Result[VerificationReport | None]:
@@ -1483,12 +1485,10 @@ def _node_check(conn: GoogleConnection) -> str:
     image = f"{conn._image_prefix()}{name}:{tag}" if conn.host else f"<image_prefix>{name}:{tag}"
     return (
         f"gcloud artifacts repositories get-iam-policy {p.repository_id} "
-        f"--location={p.location} --project={p.project_id}; after verification pushed the "
-        f"check image: kubectl run binderhub-pull-check --image={image} "
-        "--image-pull-policy=Always --restart=Never --command -- true; kubectl get pod "
-        "binderhub-pull-check (ErrImagePull or ImagePullBackOff: the nodes cannot pull; any "
-        "other state, even a failed start of the program-less image, means they can), then "
-        "kubectl delete pod binderhub-pull-check"
+        f"--location={p.location} --project={p.project_id}; once verification pushed the "
+        f"check image: {NODE_PULL_COMMAND.format(image=image)} (ErrImagePull or "
+        "ImagePullBackOff: the nodes cannot pull; a failed start of the program-less image "
+        "means they can)"
     )
 
 
