@@ -318,14 +318,19 @@ def test_checklist_html_escapes() -> None:
     assert "<script>" not in html and "&lt;script&gt;" in html
 
 
-def test_record_survives_and_ignores_other_providers(tmp_path: Path) -> None:
+def test_record_survives_and_refuses_another_providers(tmp_path: Path) -> None:
     from binderhub_registry.providers import Record
 
     rec = Record(tmp_path, "dockerhub")
     rec.set("access_token", {"uuid": "u1"})
-    assert Record(tmp_path, "dockerhub").created == {"access_token": {"uuid": "u1"}}
-    assert Record(tmp_path, "azure").created == {}
-    assert json.loads((tmp_path / Record.FILE).read_text())["provider"] == "dockerhub"
+    again = Record(tmp_path, "dockerhub")
+    assert again.created == {"access_token": {"uuid": "u1"}}
+    assert again.deployment == rec.deployment and len(rec.deployment) == 8
+    # another registry's record is never taken as empty (its teardown would forget all)
+    with pytest.raises(InvalidParameter, match="holds the record of another registry's notebook"):
+        Record(tmp_path, "azure")
+    saved = json.loads((tmp_path / Record.FILE).read_text())
+    assert saved["provider"] == "dockerhub" and saved["deployment"] == rec.deployment
 
 
 def test_async_step_retries_like_step() -> None:

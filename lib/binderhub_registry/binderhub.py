@@ -42,6 +42,7 @@ from urllib.parse import urlparse
 import yaml
 
 from .errors import InvalidValuesFile
+from .outputs import HEADER_MARK, write_file
 from .secrets import REDACTED, Secret, write_private_file
 
 __all__ = [
@@ -191,13 +192,15 @@ class ValuesFiles:
         return f"```yaml\n{self._text()}```"
 
 
-_HEADER = """\
-# BinderHub Helm values written by binderhub-registry ({source}).
+_HEADER = (
+    HEADER_MARK
+    + """ ({source}).
 # Apply with your other values (the chart is published as development releases only, so helm
 # needs --version; see https://jupyterhub.github.io/helm-chart/#development-releases-binderhub):
 #   helm upgrade --install binderhub jupyterhub/binderhub --version=<chart version> \\
 #     -f config.yaml -f secret.yaml
 """
+)
 
 
 def write_values(output_dir: str | Path, values: RegistryValues, *, source: str) -> ValuesFiles:
@@ -206,7 +209,8 @@ def write_values(output_dir: str | Path, values: RegistryValues, *, source: str)
     out.mkdir(parents=True, exist_ok=True)
     header = _HEADER.format(source=source)
     config_path = out / "config.yaml"
-    config_path.write_text(header + yaml.safe_dump(values.config(), sort_keys=False))
+    # beside it, then renamed: a link planted at config.yaml is replaced, never followed
+    write_file(config_path, header + yaml.safe_dump(values.config(), sort_keys=False), mode=0o644)
     secret_path = out / "secret.yaml"
     write_private_file(
         secret_path, header + yaml.safe_dump(values.secret(reveal=True), sort_keys=False)

@@ -11,12 +11,12 @@ import binascii
 import getpass
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from .errors import MissingCredentials
+from .outputs import write_file
 
 __all__ = ["REDACTED", "Secret", "read_secret", "redact", "write_private_file"]
 
@@ -79,24 +79,11 @@ def read_secret(names: Sequence[str], what: str, *, prompt: bool = True) -> Secr
 def write_private_file(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` to ``path`` readable by its owner only (0600), also when it existed.
 
-    Written to a new file beside it (``mkstemp``: created 0600, never an existing file or a
-    link), synced, then renamed over it: a full disk or a crash leaves the previous content
-    whole, and a link at ``path`` is replaced, never followed.
+    Written to a new file beside it, synced, then renamed over it (:func:`~.outputs.write_file`):
+    a full disk or a crash leaves the previous content whole, and a link at ``path`` is
+    replaced, never followed.
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o600)
-            f.write(text.encode())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(partial, target)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
-    return target
+    return write_file(path, text, mode=0o600)
 
 
 #: A run of base64 (standard or URL-safe alphabet) long enough to hold a secret.

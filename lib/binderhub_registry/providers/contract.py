@@ -42,6 +42,8 @@ from __future__ import annotations
 
 import inspect
 import json
+import secrets
+import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import wraps
@@ -57,7 +59,7 @@ from ..binderhub import (
     write_values,
 )
 from ..errors import CloudError, InvalidParameter, InvalidValuesFile
-from ..outputs import prepare_output_dir
+from ..outputs import check_output_files, prepare_output_dir, read_record
 from ..params import Parameter, choice, directory, flag, image_name_prefix
 from ..params import validate as check_rules
 from ..secrets import Secret, write_private_file
@@ -151,7 +153,12 @@ def check_parameters(
         )
     for check in checks:
         check(cls(**checked))
-    checked["output_dir"] = prepare_output_dir(checked["output_dir"], create=not checked["dry_run"])
+    value = checked["output_dir"]
+    checked["output_dir"] = prepare_output_dir(value, create=not checked["dry_run"])
+    module = sys.modules.get(cls.__module__)  # the provider module defining ``cls``
+    key, notebook = getattr(module, "KEY", ""), getattr(module, "NOTEBOOK", "")
+    if key:  # files a run would replace must be this notebook's own, before any call
+        check_output_files(checked["output_dir"], key, notebook, value)
     return cls(**checked)
 
 
@@ -174,7 +181,12 @@ def validator(
 class Record:
     """What a notebook created, kept in ``output_dir/binderhub-registry.json`` (no secrets).
 
-    Reruns read it to reuse resources, teardown to delete only what was created.
+    Reruns read it to reuse resources, teardown to delete only what was created. It names
+    its registry (``provider``) and its deployment (``deployment``, a random id made with
+    the record: what a provider writes into the names, labels or descriptions of what it
+    creates, so that the service itself can say a resource is this deployment's). A record
+    that cannot be read, or another registry's, stops the run (:func:`check_parameters`
+    refuses it before any call); it is never taken as empty.
     """
 
     FILE = "binderhub-registry.json"
@@ -182,12 +194,18 @@ class Record:
     def __init__(self, output_dir: Path, provider: str) -> None:
         self.path = output_dir / self.FILE
         self.provider = provider
-        try:
-            data = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            data = {}
-        ours = isinstance(data, dict) and data.get("provider") == provider
-        self.created: dict[str, Any] = dict(data.get("created", {})) if ours else {}
+        data = read_record(self.path, str(output_dir)) or {}
+        if data and data["provider"] != provider:
+            raise InvalidParameter(
+                "output_dir",
+                f"holds the record of another registry's notebook ({data['provider']}): use "
+                "one output_dir per notebook and deployment",
+                str(output_dir),
+            )
+        self.created: dict[str, Any] = dict(data.get("created", {}))
+        # older records kept Docker Hub's deployment id among what was created
+        found = data.get("deployment") or self.created.get("deployment")
+        self.deployment: str = found if isinstance(found, str) else secrets.token_hex(4)
 
     def set(self, kind: str, value: Any) -> None:
         """Record a created resource (and save at once, so a crash right after keeps it)."""
@@ -205,7 +223,10 @@ class Record:
         Written beside it, then renamed over it (:func:`write_private_file`): a full disk
         leaves the previous record whole (truncated, it would forget every credential it lists).
         """
-        text = json.dumps({"provider": self.provider, "created": self.created}, indent=2)
+        text = json.dumps(
+            {"provider": self.provider, "deployment": self.deployment, "created": self.created},
+            indent=2,
+        )
         write_private_file(self.path, text)
 
 
