@@ -75,6 +75,7 @@ SHARED = {
     "tests/test_site.py": "the docs build",
     "tests/test_docs.py::test_docs_render_the_stored_notebooks_offline": "the docs build",
     "tests/test_browser.py": "a JupyterLab server",
+    "tests/test_engines.py": "one dockerd and one notebook run per registry",
 }
 #: Each test's last duration (setup + call + teardown, seconds), kept between runs so the
 #: scheduler hands out the longest work first; in build/ (git ignores it, `make clean` drops it)
