@@ -67,6 +67,7 @@ from ..errors import (
     grpc_error,
     map_exceptions,
 )
+from ..outputs import write_file
 from ..params import choice, flag, text
 from ..pull import PULL_CHECK, PUSH_REFUSED_CHECK, pull_image, push_refused
 from ..push import delete_tag, push_auth, push_image
@@ -157,6 +158,12 @@ PARAMETERS = (
     ),
     flag("gcr_domain"),
     choice("auth", ("key", "metadata")),
+    text(
+        "k8s_namespace",
+        r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?",
+        "must be a Kubernetes namespace: at most 63 lowercase letters, digits or hyphens, "
+        "starting and ending with a letter or digit",
+    ),
     # "" when missing: only pull_access = "node" needs it (cells from before it still run)
     _replace(
         text(
@@ -169,12 +176,6 @@ PARAMETERS = (
         ),
         default="",
         required=False,
-    ),
-    text(
-        "k8s_namespace",
-        r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?",
-        "must be a Kubernetes namespace: at most 63 lowercase letters, digits or hyphens, "
-        "starting and ending with a letter or digit",
     ),
     *COMMON_PARAMETERS,
 )
@@ -551,7 +552,10 @@ class GoogleConnection(Connection):
 
         out.mkdir(parents=True, exist_ok=True)
         path = out / "config.yaml"
-        path.write_text(_KEYLESS_HEADER + yaml.safe_dump(values.config(), sort_keys=False))
+        # beside it, then renamed over it, as the core writes config.yaml (a link is replaced)
+        write_file(
+            path, _KEYLESS_HEADER + yaml.safe_dump(values.config(), sort_keys=False), mode=0o644
+        )
         earlier = _stored_section(out, "registry")
         _write_secret(out, earlier, pull)
         detail = f"{path} (BinderHub: no key)"
