@@ -183,5 +183,14 @@ def get_image_manifest(
         )
     if r.status_code != 200:
         raise VerificationFailed(check, f"manifest request answered HTTP {r.status_code}")
-    manifest: dict[str, Any] = r.json()
+    try:
+        manifest = r.json()
+    except ValueError:
+        manifest = None
+    if not isinstance(manifest, dict):
+        raise VerificationFailed(
+            check,
+            f"the registry answered 200 to the manifest of {image}:{tag} with a body that is not "
+            "a manifest: DockerRegistry.url may name something that is not a registry",
+        )
     return manifest

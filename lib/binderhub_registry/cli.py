@@ -24,6 +24,7 @@ from . import providers, sandbox
 from .binderhub import RegistryValues, load_values, secret_file_warning
 from .errors import BinderHubRegistryError, CloudError, InvalidParameter, VerificationFailed
 from .providers import Record
+from .registry_http import DEADLINE
 from .steps import Result, Runner
 from .verify import VerificationReport, VerifyHints, verify
 
@@ -119,6 +120,7 @@ def _verify_files(args: argparse.Namespace) -> int:
                 ca_file,
                 args.keep,
                 args.insecure,
+                args.deadline,
             )
     except VerificationFailed as failed:
         if args.verbose and failed.report is not None:
@@ -140,6 +142,17 @@ def _verify_files(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seconds(text: str) -> float:
+    """``--deadline``'s value: seconds from 1 to 3600 (argparse reports the rule in one line)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a number of seconds from 1 to 3600") from None
+    if not 1 <= value <= 3600:
+        raise argparse.ArgumentTypeError("must be a number of seconds from 1 to 3600")
+    return value
+
+
 def _check_ca_file(path: str, flag: str) -> None:
     """Refuse a CA bundle that is missing or holds no certificate, before any request."""
     try:
@@ -153,10 +166,15 @@ def _check_ca_file(path: str, flag: str) -> None:
 
 
 def _verify_values(
-    values: RegistryValues, ca_file: str | None, keep: bool, insecure: bool
+    values: RegistryValues, ca_file: str | None, keep: bool, insecure: bool, deadline: float
 ) -> Result[VerificationReport]:
     report = verify(
-        values, ca_bundle=ca_file, cleanup=not keep, insecure=insecure, hints=_hints_for(values)
+        values,
+        ca_bundle=ca_file,
+        cleanup=not keep,
+        insecure=insecure,
+        hints=_hints_for(values),
+        deadline=deadline,
     )
     return Result(report, "done", f"{report.image}")
 
@@ -269,6 +287,13 @@ def main(argv: list[str] | None = None) -> int:
         "--ca-file", help="CA bundle to trust (the sandbox's ca.crt); default: system CAs"
     )
     p.add_argument("--keep", action="store_true", help="leave the test tag in place")
+    p.add_argument(
+        "--deadline",
+        type=_seconds,
+        default=DEADLINE,
+        metavar="SECONDS",
+        help=f"time for the whole verification, 1 to 3600 (default {DEADLINE:g})",
+    )
     p.add_argument(
         "--insecure",
         action="store_true",

@@ -5,13 +5,22 @@ with the values' own credentials. Faults worth retrying (resets, timeouts, 408,
 425, 429, 5xx) raise :class:`~.errors.TransientCloudError` for the step runner;
 every other answer goes back to the caller, which knows what a 401 or 404 means
 at its step.
+
+A hostile or broken registry cannot hold verification or fill memory: every
+request of one verification shares one :class:`Deadline` (a server that sends a
+byte every few seconds never trips a per-read timeout), and no body is read past
+:data:`MAX_BODY`. Credentials go only to the registry's own origin (``home``), as
+docker sends them: a ``Location`` on another origin gets none. Messages built from
+a server's answer are redacted of every secret in use (plain, base64, URL-encoded).
 """
 
 from __future__ import annotations
 
 import re
+import threading
+import time
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlparse, urlunparse
 
 import requests
 
@@ -23,25 +32,70 @@ from .errors import (
     requests_errors,
     retry_after,
 )
-from .secrets import Secret
+from .secrets import Secret, redact
 
 if TYPE_CHECKING:
     from .verify import VerifyHints
 
 __all__ = [
+    "DEADLINE",
+    "MAX_BODY",
     "OCI_MANIFEST",
     "TIMEOUT",
+    "Deadline",
     "RegistryHTTP",
     "origin",
     "parse_challenge",
     "plain_http_refusal",
+    "secret_forms",
     "url_concat",
 ]
 
 #: The only manifest type BinderHub's check accepts, and the one the push sends.
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-#: Seconds per request.
+#: Seconds per read (connect, then each read of an answer).
 TIMEOUT = 15.0
+#: Seconds a whole verification may take, unless told otherwise (``--deadline``).
+DEADLINE = 180.0
+#: Largest body read from a registry or token service: tokens and manifests are a few KiB,
+#: the check image's layer a few hundred bytes.
+MAX_BODY = 8 << 20
+
+
+#: Shorter secrets are not looked for in messages: replacing every "p" of a message hides
+#: nothing a reader could not guess, and makes the message unreadable.
+MIN_REDACTED = 4
+
+
+def secret_forms(*secrets: Secret) -> list[str]:
+    """Each secret as a server could echo it: plain and URL-encoded (:func:`~.secrets.redact`
+    finds base64 forms, docker's ``user:password`` included, by itself)."""
+    return [
+        form
+        for text in (s.reveal() for s in secrets)
+        if len(text) >= MIN_REDACTED
+        for form in dict.fromkeys((text, quote(text, safe=""), quote_plus(text)))
+    ]
+
+
+class Deadline:
+    """The time left for one verification, shared by every request it makes."""
+
+    def __init__(self, seconds: float = DEADLINE) -> None:
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+
+    def left(self) -> float:
+        """Seconds left (0 when past)."""
+        return max(0.0, self.end - time.monotonic())
+
+    def expired(self, service: str) -> VerificationFailed:
+        """The failure when the time is up while talking to ``service``."""
+        return VerificationFailed(
+            "time limit",
+            f"verification took over {self.seconds:g} s: {service} answered too slowly or not "
+            "at all; check the registry's health, or allow more time with --deadline",
+        )
 
 
 def url_concat(url: str, args: dict[str, str]) -> str:
@@ -86,11 +140,17 @@ class RegistryHTTP:
         ca_bundle: str | None = None,
         *,
         insecure: bool = False,
+        home: str | None = None,
+        deadline: Deadline | None = None,
+        secrets: tuple[Secret, ...] = (),
     ) -> None:
         self.username = username
         self.password = password
         self.insecure = insecure
+        self.home = origin(home) if home else None  # the registry: the only origin given auth
+        self.deadline = deadline or Deadline()
         self.realms: list[str] = []
+        self.secrets = secret_forms(password, *secrets)
         self.session = requests.Session()
         self.session.verify = ca_bundle or True
         self.session.trust_env = False  # proxies and netrc must not change what is verified
@@ -109,21 +169,78 @@ class RegistryHTTP:
         """HTTP Basic credentials for ``requests``' ``auth=``."""
         return self.username, self.password.reveal()
 
+    def redact(self, text: str) -> str:
+        """``text`` without any secret in use, in any form a server could echo it."""
+        cleaned: str = redact(text, self.secrets)
+        return cleaned
+
     def send(self, method: str, url: str, **kw: Any) -> requests.Response:
-        """One request; faults worth retrying raise TransientCloudError, other answers return."""
+        """One request; faults worth retrying raise TransientCloudError, other answers return.
+
+        Runs within the shared deadline (the request runs in a daemon thread that is given
+        up when the time is up), reads at most :data:`MAX_BODY`, and sends an
+        ``Authorization`` header only to the registry's own origin.
+        """
         self.require_https(url, "HTTPS only", "a request to")  # a Location header may say http
         service = origin(url)
-        with map_exceptions(requests_errors(service)):
-            r = self.session.request(method, url, timeout=TIMEOUT, **kw)
+        if self.home and service != self.home:  # as docker: no registry credentials elsewhere
+            # (a token realm's Basic credentials travel as ``auth=``: the challenge named it)
+            headers = kw.get("headers") or {}
+            kw = kw | {
+                "headers": {k: v for k, v in headers.items() if k.lower() != "authorization"}
+            }
+        left = self.deadline.left()
+        if left <= 0:
+            raise self.deadline.expired(service)
+        answer: dict[str, Any] = {}
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                answer["response"] = self._request(method, url, service, kw)
+            except BaseException as e:  # handed to the caller's thread
+                answer["error"] = e
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name="registry-request", daemon=True).start()
+        if not done.wait(left):
+            raise self.deadline.expired(service)
+        if "error" in answer:
+            raise answer["error"]
+        r: requests.Response = answer["response"]
         if r.status_code >= 400:
             error = error_for_status(
                 service,
                 r.status_code,
-                f"{r.reason} to {method}",
+                self.redact(f"{r.reason} to {method}"),
                 retry_after=retry_after(r.headers.get("Retry-After")),
             )
             if isinstance(error, TransientCloudError):
                 raise error
+        return r
+
+    def _request(
+        self, method: str, url: str, service: str, kw: dict[str, Any]
+    ) -> requests.Response:
+        """The answer with its body read, at most :data:`MAX_BODY` bytes of it."""
+        with map_exceptions(requests_errors(service)):
+            r = self.session.request(method, url, timeout=TIMEOUT, stream=True, **kw)
+            body = bytearray()
+            try:
+                for chunk in r.iter_content(1 << 16):
+                    body += chunk
+                    if len(body) > MAX_BODY:
+                        raise VerificationFailed(
+                            "registry answer",
+                            f"{service} answered {method} with a body over "
+                            f"{MAX_BODY >> 20} MiB: not a registry's answer",
+                        )
+            finally:
+                r.close()
+        # the body as read, for .content and .json(): requests' own place for it
+        r._content = bytes(body)
+        r._content_consumed = True  # type: ignore[attr-defined]
         return r
 
     def get(self, url: str, **kw: Any) -> requests.Response:

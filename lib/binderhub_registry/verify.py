@@ -26,6 +26,7 @@ The transport is :mod:`.registry_http`.
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass, field
 from html import escape
@@ -33,12 +34,12 @@ from urllib.parse import urlparse
 
 from .binderhub import RegistryValues, ValuesFiles, auth_key_host, split_image_reference
 from .binderhub_check import BinderHubRegistrySettings, binderhub_settings, get_image_manifest
-from .errors import InvalidParameter, VerificationFailed
+from .errors import CloudError, InvalidParameter, VerificationFailed
 from .pull import PULL_CHECK, PUSH_REFUSED_CHECK, pull_image, push_refused
 from .push import PUSH_CHECK, delete_tag, push_auth, push_image
-from .registry_http import RegistryHTTP, plain_http_refusal
+from .registry_http import DEADLINE, Deadline, RegistryHTTP, plain_http_refusal, secret_forms
 from .registry_http import url_concat as _url_concat  # noqa: F401  (kept for callers' imports)
-from .secrets import Secret
+from .secrets import Secret, redact
 from .steps import Result
 
 __all__ = [
@@ -167,11 +168,14 @@ def verify_step(
     hints: VerifyHints | None = None,
     *,
     insecure: bool = False,
+    deadline: float = DEADLINE,
 ) -> Result[VerificationReport | None]:
     """The notebook step: verify written values (skipped in a dry run or teardown)."""
     if files is None:
         return Result(None, "skipped", "no values were written")
-    report = verify(files.values, ca_bundle=ca_bundle, hints=hints, insecure=insecure)
+    report = verify(
+        files.values, ca_bundle=ca_bundle, hints=hints, insecure=insecure, deadline=deadline
+    )
     summary = ", ".join(f"{who} {status}" for who, status in report.consumers().items())
     return Result(report, "done", f"{report.image}: {summary}")
 
@@ -183,6 +187,7 @@ def verify(
     cleanup: bool = True,
     hints: VerifyHints | None = None,
     insecure: bool = False,
+    deadline: float = DEADLINE,
 ) -> VerificationReport:
     """Run every check on ``values``; return the report, or raise VerificationFailed.
 
@@ -192,21 +197,57 @@ def verify(
     registries, token URLs and realms are refused before any credential is sent
     unless ``insecure`` (docker too refuses them unless listed as insecure). The
     raised VerificationFailed carries the report so far, its failed check last.
+    ``deadline`` bounds the whole verification in seconds (a registry that answers a byte
+    at a time cannot hold it); every message built from a server's answer is redacted of
+    the secrets in use.
     """
     if ca_bundle and not os.path.isfile(ca_bundle):  # "" means the system CAs, as before
         raise InvalidParameter("ca_bundle", "must be a CA bundle file that exists", ca_bundle)
     host, image = split_image_reference(values.image_prefix + CHECK_IMAGE[0])
     tag = CHECK_IMAGE[1]
     report = VerificationReport(image=f"{host}/{image}:{tag}")
+    secrets = tuple(s for s in (values.password, values.pull and values.pull.password) if s)
+    session = _Session(ca_bundle, insecure, Deadline(deadline), secrets)
     try:
-        _run_checks(
-            report, values, host, image, tag, ca_bundle, cleanup, hints or VerifyHints(), insecure
-        )
+        _run_checks(report, values, host, image, tag, session, cleanup, hints or VerifyHints())
     except VerificationFailed as failed:
-        report.add(failed.check, failed.diagnosis, "failed")
-        failed.report = report
-        raise
+        diagnosis = session.redact(failed.diagnosis)
+        report.add(failed.check, diagnosis, "failed")
+        raise VerificationFailed(failed.check, diagnosis, report) from None
+    except CloudError as error:  # a server's words may be in it: redacted, one line
+        cleaned = copy.copy(error)
+        cleaned.args = (session.redact(str(error)),)
+        raise cleaned from None
+    for check in report.checks:
+        check.detail = session.redact(check.detail)
     return report
+
+
+@dataclass(frozen=True)
+class _Session:
+    """What every registry client of one verification shares: trust, time, secrets."""
+
+    ca_bundle: str | None
+    insecure: bool
+    deadline: Deadline
+    secrets: tuple[Secret, ...]
+
+    def client(self, username: str, password: Secret, home: str) -> RegistryHTTP:
+        """A client for ``home``'s registry (the only origin it gives credentials)."""
+        return RegistryHTTP(
+            username,
+            password,
+            self.ca_bundle,
+            insecure=self.insecure,
+            home=home,
+            deadline=self.deadline,
+            secrets=self.secrets,
+        )
+
+    def redact(self, text: str) -> str:
+        """``text`` without any secret of this verification, in any form."""
+        cleaned: str = redact(text, secret_forms(*self.secrets))
+        return cleaned
 
 
 def _foreign_realm(realms: list[str], registry_host: str | None) -> str:
@@ -228,11 +269,11 @@ def _run_checks(
     prefix_host: str,
     image: str,
     tag: str,
-    ca_bundle: str | None,
+    session: _Session,
     cleanup: bool,
     hints: VerifyHints,
-    insecure: bool,
 ) -> None:
+    insecure = session.insecure
     key = next(iter(values.docker_config()["auths"]))
     pod_host = auth_key_host(key)
     if pod_host != prefix_host:
@@ -262,7 +303,7 @@ def _run_checks(
     ):
         if url.lower().startswith("http://") and not insecure:
             raise VerificationFailed("BinderHub's registry URL", plain_http_refusal(what, url))
-    http = RegistryHTTP(settings.username, settings.password, ca_bundle, insecure=insecure)
+    http = session.client(settings.username, settings.password, settings.url)
     registry_host = urlparse(settings.url).hostname
     path = "token_url" if settings.token_url else "Basic credentials (no token_url)"
     check = "BinderHub's image check"
@@ -289,7 +330,7 @@ def _run_checks(
             "would rebuild at every launch; check DockerRegistry.url and token_url",
         )
     report.add(check, "found, so launches will reuse built images")
-    _pull_checks(report, values, settings.url, prefix_host, image, tag, ca_bundle, hints, insecure)
+    _pull_checks(report, values, settings.url, prefix_host, image, tag, session, hints)
     if not cleanup:
         report.add("delete the test tag", "kept, as asked", "skipped")
         return
@@ -311,15 +352,14 @@ def _pull_checks(
     prefix_host: str,
     image: str,
     tag: str,
-    ca_bundle: str | None,
+    session: _Session,
     hints: VerifyHints,
-    insecure: bool,
 ) -> None:
     """User pods' pull with only what the values give them, then least privilege."""
     pull = values.pull
     reference = f"{prefix_host}/{image}:{tag}"
     if pull is None:
-        anonymous = RegistryHTTP("", Secret(""), ca_bundle, insecure=insecure)
+        anonymous = session.client("", Secret(""), registry_url)
         try:
             pull_image(anonymous, registry_url, image, tag, hints=hints)
         except VerificationFailed:
@@ -349,7 +389,7 @@ def _pull_checks(
             f"host {prefix_host}: the kubelet finds pull credentials by host, so user pods "
             "would pull without them; make it name the image_prefix host",
         )
-    http = RegistryHTTP(pull.username, pull.password, ca_bundle, insecure=insecure)
+    http = session.client(pull.username, pull.password, registry_url)
     pulled = pull_image(http, registry_url, image, tag, hints=hints)
     report.add(PULL_CHECK, f"{pulled} with jupyterhub.imagePullSecret ({pull.username})")
     if not push_refused(http, registry_url, image, hints=hints):
