@@ -277,9 +277,10 @@ def test_dockerhub_a_plain_run_after_a_rotation_stopped_before_writing_keeps_the
         job(rotate=True, keep_replaced=True)
     assert job.fingerprint() == stored
     out = job(dry_run=True)
-    assert "would remove 1 replaced credential(s)" in out  # the never written one
+    # the never written ones: BinderHub's token and user pods' read-only token
+    assert "would remove 2 replaced credential(s)" in out
     out = job()
-    assert "stored secret still works" in out and "removed 1 replaced credential(s)" in out
+    assert "stored secret still works" in out and "removed 2 replaced credential(s)" in out
     assert job.fingerprint() == stored and pushes(job.output_dir, fresh)
     assert pushes(deployed, fresh), "the deployed token was deleted"
     assert job.retiring not in job.record() and "pending_token" not in job.record()
@@ -363,7 +364,7 @@ def test_dockerhub_a_rerun_after_a_stop_between_writing_and_recording_keeps_the_
     written = job.fingerprint()
     assert written != job.fingerprint(deployed)
     out = job()
-    assert "removed 1 replaced credential(s)" in out
+    assert "removed 2 replaced credential(s)" in out  # the old push and read-only tokens
     assert job.fingerprint() == written and pushes(job.output_dir, fresh)
     assert not pushes(deployed, fresh)
     assert job.retiring not in job.record() and "pending_token" not in job.record()
