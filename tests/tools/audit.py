@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["BAD_INPUTS", "FAULTS", "Family", "main"]
+__all__ = ["ATTACKS", "BAD_INPUTS", "FAULTS", "Family", "main"]
 
 ROOT = Path(__file__).resolve().parents[2]
 GOAL_BAD_INPUTS = 120
@@ -103,6 +103,50 @@ BAD_INPUTS = [
         "sandbox admin API: bad fault specs (not in the goal)",
         "tests/test_sandbox_security.py::test_a_bad_fault_spec_is_refused_and_breaks_nothing",
         goal=False,
+    ),
+]
+#: Issue 23's attacks on what a run may overwrite or send, by category: each case held
+#: (refused with one line, nothing overwritten or leaked) or not.
+ATTACKS = [
+    Family(
+        "records tampered (corrupt, wrong types)",
+        "tests/test_output_files.py::test_a_corrupt_record_stops_the_run_with_one_line",
+    ),
+    Family(
+        "directories shared between notebooks",
+        "tests/test_output_files.py::test_another_notebooks_files_and_record_are_refused",
+    ),
+    Family(
+        "a user's own files in output_dir",
+        "tests/test_output_files.py::test_files_this_project_did_not_write_are_not_replaced",
+    ),
+    Family(
+        "links planted at the values files",
+        "tests/test_output_files.py::test_config_yaml_is_never_written_through_a_link",
+    ),
+    Family(
+        "output_dir of another user, or writable by others",
+        "tests/test_output_files.py::test_a_foreign_or_shared_output_dir_is_refused",
+    ),
+    Family(
+        "secrets echoed by servers",
+        "tests/test_verify_hostile.py::test_a_secret_echoed_in_a_reason_phrase_is_redacted",
+    ),
+    Family(
+        "hostile registries: another origin's Location",
+        "tests/test_verify_hostile.py::test_credentials_never_go_to_an_upload_url_on_another_origin",
+    ),
+    Family(
+        "hostile registries: a byte at a time",
+        "tests/test_verify_hostile.py::test_a_server_sending_a_byte_at_a_time_cannot_hold_verification",
+    ),
+    Family(
+        "hostile registries: a huge body",
+        "tests/test_verify_hostile.py::test_a_huge_body_is_not_read_whole",
+    ),
+    Family(
+        "hostile registries: garbage in a 200",
+        "tests/test_verify_hostile.py::test_garbage_in_a_200_is_one_line_and_exit_1",
     ),
 ]
 FAULTS = [
@@ -299,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--jobs", default=os.environ.get("JOBS", "2"), help="xdist workers")
     args = parser.parse_args(argv)
-    families = BAD_INPUTS + FAULTS
+    families = BAD_INPUTS + FAULTS + ATTACKS
     with tempfile.TemporaryDirectory(prefix="bhr-audit-") as work:
         env = os.environ | {
             "BHR_AUDIT_DIR": work,
@@ -336,6 +380,10 @@ def main(argv: list[str] | None = None) -> int:
         faults,
         "survived",
     )
+    attacks = [(f.label, *_count(f, outcomes)) for f in ATTACKS]
+    _table(
+        "Attacks on what a run overwrites or sends (held: refused, nothing lost)", attacks, "held"
+    )
     goal_bad = [(t, h) for f, (_, t, h) in zip(BAD_INPUTS, bad, strict=True) if f.goal]
     bad_tried, bad_handled = sum(t for t, _ in goal_bad), sum(h for _, h in goal_bad)
     fault_tried, fault_ok = sum(r[1] for r in faults), sum(r[2] for r in faults)
@@ -345,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\nFigures")
     print(f"  bad inputs tried / handled (notebooks and verify): {bad_tried} / {bad_handled}")
     print(f"  faults tried / survived with no duplicates:         {fault_tried} / {fault_ok}")
+    attack_tried, attack_held = sum(r[1] for r in attacks), sum(r[2] for r in attacks)
+    print(f"  attacks tried / held (issue 23's categories):      {attack_tried} / {attack_held}")
     print(
         f"  secrets found in outputs: {len(leaks)} "
         f"({secrets} secrets looked for in {files} files and sandbox logs)"
@@ -356,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         and bad_handled == bad_tried
         and fault_tried >= GOAL_FAULTS
         and fault_ok == fault_tried
+        and attack_held == attack_tried
         and not leaks
         and bool(scans)
     )
