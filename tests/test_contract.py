@@ -242,6 +242,7 @@ def test_teardown_removes_what_the_notebook_created(
         for backend in state.values():
             if isinstance(backend, dict):
                 backend.pop("repositories", None)
+                backend.pop("privacy", None)  # Docker Hub: the pushed repositories' privacy
                 for registry in backend.get("registries", []):
                     if isinstance(registry, dict):
                         registry.pop("repositories", None)
