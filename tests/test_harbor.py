@@ -75,8 +75,10 @@ BAD_INPUTS = [
     ("harbor_url", "https://harbor.example.org/api/v2.0", "no path"),
     ("harbor_url", "https://harbor example.org", "https://"),
     ("harbor_project", "BinderHub", "lowercase letters and digits"),
-    ("harbor_project", "binder--hub", "single '.', '_' or '-'"),
-    ("harbor_project", "-binderhub", "single '.', '_' or '-'"),
+    ("harbor_project", "binder--hub", "single '.' or '-'"),
+    ("harbor_project", "-binderhub", "single '.' or '-'"),
+    # BinderHub turns '_' into '-' in image names: it would push to project bh-test (issue 23)
+    ("harbor_project", "bh_test", "no '_': BinderHub turns '_' into '-'"),
     ("harbor_project", "", "Harbor project name"),
     ("robot_name", "ci+builder", "Harbor robot name"),
     ("robot_name", "robot$ci", "Harbor robot name"),

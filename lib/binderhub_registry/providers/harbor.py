@@ -42,6 +42,8 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field, replace
+from datetime import datetime
+from functools import partial
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any, ClassVar, Protocol
 from urllib.parse import quote, urlparse
@@ -64,7 +66,8 @@ from ..errors import (
     requests_errors,
 )
 from ..params import Parameter, text
-from ..secrets import Secret, read_secret
+from ..registry_http import secret_forms
+from ..secrets import Secret, read_secret, redact
 from ..steps import Result
 from ..verify import VerificationReport, VerifyHints
 from .contract import (
@@ -128,6 +131,13 @@ PULL_ROBOT_NAME = "binderhub-puller"
 
 #: Harbor's rule for project and robot names (project manager.go, robot handler's validateName).
 HARBOR_NAME = r"[a-z0-9]+(?:[._-][a-z0-9]+)*"
+#: The project names BinderHub can use: Harbor's rule without '_'. BinderHub builds each image
+#: name as ``(image_prefix + slug + ":" + ref).replace("_", "-").lower()`` (binderhub/builder.py),
+#: so a project ``bh_test`` would be pushed to as ``bh-test``, a project the values do not name.
+BINDERHUB_PROJECT = r"[a-z0-9]+(?:[.-][a-z0-9]+)*"
+#: What marks a robot as one of this deployment's, in its description (Harbor keeps a robot's
+#: ``description``: swagger RobotCreate and Robot; handler/robot.go stores and lists it).
+MARK = "binderhub-registry"
 _HOST = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
 
 
@@ -152,9 +162,10 @@ PARAMETERS = (
     ),
     text(
         "harbor_project",
-        HARBOR_NAME,
-        "must be a Harbor project name: lowercase letters and digits, with single '.', '_' or "
-        "'-' between them, at most 255 characters",
+        BINDERHUB_PROJECT,
+        "must be a Harbor project name BinderHub can use: lowercase letters and digits, with "
+        "single '.' or '-' between them, at most 255 characters (no '_': BinderHub turns '_' "
+        "into '-' in image names, so it would push to another project)",
     ),
     text(
         "robot_name",
@@ -243,6 +254,10 @@ class HarborAPI:
     ``url`` is the Harbor's base URL (``https://host[:port]``); ``ca_file`` a CA to
     trust (the sandbox's), None for the system's. The session keeps no cookie:
     Harbor's ``sid`` sent back would make every write need a CSRF token.
+
+    ``secrets`` are the secrets in use (the user's password, then each robot secret this
+    session made or read): every message built from Harbor's answer is redacted of them
+    (:meth:`hide`), so an error body that echoes one never reaches the screen.
     """
 
     def __init__(
@@ -254,18 +269,33 @@ class HarborAPI:
         self.ca_file = ca_file
         self.http = _session(ca_file)
         self.http.auth = (username, password.reveal())
+        self.secrets: list[Secret] = [password]
+
+    def keep_hidden(self, *secrets: Secret) -> None:
+        """Add secrets in use (robot secrets) to those every message is redacted of."""
+        self.secrets += [s for s in secrets if s not in self.secrets]
+
+    def hide(self, text: str) -> str:
+        """``text`` (from Harbor's answer) without any secret in use: plain, URL-encoded or
+        base64 (:func:`~binderhub_registry.secrets.redact` finds base64 forms itself)."""
+        redacted: str = redact(text, secret_forms(*self.secrets))
+        return redacted
 
     def send(self, method: str, path: str, **kw: Any) -> requests.Response:
         """The raw answer to ``/api/v2.0<path>`` (transport errors mapped)."""
         with map_exceptions(requests_errors(NAME)):
             return self.http.request(method, f"{self.url}/api/v2.0{path}", timeout=30, **kw)
 
-    def call(self, method: str, path: str, **kw: Any) -> Any:
-        """The JSON answer (None when empty); an error status raises the mapped error."""
+    def call(self, method: str, path: str, *, expect: Expect = None, **kw: Any) -> Any:
+        """The JSON answer (None when empty); an error status raises the mapped error.
+
+        ``expect`` is what a 2xx answer must be: ``list`` (a JSON array of objects), or the
+        keys of a JSON object; anything else is one line naming the call, never a KeyError.
+        """
         r = self.send(method, path, **kw)
         if r.status_code >= 400:
-            raise _error(r, method, path)
-        return r.json() if r.content else None
+            raise _error(r, method, path, self)
+        return _answer(r, method, path, expect)
 
     def current_user(self) -> dict[str, Any]:
         """``GET /users/current``; a refusal says which variables to check."""
@@ -277,9 +307,37 @@ class HarborAPI:
                 "cannot manage robots)"
             )
         if r.status_code >= 400:
-            raise _error(r, "GET", "/users/current")
-        found: dict[str, Any] = r.json()
+            raise _error(r, "GET", "/users/current", self)
+        found: dict[str, Any] = _answer(r, "GET", "/users/current", ())
         return found
+
+
+#: What a 2xx answer must be (:meth:`HarborAPI.call`): ``list``, an object's keys, or anything.
+Expect = type[list[Any]] | tuple[str, ...] | None
+
+
+def _answer(r: requests.Response, method: str, path: str, expect: Expect) -> Any:
+    """The JSON of a 2xx answer, as ``expect`` says it must be; else one line naming the call."""
+    call = f"{method} /api/v2.0{path}"
+    unexpected = f"{NAME} answered {call} with an unexpected body"
+    if not r.content:
+        if expect is None:
+            return None
+        raise CloudError(f"{unexpected}: it is empty")
+    try:
+        found = r.json()
+    except ValueError:
+        raise CloudError(f"{unexpected}: it is not JSON") from None
+    if expect is list:
+        if not isinstance(found, list) or not all(isinstance(x, dict) for x in found):
+            raise CloudError(f"{unexpected}: not a list of objects")
+    elif isinstance(expect, tuple):
+        if not isinstance(found, dict):
+            raise CloudError(f"{unexpected}: not an object")
+        missing = [k for k in expect if k not in found]
+        if missing:
+            raise CloudError(f"{unexpected}: no {', '.join(missing)}")
+    return found
 
 
 def _session(ca_file: str | None) -> requests.Session:
@@ -292,24 +350,31 @@ def _session(ca_file: str | None) -> requests.Session:
     return http
 
 
-def _error(r: requests.Response, method: str, path: str) -> BinderHubRegistryError:
-    """The package's error for a Harbor error answer (``{"errors": [{code, message}]}``)."""
-    return error_for_response(NAME, r, f"{_message(r)} ({method} /api/v2.0{path})")
+def _error(r: requests.Response, method: str, path: str, api: HarborAPI) -> BinderHubRegistryError:
+    """The package's error for a Harbor error answer (``{"errors": [{code, message}]}``),
+    redacted of every secret ``api`` has in use."""
+    return error_for_response(NAME, r, f"{_message(r, api)} ({method} /api/v2.0{path})")
 
 
-def _message(r: requests.Response) -> str:
+def _message(r: requests.Response, api: HarborAPI) -> str:
+    """Harbor's words for an error answer (or its reason phrase), without any secret in use:
+    a Harbor, or a proxy in front of it, may echo the request's credentials."""
     try:
         first = r.json()["errors"][0]
-        return f"{first.get('code', '')} {first.get('message', '')}".strip()
+        said = f"{first.get('code', '')} {first.get('message', '')}".strip()
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-        return str(r.reason)
+        said = str(r.reason)
+    return api.hide(said)
 
 
 def find_project(api: HarborAPI, name: str) -> dict[str, Any] | None:
     """The project named ``name``, or None."""
     try:
         found: dict[str, Any] = api.call(
-            "GET", f"/projects/{quote(name, safe='')}", headers={"X-Is-Resource-Name": "true"}
+            "GET",
+            f"/projects/{quote(name, safe='')}",
+            headers={"X-Is-Resource-Name": "true"},
+            expect=("project_id", "name"),
         )
     except CloudError as e:
         if e.status == 404:
@@ -340,7 +405,10 @@ def delete_project(api: HarborAPI, name: str) -> int:
     while True:  # a page at a time: each deletion shrinks the listing
         try:
             repositories = api.call(
-                "GET", f"/projects/{project}/repositories", params={"page_size": 100}
+                "GET",
+                f"/projects/{project}/repositories",
+                params={"page_size": 100},
+                expect=list,
             )
         except CloudError as e:
             if e.status == 404:
@@ -349,6 +417,11 @@ def delete_project(api: HarborAPI, name: str) -> int:
         if not repositories:
             break
         for repository in repositories:
+            if not repository.get("name"):
+                raise CloudError(
+                    f"{NAME} answered GET /api/v2.0/projects/{project}/repositories with an "
+                    "unexpected body: a repository without a name"
+                )
             short = quote(quote(str(repository["name"]).removeprefix(name + "/"), safe=""))
             try:
                 api.call("DELETE", f"/projects/{project}/repositories/{short}")
@@ -391,9 +464,15 @@ def find_robot(api: HarborAPI, project: dict[str, Any], robot_name: str) -> dict
                 "page": page,
                 "page_size": 100,
             },
+            expect=list,
         )
         for robot in robots or []:
             if str(robot.get("name", "")).endswith(suffix):
+                if "id" not in robot:
+                    raise CloudError(
+                        f"{NAME} answered GET /api/v2.0/robots with an unexpected body: "
+                        "a robot without an id"
+                    )
                 found: dict[str, Any] = robot
                 return found
         if len(robots or []) < 100:
@@ -422,8 +501,10 @@ def create_robot(
             "disable": False,
             "permissions": robot_permissions(project, actions),
         },
+        expect=("id", "name", "secret", "expires_at"),
     )
     secret = Secret(str(created.pop("secret")))
+    api.keep_hidden(secret)
     return created, secret
 
 
@@ -433,10 +514,16 @@ def set_robot_expiry(api: HarborAPI, robot: dict[str, Any], expiry_days: int) ->
     Harbor counts the days from the robot's creation (-1: never), and its secret
     stays the same: a robot that expired works again with -1, nothing to redeploy.
     """
-    keep = ("name", "description", "level", "disable", "permissions")
-    body = {k: robot[k] for k in keep if k in robot} | {"duration": expiry_days}
+    return update_robot(api, robot, duration=expiry_days)
+
+
+def update_robot(api: HarborAPI, robot: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """``PUT /robots/{id}`` with ``robot`` (as Harbor shows it) and ``changes`` (``duration``,
+    ``description``); the robot as it is now. Its secret stays."""
+    keep = ("name", "description", "level", "disable", "permissions", "duration")
+    body = {k: robot[k] for k in keep if k in robot} | changes
     api.call("PUT", f"/robots/{int(robot['id'])}", json=body)
-    updated: dict[str, Any] = api.call("GET", f"/robots/{int(robot['id'])}")
+    updated: dict[str, Any] = api.call("GET", f"/robots/{int(robot['id'])}", expect=("id", "name"))
     return updated
 
 
@@ -445,8 +532,10 @@ def refresh_robot_secret(api: HarborAPI, robot_id: int) -> Secret:
 
     Harbor keeps one secret per robot: the old one stops working at once.
     """
-    answer = api.call("PATCH", f"/robots/{robot_id}", json={})
-    return Secret(str(answer["secret"]))
+    answer = api.call("PATCH", f"/robots/{robot_id}", json={}, expect=("secret",))
+    secret = Secret(str(answer["secret"]))
+    api.keep_hidden(secret)
+    return secret
 
 
 def delete_robot(api: HarborAPI, robot_id: int) -> None:
@@ -470,7 +559,9 @@ def robot_works(api: HarborAPI, username: str, secret: Secret) -> bool:
     if r.status_code == 401:
         return False
     if r.status_code >= 400:
-        raise error_for_status(NAME, r.status_code, f"GET /v2/ answered {r.reason}")
+        api.keep_hidden(secret)
+        reason = api.hide(str(r.reason))
+        raise error_for_status(NAME, r.status_code, f"GET /v2/ answered {reason}")
     return True
 
 
@@ -549,6 +640,8 @@ class HarborConnection(Connection):
     params: HarborParams  # type: ignore[assignment]  # a Protocol: OVH's Params have these too
     api: HarborAPI | None = None
     project: dict[str, Any] | None = field(default=None)  # as Harbor shows it
+    #: projects a robot proven this deployment's lives in (:meth:`check_ours`)
+    proven_projects: set[str] = field(default_factory=set)
     robot: dict[str, Any] | None = field(default=None)  # as Harbor shows it (no secret)
     pull_robot: dict[str, Any] | None = field(default=None)  # user pods' robot, likewise
 
@@ -557,6 +650,88 @@ class HarborConnection(Connection):
         if self.api is None:
             raise CloudError("Harbor is not reachable yet: its registry must exist first")
         return self.api
+
+    @property
+    def mark(self) -> str:
+        """What this deployment writes into its robots' descriptions (Harbor keeps them)."""
+        return f"{MARK} {self.record.deployment}"
+
+    def live_robot(self, role: RobotRole, recorded: dict[str, Any]) -> dict[str, Any] | None:
+        """The recorded robot as Harbor shows it now (None: gone), proven this deployment's;
+        a robot that is not raises one line naming both."""
+        robot_id = _recorded_id(recorded, repr(role.kind), self.record)
+        try:
+            live: dict[str, Any] = self.harbor().call(
+                "GET", f"/robots/{robot_id}", expect=("id", "name")
+            )
+        except CloudError as e:
+            if e.status == 404:
+                return None
+            raise
+        problem = _robot_mismatch(self, role, recorded, live)
+        if problem:
+            raise PermissionDenied(problem)
+        return live
+
+    def robots_in(self, project: str) -> bool:
+        """Whether a recorded robot, proven this deployment's, lives in ``project``: what
+        proves a project recorded before creation times were kept."""
+        for role in (BUILDER, PULLER):
+            recorded = self.record.created.get(role.kind)
+            if recorded:
+                live = self.live_robot(role, recorded)
+                if live is not None and project in _robot_projects(live):
+                    return True
+        return False
+
+    def live_project(self, recorded: dict[str, Any], proven: bool) -> dict[str, Any] | None:
+        """The recorded project as Harbor shows it now (None: gone), proven this deployment's
+        (``proven``: a robot of this deployment lives in it); else one line naming both."""
+        project_id = _recorded_id(recorded, "'harbor_project'", self.record)
+        try:
+            live: dict[str, Any] = self.harbor().call(
+                "GET", f"/projects/{project_id}", expect=("project_id", "name")
+            )
+        except CloudError as e:
+            if e.status == 404:
+                return None
+            raise
+        problem = _project_mismatch(self, recorded, live, proven)
+        if problem:
+            raise PermissionDenied(problem)
+        return live
+
+    def check_ours(self) -> None:
+        """Before teardown deletes anything: each recorded robot and the recorded project are
+        this deployment's (marked, same name, id and creation time), or one line names the
+        recorded and the live one and nothing is deleted."""
+        created = self.record.created
+        self.proven_projects = set()
+        for role in (PULLER, BUILDER):
+            if created.get(role.kind):
+                live = self.live_robot(role, created[role.kind])
+                if live is not None:
+                    self.proven_projects |= _robot_projects(live)
+        recorded = created.get("harbor_project")
+        if recorded:
+            name = str(recorded.get("name", "")) if isinstance(recorded, dict) else ""
+            self.live_project(recorded, name in self.proven_projects)
+
+    async def teardown(self) -> Result[None]:
+        """Teardown (:meth:`Connection.teardown`), after :meth:`check_ours` proved that what
+        the record names is this deployment's."""
+        if self.params.teardown and any(self.record.created.get(d.kind) for d in self.deletions()):
+            self.check_ours()
+        return await super().teardown()
+
+    def _delete_robot(self, role: RobotRole, recorded: dict[str, Any]) -> None:
+        if self.live_robot(role, recorded) is not None:
+            delete_robot(self.harbor(), int(recorded["id"]))
+
+    def _delete_project(self, recorded: dict[str, Any]) -> None:
+        name = str(recorded.get("name", ""))
+        if self.live_project(recorded, name in self.proven_projects) is not None:
+            delete_project(self.harbor(), name)
 
     def values(self) -> RegistryValues | None:
         """BinderHub's values: the robot pushing to ``<host>/<project>/<prefix>``."""
@@ -576,14 +751,14 @@ class HarborConnection(Connection):
                 Deletion(
                     role.kind,
                     f"{role.label} {created.get(role.kind, {}).get('name', '')!r}",
-                    lambda r: delete_robot(self.harbor(), int(r["id"])),
+                    partial(self._delete_robot, role),
                 )
                 for role in (PULLER, BUILDER)
             ),
             Deletion(
                 "harbor_project",
                 f"project {project!r} with its repositories",
-                lambda pr: delete_project(self.harbor(), str(pr["name"])),
+                self._delete_project,
             ),
         ]
 
@@ -694,6 +869,15 @@ def sign_in(p: Params) -> Result[HarborConnection]:
     return Result(conn, "done", f"signed in to {where} as {username} ({role}) with {source}")
 
 
+def _project_record(project: dict[str, Any]) -> dict[str, Any]:
+    """What the record keeps of a project: its name, id and Harbor's creation time."""
+    return {
+        "name": project["name"],
+        "id": project["project_id"],
+        "creation_time": project.get("creation_time"),
+    }
+
+
 @creates
 def ensure_project(conn: HarborConnection) -> Result[dict[str, Any] | None]:
     """Reuse the project named ``harbor_project``, or create it private.
@@ -706,11 +890,20 @@ def ensure_project(conn: HarborConnection) -> Result[dict[str, Any] | None]:
     if conn.api is None:
         return Result(None, "planned", f"would create private project {name!r}")
     found = find_project(conn.api, name)
-    ours = record.created.get("harbor_project", {}).get("name") == name
+    recorded = record.created.get("harbor_project") or {}
+    ours = False
     if found is not None and record.created.get("harbor_project_pending") == name:
-        record.set("harbor_project", {"name": name, "id": found["project_id"]})
+        record.set("harbor_project", _project_record(found))
         record.forget("harbor_project_pending")
         ours = True
+    elif found is not None and recorded.get("name") == name:
+        legacy = not recorded.get("creation_time")
+        problem = _project_mismatch(conn, recorded, found, proven=True)
+        if problem:  # the record names it, Harbor shows another project of that name
+            raise PermissionDenied(problem)
+        ours = not legacy or conn.robots_in(found["name"])
+        if legacy and ours and not p.dry_run:  # recorded before creation times: add it
+            record.set("harbor_project", _project_record(found))
     if found is not None:
         conn.project = found
         public = found.get("metadata", {}).get("public") == "true"
@@ -732,10 +925,135 @@ def ensure_project(conn: HarborConnection) -> Result[dict[str, Any] | None]:
             raise
         record.forget("harbor_project_pending")  # someone else's, made meanwhile
         return ensure_project(conn)
-    record.set("harbor_project", {"name": name, "id": made["project_id"]})
+    record.set("harbor_project", _project_record(made))
     record.forget("harbor_project_pending")
     conn.project = made
     return Result(made, "created", f"private project {name!r} (id {made['project_id']})")
+
+
+# --- ours only: what proves a robot or project is this deployment's ----------------------------
+def _when(value: Any) -> float | None:
+    """A Harbor date-time (RFC 3339, ``strfmt.DateTime``) in seconds since the epoch."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _same_time(recorded: Any, live: Any) -> bool:
+    """The same instant (to the second: a create answer and a later read may differ in
+    sub-second digits), or the same text."""
+    a, b = _when(recorded), _when(live)
+    if a is not None and b is not None:
+        return abs(a - b) < 1
+    return bool(recorded == live)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = " ".join(str(value or "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _robot_record(robot: dict[str, Any]) -> dict[str, Any]:
+    """What the record keeps of a robot: its id, name and Harbor's creation time."""
+    return {"id": robot["id"], "name": robot["name"], "creation_time": robot.get("creation_time")}
+
+
+def _robot_text(robot: dict[str, Any]) -> str:
+    created = robot.get("creation_time") or "unrecorded"
+    return f"{_short(robot.get('name'))!r} (id {_short(robot.get('id'), 20)}, created {created})"
+
+
+def _robot_mismatch(
+    conn: HarborConnection, role: RobotRole, recorded: dict[str, Any], live: dict[str, Any]
+) -> str:
+    """Why the live robot is not the one this deployment recorded (empty: it is).
+
+    Its mark is this deployment's id in the description, and its name, id and creation
+    time are the recorded ones. A robot recorded before the marks (no creation time in the
+    record) is accepted with the description those runs wrote; a rerun then adds the mark.
+    """
+    problems = []
+    if live.get("id") != recorded.get("id"):
+        problems.append("another id")
+    if str(live.get("name")) != str(recorded.get("name")):
+        problems.append("another name")
+    created = recorded.get("creation_time")
+    if created and not _same_time(created, live.get("creation_time")):
+        problems.append("another creation time")
+    description = str(live.get("description") or "")
+    legacy = not created and description == role.legacy_description
+    if conn.mark not in description and not legacy:
+        problems.append(f"its description {_short(description)!r} lacks {conn.mark!r}")
+    if not problems:
+        return ""
+    return (
+        f"{role.label} recorded as {_robot_text(recorded)} is {_robot_text(live)} in Harbor "
+        f"({'; '.join(problems)}): it is not this deployment's, so nothing more is changed or "
+        f"deleted; delete it in Harbor yourself if it is yours, and remove {role.kind!r} from "
+        f"{conn.record.path}"
+    )
+
+
+def _project_text(project: dict[str, Any], id_key: str) -> str:
+    created = project.get("creation_time") or "unrecorded"
+    return (
+        f"{_short(project.get('name'))!r} (id {_short(project.get(id_key), 20)}, created {created})"
+    )
+
+
+def _project_mismatch(
+    conn: HarborConnection, recorded: dict[str, Any], live: dict[str, Any], proven: bool
+) -> str:
+    """Why the live project is not the one this deployment recorded (empty: it is).
+
+    Harbor keeps no free-form description on a project (swagger ProjectReq, ProjectMetadata:
+    a fixed set of keys), so its marks are what Harbor keeps and the record wrote down at the
+    creation: its id, name and creation time. A project recorded before creation times were
+    kept is accepted only when ``proven``: a robot with this deployment's mark lives in it.
+    """
+    problems = []
+    if live.get("project_id") != recorded.get("id"):
+        problems.append("another id")
+    if str(live.get("name")) != str(recorded.get("name")):
+        problems.append("another name")
+    created = recorded.get("creation_time")
+    if created and not _same_time(created, live.get("creation_time")):
+        problems.append("another creation time")
+    if not created and not proven:
+        problems.append(
+            "recorded without its creation time, and no robot of this deployment is left in "
+            "it to prove it is this deployment's"
+        )
+    if not problems:
+        return ""
+    return (
+        f"project recorded as {_project_text(recorded, 'id')} is "
+        f"{_project_text(live, 'project_id')} in Harbor ({'; '.join(problems)}): nothing more "
+        "is deleted; delete it in Harbor yourself if it is yours, and remove 'harbor_project' "
+        f"from {conn.record.path}"
+    )
+
+
+def _recorded_id(recorded: Any, what: str, record: Record) -> int:
+    found = recorded.get("id") if isinstance(recorded, dict) else None
+    if not isinstance(found, int) or isinstance(found, bool):
+        raise PermissionDenied(
+            f"{what} in {record.path} has no numeric id ({_short(found, 20)!r}): nothing more "
+            "is deleted; fix or remove that entry"
+        )
+    return found
+
+
+def _robot_projects(robot: dict[str, Any]) -> set[str]:
+    """The projects a robot's permissions name (a project robot has one)."""
+    return {
+        str(perm.get("namespace"))
+        for perm in robot.get("permissions") or []
+        if isinstance(perm, dict) and perm.get("kind") == "project"
+    }
 
 
 def _repository_actions(robot: dict[str, Any], project: str) -> set[str]:
@@ -774,7 +1092,16 @@ class RobotRole:
     param: str  # the parameter naming it
     actions: tuple[str, ...]  # its repository actions
     label: str  # "robot account" / "pull robot account", in messages
-    description: str  # what Harbor shows beside it
+    what: str  # what Harbor shows beside it, before the mark
+
+    def description(self, mark: str) -> str:
+        """Its description in Harbor, with this deployment's ``mark``."""
+        return f"{self.what} ({mark})"
+
+    @property
+    def legacy_description(self) -> str:
+        """Its description as runs before the marks wrote it (no deployment id)."""
+        return f"{self.what} ({MARK})"
 
     @property
     def pull_only(self) -> bool:
@@ -791,14 +1118,14 @@ BUILDER = RobotRole(
     "robot_name",
     ("push", "pull"),
     "robot account",
-    "BinderHub pushes images with this robot (binderhub-registry)",
+    "BinderHub pushes images with this robot",
 )
 PULLER = RobotRole(
     "harbor_pull_robot",
     "pull_robot_name",
     ("pull",),
     "pull robot account",
-    "User pods pull BinderHub's images with this robot (binderhub-registry)",
+    "User pods pull BinderHub's images with this robot",
 )
 
 
@@ -829,12 +1156,21 @@ def _ensure(conn: HarborConnection, role: RobotRole) -> Result[Secret | None]:
         return Result(None, "planned", f"would create {label} {wanted!r} ({what}; {lasts})")
     api, project = conn.api, conn.project
     found = find_robot(api, project, robot_name)
-    recorded = record.created.get(role.kind, {})
+    recorded = record.created.get(role.kind) or {}
     pending = record.created.get(pending_kind) == wanted
-    ours = found is not None and (recorded.get("id") == found["id"] or pending)
-    if found is not None and pending:
-        record.set(role.kind, {"id": found["id"], "name": found["name"]})
+    ours = False
+    if found is not None and recorded.get("id") == found["id"]:
+        problem = _robot_mismatch(conn, role, recorded, found)
+        if problem:  # the record names it, Harbor says it is another deployment's
+            raise PermissionDenied(problem)
+        ours = True
+        if not recorded.get("creation_time") and not p.dry_run:  # recorded before the marks
+            found = update_robot(api, found, description=role.description(conn.mark))
+            record.set(role.kind, _robot_record(found))
+    elif found is not None and pending and conn.mark in str(found.get("description") or ""):
+        record.set(role.kind, _robot_record(found))  # made by a run whose answer was lost
         record.forget(pending_kind)
+        ours = True
     changed = ""
     if found is not None and ours and found.get("duration") != days:
         if p.dry_run:
@@ -858,9 +1194,9 @@ def _ensure(conn: HarborConnection, role: RobotRole) -> Result[Secret | None]:
             return Result(None, "planned", f"would create {label} {wanted!r} ({what}; {lasts})")
         record.set(pending_kind, wanted)
         created, secret = create_robot(
-            api, project["name"], robot_name, days, role.actions, role.description
+            api, project["name"], robot_name, days, role.actions, role.description(conn.mark)
         )
-        record.set(role.kind, {"id": created["id"], "name": created["name"]})
+        record.set(role.kind, _robot_record(created))
         record.forget(pending_kind)
         _use(conn, role, created, secret)
         only = " only" if role.pull_only else ""
@@ -881,6 +1217,8 @@ def _ensure(conn: HarborConnection, role: RobotRole) -> Result[Secret | None]:
         )
     expiry = expiry_text(int(found.get("expires_at", -1)))
     stored = _stored(conn, role, name)
+    if stored is not None:
+        api.keep_hidden(stored)
     works = stored is not None and robot_works(api, name, stored)
     if works and not p.rotate:
         assert stored is not None
