@@ -46,6 +46,9 @@ pytestmark = pytest.mark.notebook
 
 __all__ = ["quick_waits"]  # a fixture this module uses, imported from test_faults
 
+#: What one rotation replaces with the default pull_access ("secret"): BinderHub's push
+#: credential and user pods' pull-only one.
+PER_ROTATION = 2
 #: The providers whose replaced credential outlives the new one, and those whose does not.
 KEEPERS = [k for k in providers.keys() if not providers.get(k).Params.REPLACED_STOPS]
 STOPPERS = [k for k in providers.keys() if providers.get(k).Params.REPLACED_STOPS]
@@ -128,14 +131,16 @@ def test_a_kept_credential_works_until_a_run_without_keep_replaced(
     deployed = job.deploy("first")
 
     out = job(rotate=True, keep_replaced=True)
-    assert "kept 1 replaced credential(s): deploy the new secret.yaml, then rerun" in out
+    kept = f"kept {PER_ROTATION} replaced credential(s): deploy the new secret.yaml, then rerun"
+    assert kept in out
     assert job.fingerprint() != job.fingerprint(deployed)
+    # verify pulls with user pods' credential too: the deployed pull secret still works
     assert pushes(deployed, fresh), "the deployed BinderHub lost its credential"
     assert pushes(job.output_dir, fresh)
-    assert len(job.record()[job.retiring]) == 1
+    assert len(job.record()[job.retiring]) == PER_ROTATION
 
     out = job()  # after the deploy: plain, no rotate
-    assert "removed 1 replaced credential(s)" in out
+    assert f"removed {PER_ROTATION} replaced credential(s)" in out
     assert pushes(job.output_dir, fresh)
     assert not pushes(deployed, fresh), "the replaced credential still works"
     assert job.retiring not in job.record()
@@ -153,13 +158,13 @@ def test_two_kept_rotations_in_a_row_lose_none_and_a_plain_run_removes_both(
     job(rotate=True, keep_replaced=True)
     second = job.deploy("second")  # written, never deployed
     out = job(rotate=True, keep_replaced=True)
-    assert "kept 2 replaced credential(s)" in out
-    assert len(job.record()[job.retiring]) == 2
+    assert f"kept {2 * PER_ROTATION} replaced credential(s)" in out
+    assert len(job.record()[job.retiring]) == 2 * PER_ROTATION
     assert len({job.fingerprint(first), job.fingerprint(second), job.fingerprint()}) == 3
     assert all(pushes(where, fresh) for where in (first, second, job.output_dir))
 
     out = job()
-    assert "removed 2 replaced credential(s)" in out
+    assert f"removed {2 * PER_ROTATION} replaced credential(s)" in out
     assert pushes(job.output_dir, fresh)
     assert not pushes(first, fresh) and not pushes(second, fresh)
     assert job.retiring not in job.record()
@@ -177,12 +182,12 @@ def test_a_run_without_rotate_removes_what_a_rotation_left_and_keep_replaced_kee
     deployed = job.deploy("first")
     job(rotate=True, keep_replaced=True)
     out = job(keep_replaced=True)  # not deployed yet: a plain run with keep_replaced
-    assert "kept 1 replaced credential(s)" in out
+    assert f"kept {PER_ROTATION} replaced credential(s)" in out
     assert pushes(deployed, fresh)
     out = job(dry_run=True)
-    assert "would remove 1 replaced credential(s)" in out
+    assert f"would remove {PER_ROTATION} replaced credential(s)" in out
     assert pushes(deployed, fresh)
-    assert "removed 1 replaced credential(s)" in job()
+    assert f"removed {PER_ROTATION} replaced credential(s)" in job()
     assert not pushes(deployed, fresh)
 
 
@@ -441,9 +446,9 @@ def test_a_dry_run_says_what_the_real_run_would_remove(
     job = Job(providers.get(key), tmp_path)
     job()
     out = job(rotate=True, keep_replaced=True, dry_run=True)
-    assert "would keep 1 replaced credential(s)" in out
+    assert f"would keep {PER_ROTATION} replaced credential(s)" in out
     out = job(rotate=True, dry_run=True)
-    assert "would remove 1 replaced credential(s)" in out
+    assert f"would remove {PER_ROTATION} replaced credential(s)" in out
     fresh.add_faults(STOP_BEFORE_THE_NEW_ONE[key] | {"status": 500, "times": 999})
     with pytest.raises(Exception, match="500"):
         job(rotate=True, keep_replaced=True)
@@ -492,9 +497,10 @@ def test_google_kept_keys_count_toward_its_limit_of_10(
     job()
     clean = census(fresh.state())
     deployed = job.deploy("first")
-    for kept in range(1, 10):
-        assert f"kept {kept} replaced credential(s)" in job(rotate=True, keep_replaced=True)
-    assert len(job.record()[job.retiring]) == 9
+    for kept in range(1, 10):  # the push and the pull account each keep one key a rotation
+        out = job(rotate=True, keep_replaced=True)
+        assert f"kept {kept * PER_ROTATION} replaced credential(s)" in out
+    assert len(job.record()[job.retiring]) == 9 * PER_ROTATION
     stored = job.fingerprint()
     with pytest.raises(Exception, match="10 keys") as err:
         job(rotate=True, keep_replaced=True)
@@ -504,7 +510,7 @@ def test_google_kept_keys_count_toward_its_limit_of_10(
     assert job.fingerprint() == stored and pushes(job.output_dir, fresh)
     assert pushes(deployed, fresh)  # the first key, kept 10 runs ago, still works
     out = job()  # the stopped rotation had listed the stored key as retiring: it is kept
-    assert "removed 9 replaced credential(s)" in out
+    assert f"removed {9 * PER_ROTATION} replaced credential(s)" in out
     assert pushes(job.output_dir, fresh) and not pushes(deployed, fresh)
     assert job.retiring not in job.record()
     assert census(fresh.state()) == clean
@@ -572,11 +578,11 @@ def test_the_scheduled_two_phase_rotation_through_papermill(
     shutil.copytree(hub_job.output_dir, deployed, ignore=shutil.ignore_patterns("*.json"))
 
     out = outputs_text(hub_job(rotate=True, keep_replaced=True))  # 1. rotate, keep the old
-    assert re.search(r"Remove the replaced credential \[done\]: kept 1 replaced", out)
+    assert re.search(rf"Remove the replaced credential \[done\]: kept {PER_ROTATION} replaced", out)
     assert pushes(deployed, fresh) and pushes(hub_job.output_dir, fresh)
     # 2. helm upgrade -f config.yaml -f secret.yaml: the new values are now the deployed ones
     out = outputs_text(hub_job())  # 3. after the deploy
-    assert "Remove the replaced credential [deleted]: removed 1 replaced credential(s)" in out
+    assert f"Remove the replaced credential [deleted]: removed {PER_ROTATION} replaced" in out
     assert not pushes(deployed, fresh) and pushes(hub_job.output_dir, fresh)
     assert census(fresh.state()) == clean
     assert hub_job.record()["created"].get("retiring_tokens") is None
