@@ -80,19 +80,28 @@ def created(box: sandbox.Sandbox) -> dict[str, list[Any]]:
     }
 
 
-ONE_OF_EACH = {
+ONE_OF_EACH = {  # BinderHub's identity, and user pods' pull-only one (tests/test_pull_azure.py)
     "resource_groups": ["binderhub-registry"],
     "registries": ["binderhubdemo"],
-    "applications": ["binderhub-sp"],
-    "service_principals": ["binderhub-sp"],
-    "role_assignments": [("AcrPush", "ServicePrincipal")],
+    "applications": ["binderhub-sp", "binderhub-sp-pull"],
+    "service_principals": ["binderhub-sp", "binderhub-sp-pull"],
+    "role_assignments": [("AcrPull", "ServicePrincipal"), ("AcrPush", "ServicePrincipal")],
 }
 
 
-def assert_one_of_each(box: sandbox.Sandbox) -> None:
+def assert_one_of_each(box: sandbox.Sandbox, *, pull: bool = True) -> None:
+    """One of each; ``pull=False``: the push side's steps alone ran (no user pods' identity)."""
     found = created(box)
-    assert len(found.pop("passwords")) == 1
-    assert found == ONE_OF_EACH
+    assert len(found.pop("passwords")) == (2 if pull else 1)
+    expected = (
+        ONE_OF_EACH
+        if pull
+        else {
+            k: [x for x in v if "pull" not in str(x) and "AcrPull" not in str(x)]
+            for k, v in ONE_OF_EACH.items()
+        }
+    )
+    assert {k: sorted(v) for k, v in found.items()} == expected
 
 
 def secret(run: NotebookRun) -> dict[str, Any]:
@@ -246,7 +255,9 @@ DEFAULTS = {
     "secret_expiry_days": 365,
     "propagation_minutes": 10,
     "device_code": False,
+    "aks_cluster": "",
     "prefix": "binder-",
+    "pull_access": "secret",
     "output_dir": "build/03-azure-container-registry",
     "dry_run": False,
     "teardown": False,
@@ -322,7 +333,7 @@ def test_new_principal_not_found_three_times(azure_nb: NotebookRun, fresh: sandb
     assert "after 4 attempts: the new service principal was replicating" in outputs_text(nb)
     assert_one_of_each(fresh)
     puts = [e for e in fresh.log() if e["method"] == "PUT" and "roleAssignments" in e["path"]]
-    assert [e["status"] for e in puts] == [400, 400, 400, 201]
+    assert [e["status"] for e in puts] == [400, 400, 400, 201] * 2  # BinderHub's, user pods'
 
 
 def test_registry_creation_polled_until_ready(
@@ -397,7 +408,10 @@ def test_rotate_replaces_the_password(azure_nb: NotebookRun, fresh: sandbox.Sand
     assert "Remove the replaced credential [deleted]" in text
     new = secret(azure_nb)
     assert new["username"] == old["username"] and new["password"] != old["password"]
-    assert created(fresh)["passwords"] == [azure_nb.record()["created"]["password"]["key_id"]]
+    record = azure_nb.record()["created"]
+    assert sorted(created(fresh)["passwords"]) == sorted(
+        [record["password"]["key_id"], record["pull_password"]["key_id"]]
+    )
     assert old_key not in created(fresh)["passwords"]
     assert token_status(fresh, login, new["username"], new["password"]) == 200
     assert token_status(fresh, login, old["username"], old["password"]) == 401  # cannot push
@@ -568,7 +582,7 @@ def test_a_slow_role_is_waited_for_with_progress(
     assert "BinderHub finds the pushed image" in text
     assert_one_of_each(fresh)
     posts = [e for e in fresh.log() if e["method"] == "POST" and e["path"].endswith("Principals")]
-    assert [e["status"] for e in posts] == [400, 400, 201]  # NoBackingApplicationObject twice
+    assert [e["status"] for e in posts] == [400, 400, 201] * 2  # NoBackingApplicationObject twice
     manifests = [e for e in fresh.log() if "/manifests/" in e["path"] and e["status"] == 401]
     assert manifests  # refused while the role propagated, then verified
 
@@ -612,7 +626,10 @@ def test_an_abac_registry_gets_the_role_that_works_there(
     text = outputs_text(nb)
     assert "ABAC mode" in text and "BinderHub finds the pushed image" in text
     roles = [a["role"] for a in az(fresh)["role_assignments"] if a["role"] != "Owner"]
-    assert roles == ["Container Registry Repository Writer"]
+    assert sorted(roles) == [
+        "Container Registry Repository Reader",  # user pods' (tests/test_pull_azure.py)
+        "Container Registry Repository Writer",
+    ]
 
 
 # --- speed (issue 7, point 8): what a run loads, asks for and sends ---------------------------
@@ -680,7 +697,7 @@ def test_a_run_loads_few_graph_models_and_asks_for_two_tokens(
     assert int(models) < 50  # the request bodies' models and their bases, not ~1,200
     assert scopes == str(sorted({(azure.ARM_SCOPE,), (azure.GRAPH_SCOPE,)}))
     assert int(asks) == 2  # once each, not once per ARM client and per Graph request
-    assert_one_of_each(fresh)
+    assert_one_of_each(fresh, pull=False)
 
 
 def test_kept_tokens_are_asked_for_again_near_expiry_and_for_claims() -> None:
@@ -715,6 +732,6 @@ def test_a_run_checks_the_name_once_and_reads_the_passwords_once(
     log = fresh.log()
     assert len([e for e in log if e["path"].endswith("/checkNameAvailability")]) == 1
     reads = [e for e in log if e["method"] == "GET" and "/graph/v1.0/applications/" in e["path"]]
-    assert len(reads) == 1  # before adding the password; after it, nothing is left to remove
+    assert len(reads) == 2  # before adding each password (BinderHub's, user pods'), then none
     polls = [e for e in log if "/operationStatuses/" in e["path"]]
     assert len(polls) == 2  # InProgress, then Succeeded: no seconds waited in the sandbox

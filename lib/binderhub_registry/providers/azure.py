@@ -1,4 +1,5 @@
-"""Azure Container Registry (guide section 2.3): a service principal with AcrPush for BinderHub.
+"""Azure Container Registry (guide section 2.3): a service principal with AcrPush for BinderHub,
+and a pull-only one for user pods.
 
 What the guide does with ``az``, done with the official SDKs (the optional
 ``azure`` extra): azure-identity signs in, azure-mgmt-resource picks the
@@ -15,6 +16,24 @@ for a few seconds and a new service principal from ARM (both retried); a
 registry in ABAC mode ignores AcrPush (the registry is created in legacy mode,
 a reused ABAC one gets Container Registry Repository Writer); a new role can
 take up to 10 minutes to apply (verification waits up to ``propagation_minutes``).
+
+User pods (``pull_access``). The kubelet never sees BinderHub's ``registry.*``, and ACR is
+private, so by default (``"secret"``) a second service principal, ``<sp_name>-pull``, gets a
+password and the pull role alone, and goes to ``jupyterhub.imagePullSecret``. Least privilege
+as ACR allows it: AcrPull (pull, nothing else) on the registry alone in legacy mode, where role
+assignments cannot name repositories; on an ABAC registry, where AcrPull is not honoured,
+Container Registry Repository Reader with a condition limiting it to the ``<project>/``
+repositories (Microsoft's "ABAC repository permissions" page). Chosen over an ACR
+repository-scoped token (a scope map plus a token with its own two passwords; in every tier
+now, the docs' "available in all the service tiers", Premium-only while in preview): a token is
+not an Entra identity, so it would need a second set of SDK calls, passwords limited to two
+slots (a ``keep_replaced`` rotation could not keep more than one), and its own fakes, where a
+principal reuses every step, record kind and rotation rule of the push side. ``"node"``: the
+same role for an AKS cluster's kubelet identity, as ``az aks update --attach-acr`` does; it
+cannot be verified from here, and the step prints the ``az aks check-acr`` that checks it.
+``"none"``: nothing; ACR pulls anonymously only on Standard and Premium registries with
+``anonymousPullEnabled``, which this notebook never turns on (it would make every repository
+public), and the step says so.
 
 Microsoft Graph's SDK is async only: the Graph steps are coroutine functions,
 run with ``await run.astep(...)`` in the notebook (one Graph client per event
@@ -50,14 +69,14 @@ import time
 import uuid
 import warnings
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import wraps
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import tenacity
 
 from .. import sandbox as sandbox_mod
-from ..binderhub import RegistryValues, ValuesFiles
+from ..binderhub import PullSecret, RegistryValues, ValuesFiles
 from ..errors import (
     AuthenticationFailed,
     BinderHubRegistryError,
@@ -74,6 +93,7 @@ from ..errors import (
     retry_after,
 )
 from ..params import choice, flag, integer, text
+from ..pull import PULL_CHECK
 from ..secrets import Secret
 from ..steps import Result, progress
 from ..verify import VerificationReport, VerifyHints, verify_step
@@ -133,11 +153,13 @@ if TYPE_CHECKING:
 warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(msgraph|kiota_\w+)\.")
 
 __all__ = [
+    "ACR_PULL_ROLE",
     "ACR_PUSH_ROLE",
     "KEY",
     "NAME",
     "NOTEBOOK",
     "PARAMETERS",
+    "REPOSITORY_READER_ROLE",
     "REPOSITORY_WRITER_ROLE",
     "SANDBOX_SECRET_VARIABLE",
     "AzureConnection",
@@ -145,6 +167,7 @@ __all__ = [
     "Principal",
     "RegistryInfo",
     "ensure_password",
+    "ensure_pull_credential",
     "ensure_registry",
     "ensure_resource_group",
     "ensure_role_assignment",
@@ -165,10 +188,18 @@ ACR_PUSH_ROLE = "8311e382-0749-4cb8-b61a-304f252e45ec"
 #: Container Registry Repository Writer: what pushes on a registry in ABAC mode, where AcrPush
 #: is not honoured (learn.microsoft.com, container-registry-rbac-abac-repository-permissions).
 REPOSITORY_WRITER_ROLE = "2a1e307c-b015-4ebd-883e-5b7698a07328"
+#: AcrPull: pull only (what ``az aks update --attach-acr`` grants the kubelet identity).
+ACR_PULL_ROLE = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
+#: Container Registry Repository Reader: what pulls on a registry in ABAC mode.
+REPOSITORY_READER_ROLE = "b93aa761-3e63-49ed-ac28-beffa264f7ac"
 ROLE_NAMES = {
     ACR_PUSH_ROLE: "AcrPush",
     REPOSITORY_WRITER_ROLE: "Container Registry Repository Writer",
+    ACR_PULL_ROLE: "AcrPull",
+    REPOSITORY_READER_ROLE: "Container Registry Repository Reader",
 }
+#: The api-version the managed cluster is read with (ManagedClusters_Get, a stable version).
+AKS_API_VERSION = "2024-05-01"
 LEGACY_MODE = "LegacyRegistryPermissions"
 ABAC_MODE = "AbacRepositoryPermissions"
 #: A sandbox-only secret for the seeded deployer: how a wrong secret is rehearsed (never real).
@@ -216,6 +247,19 @@ PARAMETERS = (
     integer("secret_expiry_days", 1, 730),
     integer("propagation_minutes", 0, 60),
     flag("device_code"),
+    # "" when missing: parameters cells from before it still run as they did
+    replace(
+        text(
+            "aks_cluster",
+            r"[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?",
+            "must be an AKS cluster name in resource_group: 1 to 63 letters, digits, '_' or '-', "
+            'starting and ending with a letter or digit (needed with pull_access = "node")',
+            optional=True,
+            max_length=63,
+        ),
+        default="",
+        required=False,
+    ),
     *COMMON_PARAMETERS,
 )
 
@@ -234,14 +278,47 @@ class Params(CommonParams):
     secret_expiry_days: int
     propagation_minutes: int
     device_code: bool
+    aks_cluster: str
+
+    PULL_NODE = (
+        "AcrPull on the registry (Container Registry Repository Reader on an ABAC registry) "
+        "for the AKS cluster's kubelet identity, as az aks update --attach-acr does"
+    )
 
     @property
     def password_label(self) -> str:
         """The display name of BinderHub's password on the application: it finds it again."""
         return f"BinderHub push to {self.acr_name}"
 
+    @property
+    def pull_sp_name(self) -> str:
+        """The display name of user pods' application and service principal."""
+        return f"{self.sp_name}-pull"
 
-validate = validator(Params, PARAMETERS)
+    @property
+    def pull_password_label(self) -> str:
+        """The display name of user pods' password on their application."""
+        return f"BinderHub user pods pull from {self.acr_name}"
+
+
+def _aks_cluster_with_node(p: Params) -> None:
+    """``aks_cluster`` names the cluster ``"node"`` grants, and is read by nothing else."""
+    if p.pull_access == "node" and not p.aks_cluster:
+        raise InvalidParameter(
+            "aks_cluster",
+            'is needed with pull_access = "node": the AKS cluster (in resource_group) whose '
+            "kubelet identity gets the pull role",
+            "",
+        )
+    if p.aks_cluster and p.pull_access != "node":
+        raise InvalidParameter(
+            "aks_cluster",
+            f'is read only with pull_access = "node" (it is {p.pull_access!r}): leave it empty',
+            p.aks_cluster,
+        )
+
+
+validate = validator(Params, PARAMETERS, _aks_cluster_with_node)
 
 
 # --- errors --------------------------------------------------------------------------
@@ -581,11 +658,17 @@ class RegistryInfo:
     name: str
     login_server: str
     role_assignment_mode: str = LEGACY_MODE
+    anonymous_pull: bool = False  # anonymousPullEnabled (Standard and Premium only)
 
     @property
     def push_role(self) -> str:
         """The role that lets a principal push here: AcrPush, or in ABAC mode Repository Writer."""
         return REPOSITORY_WRITER_ROLE if self.role_assignment_mode == ABAC_MODE else ACR_PUSH_ROLE
+
+    @property
+    def pull_role(self) -> str:
+        """The role that lets a principal pull only: AcrPull, or in ABAC mode Repository Reader."""
+        return REPOSITORY_READER_ROLE if self.role_assignment_mode == ABAC_MODE else ACR_PULL_ROLE
 
 
 @dataclass(frozen=True)
@@ -644,6 +727,7 @@ class AzureConnection(Connection):
     clients: dict[str, Any] = field(default_factory=dict)
     registry: RegistryInfo | None = None
     principal: Principal | None = None
+    pull_principal: Principal | None = None  # user pods' (pull_access "secret")
     _graph: tuple[Any, GraphServiceClient] | None = None
     _arm_transport: RequestsTransport | None = None  # owns the HTTP session the ARM clients share
 
@@ -757,7 +841,7 @@ class AzureConnection(Connection):
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_delay(self.propagation),
             wait=tenacity.wait_fixed(self.propagation_poll),
-            retry=tenacity.retry_if_exception_type(VerificationFailed),
+            retry=tenacity.retry_if_exception(lambda e: _may_be_propagating(self.params, e)),
             before_sleep=waiting,
             reraise=True,
         )
@@ -776,21 +860,33 @@ class AzureConnection(Connection):
             raise VerificationFailed(failed.check, diagnosis, failed.report) from None
 
     async def retire(self, retiring: list[Any]) -> None:
-        """Remove the passwords a rotation replaced."""
-        principal = self.principal or await self._recorded_principal()
-        if principal is not None:
-            with map_exceptions(_graph_errors()):
-                await _remove_passwords(self, principal, [str(k) for k in retiring])
+        """Remove the passwords a rotation replaced (user pods' are tagged ``pull:``)."""
+        for who, known in (
+            (_push_identity(self.params), self.principal),
+            (_pull_identity(self.params), self.pull_principal),
+        ):
+            tag = who.retire_tag
+            mine = [
+                str(k)[len(tag) :]
+                for k in retiring
+                if (str(k).startswith(tag) if tag else ":" not in str(k))
+            ]
+            if not mine:
+                continue
+            principal = known or await self._recorded_principal(who)
+            if principal is not None:
+                with map_exceptions(_graph_errors()):
+                    await _remove_passwords(self, principal, mine)
 
-    async def _recorded_principal(self) -> Principal | None:
+    async def _recorded_principal(self, who: _Identity) -> Principal | None:
         """The application the passwords live on: recorded as created, else found by name."""
-        app = self.record.created.get("application")
-        if app:
-            return Principal(app["id"], app["app_id"], "", self.params.sp_name)
+        app = self.record.created.get(who.kind("application"))
+        if app and app.get("id"):
+            return Principal(app["id"], app["app_id"], "", who.name)
         with map_exceptions(_graph_errors()):
-            apps = await _applications(self, self.params.sp_name)
-        if apps and apps[0].id and apps[0].app_id:
-            return Principal(apps[0].id, apps[0].app_id, "", self.params.sp_name)
+            apps = await _applications(self, who.name)
+        if len(apps) == 1 and apps[0].id and apps[0].app_id:
+            return Principal(apps[0].id, apps[0].app_id, "", who.name)
         return None
 
     def deletions(self) -> list[Deletion]:
@@ -800,12 +896,30 @@ class AzureConnection(Connection):
         """
         created = self.record.created
         group = created.get("resource_group", {}).get("name")
+        push, pull = _push_identity(self.params), _pull_identity(self.params)
         return [
+            Deletion("pull_role_assignment", "user pods' role assignment", self._unassign),
+            Deletion("node_role_assignment", "the AKS kubelet's role assignment", self._unassign),
             Deletion("role_assignment", "the role assignment", self._unassign),
             Deletion(self.retiring, "the replaced passwords", self.retire),
-            Deletion("password", "the password", self._unpassword),
-            Deletion("service_principal", "the service principal", self._drop_principal),
-            Deletion("application", "the application", self._drop_application),
+            Deletion("pull_password", "user pods' password", lambda r: self._unpassword(pull, r)),
+            Deletion("password", "the password", lambda r: self._unpassword(push, r)),
+            Deletion(
+                "pull_service_principal",
+                "user pods' service principal",
+                lambda r: self._drop_principal(pull, r),
+            ),
+            Deletion(
+                "service_principal",
+                "the service principal",
+                lambda r: self._drop_principal(push, r),
+            ),
+            Deletion(
+                "pull_application",
+                "user pods' application",
+                lambda r: self._drop_application(pull, r),
+            ),
+            Deletion("application", "the application", lambda r: self._drop_application(push, r)),
             Deletion(
                 "registry",
                 f"registry {created.get('registry', {}).get('name')}",
@@ -825,16 +939,26 @@ class AzureConnection(Connection):
         with map_exceptions(_AZURE_ERRORS):
             self.authorization.role_assignments.delete_by_id(recorded["id"])
 
-    async def _unpassword(self, recorded: dict[str, Any]) -> None:
-        await self.retire([recorded["key_id"]])
+    async def _unpassword(self, who: _Identity, recorded: dict[str, Any]) -> None:
+        await self.retire([who.retire_tag + recorded["key_id"]])
 
-    async def _drop_principal(self, recorded: dict[str, Any]) -> None:
+    async def _drop_principal(self, who: _Identity, recorded: dict[str, Any]) -> None:
         with map_exceptions(_graph_errors()):
-            await self.graph().service_principals.by_service_principal_id(recorded["id"]).delete()
+            sp_id = recorded.get("id")
+            if not sp_id:  # recorded pending: its answer was lost, find it by its appId
+                found = await _service_principal(self, recorded["app_id"])
+                sp_id = found.id if found else None
+            if sp_id:
+                await self.graph().service_principals.by_service_principal_id(sp_id).delete()
 
-    async def _drop_application(self, recorded: dict[str, Any]) -> None:
+    async def _drop_application(self, who: _Identity, recorded: dict[str, Any]) -> None:
         with map_exceptions(_graph_errors()):
-            await self.graph().applications.by_application_id(recorded["id"]).delete()
+            app_id = recorded.get("id")
+            if not app_id:  # recorded pending: its answer was lost, find it by its name
+                found = await self._recorded_principal(who)
+                app_id = found.app_object_id if found else None
+            if app_id:
+                await self.graph().applications.by_application_id(app_id).delete()
 
     def _drop_registry(self, recorded: dict[str, Any]) -> None:
         self._in_this_subscription(recorded, f"registry {recorded['name']}")
@@ -845,6 +969,14 @@ class AzureConnection(Connection):
         self._in_this_subscription(recorded, f"resource group {recorded['name']}")
         with map_exceptions(_AZURE_ERRORS):
             self.resources.resource_groups.begin_delete(recorded["name"]).result()
+
+
+def _may_be_propagating(p: Params, exc: BaseException) -> bool:
+    """A failed verification a new role or password may explain; not an anonymous pull
+    refused with ``pull_access = "none"`` (the registry is private: waiting heals nothing)."""
+    if not isinstance(exc, VerificationFailed):
+        return False
+    return not (getattr(p, "pull_access", "") == "none" and exc.check == PULL_CHECK)
 
 
 def _claims(token: str) -> dict[str, Any]:
@@ -1102,6 +1234,7 @@ def _registry_info(model: Any) -> RegistryInfo:
         name=str(model.name),
         login_server=str(model.properties.login_server),
         role_assignment_mode=str(getattr(mode, "value", mode)),
+        anonymous_pull=bool(getattr(model.properties, "anonymous_pull_enabled", False)),
     )
 
 
@@ -1285,52 +1418,84 @@ async def _while_replicating(conn: AzureConnection, what: str, call: Callable[[]
     raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
 
-@creates
-@_astep
-async def ensure_service_principal(conn: AzureConnection) -> Result[Principal | None]:
-    """The application and service principal named ``sp_name``: found, or created.
+@dataclass(frozen=True)
+class _Identity:
+    """One of the two identities this notebook makes, each an application, its service
+    principal, a password and a role on the registry: BinderHub's (push) and user pods' (pull).
 
-    The first half of ``az ad sp create-for-rbac --name``, through Microsoft
-    Graph. A service principal whose creation answer was lost is found again
-    (Graph answers 400 or 409 to a duplicate), so reruns never make a second one.
+    Their record kinds differ by ``kind_prefix``; the pull identity's replaced passwords go to
+    the same retiring list as the push identity's, tagged with ``retire_tag``.
+    """
+
+    name: str  # display name of the application and its service principal
+    label: str  # display name of its password on the application
+    kind_prefix: str  # "" (push) or "pull_"
+    retire_tag: str  # "" (push) or "pull:"
+    what: str  # in messages: "BinderHub's" or "user pods'"
+
+    def kind(self, what: str) -> str:
+        """The record kind of ``what`` ("application", "password", ...) for this identity."""
+        return self.kind_prefix + what
+
+
+def _push_identity(p: Params) -> _Identity:
+    return _Identity(p.sp_name, p.password_label, "", "", "BinderHub's")
+
+
+def _pull_identity(p: Params) -> _Identity:
+    return _Identity(p.pull_sp_name, p.pull_password_label, "pull_", "pull:", "user pods'")
+
+
+async def _ensure_principal(
+    conn: AzureConnection, who: _Identity
+) -> tuple[Principal | None, str, list[str]]:
+    """The application and service principal named ``who.name``: found, or created.
+
+    Returns the principal (None: a dry run would create it), what it is, and what was made.
+    Each is recorded "pending" before its creation, so a run stopped before its answer is
+    recorded still owns it: a rerun that finds it records it (reruns find by name and
+    appId, and never make a second one).
     """
     from msgraph.generated.models.application import Application
     from msgraph.generated.models.o_data_errors.o_data_error import ODataError
     from msgraph.generated.models.service_principal import ServicePrincipal
 
     p = conn.params
-    recorded = conn.record.created.get("application", {})
-    apps = await _applications(conn, p.sp_name)
+    app_kind, sp_kind = who.kind("application"), who.kind("service_principal")
+    recorded = conn.record.created.get(app_kind, {})
+    apps = await _applications(conn, who.name)
     if len(apps) > 1:
         apps = [a for a in apps if a.id == recorded.get("id")] or apps
         if len(apps) > 1:
             raise CloudError(
-                f"{len(apps)} applications are named {p.sp_name!r} in this tenant: choose another "
+                f"{len(apps)} applications are named {who.name!r} in this tenant: choose another "
                 "sp_name, or delete the extras in Microsoft Entra ID > App registrations"
             )
     made: list[str] = []
     app: _GraphObject | None = apps[0] if apps else None
     if app is None and p.dry_run:
-        return Result(
-            None, "planned", f"would create application and service principal {p.sp_name!r}"
-        )
+        return None, f"would create application and service principal {who.name!r}", made
     if app is None:
+        conn.record.set(app_kind, {"pending": True, "display_name": who.name})
         builder = conn.graph().applications
-        info = builder.to_post_request_information(Application(display_name=p.sp_name))
+        info = builder.to_post_request_information(Application(display_name=who.name))
         app = await _send(builder, info, _GraphObject)
         assert app is not None and app.id and app.app_id
-        conn.record.set(
-            "application", {"id": app.id, "app_id": app.app_id, "display_name": p.sp_name}
-        )
+        conn.record.set(app_kind, {"id": app.id, "app_id": app.app_id, "display_name": who.name})
         conn.new_application = True
         made.append("application")
     assert app.id and app.app_id
-    ours = conn.record.created.get("application", {}).get("id") == app.id
+    recorded = conn.record.created.get(app_kind, {})
+    if recorded.get("pending") and not p.dry_run:  # made by a run stopped before recording it
+        conn.record.set(app_kind, {"id": app.id, "app_id": app.app_id, "display_name": who.name})
+    ours = conn.record.created.get(app_kind, {}).get("id") == app.id
     sp = await _service_principal(conn, app.app_id)
     if sp is None and p.dry_run:
-        principal = Principal(app.id, app.app_id, "", p.sp_name)
-        return Result(principal, "planned", f"would create the service principal of {p.sp_name!r}")
+        principal = Principal(app.id, app.app_id, "", who.name)
+        return principal, f"would create the service principal of {who.name!r}", made
     if sp is None:
+        if ours:
+            conn.record.set(sp_kind, {"pending": True, "app_id": app.app_id})
         principals = conn.graph().service_principals
         new_sp = ServicePrincipal(app_id=app.app_id)
         try:
@@ -1349,11 +1514,27 @@ async def ensure_service_principal(conn: AzureConnection) -> Result[Principal | 
                 raise
         made.append("service principal")
     assert sp is not None and sp.id
-    if ours and "service_principal" not in conn.record.created:
+    if ours and not conn.record.created.get(sp_kind, {}).get("id") and not p.dry_run:
         # the principal of an application we created is ours too, even if its answer was lost
-        conn.record.set("service_principal", {"id": sp.id, "app_id": app.app_id})
-    principal = conn.principal = Principal(app.id, app.app_id, sp.id, p.sp_name)
-    what = f"application {p.sp_name!r} (appId {app.app_id}), service principal {sp.id}"
+        conn.record.set(sp_kind, {"id": sp.id, "app_id": app.app_id})
+    principal = Principal(app.id, app.app_id, sp.id, who.name)
+    what = f"application {who.name!r} (appId {app.app_id}), service principal {sp.id}"
+    return principal, what, made
+
+
+@creates
+@_astep
+async def ensure_service_principal(conn: AzureConnection) -> Result[Principal | None]:
+    """The application and service principal named ``sp_name``: found, or created.
+
+    The first half of ``az ad sp create-for-rbac --name``, through Microsoft
+    Graph. A service principal whose creation answer was lost is found again
+    (Graph answers 400 or 409 to a duplicate), so reruns never make a second one.
+    """
+    principal, what, made = await _ensure_principal(conn, _push_identity(conn.params))
+    if principal is None or not principal.sp_id:
+        return Result(principal, "planned", what)
+    conn.principal = principal
     if made:
         return Result(principal, "created", f"{what}: created the {' and '.join(made)}")
     return Result(principal, "reused", what)
@@ -1427,6 +1608,7 @@ def _held(
 
 def _record_stored_password(
     conn: AzureConnection,
+    who: _Identity,
     mine: list[PasswordCredential],
     current: PasswordCredential,
     stored: Secret,
@@ -1444,18 +1626,87 @@ def _record_stored_password(
     is retired instead. A dry run changes the record in memory only (``Connection.note``).
     """
     held = _held(mine, stored, now) or [current]
-    in_use = {str(c.key_id) for c in held}
+    in_use = {who.retire_tag + str(c.key_id) for c in held}
     retiring = list(conn.record.created.get(conn.retiring, []))
     keep = [k for k in retiring if k not in in_use]
     if len(held) == 1 and held[0] is not current:
-        if str(current.key_id) not in keep:
-            keep.append(str(current.key_id))
+        if who.retire_tag + str(current.key_id) not in keep:
+            keep.append(who.retire_tag + str(current.key_id))
         conn.note(conn.retiring, keep)  # first: a crash in between forgets neither
-        conn.note("password", {"key_id": str(held[0].key_id), "end": _day(held[0].end_date_time)})
+        conn.note(
+            who.kind("password"),
+            {"key_id": str(held[0].key_id), "end": _day(held[0].end_date_time)},
+        )
         return held[0]
     if keep != retiring:
         conn.note(conn.retiring, keep)
     return current
+
+
+async def _ensure_password(
+    conn: AzureConnection, who: _Identity, principal: Principal, stored: Secret | None
+) -> Result[Secret | None]:
+    """``who``'s password on its application: reused while ``stored`` works, else added.
+
+    See :func:`ensure_password`; the pull identity's is the same, with its own record kind
+    and its replaced passwords tagged in the retiring list.
+    """
+    from msgraph.generated.applications.item.add_password.add_password_post_request_body import (
+        AddPasswordPostRequestBody,
+    )
+    from msgraph.generated.models.password_credential import PasswordCredential
+
+    p = conn.params
+    days = p.secret_expiry_days
+    mine = [c for c in await _passwords(conn, principal) if c.display_name == who.label]
+    recorded = conn.record.created.get(who.kind("password"), {}).get("key_id")
+    current = next((c for c in mine if str(c.key_id) == recorded), None)
+    now = dt.datetime.now(dt.UTC)
+    working = (
+        current is not None
+        and stored is not None
+        and (current.end_date_time is None or current.end_date_time > now)
+        and _secret_works(conn, principal.app_id, stored)
+    )
+    if working and not p.rotate:
+        assert current is not None and stored is not None
+        kept = _record_stored_password(conn, who, mine, current, stored, now)
+        return Result(
+            stored,
+            "reused",
+            f"password {who.label!r}, expires {_day(kept.end_date_time)}; the stored "
+            "secret still works",
+        )
+    held = _held(mine, stored, now) or ([current] if working and current is not None else [])
+    # what secret.yaml holds may be deployed: removed only after the new one verifies
+    conn.retire_later(*(who.retire_tag + str(c.key_id) for c in held))
+    retiring = list(conn.record.created.get(conn.retiring, []))
+    stale = [str(c.key_id) for c in mine if who.retire_tag + str(c.key_id) not in retiring]
+    if p.dry_run:
+        extra = f", then remove {len(stale)} whose secret was lost" if stale else ""
+        what = "rotate: would add a new password" if working else "would add a password"
+        return Result(None, "planned", f"{what} valid for {days} days{extra}")
+    end = now + dt.timedelta(days=days)
+    body = AddPasswordPostRequestBody(
+        password_credential=PasswordCredential(display_name=who.label, end_date_time=end)
+    )
+    item = conn.graph().applications.by_application_id(principal.app_object_id)
+    created = await item.add_password.post(body)
+    assert created is not None and created.secret_text and created.key_id
+    conn.record.set(
+        who.kind("password"), {"key_id": str(created.key_id), "end": _day(created.end_date_time)}
+    )
+    conn.fresh = True
+    removed = await _remove_passwords(conn, principal, stale)
+    detail = (
+        f"password {who.label!r}, expires {_day(created.end_date_time)} (in {days} days); "
+        "shown once, kept only in secret.yaml"
+    )
+    if working:
+        detail += "; the old password is removed once this one verifies"
+    if removed:
+        detail += f"; removed {removed} whose secret was lost"
+    return Result(Secret(created.secret_text), "created", detail)
 
 
 @creates
@@ -1472,65 +1723,16 @@ async def ensure_password(conn: AzureConnection) -> Result[Secret | None]:
     one the deployed BinderHub may use; the retiring list is saved before the new password
     is added, so a run stopped in between forgets none.
     """
-    from msgraph.generated.applications.item.add_password.add_password_post_request_body import (
-        AddPasswordPostRequestBody,
-    )
-    from msgraph.generated.models.password_credential import PasswordCredential
-
     p, principal = conn.params, conn.principal
-    days = p.secret_expiry_days
     if principal is None or not principal.sp_id:
-        return Result(None, "planned", f"would add a password valid for {days} days")
-    mine = [c for c in await _passwords(conn, principal) if c.display_name == p.password_label]
-    recorded = conn.record.created.get("password", {}).get("key_id")
-    current = next((c for c in mine if str(c.key_id) == recorded), None)
-    stored = conn.stored_password(principal.app_id)
-    now = dt.datetime.now(dt.UTC)
-    working = (
-        current is not None
-        and stored is not None
-        and (current.end_date_time is None or current.end_date_time > now)
-        and _secret_works(conn, principal.app_id, stored)
-    )
-    if working and not p.rotate:
-        assert current is not None and stored is not None
-        conn.secret = stored
-        kept = _record_stored_password(conn, mine, current, stored, now)
         return Result(
-            stored,
-            "reused",
-            f"password {p.password_label!r}, expires {_day(kept.end_date_time)}; the stored "
-            "secret still works",
+            None, "planned", f"would add a password valid for {p.secret_expiry_days} days"
         )
-    held = _held(mine, stored, now) or ([current] if working and current is not None else [])
-    # what secret.yaml holds may be deployed: removed only after the new one verifies
-    conn.retire_later(*(str(c.key_id) for c in held))
-    retiring = list(conn.record.created.get(conn.retiring, []))
-    stale = [str(c.key_id) for c in mine if str(c.key_id) not in retiring]
-    if p.dry_run:
-        extra = f", then remove {len(stale)} whose secret was lost" if stale else ""
-        what = "rotate: would add a new password" if working else "would add a password"
-        return Result(None, "planned", f"{what} valid for {days} days{extra}")
-    end = now + dt.timedelta(days=days)
-    body = AddPasswordPostRequestBody(
-        password_credential=PasswordCredential(display_name=p.password_label, end_date_time=end)
-    )
-    item = conn.graph().applications.by_application_id(principal.app_object_id)
-    created = await item.add_password.post(body)
-    assert created is not None and created.secret_text and created.key_id
-    conn.record.set("password", {"key_id": str(created.key_id), "end": _day(created.end_date_time)})
-    conn.fresh = True
-    removed = await _remove_passwords(conn, principal, stale)
-    detail = (
-        f"password {p.password_label!r}, expires {_day(created.end_date_time)} (in {days} days); "
-        "shown once, kept only in secret.yaml"
-    )
-    if working:
-        detail += "; the old password is removed once this one verifies"
-    if removed:
-        detail += f"; removed {removed} whose secret was lost"
-    conn.secret = Secret(created.secret_text)
-    return Result(conn.secret, "created", detail)
+    stored = conn.stored_password(principal.app_id)
+    result = await _ensure_password(conn, _push_identity(p), principal, stored)
+    if result.value is not None:
+        conn.secret = result.value
+    return result
 
 
 # --- role assignment ---------------------------------------------------------------------
@@ -1550,37 +1752,42 @@ def _role_assignment(conn: AzureConnection, scope: str, sp_id: str, role: str) -
     return None
 
 
-@creates
-@_step
-def ensure_role_assignment(conn: AzureConnection) -> Result[str | None]:
-    """The push role for the service principal on the registry alone (``--role AcrPush --scopes``).
+def _assign(
+    conn: AzureConnection,
+    kind: str,
+    scope: str,
+    principal_id: str,
+    role: str,
+    label: str,
+    condition: str | None = None,
+) -> Result[str | None]:
+    """``role`` at ``scope`` for ``principal_id`` (a service principal), recorded as ``kind``.
 
-    AcrPush, or on a registry in ABAC mode (where AcrPush is not honoured)
-    Container Registry Repository Writer. A new service principal takes a while
-    to reach Azure Resource Manager, which answers PrincipalNotFound meanwhile:
-    retried (the az CLI does the same), with ``principal_type`` set as Azure
-    advises. An existing assignment is reused.
+    An existing assignment is reused. A new service principal takes a while to reach Azure
+    Resource Manager, which answers PrincipalNotFound meanwhile: retried (the az CLI does
+    the same), with ``principal_type`` set as Azure advises. The assignment's name is
+    derived from what it grants and recorded "pending" before it is made, so a rerun after a
+    lost answer PUTs the same one and teardown still finds it.
     """
-    p, principal, registry = conn.params, conn.principal, conn.registry
-    if principal is None or not principal.sp_id or registry is None:
-        return Result(None, "planned", f"would assign AcrPush on registry {p.acr_name} only")
-    scope, push_role = registry.id, registry.push_role
-    label = f"{ROLE_NAMES[push_role]} on registry {registry.name} only"
-    if push_role != ACR_PUSH_ROLE:
-        label += " (the registry is in ABAC mode, where AcrPush is not honoured)"
-    existing = _role_assignment(conn, scope, principal.sp_id, push_role)
+    recorded = conn.record.created.get(kind, {})
+    existing = _role_assignment(conn, scope, principal_id, role)
+    name = str(uuid.uuid5(_NS, f"{scope.lower()}|{principal_id}|{role}"))
     if existing:
+        if recorded.get("pending") and existing.lower().endswith(name) and not conn.params.dry_run:
+            conn.record.set(kind, {"id": existing, "scope": scope, "name": name})
         return Result(existing, "reused", label)
-    if p.dry_run:
+    if conn.params.dry_run:
         return Result(None, "planned", f"would assign {label}")
-    role = (
+    role_definition = (
         f"/subscriptions/{conn.subscription_id}/providers/Microsoft.Authorization/"
-        f"roleDefinitions/{push_role}"
+        f"roleDefinitions/{role}"
     )
-    # a name derived from what it grants: a retry after a lost answer PUTs the same assignment
-    name = str(uuid.uuid5(_NS, f"{scope.lower()}|{principal.sp_id}|{push_role}"))
     parameters = RoleAssignmentCreateParameters(
-        role_definition_id=role, principal_id=principal.sp_id, principal_type="ServicePrincipal"
+        role_definition_id=role_definition,
+        principal_id=principal_id,
+        principal_type="ServicePrincipal",
+        condition=condition,
+        condition_version="2.0" if condition else None,
     )
     retrying = tenacity.Retrying(
         stop=tenacity.stop_after_attempt(36),
@@ -1597,14 +1804,185 @@ def ensure_role_assignment(conn: AzureConnection) -> Result[str | None]:
             progress(f"the new service principal is replicating (attempt {attempts})")
         return conn.authorization.role_assignments.create(scope, name, parameters)
 
+    assignment_id = f"{scope}/providers/Microsoft.Authorization/roleAssignments/{name}"
+    conn.record.set(kind, {"id": assignment_id, "scope": scope, "name": name, "pending": True})
     try:
         assignment_id = str(retrying(create).id)
     except ResourceExistsError:  # RoleAssignmentExists: made by an attempt whose answer was lost
-        found = _role_assignment(conn, scope, principal.sp_id, push_role)
+        found = _role_assignment(conn, scope, principal_id, role)
         if found is None:
             raise
         assignment_id = found
-    conn.record.set("role_assignment", {"id": assignment_id, "scope": scope, "name": name})
+    conn.record.set(kind, {"id": assignment_id, "scope": scope, "name": name})
     conn.fresh = True
     waited = f" (after {attempts} attempts: the new service principal was replicating)"
     return Result(assignment_id, "created", f"{label}{waited if attempts > 1 else ''}")
+
+
+@creates
+@_step
+def ensure_role_assignment(conn: AzureConnection) -> Result[str | None]:
+    """The push role for the service principal on the registry alone (``--role AcrPush --scopes``).
+
+    AcrPush, or on a registry in ABAC mode (where AcrPush is not honoured)
+    Container Registry Repository Writer (see :func:`_assign`).
+    """
+    p, principal, registry = conn.params, conn.principal, conn.registry
+    if principal is None or not principal.sp_id or registry is None:
+        return Result(None, "planned", f"would assign AcrPush on registry {p.acr_name} only")
+    push_role = registry.push_role
+    label = f"{ROLE_NAMES[push_role]} on registry {registry.name} only"
+    if push_role != ACR_PUSH_ROLE:
+        label += " (the registry is in ABAC mode, where AcrPush is not honoured)"
+    return _assign(conn, "role_assignment", registry.id, principal.sp_id, push_role, label)
+
+
+# --- user pods' pull ----------------------------------------------------------------------
+def _pull_grant(registry: RegistryInfo, project: str) -> tuple[str, str | None, str]:
+    """The pull role for ``registry``, its ABAC condition (None in legacy mode), in words.
+
+    Legacy mode: AcrPull, pull on every repository (the registry's role assignments cannot
+    name repositories). ABAC mode: Container Registry Repository Reader, limited by the
+    condition Microsoft's "ABAC repository permissions" page gives for a repository prefix
+    to the ``<project>/`` repositories (its trailing ``/`` keeps ``<project>-other/`` out).
+    """
+    role = registry.pull_role
+    if role == ACR_PULL_ROLE:
+        return role, None, f"AcrPull on registry {registry.name} only (pull, nothing else)"
+    prefix = project + "/"
+    condition = (
+        "((!(ActionMatches{'Microsoft.ContainerRegistry/registries/repositories/content/read'})"
+        " AND !(ActionMatches{'Microsoft.ContainerRegistry/registries/repositories/metadata/"
+        "read'})) OR (@Request[Microsoft.ContainerRegistry/registries/repositories:name] "
+        f"StringStartsWithIgnoreCase '{prefix}'))"
+    )
+    words = (
+        f"Container Registry Repository Reader on registry {registry.name}, limited to the "
+        f"{prefix} repositories (ABAC mode, where AcrPull is not honoured)"
+    )
+    return role, condition, words
+
+
+@creates
+@_astep
+async def ensure_pull_credential(conn: AzureConnection) -> Result[Any]:
+    """What user pods' kubelet pulls with (``pull_access``), made and recorded like the push side.
+
+    ``"secret"``: a second application and service principal (``<sp_name>-pull``) with a
+    password and only the pull role on the registry (:func:`_pull_grant`), written to
+    ``secret.yaml`` as ``jupyterhub.imagePullSecret``. ``"node"``: the pull role for the AKS
+    cluster's kubelet identity, as ``az aks update --attach-acr`` does. ``"none"``: nothing.
+    """
+    p = conn.params
+    if p.pull_access == "none":
+        return _no_pull_credential(conn)
+    if p.pull_access == "node":
+        return _node_pull(conn)
+    who = _pull_identity(p)
+    registry = conn.registry
+    principal, what, made = await _ensure_principal(conn, who)
+    if principal is None or not principal.sp_id or registry is None:
+        return Result(
+            None,
+            "planned",
+            f"{what}, a password and the pull role on registry {p.acr_name}, for user pods",
+        )
+    conn.pull_principal = principal
+    stored = conn.stored_pull_password(principal.app_id)
+    password = await _ensure_password(conn, who, principal, stored)
+    role, condition, words = _pull_grant(registry, p.project)
+    with map_exceptions(_AZURE_ERRORS):
+        assigned = _assign(
+            conn, who.kind("role_assignment"), registry.id, principal.sp_id, role, words, condition
+        )
+    steps = [f"{what}" + (f": created the {' and '.join(made)}" if made else ""), password.detail]
+    steps.append(assigned.detail)
+    if password.value is not None:
+        conn.pull_secret = PullSecret(registry.login_server, principal.app_id, password.value)
+    statuses = {password.status, assigned.status, "created" if made else "reused"}
+    status = next(s for s in ("planned", "created", "reused") if s in statuses)
+    return Result(conn.pull_secret, status, "; ".join(steps))
+
+
+def _no_pull_credential(conn: AzureConnection) -> Result[None]:
+    """``pull_access = "none"``: nothing made; whether user pods can pull at all, said plainly.
+
+    ACR is private: anonymous pull exists only on Standard and Premium registries with
+    ``anonymousPullEnabled`` (doc page "Make your registry available for anonymous pull
+    access"; RegistryProperties in azure-rest-api-specs), which this notebook never turns on.
+    """
+    registry, name = conn.registry, conn.params.acr_name
+    if registry is not None and registry.anonymous_pull:
+        return Result(
+            None,
+            "skipped",
+            f"no pull credential: anonymous pull is enabled on registry {registry.name}, so user "
+            "pods pull without one (every repository in it is public; Azure may throttle "
+            "unauthenticated pulls)",
+        )
+    return Result(
+        None,
+        "skipped",
+        f"no pull credential, and registry {name} refuses anonymous pulls: user pods cannot pull "
+        "from it. ACR allows anonymous pull only on Standard or Premium registries with "
+        f"anonymousPullEnabled (`az acr update --name {name} --anonymous-pull-enabled true`, "
+        "which makes every repository public), which this notebook does not turn on; use "
+        'pull_access = "secret" (or "node" on AKS)',
+    )
+
+
+def _node_pull(conn: AzureConnection) -> Result[str | None]:
+    """``pull_access = "node"``: the pull role for the AKS cluster's kubelet identity.
+
+    What ``az aks update --attach-acr`` does (azure-cli ``acs/managed_cluster_decorator.py``:
+    the kubelet identity's objectId, from the managed cluster's
+    ``identityProfile.kubeletidentity``, gets AcrPull on the registry). The cluster is read
+    with the generic ``resources.get_by_id`` and the containerservice api-version, so
+    azure-mgmt-containerservice (tens of API versions, megabytes of generated models) is not
+    needed for one field. On an ABAC registry AcrPull is not honoured: Repository Reader on
+    the ``<project>/`` repositories instead. The nodes' pull cannot be checked from here.
+    """
+    p, registry = conn.params, conn.registry
+    check = (
+        f"az aks check-acr --name {p.aks_cluster} --resource-group {p.resource_group} "
+        f"--acr {p.acr_name.lower()}.azurecr.io"
+    )
+    if registry is None:
+        return Result(
+            None,
+            "planned",
+            f"would assign the pull role on registry {p.acr_name} to AKS cluster "
+            f"{p.aks_cluster}'s kubelet identity; then check it on the cluster: {check}",
+        )
+    cluster_id = (
+        f"/subscriptions/{conn.subscription_id}/resourceGroups/{p.resource_group}/providers/"
+        f"Microsoft.ContainerService/managedClusters/{p.aks_cluster}"
+    )
+    with map_exceptions(_AZURE_ERRORS):
+        try:
+            cluster = conn.resources.resources.get_by_id(cluster_id, api_version=AKS_API_VERSION)
+        except ResourceNotFoundError:
+            raise CloudError(
+                f"no AKS cluster {p.aks_cluster!r} in resource group {p.resource_group}: the "
+                'cluster must be in the registry\'s resource group; or use pull_access = "secret"'
+            ) from None
+        properties = cluster.properties if isinstance(cluster.properties, dict) else {}
+        kubelet = (properties.get("identityProfile") or {}).get("kubeletidentity") or {}
+        object_id = kubelet.get("objectId")
+        if not object_id:
+            raise CloudError(
+                f"AKS cluster {p.aks_cluster!r} has no kubelet managed identity (it runs as a "
+                'service principal): use pull_access = "secret", or `az aks update '
+                f"--attach-acr {p.acr_name}` for its service principal"
+            )
+        role, condition, words = _pull_grant(registry, p.project)
+        words += f", for AKS cluster {p.aks_cluster}'s kubelet identity {object_id}"
+        assigned = _assign(
+            conn, "node_role_assignment", registry.id, object_id, role, words, condition
+        )
+    where = "rehearsed in the sandbox; on Azure " if p.sandbox else ""
+    note = (
+        f"; user pods' pull cannot be verified from here: {where}check it on the cluster with "
+        f"`{check}`"
+    )
+    return Result(assigned.value, assigned.status, assigned.detail + note)
