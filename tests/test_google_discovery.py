@@ -30,6 +30,7 @@ DOCS = {
 READS = [
     ("artifactregistry", "Repository", "format"),
     ("artifactregistry", "Repository", "description"),
+    ("artifactregistry", "Repository", "labels"),
     ("artifactregistry", "SetIamPolicyRequest", "policy"),
     ("artifactregistry", "Policy", "etag"),
     ("artifactregistry", "Policy", "bindings"),

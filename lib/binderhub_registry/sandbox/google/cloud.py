@@ -275,6 +275,7 @@ class GoogleCloud(Backend):
                 {
                     "email": a.email,
                     "display_name": a.display_name,
+                    "description": a.description,
                     "keys": sorted(a.keys),
                     "bindings": a.bindings,
                 }
@@ -284,6 +285,7 @@ class GoogleCloud(Backend):
                 {
                     "name": r.name,
                     "format": r.format,
+                    "labels": r.labels,
                     "bindings": r.bindings,
                     "repositories": {
                         image: tags

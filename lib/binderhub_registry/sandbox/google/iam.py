@@ -9,7 +9,8 @@ behaviour                                      source
 =============================================  ================================================
 methods and messages: GetServiceAccount,       google/iam/admin/v1/iam.proto, as shipped in
 CreateServiceAccount, DeleteServiceAccount,    google-cloud-iam (the client's stubs name the
-ListServiceAccountKeys,                        method paths ``/google.iam.admin.v1.IAM/...``)
+PatchServiceAccount,                           method paths ``/google.iam.admin.v1.IAM/...``)
+ListServiceAccountKeys,
 CreateServiceAccountKey,
 DeleteServiceAccountKey, GetIamPolicy,
 SetIamPolicy (a service account's own
@@ -24,6 +25,14 @@ the REST answer is 403 SERVICE_DISABLED)
 key limit, org policy, eventual consistency    see :mod:`.models`
 SetIamPolicy with a stale etag: ABORTED;       cloud.google.com/iam/docs/policies#etag; the
 an empty etag overwrites                       ``etag`` field comment in google/iam/v1/policy.proto
+PatchServiceAccount changes only             PatchServiceAccountRequest in iam.v1's
+``display_name`` and ``description``, named    discovery document ("You can patch only the
+in ``update_mask``; other paths:               display_name and description fields. You must
+INVALID_ARGUMENT                               use the update_mask field"); the status of a
+                                               bad mask: assumption
+``description`` kept as given, at most 256     ServiceAccount.description in iam.v1's discovery
+UTF-8 bytes (longer: INVALID_ARGUMENT,         document ("The maximum length is 256 UTF-8
+assumption); ``display_name`` at most 100      bytes"), displayName ("100 UTF-8 bytes")
 injected faults (``grpc_faults``): a status    sandbox knob: the App's HTTP faults cannot reach
 before the call, or after it (``after``: the   a gRPC port
 call is carried out and its answer lost)
@@ -70,6 +79,12 @@ class _Pb:
 _POLICY = _Pb(policy_pb2.Policy)
 
 
+def _check_texts(account: Any) -> None:
+    """IAM's length limits on a service account's free texts (iam.v1 discovery document)."""
+    if len(account.description.encode()) > 256 or len(account.display_name.encode()) > 100:
+        raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "description or display name too long")
+
+
 class IamServer:
     """A grpc server for the IAM admin methods the notebook uses, over the cloud's project."""
 
@@ -92,6 +107,11 @@ class IamServer:
                 types.ServiceAccount,
             ),
             "DeleteServiceAccount": (self.delete_account, types.DeleteServiceAccountRequest, None),
+            "PatchServiceAccount": (
+                self.patch_account,
+                types.PatchServiceAccountRequest,
+                types.ServiceAccount,
+            ),
             "ListServiceAccountKeys": (
                 self.list_keys,
                 types.ListServiceAccountKeysRequest,
@@ -226,6 +246,7 @@ class IamServer:
         if not (6 <= len(account_id) <= 30) or not account_id[0].isalpha():
             raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, f"Invalid account id {account_id}")
         email = f"{account_id}@{project.id}.iam.gserviceaccount.com"
+        _check_texts(request.service_account)
         if email in project.accounts:
             raise _Abort(
                 grpc.StatusCode.ALREADY_EXISTS,
@@ -240,6 +261,20 @@ class IamServer:
             reads_hidden=int(project.settings["not_found_after_create"]),
         )
         project.accounts[email] = account
+        return self._message(account)
+
+    def patch_account(self, request: Any) -> Any:
+        """PatchServiceAccount: ``display_name`` and ``description``, as ``update_mask`` names."""
+        account = self._account(request.service_account.name)
+        paths = list(request.update_mask.paths)
+        wrong = [f for f in paths if f not in ("display_name", "description")]
+        if not paths or wrong:
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, f"Invalid update mask {paths}")
+        _check_texts(request.service_account)
+        if "display_name" in paths:
+            account.display_name = request.service_account.display_name
+        if "description" in paths:
+            account.description = request.service_account.description
         return self._message(account)
 
     def delete_account(self, request: Any) -> None:

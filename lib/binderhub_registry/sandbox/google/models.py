@@ -18,6 +18,11 @@ consistency)                                   modelled as ``not_found_after_cre
 key file JSON: type, project_id,               the JSON key file google-auth reads
 private_key_id, private_key (PKCS#8 PEM),      (google.oauth2.service_account.from_
 client_email, client_id, token_uri, ...        service_account_info)
+a repository keeps ``labels`` (at most 64,   Repository.labels in artifactregistry.v1's
+keys ``[a-z][a-z0-9_-]{0,62}``, values         discovery document ("up to 64 entries. Label
+``[a-z0-9_-]{0,63}``) and ``description``;     keys and values may be no longer than 63
+``repositories.patch`` changes the fields      characters..."); Repository.description;
+``updateMask`` names                           repositories.patch and its updateMask
 IAM policy etag: changes at every set; a       cloud.google.com/iam/docs/policies#etag
 set with a stale etag: 409 ABORTED             (concurrency control)
 a service account has its own IAM policy;      cloud.google.com/kubernetes-engine/docs/how-to/
@@ -184,6 +189,7 @@ class Repository:
     created: str
     bindings: list[dict[str, Any]] = field(default_factory=list)
     version: int = 0  # bumped by every policy change: the etag
+    labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:

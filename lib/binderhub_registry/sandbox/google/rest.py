@@ -17,8 +17,9 @@ and ``POST v1/{name}:enable`` -> Operation;    (vendored in tests/data/google), 
 ``GET v1/{name=operations/*}``                 names ``operations/acf.p2-...``
 Artifact Registry ``repositories`` get,        artifactregistry v1 discovery document;
 create (``repositoryId``, returns an           create and delete are long-running
-Operation), delete (Operation), list;          (``projects/*/locations/*/operations/*``)
-``:getIamPolicy`` / ``:setIamPolicy``
+Operation), delete (Operation), list, patch    (``projects/*/locations/*/operations/*``);
+(``updateMask``: labels, description);         patch answers the Repository (assumption: no
+``:getIamPolicy`` / ``:setIamPolicy``          operation); labels: see :mod:`.models`
 stale etag on setIamPolicy: 409 ABORTED        cloud.google.com/iam/docs/policies#etag
 "There were concurrent policy changes..."
 repository ids: lowercase letters, digits,     cloud.google.com/artifact-registry/docs/
@@ -153,6 +154,7 @@ class Rest:
             ("POST", ar + "/repositories/{repo}:setIamPolicy", self.set_policy),
             ("GET", ar + "/repositories/{repo}", self.get_repository),
             ("DELETE", ar + "/repositories/{repo}", self.delete_repository),
+            ("PATCH", ar + "/repositories/{repo}", self.patch_repository),
             ("GET", ar + "/repositories", self.list_repositories),
             ("POST", ar + "/repositories", self.create_repository),
             ("GET", ar + "/operations/{op}", self.repository_operation),
@@ -305,6 +307,7 @@ class Rest:
             "name": repo.name,
             "format": repo.format,
             "description": repo.description,
+            "labels": dict(repo.labels),
             "createTime": repo.created,
             "updateTime": repo.created,
             "mode": "STANDARD_REPOSITORY",
@@ -356,6 +359,9 @@ class Rest:
         # the SDKs ask for enums as numbers ($alt=json;enum-encoding=int): DOCKER is 1
         if body.get("format") not in ("DOCKER", 1):
             return google_error("INVALID_ARGUMENT", "only the DOCKER format is modelled")
+        labels = _labels(body.get("labels", {}))
+        if labels is None:
+            return google_error("INVALID_ARGUMENT", "invalid labels")
         name = self._repo_name(request, rid)
         if name in self.project.repositories:
             return google_error("ALREADY_EXISTS", f"the repository already exists: {name}")
@@ -366,6 +372,7 @@ class Rest:
             "DOCKER",
             str(body.get("description", "")),
             time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            labels=labels,
         )
         try:  # first: a front that fails to start leaves no repository
             self.cloud.ensure_front(repo)
@@ -384,6 +391,24 @@ class Rest:
         del self.project.repositories[repo.name]
         self.cloud.drop_images(repo)
         return self._lro(repo.location, lambda: None, lambda: {}, "Empty", polls=0)
+
+    def patch_repository(self, request: Request) -> Response:
+        """``repositories.patch``: the fields ``updateMask`` names (labels, description)."""
+        repo = self._find(request)
+        if isinstance(repo, Response):
+            return repo
+        body = request.json()
+        fields = [f for f in str(request.arg("updateMask") or "").split(",") if f]
+        if not fields or not set(fields) <= {"labels", "description"}:
+            return google_error("INVALID_ARGUMENT", f"invalid update mask {fields}")
+        if "labels" in fields:
+            labels = _labels(body.get("labels", {}))
+            if labels is None:
+                return google_error("INVALID_ARGUMENT", "invalid labels")
+            repo.labels = labels
+        if "description" in fields:
+            repo.description = str(body.get("description", ""))
+        return json_response(200, self._repo_json(repo))
 
     def _lro(
         self,
@@ -457,6 +482,20 @@ class Rest:
         ]
         repo.version += 1
         return json_response(200, _policy(repo))
+
+
+_LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
+_LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
+
+
+def _labels(value: Any) -> dict[str, str] | None:
+    """Labels as Artifact Registry accepts them (Repository.labels), else None."""
+    if not isinstance(value, dict) or len(value) > 64:
+        return None
+    for k, v in value.items():
+        if not (isinstance(v, str) and _LABEL_KEY.fullmatch(k) and _LABEL_VALUE.fullmatch(v)):
+            return None
+    return dict(value)
 
 
 def _policy(repo: Repository) -> dict[str, Any]:
