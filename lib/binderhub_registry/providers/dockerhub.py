@@ -38,9 +38,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import requests
@@ -250,17 +251,17 @@ class HubConnection(Connection):
         """The username BinderHub pushes as: the organization for an OAT, else the user."""
         return self.params.organization if self.kind == "oat" else self.params.username
 
+    def __post_init__(self) -> None:
+        # records from before Record.deployment kept the id among what was created; Record
+        # read it from there, and it is saved at the record's top level alone (one id)
+        if self.record.created.pop("deployment", None) is not None and not self.params.dry_run:
+            self.record.save()
+
     @property
     def deployment(self) -> str:
-        """This deployment's id, kept in the record (made on first use, saved when creating)."""
-        found = self.record.created.get("deployment")
-        if not isinstance(found, str):
-            found = self._new_deployment
-        return found
-
-    _new_deployment: str = field(
-        default_factory=lambda: secrets.token_hex(DEPLOYMENT_ID_LENGTH // 2), repr=False
-    )
+        """This deployment's id: the record's (:attr:`Record.deployment`), the one every
+        label this deployment gives its tokens carries."""
+        return self.record.deployment
 
     @property
     def token_label(self) -> str:
@@ -300,28 +301,63 @@ class HubConnection(Connection):
             Deletion(
                 PENDING,
                 "the access token of a stopped rotation",
-                lambda token: self._delete_token(token["uuid"]),
+                lambda token: self._delete_token(PENDING, token),
             ),
             Deletion(
                 PULL_PENDING,
                 "the read-only token of a stopped rotation",
-                lambda token: self._delete_token(token["uuid"]),
+                lambda token: self._delete_token(PULL_PENDING, token),
             ),
             Deletion(
                 PULL.recorded,
                 "read-only token {!r}".format(
                     self.record.created.get(PULL.recorded, {}).get("label", self.pull_label)
                 ),
-                lambda token: self._delete_token(token["uuid"]),
+                lambda token: self._delete_token(PULL.recorded, token),
             ),
             Deletion(
                 "access_token",
                 "access token {!r}".format(
                     self.record.created.get("access_token", {}).get("label", self.token_label)
                 ),
-                lambda token: self._delete_token(token["uuid"]),
+                lambda token: self._delete_token(PUSH.recorded, token),
             ),
         ]
+
+    def recorded_tokens(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every token the record names, as (record kind, what it recorded): what a run may
+        delete."""
+        created = self.record.created
+        found = [(kind, created[kind]) for kind in TOKEN_KINDS if created.get(kind)]
+        return found + [(self.retiring, {"uuid": u}) for u in created.get(self.retiring, [])]
+
+    def live_token(self, kind: str, recorded: dict[str, Any]) -> dict[str, Any] | None:
+        """The recorded token as Docker Hub shows it now (None: gone), proven this
+        deployment's (:func:`_not_ours`); a token that is not raises one line naming both."""
+        uuid = str(recorded.get("uuid", ""))
+        try:
+            live: dict[str, Any] = self.hub.call("GET", f"/v2/access-tokens/{uuid}")
+        except CloudError as e:
+            if e.status == 404:
+                return None
+            raise
+        problem = _not_ours(self, kind, recorded, live)
+        if problem:
+            raise PermissionDenied(problem)
+        return live
+
+    def check_ours(self) -> None:
+        """Before deleting anything: every token the record names is gone or this
+        deployment's, or one line names the recorded and the live one and nothing is deleted."""
+        for kind, recorded in self.recorded_tokens():
+            self.live_token(kind, recorded)
+
+    async def teardown(self) -> Result[None]:
+        """Teardown (:meth:`Connection.teardown`), after :meth:`check_ours` proved every
+        token the record names this deployment's."""
+        if self.params.teardown and self.recorded_tokens():
+            self.check_ours()
+        return await super().teardown()
 
     @property
     def pull_label(self) -> str:
@@ -356,15 +392,22 @@ class HubConnection(Connection):
         return await super().finish_rotation()
 
     def retire(self, retiring: list[Any]) -> None:
-        """Delete the access tokens a rotation (or a lost secret) replaced."""
-        for uuid in retiring:
-            self._delete_token(uuid)
+        """Delete the access tokens a rotation (or a lost secret) replaced: each one proven
+        this deployment's first, so a foreign one deletes none."""
+        entries = [{"uuid": uuid} for uuid in retiring]
+        for entry in entries:
+            self.live_token(self.retiring, entry)
+        for entry in entries:
+            self._delete_token(self.retiring, entry)
 
-    def _delete_token(self, uuid: str) -> None:
+    def _delete_token(self, kind: str, recorded: dict[str, Any]) -> None:
+        """Delete a recorded token, once Docker Hub shows it is this deployment's."""
+        if self.live_token(kind, recorded) is None:
+            return  # already gone is what we wanted
         try:
-            self.hub.call("DELETE", f"/v2/access-tokens/{uuid}")
+            self.hub.call("DELETE", f"/v2/access-tokens/{recorded['uuid']}")
         except CloudError as e:
-            if e.status != 404:  # already gone is what we wanted
+            if e.status != 404:
                 raise
 
 
@@ -592,6 +635,66 @@ class _Slot:
 
 PUSH = _Slot("access_token", PENDING, "repo:write", "access token")
 PULL = _Slot("pull_token", PULL_PENDING, "repo:read", "read-only token")
+#: The record kinds holding one token each (the retiring list holds uuids).
+TOKEN_KINDS = (PUSH.recorded, PUSH.pending, PULL.recorded, PULL.pending)
+
+
+def _recorded(token: dict[str, Any]) -> dict[str, Any]:
+    """What the record keeps of a token: its uuid, label and Docker Hub's creation time."""
+    kept = {"uuid": token["uuid"], "label": token["label"]}
+    if token.get("created_at"):
+        kept["created_at"] = token["created_at"]
+    return kept
+
+
+def _same_time(recorded: Any, live: Any) -> bool:
+    """The same instant to the second (a create answer and a later read may differ in
+    sub-second digits), or the same text."""
+    try:
+        a = datetime.fromisoformat(str(recorded).replace("Z", "+00:00")).timestamp()
+        b = datetime.fromisoformat(str(live).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return bool(recorded == live)
+    return abs(a - b) < 1
+
+
+def _not_ours(
+    conn: HubConnection, kind: str, recorded: dict[str, Any], live: dict[str, Any]
+) -> str:
+    """Why the live token is not the one this deployment recorded (empty: it is).
+
+    The mark is the label, which Docker Hub keeps (``token_label``, the API description's
+    accessToken; tests/data/dockerhub/hub-api.yaml): this deployment's labels end in
+    ``#<deployment id>`` (push) or ``#<deployment id> pull`` (read-only). Where the record
+    kept a label and a creation time, the live ones must be those too. A token labelled
+    before deployment ids (issue 8) carries no mark: it is never deleted.
+    """
+    label = str(live.get("token_label") or "")
+    problems = []
+    if not _marked(conn.deployment).fullmatch(label):
+        problems.append(f"its label lacks this deployment's id #{conn.deployment}")
+    if recorded.get("label") and label != recorded["label"]:
+        problems.append("another label")
+    created = recorded.get("created_at")
+    if created and not _same_time(created, live.get("created_at")):
+        problems.append("another creation time")
+    if not problems:
+        return ""
+    was = f"{recorded['label']!r}" if recorded.get("label") else "(no label recorded)"
+    return (
+        f"{kind} {recorded.get('uuid')} is recorded as {was} (created "
+        f"{created or 'unrecorded'}) but Docker Hub labels it {label!r} (created "
+        f"{live.get('created_at') or 'unknown'}): {'; '.join(problems)}, so "
+        "it is not this deployment's and nothing is deleted; revoke it on hub.docker.com "
+        f"yourself if it is yours, and remove it from {conn.record.path}"
+    )
+
+
+def _marked(deployment: str) -> re.Pattern[str]:
+    """The labels this deployment gives its tokens (:meth:`Params.deployment_label`)."""
+    return re.compile(
+        rf"BinderHub push \S+ #{re.escape(deployment)}(?:{re.escape(PULL_LABEL_SUFFIX)})?"
+    )
 
 
 def _promote(conn: HubConnection, slot: _Slot, written: Secret | None) -> None:
@@ -602,7 +705,7 @@ def _promote(conn: HubConnection, slot: _Slot, written: Secret | None) -> None:
     """
     pending = conn.record.created.get(slot.pending)
     if pending and written is not None and _digest(written) == pending["digest"]:
-        conn.record.set(slot.recorded, {"uuid": pending["uuid"], "label": pending["label"]})
+        conn.record.set(slot.recorded, _recorded(pending))
         conn.record.forget(slot.pending)  # after: a crash in between leaves it recorded
 
 
@@ -619,7 +722,7 @@ def _settle_pending(conn: HubConnection, stored: Secret | None, slot: _Slot = PU
     if not pending:
         return
     if stored is not None and _digest(stored) == pending.get("digest"):
-        conn.note(slot.recorded, {"uuid": pending["uuid"], "label": pending["label"]})
+        conn.note(slot.recorded, _recorded(pending))
     else:
         conn.retire_later(pending["uuid"])
     conn.note(slot.pending, None)
@@ -652,10 +755,16 @@ def _ensure_token(
     else create one with ``label``. The machinery both tokens share (see
     :func:`ensure_access_token`); returns the secret to write, None in a dry run."""
     p = conn.params
+    tokens = _tokens(conn)
+    live = {t["uuid"]: t for t in tokens}
+    for kind, entry in conn.recorded_tokens():  # before any change: only ours is deleted
+        if entry.get("uuid") in live:
+            problem = _not_ours(conn, kind, entry, live[entry["uuid"]])
+            if problem:
+                raise PermissionDenied(problem)
     _settle_pending(conn, stored, slot)
     recorded = conn.record.created.get(slot.recorded, {}).get("uuid")
     retiring = list(conn.record.created.get(conn.retiring, []))
-    tokens = _tokens(conn)
     current = next((t for t in tokens if t["uuid"] == recorded), None)
     works = bool(
         current
@@ -682,15 +791,15 @@ def _ensure_token(
         what = "rotate: would create a new" if works else "would create"
         extra = f", after deleting {len(lost)} never delivered" if lost else ""
         return Result(None, "planned", f"{what} {slot.what} {label!r} with {slot.scope}{extra}")
-    conn.record.set("deployment", conn.deployment)  # before creating: a lost answer is found
     for uuid in lost:
-        conn._delete_token(uuid)
+        conn._delete_token("a token whose creation answer was lost", live[uuid])
+    # saved before creating, with the deployment id: a lost answer is found by its label
     conn.record.set(conn.retiring, retiring)
     created = conn.hub.call(
         "POST", "/v2/access-tokens", json={"token_label": label, "scopes": [slot.scope]}
     )
     secret = Secret(created["token"])
-    pending = {"uuid": created["uuid"], "label": label, "digest": _digest(secret)}
+    pending = _recorded(created | {"label": label}) | {"digest": _digest(secret)}
     conn.record.set(slot.pending, pending)  # the recorded token once secret.yaml holds it
     detail = f"{slot.what} {label!r} with {slot.scope}"
     if current and not works:
