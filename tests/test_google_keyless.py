@@ -474,7 +474,7 @@ def test_key_to_metadata_deletes_the_key_once_keyless_verification_passes(
     assert no_key_in_secret(out)
     assert (
         set(created(out))
-        == {"api", "repository", "service_account", "binding", google.BOUND} | PULL
+        == {"api", "repository", "service_account", "binding", google.BOUND, google.ACCOUNT} | PULL
     )
     assert metadata_token_status(fresh) == 200  # keyless works
 
@@ -523,7 +523,10 @@ def test_metadata_to_key_removes_the_binding_once_the_key_verifies(
     key = key_json_of(conn)
     assert key_token_status(fresh, conn, key) == 200
     assert live_keys(fresh, conn.params.email) == [json.loads(key)["private_key_id"]]
-    assert set(created(out)) == {"api", "repository", "service_account", "binding", "key"} | PULL
+    assert (
+        set(created(out))
+        == {"api", "repository", "service_account", "binding", "key", google.ACCOUNT} | PULL
+    )
 
     shown = capsys.readouterr()
     text = shown.out + shown.err + repr(files) + repr(run.checklist)
@@ -749,6 +752,8 @@ def test_a_crash_at_any_record_write_then_a_rerun_completes(
 ) -> None:
     """The switch dies just before each of its record writes in turn (what it did in the
     cloud is done, the record does not say so yet); the rerun ends as an uncrashed switch."""
+    # this deployment's own account (the default): a key made, then a crash before its
+    # record, is found again as its own (on a named, perhaps shared, account it stays)
     from binderhub_registry.providers.contract import Record
 
     before, after = switch.split("->")
@@ -757,7 +762,7 @@ def test_a_crash_at_any_record_write_then_a_rerun_completes(
     for crash_at in range(1, 20):
         fresh.reset()
         out = tmp_path / f"crash{crash_at}"
-        whole_run(run, signed_in(run, out, auth=before))
+        whole_run(run, signed_in(run, out, auth=before, service_account=""))
         saves = 0
 
         def crashing_save(record: Record, at: int = crash_at) -> None:
@@ -769,14 +774,14 @@ def test_a_crash_at_any_record_write_then_a_rerun_completes(
 
         monkeypatch.setattr(Record, "save", crashing_save)
         try:
-            whole_run(run, signed_in(run, out, auth=after))
+            whole_run(run, signed_in(run, out, auth=after, service_account=""))
             crashed = False
         except Crash:
             crashed = True
         monkeypatch.setattr(Record, "save", save)
         if crashed:
-            whole_run(run, signed_in(run, out, auth=after))
-        conn = signed_in(run, out, auth=after)
+            whole_run(run, signed_in(run, out, auth=after, service_account=""))
+        conn = signed_in(run, out, auth=after, service_account="")
         run.step("repository", google.ensure_repository, conn)  # its host, for the checks
         keys = live_keys(fresh, conn.params.email)
         ends.append((sorted(created(out)), len(keys), workload_members(conn)))

@@ -272,13 +272,14 @@ def test_teardown_removes_the_pull_binding_key_and_account(
 def test_a_lost_pull_key_answer_then_a_rerun_leaves_one_key(
     fresh: sandbox.Sandbox, tmp_path: Path, run: Runner
 ) -> None:
-    p = params(tmp_path)
+    p = params(tmp_path, service_account="")  # its own accounts: every key on them is its own
     conn = run.step("sign in", google.sign_in, p)
     run.step("api", google.enable_api, conn)
     run.step("repository", google.ensure_repository, conn)
     run.step("account", google.ensure_service_account, conn)
     run.step("role", google.grant_writer, conn)
     run.step("key", google.ensure_key, conn)
+    p = conn.params  # the account named from the deployment id
     # the pull key is made, its answer lost (a crash before it was recorded)
     settings(
         fresh,
@@ -334,7 +335,7 @@ def test_a_lost_answer_to_the_reader_binding_is_retried_recorded_and_not_duplica
     assert readers == [{"role": google.PULL_ROLE, "members": [p.pull_member]}]
     sets = [e for e in fresh.log() if e["path"].endswith(":setIamPolicy")][len(before) :]
     assert [e["status"] for e in sets].count(200) <= 1  # the retry found it made (or ABORTED)
-    assert google.Record(p.output_dir, google.KEY).created["pull_binding"] == google.PULL_ROLE
+    assert google.Record(p.output_dir, google.KEY).created["pull_binding"] == p.pull_member
 
 
 # --- node and none ----------------------------------------------------------------------------

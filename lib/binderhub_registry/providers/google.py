@@ -42,6 +42,7 @@ in the record), so each removal follows a run that told the user to check Binder
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -131,6 +132,21 @@ _SIGN_IN_HOW = (
     "service-account key file"
 )
 T = TypeVar("T")
+#: IAM's rule for a service account id (cloud.google.com/iam/docs/service-accounts-create).
+ACCOUNT_ID = r"[a-z][a-z0-9-]{4,28}[a-z0-9]"
+#: What every resource this notebook creates carries, with the deployment id
+#: (``Record.deployment``): a service account's ``description``, a repository's label
+#: ``binderhub-registry: <id>`` and its ``description``. Both fields are kept by the services
+#: (iam.v1 ServiceAccount.description, 256 bytes; artifactregistry.v1 Repository.labels).
+MARK = "binderhub-registry"
+_MARKS = re.compile(r"\bbinderhub-registry ([0-9a-f]{8})\b")
+#: ``service_account = ""``: this deployment's own account, named from its id (18 characters,
+#: its ``-pull`` twin 23: both inside IAM's 6-30).
+OWN_ACCOUNT = "binderhub-{deployment}"
+#: The default before each deployment had its own account: records written then keep it.
+LEGACY_ACCOUNT = "binderhub-builder"
+#: record kind: the email of the service account this deployment uses (found or created).
+ACCOUNT = "account"
 
 PARAMETERS = (
     text(
@@ -150,11 +166,17 @@ PARAMETERS = (
         "must be an Artifact Registry repository id: lowercase letters, digits and hyphens, "
         "starting with a letter, at most 63",
     ),
-    text(
-        "service_account",
-        r"[a-z][a-z0-9-]{4,28}[a-z0-9]",
-        "must be a service account id: 6 to 30 lowercase letters, digits or hyphens, starting "
-        "with a letter and ending with a letter or digit",
+    # "": this deployment's own account, binderhub-<deployment id> (:func:`_account_for`)
+    _replace(
+        text(
+            "service_account",
+            ACCOUNT_ID,
+            "must be a service account id: 6 to 30 lowercase letters, digits or hyphens, "
+            "starting with a letter and ending with a letter or digit",
+            optional=True,
+        ),
+        default="",
+        required=False,
     ),
     flag("gcr_domain"),
     choice("auth", ("key", "metadata")),
@@ -192,7 +214,7 @@ class Params(CommonParams):
     project_id: str
     location: str
     repository: str
-    service_account: str
+    service_account: str  # "" until sign_in names this deployment's own account
     gcr_domain: bool
     auth: str  # "key": a JSON key; "metadata": keyless, tokens from the GKE metadata server
     k8s_namespace: str  # where BinderHub runs (its pod's Kubernetes service account, keyless)
@@ -262,7 +284,7 @@ def _location_and_auth_fit(p: Params) -> None:
             "must be the GKE nodes' service account's email with pull_access = \"node\"",
             "",
         )
-    if p.pull_account == p.service_account:
+    if p.service_account and p.pull_account == p.service_account:
         raise InvalidParameter(
             "service_account",
             "must not be 30 characters ending in -pull: user pods' account (<id>-pull, cut to "
@@ -343,6 +365,118 @@ def _errors() -> dict[type[Exception], Callable[[Any], BinderHubRegistryError]]:
 def _mapped() -> Iterator[None]:
     with map_exceptions(_errors()):
         yield
+
+
+# --- ours only: marks ----------------------------------------------------------------------
+#: The service accounts' descriptions, before `` (binderhub-registry <id>)``: records from
+#: before marks made them with these texts exactly (see :func:`_account_is_ours`).
+PUSHER_TEXT = "Pushes BinderHub's images to {repository}"
+PULLER_TEXT = "User pods pull BinderHub's images from {repository}"
+#: The repository's description before its label (records from before marks).
+REPOSITORY_TEXT = "Images built by BinderHub"
+
+
+def _mark(conn: GoogleConnection) -> str:
+    return f"{MARK} {conn.record.deployment}"
+
+
+def _not_ours(what: str, recorded: object, live: object) -> CloudError:
+    """The one line a mismatch stops with: nothing further is deleted."""
+    return CloudError(
+        f"{NAME}: {what} is not this deployment's, so nothing further is deleted: recorded "
+        f"{recorded}; live {live}"
+    )
+
+
+def _account_is_ours(conn: GoogleConnection, account: Any, text: str) -> bool:
+    """The live account carries this deployment's mark in its description; or, for a record
+    from before marks, the exact text this notebook gave it then (no mark at all)."""
+    marks = _MARKS.findall(account.description)
+    if marks:
+        return bool(marks == [conn.record.deployment])
+    old = text.format(repository=conn.repository_name)
+    return conn.legacy and account.description == old
+
+
+def _own_named(conn: GoogleConnection, email: str) -> bool:
+    """``email`` is this deployment's own account (``binderhub-<id>``) or its ``-pull`` twin:
+    no other deployment uses that name by default (:func:`_account_for` refuses it)."""
+    own = OWN_ACCOUNT.format(deployment=conn.record.deployment)
+    return email.partition("@")[0] in (own, f"{own}-pull")
+
+
+def _checked_account(conn: GoogleConnection, name: str, email: str, kind: str, text: str) -> Any:
+    """The live account recorded as ``kind``, proven ours (None: gone); else the one line."""
+    recorded = conn.record.created.get(kind)
+    if recorded != email:
+        raise _not_ours(f"service account {email}", f"{kind} = {recorded}", email)
+    account = _get_account(conn, name)
+    if account is None or _account_is_ours(conn, account, text):
+        return account
+    raise _not_ours(
+        f"service account {email}",
+        f"{email} described with '{_mark(conn)}'",
+        f"{account.email} described {account.description!r}",
+    )
+
+
+def _marked_account(conn: GoogleConnection, account: Any, kind: str, text: str) -> str:
+    """A found account: record it when it carries our mark (made, then a crash before the
+    record); add the mark to one a record from before marks lists (PatchServiceAccount may
+    change the description). Words for the step's message, or ""."""
+    from google.cloud.iam_admin_v1 import types
+    from google.protobuf import field_mask_pb2  # type: ignore[import-untyped]
+
+    p, email = conn.params, account.email
+    marks = _MARKS.findall(account.description)
+    if marks == [conn.record.deployment]:
+        if conn.record.created.get(kind) != email and not p.dry_run:
+            conn.record.set(kind, email)
+        return ""
+    if marks or conn.record.created.get(kind) != email:
+        return ""  # not ours: reused, never deleted
+    if not _account_is_ours(conn, account, text):
+        return ""  # recorded, unmarked and not our old text: teardown will refuse it
+    if p.dry_run:
+        return f"; would add '{_mark(conn)}' to its description"
+    marked = f"{account.description} ({_mark(conn)})"
+    with _mapped():
+        conn.iam.patch_service_account(
+            request=types.PatchServiceAccountRequest(
+                service_account=types.ServiceAccount(name=account.name, description=marked),
+                update_mask=field_mask_pb2.FieldMask(paths=["description"]),
+            )
+        )
+    return f"; marked '{_mark(conn)}' (made before marks)"
+
+
+def _create_account(
+    conn: GoogleConnection, account_id: str, name: str, kind: str, display: str, text: str
+) -> None:
+    """Create a service account with our mark, recorded first: an answer lost after it was
+    made leaves it recorded; ALREADY_EXISTS keeps the record only when it carries our mark."""
+    from google.cloud.iam_admin_v1 import types
+
+    p = conn.params
+    email = f"{account_id}@{p.project_id}.iam.gserviceaccount.com"
+    conn.record.set(kind, email)
+    account = types.ServiceAccount(
+        display_name=display,
+        description=f"{text.format(repository=conn.repository_name)} ({_mark(conn)})",
+    )
+    try:
+        with _mapped():
+            conn.iam.create_service_account(
+                name=f"projects/{p.project_id}", account_id=account_id, service_account=account
+            )
+    except CloudError as e:
+        if e.status != 409:  # ALREADY_EXISTS: an earlier attempt, or someone else, made it
+            conn.record.forget(kind)
+            raise
+    _wait_visible(conn, name)
+    live = _get_account(conn, name)
+    if live is not None and _MARKS.findall(live.description) != [conn.record.deployment]:
+        conn.record.forget(kind)  # someone else's, made in between: reused, never deleted
 
 
 # --- replaced credentials (rotation, auth switch) ------------------------------------------
@@ -517,6 +651,7 @@ class GoogleConnection(Connection):
     host: str = ""  # the registry host, once the repository is known
     metadata_url: str = METADATA_URL  # keyless: the metadata server BinderHub's pod asks
     bound: bool = False  # keyless: BinderHub's Kubernetes service account may act as ours
+    legacy: bool = False  # the record predates marks (see :func:`_legacy`)
 
     def _image_prefix(self) -> str:
         p = self.params
@@ -669,13 +804,17 @@ class GoogleConnection(Connection):
             Deletion(
                 "pull_binding",
                 f"{PULL_ROLE} for {p.pull_email}",
-                lambda _: self._remove_binding(PULL_ROLE, p.pull_member),
+                lambda v: self._unbind("pull_binding", v),
             ),
-            Deletion("binding", f"{ROLE} for {p.email}", lambda _: self._remove_binding()),
+            Deletion(
+                "binding",
+                f"{ROLE} for {p.email}",
+                lambda v: self._unbind("binding", v),
+            ),
             Deletion(
                 "pull_service_account",
                 f"service account {p.pull_email}",
-                lambda _: self._delete_account(None, self.pull_account_name),
+                lambda _: self._delete_account(None, pull=True),
             ),
             Deletion("service_account", f"service account {p.email}", self._delete_account),
             Deletion("repository", f"repository {p.repository_id}", self._delete_repository),
@@ -723,17 +862,128 @@ class GoogleConnection(Connection):
             if e.status != 404:
                 raise
 
-    def _delete_account(self, _: Any, account: str | None = None) -> None:
+    def _bound(self, kind: str, recorded: Any) -> str:
+        """The member whose role ``kind`` records: this deployment's account, as recorded
+        (records from before name the role: then the account in use); else the one line."""
+        p = self.params
+        member = p.pull_member if kind == "pull_binding" else p.member
+        if recorded in (member, PULL_ROLE if kind == "pull_binding" else ROLE):
+            return member
+        raise _not_ours(f"the {kind} member", recorded, member)
+
+    def _unbind(self, kind: str, recorded: Any) -> None:
+        """Remove the recorded member's role, unless another deployment still uses its
+        account (:meth:`_shared`)."""
+        p, member = self.params, self._bound(kind, recorded)
+        pull = kind == "pull_binding"
+        name, email = (
+            (self.pull_account_name, p.pull_email) if pull else (self.account_name, p.email)
+        )
+        if not self._shared(name, email):
+            self._remove_binding(PULL_ROLE if pull else ROLE, member)
+
+    def _checked_accounts(self) -> list[tuple[str, str]]:
+        """The recorded accounts, each proven ours (or gone): (its name, its email)."""
+        p, found = self.params, []
+        for kind, name, email, words in (
+            ("pull_service_account", self.pull_account_name, p.pull_email, PULLER_TEXT),
+            ("service_account", self.account_name, p.email, PUSHER_TEXT),
+        ):
+            if self.record.created.get(kind) and _checked_account(self, name, email, kind, words):
+                found.append((name, email))
+        return found
+
+    def _checked_repository(self) -> dict[str, Any] | None:
+        """The recorded repository, proven ours (None: gone); else the one line."""
+        recorded = self.record.created.get("repository")
+        if recorded != self.repository_name:
+            raise _not_ours("the repository", recorded, self.repository_name)
+        repo = _find_repository(self)
+        if repo is None or _repository_is_ours(self, repo):
+            return repo
+        live = (repo.get("labels") or {}).get(MARK)
+        raise _not_ours(
+            f"repository {self.repository_name}",
+            f"label {MARK}: {self.record.deployment}",
+            f"label {MARK}: {live}" if live else f"no {MARK} label",
+        )
+
+    async def teardown(self) -> Result[None]:
+        """Check first that every recorded account and the repository are this deployment's
+        (their marks, their recorded names: :func:`_checked_account`), then delete as the
+        core does: a mismatch stops with one line before anything is deleted."""
+        created = self.record.created
+        if self.params.teardown and not self.params.dry_run:
+            for kind in ("binding", "pull_binding"):
+                if created.get(kind):
+                    self._bound(kind, created[kind])
+            self._checked_accounts()
+            if created.get("repository"):
+                self._checked_repository()
+            if created.get("api") and created["api"] != SERVICE:
+                raise _not_ours("the enabled API", created["api"], SERVICE)
+        result = await super().teardown()
+        if result.status == "deleted":
+            self.record.forget(ACCOUNT)  # nothing is left that it named
+        return result
+
+    def _delete_account(self, _: Any, pull: bool = False) -> None:
+        p = self.params
+        kind, name, email, text = (
+            ("pull_service_account", self.pull_account_name, p.pull_email, PULLER_TEXT)
+            if pull
+            else ("service_account", self.account_name, p.email, PUSHER_TEXT)
+        )
+        if _checked_account(self, name, email, kind, text) is None:
+            return  # gone already
+        if self._shared(name, email):
+            return
         with _mapped():
-            self.iam.delete_service_account(name=account or self.account_name)
+            self.iam.delete_service_account(name=name)
+
+    def _shared(self, name: str, email: str) -> bool:
+        """A named account (not this deployment's own) that still holds keys once the ones
+        this deployment recorded are deleted: another deployment pushes with it, so it stays,
+        with its role on the repository (teardown deletes the keys before these)."""
+        if _own_named(self, email):
+            return False
+        try:
+            others = _user_keys(self, name)
+        except CloudError as e:
+            if e.status == 404:
+                return False
+            raise
+        if others:
+            progress(f"{email} stays: {len(others)} key(s) this deployment did not make use it")
+        return bool(others)
 
     def _delete_repository(self, _: Any) -> None:
+        if self._checked_repository() is None:
+            return  # gone already
         with _mapped():
             operation = self.registry.repositories().delete(name=self.repository_name).execute()
         _wait(self, self.registry, operation, "deleting the repository")
 
-    def _disable_api(self, _: Any) -> None:
-        name = f"projects/{self.params.project_id}/services/{SERVICE}"
+    def _disable_api(self, recorded: Any) -> None:
+        """Disable the API this deployment enabled (recorded), unless other repositories in
+        its location still need it (another deployment's, or the user's own)."""
+        if recorded != SERVICE:
+            raise _not_ours("the enabled API", recorded, SERVICE)
+        p = self.params
+        with _mapped():
+            others = (
+                self.registry.repositories()
+                .list(parent=f"projects/{p.project_id}/locations/{p.location}")
+                .execute()
+                .get("repositories", [])
+            )
+        if others:
+            progress(
+                f"{SERVICE} stays enabled: {len(others)} other repositories in {p.location} "
+                "still use it"
+            )
+            return
+        name = f"projects/{p.project_id}/services/{SERVICE}"
         with _mapped():
             operation = self.usage.services().disable(name=name, body={}).execute()
         _wait(self, self.usage, operation, f"disabling {SERVICE}")
@@ -806,6 +1056,52 @@ def _rest_client(api: str, credentials: Any, endpoint: str | None, ca_file: str 
     )
 
 
+def _legacy(record: Record) -> bool:
+    """True for a record written before resources carried this deployment's mark (it has
+    no top-level ``deployment``): what it lists may be accepted by name and old text."""
+    try:
+        data = json.loads(record.path.read_text())
+    except (OSError, ValueError):
+        return False  # none yet (a broken one was refused before sign-in)
+    return isinstance(data, dict) and "deployment" not in data
+
+
+def _account_for(p: Params, record: Record, legacy: bool) -> str:
+    """The service account id this deployment uses.
+
+    An explicit ``service_account`` is used as given (several deployments may share it: their
+    keys are then told apart by the key ids each recorded), except another deployment's own
+    name. ``""``: the account this ``output_dir`` already uses (recorded, or the account of
+    the key in secret.yaml: records from before), else ``binderhub-builder`` for a record
+    from before this default (what it made is there), else this deployment's own
+    ``binderhub-<deployment id>``.
+    """
+    own = OWN_ACCOUNT.format(deployment=record.deployment)
+    if p.service_account:
+        if re.fullmatch(OWN_ACCOUNT.format(deployment="[0-9a-f]{8}"), p.service_account) and (
+            p.service_account != own
+        ):
+            raise InvalidParameter(
+                "service_account",
+                f"names another deployment's own account (this one's is {own}): leave it empty "
+                "for this deployment's own, or name a shared one",
+                p.service_account,
+            )
+        return p.service_account
+    suffix = f"@{p.project_id}.iam.gserviceaccount.com"
+    stored = _stored_section(p.output_dir, "registry") or {}
+    try:
+        key_email = json.loads(str(stored.get("password", ""))).get("client_email")
+    except (ValueError, AttributeError):
+        key_email = None
+    for email in (record.created.get(ACCOUNT), record.created.get("service_account"), key_email):
+        if isinstance(email, str) and email.endswith(suffix):
+            found = email.removesuffix(suffix)
+            if re.fullmatch(ACCOUNT_ID, found):
+                return found
+    return LEGACY_ACCOUNT if legacy and record.created else own
+
+
 def sign_in(p: Params) -> Result[GoogleConnection]:
     """Sign in (the guide's ``gcloud auth login``) and build the three API clients.
 
@@ -864,9 +1160,14 @@ def sign_in(p: Params) -> Result[GoogleConnection]:
         iam = iam_admin_v1.IAMClient(transport=IAMGrpcTransport(channel=channel))
     else:
         iam = iam_admin_v1.IAMClient(credentials=credentials)
+    record = Record(p.output_dir, KEY)
+    legacy = _legacy(record)
+    p = _replace(p, service_account=_account_for(p, record, legacy))
+    record.created[ACCOUNT] = p.email  # in memory: saved with the first thing recorded
     conn = GoogleConnection(
         params=p,
-        record=Record(p.output_dir, KEY),
+        record=record,
+        legacy=legacy,
         ca_file=ca_file,
         credentials=credentials,
         usage=usage,
@@ -943,18 +1244,28 @@ def _host_of(conn: GoogleConnection, repo: Any) -> str:
 
 @creates
 def ensure_repository(conn: GoogleConnection) -> Result[str | None]:
-    """Create or reuse the Docker-format repository; its host is where images go."""
+    """Create or reuse the Docker-format repository; its host is where images go.
+
+    A new repository carries this deployment's mark: the label ``binderhub-registry: <id>``
+    (and the id in its description), which teardown checks before deleting it.
+    """
     p = conn.params
     repo = _find_repository(conn) if conn.api_enabled else None
     if repo is not None:
         if repo.get("format") != "DOCKER":
             raise CloudError(f"repository {p.repository_id} exists but is not Docker-format")
         conn.host = _host_of(conn, repo)
-        return Result(conn.host, "reused", f"repository {conn.repository_name}")
+        marked = _marked_repository(conn, repo)
+        return Result(conn.host, "reused", f"repository {conn.repository_name}{marked}")
     if p.dry_run:
         return Result(None, "planned", f"would create Docker repository {conn.repository_name}")
     parent = f"projects/{p.project_id}/locations/{p.location}"
-    wanted = {"format": "DOCKER", "description": "Images built by BinderHub"}
+    wanted = {
+        "format": "DOCKER",
+        "description": f"{REPOSITORY_TEXT} ({_mark(conn)})",
+        "labels": {MARK: conn.record.deployment},
+    }
+    conn.record.set("repository", conn.repository_name)  # first: a lost answer leaves it ours
     try:
         with _mapped():
             operation = (
@@ -963,14 +1274,47 @@ def ensure_repository(conn: GoogleConnection) -> Result[str | None]:
                 .execute()
             )
     except CloudError as e:
-        if e.status != 409:  # created by an earlier attempt whose answer was lost
+        if e.status != 409:  # created by an earlier attempt whose answer was lost, or another
+            conn.record.forget("repository")
             raise
     else:
-        conn.record.set("repository", conn.repository_name)
         _wait(conn, conn.registry, operation, "creating the repository")
     repo = _find_repository(conn)
+    if repo is None or (repo.get("labels") or {}).get(MARK) != conn.record.deployment:
+        conn.record.forget("repository")  # someone else's, made in between: never deleted
     conn.host = _host_of(conn, repo)
     return Result(conn.host, "created", f"Docker repository {conn.repository_name}")
+
+
+def _marked_repository(conn: GoogleConnection, repo: dict[str, Any]) -> str:
+    """A found repository: record it when it carries our label (made, then a crash before
+    the record); label one a record from before marks lists with its old description
+    (``repositories.patch``, ``updateMask=labels``). Words for the step, or ""."""
+    p, labels = conn.params, dict(repo.get("labels") or {})
+    if labels.get(MARK) == conn.record.deployment:
+        if conn.record.created.get("repository") != conn.repository_name and not p.dry_run:
+            conn.record.set("repository", conn.repository_name)
+        return ""
+    recorded = conn.record.created.get("repository") == conn.repository_name
+    if not recorded or not _repository_is_ours(conn, repo):
+        return ""
+    if p.dry_run:
+        return f"; would label it {MARK}: {conn.record.deployment}"
+    body = {"labels": labels | {MARK: conn.record.deployment}}
+    with _mapped():
+        conn.registry.repositories().patch(
+            name=conn.repository_name, updateMask="labels", body=body
+        ).execute()
+    return f"; labelled {MARK}: {conn.record.deployment} (made before marks)"
+
+
+def _repository_is_ours(conn: GoogleConnection, repo: dict[str, Any]) -> bool:
+    """Its label names this deployment; or, for a record from before marks, it has no such
+    label and the exact description this notebook gave it then."""
+    label = (repo.get("labels") or {}).get(MARK)
+    if label is not None:
+        return bool(label == conn.record.deployment)
+    return conn.legacy and repo.get("description") == REPOSITORY_TEXT
 
 
 def _get_account(conn: GoogleConnection, name: str | None = None) -> Any | None:
@@ -986,32 +1330,29 @@ def _get_account(conn: GoogleConnection, name: str | None = None) -> Any | None:
 
 @creates
 def ensure_service_account(conn: GoogleConnection) -> Result[str | None]:
-    """Create or reuse BinderHub's service account (IAM admin API over gRPC)."""
-    from google.cloud.iam_admin_v1 import types
+    """Create or reuse BinderHub's service account (IAM admin API over gRPC).
 
+    A new account's description carries this deployment's mark (``binderhub-registry <id>``),
+    which teardown checks before deleting it.
+    """
     p = conn.params
-    if _get_account(conn) is not None:
-        return Result(p.email, "reused", f"service account {p.email}")
+    if not p.dry_run:
+        conn.note(ACCOUNT, p.email)
+    found = _get_account(conn)
+    if found is not None:
+        marked = _marked_account(conn, found, "service_account", PUSHER_TEXT)
+        return Result(p.email, "reused", f"service account {p.email}{marked}")
     if p.dry_run:
         return Result(None, "planned", f"would create service account {p.email}")
-    account = types.ServiceAccount(
-        display_name="BinderHub image pusher",
-        description=f"Pushes BinderHub's images to {conn.repository_name}",
+    _create_account(
+        conn,
+        p.service_account,
+        conn.account_name,
+        "service_account",
+        "BinderHub image pusher",
+        PUSHER_TEXT,
     )
-    try:
-        with _mapped():
-            conn.iam.create_service_account(
-                name=f"projects/{p.project_id}",
-                account_id=p.service_account,
-                service_account=account,
-            )
-    except CloudError as e:
-        if e.status != 409:  # ALREADY_EXISTS: an earlier attempt made it
-            raise
-    else:
-        conn.record.set("service_account", p.email)
-    _wait_visible(conn, conn.account_name)
-    return Result(p.email, "created", f"service account {p.email}")
+    return Result(p.email, "created", f"service account {p.email} (marked '{_mark(conn)}')")
 
 
 def _wait_visible(conn: GoogleConnection, name: str) -> None:
@@ -1226,7 +1567,10 @@ def grant_writer(conn: GoogleConnection) -> Result[None]:
     if p.dry_run:
         return Result(None, "planned", f"would grant {ROLE} on the repository to {p.email}")
 
-    if not _edit_policy(conn, _adding(ROLE, p.member, partial(conn.record.set, "binding", ROLE))):
+    # the member is recorded: teardown removes exactly it
+    if not _edit_policy(
+        conn, _adding(ROLE, p.member, partial(conn.record.set, "binding", p.member))
+    ):
         return Result(None, "reused", f"{p.email} has {ROLE} on the repository")
     return Result(None, "created", f"{ROLE} on the repository for {p.email}")
 
@@ -1305,12 +1649,24 @@ def ensure_key(conn: GoogleConnection) -> Result[Secret | None]:
     return result
 
 
+def _all_keys_ours(conn: GoogleConnection, email: str, name: str, kind: str) -> bool:
+    """Every user-managed key of the account is this deployment's: the account is its own
+    (named from its id, recorded as created, carrying its mark). Keys have no description or
+    label (iam.v1 ServiceAccountKey), so on any other account, a name given and perhaps
+    shared, only the key ids this deployment recorded are its own."""
+    if not _own_named(conn, email) or conn.record.created.get(kind) != email:
+        return False
+    account = _get_account(conn, name)
+    return account is not None and _MARKS.findall(account.description) == [conn.record.deployment]
+
+
 def _ensure_json_key(conn: GoogleConnection, owner: _KeyOwner) -> Result[Secret | None]:
     """Reuse ``owner``'s stored JSON key while it is live; else create one (at most one of
     ours): BinderHub's key and user pods' pull key alike.
 
-    Keys this notebook created whose JSON was lost are deleted first (the account is ours,
-    or the key is the recorded one), so keys never pile up against Google's limit of 10.
+    Keys this deployment created whose JSON was lost are deleted first (every key of its own
+    marked account, :func:`_all_keys_ours`; on another account only the recorded key id),
+    so keys never pile up against Google's limit of 10.
     With ``rotate`` a new key is made and the old one goes to the retiring list
     (``finish_rotation`` deletes it once the new one verifies); a stored key found there (a
     rotation or switch undone before then) is taken back.
@@ -1342,7 +1698,9 @@ def _ensure_json_key(conn: GoogleConnection, owner: _KeyOwner) -> Result[Secret 
     if working and working not in replaced:
         retiring.append(owner.entry(working))
         replaced.append(working)
-    ours = conn.record.created.get(owner.account_kind) == email
+    # a key this deployment did not make is never "lost": on an account others may use too,
+    # only the key id it recorded is (issue 23: a shared account's other keys are theirs)
+    ours = _all_keys_ours(conn, email, owner.name, owner.account_kind)
     stale = [k for k in live if k not in replaced and (ours or k == recorded)]
     if p.dry_run:
         what = "rotate: would create a new" if working else "would create a"
@@ -1388,17 +1746,17 @@ def _ensure_json_key(conn: GoogleConnection, owner: _KeyOwner) -> Result[Secret 
 def _retire_keys_for_keyless(conn: GoogleConnection) -> Result[Secret | None]:
     """``auth = metadata``: no key is made, and the keys this notebook made are retired.
 
-    Ours, as in key mode: the recorded key and, on a service account this notebook created,
-    every user-managed key (those whose JSON was lost); keys on a found account that it did
-    not record are never touched. They stay live until the keyless values verified:
-    ``finish_rotation`` deletes them then (or a later run, with ``keep_replaced``).
+    Ours, as in key mode: the recorded key and, on this deployment's own marked account
+    (:func:`_all_keys_ours`), every user-managed key (those whose JSON was lost); keys it did
+    not record on any other account are never touched. They stay live until the keyless
+    values verified: ``finish_rotation`` deletes them then (or a later run, with
+    ``keep_replaced``).
     """
     p = conn.params
     recorded = conn.record.created.get("key")
     ours: list[str] = [str(recorded)] if recorded else []
-    if conn.record.created.get("service_account") == p.email:
-        if not (p.dry_run and _get_account(conn) is None):
-            ours += [k for k in _user_keys(conn) if k not in ours]
+    if _all_keys_ours(conn, p.email, conn.account_name, "service_account"):
+        ours += [k for k in _user_keys(conn) if k not in ours]
     retiring = _retiring(conn)
     new = [k for k in ours if k not in retiring]
     pending = _retiring_keys(retiring)
@@ -1535,30 +1893,22 @@ def _pull_node(conn: GoogleConnection, retired: str) -> Result[PullSecret | None
 
 def _pull_secret(conn: GoogleConnection, retired: str) -> Result[PullSecret | None]:
     """User pods' own account, its reader binding, and its JSON key (each recorded first)."""
-    from google.cloud.iam_admin_v1 import types
-
     p = conn.params
     email, name = p.pull_email, conn.pull_account_name
     done: list[str] = []
-    found = _get_account(conn, name) is not None
+    live = _get_account(conn, name)
+    found = live is not None
+    marked = _marked_account(conn, live, "pull_service_account", PULLER_TEXT) if live else ""
     if not found and not p.dry_run:
-        # recorded first: an answer lost after the account was made leaves it ours
-        conn.record.set("pull_service_account", email)
-        account = types.ServiceAccount(
-            display_name="BinderHub image puller",
-            description=f"User pods pull BinderHub's images from {conn.repository_name}",
+        # marked, and recorded first: an answer lost after the account was made leaves it ours
+        _create_account(
+            conn,
+            p.pull_account,
+            name,
+            "pull_service_account",
+            "BinderHub image puller",
+            PULLER_TEXT,
         )
-        try:
-            with _mapped():
-                conn.iam.create_service_account(
-                    name=f"projects/{p.project_id}",
-                    account_id=p.pull_account,
-                    service_account=account,
-                )
-        except CloudError as e:
-            if e.status != 409:  # ALREADY_EXISTS: an earlier attempt made it
-                raise
-        _wait_visible(conn, name)
         done.append(f"service account {email}")
     if p.dry_run and (not found or not conn.host):
         plan = f"would create service account {email}, " if not found else ""
@@ -1571,7 +1921,9 @@ def _pull_secret(conn: GoogleConnection, retired: str) -> Result[PullSecret | No
     granted = (
         _edit_policy(
             conn,
-            _adding(PULL_ROLE, p.pull_member, partial(conn.record.set, "pull_binding", PULL_ROLE)),
+            _adding(
+                PULL_ROLE, p.pull_member, partial(conn.record.set, "pull_binding", p.pull_member)
+            ),
         )
         if not p.dry_run
         else p.pull_member not in _members(conn, PULL_ROLE)
@@ -1596,7 +1948,7 @@ def _pull_secret(conn: GoogleConnection, retired: str) -> Result[PullSecret | No
         else ("planned" if p.dry_run else "created")
     )
     detail = "; ".join([*done, key.detail]) + " (user pods pull with it: reader only)"
-    return Result(conn.pull_secret, status, detail + retired)
+    return Result(conn.pull_secret, status, detail + marked + retired)
 
 
 def _members(conn: GoogleConnection, role: str) -> list[str]:
