@@ -119,6 +119,7 @@ BAD_INPUTS = [
     ("registry_name", "binder hub"),
     ("harbor_project", "BinderHub"),
     ("harbor_project", "binder__hub"),
+    ("harbor_project", "bh_test"),  # BinderHub would push to bh-test (issue 23, point 7)
     ("harbor_project", "binder/hub"),
     ("robot_name", "Builder"),
     ("robot_name", "b" * 201),

@@ -121,6 +121,9 @@ READY_WITHIN = 30 * 60.0
 #: The Harbor user this notebook asks OVHcloud for, and where its password goes (0600).
 ADMIN_LOGIN = "binderhub-admin"
 ADMIN_FILE = "harbor-admin.json"
+#: Seconds this machine's clock may be ahead of OVHcloud's (a lost creation's registry is one
+#: created after the request was recorded, give or take this).
+CLOCK_SKEW = 300.0
 #: Statuses from which a registry does not become READY by waiting.
 _STUCK = ("ERROR", "SUSPENDED", "SUSPENDING", "DELETING", "DELETED")
 
@@ -408,7 +411,9 @@ class OvhConnection(harbor.HarborConnection):
         """Robot and project (Harbor's), the Harbor user, then the registry: only what this
         notebook recorded creating. In a registry it created, the Harbor parts go with it
         when Harbor cannot be reached any more."""
-        name = self.params.registry_name
+        recorded = self.record.created.get("registry") or {}
+        name = recorded.get("name") if isinstance(recorded, dict) else None
+        name = name or self.params.registry_name
         return [
             *(Deletion(d.kind, d.label, self._in_harbor(d.action)) for d in super().deletions()),
             Deletion("admin_user", f"Harbor user {ADMIN_LOGIN}", self._delete_admin),
@@ -427,12 +432,116 @@ class OvhConnection(harbor.HarborConnection):
 
         return run
 
+    # --- ours only ---------------------------------------------------------------------------
+    def live_registry(self, recorded: dict[str, Any]) -> dict[str, Any] | None:
+        """The recorded registry as OVHcloud shows it now (None: gone), proven this
+        deployment's; else one line naming the recorded and the live one.
+
+        OVHcloud keeps no label or description on a registry (cloud.containerRegistry.Registry:
+        id, name, createdAt, ...), so its marks are its id, its name and its ``createdAt``,
+        recorded at the creation. A record from before (no ``createdAt``) is accepted when the
+        name and id match; a rerun then records ``createdAt``. A creation whose answer was lost
+        (no id) counts only a registry of that name created after the request was recorded.
+        """
+        if not isinstance(recorded, dict):
+            raise PermissionDenied(f"'registry' in {self.record.path} is not an object: fix it")
+        if not recorded.get("id"):
+            return self._pending_registry(recorded)
+        try:
+            live: dict[str, Any] = self.call("GET", f"/containerRegistry/{recorded['id']}")
+        except CloudError as e:
+            if e.status == 404:
+                return None
+            raise
+        problem = _registry_mismatch(self, recorded, live)
+        if problem:
+            raise PermissionDenied(problem)
+        return live
+
+    def _pending_registry(self, recorded: dict[str, Any]) -> dict[str, Any] | None:
+        name = str(recorded.get("name", ""))
+        found = [r for r in self.call("GET", "/containerRegistry") if r.get("name") == name]
+        if len(found) != 1:
+            return None
+        requested = harbor._when(recorded.get("requested"))
+        made = harbor._when(found[0].get("createdAt"))
+        if requested is None or made is None or made < requested - CLOCK_SKEW:
+            asked = f", requested {recorded['requested']}" if recorded.get("requested") else ""
+            raise PermissionDenied(
+                f"registry recorded as {name!r} (being created{asked}) is "
+                f"{_registry_text(found[0])} in {NAME}, created before this deployment asked for "
+                "one (or at an unknown time): nothing more is deleted; delete it in the Control "
+                f"Panel yourself if it is yours, and remove 'registry' from {self.record.path}"
+            )
+        pending: dict[str, Any] = found[0]
+        return pending
+
+    def live_admin(self, user: dict[str, Any]) -> dict[str, Any] | None:
+        """The recorded Harbor user as OVHcloud lists it (None: gone), with the recorded id,
+        login and registry (OVHcloud keeps no creation time or label on users:
+        cloud.containerRegistry.User is id, user, email); else one line naming both."""
+        registry = user.get("registry") if isinstance(user, dict) else None
+        registry = registry or self._recorded_registry_id()
+        if not isinstance(user, dict) or not registry or not user.get("id"):
+            return None
+        expected = self._recorded_registry_id()
+        if expected is None:  # a registry it reused: the one registry_name names
+            named = [
+                r
+                for r in self.call("GET", "/containerRegistry")
+                if r.get("name") == self.params.registry_name
+            ]
+            expected = str(named[0]["id"]) if len(named) == 1 else None
+        if str(registry) != expected:
+            raise PermissionDenied(
+                f"Harbor user recorded as {user.get('login')!r} (id {user['id']}) in registry "
+                f"{registry} is not in this deployment's registry ({expected or 'none found'}): "
+                "nothing more is deleted; delete it yourself if it is yours, and remove "
+                f"'admin_user' from {self.record.path}"
+            )
+        try:
+            users = self.call("GET", f"/containerRegistry/{registry}/users")
+        except CloudError as e:
+            if e.status == 404:
+                return None
+            raise
+        found = next((u for u in users if str(u.get("id")) == str(user["id"])), None)
+        if found is None:
+            return None
+        if found.get("user") != user.get("login"):
+            raise PermissionDenied(
+                f"Harbor user recorded as {user.get('login')!r} (id {user['id']}, registry "
+                f"{registry}) is {found.get('user')!r} (id {found.get('id')}) in {NAME}: it is "
+                "not this deployment's, so nothing more is deleted; delete it yourself if it is "
+                f"yours, and remove 'admin_user' from {self.record.path}"
+            )
+        user_found: dict[str, Any] = found
+        return user_found
+
+    def check_ours(self) -> None:
+        """Before teardown deletes anything: the recorded registry and Harbor user are this
+        deployment's, then (when Harbor answers) its robots and project
+        (:meth:`~.harbor.HarborConnection.check_ours`)."""
+        created = self.record.created
+        if created.get("registry"):
+            self.live_registry(created["registry"])
+        if created.get("admin_user"):
+            self.live_admin(created["admin_user"])
+        try:
+            self.harbor()
+        except CloudError:
+            if (created.get("registry") or {}).get("id"):
+                return  # its Harbor parts go with the registry, which is this deployment's
+            raise
+        super().check_ours()
+
     # --- deletions ------------------------------------------------------------------------
     def _delete_admin(self, user: dict[str, Any]) -> None:
-        registry = user.get("registry") or self._recorded_registry_id()
-        if registry and user.get("id"):
+        live = self.live_admin(user)
+        if live is not None:
+            registry = user.get("registry") or self._recorded_registry_id()
             try:
-                self.call("DELETE", f"/containerRegistry/{registry}/users/{user['id']}")
+                self.call("DELETE", f"/containerRegistry/{registry}/users/{live['id']}")
             except CloudError as e:
                 if e.status != 404:
                     raise
@@ -444,9 +553,10 @@ class OvhConnection(harbor.HarborConnection):
         return str(found) if found else None
 
     def _delete_registry(self, recorded: dict[str, Any]) -> None:
-        registry = recorded.get("id") or _find_named(self, recorded.get("name", ""))
-        if not registry:
+        live = self.live_registry(recorded)
+        if live is None:
             return
+        registry = live["id"]
         try:
             self.call("DELETE", f"/containerRegistry/{registry}")
         except CloudError as e:
@@ -468,9 +578,36 @@ class OvhConnection(harbor.HarborConnection):
         raise TransientCloudError(f"{NAME}: the registry is still being deleted")
 
 
-def _find_named(conn: OvhConnection, name: str) -> str | None:
-    found = [r for r in conn.call("GET", "/containerRegistry") if r.get("name") == name]
-    return str(found[0]["id"]) if len(found) == 1 else None
+def _registry_text(registry: dict[str, Any]) -> str:
+    return (
+        f"{registry.get('name')!r} (id {registry.get('id')}, created "
+        f"{registry.get('createdAt') or 'unrecorded'})"
+    )
+
+
+def _registry_mismatch(conn: OvhConnection, recorded: dict[str, Any], live: dict[str, Any]) -> str:
+    """Why the live registry is not the one recorded (empty: it is): id, name, createdAt."""
+    problems = []
+    if str(live.get("id")) != str(recorded.get("id")):
+        problems.append("another id")
+    if live.get("name") != recorded.get("name"):
+        problems.append("another name")
+    created = recorded.get("createdAt")
+    if created and not harbor._same_time(created, live.get("createdAt")):
+        problems.append("another creation time")
+    if not problems:
+        return ""
+    return (
+        f"registry recorded as {_registry_text(recorded)} is {_registry_text(live)} in {NAME} "
+        f"({'; '.join(problems)}): it is not this deployment's, so nothing more is deleted; "
+        f"delete it in the Control Panel yourself if it is yours, and remove 'registry' from "
+        f"{conn.record.path}"
+    )
+
+
+def _registry_record(registry: dict[str, Any]) -> dict[str, Any]:
+    """What the record keeps of a registry: its name, id and OVHcloud's ``createdAt``."""
+    return {"name": registry["name"], "id": registry["id"], "createdAt": registry.get("createdAt")}
 
 
 # --- sign-in ------------------------------------------------------------------------------
@@ -592,9 +729,18 @@ def ensure_registry(conn: OvhConnection) -> Result[dict[str, Any] | None]:
                 f"not {p.region}: set region = {found['region']!r} or choose another registry_name"
             )
         conn.registry = found
-        ours = recorded.get("name") == p.registry_name and recorded.get("id") in (None, found["id"])
-        if ours and recorded.get("id") is None:  # made by a run whose answer was lost
-            conn.record.set("registry", {"name": p.registry_name, "id": found["id"]})
+        ours = False
+        if recorded.get("name") == p.registry_name and recorded.get("id") is None:
+            conn.live_registry(recorded)  # made by a run whose answer was lost, after asking
+            ours = True
+            conn.note("registry", _registry_record(found))
+        elif recorded.get("name") == p.registry_name and recorded.get("id") == found["id"]:
+            problem = _registry_mismatch(conn, recorded, found)
+            if problem:
+                raise PermissionDenied(problem)
+            ours = True
+            if not recorded.get("createdAt"):  # recorded before createdAt was: name and id match
+                conn.note("registry", _registry_record(found))
         whose = "" if ours else " (not created by this notebook: teardown leaves it)"
         return Result(found, "reused", f"registry {p.registry_name} ({found['status']}){whose}")
     if p.dry_run:
@@ -602,11 +748,12 @@ def ensure_registry(conn: OvhConnection) -> Result[dict[str, Any] | None]:
             None, "planned", f"would create registry {p.registry_name} ({p.plan}) in {p.region}"
         )
     plan_id = _plan_id(conn)
-    conn.record.set("registry", {"name": p.registry_name, "id": None})
+    requested = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    conn.record.set("registry", {"name": p.registry_name, "id": None, "requested": requested})
     created = conn.call(
         "POST", "/containerRegistry", name=p.registry_name, region=p.region, planID=plan_id
     )
-    conn.record.set("registry", {"name": p.registry_name, "id": created["id"]})
+    conn.record.set("registry", _registry_record(created))
     conn.registry = created
     return Result(
         created,
@@ -699,7 +846,12 @@ def ensure_admin_user(conn: OvhConnection) -> Result[str | None]:
         )
     recorded = conn.record.created.get("admin_user") or {}
     existing = next((u for u in users if u.get("user") == ADMIN_LOGIN), None)
-    if existing is not None and recorded.get("login") != ADMIN_LOGIN:
+    mine = (
+        recorded.get("login") == ADMIN_LOGIN
+        and recorded.get("registry") == registry["id"]
+        and recorded.get("id") in (None, (existing or {}).get("id"))
+    )
+    if existing is not None and not mine:
         raise PermissionDenied(
             f"registry {p.registry_name} already has a Harbor user {ADMIN_LOGIN!r} that this "
             f"notebook did not create, and its password is not in {conn.admin_file}: delete "
