@@ -219,3 +219,19 @@ def test_a_bad_deadline_is_refused_before_any_request(
         cli.main(["verify", str(files.config_path), str(files.secret_path), "--deadline", bad])
     assert exit_.value.code == 2
     assert "must be a number of seconds from 1 to 3600" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("prefix", ["{host}/bh_test/binder-", "{host}/BH/binder-"])
+def test_an_image_prefix_binderhub_would_change_fails_before_any_request(
+    servers: Callable[[Handler], Server], prefix: str
+) -> None:
+    """BinderHub pushes to ``image_prefix.replace("_", "-").lower()`` (point 7): a prefix that
+    rule changes verified before, while BinderHub would use another project."""
+    registry = servers(lambda h: False)
+    bad = values(registry.host)
+    bad = RegistryValues(**{**bad.__dict__, "image_prefix": prefix.format(host=registry.host)})
+    with pytest.raises(VerificationFailed) as err:
+        verify(bad, insecure=True)
+    assert err.value.check == "BinderHub's image name"
+    assert ("/bh-test/" if "_" in prefix else "/bh/") in err.value.diagnosis
+    assert registry.seen == []

@@ -48,6 +48,7 @@ __all__ = [
     "Check",
     "VerificationReport",
     "VerifyHints",
+    "binderhub_image_name",
     "binderhub_settings",
     "verify",
     "verify_step",
@@ -60,6 +61,7 @@ ICONS = {"ok": "✓", "skipped": "–", "failed": "✗"}
 #: The consumers of the values, each with the checks that speak for it.
 CONSUMERS = {
     "binder pod (image check)": (
+        "BinderHub's image name",
         "BinderHub's registry URL",
         "BinderHub's image check",
         "BinderHub finds the pushed image",
@@ -155,6 +157,12 @@ class VerificationReport:
             f"<p>Verification of <code>{escape(self.image)}</code></p><table>{rows}</table>"
             f"<p>For each consumer of the values: {summary}</p>"
         )
+
+
+def binderhub_image_name(name: str) -> str:
+    """The name BinderHub really uses for ``name``: ``(image_prefix + slug + ":" + ref)
+    .replace("_", "-").lower()`` (binderhub/builder.py)."""
+    return name.replace("_", "-").lower()
 
 
 def _split_image(image_prefix: str, name: str, tag: str) -> tuple[str, str]:
@@ -274,6 +282,14 @@ def _run_checks(
     hints: VerifyHints,
 ) -> None:
     insecure = session.insecure
+    used = binderhub_image_name(values.image_prefix)
+    if used != values.image_prefix:
+        raise VerificationFailed(
+            "BinderHub's image name",
+            f"BinderHub lowercases image names and turns '_' into '-' (builder.py), so it would "
+            f"push to and look for {used}..., not {values.image_prefix}...: make image_prefix "
+            "(and the project or namespace in it) lowercase, without '_'",
+        )
     key = next(iter(values.docker_config()["auths"]))
     pod_host = auth_key_host(key)
     if pod_host != prefix_host:

@@ -145,6 +145,10 @@ ATTACKS = [
         "tests/test_verify_hostile.py::test_a_huge_body_is_not_read_whole",
     ),
     Family(
+        "an image_prefix BinderHub's name rule changes",
+        "tests/test_verify_hostile.py::test_an_image_prefix_binderhub_would_change_fails_before_any_request",
+    ),
+    Family(
         "hostile registries: garbage in a 200",
         "tests/test_verify_hostile.py::test_garbage_in_a_200_is_one_line_and_exit_1",
     ),
