@@ -36,6 +36,10 @@ token is refused on management routes      from personal access token is not all
 read, public_read), list (paginated,       list's ``token`` is ""; 204 on delete; a 400 is
 token ""), get, patch, delete; 400 for a   ValueError ``text`` and ``fields``); ``message``
 bad field                                  beside them: assumption
+a token keeps the ``token_label`` and      spec (accessToken: token_label, created_at,
+``created_at`` it was made with (what a    "2021-07-20T12:00:00.000000Z"; patch changes
+run reads to prove a token its own); only  the label or is_active alone:
+``PATCH`` changes the label                patchAccessTokenRequest)
 organization members with roles owner,     spec (org_member_paginated; the ``role`` query
 editor, member; the listing filters by     parameter: owner, editor, member; org_member's
 ``search`` and ``role``; its ``role``      ``role`` enum Owner, Member, Invitee, and the
@@ -166,7 +170,9 @@ _BAD_CREDENTIALS = {
 
 
 def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    """Now as Hub writes its times: microseconds and Z (spec accessToken's created_at example)."""
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
 
 
 @dataclass
