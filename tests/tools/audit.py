@@ -113,6 +113,11 @@ ATTACKS = [
         "tests/test_output_files.py::test_a_corrupt_record_stops_the_run_with_one_line",
     ),
     Family(
+        "records tampered: harbor (another robot, library, forged ids, unmarked)",
+        "tests/test_ours_harbor.py",
+    ),
+    Family("records tampered: ovh (another registry or Harbor user)", "tests/test_ours_ovh.py"),
+    Family(
         "directories shared between notebooks",
         "tests/test_output_files.py::test_another_notebooks_files_and_record_are_refused",
     ),
