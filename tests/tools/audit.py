@@ -113,7 +113,7 @@ ATTACKS = [
         "tests/test_output_files.py::test_a_corrupt_record_stops_the_run_with_one_line",
     ),
     Family(
-        "records tampered: harbor (another robot, library, forged ids, unmarked)",
+        "harbor: tampered records, echoed secrets, unexpected 2xx bodies",
         "tests/test_ours_harbor.py",
     ),
     Family("records tampered: ovh (another registry or Harbor user)", "tests/test_ours_ovh.py"),
