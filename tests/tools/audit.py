@@ -118,6 +118,14 @@ ATTACKS = [
     ),
     Family("records tampered: ovh (another registry or Harbor user)", "tests/test_ours_ovh.py"),
     Family(
+        "google: tampered records, deployments sharing a project or an account",
+        "tests/test_ours_google.py",
+    ),
+    Family(
+        "docker hub: tampered records, deployments sharing an account",
+        "tests/test_ours_dockerhub.py",
+    ),
+    Family(
         "directories shared between notebooks",
         "tests/test_output_files.py::test_another_notebooks_files_and_record_are_refused",
     ),
