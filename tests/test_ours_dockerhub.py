@@ -21,7 +21,7 @@ import pytest
 
 from binderhub_registry import PermissionDenied, sandbox
 
-from .test_dockerhub_sandbox import hub
+from .test_dockerhub_sandbox import hub, session
 from .test_pull_dockerhub import Run, tokens
 
 pytestmark = pytest.mark.notebook
@@ -224,5 +224,30 @@ def test_a_record_from_before_keeps_its_deployment_id(
     assert fresh.state() == before
     again = record_file(ours)
     assert again["deployment"] == deployment and "deployment" not in again["created"]
+    assert again["created"]["access_token"]["created_at"]  # proven ours, then kept
+    assert again["created"]["pull_token"]["created_at"]
     ours(teardown=True)
     assert tokens(fresh) == []
+
+
+def test_a_token_labelled_before_deployment_ids_is_never_deleted(
+    fresh: sandbox.Sandbox, tmp_path: Path
+) -> None:
+    """Runs before deployment ids (issue 8) labelled the token without one, so nothing on
+    Docker Hub says whose it is: it is never deleted, and the line says what to do."""
+    ours = Run(tmp_path / "a")
+    ours()
+    made = hub(
+        fresh,
+        "POST",
+        "/v2/access-tokens",
+        json={"token_label": "BinderHub push binderhubdemo/binder-*", "scopes": ["repo:write"]},
+        headers=session(fresh),
+    ).json()
+    old = {"uuid": made["uuid"], "label": made["token_label"]}
+    edit_record(ours, lambda c: c.setdefault("retiring_tokens", []).append(old["uuid"]))
+    before = fresh.state()
+    with pytest.raises(PermissionDenied) as err:
+        ours(teardown=True)
+    one_line_naming(err, old["uuid"], repr(old["label"]), "revoke it on hub.docker.com")
+    assert fresh.state() == before

@@ -776,6 +776,10 @@ def _ensure_token(
     if works and not p.rotate:
         # a rotation stopped before its new token was written: this one is in use still
         conn.unretire(recorded)
+        entry = conn.record.created[slot.recorded]
+        if current and current.get("created_at") and not entry.get("created_at"):
+            # recorded before creation times were kept, and proven ours above: keep Hub's
+            conn.note(slot.recorded, entry | {"created_at": current["created_at"]})
         return Result(
             stored, "reused", f"{slot.what} {label!r} ({slot.scope}), stored secret still works"
         )
