@@ -49,7 +49,7 @@ field says Owner or Member                 CSV export's Permission Owner, Member
                                            core-roles.md (members cannot create
                                            repositories, editors and owners can)
 non-member: 403; unknown organization: 404 spec (forbidden, not_found responses)
-``GET /v2/users/{user}`` (no provider use)   not in the spec: assumption
+``GET /v2/users/{user}`` (unused here)      not in the spec: assumption
 organization plans free, team, business;   spec (org-access-tokens:
 organization access tokens (``dckr_oat_``, createOrgAccessTokenRequest, resources
 username the organization) created by an   TYPE_REPO with ``repo-push``;
