@@ -16,8 +16,9 @@ wrong secret: 401 ``detail`` "Incorrect    spec (PostUsersLoginErrorResponse exa
 authentication credentials"                docker/hub-feedback#2166 (a captured 401)
 two-factor account, password alone:        spec (PostUsersLogin: "Authentication failed
 ``/v2/users/login`` answers 401 with       or second factor required", login_2fa_token;
-``login_2fa_token``; ``/v2/users/2fa-      PostUsers2FALogin {login_2fa_token, code} ->
-login`` with the code gives ``token``      token); trufflehog's Docker Hub detector
+``login_2fa_token``;                       PostUsers2FALogin {login_2fa_token, code} ->
+``/v2/users/2fa-login`` with the code      token); trufflehog's Docker Hub detector
+gives ``token``
                                            ("valid credentials can still return 401 if
                                            2FA is enabled"). ``/v2/auth/token`` answers
                                            the same 401: assumption
@@ -48,12 +49,13 @@ field says Owner or Member                 CSV export's Permission Owner, Member
                                            enterprise/security/roles-and-permissions/
                                            core-roles.md (members cannot create
                                            repositories, editors and owners can)
-non-member: 403; unknown organization: 404 spec (forbidden, not_found responses)
+non-member 403, unknown organization 404   spec (forbidden, not_found responses)
 ``GET /v2/users/{user}`` (unused here)      not in the spec: assumption
 organization plans free, team, business;   spec (org-access-tokens:
-organization access tokens (``dckr_oat_``, createOrgAccessTokenRequest, resources
-username the organization) created by an   TYPE_REPO with ``repo-push``;
-owner on team or business plans only       createOrgAccessTokenResponse example
+organization access tokens                 createOrgAccessTokenRequest, resources
+(``dckr_oat_``, username the               TYPE_REPO with ``repo-push``;
+organization) created by an owner on team  createOrgAccessTokenResponse example
+or business plans only
                                            ``dckr_oat_``); docker/docs
                                            security/for-admins/access-tokens (Team and
                                            Business; managed by owners). The refusal's
