@@ -165,3 +165,12 @@ def test_az_setup_lines(box: sandbox.Sandbox, capsys: pytest.CaptureFixture[str]
     assert f"--endpoint-resource-manager {box.url}/azure/management/" in out
     assert "az login --service-principal" in out
     assert box.credentials("azure")["client_secret"] not in out
+    # the secret reaches az on its standard input, never as an argument (``ps`` shows argv):
+    # azure-cli reads ``@-`` as standard input (core/commands/__init__.py, 2.91.0)
+    login = next(line for line in out.splitlines() if "az login" in line)
+    assert login.endswith(
+        " | az login --service-principal --username "
+        f"{box.credentials('azure')['client_id']} --tenant "
+        f"{box.credentials('azure')['tenant_id']} --password @- --output none"
+    )
+    assert "$(" not in login and '--password "' not in out

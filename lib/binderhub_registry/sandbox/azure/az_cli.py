@@ -30,9 +30,15 @@ the loopback variables                          no credential probe leaves the m
 ``az cloud register -n BinderHubSandbox         the CLI reads every other endpoint from
 --endpoint-resource-manager <arm>/``            ``<arm>/metadata/endpoints`` (served by
                                                 ``arm``)
-``az login --service-principal``                the sandbox's seeded deployer
-                                                (``credentials.json``, 0600): the secret is
-                                                read from that file, never printed
+``az login --service-principal ... --password   the sandbox's seeded deployer
+@-``, the secret piped on its standard input    (``credentials.json``, 0600): the secret is
+                                                read from that file, never printed, and on no
+                                                process's command line (``ps`` shows argv):
+                                                every az argument ``@<file>`` is that file's
+                                                text, ``@-`` standard input (azure-cli 2.91.0
+                                                ``core/commands/__init__.py``
+                                                ``_expand_file_prefixed_files``, run on the
+                                                arguments before parsing)
 ==============================================  ===========================================
 """
 
@@ -71,9 +77,10 @@ class AzSetup:
     credentials_file: str
     files: dict[str, str] = field(default_factory=dict)  # in AZURE_CONFIG_DIR, written first
 
-    def login_argv(self, secret: str) -> list[str]:
-        """``az login --service-principal ...`` with the deployer's secret (run, never print)."""
-        return [*self.login, "--password", secret]
+    def login_argv(self) -> list[str]:
+        """``az login --service-principal ...`` reading the deployer's secret from standard
+        input (``--password @-``): give it there, never in an argument, which ``ps`` shows."""
+        return [*self.login, "--password", "@-", "--output", "none"]
 
     def shell(self) -> str:
         """Lines for ``eval`` in a POSIX shell: exports, set-up commands, then the sign-in."""
@@ -88,8 +95,9 @@ class AzSetup:
         read = "import json,sys; print(json.load(open(sys.argv[1]))['azure']['client_secret'])"
         # this Python, isolated (-I): no PATH lookup, no PYTHONPATH, so only the file decides
         python = shlex.quote(sys.executable)
-        secret = f'"$({python} -I -c {shlex.quote(read)} {shlex.quote(self.credentials_file)})"'
-        lines.append(f"{shlex.join(self.login)} --password {secret} --output none")
+        # piped to az's standard input: the secret is never an argument of any process
+        reader = f"{python} -I -c {shlex.quote(read)} {shlex.quote(self.credentials_file)}"
+        lines.append(f"{reader} | {shlex.join(self.login_argv())}")
         return "\n".join(lines)
 
 
