@@ -365,6 +365,11 @@ class Engines:
         if credential is None:
             return self._run([*argv, ref])
         username, password = credential
+        if "\n" in password:
+            # a terminal line ends at a newline, and a service-account key file (Google's
+            # _json_key) is JSON over many lines: typed as the same JSON on one line; the
+            # registry parses it (the kubelet sends the Secret's bytes, whitespace and all)
+            password = json.dumps(json.loads(password), separators=(",", ":"))
         return _run_with_prompt([*argv, "--user", username, ref], password, self._env())
 
     def stop(self) -> None:
