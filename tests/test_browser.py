@@ -190,5 +190,8 @@ def test_form_edits_parameters_then_the_notebook_runs(
         assert image_prefix.endswith(f"binderhubdemoorg/{FORM_PREFIX}")
         assert "dckr_pat_" not in text
         tokens = fresh.state()["dockerhub"]["access_tokens"]
-        (label,) = [t["label"] for t in tokens]  # this deployment's: its id follows the prefix
-        assert label.startswith(f"BinderHub push binderhubdemoorg/{FORM_PREFIX}* #")
+        # this deployment's two: BinderHub's push token and user pods' read-only one, each
+        # labelled with the prefix, then the deployment's id
+        push, pull = sorted((t["label"] for t in tokens), key=lambda label: label.endswith(" pull"))
+        assert push.startswith(f"BinderHub push binderhubdemoorg/{FORM_PREFIX}* #")
+        assert pull == push + " pull"
