@@ -37,7 +37,9 @@ its realm, a route of the Hub API, is a :class:`TokenRealm` too.
 from __future__ import annotations
 
 import asyncio
+import base64
 import importlib
+import json
 import re
 import ssl
 import threading
@@ -72,11 +74,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACTIONS",
+    "METHOD_ACTIONS",
     "Checker",
     "FrontConfig",
     "Grant",
     "RegistryFront",
     "TokenRealm",
+    "granted_actions",
     "parse_scopes",
     "registry_error",
     "warm_up",
@@ -117,6 +121,55 @@ Checker = Callable[[str, str], Grant | None]
 
 #: What an anonymous caller gets where anonymous tokens are issued: nothing.
 NOBODY = Grant("", lambda repository, wanted: set())
+
+
+#: The action a registry call needs, by method (distribution's API; Harbor's v2auth alike).
+METHOD_ACTIONS = {"POST": "push", "PATCH": "push", "PUT": "push", "GET": "pull", "HEAD": "pull"}
+
+
+def granted_actions(
+    authorization: str,
+    repository: str,
+    action: str,
+    check: Checker,
+    *,
+    anonymous_tokens: bool = True,
+) -> set[str] | None:
+    """What the caller behind ``authorization`` may do on ``repository``, as a cloud's front
+    tells before docker-registry does: Basic credentials through the cloud's live ``check``,
+    a Bearer token by the access its claims carry (read unverified: docker-registry verifies
+    it; this only words a refusal the cloud's own way). None when the front has nothing to
+    say: no or wrong credentials, a token not of this realm, or (``anonymous_tokens`` False)
+    a token without a subject.
+    """
+    scheme, _, credential = authorization.partition(" ")
+    if scheme.lower() == "basic":
+        creds = basic_auth(authorization)
+        grant = check(*creds) if creds else None
+        return None if grant is None else grant.allow(repository, {action})
+    if scheme.lower() != "bearer":
+        return None
+    claims = token_claims(credential.strip())
+    if claims is None or (not anonymous_tokens and not claims.get("sub")):
+        return None
+    return {
+        str(a)
+        for entry in claims.get("access") or []
+        if isinstance(entry, dict) and entry.get("name") == repository
+        for a in entry.get("actions") or []
+    }
+
+
+def token_claims(token: str) -> dict[str, Any] | None:
+    """A JWT's payload, unverified (docker-registry verifies it; this only words a refusal)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None
 
 
 def registry_error(

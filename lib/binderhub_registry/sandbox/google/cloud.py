@@ -55,9 +55,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request as HttpRequest
 from starlette.responses import Response as HttpResponse
 
-from ..app import App, Backend, Context, Response, basic_auth, to_http
+from ..app import App, Backend, Context, Response, to_http
 from ..registry import free_port
-from ..registry_front import FrontConfig, Grant, RegistryFront, registry_error
+from ..registry_front import (
+    METHOD_ACTIONS,
+    FrontConfig,
+    Grant,
+    RegistryFront,
+    granted_actions,
+    registry_error,
+)
 from .metadata import MetadataServer
 from .models import (
     ROLE_ACTIONS,
@@ -353,36 +360,26 @@ class _ArtifactRegistryFront(RegistryFront):
 
     def _refusal(self, method: str, rest: str, authorization: str) -> Response | None:
         """Artifact Registry's 403 when a signed-in caller lacks the call's action, else None."""
-        if not re.search(r"/(manifests|blobs)/", rest):
-            return None
-        if method in ("POST", "PUT", "PATCH"):
-            action = "push"
-        elif method in ("GET", "HEAD"):
-            action = "pull"
-        else:
+        action = METHOD_ACTIONS.get(method)
+        if action is None or not re.search(r"/(manifests|blobs)/", rest):
             return None  # DELETE: docker-registry's own answer
         repository = re.sub(r"/(manifests|blobs)/.*$", "", rest)
-        scheme, _, credential = authorization.partition(" ")
-        if scheme.lower() == "basic":
-            creds = basic_auth(authorization)
-            if creds is None:
-                return None
+
+        def check(user: str, password: str) -> Grant | None:  # the cloud's state, locked
             with self.cloud.lock:
-                grant = self.config.check(*creds)
-                if grant is None:
-                    return None  # wrong credentials: the front's 401
-                allowed = grant.allow(repository, {action})
-        elif scheme.lower() == "bearer":
-            claims = _claims(credential.strip())
-            if not claims or not claims.get("sub"):
-                return None  # not ours (docker-registry refuses it) or anonymous
-            allowed = {
-                str(a)
-                for entry in claims.get("access") or []
-                if isinstance(entry, dict) and entry.get("name") == repository
-                for a in entry.get("actions") or []
-            }
-        else:
+                grant = self.config.check(user, password)
+            if grant is None:
+                return None
+
+            def allow(name: str, wanted: set[str]) -> set[str]:
+                with self.cloud.lock:
+                    return grant.allow(name, wanted)
+
+            return Grant(grant.subject, allow)
+
+        # None: wrong credentials (the front's 401), a token not ours, or anonymous
+        allowed = granted_actions(authorization, repository, action, check, anonymous_tokens=False)
+        if allowed is None:
             return None
         if action in allowed:
             return None
@@ -404,15 +401,3 @@ class _ArtifactRegistryFront(RegistryFront):
         else:
             location, repo_id = self.key, rest.partition("/")[0]
         return f"projects/{project}/locations/{location}/repositories/{repo_id}"
-
-
-def _claims(token: str) -> dict[str, Any] | None:
-    """A JWT's payload, unverified (docker-registry verifies it; this only words a refusal)."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except ValueError:
-        return None
-    return payload if isinstance(payload, dict) else None

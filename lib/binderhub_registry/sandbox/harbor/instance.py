@@ -9,8 +9,6 @@ extra routes), so the registry and its API share a host as on a real Harbor.
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 import threading
 import time
@@ -21,8 +19,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request as HttpRequest
 from starlette.responses import Response as HttpResponse
 
-from ..app import Response, basic_auth, to_http
-from ..registry_front import FrontConfig, Grant, RegistryFront
+from ..app import Response, to_http
+from ..registry_front import METHOD_ACTIONS, FrontConfig, Grant, RegistryFront, granted_actions
 from .api import SERVICE, HarborApi, harbor_error
 from .models import HarborState
 
@@ -153,7 +151,6 @@ class HarborInstance:
 
 
 #: The action Harbor's v2auth middleware checks for each method (v2auth/access.go getAction).
-_ACTIONS = {"POST": "push", "PATCH": "push", "PUT": "push", "GET": "pull", "HEAD": "pull"}
 
 
 class _HarborFront(RegistryFront):
@@ -192,29 +189,14 @@ class _HarborFront(RegistryFront):
         return await super().proxy(http)
 
     def _refusal(self, method: str, rest: str, authorization: str) -> Response | None:
-        action = _ACTIONS.get(method)
+        action = METHOD_ACTIONS.get(method)
         found = re.match(r"(.+?)/(?:manifests|blobs|tags)/", rest)
         if action is None or found is None or not authorization:
             return None
         repository = found.group(1)
-        scheme, _, credential = authorization.partition(" ")
-        if scheme.lower() == "basic":
-            creds = basic_auth(authorization)
-            grant = self.instance.grant(*creds) if creds else None
-            if grant is None:
-                return None  # wrong credentials: the front's Basic realm="harbor" 401
-            allowed = grant.allow(repository, {action})
-        elif scheme.lower() == "bearer":
-            claims = _claims(credential.strip())
-            if claims is None:
-                return None
-            allowed = {
-                str(a)
-                for entry in claims.get("access") or []
-                if isinstance(entry, dict) and entry.get("name") == repository
-                for a in entry.get("actions") or []
-            }
-        else:
+        # wrong Basic credentials: None, the front's Basic realm="harbor" 401
+        allowed = granted_actions(authorization, repository, action, self.instance.grant)
+        if allowed is None:
             return None
         if action in allowed:
             return None
@@ -227,15 +209,3 @@ class _HarborFront(RegistryFront):
                 "Docker-Distribution-Api-Version": "registry/2.0",
             },
         )
-
-
-def _claims(token: str) -> dict[str, Any] | None:
-    """A JWT's payload, unverified (docker-registry verifies it; this only words a refusal)."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except ValueError:
-        return None
-    return payload if isinstance(payload, dict) else None
