@@ -36,14 +36,7 @@ def params(tmp_path: Path, **overrides: Any) -> google.Params:
 
 def full_run(run: Runner, p: google.Params) -> tuple[google.GoogleConnection, Any, Any]:
     """The notebook's steps in order; the connection, the pull step's result and the report."""
-    conn = run.step("sign in", google.sign_in, p)
-    run.step("api", google.enable_api, conn)
-    run.step("repository", google.ensure_repository, conn)
-    run.step("account", google.ensure_service_account, conn)
-    run.step("role", google.grant_writer, conn)
-    run.step("key", google.ensure_key, conn)
-    pull = run.step("pull", google.ensure_pull_credential, conn)
-    files = run.step("write", conn.write_values)
+    conn, pull, files = run_until_write(run, p)
     report = run.step("verify", conn.verify, files)
     asyncio.run(run.astep("retire", conn.finish_rotation))
     return conn, pull, report
