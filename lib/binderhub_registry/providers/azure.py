@@ -211,10 +211,15 @@ T = TypeVar("T")
 
 PARAMETERS = (
     text("acr_name", r"[A-Za-z0-9]{5,50}", "must be 5 to 50 letters or digits (unique in Azure)"),
+    # ARM also takes any Unicode letter (Char.IsLetterOrDigit: "Naming rules and restrictions
+    # for Azure resources"); this notebook takes ASCII only, so that the group is the one
+    # people read and type (a Cyrillic 'е' looks like 'e' and names another group)
     text(
         "resource_group",
-        r"[\w.()-]{0,89}[\w()-]",
-        "must be 1 to 90 letters, digits, '_', '-', '.', '(' or ')', not ending in '.'",
+        r"[A-Za-z0-9_.()-]{0,89}[A-Za-z0-9_()-]",
+        "must be 1 to 90 ASCII letters, digits, '_', '-', '.', '(' or ')', not ending in '.' "
+        "(Azure takes other letters too, but a look-alike such as a Cyrillic 'е' names another "
+        "group than the one people read and type in reruns, teardown and az commands)",
         max_length=90,
     ),
     text(
@@ -719,6 +724,9 @@ class AzureConnection(Connection):
     replication_wait: float  # first wait between replication retries (Graph, then ARM)
     propagation: float  # seconds verification waits for a new password or role to apply
     propagation_poll: float  # seconds between verification attempts meanwhile
+    #: seconds a long-running operation (registry creation, a deletion) may take before the
+    #: step stops with one line saying what did not finish (:func:`_finish`)
+    lro_deadline: float = 1200.0
     subscription_id: str = ""
     subscription_name: str = ""
     fresh: bool = False  # a password or role assignment was just made: give Azure time
@@ -963,12 +971,24 @@ class AzureConnection(Connection):
     def _drop_registry(self, recorded: dict[str, Any]) -> None:
         self._in_this_subscription(recorded, f"registry {recorded['name']}")
         with map_exceptions(_AZURE_ERRORS):
-            self.acr.registries.begin_delete(recorded["resource_group"], recorded["name"]).result()
+            name, group = recorded["name"], recorded["resource_group"]
+            _finish(
+                self,
+                self.acr.registries.begin_delete(group, name),
+                f"deleting registry {name}",
+                f"`az acr show --name {name} --resource-group {group}`; a rerun of teardown "
+                "resumes",
+            )
 
     def _drop_group(self, recorded: dict[str, Any]) -> None:
         self._in_this_subscription(recorded, f"resource group {recorded['name']}")
         with map_exceptions(_AZURE_ERRORS):
-            self.resources.resource_groups.begin_delete(recorded["name"]).result()
+            _finish(
+                self,
+                self.resources.resource_groups.begin_delete(recorded["name"]),
+                f"deleting resource group {recorded['name']}",
+                f"`az group show --name {recorded['name']}`; a rerun of teardown resumes",
+            )
 
 
 def _may_be_propagating(p: Params, exc: BaseException) -> bool:
@@ -1138,6 +1158,8 @@ def sign_in(p: Params) -> Result[AzureConnection]:
         replication_wait=0.0 if p.sandbox else 2.0,
         propagation=p.propagation_minutes * 60.0,
         propagation_poll=0.25 if p.sandbox else 15.0,
+        # Azure: ACR creation takes tens of seconds, a resource group's deletion minutes
+        lro_deadline=60.0 if p.sandbox else 1200.0,
     )
     where = "the sandbox's Entra ID" if p.sandbox else "Microsoft Entra ID"
     return Result(
@@ -1220,6 +1242,25 @@ def ensure_resource_group(conn: AzureConnection) -> Result[str | None]:
         {"subscription": conn.subscription_id, "name": group.name, "id": group.id},
     )
     return Result(group.id, "created", f"resource group {group.name} in {group.location}")
+
+
+def _finish(conn: AzureConnection, poller: Any, what: str, check: str) -> Any:
+    """A long-running operation's result, polled with its progress shown, within
+    ``conn.lro_deadline``: past it, one line says what did not finish and what to check
+    (an operation Azure never finishes is not waited for forever)."""
+    started = time.monotonic()
+    polls = 0
+    while not poller.done():
+        waited = time.monotonic() - started
+        if waited >= conn.lro_deadline:
+            raise CloudError(
+                f"{what} did not finish in {waited:.0f}s (Azure still says {poller.status()} "
+                f"after {polls} polls): check {check}"
+            )
+        poller.wait(timeout=min(max(conn.lro_interval, 1.0), conn.lro_deadline - waited))
+        polls += 1
+        progress(f"{what}: {poller.status()} after {time.monotonic() - started:.0f}s")
+    return poller.result()
 
 
 def _sku(model: Any) -> str:
@@ -1324,11 +1365,13 @@ def ensure_registry(conn: AzureConnection) -> Result[RegistryInfo | None]:
         "registry",
         {"resource_group": p.resource_group, "name": p.acr_name, "id": registry_id},
     )
-    started = time.monotonic()
-    while not poller.done():
-        poller.wait(timeout=max(conn.lro_interval, 1.0))
-        progress(f"provisioning: {poller.status()} after {time.monotonic() - started:.0f}s")
-    created = poller.result()
+    created = _finish(
+        conn,
+        poller,
+        f"creating registry {p.acr_name}",
+        f"its provisioning state in the portal or `az acr show --name {p.acr_name} "
+        f"--resource-group {p.resource_group} --query provisioningState`; a rerun reuses it",
+    )
     info = conn.registry = _registry_info(created)
     return Result(
         info,

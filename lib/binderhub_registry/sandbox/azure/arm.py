@@ -1,4 +1,4 @@
-"""Fake Azure Resource Manager: subscriptions, resource groups, registries, role assignments.
+r"""Fake Azure Resource Manager: subscriptions, resource groups, registries, role assignments.
 
 The mgmt SDKs' ``base_url`` is ``.../azure/management``; the path is parsed as
 ARM does, segment by segment, case-insensitively.
@@ -39,6 +39,10 @@ a new role assignment takes                     Azure RBAC troubleshooting doc p
 reach the registry
 resource groups: lowercase ``resourcegroups``,  DESIGN.md section 4; ResourceGroups_* in
 case-insensitive names, 201 create / 200        azure-rest-api-specs (resources) with
+(names: ``[-\w._()]``, any Unicode letter or   (the spec's pattern ``^[-\w\._\(\)]+$``;
+digit, 1-90, not ending in '.'; URLs in         "Naming rules and restrictions for Azure
+``Location``/``Azure-AsyncOperation`` headers   resources": ``Char.IsLetterOrDigit``);
+percent-encoded)                                header encoding: RFC 9110 5.5, RFC 3986
 update, HEAD 204/404, 409                       examples; LocationNotAvailableForResource-
 InvalidResourceGroupLocation, delete 202 +      Group and InvalidResourceGroupName:
 ``Location`` polled                             assumption (codes Azure answers)
@@ -98,6 +102,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from ..app import Handler, Request, Response, json_response
 from .acr import start_front
@@ -379,7 +384,7 @@ class ResourceManager:
             location = (
                 f"{self.cloud.base(request)}/management/subscriptions/{sub}/operationresults/"
                 f"{self.cloud.tenant.next_id('operation')}?api-version={request.arg('api-version')}"
-            )
+            )  # no name in it: ASCII as it is
             return Response(202, b"", {"Location": location, "Retry-After": "0"})
         return arm_error(405, "MethodNotAllowed", f"{request.method} is not supported here")
 
@@ -443,7 +448,7 @@ class ResourceManager:
             operation = "registries-" + self.cloud.tenant.next_id("operation")
             self.cloud.tenant.operations[operation] = "deleted:" + name.lower()
             location = (
-                f"{self.cloud.base(request)}/management{registry_id}/operationStatuses/"
+                f"{self.cloud.base(request)}/management{_path(registry_id)}/operationStatuses/"
                 f"{operation}?api-version={request.arg('api-version')}"
             )
             return Response(202, b"", {"Location": location, "Retry-After": "0"})
@@ -516,8 +521,8 @@ class ResourceManager:
         operation = "registries-" + self.cloud.tenant.next_id("operation")
         self.cloud.tenant.operations[operation] = name.lower()
         status_url = (
-            f"{self.cloud.base(request)}/management{registry.id}/operationStatuses/{operation}"
-            f"?api-version={request.arg('api-version')}"
+            f"{self.cloud.base(request)}/management{_path(registry.id)}/operationStatuses/"
+            f"{operation}?api-version={request.arg('api-version')}"
         )
         return json_response(
             201, registry.public(), {"Azure-AsyncOperation": status_url, "Retry-After": "0"}
@@ -775,6 +780,18 @@ class ResourceManager:
             or (wanted[0] == "type" and wanted[1] == "BuiltInRole")
         ]
         return json_response(200, {"value": found})
+
+
+def _path(resource_id: str) -> str:
+    """A resource id as it goes into a header's URL: percent-encoded UTF-8 (RFC 3986).
+
+    Header values are ASCII (RFC 9110 5.5: other octets are opaque), and ARM allows
+    resource group names with any letter (``Char.IsLetterOrDigit``: Microsoft's "Naming rules
+    and restrictions for Azure resources", Microsoft.Resources/resourcegroups), so ARM's
+    ``Azure-AsyncOperation`` and ``Location`` carry such names percent-encoded; raw, the
+    client read another URL and polled a registry that never left Creating (issue 23).
+    """
+    return quote(resource_id, safe="/()")
 
 
 def _action(method: str, scope: str) -> str:
