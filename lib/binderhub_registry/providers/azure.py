@@ -206,6 +206,12 @@ ABAC_MODE = "AbacRepositoryPermissions"
 SANDBOX_SECRET_VARIABLE = "BINDERHUB_REGISTRY_SANDBOX_AZURE_SECRET"
 #: Tags on what this notebook creates in Azure, so a person browsing the portal knows its origin.
 TAGS = {"created-by": "binderhub-registry"}
+#: The word of this deployment's mark, ``binderhub-registry <deployment id>``: in an
+#: application's ``notes`` and ``tags``, a service principal's ``notes`` and ``tags`` (Graph's
+#: application and servicePrincipal resources), a role assignment's ``description``
+#: (RoleAssignmentProperties), and as a tag key with the id as value on the registry and the
+#: resource group (ARM tags). Teardown deletes only what carries it (see ``check_ours``).
+MARK = "binderhub-registry"
 _NS = uuid.UUID("0d4c3f0e-2b8e-4a53-9d3e-5c1f6a7b8e90")  # role assignment names: uuid5(scope, ...)
 T = TypeVar("T")
 
@@ -587,6 +593,9 @@ class _GraphObject(Parsable):
     app_id: str | None = None
     display_name: str | None = None
     password_credentials: list[PasswordCredential] | None = None
+    notes: str | None = None  # this deployment's mark (application, service principal)
+    tags: list[str] | None = None  # likewise
+    created: str | None = None  # createdDateTime (applications), as Graph writes it
 
     @staticmethod
     def create_from_discriminator_value(parse_node: ParseNode) -> _GraphObject:
@@ -605,6 +614,9 @@ class _GraphObject(Parsable):
             "appId": lambda n: setattr(self, "app_id", n.get_str_value()),
             "displayName": lambda n: setattr(self, "display_name", n.get_str_value()),
             "passwordCredentials": credentials,
+            "notes": lambda n: setattr(self, "notes", n.get_str_value()),
+            "tags": lambda n: setattr(self, "tags", n.get_collection_of_primitive_values(str)),
+            "createdDateTime": lambda n: setattr(self, "created", n.get_str_value()),
         }
 
     def serialize(self, writer: SerializationWriter) -> None:
@@ -613,6 +625,9 @@ class _GraphObject(Parsable):
         writer.write_str_value("appId", self.app_id)
         writer.write_str_value("displayName", self.display_name)
         writer.write_collection_of_object_values("passwordCredentials", self.password_credentials)
+        writer.write_str_value("notes", self.notes)
+        writer.write_collection_of_primitive_values("tags", self.tags)
+        writer.write_str_value("createdDateTime", self.created)
 
 
 @dataclass
@@ -801,6 +816,181 @@ class AzureConnection(Connection):
         self._graph = (loop, client)
         return client
 
+    @property
+    def mark(self) -> str:
+        """This deployment's mark (see :data:`MARK`)."""
+        return f"{MARK} {self.record.deployment}"
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """The ARM tags of what this deployment creates: its origin, and its mark."""
+        return TAGS | {MARK: self.record.deployment}
+
+    async def application(self, object_id: str) -> _GraphObject | None:
+        """``GET /applications/{id}`` (None: no such application)."""
+        from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+
+        item = self.graph().applications.by_application_id(object_id)
+        try:
+            return await _send(item, item.to_get_request_information(), _GraphObject)
+        except ODataError as e:
+            if e.response_status_code == 404:
+                return None
+            raise
+
+    async def _checked_application(self, who: _Identity, recorded: dict[str, Any]) -> None:
+        if not recorded.get("id"):  # pending: found by name at deletion, and checked there
+            return
+        with map_exceptions(_graph_errors()):
+            app = await self.application(str(recorded["id"]))
+        if app is None:
+            return
+        problem = _app_problem(self, who, recorded, app)
+        if problem:
+            shown = {k: recorded.get(k) for k in ("display_name", "id", "app_id", "created")}
+            raise _not_ours(
+                f"application {recorded.get('display_name')!r} ({problem})",
+                f"{shown} with {self.mark}",
+                _live_app(app),
+            )
+
+    async def _checked_principal(self, who: _Identity, recorded: dict[str, Any]) -> None:
+        from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+
+        if not recorded.get("id"):
+            return
+        item = self.graph().service_principals.by_service_principal_id(str(recorded["id"]))
+        with map_exceptions(_graph_errors()):
+            try:
+                sp = await _send(item, item.to_get_request_information(), _GraphObject)
+            except ODataError as e:
+                if e.response_status_code == 404:
+                    return
+                raise
+        if sp is None:
+            return
+        app = self.record.created.get(who.kind("application"), {})
+        mark = _mark_of(sp)
+        legacy = mark is None and not app.get("created")  # both made before marks
+        if (
+            sp.app_id != recorded.get("app_id")
+            or sp.app_id != app.get("app_id")
+            or sp.display_name != who.name
+            or not (legacy or mark == self.mark)
+        ):
+            raise _not_ours(
+                f"service principal {recorded['id']}",
+                f"{who.name!r} of appId {recorded.get('app_id')} with {self.mark}",
+                f"{sp.display_name!r} of appId {sp.app_id}, {mark or 'no ' + MARK + ' mark'}",
+            )
+
+    def _checked_assignment(self, kind: str, recorded: dict[str, Any]) -> None:
+        """The live role assignment is the recorded one, described with this deployment's mark;
+        one from before marks (no description) must have the name this project derives from
+        its scope, principal and role (``uuid5``), which no one else's has."""
+        with map_exceptions(_AZURE_ERRORS):
+            try:
+                live = self.authorization.role_assignments.get_by_id(recorded["id"])
+            except ResourceNotFoundError:
+                return
+        role = (live.role_definition_id or "").rsplit("/", 1)[-1].lower()
+        derived = str(uuid.uuid5(_NS, f"{(live.scope or '').lower()}|{live.principal_id}|{role}"))
+        description = getattr(live, "description", None)
+        principals = {
+            self.record.created.get(k, {}).get("id")
+            for k in ("service_principal", "pull_service_principal")
+        }
+        ok = (
+            str(live.id).lower() == str(recorded["id"]).lower()
+            and live.name == derived == recorded.get("name", derived)
+            and (kind == "node_role_assignment" or live.principal_id in principals)
+            and (description == self.mark or not description)
+        )
+        if not ok:
+            raise _not_ours(
+                f"role assignment {recorded.get('name')}",
+                f"{recorded['id']} described {self.mark!r}",
+                f"{live.id} for principal {live.principal_id} described {description!r}",
+            )
+
+    def _checked_arm(self, what: str, recorded: dict[str, Any], live: Any) -> None:
+        """A registry or resource group: its recorded name and id, this deployment's tag (or,
+        recorded before marks, the ``created-by`` tag alone), its creation time if recorded."""
+        tags = dict(getattr(live, "tags", None) or {})
+        mark = tags.get(MARK)
+        legacy = mark is None and tags.get("created-by") == TAGS["created-by"]
+        created = recorded.get("created")
+        ok = (
+            str(live.name).lower() == str(recorded.get("name", "")).lower()
+            and str(live.id).lower() == str(recorded.get("id", "")).lower()
+            and (mark == self.record.deployment or (legacy and not created))
+            and (not created or _registry_created(live) == created)
+        )
+        if not ok:
+            raise _not_ours(
+                what,
+                f"{recorded.get('id')} tagged {MARK}={self.record.deployment}"
+                + (f", created {created}" if created else ""),
+                f"{live.id} tagged {MARK}={mark}"
+                + (f", created {_registry_created(live)}" if created else ""),
+            )
+
+    def _live_registry(self, recorded: dict[str, Any]) -> Any:
+        with map_exceptions(_AZURE_ERRORS):
+            try:
+                return self.acr.registries.get(recorded["resource_group"], recorded["name"])
+            except ResourceNotFoundError:
+                return None
+
+    def _live_group(self, recorded: dict[str, Any]) -> Any:
+        with map_exceptions(_AZURE_ERRORS):
+            try:
+                return self.resources.resource_groups.get(recorded["name"])
+            except ResourceNotFoundError:
+                return None
+
+    async def check_ours(self) -> None:
+        """Before teardown deletes anything: every recorded thing that still lives is this
+        deployment's (:meth:`_checked_application` and the others), else one line names the
+        recorded and the live one, and nothing is deleted."""
+        created = self.record.created
+        for kind in ("pull_role_assignment", "node_role_assignment", "role_assignment"):
+            if created.get(kind):
+                self._checked_assignment(kind, created[kind])
+        for who in (_push_identity(self.params), _pull_identity(self.params)):
+            if created.get(who.kind("application")):
+                await self._checked_application(who, created[who.kind("application")])
+            if created.get(who.kind("service_principal")):
+                await self._checked_principal(who, created[who.kind("service_principal")])
+        if created.get("registry"):
+            self._in_this_subscription(created["registry"], "the registry")
+            live = self._live_registry(created["registry"])
+            if live is not None:
+                self._checked_arm(
+                    f"registry {created['registry'].get('name')}", created["registry"], live
+                )
+        if created.get("resource_group"):
+            self._in_this_subscription(created["resource_group"], "the resource group")
+            live = self._live_group(created["resource_group"])
+            if live is not None:
+                self._checked_arm(
+                    f"resource group {created['resource_group'].get('name')}",
+                    created["resource_group"],
+                    live,
+                )
+
+    async def teardown(self) -> Result[None]:
+        """Teardown (:meth:`Connection.teardown`), after :meth:`check_ours` proved that what
+        the record names is this deployment's."""
+        p = self.params
+        if (
+            p.teardown
+            and not p.dry_run
+            and any(self.record.created.get(d.kind) for d in self.deletions())
+        ):
+            await self.check_ours()
+        return await super().teardown()
+
     # --- the contract: values, verification, rotation and teardown ----------------------
     def values(self) -> RegistryValues | None:
         """BinderHub's values: push as the service principal (appId and password).
@@ -962,9 +1152,9 @@ class AzureConnection(Connection):
     async def _drop_application(self, who: _Identity, recorded: dict[str, Any]) -> None:
         with map_exceptions(_graph_errors()):
             app_id = recorded.get("id")
-            if not app_id:  # recorded pending: its answer was lost, find it by its name
-                found = await self._recorded_principal(who)
-                app_id = found.app_object_id if found else None
+            if not app_id:  # recorded pending: its answer was lost, find it by name and mark
+                apps = [a for a in await _applications(self, who.name) if _mark_of(a) == self.mark]
+                app_id = apps[0].id if len(apps) == 1 else None
             if app_id:
                 await self.graph().applications.by_application_id(app_id).delete()
 
@@ -1235,7 +1425,7 @@ def ensure_resource_group(conn: AzureConnection) -> Result[str | None]:
             None, "planned", f"would create resource group {p.resource_group} in {p.location}"
         )
     group = conn.resources.resource_groups.create_or_update(
-        p.resource_group, {"location": p.location, "tags": TAGS}
+        p.resource_group, {"location": p.location, "tags": conn.tags}
     )
     conn.record.set(
         "resource_group",
@@ -1261,6 +1451,12 @@ def _finish(conn: AzureConnection, poller: Any, what: str, check: str) -> Any:
         polls += 1
         progress(f"{what}: {poller.status()} after {time.monotonic() - started:.0f}s")
     return poller.result()
+
+
+def _registry_created(model: Any) -> str:
+    """The registry's ``properties.creationDate``, ISO 8601 (what teardown compares)."""
+    when = getattr(model.properties, "creation_date", None)
+    return when.isoformat() if isinstance(when, dt.datetime) else str(when or "")
 
 
 def _sku(model: Any) -> str:
@@ -1349,7 +1545,7 @@ def ensure_registry(conn: AzureConnection) -> Result[RegistryInfo | None]:
         RegistryModel(
             location=p.location,
             sku=Sku(name=p.sku),
-            tags=TAGS,
+            tags=conn.tags,
             # explicitly legacy: in ABAC mode (Azure's future default) AcrPush grants nothing
             properties=RegistryProperties(
                 admin_user_enabled=False, role_assignment_mode=LEGACY_MODE
@@ -1373,6 +1569,10 @@ def ensure_registry(conn: AzureConnection) -> Result[RegistryInfo | None]:
         f"--resource-group {p.resource_group} --query provisioningState`; a rerun reuses it",
     )
     info = conn.registry = _registry_info(created)
+    conn.record.set(
+        "registry",
+        conn.record.created["registry"] | {"created": _registry_created(created)},
+    )
     return Result(
         info,
         "created",
@@ -1461,6 +1661,84 @@ async def _while_replicating(conn: AzureConnection, what: str, call: Callable[[]
     raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
 
+def _mark_of(obj: _GraphObject) -> str | None:
+    """The ``binderhub-registry <id>`` an application or service principal carries (its
+    ``notes``, else a tag), or None: made before marks, or not by this project."""
+    for value in (obj.notes, *(obj.tags or [])):
+        if value and re.fullmatch(rf"{MARK} [0-9a-f]{{8}}", value):
+            return value
+    return None
+
+
+def _live_app(app: _GraphObject) -> str:
+    return (
+        f"application {app.display_name!r} (id {app.id}, appId {app.app_id}, created "
+        f"{app.created}, {_mark_of(app) or 'no ' + MARK + ' mark'})"
+    )
+
+
+def _app_record(app: _GraphObject, who: _Identity) -> dict[str, Any]:
+    """What is recorded of an application: its ids, name and creation time (Graph's)."""
+    return {
+        "id": app.id,
+        "app_id": app.app_id,
+        "display_name": who.name,
+        "created": app.created,
+    }
+
+
+def _not_ours(what: str, recorded: object, live: object) -> CloudError:
+    """The one line a mismatch stops with: nothing (further) is deleted."""
+    return CloudError(
+        f"Azure: {what} is not this deployment's, so nothing is deleted: recorded {recorded}; "
+        f"live {live}"
+    )
+
+
+def _app_problem(conn: AzureConnection, who: _Identity, recorded: dict[str, Any], app: Any) -> str:
+    """Why the live application is not the recorded one of this deployment ("" when it is).
+
+    Its id, appId and display name must be the recorded ones and ``who.name``; its mark this
+    deployment's; its createdDateTime the recorded one when recorded. A record from before
+    marks (no creation time recorded) accepts an application with no mark at all whose ids
+    and name match: a rerun marks it (:func:`_mark_legacy_application`).
+    """
+    mark = _mark_of(app)
+    same = (
+        app.id == recorded.get("id")
+        and app.app_id == recorded.get("app_id")
+        and app.display_name == recorded.get("display_name") == who.name
+    )
+    if not same:
+        return "another application"
+    if mark is None and not recorded.get("created"):
+        return ""  # a record from before marks: the ids and the name are what it proves
+    if mark != conn.mark:
+        return "another deployment's mark" if mark else "no mark"
+    if recorded.get("created") and app.created != recorded["created"]:
+        return "another creation time"
+    return ""
+
+
+async def _mark_legacy_application(
+    conn: AzureConnection, who: _Identity, app: _GraphObject
+) -> None:
+    """An application this deployment recorded before marks existed: mark it (``PATCH``
+    notes and tags, which Graph's application-update allows) and record its creation time."""
+    from msgraph.generated.models.application import Application
+
+    kind = who.kind("application")
+    recorded = conn.record.created.get(kind, {})
+    if _mark_of(app) is not None or recorded.get("created"):
+        return
+    full = await conn.application(str(app.id))
+    if full is None or _app_problem(conn, who, recorded, full):
+        return
+    item = conn.graph().applications.by_application_id(str(app.id))
+    await item.patch(Application(notes=conn.mark, tags=[*(full.tags or []), conn.mark]))
+    conn.record.set(kind, _app_record(full, who))
+
+
 @dataclass(frozen=True)
 class _Identity:
     """One of the two identities this notebook makes, each an application, its service
@@ -1521,17 +1799,26 @@ async def _ensure_principal(
     if app is None:
         conn.record.set(app_kind, {"pending": True, "display_name": who.name})
         builder = conn.graph().applications
-        info = builder.to_post_request_information(Application(display_name=who.name))
+        new_app = Application(display_name=who.name, notes=conn.mark, tags=[conn.mark])
+        info = builder.to_post_request_information(new_app)
         app = await _send(builder, info, _GraphObject)
         assert app is not None and app.id and app.app_id
-        conn.record.set(app_kind, {"id": app.id, "app_id": app.app_id, "display_name": who.name})
+        conn.record.set(app_kind, _app_record(app, who))
         conn.new_application = True
         made.append("application")
     assert app.id and app.app_id
     recorded = conn.record.created.get(app_kind, {})
     if recorded.get("pending") and not p.dry_run:  # made by a run stopped before recording it
-        conn.record.set(app_kind, {"id": app.id, "app_id": app.app_id, "display_name": who.name})
+        if _mark_of(app) != conn.mark:
+            raise _not_ours(
+                f"application {who.name!r}",
+                f"made by this deployment, {conn.mark}",
+                _live_app(app),
+            )
+        conn.record.set(app_kind, _app_record(app, who))
     ours = conn.record.created.get(app_kind, {}).get("id") == app.id
+    if ours and not p.dry_run:
+        await _mark_legacy_application(conn, who, app)
     sp = await _service_principal(conn, app.app_id)
     if sp is None and p.dry_run:
         principal = Principal(app.id, app.app_id, "", who.name)
@@ -1540,7 +1827,7 @@ async def _ensure_principal(
         if ours:
             conn.record.set(sp_kind, {"pending": True, "app_id": app.app_id})
         principals = conn.graph().service_principals
-        new_sp = ServicePrincipal(app_id=app.app_id)
+        new_sp = ServicePrincipal(app_id=app.app_id, notes=conn.mark, tags=[conn.mark])
         try:
             sp = await _while_replicating(
                 conn,
@@ -1831,6 +2118,7 @@ def _assign(
         principal_type="ServicePrincipal",
         condition=condition,
         condition_version="2.0" if condition else None,
+        description=conn.mark,
     )
     retrying = tenacity.Retrying(
         stop=tenacity.stop_after_attempt(36),

@@ -82,6 +82,8 @@ registries; other filters: 400                  cli ``core/commands/parameters.p
 InvalidFilterInQueryString)                     ``get_resources_in_subscription``, used by
                                                 ``az acr show/login/delete`` without ``-g``;
                                                 error code: assumption
+role assignment ``description`` kept as given,  RoleAssignmentProperties in azure-rest-api-
+``createdOn`` shown                             specs (authorization 2022-04-01)
 role assignment ``condition`` and               RoleAssignmentProperties in azure-rest-api-
 ``conditionVersion`` kept and returned; a PUT   specs (authorization 2022-04-01); the update
 of the same role and principal updates them     of the condition: assumption
@@ -666,6 +668,7 @@ class ResourceManager:
             + dt.timedelta(seconds=float(self.cloud.tenant.settings["role_propagation_seconds"])),
             condition=condition,
             condition_version=version,
+            description=props.get("description"),
         )
         self.cloud.tenant.assignments[key] = assignment
         return json_response(201, assignment.public())

@@ -57,6 +57,11 @@ identifier URI: ``az ad sp show --id            by ``create-for-rbac`` since the
 http://<name>`` finds nothing)                  Graph get none (azure-cli 2.37 release notes)
 ``PATCH /applications/{id}``: 204, fields       application-update reference page;
 replaced (``create-for-rbac`` rerun)            azure-cli ``create_application``
+applications keep ``notes`` (a string) and      application resource page (properties
+``tags`` (strings) given at creation or by      ``notes``, ``tags``; ``createdDateTime``
+PATCH, and show ``createdDateTime``; service     read-only); servicePrincipal resource page
+principals keep ``notes`` and ``tags`` given    (``notes``, ``tags``); application-update
+at creation                                     reference page (PATCH of both)
 ``POST /directoryObjects/getByIds`` {ids,       directoryobject-getbyids reference page;
 types}: the objects found, with                 azure-cli ``_get_object_stubs``
 ``@odata.type``
@@ -171,11 +176,14 @@ class Graph:
                         "Invalid value specified for property 'displayName' of resource "
                         "'Application'.",
                     )
+                body = request.json()
                 new = Application(
                     self.cloud.tenant.next_id("application"),
                     self.cloud.tenant.next_id("app-id"),
                     name,
                     not_found_left=int(self.cloud.tenant.settings["application_not_found"]),
+                    notes=_notes(body),
+                    tags=_tags(body),
                 )
                 apps[new.id] = new
                 return json_response(201, new.public())
@@ -189,7 +197,12 @@ class Graph:
                 return graph_not_found(rest[0])
             return json_response(200, app.public())
         if len(rest) == 1 and request.method == "PATCH":
-            name = request.json().get("displayName")
+            body = request.json()
+            if "notes" in body:
+                app.notes = _notes(body)
+            if "tags" in body:
+                app.tags = _tags(body)
+            name = body.get("displayName")
             if name is not None:
                 if not name or len(str(name)) > 120:
                     return graph_error(
@@ -281,11 +294,14 @@ class Graph:
                         "Another object with the same value for property "
                         "servicePrincipalNames already exists.",
                     )
+                body = request.json()
                 new = ServicePrincipal(
                     self.cloud.tenant.next_id("service-principal"),
                     app_id,
                     app.display_name,
                     int(self.cloud.tenant.settings["principal_not_found"]),
+                    notes=_notes(body),
+                    tags=_tags(body),
                 )
                 sps[new.id] = new
                 return json_response(201, new.public(SEED_TENANT))
@@ -325,6 +341,15 @@ class Graph:
                 "value": found,
             },
         )
+
+
+def _notes(body: dict[str, Any]) -> str | None:
+    notes = body.get("notes")
+    return str(notes) if notes is not None else None
+
+
+def _tags(body: dict[str, Any]) -> list[str]:
+    return [str(t) for t in body.get("tags") or []]
 
 
 _QUOTED = r"'((?:[^']|'')*)'"

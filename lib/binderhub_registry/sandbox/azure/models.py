@@ -270,6 +270,9 @@ class Application:
     display_name: str
     passwords: list[Password] = field(default_factory=list)
     not_found_left: int = 0  # Graph does not know it yet (replication) for this many attempts
+    notes: str | None = None  # kept as given (application resource: notes, up to 1024)
+    tags: list[str] = field(default_factory=list)  # application resource: tags (strings)
+    created: dt.datetime = field(default_factory=lambda: now())  # createdDateTime, read-only
 
     def public(self) -> dict[str, Any]:
         """The resource as the API returns it."""
@@ -277,6 +280,9 @@ class Application:
             "id": self.id,
             "appId": self.app_id,
             "displayName": self.display_name,
+            "createdDateTime": iso(self.created),
+            "notes": self.notes,
+            "tags": list(self.tags),
             "signInAudience": "AzureADMyOrg",
             "identifierUris": [],
             "passwordCredentials": [p.public() for p in self.passwords],
@@ -293,6 +299,8 @@ class ServicePrincipal:
     display_name: str
     not_found_left: int = 0  # role assignments answer PrincipalNotFound until it replicates
     kind: str = "Application"  # Graph's servicePrincipalType (an AKS kubelet's: ManagedIdentity)
+    notes: str | None = None  # servicePrincipal resource: notes, kept as given
+    tags: list[str] = field(default_factory=list)  # servicePrincipal resource: tags
 
     def public(self, tenant: str) -> dict[str, Any]:
         """The resource as the API returns it."""
@@ -300,6 +308,8 @@ class ServicePrincipal:
             "id": self.id,
             "appId": self.app_id,
             "displayName": self.display_name,
+            "notes": self.notes,
+            "tags": list(self.tags),
             "accountEnabled": True,
             "appOwnerOrganizationId": tenant,
             "servicePrincipalType": self.kind,
@@ -398,6 +408,8 @@ class RoleAssignment:
     effective: dt.datetime | None = None  # a new role reaches the registry then (propagation)
     condition: str | None = None  # an ABAC condition (ABAC mode: limits it to repositories)
     condition_version: str | None = None
+    description: str | None = None  # RoleAssignmentProperties.description, kept as given
+    created: dt.datetime = field(default_factory=lambda: now())  # createdOn, read-only
 
     @property
     def id(self) -> str:
@@ -422,6 +434,8 @@ class RoleAssignment:
                 "scope": self.scope,
                 "condition": self.condition,
                 "conditionVersion": self.condition_version,
+                "description": self.description,
+                "createdOn": iso(self.created),
             },
         }
 
