@@ -126,6 +126,10 @@ ATTACKS = [
         "tests/test_ours_dockerhub.py",
     ),
     Family(
+        "azure: tampered records, non-ASCII groups, operations that never finish",
+        "tests/test_ours_azure.py",
+    ),
+    Family(
         "directories shared between notebooks",
         "tests/test_output_files.py::test_another_notebooks_files_and_record_are_refused",
     ),
