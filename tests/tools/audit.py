@@ -100,6 +100,34 @@ BAD_INPUTS = [
         "tests/test_verify_pull.py::test_a_broken_pull_secret_is_one_line",
     ),
     Family(
+        "azure: bad pull parameters (pull_access, aks_cluster)",
+        "tests/test_pull_azure.py::test_bad_pull_access_fails_before_any_call",
+    ),
+    Family(
+        "docker hub: pull_access node, a bad value",
+        "tests/test_pull_dockerhub.py::test_pull_access_node_is_refused_in_one_line_before_any_call",
+    ),
+    Family(
+        "docker hub: a bad pull_access",
+        "tests/test_pull_dockerhub.py::test_a_bad_pull_access_is_refused_before_any_call",
+    ),
+    Family(
+        "docker hub: a wrong brought read-only token",
+        "tests/test_pull_dockerhub.py::test_a_wrong_brought_read_only_token_is_refused_in_one_line",
+    ),
+    Family(
+        "google: bad pull parameters (pull_access, node_service_account)",
+        "tests/test_pull_google.py::test_bad_pull_inputs_give_one_line_before_any_call",
+    ),
+    Family(
+        "harbor: bad pull parameters (pull_robot_name)",
+        "tests/test_pull_harbor.py::test_a_bad_pull_parameter_is_one_line_before_any_call",
+    ),
+    Family(
+        "ovh: bad pull parameters (pull_robot_name)",
+        "tests/test_pull_ovh.py::test_a_bad_pull_parameter_is_one_line_before_any_call",
+    ),
+    Family(
         "sandbox admin API: bad fault specs (not in the goal)",
         "tests/test_sandbox_security.py::test_a_bad_fault_spec_is_refused_and_breaks_nothing",
         goal=False,
@@ -218,6 +246,38 @@ FAULTS = [
     Family(
         "azure: a rotation stopped before its values, then a plain run",
         "tests/test_rotation.py::test_azure_a_plain_run_after_a_rotation_stopped_before_its_values_keeps_the_stored_one",
+    ),
+    Family(
+        "azure: a pull identity's lost answer, then a rerun",
+        "tests/test_pull_azure.py::test_a_lost_answer_then_a_rerun_leaves_no_duplicate_and_teardown_finds_it",
+    ),
+    Family(
+        "docker hub: a stop between creating and recording the read-only token",
+        "tests/test_pull_dockerhub.py::test_a_stop_between_creating_and_recording_leaves_no_duplicate",
+    ),
+    Family(
+        "docker hub: a stop before writing, then teardown",
+        "tests/test_pull_dockerhub.py::test_a_stop_before_writing_then_teardown_deletes_the_pending_read_only_token",
+    ),
+    Family(
+        "google: a pull key's lost answer, then a rerun",
+        "tests/test_pull_google.py::test_a_lost_pull_key_answer_then_a_rerun_leaves_one_key",
+    ),
+    Family(
+        "google: a pull account's lost answer",
+        "tests/test_pull_google.py::test_a_lost_pull_account_answer_is_recorded_so_teardown_removes_it",
+    ),
+    Family(
+        "google: a reader binding's lost answer",
+        "tests/test_pull_google.py::test_a_lost_answer_to_the_reader_binding_is_retried_recorded_and_not_duplicated",
+    ),
+    Family(
+        "harbor: a crash between the pull robot's creation and its record",
+        "tests/test_pull_harbor.py::test_a_crash_between_create_and_record_leaves_no_duplicate",
+    ),
+    Family(
+        "ovh: a crash between the pull robot's creation and its record",
+        "tests/test_pull_ovh.py::test_a_crash_between_create_and_record_leaves_no_duplicate",
     ),
     Family(
         "each creating call x fault kind (test_faults.py, in-process)",
