@@ -40,7 +40,8 @@ def _section(cell: nbformat.NotebookNode) -> str | None:
     first = cell.source.splitlines()[0] if cell.source else ""
     if cell.cell_type != "markdown" or not first.startswith("## "):
         return None
-    if re.match(r"## Step \d+: \S", first):
+    # a step the guide lacks, inserted where it belongs, keeps the guide's numbers: "Step 7b"
+    if re.match(r"## Step \d+[a-z]?: \S", first):
         return "steps"
     return next((s for s in SECTIONS if first.startswith(s)), first)
 
