@@ -197,7 +197,7 @@ def test_dry_run_changes_nothing(azure_nb: NotebookRun, fresh: sandbox.Sandbox) 
     assert "[planned]: would create application and service principal 'binderhub-sp'" in text
     assert "Password for BinderHub [planned]" in text
     assert "AcrPush on the registry [planned]" in text
-    assert "Verify with BinderHub's handshake and a push [skipped]" in text
+    assert "Verify the image check, push and pull [skipped]" in text
     assert fresh.state() == before
     assert not azure_nb.output_dir.exists() or not any(azure_nb.output_dir.iterdir())
     for entry in fresh.log():  # reads, sign-in, and the read-only name check only

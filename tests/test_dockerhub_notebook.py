@@ -86,7 +86,7 @@ def test_dry_run_changes_nothing(dockerhub_nb: NotebookRun, fresh: sandbox.Sandb
     nb = dockerhub_nb(dry_run=True)
     text = outputs_text(nb)
     assert "[planned]: would create access token" in text
-    assert "Verify with BinderHub's handshake and a push [skipped]" in text
+    assert "Verify the image check, push and pull [skipped]" in text
     assert fresh.state() == before
     assert not dockerhub_nb.output_dir.exists() or not any(dockerhub_nb.output_dir.iterdir())
     assert all(e["method"] == "GET" or e["path"].endswith("/auth/token") for e in fresh.log())
