@@ -342,3 +342,67 @@ def test_an_organization_access_tokens_session_may_not_make_tokens(
     again = hub(fresh, "POST", "/v2/orgs/binderhubdemoorg/access-tokens", headers=auth, json=body)
     assert again.status_code == 403
     assert again.json()["message"] == "token issued from organization access token is not allowed"
+
+
+# --- the anonymous pull limit (docker/docs docker-hub/usage/pulls.md) -------------------------
+def test_anonymous_pulls_past_the_limit_get_docker_hubs_429(fresh: sandbox.Sandbox) -> None:
+    """Manifest GETs with an anonymous token count per client address; HEADs and signed-in
+    pulls do not; past the limit the registry answers 429 TOOMANYREQUESTS, as Docker Hub."""
+    import requests
+
+    from binderhub_registry import verify
+
+    from .test_verify import hub_token, values_for
+
+    # no pull secret: verify's user pods' pull is anonymous, and counts (the repository is public)
+    assert verify(values_for(fresh, hub_token(fresh, ["repo:write"])), ca_bundle=fresh.ca_file).ok
+    settings(fresh, anonymous_pull_limit=3)
+    registry = fresh.registries["dockerhub"]
+    name = "binderhubdemo/binder-binderhub-registry-check"
+    token = requests.get(
+        f"{fresh.url}/dockerhub/token",
+        params={"service": "registry.docker.io", "scope": f"repository:{name}:pull"},
+        verify=fresh.ca_file,
+        timeout=10,
+    ).json()["token"]
+    manifest = f"{registry}/v2/{name}/manifests/verify"
+    accept = "application/vnd.oci.image.manifest.v1+json"
+    headers = {"Authorization": f"Bearer {token}", "Accept": accept}
+
+    def get(method: str = "GET") -> requests.Response:
+        return requests.request(method, manifest, headers=headers, verify=fresh.ca_file, timeout=10)
+
+    assert get("HEAD").status_code == 200  # a HEAD is not a pull
+    assert [get().status_code for _ in range(2)] == [200, 200]
+    refused = get()
+    assert refused.status_code == 429
+    assert refused.json()["errors"][0]["code"] == "TOOMANYREQUESTS"
+    assert refused.headers["ratelimit-limit"] == "3;w=21600"
+    # signed in, the same client still pulls (Personal accounts have their own limit)
+    signed_in = requests.get(
+        f"{fresh.url}/dockerhub/token",
+        params={"service": "registry.docker.io", "scope": f"repository:{name}:pull"},
+        auth=("binderhubdemo", hub_token(fresh, ["repo:read"])),
+        verify=fresh.ca_file,
+        timeout=10,
+    ).json()["token"]
+    pulled = requests.get(
+        manifest,
+        headers={"Authorization": f"Bearer {signed_in}", "Accept": accept},
+        verify=fresh.ca_file,
+        timeout=10,
+    )
+    assert pulled.status_code == 200
+    fresh.reset()  # a reset starts a new window
+    settings(fresh, anonymous_pull_limit=2)
+    assert get().status_code in (401, 404)  # the registry is empty again: no limit answer
+
+
+def test_a_new_sandbox_limits_anonymous_pulls_as_docker_hub_does(fresh: sandbox.Sandbox) -> None:
+    r = requests.get(
+        f"{fresh.url}/_sandbox/dockerhub/settings",
+        headers=fresh.admin_headers(),
+        verify=fresh.ca_file,
+        timeout=10,
+    )
+    assert (r.json()["anonymous_pull_limit"], r.json()["pull_window"]) == (100, 21600)

@@ -92,11 +92,19 @@ OAT scopes ``scope-image-pull`` (pull),    docker/docs reference.md (Image Pull;
 OAT pulls other public repositories not    repositories" is an option: not modelled);
                                            ``repo-pull``, ``repo-push``: the spec's
                                            example
-not modelled (assumptions): the anonymous  docker/docs docker-hub/usage/pulls.md (100
-pull limit's count (its 429 comes from a   per 6 hours per IPv4 address or IPv6 /64
-fault, below); a Personal account's one    anonymously, 200 for Personal); docker/docs
-private repository (a second private one   docker-hub/usage (up to 1 private repository
-is refused on push)                        on Personal)
+anonymous pulls are limited per client     docker/docs docker-hub/usage/pulls.md (100
+address: at ``anonymous_pull_limit``        per 6 hours per IPv4 address or IPv6 /64
+manifest GETs with an anonymous token in    anonymously; a pull is a manifest GET, a HEAD
+``pull_window`` seconds (100, 21600), the   is not counted; past the limit 429
+next answers 429 ``TOOMANYREQUESTS`` with   ``toomanyrequests``, with ``ratelimit-limit:
+``ratelimit-limit`` and                     100;w=21600`` and ``ratelimit-remaining``)
+``ratelimit-remaining: 0``
+not modelled (assumptions): the            docker/docs docker-hub/usage/pulls.md (200
+authenticated limit (200 per 6 hours on     per 6 hours for Personal); docker/docs
+Personal) and the ``ratelimit-*`` headers   docker-hub/usage (up to 1 private repository
+of answers below the limit; a Personal      on Personal)
+account's one private repository (a
+second private one is refused on push)
 the registry's 429 ``TOOMANYREQUESTS``     docker/docs docker-hub/usage/pulls.md (a pull
 (pull limit) comes from a fault with       is a manifest GET, HEAD is not counted; 429
 :data:`PULL_LIMIT_BODY`                    toomanyrequests when the limit is reached)
@@ -111,8 +119,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from .app import App, Backend, Context, Request, Response, json_response
-from .registry_front import FrontConfig, Grant, RegistryFront, TokenRealm
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request as HttpRequest
+from starlette.responses import Response as HttpResponse
+
+from .app import App, Backend, Context, Request, Response, json_response, to_http
+from .registry_front import FrontConfig, Grant, RegistryFront, TokenRealm, token_claims
 
 __all__ = [
     "EDITOR_ORG",
@@ -148,6 +160,11 @@ OAT_SCOPE_ACTIONS = {
     "scope-image-push": {"pull", "push"},
 }
 ROLE_ACTIONS = {"owner": {"pull", "push", "delete"}, "editor": {"pull", "push"}, "member": {"pull"}}
+
+#: Anonymous pulls per IPv4 address or IPv6 /64 in a window of 6 hours (docker/docs
+#: docker-hub/usage/pulls.md).
+ANONYMOUS_PULL_LIMIT = 100
+PULL_WINDOW = 6 * 3600
 
 #: The registry's answer at the pull limit (docker/docs docker-hub/usage/pulls.md).
 PULL_LIMIT_BODY = {
@@ -271,10 +288,17 @@ class Hub:
     sessions: dict[str, Session] = field(default_factory=dict)
     pending_2fa: dict[str, str] = field(default_factory=dict)  # login_2fa_token -> user
     privacy: dict[str, str] = field(default_factory=dict)  # repository -> public, private
+    anonymous_pulls: dict[str, list[float]] = field(default_factory=dict)  # address -> times
     counter: int = 0
     settings: dict[str, Any] = field(
-        # default_privacy: namespace -> "public" or "private"; absent: Public, a new account's
-        default_factory=lambda: {"session_ttl": SESSION_TTL, "default_privacy": {}}
+        # default_privacy: namespace -> "public" or "private"; absent: Public, a new account's;
+        # anonymous pulls per client address in pull_window seconds (Docker's own figures)
+        default_factory=lambda: {
+            "session_ttl": SESSION_TTL,
+            "default_privacy": {},
+            "anonymous_pull_limit": ANONYMOUS_PULL_LIMIT,
+            "pull_window": PULL_WINDOW,
+        }
     )
 
 
@@ -354,7 +378,8 @@ class DockerHub(Backend):
 
     def attach(self, app: App) -> None:
         """Start the registry behind a front whose challenge names this backend's ``/token``."""
-        self.front = RegistryFront(
+        self.front = _HubFront(
+            self,
             app,
             FrontConfig(
                 name="dockerhub",
@@ -384,6 +409,26 @@ class DockerHub(Backend):
                 "issued_at": _now(),
             },
         )
+
+    def anonymous_pull(self, address: str) -> Response | None:
+        """Count an anonymous pull from ``address``; Docker Hub's 429 past the limit, else None."""
+        with self.lock:
+            limit = int(self.hub.settings["anonymous_pull_limit"])
+            window = float(self.hub.settings["pull_window"])
+            now = time.monotonic()
+            recent = [t for t in self.hub.anonymous_pulls.get(address, []) if now - t < window]
+            if len(recent) >= limit:
+                self.hub.anonymous_pulls[address] = recent
+                return json_response(
+                    429,
+                    PULL_LIMIT_BODY,
+                    {
+                        "ratelimit-limit": f"{limit};w={int(window)}",
+                        "ratelimit-remaining": f"0;w={int(window)}",
+                    },
+                )
+            self.hub.anonymous_pulls[address] = [*recent, now]
+            return None
 
     def reset(self) -> None:
         """Reseed, and restart the registry empty."""
@@ -789,3 +834,29 @@ class DockerHub(Backend):
         """The registry's token realm (``GET /dockerhub/token``)."""
         assert self.realm is not None
         return self.realm.answer(request)
+
+
+class _HubFront(RegistryFront):
+    """The shared front, plus Docker Hub's limit on anonymous pulls (see the table above):
+    a manifest GET with an anonymous token counts against the client's address."""
+
+    def __init__(self, hub: DockerHub, app: App, config: FrontConfig) -> None:
+        self.hub = hub
+        super().__init__(app, config)
+
+    async def proxy(self, http: HttpRequest) -> HttpResponse:
+        """Count an anonymous manifest GET (429 past the limit), then proxy."""
+        rest = str(http.path_params.get("rest", ""))
+        if http.method == "GET" and "/manifests/" in rest and _anonymous(http):
+            address = http.client.host if http.client else ""
+            refused = await run_in_threadpool(self.hub.anonymous_pull, address)
+            if refused is not None:
+                return to_http(refused)
+        return await super().proxy(http)
+
+
+def _anonymous(http: HttpRequest) -> bool:
+    """True for a request with a token the realm gave an anonymous caller (no subject)."""
+    scheme, _, token = http.headers.get("authorization", "").partition(" ")
+    claims = token_claims(token.strip()) if scheme.lower() == "bearer" else None
+    return claims is not None and not claims.get("sub")
