@@ -234,6 +234,7 @@ MORE_BAD_INPUTS = [
     ({"sp_name": "-sp"}, "sp_name", "starting with a letter or digit"),
     ({"project": "a/b"}, "project", "no '/'"),
     ({"project": "a" * 65}, "project", "at most 64"),
+    ({"project": "bh_test"}, "project", "no '_'"),  # BinderHub would use bh-test
     ({"prefix": "team/binder-"}, "prefix", "no '/'"),
     ({"secret_expiry_days": 731}, "secret_expiry_days", "from 1 to 730"),
     ({"secret_expiry_days": "365"}, "secret_expiry_days", "whole number"),

@@ -243,9 +243,10 @@ PARAMETERS = (
     ),
     text(
         "project",
-        r"[a-z0-9]+(?:[._-][a-z0-9]+)*",
-        "must be lowercase letters and digits with single '.', '_' or '-' separators, "
-        "at most 64 characters, no '/'",
+        r"[a-z0-9]+(?:[.-][a-z0-9]+)*",
+        # no '_': BinderHub turns '_' into '-' in image names (builder.py), another repository
+        "must be lowercase letters and digits with single '.' or '-' separators, at most 64 "
+        "characters, no '/' and no '_' (BinderHub turns '_' into '-' in image names)",
         max_length=64,
     ),
     text(
