@@ -448,14 +448,13 @@ def load_values(config_path: str | Path, secret_path: str | Path) -> RegistryVal
     registry = s.mapping(secret, "registry", "registry", required=True)
     if not registry:
         raise s.bad("registry must be a mapping with username and password, not empty")
-    unknown = [k for k in registry if k not in REGISTRY_KEYS]
-    if unknown:
-        close = difflib.get_close_matches(str(unknown[0]), REGISTRY_KEYS, n=1)
-        near = f" (one is close to {close[0]!r})" if close else ""
-        # the key itself is not shown: a token pasted as a key would be
-        raise s.bad(
-            f"registry holds keys the chart refuses{near}: it takes url, username and password"
-        )
+    _known_keys(
+        s,
+        registry,
+        REGISTRY_KEYS,
+        "registry holds keys the chart refuses",
+        "url, username and password",
+    )
     url = s.text(registry, "url", "registry.url", required=False)
     _check_url(s, "registry.url", url)
     username = s.text(registry, "username", "registry.username", required=True)
@@ -474,6 +473,18 @@ def load_values(config_path: str | Path, secret_path: str | Path) -> RegistryVal
     )
 
 
+def _known_keys(
+    fields: _Fields, mapping: dict[str, Any], allowed: tuple[str, ...], problem: str, takes: str
+) -> None:
+    """Refuse a key of ``mapping`` outside ``allowed``, naming the close one if any; the key
+    itself is never shown (a token pasted as a key would be)."""
+    unknown = [k for k in mapping if k not in allowed]
+    if unknown:
+        close = difflib.get_close_matches(str(unknown[0]), allowed, n=1)
+        near = f" (one is close to {close[0]!r})" if close else ""
+        raise fields.bad(f"{problem}{near}: it takes {takes}")
+
+
 def _pull_secret(s: _Fields, secret: dict[str, Any]) -> PullSecret | None:
     """``jupyterhub.imagePullSecret`` checked by Zero to JupyterHub's schema rules, or None."""
     jupyterhub = s.mapping(secret, "jupyterhub", "jupyterhub", required=False)
@@ -486,14 +497,13 @@ def _pull_secret(s: _Fields, secret: dict[str, Any]) -> PullSecret | None:
         raise s.bad(f"{where}.create is required and must be true or false")
     if not create:
         return None  # z2jh makes no Secret: user pods pull as the nodes do
-    unknown = [k for k in pull if k not in PULL_SECRET_KEYS]
-    if unknown:
-        close = difflib.get_close_matches(str(unknown[0]), PULL_SECRET_KEYS, n=1)
-        near = f" (one is close to {close[0]!r})" if close else ""
-        raise s.bad(
-            f"{where} holds keys Zero to JupyterHub refuses{near}: it takes create, registry, "
-            "username, password, email and automaticReferenceInjection"
-        )
+    _known_keys(
+        s,
+        pull,
+        PULL_SECRET_KEYS,
+        f"{where} holds keys Zero to JupyterHub refuses",
+        "create, registry, username, password, email and automaticReferenceInjection",
+    )
     registry = s.text(pull, "registry", f"{where}.registry", required=True)
     username = s.text(pull, "username", f"{where}.username", required=True)
     password = s.text(pull, "password", f"{where}.password", required=True)

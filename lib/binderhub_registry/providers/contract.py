@@ -305,25 +305,23 @@ class Connection:
     # --- shared ---------------------------------------------------------------------------
     def stored_password(self, username: str) -> Secret | None:
         """The password in ``output_dir/secret.yaml`` when it is for ``username``."""
-        try:
-            registry = read_values_file(self.params.output_dir / "secret.yaml")["registry"]
-            password = registry["password"]
-        except (OSError, InvalidValuesFile, KeyError, TypeError):
-            return None  # absent or broken: a new credential is made (never echo its content)
-        if registry.get("username") != username or not isinstance(password, str) or not password:
-            return None
-        return Secret(password)
+        return self._stored(("registry",), username)
 
     def stored_pull_password(self, username: str) -> Secret | None:
         """The password of ``secret.yaml``'s ``jupyterhub.imagePullSecret`` when it is for
         ``username`` (user pods' credential)."""
+        return self._stored(("jupyterhub", "imagePullSecret"), username)
+
+    def _stored(self, keys: tuple[str, ...], username: str) -> Secret | None:
+        """The password of the credential at ``keys`` in ``secret.yaml``, for ``username``."""
         try:
-            secret = read_values_file(self.params.output_dir / "secret.yaml")
-            pull = secret["jupyterhub"]["imagePullSecret"]
-            password = pull["password"]
+            found: Any = read_values_file(self.params.output_dir / "secret.yaml")
+            for key in keys:
+                found = found[key]
+            password = found["password"]
         except (OSError, InvalidValuesFile, KeyError, TypeError):
             return None  # absent or broken: a new credential is made (never echo its content)
-        if pull.get("username") != username or not isinstance(password, str) or not password:
+        if found.get("username") != username or not isinstance(password, str) or not password:
             return None
         return Secret(password)
 

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
@@ -660,18 +661,11 @@ class HarborConnection(Connection):
         """The recorded robot as Harbor shows it now (None: gone), proven this deployment's;
         a robot that is not raises one line naming both."""
         robot_id = _recorded_id(recorded, repr(role.kind), self.record)
-        try:
-            live: dict[str, Any] = self.harbor().call(
-                "GET", f"/robots/{robot_id}", expect=("id", "name")
-            )
-        except CloudError as e:
-            if e.status == 404:
-                return None
-            raise
-        problem = _robot_mismatch(self, role, recorded, live)
-        if problem:
-            raise PermissionDenied(problem)
-        return live
+        return self._proven(
+            f"/robots/{robot_id}",
+            ("id", "name"),
+            lambda live: _robot_mismatch(self, role, recorded, live),
+        )
 
     def robots_in(self, project: str) -> bool:
         """Whether a recorded robot, proven this deployment's, lives in ``project``: what
@@ -688,15 +682,27 @@ class HarborConnection(Connection):
         """The recorded project as Harbor shows it now (None: gone), proven this deployment's
         (``proven``: a robot of this deployment lives in it); else one line naming both."""
         project_id = _recorded_id(recorded, "'harbor_project'", self.record)
+        return self._proven(
+            f"/projects/{project_id}",
+            ("project_id", "name"),
+            lambda live: _project_mismatch(self, recorded, live, proven),
+        )
+
+    def _proven(
+        self,
+        path: str,
+        expect: tuple[str, ...],
+        mismatch: Callable[[dict[str, Any]], str | None],
+    ) -> dict[str, Any] | None:
+        """The resource at ``path`` as Harbor shows it now (None: gone); ``mismatch`` says
+        why it is not this deployment's (one line naming both), which raises."""
         try:
-            live: dict[str, Any] = self.harbor().call(
-                "GET", f"/projects/{project_id}", expect=("project_id", "name")
-            )
+            live: dict[str, Any] = self.harbor().call("GET", path, expect=expect)
         except CloudError as e:
             if e.status == 404:
                 return None
             raise
-        problem = _project_mismatch(self, recorded, live, proven)
+        problem = mismatch(live)
         if problem:
             raise PermissionDenied(problem)
         return live
