@@ -972,6 +972,21 @@ def _robot_text(robot: dict[str, Any]) -> str:
     return f"{_short(robot.get('name'))!r} (id {_short(robot.get('id'), 20)}, created {created})"
 
 
+def _identity_problems(
+    recorded: dict[str, Any], live: dict[str, Any], live_id_key: str
+) -> list[str]:
+    """How the live resource differs from the recorded id, name and creation time."""
+    problems = []
+    if live.get(live_id_key) != recorded.get("id"):
+        problems.append("another id")
+    if str(live.get("name")) != str(recorded.get("name")):
+        problems.append("another name")
+    created = recorded.get("creation_time")
+    if created and not _same_time(created, live.get("creation_time")):
+        problems.append("another creation time")
+    return problems
+
+
 def _robot_mismatch(
     conn: HarborConnection, role: RobotRole, recorded: dict[str, Any], live: dict[str, Any]
 ) -> str:
@@ -981,14 +996,8 @@ def _robot_mismatch(
     time are the recorded ones. A robot recorded before the marks (no creation time in the
     record) is accepted with the description those runs wrote; a rerun then adds the mark.
     """
-    problems = []
-    if live.get("id") != recorded.get("id"):
-        problems.append("another id")
-    if str(live.get("name")) != str(recorded.get("name")):
-        problems.append("another name")
+    problems = _identity_problems(recorded, live, "id")
     created = recorded.get("creation_time")
-    if created and not _same_time(created, live.get("creation_time")):
-        problems.append("another creation time")
     description = str(live.get("description") or "")
     legacy = not created and description == role.legacy_description
     if conn.mark not in description and not legacy:
@@ -1020,14 +1029,8 @@ def _project_mismatch(
     creation: its id, name and creation time. A project recorded before creation times were
     kept is accepted only when ``proven``: a robot with this deployment's mark lives in it.
     """
-    problems = []
-    if live.get("project_id") != recorded.get("id"):
-        problems.append("another id")
-    if str(live.get("name")) != str(recorded.get("name")):
-        problems.append("another name")
+    problems = _identity_problems(recorded, live, "project_id")
     created = recorded.get("creation_time")
-    if created and not _same_time(created, live.get("creation_time")):
-        problems.append("another creation time")
     if not created and not proven:
         problems.append(
             "recorded without its creation time, and no robot of this deployment is left in "
