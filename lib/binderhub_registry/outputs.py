@@ -36,6 +36,7 @@ __all__ = [
     "check_output_files",
     "ignore_secrets",
     "prepare_output_dir",
+    "read_own_record",
     "read_record",
     "write_file",
 ]
@@ -188,6 +189,18 @@ def read_record(path: Path, value: str = "") -> dict[str, Any] | None:
     return data
 
 
+def read_own_record(path: Path, provider: str, value: str = "") -> dict[str, Any] | None:
+    """:func:`read_record`, refusing another registry's record (its teardown needs it)."""
+    record = read_record(path, value)
+    if record is not None and record["provider"] != provider:
+        raise _refuse(
+            f"holds the record of another registry's notebook ({record['provider']}): its "
+            "teardown needs it; use one output_dir per notebook and deployment",
+            value,
+        )
+    return record
+
+
 def _header_source(path: Path) -> str | None:
     """The notebook named in the header of a values file this project wrote, else None."""
     try:
@@ -204,13 +217,7 @@ def check_output_files(directory: Path, provider: str, notebook: str, value: str
     """Refuse, before any call, files in ``directory`` that a run of ``notebook`` would
     replace but did not write: another notebook's record, or values files without this
     project's header or with another notebook's."""
-    record = read_record(directory / _RECORD_FILE, value)
-    if record is not None and record["provider"] != provider:
-        raise _refuse(
-            f"holds the record of another registry's notebook ({record['provider']}): its "
-            "teardown needs it; use one output_dir per notebook and deployment",
-            value,
-        )
+    read_own_record(directory / _RECORD_FILE, provider, value)
     for name in ("config.yaml", "secret.yaml"):
         path = directory / name
         if not os.path.lexists(path):

@@ -59,7 +59,7 @@ from ..binderhub import (
     write_values,
 )
 from ..errors import CloudError, InvalidParameter, InvalidValuesFile
-from ..outputs import check_output_files, prepare_output_dir, read_record
+from ..outputs import check_output_files, prepare_output_dir, read_own_record
 from ..params import Parameter, choice, directory, flag, image_name_prefix
 from ..params import validate as check_rules
 from ..secrets import Secret, write_private_file
@@ -194,14 +194,7 @@ class Record:
     def __init__(self, output_dir: Path, provider: str) -> None:
         self.path = output_dir / self.FILE
         self.provider = provider
-        data = read_record(self.path, str(output_dir)) or {}
-        if data and data["provider"] != provider:
-            raise InvalidParameter(
-                "output_dir",
-                f"holds the record of another registry's notebook ({data['provider']}): use "
-                "one output_dir per notebook and deployment",
-                str(output_dir),
-            )
+        data = read_own_record(self.path, provider, str(output_dir)) or {}
         self.created: dict[str, Any] = dict(data.get("created", {}))
         # older records kept Docker Hub's deployment id among what was created
         found = data.get("deployment") or self.created.get("deployment")
