@@ -180,6 +180,12 @@ __all__ = [
 KEY = "azure"
 NAME = "Azure Container Registry"
 NOTEBOOK = "03-azure-container-registry"
+#: The environment variables sign-in reads for real (never parameters); shown by the form
+SECRET_ENVIRONMENT = (
+    ("AZURE_TENANT_ID", "with AZURE_CLIENT_ID and AZURE_CLIENT_SECRET; else az login"),
+    ("AZURE_CLIENT_ID", "a service principal's application id"),
+    ("AZURE_CLIENT_SECRET", "its secret"),
+)
 ARM = "https://management.azure.com"
 ARM_SCOPE = ARM + "/.default"
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"

@@ -89,6 +89,12 @@ __all__ = [
 KEY = "dockerhub"
 NAME = "Docker Hub"
 NOTEBOOK = "02-docker-hub"
+#: The environment variables sign-in reads for real (never parameters); shown by the form
+SECRET_ENVIRONMENT = (
+    ("DOCKERHUB_TOKEN", "a personal access token (or DOCKERHUB_PASSWORD), else a prompt"),
+    ("DOCKERHUB_OTP", "the two-factor code, when the account has two-factor sign-in"),
+    ("DOCKERHUB_PULL_TOKEN", "user pods' read-only token, when signing in with a token"),
+)
 HUB_API = "https://hub.docker.com"
 REGISTRY = "https://registry-1.docker.io"
 TOKEN_URL = "https://auth.docker.io/token?service=registry.docker.io"

@@ -112,6 +112,10 @@ __all__ = [
 KEY = "google"
 NAME = "Google Artifact Registry"
 NOTEBOOK = "01-google-artifact-registry"
+#: The environment variables sign-in reads for real (never parameters); shown by the form
+SECRET_ENVIRONMENT = (
+    ("GOOGLE_APPLICATION_CREDENTIALS", "a service account key file, else gcloud's login"),
+)
 SERVICE = "artifactregistry.googleapis.com"
 ROLE = "roles/artifactregistry.writer"
 #: User pods' role on the repository: pull only (Artifact Registry's access-control page).

@@ -119,6 +119,11 @@ __all__ = [
 KEY = "harbor"
 NAME = "Harbor"
 NOTEBOOK = "05-harbor"
+#: The environment variables sign-in reads for real (never parameters); shown by the form
+SECRET_ENVIRONMENT = (
+    ("HARBOR_USERNAME", "a Harbor user with the system admin role"),
+    ("HARBOR_PASSWORD", "its password, else a hidden prompt"),
+)
 #: The service name of Harbor's token service (src/core/service/token/creator.go).
 TOKEN_SERVICE = "harbor-registry"
 USERNAME_VARIABLE = "HARBOR_USERNAME"

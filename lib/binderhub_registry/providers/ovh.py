@@ -94,6 +94,12 @@ __all__ = [
 KEY = "ovh"
 NAME = "OVHcloud"
 NOTEBOOK = "04-ovh-container-registry"
+#: The environment variables sign-in reads for real (never parameters); shown by the form
+SECRET_ENVIRONMENT = (
+    ("OVH_APPLICATION_KEY", "with the two below, else ovh.conf"),
+    ("OVH_APPLICATION_SECRET", "the application's secret"),
+    ("OVH_CONSUMER_KEY", "the consumer key with the rights of step 1"),
+)
 ENDPOINTS = ("ovh-eu", "ovh-ca", "ovh-us")
 #: Where to create an application key and a consumer key with given rights, per endpoint.
 CREATE_TOKEN = {
