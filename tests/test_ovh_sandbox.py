@@ -43,6 +43,11 @@ SCHEMA: dict[str, Any] = json.loads(
 MODELS: dict[str, Any] = SCHEMA["models"]
 #: Values real OVH sends that the schema's enums lack, with their evidence.
 BEYOND_ENUM = {"cloud.containerRegistry.StatusEnum": {"DELIVERING"}}  # terraform-provider-ovh#1200
+#: Properties real OVH sends that the 2024 schema lacks, with their evidence.
+BEYOND_PROPERTIES = {
+    # terraform-provider-ovh resource_cloud_project_containerregistry_iam.go reads it off GET
+    "cloud.containerRegistry.Registry": {"iamEnabled": "boolean"},
+}
 HOST = "127.0.0.1:1"
 DATETIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
 
@@ -72,7 +77,13 @@ def conforms(value: Any, type_: str, where: str = "answer") -> list[str]:
     if not isinstance(value, dict):
         return [f"{where}: {value!r} is not a {type_}"]
     props = model["properties"]
-    problems = [f"{where}.{k}: not a property of {type_}" for k in value if k not in props]
+    beyond = BEYOND_PROPERTIES.get(type_, {})
+    problems = [
+        f"{where}.{k}: not a property of {type_}"
+        for k in value
+        if k not in props and k not in beyond
+    ]
+    problems += [p for k, t in beyond.items() if k in value for p in conforms(value[k], t)]
     for name, prop in props.items():
         if name not in value:
             if not prop["canBeNull"]:  # an absent nullable one reads as null
@@ -170,7 +181,10 @@ def a_full_life(fake: Signed) -> str:
     statuses = [body(fake("GET", f"{base}/containerRegistry/{rid}"))["status"] for _ in range(3)]
     assert statuses == ["INSTALLING", "DELIVERING", "READY"]
     fake("GET", f"{base}/containerRegistry/{rid}/plan")
+    fake("GET", f"{base}/containerRegistry/{rid}/ipRestrictions/management")
+    fake("GET", f"{base}/containerRegistry/{rid}/ipRestrictions/registry")
     user = body(fake("POST", f"{base}/containerRegistry/{rid}/users", {"login": "admin"}))
+    fake("PUT", f"{base}/containerRegistry/{rid}/users/{user['id']}/setAsAdmin")
     fake("GET", f"{base}/containerRegistry/{rid}/users")
     fake("GET", f"{base}/containerRegistry/{rid}/users/{user['id']}")
     fake("DELETE", f"{base}/containerRegistry/{rid}/users/{user['id']}")

@@ -40,6 +40,7 @@ on a :class:`HarborConnection` (subclass it; set ``api`` once Harbor is reachabl
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -85,6 +86,7 @@ __all__ = [
     "BUILDER",
     "HINTS",
     "KEY",
+    "MIN_VERSION",
     "NAME",
     "NOTEBOOK",
     "PARAMETERS",
@@ -95,6 +97,7 @@ __all__ = [
     "HarborParams",
     "Params",
     "RobotRole",
+    "SystemInfo",
     "create_project",
     "create_robot",
     "delete_project",
@@ -108,12 +111,15 @@ __all__ = [
     "find_robot",
     "harbor_values",
     "refresh_robot_secret",
+    "require_version",
     "robot_expiry_days",
     "robot_works",
     "robots_differ",
     "set_robot_expiry",
     "sign_in",
+    "system_info",
     "validate",
+    "version_text",
 ]
 
 KEY = "harbor"
@@ -609,6 +615,77 @@ def harbor_values(
     )
 
 
+# --- the Harbor's version and sign-in mode ---------------------------------------------------
+#: The oldest Harbor with project robots that carry permissions (the v2 ``/robots`` API): 2.2.
+MIN_VERSION = (2, 2)
+#: Harbor's auth mode when users sign in through an OIDC provider (src/common/const.go).
+OIDC_AUTH = "oidc_auth"
+
+
+@dataclass(frozen=True)
+class SystemInfo:
+    """What ``GET /api/v2.0/systeminfo`` tells anyone: the version and how users sign in."""
+
+    version: str  # as Harbor says it, e.g. "v2.12.2-73072d0d"
+    auth_mode: str  # "db_auth", "ldap_auth", "oidc_auth", ...
+
+    @property
+    def release(self) -> tuple[int, int] | None:
+        """(major, minor), or None when the version is not ``[v]X.Y...``."""
+        found = re.match(r"v?(\d+)\.(\d+)", self.version)
+        return (int(found.group(1)), int(found.group(2))) if found else None
+
+    def __str__(self) -> str:
+        version = self.version or "(version not shown)"
+        return f"Harbor {version}, {self.auth_mode or 'auth mode not shown'}"
+
+
+def system_info(url: str, ca_file: str | None = None) -> SystemInfo:
+    """``GET /api/v2.0/systeminfo`` without credentials: Harbor answers ``harbor_version`` and
+    ``auth_mode`` to anonymous callers (src/server/v2.0/handler/systeminfo.go), so this is
+    read before any password is sent."""
+    http = _session(ca_file)
+    with map_exceptions(requests_errors(NAME)):
+        r = http.get(f"{url.rstrip('/')}/api/v2.0/systeminfo", timeout=30)
+    if r.status_code == 404:
+        raise CloudError(
+            f"{url} has no Harbor API v2.0 (GET /api/v2.0/systeminfo: 404): this needs Harbor "
+            f"{MIN_VERSION[0]}.{MIN_VERSION[1]} or newer; check the URL, or upgrade Harbor",
+            404,
+        )
+    if r.status_code >= 400:
+        raise error_for_status(NAME, r.status_code, f"GET /api/v2.0/systeminfo answered {r.reason}")
+    try:
+        found = r.json()
+    except ValueError:
+        found = None
+    if not isinstance(found, dict):
+        raise CloudError(
+            f"{NAME} answered GET /api/v2.0/systeminfo with an unexpected body: not an object"
+        )
+    return SystemInfo(str(found.get("harbor_version") or ""), str(found.get("auth_mode") or ""))
+
+
+def require_version(info: SystemInfo, where: str) -> None:
+    """Stop on a Harbor older than 2.2: its robots have no permissions (no v2 ``/robots``)."""
+    release = info.release
+    if release is not None and release < MIN_VERSION:
+        minimum = f"{MIN_VERSION[0]}.{MIN_VERSION[1]}"
+        raise CloudError(
+            f"{where} runs Harbor {info.version}: project robots with permissions (the "
+            f"/api/v2.0/robots API this uses) came with Harbor {minimum}; upgrade it to "
+            f"{minimum} or newer first"
+        )
+
+
+def version_text(info: SystemInfo) -> str:
+    """``Harbor v2.12.2-...`` for a result line (an unreadable version says so)."""
+    if info.release is None:
+        minimum = f"{MIN_VERSION[0]}.{MIN_VERSION[1]}"
+        return f"Harbor version not shown ({info.version!r}): assumed {minimum} or newer"
+    return f"Harbor {info.version}"
+
+
 # --- the connection and its steps --------------------------------------------------------
 HINTS = VerifyHints(
     credentials=(
@@ -867,8 +944,19 @@ def sign_in(p: Params) -> Result[HarborConnection]:
             )
         password = read_secret((PASSWORD_VARIABLE,), f"Harbor password for {username}")
         source = PASSWORD_VARIABLE if os.environ.get(PASSWORD_VARIABLE) else "the prompt"
+    info = system_info(url, ca_file)  # before the password goes anywhere
+    require_version(info, url)
     api = HarborAPI(url, username, password, ca_file)
-    user = api.current_user()
+    try:
+        user = api.current_user()
+    except AuthenticationFailed:
+        if info.auth_mode != OIDC_AUTH:
+            raise
+        raise AuthenticationFailed(
+            f"Harbor at {url} signs users in through OIDC (auth_mode {OIDC_AUTH}): it takes a "
+            "password only from its first admin, 'admin' (user id 1): set "
+            f"{USERNAME_VARIABLE}=admin and {PASSWORD_VARIABLE} to that admin's password"
+        ) from None
     conn = HarborConnection(params=p, record=Record(p.output_dir, KEY), ca_file=ca_file, api=api)
     where = f"the sandbox's Harbor at {url}" if p.sandbox else url
     role = (
@@ -877,7 +965,11 @@ def sign_in(p: Params) -> Result[HarborConnection]:
         else "not a system admin: it must be an admin of project "
         f"{p.harbor_project!r}, which must exist"
     )
-    return Result(conn, "done", f"signed in to {where} as {username} ({role}) with {source}")
+    return Result(
+        conn,
+        "done",
+        f"signed in to {where} ({version_text(info)}) as {username} ({role}) with {source}",
+    )
 
 
 def _project_record(project: dict[str, Any]) -> dict[str, Any]:

@@ -18,13 +18,22 @@ fake, ``sandbox/ovh``, tables the same behaviours with their sources):
   this notebook needs, and a call outside them is 403 NOT_GRANTED_CALL.
 - python-ovh never retries: 429, 5xx and timeouts raise, and the step runner
   retries them (:func:`is_transient`), the whole step, which looks up first.
-- A new registry is INSTALLING, then DELIVERING, for minutes: polled every
-  ``poll_seconds``, with progress.
+- A consumer key still waiting for validation is answered "Invalid signature" too
+  (ovh/php-ovh#62): the message names it.
+- A new registry is INSTALLING, then DELIVERING, usually for minutes: polled every
+  ``poll_seconds``, with progress, for up to 60 minutes (Terraform's provider's timeout).
+- Before any user call, :func:`read_settings` reads the registry: OVHcloud IAM
+  (``iamEnabled``) or OIDC (Harbor's ``auth_mode``) leave no password sign-in for the user
+  made here, and Harbor before 2.2 has no v2 robots: each stops with one line. IP
+  restrictions and storage use are shown, with warnings.
 - The Harbor user's password is shown once, in the answer that creates it: it
-  goes straight into ``output_dir/harbor-admin.json`` (0600), never to the screen.
+  goes straight into ``output_dir/harbor-admin.json`` (0600), never to the screen. The
+  user is made with an email (Terraform's provider requires one) and is no Harbor admin
+  until ``setAsAdmin``, which is called then, and again on a rerun that finds it is not.
 
 Credentials come from python-ovh's own lookup (``OVH_APPLICATION_KEY``,
-``OVH_APPLICATION_SECRET``, ``OVH_CONSUMER_KEY``, or ``ovh.conf``), never from
+``OVH_APPLICATION_SECRET``, ``OVH_CONSUMER_KEY``, or ``ovh.conf``; or a service
+account's OAuth2 ``OVH_CLIENT_ID`` and ``OVH_CLIENT_SECRET``), never from
 parameters. In sandbox mode no real variable or file is read: the sandbox's
 seeded keys are used, and ``BINDERHUB_REGISTRY_SANDBOX_OVH_SECRET`` rehearses
 another application secret.
@@ -37,8 +46,9 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from html import escape
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -80,11 +90,13 @@ __all__ = [
     "OvhConnection",
     "Params",
     "PlanTable",
+    "RegistrySettings",
     "ensure_admin_user",
     "ensure_credential",
     "ensure_pull_credential",
     "ensure_registry",
     "list_plans",
+    "read_settings",
     "rights_text",
     "sign_in",
     "validate",
@@ -114,7 +126,23 @@ RIGHTS: tuple[tuple[str, str], ...] = (
     ("POST", "/cloud/project/{sn}/containerRegistry"),
     ("GET", "/cloud/project/{sn}/containerRegistry/*"),
     ("POST", "/cloud/project/{sn}/containerRegistry/*/users"),
+    ("PUT", "/cloud/project/{sn}/containerRegistry/*/users/*/setAsAdmin"),
     ("DELETE", "/cloud/project/{sn}/containerRegistry/*"),
+)
+#: The same calls as OVHcloud IAM actions, for OAuth2 service accounts (the vendored schema's
+#: ``iamActions`` of each operation above).
+IAM_ACTIONS: tuple[str, ...] = (
+    "publicCloudProject:apiovh:capabilities/containerRegistry/get",
+    "publicCloudProject:apiovh:containerRegistry/get",
+    "publicCloudProject:apiovh:containerRegistry/create",
+    "publicCloudProject:apiovh:containerRegistry/plan/get",
+    "publicCloudProject:apiovh:containerRegistry/ipRestrictions/management/get",
+    "publicCloudProject:apiovh:containerRegistry/ipRestrictions/registry/get",
+    "publicCloudProject:apiovh:containerRegistry/users/get",
+    "publicCloudProject:apiovh:containerRegistry/users/create",
+    "publicCloudProject:apiovh:containerRegistry/users/setAsAdmin",
+    "publicCloudProject:apiovh:containerRegistry/users/delete",
+    "publicCloudProject:apiovh:containerRegistry/delete",
 )
 #: The name python-ovh knows the sandbox by (it accepts only endpoint names of its ENDPOINTS).
 SANDBOX_ENDPOINT = "binderhub-registry-sandbox"
@@ -122,14 +150,22 @@ SANDBOX_ENDPOINT = "binderhub-registry-sandbox"
 SANDBOX_SECRET_VARIABLE = "BINDERHUB_REGISTRY_SANDBOX_OVH_SECRET"
 #: (connect, read) seconds per call; python-ovh's default is 180 s for each.
 TIMEOUT: tuple[float, float] = (10.0, 60.0)
-#: How long a new registry may take to become READY (OVH: about 3 minutes; Terraform waits 60).
-READY_WITHIN = 30 * 60.0
+#: How long a new registry may take to become READY: as long as Terraform's provider waits
+#: (``resource_cloud_project_containerregistry.go``: Create timeout 60 minutes); it usually
+#: takes about 3.
+READY_WITHIN = 60 * 60.0
 #: The Harbor user this notebook asks OVHcloud for, and where its password goes (0600).
 ADMIN_LOGIN = "binderhub-admin"
+#: The Harbor user's email when a parameters cell has none (Harbor keeps one per local user).
+ADMIN_EMAIL = "binderhub-admin@example.org"
+#: Storage use (of the plan's) from which the settings step warns.
+STORAGE_WARNING = 0.8
 ADMIN_FILE = "harbor-admin.json"
 #: Seconds this machine's clock may be ahead of OVHcloud's (a lost creation's registry is one
 #: created after the request was recorded, give or take this).
 CLOCK_SKEW = 300.0
+#: The clock the READY wait reads (tests give it another).
+_clock = time.monotonic
 #: Statuses from which a registry does not become READY by waiting.
 _STUCK = ("ERROR", "SUSPENDED", "SUSPENDING", "DELETING", "DELETED")
 
@@ -161,6 +197,17 @@ PARAMETERS = (
     _HARBOR["pull_robot_name"],
     _HARBOR["robot_expiry_days"],
     flag("use_admin_user"),
+    # ADMIN_EMAIL when missing: parameters cells and scripts from before it still run
+    replace(
+        text(
+            "admin_email",
+            r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+",
+            "must be an email address (name@domain) for the Harbor user OVHcloud makes",
+            max_length=254,
+        ),
+        default=ADMIN_EMAIL,
+        required=False,
+    ),
     integer("poll_seconds", 1, 300),
     *COMMON_PARAMETERS,
 )
@@ -183,6 +230,7 @@ class Params(CommonParams):
     robot_expiry_days: int
     use_admin_user: bool
     poll_seconds: int
+    admin_email: str = ADMIN_EMAIL
 
     @property
     def base(self) -> str:
@@ -250,12 +298,14 @@ def _any_status(exc: Any) -> BinderHubRegistryError:
 
 
 def _signature(exc: Any) -> BinderHubRegistryError:
-    """400: a refused signature is a wrong application secret (or consumer key) for the key."""
+    """400: a refused signature is a wrong application secret for the key, or a consumer key
+    still waiting for validation (ovh/php-ovh#62)."""
     if _error_code(exc) == "INVALID_SIGNATURE" or _message(exc) == "Invalid signature":
         return AuthenticationFailed(
             f"{NAME} refused the request signature: the application secret does not belong to "
             "the application key (check OVH_APPLICATION_SECRET or ovh.conf's "
-            "application_secret), or this machine's clock is wrong"
+            "application_secret), or the consumer key is still waiting for validation (open "
+            "the validationUrl it came with and log in), or this machine's clock is wrong"
         )
     return CloudError(f"{NAME}'s API answered 400: {_message(exc)}", 400)
 
@@ -291,6 +341,10 @@ def _errors(
         oe.InvalidConfiguration: lambda e: MissingCredentials(
             f"{NAME}'s API keys are incomplete", _how_to_create()
         ),
+        oe.OAuth2FailureError: lambda e: AuthenticationFailed(
+            f"{NAME} refused the OAuth2 client credentials: check OVH_CLIENT_ID and "
+            "OVH_CLIENT_SECRET (or ovh.conf's client_id and client_secret)"
+        ),
         oe.APIError: _any_status,
     }
 
@@ -305,7 +359,8 @@ def _how_to_create(endpoint: str = "ovh-eu") -> str:
     return (
         f"create an application key and a consumer key at {CREATE_TOKEN[endpoint]} with the "
         f"rights {rights_text()}, then set OVH_APPLICATION_KEY, OVH_APPLICATION_SECRET and "
-        "OVH_CONSUMER_KEY, or write them in ovh.conf (never as notebook parameters)"
+        "OVH_CONSUMER_KEY, or write them in ovh.conf (never as notebook parameters); or set "
+        "a service account's OAuth2 OVH_CLIENT_ID and OVH_CLIENT_SECRET"
     )
 
 
@@ -367,6 +422,7 @@ class OvhConnection(harbor.HarborConnection):
     registry: dict[str, Any] | None = None  # cloud.containerRegistry.Registry, once found or made
     admin_username: str = ""
     admin: Secret | None = field(default=None, repr=False)  # the Harbor admin's password
+    settings: RegistrySettings | None = None  # read before any user call (read_settings)
 
     def call(self, method: str, path: str, **body: Any) -> Any:
         """One OVH API call under the project (``path`` relative to it), errors mapped."""
@@ -376,6 +432,8 @@ class OvhConnection(harbor.HarborConnection):
                 return self.client.get(target)
             if method == "POST":
                 return self.client.post(target, **body)
+            if method == "PUT":
+                return self.client.put(target, **body)
             return self.client.delete(target)
 
     @property
@@ -623,6 +681,19 @@ def _real_client(p: Params) -> tuple[Any, str]:
     from ovh.config import ConfigurationManager  # type: ignore[import-untyped]
 
     lookup = ConfigurationManager()
+    if lookup.get(p.endpoint, "client_id") or lookup.get(p.endpoint, "client_secret"):
+        # python-ovh's OAuth2 client credentials flow (a service account; ovh >= 1.2.0)
+        pair = [n for n in ("client_id", "client_secret") if not lookup.get(p.endpoint, n)]
+        if pair:
+            raise MissingCredentials(
+                f"no OVHcloud OAuth2 {pair[0].replace('_', ' ')} for {p.endpoint}",
+                "set both OVH_CLIENT_ID and OVH_CLIENT_SECRET (or client_id and client_secret "
+                "in ovh.conf), and no application key beside them",
+            )
+        source = "the environment" if os.environ.get("OVH_CLIENT_ID") else "ovh.conf"
+        with _mapped():
+            client = ovh.Client(endpoint=p.endpoint, timeout=TIMEOUT)
+        return client, f"{source} (OAuth2 client credentials)"
     names = ("application_key", "application_secret", "consumer_key")
     missing = [n.replace("_", " ") for n in names if not lookup.get(p.endpoint, n)]
     if missing:
@@ -774,7 +845,7 @@ def wait_until_ready(conn: OvhConnection) -> Result[dict[str, Any] | None]:
     if conn.registry is None:
         why = "teardown" if p.teardown else "dry run: the registry does not exist yet"
         return Result(None, "skipped", why)
-    started = time.monotonic()
+    started = _clock()
     registry, polls = conn.registry, 0
     while registry.get("status") != "READY":
         status = str(registry.get("status"))
@@ -782,13 +853,16 @@ def wait_until_ready(conn: OvhConnection) -> Result[dict[str, Any] | None]:
             raise CloudError(
                 f"registry {p.registry_name} is {status}: see the OVHcloud Control Panel"
             )
-        waited = time.monotonic() - started
+        waited = _clock() - started
         if waited > READY_WITHIN:
             raise CloudError(
                 f"registry {p.registry_name} is still {status} after {waited / 60:.0f} minutes: "
                 "rerun later (it is recorded, nothing is created twice)"
             )
-        progress(f"{status}: waited {waited:.0f}s (a new registry takes about 3 minutes)")
+        progress(
+            f"{status}: waited {_duration(waited)} of up to {READY_WITHIN / 60:.0f} minutes "
+            "(a new registry usually takes about 3)"
+        )
         if polls:
             time.sleep(conn.poll)
         registry = conn.call("GET", f"/containerRegistry/{registry['id']}")
@@ -799,6 +873,146 @@ def wait_until_ready(conn: OvhConnection) -> Result[dict[str, Any] | None]:
     return Result(
         registry, "done", f"registry {p.registry_name} READY at {conn.host} after {polls} polls"
     )
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
+# --- the registry's settings, read before any user call -------------------------------------
+@dataclass(frozen=True)
+class RegistrySettings:
+    """What decides whether this notebook can work with the registry, and what to watch."""
+
+    registry: str
+    harbor: harbor.SystemInfo
+    iam_enabled: bool
+    management: list[str]  # IP blocks allowed on Harbor's UI and API (none: any)
+    registry_ips: list[str]  # IP blocks allowed on the registry itself (none: any)
+    used: int  # bytes
+    plan: str
+    storage: int  # the plan's bytes
+    warnings: list[str] = field(default_factory=list)
+
+    def rows(self) -> list[tuple[str, str]]:
+        """(setting, value) per line of the table."""
+        share = f" ({self.used / self.storage:.0%})" if self.storage else ""
+        return [
+            ("Harbor", harbor.version_text(self.harbor).removeprefix("Harbor ")),
+            ("sign-in", self.harbor.auth_mode or "not shown"),
+            ("OVHcloud IAM", "on" if self.iam_enabled else "off"),
+            ("IPs allowed on Harbor's API", ", ".join(self.management) or "any"),
+            ("IPs allowed on the registry", ", ".join(self.registry_ips) or "any"),
+            ("storage", f"{_gib(self.used)} used of {_gib(self.storage)} ({self.plan}){share}"),
+        ]
+
+    def __repr__(self) -> str:
+        lines = [f"{k}: {v}" for k, v in self.rows()] + [f"warning: {w}" for w in self.warnings]
+        return f"registry {self.registry}:\n" + "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        td = '<td style="text-align:left">'
+        body = "".join(f"<tr>{td}{escape(k)}</td>{td}{escape(v)}</td></tr>" for k, v in self.rows())
+        notes = "".join(f"<p>warning: {escape(w)}</p>" for w in self.warnings)
+        return f"<p>registry {escape(self.registry)}</p><table>{body}</table>{notes}"
+
+
+def _gib(size: int) -> str:
+    return f"{size / 2**30:,.1f} GiB" if size < 100 * 2**30 else f"{size / 2**30:,.0f} GiB"
+
+
+def _blocks(entries: Any, where: str) -> list[str]:
+    if not isinstance(entries, list):
+        raise CloudError(f"{NAME} answered {where} with an unexpected body: not a list")
+    return [str(e.get("ipBlock", "")) for e in entries if isinstance(e, dict)]
+
+
+def _lets_in_anything(blocks: list[str]) -> bool:
+    """Whether the blocks allow any address (0.0.0.0/0 or ::/0), or there are none."""
+    for block in blocks:
+        try:
+            if ip_network(block, strict=False).prefixlen == 0:
+                return True
+        except ValueError:
+            continue
+    return not blocks
+
+
+def read_settings(conn: OvhConnection) -> Result[RegistrySettings | None]:
+    """Read what decides whether this notebook can work with the registry, before any user
+    call: OVHcloud IAM (``iamEnabled``), its Harbor's version and sign-in mode
+    (``GET /api/v2.0/systeminfo``, which Harbor answers anyone), the IP restrictions, and the
+    storage used of the plan's. Stops with one line on IAM, OIDC or a Harbor before 2.2."""
+    p = conn.params
+    registry = conn.registry
+    if registry is None or registry.get("status") != "READY":
+        return Result(None, "planned", "would read the registry's settings once READY")
+    rid = registry["id"]
+    registry = conn.call("GET", f"/containerRegistry/{rid}")
+    conn.registry = registry
+    name = p.registry_name
+    if registry.get("iamEnabled"):
+        raise CloudError(
+            f"registry {name} has OVHcloud IAM turned on: its Harbor then has no local users, "
+            "so the Harbor user this notebook makes could not sign in; turn IAM off for this "
+            "registry in the Control Panel (the API: DELETE .../containerRegistry/{id}/iam), "
+            "or choose another registry_name"
+        )
+    info = harbor.system_info(f"https://{conn.host}", conn.ca_file)
+    if info.auth_mode == harbor.OIDC_AUTH:
+        raise CloudError(
+            f"registry {name}'s Harbor signs users in through OIDC (auth_mode {info.auth_mode}): "
+            "it then takes a password only from its first admin, which is OVHcloud's, so the "
+            "Harbor user this notebook makes could not sign in; remove the registry's OIDC "
+            "configuration (Control Panel, or DELETE .../containerRegistry/{id}/openIdConnect), "
+            "or choose another registry_name"
+        )
+    harbor.require_version(info, f"registry {name}")
+    management = _blocks(
+        conn.call("GET", f"/containerRegistry/{rid}/ipRestrictions/management"),
+        "ipRestrictions/management",
+    )
+    registry_ips = _blocks(
+        conn.call("GET", f"/containerRegistry/{rid}/ipRestrictions/registry"),
+        "ipRestrictions/registry",
+    )
+    plan = conn.call("GET", f"/containerRegistry/{rid}/plan")
+    storage = int((plan.get("registryLimits") or {}).get("imageStorage") or 0)
+    used = int(registry.get("size") or 0)
+    warnings = []
+    if not _lets_in_anything(management):
+        warnings.append(
+            f"Harbor's UI and API answer only {', '.join(management)}: this machine (and "
+            "anything running binderhub-registry verify) must reach it from there"
+        )
+    if not _lets_in_anything(registry_ips):
+        warnings.append(
+            f"the registry answers only {', '.join(registry_ips)}: the cluster's nodes (build "
+            "pods push, kubelets pull, each from the nodes' outgoing address) and this machine "
+            "(the verification pushes) must be in them, or every push and pull fails"
+        )
+    if storage and used >= STORAGE_WARNING * storage:
+        warnings.append(
+            f"{_gib(used)} of the plan's {_gib(storage)} are used: a full registry refuses "
+            "pushes; move to a larger plan, or have Harbor delete old images (retention, "
+            "garbage collection)"
+        )
+    found = RegistrySettings(
+        name,
+        info,
+        False,
+        management,
+        registry_ips,
+        used,
+        str(plan.get("name") or p.plan),
+        storage,
+        warnings,
+    )
+    conn.settings = found
+    detail = f"{harbor.version_text(info)}, local users; {_gib(used)} of {_gib(storage)} used"
+    if warnings:
+        detail += f"; {len(warnings)} warning{'s' if len(warnings) > 1 else ''} (below)"
+    return Result(found, "done", detail)
 
 
 def _admin_works(conn: OvhConnection, username: str, password: Secret) -> bool:
@@ -833,6 +1047,8 @@ def ensure_admin_user(conn: OvhConnection) -> Result[str | None]:
     registry = conn.registry
     if registry is None or registry.get("status") != "READY":
         return Result(None, "planned", f"would create Harbor user {ADMIN_LOGIN} once READY")
+    if conn.settings is None:  # IAM, OIDC and the version first: before any user call
+        read_settings(conn)
     base = f"/containerRegistry/{registry['id']}/users"
     users = conn.call("GET", base)
     stored = _read_admin(conn)
@@ -845,10 +1061,12 @@ def ensure_admin_user(conn: OvhConnection) -> Result[str | None]:
         and _admin_works(conn, str(stored["username"]), Secret(str(stored["password"])))
     ):
         conn.admin_username, conn.admin = str(stored["username"]), Secret(str(stored["password"]))
+        made_admin = _ensure_sysadmin(conn, base, str(stored["id"]))
         return Result(
             conn.admin_username,
             "reused",
-            f"Harbor user {conn.admin_username}, password kept in {conn.admin_file} (0600)",
+            f"Harbor user {conn.admin_username}{made_admin}, password kept in {conn.admin_file} "
+            "(0600)",
         )
     recorded = conn.record.created.get("admin_user") or {}
     existing = next((u for u in users if u.get("user") == ADMIN_LOGIN), None)
@@ -869,7 +1087,7 @@ def ensure_admin_user(conn: OvhConnection) -> Result[str | None]:
     if existing is not None:  # ours, but its password is gone: make it again
         conn.call("DELETE", f"{base}/{existing['id']}")
     conn.record.set("admin_user", {"login": ADMIN_LOGIN, "id": None, "registry": registry["id"]})
-    made = conn.call("POST", base, login=ADMIN_LOGIN)
+    made = conn.call("POST", base, login=ADMIN_LOGIN, email=p.admin_email)
     write_private_file(
         conn.admin_file,
         json.dumps(
@@ -889,12 +1107,24 @@ def ensure_admin_user(conn: OvhConnection) -> Result[str | None]:
     conn.api = harbor.HarborAPI(
         f"https://{conn.host}", conn.admin_username, conn.admin, conn.ca_file
     )
+    conn.call("PUT", f"{base}/{made['id']}/setAsAdmin")  # a new user is no Harbor admin
     return Result(
         conn.admin_username,
         "created",
-        f"Harbor user {conn.admin_username}; its password went straight to {conn.admin_file} "
-        "(0600), shown nowhere",
+        f"Harbor user {conn.admin_username}, a system admin (setAsAdmin); its password went "
+        f"straight to {conn.admin_file} (0600), shown nowhere",
     )
+
+
+def _ensure_sysadmin(conn: OvhConnection, base: str, user_id: str) -> str:
+    """Make the stored Harbor user a system admin when Harbor says it is not one (a run
+    stopped between the creation and ``setAsAdmin``); '' when it was one already."""
+    if conn.api is None or conn.api.current_user().get("sysadmin_flag"):
+        return ""
+    if conn.params.dry_run:
+        return " (not a system admin yet: would call setAsAdmin)"
+    conn.call("PUT", f"{base}/{user_id}/setAsAdmin")
+    return " (made a system admin: setAsAdmin)"
 
 
 @creates

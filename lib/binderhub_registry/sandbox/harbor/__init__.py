@@ -5,8 +5,10 @@
 serving ``/api/v2.0``, ``/service/token`` and ``/v2/``. :class:`Harbor` is the
 standalone backend of the Harbor notebook: one seeded instance whose admin's
 password is in the sandbox's ``credentials.json`` (``harbor``), reset with the
-sandbox, and ``/_sandbox/harbor/settings`` ``{"clock_offset_days": N}`` to run
-its clock ahead (robots expire). The OVH fake makes one instance per registry.
+sandbox, and ``/_sandbox/harbor/settings``: ``clock_offset_days`` runs its clock ahead
+(robots expire), ``harbor_version`` and ``auth_mode`` are what ``GET /systeminfo``
+answers (default a current release with local users). The OVH fake makes one instance
+per registry.
 
 Every behaviour modelled, with its source. ``swagger`` is goharbor/harbor
 ``api/v2.0/swagger.yaml`` (vendored in ``tests/data/harbor/``;
@@ -32,6 +34,20 @@ token is not checked (assumption)            /api/, /v2/, /service/ requests ski
                                              the cookie for the python client")
 ``GET /users/current`` -> UserResp; a        swagger (getCurrentUserInfo); a robot is no
 robot gets 401                               local user: assumption
+``GET /systeminfo``, anonymous too:          swagger (getSystemInfo: "can be called by
+``auth_mode``, ``self_registration``,        anonymous request", GeneralInfo);
+``harbor_version`` (``v<release>-<commit>``) src/controller/systeminfo/controller.go and
+for anyone, a few protected fields for a     handler/systeminfo.go (what anonymous callers
+signed-in caller; the version and mode are   get; the ``%s-%s`` version); the commit part of
+sandbox settings                             the default version: placeholder
+Harbor before 2.2 has no v2 robots           goharbor/harbor 2.2 release notes (robot
+(``POST /robots`` with permissions): the     accounts v2); mybinder.org-deploy #2522 (OVH's
+setting ``harbor_version`` rehearses one;    2.0.1 in 2022: robots only once upgraded); the
+the fake's routes stay a current Harbor's    fake does not remove its routes: assumption
+``auth_mode`` ``oidc_auth``: a password      src/core/auth/authenticator.go (Login: in OIDC
+signs in only the first admin (user id 1);   mode only user id 1 goes to the database
+every other local user gets 401              authenticator), src/pkg/oidc; the fake's OVH
+                                             Harbors keep id 1 for OVHcloud: assumption
 ``X-Request-Id`` on every API answer         src/server/middleware/requestid
 a body that is no JSON object: 422           DESIGN section 10 (422 for binding errors)
 a seeded public project ``library``          make/migrations/postgresql/0001_initial_schema
@@ -124,9 +140,16 @@ from typing import Any
 
 from ..app import App, Backend, Context, Request, Response, json_response
 from .instance import HarborInstance
-from .models import DAY, new_secret
+from .models import CURRENT_VERSION, DAY, DB_AUTH, new_secret
 
-__all__ = ["SEED_ADMIN", "Harbor", "HarborInstance"]
+__all__ = ["DEFAULT_SETTINGS", "SEED_ADMIN", "Harbor", "HarborInstance"]
+
+#: ``/_sandbox/harbor/settings``: a new Harbor of a current release, local users (db_auth).
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "clock_offset_days": 0.0,  # how far its clock runs ahead (robots expire)
+    "harbor_version": CURRENT_VERSION,  # e.g. "v2.0.1-6b4b4d6b": a Harbor without v2 robots
+    "auth_mode": DB_AUTH,  # "oidc_auth": only the first admin signs in with a password
+}
 
 #: The seeded system administrator of the standalone Harbor (Harbor's own default name).
 SEED_ADMIN = "admin"
@@ -143,13 +166,15 @@ class Harbor(Backend):
 
     def __init__(self, admin: dict[str, str]) -> None:
         self.seed_admin = admin
-        self.offset = {"clock_offset_days": 0.0}
+        self.offset: dict[str, Any] = dict(DEFAULT_SETTINGS)
         super().__init__()
         self.instance = HarborInstance(
             "harbor",
             admins={admin["username"]: admin["password"]},
             lock=self.lock,
             clock=lambda: time.time() + float(self.offset["clock_offset_days"]) * DAY,
+            version=lambda: str(self.offset["harbor_version"]),
+            auth_mode=lambda: str(self.offset["auth_mode"]),
         )
 
     @classmethod
@@ -161,7 +186,8 @@ class Harbor(Backend):
     def seed(self) -> None:
         """Settings back to their defaults (the instance reseeds itself in :meth:`reset`)."""
         if hasattr(self, "offset"):
-            self.offset["clock_offset_days"] = 0.0
+            self.offset.clear()
+            self.offset.update(DEFAULT_SETTINGS)
 
     def attach(self, app: App) -> None:
         """Open the instance's port and start its registry."""
@@ -181,7 +207,8 @@ class Harbor(Backend):
         return {"harbor": self.instance.url} if self.instance.front else {}
 
     def settings(self) -> dict[str, Any]:
-        """``/_sandbox/harbor/settings``: ``{"clock_offset_days": days the clock runs ahead}``."""
+        """``/_sandbox/harbor/settings``: ``clock_offset_days`` (days the clock runs ahead),
+        ``harbor_version`` and ``auth_mode`` (what ``GET /systeminfo`` answers)."""
         return self.offset
 
     def state(self) -> dict[str, Any]:

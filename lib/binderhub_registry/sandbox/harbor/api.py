@@ -61,8 +61,11 @@ def harbor_error(status: int, code: str, message: str, **headers: str) -> Respon
 class HarborApi:
     """The routes of one Harbor over its state (``state``) and its registry (the front's)."""
 
-    def __init__(self, state: Callable[[], HarborState]) -> None:
+    def __init__(
+        self, state: Callable[[], HarborState], info: Callable[[], tuple[str, str]]
+    ) -> None:
         self._state = state  # a callable: a reset replaces the state object
+        self._info = info  # (harbor_version, auth_mode): sandbox settings
 
     @property
     def state(self) -> HarborState:
@@ -90,6 +93,7 @@ class HarborApi:
         routes: list[tuple[str, str, FrontHandler]] = [
             (method, API + path, self._guarded(handler)) for method, path, handler in table
         ]
+        routes.append(("GET", API + "/systeminfo", lambda front, r: self.system_info(r)))
         routes.append(("GET", "/service/token", lambda front, r: self.token(front, r)))
         return tuple(routes)
 
@@ -140,6 +144,25 @@ class HarborApi:
         if who.user is not None and who.user.sysadmin:
             return None
         return harbor_error(403, "FORBIDDEN", "forbidden")
+
+    # --- system info ----------------------------------------------------------------------
+    def system_info(self, request: Request) -> Response:
+        """``GET /systeminfo``: anyone gets ``auth_mode``, ``self_registration`` and
+        ``harbor_version``; a signed-in caller also the protected part (a few of its fields)."""
+        version, auth_mode = self._info()
+        body: dict[str, Any] = {
+            "auth_mode": auth_mode,
+            "self_registration": False,
+            "harbor_version": version,
+        }
+        if self._caller(request).authenticated:
+            body |= {
+                "project_creation_restriction": "adminonly",
+                "read_only": False,
+                "has_ca_root": False,
+                "notification_enable": True,
+            }
+        return json_response(200, body, {"X-Request-Id": secrets.token_hex(8)})
 
     # --- users ----------------------------------------------------------------------------
     def current_user(self, front: RegistryFront, request: Request, who: Principal) -> Response:

@@ -22,7 +22,7 @@ from starlette.responses import Response as HttpResponse
 from ..app import Response, to_http
 from ..registry_front import METHOD_ACTIONS, FrontConfig, Grant, RegistryFront, granted_actions
 from .api import SERVICE, HarborApi, harbor_error
-from .models import HarborState
+from .models import CURRENT_VERSION, DB_AUTH, HarborState
 
 if TYPE_CHECKING:
     from ..app import App
@@ -39,7 +39,10 @@ class HarborInstance:
     ``admins`` (username -> password) are seeded system administrators;
     ``clock`` is the instance's now, in Unix seconds (tests move it forward to
     expire robots); ``lock`` is the one its handlers and checks run under (pass
-    the owning backend's so its state reads stay consistent).
+    the owning backend's so its state reads stay consistent). ``version`` and ``auth_mode``
+    are what ``GET /systeminfo`` answers (sandbox settings); with ``reserved_admin`` the
+    Harbor's first user (id 1, the one admin OIDC mode still takes a password from) is its
+    operator's, not shown (OVHcloud runs the Harbor: assumption).
     """
 
     def __init__(
@@ -49,17 +52,25 @@ class HarborInstance:
         admins: Mapping[str, str] | None = None,
         lock: threading.RLock | None = None,
         clock: Callable[[], float] = time.time,
+        version: Callable[[], str] = lambda: CURRENT_VERSION,
+        auth_mode: Callable[[], str] = lambda: DB_AUTH,
+        reserved_admin: bool = False,
     ) -> None:
         self.name = name
         self.admins = dict(admins or {})
+        self.version = version
+        self.auth_mode = auth_mode
+        self.reserved_admin = reserved_admin
         self.lock = lock or threading.RLock()
         self.clock = clock
         self.live = self._seeded()  # the live state (reset replaces it)
-        self.api = HarborApi(lambda: self.live)
+        self.api = HarborApi(lambda: self.live, self.system_info)
         self.front: RegistryFront | None = None
 
     def _seeded(self) -> HarborState:
-        state = HarborState(clock=lambda: self.clock())
+        state = HarborState(clock=lambda: self.clock(), auth_mode=lambda: self.auth_mode())
+        if self.reserved_admin:
+            state.new_id("user")
         owner = None
         for username, password in self.admins.items():
             made = state.add_user(username, password, sysadmin=True)
@@ -114,10 +125,23 @@ class HarborInstance:
         """``https://127.0.0.1:PORT``: what ``harbor_url`` is in the sandbox."""
         return f"https://{self.host}"
 
-    def add_user(self, username: str, password: str, *, sysadmin: bool = True) -> None:
+    def system_info(self) -> tuple[str, str]:
+        """(``harbor_version``, ``auth_mode``), as ``GET /systeminfo`` answers them."""
+        return self.version(), self.auth_mode()
+
+    def add_user(
+        self, username: str, password: str, *, sysadmin: bool = True, email: str = ""
+    ) -> None:
         """Add (or reset the password of) a local user, as OVH's ``.../users`` call does."""
         with self.lock:
-            self.live.add_user(username, password, sysadmin=sysadmin)
+            self.live.add_user(username, password, sysadmin=sysadmin, email=email)
+
+    def set_admin(self, username: str) -> None:
+        """Give a local user the system admin role (OVH's ``.../setAsAdmin``)."""
+        with self.lock:
+            user = self.live.users.get(username)
+            if user is not None:
+                user.sysadmin = True
 
     def grant(self, username: str, password: str) -> Grant | None:
         """The registry's credential check against live state (None: Harbor refuses them)."""

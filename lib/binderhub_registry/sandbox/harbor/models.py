@@ -15,8 +15,11 @@ from typing import Any
 
 __all__ = [
     "ANONYMOUS",
+    "CURRENT_VERSION",
     "DAY",
+    "DB_AUTH",
     "NAME_RULE",
+    "OIDC_AUTH",
     "PROJECT_ACTIONS",
     "ROBOT_PREFIX",
     "HarborState",
@@ -35,6 +38,11 @@ ROBOT_PREFIX = "robot$"
 #: What a project robot's ``repository`` access may carry onto registry tokens.
 PROJECT_ACTIONS = frozenset({"pull", "push", "delete"})
 DAY = 86400
+#: A current Harbor release, as ``GET /systeminfo``'s ``harbor_version`` renders it
+#: (``<release>-<commit>``: src/controller/systeminfo/controller.go).
+CURRENT_VERSION = "v2.12.2-0000000"  # the release OVHcloud ran in 2025; commit: placeholder
+#: Harbor's auth modes (src/common/const.go): local database users, or OIDC.
+DB_AUTH, OIDC_AUTH = "db_auth", "oidc_auth"
 
 
 def iso(seconds: float) -> str:
@@ -51,13 +59,14 @@ class User:
     password: str
     sysadmin: bool
     creation_time: float
+    email: str = ""
 
     def public(self) -> dict[str, Any]:
         """``UserResp`` as ``GET /users/current`` shows it."""
         return {
             "user_id": self.user_id,
             "username": self.username,
-            "email": "",
+            "email": self.email,
             "realname": self.username,
             "comment": "",
             "sysadmin_flag": self.sysadmin,
@@ -181,6 +190,8 @@ class HarborState:
     """One Harbor's live state; ``clock`` is its idea of now (tests move it to expire robots)."""
 
     clock: Callable[[], float]
+    #: ``db_auth`` or ``oidc_auth`` (a sandbox setting: a new Harbor is db_auth)
+    auth_mode: Callable[[], str] = lambda: DB_AUTH
     users: dict[str, User] = field(default_factory=dict)
     projects: dict[str, Project] = field(default_factory=dict)
     robots: dict[int, Robot] = field(default_factory=dict)
@@ -192,11 +203,13 @@ class HarborState:
         self.next_id[kind] = made + 1
         return made
 
-    def add_user(self, username: str, password: str, *, sysadmin: bool = True) -> User:
+    def add_user(
+        self, username: str, password: str, *, sysadmin: bool = True, email: str = ""
+    ) -> User:
         """A local user (replaced when the name exists: OVH's API resets the password so)."""
         found = self.users.get(username)
         user_id = found.user_id if found else self.new_id("user")
-        user = User(user_id, username, password, sysadmin, self.clock())
+        user = User(user_id, username, password, sysadmin, self.clock(), email)
         self.users[username] = user
         return user
 
@@ -236,6 +249,10 @@ class HarborState:
             return Principal(username, robot=robot)
         user = self.users.get(username)
         if user is None or not secrets.compare_digest(user.password, password):
+            return None
+        if self.auth_mode() == OIDC_AUTH and user.user_id != 1:
+            # src/core/auth/authenticator.go: in OIDC mode only the first admin (id 1) signs
+            # in with a password; every other user signs in through the OIDC provider
             return None
         return Principal(username, user=user)
 

@@ -60,8 +60,8 @@ version}``                                    assumption (real:
 a READY registry is a Harbor: its ``url``     OVH's MPR guides (a Harbor per registry; "Harbor
 serves Harbor's API v2.0, token service and   API" is the registry's URL); the Harbor itself is
 registry (one ``HarborInstance`` per          ``sandbox/harbor`` (its own table of sources);
-registry); the OVH users are its system       the fake Harbor starts with no ``library``
-admins; deleting a user removes it there      project here: assumption
+registry); the OVH users are its local        the fake Harbor starts with no ``library``
+users; deleting a user removes it there       project here: assumption
 status INSTALLING -> DELIVERING -> READY      ovh/terraform-provider-ovh
 over polls; DELETE (204) -> DELETING -> 404   ``resource_cloud_project_containerregistry.go``
                                               (Pending INSTALLING, Target READY; delete waits
@@ -70,19 +70,54 @@ over polls; DELETE (204) -> DELETING -> 404   ``resource_cloud_project_container
                                               delete test; real creation takes minutes
 ``POST .../users`` ``{login?, email?}`` ->    schema (ProjectContainerRegistryUsersCreation,
 ``{id, user, email, password}``, the          User: ``password`` only there); ovhcloud-cli
-password shown only there; listing and GET    (users create/list tests); OVH's MPR guide (the
-omit it; the user is a Harbor admin           generated user administers Harbor); a user
-                                              before READY: 400, a taken login: 409,
+password shown only there; listing and GET    (users create/list tests); the email is
+omit it; no email: kept empty; a user         optional in the schema, required by
+before READY: 400, a taken login: 409         Terraform's ``containerregistry_user``
+                                              (terraform-provider-ovh PR #1037): what OVH
+                                              does without one, and the 400 and 409:
                                               assumption
+a user the API makes is no Harbor system      schema: ``PUT .../users/{userID}/setAsAdmin``
+admin until ``PUT .../setAsAdmin`` (200,      "Set the user as Admin" (void; answered 200
+void): Harbor's ``sysadmin_flag`` false, so   ``null``: assumption); that the Control
+it may not create projects or robots          Panel's user is an admin (ovh/manager
+                                              ``pci-private-registry``) may come from a
+                                              further call (issue 19, point 1)
+Registry ``iamEnabled``; the setting          terraform-provider-ovh
+``iam_enabled`` turns it on for every         ``resource_cloud_project_containerregistry_iam``
+registry: its Harbor then takes no local     (reads ``iam_enabled`` off GET .../{registryID},
+user's password, as with OIDC (assumption)    POST/DELETE .../iam, ``delete_users``: IAM
+                                              replaces local users); not in the vendored
+                                              2024 schema
+a registry's Harbor answers ``GET             sandbox/harbor's table (systeminfo, OIDC);
+/api/v2.0/systeminfo``; the settings          OVH's OIDC is set with .../openIdConnect
+``harbor_version`` (also the registry's       (schema); mybinder.org-deploy #2522 (OVH ran
+``version``, without ``v`` and commit) and    Harbor 2.0.1 in 2022, robots came with an
+``auth_mode`` (``oidc_auth``: an OIDC         upgrade); ovh/public-cloud-roadmap #597
+configuration) rehearse an old or an OIDC     (2.6 in 2024); ovhcloud-cli (2.12.2 captured)
+Harbor
+``GET .../ipRestrictions/management`` and     schema (IPRestrictions: ipBlock, description,
+``.../registry``: ``[{ipBlock, description,   createdAt, updatedAt); a new registry has none:
+createdAt, updatedAt}]`` from the settings    assumption; the fake does not enforce them
+``ip_restrictions_management`` and            (assumption: what a blocked caller gets is not
+``ip_restrictions_registry`` (default none)   documented)
+Registry ``size``: bytes used (setting        schema (``size``: "Current size of the
+``used_bytes``, default 0)                    registry (bytes)")
+the setting ``consumer_key_pending``: every   ovh/php-ovh #62 (a consumer key "on pending
+signed call is 400 INVALID_SIGNATURE, as      validation" answered INVALID_SIGNATURE); the
+for a consumer key not validated yet          seeded key is validated (createToken validates
+                                              it at once)
 python-ovh never retries; 429 and 5xx come    python-ovh ``client.py`` (no retry; other
 from the sandbox's fault API                  statuses raise APIError)
 ============================================  ==================================================
 
 Ids are deterministic (uuid5 over a counter), so two runs from the seed give the
 same ids. ``/_sandbox/ovh/settings``: ``installing_polls``, ``delivering_polls``,
-``deleting_polls`` (GETs spent in each status, default 1), and
+``deleting_polls`` (GETs spent in each status, default 1),
 ``harbor_clock_offset_days`` (how far the registries' Harbors' clocks run ahead, default 0:
-robots expire).
+robots expire), and what the account's registries are like: ``harbor_version``,
+``auth_mode``, ``iam_enabled``, ``ip_restrictions_management``, ``ip_restrictions_registry``,
+``used_bytes``, and ``consumer_key_pending`` (defaults: a current Harbor with local users,
+no IAM, no restriction, nothing used, the consumer key validated).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from ..app import Request, Response, json_response
-from .models import REGIONS, Registry, User, plan_body, rule_allows
+from .models import REGIONS, Registry, User, iso, plan_body, rule_allows
 
 if TYPE_CHECKING:
     from .cloud import OvhCloud
@@ -60,10 +60,21 @@ class Api:
             ("GET", registry, self.signed(self.get_registry)),
             ("DELETE", registry, self.signed(self.delete_registry)),
             ("GET", registry + "/plan", self.signed(self.get_plan)),
+            (
+                "GET",
+                registry + "/ipRestrictions/management",
+                self.signed(self.ip_restrictions("management")),
+            ),
+            (
+                "GET",
+                registry + "/ipRestrictions/registry",
+                self.signed(self.ip_restrictions("registry")),
+            ),
             ("GET", registry + "/users", self.signed(self.list_users)),
             ("POST", registry + "/users", self.signed(self.create_user)),
             ("GET", registry + "/users/{uid}", self.signed(self.get_user)),
             ("DELETE", registry + "/users/{uid}", self.signed(self.delete_user)),
+            ("PUT", registry + "/users/{uid}/setAsAdmin", self.signed(self.set_as_admin)),
         ]
 
     # --- authentication ------------------------------------------------------------
@@ -109,7 +120,12 @@ class Api:
                 ).encode()
             ).hexdigest()
         )
-        if not stamp.isdigit() or not hmac.compare_digest(signature.encode(), expected.encode()):
+        if (
+            not stamp.isdigit()
+            or not hmac.compare_digest(signature.encode(), expected.encode())
+            or account.settings["consumer_key_pending"]
+        ):
+            # a consumer key still awaiting validation is refused so too (ovh/php-ovh#62)
             return auth_error(400, "INVALID_SIGNATURE", "Invalid signature", "Client::BadRequest")
         path = self.api_path(request)
         if not rule_allows(account.rules(), request.method, path):
@@ -141,7 +157,9 @@ class Api:
 
     def list_registries(self, request: Request) -> Response:
         """Every registry of the project, as it is now (a listing does not advance a status)."""
-        return json_response(200, [r.body() for r in self._registries(request)])
+        return json_response(
+            200, [r.body(self.cloud.account.settings) for r in self._registries(request)]
+        )
 
     def create_registry(self, request: Request) -> Response:
         """``{name, region, planID?}`` -> the new registry, INSTALLING."""
@@ -160,7 +178,7 @@ class Api:
         if plan is None:
             return client_error(400, "Client::BadRequest", f"plan {plan_id} does not exist")
         registry = self.cloud.create_registry(request.params["sn"], str(name), str(region), plan)
-        return json_response(200, registry.body())
+        return json_response(200, registry.body(self.cloud.account.settings))
 
     def _registry(self, request: Request) -> Registry | Response:
         found = self.cloud.account.registries.get(request.params["rid"])
@@ -175,7 +193,7 @@ class Api:
             return found
         if self.cloud.advance(found) is None:
             return _not_found(f"Registry {request.params['rid']} not found")
-        return json_response(200, found.body())
+        return json_response(200, found.body(self.cloud.account.settings))
 
     def delete_registry(self, request: Request) -> Response:
         """Start deleting: DELETING for some GETs, then gone (404)."""
@@ -189,6 +207,30 @@ class Api:
         """The registry's plan."""
         found = self._registry(request)
         return found if isinstance(found, Response) else json_response(200, plan_body(found.plan))
+
+    def ip_restrictions(self, which: str) -> Handler:
+        """``GET .../ipRestrictions/{management,registry}``: the IP blocks allowed (none: all)."""
+
+        def handler(request: Request) -> Response:
+            found = self._registry(request)
+            if isinstance(found, Response):
+                return found
+            now = iso(found.created)
+            blocks = self.cloud.account.settings[f"ip_restrictions_{which}"]
+            return json_response(
+                200,
+                [
+                    {
+                        "ipBlock": str(b.get("ipBlock", "")),
+                        "description": str(b.get("description", "")),
+                        "createdAt": now,
+                        "updatedAt": now,
+                    }
+                    for b in blocks
+                ],
+            )
+
+        return handler
 
     # --- Harbor users -------------------------------------------------------------------
     def list_users(self, request: Request) -> Response:
@@ -212,8 +254,10 @@ class Api:
             return client_error(400, "Client::BadRequest", "[login] must be a string")
         if any(u.user == login for u in found.users.values()):
             return client_error(409, "Client::Conflict", f"user {login} already exists")
-        email = body.get("email") or f"{login}@binderhub-registry.invalid"
-        user = self.cloud.create_user(found, login, str(email))
+        email = body.get("email") or ""  # without one: kept empty (what OVH does: unknown)
+        if not isinstance(email, str):
+            return client_error(400, "Client::BadRequest", "[email] must be a string")
+        user = self.cloud.create_user(found, login, email)
         return json_response(200, user.public() | {"password": user.password})
 
     def _user(self, request: Request) -> tuple[Registry, User] | Response:
@@ -229,6 +273,15 @@ class Api:
         """One user, without its password."""
         found = self._user(request)
         return found if isinstance(found, Response) else json_response(200, found[1].public())
+
+    def set_as_admin(self, request: Request) -> Response:
+        """``PUT .../users/{id}/setAsAdmin``: the user becomes a Harbor system admin (void)."""
+        found = self._user(request)
+        if isinstance(found, Response):
+            return found
+        self.cloud.set_admin(*found)
+        # void: 200 with a JSON null (assumption; python-ovh decodes any answer but a 204)
+        return Response(200, b"null", {"Content-Type": "application/json"})
 
     def delete_user(self, request: Request) -> Response:
         """Delete a user (in Harbor too)."""

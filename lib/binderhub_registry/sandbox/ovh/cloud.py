@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from ..app import Backend, Context
+from ..harbor.models import OIDC_AUTH
 from .api import Api
 from .models import Account, Registry, User, seed_credentials
 
@@ -47,7 +48,9 @@ class OvhCloud(Backend):
             self.undeliver(registry)
 
     def settings(self) -> dict[str, Any]:
-        """``/_sandbox/ovh/settings``: polls spent in each transitional status."""
+        """``/_sandbox/ovh/settings``: polls spent in each transitional status, and what the
+        account's registries are like (Harbor version and auth mode, IAM, IP restrictions,
+        storage used, a consumer key awaiting validation)."""
         return self.account.settings
 
     def state(self) -> dict[str, Any]:
@@ -125,18 +128,25 @@ class OvhCloud(Backend):
         from ..harbor import HarborInstance  # here: the sandbox's start does not wait for it
 
         if registry.harbor is None:
+            settings = self.account.settings
             instance = HarborInstance(
-                f"ovh-{registry.id[:8]}", lock=self.lock, clock=self._harbor_clock
+                f"ovh-{registry.id[:8]}",
+                lock=self.lock,
+                clock=self._harbor_clock,
+                version=lambda: str(settings["harbor_version"]),
+                # IAM signs Harbor users in through OVHcloud's identity (as OIDC: assumption)
+                auth_mode=lambda: OIDC_AUTH if settings["iam_enabled"] else settings["auth_mode"],
+                reserved_admin=True,  # Harbor's first admin is OVHcloud's: assumption
             )
             for user in registry.users.values():
-                instance.add_user(user.user, user.password, sysadmin=True)
+                instance.add_user(user.user, user.password, sysadmin=user.admin, email=user.email)
             instance.start(self.app)
             registry.harbor = instance
         registry.url = registry.harbor.url
 
     def _harbor_clock(self) -> float:
         """The Harbors' now: ``harbor_clock_offset_days`` ahead of this machine's."""
-        return time.time() + self.account.settings["harbor_clock_offset_days"] * 86400.0
+        return time.time() + float(self.account.settings["harbor_clock_offset_days"]) * 86400.0
 
     def undeliver(self, registry: Registry) -> None:
         """Stop the registry's Harbor, if it has one."""
@@ -146,14 +156,13 @@ class OvhCloud(Backend):
 
     # --- users -------------------------------------------------------------------------
     def create_user(self, registry: Registry, login: str, email: str) -> User:
-        """A Harbor user: a system admin of the registry's Harbor.
+        """A Harbor user of the registry's Harbor, not a system admin until ``setAsAdmin``.
 
-        Source: OVHcloud's "Managing users and projects" guide (help.ovhcloud.com KB0055972,
-        docs.ovh.com .../private-registry/managing-users-and-projects/): the user made by
-        "Generate identification details" creates new users in Harbor's Users section, which
-        Harbor shows to system admins only. The API's ``PUT .../users/{id}/setAsAdmin`` (in
-        the vendored schema) is not needed for it; that the API's user equals the Control
-        Panel's is an assumption.
+        Source: OVH's API (vendored schema) has ``PUT .../users/{userID}/setAsAdmin``, "Set
+        the user as Admin", so a user the API makes is not one by itself. The only evidence
+        of an admin at creation is the Control Panel's own flow (ovh/manager
+        ``pci-private-registry``, ``postRegistryCredentials``), which may call more: the
+        fake follows the schema (issue 19, point 1).
         """
         user = User(
             id=str(self.account.counter + 1),
@@ -164,8 +173,14 @@ class OvhCloud(Backend):
         self.account.counter += 1
         registry.users[user.id] = user
         if registry.harbor is not None:
-            registry.harbor.add_user(login, user.password, sysadmin=True)
+            registry.harbor.add_user(login, user.password, sysadmin=False, email=email)
         return user
+
+    def set_admin(self, registry: Registry, user: User) -> None:
+        """``setAsAdmin``: the user becomes a system admin of the registry's Harbor."""
+        user.admin = True
+        if registry.harbor is not None:
+            registry.harbor.set_admin(user.user)
 
     def delete_user(self, registry: Registry, user: User) -> None:
         """Remove a user, from the registry's Harbor too."""

@@ -14,6 +14,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..harbor.models import CURRENT_VERSION, DB_AUTH
+
 __all__ = [
     "ACCESS_RULES",
     "DEFAULT_SETTINGS",
@@ -43,6 +45,7 @@ ACCESS_RULES: tuple[tuple[str, str], ...] = (
     ("POST", "/cloud/project/{sn}/containerRegistry"),
     ("GET", "/cloud/project/{sn}/containerRegistry/*"),
     ("POST", "/cloud/project/{sn}/containerRegistry/*/users"),
+    ("PUT", "/cloud/project/{sn}/containerRegistry/*/users/*/setAsAdmin"),
     ("DELETE", "/cloud/project/{sn}/containerRegistry/*"),
 )
 
@@ -75,12 +78,21 @@ PLANS: dict[str, tuple[str, str, int, int, bool]] = {
 #: Regions offering the registry (ovhcloud-cli's captures show GRA, DE and EU-WEST-PAR).
 REGIONS = ("GRA", "BHS", "DE", "UK", "WAW", "EU-WEST-PAR")
 
-#: ``/_sandbox/ovh/settings``: GET polls of a registry spent in each transitional status.
-DEFAULT_SETTINGS: dict[str, int] = {
+#: ``/_sandbox/ovh/settings``: GET polls of a registry spent in each transitional status, and
+#: what every registry of the account is like (a new registry: a current Harbor with local
+#: users, no IAM, no IP restriction; the consumer key validated).
+DEFAULT_SETTINGS: dict[str, Any] = {
     "installing_polls": 1,  # INSTALLING answers before DELIVERING
     "delivering_polls": 1,  # DELIVERING answers before READY
     "deleting_polls": 1,  # DELETING answers after a DELETE, before 404
     "harbor_clock_offset_days": 0,  # how far the registries' Harbors run ahead (robots expire)
+    "harbor_version": CURRENT_VERSION,  # their Harbors' GET /systeminfo harbor_version
+    "auth_mode": DB_AUTH,  # "oidc_auth": an OIDC configuration (…/openIdConnect) is set
+    "iam_enabled": False,  # OVHcloud IAM turned on (POST …/iam): Harbor's local users are gone
+    "ip_restrictions_management": [],  # [{ipBlock, description}] allowed on Harbor's UI and API
+    "ip_restrictions_registry": [],  # [{ipBlock, description}] allowed on the registry (docker)
+    "used_bytes": 0,  # every registry's ``size``: the storage its images use
+    "consumer_key_pending": False,  # the consumer key awaits validation: 400 Invalid signature
 }
 
 _PLAN_DATES = ("2019-09-13T15:53:33.599585Z", "2021-03-29T10:09:03.960847Z")
@@ -131,6 +143,7 @@ class User:
     user: str
     email: str
     password: str
+    admin: bool = False  # a Harbor system admin only once setAsAdmin was called
 
     def public(self) -> dict[str, Any]:
         """As listed: the password is shown only in the creation's answer."""
@@ -154,19 +167,22 @@ class Registry:
     users: dict[str, User] = field(default_factory=dict)
     harbor: Any = None  # the registry's Harbor (API and registry front), once delivered
 
-    def body(self) -> dict[str, Any]:
-        """``cloud.containerRegistry.Registry``."""
+    def body(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """``cloud.containerRegistry.Registry`` (``version`` and ``iamEnabled`` from the
+        account's settings)."""
+        release = str(settings["harbor_version"]).removeprefix("v").split("-", 1)[0]
         return {
             "id": self.id,
             "name": self.name,
             "projectID": self.project,
             "region": self.region,
-            "size": 0,
+            "size": int(settings["used_bytes"]),
             "status": self.status,
             "createdAt": iso(self.created),
             "updatedAt": iso(self.updated or self.created),
             "url": self.url,
-            "version": "2.12.2",
+            "version": release,
+            "iamEnabled": bool(settings["iam_enabled"]),
         }
 
 
@@ -180,7 +196,11 @@ class Account:
     projects: tuple[str, ...] = (SEED_PROJECT, OTHER_PROJECT)
     registries: dict[str, Registry] = field(default_factory=dict)
     counter: int = 0
-    settings: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
+    settings: dict[str, Any] = field(
+        default_factory=lambda: {
+            k: list(v) if isinstance(v, list) else v for k, v in DEFAULT_SETTINGS.items()
+        }
+    )
 
     def rules(self) -> tuple[tuple[str, str], ...]:
         """The consumer key's access rules, for the seeded project."""
