@@ -8,14 +8,17 @@ create`` in a dry run, ...).
 
 Transient faults (429 honouring ``Retry-After``, 5xx, connection resets,
 timeouts) are retried with exponential backoff by tenacity. In Jupyter each
-step shows a row that updates while it runs; elsewhere it prints one line.
+step shows a row that updates while it runs (its retries, its progress, and in
+JupyterLab "running… N s" once it runs long); elsewhere it prints one line.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -41,6 +44,10 @@ __all__ = [
 log = logging.getLogger("binderhub_registry")
 #: Seconds a step runs before its row is shown live (quick steps show only their result).
 LIVE_AFTER = 2.0
+#: Seconds between updates of a live row's "running… N s".
+TICK = 1.0
+#: Set by Jupyter Server in the kernels it starts for a notebook (JupyterLab): someone watches.
+SESSION_VARIABLE = "JPY_SESSION_NAME"
 #: Environment variable: the first retry's wait in seconds when ``Runner(backoff=...)`` is not
 #: given (0 to 30, default 0.2). The test suite shortens it: its faults need no real pause.
 BACKOFF_VARIABLE = "BINDERHUB_REGISTRY_RETRY_BACKOFF"
@@ -88,12 +95,19 @@ class StepRecord:
     status: str = "running"
     detail: str = ""
     attempts: int = 1
+    #: whole seconds the step has been running, shown while it runs (never in a final row)
+    elapsed: int = 0
+
+    def _status(self) -> str:
+        if self.status == "running" and self.elapsed:
+            return f"running… {self.elapsed} s"
+        return self.status
 
     def text(self) -> str:
         """The row as one plain line."""
         detail = f": {self.detail}" if self.detail else ""
         again = f" (after {self.attempts} attempts)" if self.attempts > 1 else ""
-        return f"{ICONS.get(self.status, '?')} {self.title} [{self.status}]{detail}{again}"
+        return f"{ICONS.get(self.status, '?')} {self.title} [{self._status()}]{detail}{again}"
 
     def html(self) -> str:
         """The row as a table row (left-aligned: JupyterLab right-aligns table cells)."""
@@ -101,7 +115,7 @@ class StepRecord:
         td = '<td style="text-align:left">'
         return (
             f"<tr>{td}{ICONS.get(self.status, '?')}</td>{td}{escape(self.title)}</td>"
-            f"{td}<b>{escape(self.status)}</b></td>{td}{escape(self.detail)}{again}</td></tr>"
+            f"{td}<b>{escape(self._status())}</b></td>{td}{escape(self.detail)}{again}</td></tr>"
         )
 
 
@@ -127,7 +141,11 @@ class _Row:
 
     The live row appears only after a retry or ``LIVE_AFTER`` seconds, so quick,
     fault-free runs (the sandbox) display exactly one output per step and stay
-    deterministic for nbval, which does not apply display updates.
+    deterministic for nbval. A live row is one display updated in place (the
+    retry's message, progress), and its last update is the final row, which is all
+    papermill stores. In JupyterLab a clock thread also shows "running… N s" every
+    ``TICK`` (a slow single call blocks the step's own thread); only there: nbval
+    compares a row's first display, so headless runs keep one display per step.
     """
 
     def __init__(self, record: StepRecord) -> None:
@@ -135,27 +153,51 @@ class _Row:
         self.started = time.monotonic()
         self.kernel = _in_kernel()
         self.handle: Any = None
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        if self.kernel and os.environ.get(SESSION_VARIABLE):
+            # the cell's context (ipykernel's parent message): the clock's updates go to this cell
+            context = contextvars.copy_context()
+            threading.Thread(target=context.run, args=(self._tick,), daemon=True).start()
 
-    def live(self, force: bool = False) -> None:
-        """Show the current state now if a live row is warranted."""
-        if not force and self.handle is None and time.monotonic() - self.started < LIVE_AFTER:
-            return
-        if not self.kernel:
-            print(self.record.text(), flush=True)
-            return
+    def _tick(self) -> None:
+        while not self.stopped.wait(TICK):
+            elapsed = int(time.monotonic() - self.started)
+            if elapsed < LIVE_AFTER:
+                continue
+            with self.lock:
+                if self.stopped.is_set():
+                    return
+                self.record.elapsed = elapsed
+                self._show()
+
+    def _show(self) -> None:
         if self.handle is None:
             self.handle = display(Checklist([self.record]), display_id=True)
         else:
             self.handle.update(Checklist([self.record]))
 
+    def live(self, force: bool = False) -> None:
+        """Show the current state now if a live row is warranted."""
+        if not force and self.handle is None and time.monotonic() - self.started < LIVE_AFTER:
+            return
+        with self.lock:
+            if not self.kernel:
+                print(self.record.text(), flush=True)
+                return
+            self._show()
+
     def done(self) -> None:
-        """Show the final state."""
-        if self.handle is not None:
-            self.handle.update(Checklist([self.record]))
-        elif self.kernel:
-            display(Checklist([self.record]))
-        else:
-            print(self.record.text(), flush=True)
+        """Show the final state (the live row, if any, becomes it)."""
+        self.stopped.set()
+        with self.lock:
+            self.record.elapsed = 0
+            if self.handle is not None:
+                self.handle.update(Checklist([self.record]))
+            elif self.kernel:
+                display(Checklist([self.record]))
+            else:
+                print(self.record.text(), flush=True)
 
 
 _current: list[_Row] = []
@@ -230,7 +272,9 @@ class Runner:
             record.attempts = state.attempt_number + 1
             wait = state.next_action.sleep if state.next_action else 0.0
             record.detail = f"retrying in {wait:.1f}s after: {exc}"
-            log.warning("%s: attempt %d failed (%s), retrying", title, state.attempt_number, exc)
+            # in Jupyter the live row says it (a log line there is a pink box under the cell)
+            level = logging.INFO if row.kernel else logging.WARNING
+            log.log(level, "%s: attempt %d failed (%s), retrying", title, state.attempt_number, exc)
             row.live(force=True)
 
         settings = {
