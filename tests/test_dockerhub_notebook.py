@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from binderhub_registry import sandbox
 from binderhub_registry.providers.dockerhub import SANDBOX_OTP_VARIABLE as SANDBOX_OTP
 from binderhub_registry.providers.dockerhub import SANDBOX_PULL_TOKEN_VARIABLE as SANDBOX_PULL
 from binderhub_registry.providers.dockerhub import SANDBOX_SECRET_VARIABLE as SANDBOX_SECRET
-from binderhub_registry.sandbox.dockerhub import PULL_LIMIT_BODY
+from binderhub_registry.sandbox.dockerhub import PULL_LIMIT_BODY, totp
 
 from .conftest import NOTEBOOKS, NotebookRun, assert_fails_before_any_call, outputs_text
 
@@ -105,12 +106,13 @@ def test_organization_editor_or_owner_pushes(
     assert "BinderHub finds the pushed image" in outputs_text(nb)
 
 
-def test_owner_is_offered_an_organization_access_token(
+def test_owner_is_told_the_organization_access_token_path_is_unproven(
     dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox
 ) -> None:
+    # no public source shows an organization access token's push creating a repository
     text = outputs_text(dockerhub_nb(organization="binderhubdemoorg"))
-    assert "organization access token (repo push on binderhubdemoorg/*)" in text
-    assert "outlives any member leaving" in text
+    assert "personal access token is the proven way" in text
+    assert "organization access token's push creates them is unproven" in text
 
 
 @pytest.mark.parametrize(
@@ -388,11 +390,13 @@ def test_personal_access_token_cannot_rotate(
 def test_two_factor_account_signs_in_with_the_code(
     dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    creds = fresh.credentials("dockerhub-2fa")
+    creds = fresh.credentials("dockerhub-totp")
     monkeypatch.setenv(SANDBOX_SECRET, creds["password"])
-    monkeypatch.setenv(SANDBOX_OTP, creds["otp"])
+    monkeypatch.setenv(SANDBOX_OTP, totp(creds["totp_seed"], time.time()))  # as the app shows
     nb = dockerhub_nb(username=creds["username"])
-    assert "BinderHub finds the pushed image" in outputs_text(nb)
+    text = outputs_text(nb)
+    assert "BinderHub finds the pushed image" in text
+    assert "a token is the way" in text  # said at sign-in, before anything is made
     second = [e for e in fresh.log() if e["path"] == "/dockerhub/v2/users/2fa-login"]
     assert [e["status"] for e in second] == [200]
     assert tokens(fresh)[0]["user"] == creds["username"]
@@ -401,14 +405,15 @@ def test_two_factor_account_signs_in_with_the_code(
 def test_two_factor_account_without_a_code_stops_with_one_line(
     dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    creds = fresh.credentials("dockerhub-2fa")
+    creds = fresh.credentials("dockerhub-totp")
     monkeypatch.setenv(SANDBOX_SECRET, creds["password"])
     with pytest.raises(PapermillExecutionError) as err:
         dockerhub_nb(username=creds["username"])  # headless: no prompt, no code
     assert err.value.ename == "MissingCredentials"
     assert "two-factor code" in err.value.evalue and SANDBOX_OTP in err.value.evalue
     assert "\n" not in err.value.evalue
-    monkeypatch.setenv(SANDBOX_OTP, "000000" if creds["otp"] != "000000" else "111111")
+    stale = totp(creds["totp_seed"], time.time() - 300)  # a code from ten steps ago
+    monkeypatch.setenv(SANDBOX_OTP, stale)
     with pytest.raises(PapermillExecutionError) as err:
         dockerhub_nb(username=creds["username"])
     assert err.value.ename == "AuthenticationFailed"
@@ -443,10 +448,14 @@ def test_registry_pull_limit_is_retried(dockerhub_nb: NotebookRun, fresh: sandbo
     assert [e for e in fresh.log() if e["status"] == 429 and "/manifests/" in e["path"]]
 
 
-def make_org_token(box: sandbox.Sandbox, org: str, scope: str = "repo-push") -> str:
-    """An organization access token with ``scope`` (repository push) on ``org/*``, made by its
-    owner."""
+def make_org_token(
+    box: sandbox.Sandbox, org: str, scope: str = "scope-image-push", *, create: bool = False
+) -> str:
+    """An organization access token with ``scope`` on ``org/*`` (and, with ``create``, the
+    organization scope Repository Create), made by its owner."""
     resources = [{"type": "TYPE_REPO", "path": f"{org}/*", "scopes": [scope]}]
+    if create:
+        resources.append({"type": "TYPE_ORG", "path": org, "scopes": ["scope-repository-create"]})
     body = {"label": "BinderHub", "resources": resources}
     return _hub_token(box, "dockerhub", f"orgs/{org}/access-tokens", body)
 
@@ -454,12 +463,13 @@ def make_org_token(box: sandbox.Sandbox, org: str, scope: str = "repo-push") -> 
 def test_organization_access_token_pushes_as_the_organization(
     dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    oat = make_org_token(fresh, "binderhubdemoorg")
+    oat = make_org_token(fresh, "binderhubdemoorg", create=True)  # verify's push creates one
     monkeypatch.setenv(SANDBOX_SECRET, oat)
     monkeypatch.setenv(SANDBOX_PULL, make_org_token(fresh, "binderhubdemoorg", "scope-image-pull"))
     nb = dockerhub_nb(organization="binderhubdemoorg")
     text = outputs_text(nb)
     assert "your organization access token is BinderHub's credential as it is" in text
+    assert "so this is unproven" in text  # the one line of step 2
     assert "BinderHub finds the pushed image" in text
     secret = yaml.safe_load((dockerhub_nb.output_dir / "secret.yaml").read_text())["registry"]
     assert (secret["username"], secret["password"]) == ("binderhubdemoorg", oat)
@@ -468,3 +478,17 @@ def test_organization_access_token_pushes_as_the_organization(
     with pytest.raises(PapermillExecutionError) as err:
         dockerhub_nb(organization="")  # an OAT signs in as its organization
     assert err.value.ename == "InvalidParameter" and "organization" in err.value.evalue
+
+
+def test_organization_access_token_without_repository_create_fails_verification(
+    dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Image Push on org/* covers existing repositories; verify's push makes a new one
+    monkeypatch.setenv(SANDBOX_SECRET, make_org_token(fresh, "binderhubdemoorg"))
+    monkeypatch.setenv(SANDBOX_PULL, make_org_token(fresh, "binderhubdemoorg", "scope-image-pull"))
+    with pytest.raises(PapermillExecutionError) as err:
+        dockerhub_nb(organization="binderhubdemoorg")
+    assert err.value.ename == "VerificationFailed"
+    out = dockerhub_nb.last_output()
+    assert "so this is unproven" in out and "scope-repository-create" in out
+    assert fresh.state()["dockerhub"]["repositories"] == {}

@@ -17,6 +17,7 @@ array of pages the description shows (as every other paginated route; assumption
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from referencing.jsonschema import DRAFT4
 
 from binderhub_registry import sandbox
 from binderhub_registry.providers import dockerhub
-from binderhub_registry.sandbox.dockerhub import DockerHub
+from binderhub_registry.sandbox.dockerhub import DockerHub, totp
 
 DATA = Path(__file__).parent / "data" / "dockerhub" / "hub-api.yaml"
 SPEC: dict[str, Any] = yaml.safe_load(DATA.read_text())
@@ -150,7 +151,7 @@ def exercise_every_route(
         json={
             "label": "BinderHub push",
             "resources": [
-                {"type": "TYPE_REPO", "path": "binderhubdemoorg/*", "scopes": ["repo-push"]}
+                {"type": "TYPE_REPO", "path": "binderhubdemoorg/*", "scopes": ["scope-image-push"]}
             ],
         },
     ).json()
@@ -173,7 +174,7 @@ def exercise_every_route(
     hub.send("DELETE", f"/v2/access-tokens/{uuid}")
     hub.send("DELETE", f"/v2/access-tokens/{uuid}")  # 404
     # two-factor: the legacy login asks for the code, the second call opens the session
-    creds = box.credentials("dockerhub-2fa")
+    creds = box.credentials("dockerhub-totp")
     login = bare.send(
         "POST",
         "/v2/users/login",
@@ -192,7 +193,10 @@ def exercise_every_route(
     bare.send(
         "POST",
         "/v2/users/2fa-login",
-        json={"login_2fa_token": again["login_2fa_token"], "code": creds["otp"]},
+        json={
+            "login_2fa_token": again["login_2fa_token"],
+            "code": totp(creds["totp_seed"], time.time()),
+        },
     )
 
 

@@ -10,7 +10,7 @@ import requests
 
 from binderhub_registry import sandbox
 from binderhub_registry.providers import dockerhub
-from binderhub_registry.sandbox.dockerhub import PULL_LIMIT_BODY
+from binderhub_registry.sandbox.dockerhub import PULL_LIMIT_BODY, totp
 
 
 def hub(box: sandbox.Sandbox, method: str, path: str, **kw: Any) -> requests.Response:
@@ -78,7 +78,7 @@ def test_pat_session_is_refused_on_management_routes(fresh: sandbox.Sandbox) -> 
 
 
 def test_two_factor_sign_in(fresh: sandbox.Sandbox) -> None:
-    creds = fresh.credentials("dockerhub-2fa")
+    creds = fresh.credentials("dockerhub-totp")
     password = {"username": creds["username"], "password": creds["password"]}
     first = hub(fresh, "POST", "/v2/users/login", json=password)
     assert first.status_code == 401 and first.json()["login_2fa_token"]
@@ -100,7 +100,10 @@ def test_two_factor_sign_in(fresh: sandbox.Sandbox) -> None:
         fresh,
         "POST",
         "/v2/users/2fa-login",
-        json={"login_2fa_token": first.json()["login_2fa_token"], "code": creds["otp"]},
+        json={
+            "login_2fa_token": first.json()["login_2fa_token"],
+            "code": totp(creds["totp_seed"], time.time()),  # as the authenticator app shows it
+        },
     )
     assert ok.status_code == 200
     listed = hub(
@@ -182,11 +185,15 @@ def test_organization_access_tokens_need_an_owner_and_a_team_plan(fresh: sandbox
     auth = session(fresh)
     body = {
         "label": "BinderHub",
-        "resources": [{"type": "TYPE_REPO", "path": "binderhubdemoorg/*", "scopes": ["repo-push"]}],
+        "resources": [
+            {"type": "TYPE_REPO", "path": "binderhubdemoorg/*", "scopes": ["scope-image-push"]},
+            {"type": "TYPE_ORG", "path": "binderhubdemoorg", "scopes": ["scope-repository-create"]},
+        ],
     }
     made = hub(fresh, "POST", "/v2/orgs/binderhubdemoorg/access-tokens", headers=auth, json=body)
     assert made.status_code == 201 and made.json()["token"].startswith("dckr_oat_")
-    # the organization signs in with it, and pushes within its resources only
+    # the organization signs in with it, and pushes within its resources only (a new
+    # repository with Repository Create: tests/test_dockerhub_oat.py)
     oat = made.json()["token"]
     assert sorted(realm(fresh, "binderhubdemoorg", oat, "binderhubdemoorg/x")) == ["pull", "push"]
     assert realm(fresh, "binderhubdemoorg", oat, "binderhubdemo/x") == []

@@ -8,14 +8,21 @@ fake, ``sandbox/dockerhub.py``, lists the same behaviours with their sources):
   signs in again when Hub says it expired.
 - Two-factor accounts: the password alone is answered 401 with a
   ``login_2fa_token``; ``/v2/users/2fa-login`` with the code (``DOCKERHUB_OTP``
-  or a hidden prompt) opens the session. Single-sign-on accounts cannot use a
-  password: they bring a PAT.
+  or a hidden prompt) opens the session. The codes are TOTP (RFC 6238): each
+  lives 30 seconds and is taken once, so a renewal never resends one: it asks
+  for a fresh code, or, headless, stops with one line; the sign-in says before
+  anything starts that a token is the way for a headless or long run.
+  Single-sign-on accounts cannot use a password: they bring a PAT.
 - A session opened with a PAT (or an organization access token, OAT) is refused
   on token management, so a token the user brings (``DOCKERHUB_TOKEN``, or any
   ``dckr_pat_``/``dckr_oat_`` secret) becomes BinderHub's credential as it is:
   nothing is created, and verification proves it can push.
 - BinderHub creates a repository for every repository it builds, which an
   organization's plain members may not do: the role must be editor or owner.
+  An organization access token's repository access covers existing
+  repositories, and creating one takes the organization scope
+  ``scope-repository-create``; no public source shows a push creating one with
+  it, so the notebook calls that path unproven and offers the account's token.
 - Each deployment (one ``output_dir``) labels its token with its own id and
   deletes only tokens it recorded, so staging and production sharing an
   account never revoke each other's token.
@@ -36,6 +43,7 @@ rehearse another secret.
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import os
 import re
@@ -52,6 +60,7 @@ from ..errors import (
     AuthenticationFailed,
     CloudError,
     InvalidParameter,
+    MissingCredentials,
     PermissionDenied,
     error_for_response,
     map_exceptions,
@@ -82,7 +91,9 @@ __all__ = [
     "check_organization_role",
     "ensure_access_token",
     "ensure_pull_credential",
+    "oat_new_repositories",
     "sign_in",
+    "token_advice",
     "validate",
 ]
 
@@ -103,6 +114,7 @@ TOKEN_VARIABLE = "DOCKERHUB_TOKEN"  # always a token the user brings (PAT or OAT
 # a read-only token the user brings for user pods, when no password session can make one
 PULL_TOKEN_VARIABLE = "DOCKERHUB_PULL_TOKEN"
 OTP_VARIABLE = "DOCKERHUB_OTP"
+SESSION_MINUTES = 10  # a Hub session's life: "This expires in 10 minutes" (AuthCreateTokenResponse)
 # sandbox only: real variables are never read there, so a rehearsal cannot send a real secret
 SANDBOX_SECRET_VARIABLE = "BINDERHUB_REGISTRY_SANDBOX_DOCKERHUB_SECRET"
 SANDBOX_OTP_VARIABLE = "BINDERHUB_REGISTRY_SANDBOX_DOCKERHUB_OTP"
@@ -240,7 +252,10 @@ class HubConnection(Connection):
         push=(
             "the access token needs the repo:write scope (Read & Write), and to push to an "
             "organization the account must be its editor or owner: members cannot create "
-            "repositories, and BinderHub creates one for every repository it builds"
+            "repositories, and BinderHub creates one for every repository it builds; an "
+            "organization access token needs Image Push (scope-image-push) on <org>/* and, to "
+            "create a repository, the organization scope Repository Create "
+            "(scope-repository-create), which no public source shows a push using"
         ),
     )
     retiring = "retiring_tokens"
@@ -427,48 +442,115 @@ def _token_kind(secret: Secret, source: str) -> str:
     return "password"
 
 
-def _read_code(sandbox: bool, username: str) -> Secret:
-    """The two-factor code: from the environment, else a hidden prompt; else stop."""
-    variable = SANDBOX_OTP_VARIABLE if sandbox else OTP_VARIABLE
-    return read_secret(
-        (variable,),
-        f"Docker Hub two-factor code for {username} (or bring a personal access token as "
-        f"{SANDBOX_SECRET_VARIABLE if sandbox else TOKEN_VARIABLE})",
+def token_advice(p: Params) -> str:
+    """The one line a two-factor sign-in prints before anything starts: a session lasts 10
+    minutes and each renewal takes a fresh one-time code, so a token is the way for a run
+    that is headless or longer than a session."""
+    variable = SANDBOX_SECRET_VARIABLE if p.sandbox else TOKEN_VARIABLE
+    return (
+        f"a two-factor session lasts {SESSION_MINUTES} minutes and Docker Hub takes each "
+        "one-time code once, so renewing it needs a fresh code from you: for a headless run, "
+        "or one longer than that, a token is the way, a personal access token (an "
+        f"organization access token for an organization) in {variable}"
     )
 
 
-def _open_session(hub: _Hub, p: Params, identifier: str, secret: Secret, source: str) -> str:
-    """A Hub session (bearer) for ``identifier`` with ``secret``; two-factor handled here."""
-    answer = hub.send(
-        "POST", "/v2/auth/token", json={"identifier": identifier, "secret": secret.reveal()}
-    )
-    if answer.ok:
-        return str(answer.json()["access_token"])
-    if answer.status_code != 401:
-        raise _error(answer, "POST", "/v2/auth/token")  # 429 and 5xx are retried by the runner
-    pending = _pending_2fa(answer)
-    if pending is None and _token_kind(secret, source) == "password":
-        # two-factor accounts are told so by the (deprecated) login route, whatever this one says
-        login = hub.send(
-            "POST", "/v2/users/login", json={"username": identifier, "password": secret.reveal()}
+def _digest_code(code: Secret) -> str:
+    return hashlib.sha256(code.reveal().encode()).hexdigest()
+
+
+@dataclass
+class _SignIn:
+    """How this run signs in, again when Docker Hub says the session expired (10 minutes).
+
+    A one-time code is never sent twice (Docker Hub's codes are TOTP, RFC 6238: each lives
+    30 seconds and is taken once): a renewal asks for a fresh one, from the variable if it
+    now holds a new code, else at a hidden prompt; a headless run, which cannot ask, stops
+    with one line saying a token is the way.
+    """
+
+    hub: _Hub
+    p: Params
+    identifier: str
+    secret: Secret = field(repr=False)
+    source: str
+    two_factor: bool = False  # the account asked for a second factor
+    sent: set[str] = field(default_factory=set)  # digests of the codes sent (never the codes)
+
+    def open(self, renewal: bool = False) -> str:
+        """A Hub session (bearer); two-factor handled here."""
+        hub, identifier, secret = self.hub, self.identifier, self.secret
+        answer = hub.send(
+            "POST", "/v2/auth/token", json={"identifier": identifier, "secret": secret.reveal()}
         )
-        pending = _pending_2fa(login)
-    if pending is not None:
-        code = _read_code(p.sandbox, identifier)
-        done = hub.send(
-            "POST", "/v2/users/2fa-login", json={"login_2fa_token": pending, "code": code.reveal()}
-        )
-        if not done.ok:
-            raise AuthenticationFailed(
-                f"Docker Hub refused the two-factor code for {identifier!r}: use a fresh code, "
-                f"or bring a personal access token as {TOKEN_VARIABLE}"
+        if answer.ok:
+            return str(answer.json()["access_token"])
+        if answer.status_code != 401:
+            raise _error(answer, "POST", "/v2/auth/token")  # 429 and 5xx: retried by the runner
+        pending = _pending_2fa(answer)
+        if pending is None and _token_kind(secret, self.source) == "password":
+            # two-factor accounts are told so by the (deprecated) login route, whatever this says
+            login = hub.send(
+                "POST",
+                "/v2/users/login",
+                json={"username": identifier, "password": secret.reveal()},
             )
-        return str(done.json()["token"])
-    variable = SANDBOX_SECRET_VARIABLE if p.sandbox else "DOCKERHUB_TOKEN or DOCKERHUB_PASSWORD"
-    raise AuthenticationFailed(
-        f"Docker Hub refused user {identifier!r} with the secret from {source}: check {variable} "
-        "(accounts with single sign-on need a personal access token)"
-    )
+            pending = _pending_2fa(login)
+        if pending is not None:
+            self.two_factor = True
+            code = self._code(renewal)
+            self.sent.add(_digest_code(code))
+            done = hub.send(
+                "POST",
+                "/v2/users/2fa-login",
+                json={"login_2fa_token": pending, "code": code.reveal()},
+            )
+            if not done.ok:
+                raise AuthenticationFailed(
+                    f"Docker Hub refused the two-factor code for {identifier!r}: codes live 30 "
+                    "seconds and each is taken once, so use a fresh one, or bring a personal "
+                    f"access token as {TOKEN_VARIABLE}"
+                )
+            return str(done.json()["token"])
+        variable = (
+            SANDBOX_SECRET_VARIABLE if self.p.sandbox else "DOCKERHUB_TOKEN or DOCKERHUB_PASSWORD"
+        )
+        raise AuthenticationFailed(
+            f"Docker Hub refused user {identifier!r} with the secret from {self.source}: check "
+            f"{variable} (accounts with single sign-on need a personal access token)"
+        )
+
+    def _code(self, renewal: bool) -> Secret:
+        """The two-factor code: the variable's, else a hidden prompt; never one sent before."""
+        variable = SANDBOX_OTP_VARIABLE if self.p.sandbox else OTP_VARIABLE
+        brought = os.environ.get(variable, "")
+        if brought and _digest_code(Secret(brought)) not in self.sent:
+            return Secret(brought)
+        if not renewal:
+            return read_secret(
+                (variable,),
+                f"Docker Hub two-factor code for {self.identifier} (or bring a personal access "
+                f"token as {SANDBOX_SECRET_VARIABLE if self.p.sandbox else TOKEN_VARIABLE})",
+            )
+        what = (
+            f"a fresh Docker Hub two-factor code for {self.identifier} (the "
+            f"{SESSION_MINUTES}-minute session expired and the code it was opened with is spent)"
+        )
+        try:
+            typed = getpass.getpass(f"{what}: ")
+        except Exception:  # headless kernels have no stdin: StdinNotImplementedError, EOFError
+            typed = ""
+        if not typed:
+            raise MissingCredentials(
+                what, "a headless run cannot ask for one: " + token_advice(self.p)
+            )
+        code = Secret(typed)
+        if _digest_code(code) in self.sent:
+            raise AuthenticationFailed(
+                f"that two-factor code for {self.identifier!r} was sent already and Docker Hub "
+                "takes each code once: rerun this cell with the next code your app shows"
+            )
+        return code
 
 
 def _pending_2fa(answer: requests.Response) -> str | None:
@@ -517,8 +599,9 @@ def sign_in(p: Params) -> Result[HubConnection]:
         )
     identifier = p.organization if kind == "oat" else p.username
     hub = _Hub(api, ca_file)
-    hub.authorize(_open_session(hub, p, identifier, secret, source))
-    hub.renew = lambda: _open_session(hub, p, identifier, secret, source)
+    signing = _SignIn(hub, p, identifier, secret, source)
+    hub.authorize(signing.open())
+    hub.renew = lambda: signing.open(renewal=True)
     conn = HubConnection(
         params=p,
         record=Record(p.output_dir, KEY),
@@ -534,6 +617,8 @@ def sign_in(p: Params) -> Result[HubConnection]:
     detail = f"signed in to {where} as {identifier} with {what[kind]}"
     if kind != "password":
         detail += f" from {source}"
+    if signing.two_factor:
+        detail += " and a two-factor code; " + token_advice(p)
     return Result(conn, "done", detail)
 
 
@@ -547,13 +632,15 @@ def check_organization_role(conn: HubConnection) -> Result[None]:
     org = p.organization
     if not org:
         return Result(None, "skipped", f"no organization: images go to {p.username}/")
+    if conn.kind == "oat":
+        return Result(None, "skipped", oat_new_repositories(org))
     if conn.kind != "password":
-        token = "personal" if conn.kind == "pat" else "organization"
         return Result(
             None,
             "skipped",
-            f"Docker Hub shows no roles to a {token} access token's session: verify's push "
-            "checks the token may push to {org}/".replace("{org}", org),
+            "Docker Hub shows no roles to a personal access token's session: verify's push "
+            f"checks the token may push to {org}/, and only an Editor's or Owner's may create "
+            "the new repositories BinderHub pushes",
         )
 
     def members(**extra: str) -> set[str]:
@@ -583,9 +670,9 @@ def check_organization_role(conn: HubConnection) -> Result[None]:
         return Result(
             None,
             "done",
-            f"{p.username} is an owner of {org}; on a Team or Business plan an organization "
-            f"access token (repo push on {org}/*) outlives any member leaving: create one in "
-            f"{org}'s settings and bring it as {TOKEN_VARIABLE}",
+            f"{p.username} is an owner of {org}: it may create repositories, and this run's "
+            "personal access token is the proven way (that an organization access token's push "
+            "creates them is unproven: see the notebook)",
         )
     if p.username in members(role="editor"):
         return Result(
@@ -594,8 +681,21 @@ def check_organization_role(conn: HubConnection) -> Result[None]:
     raise PermissionDenied(
         f"{p.username} is a plain member of {org!r} and members cannot create repositories, "
         f"which BinderHub does for every repository it builds: ask an owner of {org} for the "
-        f"Editor role, or for an organization access token with repo push on {org}/* (Team and "
-        f"Business plans) to bring as {TOKEN_VARIABLE}"
+        "Editor role"
+    )
+
+
+def oat_new_repositories(org: str) -> str:
+    """What is known of an organization access token and the new repositories BinderHub
+    pushes, in one line (the evidence: the fake's table, ``sandbox/dockerhub.py``)."""
+    return (
+        "BinderHub pushes a new repository for every repository it builds, and Docker documents "
+        f"that an organization access token's repository access ({org}/* included) covers "
+        "existing repositories and that creating one takes the organization scope Repository "
+        "Create (scope-repository-create); no public source shows a push creating a repository "
+        "with one, so this is unproven: verify's push proves only the check repository, and "
+        f"the proven way is an account's token, the password or a personal access token of an "
+        f"Editor or Owner of {org}"
     )
 
 

@@ -18,10 +18,19 @@ two-factor account, password alone:        spec (PostUsersLogin: "Authentication
 ``/v2/users/login`` answers 401 with       or second factor required", login_2fa_token;
 ``login_2fa_token``;                       PostUsers2FALogin {login_2fa_token, code} ->
 ``/v2/users/2fa-login`` with the code      token); trufflehog's Docker Hub detector
-gives ``token``
-                                           ("valid credentials can still return 401 if
-                                           2FA is enabled"). ``/v2/auth/token`` answers
+gives ``token`` (a session as long as      ("valid credentials can still return 401 if
+``/v2/auth/token``'s: assumption)          2FA is enabled"). ``/v2/auth/token`` answers
                                            the same 401: assumption
+the code is a time-based one-time          spec (Users2FALoginRequest.code: "The
+password: RFC 6238 (HMAC-SHA-1, 6 digits,  Time-based One-Time Password"); docker/docs
+30-second steps) of the account's seed     security/2fa/_index.md (a TOTP authenticator
+(the sandbox's credentials                 app, "the six-digit code", a code "each time
+``dockerhub-totp``: ``totp_seed``), the    you sign in"); RFC 6238 4.1 (30 s, the
+current step's or the one before; each     default step), 5.2 (one step back for delay;
+code is taken once (that step and every    the same code never accepted twice).
+earlier one are refused after it);         Docker's own window: assumption
+``settings.totp_time_offset`` moves the
+fake's clock
 single sign-on enforced: the password is   spec (authentication: "The password
 refused (401), a PAT works                 authentication type is not available if your
                                            organization has SSO enforced"; wording:
@@ -52,46 +61,46 @@ field says Owner or Member                 CSV export's Permission Owner, Member
 non-member 403, unknown organization 404   spec (forbidden, not_found responses)
 ``GET /v2/users/{user}`` (unused here)      not in the spec: assumption
 organization plans free, team, business;   spec (org-access-tokens:
-organization access tokens                 createOrgAccessTokenRequest, resources
-(``dckr_oat_``, username the               TYPE_REPO with ``repo-push``;
-organization) created by an owner on team  createOrgAccessTokenResponse example
-or business plans only
-                                           ``dckr_oat_``); docker/docs
-                                           security/for-admins/access-tokens (Team and
-                                           Business; managed by owners). The refusal's
-                                           wording on a free plan: assumption
-realm: Basic user and password, PAT or     spec (AuthCreateAccessToken: "password,
-OAT; ``repo:write`` pulls and pushes,      personal access token, or organization access
-``repo:read`` pulls; nothing on a          token"); docker/docs access-tokens (scopes);
-repository that does not exist yet         BinderHub registry.py ("Docker Hub answers 401
-                                           for missing repos")
-the registry answers Basic credentials     distribution's token auth; DESIGN section 3
-with its Bearer challenge (no Basic on
-the data plane)
-a repository created by a push takes its   docker/docs docker-hub/settings.md ("Default
-namespace's default privacy                repository privacy", Public or Private: a push
-(``settings.default_privacy``: namespace   that creates the repository uses it); the
--> "public"/"private"); a new account's    default's value is not stated there: Public
-is Public                                  from docker/cli#4977 ("the repo will be
-                                           created with public visibility") and Kamal's
-                                           registry docs ("By default, Docker Hub
-                                           creates public repositories")
-public repositories: anyone pulls, even    docker/docs docker-hub/settings.md (Public:
-anonymously; private ones: only the        "can be pulled by everyone"); docker/docs
-namespace's credentials; a                 security/access-tokens/reference.md (Repo
-``repo:public_read`` token pulls public    Public Read-only pulls public repositories,
-ones only, ``repo:read`` pulls and never   Repo Read-only also private ones you have
-pushes                                     access to; Read & Write adds push)
+organization access tokens                 createOrgAccessTokenRequest;
+(``dckr_oat_``, username the               createOrgAccessTokenResponse example
+organization) created by an owner on team  ``dckr_oat_``); docker/docs
+or business plans only                     security/access-tokens/organization-access-tokens.md
+                                           (Team and Business; managed by owners). The
+                                           refusal's wording on a free plan: assumption
+an OAT's resources: at least one, each     the current description's
+with type, path and scopes; TYPE_REPO:     orgAccessTokenResource (docs.docker.com,
+repository scopes, a path in the           reference/api/hub/latest/schemas/
+organization that names an existing        orgAccessTokenResource: "Must be an existing
+repository or is a glob (``org/*``), or    repository name", glob patterns,
+``*/*/public``; TYPE_ORG: organization     ``*/*/public``; createOrgAccessTokenRequest:
+scopes, the organization as path; else     label and resources required, minItems 1;
+400 (ValueError)                           the vendored excerpt predates it,
+                                           tests/data/dockerhub/README.md); scope
+                                           names: docker/docs
+                                           security/access-tokens/reference.md. The
+                                           TYPE_ORG path, the refusal's wording, and
+                                           refusing the old example names
+                                           ``repo-pull``, ``repo-push``: assumption
 an organization access token's session is  docker/docs security/access-tokens/
 refused on organization access token       reference.md (the endpoints an OAT may call:
 management (403 "token issued from         namespace repositories only; legacy routes
 organization access token is not           answer this 403); the spec labels no
 allowed"): a token cannot make tokens      org-access-tokens route ``oat``
-OAT scopes ``scope-image-pull`` (pull),    docker/docs reference.md (Image Pull; Image
-``scope-image-push`` (push and pull); an   Push includes Image Pull; "Read public
-OAT pulls other public repositories not    repositories" is an option: not modelled);
-                                           ``repo-pull``, ``repo-push``: the spec's
-                                           example
+OAT repository scopes:                     docker/docs access-tokens/reference.md
+``scope-image-pull`` pulls,                (Repository scopes: Image Push includes
+``scope-image-push`` pushes and pulls,     Image Pull, Image Delete includes Image
+``scope-image-delete`` adds delete; the    Push; "Read public repositories" in
+others grant no registry action; an OAT    organization-access-tokens.md); the current
+pulls public repositories outside its      spec's example ``scope-image-pull``
+resources only through ``*/*/public``
+an OAT pushes to a repository that does    docker/docs access-tokens/reference.md
+not exist yet (creating it) only with the  ("Creating a repository requires the
+organization scope                         organization-level Repository Create scope.
+``scope-repository-create``                No repository scope grants it");
+(``settings.oat_new_repositories``         orgAccessTokenResource (existing
+"scope"); "never": no OAT push creates     repositories). That a push with that scope
+one; "any": Image Push on a matching glob  creates the repository: assumption (no
+creates it (a named relaxation)            public source shows it)
 anonymous pulls are limited per client     docker/docs docker-hub/usage/pulls.md (100
 address: at ``anonymous_pull_limit``        per 6 hours per IPv4 address or IPv6 /64
 manifest GETs with an anonymous token in    anonymously; a pull is a manifest GET, a HEAD
@@ -113,6 +122,10 @@ the registry's 429 ``TOOMANYREQUESTS``     docker/docs docker-hub/usage/pulls.md
 
 from __future__ import annotations
 
+import base64
+import fnmatch
+import hashlib
+import hmac
 import secrets
 import time
 import uuid
@@ -133,7 +146,9 @@ __all__ = [
     "SEED_ORG",
     "SEED_USER",
     "SESSION_TTL",
+    "TOTP_STEP",
     "DockerHub",
+    "totp",
 ]
 
 SEED_USER = "binderhubdemo"  # the account the notebooks use in the sandbox
@@ -146,6 +161,8 @@ TWO_FACTOR_USER = "binderhub2fa"  # an account with two-factor authentication
 SSO_USER = "binderhubsso"  # an account whose organization enforces single sign-on
 
 SESSION_TTL = 600.0  # seconds: "This expires in 10 minutes" (spec)
+TOTP_STEP = 30  # seconds a one-time code lives (RFC 6238's default time step)
+TOTP_DIGITS = 6  # "the six-digit code" (docker/docs security/2fa)
 
 SCOPE_ACTIONS = {
     "repo:admin": {"pull", "push", "delete"},
@@ -153,12 +170,55 @@ SCOPE_ACTIONS = {
     "repo:read": {"pull"},
     "repo:public_read": {"pull"},
 }
-OAT_SCOPE_ACTIONS = {
-    "repo-pull": {"pull"},
-    "repo-push": {"pull", "push"},
+#: An organization access token's repository scopes (TYPE_REPO) and the registry actions
+#: each grants: docker/docs content/manuals/security/access-tokens/reference.md ("Repository
+#: scopes": Image Push includes Image Pull, Image Delete includes Image Push; the others are
+#: Hub API scopes, no registry action).
+OAT_REPO_SCOPES: dict[str, set[str]] = {
     "scope-image-pull": {"pull"},
     "scope-image-push": {"pull", "push"},
+    "scope-image-delete": {"pull", "push", "delete"},
+    **{
+        name: set()
+        for name in (
+            "scope-repository-read",
+            "scope-repository-edit",
+            "scope-repository-admin",
+            "scope-tag-read",
+            "scope-tag-admin",
+            "scope-webhook-read",
+            "scope-webhook-edit",
+            "scope-webhook-admin",
+            "scope-repo-group-read",
+            "scope-repo-group-edit",
+            "scope-repo-group-admin",
+            "scope-repository-settings-admin",
+        )
+    },
 }
+#: Its organization scopes (TYPE_ORG), from the same table ("Organization scopes").
+OAT_ORG_SCOPES = frozenset(
+    {
+        "scope-member-read",
+        "scope-member-edit",
+        "scope-invite-read",
+        "scope-invite-edit",
+        "scope-group-read",
+        "scope-group-edit",
+        "scope-activity-read",
+        "scope-siem_credentials-read",
+        "scope-ram-read",
+        "scope-ram-write",
+        "scope-report-read",
+        "scope-repository-create",
+        "scope-repository-list",
+        "scope-registry-usage-read",
+    }
+)
+#: The organization scope that creating a repository takes ("No repository scope grants it").
+REPOSITORY_CREATE = "scope-repository-create"
+#: The TYPE_REPO path that names every public repository ("Read public repositories").
+PUBLIC_REPOSITORIES = "*/*/public"
 ROLE_ACTIONS = {"owner": {"pull", "push", "delete"}, "editor": {"pull", "push"}, "member": {"pull"}}
 
 #: Anonymous pulls per IPv4 address or IPv6 /64 in a window of 6 hours (docker/docs
@@ -194,13 +254,24 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
 
 
+def totp(seed: str, at: float, step: int = TOTP_STEP, digits: int = TOTP_DIGITS) -> str:
+    """The RFC 6238 one-time code of the base32 ``seed`` at Unix time ``at``: HMAC-SHA-1 of
+    the time step, dynamically truncated as RFC 4226 says (what authenticator apps show)."""
+    key = base64.b32decode(seed.upper() + "=" * (-len(seed) % 8))
+    mac = hmac.new(key, int(at // step).to_bytes(8, "big"), hashlib.sha1).digest()
+    offset = mac[-1] & 0x0F
+    value = int.from_bytes(mac[offset : offset + 4], "big") & 0x7FFFFFFF
+    return f"{value % 10**digits:0{digits}d}"
+
+
 @dataclass
 class Account:
     """A Docker ID: its password, and how it signs in."""
 
     password: str
-    otp: str = ""  # two-factor: the code the sandbox's authenticator shows (no clock)
+    totp_seed: str = ""  # two-factor: the authenticator's shared secret (base32)
     sso: bool = False  # single sign-on enforced: the password is refused
+    last_step: int = -1  # the time step of the last code accepted: none is taken twice
 
 
 @dataclass
@@ -292,12 +363,16 @@ class Hub:
     counter: int = 0
     settings: dict[str, Any] = field(
         # default_privacy: namespace -> "public" or "private"; absent: Public, a new account's;
-        # anonymous pulls per client address in pull_window seconds (Docker's own figures)
+        # anonymous pulls per client address in pull_window seconds (Docker's own figures);
+        # oat_new_repositories: "scope" (documented), "never" (stricter), "any" (relaxed);
+        # totp_time_offset: seconds added to the clock the one-time codes are checked against
         default_factory=lambda: {
             "session_ttl": SESSION_TTL,
             "default_privacy": {},
             "anonymous_pull_limit": ANONYMOUS_PULL_LIMIT,
             "pull_window": PULL_WINDOW,
+            "oat_new_repositories": "scope",
+            "totp_time_offset": 0.0,
         }
     )
 
@@ -353,7 +428,12 @@ class DockerHub(Backend):
             [
                 account("dockerhub", SEED_USER),
                 account("dockerhub-other", OTHER_USER),
-                account("dockerhub-2fa", TWO_FACTOR_USER, otp=f"{secrets.randbelow(10**6):06d}"),
+                # the authenticator's seed, for tests to compute codes as an app does
+                account(
+                    "dockerhub-totp",
+                    TWO_FACTOR_USER,
+                    totp_seed=base64.b32encode(secrets.token_bytes(20)).decode(),
+                ),
                 account("dockerhub-sso", SSO_USER),
             ]
         )
@@ -363,7 +443,7 @@ class DockerHub(Backend):
     def seed(self) -> None:
         """The seeded users and organizations, no access token, default settings."""
         accounts = {
-            name: Account(u["password"], otp=u.get("otp", ""), sso=name == SSO_USER)
+            name: Account(u["password"], totp_seed=u.get("totp_seed", ""), sso=name == SSO_USER)
             for name, u in self.seed_users.items()
         }
         self.hub = Hub(
@@ -448,7 +528,8 @@ class DockerHub(Backend):
 
     def settings(self) -> dict[str, Any]:
         """``/_sandbox/dockerhub/settings``: ``{"session_ttl": seconds, "default_privacy":
-        {namespace: "public" or "private"}}``."""
+        {namespace: "public" or "private"}, "anonymous_pull_limit", "pull_window",
+        "oat_new_repositories": "scope" | "never" | "any", "totp_time_offset": seconds}``."""
         return self.hub.settings
 
     def state(self) -> dict[str, Any]:
@@ -500,7 +581,7 @@ class DockerHub(Backend):
         for oat in self.hub.org_tokens.values():
             if oat.org == user and oat.is_active and secrets.compare_digest(oat.secret, secret):
                 scopes = [s for r in oat.resources for s in r.get("scopes", [])]
-                return "oat", set().union(*(OAT_SCOPE_ACTIONS.get(s, set()) for s in scopes))
+                return "oat", set().union(*(OAT_REPO_SCOPES.get(s, set()) for s in scopes))
         return None
 
     def _new_session(self, user: str, kind: str, actions: set[str]) -> str:
@@ -534,7 +615,7 @@ class DockerHub(Backend):
                     "message": "single sign-on is enforced: use a personal access token",
                 },
             )
-        if account.otp:
+        if account.totp_seed:
             pending = "login-2fa-" + secrets.token_urlsafe(18)
             self.hub.pending_2fa[pending] = user
             return json_response(
@@ -573,15 +654,25 @@ class DockerHub(Backend):
         body = request.json()
         user = self.hub.pending_2fa.get(str(body.get("login_2fa_token", "")))
         account = self.hub.accounts.get(user or "")
-        if (
-            not user
-            or not account
-            or not secrets.compare_digest(account.otp, str(body.get("code", "")))
-        ):
+        if not user or not account or not self._fresh_code(account, str(body.get("code", ""))):
             return json_response(401, {"detail": "Incorrect authentication credentials"})
         del self.hub.pending_2fa[str(body["login_2fa_token"])]
         actions = {"pull", "push", "delete", "manage"}
         return json_response(200, {"token": self._new_session(user, "password", actions)})
+
+    def _fresh_code(self, account: Account, code: str) -> bool:
+        """Whether ``code`` is the account's one-time code now (or one step ago, for a code
+        typed as it changed: RFC 6238 section 5.2), and not taken before: a step whose code
+        was accepted, and every earlier one, is refused from then on (RFC 6238 section 5.2:
+        a verifier must not accept the same code twice)."""
+        now = time.time() + float(self.hub.settings["totp_time_offset"])
+        step = int(now // TOTP_STEP)
+        for candidate in (step, step - 1):
+            expected = totp(account.totp_seed, candidate * TOTP_STEP)
+            if candidate > account.last_step and secrets.compare_digest(expected, code):
+                account.last_step = candidate
+                return True
+        return False
 
     # --- accounts and organizations ------------------------------------------------
     def get_user(self, request: Request) -> Response:
@@ -745,6 +836,9 @@ class DockerHub(Backend):
         label, resources = body.get("label"), body.get("resources")
         if not isinstance(label, str) or not label or not isinstance(resources, list):
             return _error(400, "label and resources are required")
+        problem = self._resources_problem(request.params["org"], resources)
+        if problem:
+            return _invalid("resources", problem)
         self.hub.counter += 1
         token = OrgToken(
             id=str(uuid.UUID(int=self.hub.counter, version=4)),
@@ -757,6 +851,42 @@ class DockerHub(Backend):
         )
         self.hub.org_tokens[token.id] = token
         return json_response(201, token.public() | {"token": token.secret})
+
+    def _resources_problem(self, org: str, resources: list[Any]) -> str:
+        """Why an organization access token's ``resources`` are refused ("" if they are not).
+
+        The current description's orgAccessTokenResource (docs.docker.com/reference/api/hub/
+        latest/schemas/orgAccessTokenResource): type, path and scopes required, at least one
+        resource; a TYPE_REPO path "must be an existing repository name", glob patterns
+        allowed (``org/*``), ``*/*/public`` for every public repository. The scope names:
+        docker/docs access-tokens/reference.md. A TYPE_ORG path naming its organization, and
+        every wording here: assumption.
+        """
+        if not resources:
+            return "resources must name at least one resource"
+        assert self.front is not None
+        for r in resources:
+            kind = r.get("type") if isinstance(r, dict) else None
+            path = str(r.get("path", "")) if isinstance(r, dict) else ""
+            scopes = r.get("scopes") if isinstance(r, dict) else None
+            if not isinstance(scopes, list) or not scopes:
+                return f"resource {path!r} needs scopes"
+            if kind == "TYPE_ORG":
+                unknown = sorted(set(map(str, scopes)) - OAT_ORG_SCOPES)
+                if path != org:
+                    return f"an organization resource's path must be {org!r}, not {path!r}"
+            elif kind == "TYPE_REPO":
+                unknown = sorted(set(map(str, scopes)) - set(OAT_REPO_SCOPES))
+                glob = any(c in path for c in "*?[")
+                if path != PUBLIC_REPOSITORIES and not path.startswith(org + "/"):
+                    return f"repository {path!r} is not in organization {org!r}"
+                if not glob and not self.front.process.tags(path):
+                    return f"repository {path!r} must be an existing repository name"
+            else:
+                return f"resource type {kind!r} must be TYPE_REPO or TYPE_ORG"
+            if unknown:
+                return f"invalid scopes {unknown} for a {kind} resource"
+        return ""
 
     def delete_org_token(self, request: Request) -> Response:
         found = self._org_for(request, owner=True)
@@ -792,21 +922,31 @@ class DockerHub(Backend):
             role = org.roles.get(user) if org else None
             return ROLE_ACTIONS.get(role or "", set())
 
-        def oat_actions(name: str) -> set[str]:
+        def oat_actions(name: str, exists: bool) -> set[str]:
             oat = next(
                 t for t in self.hub.org_tokens.values() if t.org == user and t.secret == secret
             )
             actions: set[str] = set()
             for r in oat.resources:
-                path = str(r.get("path", ""))
-                if name == path or (path.endswith("/*") and name.startswith(path[:-1])):
-                    actions |= set().union(*(OAT_SCOPE_ACTIONS.get(s, set()) for s in r["scopes"]))
+                path, named = str(r.get("path", "")), r.get("scopes", [])
+                if r.get("type") != "TYPE_REPO":
+                    continue
+                if path == PUBLIC_REPOSITORIES:  # every public repository: read only
+                    granted = set().union(*(OAT_REPO_SCOPES.get(s, set()) for s in named))
+                    actions |= granted & self._public_pull(name)
+                elif fnmatch.fnmatchcase(name, path):
+                    actions |= set().union(*(OAT_REPO_SCOPES.get(s, set()) for s in named))
+            if not exists and "push" in actions and not self._oat_creates(oat):
+                actions.discard("push")  # the repository does not exist: see _oat_creates
             return actions
 
         def allow(name: str, wanted: set[str]) -> set[str]:
             assert self.front is not None
             exists = bool(self.front.process.tags(name))
-            scope = oat_actions(name) if kind == "oat" else role_actions(name.split("/")[0])
+            if kind == "oat":
+                scope = oat_actions(name, exists)
+            else:
+                scope = role_actions(name.split("/")[0])
             if "repo:public_read" in scopes:  # Repo Public Read-only: public repositories
                 scope = set()
             actions = wanted & allowed & scope
@@ -819,6 +959,27 @@ class DockerHub(Backend):
             return actions | (wanted & allowed & self._public_pull(name))
 
         return Grant(user, allow)
+
+    def _oat_creates(self, oat: OrgToken) -> bool:
+        """Whether ``oat``'s push may create a repository (``settings["oat_new_repositories"]``).
+
+        "scope", the default, is Docker's documented rule: a repository resource names
+        existing repositories (orgAccessTokenResource), and "creating a repository requires
+        the organization-level Repository Create scope. No repository scope grants it"
+        (docker/docs access-tokens/reference.md): so only with ``scope-repository-create``.
+        That a registry push counts as that creation is not shown by any public source
+        (assumption). "never": the stricter reading, no push creates one. "any": a named
+        relaxation, the old fake's, where Image Push on ``org/*`` creates repositories.
+        """
+        rule = str(self.hub.settings["oat_new_repositories"])
+        if rule == "any":
+            return True
+        if rule == "never":
+            return False
+        return any(
+            r.get("type") == "TYPE_ORG" and REPOSITORY_CREATE in r.get("scopes", [])
+            for r in oat.resources
+        )
 
     def _default_privacy(self, name: str) -> str:
         """The privacy a push gives a new repository: its namespace's default (Public)."""
