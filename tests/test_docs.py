@@ -204,12 +204,12 @@ def test_conda_and_binder_install_what_the_lock_pins(
     assert _requirement_names(*extras) <= _pins(ROOT / exported)
 
 
-def test_readme_has_the_binder_badge_and_a_small_screenshot_of_the_site() -> None:
+def test_readme_has_the_binder_link_and_a_small_screenshot_of_the_site() -> None:
     readme = (ROOT / "README.md").read_text()
-    badge = re.search(r"\(https://mybinder\.org/v2/gh/[^)\s]+\)", readme)
-    assert badge and "urlpath=lab/tree/notebooks" in badge.group(0)  # JupyterLab, notebooks/
     choose = readme[readme.index("## Choose your path") :]
     choose = choose[: choose.index("\n## ", 1)]
+    binder = re.search(r"\(https://mybinder\.org/v2/gh/[^)\s]+\)", choose)
+    assert binder and "urlpath=lab/tree/notebooks" in binder.group(0)  # JupyterLab, notebooks/
     for way in ("make docs", "Binder", "jupyter lab", "papermill", "binderhub-registry verify"):
         assert way in choose, way
     shot = re.search(r"!\[[^\]]+\]\((docs/_static/[\w.-]+\.png)\)", choose)
@@ -217,3 +217,69 @@ def test_readme_has_the_binder_badge_and_a_small_screenshot_of_the_site() -> Non
     png = ROOT / shot.group(1)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert png.stat().st_size < 300_000
+
+
+#: the README's sections, in order: the user's path and nothing else (issue 24, point 12)
+README_SECTIONS = [
+    "Install, from a clone",
+    "Choose your path",
+    "Rehearse: `make demo`",
+    "Do it for real",
+    "Check values you already have: `verify`",
+    "The docs",
+    "Contributing",
+]
+#: what moved out of the README: to CONTRIBUTING.md, or to the docs
+MOVED = {
+    "CONTRIBUTING.md": ["## Layout", "## Adding a registry", "POST /_sandbox/faults", "make audit"],
+    "docs/running.md": ["## Parameters", "## Scheduled rotation without an outage"],
+}
+
+
+def test_readme_is_the_users_path_and_the_rest_moved() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert re.findall(r"^## (.+)$", readme, re.M) == README_SECTIONS
+    assert len(readme.splitlines()) <= 200
+    for where, texts in MOVED.items():
+        text = (ROOT / where).read_text()
+        for moved in texts:
+            assert moved in text, (where, moved)
+            assert moved not in readme, moved
+    assert "_sandbox/" not in readme  # the fault API is a contributor's business
+    # what is not true yet is said plainly
+    flat = " ".join(readme.split())
+    assert "**Not released yet.**" in flat and "install from a clone" in flat
+
+
+def test_readme_runs_each_registry_for_real_with_the_variables_it_reads() -> None:
+    from binderhub_registry import providers
+
+    readme = (ROOT / "README.md").read_text()
+    real = readme[readme.index("## Do it for real") :]
+    block = real[real.index("```bash\n") : real.index("```\n", real.index("```bash\n") + 8)]
+    chunks = block.split("\n\n")
+    for key in providers.keys():
+        provider = providers.get(key)
+        chunk = next(c for c in chunks if f"notebooks/{provider.NOTEBOOK}.ipynb" in c)
+        assert "-p sandbox False" in chunk, key
+        for variable, _ in provider.SECRET_ENVIRONMENT:
+            assert variable in chunk, (key, variable)
+
+
+def test_jupyter_lab_as_root_is_explained() -> None:
+    for where in ("README.md", "docs/running.md", "docs/index.md"):
+        assert "--allow-root" in (ROOT / where).read_text(), where
+    # the message jupyter_server prints, quoted where the docs explain it
+    index = " ".join((ROOT / "docs" / "index.md").read_text().split())
+    assert "Running as root is not recommended. Use --allow-root to bypass." in index
+
+
+def test_every_chart_version_shown_is_the_one_example() -> None:
+    import sys
+
+    sys.path.insert(0, str(ROOT / "docs" / "_ext"))
+    import guide
+
+    for path in [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *(ROOT / "docs").glob("*.md")]:
+        for version in re.findall(r"--version=(\S+)", path.read_text()):
+            assert version == guide.CHART_VERSION, (path.name, version)

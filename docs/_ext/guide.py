@@ -4,6 +4,11 @@ what its values look like for real, rendered at build time by the library's own 
 * ``source-read`` adds two markdown cells to each ``notebooks/NN-*.ipynb`` page (the notebooks
   themselves are not changed): a note after the title that the outputs come from the sandbox,
   and a ``real-values`` directive after the cell that writes the values.
+* Each notebook page also gets a "Run this notebook" box (Binder, the ``.ipynb`` to download, the
+  commands for JupyterLab on a clone), and its "2.5 Next step" gets the whole ``helm`` sequence
+  with the files where the stored run wrote them (its ``output_dir``) and a chart version.
+* Tables marked ``stack-narrow`` get a label in each cell (its column's header), which the
+  stylesheet shows only on narrow screens, where such a table turns into one block per row.
 * The ``real-values`` directive builds a provider's ``RegistryValues`` through its
   ``Connection.values()`` from the notebook's own parameters cell with
   ``sandbox=False`` and example names, then shows the example names as placeholders.
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +37,80 @@ from binderhub_registry import providers
 from binderhub_registry.binderhub import RegistryValues
 from binderhub_registry.secrets import Secret
 
-__all__ = ["REAL_EXAMPLES", "RealExample", "RealValues", "notebook_parameters", "setup"]
+__all__ = [
+    "BINDER",
+    "CHART_REPOSITORY",
+    "CHART_VERSION",
+    "LINKS",
+    "REAL_EXAMPLES",
+    "RealExample",
+    "RealValues",
+    "binder_url",
+    "clone_commands",
+    "fill_links",
+    "helm_commands",
+    "label_stacked_tables",
+    "notebook_parameters",
+    "repository_url",
+    "setup",
+]
 
 logger = logging.getLogger(__name__)
 NOTEBOOK_DOC = re.compile(r"^notebooks/(\d\d-[\w-]+)$")
+ROOT = Path(__file__).resolve().parents[2]
+
+#: the public BinderHub the launch links use
+BINDER = "https://mybinder.org"
+#: the Helm chart repository of JupyterHub and BinderHub (jupyterhub/helm-chart's README)
+CHART_REPOSITORY = "https://hub.jupyter.org/helm-chart/"
+#: where the chart's versions are listed: BinderHub has development releases only
+CHART_VERSIONS = "https://hub.jupyter.org/helm-chart/#development-releases-binderhub"
+#: an example version: the one mybinder.org-deploy's mybinder/Chart.yaml pinned (commit 003079a)
+CHART_VERSION = "1.0.0-0.dev.git.3983.h383374de"
+
+
+def repository_url() -> str:
+    """The repository's address: ``[project.urls] Repository`` in pyproject.toml, the one place
+    it is set (README, docs and binder/ follow it; tests/test_docs_links.py checks)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return str(project["urls"]["Repository"]).rstrip("/")
+
+
+def _github_parts(url: str) -> tuple[str, str]:
+    match = re.fullmatch(r"https://github\.com/([\w.-]+)/([\w.-]+)", url)
+    if not match:
+        raise ValueError(
+            f"[project.urls] Repository must be https://github.com/<owner>/<repo>: {url}"
+        )
+    return match.group(1), match.group(2)
+
+
+def binder_url(path: str = "notebooks") -> str:
+    """mybinder.org's link that opens ``path`` (a folder or a notebook) in JupyterLab."""
+    owner, repo = _github_parts(repository_url())
+    return f"{BINDER}/v2/gh/{owner}/{repo}/HEAD?urlpath=lab/tree/{path}"
+
+
+def clone_commands(then: str) -> str:
+    """Clone, install from the lock, then ``then``: how to run anything from a clone."""
+    url = repository_url()
+    folder = url.rsplit("/", 1)[1]
+    install = "make install   # Python 3.11+ and make: installs uv.lock into .venv"
+    return f"git clone {url}\ncd {folder}\n{install}\n{then}\n"
+
+
+def helm_commands(config: str, secret: str | None) -> str:
+    """2.5 in full: the chart repository, how to list the chart's versions, and the install with
+    the two files at their real paths."""
+    files = f"-f {config}" + (f" -f {secret}" if secret else "")
+    return (
+        f"helm repo add jupyterhub {CHART_REPOSITORY}\n"
+        "helm repo update\n"
+        "helm search repo jupyterhub/binderhub --devel --versions | head -n 5   # newest first\n"
+        "helm upgrade --install binderhub jupyterhub/binderhub \\\n"
+        f"  --version={CHART_VERSION} \\\n"
+        f"  {files}   # plus your other values\n"
+    )
 
 
 @dataclass(frozen=True)
@@ -235,8 +311,59 @@ def _real_values_cell(stem: str) -> str:
     )
 
 
+def _run_cell(stem: str) -> str:
+    jupyter = f".venv/bin/jupyter lab notebooks/{stem}.ipynb   # as root: add --allow-root"
+    return (
+        ":::{admonition} Run this notebook\n:class: tip run-notebook\n\n"
+        f"- **On Binder**, with nothing to install: [open {stem}.ipynb in JupyterLab on "
+        f"mybinder.org]({binder_url(f'notebooks/{stem}.ipynb')}); it runs against the sandbox.\n"
+        f"- **Download** {{download}}`{stem}.ipynb <{stem}.ipynb>`: the notebook as stored, with "
+        "its outputs. It needs this repository's package, so run it from a clone:\n"
+        "- **In JupyterLab on your machine**, from a clone:\n\n"
+        f"```bash\n{clone_commands(jupyter)}```\n"
+        ":::\n"
+    )
+
+
+def _written_files(cells: list[dict[str, Any]], write: int) -> tuple[str, str | None] | None:
+    """The paths the stored run wrote its values to, from the write step's stored output."""
+    text = ""
+    for output in cells[write].get("outputs", []):
+        value = output.get("text") or output.get("data", {}).get("text/plain", "")
+        text += "".join(value) if isinstance(value, list) else value
+    config = re.search(r"(\S+/config\.yaml)", text)
+    if config is None:
+        return None
+    secret = re.search(r"(\S+/secret\.yaml)", text)
+    return config.group(1), secret.group(1) if secret else None
+
+
+def _complete_next_step(cell: dict[str, Any], files: tuple[str, str | None]) -> bool:
+    """Give the notebook's "2.5 Next step" the whole helm sequence, with the run's real paths."""
+    source = "".join(cell["source"])
+    block = re.search(r"```bash\n(?:(?!```).)*helm upgrade(?:(?!```).)*```", source, re.S)
+    if block is None:
+        return False
+    config, secret = files
+    where = config.rsplit("/", 1)[0]
+    helm = (
+        f"```bash\n{helm_commands(config, secret)}```\n\n"
+        f"The files are where this run wrote them, in its `output_dir` (`{where}`: relative to the "
+        "working directory with papermill, to `notebooks/` in JupyterLab). The version is an "
+        "example, the one mybinder.org ran when this page was written: BinderHub's chart has "
+        f"development releases only, listed on [the chart repository's page]({CHART_VERSIONS}) "
+        f"(its [index.yaml]({CHART_REPOSITORY}index.yaml)), newest first."
+    )
+    source = source[: block.start()] + helm + source[block.end() :]
+    paths = f"{config} {secret}" if secret else config
+    source = source.replace("verify config.yaml secret.yaml", f"verify {paths}")
+    cell["source"] = source
+    return True
+
+
 def add_guide_cells(app: Sphinx, docname: str, source: list[str]) -> None:
-    """Insert the sandbox note and the real values into a notebook page (page only)."""
+    """Insert the sandbox note, the run box and the real values into a notebook page, and
+    complete its next step (the page only: the notebook is not changed)."""
     match = NOTEBOOK_DOC.match(docname)
     if not match:
         return
@@ -251,13 +378,58 @@ def add_guide_cells(app: Sphinx, docname: str, source: list[str]) -> None:
     if not writes:
         logger.warning("%s: no cell writes the values; real values not shown", docname)
         return
+    files = _written_files(cells, writes[0])
+    step = next(
+        (c for c in cells if c["cell_type"] == "markdown" and "## 2.5" in "".join(c["source"])),
+        None,
+    )
+    if files is None or step is None or not _complete_next_step(step, files):
+        logger.warning(
+            "%s: no stored values paths or no helm command in 2.5; next step not completed",
+            docname,
+        )
     cells.insert(writes[0] + 1, _markdown("guide-real-values", _real_values_cell(stem)))
+    cells.insert(1, _markdown("guide-run-notebook", _run_cell(stem)))
     cells.insert(1, _markdown("guide-sandbox-note", _sandbox_note(stem)))
     source[0] = json.dumps(nb)
+
+
+#: placeholders a page may use for what derives from the repository's address
+LINKS: dict[str, Callable[[], str]] = {
+    "{{ repository_url }}": repository_url,
+    "{{ binder_url }}": binder_url,
+    "{{ clone_commands }}": lambda: clone_commands(".venv/bin/jupyter lab notebooks/"),
+}
+
+
+def fill_links(app: Sphinx, docname: str, source: list[str]) -> None:
+    """Replace the placeholders of :data:`LINKS` in a page with what the address gives."""
+    for placeholder, make in LINKS.items():
+        if placeholder in source[0]:
+            source[0] = source[0].replace(placeholder, make())
+
+
+def label_stacked_tables(app: Sphinx, doctree: nodes.document) -> None:
+    """In each ``stack-narrow`` table, start every body cell with its column's header, shown by
+    the stylesheet only where the table is one block per row (narrow screens)."""
+    for table in doctree.findall(nodes.table):
+        if "stack-narrow" not in table["classes"]:
+            continue
+        head = next(iter(table.findall(nodes.thead)), None)
+        if head is None:
+            continue
+        labels = [entry.astext() for entry in next(iter(head.findall(nodes.row)))]
+        for body in table.findall(nodes.tbody):
+            for row in body.findall(nodes.row):
+                for label, entry in zip(labels, row.findall(nodes.entry), strict=False):
+                    if label:
+                        entry.insert(0, nodes.paragraph("", label, classes=["cell-label"]))
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
     """Register the directive and the page hook."""
     app.add_directive("real-values", RealValues)
     app.connect("source-read", add_guide_cells)
+    app.connect("source-read", fill_links)
+    app.connect("doctree-read", label_stacked_tables)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
