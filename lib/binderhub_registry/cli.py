@@ -1,8 +1,10 @@
-"""The ``binderhub-registry`` command: the sandbox, verification of existing values, the demo."""
+"""The ``binderhub-registry`` command: the sandbox, a notebook run, verification of existing
+values, the demo."""
 
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import io
 import json
@@ -14,8 +16,10 @@ import ssl
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import IO, Any, cast
 from urllib.parse import parse_qs, urlparse
 
 import yaml
@@ -23,6 +27,7 @@ import yaml
 from . import providers, sandbox
 from .binderhub import RegistryValues, load_values, secret_file_warning
 from .errors import BinderHubRegistryError, CloudError, InvalidParameter, VerificationFailed
+from .params import Parameter, assigned_names, check_names
 from .providers import Record
 from .registry_http import DEADLINE
 from .steps import Result, Runner
@@ -62,6 +67,251 @@ def _sandbox(args: argparse.Namespace) -> int:
     where = f" --dir {shlex.quote(str(directory))}" if directory else ""
     print(f'  the Azure CLI on it: eval "$(binderhub-registry sandbox az-setup{where})"')
     return 0
+
+
+# --- run: one notebook, headless ---------------------------------------------------------------
+def _resolve_type(value: str) -> object:
+    """A ``-p`` value as papermill's command reads it: True, False, None, int, float or str."""
+    if value in ("True", "False", "None"):
+        return {"True": True, "False": False, "None": None}[value]
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
+
+
+@dataclass(frozen=True)
+class _Notebook:
+    """A notebook's path, its parameters cell (names and literal defaults), and its provider."""
+
+    path: Path
+    names: list[str]
+    defaults: dict[str, object]
+    comments: dict[str, str]
+    provider: providers.Provider | None
+
+    @property
+    def spec(self) -> dict[str, Parameter]:
+        """The provider's rule for each parameter (none for a notebook of no provider)."""
+        return {p.name: p for p in self.provider.PARAMETERS} if self.provider else {}
+
+
+def _read_notebook(text: str) -> _Notebook:
+    """The notebook at ``text`` and its parameters cell; InvalidParameter when it has none."""
+    import nbformat
+
+    path = Path(text)
+    try:
+        nb: Any = nbformat.read(str(path), as_version=4)  # type: ignore[no-untyped-call]
+    except FileNotFoundError:
+        raise InvalidParameter("notebook", "must name a notebook file that exists", text) from None
+    except (OSError, ValueError) as e:  # nbformat's NotJSONError is a ValueError
+        raise InvalidParameter(
+            "notebook", f"must be a readable .ipynb notebook ({type(e).__name__})", text
+        ) from None
+    cell = next(
+        (c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])), None
+    )
+    if cell is None:
+        raise InvalidParameter("notebook", "has no cell tagged 'parameters' to run with", text)
+    try:
+        names = assigned_names(cell.source)
+    except SyntaxError:
+        raise InvalidParameter(
+            "notebook", "has a parameters cell that is not Python", text
+        ) from None
+    defaults: dict[str, object] = {}
+    for node in ast.parse(cell.source).body:
+        target: ast.expr
+        if isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        else:
+            continue
+        if isinstance(target, ast.Name):
+            with contextlib.suppress(ValueError, TypeError, SyntaxError):
+                defaults[target.id] = ast.literal_eval(value)
+    comments = {}
+    for line in cell.source.splitlines():
+        name, _, comment = line.partition("#")
+        key = name.split(":")[0].split("=")[0].strip()
+        if key in names and comment.strip():
+            comments[key] = comment.strip()
+    provider = _provider_of(nb)
+    return _Notebook(path, names, defaults, comments, provider)
+
+
+def _provider_of(nb: Any) -> providers.Provider | None:
+    """The provider whose ``validate`` the notebook's check cell calls (``harbor.validate(``
+    after ``from binderhub_registry.providers import harbor``), imported alone."""
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue  # IPython magics: not the check cell
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "binderhub_registry.providers":
+                for alias in node.names:
+                    used = f"{alias.asname or alias.name}.validate("
+                    if alias.name in providers.keys() and used in cell.source:
+                        return providers.get(alias.name)
+    return None
+
+
+def _environment_lines(notebook: _Notebook) -> list[str]:
+    """What the notebook reads from the environment against the real cloud, one line each
+    (its provider's ``SECRET_ENVIRONMENT``)."""
+    variables: tuple[tuple[str, str], ...] = getattr(notebook.provider, "SECRET_ENVIRONMENT", ())
+    if not variables:
+        return []
+    width = max(len(name) for name, _ in variables)
+    return [
+        "",
+        "Environment variables read against the real cloud, never in the sandbox (secrets are "
+        "never parameters):",
+        *(f"  {name.ljust(width)}  {what}" for name, what in variables),
+    ]
+
+
+def _params(args: argparse.Namespace) -> int:
+    """List a notebook's parameters (default, rule) and the environment variables it reads."""
+    notebook = _read_notebook(args.notebook)
+    spec = notebook.spec
+    print(f"Parameters of {notebook.path} (binderhub-registry run {notebook.path} -p NAME VALUE):")
+    for name in notebook.names:
+        default = notebook.defaults.get(name, "?")
+        print(f"  {name} (default {default!r}): {notebook.comments.get(name, '')}".rstrip(": "))
+        if name in spec:
+            print(f"      rule: {spec[name].rule}")
+    print("\n".join(_environment_lines(notebook)))
+    return 0
+
+
+class _Parameter(argparse.Action):
+    """``-p``/``-r NAME VALUE``, kept in the order given (the last of a name wins)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        name, value = cast(list[str], values)
+        kind = "raw" if option_string in ("-r", "--parameters_raw") else "typed"
+        namespace.parameters = [*namespace.parameters, (kind, name, value)]
+
+
+def _given_parameters(args: argparse.Namespace) -> dict[str, object]:
+    """``-p`` (typed as papermill types it) and ``-r`` (raw strings), later ones winning."""
+    given: dict[str, object] = {}
+    for kind, name, value in args.parameters:
+        given[name] = value if kind == "raw" else _resolve_type(value)
+    return given
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run one notebook with papermill; exit 0 done, 1 a step failed, 2 bad parameters."""
+    notebook = _read_notebook(args.notebook)
+    if args.help_notebook:
+        return _params(args)
+    given = _given_parameters(args)
+    # a typo would run with the defaults (papermill only warns): refused before any kernel
+    check_names(given, notebook.names)
+    spec = notebook.spec
+    for name, value in given.items():
+        if name in spec:
+            spec[name].validate(value)
+    output_dir = given.get("output_dir", notebook.defaults.get("output_dir", "."))
+    output = Path(args.output or Path(str(output_dir)) / notebook.path.name)
+    if output.resolve() == notebook.path.resolve():
+        raise InvalidParameter("output", "must not be the notebook itself", str(output))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    return _execute(notebook, output, given)
+
+
+def _execute(notebook: _Notebook, output: Path, parameters: dict[str, object]) -> int:
+    """papermill's run, its failure told in a line or two instead of its traceback."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    failure: PapermillExecutionError | str | None = None
+    with tempfile.TemporaryFile("w+") as kernel_log, _stderr_to(kernel_log) as stderr:
+        try:
+            papermill.execute_notebook(
+                str(notebook.path),
+                str(output),
+                parameters=parameters,
+                # the bar on the terminal; the kernel's own stderr (its shutdown notes) in the log
+                progress_bar={"file": stderr} if stderr.isatty() else False,
+            )
+        except PapermillExecutionError as e:
+            failure = e
+        except Exception as e:  # no kernel, a kernel that died: what it said, in short
+            stderr.flush()
+            kernel_log.seek(0)
+            said = [line for line in kernel_log.read().splitlines() if line.strip()][-3:]
+            message = f"the notebook could not run: {type(e).__name__}: {_one_line(str(e))}"
+            failure = message + "".join(f"\n  {line}" for line in said)
+    if failure is None:
+        print(f"done: the executed notebook is {output}")
+        return 0
+    if isinstance(failure, str):
+        print(f"error: {failure}", file=sys.stderr)
+        return 1
+    if failure.ename in ("InvalidParameter", "UnknownParameter"):
+        print(f"error: {failure.evalue}", file=sys.stderr)
+        return 2
+    step = _failed_step(output)
+    print(f"error: {step}: {failure.ename}: {_one_line(failure.evalue)}", file=sys.stderr)
+    print(f"the executed notebook, with every output: {output}", file=sys.stderr)
+    return 1
+
+
+@contextlib.contextmanager
+def _stderr_to(file: IO[str]) -> Iterator[IO[str]]:
+    """File descriptor 2 (the kernel's stderr, inherited) into ``file``; yields the terminal's."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    terminal = os.fdopen(os.dup(saved), "w")
+    os.dup2(file.fileno(), 2)
+    try:
+        yield terminal
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        terminal.close()
+
+
+def _one_line(text: str) -> str:
+    """The last non-empty line of ``text`` (our errors are one line already)."""
+    lines = [line for line in str(text).splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _failed_step(output: Path) -> str:
+    """The heading above the cell that failed in the executed notebook, else its number."""
+    import nbformat
+
+    try:
+        nb: Any = nbformat.read(str(output), as_version=4)  # type: ignore[no-untyped-call]
+    except (OSError, ValueError):
+        return "a cell"
+    heading = ""
+    for index, cell in enumerate(nb.cells):
+        if "papermill-error-cell-tag" in cell.get("metadata", {}).get("tags", []):
+            continue  # the notes papermill adds about the failure
+        if cell.cell_type == "markdown" and cell.source.lstrip().startswith("#"):
+            heading = cell.source.lstrip().splitlines()[0].lstrip("#").strip()
+        if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
+            return heading or f"cell {index}"
+    return "a cell"
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -264,6 +514,53 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("action", choices=["start", "stop", "status", "reset", "az-setup"])
     p.add_argument("--dir", help="sandbox directory (default: $BINDERHUB_REGISTRY_SANDBOX_DIR)")
     p.set_defaults(func=_sandbox)
+
+    p = sub.add_parser(
+        "run",
+        help="run one notebook headless (papermill), refusing a parameter it does not have",
+        description="Run NOTEBOOK with papermill. Each -p name must be one of the notebook's "
+        "parameters (a typo is refused, not run with the defaults) and follow its rule; "
+        "exit 0 done, 1 a step failed, 2 bad parameters. --help-notebook lists them.",
+    )
+    p.add_argument("notebook", help="the notebook, e.g. notebooks/05-harbor.ipynb")
+    p.add_argument(
+        "output",
+        nargs="?",
+        help="where the executed notebook goes (default: output_dir/<notebook's name>)",
+    )
+    p.add_argument(
+        "-p",
+        "--parameters",
+        nargs=2,
+        metavar=("NAME", "VALUE"),
+        action=_Parameter,
+        dest="parameters",
+        default=[],
+        help="a parameter, typed as papermill types it (True, False, None, numbers, else text)",
+    )
+    p.add_argument(
+        "-r",
+        "--parameters_raw",
+        nargs=2,
+        action=_Parameter,
+        metavar=("NAME", "VALUE"),
+        dest="parameters",
+        default=[],
+        help="a parameter, always as text",
+    )
+    p.add_argument(
+        "--help-notebook",
+        action="store_true",
+        help="list the notebook's parameters, their rules and the environment variables it reads",
+    )
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser(
+        "params",
+        help="list a notebook's parameters, their rules and the environment variables it reads",
+    )
+    p.add_argument("notebook", help="the notebook, e.g. notebooks/05-harbor.ipynb")
+    p.set_defaults(func=_params)
 
     p = sub.add_parser(
         "verify",

@@ -8,6 +8,8 @@ message names the parameter and states its rule.
 
 from __future__ import annotations
 
+import ast
+import difflib
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -17,12 +19,18 @@ from typing import Any
 from .errors import InvalidParameter
 
 __all__ = [
+    "INJECTED_HEADER",
     "Parameter",
+    "UnknownParameter",
+    "assigned_names",
+    "check_names",
     "choice",
     "directory",
     "flag",
     "image_name_prefix",
+    "injected_names",
     "integer",
+    "refuse_unknown_injected",
     "text",
     "validate",
 ]
@@ -157,3 +165,79 @@ def validate(spec: Iterable[Parameter], values: Mapping[str, Any]) -> dict[str, 
         else:
             out[param.name] = param.default
     return out
+
+
+# --- names that are no parameter --------------------------------------------------------------
+#: How papermill's injected cell starts (translators.py: ``comment("Parameters")``, then one
+#: ``name = value`` line per parameter; the cell is tagged ``injected-parameters``).
+INJECTED_HEADER = "# Parameters"
+
+
+class UnknownParameter(InvalidParameter):
+    """A name given as a parameter that the notebook does not have (a typo, most often).
+
+    Its message never shows the value: a secret passed by mistake (``-p password ...``)
+    must not be printed.
+    """
+
+    def __init__(self, name: str, rule: str, value: object = None) -> None:
+        super().__init__(name, rule, value)
+        self.args = (f"parameter {name!r}: {rule}",)
+
+
+def assigned_names(source: str) -> list[str]:
+    """The names a cell assigns at its top level (``x = 1``, ``x: int = 1``), in order.
+
+    Raises SyntaxError for source that is not Python.
+    """
+    names: list[str] = []
+    for node in ast.parse(source).body:
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = list(node.targets)
+        elif isinstance(node, ast.AnnAssign):
+            targets = [node.target]
+        for target in targets:
+            for leaf in ast.walk(target):
+                if isinstance(leaf, ast.Name) and leaf.id not in names:
+                    names.append(leaf.id)
+    return names
+
+
+def check_names(given: Iterable[str], known: Iterable[str], how: str = "") -> None:
+    """Raise :class:`UnknownParameter` for the first of ``given`` not in ``known``: one line
+    naming it and the closest known name (``how`` says where the name came from)."""
+    allowed = list(known)
+    for name in given:
+        if name in allowed:
+            continue
+        close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}?" if close else "it takes " + ", ".join(allowed)
+        raise UnknownParameter(name, f"is not a parameter of this notebook{how}: {hint}")
+
+
+def injected_names(namespace: Mapping[str, Any]) -> list[str] | None:
+    """The names papermill injected into this kernel, or None when it injected nothing.
+
+    A notebook's namespace in IPython holds its input history (``_ih``, also ``In``):
+    papermill's injected-parameters cell is the last input that starts with
+    :data:`INJECTED_HEADER`. A plain ``papermill -p user_name x`` only warns about an
+    unknown name and injects it anyway; this is how the notebook sees it.
+    """
+    history = namespace.get("_ih", namespace.get("In"))
+    if not isinstance(history, list):
+        return None  # not IPython (a script, a test running the cells itself)
+    for source in reversed(history):
+        if isinstance(source, str) and source.startswith(INJECTED_HEADER):
+            try:
+                return assigned_names(source)
+            except SyntaxError:
+                return None  # not papermill's: it writes Python
+    return None
+
+
+def refuse_unknown_injected(spec: Iterable[Parameter], namespace: Mapping[str, Any]) -> None:
+    """Raise :class:`UnknownParameter` when papermill injected a name ``spec`` lacks."""
+    names = injected_names(namespace)
+    if names:
+        check_names(names, [p.name for p in spec], " (papermill -p injected it)")

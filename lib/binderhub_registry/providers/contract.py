@@ -59,9 +59,15 @@ from ..binderhub import (
     write_values,
 )
 from ..errors import CloudError, InvalidParameter, InvalidValuesFile
-from ..forms import apply_form
 from ..outputs import check_output_files, prepare_output_dir, read_own_record
-from ..params import Parameter, choice, directory, flag, image_name_prefix
+from ..params import (
+    Parameter,
+    choice,
+    directory,
+    flag,
+    image_name_prefix,
+    refuse_unknown_injected,
+)
 from ..params import validate as check_rules
 from ..secrets import Secret, write_private_file
 from ..steps import Result
@@ -134,8 +140,7 @@ def check_parameters(
     locked for this run (a dry run only checks it could be), so nothing is ever
     created in a cloud whose secret could not be written down.
     """
-    # the values typed into the notebook's form, when one was shown (Run All reset the cell's)
-    merged = dict(apply_form(spec, values or {})) | dict(overrides or {})
+    merged = dict(values or {}) | dict(overrides or {})
     checked = check_rules(spec, merged)
     if checked["rotate"] and checked["teardown"]:
         raise InvalidParameter("rotate", "cannot be combined with teardown = True", True)
@@ -173,8 +178,10 @@ def validator(
     def validate(values: Mapping[str, Any] | None = None, /, **overrides: Any) -> P:
         """Check every parameter (no network); raise InvalidParameter for the first bad one.
 
-        ``values`` is typically the notebook's ``globals()``; keywords override it.
+        ``values`` is typically the notebook's ``globals()``; keywords override it. A name
+        papermill injected that ``spec`` lacks (a typo) is refused first.
         """
+        refuse_unknown_injected(spec, values or {})
         return check_parameters(cls, spec, values, overrides, checks)
 
     return validate
