@@ -221,8 +221,8 @@ def test_readme_has_the_binder_link_and_a_small_screenshot_of_the_site() -> None
 
 #: the README's sections, in order: the user's path and nothing else (issue 24, point 12)
 README_SECTIONS = [
-    "Install, from a clone",
     "Choose your path",
+    "Install, from a clone",
     "Rehearse: `make demo`",
     "Do it for real",
     "Check values you already have: `verify`",

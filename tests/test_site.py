@@ -89,7 +89,7 @@ def browser() -> Iterator[Any]:
 def test_every_page_is_in_the_site(site: tuple[str, list[str]]) -> None:
     _, pages = site
     notebooks = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9]*.ipynb"))
-    expected = {"index.html", "verify.html", "sandbox.html", "upstream.html"}
+    expected = {"index.html", "running.html", "verify.html", "sandbox.html", "upstream.html"}
     expected |= {f"notebooks/{stem}.html" for stem in notebooks}
     assert expected <= set(pages)
 
