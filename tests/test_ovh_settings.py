@@ -204,6 +204,19 @@ def test_ip_restrictions_and_a_nearly_full_plan_are_warned_about(
     assert "2 warnings" in repr(run.checklist)
 
 
+def test_a_harbor_the_ip_restrictions_keep_out_is_named_so(
+    fresh: sandbox.Sandbox, out: Path
+) -> None:
+    settings(fresh, ip_restrictions_management=[{"ipBlock": "198.51.100.7/32"}])
+    # the fake does not enforce restrictions: a refusal stands in for what the real one does
+    fresh.add_faults({"method": "GET", "path": "/api/v2.0/systeminfo$", "status": 403})
+    with pytest.raises(CloudError) as err:
+        up_to_admin(runner(), params(out))
+    message = str(err.value)
+    assert "198.51.100.7/32" in message and "this machine's address" in message
+    assert "\n" not in message and user_calls(fresh) == []
+
+
 def test_oauth2_client_credentials_are_accepted(
     no_real_ovh: None, out: Path, monkeypatch: pytest.MonkeyPatch, fresh: sandbox.Sandbox
 ) -> None:
@@ -224,11 +237,16 @@ def test_ready_is_awaited_as_long_as_terraform_does(
     minutes = count()
     monkeypatch.setattr(ovh, "_clock", lambda: next(minutes) * 10 * 60.0, raising=False)
     settings(fresh, installing_polls=4, delivering_polls=1)  # 50 minutes before READY
+    shown: list[str] = []
+    monkeypatch.setattr(ovh, "progress", shown.append)
     run = runner()
     conn = run.step("Sign in", ovh.sign_in, params(out))
     run.step("Registry", ovh.ensure_registry, conn)
     run.step("READY", ovh.wait_until_ready, conn)
     assert conn.registry is not None and conn.registry["status"] == "READY"
+    assert shown[-1].startswith("DELIVERING: waited ") and shown[-1].endswith(
+        " min of up to 60 minutes (a new registry usually takes about 3)"
+    )
     minutes = count()
     monkeypatch.setattr(ovh, "_clock", lambda: next(minutes) * 20 * 60.0, raising=False)
     settings(fresh, installing_polls=10)

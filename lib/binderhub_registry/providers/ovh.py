@@ -154,6 +154,8 @@ TIMEOUT: tuple[float, float] = (10.0, 60.0)
 #: (``resource_cloud_project_containerregistry.go``: Create timeout 60 minutes); it usually
 #: takes about 3.
 READY_WITHIN = 60 * 60.0
+#: How long a deleted registry may answer DELETING (Terraform's provider: 30 minutes).
+DELETED_WITHIN = 30 * 60.0
 #: The Harbor user this notebook asks OVHcloud for, and where its password goes (0600).
 ADMIN_LOGIN = "binderhub-admin"
 #: The Harbor user's email when a parameters cell has none (Harbor keeps one per local user).
@@ -627,7 +629,7 @@ class OvhConnection(harbor.HarborConnection):
             if e.status == 404:
                 return
             raise
-        deadline = time.monotonic() + READY_WITHIN
+        deadline = time.monotonic() + DELETED_WITHIN
         while time.monotonic() < deadline:  # OVH answers DELETING for a while, then 404
             try:
                 status = self.call("GET", f"/containerRegistry/{registry}")["status"]
@@ -945,6 +947,8 @@ def read_settings(conn: OvhConnection) -> Result[RegistrySettings | None]:
     storage used of the plan's. Stops with one line on IAM, OIDC or a Harbor before 2.2."""
     p = conn.params
     registry = conn.registry
+    if p.teardown:
+        return Result(None, "skipped", "teardown")
     if registry is None or registry.get("status") != "READY":
         return Result(None, "planned", "would read the registry's settings once READY")
     rid = registry["id"]
@@ -958,7 +962,20 @@ def read_settings(conn: OvhConnection) -> Result[RegistrySettings | None]:
             "registry in the Control Panel (the API: DELETE .../containerRegistry/{id}/iam), "
             "or choose another registry_name"
         )
-    info = harbor.system_info(f"https://{conn.host}", conn.ca_file)
+    management = _blocks(
+        conn.call("GET", f"/containerRegistry/{rid}/ipRestrictions/management"),
+        "ipRestrictions/management",
+    )
+    try:
+        info = harbor.system_info(f"https://{conn.host}", conn.ca_file)
+    except BinderHubRegistryError as e:
+        if _lets_in_anything(management):
+            raise
+        raise CloudError(
+            f"cannot read registry {name}'s Harbor ({e}); its UI and API answer only "
+            f"{', '.join(management)} (ipRestrictions/management): this machine's address must "
+            "be among them"
+        ) from None
     if info.auth_mode == harbor.OIDC_AUTH:
         raise CloudError(
             f"registry {name}'s Harbor signs users in through OIDC (auth_mode {info.auth_mode}): "
@@ -968,10 +985,6 @@ def read_settings(conn: OvhConnection) -> Result[RegistrySettings | None]:
             "or choose another registry_name"
         )
     harbor.require_version(info, f"registry {name}")
-    management = _blocks(
-        conn.call("GET", f"/containerRegistry/{rid}/ipRestrictions/management"),
-        "ipRestrictions/management",
-    )
     registry_ips = _blocks(
         conn.call("GET", f"/containerRegistry/{rid}/ipRestrictions/registry"),
         "ipRestrictions/registry",
@@ -1015,15 +1028,16 @@ def read_settings(conn: OvhConnection) -> Result[RegistrySettings | None]:
     return Result(found, "done", detail)
 
 
-def _admin_works(conn: OvhConnection, username: str, password: Secret) -> bool:
-    """Whether the registry's Harbor takes the stored admin; if so, its API is the connection's."""
+def _admin_works(conn: OvhConnection, username: str, password: Secret) -> dict[str, Any] | None:
+    """Harbor's ``/users/current`` for the stored user, None when Harbor refuses it; when it
+    takes it, its API is the connection's."""
     api = harbor.HarborAPI(f"https://{conn.host}", username, password, conn.ca_file)
     try:
-        api.current_user()
+        user = api.current_user()
     except AuthenticationFailed:
-        return False
+        return None
     conn.api = api
-    return True
+    return user
 
 
 def _read_admin(conn: OvhConnection) -> dict[str, Any] | None:
@@ -1053,15 +1067,17 @@ def ensure_admin_user(conn: OvhConnection) -> Result[str | None]:
     users = conn.call("GET", base)
     stored = _read_admin(conn)
     live = {str(u.get("id")): u for u in users}
-    if (
-        stored
+    signed_in = (
+        _admin_works(conn, str(stored["username"]), Secret(str(stored["password"])))
+        if stored
         and stored.get("registry") == registry["id"]
         and str(stored.get("id")) in live
         and stored.get("password")
-        and _admin_works(conn, str(stored["username"]), Secret(str(stored["password"])))
-    ):
+        else None
+    )
+    if stored and signed_in is not None:
         conn.admin_username, conn.admin = str(stored["username"]), Secret(str(stored["password"]))
-        made_admin = _ensure_sysadmin(conn, base, str(stored["id"]))
+        made_admin = _ensure_sysadmin(conn, base, str(stored["id"]), signed_in)
         return Result(
             conn.admin_username,
             "reused",
@@ -1116,10 +1132,11 @@ def ensure_admin_user(conn: OvhConnection) -> Result[str | None]:
     )
 
 
-def _ensure_sysadmin(conn: OvhConnection, base: str, user_id: str) -> str:
-    """Make the stored Harbor user a system admin when Harbor says it is not one (a run
-    stopped between the creation and ``setAsAdmin``); '' when it was one already."""
-    if conn.api is None or conn.api.current_user().get("sysadmin_flag"):
+def _ensure_sysadmin(conn: OvhConnection, base: str, user_id: str, current: dict[str, Any]) -> str:
+    """Make the stored Harbor user a system admin when Harbor says it is not one
+    (``current``: its ``/users/current``; a run stopped between the creation and
+    ``setAsAdmin``); '' when it was one already."""
+    if current.get("sysadmin_flag"):
         return ""
     if conn.params.dry_run:
         return " (not a system admin yet: would call setAsAdmin)"
