@@ -210,7 +210,14 @@ def test_readme_has_the_binder_link_and_a_small_screenshot_of_the_site() -> None
     choose = choose[: choose.index("\n## ", 1)]
     binder = re.search(r"\(https://mybinder\.org/v2/gh/[^)\s]+\)", choose)
     assert binder and "urlpath=lab/tree/notebooks" in binder.group(0)  # JupyterLab, notebooks/
-    for way in ("make docs", "Binder", "jupyter lab", "papermill", "binderhub-registry verify"):
+    ways = (
+        "make docs",
+        "Binder",
+        "jupyter lab",
+        "binderhub-registry run",
+        "binderhub-registry verify",
+    )
+    for way in ways:
         assert way in choose, way
     shot = re.search(r"!\[[^\]]+\]\((docs/_static/[\w.-]+\.png)\)", choose)
     assert shot, "no screenshot in Choose your path"
@@ -264,6 +271,37 @@ def test_readme_runs_each_registry_for_real_with_the_variables_it_reads() -> Non
         assert "-p sandbox False" in chunk, key
         for variable, _ in provider.SECRET_ENVIRONMENT:
             assert variable in chunk, (key, variable)
+        # every -p names a parameter of that notebook, with a value its rule takes (a
+        # placeholder in capitals is the reader's to fill in)
+        pairs = re.findall(r"-p (\w+) (\S+)", chunk)
+        values = {name: _papermill_value(value) for name, value in pairs}
+        placeholders = {n for n, v in values.items() if isinstance(v, str) and v.isupper()}
+        defaults = guide_parameters(provider.NOTEBOOK)
+        assert set(values) <= set(defaults), (key, set(values) - set(defaults))
+        ours = {n: v for n, v in values.items() if n not in placeholders and n != "output_dir"}
+        provider.validate(defaults, **ours, dry_run=True)  # raises InvalidParameter
+
+
+def _papermill_value(value: str) -> object:
+    """A ``-p`` value as papermill types it."""
+    if value in ("True", "False", "None"):
+        return {"True": True, "False": False, "None": None}[value]
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
+
+
+def guide_parameters(stem: str) -> dict[str, object]:
+    """A notebook's parameters cell, as the docs' extension reads it."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "docs" / "_ext"))
+    import guide
+
+    return guide.notebook_parameters(ROOT / "notebooks" / f"{stem}.ipynb")
 
 
 def test_jupyter_lab_as_root_is_explained() -> None:
