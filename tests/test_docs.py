@@ -112,6 +112,7 @@ def test_docs_build_fails_on_a_broken_reference_or_a_page_outside_the_tree(
     shutil.copytree(ROOT / "docs", src, symlinks=True, ignore=shutil.ignore_patterns("_build"))
     (src / "notebooks").unlink()
     (src / "notebooks").symlink_to(ROOT / "notebooks")
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)  # the repository's address, read by the docs
     (src / "orphan.md").write_text("# Not in any toctree\n")
     (src / "verify.md").write_text((src / "verify.md").read_text() + "\nSee {doc}`no-such-page`.\n")
     out = _sphinx(src, tmp_path / "html")
