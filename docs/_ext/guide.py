@@ -318,7 +318,7 @@ def _run_cell(stem: str) -> str:
         f"- **On Binder**, with nothing to install: [open {stem}.ipynb in JupyterLab on "
         f"mybinder.org]({binder_url(f'notebooks/{stem}.ipynb')}); it runs against the sandbox.\n"
         f"- **Download** {{download}}`{stem}.ipynb <{stem}.ipynb>`: the notebook as stored, with "
-        "its outputs. It needs this repository's package, so run it from a clone:\n"
+        "its outputs; it imports this repository's package, so it runs from a clone (below).\n"
         "- **In JupyterLab on your machine**, from a clone:\n\n"
         f"```bash\n{clone_commands(jupyter)}```\n"
         ":::\n"
