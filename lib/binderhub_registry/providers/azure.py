@@ -15,7 +15,9 @@ credentials, which ACR accepts; a new application can be missing from Graph
 for a few seconds and a new service principal from ARM (both retried); a
 registry in ABAC mode ignores AcrPush (the registry is created in legacy mode,
 a reused ABAC one gets Container Registry Repository Writer); a new role can
-take up to 10 minutes to apply (verification waits up to ``propagation_minutes``).
+take up to 10 minutes to apply (verification waits up to ``propagation_minutes``);
+registries exist in the regions ARM lists for ``Microsoft.ContainerRegistry``
+(asked before anything is created, so a region without ACR stops the run first).
 
 User pods (``pull_access``). The kubelet never sees BinderHub's ``registry.*``, and ACR is
 private, so by default (``"secret"``) a second service principal, ``<sp_name>-pull``, gets a
@@ -206,6 +208,8 @@ ROLE_NAMES = {
 }
 #: The api-version the managed cluster is read with (ManagedClusters_Get, a stable version).
 AKS_API_VERSION = "2024-05-01"
+#: The resource provider whose answer lists the regions registries can be created in.
+ACR_NAMESPACE = "Microsoft.ContainerRegistry"
 LEGACY_MODE = "LegacyRegistryPermissions"
 ABAC_MODE = "AbacRepositoryPermissions"
 #: A sandbox-only secret for the seeded deployer: how a wrong secret is rehearsed (never real).
@@ -753,6 +757,7 @@ class AzureConnection(Connection):
     subscription_name: str = ""
     fresh: bool = False  # a password or role assignment was just made: give Azure time
     name_available: bool = False  # this run found the registry name free (checked once)
+    location_checked: bool = False  # ARM lists ``location`` for registries (asked once)
     new_application: bool = False  # made in this run: Graph may not know it everywhere yet
     clients: dict[str, Any] = field(default_factory=dict)
     registry: RegistryInfo | None = None
@@ -1426,7 +1431,8 @@ def ensure_resource_group(conn: AzureConnection) -> Result[str | None]:
         if group.location != p.location:
             where += f" (the registry still goes to {p.location})"
         return Result(group.id, "reused", f"resource group {group.name} {where}")
-    _check_name(conn)  # a taken registry name stops the run before anything is created
+    _check_location(conn)  # a region without ACR stops the run before anything is created
+    _check_name(conn)  # so does a registry name taken elsewhere
     if p.dry_run:
         return Result(
             None, "planned", f"would create resource group {p.resource_group} in {p.location}"
@@ -1480,6 +1486,40 @@ def _registry_info(model: Any) -> RegistryInfo:
         role_assignment_mode=str(getattr(mode, "value", mode)),
         anonymous_pull=bool(getattr(model.properties, "anonymous_pull_enabled", False)),
     )
+
+
+def _location_name(location: str) -> str:
+    """A location as ARM compares it: the display name ``"Italy North"`` is ``italynorth``
+    (azure-cli's ``format_location``, which compares exactly these lists)."""
+    return location.lower().replace(" ", "").replace("(", "").replace(")", "")
+
+
+def _check_location(conn: AzureConnection) -> None:
+    """Stop with one line when ARM does not offer registries in ``location`` to this subscription.
+
+    Asked once per run, before anything is created: ``GET /subscriptions/{id}/providers/
+    Microsoft.ContainerRegistry``, the ``locations`` of its ``registries`` type (display names;
+    the list is the subscription's, as some regions are open on request only). An answer that
+    lists no location leaves the check to the registry's creation.
+    """
+    p = conn.params
+    if conn.location_checked:
+        return
+    provider = conn.resources.providers.get(ACR_NAMESPACE)
+    offered = [
+        _location_name(str(location))
+        for kind in provider.resource_types or []
+        if str(kind.resource_type or "").lower() == "registries"
+        for location in kind.locations or []
+    ]
+    if offered and _location_name(p.location) not in offered:
+        raise InvalidParameter(
+            "location",
+            f"must be a region where Azure offers Container Registry to this subscription; "
+            f"ARM lists {len(offered)}: {', '.join(sorted(offered))}",
+            p.location,
+        )
+    conn.location_checked = True
 
 
 def _check_name(conn: AzureConnection) -> None:
@@ -1538,6 +1578,7 @@ def ensure_registry(conn: AzureConnection) -> Result[RegistryInfo | None]:
             "reused",
             f"{info.name} ({_sku(found)}), login server {info.login_server}, {admin}, {mode}",
         )
+    _check_location(conn)
     _check_name(conn)
     if p.dry_run:
         return Result(

@@ -6,6 +6,8 @@ Split by service, moto-style, over one shared state (``models.Tenant``):
 module                      serves
 ==========================  ===============================================================
 ``models``                  the tenant's state, ids, built-in roles, and the queries on them
+``regions``                 ARM's answer for Microsoft.ContainerRegistry (vendored, with its
+                            sources): where registries can be created
 ``errors``                  ARM, Graph and Entra ID error bodies
 ``entra``                   ``/azure/login``: Entra ID authority
                             (``ClientSecretCredential(authority=...)``):
@@ -13,7 +15,8 @@ module                      serves
                             ``/{tenant}/oauth2/v2.0/token`` (client credentials)
 ``arm``                     ``/azure/management``: ARM (``base_url=`` of the mgmt clients):
                             subscriptions, resource groups (the SDK sends lowercase
-                            ``resourcegroups``), Microsoft.ContainerRegistry
+                            ``resourcegroups``), resource providers (their registration,
+                            and Microsoft.ContainerRegistry's regions), Microsoft.ContainerRegistry
                             (checkNameAvailability, registries with the 201 +
                             ``Azure-AsyncOperation`` shape), Microsoft.Authorization role
                             assignments at any scope (with ABAC conditions),

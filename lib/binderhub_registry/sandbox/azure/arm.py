@@ -20,6 +20,15 @@ or Role Based Access Control Administrator:     issue threads, e.g. Azure/azure-
 403 AuthorizationFailed naming the action       ``az role assignment create``); the action
 (``Microsoft.Authorization/roleAssignments/     names: Azure resource provider operations
 write``, ...)                                   doc page
+``GET providers/Microsoft.ContainerRegistry``:  Providers_Get in azure-rest-api-specs
+ARM's answer, vendored in ``regions`` (its      (resources); the data's sources: ``regions``
+``registries`` locations are display names)
+a location outside the ``registries`` list:     Azure/acr issue 406 (ARM's answer captured:
+400 LocationNotAvailableForResourceType "The    "The provided location 'francecentral' is not
+provided location '<as sent>' is not available  available for resource type '...'. List of
+for resource type 'Microsoft.ContainerRegistry/ available regions for the resource type is
+registries'. List of available regions for the  '...'"); a display name is taken as its name
+resource type is '<names>'."                    (``regions.location_name``)
 a namespace listed in the                       ``ARMAutoResourceProviderRegistrationPolicy``
 ``unregistered_providers`` setting: 409         of azure-mgmt-core (reads the code and the
 MissingSubscriptionRegistration ("... namespace quoted namespace, POSTs ``providers/{ns}/
@@ -129,6 +138,7 @@ from .models import (
     odata_filter,
     role_id,
 )
+from .regions import REGISTRY_TYPE, location_name, provider_answer
 
 if TYPE_CHECKING:
     from .cloud import AzureCloud
@@ -294,15 +304,7 @@ class ResourceManager:
             state = "Registering" if state == "NotRegistered" else state
         elif request.method != "GET" or register:
             return arm_error(405, "MethodNotAllowed", f"{request.method} is not supported here")
-        return json_response(
-            200,
-            {
-                "id": f"/subscriptions/{sub}/providers/{namespace}",
-                "namespace": namespace,
-                "registrationState": state,
-                "resourceTypes": [],
-            },
-        )
+        return json_response(200, provider_answer(sub, namespace, state))
 
     def _subscription(self, sub: str) -> dict[str, Any]:
         return {
@@ -345,7 +347,7 @@ class ResourceManager:
             return Response(204) if request.method == "HEAD" else json_response(200, group.public())
         if request.method == "PUT":
             body = request.json()
-            location = str(body.get("location", "")).lower().replace(" ", "")
+            location = location_name(str(body.get("location", "")))
             if location not in LOCATIONS:
                 return arm_error(
                     400,
@@ -463,7 +465,7 @@ class ResourceManager:
         body = request.json()
         props = body.get("properties") or {}
         sku = str((body.get("sku") or {}).get("name", ""))
-        location = str(body.get("location", "")).lower().replace(" ", "")
+        location = location_name(str(body.get("location", "")))
         if not re.fullmatch(r"[A-Za-z0-9]{5,50}", name):
             return arm_error(
                 400,
@@ -479,8 +481,9 @@ class ResourceManager:
             return arm_error(
                 400,
                 "LocationNotAvailableForResourceType",
-                f"The provided location '{location}' is not available for resource type "
-                "'Microsoft.ContainerRegistry/registries'.",
+                f"The provided location '{body.get('location')}' is not available for resource "
+                f"type '{REGISTRY_TYPE}'. List of available regions for the resource type is "
+                f"'{','.join(LOCATIONS)}'.",
             )
         if registry is not None and not mine:
             return arm_error(

@@ -23,12 +23,11 @@ a password is valid between its start and end      Graph passwordCredential reso
 a new service principal is missing from role       DESIGN.md section 4 (az CLI retries
 assignments for a while (``not_found_left``)       PrincipalNotFound up to 36 times)
 role assignments at a parent scope apply below     Azure RBAC doc page (scope inheritance)
-the location list: the public-cloud names of        Azure/azure-sdk-for-net ``Azure.Core/src/
-Azure.Core's ``AzureLocation`` (sovereign clouds   AzureLocation.cs`` (public cloud locations);
-left out) and newer regions; another is refused    the newer regions and the refusal's text
-(``LocationNotAvailableForResourceGroup``, ...)    (ARM's message naming the available
-                                                   regions): assumption, as ARM's own list is
-                                                   per subscription (``GET .../locations``)
+the location list: the ``registries`` locations    ``regions`` (vendored, with its sources):
+of ARM's answer for Microsoft.ContainerRegistry    ARM's own list for the type; the resource
+(``regions``); resource groups take the same list  group's use of it: assumption (ARM checks a
+                                                   group against the subscription's regions,
+                                                   ``GET .../locations``, a superset)
 a registry's ``roleAssignmentMode``:               ACR REST API 2025-11-01 (RegistryProperties
 ``LegacyRegistryPermissions`` (default when         in azure-rest-api-specs containerregistry;
 omitted, see ``default_role_assignment_mode``) or  azure-mgmt-containerregistry 15's
@@ -77,6 +76,8 @@ import secrets
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from .regions import REGISTRY_LOCATIONS
 
 if TYPE_CHECKING:
     from ..registry_front import RegistryFront
@@ -172,17 +173,8 @@ DATA_ROLES = {
 }
 #: The roles that may write role assignments.
 ASSIGNERS = {OWNER, USER_ACCESS_ADMIN, RBAC_ADMIN}
-LOCATIONS = (
-    # Azure.Core AzureLocation's public cloud names (see the table)
-    "eastasia southeastasia centralus eastus eastus2 westus northcentralus southcentralus "
-    "northeurope westeurope japanwest japaneast brazilsouth australiaeast australiasoutheast "
-    "southindia centralindia westindia canadacentral canadaeast uksouth ukwest westcentralus "
-    "westus2 koreacentral koreasouth francecentral francesouth australiacentral "
-    "australiacentral2 uaecentral uaenorth southafricanorth southafricawest switzerlandnorth "
-    "switzerlandwest germanynorth germanywestcentral norwaywest norwayeast brazilsoutheast "
-    # newer regions (assumption)
-    "westus3 swedencentral"
-).split()
+#: The regions a registry (and here a resource group) may be created in: ARM's names.
+LOCATIONS = REGISTRY_LOCATIONS
 SKUS = ("Basic", "Standard", "Premium")
 ARM_AUDIENCE = "https://management.azure.com"
 GRAPH_AUDIENCE = "https://graph.microsoft.com"
