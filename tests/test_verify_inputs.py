@@ -13,6 +13,7 @@ import datetime
 import os
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import tempfile
@@ -401,6 +402,16 @@ def self_signed_tls() -> Iterator[str]:
                 conn, _ = listener.accept()
             except TimeoutError:
                 continue
+            try:
+                # verify first checks that something listens (a connection that sends
+                # nothing): only TLS handshakes count
+                conn.settimeout(5)
+                if not conn.recv(1, socket.MSG_PEEK):
+                    conn.close()
+                    continue
+            except OSError:
+                conn.close()
+                continue
             accepted += 1
             try:
                 with context.wrap_socket(conn, server_side=True):
@@ -436,14 +447,35 @@ def test_tls_failure_is_one_line_at_once_and_names_ca_file(
     assert elapsed < 2.0 and not _leaks(err)
 
 
-def _refused_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])  # closed again: connections are refused
+@pytest.fixture
+def resetting() -> Iterator[str]:
+    """A loopback port that accepts each connection and resets it at once: ``host:port``.
+
+    (A port nothing listens on is no fault to retry: verify says at once that nothing
+    listens there, see test_verify_sandbox.py.)"""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()  # with linger 0: a reset
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    listener.close()
 
 
-def test_retries_are_told_only_with_verbose(tmp_path: Path) -> None:
-    host = f"127.0.0.1:{_refused_port()}"
+def test_retries_are_told_only_with_verbose(tmp_path: Path, resetting: str) -> None:
+    host = resetting
     config, secret = tmp_path / "config.yaml", tmp_path / "secret.yaml"
     _make(config, _config(image_prefix=f"{host}/org/binder-"))
     _make(secret, _with(url=f"https://{host}"))

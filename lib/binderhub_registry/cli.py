@@ -31,7 +31,7 @@ from .params import Parameter, assigned_names, check_names
 from .providers import Record
 from .registry_http import DEADLINE
 from .steps import Result, Runner
-from .verify import VerificationReport, VerifyHints, verify
+from .verify import VerificationReport, VerifyHints, stopped_sandbox, verify
 
 __all__ = ["main"]
 
@@ -335,11 +335,13 @@ def _verify_files(args: argparse.Namespace) -> int:
     ca_file = args.ca_file or os.environ.get("REQUESTS_CA_BUNDLE") or None
     if ca_file:
         _check_ca_file(ca_file, "--ca-file" if args.ca_file else "REQUESTS_CA_BUNDLE")
-    values = load_values(args.config, args.secret)
+    # one file (`helm get values <release>`) or config.yaml and secret.yaml
+    secret = args.secret or args.config
+    values = load_values(args.config, secret)
     if args.pull_access == "secret" and values.pull is None:
         raise InvalidParameter(
             "--pull-access",
-            "is secret, but secret.yaml has no jupyterhub.imagePullSecret for user pods",
+            f"is secret, but {secret} has no jupyterhub.imagePullSecret for user pods",
             "secret",
         )
     if args.pull_access:
@@ -349,9 +351,13 @@ def _verify_files(args: argparse.Namespace) -> int:
             pull=values.pull if args.pull_access == "secret" else None,
             pull_access=args.pull_access,
         )
-    warning = secret_file_warning(args.secret)
+    warning = secret_file_warning(secret)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
+    stopped = stopped_sandbox(values, ca_file, _rerun_command(Path(args.config).parent))
+    if stopped:  # instead of retrying a port nothing listens on
+        print(f"error: {stopped}", file=sys.stderr)
+        return 1
     log = logging.getLogger("binderhub_registry")
     saved = log.handlers[:], log.level, log.propagate
     # the runner logs each retry at WARNING: told with --verbose only, else one line in the end
@@ -390,6 +396,20 @@ def _verify_files(args: argparse.Namespace) -> int:
         log.handlers, log.level, log.propagate = saved[0], saved[1], saved[2]
     print(report)
     return 0
+
+
+def _rerun_command(directory: Path) -> str:
+    """The command that writes the values in ``directory`` again, from the notebook's record
+    there ("" without one)."""
+    try:
+        key = json.loads((directory / Record.FILE).read_text())["provider"]
+        notebook = providers.get(key).NOTEBOOK
+    except (OSError, ValueError, KeyError, TypeError, ImportError):
+        return ""
+    return (
+        f"binderhub-registry run notebooks/{notebook}.ipynb -p output_dir "
+        f"{shlex.quote(str(directory))} -p sandbox True"
+    )
 
 
 def _seconds(text: str) -> float:
@@ -567,11 +587,16 @@ def main(argv: list[str] | None = None) -> int:
         help="check BinderHub values as their consumers use them: BinderHub's image check, "
         "a build pod's push, a user pod's pull (jupyterhub.imagePullSecret)",
     )
-    p.add_argument("config", help="config.yaml (with config.BinderHub.image_prefix)")
+    p.add_argument(
+        "config",
+        help="config.yaml (with config.BinderHub.image_prefix), or one file with every value "
+        "(what `helm get values <release>` prints)",
+    )
     p.add_argument(
         "secret",
+        nargs="?",
         help="secret.yaml (with registry.username and registry.password, and "
-        "jupyterhub.imagePullSecret for user pods)",
+        "jupyterhub.imagePullSecret for user pods); none when CONFIG holds them",
     )
     p.add_argument(
         "--pull-access",

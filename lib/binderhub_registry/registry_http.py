@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlparse, urlu
 import requests
 
 from .errors import (
+    CloudError,
     TransientCloudError,
     VerificationFailed,
     error_for_status,
@@ -272,3 +273,31 @@ class RegistryHTTP:
             raise VerificationFailed(
                 check, f"{origin(realm)} did not return a token: check DockerRegistry.token_url"
             ) from None
+
+    def login_refused(self, registry_url: str) -> bool:
+        """Whether the registry refuses these credentials themselves, as ``docker login`` sees it.
+
+        docker login asks ``/v2/`` for its challenge, then the token service for a token
+        without any scope: a token service answers 401 when the credentials are invalid
+        (docker/distribution docs/spec/auth/jwt.md), while with a scope some (Harbor:
+        src/core/service/token/creator.go) take refused credentials as anonymous and give a
+        token without the actions, so the refusal comes later and reads as a missing right.
+        False when the credentials are accepted or the answer says nothing (no challenge,
+        a fault, another status): the caller's diagnosis then stands.
+        """
+        try:
+            r = self.get(f"{registry_url}/v2/")  # no credentials: the registry's challenge
+            if r.status_code != 401:
+                return False
+            scheme, params = parse_challenge(r.headers.get("www-authenticate", ""))
+            if scheme == "basic":
+                return self.get(f"{registry_url}/v2/", auth=self.basic).status_code == 401
+            if scheme != "bearer" or not params.get("realm"):
+                return False
+            self.require_https(params["realm"], "login", "the token service")
+            args = {"account": self.username}  # docker login's, with the challenge's service
+            if params.get("service"):
+                args["service"] = params["service"]
+            return self.get(url_concat(params["realm"], args), auth=self.basic).status_code == 401
+        except (CloudError, VerificationFailed):
+            return False

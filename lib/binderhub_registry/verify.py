@@ -19,37 +19,54 @@ The report sums the checks up per consumer of the values: the binder pod's image
 check, the build pods' push, the user pods' pull, and least privilege.
 
 Each failure raises :class:`VerificationFailed` with a diagnosis a person can act
-on, and the report so far (``.report``). A provider passes :class:`VerifyHints`
+on, and the report so far (``.report``); when the registry refuses the credentials
+themselves at login (as ``docker login`` asks), that is the diagnosis, whatever check
+failed (Harbor takes a wrong robot secret as anonymous and refuses only later).
+:func:`stopped_sandbox` tells values whose loopback registry no longer listens (a
+sandbox that stopped) before any retry. A provider passes :class:`VerifyHints`
 to word the diagnoses for its registry (what grants push, how to renew credentials).
 The transport is :mod:`.registry_http`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import ipaddress
 import os
+import socket
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html import escape
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit
 
 from .binderhub import RegistryValues, ValuesFiles, auth_key_host, split_image_reference
 from .binderhub_check import BinderHubRegistrySettings, binderhub_settings, get_image_manifest
 from .errors import CloudError, InvalidParameter, VerificationFailed
 from .pull import PULL_CHECK, PUSH_REFUSED_CHECK, pull_image, push_refused
 from .push import PUSH_CHECK, delete_tag, push_auth, push_image
-from .registry_http import DEADLINE, Deadline, RegistryHTTP, plain_http_refusal, secret_forms
+from .registry_http import (
+    DEADLINE,
+    Deadline,
+    RegistryHTTP,
+    origin,
+    plain_http_refusal,
+    secret_forms,
+)
 from .registry_http import url_concat as _url_concat  # noqa: F401  (kept for callers' imports)
 from .secrets import Secret, redact
 from .steps import Result
 
 __all__ = [
     "CHECK_IMAGE",
+    "SANDBOX_CA",
     "BinderHubRegistrySettings",
     "Check",
     "VerificationReport",
     "VerifyHints",
     "binderhub_image_name",
     "binderhub_settings",
+    "stopped_sandbox",
     "verify",
     "verify_step",
 ]
@@ -157,6 +174,105 @@ class VerificationReport:
             f"<p>Verification of <code>{escape(self.image)}</code></p><table>{rows}</table>"
             f"<p>For each consumer of the values: {summary}</p>"
         )
+
+
+#: The subject of the sandbox's CA (sandbox/certs.py): a CA bundle holding it is the sandbox's.
+SANDBOX_CA = "binderhub-registry sandbox CA"
+#: How to start the sandbox, as its own command prints the variables.
+START_SANDBOX = 'eval "$(binderhub-registry sandbox start)"'
+
+
+def stopped_sandbox(
+    values: RegistryValues, ca_bundle: str | None = None, rerun: str = ""
+) -> str | None:
+    """The diagnosis when ``values`` point at this machine (loopback) where nothing listens,
+    as a sandbox's values do once it stopped; None when every loopback origin answers or
+    there is none. Only loopback is probed (one TCP connect each, refused at once).
+
+    Values are the sandbox's when ``ca_bundle`` holds its CA (:data:`SANDBOX_CA`) or
+    ``rerun`` (the command that rewrites them, from the notebook's record beside them) is
+    given: the sandbox listens on new ports at each start, so they must be written again.
+    """
+    settings = binderhub_settings(values)
+    hosts = [values.image_prefix.split("/", 1)[0], settings.url, settings.token_url]
+    hosts += [values.registry_url or "", values.pull.registry if values.pull else ""]
+    # one probe per origin, however the values spell it
+    origins = dict.fromkeys(origin(h if "://" in h else f"https://{h}") for h in hosts if h)
+    where = next((o for o in origins if _nothing_listens(o)), None)
+    if where is None:
+        return None
+    again = rerun or "rerun the notebook that wrote them with sandbox = True"
+    running = _running_sandbox()
+    if running:  # a sandbox runs, on other ports
+        return (
+            f"these values point at a sandbox that is not running (nothing listens on {where}; "
+            f"the sandbox running now is at {running}, and each start takes new ports): "
+            f"write them again against it: {again}"
+        )
+    if _is_sandbox_ca(ca_bundle) or rerun:
+        return (
+            f"these values point at a sandbox that is not running (nothing listens on {where}): "
+            f"start it with {START_SANDBOX}, then write them again (each start takes new "
+            f"ports): {again}"
+        )
+    return (
+        f"nothing listens on {where}, on this machine: if these values come from the sandbox, "
+        f"it is not running: start it with {START_SANDBOX} and {again}; else start the "
+        "registry there"
+    )
+
+
+def _nothing_listens(address: str) -> bool:
+    """Whether ``address`` (a URL or ``host[:port]``) is loopback and refuses a connection."""
+    parts = urlsplit(address if "://" in address else f"https://{address}")
+    try:
+        host, port = parts.hostname or "", parts.port or (80 if parts.scheme == "http" else 443)
+    except ValueError:  # a port that is no number: the values' check says so
+        return False
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+    if not loopback:
+        return False
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False  # not a plain refusal: the verification tells what it is
+    return False
+
+
+def _is_sandbox_ca(ca_bundle: str | None) -> bool:
+    """Whether the CA bundle file holds the sandbox's CA."""
+    if not ca_bundle:
+        return False
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    try:
+        with open(ca_bundle, "rb") as f:
+            certificates = x509.load_pem_x509_certificates(f.read(1 << 20))
+    except (OSError, ValueError):
+        return False
+    return any(
+        attribute.value == SANDBOX_CA
+        for certificate in certificates
+        for attribute in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    )
+
+
+def _running_sandbox() -> str | None:
+    """The URL of the user's sandbox when one runs (its default directory), else None."""
+    from . import sandbox
+    from .errors import SandboxError
+
+    try:
+        box = sandbox.running()
+    except (SandboxError, OSError):
+        return None
+    return box.url if box else None
 
 
 def binderhub_image_name(name: str) -> str:
@@ -320,6 +436,45 @@ def _run_checks(
         if url.lower().startswith("http://") and not insecure:
             raise VerificationFailed("BinderHub's registry URL", plain_http_refusal(what, url))
     http = session.client(settings.username, settings.password, settings.url)
+    with _credentials_first(http, settings.url, hints):
+        digest = _binderhub_checks(report, settings, image, tag, http, hints)
+    _pull_checks(report, values, settings.url, prefix_host, image, tag, session, hints)
+    if not cleanup:
+        report.add("delete the test tag", "kept, as asked", "skipped")
+        return
+    deleted, detail = delete_tag(http, settings.url, image, digest, hints=hints)
+    report.add("delete the test tag", detail, "ok" if deleted else "skipped")
+
+
+@contextlib.contextmanager
+def _credentials_first(http: RegistryHTTP, registry_url: str, hints: VerifyHints) -> Iterator[None]:
+    """A failed check whose cause is that the registry refuses the credentials themselves is
+    told so: a registry that takes refused credentials as anonymous (Harbor) would otherwise
+    fail later, worded as a missing right, when the secret is wrong."""
+    try:
+        yield
+    except VerificationFailed as failed:
+        if "refused user '" in failed.diagnosis or not http.username:
+            raise  # already about the credentials, or none were sent
+        if not http.login_refused(registry_url):
+            raise
+        raise VerificationFailed(
+            failed.check,
+            f"{origin(registry_url)} refused user {http.username!r} at login (a token without "
+            "scope, as docker login asks): the password or secret is wrong, or the account "
+            f"expired, was disabled or deleted; {hints.credentials}",
+        ) from None
+
+
+def _binderhub_checks(
+    report: VerificationReport,
+    settings: BinderHubRegistrySettings,
+    image: str,
+    tag: str,
+    http: RegistryHTTP,
+    hints: VerifyHints,
+) -> str:
+    """BinderHub's image check, the push token, the push, the check again; the digest."""
     registry_host = urlparse(settings.url).hostname
     path = "token_url" if settings.token_url else "Basic credentials (no token_url)"
     check = "BinderHub's image check"
@@ -346,12 +501,7 @@ def _run_checks(
             "would rebuild at every launch; check DockerRegistry.url and token_url",
         )
     report.add(check, "found, so launches will reuse built images")
-    _pull_checks(report, values, settings.url, prefix_host, image, tag, session, hints)
-    if not cleanup:
-        report.add("delete the test tag", "kept, as asked", "skipped")
-        return
-    deleted, detail = delete_tag(http, settings.url, image, digest, hints=hints)
-    report.add("delete the test tag", detail, "ok" if deleted else "skipped")
+    return digest
 
 
 #: The command that checks a node's pull on the cluster (pull_access "node").
@@ -406,7 +556,8 @@ def _pull_checks(
             "would pull without them; make it name the image_prefix host",
         )
     http = session.client(pull.username, pull.password, registry_url)
-    pulled = pull_image(http, registry_url, image, tag, hints=hints)
+    with _credentials_first(http, registry_url, hints):
+        pulled = pull_image(http, registry_url, image, tag, hints=hints)
     report.add(PULL_CHECK, f"{pulled} with jupyterhub.imagePullSecret ({pull.username})")
     if not push_refused(http, registry_url, image, hints=hints):
         raise VerificationFailed(
