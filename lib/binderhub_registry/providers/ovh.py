@@ -959,7 +959,7 @@ def read_settings(conn: OvhConnection) -> Result[RegistrySettings | None]:
         raise CloudError(
             f"registry {name} has OVHcloud IAM turned on: its Harbor then has no local users, "
             "so the Harbor user this notebook makes could not sign in; turn IAM off for this "
-            "registry in the Control Panel (the API: DELETE .../containerRegistry/{id}/iam), "
+            f"registry in the Control Panel (the API: DELETE .../containerRegistry/{rid}/iam), "
             "or choose another registry_name"
         )
     management = _blocks(
@@ -979,10 +979,10 @@ def read_settings(conn: OvhConnection) -> Result[RegistrySettings | None]:
     if info.auth_mode == harbor.OIDC_AUTH:
         raise CloudError(
             f"registry {name}'s Harbor signs users in through OIDC (auth_mode {info.auth_mode}): "
-            "it then takes a password only from its first admin, which is OVHcloud's, so the "
-            "Harbor user this notebook makes could not sign in; remove the registry's OIDC "
-            "configuration (Control Panel, or DELETE .../containerRegistry/{id}/openIdConnect), "
-            "or choose another registry_name"
+            "it then takes a password only from its first admin (user id 1), never from the "
+            "Harbor user this notebook makes; remove the registry's OIDC configuration "
+            f"(Control Panel, or DELETE .../containerRegistry/{rid}/openIdConnect), or choose "
+            "another registry_name"
         )
     harbor.require_version(info, f"registry {name}")
     registry_ips = _blocks(
