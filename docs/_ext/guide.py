@@ -34,7 +34,13 @@ from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
 from binderhub_registry import providers
-from binderhub_registry.binderhub import RegistryValues
+from binderhub_registry.binderhub import (
+    CHART_REPOSITORY,
+    CHART_VERSION,
+    CHART_VERSIONS,
+    RegistryValues,
+    helm_commands,
+)
 from binderhub_registry.secrets import Secret
 
 __all__ = [
@@ -61,12 +67,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 #: the public BinderHub the launch links use
 BINDER = "https://mybinder.org"
-#: the Helm chart repository of JupyterHub and BinderHub (jupyterhub/helm-chart's README)
-CHART_REPOSITORY = "https://hub.jupyter.org/helm-chart/"
-#: where the chart's versions are listed: BinderHub has development releases only
-CHART_VERSIONS = "https://hub.jupyter.org/helm-chart/#development-releases-binderhub"
-#: an example version: the one mybinder.org-deploy's mybinder/Chart.yaml pinned (commit 003079a)
-CHART_VERSION = "1.0.0-0.dev.git.3983.h383374de"
 
 
 def repository_url() -> str:
@@ -97,20 +97,6 @@ def clone_commands(then: str) -> str:
     folder = url.rsplit("/", 1)[1]
     install = "make install   # Python 3.11+ and make: installs uv.lock into .venv"
     return f"git clone {url}\ncd {folder}\n{install}\n{then}\n"
-
-
-def helm_commands(config: str, secret: str | None) -> str:
-    """2.5 in full: the chart repository, how to list the chart's versions, and the install with
-    the two files at their real paths."""
-    files = f"-f {config}" + (f" -f {secret}" if secret else "")
-    return (
-        f"helm repo add jupyterhub {CHART_REPOSITORY}\n"
-        "helm repo update\n"
-        "helm search repo jupyterhub/binderhub --devel --versions | head -n 5   # newest first\n"
-        "helm upgrade --install binderhub jupyterhub/binderhub \\\n"
-        f"  --version={CHART_VERSION} \\\n"
-        f"  {files}   # plus your other values\n"
-    )
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,9 @@ from .outputs import HEADER_MARK, write_file
 from .secrets import REDACTED, Secret, write_private_file
 
 __all__ = [
+    "CHART_REPOSITORY",
+    "CHART_VERSION",
+    "CHART_VERSIONS",
     "DOCKER_HUB_AUTH_KEY",
     "MAX_VALUES_BYTES",
     "PULL_ACCESS",
@@ -53,11 +56,13 @@ __all__ = [
     "RegistryValues",
     "ValuesFiles",
     "chart_docker_config",
+    "helm_commands",
     "image_host",
     "load_values",
     "read_values_file",
     "secret_file_warning",
     "split_image_reference",
+    "values_header",
     "write_values",
 ]
 
@@ -191,27 +196,52 @@ class ValuesFiles:
     def _repr_markdown_(self) -> str:
         return f"```yaml\n{self._text()}```"
 
+    def next_step(self) -> str:
+        """The helm commands that install BinderHub with these two files, at their real paths."""
+        return helm_commands(self.config_path, self.secret_path)
 
-_HEADER = (
-    HEADER_MARK
-    + """ ({source}).
-# Apply with your other values (the chart is published as development releases only, so helm
-# needs --version; see https://jupyterhub.github.io/helm-chart/#development-releases-binderhub):
-#   helm upgrade --install binderhub jupyterhub/binderhub --version=<chart version> \\
-#     -f config.yaml -f secret.yaml
-"""
-)
+
+#: The Helm chart repository of JupyterHub and BinderHub (jupyterhub/helm-chart's README).
+CHART_REPOSITORY = "https://hub.jupyter.org/helm-chart/"
+#: Where the chart's versions are listed: BinderHub is published as development releases only.
+CHART_VERSIONS = "https://hub.jupyter.org/helm-chart/#development-releases-binderhub"
+#: An example version: the one mybinder.org-deploy's ``mybinder/Chart.yaml`` pinned (003079a).
+CHART_VERSION = "1.0.0-0.dev.git.3983.h383374de"
+
+
+def helm_commands(config: str | Path, secret: str | Path | None = None) -> str:
+    """The next step in full: add the chart repository, list its versions, and install with the
+    values files at their real paths (``secret`` omitted where there is none)."""
+    files = f"-f {config}" + (f" -f {secret}" if secret else "")
+    return (
+        f"helm repo add jupyterhub {CHART_REPOSITORY}\n"
+        "helm repo update\n"
+        "helm search repo jupyterhub/binderhub --devel --versions | head -n 5   # newest first\n"
+        "helm upgrade --install binderhub jupyterhub/binderhub \\\n"
+        f"  --version={CHART_VERSION} \\\n"
+        f"  {files}   # plus your other values\n"
+    )
+
+
+def values_header(source: str, config: str | Path, secret: str | Path | None) -> str:
+    """The comment that opens each values file: its source, then the commands that apply it
+    (BinderHub has development releases only, so helm needs ``--version``: see CHART_VERSIONS)."""
+    commands = "".join(f"#   {line}\n" for line in helm_commands(config, secret).splitlines())
+    return (
+        f"{HEADER_MARK} ({source}).\n"
+        f"# Apply with your other values; pick a version from {CHART_VERSIONS}:\n{commands}"
+    )
 
 
 def write_values(output_dir: str | Path, values: RegistryValues, *, source: str) -> ValuesFiles:
     """Write ``config.yaml`` (0644) and ``secret.yaml`` (0600) into ``output_dir``."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    header = _HEADER.format(source=source)
     config_path = out / "config.yaml"
+    secret_path = out / "secret.yaml"
+    header = values_header(source, config_path, secret_path)
     # beside it, then renamed: a link planted at config.yaml is replaced, never followed
     write_file(config_path, header + yaml.safe_dump(values.config(), sort_keys=False), mode=0o644)
-    secret_path = out / "secret.yaml"
     write_private_file(
         secret_path, header + yaml.safe_dump(values.secret(reveal=True), sort_keys=False)
     )
