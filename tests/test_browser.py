@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import pytest
 import requests
 import yaml
@@ -24,6 +25,7 @@ from binderhub_registry.sandbox import Sandbox
 from binderhub_registry.sandbox.registry import free_port
 
 from .conftest import ROOT
+from .test_form_stored import not_refreshed
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 BIN = Path(sys.executable).parent
@@ -104,11 +106,13 @@ def lab(
     workspace of its own, reset (no tab of an earlier test); yields its URL and folder."""
     notebook: Path = request.param
     base, token, root = lab_server
-    workdir = root / notebook.stem
+    workdir, n = root / notebook.stem, 1
+    while workdir.exists():  # a notebook several tests open
+        workdir, n = root / f"{notebook.stem}-{n}", n + 1
     workdir.mkdir()
     shutil.copy(notebook, workdir)
-    path = f"{notebook.stem}/{notebook.name}"
-    yield f"{base}/lab/workspaces/{notebook.stem}/tree/{path}?reset&token={token}", workdir
+    path = f"{workdir.name}/{notebook.name}"
+    yield f"{base}/lab/workspaces/{workdir.name}/tree/{path}?reset&token={token}", workdir
     # its kernel would idle on until the module ends
     auth = {"Authorization": f"token {token}"}
     for kernel in requests.get(f"{base}/api/kernels", headers=auth, timeout=10).json():
@@ -116,41 +120,71 @@ def lab(
 
 
 def _field(page: Any, name: str) -> Any:
-    return page.locator(".widget-text", has_text=name).locator("input")
+    """The form's input for parameter ``name`` (the newest form: Run All shows it again)."""
+    return page.locator(f".bhr-param-{name} input").last
+
+
+def _open(page: Any, url: str) -> None:
+    """Open the notebook, wait for its kernel, and clear the stored outputs (they would
+    satisfy every wait)."""
+    page.goto(url)
+    page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=60_000)
+    page.wait_for_selector("text=Python 3 (ipykernel) | Idle", timeout=60_000)  # kernel up
+    if page.locator("text=Would you like to get notified").count():
+        page.get_by_role("button", name="No", exact=True).click()  # JupyterLab's news prompt
+    page.get_by_role("menuitem", name="Edit").click()
+    page.get_by_text("Clear Outputs of All Cells").click()
+    assert page.locator("text=BinderHub finds the pushed image").count() == 0
+    if page.viewport_size["width"] < 800:  # a phone: the file browser would take most of it
+        _close_left_sidebar(page)
+
+
+def _close_left_sidebar(page: Any) -> None:
+    """Collapse JupyterLab's left sidebar (clicking its open tab, the file browser)."""
+    page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current").click()
+    page.locator("#jp-left-stack").wait_for(state="hidden")
+
+
+def _run_form_cells(page: Any, workdir: Path) -> None:
+    """Run the parameters cell, its markdown, then the form cell; wait for the form."""
+    page.locator(".jp-CodeCell .jp-InputArea-editor").first.click()
+    for _ in range(3):
+        page.keyboard.press("Shift+Enter")
+    try:
+        _field(page, "prefix").wait_for(timeout=30_000)
+    except playwright.Error:
+        page.screenshot(path=str(workdir / "no-form.png"), full_page=True)
+        raise
+
+
+def _type(page: Any, name: str, value: str) -> None:
+    field = _field(page, name)
+    field.fill(value)
+    field.press("Enter")  # text fields send their value on Enter or leaving them
+
+
+def _run(page: Any, how: str) -> None:
+    """Run the notebook as a person would: Run All, or the check cell and all below."""
+    if how == "run-below":
+        page.locator(".jp-Notebook .jp-CodeCell").nth(2).locator(".jp-InputArea-prompt").click()
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    name = "Run All Cells" if how == "run-all" else "Run Selected Cell and All Below"
+    page.get_by_text(name, exact=True).click()
 
 
 def test_form_edits_parameters_then_the_notebook_runs(
     lab: tuple[str, Path], fresh: Sandbox
 ) -> None:
     url, workdir = lab
-    stem = workdir.name
+    stem = next(workdir.glob("*.ipynb")).stem
     errors: list[str] = []
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 1600})
         page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(url)
-        page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=60_000)
-        page.wait_for_selector("text=Python 3 (ipykernel) | Idle", timeout=60_000)  # kernel up
-        if page.locator("text=Would you like to get notified").count():
-            page.get_by_role("button", name="No", exact=True).click()  # JupyterLab's news prompt
-
-        # start from a clean page: the stored outputs would satisfy every wait below
-        page.get_by_role("menuitem", name="Edit").click()
-        page.get_by_text("Clear Outputs of All Cells").click()
-        assert page.locator("text=BinderHub finds the pushed image").count() == 0
-
-        # the parameters cell, its markdown, then the form cell
-        page.locator(".jp-CodeCell .jp-InputArea-editor").first.click()
-        for _ in range(3):
-            page.keyboard.press("Shift+Enter")
+        _open(page, url)
+        _run_form_cells(page, workdir)
         prefix = _field(page, "prefix")
-        try:
-            prefix.wait_for(timeout=30_000)
-        except playwright.Error:
-            page.screenshot(path=str(workdir / "no-form.png"), full_page=True)
-            raise
-
         prefix.fill("Not_Valid")  # the form shows the parameter's rule as you type
         prefix.press("Enter")
         try:
@@ -165,10 +199,7 @@ def test_form_edits_parameters_then_the_notebook_runs(
             _field(page, name).press("Enter")
         page.screenshot(path=str(workdir / "form.png"), full_page=False)
 
-        # select the first cell after the form, then Run > Run Selected Cell and All Below
-        page.locator(".jp-Notebook .jp-CodeCell").nth(2).locator(".jp-InputArea-prompt").click()
-        page.get_by_role("menuitem", name="Run", exact=True).click()
-        page.get_by_text("Run Selected Cell and All Below").click()
+        _run(page, "run-below")  # the first cell after the form, and all below
         try:
             page.wait_for_selector("text=BinderHub finds the pushed image", timeout=180_000)
         except playwright.Error:
@@ -195,3 +226,92 @@ def test_form_edits_parameters_then_the_notebook_runs(
         push, pull = sorted((t["label"] for t in tokens), key=lambda label: label.endswith(" pull"))
         assert push.startswith(f"BinderHub push binderhubdemoorg/{FORM_PREFIX}* #")
         assert pull == push + " pull"
+
+
+HARBOR = ROOT / "notebooks" / "05-harbor.ipynb"
+STDERR = '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'
+
+
+@pytest.mark.parametrize("lab", [HARBOR], indirect=True, ids=["05-harbor"])
+@pytest.mark.parametrize(("width", "how"), [(1280, "run-all"), (400, "run-below")])
+def test_the_forms_values_are_the_ones_used(
+    lab: tuple[str, Path], fresh: Sandbox, width: int, how: str
+) -> None:
+    """Issue 24 points 1, 2, 4: typed values survive Run All (and run-below), an invalid one
+    stops the check cell with its rule, retries and a slow call show in the step's own row."""
+    url, workdir = lab
+    errors: list[str] = []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": width, "height": 1000})
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        _open(page, url)
+        _run_form_cells(page, workdir)
+        # point 3: sandbox first, one run-mode choice, and a field's link to its step
+        assert "bhr-param-sandbox" in str(page.locator(".bhr-param").first.get_attribute("class"))
+        assert page.locator(".bhr-param-run_mode select").count() == 1
+        page.get_by_role("link", name="Step 3: a robot account for BinderHub").click()
+        heading = page.locator("h2", has_text="Step 3: a robot account for BinderHub")
+        top = heading.evaluate("e => e.getBoundingClientRect().top")
+        assert 0 <= top < page.viewport_size["height"] / 2, top
+        _type(page, "harbor_project", "uxproject")
+        _type(page, "robot_name", "ux-robot")
+        _type(page, "robot_expiry_days", "99999")
+        page.get_by_text("whole number of days from 1 to 3650").first.wait_for(timeout=10_000)
+        page.screenshot(path=str(workdir / f"form-{width}.png"), full_page=False)
+
+        # point 2: the invalid field stops the check cell with its rule, nothing is made
+        _run(page, how)
+        check = page.locator(".jp-Notebook .jp-CodeCell").nth(2).locator(".jp-OutputArea")
+        try:
+            check.get_by_text("parameter 'robot_expiry_days'").wait_for(timeout=60_000)
+        except playwright.Error:
+            page.screenshot(path=str(workdir / "no-refusal.png"), full_page=True)
+            raise
+        # text_content: JupyterLab leaves cells out of view unrendered (innerText is empty)
+        assert "using the form's values:" in str(check.text_content())
+        assert "uxproject" not in str(fresh.state()["harbor"])
+        # Run All showed the form again: with what was typed, not the cell's defaults
+        assert _field(page, "harbor_project").input_value() == "uxproject"
+
+        # point 4: a slow sign-in (one call taking 3 s) and a robot made at the second attempt
+        fresh.add_faults(
+            {"method": "GET", "path": "/api/v2.0/users/current$", "delay": 3},
+            {"method": "POST", "path": "/api/v2.0/robots$", "status": 503},
+        )
+        _type(page, "robot_expiry_days", "30")
+        page.wait_for_timeout(500)  # the value reaches the kernel
+        _run(page, how)
+        try:
+            running = page.get_by_text("running… 2 s").first
+            running.wait_for(timeout=60_000)
+            running.scroll_into_view_if_needed()
+            page.screenshot(path=str(workdir / f"running-{width}.png"), full_page=False)
+            page.wait_for_selector("text=BinderHub finds the pushed image", timeout=180_000)
+        except playwright.Error:
+            page.screenshot(path=str(workdir / "not-done.png"), full_page=True)
+            raise
+        text = str(page.locator(".jp-Notebook").text_content())
+        stderr = page.locator(STDERR).count()
+        page.keyboard.press("Control+s")  # a person saves (point 5: the copy is refused below)
+        page.wait_for_timeout(1000)
+        browser.close()
+
+    assert not errors, errors
+    # point 1: the form's values, said by the check cell and used by every step
+    assert (
+        "using the form's values: harbor_project='uxproject', robot_name='ux-robot', "
+        "robot_expiry_days=30" in text
+    )
+    config = yaml.safe_load((workdir / "build" / "05-harbor" / "config.yaml").read_text())
+    assert "/uxproject/" in config["config"]["BinderHub"]["image_prefix"]
+    robots = [r["name"] for r in fresh.state()["harbor"]["robots"]]
+    assert "robot$uxproject+ux-robot" in robots, robots
+    # point 4: no pink box, the retry told in the row, "running… N s" gone from final rows
+    assert stderr == 0
+    assert "attempt 1 failed" not in text
+    assert "(after 2 attempts)" in text
+    assert "running…" not in text
+    # point 5: a notebook saved from JupyterLab is not a stored notebook the suite accepts
+    saved = nbformat.read(workdir / HARBOR.name, as_version=4)
+    assert not_refreshed(saved)

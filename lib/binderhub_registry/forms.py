@@ -233,8 +233,9 @@ def _widget(param: Parameter, value: Any) -> Any:
 def _row(label: str, name: str, widget: Any, help_html: str, message: Any, key: str = "") -> Any:
     import ipywidgets as w
 
+    code = f" <code style='font-size:85%'>{escape(name)}</code>" if name else ""
     title = w.HTML(
-        f"<b>{escape(label)}</b> <code style='font-size:85%'>{escape(name)}</code>",
+        f"<b>{escape(label)}</b>{code}",
         layout=w.Layout(flex="0 0 16em", max_width="100%"),
     )
     top = w.HBox([title, widget], layout=w.Layout(flex_flow="row wrap", align_items="center"))
@@ -287,7 +288,10 @@ def form(namespace: MutableMapping[str, Any], spec: Iterable[Parameter]) -> Any:
         help_parts.append(escape(_one_line(param.rule)))
         if param.name in steps:
             text, anchor = steps[param.name]
-            help_parts.append(f"<a href='#{escape(anchor)}'>{escape(text)}</a>")
+            help_parts.append(
+                f"<a href='#{escape(anchor)}' style='color:#1a5fb4;text-decoration:underline'>"
+                f"{escape(text)}</a>"
+            )
         label = "Sandbox: rehearse locally" if param.name == "sandbox" else _label(param.name)
         rows.append(_row(label, param.name, widget, " · ".join(help_parts), message))
 
@@ -306,6 +310,15 @@ def form(namespace: MutableMapping[str, Any], spec: Iterable[Parameter]) -> Any:
         rows.append(_mode_row(kept, flags, provider, resets))
     rows.append(_environment(provider))
     rows.insert(0, _stored_notebook_note())
+    rows.insert(
+        1,
+        w.HTML(
+            "<div style='margin-bottom:0.6em;line-height:1.4'>What you type here is what the "
+            "cells below use, even after <i>Run All</i> (the check cell lists it); "
+            "<i>Use the parameters cell</i> forgets it. A value that breaks its rule stops "
+            "the check cell.</div>"
+        ),
+    )
 
     def reset(_: Any) -> None:
         kept.typed.clear()
@@ -356,7 +369,7 @@ def _mode_row(kept: _Kept, flags: tuple[str, ...], provider: Any, resets: list[A
     names = ", ".join(flags)
     return _row(
         "What this run does",
-        names,
+        "",
         widget,
         "sets " + escape(names) + " together, in a combination the notebook accepts",
         message,
