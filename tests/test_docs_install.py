@@ -12,12 +12,14 @@ test. Each kind is checked as cheaply as it can be honestly:
   other command assumes, really runs there (with this checkout's pinned uv, so only its
   bootstrap from PyPI is skipped);
 * ``pip install ...`` (also ``.venv/bin/pip``, ``python3 -m pip``): run as ``uv pip install``
-  with the same arguments into a fresh venv of its own, from the clone: uv's cache first,
-  offline, and PyPI, the index ``make install`` uses, only when the cache lacks an index page;
+  with the same arguments into a fresh venv of its own, from the clone, offline from uv's cache;
+  where the cache lacks an index page (uv's cache after ``make install`` holds the lock's wheels,
+  not the index's pages), each pinned requirement is checked against ``uv.lock`` instead, and each
+  extra named against ``pyproject.toml``, so the command installs what ``make install`` did;
 * after the install, the commands the docs run from ``.venv/bin`` exist, and the package the
   clone installed is the clone's own.
 
-Nothing but loopback and that index is reached.
+uv runs offline throughout (``UV_OFFLINE``): nothing beyond loopback is reached.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ def _run(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.Completed
     env = {
         k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT")
     }
+    env["UV_OFFLINE"] = "1"  # tests reach nothing beyond loopback: uv's cache only
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -88,8 +91,31 @@ def _uv_pip_install(clone: Path, venv: Path, arguments: list[str]) -> None:
     command = [uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"), *arguments]
     out = _run([*command, "--offline"], clone)
     if out.returncode != 0 and "network was disabled" in out.stderr:
-        out = _run(command, clone)  # an index page not in uv's cache yet: ask PyPI
+        _matches_the_lock(clone, arguments)  # an index page not in uv's cache: check, offline
+        return
     assert out.returncode == 0, f"uv pip install {shlex.join(arguments)}:\n{out.stderr}"
+
+
+def _matches_the_lock(clone: Path, arguments: list[str]) -> None:
+    """What ``pip install <arguments>`` would install is what ``make install`` installed: each
+    ``-r`` or ``-c`` file's pins are the lock's versions, and each extra named exists."""
+    locked: dict[str, set[str]] = {}  # a package can be locked at one version per marker
+    for package in tomllib.loads((clone / "uv.lock").read_text())["package"]:
+        locked.setdefault(package["name"], set()).add(package.get("version", ""))
+    extras = set(
+        tomllib.loads((clone / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    )
+    words = iter(arguments)
+    for word in words:
+        if word in ("-r", "-c"):
+            for line in (clone / next(words)).read_text().splitlines():
+                pin = re.match(r"^([\w.-]+)==([^\s;]+)", line)
+                if pin:
+                    name = re.sub(r"[-_.]+", "-", pin[1]).lower()
+                    assert pin[2] in locked.get(name, set()), (line, locked.get(name))
+        elif word.startswith("."):
+            named = re.findall(r"\[([\w,-]+)\]", word)
+            assert not named or set(named[0].split(",")) <= extras, word
 
 
 def test_the_docs_show_the_install_commands_this_test_checks() -> None:
