@@ -21,8 +21,11 @@ from .conftest import ROOT
 
 
 @pytest.fixture(autouse=True)
-def no_forms() -> Iterator[None]:
+def no_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No form of another test, no JupyterLab session, and kept values in the test's folder."""
     forget = getattr(forms, "forget_forms", lambda: None)  # (absent before: tests fail, not error)
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    monkeypatch.setenv("BINDERHUB_REGISTRY_FORMS_DIR", str(tmp_path / "forms"))
     forget()
     yield
     forget()
@@ -103,6 +106,29 @@ def test_run_all_keeps_the_forms_values_and_validate_says_so(
 
     ns.update(cell)  # the parameters cell again, and the check cell without the form cell
     assert harbor.validate(ns).harbor_project == "uxproject"
+
+
+def test_restart_kernel_and_run_all_keeps_them_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """JupyterLab's "Restart Kernel and Run All": a new kernel, the form's values still used."""
+    monkeypatch.setenv("JPY_SESSION_NAME", str(tmp_path / "05-harbor.ipynb"))
+    cell = harbor_cell(tmp_path)
+    field(form(dict(cell), harbor.PARAMETERS), "harbor_project").value = "uxproject"
+    (kept,) = (tmp_path / "forms").iterdir()
+    assert kept.stat().st_mode & 0o777 == 0o600
+
+    forms.forget_forms()  # a new kernel: nothing in memory
+    ns = dict(cell)
+    box = form(ns, harbor.PARAMETERS)
+    assert field(box, "harbor_project").value == "uxproject"
+    assert harbor.validate(ns).harbor_project == "uxproject"
+    assert "using the form's values: harbor_project='uxproject'" in capsys.readouterr().out
+
+    next(c for c in box.children if isinstance(c, w.Button)).click()  # forget them
+    assert not kept.exists()
+    forms.forget_forms()
+    assert harbor.validate(dict(cell)).harbor_project == "binderhub"
 
 
 def test_the_parameters_cell_edited_after_the_form_wins(tmp_path: Path) -> None:

@@ -10,15 +10,20 @@ never their values).
 What is typed is kept by the form, not only written into the namespace: Run All
 re-runs the parameters cell, which resets every variable, so the check cell's
 ``validate(globals())`` applies the form's values again (:func:`apply_form`) and says
-so in one line. A value typed into the form that breaks its rule stops the check
-cell with that rule. Editing the parameters cell itself wins over the form for the
-parameters it changes (the newer edit wins); the form's "Use the parameters cell"
-button forgets every form value. Headless runs skip the form's cell (tags
-``skip-execution`` and ``nbval-skip``), so they never see a form's values.
+so in one line. In JupyterLab they are also kept on disk for the notebook (parameters
+are never secrets; the file is 0600 under :data:`STORE_VARIABLE`, else the user's
+cache), so "Restart Kernel and Run All" keeps them too. A value typed into the form
+that breaks its rule stops the check cell with that rule. Editing the parameters cell
+itself wins over the form for the parameters it changes (the newer edit wins); the
+form's "Use the parameters cell" button forgets every form value. Headless runs skip
+the form's cell (tags ``skip-execution`` and ``nbval-skip``), so they never see a
+form's values.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import io
 import json
 import os
@@ -32,8 +37,13 @@ from pathlib import Path
 from typing import Any
 
 from .params import Parameter
+from .secrets import write_private_file
 
-__all__ = ["MODES", "apply_form", "forget_forms", "form"]
+__all__ = ["MODES", "STORE_VARIABLE", "apply_form", "forget_forms", "form"]
+
+#: Environment variable: the folder keeping each notebook's typed values across kernel
+#: restarts (default: ``$XDG_CACHE_HOME/binderhub-registry/forms``, else ``~/.cache/...``).
+STORE_VARIABLE = "BINDERHUB_REGISTRY_FORMS_DIR"
 
 #: The flags one "What this run does" choice sets, and the choices: (label, flags set).
 MODE_FLAGS = ("dry_run", "teardown", "rotate", "keep_replaced")
@@ -76,7 +86,41 @@ class _Kept:
                 ):
                     continue  # the cell as it was, or the form's write-back: the form's value holds
                 del self.typed[param.name]  # the cell was edited since: the newer edit wins
+                self.save()
             self.cell[param.name] = now
+
+    def load(self) -> None:
+        """What a kernel before this one kept for this notebook (JupyterLab's restart)."""
+        path = _store()
+        try:
+            data = json.loads(path.read_text(encoding="utf-8")) if path else {}
+        except (OSError, ValueError):
+            return  # none, or unreadable: start from the parameters cell
+        names = {p.name for p in self.spec}
+        if isinstance(data, dict) and data.get("names") == sorted(names):
+            self.cell = {k: v for k, v in dict(data.get("cell", {})).items() if k in names}
+            self.typed = {k: v for k, v in dict(data.get("typed", {})).items() if k in names}
+
+    def save(self) -> None:
+        """Keep the typed values for the next kernel on this notebook (nothing typed: no file)."""
+        path = _store()
+        if path is None:
+            return
+        if not self.typed:
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+            return
+        data = {
+            "notebook": os.environ.get("JPY_SESSION_NAME", ""),
+            "names": sorted(p.name for p in self.spec),
+            "cell": self.cell,
+            "typed": self.typed,
+        }
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            write_private_file(path, json.dumps(data, indent=1))
+        except (OSError, TypeError, ValueError):
+            pass  # kept in this kernel still; only a restart would lose them
 
     def value(self, name: str) -> Any:
         """The form's value of ``name``: typed, else the parameters cell's."""
@@ -88,6 +132,7 @@ class _Kept:
             self.typed.pop(param.name, None)
         else:
             self.typed[param.name] = value
+        self.save()
         try:
             self.namespace[param.name] = self.written[param.name] = param.validate(value)
         except ValueError as exc:
@@ -97,6 +142,19 @@ class _Kept:
 
 def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
+
+
+def _store() -> Path | None:
+    """The file keeping this notebook's typed values; None outside JupyterLab."""
+    notebook = os.environ.get("JPY_SESSION_NAME", "")
+    if not notebook:
+        return None
+    folder = os.environ.get(STORE_VARIABLE) or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
+        "binderhub-registry",
+        "forms",
+    )
+    return Path(folder) / (hashlib.sha256(notebook.encode()).hexdigest()[:24] + ".json")
 
 
 _forms: list[_Kept] = []
@@ -265,6 +323,7 @@ def form(namespace: MutableMapping[str, Any], spec: Iterable[Parameter]) -> Any:
     kept = _kept(namespace, spec)
     if kept is None:
         kept = _Kept(namespace, spec)
+        kept.load()
         _forms.append(kept)
     kept.sync()
     for param in spec:  # the cell has just reset them (Run All): the form's valid values hold
@@ -322,6 +381,7 @@ def form(namespace: MutableMapping[str, Any], spec: Iterable[Parameter]) -> Any:
 
     def reset(_: Any) -> None:
         kept.typed.clear()
+        kept.save()
         for widget, param in resets:
             if param is None:
                 widget.value = _mode_of(kept, flags)
