@@ -324,7 +324,7 @@ class ServiceDisabled(PermissionDenied):
 
 def _disabled(message: str, reason: object, metadata: object) -> BinderHubRegistryError | None:
     """Ours for a SERVICE_DISABLED or quota-project 403 (ErrorInfo ``reason``, ``metadata``)."""
-    info = metadata if isinstance(metadata, dict) else {}
+    info = dict(metadata) if hasattr(metadata, "items") else {}  # gRPC: a protobuf map
     consumer = str(info.get("consumer", ""))
     if "requires a quota project" in message or consumer.endswith(f"/{GCLOUD_PROJECT_NUMBER}"):
         # google-auth-library-python#1459's text; or billed to gcloud's own project
