@@ -324,7 +324,8 @@ class ServiceDisabled(PermissionDenied):
 
 def _disabled(message: str, reason: object, metadata: object) -> BinderHubRegistryError | None:
     """Ours for a SERVICE_DISABLED or quota-project 403 (ErrorInfo ``reason``, ``metadata``)."""
-    info = dict(metadata) if hasattr(metadata, "items") else {}  # gRPC: a protobuf map
+    items = getattr(metadata, "items", None)  # a dict (REST), or a protobuf map (gRPC)
+    info: dict[str, Any] = dict(items()) if callable(items) else {}
     consumer = str(info.get("consumer", ""))
     if "requires a quota project" in message or consumer.endswith(f"/{GCLOUD_PROJECT_NUMBER}"):
         # google-auth-library-python#1459's text; or billed to gcloud's own project
