@@ -48,12 +48,20 @@ def adc_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **extra: Any) -> P
 
 # --- point 13: the quota project ---------------------------------------------------------------
 def test_user_credentials_without_a_quota_project_are_one_line_before_any_call(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: None
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    no_network: None,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    adc_file(tmp_path, monkeypatch)
+    adc = adc_file(tmp_path, monkeypatch)
     p = google.validate(DEFAULTS, output_dir=str(tmp_path / "values"), sandbox=False)
     with pytest.raises(MissingCredentials) as err:
         google.sign_in(p)
+    # point 12: where it looked and what it found, whose, before any call
+    assert capsys.readouterr().out.splitlines() == [
+        f"Google credentials: the file GOOGLE_APPLICATION_CREDENTIALS names ({adc})",
+        "Google credentials: found user credentials of someone@example.org",
+    ]
     message = str(err.value)
     assert "\n" not in message
     assert "gcloud auth application-default set-quota-project binderhub-demo" in message

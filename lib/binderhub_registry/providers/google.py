@@ -1404,12 +1404,13 @@ def sign_in(p: Params) -> Result[GoogleConnection]:
         )
         source = "the sandbox's seeded key file"
     else:
-        progress(f"looking for credentials: {_credential_file()}")
+        # said before any call, shown even when the step is quick (progress shows only slow ones)
+        print(f"Google credentials: {_credential_file()}", flush=True)
         with _mapped():
             credentials, _ = google.auth.default(scopes=SCOPES)
-        credentials = _with_quota_project(credentials, p)
         source = _credential_source(credentials)
-        progress(f"found {source}")
+        print(f"Google credentials: found {source}", flush=True)
+        credentials = _with_quota_project(credentials, p)
     request = Request(session)
     with _mapped():
         credentials.refresh(request)
