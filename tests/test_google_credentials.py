@@ -196,3 +196,40 @@ def test_the_key_policy_names_the_constraint_that_refused(
     assert f"the organization policy {named} forbids service account keys" in message
     assert f"gcloud org-policies describe {named} --project=binderhub-demo" in message
     assert 'auth = "metadata"' in message and "\n" not in message
+
+
+@pytest.mark.sandbox
+def test_a_real_mode_sign_in_builds_its_clients_with_no_call_beyond_loopback(
+    fresh: sandbox.Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """sandbox = False with a key file whose token_uri is the sandbox's: the token is the only
+    call, and the clients (REST and the intercepted gRPC channel to iam.googleapis.com) are
+    built without connecting anywhere else."""
+    real_connect = socket.socket.connect
+
+    def loopback_only(self: socket.socket, address: Any) -> Any:
+        assert address[0] in ("127.0.0.1", "::1"), f"a connection beyond loopback: {address}"
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", loopback_only)
+    key = fresh.credentials("google") | {
+        "type": "service_account",
+        "token_uri": f"{fresh.url}/google/oauth2/token",
+    }
+    path = tmp_path / "key.json"
+    path.write_text(json.dumps(key))
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(path))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", fresh.ca_file)
+    p = google.validate(DEFAULTS, output_dir=str(tmp_path / "values"), sandbox=False)
+    result = google.sign_in(p)
+    email = key["client_email"]
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"Google credentials: found the service account key of {email}"
+    )
+    assert result.detail == (
+        f"signed in to Google Cloud as {email} with the service account key of {email}"
+    )
+    assert [e["path"] for e in fresh.log()] == ["/google/oauth2/token"]

@@ -1596,7 +1596,11 @@ def ensure_repository(conn: GoogleConnection) -> Result[str | None]:
         marked = _marked_repository(conn, repo)
         return Result(conn.host, "reused", f"repository {conn.repository_name}{marked}")
     if p.dry_run:
-        return Result(None, "planned", f"would create Docker repository {conn.repository_name}")
+        # with the API still off, locations.list cannot answer: the real run checks first
+        unchecked = "" if conn.api_enabled else f" (location {p.location} checked once enabled)"
+        return Result(
+            None, "planned", f"would create Docker repository {conn.repository_name}{unchecked}"
+        )
     parent = f"projects/{p.project_id}/locations/{p.location}"
     wanted = {
         "format": "DOCKER",
