@@ -117,9 +117,22 @@ def test_a_quota_project_in_the_file_or_the_environment_passes(
                 ],
             }
         },
+        # google-github-actions/auth#250: a quota project the caller may not use
+        {
+            "error": {
+                "code": 403,
+                "message": "Caller does not have required permission to use project xxx-yyy. "
+                "Grant the caller the roles/serviceusage.serviceUsageConsumer role, or a custom "
+                "role with the serviceusage.services.use permission, by visiting https://console"
+                ".developers.google.com/iam-admin/iam/project?project=xxx-yyy and then retry. "
+                "Propagation of the new permission may take a few minutes.",
+                "status": "PERMISSION_DENIED",
+            }
+        },
     ],
 )
 def test_the_quota_project_403_says_how_to_fix_it(body: dict[str, Any]) -> None:
+    """Each 403 a missing or wrong quota project brings: one line with the command."""
     import httplib2
     from googleapiclient.errors import HttpError
 

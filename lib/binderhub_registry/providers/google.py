@@ -330,6 +330,13 @@ def _disabled(message: str, reason: object, metadata: object) -> BinderHubRegist
     if "requires a quota project" in message or consumer.endswith(f"/{GCLOUD_PROJECT_NUMBER}"):
         # google-auth-library-python#1459's text; or billed to gcloud's own project
         return PermissionDenied(f"{NAME}: {_QUOTA_FIX.format(project='<project_id>')}")
+    if "does not have required permission to use project" in message:
+        # a quota project the caller may not use (google-github-actions/auth#250)
+        return PermissionDenied(
+            f"{NAME}: the quota project must be one you may use (roles/serviceusage."
+            "serviceUsageConsumer there): run `gcloud auth application-default "
+            "set-quota-project <project_id>` with this notebook's project_id, then rerun"
+        )
     if reason != "SERVICE_DISABLED":
         return None
     text = f"{NAME} answered PERMISSION_DENIED: {' '.join(message.split())[:300]}"
