@@ -65,3 +65,22 @@ def test_the_fake_refuses_an_unknown_location_as_artifact_registry_does(
         "message": "Request contains an invalid argument.",
         "status": "INVALID_ARGUMENT",
     }
+
+
+def test_locations_list_answers_as_its_discovery_document_describes(
+    fresh: sandbox.Sandbox, run: Runner, tmp_path: Path
+) -> None:
+    from .test_google_discovery import DOCS, problems
+
+    conn = run.step("sign in", google.sign_in, google.validate(DEFAULTS, output_dir=str(tmp_path)))
+    run.step("api", google.enable_api, conn)
+    r = requests.get(
+        f"{fresh.url}/google/artifactregistry/v1/projects/binderhub-demo/locations",
+        headers={"Authorization": f"Bearer {conn.credentials.token}"},
+        verify=fresh.ca_file,
+        timeout=10,
+    )
+    assert r.status_code == 200
+    method = DOCS["artifactregistry"]["methods"]["artifactregistry.projects.locations.list"]
+    assert problems("artifactregistry", r.json(), method["response"]) == []
+    assert [loc["locationId"] for loc in r.json()["locations"]] == list(LOCATIONS)
