@@ -29,7 +29,7 @@ from binderhub_registry import InvalidParameter, Runner, VerificationFailed, san
 from binderhub_registry.providers import COMMON_PARAMETERS, google
 from binderhub_registry.sandbox.google import SEED_ACCOUNT
 
-from .test_google_sandbox import DEFAULTS, settings, up_to_the_key
+from .test_google_sandbox import DEFAULTS, settings, torn_down, up_to_the_key
 
 pytestmark = pytest.mark.sandbox
 
@@ -701,7 +701,7 @@ def test_keys_this_notebook_did_not_make_stay(
 def test_teardown_after_a_switch_deletes_exactly_what_is_recorded(
     switch: str, fresh: sandbox.Sandbox, run: Runner, tmp_path: Path
 ) -> None:
-    seeded = fresh.state()["google"]
+    seeded = torn_down(fresh.state()["google"])
     before, after = switch.split("->")
     out = tmp_path / "values"
     whole_run(run, signed_in(run, out, auth=before))

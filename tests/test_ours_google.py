@@ -21,7 +21,7 @@ from binderhub_registry import InvalidParameter, Runner, sandbox
 from binderhub_registry.errors import CloudError
 from binderhub_registry.providers import google
 
-from .test_google_sandbox import DEFAULTS
+from .test_google_sandbox import DEFAULTS, torn_down
 
 pytestmark = pytest.mark.sandbox
 
@@ -222,7 +222,7 @@ def test_teardown_keeps_the_api_while_another_deployments_repository_uses_it(
 def test_a_teardown_with_marks_intact_deletes_everything_it_made(
     fresh: sandbox.Sandbox, run: Runner, tmp_path: Path
 ) -> None:
-    seeded = fresh.state()["google"]
+    seeded = torn_down(fresh.state()["google"])
     full_run(run, tmp_path / "gA")
     teardown(run, tmp_path / "gA")
     assert fresh.state()["google"] == seeded
@@ -261,7 +261,7 @@ def make_legacy(conn: google.GoogleConnection, out: Path) -> None:
 def test_a_legacy_record_is_marked_by_a_rerun_then_torn_down(
     fresh: sandbox.Sandbox, run: Runner, tmp_path: Path
 ) -> None:
-    seeded = fresh.state()["google"]
+    seeded = torn_down(fresh.state()["google"])
     out = tmp_path / "gA"
     old = full_run(run, out, service_account=google.LEGACY_ACCOUNT)
     make_legacy(old, out)
@@ -280,7 +280,7 @@ def test_a_legacy_record_is_marked_by_a_rerun_then_torn_down(
 def test_a_legacy_record_tears_down_by_name_and_old_text(
     fresh: sandbox.Sandbox, run: Runner, tmp_path: Path
 ) -> None:
-    seeded = fresh.state()["google"]
+    seeded = torn_down(fresh.state()["google"])
     out = tmp_path / "gA"
     make_legacy(full_run(run, out, service_account=google.LEGACY_ACCOUNT), out)
     teardown(run, out)

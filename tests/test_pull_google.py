@@ -23,7 +23,7 @@ from binderhub_registry.providers import google
 from binderhub_registry.pull import PULL_CHECK, PUSH_REFUSED_CHECK
 from binderhub_registry.registry_http import RegistryHTTP
 
-from .test_google_sandbox import DEFAULTS, grpc_calls, settings
+from .test_google_sandbox import DEFAULTS, grpc_calls, settings, torn_down
 
 pytestmark = pytest.mark.sandbox
 
@@ -250,7 +250,7 @@ def test_a_dry_run_of_a_rotation_says_what_it_would_do(
 def test_teardown_removes_the_pull_binding_key_and_account(
     fresh: sandbox.Sandbox, tmp_path: Path, run: Runner
 ) -> None:
-    seeded = fresh.state()["google"]
+    seeded = torn_down(fresh.state()["google"])
     p = params(tmp_path)
     full_run(run, params(tmp_path, rotate=False))
     full_run(run, params(tmp_path, rotate=True, keep_replaced=True))  # a retiring pull key too
@@ -273,11 +273,12 @@ def test_a_lost_pull_key_answer_then_a_rerun_leaves_one_key(
     run.step("role", google.grant_writer, conn)
     run.step("key", google.ensure_key, conn)
     p = conn.params  # the account named from the deployment id
-    # the pull key is made, its answer lost (a crash before it was recorded)
+    # the pull key is made, its answer lost (a crash before it was recorded); not a 403: on
+    # an account this run made, that is Google catching up, waited out (issue 25, point 2)
     settings(
         fresh,
         grpc_faults=[
-            {"method": "CreateServiceAccountKey", "code": "PERMISSION_DENIED", "after": True}
+            {"method": "CreateServiceAccountKey", "code": "FAILED_PRECONDITION", "after": True}
         ],
     )
     with pytest.raises(BinderHubRegistryError):
@@ -290,7 +291,7 @@ def test_a_lost_pull_key_answer_then_a_rerun_leaves_one_key(
 def test_a_lost_pull_account_answer_is_recorded_so_teardown_removes_it(
     fresh: sandbox.Sandbox, tmp_path: Path, run: Runner
 ) -> None:
-    seeded = fresh.state()["google"]
+    seeded = torn_down(fresh.state()["google"])
     p = params(tmp_path)
     conn = run.step("sign in", google.sign_in, p)
     run.step("api", google.enable_api, conn)
@@ -335,7 +336,7 @@ def test_a_lost_answer_to_the_reader_binding_is_retried_recorded_and_not_duplica
 def test_node_grants_the_nodes_account_reader_and_says_it_cannot_be_verified(
     fresh: sandbox.Sandbox, tmp_path: Path, run: Runner
 ) -> None:
-    seeded = fresh.state()["google"]
+    seeded = torn_down(fresh.state()["google"])
     p = params(tmp_path, pull_access="node", node_service_account=NODE_SA)
     _, pull, report = full_run(run, p)
     assert pull is None and "jupyterhub" not in secret_yaml(p)

@@ -46,7 +46,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from dataclasses import replace as _replace
 from functools import partial
 from pathlib import Path
@@ -117,6 +117,18 @@ SECRET_ENVIRONMENT = (
     ("GOOGLE_APPLICATION_CREDENTIALS", "a service account key file, else gcloud's login"),
 )
 SERVICE = "artifactregistry.googleapis.com"
+IAM_SERVICE = "iam.googleapis.com"
+#: Every API the notebook calls that a new project has off (Service Usage is among Google's
+#: default services: cloud.google.com/service-usage/docs/enabled-service).
+SERVICES = (SERVICE, IAM_SERVICE)
+#: The project gcloud's own OAuth client belongs to: user credentials without a quota project
+#: are billed to it, where Service Usage is off (hashicorp/terraform-provider-google#1538).
+GCLOUD_PROJECT_NUMBER = "764086051850"
+_QUOTA_FIX = (
+    "user credentials (gcloud auth application-default login) need a quota project for "
+    "Service Usage: run `gcloud auth application-default set-quota-project {project}` (or set "
+    "GOOGLE_CLOUD_QUOTA_PROJECT), then rerun"
+)
 ROLE = "roles/artifactregistry.writer"
 #: User pods' role on the repository: pull only (Artifact Registry's access-control page).
 PULL_ROLE = "roles/artifactregistry.reader"
@@ -301,9 +313,63 @@ validate = validator(Params, PARAMETERS, _location_and_auth_fit)
 
 
 # --- errors -----------------------------------------------------------------------------
+class ServiceDisabled(PermissionDenied):
+    """403 SERVICE_DISABLED: ``service`` is off for ``consumer`` (``projects/<number or id>``),
+    or was enabled so recently that Google has not caught up (ErrorInfo, google.rpc)."""
+
+    def __init__(self, message: str, service: str, consumer: str) -> None:
+        self.service = service
+        self.consumer = consumer
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (str(self), self.service, self.consumer), self.__dict__
+
+
+def _disabled(message: str, reason: object, metadata: object) -> BinderHubRegistryError | None:
+    """Ours for a SERVICE_DISABLED or quota-project 403 (ErrorInfo ``reason``, ``metadata``)."""
+    items = getattr(metadata, "items", None)  # a dict (REST), or a protobuf map (gRPC)
+    info: dict[str, Any] = dict(items()) if callable(items) else {}
+    consumer = str(info.get("consumer", ""))
+    if "requires a quota project" in message or consumer.endswith(f"/{GCLOUD_PROJECT_NUMBER}"):
+        # google-auth-library-python#1459's text; or billed to gcloud's own project
+        return PermissionDenied(f"{NAME}: {_QUOTA_FIX.format(project='<project_id>')}")
+    if "does not have required permission to use project" in message:
+        # a quota project the caller may not use (google-github-actions/auth#250)
+        return PermissionDenied(
+            f"{NAME}: the quota project must be one you may use (roles/serviceusage."
+            "serviceUsageConsumer there): run `gcloud auth application-default "
+            "set-quota-project <project_id>` with this notebook's project_id, then rerun"
+        )
+    if reason != "SERVICE_DISABLED":
+        return None
+    text = f"{NAME} answered PERMISSION_DENIED: {' '.join(message.split())[:300]}"
+    return ServiceDisabled(text, str(info.get("service", "")), consumer)
+
+
+def _error_info(details: Any) -> tuple[object, object]:
+    """(reason, metadata) of the ErrorInfo among a REST error body's ``details``."""
+    for detail in details if isinstance(details, list) else []:
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("rpc.ErrorInfo"):
+            return detail.get("reason"), detail.get("metadata")
+    return None, None
+
+
 def _google_error(exc: Any) -> BinderHubRegistryError:
     """google-api-core's exception (gRPC or REST) as ours, by its canonical status name."""
     message = str(getattr(exc, "message", "") or type(exc).__name__)
+    if int(getattr(exc, "code", 0) or 0) == 403:  # api-core reads ErrorInfo from both
+        disabled = _disabled(message, getattr(exc, "reason", None), getattr(exc, "metadata", None))
+        if disabled is not None:
+            return disabled
+    # a PreconditionFailure names the constraint (the org policy on keys: legacy or managed)
+    violated = [
+        str(getattr(v, "type", ""))
+        for d in getattr(exc, "details", None) or []
+        for v in getattr(d, "violations", [])
+    ]
+    if any(violated):
+        message += f" [{', '.join(v for v in violated if v)}]"
     code = getattr(exc, "grpc_status_code", None)
     name = getattr(code, "name", None)
     if name is None:  # REST: api-core picks the class by HTTP status; the body names it
@@ -323,7 +389,11 @@ def _http_error(exc: Any) -> BinderHubRegistryError:
         error = json.loads(exc.content)["error"]
         message, name = str(error.get("message", "")), error.get("status")
     except (ValueError, KeyError, TypeError):
-        message, name = str(getattr(exc, "reason", "") or ""), None
+        message, name, error = str(getattr(exc, "reason", "") or ""), None, {}
+    if status == 403:
+        disabled = _disabled(message, *_error_info(error.get("details")))
+        if disabled is not None:
+            return disabled
     if name is None or status == 429 or status >= 500:  # keep Retry-After for the runner
         retry_after = exc.resp.get("retry-after") if hasattr(exc.resp, "get") else None
         try:
@@ -477,6 +547,7 @@ def _create_account(
         if e.status != 409:  # ALREADY_EXISTS: an earlier attempt, or someone else, made it
             conn.record.forget(kind)
             raise
+    conn.settling.accounts.add(email)  # its calls may fail for a while: waited out
     _wait_visible(conn, name)
     live = _get_account(conn, name)
     if live is not None and _MARKS.findall(live.description) != [conn.record.deployment]:
@@ -652,10 +723,12 @@ class GoogleConnection(Connection):
     iam: Any  # IAMClient (gRPC)
     poll: float  # seconds between operation polls
     api_enabled: bool = True  # False in a dry run that would enable the API: nothing to look up
+    iam_enabled: bool = True  # False in a dry run that would enable IAM: no account to read
     host: str = ""  # the registry host, once the repository is known
     metadata_url: str = METADATA_URL  # keyless: the metadata server BinderHub's pod asks
     bound: bool = False  # keyless: BinderHub's Kubernetes service account may act as ours
     legacy: bool = False  # the record predates marks (see :func:`_legacy`)
+    settling: _Settling = field(default_factory=lambda: _Settling(set(), 0.0, 0.0))
 
     def _image_prefix(self) -> str:
         p = self.params
@@ -785,7 +858,8 @@ class GoogleConnection(Connection):
         )
 
     def deletions(self) -> list[Deletion]:
-        """Keys, the bindings, the service accounts, the repository, the API: only ours."""
+        """Keys, the bindings, the service accounts, the repository: only ours. Never an API
+        (see :meth:`teardown`)."""
         p = self.params
         return [
             Deletion(self.retiring, "the replaced keys and bindings", self.retire),
@@ -822,7 +896,6 @@ class GoogleConnection(Connection):
             ),
             Deletion("service_account", f"service account {p.email}", self._delete_account),
             Deletion("repository", f"repository {p.repository_id}", self._delete_repository),
-            Deletion("api", f"the {SERVICE} API", self._disable_api),
         ]
 
     def retire(self, retiring: list[Any]) -> None:
@@ -924,12 +997,24 @@ class GoogleConnection(Connection):
             self._checked_accounts()
             if created.get("repository"):
                 self._checked_repository()
-            if created.get("api") and created["api"] != SERVICE:
-                raise _not_ours("the enabled API", created["api"], SERVICE)
         result = await super().teardown()
         if result.status == "deleted":
             self.record.forget(ACCOUNT)  # nothing is left that it named
-        return result
+        apis = created.get("api")
+        if not apis or not self.params.teardown:
+            return result
+        # an API is the project's, not this deployment's: disabling Artifact Registry skips
+        # Service Usage's usage check by default (checkIfServiceHasUsage: SKIP, serviceusage
+        # v1 discovery document), so every repository made since, by anyone, would stop
+        stays = (
+            f"{', '.join([apis] if isinstance(apis, str) else apis)} stay enabled (never "
+            "disabled: other repositories and service accounts in the project may use them)"
+        )
+        if not self.params.dry_run:
+            self.record.forget("api")
+        if result.status == "skipped":
+            return Result(None, "skipped", f"nothing to delete; {stays}")
+        return _replace(result, detail=f"{result.detail}; {stays}")
 
     def _delete_account(self, _: Any, pull: bool = False) -> None:
         p = self.params
@@ -968,30 +1053,6 @@ class GoogleConnection(Connection):
             operation = self.registry.repositories().delete(name=self.repository_name).execute()
         _wait(self, self.registry, operation, "deleting the repository")
 
-    def _disable_api(self, recorded: Any) -> None:
-        """Disable the API this deployment enabled (recorded), unless other repositories in
-        its location still need it (another deployment's, or the user's own)."""
-        if recorded != SERVICE:
-            raise _not_ours("the enabled API", recorded, SERVICE)
-        p = self.params
-        with _mapped():
-            others = (
-                self.registry.repositories()
-                .list(parent=f"projects/{p.project_id}/locations/{p.location}")
-                .execute()
-                .get("repositories", [])
-            )
-        if others:
-            progress(
-                f"{SERVICE} stays enabled: {len(others)} other repositories in {p.location} "
-                "still use it"
-            )
-            return
-        name = f"projects/{p.project_id}/services/{SERVICE}"
-        with _mapped():
-            operation = self.usage.services().disable(name=name, body={}).execute()
-        _wait(self, self.usage, operation, f"disabling {SERVICE}")
-
     def _unbind_workload_identity(self, member: str) -> None:
         """Remove ``member`` (the one recorded) from workloadIdentityUser; other members stay."""
 
@@ -1028,6 +1089,155 @@ class GoogleConnection(Connection):
                 raise
 
 
+# --- Google's eventual consistency -----------------------------------------------------------
+_ACCOUNT_IN_NAME = re.compile(r"/serviceAccounts/([^/]+)")
+#: A new service account's answers while it is not visible everywhere (DESIGN.md 9; terraform-
+#: provider-google#10227: 403 on a read; magic-modules#8815 retries it).
+_LAGGING = ("NOT_FOUND", "PERMISSION_DENIED", "INVALID_ARGUMENT")
+
+
+@dataclass
+class _Settling:
+    """Retries, in the transports, exactly the answers Google says to wait out.
+
+    - 403 SERVICE_DISABLED for an API Service Usage says is on in this project (this run
+      enabled it, or found it on): "If you enabled this API recently, wait a few minutes for
+      the action to propagate to our systems and retry" (the error's own text; Terraform's
+      guide, "Newly activated service errors"), for up to ``api_deadline`` seconds;
+    - NOT_FOUND, PERMISSION_DENIED or INVALID_ARGUMENT on a service account this run created
+      (read, key list or create, its policy, a repository policy naming it), for up to
+      ``account_deadline`` seconds, as Terraform retries them (terraform-provider-google#10227,
+      PR #15677 / magic-modules#8815; DESIGN.md 9: ~90 s, as Google's samples).
+
+    Anything else passes through at once: a disabled API nobody enabled, a refusal on an
+    account made earlier, another project's answer. Each wait is shown as the running step's
+    progress and kept in ``notes`` (what was waited for, and how often).
+    """
+
+    consumers: set[str]  # projects/<id> (and projects/<number>, once Service Usage named it)
+    first_wait: float
+    max_wait: float
+    api_deadline: float = 300.0
+    account_deadline: float = 120.0
+    enabled: set[str] = field(default_factory=set)  # APIs Service Usage says are on
+    accounts: set[str] = field(default_factory=set)  # emails of accounts this run created
+    paused: bool = False  # while a caller counts the answers itself (:func:`_wait_visible`)
+    notes: dict[str, int] = field(default_factory=dict)  # why -> retries
+
+    def why(self, code: str, reason: str, service: str, consumer: str, account: str) -> str:
+        """The wait worth doing for a failed call, or ""."""
+        if self.paused:
+            return ""
+        if reason == "SERVICE_DISABLED" and service in self.enabled and consumer in self.consumers:
+            return (
+                f"{service} was just enabled: Google answers SERVICE_DISABLED until the change "
+                "reaches all its servers (its message says to wait a few minutes)"
+            )
+        if account in self.accounts and code in _LAGGING:
+            return f"the new service account {account} is not visible everywhere yet ({code})"
+        return ""
+
+    def retry(self, call: Callable[[], T], failure: Callable[[T], str]) -> T:
+        """``call()`` until ``failure`` of its outcome is "" or the deadline passes."""
+        started, attempt = time.monotonic(), 0
+        while True:
+            outcome = call()
+            why = failure(outcome)
+            if not why:
+                return outcome
+            waited = time.monotonic() - started
+            deadline = self.api_deadline if "SERVICE_DISABLED" in why else self.account_deadline
+            if waited >= deadline:
+                return outcome  # the caller raises the answer as it is
+            attempt += 1
+            self.notes[why] = self.notes.get(why, 0) + 1
+            progress(f"{why}: waiting ({waited:.0f}s, attempt {attempt + 1})")
+            time.sleep(min(self.first_wait * 2 ** min(attempt - 1, 16), self.max_wait))
+
+    def rest_failure(self, status: int, content: bytes, body: Any) -> str:
+        """:meth:`why` for a REST answer (Google's JSON error body)."""
+        if status not in (400, 403, 404):
+            return ""
+        try:
+            error = json.loads(content)["error"]
+        except (ValueError, KeyError, TypeError):
+            return ""
+        reason, metadata = _error_info(error.get("details"))
+        info = metadata if isinstance(metadata, dict) else {}
+        named = re.findall(r"serviceAccount:([^\"\s,]+)", body if isinstance(body, str) else "")
+        account = next((a for a in named if a in self.accounts), "")
+        return self.why(
+            str(error.get("status", "")),
+            str(reason or ""),
+            str(info.get("service", "")),
+            str(info.get("consumer", "")),
+            account,
+        )
+
+    def grpc_failure(self, call: Any, request: Any) -> str:
+        """:meth:`why` for a gRPC outcome (ErrorInfo from the rich status)."""
+        code = call.code() if callable(getattr(call, "code", None)) else None
+        if code is None or code.name == "OK":
+            return ""
+        reason = service = consumer = ""
+        for key, value in call.trailing_metadata() or ():
+            if key == "grpc-status-details-bin":
+                reason, service, consumer = _grpc_error_info(value)
+        name = str(getattr(request, "name", "") or getattr(request, "resource", "") or "")
+        found = _ACCOUNT_IN_NAME.search(name)
+        return self.why(code.name, reason, service, consumer, found.group(1) if found else "")
+
+
+def _grpc_error_info(status: bytes) -> tuple[str, str, str]:
+    """(reason, service, consumer) of the ErrorInfo in a ``grpc-status-details-bin`` value."""
+    from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
+
+    try:
+        for detail in status_pb2.Status.FromString(status).details:
+            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                info = error_details_pb2.ErrorInfo()
+                detail.Unpack(info)
+                meta = dict(info.metadata)
+                return info.reason, meta.get("service", ""), meta.get("consumer", "")
+    except Exception:  # a malformed trailer: no reason to wait
+        pass
+    return "", "", ""
+
+
+class _SettlingHttp:
+    """An httplib2-like ``Http`` for google-api-python-client that retries as
+    :class:`_Settling` says (everything else is the wrapped ``AuthorizedHttp``'s)."""
+
+    def __init__(self, http: Any, settling: _Settling) -> None:
+        self._http = http
+        self._settling = settling
+
+    def request(self, uri: str, method: str = "GET", body: Any = None, **kwargs: Any) -> Any:
+        """``Http.request``, retried while Google settles."""
+        text = body.decode(errors="replace") if isinstance(body, bytes) else body
+        return self._settling.retry(
+            lambda: self._http.request(uri, method, body=body, **kwargs),
+            lambda answer: self._settling.rest_failure(int(answer[0].status), answer[1], text),
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._http, name)
+
+
+def _settling_interceptor(settling: _Settling) -> Any:
+    """A gRPC client interceptor that retries IAM calls as :class:`_Settling` says."""
+    import grpc  # type: ignore[import-untyped]
+
+    class Interceptor(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+        def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+            return settling.retry(
+                lambda: continuation(details, request),
+                lambda call: settling.grpc_failure(call, request),
+            )
+
+    return Interceptor()
+
+
 # --- sign-in ------------------------------------------------------------------------------
 def _trusting(session: Any, ca_file: str | None) -> None:
     """Make an SDK's requests session trust the sandbox's CA (and no proxy)."""
@@ -1036,8 +1246,15 @@ def _trusting(session: Any, ca_file: str | None) -> None:
         session.trust_env = False
 
 
-def _rest_client(api: str, credentials: Any, endpoint: str | None, ca_file: str | None) -> Any:
-    """A google-api-python-client service from its shipped discovery document (no download)."""
+def _rest_client(
+    api: str,
+    credentials: Any,
+    endpoint: str | None,
+    ca_file: str | None,
+    settling: _Settling | None = None,
+) -> Any:
+    """A google-api-python-client service from its shipped discovery document (no download);
+    its HTTP retries what ``settling`` says to wait out."""
     import google_auth_httplib2  # type: ignore[import-untyped]
     import httplib2
     from googleapiclient.discovery import build  # type: ignore[import-untyped]
@@ -1048,7 +1265,9 @@ def _rest_client(api: str, credentials: Any, endpoint: str | None, ca_file: str 
         if ca_file
         else httplib2.Http(timeout=60)
     )
-    http = google_auth_httplib2.AuthorizedHttp(credentials, http=plain)
+    http: Any = google_auth_httplib2.AuthorizedHttp(credentials, http=plain)
+    if settling is not None:
+        http = _SettlingHttp(http, settling)
     options = {"api_endpoint": endpoint + "/"} if endpoint else None
     return build(
         api,
@@ -1106,14 +1325,73 @@ def _account_for(p: Params, record: Record, legacy: bool) -> str:
     return LEGACY_ACCOUNT if legacy and record.created else own
 
 
+def _credential_file() -> str:
+    """Where ``google.auth.default()`` will look first, told before it looks (no network)."""
+    import os
+
+    from google.auth import _cloud_sdk, environment_vars
+
+    explicit = os.environ.get(environment_vars.CREDENTIALS)
+    if explicit:
+        return f"the file GOOGLE_APPLICATION_CREDENTIALS names ({explicit})"
+    path = _cloud_sdk.get_application_default_credentials_path()  # type: ignore[no-untyped-call]
+    if os.path.exists(path):
+        return f"gcloud's application default credentials ({path})"
+    # google/auth/_default.py: with no file, _get_gce_credentials pings the metadata server
+    return (
+        "no credentials file, so google-auth asks the GCE metadata server: on a Compute "
+        "Engine VM or a GKE node that is the VM's own service account"
+    )
+
+
+def _credential_source(credentials: Any) -> str:
+    """What kind of credential google-auth found, and whose it is where that is known offline."""
+    kind = type(credentials).__module__ + "." + type(credentials).__name__
+    if kind == "google.oauth2.service_account.Credentials":
+        return f"the service account key of {credentials.service_account_email}"
+    if kind == "google.oauth2.credentials.Credentials":
+        account = getattr(credentials, "account", "") or "the account gcloud signed in"
+        return f"user credentials of {account}"
+    if kind == "google.auth.compute_engine.credentials.Credentials":
+        return "the GCE metadata server's credentials: this VM's service account"
+    if kind == "google.auth.impersonated_credentials.Credentials":
+        return f"credentials impersonating {getattr(credentials, 'service_account_email', '?')}"
+    if kind.startswith("google.auth.external_account") or "identity_pool" in kind:
+        return "workload identity federation credentials (an external account)"
+    return f"credentials of type {type(credentials).__name__}"
+
+
+def _with_quota_project(credentials: Any, p: Params) -> Any:
+    """User credentials need a quota project for Service Usage: without one their calls are
+    billed to gcloud's own project and refused (403; terraform-provider-google#1538, google-
+    auth-library-python#1459). ``GOOGLE_CLOUD_QUOTA_PROJECT`` sets one; else one line."""
+    import os
+
+    from google.oauth2 import credentials as user_credentials
+
+    if not isinstance(credentials, user_credentials.Credentials) or credentials.quota_project_id:
+        return credentials
+    quota = os.environ.get("GOOGLE_CLOUD_QUOTA_PROJECT", "").strip()
+    if quota:
+        return credentials.with_quota_project(quota)
+    raise MissingCredentials(
+        "application default credentials without a quota project",
+        _QUOTA_FIX.format(project=p.project_id),
+    )
+
+
 def sign_in(p: Params) -> Result[GoogleConnection]:
     """Sign in (the guide's ``gcloud auth login``) and build the three API clients.
 
-    Real Google Cloud: ``google.auth.default()`` (application default credentials).
-    Sandbox: its seeded deployer key file, with real service-account credentials.
+    Real Google Cloud: ``google.auth.default()`` (application default credentials); which
+    credential it found and whose it is are told before any call that uses it (with no file,
+    google-auth asks the GCE metadata server: on a VM, the VM's own service account). User
+    credentials without a quota project are refused in one line (:func:`_with_quota_project`).
+    Sandbox: its seeded deployer key file, with real service-account credentials; nothing
+    is asked of anything beyond loopback.
     """
     import google.auth
-    import grpc  # type: ignore[import-untyped]
+    import grpc
     import requests
     from google.auth.transport.grpc import secure_authorized_channel
     from google.auth.transport.requests import Request
@@ -1137,19 +1415,39 @@ def sign_in(p: Params) -> Result[GoogleConnection]:
         )
         source = "the sandbox's seeded key file"
     else:
+        # said before any call, shown even when the step is quick (progress shows only slow ones)
+        print(f"Google credentials: {_credential_file()}", flush=True)
         with _mapped():
             credentials, _ = google.auth.default(scopes=SCOPES)
-        source = "application default credentials"
+        source = _credential_source(credentials)
+        print(f"Google credentials: found {source}", flush=True)
+        credentials = _with_quota_project(credentials, p)
     request = Request(session)
     with _mapped():
         credentials.refresh(request)
-    who = getattr(credentials, "service_account_email", None) or "your account"
+    who = (
+        getattr(credentials, "service_account_email", None)
+        or getattr(credentials, "account", None)
+        or "your account"
+    )
+    if who != "default" and "metadata server" in source:
+        source += f" ({who})"
+    # the sandbox answers at once: its waits need no pause (Google's take seconds to minutes)
+    settling = (
+        _Settling({f"projects/{p.project_id}"}, 0.002, 0.05, 10.0, 10.0)
+        if p.sandbox
+        else _Settling({f"projects/{p.project_id}"}, 1.0, 10.0)
+    )
     usage = _rest_client(
-        "serviceusage", credentials, f"{base}/serviceusage" if base else None, ca_file
+        "serviceusage", credentials, f"{base}/serviceusage" if base else None, ca_file, settling
     )
     registry = (
         _rest_client(
-            "artifactregistry", credentials, f"{base}/artifactregistry" if base else None, ca_file
+            "artifactregistry",
+            credentials,
+            f"{base}/artifactregistry" if base else None,
+            ca_file,
+            settling,
         )
         .projects()
         .locations()
@@ -1161,9 +1459,10 @@ def sign_in(p: Params) -> Result[GoogleConnection]:
         channel = secure_authorized_channel(  # type: ignore[no-untyped-call]
             credentials, request, target, ssl_credentials=roots
         )
-        iam = iam_admin_v1.IAMClient(transport=IAMGrpcTransport(channel=channel))
     else:
-        iam = iam_admin_v1.IAMClient(credentials=credentials)
+        channel = IAMGrpcTransport.create_channel("iam.googleapis.com:443", credentials=credentials)
+    channel = grpc.intercept_channel(channel, _settling_interceptor(settling))
+    iam = iam_admin_v1.IAMClient(transport=IAMGrpcTransport(channel=channel))
     record = Record(p.output_dir, KEY)
     legacy = _legacy(record)
     p = _replace(p, service_account=_account_for(p, record, legacy))
@@ -1179,6 +1478,7 @@ def sign_in(p: Params) -> Result[GoogleConnection]:
         iam=iam,
         # the sandbox answers at once: its polls need no pause (Google's take seconds)
         poll=0.002 if p.sandbox else 2.0,
+        settling=settling,
     )
     if p.sandbox and p.keyless:  # the fake GKE metadata server, on loopback
         conn.metadata_url = str(box.state()["google"]["metadata_server"])
@@ -1207,21 +1507,64 @@ def _wait(conn: GoogleConnection, api: Any, operation: dict[str, Any], what: str
 
 @creates
 def enable_api(conn: GoogleConnection) -> Result[None]:
-    """Enable the Artifact Registry API through Service Usage (a no-op when it is on)."""
+    """Enable every API the notebook calls that a new project has off (:data:`SERVICES`:
+    Artifact Registry and IAM) through Service Usage, each a no-op when it is on.
+
+    A new project has only Google's default services on (cloud.google.com/service-usage/docs/
+    enabled-service), and IAM is not among them. What this run enables is recorded, never
+    disabled (see :meth:`GoogleConnection.teardown`). Google may answer 403 SERVICE_DISABLED
+    for a few minutes after an enable: the calls that follow wait it out (:class:`_Settling`).
+    """
     p = conn.params
-    name = f"projects/{p.project_id}/services/{SERVICE}"
+    found, enabled, planned = [], [], []
+    for service in SERVICES:
+        name = f"projects/{p.project_id}/services/{service}"
+        with _mapped():
+            answer = conn.usage.services().get(name=name).execute()
+        # Service Usage names the project by number: the consumer its 403s name
+        number = str(answer.get("parent", "")).partition("/")[2]
+        if number:
+            conn.settling.consumers.add(f"projects/{number}")
+        if answer.get("state") == "ENABLED":
+            conn.settling.enabled.add(service)
+            found.append(service)
+            continue
+        if p.dry_run:
+            planned.append(service)
+            conn.api_enabled = conn.api_enabled and service != SERVICE
+            conn.iam_enabled = conn.iam_enabled and service != IAM_SERVICE
+            continue
+        with _mapped():
+            operation = conn.usage.services().enable(name=name, body={}).execute()
+        recorded = conn.record.created.get("api")
+        apis = [recorded] if isinstance(recorded, str) else list(recorded or [])
+        conn.record.set("api", [*apis, service] if service not in apis else apis)
+        _wait(conn, conn.usage, operation, f"enabling {service}")
+        conn.settling.enabled.add(service)
+        enabled.append(service)
+    on = f"; {', '.join(found)} {'was' if len(found) == 1 else 'were'} on" if found else ""
+    if planned:
+        return Result(None, "planned", f"would enable {', '.join(planned)}{on}")
+    if enabled:
+        return Result(None, "created", f"enabled {', '.join(enabled)}{on}")
+    return Result(None, "reused", f"{' and '.join(found)} are enabled")
+
+
+def _check_location(conn: GoogleConnection) -> None:
+    """``location`` must be one of Artifact Registry's (``locations.list``), checked before
+    the repository is looked up or made; a real location is never guessed from a list here."""
+    p = conn.params
     with _mapped():
-        state = conn.usage.services().get(name=name).execute().get("state")
-    if state == "ENABLED":
-        return Result(None, "reused", f"{SERVICE} is enabled")
-    if p.dry_run:
-        conn.api_enabled = False
-        return Result(None, "planned", f"would enable {SERVICE}")
-    with _mapped():
-        operation = conn.usage.services().enable(name=name, body={}).execute()
-    conn.record.set("api", SERVICE)
-    _wait(conn, conn.usage, operation, f"enabling {SERVICE}")
-    return Result(None, "created", f"enabled {SERVICE}")
+        answer = conn.registry.list(name=f"projects/{p.project_id}").execute()
+    locations = sorted(str(loc.get("locationId", "")) for loc in answer.get("locations", []))
+    if locations and p.location not in locations:
+        near = [loc for loc in locations if loc.split("-")[0] == p.location.split("-")[0]]
+        raise InvalidParameter(
+            "location",
+            "must be one of Artifact Registry's locations (gcloud artifacts locations list)"
+            + (f", e.g. {', '.join(near[:6])}" if near else ""),
+            p.location,
+        )
 
 
 def _find_repository(conn: GoogleConnection) -> Any | None:
@@ -1254,6 +1597,8 @@ def ensure_repository(conn: GoogleConnection) -> Result[str | None]:
     (and the id in its description), which teardown checks before deleting it.
     """
     p = conn.params
+    if conn.api_enabled:
+        _check_location(conn)
     repo = _find_repository(conn) if conn.api_enabled else None
     if repo is not None:
         if repo.get("format") != "DOCKER":
@@ -1262,7 +1607,11 @@ def ensure_repository(conn: GoogleConnection) -> Result[str | None]:
         marked = _marked_repository(conn, repo)
         return Result(conn.host, "reused", f"repository {conn.repository_name}{marked}")
     if p.dry_run:
-        return Result(None, "planned", f"would create Docker repository {conn.repository_name}")
+        # with the API still off, locations.list cannot answer: the real run checks first
+        unchecked = "" if conn.api_enabled else f" (location {p.location} checked once enabled)"
+        return Result(
+            None, "planned", f"would create Docker repository {conn.repository_name}{unchecked}"
+        )
     parent = f"projects/{p.project_id}/locations/{p.location}"
     wanted = {
         "format": "DOCKER",
@@ -1322,7 +1671,10 @@ def _repository_is_ours(conn: GoogleConnection, repo: dict[str, Any]) -> bool:
 
 
 def _get_account(conn: GoogleConnection, name: str | None = None) -> Any | None:
-    """The service account ``name`` (BinderHub's when None), or None when there is none."""
+    """The service account ``name`` (BinderHub's when None), or None when there is none
+    (or, in a dry run, when the IAM API is still off)."""
+    if not conn.iam_enabled:
+        return None
     try:
         with _mapped():
             return conn.iam.get_service_account(name=name or conn.account_name)
@@ -1360,12 +1712,37 @@ def ensure_service_account(conn: GoogleConnection) -> Result[str | None]:
 
 
 def _wait_visible(conn: GoogleConnection, name: str) -> None:
-    """A new account is not readable everywhere at once: wait until it is."""
-    for attempt in range(60):
-        if _get_account(conn, name) is not None:
-            break
-        progress(f"waiting for the new service account to be visible ({attempt + 1})")
-        time.sleep(conn.poll)
+    """A new account is not readable everywhere at once: wait for three good reads in a row.
+
+    Right after creation a read may answer 404 or 403 (terraform-provider-google#10227), and a
+    good read may be followed by a bad one: Terraform waits for three consecutive good reads
+    (GoogleCloudPlatform/magic-modules#14447). Past the deadline, one line says to rerun.
+    """
+    settling, email = conn.settling, name.rpartition("/")[2]
+    started, good, misses = time.monotonic(), 0, 0
+    settling.paused = True  # these reads count their own answers
+    try:
+        while good < 3:
+            try:
+                found = _get_account(conn, name) is not None
+            except PermissionDenied:  # 403 "Permission iam.serviceAccounts.get is required"
+                found = False
+            if found:
+                good += 1
+                continue
+            good, misses = 0, misses + 1
+            waited = time.monotonic() - started
+            if waited >= settling.account_deadline:
+                raise TransientCloudError(
+                    f"{NAME}: the new service account {email} was still not readable "
+                    f"everywhere after {waited:.0f}s: rerun this notebook (it reuses the account)"
+                )
+            why = f"the new service account {email} is not readable everywhere yet"
+            settling.notes[why] = settling.notes.get(why, 0) + 1
+            progress(f"{why}: waiting for three good reads in a row ({waited:.0f}s)")
+            time.sleep(min(settling.first_wait * 2 ** min(misses - 1, 16), settling.max_wait))
+    finally:
+        settling.paused = False
 
 
 def _edit_policy(
@@ -1653,6 +2030,30 @@ def ensure_key(conn: GoogleConnection) -> Result[Secret | None]:
     return result
 
 
+#: The organization policy constraints that forbid service account keys: the managed one,
+#: enforced by default on organizations created since 2024-05-03 (hashicorp-education/learn-
+#: terraform-google-workspace#9), and the legacy boolean one (google/create-service-account#21).
+KEY_POLICIES = (
+    "iam.managed.disableServiceAccountKeyCreation",
+    "iam.disableServiceAccountKeyCreation",
+)
+
+
+def _key_policy_refusal(error: str, project: str) -> str:
+    """The one line for FAILED_PRECONDITION "Key creation is not allowed": the constraint the
+    refusal names (its PreconditionFailure), else both, and what to do."""
+    named = [c for c in KEY_POLICIES if f"constraints/{c}" in error]
+    which = named[0] if named else f"{KEY_POLICIES[0]} (or the legacy {KEY_POLICIES[1]})"
+    shown = named[0] if named else KEY_POLICIES[0]
+    return (
+        f"the organization policy {which} forbids service account keys (enforced by default "
+        "for organizations created since 2024-05-03): ask an organization policy administrator "
+        f"to exempt project {project} (gcloud org-policies describe {shown} --project={project} "
+        'shows it); auth = "metadata" (keyless) covers BinderHub\'s image check, but build '
+        "pods still need a way to push (step 7)"
+    )
+
+
 def _all_keys_ours(conn: GoogleConnection, email: str, name: str, kind: str) -> bool:
     """Every user-managed key of the account is this deployment's: the account is its own
     (named from its id, recorded as created, carrying its mark). Keys have no description or
@@ -1717,12 +2118,7 @@ def _ensure_json_key(conn: GoogleConnection, owner: _KeyOwner) -> Result[Secret 
             created = conn.iam.create_service_account_key(name=owner.name)
     except CloudError as e:
         if "Key creation is not allowed" in str(e):
-            raise PermissionDenied(
-                "the organization policy iam.disableServiceAccountKeyCreation forbids keys "
-                "(enforced by default since 2024): ask an organization policy administrator to "
-                'exempt this project; auth = "metadata" (keyless) covers BinderHub\'s image check, '
-                "but build pods still need a way to push (step 7)"
-            ) from None
+            raise PermissionDenied(_key_policy_refusal(str(e), p.project_id)) from None
         if "Precondition" in str(e) and len(live) - len(stale) >= 10:
             in_use = [k for k in replaced if k in live]
             if in_use:  # deleting by hand could remove the key the deployed BinderHub uses

@@ -29,6 +29,9 @@ the repository's IAM policy (reader pull,      exchange; roles from cloud.google
 writer pull+push, repoAdmin/admin all) or      artifact-registry/docs/access-control
 project Owner; a new repository has no
 bindings (private)
+the Artifact Registry API disabled (a          assumption: the data plane follows the API's
+teardown that turned it off): every login is   state, as every call of the API does
+refused (401), so its repositories stop
 a signed-in caller whose role lacks the        the message as docker prints it:
 action: 403 ``DENIED`` ``Permission            GoogleCloudPlatform/cymbal-superstore PR 4
 "artifactregistry.repositories.                (upload), googleapis/python-run issue 54
@@ -241,6 +244,8 @@ class GoogleCloud(Backend):
         return account.email if account else None
 
     def _check(self, key: str, user: str, password: str) -> Grant | None:
+        if "artifactregistry.googleapis.com" not in self.project.enabled:
+            return None  # the API is off: no repository of the project answers
         email = self._who(user, password)
         if email is None:
             return None

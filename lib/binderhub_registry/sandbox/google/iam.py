@@ -19,9 +19,16 @@ names ``projects/{p|-}/serviceAccounts/        iam.proto comments (resource name
 {email}[/keys/{key}]``                         the project wildcard)
 existing account: ALREADY_EXISTS; unknown:     cloud.google.com/iam/docs/reference/rpc
 NOT_FOUND; no token: UNAUTHENTICATED;          (google.rpc.Code), status names as the API
-not an owner: PERMISSION_DENIED; IAM API       answers them
-disabled: FAILED_PRECONDITION (assumption:
-the REST answer is 403 SERVICE_DISABLED)
+not an owner: PERMISSION_DENIED               answers them
+IAM API disabled, or just enabled              the REST body of :func:`.rest.
+(``disabled_after_enable``):                   service_disabled_error`` (captured in
+PERMISSION_DENIED with Help and ErrorInfo      terraform-example-foundation#1133), carried as
+``SERVICE_DISABLED`` in the rich status        gRPC carries details (``grpc-status-details-bin``,
+                                               read by google-api-core's ``from_grpc_error``)
+a new account's calls answer as                see :mod:`.models`; the 403's text as terraform-
+``new_account_answers`` lists (PERMISSION_     provider-google#10227 quotes it ("Permission
+DENIED "Permission iam.serviceAccounts.get     iam.serviceAccounts.get is required to perform
+is required ...", NOT_FOUND, ...)              this operation on service account ...")
 key limit, org policy, eventual consistency    see :mod:`.models`
 SetIamPolicy with a stale etag: ABORTED;       cloud.google.com/iam/docs/policies#etag; the
 an empty etag overwrites                       ``etag`` field comment in google/iam/v1/policy.proto
@@ -51,7 +58,8 @@ from google.cloud.iam_admin_v1 import types
 from google.iam.v1 import iam_policy_pb2, policy_pb2  # type: ignore[import-untyped]
 from google.protobuf import empty_pb2  # type: ignore[import-untyped]
 
-from .models import KEY_LIMIT, ServiceAccount, new_key, rsa_pair
+from .models import KEY_LIMIT, LAG_KINDS, ServiceAccount, new_key, rsa_pair
+from .rest import service_disabled_error
 
 if TYPE_CHECKING:
     from .cloud import GoogleCloud
@@ -62,10 +70,44 @@ SERVICE = "google.iam.admin.v1.IAM"
 
 
 class _Abort(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    def __init__(
+        self, code: grpc.StatusCode, message: str, details: list[dict[str, Any]] | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.details = details or []  # google.rpc details, as the REST body's "details"
+
+
+def _rich_status(abort: _Abort) -> Any:
+    """``abort`` as a grpc status with its details (ErrorInfo, Help, PreconditionFailure)."""
+    from google.protobuf import any_pb2, json_format
+    from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
+    from grpc_status import rpc_status  # type: ignore[import-untyped]
+
+    kinds = {
+        "type.googleapis.com/google.rpc.ErrorInfo": error_details_pb2.ErrorInfo,
+        "type.googleapis.com/google.rpc.Help": error_details_pb2.Help,
+        "type.googleapis.com/google.rpc.PreconditionFailure": error_details_pb2.PreconditionFailure,
+    }
+    packed = []
+    for detail in abort.details:
+        fields = {k: v for k, v in detail.items() if k != "@type"}
+        message = json_format.ParseDict(fields, kinds[detail["@type"]]())
+        wrapper = any_pb2.Any()
+        wrapper.Pack(message)
+        packed.append(wrapper)
+    return rpc_status.to_status(
+        status_pb2.Status(code=abort.code.value[0], message=abort.message, details=packed)
+    )
+
+
+#: The permission a new account's lagging call is refused (terraform-provider-google#10227).
+_LAG_PERMISSIONS = {
+    "read": "iam.serviceAccounts.get",
+    "keys": "iam.serviceAccountKeys.create",
+    "policy": "iam.serviceAccounts.getIamPolicy",
+}
 
 
 class _Pb:
@@ -173,6 +215,8 @@ class IamServer:
                         raise _Abort(grpc.StatusCode[fault["code"]], "injected fault")
                 except _Abort as abort:
                     cloud.log_grpc(name, abort.code.name)
+                    if abort.details:
+                        context.abort_with_status(_rich_status(abort))
                     context.abort(abort.code, abort.message)
                 cloud.log_grpc(name, "OK")
             return answer if answer is not None else empty_pb2.Empty()
@@ -192,19 +236,16 @@ class IamServer:
             )
         if f"serviceAccount:{email}" not in self.cloud.project.owners:
             raise _Abort(grpc.StatusCode.PERMISSION_DENIED, "The caller does not have permission")
-        if "iam.googleapis.com" not in self.cloud.project.enabled:
-            raise _Abort(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                "Identity and Access Management (IAM) API has not been used in project "
-                f"{self.cloud.project.number} before or it is disabled.",
-            )
+        if self.cloud.project.refuses("iam.googleapis.com"):
+            message, details = service_disabled_error(self.cloud.project, "iam.googleapis.com")
+            raise _Abort(grpc.StatusCode.PERMISSION_DENIED, message, details)
 
     def _project(self, name: str) -> None:
         project = self.cloud.project
         if name not in (project.id, project.number, "-"):
             raise _Abort(grpc.StatusCode.PERMISSION_DENIED, f"Permission denied on project {name}")
 
-    def _account(self, name: str, read: bool = False) -> ServiceAccount:
+    def _account(self, name: str, read: bool = False, kind: str = "") -> ServiceAccount:
         parts = name.split("/")
         if len(parts) < 4 or parts[0] != "projects" or parts[2] != "serviceAccounts":
             raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, f"Invalid resource name {name}")
@@ -219,6 +260,18 @@ class IamServer:
         if read and account.reads_hidden > 0:  # not yet visible everywhere
             account.reads_hidden -= 1
             raise _Abort(grpc.StatusCode.NOT_FOUND, f"Unknown service account {ref}")
+        lag = account.lagging("read" if read else kind) if read or kind else None
+        if lag == "PERMISSION_DENIED":
+            permission = _LAG_PERMISSIONS["read" if read else kind]
+            raise _Abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"Permission {permission} is required to perform this operation on service "
+                f"account {name}.",
+            )
+        if lag == "NOT_FOUND":
+            raise _Abort(grpc.StatusCode.NOT_FOUND, f"Unknown service account {ref}")
+        if lag is not None:
+            raise _Abort(grpc.StatusCode[lag], f"Invalid service account {ref}")
         return account
 
     def _message(self, account: ServiceAccount) -> Any:
@@ -259,6 +312,10 @@ class IamServer:
             request.service_account.display_name,
             request.service_account.description,
             reads_hidden=int(project.settings["not_found_after_create"]),
+            lag={
+                kind: list(project.settings["new_account_answers"].get(kind, []))
+                for kind in LAG_KINDS
+            },
         )
         project.accounts[email] = account
         return self._message(account)
@@ -288,7 +345,7 @@ class IamServer:
 
     def list_keys(self, request: Any) -> Any:
         """ListServiceAccountKeys (user-managed keys; system-managed ones are not modelled)."""
-        account = self._account(request.name)
+        account = self._account(request.name, kind="keys")
         return types.ListServiceAccountKeysResponse(
             keys=[
                 types.ServiceAccountKey(
@@ -303,12 +360,26 @@ class IamServer:
 
     def create_key(self, request: Any) -> Any:
         """CreateServiceAccountKey: the key file JSON in ``private_key_data``."""
-        account = self._account(request.name)
+        account = self._account(request.name, kind="keys")
         project = self.cloud.project
-        if project.settings["key_creation_disabled"]:
+        policy = project.settings["key_creation_disabled"]
+        if policy:
+            managed = ".managed" if policy == "managed" else ""
+            text = "Key creation is not allowed on this service account."
+            violation = {
+                "type": f"constraints/iam{managed}.disableServiceAccountKeyCreation",
+                "subject": f"{request.name}?configvalue={account.email.replace('@', '%40')}",
+                "description": text,
+            }
             raise _Abort(
                 grpc.StatusCode.FAILED_PRECONDITION,
-                "Key creation is not allowed on this service account.",
+                text,
+                [
+                    {
+                        "@type": "type.googleapis.com/google.rpc.PreconditionFailure",
+                        "violations": [violation],
+                    }
+                ],
             )
         if len(account.keys) >= KEY_LIMIT:
             raise _Abort(grpc.StatusCode.FAILED_PRECONDITION, "Precondition check failed.")
@@ -342,11 +413,11 @@ class IamServer:
 
     def get_policy(self, request: Any) -> Any:
         """GetIamPolicy of a service account."""
-        return self._policy(self._account(request.resource))
+        return self._policy(self._account(request.resource, kind="policy"))
 
     def set_policy(self, request: Any) -> Any:
         """SetIamPolicy of a service account: a stale etag is ABORTED."""
-        account = self._account(request.resource)
+        account = self._account(request.resource, kind="policy")
         policy = request.policy
         if policy.etag and policy.etag != account.etag:
             raise _Abort(

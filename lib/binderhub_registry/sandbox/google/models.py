@@ -11,10 +11,30 @@ the 11th: FAILED_PRECONDITION                  ("up to 10 keys"); the status: as
 key creation refused by the org policy         cloud.google.com/resource-manager/docs/
 ``iam.disableServiceAccountKeyCreation``:      organization-policy/restricting-service-accounts
 FAILED_PRECONDITION "Key creation is not       (enforced by default for organizations
-allowed on this service account."              created since 2024-05-03)
+allowed on this service account." with a       created since 2024-05-03, as the managed
+PreconditionFailure naming the constraint;     constraint: hashicorp-education/learn-terraform-
+``key_creation_disabled = "managed"``: the     google-workspace#9); the body as gcloud prints it
+managed ``iam.managed.disableService           in GaloyMoney/galoy-infra#242 and google/create-
+AccountKeyCreation``                           service-account#21 (legacy type); the managed
+                                               constraint's type in the violation: assumption
 a new service account is NOT_FOUND for a       cloud.google.com/iam/docs/service-accounts-create
 short while after creation (eventual           ("may take ... 60 seconds or more");
 consistency)                                   modelled as ``not_found_after_create`` reads
+... and, per kind of call, any answers         hashicorp/terraform-provider-google#10227 (a read
+``new_account_answers`` lists, in order:       right after creation: 403 "Permission iam.
+reads (403 as well as 404, a good read then    serviceAccounts.get is required ...") and PR
+a bad one), key list/create, its own policy,   #15677 / magic-modules#8815 (retry it);
+a repository policy naming it (400 "Service    magic-modules#14447 (a good read can be followed
+account ... does not exist.")                  by a bad one: wait for three in a row)
+a new project has only Google's default        cloud.google.com/service-usage/docs/enabled-
+services on (console or gcloud; a project      service ("Services enabled by default", 2025
+made through the API has none:                 list): no ``iam.googleapis.com``, no
+hashicorp/terraform-provider-google#14174)     ``artifactregistry.googleapis.com``
+an API just enabled still answers 403          the message's own "If you enabled this API
+SERVICE_DISABLED for a while                   recently, wait a few minutes for the action to
+(``disabled_after_enable`` calls)              propagate" (openshift/installer#2187); the
+                                               Terraform provider's guide, "Newly activated
+                                               service errors"
 key file JSON: type, project_id,               the JSON key file google-auth reads
 private_key_id, private_key (PKCS#8 PEM),      (google.oauth2.service_account.from_
 client_email, client_id, token_uri, ...        service_account_info)
@@ -52,7 +72,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "DEFAULT_SERVICES",
     "DEFAULT_SETTINGS",
+    "LAG_KINDS",
     "PROJECT",
     "PROJECT_NUMBER",
     "ROLE_ACTIONS",
@@ -81,9 +103,46 @@ ROLE_ACTIONS: dict[str, set[str]] = {
     "roles/artifactregistry.admin": {"pull", "push", "delete"},
     "roles/owner": {"pull", "push", "delete"},
 }
+#: What a project created in the console or with gcloud has on (cloud.google.com/service-usage/
+#: docs/enabled-service, "Services enabled by default"): IAM and Artifact Registry are not.
+DEFAULT_SERVICES = frozenset(
+    {
+        "analyticshub.googleapis.com",
+        "bigquery.googleapis.com",
+        "bigqueryconnection.googleapis.com",
+        "bigquerydatapolicy.googleapis.com",
+        "bigquerymigration.googleapis.com",
+        "bigqueryreservation.googleapis.com",
+        "bigquerystorage.googleapis.com",
+        "cloudapis.googleapis.com",
+        "cloudtrace.googleapis.com",
+        "dataform.googleapis.com",
+        "dataplex.googleapis.com",
+        "datastore.googleapis.com",
+        "logging.googleapis.com",
+        "monitoring.googleapis.com",
+        "servicemanagement.googleapis.com",
+        "serviceusage.googleapis.com",
+        "sql-component.googleapis.com",
+        "storage-api.googleapis.com",
+        "storage-component.googleapis.com",
+        "storage.googleapis.com",
+    }
+)
+#: Kinds of IAM call on a new service account whose answers ``new_account_answers`` lists.
+LAG_KINDS = ("read", "keys", "policy", "member")
 DEFAULT_SETTINGS: dict[str, Any] = {
     "not_found_after_create": 1,  # reads of a new service account that answer NOT_FOUND
-    "key_creation_disabled": False,  # the org policy iam.disableServiceAccountKeyCreation
+    # eventual consistency after creation, per kind of call on the new account: the status
+    # names (or "OK") its first calls get, in order; "read": GetServiceAccount, "keys": list
+    # and create keys, "policy": its own Get/SetIamPolicy, "member": a repository's
+    # setIamPolicy naming it (answered INVALID_ARGUMENT "... does not exist.")
+    "new_account_answers": {kind: [] for kind in LAG_KINDS},
+    # calls to an API just enabled that still answer 403 SERVICE_DISABLED
+    "disabled_after_enable": 0,
+    # the org policy that forbids keys: True (iam.disableServiceAccountKeyCreation) or
+    # "managed" (iam.managed.disableServiceAccountKeyCreation)
+    "key_creation_disabled": False,
     "operation_polls": 1,  # polls an operation answers done=false before done=true
     "grpc_faults": [],  # [{"method": "CreateServiceAccount", "code": "UNAVAILABLE", ...}]
     # the pod the fake GKE metadata server answers for: its Kubernetes service account and
@@ -155,6 +214,7 @@ class ServiceAccount:
     description: str = ""
     keys: dict[str, Key] = field(default_factory=dict)
     reads_hidden: int = 0  # eventual consistency: NOT_FOUND for this many reads
+    lag: dict[str, list[str]] = field(default_factory=dict)  # new_account_answers left, by kind
     bindings: list[dict[str, Any]] = field(default_factory=list)  # its own IAM policy
     policy_version: int = 0  # bumped by every policy change: the etag
 
@@ -170,6 +230,13 @@ class ServiceAccount:
             if binding.get("role") == role:
                 found |= set(binding.get("members", []))
         return found
+
+    def lagging(self, kind: str) -> str | None:
+        """The next answer ``new_account_answers`` gave this new account for ``kind`` (a
+        status name; None: "OK" or none left): each is used up by one call."""
+        answers = self.lag.get(kind) or []
+        answer = answers.pop(0) if answers else "OK"
+        return None if answer == "OK" else answer
 
     @property
     def account_id(self) -> str:
@@ -225,6 +292,28 @@ class Project:
     owners: set[str] = field(default_factory=set)
     settings: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(DEFAULT_SETTINGS))
     counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    settling: dict[str, int] = field(default_factory=dict)  # just enabled: SERVICE_DISABLED left
+
+    def enable(self, service: str) -> None:
+        """Turn ``service`` on; it answers SERVICE_DISABLED ``disabled_after_enable`` more times."""
+        if service not in self.enabled:
+            self.settling[service] = int(self.settings["disabled_after_enable"])
+        self.enabled.add(service)
+
+    def disable(self, service: str) -> None:
+        """Turn ``service`` off."""
+        self.enabled.discard(service)
+        self.settling.pop(service, None)
+
+    def refuses(self, service: str) -> bool:
+        """True when a call to ``service`` gets 403 SERVICE_DISABLED: off, or just enabled and
+        not yet everywhere (one of its ``disabled_after_enable`` answers is used up)."""
+        if service not in self.enabled:
+            return True
+        if self.settling.get(service, 0) > 0:
+            self.settling[service] -= 1
+            return True
+        return False
 
     def next_id(self, width: int = 21) -> str:
         """A deterministic numeric id (unique ids of service accounts, key ids...)."""
@@ -317,7 +406,8 @@ def seed_credentials(pair: tuple[str, str] | None = None) -> dict[str, str]:
 
 
 def seed_project(deployer: dict[str, str], public_pem: str | None = None) -> Project:
-    """The seeded project: IAM and Service Usage on, Artifact Registry off, one Owner.
+    """The seeded project: Google's default services on (not IAM, not Artifact Registry), one
+    Owner.
 
     ``public_pem``: the deployer's public key when known (else derived, ~60 ms of imports).
     """
@@ -329,7 +419,7 @@ def seed_project(deployer: dict[str, str], public_pem: str | None = None) -> Pro
     return Project(
         id=PROJECT,
         number=PROJECT_NUMBER,
-        enabled={"iam.googleapis.com", "serviceusage.googleapis.com"},
+        enabled=set(DEFAULT_SERVICES),
         accounts={SEED_ACCOUNT: account},
         owners={f"serviceAccount:{SEED_ACCOUNT}"},
     )

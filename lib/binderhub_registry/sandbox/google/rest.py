@@ -9,9 +9,23 @@ RS256 JWT signed by a live key -> access       request"); refusal ``{"error":
 token; refusal 400 ``invalid_grant``           "invalid_grant", ...}`` from the same page
 error body ``{"error": {"code", "message",     cloud.google.com/apis/design/errors (HTTP
 "status", "details"}}``                        mapping); google-api-core reads it
-a call to a disabled API: 403                  cloud.google.com/apis/design/errors and the
-PERMISSION_DENIED, ErrorInfo reason            Service Usage docs ("SERVICE_DISABLED");
-``SERVICE_DISABLED``                           message text: assumption (shortened)
+a call to a disabled API (or one just         the body captured in terraform-google-modules/
+enabled: ``disabled_after_enable``): 403       terraform-example-foundation#1133 (Help link,
+PERMISSION_DENIED "<title> has not been used   ErrorInfo ``SERVICE_DISABLED`` with ``service``
+in project <number> before or it is            and ``consumer``); the message as in
+disabled. Enable it by visiting ... If you     openshift/installer#2187 (project number)
+enabled this API recently, wait a few
+minutes ...", ErrorInfo ``SERVICE_DISABLED``
+``services:disable`` turns the API off even    serviceusage v1 discovery document:
+while repositories use it (the default         DisableServiceRequest.checkIfServiceHasUsage,
+``checkIfServiceHasUsage`` is SKIP); with      default SKIP; the refusal's text: assumption
+CHECK and repositories: FAILED_PRECONDITION
+``locations.list`` of Artifact Registry:       cloud.google.com/artifact-registry/docs/
+Google Cloud's regions and the multi-regions   repositories/repo-locations (``gcloud artifacts
+us, europe, asia (:data:`LOCATIONS`); another  locations list``); the regions from cloud.google
+location: 400 INVALID_ARGUMENT "Request        .com/compute/docs/regions-zones (2025); the
+contains an invalid argument."                 refusal as hashicorp/terraform-provider-google
+                                               #10184 quotes it (location "eu-west3")
 Service Usage ``GET v1/{name=*/*/services/*}`` serviceusage v1 discovery document
 and ``POST v1/{name}:enable`` -> Operation;    (vendored in tests/data/google), operation
 ``GET v1/{name=operations/*}``                 names ``operations/acf.p2-...``
@@ -45,7 +59,7 @@ from .models import Project, Repository
 if TYPE_CHECKING:
     from .cloud import GoogleCloud
 
-__all__ = ["STATUS", "Rest", "google_error"]
+__all__ = ["LOCATIONS", "STATUS", "Rest", "google_error", "service_disabled_error"]
 
 #: HTTP status of each canonical code (google.rpc.Code; cloud.google.com/apis/design/errors).
 STATUS = {
@@ -60,7 +74,22 @@ STATUS = {
     "UNAVAILABLE": 503,
 }
 GCR_DOMAINS = {"gcr.io": "us", "us.gcr.io": "us", "eu.gcr.io": "europe", "asia.gcr.io": "asia"}
+AR = "artifactregistry.googleapis.com"
 _REPOSITORY_ID = re.compile(r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?")
+#: Artifact Registry's locations (``locations.list``): Google Cloud's regions (cloud.google.com/
+#: compute/docs/regions-zones, 2025) and the multi-regions (.../repositories/repo-locations).
+LOCATIONS = (
+    *("us", "europe", "asia"),
+    *("africa-south1", "asia-east1", "asia-east2", "asia-northeast1", "asia-northeast2"),
+    *("asia-northeast3", "asia-south1", "asia-south2", "asia-southeast1", "asia-southeast2"),
+    *("australia-southeast1", "australia-southeast2", "europe-central2", "europe-north1"),
+    *("europe-north2", "europe-southwest1", "europe-west1", "europe-west2", "europe-west3"),
+    *("europe-west4", "europe-west6", "europe-west8", "europe-west9", "europe-west10"),
+    *("europe-west12", "me-central1", "me-central2", "me-west1", "northamerica-northeast1"),
+    *("northamerica-northeast2", "northamerica-south1", "southamerica-east1"),
+    *("southamerica-west1", "us-central1", "us-east1", "us-east4", "us-east5", "us-south1"),
+    *("us-west1", "us-west2", "us-west3", "us-west4"),
+)
 SERVICE_TITLES = {
     "artifactregistry.googleapis.com": "Artifact Registry API",
     "iam.googleapis.com": "Identity and Access Management (IAM) API",
@@ -79,21 +108,35 @@ def google_error(code: str, message: str, details: list[dict[str, Any]] | None =
 
 def service_disabled(project: Project, service: str) -> Response:
     """The 403 of a call to an API that is not enabled (ErrorInfo SERVICE_DISABLED)."""
+    message, details = service_disabled_error(project, service)
+    return google_error("PERMISSION_DENIED", message, details)
+
+
+def service_disabled_error(project: Project, service: str) -> tuple[str, list[dict[str, Any]]]:
+    """Google's message and details (Help, ErrorInfo) for a call to a disabled ``service``:
+    REST sends them as the JSON body, gRPC in its rich status."""
     title = SERVICE_TITLES.get(service, service)
-    return google_error(
-        "PERMISSION_DENIED",
-        f"{title} has not been used in project {project.number} before or it is disabled. "
-        f"Enable it by visiting https://console.developers.google.com/apis/api/{service}/"
-        f"overview?project={project.number} then retry.",
-        [
-            {
-                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                "reason": "SERVICE_DISABLED",
-                "domain": "googleapis.com",
-                "metadata": {"service": service, "consumer": f"projects/{project.number}"},
-            }
-        ],
+    url = (
+        f"https://console.developers.google.com/apis/api/{service}/overview?project="
+        f"{project.number}"
     )
+    message = (
+        f"{title} has not been used in project {project.number} before or it is disabled. "
+        f"Enable it by visiting {url} then retry. If you enabled this API recently, wait a few "
+        "minutes for the action to propagate to our systems and retry."
+    )
+    return message, [
+        {
+            "@type": "type.googleapis.com/google.rpc.Help",
+            "links": [{"description": "Google developers console API activation", "url": url}],
+        },
+        {
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "SERVICE_DISABLED",
+            "domain": "googleapis.com",
+            "metadata": {"service": service, "consumer": f"projects/{project.number}"},
+        },
+    ]
 
 
 def verify_jwt(project: Project, token: str) -> str | None:
@@ -149,6 +192,7 @@ class Rest:
             ("POST", su + ":enable", self.enable),
             ("POST", su + ":disable", self.disable),
             ("GET", su, self.get_service),
+            ("GET", "/artifactregistry/v1/projects/{project}/locations", self.list_locations),
             ("GET", "/serviceusage/v1/operations/{op}", self.service_operation),
             ("GET", ar + "/repositories/{repo}:getIamPolicy", self.get_policy),
             ("POST", ar + "/repositories/{repo}:setIamPolicy", self.set_policy),
@@ -207,8 +251,10 @@ class Rest:
             )
         if f"serviceAccount:{who}" not in self.project.owners:
             return google_error("PERMISSION_DENIED", "The caller does not have permission")
-        if service and service not in self.project.enabled:
+        if service and self.project.refuses(service):
             return service_disabled(self.project, service)
+        if "location" in request.params and request.params["location"] not in LOCATIONS:
+            return google_error("INVALID_ARGUMENT", "Request contains an invalid argument.")
         return None
 
     # --- Service Usage --------------------------------------------------------------
@@ -239,7 +285,7 @@ class Rest:
         name = f"operations/acf.p2-{self.project.number}-{self.project.next_id(8)}"
         self.project.operations[name] = {
             "polls": int(self.project.settings["operation_polls"]),
-            "finish": lambda: self.project.enabled.add(service),
+            "finish": lambda: self.project.enable(service),
             "response": lambda: {
                 "@type": "type.googleapis.com/google.api.serviceusage.v1.EnableServiceResponse",
                 "service": self._service(service),
@@ -256,10 +302,17 @@ class Rest:
         if refused:
             return refused
         service = request.params["service"]
+        check = (request.json() or {}).get("checkIfServiceHasUsage")
+        if check == "CHECK" and service == AR and self.project.repositories:
+            return google_error(
+                "FAILED_PRECONDITION",
+                f"The service {service} has usage in project {self.project.number}: "
+                f"{len(self.project.repositories)} repositories.",
+            )
         name = f"operations/acf.p2-{self.project.number}-{self.project.next_id(8)}"
         self.project.operations[name] = {
             "polls": int(self.project.settings["operation_polls"]),
-            "finish": lambda: self.project.enabled.discard(service),
+            "finish": lambda: self.project.disable(service),
             "response": lambda: {
                 "@type": "type.googleapis.com/google.api.serviceusage.v1.DisableServiceResponse",
                 "service": self._service(service),
@@ -295,6 +348,22 @@ class Rest:
         return self._operation(name)
 
     # --- Artifact Registry --------------------------------------------------------------
+    def list_locations(self, request: Request) -> Response:
+        """``projects.locations.list``: every location Artifact Registry has (one page)."""
+        refused = self._guard(request, AR)
+        if refused:
+            return refused
+        project = request.params["project"]
+        return json_response(
+            200,
+            {
+                "locations": [
+                    {"name": f"projects/{project}/locations/{loc}", "locationId": loc}
+                    for loc in LOCATIONS
+                ]
+            },
+        )
+
     def _repo_name(self, request: Request, repo: str | None = None) -> str:
         rid = repo or request.params["repo"]
         return (
@@ -315,7 +384,7 @@ class Rest:
         }
 
     def _find(self, request: Request) -> Repository | Response:
-        refused = self._guard(request, "artifactregistry.googleapis.com")
+        refused = self._guard(request, AR)
         if refused:
             return refused
         repo = self.project.repositories.get(self._repo_name(request))
@@ -330,7 +399,7 @@ class Rest:
 
     def list_repositories(self, request: Request) -> Response:
         """``repositories.list`` of one location."""
-        refused = self._guard(request, "artifactregistry.googleapis.com")
+        refused = self._guard(request, AR)
         if refused:
             return refused
         found = [
@@ -342,7 +411,7 @@ class Rest:
 
     def create_repository(self, request: Request) -> Response:
         """``repositories.create``: an operation; the registry front starts with the repository."""
-        refused = self._guard(request, "artifactregistry.googleapis.com")
+        refused = self._guard(request, AR)
         if refused:
             return refused
         rid = request.arg("repositoryId")
@@ -467,10 +536,11 @@ class Rest:
         for binding in bindings:
             for member in binding.get("members", []):
                 kind, _, email = member.partition(":")
+                account = self.project.accounts.get(email)
                 if (
                     kind == "serviceAccount"
                     and email.endswith(f"@{self.project.id}.iam.gserviceaccount.com")
-                    and email not in self.project.accounts
+                    and (account is None or account.lagging("member"))
                 ):
                     return google_error(
                         "INVALID_ARGUMENT", f"Service account {email} does not exist."
