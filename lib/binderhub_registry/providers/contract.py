@@ -59,6 +59,7 @@ from ..binderhub import (
     write_values,
 )
 from ..errors import CloudError, InvalidParameter, InvalidValuesFile
+from ..forms import apply_form
 from ..outputs import check_output_files, prepare_output_dir, read_own_record
 from ..params import (
     Parameter,
@@ -140,7 +141,8 @@ def check_parameters(
     locked for this run (a dry run only checks it could be), so nothing is ever
     created in a cloud whose secret could not be written down.
     """
-    merged = dict(values or {}) | dict(overrides or {})
+    # the values typed into the notebook's form, when one was shown (Run All reset the cell's)
+    merged = dict(apply_form(spec, values or {})) | dict(overrides or {})
     checked = check_rules(spec, merged)
     if checked["rotate"] and checked["teardown"]:
         raise InvalidParameter("rotate", "cannot be combined with teardown = True", True)
