@@ -8,7 +8,14 @@ The public API, used by the notebooks and the CLI::
 
 from __future__ import annotations
 
-from .binderhub import RegistryValues, ValuesFiles, chart_docker_config, load_values, write_values
+from .binderhub import (
+    RegistryValues,
+    ValuesFiles,
+    chart_docker_config,
+    load_values,
+    next_step,
+    write_values,
+)
 from .errors import (
     AuthenticationFailed,
     BinderHubRegistryError,
@@ -46,6 +53,7 @@ __all__ = [
     "VerifyHints",
     "chart_docker_config",
     "load_values",
+    "next_step",
     "redact",
     "short_errors",
     "verify",

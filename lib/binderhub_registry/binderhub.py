@@ -52,6 +52,7 @@ __all__ = [
     "DOCKER_HUB_AUTH_KEY",
     "MAX_VALUES_BYTES",
     "PULL_ACCESS",
+    "NextStep",
     "PullSecret",
     "RegistryValues",
     "ValuesFiles",
@@ -59,6 +60,7 @@ __all__ = [
     "helm_commands",
     "image_host",
     "load_values",
+    "next_step",
     "read_values_file",
     "secret_file_warning",
     "split_image_reference",
@@ -197,8 +199,38 @@ class ValuesFiles:
         return f"```yaml\n{self._text()}```"
 
     def next_step(self) -> str:
-        """The helm commands that install BinderHub with these two files, at their real paths."""
-        return helm_commands(self.config_path, self.secret_path)
+        """The helm commands that install BinderHub with these files, at their real paths, then
+        the ``verify`` command that checks them later."""
+        secret = self.secret_path if self.secret_path.exists() else None
+        files = f"{self.config_path} {secret}" if secret else str(self.config_path)
+        return (
+            helm_commands(self.config_path, secret)
+            + "# later, to check the files again without a notebook:\n"
+            + f"binderhub-registry verify {files}\n"
+        )
+
+
+@dataclass(frozen=True)
+class NextStep:
+    """What to run after the notebook: shown as a shell block in JupyterLab and the docs."""
+
+    files: ValuesFiles | None
+
+    def __repr__(self) -> str:
+        if self.files is None:
+            return "nothing was written in this run (dry run or teardown): no next step"
+        return self.files.next_step()
+
+    def _repr_markdown_(self) -> str:
+        if self.files is None:
+            return repr(self)
+        return f"```bash\n{self.files.next_step()}```"
+
+
+def next_step(files: ValuesFiles | None) -> NextStep:
+    """The next step after a run that wrote ``files`` (``None``: nothing written): the helm
+    commands with the files' real paths, and the ``verify`` command."""
+    return NextStep(files)
 
 
 #: The Helm chart repository of JupyterHub and BinderHub (jupyterhub/helm-chart's README).
