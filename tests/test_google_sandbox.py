@@ -370,5 +370,7 @@ def test_real_token_url_is_binderhubs_own_gcr_default(
     conn.host = google._host_of(conn, None)
     values = conn.values()
     assert values is not None
-    # BinderHub's _default_token_url for gcr.io hosts: https://{host}/v2/token?service={host}
-    assert values.docker_registry["token_url"] == f"https://{host}/v2/token?service={host}"
+    # pkg.dev: the form mybinder.org ran (issue 25, point 9); gcr.io hosts: BinderHub's
+    # _default_token_url for them, https://{host}/v2/token?service={host}
+    wanted = f"https://{host}/v2/token" + (f"?service={host}" if gcr_domain else "")
+    assert values.docker_registry["token_url"] == wanted

@@ -768,10 +768,14 @@ class GoogleConnection(Connection):
         if key is None or not self.host:
             return None
         url = f"https://{self.host}"
-        # BinderHub's own default for gcr.io hosts (registry.py, _default_token_url), used
-        # against Google for years with BinderHub's appended service=container_registry; the
-        # sandbox gets the same service name (its front, on loopback, reads the first one)
-        token_url = f"{url}/v2/token?service={_google_host(p)}"
+        # pkg.dev: the form mybinder.org staging ran on Artifact Registry (mybinder.org-deploy
+        # 9bd26443), so Google gets only BinderHub's appended service=container_registry, which
+        # it ignores; gcr.io hosts: BinderHub's own default for them (registry.py,
+        # _default_token_url). token_url stays: BinderHub's challenge-following path wants a
+        # quoted service in the challenge, which gcr.io hosts send unquoted (DESIGN.md 9)
+        token_url = f"{url}/v2/token"
+        if p.gcr_domain:
+            token_url += f"?service={_google_host(p)}"
         return RegistryValues(
             image_prefix=self._image_prefix(),
             username=USERNAME,

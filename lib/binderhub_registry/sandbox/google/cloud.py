@@ -13,9 +13,15 @@ behaviour                                      source
 host ``<location>-docker.pkg.dev`` (the        cloud.google.com/artifact-registry/docs/docker/
 front's port stands in), images                names; gcr.io-domain hosts from .../transition/
 ``<host>/<project>/<repository>/<image>``      gcr-repositories
-``/v2/`` answers docker-registry's Bearer      observed answer quoted in DESIGN.md section 2
-challenge, realm ``https://<host>/v2/token``,  (Google evidence); BinderHub's
-service ``<host>``                             ``GoogleArtifactRegistry`` uses that token_url
+``/v2/`` answers a Bearer challenge with       Google's answers captured in apple/container
+realm ``https://<host>/v2/token`` and no       issue 2274 and in Seqera Wave's registry tests
+``service``; a repository path adds            (DESIGN.md section 9): ``/v2/`` has realm only,
+``service="<host>"`` and its ``scope``         a repository path adds service and scope
+``/v2/token`` ignores ``service``: any value,  mybinder.org staging ran BinderHub with
+repeated or none, gets a token                 ``token_url: https://us-central1-docker.pkg.dev/
+                                               v2/token`` (mybinder.org-deploy 9bd26443), so
+                                               Google got only BinderHub's appended
+                                               ``service=container_registry`` and accepted it
 Basic ``_json_key`` + key JSON,                cloud.google.com/artifact-registry/docs/docker/
 ``_json_key_base64`` + base64 key JSON,        authentication (JSON key file, access token)
 ``oauth2accesstoken`` + an access token
@@ -217,6 +223,8 @@ class GoogleCloud(Backend):
                 check=lambda user, password: self._check(key, user, password),
                 lock=self.lock,
                 basic_ping=False,
+                any_service=True,
+                ping_service=False,
                 unauthorized="Unauthenticated request.",  # text: assumption
                 token_body=lambda token: {
                     "token": token,
