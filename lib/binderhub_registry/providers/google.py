@@ -87,6 +87,7 @@ from .contract import (
 )
 
 __all__ = [
+    "BINDERHUB_IMAGE_TOOLS",
     "BOUND",
     "KEY",
     "NAME",
@@ -104,6 +105,7 @@ __all__ = [
     "ensure_repository",
     "ensure_service_account",
     "grant_writer",
+    "keyless_check_command",
     "sign_in",
     "validate",
     "verify_keyless",
@@ -713,8 +715,7 @@ class GoogleConnection(Connection):
                 None,
                 "skipped",
                 "the metadata server answers only inside the cluster: check from BinderHub's "
-                "pod (kubectl exec deploy/binder -- curl -sH 'Metadata-Flavor: Google' "
-                f"{METADATA_URL}{TOKEN_PATH})",
+                f"pod, with the tools its image has: {keyless_check_command(self.params)}",
             )
         report = verify_keyless(files.values, self.ca_file, self.HINTS, files.pull)
         return Result(
@@ -1475,6 +1476,27 @@ def _annotate_sandbox_pod(conn: GoogleConnection) -> None:
         timeout=10,
     )
     r.raise_for_status()
+
+
+#: The programs in BinderHub's image (jupyterhub/binderhub helm-chart/images/binderhub/
+#: Dockerfile at b9fad99: python:3.13-slim-bookworm plus git, libcurl4 and tini): no curl.
+BINDERHUB_IMAGE_TOOLS = frozenset({"python", "python3", "pip", "git", "tini"})
+#: What :func:`keyless_check_command` runs in BinderHub's pod: the account the metadata server
+#: gives it, then a token's lifetime (never the token), as ``GoogleArtifactRegistry`` asks.
+_CHECK_CODE = (
+    "import json,urllib.request as u;h={{'Metadata-Flavor':'Google'}};"
+    "b='{base}/computeMetadata/v1/instance/service-accounts/default/';"
+    "print('account:',u.urlopen(u.Request(b+'email',headers=h)).read().decode());"
+    "t=json.load(u.urlopen(u.Request(b+'token',headers=h)));"
+    "print('token: yes, expires in',t['expires_in'],'s')"
+)
+
+
+def keyless_check_command(p: Params, metadata_url: str = METADATA_URL) -> str:
+    """The ``kubectl exec`` line that asks the metadata server from BinderHub's pod as
+    BinderHub does, with ``python -c`` (its image has no curl: :data:`BINDERHUB_IMAGE_TOOLS`)."""
+    code = _CHECK_CODE.format(base=metadata_url)
+    return f'kubectl exec --namespace {p.k8s_namespace} deploy/binder -- python -c "{code}"'
 
 
 def annotate_command(p: Params) -> str:
