@@ -188,6 +188,19 @@ PARAMETERS = (
         "must be a Kubernetes namespace: at most 63 lowercase letters, digits or hyphens, "
         "starting and ending with a letter or digit",
     ),
+    # keyless: the project of the GKE cluster BinderHub runs on, whose Workload Identity pool
+    # (<cluster_project>.svc.id.goog) its pod is a member of; "": project_id
+    _replace(
+        text(
+            "cluster_project",
+            r"[a-z][a-z0-9-]{4,28}[a-z0-9]",
+            "must be the Google Cloud project id of BinderHub's GKE cluster (6 to 30 lowercase "
+            'letters, digits or hyphens), or "" for project_id',
+            optional=True,
+        ),
+        default="",
+        required=False,
+    ),
     # "" when missing: only pull_access = "node" needs it (cells from before it still run)
     _replace(
         text(
@@ -220,6 +233,7 @@ class Params(CommonParams):
     gcr_domain: bool
     auth: str  # "key": a JSON key; "metadata": keyless, tokens from the GKE metadata server
     k8s_namespace: str  # where BinderHub runs (its pod's Kubernetes service account, keyless)
+    cluster_project: str  # keyless: the GKE cluster's project ("": project_id)
     node_service_account: str  # pull_access = "node": the GKE nodes' service account's email
 
     @property
@@ -228,9 +242,14 @@ class Params(CommonParams):
         return self.auth == "metadata"
 
     @property
+    def pool(self) -> str:
+        """The Workload Identity pool of BinderHub's cluster: its project's ``.svc.id.goog``."""
+        return f"{self.cluster_project or self.project_id}.svc.id.goog"
+
+    @property
     def workload_member(self) -> str:
         """BinderHub's Kubernetes service account as an IAM member (Workload Identity)."""
-        return f"serviceAccount:{self.project_id}.svc.id.goog[{self.k8s_namespace}/{BINDERHUB_KSA}]"
+        return f"serviceAccount:{self.pool}[{self.k8s_namespace}/{BINDERHUB_KSA}]"
 
     @property
     def repository_id(self) -> str:
@@ -1467,6 +1486,7 @@ def _annotate_sandbox_pod(conn: GoogleConnection) -> None:
         "namespace": conn.params.k8s_namespace,
         "service_account": BINDERHUB_KSA,
         "annotation": conn.params.email,
+        "project": conn.params.pool.partition(".")[0],
     }
     r = requests.post(
         f"{box.url}/_sandbox/google/settings",
@@ -1545,7 +1565,15 @@ def bind_workload_identity(conn: GoogleConnection) -> Result[None]:
         _keep(conn, entry, BOUND, p.workload_member)
 
     record = partial(conn.record.set, BOUND, p.workload_member)
-    created = _edit_account_policy(conn, _adding(WORKLOAD_IDENTITY_USER, p.workload_member, record))
+    try:
+        created = _edit_account_policy(
+            conn, _adding(WORKLOAD_IDENTITY_USER, p.workload_member, record)
+        )
+    except CloudError as e:
+        if "Identity Pool does not exist" not in str(e):
+            raise
+        conn.record.forget(BOUND)  # refused: nothing was bound
+        raise CloudError(_NO_POOL.format(pool=p.pool, project=p.pool.partition(".")[0])) from None
     conn.bound = True
     if p.sandbox:
         _annotate_sandbox_pod(conn)
@@ -1557,6 +1585,16 @@ def bind_workload_identity(conn: GoogleConnection) -> Result[None]:
     if recorded and recorded != p.workload_member:
         what += f" ({recorded}, which this notebook bound, is removed once this verifies)"
     return Result(None, "created" if created else "reused", f"{what}; {then}")
+
+
+#: IAM refused the member: its pool exists only once a GKE cluster with Workload Identity runs
+#: in that project (terraform-google-modules/terraform-google-kubernetes-engine#916).
+_NO_POOL = (
+    f"{NAME}: the Workload Identity pool {{pool}} does not exist: it exists once a GKE cluster "
+    "with Workload Identity runs in project {project} (gcloud container clusters update "
+    "<cluster> --workload-pool={pool}); if BinderHub's cluster is in another project, set "
+    "cluster_project to that project"
+)
 
 
 def _unbind_later(conn: GoogleConnection) -> Result[None]:

@@ -22,7 +22,8 @@ NOT_FOUND; no token: UNAUTHENTICATED;          (google.rpc.Code), status names a
 not an owner: PERMISSION_DENIED; IAM API       answers them
 disabled: FAILED_PRECONDITION (assumption:
 the REST answer is 403 SERVICE_DISABLED)
-key limit, org policy, eventual consistency    see :mod:`.models`
+key limit, org policy, eventual consistency,   see :mod:`.models`
+a Workload Identity pool that does not exist
 SetIamPolicy with a stale etag: ABORTED;       cloud.google.com/iam/docs/policies#etag; the
 an empty etag overwrites                       ``etag`` field comment in google/iam/v1/policy.proto
 PatchServiceAccount changes only             PatchServiceAccountRequest in iam.v1's
@@ -51,7 +52,7 @@ from google.cloud.iam_admin_v1 import types
 from google.iam.v1 import iam_policy_pb2, policy_pb2  # type: ignore[import-untyped]
 from google.protobuf import empty_pb2  # type: ignore[import-untyped]
 
-from .models import KEY_LIMIT, ServiceAccount, new_key, rsa_pair
+from .models import KEY_LIMIT, ServiceAccount, missing_pool, new_key, rsa_pair
 
 if TYPE_CHECKING:
     from .cloud import GoogleCloud
@@ -354,6 +355,9 @@ class IamServer:
                 "There were concurrent policy changes. Please retry the whole read-modify-write "
                 "with exponential backoff.",
             )
+        refused = missing_pool(self.cloud.project, [m for b in policy.bindings for m in b.members])
+        if refused:
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, refused)
         account.bindings = [
             {"role": b.role, "members": sorted(b.members)} for b in policy.bindings if b.members
         ]

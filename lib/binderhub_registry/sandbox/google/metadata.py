@@ -158,7 +158,8 @@ class _Handler(BaseHTTPRequestHandler):
         if leaf != "token":
             return 404, "Not Found\n", "text/plain"
         gsa = project.accounts.get(email)
-        member = workload_member(project.id, pod["namespace"], pod["service_account"])
+        cluster = str(pod.get("project") or project.id)  # the pool is the cluster's project's
+        member = workload_member(cluster, pod["namespace"], pod["service_account"])
         if gsa is None or member not in gsa.members_of(WORKLOAD_IDENTITY_USER):
             return 403, _DENIED, "text/plain"
         token = {"access_token": project.issue_token(email), "expires_in": 3599}

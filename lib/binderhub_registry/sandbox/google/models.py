@@ -32,6 +32,14 @@ a service account has its own IAM policy;      cloud.google.com/kubernetes-engin
 act as it                                      PROJECT_ID.svc.id.goog[NAMESPACE/KSA_NAME]"``;
                                                the same command quoted in cloudnative-pg/
                                                cloudnative-pg#5370)
+a member ``serviceAccount:<p>.svc.id.goog[..]`` terraform-google-modules/terraform-google-
+in a policy whose pool does not exist: 400     kubernetes-engine#916, jenkins-x/jx#7627 (REST:
+INVALID_ARGUMENT "Identity Pool does not       ``Error 400: Identity Pool does not exist
+exist (<p>.svc.id.goog). Please check ..."     (<p>.svc.id.goog). Please check that you ...``),
+(the pool ``<p>.svc.id.goog`` exists once a    google/kctf#193 (gcloud: ``INVALID_ARGUMENT``);
+GKE cluster with Workload Identity runs in     googleforgames/global-multiplayer-demo#39 (the
+project ``<p>``: ``workload_identity_pools``,  pool appears with the project's first cluster
+none in a new project)                         with Workload Identity)
 ``metadata_pod``: the Kubernetes service       sandbox knob standing in for ``kubectl annotate
 account the fake metadata server serves, and   serviceaccount KSA iam.gke.io/gcp-service-
 its ``iam.gke.io/gcp-service-account``         account=GSA`` (same how-to page); see
@@ -47,6 +55,7 @@ import functools
 import hashlib
 import itertools
 import json
+import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +71,7 @@ __all__ = [
     "Project",
     "Repository",
     "ServiceAccount",
+    "missing_pool",
     "new_key",
     "rsa_pair",
     "seed_credentials",
@@ -88,10 +98,36 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "grpc_faults": [],  # [{"method": "CreateServiceAccount", "code": "UNAVAILABLE", ...}]
     # the pod the fake GKE metadata server answers for: its Kubernetes service account and
     # that account's iam.gke.io/gcp-service-account annotation ("" = not annotated)
-    "metadata_pod": {"namespace": "binderhub", "service_account": "binderhub", "annotation": ""},
+    # ``project``: the project of the GKE cluster the pod runs in ("" = this project)
+    "metadata_pod": {
+        "namespace": "binderhub",
+        "service_account": "binderhub",
+        "annotation": "",
+        "project": "",
+    },
+    # projects with a GKE cluster with Workload Identity on, so a pool <project>.svc.id.goog:
+    # none in a new project (binding a member of a missing pool is refused)
+    "workload_identity_pools": [],
 }
 #: The role that lets a Kubernetes service account act as a Google service account.
 WORKLOAD_IDENTITY_USER = "roles/iam.workloadIdentityUser"
+
+
+_POOL_MEMBER = re.compile(r"serviceAccount:([a-z][a-z0-9-]{4,28}[a-z0-9])\.svc\.id\.goog\[")
+
+
+def missing_pool(project: Project, members: Any) -> str | None:
+    """IAM's refusal of the first Workload Identity member whose pool does not exist, or None."""
+    pools = set(project.settings["workload_identity_pools"])
+    for member in members:
+        found = _POOL_MEMBER.match(str(member))
+        if found and found.group(1) not in pools:
+            return (
+                f"Identity Pool does not exist ({found.group(1)}.svc.id.goog). Please check that "
+                "you specified a valid resource name as returned in the `name` attribute in the "
+                "configuration API."
+            )
+    return None
 
 
 def _rsa_pem() -> tuple[str, str]:

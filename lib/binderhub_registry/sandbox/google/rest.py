@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from ..app import Request, Response, json_response
-from .models import Project, Repository
+from .models import Project, Repository, missing_pool
 
 if TYPE_CHECKING:
     from .cloud import GoogleCloud
@@ -475,6 +475,9 @@ class Rest:
                     return google_error(
                         "INVALID_ARGUMENT", f"Service account {email} does not exist."
                     )
+        refused = missing_pool(self.project, [m for b in bindings for m in b.get("members", [])])
+        if refused:
+            return google_error("INVALID_ARGUMENT", refused)
         repo.bindings = [
             {"role": b["role"], "members": sorted(b.get("members", []))}
             for b in bindings
