@@ -1018,7 +1018,7 @@ class GoogleConnection(Connection):
         def without(bindings: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
             changed = False
             for b in bindings:
-                if b["role"] == WORKLOAD_IDENTITY_USER and member in b["members"]:
+                if _unconditional(b, WORKLOAD_IDENTITY_USER) and member in b["members"]:
                     b["members"].remove(member)
                     changed = True
             return bindings if changed else None
@@ -1036,7 +1036,7 @@ class GoogleConnection(Connection):
         def without(bindings: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
             changed = False
             for b in bindings:
-                if b["role"] == role and member in b["members"]:
+                if _unconditional(b, role) and member in b["members"]:
                     b["members"].remove(member)
                     changed = True
             return bindings if changed else None
@@ -1388,22 +1388,42 @@ def _wait_visible(conn: GoogleConnection, name: str) -> None:
         time.sleep(conn.poll)
 
 
+#: IAM policies are read and written at version 3: a lower read shows someone's conditional
+#: binding as ``<role>_withcond_<hash>`` without its condition, and writing that back is
+#: refused or loses the condition (cloud.google.com/iam/docs/troubleshooting-withcond;
+#: Policy.version: "Operations affecting conditional role bindings must specify version 3").
+POLICY_VERSION = 3
+
+
+def _unconditional(binding: dict[str, Any], role: str) -> bool:
+    """``binding`` grants ``role`` with no condition: the only kind this notebook makes; a
+    conditional one is someone else's and stays as it is."""
+    return binding["role"] == role and not binding.get("condition")
+
+
 def _edit_policy(
     conn: GoogleConnection, change: Callable[[list[dict[str, Any]]], list[dict[str, Any]] | None]
 ) -> bool:
-    """Read-modify-write the repository's IAM policy; a stale etag (ABORTED) starts over."""
+    """Read-modify-write the repository's IAM policy; a stale etag (ABORTED) starts over.
+
+    Read and written at version 3 (:data:`POLICY_VERSION`), so every binding comes back whole,
+    conditions included, and ``change`` sees (and keeps) the ones it did not make.
+    """
     repositories = conn.registry.repositories()
     for _ in range(5):
         with _mapped():
-            policy = repositories.getIamPolicy(resource=conn.repository_name).execute()
+            policy = repositories.getIamPolicy(
+                resource=conn.repository_name, options_requestedPolicyVersion=POLICY_VERSION
+            ).execute()
         bindings = [
-            {"role": b["role"], "members": list(b.get("members", []))}
-            for b in policy.get("bindings", [])
+            dict(b) | {"members": list(b.get("members", []))} for b in policy.get("bindings", [])
         ]
         changed = change(bindings)
         if changed is None:
             return False
-        new = {"version": policy.get("version", 1), "bindings": changed}
+        # all else in the policy (auditConfigs) as read; a binding left with no member goes
+        # (IAM: "Each of the bindings must contain at least one principal", policy.proto)
+        new = policy | {"version": POLICY_VERSION, "bindings": [b for b in changed if b["members"]]}
         if policy.get("etag"):
             new["etag"] = policy["etag"]
         try:
@@ -1422,21 +1442,39 @@ def _edit_account_policy(
     conn: GoogleConnection, change: Callable[[list[dict[str, Any]]], list[dict[str, Any]] | None]
 ) -> bool:
     """Read-modify-write the service account's own IAM policy (gRPC); ABORTED starts over."""
-    from google.iam.v1 import iam_policy_pb2, policy_pb2  # type: ignore[import-untyped]
+    from google.iam.v1 import (  # type: ignore[import-untyped]
+        iam_policy_pb2,
+        options_pb2,
+        policy_pb2,
+    )
 
+    options = options_pb2.GetPolicyOptions(requested_policy_version=POLICY_VERSION)
     for _ in range(5):
         with _mapped():
             policy = conn.iam.get_iam_policy(
-                request=iam_policy_pb2.GetIamPolicyRequest(resource=conn.account_name)
+                request=iam_policy_pb2.GetIamPolicyRequest(
+                    resource=conn.account_name, options=options
+                )
             )
-        bindings = [{"role": b.role, "members": list(b.members)} for b in policy.bindings]
+        bindings = [
+            {"role": b.role, "members": list(b.members)}
+            | ({"condition": b.condition} if b.HasField("condition") else {})
+            for b in policy.bindings
+        ]
         changed = change(bindings)
         if changed is None:
             return False
         new = policy_pb2.Policy(
-            version=policy.version,
+            version=POLICY_VERSION,
             etag=policy.etag,
-            bindings=[policy_pb2.Binding(role=b["role"], members=b["members"]) for b in changed],
+            bindings=[
+                policy_pb2.Binding(role=b["role"], members=b["members"], condition=b["condition"])
+                if "condition" in b
+                else policy_pb2.Binding(role=b["role"], members=b["members"])
+                for b in changed
+                if b["members"]
+            ],
+            audit_configs=policy.audit_configs,
         )
         try:
             with _mapped():
@@ -1464,7 +1502,7 @@ def _adding(
 
     def add(bindings: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
         for b in bindings:
-            if b["role"] == role:
+            if _unconditional(b, role):
                 if member in b["members"]:
                     return None
                 b["members"].append(member)
@@ -2018,9 +2056,18 @@ def _pull_secret(conn: GoogleConnection, retired: str) -> Result[PullSecret | No
 def _members(conn: GoogleConnection, role: str) -> list[str]:
     """The members holding ``role`` on the repository."""
     with _mapped():
-        policy = conn.registry.repositories().getIamPolicy(resource=conn.repository_name).execute()
+        policy = (
+            conn.registry.repositories()
+            .getIamPolicy(
+                resource=conn.repository_name, options_requestedPolicyVersion=POLICY_VERSION
+            )
+            .execute()
+        )
     return [
-        m for b in policy.get("bindings", []) if b["role"] == role for m in b.get("members", [])
+        m
+        for b in policy.get("bindings", [])
+        if _unconditional(b, role)
+        for m in b.get("members", [])
     ]
 
 

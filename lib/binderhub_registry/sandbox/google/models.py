@@ -25,6 +25,15 @@ keys ``[a-z][a-z0-9_-]{0,62}``, values         discovery document ("up to 64 ent
 ``updateMask`` names                           repositories.patch and its updateMask
 IAM policy etag: changes at every set; a       cloud.google.com/iam/docs/policies#etag
 set with a stale etag: 409 ABORTED             (concurrency control)
+conditional bindings (``condition``: title,    cloud.google.com/iam/docs/troubleshooting-withcond
+expression, description) are kept; a read      (a version 1 read shows ``<role>_withcond_<20 hex
+below version 3 of a policy holding one shows  digits>``, without the condition); Policy.version
+it as ``<role>_withcond_<hash>`` (version 1);  in the IAM API ("Operations affecting conditional
+a write below version 3 with a condition, or   role bindings must specify version 3");
+with an etag over a conditional policy, or     vault-plugin-secrets-gcp#88 (400 "Specified policy
+naming a ``_withcond_`` role: 400              version (1) cannot be less than the existing
+INVALID_ARGUMENT; a conditional grant gives    policy version (3)..."); the other two texts, and
+no registry access (conditions not evaluated)  not evaluating conditions: assumptions
 a service account has its own IAM policy;      cloud.google.com/kubernetes-engine/docs/how-to/
 ``roles/iam.workloadIdentityUser`` for         workload-identity (``gcloud iam service-accounts
 ``serviceAccount:<project>.svc.id.goog[<ns>/   add-iam-policy-binding ... --role roles/iam.
@@ -73,6 +82,8 @@ __all__ = [
     "ServiceAccount",
     "missing_pool",
     "new_key",
+    "policy_refusal",
+    "policy_view",
     "rsa_pair",
     "seed_credentials",
     "seed_project",
@@ -127,6 +138,43 @@ def missing_pool(project: Project, members: Any) -> str | None:
                 "you specified a valid resource name as returned in the `name` attribute in the "
                 "configuration API."
             )
+    return None
+
+
+def policy_view(bindings: list[dict[str, Any]], requested: int) -> tuple[int, list[dict[str, Any]]]:
+    """A policy's version and bindings as IAM answers a read asking for version ``requested``:
+    below 3, a conditional binding shows as ``<role>_withcond_<hash>``, without its condition."""
+    shown = copy.deepcopy(bindings)
+    if not any("condition" in b for b in shown):
+        return 1, shown
+    if requested >= 3:
+        return 3, shown
+    for b in shown:
+        condition = b.pop("condition", None)
+        if condition is not None:
+            digest = hashlib.sha256(json.dumps(condition, sort_keys=True).encode()).hexdigest()
+            b["role"] = f"{b['role']}_withcond_{digest[:20]}"
+    return 1, shown
+
+
+def policy_refusal(
+    stored: list[dict[str, Any]], version: int, bindings: list[dict[str, Any]], etag: bool
+) -> str | None:
+    """IAM's INVALID_ARGUMENT text for a policy write below version 3 that would lose or fake
+    conditions, else None (an etag-less write skips the version checks: Policy.etag docs)."""
+    if version >= 3:
+        return None
+    if any(b.get("condition") for b in bindings):
+        return f"Policy version {version or 1} does not support conditions; use version 3."
+    if etag and any("condition" in b for b in stored):
+        return (
+            f"Specified policy version ({version or 1}) cannot be less than the existing policy "
+            "version (3). For more information, please refer to "
+            "https://cloud.google.com/iam/docs/policies#versions"
+        )
+    withcond = next((b["role"] for b in bindings if "_withcond_" in str(b.get("role"))), None)
+    if withcond:
+        return f"Role {withcond} is not supported for this resource."
     return None
 
 
@@ -203,7 +251,7 @@ class ServiceAccount:
         """The members this account's own policy grants ``role``."""
         found: set[str] = set()
         for binding in self.bindings:
-            if binding.get("role") == role:
+            if binding.get("role") == role and "condition" not in binding:
                 found |= set(binding.get("members", []))
         return found
 
@@ -242,7 +290,7 @@ class Repository:
         """What ``member`` (``serviceAccount:<email>``) may do here by this policy."""
         allowed: set[str] = set()
         for binding in self.bindings:
-            if member in binding.get("members", []):
+            if member in binding.get("members", []) and "condition" not in binding:
                 allowed |= ROLE_ACTIONS.get(binding.get("role", ""), set())
         return allowed
 

@@ -22,6 +22,9 @@ Operation), delete (Operation), list, patch    (``projects/*/locations/*/operati
 ``:getIamPolicy`` / ``:setIamPolicy``          operation); labels: see :mod:`.models`
 stale etag on setIamPolicy: 409 ABORTED        cloud.google.com/iam/docs/policies#etag
 "There were concurrent policy changes..."
+``getIamPolicy`` reads                         artifactregistry v1 discovery document
+``options.requestedPolicyVersion``;            (getIamPolicy's parameters); versions and
+conditional bindings: see :mod:`.models`       conditions: see :mod:`.models`
 repository ids: lowercase letters, digits,     cloud.google.com/artifact-registry/docs/
 hyphens, start with a letter, at most 63;      repositories/create-repos; gcr.io-domain ids
 ``gcr.io``, ``us.gcr.io``, ``eu.gcr.io``,      from .../transition/setup-gcr-repo
@@ -40,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from ..app import Request, Response, json_response
-from .models import Project, Repository, missing_pool
+from .models import Project, Repository, missing_pool, policy_refusal, policy_view
 
 if TYPE_CHECKING:
     from .cloud import GoogleCloud
@@ -448,7 +451,11 @@ class Rest:
         repo = self._find(request)
         if isinstance(repo, Response):
             return repo
-        return json_response(200, _policy(repo))
+        try:
+            requested = int(request.arg("options.requestedPolicyVersion") or 0)
+        except ValueError:
+            return google_error("INVALID_ARGUMENT", "invalid options.requestedPolicyVersion")
+        return json_response(200, _policy(repo, requested))
 
     def set_policy(self, request: Request) -> Response:
         """``repositories.setIamPolicy``: the etag must be current; members must exist."""
@@ -475,16 +482,19 @@ class Rest:
                     return google_error(
                         "INVALID_ARGUMENT", f"Service account {email} does not exist."
                     )
-        refused = missing_pool(self.project, [m for b in bindings for m in b.get("members", [])])
+        refused = missing_pool(
+            self.project, [m for b in bindings for m in b.get("members", [])]
+        ) or policy_refusal(repo.bindings, int(policy.get("version") or 0), bindings, bool(etag))
         if refused:
             return google_error("INVALID_ARGUMENT", refused)
         repo.bindings = [
             {"role": b["role"], "members": sorted(b.get("members", []))}
+            | ({"condition": dict(b["condition"])} if b.get("condition") else {})
             for b in bindings
             if b.get("members")
         ]
         repo.version += 1
-        return json_response(200, _policy(repo))
+        return json_response(200, _policy(repo, int(policy.get("version") or 0)))
 
 
 _LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
@@ -501,8 +511,10 @@ def _labels(value: Any) -> dict[str, str] | None:
     return dict(value)
 
 
-def _policy(repo: Repository) -> dict[str, Any]:
-    body: dict[str, Any] = {"version": 1, "etag": repo.etag}
-    if repo.bindings:
-        body["bindings"] = repo.bindings
+def _policy(repo: Repository, requested: int) -> dict[str, Any]:
+    """The repository's policy as IAM shows it at the ``requested`` version."""
+    version, bindings = policy_view(repo.bindings, requested)
+    body: dict[str, Any] = {"version": version, "etag": repo.etag}
+    if bindings:
+        body["bindings"] = bindings
     return body
