@@ -41,6 +41,7 @@ in the record), so each removal follows a run that told the user to check Binder
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -54,7 +55,14 @@ from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from .. import sandbox as sandbox_mod
-from ..binderhub import PullSecret, RegistryValues, read_values_file, split_image_reference
+from ..binderhub import (
+    PullSecret,
+    RegistryValues,
+    auth_key_host,
+    chart_docker_config,
+    read_values_file,
+    split_image_reference,
+)
 from ..errors import (
     AuthenticationFailed,
     BinderHubRegistryError,
@@ -71,7 +79,7 @@ from ..errors import (
 from ..outputs import write_file
 from ..params import choice, flag, text
 from ..pull import PULL_CHECK, PUSH_REFUSED_CHECK, pull_image, push_refused
-from ..push import delete_tag, push_auth, push_image
+from ..push import PUSH_CHECK, delete_tag, push_auth, push_image
 from ..registry_http import RegistryHTTP
 from ..secrets import Secret, write_private_file
 from ..steps import Result, progress
@@ -736,10 +744,32 @@ class GoogleConnection(Connection):
                 "the metadata server answers only inside the cluster: check from BinderHub's "
                 f"pod, with the tools its image has: {keyless_check_command(self.params)}",
             )
-        report = verify_keyless(files.values, self.ca_file, self.HINTS, files.pull)
-        return Result(
-            report, "done", f"BinderHub's keyless check and a push to {report.image} work"
+        report = verify_keyless(
+            files.values,
+            self.ca_file,
+            self.HINTS,
+            files.pull,
+            registry=_stored_section(self.params.output_dir, "registry"),
+            stand_in=("oauth2accesstoken", self._deployer_token()),
         )
+        push = next(c for c in report.checks if c.name == PUSH_CHECK)
+        pushes = (
+            f"build pods' push is {NOT_COVERED} (the written values give them no credential)"
+            if push.status == "skipped"
+            else f"build pods push to {report.image} with an earlier key, {NOT_COVERED}"
+        )
+        return Result(report, "done", f"BinderHub's keyless check works; {pushes}")
+
+    def _deployer_token(self) -> Secret:
+        """A fresh access token of the signed-in deployer (sandbox: the seeded Owner)."""
+        import requests
+        from google.auth.transport.requests import Request
+
+        session = requests.Session()
+        _trusting(session, self.ca_file)
+        with _mapped():
+            self.credentials.refresh(Request(session))
+        return Secret(str(self.credentials.token))
 
     def values_to_deploy(self) -> str:
         """Keyless values are ``config.yaml`` alone; with a key, ``secret.yaml`` holds it."""
@@ -2117,18 +2147,80 @@ def _keyless_manifest(
     )
 
 
+#: The report's line for build pods under keyless values (the push they cannot do).
+NOT_COVERED = "not covered by keyless"
+#: The check that puts the test image in place when build pods cannot (sandbox only).
+SEED_CHECK = "stand-in push of the test image"
+
+
+def _build_pod_push(
+    values: KeylessValues,
+    registry: dict[str, Any] | None,
+    ca_bundle: str | None,
+    image: str,
+    tag: str,
+    hints: VerifyHints,
+    report: VerificationReport,
+) -> tuple[RegistryHTTP, str] | None:
+    """Push as a build pod would, with the docker config the chart renders from the written
+    values (``registry.*`` of secret.yaml, absent keyless: the chart's Docker Hub default).
+
+    (the client and digest) when that pushes; None, with the push reported
+    :data:`NOT_COVERED`, when it cannot: ``GoogleArtifactRegistry`` has no ``get_credentials``
+    (binderhub/registry.py), so build pods get no metadata token.
+    """
+    host = urlparse(values.url).netloc
+    auths = chart_docker_config(registry or {})["auths"]
+    key = next((k for k in auths if auth_key_host(k) == host), None)
+    user, _, password = (
+        base64.b64decode(auths[key]["auth"]).decode().partition(":") if key else ("", "", "")
+    )
+    rendered = ", ".join(auths)
+    http = RegistryHTTP(user, Secret(password), ca_bundle)
+    what = "an earlier key in secret.yaml (registry.*)" if key else f"none for {host}"
+    report.add(
+        "build pods' docker config",
+        f"the chart renders credentials for {rendered}: {what}",
+        "ok" if key else "skipped",
+    )
+    try:
+        auth = push_auth(http, values.url, image, "pull,push", check="push token", hints=hints)
+        digest = push_image(http, values.url, image, tag, auth, hints=hints)
+    except VerificationFailed:
+        report.add(
+            PUSH_CHECK,
+            f"{NOT_COVERED}: build pods push with that docker config, and {host} refused "
+            "their push; GoogleArtifactRegistry gives them no token: they need a way to push "
+            "of their own (step 7), or auth = key",
+            "skipped",
+        )
+        return None
+    report.add(
+        PUSH_CHECK,
+        f"pushed with {what}, not keylessly: once that key is removed build pods cannot push "
+        f"({NOT_COVERED})",
+    )
+    return http, digest
+
+
 def verify_keyless(
     values: KeylessValues,
     ca_bundle: str | None,
     hints: VerifyHints,
     pull: PullSecret | None = None,
+    *,
+    registry: dict[str, Any] | None = None,
+    stand_in: tuple[str, Secret] | None = None,
 ) -> VerificationReport:
-    """Do what BinderHub's ``GoogleArtifactRegistry`` does, then push as a keyless build would.
+    """Do what BinderHub's ``GoogleArtifactRegistry`` does, then push as a build pod would.
 
     1. the token from ``token_url`` with ``Metadata-Flavor: Google``, and the manifest
        request with it as a Bearer (binderhub/registry.py): expect "not built";
-    2. a push with ``oauth2accesstoken`` and a metadata token, the credentials a docker
-       credential helper gives a build pod under Workload Identity;
+    2. a push with what the chart renders from the written values (``registry``: secret.yaml's
+       ``registry`` section, None keyless): no credential for the registry, so the push is
+       refused and reported :data:`NOT_COVERED`, not failed; ``stand_in`` credentials (the
+       deployer's, ``oauth2accesstoken``) then push the test image, so that the rest can be
+       checked;
     3. the check again: expect "found"; then delete the test tag where allowed;
     4. with user pods' ``pull`` key: pull the image as a kubelet does, and see it refused a
        push (:mod:`..pull`).
@@ -2141,20 +2233,29 @@ def verify_keyless(
     check = "BinderHub's image check (GoogleArtifactRegistry)"
     try:
         token = _metadata_token(values.token_url, check)
-        http = RegistryHTTP("oauth2accesstoken", token, ca_bundle)
-        if _keyless_manifest(http, values.url, token, image, tag, check):
+        checker = RegistryHTTP("oauth2accesstoken", token, ca_bundle)
+        if _keyless_manifest(checker, values.url, token, image, tag, check):
             detail = "a previous check image is present"
         else:
             detail = "not built yet, as expected"
         report.add(check, f"metadata server token as Bearer: {detail}")
-        check = "push token"
-        auth = push_auth(http, values.url, image, "pull,push", check=check, hints=hints)
-        report.add(check, "oauth2accesstoken + a metadata token, as a credential helper sends")
-        check = "push a test image"
-        digest = push_image(http, values.url, image, tag, auth, hints=hints)
-        report.add(check, "pushed a one-layer OCI image")
+        pushed = _build_pod_push(values, registry, ca_bundle, image, tag, hints, report)
+        if pushed is None:
+            if stand_in is None:
+                return report
+            check = SEED_CHECK
+            http = RegistryHTTP(stand_in[0], stand_in[1], ca_bundle)
+            auth = push_auth(http, values.url, image, "pull,push", check=check, hints=hints)
+            digest = push_image(http, values.url, image, tag, auth, hints=hints)
+            report.add(
+                check,
+                "pushed with the deployer's credentials in a build pod's place, so BinderHub's "
+                "check and user pods' pull can be verified",
+            )
+        else:
+            http, digest = pushed
         check = "BinderHub finds the pushed image"
-        if not _keyless_manifest(http, values.url, token, image, tag, check):
+        if not _keyless_manifest(checker, values.url, token, image, tag, check):
             raise VerificationFailed(check, "pushed, but BinderHub's keyless check does not see it")
         report.add(check, "found, so launches will reuse built images")
         if pull is not None:
