@@ -244,8 +244,8 @@ def test_the_registry_checks_live_keys_and_the_repository_policy(
         "pull",
         "push",
     ]
-    conn._remove_binding()  # without the writer role: no push
-    assert actions("_json_key", secret) == []
+    conn._remove_binding()  # without the writer role: Artifact Registry's 403 DENIED
+    assert actions("_json_key", secret) == 403
     conn._delete_key(json.loads(secret)["private_key_id"])  # a deleted key: refused
     assert actions("_json_key", secret) == 401
 

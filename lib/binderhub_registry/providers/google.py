@@ -80,7 +80,7 @@ from ..outputs import write_file
 from ..params import choice, flag, text
 from ..pull import PULL_CHECK, PUSH_REFUSED_CHECK, pull_image, push_refused
 from ..push import PUSH_CHECK, delete_tag, push_auth, push_image
-from ..registry_http import RegistryHTTP
+from ..registry_http import RegistryHTTP, denied
 from ..secrets import Secret, write_private_file
 from ..steps import Result, progress
 from ..verify import CHECK_IMAGE, NODE_PULL_COMMAND, VerificationReport, VerifyHints
@@ -2140,9 +2140,10 @@ def _keyless_manifest(
         return False
     if r.status_code == 200:
         return True
+    words = f" (denied: {denied(r)})" if r.status_code == 403 and denied(r) else ""
     raise VerificationFailed(
         check,
-        f"the registry answered HTTP {r.status_code} to the metadata server's token: the "
+        f"the registry answered HTTP {r.status_code} to the metadata server's token{words}: the "
         f"service account needs {ROLE} (or reader) on the repository",
     )
 

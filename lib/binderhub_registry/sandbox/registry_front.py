@@ -201,6 +201,9 @@ class TokenRealm:
     token_body: Callable[[str], dict[str, Any]]
     single_service: bool = False  # a repeated ``service`` is refused (ACR), not first-wins
     any_service: bool = False  # ``service`` is not checked at all (Artifact Registry)
+    # signed in, but granted nothing of a repository's scope: this answer instead of a token
+    # for nothing (Artifact Registry's 403 DENIED); None: the token, with no actions
+    denied: Callable[[str, set[str]], Response] | None = None
 
     def answer(self, request: Request) -> Response:
         """The realm's answer (call it under the cloud's lock: it reads live state)."""
@@ -224,6 +227,12 @@ class TokenRealm:
             {"type": "repository", "name": name, "actions": sorted(grant.allow(name, wanted))}
             for name, wanted in parse_scopes(request.query.get("scope", []))
         ]
+        if creds is not None and self.denied is not None:
+            for entry, (name, wanted) in zip(
+                access, parse_scopes(request.query.get("scope", [])), strict=True
+            ):
+                if not entry["actions"]:
+                    return self.denied(str(name), wanted)
         token = self.issuer.issue(self.services[0], grant.subject, access)
         return json_response(200, self.token_body(token))
 
@@ -253,6 +262,7 @@ class FrontConfig:
     basic_data_plane: bool = True  # Basic credentials accepted on /v2/ calls; False: dropped
     any_service: bool = False  # the realm ignores ``service`` (Artifact Registry)
     ping_service: bool = True  # the ``/v2/`` challenge names the service; False: realm only
+    denied: Callable[[str, set[str]], Response] | None = None  # see TokenRealm.denied
 
 
 class RegistryFront:
@@ -294,6 +304,7 @@ class RegistryFront:
             token_body=config.token_body,
             single_service=config.single_service,
             any_service=config.any_service,
+            denied=config.denied,
         )
         self.process.start()  # not waited for: the first proxied call waits (cold start)
         self._stopped = False

@@ -41,6 +41,11 @@ action: 403 ``DENIED`` ``Permission            GoogleCloudPlatform/cymbal-supers
 uploadArtifacts" denied on resource            (download); DENIED is 403: distribution's
 "projects/../repositories/.." (or it may not   ``registry/api/errcode/register.go``
 exist)`` (pull: ``downloadArtifacts``)
+a signed-in caller asking ``/v2/token`` for a  DESIGN.md section 9 (a missing repository fails
+scope it has none of (no role, or no such      at the token endpoint with DENIED "... (or it
+repository): the same 403 ``DENIED`` there,    may not exist)", 403); docker prints it as
+not a token for nothing and a later 401        ``denied: Permission ...`` (googleapis/python-
+                                               run issue 54)
 =============================================  ================================================
 
 ``/_sandbox/google/settings``: GET, or POST any of :data:`~.models.DEFAULT_SETTINGS`.
@@ -225,6 +230,7 @@ class GoogleCloud(Backend):
                 basic_ping=False,
                 any_service=True,
                 ping_service=False,
+                denied=lambda repository, wanted: self._denied(key, repository, wanted),
                 unauthorized="Unauthenticated request.",  # text: assumption
                 token_body=lambda token: {
                     "token": token,
@@ -233,6 +239,27 @@ class GoogleCloud(Backend):
                 },
             ),
         )
+
+    def _denied(self, key: str, repository: str, wanted: set[str]) -> Response:
+        """Artifact Registry's 403 DENIED for a signed-in caller granted nothing it asked."""
+        action = "pull" if "pull" in wanted else "push"
+        return registry_error(
+            403,
+            "DENIED",
+            f'Permission "{_PERMISSIONS[action]}" denied on resource '
+            f'"{self.resource_of(key, repository)}" (or it may not exist)',
+        )
+
+    def resource_of(self, key: str, repository: str) -> str:
+        """The repository's resource name for an image path ``<project>/<repo>/<image>`` on
+        the front ``key`` (a location, or a gcr.io domain whose paths are ``<project>/<image>``)."""
+        project, _, rest = repository.partition("/")
+        if key in GCR_DOMAINS:
+            found = next((r for r in self.project.repositories.values() if r.id == key), None)
+            location, repo_id = (found.location if found else "us"), key
+        else:
+            location, repo_id = key, rest.partition("/")[0]
+        return f"projects/{project}/locations/{location}/repositories/{repo_id}"
 
     def drop_images(self, repo: Repository) -> None:
         """Nothing to free: a deleted repository's images are unreachable through the front."""
@@ -400,12 +427,4 @@ class _ArtifactRegistryFront(RegistryFront):
 
     def _resource(self, repository: str) -> str:
         """The repository's resource name for an image path ``<project>/<repo>/<image>``."""
-        project, _, rest = repository.partition("/")
-        if self.key in GCR_DOMAINS:
-            found = next(
-                (r for r in self.cloud.project.repositories.values() if r.id == self.key), None
-            )
-            location, repo_id = (found.location if found else "us"), self.key
-        else:
-            location, repo_id = self.key, rest.partition("/")[0]
-        return f"projects/{project}/locations/{location}/repositories/{repo_id}"
+        return self.cloud.resource_of(self.key, repository)
