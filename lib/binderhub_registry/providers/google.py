@@ -751,6 +751,8 @@ class GoogleConnection(Connection):
             files.pull,
             registry=_stored_section(self.params.output_dir, "registry"),
             stand_in=("oauth2accesstoken", self._deployer_token()),
+            account=self.params.email,
+            fix=f"run {annotate_command(self.params)}",
         )
         push = next(c for c in report.checks if c.name == PUSH_CHECK)
         pushes = (
@@ -2102,8 +2104,11 @@ def _members(conn: GoogleConnection, role: str) -> list[str]:
 
 
 # --- keyless verification -------------------------------------------------------------------
-def _metadata_token(token_url: str, check: str) -> Secret:
-    """The access token, asked as ``GoogleArtifactRegistry._get_token`` does."""
+def _metadata_token(token_url: str, check: str, account: str = "", fix: str = "") -> Secret:
+    """The access token, asked as ``GoogleArtifactRegistry._get_token`` does; with
+    ``account``, the metadata server must say the token is that account's (``.../email``):
+    a pod whose Kubernetes service account lacks the annotation gets a token too, for its own
+    federated identity (or, on a node pool without Workload Identity, the node's account)."""
     import requests
 
     if urlparse(token_url).hostname not in ("127.0.0.1", "::1"):  # never a real metadata server
@@ -2120,9 +2125,22 @@ def _metadata_token(token_url: str, check: str) -> Secret:
             "account and the iam.gke.io/gcp-service-account annotation: rerun this notebook",
         )
     try:
-        return Secret(str(r.json()["access_token"]))
+        token = Secret(str(r.json()["access_token"]))
     except (ValueError, KeyError, TypeError):
         raise VerificationFailed(check, "the metadata server answered no access_token") from None
+    if account:
+        email_url = token_url.rpartition("/token")[0] + "/email"
+        who = session.get(email_url, headers={"Metadata-Flavor": "Google"}, timeout=10)
+        got = who.text.strip()[:200] if who.status_code == 200 else f"HTTP {who.status_code}"
+        if got != account:
+            raise VerificationFailed(
+                check,
+                f"the metadata server gives BinderHub's pod a token for {got}, not {account}: "
+                "its Kubernetes service account lacks the iam.gke.io/gcp-service-account "
+                "annotation, or its node pool runs without Workload Identity (GKE_METADATA)"
+                + (f"; {fix}" if fix else ""),
+            )
+    return token
 
 
 def _keyless_manifest(
@@ -2212,6 +2230,8 @@ def verify_keyless(
     *,
     registry: dict[str, Any] | None = None,
     stand_in: tuple[str, Secret] | None = None,
+    account: str = "",
+    fix: str = "",
 ) -> VerificationReport:
     """Do what BinderHub's ``GoogleArtifactRegistry`` does, then push as a build pod would.
 
@@ -2226,14 +2246,15 @@ def verify_keyless(
     4. with user pods' ``pull`` key: pull the image as a kubelet does, and see it refused a
        push (:mod:`..pull`).
 
-    Only against the sandbox: a token URL off loopback is refused before any request.
+    ``account``: the Google service account the pod must act as (checked first, ``fix`` says
+    how). Only against the sandbox: a token URL off loopback is refused before any request.
     """
     host, image = split_image_reference(values.image_prefix + CHECK_IMAGE[0])
     tag = CHECK_IMAGE[1]
     report = VerificationReport(image=f"{host}/{image}:{tag}")
     check = "BinderHub's image check (GoogleArtifactRegistry)"
     try:
-        token = _metadata_token(values.token_url, check)
+        token = _metadata_token(values.token_url, check, account, fix)
         checker = RegistryHTTP("oauth2accesstoken", token, ca_bundle)
         if _keyless_manifest(checker, values.url, token, image, tag, check):
             detail = "a previous check image is present"

@@ -279,7 +279,8 @@ class GoogleCloud(Backend):
         email = self._who(user, password)
         if email is None:
             return None
-        member = f"serviceAccount:{email}"
+        # a Kubernetes service account's federated principal is its own member (keyless pods)
+        member = email if email.startswith("principal://") else f"serviceAccount:{email}"
 
         def allow(repository: str, wanted: set[str]) -> set[str]:
             project, _, rest = repository.partition("/")

@@ -109,7 +109,9 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "grpc_faults": [],  # [{"method": "CreateServiceAccount", "code": "UNAVAILABLE", ...}]
     # the pod the fake GKE metadata server answers for: its Kubernetes service account and
     # that account's iam.gke.io/gcp-service-account annotation ("" = not annotated)
-    # ``project``: the project of the GKE cluster the pod runs in ("" = this project)
+    # ``project``: the project of the GKE cluster the pod runs in ("" = this project); also
+    # ``node_metadata``: "GKE_METADATA" (default: a Workload Identity node pool) or
+    # "GCE_METADATA" (none: the node's account, ``node_account``, for every pod)
     "metadata_pod": {
         "namespace": "binderhub",
         "service_account": "binderhub",
