@@ -310,6 +310,10 @@ def test_a_gcr_io_domain_repository_takes_a_verified_push(
         DEFAULTS, output_dir=str(tmp_path / "values"), gcr_domain=True, location="europe"
     )
     conn = run.step("sign in", google.sign_in, p)
+    run.step("api", google.enable_api, conn)
+    from .test_google_gcr_redirection import redirect
+
+    redirect(conn)  # gcr.io names reach Artifact Registry (issue 25, point 11)
     up_to_the_key(run, conn)
     run.step("key", google.ensure_key, conn)
     run.step("pull", google.ensure_pull_credential, conn)

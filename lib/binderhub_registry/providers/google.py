@@ -681,6 +681,7 @@ class GoogleConnection(Connection):
     metadata_url: str = METADATA_URL  # keyless: the metadata server BinderHub's pod asks
     bound: bool = False  # keyless: BinderHub's Kubernetes service account may act as ours
     legacy: bool = False  # the record predates marks (see :func:`_legacy`)
+    projects: Any = None  # Artifact Registry v1 projects (project settings: gcr.io redirection)
 
     def _image_prefix(self) -> str:
         p = self.params
@@ -1199,13 +1200,10 @@ def sign_in(p: Params) -> Result[GoogleConnection]:
     usage = _rest_client(
         "serviceusage", credentials, f"{base}/serviceusage" if base else None, ca_file
     )
-    registry = (
-        _rest_client(
-            "artifactregistry", credentials, f"{base}/artifactregistry" if base else None, ca_file
-        )
-        .projects()
-        .locations()
-    )
+    projects = _rest_client(
+        "artifactregistry", credentials, f"{base}/artifactregistry" if base else None, ca_file
+    ).projects()
+    registry = projects.locations()
     if p.sandbox:
         target = box.registries["google-iam"].removeprefix("https://")
         with open(box.ca_file, "rb") as f:
@@ -1228,6 +1226,7 @@ def sign_in(p: Params) -> Result[GoogleConnection]:
         credentials=credentials,
         usage=usage,
         registry=registry,
+        projects=projects,
         iam=iam,
         # the sandbox answers at once: its polls need no pause (Google's take seconds)
         poll=0.002 if p.sandbox else 2.0,
@@ -1306,15 +1305,18 @@ def ensure_repository(conn: GoogleConnection) -> Result[str | None]:
     (and the id in its description), which teardown checks before deleting it.
     """
     p = conn.params
+    gcr = _gcr_redirection(conn) if p.gcr_domain else ""
     repo = _find_repository(conn) if conn.api_enabled else None
     if repo is not None:
         if repo.get("format") != "DOCKER":
             raise CloudError(f"repository {p.repository_id} exists but is not Docker-format")
         conn.host = _host_of(conn, repo)
         marked = _marked_repository(conn, repo)
-        return Result(conn.host, "reused", f"repository {conn.repository_name}{marked}")
+        return Result(conn.host, "reused", f"repository {conn.repository_name}{marked}{gcr}")
     if p.dry_run:
-        return Result(None, "planned", f"would create Docker repository {conn.repository_name}")
+        return Result(
+            None, "planned", f"would create Docker repository {conn.repository_name}{gcr}"
+        )
     parent = f"projects/{p.project_id}/locations/{p.location}"
     wanted = {
         "format": "DOCKER",
@@ -1339,7 +1341,51 @@ def ensure_repository(conn: GoogleConnection) -> Result[str | None]:
     if repo is None or (repo.get("labels") or {}).get(MARK) != conn.record.deployment:
         conn.record.forget("repository")  # someone else's, made in between: never deleted
     conn.host = _host_of(conn, repo)
-    return Result(conn.host, "created", f"Docker repository {conn.repository_name}")
+    return Result(conn.host, "created", f"Docker repository {conn.repository_name}{gcr}")
+
+
+#: legacyRedirectionState values under which gcr.io host names reach Artifact Registry
+#: (artifactregistry v1 ProjectSettings; the copying ones copy only while Container Registry
+#: still serves, which it stopped doing on 2025-03-18).
+REDIRECTED = (
+    "REDIRECTION_FROM_GCR_IO_ENABLED",
+    "REDIRECTION_FROM_GCR_IO_FINALIZED",
+    "REDIRECTION_FROM_GCR_IO_ENABLED_AND_COPYING",
+)
+#: What becomes of images Container Registry held (setup-gcr-repo: copying is separate).
+_NOT_COPIED = (
+    "images Container Registry held are not copied into this repository, so BinderHub finds "
+    "none of them and rebuilds each repository on its next launch"
+)
+
+
+def _gcr_redirection(conn: GoogleConnection) -> str:
+    """``gcr_domain``: gcr.io names reach this repository only with the project's redirection
+    on (``projects.getProjectSettings``, ``legacyRedirectionState``). Words for the step when
+    it is on; off, one line saying how to turn it on (not done here: it moves all of the
+    project's gcr.io traffic to Artifact Registry, not just BinderHub's). A dry run only says."""
+    p = conn.params
+    if not conn.api_enabled:  # a dry run before the API is on: nothing to read
+        return f"; gcr.io redirection not read yet (the API is off); {_NOT_COPIED}"
+    with _mapped():
+        settings = conn.projects.getProjectSettings(
+            name=f"projects/{p.project_id}/projectSettings"
+        ).execute()
+    state = str(settings.get("legacyRedirectionState") or "REDIRECTION_STATE_UNSPECIFIED")
+    host = GCR_HOSTS[p.location]
+    if state in REDIRECTED:
+        on = f"gcr.io redirection is on ({state}): {host}/{p.project_id}/... reaches it"
+        return f"; {on}; {_NOT_COPIED}"
+    off = (
+        f"gcr_domain: redirection from gcr.io is off in project {p.project_id} ({state}), so "
+        f"{host}/{p.project_id}/... names would not reach this repository: turn it on with "
+        f"`gcloud artifacts settings enable-upgrade-redirection --project={p.project_id}` "
+        "(it sends all of the project's gcr.io traffic to Artifact Registry), then rerun; "
+        f"{_NOT_COPIED}"
+    )
+    if p.dry_run:
+        return f"; would stop: {off}"
+    raise CloudError(f"{NAME}: {off}")
 
 
 def _marked_repository(conn: GoogleConnection, repo: dict[str, Any]) -> str:

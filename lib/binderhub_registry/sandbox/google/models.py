@@ -49,6 +49,14 @@ exist (<p>.svc.id.goog). Please check ..."     (<p>.svc.id.goog). Please check t
 GKE cluster with Workload Identity runs in     googleforgames/global-multiplayer-demo#39 (the
 project ``<p>``: ``workload_identity_pools``,  pool appears with the project's first cluster
 none in a new project)                         with Workload Identity)
+``projectSettings``: ``legacyRedirectionState`` ProjectSettings in artifactregistry v1's
+(gcr.io redirection), DISABLED in a new        discovery document (getProjectSettings,
+project; updateProjectSettings sets DISABLED   updateProjectSettings; its enum, FINALIZED
+or ENABLED (``updateMask``), else              deprecated); the default for a project that never
+INVALID_ARGUMENT; old Container Registry       used Container Registry: assumption; no copy:
+images are never copied in                     cloud.google.com/artifact-registry/docs/
+                                               transition/setup-gcr-repo (images are copied
+                                               separately, e.g. with gcrane)
 ``metadata_pod``: the Kubernetes service       sandbox knob standing in for ``kubectl annotate
 account the fake metadata server serves, and   serviceaccount KSA iam.gke.io/gcp-service-
 its ``iam.gke.io/gcp-service-account``         account=GSA`` (same how-to page); see
@@ -310,6 +318,9 @@ class Project:
     tokens: dict[str, str] = field(default_factory=dict)  # access token -> email
     owners: set[str] = field(default_factory=set)
     settings: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(DEFAULT_SETTINGS))
+    # Artifact Registry's ProjectSettings.legacyRedirectionState: gcr.io hosts reach the
+    # project's gcr.io repositories only when redirection is on (off in a new project)
+    redirection: str = "REDIRECTION_FROM_GCR_IO_DISABLED"
     counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def next_id(self, width: int = 21) -> str:

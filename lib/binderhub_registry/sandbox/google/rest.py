@@ -15,6 +15,8 @@ PERMISSION_DENIED, ErrorInfo reason            Service Usage docs ("SERVICE_DISA
 Service Usage ``GET v1/{name=*/*/services/*}`` serviceusage v1 discovery document
 and ``POST v1/{name}:enable`` -> Operation;    (vendored in tests/data/google), operation
 ``GET v1/{name=operations/*}``                 names ``operations/acf.p2-...``
+``projects.getProjectSettings`` /              artifactregistry v1 discovery document;
+``updateProjectSettings``: gcr.io redirection  state: see :mod:`.models`
 Artifact Registry ``repositories`` get,        artifactregistry v1 discovery document;
 create (``repositoryId``, returns an           create and delete are long-running
 Operation), delete (Operation), list, patch    (``projects/*/locations/*/operations/*``);
@@ -63,6 +65,8 @@ STATUS = {
     "UNAVAILABLE": 503,
 }
 GCR_DOMAINS = {"gcr.io": "us", "us.gcr.io": "us", "eu.gcr.io": "europe", "asia.gcr.io": "asia"}
+#: What updateProjectSettings accepts (FINALIZED is deprecated; the copying ones: not modelled).
+_REDIRECTION_STATES = ("REDIRECTION_FROM_GCR_IO_DISABLED", "REDIRECTION_FROM_GCR_IO_ENABLED")
 _REPOSITORY_ID = re.compile(r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?")
 SERVICE_TITLES = {
     "artifactregistry.googleapis.com": "Artifact Registry API",
@@ -161,6 +165,8 @@ class Rest:
             ("GET", ar + "/repositories", self.list_repositories),
             ("POST", ar + "/repositories", self.create_repository),
             ("GET", ar + "/operations/{op}", self.repository_operation),
+            ("GET", "/artifactregistry/v1/projects/{project}/projectSettings", self.settings),
+            ("PATCH", "/artifactregistry/v1/projects/{project}/projectSettings", self.settings),
         ]
 
     # --- auth ---------------------------------------------------------------------
@@ -444,6 +450,25 @@ class Rest:
         loc = request.params["location"]
         return self._poll(
             f"projects/{self.project.id}/locations/{loc}/operations/{request.params['op']}"
+        )
+
+    def settings(self, request: Request) -> Response:
+        """``projects.getProjectSettings`` / ``updateProjectSettings``: gcr.io redirection."""
+        refused = self._guard(request, "artifactregistry.googleapis.com")
+        if refused:
+            return refused
+        if request.method == "PATCH":
+            mask = str(request.arg("updateMask") or "")
+            state = request.json().get("legacyRedirectionState")
+            if mask != "legacyRedirectionState" or state not in _REDIRECTION_STATES:
+                return google_error("INVALID_ARGUMENT", f"invalid project settings update {mask}")
+            self.project.redirection = str(state)
+        return json_response(
+            200,
+            {
+                "name": f"projects/{self.project.id}/projectSettings",
+                "legacyRedirectionState": self.project.redirection,
+            },
         )
 
     def get_policy(self, request: Request) -> Response:
