@@ -97,3 +97,34 @@ def test_only_the_two_settable_states_are_accepted(conn: google.GoogleConnection
     with pytest.raises(HttpError) as err:
         redirect(conn, "REDIRECTION_FROM_GCR_IO_FINALIZED")
     assert err.value.resp.status == 400
+
+
+def test_the_settings_and_a_conditional_policy_fit_the_response_schemas(
+    conn: google.GoogleConnection,
+) -> None:
+    from .test_google_conditions import set_theirs
+    from .test_google_discovery import DOCS, problems
+
+    ar = DOCS["artifactregistry"]["methods"]
+    name = "projects/binderhub-demo/projectSettings"
+    method = ar["artifactregistry.projects.getProjectSettings"]
+    assert (
+        problems(
+            "artifactregistry",
+            conn.projects.getProjectSettings(name=name).execute(),
+            method["response"],
+        )
+        == []
+    )
+    redirect(conn)
+    run = Runner()
+    run.step("repository", google.ensure_repository, conn)
+    set_theirs(conn)
+    policy = (
+        conn.registry.repositories()
+        .getIamPolicy(resource=conn.repository_name, options_requestedPolicyVersion=3)
+        .execute()
+    )
+    assert any("condition" in b for b in policy["bindings"])
+    method = ar["artifactregistry.projects.locations.repositories.getIamPolicy"]
+    assert problems("artifactregistry", policy, method["response"]) == []
