@@ -37,6 +37,13 @@ KEYLESS = DEFAULTS | {"auth": "metadata"}
 TOKEN_PATH = "/computeMetadata/v1/instance/service-accounts/default/token"
 
 
+@pytest.fixture(autouse=True)
+def gke_cluster(request: pytest.FixtureRequest) -> None:
+    """Keyless needs BinderHub's GKE cluster: its project's Workload Identity pool exists."""
+    if "fresh" in request.fixturenames:
+        settings(request.getfixturevalue("fresh"), workload_identity_pools=["binderhub-demo"])
+
+
 @pytest.fixture
 def conn(fresh: sandbox.Sandbox, tmp_path: Path, run: Runner) -> Iterator[google.GoogleConnection]:
     """A keyless connection on a fresh sandbox, writing into tmp_path."""
@@ -761,6 +768,7 @@ def test_a_crash_at_any_record_write_then_a_rerun_completes(
     ends: list[Any] = []
     for crash_at in range(1, 20):
         fresh.reset()
+        settings(fresh, workload_identity_pools=["binderhub-demo"])
         out = tmp_path / f"crash{crash_at}"
         whole_run(run, signed_in(run, out, auth=before, service_account=""))
         saves = 0

@@ -91,7 +91,9 @@ def test_the_new_accounts_own_policy_is_waited_for(
 ) -> None:
     """Keyless binds on the account's own policy (get, then set), right after creating it."""
     settings(
-        fresh, new_account_answers={"policy": ["NOT_FOUND", "PERMISSION_DENIED", "OK", "NOT_FOUND"]}
+        fresh,
+        new_account_answers={"policy": ["NOT_FOUND", "PERMISSION_DENIED", "OK", "NOT_FOUND"]},
+        workload_identity_pools=["binderhub-demo"],  # BinderHub's GKE cluster (issue 25, 4)
     )
     conn = signed_in(run, tmp_path, auth="metadata")
     up_to_the_key(run, conn)

@@ -250,8 +250,8 @@ def test_the_registry_checks_live_keys_and_the_repository_policy(
         "pull",
         "push",
     ]
-    conn._remove_binding()  # without the writer role: no push
-    assert actions("_json_key", secret) == []
+    conn._remove_binding()  # without the writer role: Artifact Registry's 403 DENIED
+    assert actions("_json_key", secret) == 403
     conn._delete_key(json.loads(secret)["private_key_id"])  # a deleted key: refused
     assert actions("_json_key", secret) == 401
 
@@ -316,6 +316,10 @@ def test_a_gcr_io_domain_repository_takes_a_verified_push(
         DEFAULTS, output_dir=str(tmp_path / "values"), gcr_domain=True, location="europe"
     )
     conn = run.step("sign in", google.sign_in, p)
+    run.step("api", google.enable_api, conn)
+    from .test_google_gcr_redirection import redirect
+
+    redirect(conn)  # gcr.io names reach Artifact Registry (issue 25, point 11)
     up_to_the_key(run, conn)
     run.step("key", google.ensure_key, conn)
     run.step("pull", google.ensure_pull_credential, conn)
@@ -376,5 +380,7 @@ def test_real_token_url_is_binderhubs_own_gcr_default(
     conn.host = google._host_of(conn, None)
     values = conn.values()
     assert values is not None
-    # BinderHub's _default_token_url for gcr.io hosts: https://{host}/v2/token?service={host}
-    assert values.docker_registry["token_url"] == f"https://{host}/v2/token?service={host}"
+    # pkg.dev: the form mybinder.org ran (issue 25, point 9); gcr.io hosts: BinderHub's
+    # _default_token_url for them, https://{host}/v2/token?service={host}
+    wanted = f"https://{host}/v2/token" + (f"?service={host}" if gcr_domain else "")
+    assert values.docker_registry["token_url"] == wanted

@@ -394,6 +394,7 @@ def run_until_write(run: Runner, p: google.Params) -> tuple[google.GoogleConnect
 def test_keyless_writes_the_pull_key_alone_and_verifies_its_pull(
     fresh: sandbox.Sandbox, tmp_path: Path, run: Runner
 ) -> None:
+    settings(fresh, workload_identity_pools=["binderhub-demo"])  # BinderHub's GKE cluster
     p = params(tmp_path, auth="metadata")
     conn = run.step("sign in", google.sign_in, p)
     run.step("api", google.enable_api, conn)

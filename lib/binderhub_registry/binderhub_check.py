@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 
 from .binderhub import DOCKER_HUB_AUTH_KEY, RegistryValues
 from .errors import VerificationFailed
-from .registry_http import OCI_MANIFEST, RegistryHTTP, origin, parse_challenge
+from .registry_http import OCI_MANIFEST, RegistryHTTP, denied, origin, parse_challenge
 from .secrets import Secret
 
 if TYPE_CHECKING:
@@ -180,6 +180,10 @@ def get_image_manifest(
             check,
             f"the registry refused BinderHub's token for {image}: {hints.pull}, "
             "or DockerRegistry.token_url names another registry's service",
+        )
+    if r.status_code == 403 and denied(r):  # Artifact Registry: signed in, no permission
+        raise VerificationFailed(
+            check, f"the registry denied BinderHub's pull of {image} ({denied(r)}): {hints.pull}"
         )
     if r.status_code != 200:
         raise VerificationFailed(check, f"manifest request answered HTTP {r.status_code}")

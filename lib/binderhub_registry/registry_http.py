@@ -45,6 +45,7 @@ __all__ = [
     "TIMEOUT",
     "Deadline",
     "RegistryHTTP",
+    "denied",
     "origin",
     "parse_challenge",
     "plain_http_refusal",
@@ -110,6 +111,17 @@ def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     """A ``WWW-Authenticate`` header as (lower-case scheme, its quoted parameters)."""
     scheme, _, rest = header.partition(" ")
     return scheme.lower(), dict(re.findall(r'(\w+)="([^"]*)"', rest))
+
+
+def denied(r: requests.Response) -> str:
+    """The message of a registry's ``DENIED`` error body (distribution's ``{"errors": [...]}``,
+    which docker prints as ``denied: <message>``), cut to 300 characters; "" when it is not."""
+    try:
+        errors = r.json()["errors"]
+        found = next(e for e in errors if e.get("code") == "DENIED")
+        return str(found.get("message") or "DENIED")[:300]
+    except (ValueError, KeyError, TypeError, AttributeError, StopIteration):
+        return ""
 
 
 def origin(url: str) -> str:
@@ -259,6 +271,14 @@ class RegistryHTTP:
                 check,
                 f"{origin(realm)} refused user {self.username!r}: the password or access "
                 f"token is wrong, revoked or expired; {hints.credentials}",
+            )
+        if r.status_code == 403 and denied(r):  # signed in, without the permission
+            scope = args.get("scope", "")
+            needs = hints.push if "push" in scope.rpartition(":")[2] else hints.pull
+            raise VerificationFailed(
+                check,
+                f"{origin(realm)} accepted user {self.username!r} but denied {scope or 'a token'}"
+                f" (denied: {denied(r)}): {needs}",
             )
         if r.status_code != 200:
             raise VerificationFailed(

@@ -41,6 +41,7 @@ in the record), so each removal follows a run that told the user to check Binder
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -54,7 +55,16 @@ from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from .. import sandbox as sandbox_mod
-from ..binderhub import PullSecret, RegistryValues, read_values_file, split_image_reference
+from ..binderhub import (
+    PullSecret,
+    RegistryValues,
+    auth_key_host,
+    chart_docker_config,
+    next_commands,
+    read_values_file,
+    split_image_reference,
+    values_header,
+)
 from ..errors import (
     AuthenticationFailed,
     BinderHubRegistryError,
@@ -71,8 +81,8 @@ from ..errors import (
 from ..outputs import write_file
 from ..params import choice, flag, text
 from ..pull import PULL_CHECK, PUSH_REFUSED_CHECK, pull_image, push_refused
-from ..push import delete_tag, push_auth, push_image
-from ..registry_http import RegistryHTTP
+from ..push import PUSH_CHECK, delete_tag, push_auth, push_image
+from ..registry_http import RegistryHTTP, denied
 from ..secrets import Secret, write_private_file
 from ..steps import Result, progress
 from ..verify import CHECK_IMAGE, NODE_PULL_COMMAND, VerificationReport, VerifyHints
@@ -87,6 +97,7 @@ from .contract import (
 )
 
 __all__ = [
+    "BINDERHUB_IMAGE_TOOLS",
     "BOUND",
     "KEY",
     "NAME",
@@ -104,6 +115,7 @@ __all__ = [
     "ensure_repository",
     "ensure_service_account",
     "grant_writer",
+    "keyless_check_command",
     "sign_in",
     "validate",
     "verify_keyless",
@@ -202,6 +214,19 @@ PARAMETERS = (
         "must be a Kubernetes namespace: at most 63 lowercase letters, digits or hyphens, "
         "starting and ending with a letter or digit",
     ),
+    # keyless: the project of the GKE cluster BinderHub runs on, whose Workload Identity pool
+    # (<cluster_project>.svc.id.goog) its pod is a member of; "": project_id
+    _replace(
+        text(
+            "cluster_project",
+            r"[a-z][a-z0-9-]{4,28}[a-z0-9]",
+            "must be the Google Cloud project id of BinderHub's GKE cluster (6 to 30 lowercase "
+            'letters, digits or hyphens), or "" for project_id',
+            optional=True,
+        ),
+        default="",
+        required=False,
+    ),
     # "" when missing: only pull_access = "node" needs it (cells from before it still run)
     _replace(
         text(
@@ -234,6 +259,7 @@ class Params(CommonParams):
     gcr_domain: bool
     auth: str  # "key": a JSON key; "metadata": keyless, tokens from the GKE metadata server
     k8s_namespace: str  # where BinderHub runs (its pod's Kubernetes service account, keyless)
+    cluster_project: str  # keyless: the GKE cluster's project ("": project_id)
     node_service_account: str  # pull_access = "node": the GKE nodes' service account's email
 
     @property
@@ -242,9 +268,14 @@ class Params(CommonParams):
         return self.auth == "metadata"
 
     @property
+    def pool(self) -> str:
+        """The Workload Identity pool of BinderHub's cluster: its project's ``.svc.id.goog``."""
+        return f"{self.cluster_project or self.project_id}.svc.id.goog"
+
+    @property
     def workload_member(self) -> str:
         """BinderHub's Kubernetes service account as an IAM member (Workload Identity)."""
-        return f"serviceAccount:{self.project_id}.svc.id.goog[{self.k8s_namespace}/{BINDERHUB_KSA}]"
+        return f"serviceAccount:{self.pool}[{self.k8s_namespace}/{BINDERHUB_KSA}]"
 
     @property
     def repository_id(self) -> str:
@@ -607,14 +638,12 @@ def _retiring_members(retiring: list[Any]) -> list[str]:
 
 
 # --- keyless values ------------------------------------------------------------------------
-_KEYLESS_HEADER = f"""\
-# BinderHub Helm values written by binderhub-registry ({NOTEBOOK}).
-# auth = metadata: BinderHub has no key. Apply with your other values (the chart is published
-# as development releases only, so helm needs --version; see
-# https://jupyterhub.github.io/helm-chart/#development-releases-binderhub):
-#   helm upgrade --install binderhub jupyterhub/binderhub --version=<chart version> \\
-#     -f config.yaml -f secret.yaml  (secret.yaml: user pods' pull key, when written)
-"""
+def _keyless_header(out: Path) -> str:
+    """The values files' opening comment: the core's (source, then the helm commands with the
+    files' real paths), and that BinderHub has no key."""
+    return values_header(NOTEBOOK, out / "config.yaml", out / "secret.yaml") + (
+        "# auth = metadata: BinderHub has no key; secret.yaml: user pods' pull key, when written\n"
+    )
 
 
 @dataclass(frozen=True)
@@ -667,6 +696,10 @@ class KeylessFiles:
     def _repr_markdown_(self) -> str:
         return f"```yaml\n{self._text()}\n```"
 
+    def next_step(self) -> str:
+        """The helm commands that install BinderHub with these files, then ``verify``'s."""
+        return next_commands(self.config_path, self.config_path.parent / "secret.yaml")
+
 
 def _stored_section(out: Path, key: str) -> dict[str, Any] | None:
     """``secret.yaml``'s top-level ``key`` (``registry``, ``jupyterhub``), or None."""
@@ -696,7 +729,7 @@ def _write_secret(
         values["jupyterhub"] = jupyterhub
     if not values:
         return  # nothing to hold (an earlier file stays as finish_rotation leaves it)
-    text = _KEYLESS_HEADER + yaml.safe_dump(values, sort_keys=False)
+    text = _keyless_header(out) + yaml.safe_dump(values, sort_keys=False)
     write_private_file(out / "secret.yaml", text)
 
 
@@ -729,6 +762,7 @@ class GoogleConnection(Connection):
     bound: bool = False  # keyless: BinderHub's Kubernetes service account may act as ours
     legacy: bool = False  # the record predates marks (see :func:`_legacy`)
     settling: _Settling = field(default_factory=lambda: _Settling(set(), 0.0, 0.0))
+    projects: Any = None  # Artifact Registry v1 projects (project settings: gcr.io redirection)
 
     def _image_prefix(self) -> str:
         p = self.params
@@ -766,7 +800,9 @@ class GoogleConnection(Connection):
         path = out / "config.yaml"
         # beside it, then renamed over it, as the core writes config.yaml (a link is replaced)
         write_file(
-            path, _KEYLESS_HEADER + yaml.safe_dump(values.config(), sort_keys=False), mode=0o644
+            path,
+            _keyless_header(path.parent) + yaml.safe_dump(values.config(), sort_keys=False),
+            mode=0o644,
         )
         earlier = _stored_section(out, "registry")
         _write_secret(out, earlier, pull)
@@ -790,13 +826,36 @@ class GoogleConnection(Connection):
                 None,
                 "skipped",
                 "the metadata server answers only inside the cluster: check from BinderHub's "
-                "pod (kubectl exec deploy/binder -- curl -sH 'Metadata-Flavor: Google' "
-                f"{METADATA_URL}{TOKEN_PATH})",
+                f"pod, with the tools its image has: {keyless_check_command(self.params)}",
             )
-        report = verify_keyless(files.values, self.ca_file, self.HINTS, files.pull)
-        return Result(
-            report, "done", f"BinderHub's keyless check and a push to {report.image} work"
+        report = verify_keyless(
+            files.values,
+            self.ca_file,
+            self.HINTS,
+            files.pull,
+            registry=_stored_section(self.params.output_dir, "registry"),
+            stand_in=("oauth2accesstoken", self._deployer_token()),
+            account=self.params.email,
+            fix=f"run {annotate_command(self.params)}",
         )
+        push = next(c for c in report.checks if c.name == PUSH_CHECK)
+        pushes = (
+            f"build pods' push is {NOT_COVERED} (the written values give them no credential)"
+            if push.status == "skipped"
+            else f"build pods push to {report.image} with an earlier key, {NOT_COVERED}"
+        )
+        return Result(report, "done", f"BinderHub's keyless check works; {pushes}")
+
+    def _deployer_token(self) -> Secret:
+        """A fresh access token of the signed-in deployer (sandbox: the seeded Owner)."""
+        import requests
+        from google.auth.transport.requests import Request
+
+        session = requests.Session()
+        _trusting(session, self.ca_file)
+        with _mapped():
+            self.credentials.refresh(Request(session))
+        return Secret(str(self.credentials.token))
 
     def values_to_deploy(self) -> str:
         """Keyless values are ``config.yaml`` alone; with a key, ``secret.yaml`` holds it."""
@@ -845,10 +904,14 @@ class GoogleConnection(Connection):
         if key is None or not self.host:
             return None
         url = f"https://{self.host}"
-        # BinderHub's own default for gcr.io hosts (registry.py, _default_token_url), used
-        # against Google for years with BinderHub's appended service=container_registry; the
-        # sandbox gets the same service name (its front, on loopback, reads the first one)
-        token_url = f"{url}/v2/token?service={_google_host(p)}"
+        # pkg.dev: the form mybinder.org staging ran on Artifact Registry (mybinder.org-deploy
+        # 9bd26443), so Google gets only BinderHub's appended service=container_registry, which
+        # it ignores; gcr.io hosts: BinderHub's own default for them (registry.py,
+        # _default_token_url). token_url stays: BinderHub's challenge-following path wants a
+        # quoted service in the challenge, which gcr.io hosts send unquoted (DESIGN.md 9)
+        token_url = f"{url}/v2/token"
+        if p.gcr_domain:
+            token_url += f"?service={_google_host(p)}"
         return RegistryValues(
             image_prefix=self._image_prefix(),
             username=USERNAME,
@@ -1059,7 +1122,7 @@ class GoogleConnection(Connection):
         def without(bindings: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
             changed = False
             for b in bindings:
-                if b["role"] == WORKLOAD_IDENTITY_USER and member in b["members"]:
+                if _unconditional(b, WORKLOAD_IDENTITY_USER) and member in b["members"]:
                     b["members"].remove(member)
                     changed = True
             return bindings if changed else None
@@ -1077,7 +1140,7 @@ class GoogleConnection(Connection):
         def without(bindings: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
             changed = False
             for b in bindings:
-                if b["role"] == role and member in b["members"]:
+                if _unconditional(b, role) and member in b["members"]:
                     b["members"].remove(member)
                     changed = True
             return bindings if changed else None
@@ -1094,6 +1157,9 @@ _ACCOUNT_IN_NAME = re.compile(r"/serviceAccounts/([^/]+)")
 #: A new service account's answers while it is not visible everywhere (DESIGN.md 9; terraform-
 #: provider-google#10227: 403 on a read; magic-modules#8815 retries it).
 _LAGGING = ("NOT_FOUND", "PERMISSION_DENIED", "INVALID_ARGUMENT")
+#: An INVALID_ARGUMENT that is no lag: the member's Workload Identity pool has no GKE cluster
+#: (terraform-google-kubernetes-engine#916); waiting does not make one.
+_NOT_LAG = "Identity Pool does not exist"
 
 
 @dataclass
@@ -1162,6 +1228,8 @@ class _Settling:
             error = json.loads(content)["error"]
         except (ValueError, KeyError, TypeError):
             return ""
+        if _NOT_LAG in str(error.get("message", "")):
+            return ""
         reason, metadata = _error_info(error.get("details"))
         info = metadata if isinstance(metadata, dict) else {}
         named = re.findall(r"serviceAccount:([^\"\s,]+)", body if isinstance(body, str) else "")
@@ -1178,6 +1246,8 @@ class _Settling:
         """:meth:`why` for a gRPC outcome (ErrorInfo from the rich status)."""
         code = call.code() if callable(getattr(call, "code", None)) else None
         if code is None or code.name == "OK":
+            return ""
+        if callable(getattr(call, "details", None)) and _NOT_LAG in str(call.details() or ""):
             return ""
         reason = service = consumer = ""
         for key, value in call.trailing_metadata() or ():
@@ -1441,17 +1511,14 @@ def sign_in(p: Params) -> Result[GoogleConnection]:
     usage = _rest_client(
         "serviceusage", credentials, f"{base}/serviceusage" if base else None, ca_file, settling
     )
-    registry = (
-        _rest_client(
-            "artifactregistry",
-            credentials,
-            f"{base}/artifactregistry" if base else None,
-            ca_file,
-            settling,
-        )
-        .projects()
-        .locations()
-    )
+    projects = _rest_client(
+        "artifactregistry",
+        credentials,
+        f"{base}/artifactregistry" if base else None,
+        ca_file,
+        settling,
+    ).projects()
+    registry = projects.locations()
     if p.sandbox:
         target = box.registries["google-iam"].removeprefix("https://")
         with open(box.ca_file, "rb") as f:
@@ -1475,6 +1542,7 @@ def sign_in(p: Params) -> Result[GoogleConnection]:
         credentials=credentials,
         usage=usage,
         registry=registry,
+        projects=projects,
         iam=iam,
         # the sandbox answers at once: its polls need no pause (Google's take seconds)
         poll=0.002 if p.sandbox else 2.0,
@@ -1599,18 +1667,21 @@ def ensure_repository(conn: GoogleConnection) -> Result[str | None]:
     p = conn.params
     if conn.api_enabled:
         _check_location(conn)
+    gcr = _gcr_redirection(conn) if p.gcr_domain else ""
     repo = _find_repository(conn) if conn.api_enabled else None
     if repo is not None:
         if repo.get("format") != "DOCKER":
             raise CloudError(f"repository {p.repository_id} exists but is not Docker-format")
         conn.host = _host_of(conn, repo)
         marked = _marked_repository(conn, repo)
-        return Result(conn.host, "reused", f"repository {conn.repository_name}{marked}")
+        return Result(conn.host, "reused", f"repository {conn.repository_name}{marked}{gcr}")
     if p.dry_run:
         # with the API still off, locations.list cannot answer: the real run checks first
         unchecked = "" if conn.api_enabled else f" (location {p.location} checked once enabled)"
         return Result(
-            None, "planned", f"would create Docker repository {conn.repository_name}{unchecked}"
+            None,
+            "planned",
+            f"would create Docker repository {conn.repository_name}{unchecked}{gcr}",
         )
     parent = f"projects/{p.project_id}/locations/{p.location}"
     wanted = {
@@ -1636,7 +1707,51 @@ def ensure_repository(conn: GoogleConnection) -> Result[str | None]:
     if repo is None or (repo.get("labels") or {}).get(MARK) != conn.record.deployment:
         conn.record.forget("repository")  # someone else's, made in between: never deleted
     conn.host = _host_of(conn, repo)
-    return Result(conn.host, "created", f"Docker repository {conn.repository_name}")
+    return Result(conn.host, "created", f"Docker repository {conn.repository_name}{gcr}")
+
+
+#: legacyRedirectionState values under which gcr.io host names reach Artifact Registry
+#: (artifactregistry v1 ProjectSettings; the copying ones copy only while Container Registry
+#: still serves, which it stopped doing on 2025-03-18).
+REDIRECTED = (
+    "REDIRECTION_FROM_GCR_IO_ENABLED",
+    "REDIRECTION_FROM_GCR_IO_FINALIZED",
+    "REDIRECTION_FROM_GCR_IO_ENABLED_AND_COPYING",
+)
+#: What becomes of images Container Registry held (setup-gcr-repo: copying is separate).
+_NOT_COPIED = (
+    "images Container Registry held are not copied into this repository, so BinderHub finds "
+    "none of them and rebuilds each repository on its next launch"
+)
+
+
+def _gcr_redirection(conn: GoogleConnection) -> str:
+    """``gcr_domain``: gcr.io names reach this repository only with the project's redirection
+    on (``projects.getProjectSettings``, ``legacyRedirectionState``). Words for the step when
+    it is on; off, one line saying how to turn it on (not done here: it moves all of the
+    project's gcr.io traffic to Artifact Registry, not just BinderHub's). A dry run only says."""
+    p = conn.params
+    if not conn.api_enabled:  # a dry run before the API is on: nothing to read
+        return f"; gcr.io redirection not read yet (the API is off); {_NOT_COPIED}"
+    with _mapped():
+        settings = conn.projects.getProjectSettings(
+            name=f"projects/{p.project_id}/projectSettings"
+        ).execute()
+    state = str(settings.get("legacyRedirectionState") or "REDIRECTION_STATE_UNSPECIFIED")
+    host = GCR_HOSTS[p.location]
+    if state in REDIRECTED:
+        on = f"gcr.io redirection is on ({state}): {host}/{p.project_id}/... reaches it"
+        return f"; {on}; {_NOT_COPIED}"
+    off = (
+        f"gcr_domain: redirection from gcr.io is off in project {p.project_id} ({state}), so "
+        f"{host}/{p.project_id}/... names would not reach this repository: turn it on with "
+        f"`gcloud artifacts settings enable-upgrade-redirection --project={p.project_id}` "
+        "(it sends all of the project's gcr.io traffic to Artifact Registry), then rerun; "
+        f"{_NOT_COPIED}"
+    )
+    if p.dry_run:
+        return f"; would stop: {off}"
+    raise CloudError(f"{NAME}: {off}")
 
 
 def _marked_repository(conn: GoogleConnection, repo: dict[str, Any]) -> str:
@@ -1745,22 +1860,42 @@ def _wait_visible(conn: GoogleConnection, name: str) -> None:
         settling.paused = False
 
 
+#: IAM policies are read and written at version 3: a lower read shows someone's conditional
+#: binding as ``<role>_withcond_<hash>`` without its condition, and writing that back is
+#: refused or loses the condition (cloud.google.com/iam/docs/troubleshooting-withcond;
+#: Policy.version: "Operations affecting conditional role bindings must specify version 3").
+POLICY_VERSION = 3
+
+
+def _unconditional(binding: dict[str, Any], role: str) -> bool:
+    """``binding`` grants ``role`` with no condition: the only kind this notebook makes; a
+    conditional one is someone else's and stays as it is."""
+    return binding["role"] == role and not binding.get("condition")
+
+
 def _edit_policy(
     conn: GoogleConnection, change: Callable[[list[dict[str, Any]]], list[dict[str, Any]] | None]
 ) -> bool:
-    """Read-modify-write the repository's IAM policy; a stale etag (ABORTED) starts over."""
+    """Read-modify-write the repository's IAM policy; a stale etag (ABORTED) starts over.
+
+    Read and written at version 3 (:data:`POLICY_VERSION`), so every binding comes back whole,
+    conditions included, and ``change`` sees (and keeps) the ones it did not make.
+    """
     repositories = conn.registry.repositories()
     for _ in range(5):
         with _mapped():
-            policy = repositories.getIamPolicy(resource=conn.repository_name).execute()
+            policy = repositories.getIamPolicy(
+                resource=conn.repository_name, options_requestedPolicyVersion=POLICY_VERSION
+            ).execute()
         bindings = [
-            {"role": b["role"], "members": list(b.get("members", []))}
-            for b in policy.get("bindings", [])
+            dict(b) | {"members": list(b.get("members", []))} for b in policy.get("bindings", [])
         ]
         changed = change(bindings)
         if changed is None:
             return False
-        new = {"version": policy.get("version", 1), "bindings": changed}
+        # all else in the policy (auditConfigs) as read; a binding left with no member goes
+        # (IAM: "Each of the bindings must contain at least one principal", policy.proto)
+        new = policy | {"version": POLICY_VERSION, "bindings": [b for b in changed if b["members"]]}
         if policy.get("etag"):
             new["etag"] = policy["etag"]
         try:
@@ -1779,21 +1914,39 @@ def _edit_account_policy(
     conn: GoogleConnection, change: Callable[[list[dict[str, Any]]], list[dict[str, Any]] | None]
 ) -> bool:
     """Read-modify-write the service account's own IAM policy (gRPC); ABORTED starts over."""
-    from google.iam.v1 import iam_policy_pb2, policy_pb2  # type: ignore[import-untyped]
+    from google.iam.v1 import (  # type: ignore[import-untyped]
+        iam_policy_pb2,
+        options_pb2,
+        policy_pb2,
+    )
 
+    options = options_pb2.GetPolicyOptions(requested_policy_version=POLICY_VERSION)
     for _ in range(5):
         with _mapped():
             policy = conn.iam.get_iam_policy(
-                request=iam_policy_pb2.GetIamPolicyRequest(resource=conn.account_name)
+                request=iam_policy_pb2.GetIamPolicyRequest(
+                    resource=conn.account_name, options=options
+                )
             )
-        bindings = [{"role": b.role, "members": list(b.members)} for b in policy.bindings]
+        bindings = [
+            {"role": b.role, "members": list(b.members)}
+            | ({"condition": b.condition} if b.HasField("condition") else {})
+            for b in policy.bindings
+        ]
         changed = change(bindings)
         if changed is None:
             return False
         new = policy_pb2.Policy(
-            version=policy.version,
+            version=POLICY_VERSION,
             etag=policy.etag,
-            bindings=[policy_pb2.Binding(role=b["role"], members=b["members"]) for b in changed],
+            bindings=[
+                policy_pb2.Binding(role=b["role"], members=b["members"], condition=b["condition"])
+                if "condition" in b
+                else policy_pb2.Binding(role=b["role"], members=b["members"])
+                for b in changed
+                if b["members"]
+            ],
+            audit_configs=policy.audit_configs,
         )
         try:
             with _mapped():
@@ -1821,7 +1974,7 @@ def _adding(
 
     def add(bindings: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
         for b in bindings:
-            if b["role"] == role:
+            if _unconditional(b, role):
                 if member in b["members"]:
                     return None
                 b["members"].append(member)
@@ -1843,6 +1996,7 @@ def _annotate_sandbox_pod(conn: GoogleConnection) -> None:
         "namespace": conn.params.k8s_namespace,
         "service_account": BINDERHUB_KSA,
         "annotation": conn.params.email,
+        "project": conn.params.pool.partition(".")[0],
     }
     r = requests.post(
         f"{box.url}/_sandbox/google/settings",
@@ -1852,6 +2006,27 @@ def _annotate_sandbox_pod(conn: GoogleConnection) -> None:
         timeout=10,
     )
     r.raise_for_status()
+
+
+#: The programs in BinderHub's image (jupyterhub/binderhub helm-chart/images/binderhub/
+#: Dockerfile at b9fad99: python:3.13-slim-bookworm plus git, libcurl4 and tini): no curl.
+BINDERHUB_IMAGE_TOOLS = frozenset({"python", "python3", "pip", "git", "tini"})
+#: What :func:`keyless_check_command` runs in BinderHub's pod: the account the metadata server
+#: gives it, then a token's lifetime (never the token), as ``GoogleArtifactRegistry`` asks.
+_CHECK_CODE = (
+    "import json,urllib.request as u;h={{'Metadata-Flavor':'Google'}};"
+    "b='{base}/computeMetadata/v1/instance/service-accounts/default/';"
+    "print('account:',u.urlopen(u.Request(b+'email',headers=h)).read().decode());"
+    "t=json.load(u.urlopen(u.Request(b+'token',headers=h)));"
+    "print('token: yes, expires in',t['expires_in'],'s')"
+)
+
+
+def keyless_check_command(p: Params, metadata_url: str = METADATA_URL) -> str:
+    """The ``kubectl exec`` line that asks the metadata server from BinderHub's pod as
+    BinderHub does, with ``python -c`` (its image has no curl: :data:`BINDERHUB_IMAGE_TOOLS`)."""
+    code = _CHECK_CODE.format(base=metadata_url)
+    return f'kubectl exec --namespace {p.k8s_namespace} deploy/binder -- python -c "{code}"'
 
 
 def annotate_command(p: Params) -> str:
@@ -1900,7 +2075,15 @@ def bind_workload_identity(conn: GoogleConnection) -> Result[None]:
         _keep(conn, entry, BOUND, p.workload_member)
 
     record = partial(conn.record.set, BOUND, p.workload_member)
-    created = _edit_account_policy(conn, _adding(WORKLOAD_IDENTITY_USER, p.workload_member, record))
+    try:
+        created = _edit_account_policy(
+            conn, _adding(WORKLOAD_IDENTITY_USER, p.workload_member, record)
+        )
+    except CloudError as e:
+        if "Identity Pool does not exist" not in str(e):
+            raise
+        conn.record.forget(BOUND)  # refused: nothing was bound
+        raise CloudError(_NO_POOL.format(pool=p.pool, project=p.pool.partition(".")[0])) from None
     conn.bound = True
     if p.sandbox:
         _annotate_sandbox_pod(conn)
@@ -1912,6 +2095,16 @@ def bind_workload_identity(conn: GoogleConnection) -> Result[None]:
     if recorded and recorded != p.workload_member:
         what += f" ({recorded}, which this notebook bound, is removed once this verifies)"
     return Result(None, "created" if created else "reused", f"{what}; {then}")
+
+
+#: IAM refused the member: its pool exists only once a GKE cluster with Workload Identity runs
+#: in that project (terraform-google-modules/terraform-google-kubernetes-engine#916).
+_NO_POOL = (
+    f"{NAME}: the Workload Identity pool {{pool}} does not exist: it exists once a GKE cluster "
+    "with Workload Identity runs in project {project} (gcloud container clusters update "
+    "<cluster> --workload-pool={pool}); if BinderHub's cluster is in another project, set "
+    "cluster_project to that project"
+)
 
 
 def _unbind_later(conn: GoogleConnection) -> Result[None]:
@@ -2354,15 +2547,27 @@ def _pull_secret(conn: GoogleConnection, retired: str) -> Result[PullSecret | No
 def _members(conn: GoogleConnection, role: str) -> list[str]:
     """The members holding ``role`` on the repository."""
     with _mapped():
-        policy = conn.registry.repositories().getIamPolicy(resource=conn.repository_name).execute()
+        policy = (
+            conn.registry.repositories()
+            .getIamPolicy(
+                resource=conn.repository_name, options_requestedPolicyVersion=POLICY_VERSION
+            )
+            .execute()
+        )
     return [
-        m for b in policy.get("bindings", []) if b["role"] == role for m in b.get("members", [])
+        m
+        for b in policy.get("bindings", [])
+        if _unconditional(b, role)
+        for m in b.get("members", [])
     ]
 
 
 # --- keyless verification -------------------------------------------------------------------
-def _metadata_token(token_url: str, check: str) -> Secret:
-    """The access token, asked as ``GoogleArtifactRegistry._get_token`` does."""
+def _metadata_token(token_url: str, check: str, account: str = "", fix: str = "") -> Secret:
+    """The access token, asked as ``GoogleArtifactRegistry._get_token`` does; with
+    ``account``, the metadata server must say the token is that account's (``.../email``):
+    a pod whose Kubernetes service account lacks the annotation gets a token too, for its own
+    federated identity (or, on a node pool without Workload Identity, the node's account)."""
     import requests
 
     if urlparse(token_url).hostname not in ("127.0.0.1", "::1"):  # never a real metadata server
@@ -2379,9 +2584,22 @@ def _metadata_token(token_url: str, check: str) -> Secret:
             "account and the iam.gke.io/gcp-service-account annotation: rerun this notebook",
         )
     try:
-        return Secret(str(r.json()["access_token"]))
+        token = Secret(str(r.json()["access_token"]))
     except (ValueError, KeyError, TypeError):
         raise VerificationFailed(check, "the metadata server answered no access_token") from None
+    if account:
+        email_url = token_url.rpartition("/token")[0] + "/email"
+        who = session.get(email_url, headers={"Metadata-Flavor": "Google"}, timeout=10)
+        got = who.text.strip()[:200] if who.status_code == 200 else f"HTTP {who.status_code}"
+        if got != account:
+            raise VerificationFailed(
+                check,
+                f"the metadata server gives BinderHub's pod a token for {got}, not {account}: "
+                "its Kubernetes service account lacks the iam.gke.io/gcp-service-account "
+                "annotation, or its node pool runs without Workload Identity (GKE_METADATA)"
+                + (f"; {fix}" if fix else ""),
+            )
+    return token
 
 
 def _keyless_manifest(
@@ -2399,11 +2617,68 @@ def _keyless_manifest(
         return False
     if r.status_code == 200:
         return True
+    words = f" (denied: {denied(r)})" if r.status_code == 403 and denied(r) else ""
     raise VerificationFailed(
         check,
-        f"the registry answered HTTP {r.status_code} to the metadata server's token: the "
+        f"the registry answered HTTP {r.status_code} to the metadata server's token{words}: the "
         f"service account needs {ROLE} (or reader) on the repository",
     )
+
+
+#: The report's line for build pods under keyless values (the push they cannot do).
+NOT_COVERED = "not covered by keyless"
+#: The check that puts the test image in place when build pods cannot (sandbox only).
+SEED_CHECK = "stand-in push of the test image"
+
+
+def _build_pod_push(
+    values: KeylessValues,
+    registry: dict[str, Any] | None,
+    ca_bundle: str | None,
+    image: str,
+    tag: str,
+    hints: VerifyHints,
+    report: VerificationReport,
+) -> tuple[RegistryHTTP, str] | None:
+    """Push as a build pod would, with the docker config the chart renders from the written
+    values (``registry.*`` of secret.yaml, absent keyless: the chart's Docker Hub default).
+
+    (the client and digest) when that pushes; None, with the push reported
+    :data:`NOT_COVERED`, when it cannot: ``GoogleArtifactRegistry`` has no ``get_credentials``
+    (binderhub/registry.py), so build pods get no metadata token.
+    """
+    host = urlparse(values.url).netloc
+    auths = chart_docker_config(registry or {})["auths"]
+    key = next((k for k in auths if auth_key_host(k) == host), None)
+    user, _, password = (
+        base64.b64decode(auths[key]["auth"]).decode().partition(":") if key else ("", "", "")
+    )
+    rendered = ", ".join(auths)
+    http = RegistryHTTP(user, Secret(password), ca_bundle)
+    what = "an earlier key in secret.yaml (registry.*)" if key else f"none for {host}"
+    report.add(
+        "build pods' docker config",
+        f"the chart renders credentials for {rendered}: {what}",
+        "ok" if key else "skipped",
+    )
+    try:
+        auth = push_auth(http, values.url, image, "pull,push", check="push token", hints=hints)
+        digest = push_image(http, values.url, image, tag, auth, hints=hints)
+    except VerificationFailed:
+        report.add(
+            PUSH_CHECK,
+            f"{NOT_COVERED}: build pods push with that docker config, and {host} refused "
+            "their push; GoogleArtifactRegistry gives them no token: they need a way to push "
+            "of their own (step 7), or auth = key",
+            "skipped",
+        )
+        return None
+    report.add(
+        PUSH_CHECK,
+        f"pushed with {what}, not keylessly: once that key is removed build pods cannot push "
+        f"({NOT_COVERED})",
+    )
+    return http, digest
 
 
 def verify_keyless(
@@ -2411,39 +2686,57 @@ def verify_keyless(
     ca_bundle: str | None,
     hints: VerifyHints,
     pull: PullSecret | None = None,
+    *,
+    registry: dict[str, Any] | None = None,
+    stand_in: tuple[str, Secret] | None = None,
+    account: str = "",
+    fix: str = "",
 ) -> VerificationReport:
-    """Do what BinderHub's ``GoogleArtifactRegistry`` does, then push as a keyless build would.
+    """Do what BinderHub's ``GoogleArtifactRegistry`` does, then push as a build pod would.
 
     1. the token from ``token_url`` with ``Metadata-Flavor: Google``, and the manifest
        request with it as a Bearer (binderhub/registry.py): expect "not built";
-    2. a push with ``oauth2accesstoken`` and a metadata token, the credentials a docker
-       credential helper gives a build pod under Workload Identity;
+    2. a push with what the chart renders from the written values (``registry``: secret.yaml's
+       ``registry`` section, None keyless): no credential for the registry, so the push is
+       refused and reported :data:`NOT_COVERED`, not failed; ``stand_in`` credentials (the
+       deployer's, ``oauth2accesstoken``) then push the test image, so that the rest can be
+       checked;
     3. the check again: expect "found"; then delete the test tag where allowed;
     4. with user pods' ``pull`` key: pull the image as a kubelet does, and see it refused a
        push (:mod:`..pull`).
 
-    Only against the sandbox: a token URL off loopback is refused before any request.
+    ``account``: the Google service account the pod must act as (checked first, ``fix`` says
+    how). Only against the sandbox: a token URL off loopback is refused before any request.
     """
     host, image = split_image_reference(values.image_prefix + CHECK_IMAGE[0])
     tag = CHECK_IMAGE[1]
     report = VerificationReport(image=f"{host}/{image}:{tag}")
     check = "BinderHub's image check (GoogleArtifactRegistry)"
     try:
-        token = _metadata_token(values.token_url, check)
-        http = RegistryHTTP("oauth2accesstoken", token, ca_bundle)
-        if _keyless_manifest(http, values.url, token, image, tag, check):
+        token = _metadata_token(values.token_url, check, account, fix)
+        checker = RegistryHTTP("oauth2accesstoken", token, ca_bundle)
+        if _keyless_manifest(checker, values.url, token, image, tag, check):
             detail = "a previous check image is present"
         else:
             detail = "not built yet, as expected"
         report.add(check, f"metadata server token as Bearer: {detail}")
-        check = "push token"
-        auth = push_auth(http, values.url, image, "pull,push", check=check, hints=hints)
-        report.add(check, "oauth2accesstoken + a metadata token, as a credential helper sends")
-        check = "push a test image"
-        digest = push_image(http, values.url, image, tag, auth, hints=hints)
-        report.add(check, "pushed a one-layer OCI image")
+        pushed = _build_pod_push(values, registry, ca_bundle, image, tag, hints, report)
+        if pushed is None:
+            if stand_in is None:
+                return report
+            check = SEED_CHECK
+            http = RegistryHTTP(stand_in[0], stand_in[1], ca_bundle)
+            auth = push_auth(http, values.url, image, "pull,push", check=check, hints=hints)
+            digest = push_image(http, values.url, image, tag, auth, hints=hints)
+            report.add(
+                check,
+                "pushed with the deployer's credentials in a build pod's place, so BinderHub's "
+                "check and user pods' pull can be verified",
+            )
+        else:
+            http, digest = pushed
         check = "BinderHub finds the pushed image"
-        if not _keyless_manifest(http, values.url, token, image, tag, check):
+        if not _keyless_manifest(checker, values.url, token, image, tag, check):
             raise VerificationFailed(check, "pushed, but BinderHub's keyless check does not see it")
         report.add(check, "found, so launches will reuse built images")
         if pull is not None:

@@ -26,8 +26,11 @@ ACR (``azure.acr``)    ``<name>.azurecr.io``  /oauth2/token   docker-registry's 
                                                               ``service``: 400
 Harbor (``harbor``)    ``harbor-registry``    /service/token  docker-registry's Bearer
                                                               challenge (``basic_ping=False``)
-Artifact Registry      ``<region>-docker.     /v2/token       as Harbor; an access token
-(``google.cloud``)     pkg.dev``                              accepted as Bearer (keyless)
+Artifact Registry      ``<region>-docker.     /v2/token       as Harbor, but ``/v2/``'s
+(``google.cloud``)     pkg.dev``                              challenge names no service and
+                       (any ``service``                       the realm ignores ``service``;
+                       accepted)                              an access token accepted as
+                                                              Bearer (keyless)
 =====================  =====================  ==============  =============================
 
 Docker Hub's registry has no front (clients talk to docker-registry directly);
@@ -197,6 +200,10 @@ class TokenRealm:
     anonymous: Grant | Callable[[], Response]  # a refusal where anonymous pull is off
     token_body: Callable[[str], dict[str, Any]]
     single_service: bool = False  # a repeated ``service`` is refused (ACR), not first-wins
+    any_service: bool = False  # ``service`` is not checked at all (Artifact Registry)
+    # signed in, but granted nothing of a repository's scope: this answer instead of a token
+    # for nothing (Artifact Registry's 403 DENIED); None: the token, with no actions
+    denied: Callable[[str, set[str]], Response] | None = None
 
     def answer(self, request: Request) -> Response:
         """The realm's answer (call it under the cloud's lock: it reads live state)."""
@@ -204,7 +211,7 @@ class TokenRealm:
         service = request.arg("service")
         if self.single_service and len(request.query.get("service", [])) > 1:
             return self.bad_service(",".join(request.query["service"]))
-        if service not in self.services:
+        if service not in self.services and not self.any_service:
             return self.bad_service(service)
         creds = request.basic_auth()
         if creds is None:
@@ -220,6 +227,12 @@ class TokenRealm:
             {"type": "repository", "name": name, "actions": sorted(grant.allow(name, wanted))}
             for name, wanted in parse_scopes(request.query.get("scope", []))
         ]
+        if creds is not None and self.denied is not None:
+            for entry, (name, wanted) in zip(
+                access, parse_scopes(request.query.get("scope", [])), strict=True
+            ):
+                if not entry["actions"]:
+                    return self.denied(str(name), wanted)
         token = self.issuer.issue(self.services[0], grant.subject, access)
         return json_response(200, self.token_body(token))
 
@@ -247,6 +260,9 @@ class FrontConfig:
     extra: tuple[tuple[str, str, Callable[[RegistryFront, Request], Response]], ...] = ()
     realm_url: str = ""  # the challenge's realm when served elsewhere (Docker Hub's auth.docker.io)
     basic_data_plane: bool = True  # Basic credentials accepted on /v2/ calls; False: dropped
+    any_service: bool = False  # the realm ignores ``service`` (Artifact Registry)
+    ping_service: bool = True  # the ``/v2/`` challenge names the service; False: realm only
+    denied: Callable[[str, set[str]], Response] | None = None  # see TokenRealm.denied
 
 
 class RegistryFront:
@@ -287,6 +303,8 @@ class RegistryFront:
             ),
             token_body=config.token_body,
             single_service=config.single_service,
+            any_service=config.any_service,
+            denied=config.denied,
         )
         self.process.start()  # not waited for: the first proxied call waits (cold start)
         self._stopped = False
@@ -337,7 +355,11 @@ class RegistryFront:
 
         async def ping(http: HttpRequest) -> HttpResponse:
             if not self.config.basic_ping:  # docker-registry's own Bearer challenge
-                return await proxied(http)
+                answer = await proxied(http)
+                challenge = answer.headers.get("www-authenticate")
+                if challenge and not self.config.ping_service:  # realm only (Google's /v2/)
+                    answer.headers["www-authenticate"] = _without_service(challenge)
+                return answer
             if http.method != "GET":
                 return to_http(self.not_found())
             request = await read_request(http)
@@ -435,6 +457,11 @@ class RegistryFront:
         answer = await client.send(upstream, stream=True)
         out = {k: v for k, v in answer.headers.items() if k.lower() not in _RESPONSE_DROP}
         return StreamingResponse(_relay(answer), answer.status_code, out)
+
+
+def _without_service(challenge: str) -> str:
+    """A ``WWW-Authenticate`` challenge without its ``service`` parameter."""
+    return re.sub(r',\s*service="[^"]*"|\bservice="[^"]*",\s*', "", challenge)
 
 
 #: Makes the fronts' proxy clients, away from the event loop.

@@ -13,9 +13,15 @@ behaviour                                      source
 host ``<location>-docker.pkg.dev`` (the        cloud.google.com/artifact-registry/docs/docker/
 front's port stands in), images                names; gcr.io-domain hosts from .../transition/
 ``<host>/<project>/<repository>/<image>``      gcr-repositories
-``/v2/`` answers docker-registry's Bearer      observed answer quoted in DESIGN.md section 2
-challenge, realm ``https://<host>/v2/token``,  (Google evidence); BinderHub's
-service ``<host>``                             ``GoogleArtifactRegistry`` uses that token_url
+``/v2/`` answers a Bearer challenge with       Google's answers captured in apple/container
+realm ``https://<host>/v2/token`` and no       issue 2274 and in Seqera Wave's registry tests
+``service``; a repository path adds            (DESIGN.md section 9): ``/v2/`` has realm only,
+``service="<host>"`` and its ``scope``         a repository path adds service and scope
+``/v2/token`` ignores ``service``: any value,  mybinder.org staging ran BinderHub with
+repeated or none, gets a token                 ``token_url: https://us-central1-docker.pkg.dev/
+                                               v2/token`` (mybinder.org-deploy 9bd26443), so
+                                               Google got only BinderHub's appended
+                                               ``service=container_registry`` and accepted it
 Basic ``_json_key`` + key JSON,                cloud.google.com/artifact-registry/docs/docker/
 ``_json_key_base64`` + base64 key JSON,        authentication (JSON key file, access token)
 ``oauth2accesstoken`` + an access token
@@ -38,6 +44,11 @@ action: 403 ``DENIED`` ``Permission            GoogleCloudPlatform/cymbal-supers
 uploadArtifacts" denied on resource            (download); DENIED is 403: distribution's
 "projects/../repositories/.." (or it may not   ``registry/api/errcode/register.go``
 exist)`` (pull: ``downloadArtifacts``)
+a signed-in caller asking ``/v2/token`` for a  DESIGN.md section 9 (a missing repository fails
+scope it has none of (no role, or no such      at the token endpoint with DENIED "... (or it
+repository): the same 403 ``DENIED`` there,    may not exist)", 403); docker prints it as
+not a token for nothing and a later 401        ``denied: Permission ...`` (googleapis/python-
+                                               run issue 54)
 =============================================  ================================================
 
 ``/_sandbox/google/settings``: GET, or POST any of :data:`~.models.DEFAULT_SETTINGS`.
@@ -220,6 +231,9 @@ class GoogleCloud(Backend):
                 check=lambda user, password: self._check(key, user, password),
                 lock=self.lock,
                 basic_ping=False,
+                any_service=True,
+                ping_service=False,
+                denied=lambda repository, wanted: self._denied(key, repository, wanted),
                 unauthorized="Unauthenticated request.",  # text: assumption
                 token_body=lambda token: {
                     "token": token,
@@ -228,6 +242,27 @@ class GoogleCloud(Backend):
                 },
             ),
         )
+
+    def _denied(self, key: str, repository: str, wanted: set[str]) -> Response:
+        """Artifact Registry's 403 DENIED for a signed-in caller granted nothing it asked."""
+        action = "pull" if "pull" in wanted else "push"
+        return registry_error(
+            403,
+            "DENIED",
+            f'Permission "{_PERMISSIONS[action]}" denied on resource '
+            f'"{self.resource_of(key, repository)}" (or it may not exist)',
+        )
+
+    def resource_of(self, key: str, repository: str) -> str:
+        """The repository's resource name for an image path ``<project>/<repo>/<image>`` on
+        the front ``key`` (a location, or a gcr.io domain whose paths are ``<project>/<image>``)."""
+        project, _, rest = repository.partition("/")
+        if key in GCR_DOMAINS:
+            found = next((r for r in self.project.repositories.values() if r.id == key), None)
+            location, repo_id = (found.location if found else "us"), key
+        else:
+            location, repo_id = key, rest.partition("/")[0]
+        return f"projects/{project}/locations/{location}/repositories/{repo_id}"
 
     def drop_images(self, repo: Repository) -> None:
         """Nothing to free: a deleted repository's images are unreachable through the front."""
@@ -249,7 +284,8 @@ class GoogleCloud(Backend):
         email = self._who(user, password)
         if email is None:
             return None
-        member = f"serviceAccount:{email}"
+        # a Kubernetes service account's federated principal is its own member (keyless pods)
+        member = email if email.startswith("principal://") else f"serviceAccount:{email}"
 
         def allow(repository: str, wanted: set[str]) -> set[str]:
             project, _, rest = repository.partition("/")
@@ -397,12 +433,4 @@ class _ArtifactRegistryFront(RegistryFront):
 
     def _resource(self, repository: str) -> str:
         """The repository's resource name for an image path ``<project>/<repo>/<image>``."""
-        project, _, rest = repository.partition("/")
-        if self.key in GCR_DOMAINS:
-            found = next(
-                (r for r in self.cloud.project.repositories.values() if r.id == self.key), None
-            )
-            location, repo_id = (found.location if found else "us"), self.key
-        else:
-            location, repo_id = self.key, rest.partition("/")[0]
-        return f"projects/{project}/locations/{location}/repositories/{repo_id}"
+        return self.cloud.resource_of(self.key, repository)

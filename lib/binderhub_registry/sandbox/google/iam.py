@@ -29,9 +29,13 @@ a new account's calls answer as                see :mod:`.models`; the 403's tex
 ``new_account_answers`` lists (PERMISSION_     provider-google#10227 quotes it ("Permission
 DENIED "Permission iam.serviceAccounts.get     iam.serviceAccounts.get is required to perform
 is required ...", NOT_FOUND, ...)              this operation on service account ...")
-key limit, org policy, eventual consistency    see :mod:`.models`
+key limit, org policy, eventual consistency,   see :mod:`.models`
+a Workload Identity pool that does not exist
 SetIamPolicy with a stale etag: ABORTED;       cloud.google.com/iam/docs/policies#etag; the
 an empty etag overwrites                       ``etag`` field comment in google/iam/v1/policy.proto
+GetIamPolicy at ``options.                     GetPolicyOptions in google/iam/v1/options.proto;
+requested_policy_version``; conditions and     versions and conditions: see :mod:`.models`
+versions as in :mod:`.models`
 PatchServiceAccount changes only             PatchServiceAccountRequest in iam.v1's
 ``display_name`` and ``description``, named    discovery document ("You can patch only the
 in ``update_mask``; other paths:               display_name and description fields. You must
@@ -57,8 +61,18 @@ import grpc  # type: ignore[import-untyped]
 from google.cloud.iam_admin_v1 import types
 from google.iam.v1 import iam_policy_pb2, policy_pb2  # type: ignore[import-untyped]
 from google.protobuf import empty_pb2  # type: ignore[import-untyped]
+from google.type import expr_pb2  # type: ignore[import-untyped]
 
-from .models import KEY_LIMIT, LAG_KINDS, ServiceAccount, new_key, rsa_pair
+from .models import (
+    KEY_LIMIT,
+    LAG_KINDS,
+    ServiceAccount,
+    missing_pool,
+    new_key,
+    policy_refusal,
+    policy_view,
+    rsa_pair,
+)
 from .rest import service_disabled_error
 
 if TYPE_CHECKING:
@@ -125,6 +139,12 @@ def _check_texts(account: Any) -> None:
     """IAM's length limits on a service account's free texts (iam.v1 discovery document)."""
     if len(account.description.encode()) > 256 or len(account.display_name.encode()) > 100:
         raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "description or display name too long")
+
+
+def _condition(expr: Any) -> dict[str, str]:
+    """A binding's ``google.type.Expr`` as the fake keeps it (its set fields)."""
+    fields = ("title", "expression", "description", "location")
+    return {f: getattr(expr, f) for f in fields if getattr(expr, f)}
 
 
 class IamServer:
@@ -402,18 +422,25 @@ class IamServer:
             raise _Abort(grpc.StatusCode.NOT_FOUND, f"Unknown key {key_id}")
         del account.keys[key_id]
 
-    def _policy(self, account: ServiceAccount) -> Any:
+    def _policy(self, account: ServiceAccount, requested: int) -> Any:
+        version, bindings = policy_view(account.bindings, requested)
         return policy_pb2.Policy(
-            version=1,
+            version=version,
             etag=account.etag,
             bindings=[
-                policy_pb2.Binding(role=b["role"], members=b["members"]) for b in account.bindings
+                policy_pb2.Binding(
+                    role=b["role"],
+                    members=b["members"],
+                    condition=expr_pb2.Expr(**b["condition"]) if "condition" in b else None,
+                )
+                for b in bindings
             ],
         )
 
     def get_policy(self, request: Any) -> Any:
-        """GetIamPolicy of a service account."""
-        return self._policy(self._account(request.resource, kind="policy"))
+        """GetIamPolicy of a service account, at ``options.requested_policy_version``."""
+        account = self._account(request.resource, kind="policy")
+        return self._policy(account, request.options.requested_policy_version)
 
     def set_policy(self, request: Any) -> Any:
         """SetIamPolicy of a service account: a stale etag is ABORTED."""
@@ -425,8 +452,17 @@ class IamServer:
                 "There were concurrent policy changes. Please retry the whole read-modify-write "
                 "with exponential backoff.",
             )
-        account.bindings = [
-            {"role": b.role, "members": sorted(b.members)} for b in policy.bindings if b.members
+        bindings = [
+            {"role": b.role, "members": sorted(b.members)}
+            | ({"condition": _condition(b.condition)} if b.HasField("condition") else {})
+            for b in policy.bindings
+            if b.members
         ]
+        refused = missing_pool(
+            self.cloud.project, [m for b in bindings for m in b["members"]]
+        ) or policy_refusal(account.bindings, policy.version, bindings, bool(policy.etag))
+        if refused:
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, refused)
+        account.bindings = bindings
         account.policy_version += 1
-        return self._policy(account)
+        return self._policy(account, policy.version)

@@ -28,8 +28,22 @@ exists and its policy gives the pod's          camunda#31106: 403 "Unable to gen
 ``serviceAccount:<project>.svc.id.goog[<ns>/   token; IAM returned 403 Forbidden: ... This
 <ksa>]`` ``roles/iam.workloadIdentityUser``;   error could be caused by a missing IAM policy
 else 403 with that text                        binding on the target IAM service account."
-a pod without the annotation: 404              assumption (GKE then serves the pool's
-                                               federated identity, which is not modelled)
+a pod without the annotation, on a node pool   Workload Identity Federation for GKE (cloud.
+with Workload Identity (``GKE_METADATA``):     google.com/kubernetes-engine/docs/concepts/
+200, a token for its Kubernetes service        workload-identity): a Kubernetes service account
+account's own federated principal              is itself an IAM principal, ``principal://iam.
+(``principal://iam.googleapis.com/projects/    googleapis.com/projects/<number>/locations/global/
+<number>/locations/global/workloadIdentity     workloadIdentityPools/<project>.svc.id.goog/
+Pools/<project>.svc.id.goog/subject/ns/<ns>/   subject/ns/<ns>/sa/<ksa>``, granted nothing
+sa/<ksa>``), email ``<project>.svc.id.goog``;  unless a policy names it; the email value:
+no repository role names it, so the registry   assumption (the pool's name)
+answers 403 DENIED, never a 404 here
+``metadata_pod.node_metadata =                 GKE's WorkloadMetadataConfig modes (GKE_METADATA,
+"GCE_METADATA"``: a node pool without          GCE_METADATA: "expose all Compute Engine metadata
+Workload Identity: every pod gets the node's   to pods"); google/skills gke-workload-identity
+service account's tokens (``node_account``,    ("API calls that unexpectedly use the node's
+default ``<number>-compute@developer.          default Compute Engine service account")
+gserviceaccount.com``), annotation ignored
 tokens are the project's access tokens, so     the token is an OAuth 2.0 access token for the
 the registry front takes them as               service account (cloud.google.com/docs/
 ``oauth2accesstoken`` or as a Bearer           authentication/rest#metadata-server); see
@@ -145,8 +159,24 @@ class _Handler(BaseHTTPRequestHandler):
             return 404, "Not Found\n", "text/plain"
         account, _, leaf = rest.removeprefix(prefix).partition("/")
         pod = project.settings["metadata_pod"]
-        email = str(pod.get("annotation", ""))
-        if not email or account not in ("default", email):
+        cluster = str(pod.get("project") or project.id)  # the pool is the cluster's project's
+        member = workload_member(cluster, pod["namespace"], pod["service_account"])
+        # whose tokens the pod gets: the annotated account (checked below), else the node's
+        # (a node pool without Workload Identity) or its own federated principal
+        email, identity = str(pod.get("annotation", "")), ""
+        if pod.get("node_metadata", "GKE_METADATA") == "GCE_METADATA":
+            email = str(
+                pod.get("node_account") or f"{project.number}-compute@developer.gserviceaccount.com"
+            )
+            identity = email
+        elif not email:
+            email = f"{cluster}.svc.id.goog"
+            identity = (
+                f"principal://iam.googleapis.com/projects/{project.number}/locations/global/"
+                f"workloadIdentityPools/{email}/subject/ns/{pod['namespace']}/sa/"
+                f"{pod['service_account']}"
+            )
+        if account not in ("default", email):
             return 404, "Not Found\n", "text/plain"
         if leaf == "":
             info = {"aliases": ["default"], "email": email, "scopes": _SCOPES}
@@ -157,9 +187,9 @@ class _Handler(BaseHTTPRequestHandler):
             return 200, "\n".join(_SCOPES), "application/text"
         if leaf != "token":
             return 404, "Not Found\n", "text/plain"
-        gsa = project.accounts.get(email)
-        member = workload_member(project.id, pod["namespace"], pod["service_account"])
-        if gsa is None or member not in gsa.members_of(WORKLOAD_IDENTITY_USER):
-            return 403, _DENIED, "text/plain"
-        token = {"access_token": project.issue_token(email), "expires_in": 3599}
+        if not identity:
+            gsa = project.accounts.get(email)
+            if gsa is None or member not in gsa.members_of(WORKLOAD_IDENTITY_USER):
+                return 403, _DENIED, "text/plain"
+        token = {"access_token": project.issue_token(identity or email), "expires_in": 3599}
         return 200, json.dumps(token | {"token_type": "Bearer"}), "application/json"

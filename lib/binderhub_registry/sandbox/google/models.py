@@ -45,6 +45,15 @@ keys ``[a-z][a-z0-9_-]{0,62}``, values         discovery document ("up to 64 ent
 ``updateMask`` names                           repositories.patch and its updateMask
 IAM policy etag: changes at every set; a       cloud.google.com/iam/docs/policies#etag
 set with a stale etag: 409 ABORTED             (concurrency control)
+conditional bindings (``condition``: title,    cloud.google.com/iam/docs/troubleshooting-withcond
+expression, description) are kept; a read      (a version 1 read shows ``<role>_withcond_<20 hex
+below version 3 of a policy holding one shows  digits>``, without the condition); Policy.version
+it as ``<role>_withcond_<hash>`` (version 1);  in the IAM API ("Operations affecting conditional
+a write below version 3 with a condition, or   role bindings must specify version 3");
+with an etag over a conditional policy, or     vault-plugin-secrets-gcp#88 (400 "Specified policy
+naming a ``_withcond_`` role: 400              version (1) cannot be less than the existing
+INVALID_ARGUMENT; a conditional grant gives    policy version (3)..."); the other two texts, and
+no registry access (conditions not evaluated)  not evaluating conditions: assumptions
 a service account has its own IAM policy;      cloud.google.com/kubernetes-engine/docs/how-to/
 ``roles/iam.workloadIdentityUser`` for         workload-identity (``gcloud iam service-accounts
 ``serviceAccount:<project>.svc.id.goog[<ns>/   add-iam-policy-binding ... --role roles/iam.
@@ -52,6 +61,22 @@ a service account has its own IAM policy;      cloud.google.com/kubernetes-engin
 act as it                                      PROJECT_ID.svc.id.goog[NAMESPACE/KSA_NAME]"``;
                                                the same command quoted in cloudnative-pg/
                                                cloudnative-pg#5370)
+a member ``serviceAccount:<p>.svc.id.goog[..]`` terraform-google-modules/terraform-google-
+in a policy whose pool does not exist: 400     kubernetes-engine#916, jenkins-x/jx#7627 (REST:
+INVALID_ARGUMENT "Identity Pool does not       ``Error 400: Identity Pool does not exist
+exist (<p>.svc.id.goog). Please check ..."     (<p>.svc.id.goog). Please check that you ...``),
+(the pool ``<p>.svc.id.goog`` exists once a    google/kctf#193 (gcloud: ``INVALID_ARGUMENT``);
+GKE cluster with Workload Identity runs in     googleforgames/global-multiplayer-demo#39 (the
+project ``<p>``: ``workload_identity_pools``,  pool appears with the project's first cluster
+none in a new project)                         with Workload Identity)
+``projectSettings``: ``legacyRedirectionState`` ProjectSettings in artifactregistry v1's
+(gcr.io redirection), DISABLED in a new        discovery document (getProjectSettings,
+project; updateProjectSettings sets DISABLED   updateProjectSettings; its enum, FINALIZED
+or ENABLED (``updateMask``), else              deprecated); the default for a project that never
+INVALID_ARGUMENT; old Container Registry       used Container Registry: assumption; no copy:
+images are never copied in                     cloud.google.com/artifact-registry/docs/
+                                               transition/setup-gcr-repo (images are copied
+                                               separately, e.g. with gcrane)
 ``metadata_pod``: the Kubernetes service       sandbox knob standing in for ``kubectl annotate
 account the fake metadata server serves, and   serviceaccount KSA iam.gke.io/gcp-service-
 its ``iam.gke.io/gcp-service-account``         account=GSA`` (same how-to page); see
@@ -67,6 +92,7 @@ import functools
 import hashlib
 import itertools
 import json
+import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,7 +110,10 @@ __all__ = [
     "Project",
     "Repository",
     "ServiceAccount",
+    "missing_pool",
     "new_key",
+    "policy_refusal",
+    "policy_view",
     "rsa_pair",
     "seed_credentials",
     "seed_project",
@@ -147,10 +176,75 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "grpc_faults": [],  # [{"method": "CreateServiceAccount", "code": "UNAVAILABLE", ...}]
     # the pod the fake GKE metadata server answers for: its Kubernetes service account and
     # that account's iam.gke.io/gcp-service-account annotation ("" = not annotated)
-    "metadata_pod": {"namespace": "binderhub", "service_account": "binderhub", "annotation": ""},
+    # ``project``: the project of the GKE cluster the pod runs in ("" = this project); also
+    # ``node_metadata``: "GKE_METADATA" (default: a Workload Identity node pool) or
+    # "GCE_METADATA" (none: the node's account, ``node_account``, for every pod)
+    "metadata_pod": {
+        "namespace": "binderhub",
+        "service_account": "binderhub",
+        "annotation": "",
+        "project": "",
+    },
+    # projects with a GKE cluster with Workload Identity on, so a pool <project>.svc.id.goog:
+    # none in a new project (binding a member of a missing pool is refused)
+    "workload_identity_pools": [],
 }
 #: The role that lets a Kubernetes service account act as a Google service account.
 WORKLOAD_IDENTITY_USER = "roles/iam.workloadIdentityUser"
+
+
+_POOL_MEMBER = re.compile(r"serviceAccount:([a-z][a-z0-9-]{4,28}[a-z0-9])\.svc\.id\.goog\[")
+
+
+def missing_pool(project: Project, members: Any) -> str | None:
+    """IAM's refusal of the first Workload Identity member whose pool does not exist, or None."""
+    pools = set(project.settings["workload_identity_pools"])
+    for member in members:
+        found = _POOL_MEMBER.match(str(member))
+        if found and found.group(1) not in pools:
+            return (
+                f"Identity Pool does not exist ({found.group(1)}.svc.id.goog). Please check that "
+                "you specified a valid resource name as returned in the `name` attribute in the "
+                "configuration API."
+            )
+    return None
+
+
+def policy_view(bindings: list[dict[str, Any]], requested: int) -> tuple[int, list[dict[str, Any]]]:
+    """A policy's version and bindings as IAM answers a read asking for version ``requested``:
+    below 3, a conditional binding shows as ``<role>_withcond_<hash>``, without its condition."""
+    shown = copy.deepcopy(bindings)
+    if not any("condition" in b for b in shown):
+        return 1, shown
+    if requested >= 3:
+        return 3, shown
+    for b in shown:
+        condition = b.pop("condition", None)
+        if condition is not None:
+            digest = hashlib.sha256(json.dumps(condition, sort_keys=True).encode()).hexdigest()
+            b["role"] = f"{b['role']}_withcond_{digest[:20]}"
+    return 1, shown
+
+
+def policy_refusal(
+    stored: list[dict[str, Any]], version: int, bindings: list[dict[str, Any]], etag: bool
+) -> str | None:
+    """IAM's INVALID_ARGUMENT text for a policy write below version 3 that would lose or fake
+    conditions, else None (an etag-less write skips the version checks: Policy.etag docs)."""
+    if version >= 3:
+        return None
+    if any(b.get("condition") for b in bindings):
+        return f"Policy version {version or 1} does not support conditions; use version 3."
+    if etag and any("condition" in b for b in stored):
+        return (
+            f"Specified policy version ({version or 1}) cannot be less than the existing policy "
+            "version (3). For more information, please refer to "
+            "https://cloud.google.com/iam/docs/policies#versions"
+        )
+    withcond = next((b["role"] for b in bindings if "_withcond_" in str(b.get("role"))), None)
+    if withcond:
+        return f"Role {withcond} is not supported for this resource."
+    return None
 
 
 def _rsa_pem() -> tuple[str, str]:
@@ -227,7 +321,7 @@ class ServiceAccount:
         """The members this account's own policy grants ``role``."""
         found: set[str] = set()
         for binding in self.bindings:
-            if binding.get("role") == role:
+            if binding.get("role") == role and "condition" not in binding:
                 found |= set(binding.get("members", []))
         return found
 
@@ -273,7 +367,7 @@ class Repository:
         """What ``member`` (``serviceAccount:<email>``) may do here by this policy."""
         allowed: set[str] = set()
         for binding in self.bindings:
-            if member in binding.get("members", []):
+            if member in binding.get("members", []) and "condition" not in binding:
                 allowed |= ROLE_ACTIONS.get(binding.get("role", ""), set())
         return allowed
 
@@ -291,6 +385,9 @@ class Project:
     tokens: dict[str, str] = field(default_factory=dict)  # access token -> email
     owners: set[str] = field(default_factory=set)
     settings: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(DEFAULT_SETTINGS))
+    # Artifact Registry's ProjectSettings.legacyRedirectionState: gcr.io hosts reach the
+    # project's gcr.io repositories only when redirection is on (off in a new project)
+    redirection: str = "REDIRECTION_FROM_GCR_IO_DISABLED"
     counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     settling: dict[str, int] = field(default_factory=dict)  # just enabled: SERVICE_DISABLED left
 

@@ -29,6 +29,8 @@ contains an invalid argument."                 refusal as hashicorp/terraform-pr
 Service Usage ``GET v1/{name=*/*/services/*}`` serviceusage v1 discovery document
 and ``POST v1/{name}:enable`` -> Operation;    (vendored in tests/data/google), operation
 ``GET v1/{name=operations/*}``                 names ``operations/acf.p2-...``
+``projects.getProjectSettings`` /              artifactregistry v1 discovery document;
+``updateProjectSettings``: gcr.io redirection  state: see :mod:`.models`
 Artifact Registry ``repositories`` get,        artifactregistry v1 discovery document;
 create (``repositoryId``, returns an           create and delete are long-running
 Operation), delete (Operation), list, patch    (``projects/*/locations/*/operations/*``);
@@ -36,6 +38,9 @@ Operation), delete (Operation), list, patch    (``projects/*/locations/*/operati
 ``:getIamPolicy`` / ``:setIamPolicy``          operation); labels: see :mod:`.models`
 stale etag on setIamPolicy: 409 ABORTED        cloud.google.com/iam/docs/policies#etag
 "There were concurrent policy changes..."
+``getIamPolicy`` reads                         artifactregistry v1 discovery document
+``options.requestedPolicyVersion``;            (getIamPolicy's parameters); versions and
+conditional bindings: see :mod:`.models`       conditions: see :mod:`.models`
 repository ids: lowercase letters, digits,     cloud.google.com/artifact-registry/docs/
 hyphens, start with a letter, at most 63;      repositories/create-repos; gcr.io-domain ids
 ``gcr.io``, ``us.gcr.io``, ``eu.gcr.io``,      from .../transition/setup-gcr-repo
@@ -54,7 +59,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from ..app import Request, Response, json_response
-from .models import Project, Repository
+from .models import Project, Repository, missing_pool, policy_refusal, policy_view
 
 if TYPE_CHECKING:
     from .cloud import GoogleCloud
@@ -75,6 +80,8 @@ STATUS = {
 }
 GCR_DOMAINS = {"gcr.io": "us", "us.gcr.io": "us", "eu.gcr.io": "europe", "asia.gcr.io": "asia"}
 AR = "artifactregistry.googleapis.com"
+#: What updateProjectSettings accepts (FINALIZED is deprecated; the copying ones: not modelled).
+_REDIRECTION_STATES = ("REDIRECTION_FROM_GCR_IO_DISABLED", "REDIRECTION_FROM_GCR_IO_ENABLED")
 _REPOSITORY_ID = re.compile(r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?")
 #: Artifact Registry's locations (``locations.list``): Google Cloud's regions (cloud.google.com/
 #: compute/docs/regions-zones, 2025) and the multi-regions (.../repositories/repo-locations).
@@ -202,6 +209,8 @@ class Rest:
             ("GET", ar + "/repositories", self.list_repositories),
             ("POST", ar + "/repositories", self.create_repository),
             ("GET", ar + "/operations/{op}", self.repository_operation),
+            ("GET", "/artifactregistry/v1/projects/{project}/projectSettings", self.settings),
+            ("PATCH", "/artifactregistry/v1/projects/{project}/projectSettings", self.settings),
         ]
 
     # --- auth ---------------------------------------------------------------------
@@ -512,12 +521,35 @@ class Rest:
             f"projects/{self.project.id}/locations/{loc}/operations/{request.params['op']}"
         )
 
+    def settings(self, request: Request) -> Response:
+        """``projects.getProjectSettings`` / ``updateProjectSettings``: gcr.io redirection."""
+        refused = self._guard(request, "artifactregistry.googleapis.com")
+        if refused:
+            return refused
+        if request.method == "PATCH":
+            mask = str(request.arg("updateMask") or "")
+            state = request.json().get("legacyRedirectionState")
+            if mask != "legacyRedirectionState" or state not in _REDIRECTION_STATES:
+                return google_error("INVALID_ARGUMENT", f"invalid project settings update {mask}")
+            self.project.redirection = str(state)
+        return json_response(
+            200,
+            {
+                "name": f"projects/{self.project.id}/projectSettings",
+                "legacyRedirectionState": self.project.redirection,
+            },
+        )
+
     def get_policy(self, request: Request) -> Response:
         """``repositories.getIamPolicy``."""
         repo = self._find(request)
         if isinstance(repo, Response):
             return repo
-        return json_response(200, _policy(repo))
+        try:
+            requested = int(request.arg("options.requestedPolicyVersion") or 0)
+        except ValueError:
+            return google_error("INVALID_ARGUMENT", "invalid options.requestedPolicyVersion")
+        return json_response(200, _policy(repo, requested))
 
     def set_policy(self, request: Request) -> Response:
         """``repositories.setIamPolicy``: the etag must be current; members must exist."""
@@ -545,13 +577,19 @@ class Rest:
                     return google_error(
                         "INVALID_ARGUMENT", f"Service account {email} does not exist."
                     )
+        refused = missing_pool(
+            self.project, [m for b in bindings for m in b.get("members", [])]
+        ) or policy_refusal(repo.bindings, int(policy.get("version") or 0), bindings, bool(etag))
+        if refused:
+            return google_error("INVALID_ARGUMENT", refused)
         repo.bindings = [
             {"role": b["role"], "members": sorted(b.get("members", []))}
+            | ({"condition": dict(b["condition"])} if b.get("condition") else {})
             for b in bindings
             if b.get("members")
         ]
         repo.version += 1
-        return json_response(200, _policy(repo))
+        return json_response(200, _policy(repo, int(policy.get("version") or 0)))
 
 
 _LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
@@ -568,8 +606,10 @@ def _labels(value: Any) -> dict[str, str] | None:
     return dict(value)
 
 
-def _policy(repo: Repository) -> dict[str, Any]:
-    body: dict[str, Any] = {"version": 1, "etag": repo.etag}
-    if repo.bindings:
-        body["bindings"] = repo.bindings
+def _policy(repo: Repository, requested: int) -> dict[str, Any]:
+    """The repository's policy as IAM shows it at the ``requested`` version."""
+    version, bindings = policy_view(repo.bindings, requested)
+    body: dict[str, Any] = {"version": version, "etag": repo.etag}
+    if bindings:
+        body["bindings"] = bindings
     return body

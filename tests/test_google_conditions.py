@@ -1,0 +1,164 @@
+"""IAM policy edits keep conditional bindings (issue 25, point 6).
+
+Policies are read and written at version 3; a binding this notebook did not make, conditional
+or not, comes back unchanged. The fake answers as IAM does
+(cloud.google.com/iam/docs/troubleshooting-withcond; Policy.version in google/iam/v1/policy.proto):
+a version 1 read of a conditional policy shows ``<role>_withcond_<hash>`` without the
+condition, and a version 1 write over it is refused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.iam.v1 import iam_policy_pb2, options_pb2, policy_pb2
+from google.type import expr_pb2
+
+from binderhub_registry import Runner, sandbox
+from binderhub_registry.providers import google
+
+from .test_google_keyless import KEYLESS
+from .test_google_sandbox import DEFAULTS, settings, up_to_the_key
+
+pytestmark = pytest.mark.sandbox
+
+CONDITION = {
+    "title": "until-2030",
+    "expression": 'request.time < timestamp("2030-01-01T00:00:00Z")',
+    "description": "someone else's temporary access",
+}
+#: Someone else's bindings on the repository: a conditional one on the writer role itself.
+THEIRS = [
+    {"role": google.ROLE, "members": ["user:dana@example.com"], "condition": CONDITION},
+    {"role": google.PULL_ROLE, "members": ["user:lee@example.com"], "condition": CONDITION},
+    {"role": google.PULL_ROLE, "members": ["user:kim@example.com"]},
+]
+
+
+def repository_policy(conn: google.GoogleConnection, version: int) -> dict[str, Any]:
+    """The repository's policy read at ``version``, through the SDK."""
+    request = conn.registry.repositories().getIamPolicy(
+        resource=conn.repository_name, options_requestedPolicyVersion=version
+    )
+    return dict(request.execute())
+
+
+def set_theirs(conn: google.GoogleConnection) -> None:
+    """Someone else sets conditional bindings on the repository (at version 3, as they must)."""
+    policy = repository_policy(conn, 3)
+    body = {"policy": {"version": 3, "etag": policy["etag"], "bindings": THEIRS}}
+    conn.registry.repositories().setIamPolicy(resource=conn.repository_name, body=body).execute()
+
+
+def without_ours(bindings: list[dict[str, Any]], member: str) -> list[dict[str, Any]]:
+    kept = [b | {"members": [m for m in b["members"] if m != member]} for b in bindings]
+    return sorted((b for b in kept if b["members"]), key=lambda b: (b["role"], "condition" in b))
+
+
+@pytest.fixture
+def conn(fresh: sandbox.Sandbox, tmp_path: Path, run: Runner) -> google.GoogleConnection:
+    p = google.validate(DEFAULTS, output_dir=str(tmp_path / "values"))
+    signed_in: google.GoogleConnection = run.step("sign in", google.sign_in, p)
+    run.step("api", google.enable_api, signed_in)
+    run.step("repository", google.ensure_repository, signed_in)
+    run.step("account", google.ensure_service_account, signed_in)
+    return signed_in
+
+
+def test_a_version_1_read_shows_withcond_roles_without_conditions(
+    conn: google.GoogleConnection,
+) -> None:
+    set_theirs(conn)
+    old = repository_policy(conn, 1)
+    assert old["version"] == 1
+    roles = sorted(b["role"] for b in old["bindings"])
+    assert roles[0] == google.PULL_ROLE and all("condition" not in b for b in old["bindings"])
+    assert [r.rpartition("_withcond_")[0] for r in roles[1:]] == sorted(
+        [google.PULL_ROLE, google.ROLE]
+    )
+    assert all(len(r.rpartition("_withcond_")[2]) == 20 for r in roles[1:])
+    # writing that back at version 1 is refused: the conditions would be lost
+    body = {"policy": {"version": 1, "etag": old["etag"], "bindings": old["bindings"]}}
+    with pytest.raises(Exception, match="cannot be less than the existing policy version"):
+        conn.registry.repositories().setIamPolicy(
+            resource=conn.repository_name, body=body
+        ).execute()
+
+
+def test_the_writer_grant_and_its_removal_keep_every_conditional_binding(
+    conn: google.GoogleConnection, run: Runner, fresh: sandbox.Sandbox, tmp_path: Path
+) -> None:
+    set_theirs(conn)
+    run.step("role", google.grant_writer, conn)
+    policy = repository_policy(conn, 3)
+    assert policy["version"] == 3
+    ours = [b for b in policy["bindings"] if conn.params.member in b["members"]]
+    assert ours == [{"role": google.ROLE, "members": [conn.params.member]}]  # unconditional
+    assert without_ours(policy["bindings"], conn.params.member) == without_ours(THEIRS, "")
+    conn._remove_binding()
+    after = repository_policy(conn, 3)
+    assert without_ours(after["bindings"], "") == without_ours(THEIRS, "")
+
+
+def test_the_pull_grants_keep_every_conditional_binding(
+    conn: google.GoogleConnection, run: Runner, tmp_path: Path
+) -> None:
+    set_theirs(conn)
+    run.step("role", google.grant_writer, conn)
+    run.step("key", google.ensure_key, conn)
+    run.step("pull", google.ensure_pull_credential, conn)
+    policy = repository_policy(conn, 3)
+    readers = [b for b in policy["bindings"] if conn.params.pull_member in b["members"]]
+    assert readers == [
+        {
+            "role": google.PULL_ROLE,
+            "members": sorted(["user:kim@example.com", conn.params.pull_member]),
+        }
+    ]
+    assert sum(1 for b in policy["bindings"] if b.get("condition") == CONDITION) == 2
+
+
+def account_policy(conn: google.GoogleConnection, version: int) -> Any:
+    return conn.iam.get_iam_policy(
+        request=iam_policy_pb2.GetIamPolicyRequest(
+            resource=conn.account_name,
+            options=options_pb2.GetPolicyOptions(requested_policy_version=version),
+        )
+    )
+
+
+def test_the_workload_identity_binding_keeps_the_accounts_conditional_bindings(
+    fresh: sandbox.Sandbox, tmp_path: Path, run: Runner
+) -> None:
+    settings(fresh, workload_identity_pools=["binderhub-demo"])
+    p = google.validate(KEYLESS, output_dir=str(tmp_path / "values"))
+    conn = run.step("sign in", google.sign_in, p)
+    up_to_the_key(run, conn)
+    theirs = policy_pb2.Binding(
+        role="roles/iam.serviceAccountTokenCreator",
+        members=["user:dana@example.com"],
+        condition=expr_pb2.Expr(**CONDITION),
+    )
+    current = account_policy(conn, 3)
+    conn.iam.set_iam_policy(
+        request=iam_policy_pb2.SetIamPolicyRequest(
+            resource=conn.account_name,
+            policy=policy_pb2.Policy(version=3, etag=current.etag, bindings=[theirs]),
+        )
+    )
+    run.step("workload identity", google.bind_workload_identity, conn)
+    after = account_policy(conn, 3)
+    assert after.version == 3
+    assert theirs in after.bindings
+    ours = [b for b in after.bindings if p.workload_member in b.members]
+    assert [(b.role, b.HasField("condition")) for b in ours] == [
+        (google.WORKLOAD_IDENTITY_USER, False)
+    ]
+    conn._unbind_workload_identity(p.workload_member)
+    assert list(account_policy(conn, 3).bindings) == [theirs]
+    # a version 1 read shows it as a _withcond_ role
+    (old,) = account_policy(conn, 1).bindings
+    assert old.role.startswith("roles/iam.serviceAccountTokenCreator_withcond_")
+    assert not old.HasField("condition")
