@@ -47,6 +47,7 @@ __all__ = [
     "BINDER",
     "CHART_REPOSITORY",
     "CHART_VERSION",
+    "CHART_VERSIONS",
     "LINKS",
     "REAL_EXAMPLES",
     "RealExample",
@@ -311,45 +312,10 @@ def _run_cell(stem: str) -> str:
     )
 
 
-def _written_files(cells: list[dict[str, Any]], write: int) -> tuple[str, str | None] | None:
-    """The paths the stored run wrote its values to, from the write step's stored output."""
-    text = ""
-    for output in cells[write].get("outputs", []):
-        value = output.get("text") or output.get("data", {}).get("text/plain", "")
-        text += "".join(value) if isinstance(value, list) else value
-    config = re.search(r"(\S+/config\.yaml)", text)
-    if config is None:
-        return None
-    secret = re.search(r"(\S+/secret\.yaml)", text)
-    return config.group(1), secret.group(1) if secret else None
-
-
-def _complete_next_step(cell: dict[str, Any], files: tuple[str, str | None]) -> bool:
-    """Give the notebook's "2.5 Next step" the whole helm sequence, with the run's real paths."""
-    source = "".join(cell["source"])
-    block = re.search(r"```bash\n(?:(?!```).)*helm upgrade(?:(?!```).)*```", source, re.S)
-    if block is None:
-        return False
-    config, secret = files
-    where = config.rsplit("/", 1)[0]
-    helm = (
-        f"```bash\n{helm_commands(config, secret)}```\n\n"
-        f"The files are where this run wrote them, in its `output_dir` (`{where}`: relative to the "
-        "working directory with papermill, to `notebooks/` in JupyterLab). The version is an "
-        "example, the one mybinder.org ran when this page was written: BinderHub's chart has "
-        f"development releases only, listed on [the chart repository's page]({CHART_VERSIONS}) "
-        f"(its [index.yaml]({CHART_REPOSITORY}index.yaml)), newest first."
-    )
-    source = source[: block.start()] + helm + source[block.end() :]
-    paths = f"{config} {secret}" if secret else config
-    source = source.replace("verify config.yaml secret.yaml", f"verify {paths}")
-    cell["source"] = source
-    return True
-
-
 def add_guide_cells(app: Sphinx, docname: str, source: list[str]) -> None:
-    """Insert the sandbox note, the run box and the real values into a notebook page, and
-    complete its next step (the page only: the notebook is not changed)."""
+    """Insert the sandbox note, the run box and the real values into a notebook page (the page
+    only: the notebook is not changed). Its next step is the notebook's own ``next_step`` cell,
+    whose stored output has the run's real paths."""
     match = NOTEBOOK_DOC.match(docname)
     if not match:
         return
@@ -364,16 +330,8 @@ def add_guide_cells(app: Sphinx, docname: str, source: list[str]) -> None:
     if not writes:
         logger.warning("%s: no cell writes the values; real values not shown", docname)
         return
-    files = _written_files(cells, writes[0])
-    step = next(
-        (c for c in cells if c["cell_type"] == "markdown" and "## 2.5" in "".join(c["source"])),
-        None,
-    )
-    if files is None or step is None or not _complete_next_step(step, files):
-        logger.warning(
-            "%s: no stored values paths or no helm command in 2.5; next step not completed",
-            docname,
-        )
+    if not any("next_step(" in "".join(c["source"]) for c in cells[writes[0] :]):
+        logger.warning("%s: no cell shows the next step (next_step(files))", docname)
     cells.insert(writes[0] + 1, _markdown("guide-real-values", _real_values_cell(stem)))
     cells.insert(1, _markdown("guide-run-notebook", _run_cell(stem)))
     cells.insert(1, _markdown("guide-sandbox-note", _sandbox_note(stem)))

@@ -36,7 +36,7 @@ import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 import yaml
@@ -60,6 +60,7 @@ __all__ = [
     "helm_commands",
     "image_host",
     "load_values",
+    "next_commands",
     "next_step",
     "read_values_file",
     "secret_file_warning",
@@ -199,22 +200,35 @@ class ValuesFiles:
         return f"```yaml\n{self._text()}```"
 
     def next_step(self) -> str:
-        """The helm commands that install BinderHub with these files, at their real paths, then
-        the ``verify`` command that checks them later."""
-        secret = self.secret_path if self.secret_path.exists() else None
-        files = f"{self.config_path} {secret}" if secret else str(self.config_path)
-        return (
-            helm_commands(self.config_path, secret)
-            + "# later, to check the files again without a notebook:\n"
-            + f"binderhub-registry verify {files}\n"
-        )
+        """The helm commands that install BinderHub with these files, then ``verify``'s."""
+        return next_commands(self.config_path, self.secret_path)
+
+
+def next_commands(config: Path, secret: Path) -> str:
+    """The helm commands that install BinderHub with the values files at their real paths, then
+    the ``verify`` command that checks them later (``secret`` left out where none was written)."""
+    written = secret if secret.exists() else None
+    files = f"{config} {written}" if written else str(config)
+    return (
+        helm_commands(config, written)
+        + "# later, to check the files again without a notebook:\n"
+        + f"binderhub-registry verify {files}\n"
+    )
+
+
+class WrittenFiles(Protocol):
+    """What a values-writing step returns: it knows the commands that apply its files."""
+
+    def next_step(self) -> str:
+        """The commands that install BinderHub with the files written."""
+        ...
 
 
 @dataclass(frozen=True)
 class NextStep:
     """What to run after the notebook: shown as a shell block in JupyterLab and the docs."""
 
-    files: ValuesFiles | None
+    files: WrittenFiles | None
 
     def __repr__(self) -> str:
         if self.files is None:
@@ -227,7 +241,7 @@ class NextStep:
         return f"```bash\n{self.files.next_step()}```"
 
 
-def next_step(files: ValuesFiles | None) -> NextStep:
+def next_step(files: WrittenFiles | None) -> NextStep:
     """The next step after a run that wrote ``files`` (``None``: nothing written): the helm
     commands with the files' real paths, and the ``verify`` command."""
     return NextStep(files)
