@@ -196,14 +196,11 @@ def test_pages_derive_the_repository_links_from_the_one_setting(docs_html: Path)
 
 def _stored_paths(stem: str) -> tuple[str, str]:
     cells = json.loads((ROOT / "notebooks" / f"{stem}.ipynb").read_text())["cells"]
-    write = next(
-        i
-        for i, c in enumerate(cells)
-        if c["cell_type"] == "code" and "write_values" in "".join(c["source"])
-    )
-    found = guide._written_files(cells, write)
-    assert found is not None and found[1] is not None
-    return found[0], found[1]
+    step = next(c for c in cells if "next_step(files)" in "".join(c["source"]))
+    text = "".join(step["outputs"][0]["data"]["text/plain"])  # the stored run's own paths
+    found = re.search(r"-f (\S+/config\.yaml) -f (\S+/secret\.yaml)", text)
+    assert found is not None, text
+    return found[1], found[2]
 
 
 @pytest.mark.parametrize("stem", NOTEBOOKS)
