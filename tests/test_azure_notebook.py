@@ -80,7 +80,7 @@ def created(box: sandbox.Sandbox) -> dict[str, list[Any]]:
     }
 
 
-ONE_OF_EACH = {  # BinderHub's identity, and user pods' pull-only one (tests/test_pull_azure.py)
+ONE_OF_EACH = {  # BinderHub's identity, and user pods' pull-only one (tests/test_azure_pull.py)
     "resource_groups": ["binderhub-registry"],
     "registries": ["binderhubdemo"],
     "applications": ["binderhub-sp", "binderhub-sp-pull"],
@@ -628,7 +628,7 @@ def test_an_abac_registry_gets_the_role_that_works_there(
     assert "ABAC mode" in text and "BinderHub finds the pushed image" in text
     roles = [a["role"] for a in az(fresh)["role_assignments"] if a["role"] != "Owner"]
     assert sorted(roles) == [
-        "Container Registry Repository Reader",  # user pods' (tests/test_pull_azure.py)
+        "Container Registry Repository Reader",  # user pods' (tests/test_azure_pull.py)
         "Container Registry Repository Writer",
     ]
 

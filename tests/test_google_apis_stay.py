@@ -18,7 +18,7 @@ import requests
 from binderhub_registry import Runner, sandbox
 from binderhub_registry.providers import google
 
-from .test_google_sandbox import DEFAULTS, up_to_the_key
+from .test_google_notebook import DEFAULTS, up_to_the_key
 
 pytestmark = pytest.mark.sandbox
 

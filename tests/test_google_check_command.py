@@ -18,7 +18,7 @@ from binderhub_registry.providers import google
 from binderhub_registry.providers.contract import Record
 
 from .test_google_keyless import KEYLESS, keyless_run, metadata_url
-from .test_google_sandbox import settings
+from .test_google_notebook import settings
 
 
 def real_keyless(tmp_path: Path) -> google.GoogleConnection:

@@ -20,7 +20,7 @@ from binderhub_registry import Runner, sandbox
 from binderhub_registry.providers import google
 
 from .test_google_keyless import KEYLESS
-from .test_google_sandbox import DEFAULTS, settings, up_to_the_key
+from .test_google_notebook import DEFAULTS, settings, up_to_the_key
 
 pytestmark = pytest.mark.sandbox
 

@@ -15,7 +15,7 @@ import pytest
 from binderhub_registry import MissingCredentials, PermissionDenied, Runner, sandbox
 from binderhub_registry.providers import google
 
-from .test_google_sandbox import DEFAULTS, settings, up_to_the_key
+from .test_google_notebook import DEFAULTS, settings, up_to_the_key
 
 USER_ADC = {
     "type": "authorized_user",

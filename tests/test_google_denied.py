@@ -19,7 +19,7 @@ from binderhub_registry import Runner, VerificationFailed, sandbox
 from binderhub_registry.providers import google
 from binderhub_registry.verify import verify
 
-from .test_google_sandbox import DEFAULTS, up_to_the_key
+from .test_google_notebook import DEFAULTS, up_to_the_key
 
 pytestmark = pytest.mark.sandbox
 

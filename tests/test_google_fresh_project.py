@@ -17,7 +17,7 @@ from binderhub_registry.providers import google
 from binderhub_registry.sandbox.google.models import DEFAULT_SERVICES
 
 from .conftest import NOTEBOOKS, NotebookRun, outputs_text
-from .test_google_sandbox import DEFAULTS, grpc_calls, settings
+from .test_google_notebook import DEFAULTS, grpc_calls, settings
 
 pytestmark = pytest.mark.sandbox
 

@@ -15,7 +15,7 @@ from binderhub_registry import Runner, sandbox
 from binderhub_registry.errors import CloudError
 from binderhub_registry.providers import google
 
-from .test_google_sandbox import DEFAULTS
+from .test_google_notebook import DEFAULTS
 
 pytestmark = pytest.mark.sandbox
 

@@ -29,7 +29,7 @@ from binderhub_registry import InvalidParameter, Runner, VerificationFailed, san
 from binderhub_registry.providers import COMMON_PARAMETERS, google
 from binderhub_registry.sandbox.google import SEED_ACCOUNT
 
-from .test_google_sandbox import DEFAULTS, settings, torn_down, up_to_the_key
+from .test_google_notebook import DEFAULTS, settings, torn_down, up_to_the_key
 
 pytestmark = pytest.mark.sandbox
 

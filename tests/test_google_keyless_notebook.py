@@ -16,7 +16,7 @@ from binderhub_registry import sandbox
 from binderhub_registry.providers import google
 
 from .conftest import NOTEBOOKS, NotebookRun, outputs_text
-from .test_google_sandbox import settings
+from .test_google_notebook import settings
 
 pytestmark = pytest.mark.sandbox
 

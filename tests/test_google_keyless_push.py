@@ -18,7 +18,7 @@ from binderhub_registry.providers import google
 from binderhub_registry.push import PUSH_CHECK
 
 from .test_google_keyless import keyless_run, signed_in, whole_run
-from .test_google_sandbox import settings
+from .test_google_notebook import settings
 
 pytestmark = pytest.mark.sandbox
 

@@ -16,7 +16,7 @@ from binderhub_registry import InvalidParameter, Runner, sandbox
 from binderhub_registry.providers import google
 from binderhub_registry.sandbox.google.rest import LOCATIONS
 
-from .test_google_sandbox import DEFAULTS
+from .test_google_notebook import DEFAULTS
 
 pytestmark = pytest.mark.sandbox
 

@@ -20,7 +20,7 @@ from binderhub_registry import Runner, VerificationFailed, sandbox
 from binderhub_registry.providers import google
 
 from .test_google_keyless import TOKEN_PATH, keyless_run, metadata_url, signed_in
-from .test_google_sandbox import settings
+from .test_google_notebook import settings
 
 pytestmark = pytest.mark.sandbox
 

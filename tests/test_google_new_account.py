@@ -18,7 +18,7 @@ from binderhub_registry import PermissionDenied, Runner, sandbox
 from binderhub_registry.errors import TransientCloudError
 from binderhub_registry.providers import google
 
-from .test_google_sandbox import DEFAULTS, grpc_calls, settings, up_to_the_key
+from .test_google_notebook import DEFAULTS, grpc_calls, settings, up_to_the_key
 
 pytestmark = pytest.mark.sandbox
 

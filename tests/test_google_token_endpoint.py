@@ -18,7 +18,7 @@ from binderhub_registry import Runner, sandbox
 from binderhub_registry.providers import google
 from binderhub_registry.registry_http import parse_challenge
 
-from .test_google_sandbox import DEFAULTS, up_to_the_key
+from .test_google_notebook import DEFAULTS, up_to_the_key
 
 pytestmark = pytest.mark.sandbox
 

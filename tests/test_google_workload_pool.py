@@ -17,7 +17,7 @@ from binderhub_registry.errors import CloudError
 from binderhub_registry.providers import google
 
 from .test_google_keyless import KEYLESS, keyless_run
-from .test_google_sandbox import settings, up_to_the_key
+from .test_google_notebook import settings, up_to_the_key
 
 pytestmark = pytest.mark.sandbox
 

@@ -13,7 +13,7 @@ from binderhub_registry import sandbox
 from binderhub_registry.errors import AuthenticationFailed, CloudError
 from binderhub_registry.providers import harbor
 
-from .test_harbor import defaults, settings
+from .test_harbor_notebook import defaults, settings
 
 pytestmark = pytest.mark.sandbox
 

@@ -19,7 +19,15 @@ from binderhub_registry import sandbox
 from binderhub_registry.errors import AuthenticationFailed, BinderHubRegistryError, CloudError
 from binderhub_registry.providers import ovh
 
-from .test_ovh import full_run, no_real_ovh, params, registries, runner, settings, up_to_admin
+from .test_ovh_notebook import (
+    full_run,
+    no_real_ovh,
+    params,
+    registries,
+    runner,
+    settings,
+    up_to_admin,
+)
 
 pytestmark = pytest.mark.sandbox
 __all__ = ["no_real_ovh"]  # a fixture these tests use

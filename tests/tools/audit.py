@@ -76,11 +76,11 @@ BAD_INPUTS = [
     ),
     Family(
         "harbor: bad parameters, validated in-process",
-        "tests/test_harbor.py::test_bad_input_is_one_line_naming_the_parameter_and_creates_nothing",
+        "tests/test_harbor_notebook.py::test_bad_input_is_one_line_naming_the_parameter_and_creates_nothing",
     ),
     Family(
         "ovh: bad parameters, validated in-process",
-        "tests/test_ovh.py::test_bad_input_is_one_line_naming_the_parameter_and_nothing_is_created",
+        "tests/test_ovh_notebook.py::test_bad_input_is_one_line_naming_the_parameter_and_nothing_is_created",
     ),
     Family(
         "harbor and ovh: keep_replaced with rotate (one secret per robot)",
@@ -101,31 +101,31 @@ BAD_INPUTS = [
     ),
     Family(
         "azure: bad pull parameters (pull_access, aks_cluster)",
-        "tests/test_pull_azure.py::test_bad_pull_access_fails_before_any_call",
+        "tests/test_azure_pull.py::test_bad_pull_access_fails_before_any_call",
     ),
     Family(
         "docker hub: pull_access node, a bad value",
-        "tests/test_pull_dockerhub.py::test_pull_access_node_is_refused_in_one_line_before_any_call",
+        "tests/test_dockerhub_pull.py::test_pull_access_node_is_refused_in_one_line_before_any_call",
     ),
     Family(
         "docker hub: a bad pull_access",
-        "tests/test_pull_dockerhub.py::test_a_bad_pull_access_is_refused_before_any_call",
+        "tests/test_dockerhub_pull.py::test_a_bad_pull_access_is_refused_before_any_call",
     ),
     Family(
         "docker hub: a wrong brought read-only token",
-        "tests/test_pull_dockerhub.py::test_a_wrong_brought_read_only_token_is_refused_in_one_line",
+        "tests/test_dockerhub_pull.py::test_a_wrong_brought_read_only_token_is_refused_in_one_line",
     ),
     Family(
         "google: bad pull parameters (pull_access, node_service_account)",
-        "tests/test_pull_google.py::test_bad_pull_inputs_give_one_line_before_any_call",
+        "tests/test_google_pull.py::test_bad_pull_inputs_give_one_line_before_any_call",
     ),
     Family(
         "harbor: bad pull parameters (pull_robot_name)",
-        "tests/test_pull_harbor.py::test_a_bad_pull_parameter_is_one_line_before_any_call",
+        "tests/test_harbor_pull.py::test_a_bad_pull_parameter_is_one_line_before_any_call",
     ),
     Family(
         "ovh: bad pull parameters (pull_robot_name)",
-        "tests/test_pull_ovh.py::test_a_bad_pull_parameter_is_one_line_before_any_call",
+        "tests/test_ovh_pull.py::test_a_bad_pull_parameter_is_one_line_before_any_call",
     ),
     Family(
         "sandbox admin API: bad fault specs (not in the goal)",
@@ -142,20 +142,20 @@ ATTACKS = [
     ),
     Family(
         "harbor: tampered records, echoed secrets, unexpected 2xx bodies",
-        "tests/test_ours_harbor.py",
+        "tests/test_harbor_ours.py",
     ),
-    Family("records tampered: ovh (another registry or Harbor user)", "tests/test_ours_ovh.py"),
+    Family("records tampered: ovh (another registry or Harbor user)", "tests/test_ovh_ours.py"),
     Family(
         "google: tampered records, deployments sharing a project or an account",
-        "tests/test_ours_google.py",
+        "tests/test_google_ours.py",
     ),
     Family(
         "docker hub: tampered records, deployments sharing an account",
-        "tests/test_ours_dockerhub.py",
+        "tests/test_dockerhub_ours.py",
     ),
     Family(
         "azure: tampered records, non-ASCII groups, operations that never finish",
-        "tests/test_ours_azure.py",
+        "tests/test_azure_ours.py",
     ),
     Family(
         "directories shared between notebooks",
@@ -213,15 +213,15 @@ FAULTS = [
     ),
     Family(
         "ovh: 503 twice, then 429 (python-ovh never retries)",
-        "tests/test_ovh.py::test_503_twice_and_429_are_retried_without_duplicates",
+        "tests/test_ovh_notebook.py::test_503_twice_and_429_are_retried_without_duplicates",
     ),
     Family(
         "ovh: an answer slower than the client's timeout",
-        "tests/test_ovh.py::test_a_slow_answer_past_the_client_timeout_is_retried",
+        "tests/test_ovh_notebook.py::test_a_slow_answer_past_the_client_timeout_is_retried",
     ),
     Family(
         "ovh: a registry creation whose answer was lost",
-        "tests/test_ovh.py::test_a_lost_creation_answer_is_found_by_name_and_counted_as_ours",
+        "tests/test_ovh_notebook.py::test_a_lost_creation_answer_is_found_by_name_and_counted_as_ours",
     ),
     Family(
         "contract: crash half-way, then rerun",
@@ -249,35 +249,35 @@ FAULTS = [
     ),
     Family(
         "azure: a pull identity's lost answer, then a rerun",
-        "tests/test_pull_azure.py::test_a_lost_answer_then_a_rerun_leaves_no_duplicate_and_teardown_finds_it",
+        "tests/test_azure_pull.py::test_a_lost_answer_then_a_rerun_leaves_no_duplicate_and_teardown_finds_it",
     ),
     Family(
         "docker hub: a stop between creating and recording the read-only token",
-        "tests/test_pull_dockerhub.py::test_a_stop_between_creating_and_recording_leaves_no_duplicate",
+        "tests/test_dockerhub_pull.py::test_a_stop_between_creating_and_recording_leaves_no_duplicate",
     ),
     Family(
         "docker hub: a stop before writing, then teardown",
-        "tests/test_pull_dockerhub.py::test_a_stop_before_writing_then_teardown_deletes_the_pending_read_only_token",
+        "tests/test_dockerhub_pull.py::test_a_stop_before_writing_then_teardown_deletes_the_pending_read_only_token",
     ),
     Family(
         "google: a pull key's lost answer, then a rerun",
-        "tests/test_pull_google.py::test_a_lost_pull_key_answer_then_a_rerun_leaves_one_key",
+        "tests/test_google_pull.py::test_a_lost_pull_key_answer_then_a_rerun_leaves_one_key",
     ),
     Family(
         "google: a pull account's lost answer",
-        "tests/test_pull_google.py::test_a_lost_pull_account_answer_is_recorded_so_teardown_removes_it",
+        "tests/test_google_pull.py::test_a_lost_pull_account_answer_is_recorded_so_teardown_removes_it",
     ),
     Family(
         "google: a reader binding's lost answer",
-        "tests/test_pull_google.py::test_a_lost_answer_to_the_reader_binding_is_retried_recorded_and_not_duplicated",
+        "tests/test_google_pull.py::test_a_lost_answer_to_the_reader_binding_is_retried_recorded_and_not_duplicated",
     ),
     Family(
         "harbor: a crash between the pull robot's creation and its record",
-        "tests/test_pull_harbor.py::test_a_crash_between_create_and_record_leaves_no_duplicate",
+        "tests/test_harbor_pull.py::test_a_crash_between_create_and_record_leaves_no_duplicate",
     ),
     Family(
         "ovh: a crash between the pull robot's creation and its record",
-        "tests/test_pull_ovh.py::test_a_crash_between_create_and_record_leaves_no_duplicate",
+        "tests/test_ovh_pull.py::test_a_crash_between_create_and_record_leaves_no_duplicate",
     ),
     Family(
         "each creating call x fault kind (test_faults.py, in-process)",

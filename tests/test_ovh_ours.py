@@ -4,7 +4,7 @@ OVHcloud keeps no label or description on a registry or a Harbor user (vendored 
 ``cloud.containerRegistry.Registry``: id, name, createdAt, ...; ``User``: id, user, email),
 so the marks are what it keeps and the record wrote down at the creation: a registry's id,
 name and ``createdAt``, a user's id, login and registry. The Harbor inside goes through
-Harbor's marks (tests/test_ours_harbor.py). Each test failed before the change.
+Harbor's marks (tests/test_harbor_ours.py). Each test failed before the change.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from binderhub_registry import sandbox
 from binderhub_registry.errors import PermissionDenied
 from binderhub_registry.providers import ovh
 
-from .test_ovh import full_run, params, registries, runner, up_to_admin
+from .test_ovh_notebook import full_run, params, registries, runner, up_to_admin
 
 pytestmark = pytest.mark.sandbox
 

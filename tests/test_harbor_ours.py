@@ -25,7 +25,7 @@ from binderhub_registry.errors import CloudError, PermissionDenied
 from binderhub_registry.providers import harbor
 from binderhub_registry.secrets import Secret
 
-from .test_harbor import admin_api, defaults, steps
+from .test_harbor_notebook import admin_api, defaults, steps
 
 
 def record_path(root: Path) -> Path:

@@ -28,7 +28,7 @@ from binderhub_registry.registry_http import RegistryHTTP
 from binderhub_registry.secrets import Secret
 from binderhub_registry.verify import VerifyHints
 
-from .test_harbor import admin_api, defaults
+from .test_harbor_notebook import admin_api, defaults
 
 BUILDER = "robot$binderhub+binderhub-builder"
 PULLER = "robot$binderhub+binderhub-puller"

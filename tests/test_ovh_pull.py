@@ -25,7 +25,7 @@ from binderhub_registry.errors import VerificationFailed
 from binderhub_registry.providers import harbor, ovh
 from binderhub_registry.secrets import Secret
 
-from .test_ovh import DEFAULTS, registries, runner, up_to_admin
+from .test_ovh_notebook import DEFAULTS, registries, runner, up_to_admin
 
 pytestmark = pytest.mark.sandbox
 

@@ -21,7 +21,7 @@ from binderhub_registry import InvalidParameter, Runner, sandbox
 from binderhub_registry.errors import CloudError
 from binderhub_registry.providers import google
 
-from .test_google_sandbox import DEFAULTS, torn_down
+from .test_google_notebook import DEFAULTS, torn_down
 
 pytestmark = pytest.mark.sandbox
 

@@ -21,8 +21,8 @@ import pytest
 
 from binderhub_registry import PermissionDenied, sandbox
 
+from .test_dockerhub_pull import Run, tokens
 from .test_dockerhub_sandbox import hub, session
-from .test_pull_dockerhub import Run, tokens
 
 pytestmark = pytest.mark.notebook
 

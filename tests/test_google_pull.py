@@ -23,7 +23,7 @@ from binderhub_registry.providers import google
 from binderhub_registry.pull import PULL_CHECK, PUSH_REFUSED_CHECK
 from binderhub_registry.registry_http import RegistryHTTP
 
-from .test_google_sandbox import DEFAULTS, grpc_calls, settings, torn_down
+from .test_google_notebook import DEFAULTS, grpc_calls, settings, torn_down
 
 pytestmark = pytest.mark.sandbox
 
