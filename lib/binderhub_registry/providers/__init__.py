@@ -8,14 +8,15 @@ of the others are never loaded.
 Adding a registry: write ``providers/<key>.py`` (parameters, ``validate`` made by
 ``validator``,
 ``sign_in``, its guide steps, a Connection with ``values``, ``deletions`` and
-``retire``), register it in :data:`PROVIDERS`, and add its notebook and its
+``retire``), register it in :data:`PROVIDERS` and in the ``TYPE_CHECKING`` block
+below it (so mypy holds it to :class:`Provider`), and add its notebook and its
 sandbox backend. The contract test suite then runs over it.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from .contract import (
     COMMON_PARAMETERS,
@@ -53,6 +54,19 @@ PROVIDERS: dict[str, str] = {
     "harbor": "binderhub_registry.providers.harbor",
     "ovh": "binderhub_registry.providers.ovh",
 }
+
+# The contract checked: mypy compares each registered module with :class:`Provider` here (``get``
+# can only cast). Under TYPE_CHECKING, so no provider's SDKs are loaded at run time; a registry
+# added to PROVIDERS is added here too (tests/test_provider_types.py checks the two agree).
+if TYPE_CHECKING:
+    from . import azure, dockerhub, google, harbor, ovh
+
+    # one line each: mypy's note then names the members a module gets wrong
+    _dockerhub: Provider = dockerhub
+    _azure: Provider = azure
+    _google: Provider = google
+    _harbor: Provider = harbor
+    _ovh: Provider = ovh
 
 
 def register(key: str, module: str) -> None:

@@ -455,9 +455,18 @@ class Provider(Protocol):
     NAME: str  # display name, e.g. "Docker Hub"
     NOTEBOOK: str  # notebook stem, the default output_dir's last part
     PARAMETERS: tuple[Parameter, ...]  # its own parameters, then COMMON_PARAMETERS
-    Params: type[CommonParams]  # what validate returns (REPLACED_STOPS: see keep_replaced)
 
-    def validate(self, values: Mapping[str, Any] | None = None, /, **overrides: Any) -> Any:
+    @property
+    def Params(self) -> type[CommonParams]:  # noqa: N802 (the class a module defines)
+        """What ``validate`` returns (``REPLACED_STOPS``, ``PULL_NODE``: see the docstring above).
+
+        A property: read-only, so each module's own subclass satisfies it.
+        """
+        ...
+
+    def validate(
+        self, values: Mapping[str, Any] | None = None, /, **overrides: Any
+    ) -> CommonParams:
         """Check every parameter (no network); raise InvalidParameter for the first bad one."""
         ...
 

@@ -861,7 +861,7 @@ class HarborConnection(Connection):
             return Result(None, "skipped", "no replaced credential to remove")
         if self.params.dry_run:
             return Result(None, "planned", "the old secret stops working at the refresh")
-        self.record.forget(self.retiring)
+        self.note(self.retiring, None)
         if len(refreshed) == 1:
             detail = "the robot's old secret stopped working at the refresh"
         else:  # BinderHub's and user pods' robots: deployed pushes and pulls fail until then
@@ -996,8 +996,8 @@ def ensure_project(conn: HarborConnection) -> Result[dict[str, Any] | None]:
     recorded = record.created.get("harbor_project") or {}
     ours = False
     if found is not None and record.created.get("harbor_project_pending") == name:
-        record.set("harbor_project", _project_record(found))
-        record.forget("harbor_project_pending")
+        conn.note("harbor_project", _project_record(found))
+        conn.note("harbor_project_pending", None)
         ours = True
     elif found is not None and recorded.get("name") == name:
         legacy = not recorded.get("creation_time")
@@ -1005,8 +1005,8 @@ def ensure_project(conn: HarborConnection) -> Result[dict[str, Any] | None]:
         if problem:  # the record names it, Harbor shows another project of that name
             raise PermissionDenied(problem)
         ours = not legacy or conn.robots_in(found["name"])
-        if legacy and ours and not p.dry_run:  # recorded before creation times: add it
-            record.set("harbor_project", _project_record(found))
+        if legacy and ours:  # recorded before creation times: add it
+            conn.note("harbor_project", _project_record(found))
     if found is not None:
         conn.project = found
         public = found.get("metadata", {}).get("public") == "true"
@@ -1020,16 +1020,16 @@ def ensure_project(conn: HarborConnection) -> Result[dict[str, Any] | None]:
         return Result(found, "reused", f"project {name!r} ({who}), {how}")
     if p.dry_run:
         return Result(None, "planned", f"would create private project {name!r}")
-    record.set("harbor_project_pending", name)
+    conn.note("harbor_project_pending", name)
     try:
         made = create_project(conn.api, name)
     except CloudError as e:
         if e.status != 409:
             raise
-        record.forget("harbor_project_pending")  # someone else's, made meanwhile
+        conn.note("harbor_project_pending", None)  # someone else's, made meanwhile
         return ensure_project(conn)
-    record.set("harbor_project", _project_record(made))
-    record.forget("harbor_project_pending")
+    conn.note("harbor_project", _project_record(made))
+    conn.note("harbor_project_pending", None)
     conn.project = made
     return Result(made, "created", f"private project {name!r} (id {made['project_id']})")
 
@@ -1272,10 +1272,10 @@ def _ensure(conn: HarborConnection, role: RobotRole) -> Result[Secret | None]:
         ours = True
         if not recorded.get("creation_time") and not p.dry_run:  # recorded before the marks
             found = update_robot(api, found, description=role.description(conn.mark))
-            record.set(role.kind, _robot_record(found))
+            conn.note(role.kind, _robot_record(found))
     elif found is not None and pending and conn.mark in str(found.get("description") or ""):
-        record.set(role.kind, _robot_record(found))  # made by a run whose answer was lost
-        record.forget(pending_kind)
+        conn.note(role.kind, _robot_record(found))  # made by a run whose answer was lost
+        conn.note(pending_kind, None)
         ours = True
     changed = ""
     if found is not None and ours and found.get("duration") != days:
@@ -1293,17 +1293,17 @@ def _ensure(conn: HarborConnection, role: RobotRole) -> Result[Secret | None]:
         if p.dry_run:
             return Result(None, "planned", f"would replace {label} {wanted!r} ({when})")
         delete_robot(api, int(found["id"]))
-        record.forget(role.kind)
+        conn.note(role.kind, None)
         found = None
     if found is None:
         if p.dry_run:
             return Result(None, "planned", f"would create {label} {wanted!r} ({what}; {lasts})")
-        record.set(pending_kind, wanted)
+        conn.note(pending_kind, wanted)
         created, secret = create_robot(
             api, project["name"], robot_name, days, role.actions, role.description(conn.mark)
         )
-        record.set(role.kind, _robot_record(created))
-        record.forget(pending_kind)
+        conn.note(role.kind, _robot_record(created))
+        conn.note(pending_kind, None)
         _use(conn, role, created, secret)
         only = " only" if role.pull_only else ""
         return Result(

@@ -828,11 +828,11 @@ def ensure_registry(conn: OvhConnection) -> Result[dict[str, Any] | None]:
         )
     plan_id = _plan_id(conn)
     requested = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    conn.record.set("registry", {"name": p.registry_name, "id": None, "requested": requested})
+    conn.note("registry", {"name": p.registry_name, "id": None, "requested": requested})
     created = conn.call(
         "POST", "/containerRegistry", name=p.registry_name, region=p.region, planID=plan_id
     )
-    conn.record.set("registry", _registry_record(created))
+    conn.note("registry", _registry_record(created))
     conn.registry = created
     return Result(
         created,
@@ -1102,7 +1102,7 @@ def ensure_admin_user(conn: OvhConnection) -> Result[str | None]:
         return Result(None, "planned", f"would create Harbor user {ADMIN_LOGIN}{again}")
     if existing is not None:  # ours, but its password is gone: make it again
         conn.call("DELETE", f"{base}/{existing['id']}")
-    conn.record.set("admin_user", {"login": ADMIN_LOGIN, "id": None, "registry": registry["id"]})
+    conn.note("admin_user", {"login": ADMIN_LOGIN, "id": None, "registry": registry["id"]})
     made = conn.call("POST", base, login=ADMIN_LOGIN, email=p.admin_email)
     write_private_file(
         conn.admin_file,
@@ -1116,9 +1116,7 @@ def ensure_admin_user(conn: OvhConnection) -> Result[str | None]:
             }
         ),
     )
-    conn.record.set(
-        "admin_user", {"login": ADMIN_LOGIN, "id": made["id"], "registry": registry["id"]}
-    )
+    conn.note("admin_user", {"login": ADMIN_LOGIN, "id": made["id"], "registry": registry["id"]})
     conn.admin_username, conn.admin = str(made["user"]), Secret(str(made["password"]))
     conn.api = harbor.HarborAPI(
         f"https://{conn.host}", conn.admin_username, conn.admin, conn.ca_file
