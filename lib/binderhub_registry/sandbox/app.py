@@ -218,6 +218,12 @@ class Backend:
         self._routes: dict[str, dict[str, Handler]] = {}
         self.seed()
 
+    @classmethod
+    def create(cls, context: Context) -> Backend:
+        """The backend, with what it takes from the sandbox's context (its seeded secrets):
+        the factory :func:`.server.backends` takes from each ``sandbox/<key>/cloud.py``."""
+        raise NotImplementedError(f"{cls.__name__}.create")
+
     def route(self, method: str, pattern: str, handler: Handler) -> None:
         """Add a route; ``pattern`` is Starlette's (``{name}``, ``{rest:path}``).
 
@@ -307,7 +313,8 @@ class Backend:
         return endpoint
 
 
-#: Builds a backend from the sandbox's context; ``server.backends()`` lists them.
+#: Builds a backend from the sandbox's context (a :meth:`Backend.create`); ``server.backends()``
+#: lists one per registered provider.
 BackendFactory = Callable[[Context], Backend]
 
 

@@ -4,9 +4,9 @@ Run as ``python -m binderhub_registry.sandbox.server DIRECTORY``; the
 ``binderhub-registry sandbox start`` command does that in the background and
 waits for ``DIRECTORY/sandbox.json``, written once every port answers.
 
-The server knows no provider: it builds every backend :func:`backends` lists,
-mounts them on one :class:`~.app.App`, attaches them (each starts its own
-registries) and, at the end, shuts them down.
+The server knows no provider: it builds the backend of every registered provider
+(:func:`backends`), mounts them on one :class:`~.app.App`, attaches them (each
+starts its own registries) and, at the end, shuts them down.
 
 The start-up order keeps the cold start within its 0.5 s: the certificates are
 made in a child process (:func:`.tls.start_making`) while this one imports the
@@ -17,11 +17,13 @@ proxy's HTTP client is imported once ``sandbox.json`` is written.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import os
 import signal
 import sys
+from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,21 +36,29 @@ if TYPE_CHECKING:
 __all__ = ["backends", "serve"]
 
 
-def backends() -> list[BackendFactory]:
-    """Every provider's backend, in mount order (imported here, after the certificate maker
-    has started: see the module doc)."""
-    from .azure import AzureCloud
-    from .dockerhub import DockerHub
-    from .google import GoogleCloud
-    from .harbor import Harbor
-    from .ovh import OvhCloud
+def registered() -> list[str]:
+    """The keys of :data:`binderhub_registry.providers.PROVIDERS`, in its order, read from its
+    source: this process runs without the packages' ``__init__`` (:mod:`.bootstrap`), and
+    importing the providers would load the notebook API (~0.4 s, most of the cold start's
+    budget). Being a process of its own, the server only ever sees the providers registered
+    there."""
+    source = Path(__file__).parent.parent / "providers" / "__init__.py"
+    for node in ast.parse(source.read_text()).body:
+        if isinstance(node, ast.AnnAssign | ast.Assign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id == "PROVIDERS" for t in targets):
+                assert node.value is not None
+                return list(ast.literal_eval(node.value))
+    raise LookupError(f"no PROVIDERS dict in {source}")
 
+
+def backends(keys: list[str] | None = None) -> list[BackendFactory]:
+    """The backend of each provider in ``keys`` (default: every registered one, in order): the
+    ``BACKEND`` of ``sandbox/<key>/cloud.py``, imported here, after the certificate maker has
+    started (see the module doc). A provider without one stops the start."""
     return [
-        DockerHub.create,
-        AzureCloud.create,
-        GoogleCloud.create,
-        OvhCloud.create,
-        Harbor.create,
+        import_module(f"{__package__}.{key}.cloud").BACKEND.create
+        for key in (registered() if keys is None else keys)
     ]
 
 

@@ -21,7 +21,7 @@ from .models import (
     seed_tenant,
 )
 
-__all__ = ["AzureCloud"]
+__all__ = ["BACKEND", "AzureCloud"]
 
 
 class AzureCloud(Backend):
@@ -126,3 +126,7 @@ class AzureCloud(Backend):
                 for s in t.principals.values()
             ],
         }
+
+
+#: The backend ``server.backends()`` mounts for this provider (``sandbox/<key>/cloud.py``).
+BACKEND = AzureCloud

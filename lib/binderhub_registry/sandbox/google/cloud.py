@@ -92,7 +92,7 @@ from .rest import GCR_DOMAINS, Rest
 if TYPE_CHECKING:
     from .iam import IamServer
 
-__all__ = ["GoogleCloud"]
+__all__ = ["BACKEND", "GoogleCloud"]
 
 
 class GoogleCloud(Backend):
@@ -434,3 +434,7 @@ class _ArtifactRegistryFront(RegistryFront):
     def _resource(self, repository: str) -> str:
         """The repository's resource name for an image path ``<project>/<repo>/<image>``."""
         return self.cloud.resource_of(self.key, repository)
+
+
+#: The backend ``server.backends()`` mounts for this provider (``sandbox/<key>/cloud.py``).
+BACKEND = GoogleCloud

@@ -17,7 +17,7 @@ from ..harbor.models import OIDC_AUTH
 from .api import Api
 from .models import Account, Registry, User, seed_credentials
 
-__all__ = ["OvhCloud"]
+__all__ = ["BACKEND", "OvhCloud"]
 
 
 class OvhCloud(Backend):
@@ -187,3 +187,7 @@ class OvhCloud(Backend):
         registry.users.pop(user.id, None)
         if registry.harbor is not None:
             registry.harbor.live.users.pop(user.user, None)
+
+
+#: The backend ``server.backends()`` mounts for this provider (``sandbox/<key>/cloud.py``).
+BACKEND = OvhCloud

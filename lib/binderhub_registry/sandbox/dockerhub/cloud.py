@@ -1,241 +1,51 @@
-"""Fake Docker Hub: the Hub API (``hub.docker.com``), its registry's token realm, its registry.
+"""The Docker Hub backend: the Hub API's routes, its registry's token realm, the registry front.
 
-Every behaviour modelled, with its source. ``spec`` is the Docker Hub OpenAPI,
-docker/docs ``content/reference/api/hub/latest.yaml`` (vendored in
-``tests/data/dockerhub/``, which ``tests/test_dockerhub_openapi.py`` checks
-this fake against); "assumption" marks what no public source shows.
-
-=========================================  ============================================
-behaviour                                  source
-=========================================  ============================================
-``POST /v2/auth/token`` {identifier,       spec (AuthCreateAccessToken); "expires in
-secret} -> ``access_token``, valid 10 min  10 minutes" (AuthCreateTokenResponse); the
-(``settings.session_ttl``); an expired     expired answer's wording: assumption
-one is refused with 401
-wrong secret: 401 ``detail`` "Incorrect    spec (PostUsersLoginErrorResponse example);
-authentication credentials"                docker/hub-feedback#2166 (a captured 401)
-two-factor account, password alone:        spec (PostUsersLogin: "Authentication failed
-``/v2/users/login`` answers 401 with       or second factor required", login_2fa_token;
-``login_2fa_token``;                       PostUsers2FALogin {login_2fa_token, code} ->
-``/v2/users/2fa-login`` with the code      token); trufflehog's Docker Hub detector
-gives ``token`` (a session as long as      ("valid credentials can still return 401 if
-``/v2/auth/token``'s: assumption)          2FA is enabled"). ``/v2/auth/token`` answers
-                                           the same 401: assumption
-the code is a time-based one-time          spec (Users2FALoginRequest.code: "The
-password: RFC 6238 (HMAC-SHA-1, 6 digits,  Time-based One-Time Password"); docker/docs
-30-second steps) of the account's seed     security/2fa/_index.md (a TOTP authenticator
-(the sandbox's credentials                 app, "the six-digit code", a code "each time
-``dockerhub-totp``: ``totp_seed``), the    you sign in"); RFC 6238 4.1 (30 s, the
-current step's or the one before; each     default step), 5.2 (one step back for delay;
-code is taken once (that step and every    the same code never accepted twice).
-earlier one are refused after it);         Docker's own window: assumption
-``settings.totp_time_offset`` moves the
-fake's clock
-single sign-on enforced: the password is   spec (authentication: "The password
-refused (401), a PAT works                 authentication type is not available if your
-                                           organization has SSO enforced"; wording:
-                                           assumption)
-a session opened with a personal access    docker/hub-feedback#2478 (403 "token issued
-token is refused on management routes      from personal access token is not allowed" on
-(access tokens, organizations): 403        /v2/access-tokens), #2438 (body {"message",
-``{"message", "errinfo": {}}``             "errinfo": {}}), #2127 ("PATs are not
-                                           currently supported for API operations"); the
-                                           spec labels no such route ``pat``
-``/v2/access-tokens``: create (label       spec (createAccessTokenRequest: token_label
-1-100 chars, scopes repo:admin, write,     1-100, the four scopes; accessToken; the
-read, public_read), list (paginated,       list's ``token`` is ""; 204 on delete; a 400 is
-token ""), get, patch, delete; 400 for a   ValueError ``text`` and ``fields``); ``message``
-bad field                                  beside them: assumption
-a token keeps the ``token_label`` and      spec (accessToken: token_label, created_at,
-``created_at`` it was made with (what a    "2021-07-20T12:00:00.000000Z"; patch changes
-run reads to prove a token its own); only  the label or is_active alone:
-``PATCH`` changes the label                patchAccessTokenRequest)
-organization members with roles owner,     spec (org_member_paginated; the ``role`` query
-editor, member; the listing filters by     parameter: owner, editor, member; org_member's
-``search`` and ``role``; its ``role``      ``role`` enum Owner, Member, Invitee, and the
-field says Owner or Member                 CSV export's Permission Owner, Member: so an
-                                           editor shows as Member, assumption); docker/docs
-                                           enterprise/security/roles-and-permissions/
-                                           core-roles.md (members cannot create
-                                           repositories, editors and owners can)
-non-member 403, unknown organization 404   spec (forbidden, not_found responses)
-``GET /v2/users/{user}`` (unused here)      not in the spec: assumption
-organization plans free, team, business;   spec (org-access-tokens:
-organization access tokens                 createOrgAccessTokenRequest;
-(``dckr_oat_``, username the               createOrgAccessTokenResponse example
-organization) created by an owner on team  ``dckr_oat_``); docker/docs
-or business plans only                     security/access-tokens/organization-access-tokens.md
-                                           (Team and Business; managed by owners). The
-                                           refusal's wording on a free plan: assumption
-an OAT's resources: at least one, each     the current description's
-with type, path and scopes; TYPE_REPO:     orgAccessTokenResource (docs.docker.com,
-repository scopes, a path in the           reference/api/hub/latest/schemas/
-organization that names an existing        orgAccessTokenResource: "Must be an existing
-repository or is a glob (``org/*``), or    repository name", glob patterns,
-``*/*/public``; TYPE_ORG: organization     ``*/*/public``; createOrgAccessTokenRequest:
-scopes, the organization as path; else     label and resources required, minItems 1;
-400 (ValueError)                           the vendored excerpt predates it,
-                                           tests/data/dockerhub/README.md); scope
-                                           names: docker/docs
-                                           security/access-tokens/reference.md. The
-                                           TYPE_ORG path, the refusal's wording, and
-                                           refusing the old example names
-                                           ``repo-pull``, ``repo-push``: assumption
-an organization access token's session is  docker/docs security/access-tokens/
-refused on organization access token       reference.md (the endpoints an OAT may call:
-management (403 "token issued from         namespace repositories only; legacy routes
-organization access token is not           answer this 403); the spec labels no
-allowed"): a token cannot make tokens      org-access-tokens route ``oat``
-OAT repository scopes:                     docker/docs access-tokens/reference.md
-``scope-image-pull`` pulls,                (Repository scopes: Image Push includes
-``scope-image-push`` pushes and pulls,     Image Pull, Image Delete includes Image
-``scope-image-delete`` adds delete; the    Push; "Read public repositories" in
-others grant no registry action; an OAT    organization-access-tokens.md); the current
-pulls public repositories outside its      spec's example ``scope-image-pull``
-resources only through ``*/*/public``
-an OAT pushes to a repository that does    docker/docs access-tokens/reference.md
-not exist yet (creating it) only with the  ("Creating a repository requires the
-organization scope                         organization-level Repository Create scope.
-``scope-repository-create``                No repository scope grants it");
-(``settings.oat_new_repositories``         orgAccessTokenResource (existing
-"scope"); "never": no OAT push creates     repositories). That a push with that scope
-one; "any": Image Push on a matching glob  creates the repository: assumption (no
-creates it (a named relaxation)            public source shows it)
-anonymous pulls are limited per client     docker/docs docker-hub/usage/pulls.md (100
-address: at ``anonymous_pull_limit``        per 6 hours per IPv4 address or IPv6 /64
-manifest GETs with an anonymous token in    anonymously; a pull is a manifest GET, a HEAD
-``pull_window`` seconds (100, 21600), the   is not counted; past the limit 429
-next answers 429 ``TOOMANYREQUESTS`` with   ``toomanyrequests``, with ``ratelimit-limit:
-``ratelimit-limit`` and                     100;w=21600`` and ``ratelimit-remaining``)
-``ratelimit-remaining: 0``
-not modelled (assumptions): the            docker/docs docker-hub/usage/pulls.md (200
-authenticated limit (200 per 6 hours on     per 6 hours for Personal); docker/docs
-Personal) and the ``ratelimit-*`` headers   docker-hub/usage (up to 1 private repository
-of answers below the limit; a Personal      on Personal)
-account's one private repository (a
-second private one is refused on push)
-the registry's 429 ``TOOMANYREQUESTS``     docker/docs docker-hub/usage/pulls.md (a pull
-(pull limit) comes from a fault with       is a manifest GET, HEAD is not counted; 429
-:data:`PULL_LIMIT_BODY`                    toomanyrequests when the limit is reached)
-=========================================  ============================================
+The sources of each behaviour are in the package's table (``sandbox/dockerhub/__init__.py``).
 """
 
 from __future__ import annotations
 
 import base64
 import fnmatch
-import hashlib
-import hmac
 import secrets
 import time
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request as HttpRequest
 from starlette.responses import Response as HttpResponse
 
-from .app import App, Backend, Context, Request, Response, json_response, to_http
-from .registry_front import FrontConfig, Grant, RegistryFront, TokenRealm, token_claims
-
-__all__ = [
-    "EDITOR_ORG",
-    "MEMBER_ORG",
-    "PULL_LIMIT_BODY",
-    "SEED_ORG",
-    "SEED_USER",
-    "SESSION_TTL",
-    "TOTP_STEP",
-    "DockerHub",
-    "totp",
-]
-
-SEED_USER = "binderhubdemo"  # the account the notebooks use in the sandbox
-SEED_ORG = "binderhubdemoorg"  # it owns this one (team plan)
-EDITOR_ORG = "binderhubeditors"  # it is an editor here (free plan)
-MEMBER_ORG = "binderhubmembers"  # a plain member here: may pull, may not create repositories
-OTHER_USER = "someoneelse"
-OTHER_ORG = "someoneelsesorg"  # an organization it does not belong to
-TWO_FACTOR_USER = "binderhub2fa"  # an account with two-factor authentication
-SSO_USER = "binderhubsso"  # an account whose organization enforces single sign-on
-
-SESSION_TTL = 600.0  # seconds: "This expires in 10 minutes" (spec)
-TOTP_STEP = 30  # seconds a one-time code lives (RFC 6238's default time step)
-TOTP_DIGITS = 6  # "the six-digit code" (docker/docs security/2fa)
-
-SCOPE_ACTIONS = {
-    "repo:admin": {"pull", "push", "delete"},
-    "repo:write": {"pull", "push"},
-    "repo:read": {"pull"},
-    "repo:public_read": {"pull"},
-}
-#: An organization access token's repository scopes (TYPE_REPO) and the registry actions
-#: each grants: docker/docs content/manuals/security/access-tokens/reference.md ("Repository
-#: scopes": Image Push includes Image Pull, Image Delete includes Image Push; the others are
-#: Hub API scopes, no registry action).
-OAT_REPO_SCOPES: dict[str, set[str]] = {
-    "scope-image-pull": {"pull"},
-    "scope-image-push": {"pull", "push"},
-    "scope-image-delete": {"pull", "push", "delete"},
-    **{
-        name: set()
-        for name in (
-            "scope-repository-read",
-            "scope-repository-edit",
-            "scope-repository-admin",
-            "scope-tag-read",
-            "scope-tag-admin",
-            "scope-webhook-read",
-            "scope-webhook-edit",
-            "scope-webhook-admin",
-            "scope-repo-group-read",
-            "scope-repo-group-edit",
-            "scope-repo-group-admin",
-            "scope-repository-settings-admin",
-        )
-    },
-}
-#: Its organization scopes (TYPE_ORG), from the same table ("Organization scopes").
-OAT_ORG_SCOPES = frozenset(
-    {
-        "scope-member-read",
-        "scope-member-edit",
-        "scope-invite-read",
-        "scope-invite-edit",
-        "scope-group-read",
-        "scope-group-edit",
-        "scope-activity-read",
-        "scope-siem_credentials-read",
-        "scope-ram-read",
-        "scope-ram-write",
-        "scope-report-read",
-        "scope-repository-create",
-        "scope-repository-list",
-        "scope-registry-usage-read",
-    }
+from ..app import App, Backend, Context, Request, Response, json_response, to_http
+from ..registry_front import FrontConfig, Grant, RegistryFront, TokenRealm, token_claims
+from .models import (
+    EDITOR_ORG,
+    MEMBER_ORG,
+    OAT_ORG_SCOPES,
+    OAT_REPO_SCOPES,
+    OTHER_ORG,
+    OTHER_USER,
+    PUBLIC_REPOSITORIES,
+    PULL_LIMIT_BODY,
+    REPOSITORY_CREATE,
+    ROLE_ACTIONS,
+    SCOPE_ACTIONS,
+    SEED_ORG,
+    SEED_USER,
+    SSO_USER,
+    TOTP_STEP,
+    TWO_FACTOR_USER,
+    AccessToken,
+    Account,
+    Hub,
+    Org,
+    OrgToken,
+    Session,
+    now,
+    totp,
 )
-#: The organization scope that creating a repository takes ("No repository scope grants it").
-REPOSITORY_CREATE = "scope-repository-create"
-#: The TYPE_REPO path that names every public repository ("Read public repositories").
-PUBLIC_REPOSITORIES = "*/*/public"
-ROLE_ACTIONS = {"owner": {"pull", "push", "delete"}, "editor": {"pull", "push"}, "member": {"pull"}}
 
-#: Anonymous pulls per IPv4 address or IPv6 /64 in a window of 6 hours (docker/docs
-#: docker-hub/usage/pulls.md).
-ANONYMOUS_PULL_LIMIT = 100
-PULL_WINDOW = 6 * 3600
-
-#: The registry's answer at the pull limit (docker/docs docker-hub/usage/pulls.md).
-PULL_LIMIT_BODY = {
-    "errors": [
-        {
-            "code": "TOOMANYREQUESTS",
-            "message": "You have reached your unauthenticated pull rate limit. "
-            "https://www.docker.com/increase-rate-limit",
-        }
-    ]
-}
+__all__ = ["BACKEND", "DockerHub"]
 
 _PAT_REFUSED = {"message": "token issued from personal access token is not allowed", "errinfo": {}}
 _OAT_REFUSED = {
@@ -246,135 +56,6 @@ _BAD_CREDENTIALS = {
     "detail": "Incorrect authentication credentials",
     "message": "Incorrect authentication credentials",
 }
-
-
-def _now() -> str:
-    """Now as Hub writes its times: microseconds and Z (spec accessToken's created_at example)."""
-    now = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
-
-
-def totp(seed: str, at: float, step: int = TOTP_STEP, digits: int = TOTP_DIGITS) -> str:
-    """The RFC 6238 one-time code of the base32 ``seed`` at Unix time ``at``: HMAC-SHA-1 of
-    the time step, dynamically truncated as RFC 4226 says (what authenticator apps show)."""
-    key = base64.b32decode(seed.upper() + "=" * (-len(seed) % 8))
-    mac = hmac.new(key, int(at // step).to_bytes(8, "big"), hashlib.sha1).digest()
-    offset = mac[-1] & 0x0F
-    value = int.from_bytes(mac[offset : offset + 4], "big") & 0x7FFFFFFF
-    return f"{value % 10**digits:0{digits}d}"
-
-
-@dataclass
-class Account:
-    """A Docker ID: its password, and how it signs in."""
-
-    password: str
-    totp_seed: str = ""  # two-factor: the authenticator's shared secret (base32)
-    sso: bool = False  # single sign-on enforced: the password is refused
-    last_step: int = -1  # the time step of the last code accepted: none is taken twice
-
-
-@dataclass
-class Org:
-    """An organization: its plan and its members' roles."""
-
-    plan: str  # free, team, business
-    roles: dict[str, str]  # username -> owner, editor, member
-
-
-@dataclass
-class AccessToken:
-    """A personal access token (``dckr_pat_``)."""
-
-    uuid: str
-    user: str
-    label: str
-    scopes: list[str]
-    secret: str
-    is_active: bool = True
-    created_at: str = ""
-
-    def public(self) -> dict[str, Any]:
-        """As the API shows it (the secret only at creation)."""
-        return {
-            "uuid": self.uuid,
-            "client_id": "HUB",
-            "creator_ip": "127.0.0.1",
-            "creator_ua": "binderhub-registry",
-            "created_at": self.created_at,
-            "last_used": None,
-            "generated_by": "manual",
-            "is_active": self.is_active,
-            "token": "",
-            "token_label": self.label,
-            "scopes": self.scopes,
-        }
-
-
-@dataclass
-class OrgToken:
-    """An organization access token (``dckr_oat_``)."""
-
-    id: str
-    org: str
-    label: str
-    created_by: str
-    resources: list[dict[str, Any]]
-    secret: str
-    is_active: bool = True
-    created_at: str = ""
-
-    def public(self) -> dict[str, Any]:
-        """As the API shows it."""
-        return {
-            "id": self.id,
-            "label": self.label,
-            "created_by": self.created_by,
-            "is_active": self.is_active,
-            "created_at": self.created_at,
-            "expires_at": None,
-            "last_used_at": None,
-            "resources": self.resources,
-        }
-
-
-@dataclass
-class Session:
-    """A Hub API bearer token: who, signed in with what, when."""
-
-    user: str
-    kind: str  # password, pat, oat
-    actions: set[str]
-    issued: float
-
-
-@dataclass
-class Hub:
-    """The Hub's live state."""
-
-    accounts: dict[str, Account]
-    orgs: dict[str, Org]
-    tokens: dict[str, AccessToken] = field(default_factory=dict)
-    org_tokens: dict[str, OrgToken] = field(default_factory=dict)
-    sessions: dict[str, Session] = field(default_factory=dict)
-    pending_2fa: dict[str, str] = field(default_factory=dict)  # login_2fa_token -> user
-    privacy: dict[str, str] = field(default_factory=dict)  # repository -> public, private
-    anonymous_pulls: dict[str, list[float]] = field(default_factory=dict)  # address -> times
-    counter: int = 0
-    settings: dict[str, Any] = field(
-        # default_privacy: namespace -> "public" or "private"; absent: Public, a new account's;
-        # anonymous pulls per client address in pull_window seconds (Docker's own figures);
-        # oat_new_repositories: "scope" (documented), "never" (stricter), "any" (relaxed);
-        # totp_time_offset: seconds added to the clock the one-time codes are checked against
-        default_factory=lambda: {
-            "session_ttl": SESSION_TTL,
-            "default_privacy": {},
-            "anonymous_pull_limit": ANONYMOUS_PULL_LIMIT,
-            "pull_window": PULL_WINDOW,
-            "oat_new_repositories": "scope",
-            "totp_time_offset": 0.0,
-        }
-    )
 
 
 def _error(status: int, message: str, **extra: Any) -> Response:
@@ -486,7 +167,7 @@ class DockerHub(Backend):
                 "token": token,
                 "access_token": token,
                 "expires_in": 300,
-                "issued_at": _now(),
+                "issued_at": now(),
             },
         )
 
@@ -773,7 +454,7 @@ class DockerHub(Backend):
             label=label,
             scopes=list(scopes),
             secret="dckr_pat_" + secrets.token_urlsafe(27),
-            created_at=_now(),
+            created_at=now(),
         )
         self.hub.tokens[token.uuid] = token
         return json_response(201, token.public() | {"token": token.secret})
@@ -847,7 +528,7 @@ class DockerHub(Backend):
             created_by=session.user,
             resources=resources,
             secret="dckr_oat_" + secrets.token_urlsafe(21),
-            created_at=_now(),
+            created_at=now(),
         )
         self.hub.org_tokens[token.id] = token
         return json_response(201, token.public() | {"token": token.secret})
@@ -1021,3 +702,7 @@ def _anonymous(http: HttpRequest) -> bool:
     scheme, _, token = http.headers.get("authorization", "").partition(" ")
     claims = token_claims(token.strip()) if scheme.lower() == "bearer" else None
     return claims is not None and not claims.get("sub")
+
+
+#: The backend ``server.backends()`` mounts for this provider (``sandbox/<key>/cloud.py``).
+BACKEND = DockerHub
