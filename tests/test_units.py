@@ -23,9 +23,10 @@ from binderhub_registry.binderhub import (
 from binderhub_registry.errors import AuthenticationFailed, BinderHubRegistryError
 from binderhub_registry.params import choice, directory, flag, integer, text, validate
 from binderhub_registry.providers import dockerhub
+from binderhub_registry.registry_http import url_concat
 from binderhub_registry.secrets import read_secret, write_private_file
 from binderhub_registry.steps import BACKOFF_VARIABLE
-from binderhub_registry.verify import _split_image, _url_concat, binderhub_settings
+from binderhub_registry.verify import _split_image, binderhub_settings
 
 
 # --- params -------------------------------------------------------------------
@@ -237,7 +238,7 @@ def test_settings_for_gcr_and_plain_registry() -> None:
 
 
 def test_token_url_keeps_its_service_and_gets_binderhubs() -> None:
-    url = _url_concat(
+    url = url_concat(
         "https://a.azurecr.io/oauth2/token?service=a.azurecr.io",
         {"scope": "repository:p/x:pull", "service": "container_registry"},
     )

@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlparse
 
 from .binderhub import DOCKER_HUB_AUTH_KEY, RegistryValues
 from .errors import VerificationFailed
 from .registry_http import OCI_MANIFEST, RegistryHTTP, denied, origin, parse_challenge
+from .report import VerifyHints
 from .secrets import Secret
-
-if TYPE_CHECKING:
-    from .verify import VerifyHints
 
 __all__ = [
     "DEFAULT_REGISTRY_URL",
@@ -85,24 +83,6 @@ def binderhub_settings(values: RegistryValues) -> BinderHubRegistrySettings:
         not_found_401=bool(explicit.get("not_found_401", url.endswith(".docker.io"))),
         auth_config_url=auth_config_url,
     )
-
-
-def _only_the_doubled_service_is_refused(
-    http: RegistryHTTP, token_url: str, image: str, check: str, hints: VerifyHints
-) -> bool:
-    """True when ``token_url`` works as written, so BinderHub's appended service is the fault.
-
-    A token_url whose own ``service=`` is wrong fails this way too: then the
-    request without BinderHub's addition fails as well, and the diagnosis stays
-    "check DockerRegistry.token_url".
-    """
-    if "service=" not in token_url:
-        return False
-    try:
-        http.token(token_url, {"scope": f"repository:{image}:pull"}, check, hints)
-    except VerificationFailed:
-        return False
-    return True
 
 
 def get_image_manifest(
@@ -198,3 +178,21 @@ def get_image_manifest(
             "a manifest: DockerRegistry.url may name something that is not a registry",
         )
     return manifest
+
+
+def _only_the_doubled_service_is_refused(
+    http: RegistryHTTP, token_url: str, image: str, check: str, hints: VerifyHints
+) -> bool:
+    """True when ``token_url`` works as written, so BinderHub's appended service is the fault.
+
+    A token_url whose own ``service=`` is wrong fails this way too: then the
+    request without BinderHub's addition fails as well, and the diagnosis stays
+    "check DockerRegistry.token_url".
+    """
+    if "service=" not in token_url:
+        return False
+    try:
+        http.token(token_url, {"scope": f"repository:{image}:pull"}, check, hints)
+    except VerificationFailed:
+        return False
+    return True

@@ -41,10 +41,9 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .verify import VerificationReport
+from .report import VerificationReport
 
 __all__ = [
     "GRPC_HTTP_STATUS",

@@ -13,20 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING
 from urllib.parse import urljoin
 
 from .errors import VerificationFailed
 from .push import push_auth
 from .registry_http import OCI_MANIFEST, RegistryHTTP
-
-if TYPE_CHECKING:
-    from .verify import VerifyHints
+from .report import PULL_CHECK, PUSH_REFUSED_CHECK, VerifyHints
 
 __all__ = ["PULL_CHECK", "PUSH_REFUSED_CHECK", "pull_image", "push_refused"]
 
-PULL_CHECK = "user pods' pull"
-PUSH_REFUSED_CHECK = "least privilege"
 #: Largest manifest read; the check image's is under 1 KiB, real ones a few KiB.
 MAX_MANIFEST_BYTES = 4 << 20
 

@@ -13,22 +13,19 @@ import hashlib
 import io
 import json
 import tarfile
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode, urljoin
 
 import requests
 
 from .errors import VerificationFailed
 from .registry_http import OCI_MANIFEST, RegistryHTTP, parse_challenge
+from .report import PUSH_CHECK, VerifyHints
 
-if TYPE_CHECKING:
-    from .verify import VerifyHints
-
-__all__ = ["delete_tag", "push_auth", "push_image", "tiny_image"]
+__all__ = ["PUSH_CHECK", "delete_tag", "push_auth", "push_image", "tiny_image"]
 
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-PUSH_CHECK = "push a test image"
 
 
 def push_auth(

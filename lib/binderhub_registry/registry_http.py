@@ -1,7 +1,7 @@
 """The HTTP transport to a registry: one session, faults mapped, challenges parsed, tokens fetched.
 
-Used by BinderHub's check (:mod:`.binderhub_check`) and by the push (:mod:`.push`)
-with the values' own credentials. Faults worth retrying (resets, timeouts, 408,
+Used by BinderHub's check (:mod:`.binderhub_check`), the push (:mod:`.push`) and the
+pull (:mod:`.pull`) with the values' own credentials. Faults worth retrying (resets, timeouts, 408,
 425, 429, 5xx) raise :class:`~.errors.TransientCloudError` for the step runner;
 every other answer goes back to the caller, which knows what a 401 or 404 means
 at its step.
@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlparse, urlunparse
 
 import requests
@@ -33,10 +33,8 @@ from .errors import (
     requests_errors,
     retry_after,
 )
+from .report import VerifyHints
 from .secrets import Secret, redact
-
-if TYPE_CHECKING:
-    from .verify import VerifyHints
 
 __all__ = [
     "DEADLINE",

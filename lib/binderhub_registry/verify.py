@@ -25,7 +25,11 @@ failed (Harbor takes a wrong robot secret as anonymous and refuses only later).
 :func:`stopped_sandbox` tells values whose loopback registry no longer listens (a
 sandbox that stopped) before any retry. A provider passes :class:`VerifyHints`
 to word the diagnoses for its registry (what grants push, how to renew credentials).
-The transport is :mod:`.registry_http`.
+The transport is :mod:`.registry_http`; the report, its checks and the hints are
+:mod:`.report`'s, the floor below every module named here.
+
+Read top-down: :func:`verify`, then its checks in the order they run, then the
+diagnosis of values whose sandbox stopped.
 """
 
 from __future__ import annotations
@@ -36,15 +40,14 @@ import ipaddress
 import os
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from html import escape
+from dataclasses import dataclass
 from urllib.parse import urlparse, urlsplit
 
 from .binderhub import RegistryValues, ValuesFiles, auth_key_host, split_image_reference
 from .binderhub_check import BinderHubRegistrySettings, binderhub_settings, get_image_manifest
 from .errors import CloudError, InvalidParameter, VerificationFailed
-from .pull import PULL_CHECK, PUSH_REFUSED_CHECK, pull_image, push_refused
-from .push import PUSH_CHECK, delete_tag, push_auth, push_image
+from .pull import pull_image, push_refused
+from .push import delete_tag, push_auth, push_image
 from .registry_http import (
     DEADLINE,
     Deadline,
@@ -53,7 +56,14 @@ from .registry_http import (
     plain_http_refusal,
     secret_forms,
 )
-from .registry_http import url_concat as _url_concat  # noqa: F401  (kept for callers' imports)
+from .report import (
+    PULL_CHECK,
+    PUSH_CHECK,
+    PUSH_REFUSED_CHECK,
+    Check,
+    VerificationReport,
+    VerifyHints,
+)
 from .secrets import Secret, redact
 from .steps import Result
 
@@ -73,217 +83,6 @@ __all__ = [
 
 #: Image name (after image_prefix) and tag that verification pushes and then deletes.
 CHECK_IMAGE = ("binderhub-registry-check", "verify")
-#: What a check can end as, and its icon.
-ICONS = {"ok": "✓", "skipped": "–", "failed": "✗"}
-#: The consumers of the values, each with the checks that speak for it.
-CONSUMERS = {
-    "binder pod (image check)": (
-        "BinderHub's image name",
-        "BinderHub's registry URL",
-        "BinderHub's image check",
-        "BinderHub finds the pushed image",
-    ),
-    "build pods (push)": ("build pods' docker config", "push token", PUSH_CHECK),
-    "user pods (pull)": ("user pods' pull secret", PULL_CHECK),
-    "least privilege": (PUSH_REFUSED_CHECK,),
-}
-
-
-@dataclass(frozen=True)
-class VerifyHints:
-    """A registry's own words for the diagnoses; each completes a sentence after a colon."""
-
-    #: How to get working credentials after the registry refused them.
-    credentials: str = "create a new one and rewrite secret.yaml"
-    #: What grants push on the image_prefix namespace.
-    push: str = (
-        "the token needs write scope (Docker Hub: repo:write; ACR: AcrPush; Harbor: push), "
-        "and the account must be a member with write access of the namespace in image_prefix"
-    )
-    #: What grants pull, when BinderHub's token may not read the repository.
-    pull: str = "the credentials lack pull"
-
-
-@dataclass
-class Check:
-    """One verification step: ``status`` is ``ok``, ``skipped`` (with the reason) or ``failed``."""
-
-    name: str
-    status: str
-    detail: str
-
-    @property
-    def ok(self) -> bool:
-        """True unless the check failed (a skipped check is no failure)."""
-        return self.status != "failed"
-
-
-@dataclass
-class VerificationReport:
-    """The checks run so far; shown as a table in notebooks and as lines in a terminal."""
-
-    image: str
-    checks: list[Check] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """True when no check failed."""
-        return all(c.ok for c in self.checks)
-
-    def add(self, name: str, detail: str, status: str = "ok") -> None:
-        """Record a check (``status``: ok, skipped or failed)."""
-        if status not in ICONS:
-            raise ValueError(f"check status {status!r} is not one of {', '.join(ICONS)}")
-        self.checks.append(Check(name, status, detail))
-
-    def consumers(self) -> dict[str, str]:
-        """ok, skipped or failed for each consumer of the values (:data:`CONSUMERS`).
-
-        A consumer is failed when one of its checks failed, ok when one passed and none
-        failed, skipped when its checks were skipped or not reached.
-        """
-        summary = {}
-        for consumer, names in CONSUMERS.items():
-            statuses = {c.status for c in self.checks if c.name in names}
-            summary[consumer] = (
-                "failed" if "failed" in statuses else "ok" if "ok" in statuses else "skipped"
-            )
-        return summary
-
-    def __str__(self) -> str:
-        lines = [f"Verification of {self.image}"]
-        lines += [f"  {ICONS[c.status]} {c.name}: {c.detail}" for c in self.checks]
-        lines.append(
-            "  for " + "; ".join(f"{who}: {status}" for who, status in self.consumers().items())
-        )
-        return "\n".join(lines)
-
-    __repr__ = __str__
-
-    def _repr_html_(self) -> str:
-        left = ' style="text-align:left"'  # JupyterLab right-aligns table cells
-        rows = "".join(
-            f"<tr><td{left}>{ICONS[c.status]}</td><td{left}>{escape(c.name)}</td>"
-            f"<td{left}>{escape(c.detail)}</td></tr>"
-            for c in self.checks
-        )
-        summary = ", ".join(
-            f"{escape(who)} {ICONS[status]} {status}" for who, status in self.consumers().items()
-        )
-        return (
-            f"<p>Verification of <code>{escape(self.image)}</code></p><table>{rows}</table>"
-            f"<p>For each consumer of the values: {summary}</p>"
-        )
-
-
-#: The subject of the sandbox's CA (sandbox/certs.py): a CA bundle holding it is the sandbox's.
-SANDBOX_CA = "binderhub-registry sandbox CA"
-#: How to start the sandbox, as its own command prints the variables.
-START_SANDBOX = 'eval "$(binderhub-registry sandbox start)"'
-
-
-def stopped_sandbox(
-    values: RegistryValues, ca_bundle: str | None = None, rerun: str = ""
-) -> str | None:
-    """The diagnosis when ``values`` point at this machine (loopback) where nothing listens,
-    as a sandbox's values do once it stopped; None when every loopback origin answers or
-    there is none. Only loopback is probed (one TCP connect each, refused at once).
-
-    Values are the sandbox's when ``ca_bundle`` holds its CA (:data:`SANDBOX_CA`) or
-    ``rerun`` (the command that rewrites them, from the notebook's record beside them) is
-    given: the sandbox listens on new ports at each start, so they must be written again.
-    """
-    settings = binderhub_settings(values)
-    hosts = [values.image_prefix.split("/", 1)[0], settings.url, settings.token_url]
-    hosts += [values.registry_url or "", values.pull.registry if values.pull else ""]
-    # one probe per origin, however the values spell it
-    origins = dict.fromkeys(origin(h if "://" in h else f"https://{h}") for h in hosts if h)
-    where = next((o for o in origins if _nothing_listens(o)), None)
-    if where is None:
-        return None
-    again = rerun or "rerun the notebook that wrote them with sandbox = True"
-    running = _running_sandbox()
-    if running:  # a sandbox runs, on other ports
-        return (
-            f"these values point at a sandbox that is not running (nothing listens on {where}; "
-            f"the sandbox running now is at {running}, and each start takes new ports): "
-            f"write them again against it: {again}"
-        )
-    if _is_sandbox_ca(ca_bundle) or rerun:
-        return (
-            f"these values point at a sandbox that is not running (nothing listens on {where}): "
-            f"start it with {START_SANDBOX}, then write them again (each start takes new "
-            f"ports): {again}"
-        )
-    return (
-        f"nothing listens on {where}, on this machine: if these values come from the sandbox, "
-        f"it is not running: start it with {START_SANDBOX} and {again}; else start the "
-        "registry there"
-    )
-
-
-def _nothing_listens(address: str) -> bool:
-    """Whether ``address`` (a URL or ``host[:port]``) is loopback and refuses a connection."""
-    parts = urlsplit(address if "://" in address else f"https://{address}")
-    try:
-        host, port = parts.hostname or "", parts.port or (80 if parts.scheme == "http" else 443)
-    except ValueError:  # a port that is no number: the values' check says so
-        return False
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-    if not loopback:
-        return False
-    try:
-        socket.create_connection((host, port), timeout=2).close()
-    except ConnectionRefusedError:
-        return True
-    except OSError:
-        return False  # not a plain refusal: the verification tells what it is
-    return False
-
-
-def _is_sandbox_ca(ca_bundle: str | None) -> bool:
-    """Whether the CA bundle file holds the sandbox's CA."""
-    if not ca_bundle:
-        return False
-    from cryptography import x509
-    from cryptography.x509.oid import NameOID
-
-    try:
-        with open(ca_bundle, "rb") as f:
-            certificates = x509.load_pem_x509_certificates(f.read(1 << 20))
-    except (OSError, ValueError):
-        return False
-    return any(
-        attribute.value == SANDBOX_CA
-        for certificate in certificates
-        for attribute in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    )
-
-
-def _running_sandbox() -> str | None:
-    """The URL of the user's sandbox when one runs (its default directory), else None."""
-    from . import sandbox
-    from .errors import SandboxError
-
-    try:
-        box = sandbox.running()
-    except (SandboxError, OSError):
-        return None
-    return box.url if box else None
-
-
-def binderhub_image_name(name: str) -> str:
-    """The name BinderHub really uses for ``name``: ``(image_prefix + slug + ":" + ref)
-    .replace("_", "-").lower()`` (binderhub/builder.py)."""
-    return name.replace("_", "-").lower()
-
-
-def _split_image(image_prefix: str, name: str, tag: str) -> tuple[str, str]:
-    """BinderHub's parse_image_name: the repository path inside the registry, and the tag."""
-    return split_image_reference(image_prefix + name)[1], tag
 
 
 def verify_step(
@@ -372,19 +171,6 @@ class _Session:
         """``text`` without any secret of this verification, in any form."""
         cleaned: str = redact(text, secret_forms(*self.secrets))
         return cleaned
-
-
-def _foreign_realm(realms: list[str], registry_host: str | None) -> str:
-    """Words for a token service on another host than the registry's ("" when none is)."""
-    hosts = sorted({h for r in realms if (h := urlparse(r).hostname) and h != registry_host})
-    if not hosts:
-        return ""
-    # Docker Hub (auth.docker.io) and others do this on purpose; the user should still know
-    # which host received the password
-    return (
-        f" at {', '.join(hosts)}, another host than the registry's {registry_host}: "
-        "its WWW-Authenticate realm sent the credentials there"
-    )
 
 
 def _run_checks(
@@ -504,6 +290,19 @@ def _binderhub_checks(
     return digest
 
 
+def _foreign_realm(realms: list[str], registry_host: str | None) -> str:
+    """Words for a token service on another host than the registry's ("" when none is)."""
+    hosts = sorted({h for r in realms if (h := urlparse(r).hostname) and h != registry_host})
+    if not hosts:
+        return ""
+    # Docker Hub (auth.docker.io) and others do this on purpose; the user should still know
+    # which host received the password
+    return (
+        f" at {', '.join(hosts)}, another host than the registry's {registry_host}: "
+        "its WWW-Authenticate realm sent the credentials there"
+    )
+
+
 #: The command that checks a node's pull on the cluster (pull_access "node").
 NODE_PULL_COMMAND = (
     "kubectl run binderhub-pull-check --rm -it --restart=Never --image-pull-policy=Always "
@@ -567,3 +366,114 @@ def _pull_checks(
             "credential",
         )
     report.add(PUSH_REFUSED_CHECK, "user pods' credential may pull but is refused a push")
+
+
+def binderhub_image_name(name: str) -> str:
+    """The name BinderHub really uses for ``name``: ``(image_prefix + slug + ":" + ref)
+    .replace("_", "-").lower()`` (binderhub/builder.py)."""
+    return name.replace("_", "-").lower()
+
+
+def _split_image(image_prefix: str, name: str, tag: str) -> tuple[str, str]:
+    """BinderHub's parse_image_name: the repository path inside the registry, and the tag."""
+    return split_image_reference(image_prefix + name)[1], tag
+
+
+# --- values whose sandbox stopped --------------------------------------------------------
+#: The subject of the sandbox's CA (sandbox/certs.py): a CA bundle holding it is the sandbox's.
+SANDBOX_CA = "binderhub-registry sandbox CA"
+#: How to start the sandbox, as its own command prints the variables.
+START_SANDBOX = 'eval "$(binderhub-registry sandbox start)"'
+
+
+def stopped_sandbox(
+    values: RegistryValues, ca_bundle: str | None = None, rerun: str = ""
+) -> str | None:
+    """The diagnosis when ``values`` point at this machine (loopback) where nothing listens,
+    as a sandbox's values do once it stopped; None when every loopback origin answers or
+    there is none. Only loopback is probed (one TCP connect each, refused at once).
+
+    Values are the sandbox's when ``ca_bundle`` holds its CA (:data:`SANDBOX_CA`) or
+    ``rerun`` (the command that rewrites them, from the notebook's record beside them) is
+    given: the sandbox listens on new ports at each start, so they must be written again.
+    """
+    settings = binderhub_settings(values)
+    hosts = [values.image_prefix.split("/", 1)[0], settings.url, settings.token_url]
+    hosts += [values.registry_url or "", values.pull.registry if values.pull else ""]
+    # one probe per origin, however the values spell it
+    origins = dict.fromkeys(origin(h if "://" in h else f"https://{h}") for h in hosts if h)
+    where = next((o for o in origins if _nothing_listens(o)), None)
+    if where is None:
+        return None
+    again = rerun or "rerun the notebook that wrote them with sandbox = True"
+    running = _running_sandbox()
+    if running:  # a sandbox runs, on other ports
+        return (
+            f"these values point at a sandbox that is not running (nothing listens on {where}; "
+            f"the sandbox running now is at {running}, and each start takes new ports): "
+            f"write them again against it: {again}"
+        )
+    if _is_sandbox_ca(ca_bundle) or rerun:
+        return (
+            f"these values point at a sandbox that is not running (nothing listens on {where}): "
+            f"start it with {START_SANDBOX}, then write them again (each start takes new "
+            f"ports): {again}"
+        )
+    return (
+        f"nothing listens on {where}, on this machine: if these values come from the sandbox, "
+        f"it is not running: start it with {START_SANDBOX} and {again}; else start the "
+        "registry there"
+    )
+
+
+def _nothing_listens(address: str) -> bool:
+    """Whether ``address`` (a URL or ``host[:port]``) is loopback and refuses a connection."""
+    parts = urlsplit(address if "://" in address else f"https://{address}")
+    try:
+        host, port = parts.hostname or "", parts.port or (80 if parts.scheme == "http" else 443)
+    except ValueError:  # a port that is no number: the values' check says so
+        return False
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+    if not loopback:
+        return False
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False  # not a plain refusal: the verification tells what it is
+    return False
+
+
+def _is_sandbox_ca(ca_bundle: str | None) -> bool:
+    """Whether the CA bundle file holds the sandbox's CA."""
+    if not ca_bundle:
+        return False
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    try:
+        with open(ca_bundle, "rb") as f:
+            certificates = x509.load_pem_x509_certificates(f.read(1 << 20))
+    except (OSError, ValueError):
+        return False
+    return any(
+        attribute.value == SANDBOX_CA
+        for certificate in certificates
+        for attribute in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    )
+
+
+def _running_sandbox() -> str | None:
+    """The URL of the user's sandbox when one runs (its default directory), else None."""
+    from . import sandbox
+    from .errors import SandboxError
+
+    try:
+        box = sandbox.running()
+    except (SandboxError, OSError):
+        return None
+    return box.url if box else None

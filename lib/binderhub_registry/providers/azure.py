@@ -45,9 +45,8 @@ reuse it and teardown deletes only that.
 Speed (a sandbox run is mostly loading code): msgraph-sdk is loaded in a
 background thread while the ARM steps run, and Graph's answers are read into
 a four-field model of ours rather than msgraph-sdk's ``Application``, whose
-base class loads ~1,200 generated modules on first use (see ``_GraphObject``);
-then the loaded code is frozen out of the garbage collector's walks (a faster
-kernel exit). Each token is asked for once (``_KeptTokens``: ``az login``'s
+base class loads ~1,200 generated modules on first use (see ``_GraphObject``).
+Each token is asked for once (``_KeptTokens``: ``az login``'s
 credential caches nothing), the ARM clients share one HTTP session, the
 registry name is checked once; in the sandbox, which counts polls and
 attempts rather than seconds, long-running operations and replication

@@ -1,6 +1,6 @@
 """The provider contract: what every registry module is, and the parts they all share.
 
-A provider is a module (``providers/<key>.py``) registered in :mod:`.registry`.
+A provider is a module (``providers/<key>.py``) registered in ``providers.PROVIDERS``.
 It declares ``KEY``, ``NAME``, ``NOTEBOOK`` and its own ``PARAMETERS``, and
 defines ``validate``, ``sign_in`` and its guide steps (``ensure_*``, each
 ``(connection) -> Result``: look up, create only if missing). Its connection
