@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+from pathlib import Path
 
 from binderhub_registry import providers
 
@@ -53,3 +54,38 @@ def test_every_registered_provider_is_checked_against_the_contract() -> None:
 def test_the_check_imports_nothing_at_run_time() -> None:
     """The block only runs under mypy: importing ``providers`` loads no provider's SDKs."""
     assert all(not hasattr(providers, f"_{key}") for key in providers.keys())
+
+
+#: The steps every notebook calls on its connection, written once in the contract.
+SHARED_STEPS = ("write_values", "verify", "finish_rotation", "teardown")
+
+
+def test_every_override_of_a_shared_step_says_why_where_it_stands() -> None:
+    """A provider redefining a shared step writes its reason right above it, as
+    ``# Overrides Connection.<step>: <why>``; one without a reason should go."""
+    folder = Path(inspect.getfile(providers)).parent
+    missing = []
+    for path in sorted(folder.glob("*.py")):
+        if path.name in ("__init__.py", "contract.py"):
+            continue
+        lines = path.read_text().splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            # a connection class: Connection's subclasses, as their bases name them
+            if not isinstance(node, ast.ClassDef) or not any(
+                ast.unparse(base).endswith("Connection") for base in node.bases
+            ):
+                continue
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef) and (
+                    item.name in SHARED_STEPS
+                ):
+                    first = min([item.lineno, *(d.lineno for d in item.decorator_list)])
+                    above = [line.strip() for line in lines[: first - 1]]
+                    comment = []
+                    while above and above[-1].startswith("#"):
+                        comment.insert(0, above.pop())
+                    if not comment or not comment[0].startswith(
+                        f"# Overrides Connection.{item.name}: "
+                    ):
+                        missing.append(f"{path.name}:{item.lineno} {node.name}.{item.name}")
+    assert not missing, missing

@@ -990,18 +990,6 @@ class AzureConnection(Connection):
                     live,
                 )
 
-    async def teardown(self) -> Result[None]:
-        """Teardown (:meth:`Connection.teardown`), after :meth:`check_ours` proved that what
-        the record names is this deployment's."""
-        p = self.params
-        if (
-            p.teardown
-            and not p.dry_run
-            and any(self.record.created.get(d.kind) for d in self.deletions())
-        ):
-            await self.check_ours()
-        return await super().teardown()
-
     # --- the contract: values, verification, rotation and teardown ----------------------
     def values(self) -> RegistryValues | None:
         """BinderHub's values: push as the service principal (appId and password).
@@ -1024,6 +1012,8 @@ class AzureConnection(Connection):
             docker_registry={"url": f"https://{login}"},
         )
 
+    # Overrides Connection.verify: Azure takes minutes to apply a new password or role, so after
+    # a run that made one, a failed verification is retried for up to propagation_minutes.
     def verify(self, files: ValuesFiles | None) -> Result[VerificationReport | None]:
         """Verify as every notebook does, giving Azure time to apply a new password or role.
 

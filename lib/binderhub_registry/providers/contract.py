@@ -58,7 +58,7 @@ from ..binderhub import (
     read_values_file,
     write_values,
 )
-from ..errors import CloudError, InvalidParameter, InvalidValuesFile
+from ..errors import CloudError, InvalidParameter, InvalidValuesFile, VerificationFailed
 from ..forms import apply_form
 from ..outputs import check_output_files, prepare_output_dir, read_own_record
 from ..params import (
@@ -302,6 +302,12 @@ class Connection:
         """Remove the credentials a rotation replaced (may return an awaitable)."""
         raise NotImplementedError
 
+    def check_ours(self) -> Any:
+        """Before teardown deletes anything: raise (one line naming the recorded and the live
+        thing) when something the record names is not this deployment's; may return an
+        awaitable. The default checks nothing: a registry whose record alone proves it."""
+        return None
+
     def gone(self, exc: BaseException) -> bool:
         """True when ``exc`` says the thing to delete no longer exists."""
         return isinstance(exc, CloudError) and exc.status == 404
@@ -387,9 +393,26 @@ class Connection:
         }[access]
         return Result(files, "done", f"{files.config_path} and {files.secret_path} (0600); {users}")
 
+    def diagnose(self) -> str | None:
+        """After a failed verification: why, in the registry's own view of the credential it
+        made (expired, disabled, deleted), or None to keep verify's diagnosis."""
+        return None
+
     def verify(self, files: ValuesFiles | None) -> Result[VerificationReport | None]:
-        """BinderHub's handshake and a push with the written files (skipped without them)."""
-        return verify_step(files, self.ca_file, self.HINTS)
+        """BinderHub's handshake and a push with the written files (skipped without them).
+
+        A failure names the cause :meth:`diagnose` finds, when it finds one.
+        """
+        try:
+            return verify_step(files, self.ca_file, self.HINTS)
+        except VerificationFailed as failed:
+            diagnosis = self.diagnose()
+            if diagnosis is None:
+                raise
+            report = failed.report
+            if report is not None and report.checks:
+                report.checks[-1].detail = diagnosis
+            raise VerificationFailed(failed.check, diagnosis, report) from None
 
     async def finish_rotation(self) -> Result[None]:
         """After verification: remove the credentials a rotation replaced (kept until then).
@@ -420,7 +443,8 @@ class Connection:
     async def teardown(self) -> Result[None]:
         """With ``teardown = True``: delete what this notebook recorded creating, in order.
 
-        Things it found and reused stay. Each deletion is recorded at once, so an
+        Things it found and reused stay; :meth:`check_ours` first proves what the record names
+        is this deployment's. Each deletion is recorded at once, so an
         interrupted teardown resumes; ``secret.yaml`` goes last.
         """
         p = self.params
@@ -430,6 +454,7 @@ class Connection:
         plan = [d for d in self.deletions() if created.get(d.kind)]
         if not plan:
             return Result(None, "skipped", "nothing recorded as created by this notebook")
+        await _maybe_await(self.check_ours())  # a dry run too: its plan must not name another's
         if p.dry_run:
             return Result(None, "planned", "would delete " + ", ".join(d.label for d in plan))
         for deletion in plan:

@@ -373,18 +373,13 @@ class HubConnection(Connection):
         for kind, recorded in self.recorded_tokens():
             self.live_token(kind, recorded)
 
-    async def teardown(self) -> Result[None]:
-        """Teardown (:meth:`Connection.teardown`), after :meth:`check_ours` proved every
-        token the record names this deployment's."""
-        if self.params.teardown and self.recorded_tokens():
-            self.check_ours()
-        return await super().teardown()
-
     @property
     def pull_label(self) -> str:
         """The label of this deployment's read-only token (user pods)."""
         return self.params.pull_label(self.deployment)
 
+    # Overrides Connection.write_values: a token becomes the recorded one only once secret.yaml
+    # holds it (a rerun reuses the recorded token while the stored secret works).
     def write_values(self) -> Result[ValuesFiles | None]:
         """Write the values; then the tokens they hold become the recorded ones.
 
@@ -398,6 +393,8 @@ class HubConnection(Connection):
             _promote(self, PULL, pull.password if pull else None)
         return result
 
+    # Overrides Connection.finish_rotation: a brought token's session may not delete tokens
+    # (Docker Hub answers 403), so what is retiring waits for a run signed in with the password.
     async def finish_rotation(self) -> Result[None]:
         """As the contract's, but only when signed in with the password: Docker Hub lets no
         token's session manage tokens (403), so a run with a brought token leaves what is

@@ -783,6 +783,8 @@ class GoogleConnection(Connection):
             token_url=self.metadata_url + TOKEN_PATH,
         )
 
+    # Overrides Connection.write_values: keyless values are config.yaml alone (no credential
+    # for RegistryValues to hold), and an earlier key's registry.* stays in secret.yaml.
     def write_values(self) -> Result[Any]:
         """Key: ``config.yaml`` and ``secret.yaml``; keyless: ``config.yaml`` alone."""
         if not self.params.keyless:
@@ -815,6 +817,8 @@ class GoogleConnection(Connection):
             detail += "; secret.yaml (an earlier key) stays until that key is removed"
         return Result(KeylessFiles(path, values, pull), "done", detail)
 
+    # Overrides Connection.verify: keyless values are checked through the metadata server
+    # (verify_keyless), which answers only inside the cluster or the sandbox.
     def verify(self, files: Any) -> Result[VerificationReport | None]:
         """Key: verify the files as usual; keyless: :func:`verify_keyless` in the sandbox."""
         if not self.params.keyless:
@@ -861,6 +865,8 @@ class GoogleConnection(Connection):
         """Keyless values are ``config.yaml`` alone; with a key, ``secret.yaml`` holds it."""
         return "config.yaml" if self.params.keyless else "secret.yaml"
 
+    # Overrides Connection.finish_rotation: keyless for real, nothing here verified the new
+    # values, so replaced keys are kept once and told of; then the secret.yaml holding one goes.
     async def finish_rotation(self) -> Result[None]:
         """Remove what a rotation or an auth switch replaced, once the new values verified.
 
@@ -1048,6 +1054,8 @@ class GoogleConnection(Connection):
             f"label {MARK}: {live}" if live else f"no {MARK} label",
         )
 
+    # Overrides Connection.teardown: it leaves the project's APIs enabled (other users may need
+    # them) and says so, and forgets the account name once nothing it named is left.
     async def teardown(self) -> Result[None]:
         """Check first that every recorded account and the repository are this deployment's
         (their marks, their recorded names: :func:`_checked_account`), then delete as the

@@ -53,7 +53,7 @@ from urllib.parse import quote, urlparse
 import requests
 
 from .. import sandbox as sandbox_mod
-from ..binderhub import PullSecret, RegistryValues, ValuesFiles
+from ..binderhub import PullSecret, RegistryValues
 from ..errors import (
     AuthenticationFailed,
     BinderHubRegistryError,
@@ -61,7 +61,6 @@ from ..errors import (
     InvalidParameter,
     MissingCredentials,
     PermissionDenied,
-    VerificationFailed,
     error_for_response,
     error_for_status,
     map_exceptions,
@@ -71,7 +70,7 @@ from ..params import Parameter, text
 from ..registry_http import secret_forms
 from ..secrets import Secret, read_secret, redact
 from ..steps import Result
-from ..verify import VerificationReport, VerifyHints
+from ..verify import VerifyHints
 from .contract import (
     COMMON_PARAMETERS,
     CommonParams,
@@ -805,13 +804,6 @@ class HarborConnection(Connection):
             name = str(recorded.get("name", "")) if isinstance(recorded, dict) else ""
             self.live_project(recorded, name in self.proven_projects)
 
-    async def teardown(self) -> Result[None]:
-        """Teardown (:meth:`Connection.teardown`), after :meth:`check_ours` proved that what
-        the record names is this deployment's."""
-        if self.params.teardown and any(self.record.created.get(d.kind) for d in self.deletions()):
-            self.check_ours()
-        return await super().teardown()
-
     def _delete_robot(self, role: RobotRole, recorded: dict[str, Any]) -> None:
         if self.live_robot(role, recorded) is not None:
             delete_robot(self.harbor(), int(recorded["id"]))
@@ -853,6 +845,8 @@ class HarborConnection(Connection):
     def retire(self, retiring: list[Any]) -> None:
         """Nothing left to remove: a refresh replaced each robot's only secret."""
 
+    # Overrides Connection.finish_rotation: Harbor keeps one secret per robot, so nothing is left
+    # to remove or keep (keep_replaced cannot apply); it says whose old secrets stopped.
     async def finish_rotation(self) -> Result[None]:
         """After verification: the refreshed robots' old secrets are gone already (Harbor
         keeps one per robot)."""
@@ -873,20 +867,7 @@ class HarborConnection(Connection):
             f"{'one' if len(refreshed) == 1 else 'ones'} verified: deploy the new secret.yaml now",
         )
 
-    def verify(self, files: ValuesFiles | None) -> Result[VerificationReport | None]:
-        """BinderHub's handshake and a push; a failure names an expired or deleted robot."""
-        try:
-            return super().verify(files)
-        except VerificationFailed as failed:
-            diagnosis = self._robot_diagnosis()
-            if diagnosis is None:
-                raise
-            report = failed.report
-            if report is not None and report.checks:
-                report.checks[-1].detail = diagnosis
-            raise VerificationFailed(failed.check, diagnosis, report) from None
-
-    def _robot_diagnosis(self) -> str | None:
+    def diagnose(self) -> str | None:
         """Why a robot (BinderHub's, then user pods') fails, from Harbor's own view, or None."""
         for robot, role in ((self.robot, BUILDER), (self.pull_robot, PULLER)):
             found = self._diagnose(robot or self.record.created.get(role.kind), role)
