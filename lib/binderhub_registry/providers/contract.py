@@ -19,7 +19,11 @@ subclasses :class:`Connection`, which holds what every provider does alike:
 A provider's connection supplies three things: :meth:`Connection.values`
 (BinderHub's values from what the steps found or made), :meth:`Connection.deletions`
 (how to delete each recorded kind, in order) and :meth:`Connection.retire`
-(how to remove credentials a rotation replaced).
+(how to remove credentials a rotation replaced). It may add two hooks of the shared
+steps: :meth:`Connection.check_ours` (teardown's proof that what the record names is this
+deployment's) and :meth:`Connection.diagnose` (a failed verification's cause, as the
+registry sees it). A provider that still overrides a shared step says why in a
+``# Overrides Connection.<step>:`` comment above it.
 
 Rotation in two phases (``keep_replaced``): a rotation records the credential it
 replaced under :attr:`Connection.retiring` and keeps it, so the BinderHub already
