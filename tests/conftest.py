@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,13 +18,16 @@ from typing import Any
 import nbformat
 import papermill
 import pytest
+from azure.identity import ClientSecretCredential
 
 from binderhub_registry import Runner, outputs, sandbox
+from binderhub_registry.providers import google, ovh
+from binderhub_registry.sandbox import Sandbox
 
+from .helpers import AZURE_VARIABLES, NOTEBOOKS, QUICK_WAIT, ROOT, SPHINX_STRICT, Tenant, signed_in
 from .kernels import Zygote, fork_kernel_manager
 
-ROOT = Path(__file__).parent.parent
-NOTEBOOKS = ROOT / "notebooks"
+__all__ = ["NOTEBOOKS", "ROOT"]  # test modules import these from here too
 #: This worker's kernels are forked from one warm process (tests/kernels.py): the session's
 #: environment as the root conftest set it, before any test changes it
 _ZYGOTE = Zygote(dict(os.environ))
@@ -46,8 +50,6 @@ def docs_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for every test that reads the result (the scheduler keeps those on one worker)."""
     import subprocess
     import sys
-
-    from .test_docs import SPHINX_STRICT
 
     out = tmp_path_factory.mktemp("docs-html")
     sphinx = Path(sys.executable).parent / "sphinx-build"
@@ -238,3 +240,77 @@ def assert_fails_before_any_call(
     errors = [o for c in out.cells for o in c.get("outputs", []) if o.output_type == "error"]
     assert len(errors) == 1 and errors[0].traceback == [errors[0].traceback[0]]
     assert message in errors[0].traceback[0]
+
+
+# --- fixtures several modules use -------------------------------------------------------
+@pytest.fixture
+def quick_waits(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
+    """Every wait of this process (the step runner's, the SDKs' retries and polls) cut to
+    :data:`QUICK_WAIT`; yields the waits asked for."""
+    asked: list[float] = []
+    real_sleep, real_async_sleep = time.sleep, asyncio.sleep
+
+    def sleep(seconds: float) -> None:
+        asked.append(seconds)
+        real_sleep(min(seconds, QUICK_WAIT))
+
+    async def async_sleep(seconds: float, result: Any = None) -> Any:
+        asked.append(seconds)
+        return await real_async_sleep(min(seconds, QUICK_WAIT), result)
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    monkeypatch.setattr(asyncio, "sleep", async_sleep)
+    # the runner's default was bound at import; it awaits asyncio.sleep when it is time.sleep
+    assert Runner.__init__.__kwdefaults__ is not None
+    monkeypatch.setitem(Runner.__init__.__kwdefaults__, "sleep", sleep)
+    yield asked
+
+
+@pytest.fixture
+def no_real_ovh(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No OVH variable, and a working directory without ovh.conf."""
+    for name in list(os.environ):
+        if name.startswith("OVH_") or name == ovh.SANDBOX_SECRET_VARIABLE:
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    yield
+
+
+@pytest.fixture
+def tenant(fresh: Sandbox) -> Iterator[Tenant]:
+    """The fresh sandbox's Azure tenant, signed in as the seeded deployer."""
+    creds = fresh.credentials("azure")
+    credential = ClientSecretCredential(
+        creds["tenant_id"],
+        creds["client_id"],
+        creds["client_secret"],
+        authority=f"{fresh.url}/azure/login",
+        disable_instance_discovery=True,
+        connection_verify=fresh.ca_file,
+    )
+    yield Tenant(fresh, creds, credential)
+
+
+@pytest.fixture
+def azure_nb(
+    tmp_path: Path, fresh: sandbox.Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> NotebookRun:
+    """The Azure notebook, against a fresh sandbox, writing into tmp_path, no Azure variables."""
+    for name in AZURE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return NotebookRun(NOTEBOOKS / "03-azure-container-registry.ipynb", tmp_path)
+
+
+@pytest.fixture
+def google_overrides() -> dict[str, Any]:
+    """Parameters ``conn`` signs in with beyond the notebook's defaults (a module overrides it)."""
+    return {}
+
+
+@pytest.fixture
+def conn(
+    fresh: sandbox.Sandbox, tmp_path: Path, run: Runner, google_overrides: dict[str, Any]
+) -> google.GoogleConnection:
+    """Google: a connection signed in with the notebook's defaults on a fresh sandbox, writing
+    into tmp_path (a module may override it, asking for this one by name)."""
+    return signed_in(run, tmp_path / "values", **google_overrides)

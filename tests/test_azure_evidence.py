@@ -11,6 +11,7 @@ import base64
 import datetime as dt
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,16 @@ from azure.mgmt.authorization.v2022_04_01.models import RoleAssignmentCreatePara
 from azure.mgmt.containerregistry import ContainerRegistryManagementClient
 from azure.mgmt.containerregistry.models import Registry, RegistryProperties, Sku
 
+with warnings.catch_warnings():  # msgraph-sdk warns about its own deprecated classes
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from msgraph.generated.applications.item.add_password.add_password_post_request_body import (
+        AddPasswordPostRequestBody,
+    )
+    from msgraph.generated.models.application import Application
+    from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+    from msgraph.generated.models.password_credential import PasswordCredential
+    from msgraph.generated.models.service_principal import ServicePrincipal
+
 from binderhub_registry import Secret, VerificationFailed
 from binderhub_registry.binderhub import RegistryValues
 from binderhub_registry.providers import azure
@@ -30,19 +41,13 @@ from binderhub_registry.sandbox.azure import ACR_PUSH, SEED_CLIENT_ID
 from binderhub_registry.sandbox.azure.models import CONTRIBUTOR, REPOSITORY_WRITER
 from binderhub_registry.verify import verify
 
-from .test_azure_notebook import DEFAULTS
-from .test_azure_sandbox import (
-    AddPasswordPostRequestBody,
-    Application,
-    ODataError,
-    PasswordCredential,
-    ServicePrincipal,
+from .helpers import (
+    AZURE_DEFAULTS,
     Tenant,
     assign_push,
     make_principal,
     make_registry,
     settings,
-    tenant,  # noqa: F401  (the fixture)
 )
 
 DATA = Path(__file__).parent / "data" / "azure"
@@ -94,9 +99,9 @@ def acr_values(login: str, app_id: str, secret: str, **docker_registry: str) -> 
 
 
 @pytest.fixture
-def pusher(tenant: Tenant) -> tuple[Any, Any, Any, str]:  # noqa: F811
+def pusher(tenant: Tenant) -> tuple[Any, Any, Any, str]:
     """A registry and a service principal with AcrPush on it: (registry, app, sp, secret)."""
-    settings(tenant.box, principal_not_found=0)
+    settings(tenant.box, "azure", principal_not_found=0)
     registry = make_registry(tenant)
     app, sp, secret = asyncio.run(make_principal(tenant))
     assign_push(tenant, registry.id, sp.id, "4c01c3c7-2dce-5fbe-a30f-0e74eda8695a")
@@ -105,7 +110,7 @@ def pusher(tenant: Tenant) -> tuple[Any, Any, Any, str]:  # noqa: F811
 
 # --- 1 and 2: the values BinderHub can use, and ACR's challenges --------------------------------
 def test_values_without_token_url_verify_with_basic_then_bearer(
-    tenant: Tenant,  # noqa: F811
+    tenant: Tenant,
     pusher: tuple[Any, Any, Any, str],
 ) -> None:
     registry, app, _, secret = pusher
@@ -126,7 +131,7 @@ def test_values_without_token_url_verify_with_basic_then_bearer(
 
 
 def test_the_old_token_url_gets_400_from_acr(
-    tenant: Tenant,  # noqa: F811
+    tenant: Tenant,
     pusher: tuple[Any, Any, Any, str],
 ) -> None:
     """binderhub issue 1620: BinderHub appends service=container_registry; ACR answers 400."""
@@ -143,7 +148,7 @@ def test_the_old_token_url_gets_400_from_acr(
 
 
 def test_a_wrong_password_is_named_not_a_missing_token_url(
-    tenant: Tenant,  # noqa: F811
+    tenant: Tenant,
     pusher: tuple[Any, Any, Any, str],
 ) -> None:
     """ACR answers a wrong Basic password with `Basic realm="Azure Container Registry"`."""
@@ -157,9 +162,9 @@ def test_a_wrong_password_is_named_not_a_missing_token_url(
     )
 
 
-def test_without_a_role_binderhub_follows_the_bearer_challenge(tenant: Tenant) -> None:  # noqa: F811
+def test_without_a_role_binderhub_follows_the_bearer_challenge(tenant: Tenant) -> None:
     """Valid Basic credentials without pull: 401 with a Bearer challenge (realm, service, scope)."""
-    settings(tenant.box, principal_not_found=0)
+    settings(tenant.box, "azure", principal_not_found=0)
     registry = make_registry(tenant)
     app, _, secret = asyncio.run(make_principal(tenant))
     login = registry.properties.login_server
@@ -179,8 +184,8 @@ def test_without_a_role_binderhub_follows_the_bearer_challenge(tenant: Tenant) -
 
 
 # --- 3: Graph replication after an application is created ----------------------------------------
-def test_graph_new_application_replicates(tenant: Tenant) -> None:  # noqa: F811
-    settings(tenant.box, application_not_found=2)
+def test_graph_new_application_replicates(tenant: Tenant) -> None:
+    settings(tenant.box, "azure", application_not_found=2)
 
     async def scenario() -> None:
         graph = tenant.graph()
@@ -202,9 +207,9 @@ def test_graph_new_application_replicates(tenant: Tenant) -> None:  # noqa: F811
 
 # --- 4: role assignment mode ---------------------------------------------------------------------
 def test_abac_registry_ignores_acr_push_and_honours_repository_writer(
-    tenant: Tenant,  # noqa: F811
+    tenant: Tenant,
 ) -> None:
-    settings(tenant.box, principal_not_found=0)
+    settings(tenant.box, "azure", principal_not_found=0)
     tenant.resources().resource_groups.create_or_update("rg1", {"location": "westeurope"})
     created = (
         tenant.acr()
@@ -233,7 +238,7 @@ def test_abac_registry_ignores_acr_push_and_honours_repository_writer(
     assert azure._registry_info(legacy).push_role == azure.ACR_PUSH_ROLE
 
 
-def test_registry_body_matches_the_spec_example(tenant: Tenant) -> None:  # noqa: F811
+def test_registry_body_matches_the_spec_example(tenant: Tenant) -> None:
     """Registries_Create (RegistryCreateAbac.json, api-version 2025-11-01): keys and mode."""
     spec = example("RegistryCreateAbac.json")
     tenant.resources().resource_groups.create_or_update("myResourceGroup", {"location": "westus"})
@@ -263,8 +268,8 @@ def test_registry_body_matches_the_spec_example(tenant: Tenant) -> None:  # noqa
 
 
 # --- 5: propagation ------------------------------------------------------------------------------
-def test_a_new_role_takes_effect_after_the_propagation_delay(tenant: Tenant) -> None:  # noqa: F811
-    settings(tenant.box, principal_not_found=0, role_propagation_seconds=1.5)
+def test_a_new_role_takes_effect_after_the_propagation_delay(tenant: Tenant) -> None:
+    settings(tenant.box, "azure", principal_not_found=0, role_propagation_seconds=1.5)
     registry = make_registry(tenant)
     app, sp, secret = asyncio.run(make_principal(tenant))
     assign_push(tenant, registry.id, sp.id, "4c01c3c7-2dce-5fbe-a30f-0e74eda8695a")
@@ -276,7 +281,7 @@ def test_a_new_role_takes_effect_after_the_propagation_delay(tenant: Tenant) -> 
 
 # --- 6: subscription registration, who may assign roles, password policy, delete as LRO ----------
 def test_missing_subscription_registration_is_registered_and_shown(
-    tenant: Tenant,  # noqa: F811
+    tenant: Tenant,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """azure-mgmt-core registers the namespace after a 409 and polls; the provider shows it."""
@@ -285,7 +290,7 @@ def test_missing_subscription_registration_is_registered_and_shown(
     monkeypatch.setattr(base.time, "sleep", lambda seconds: None)  # it waits 10 s per poll
     shown: list[str] = []
     monkeypatch.setattr(azure, "progress", shown.append)
-    settings(tenant.box, unregistered_providers=["Microsoft.ContainerRegistry"])
+    settings(tenant.box, "azure", unregistered_providers=["Microsoft.ContainerRegistry"])
     tenant.resources().resource_groups.create_or_update("rg1", {"location": "westeurope"})
     before = len(tenant.box.log())
     with azure._registration_progress():
@@ -300,12 +305,12 @@ def test_missing_subscription_registration_is_registered_and_shown(
     )
     assert log[-1][2] == 200
     assert shown and "Microsoft.ContainerRegistry" in shown[0] and "not registered" in shown[0]
-    assert settings(tenant.box)["unregistered_providers"] == []
+    assert settings(tenant.box, "azure")["unregistered_providers"] == []
 
 
-def test_only_assigners_may_write_role_assignments(tenant: Tenant) -> None:  # noqa: F811
+def test_only_assigners_may_write_role_assignments(tenant: Tenant) -> None:
     """A Contributor may create a registry but not assign roles; the refusal names the action."""
-    settings(tenant.box, principal_not_found=0)
+    settings(tenant.box, "azure", principal_not_found=0)
     registry = make_registry(tenant)
     app, sp, secret = asyncio.run(make_principal(tenant, "contributor-sp"))
     assign(
@@ -342,8 +347,8 @@ def test_only_assigners_may_write_role_assignments(tenant: Tenant) -> None:  # n
     assert acr.registries.get("rg1", registry.name).name == registry.name
 
 
-def test_a_password_longer_than_the_tenant_policy_is_refused(tenant: Tenant) -> None:  # noqa: F811
-    settings(tenant.box, max_password_days=90)
+def test_a_password_longer_than_the_tenant_policy_is_refused(tenant: Tenant) -> None:
+    settings(tenant.box, "azure", max_password_days=90)
 
     async def scenario() -> ODataError:
         graph = tenant.graph()
@@ -366,7 +371,7 @@ def test_a_password_longer_than_the_tenant_policy_is_refused(tenant: Tenant) -> 
     assert "secret_expiry_days" in mapped and "\n" not in mapped
 
 
-def test_registry_delete_is_a_long_running_operation(tenant: Tenant) -> None:  # noqa: F811
+def test_registry_delete_is_a_long_running_operation(tenant: Tenant) -> None:
     """Registries_Delete (RegistryDelete.json): 202 + Location under operationStatuses, polled."""
     spec = example("RegistryDelete.json")
     registry = make_registry(tenant)
@@ -387,7 +392,7 @@ def test_registry_delete_is_a_long_running_operation(tenant: Tenant) -> None:  #
 
 
 def test_sandbox_mode_never_reads_real_credentials(
-    tenant: Tenant,  # noqa: F811
+    tenant: Tenant,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
@@ -395,7 +400,7 @@ def test_sandbox_mode_never_reads_real_credentials(
     monkeypatch.setenv("AZURE_CLIENT_ID", SEED_CLIENT_ID)
     monkeypatch.setenv("AZURE_CLIENT_SECRET", "a-real-looking-secret")
     monkeypatch.delenv(azure.SANDBOX_SECRET_VARIABLE, raising=False)
-    p = azure.validate(DEFAULTS, output_dir=str(tmp_path / "values"), sandbox=True)
+    p = azure.validate(AZURE_DEFAULTS, output_dir=str(tmp_path / "values"), sandbox=True)
     _, _, source = azure._sandbox_credential(p)
     assert source == "the sandbox's seeded secret"
     monkeypatch.setenv(azure.SANDBOX_SECRET_VARIABLE, "rehearsing-a-wrong-secret")
@@ -404,7 +409,7 @@ def test_sandbox_mode_never_reads_real_credentials(
 
 
 def test_regions_known_to_the_sdk_are_accepted_and_unknown_ones_refused(
-    tenant: Tenant,  # noqa: F811
+    tenant: Tenant,
 ) -> None:
     """Azure.Core's public region names are accepted; a misspelt one is refused as ARM does."""
     groups = tenant.resources().resource_groups

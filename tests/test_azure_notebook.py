@@ -11,7 +11,6 @@ import types
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
 import requests
 import yaml
@@ -30,33 +29,9 @@ from binderhub_registry.providers import azure
 from binderhub_registry.sandbox.azure import TAKEN_REGISTRY
 
 from .conftest import NOTEBOOKS, NotebookRun, assert_fails_before_any_call, outputs_text
-from .test_azure_sandbox import deployer_token, settings
+from .helpers import AZURE_DEFAULTS, AZURE_VARIABLES, az, deployer_token, settings
 
 pytestmark = pytest.mark.notebook
-AZURE_VARIABLES = (
-    "AZURE_TENANT_ID",
-    "AZURE_CLIENT_ID",
-    "AZURE_CLIENT_SECRET",
-    "AZURE_CLIENT_CERTIFICATE_PATH",
-    "AZURE_USERNAME",
-    "AZURE_FEDERATED_TOKEN_FILE",
-    "AZURE_TOKEN_CREDENTIALS",
-)
-
-
-@pytest.fixture
-def azure_nb(
-    tmp_path: Path, fresh: sandbox.Sandbox, monkeypatch: pytest.MonkeyPatch
-) -> NotebookRun:
-    """The Azure notebook, against a fresh sandbox, writing into tmp_path, no Azure variables."""
-    for name in AZURE_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    return NotebookRun(NOTEBOOKS / "03-azure-container-registry.ipynb", tmp_path)
-
-
-def az(box: sandbox.Sandbox) -> dict[str, Any]:
-    state: dict[str, Any] = box.state()["azure"]
-    return state
 
 
 def created(box: sandbox.Sandbox) -> dict[str, list[Any]]:
@@ -245,27 +220,6 @@ MORE_BAD_INPUTS = [
     ({"dry_run": 1}, "dry_run", "True or False"),
     ({"sandbox": "False"}, "sandbox", "True or False"),
 ]
-DEFAULTS = {
-    "acr_name": "binderhubdemo",
-    "resource_group": "binderhub-registry",
-    "location": "westeurope",
-    "sku": "Basic",
-    "sp_name": "binderhub-sp",
-    "project": "binderhub",
-    "subscription_id": "",
-    "secret_expiry_days": 365,
-    "propagation_minutes": 10,
-    "device_code": False,
-    "aks_cluster": "",
-    "prefix": "binder-",
-    "pull_access": "secret",
-    "output_dir": "build/03-azure-container-registry",
-    "dry_run": False,
-    "teardown": False,
-    "rotate": False,
-    "keep_replaced": False,
-    "sandbox": True,
-}
 
 
 @pytest.mark.parametrize(
@@ -277,19 +231,15 @@ def test_validate_names_the_parameter_and_its_rule(
     params: dict[str, Any], name: str, rule: str
 ) -> None:
     with pytest.raises(InvalidParameter) as err:
-        azure.validate(**(DEFAULTS | params))
+        azure.validate(**(AZURE_DEFAULTS | params))
     assert err.value.name == name
     assert rule in str(err.value) and "\n" not in str(err.value)
 
 
 def test_defaults_match_the_notebook_and_validate() -> None:
-    nb = nbformat.read(str(NOTEBOOKS / "03-azure-container-registry.ipynb"), as_version=4)
-    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    namespace: dict[str, Any] = {}
-    exec(cell.source, namespace)
-    assert {k: namespace[k] for k in DEFAULTS} == DEFAULTS
-    assert [p.name for p in azure.PARAMETERS] == list(DEFAULTS)
-    checked = azure.validate(**(DEFAULTS | {"dry_run": True}))  # a dry run makes no directory
+    # AZURE_DEFAULTS is the notebook's parameters cell: it has every parameter, in order
+    assert [p.name for p in azure.PARAMETERS] == list(AZURE_DEFAULTS)
+    checked = azure.validate(**(AZURE_DEFAULTS | {"dry_run": True}))  # a dry run makes no directory
     assert checked.output_dir == Path("build/03-azure-container-registry")
 
 
@@ -329,7 +279,7 @@ def test_faults_are_retried_without_duplicates(
 
 
 def test_new_principal_not_found_three_times(azure_nb: NotebookRun, fresh: sandbox.Sandbox) -> None:
-    settings(fresh, principal_not_found=3)
+    settings(fresh, "azure", principal_not_found=3)
     nb = azure_nb()
     assert "after 4 attempts: the new service principal was replicating" in outputs_text(nb)
     assert_one_of_each(fresh)
@@ -340,7 +290,7 @@ def test_new_principal_not_found_three_times(azure_nb: NotebookRun, fresh: sandb
 def test_registry_creation_polled_until_ready(
     azure_nb: NotebookRun, fresh: sandbox.Sandbox
 ) -> None:
-    settings(fresh, registry_polls=4)
+    settings(fresh, "azure", registry_polls=4)
     nb = azure_nb()
     assert "Container registry [created]" in outputs_text(nb)
     polls = [e for e in fresh.log() if "/operationStatuses/" in e["path"]]
@@ -386,7 +336,7 @@ def test_registry_name_taken_by_another_subscription(
 def test_several_subscriptions_listed_then_chosen(
     azure_nb: NotebookRun, fresh: sandbox.Sandbox
 ) -> None:
-    settings(fresh, extra_subscription=True)
+    settings(fresh, "azure", extra_subscription=True)
     seeded = fresh.credentials("azure")["subscription_id"]
     with pytest.raises(PapermillExecutionError) as err:
         azure_nb(dry_run=True)
@@ -529,7 +479,7 @@ def test_credential_probes_stay_on_loopback(
         return connect(self, address)
 
     monkeypatch.setattr(socket.socket, "connect", recording)
-    p = azure.validate(DEFAULTS, output_dir=str(tmp_path / "values"), sandbox=False)
+    p = azure.validate(AZURE_DEFAULTS, output_dir=str(tmp_path / "values"), sandbox=False)
     started = time.monotonic()
     with pytest.raises(MissingCredentials):
         azure.sign_in(p)
@@ -577,7 +527,7 @@ def test_a_slow_role_is_waited_for_with_progress(
     azure_nb: NotebookRun, fresh: sandbox.Sandbox
 ) -> None:
     """A new role applies late (Azure: up to 10 minutes); a new application replicates late."""
-    settings(fresh, role_propagation_seconds=2, application_not_found=2)
+    settings(fresh, "azure", role_propagation_seconds=2, application_not_found=2)
     nb = azure_nb()
     text = outputs_text(nb)
     assert "BinderHub finds the pushed image" in text
@@ -589,7 +539,7 @@ def test_a_slow_role_is_waited_for_with_progress(
 
 
 def test_giving_up_on_propagation_says_rerun(azure_nb: NotebookRun, fresh: sandbox.Sandbox) -> None:
-    settings(fresh, role_propagation_seconds=600)
+    settings(fresh, "azure", role_propagation_seconds=600)
     with pytest.raises(PapermillExecutionError) as err:
         azure_nb(propagation_minutes=0)
     assert err.value.ename == "VerificationFailed"
@@ -602,7 +552,7 @@ def test_an_abac_registry_gets_the_role_that_works_there(
     azure_nb: NotebookRun, fresh: sandbox.Sandbox
 ) -> None:
     """A reused registry in ABAC mode: AcrPush would grant nothing, Repository Writer pushes."""
-    settings(fresh, default_role_assignment_mode="AbacRepositoryPermissions")
+    settings(fresh, "azure", default_role_assignment_mode="AbacRepositoryPermissions")
     # made before, by someone else, in ABAC mode
     creds = fresh.credentials("azure")
     token = deployer_token(fresh)
@@ -658,7 +608,7 @@ def counted(p):
 
 
 azure._sandbox_credential = counted
-p = azure.validate(DEFAULTS, output_dir=sys.argv[1])
+p = azure.validate(AZURE_DEFAULTS, output_dir=sys.argv[1])
 run = Runner()
 
 
@@ -686,7 +636,7 @@ def test_a_run_loads_few_graph_models_and_asks_for_two_tokens(
     import subprocess
     import sys
 
-    script = f"DEFAULTS = {DEFAULTS!r}\n{STEPS_IN_A_PROCESS}"
+    script = f"AZURE_DEFAULTS = {AZURE_DEFAULTS!r}\n{STEPS_IN_A_PROCESS}"
     done = subprocess.run(
         [sys.executable, "-c", script, str(tmp_path / "values")],
         capture_output=True,

@@ -24,8 +24,7 @@ import pytest
 from binderhub_registry import CloudError, InvalidParameter, providers, sandbox
 
 from .conftest import NOTEBOOKS, InProcessRun
-from .test_azure_sandbox import settings
-from .test_rotation import defaults
+from .helpers import defaults, settings
 
 pytestmark = pytest.mark.notebook
 
@@ -91,7 +90,7 @@ def test_a_registry_that_never_leaves_creating_stops_at_the_deadline(
     from binderhub_registry import CloudError
     from binderhub_registry.providers import azure
 
-    settings(fresh, registry_polls=10**9)
+    settings(fresh, "azure", registry_polls=10**9)
     p = azure.validate(defaults(AZURE, tmp_path))
     conn = azure.sign_in(p).value
     conn.lro_deadline = 1.0

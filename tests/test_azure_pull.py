@@ -15,8 +15,7 @@ from binderhub_registry import sandbox
 from binderhub_registry.providers import azure
 
 from .conftest import NOTEBOOKS, NotebookRun, assert_fails_before_any_call, outputs_text
-from .test_azure_notebook import AZURE_VARIABLES, az
-from .test_azure_sandbox import deployer_token, settings
+from .helpers import AZURE_VARIABLES, az, deployer_token, settings
 
 pytestmark = pytest.mark.notebook
 STEP = "Pull-only credential for user pods"
@@ -268,7 +267,7 @@ def test_bad_pull_access_fails_before_any_call(
 def test_node_grants_the_aks_kubelet_and_prints_the_check(
     nb: NotebookRun, fresh: sandbox.Sandbox
 ) -> None:
-    settings(fresh, aks_clusters=["binderhub-registry/binderaks"])
+    settings(fresh, "azure", aks_clusters=["binderhub-registry/binderaks"])
     seeded = az(fresh)
     kubelet = next(
         s for s in seeded["service_principals"] if s["display_name"] == "binderaks-agentpool"
@@ -315,7 +314,7 @@ def test_none_makes_nothing_says_acr_is_private_and_fails_the_pull_at_once(
 def test_an_abac_registry_gets_repository_reader_on_the_project_alone(
     nb: NotebookRun, fresh: sandbox.Sandbox
 ) -> None:
-    settings(fresh, default_role_assignment_mode="AbacRepositoryPermissions")
+    settings(fresh, "azure", default_role_assignment_mode="AbacRepositoryPermissions")
     abac_registry(fresh)  # made before, by someone else, in ABAC mode (the notebook makes legacy)
     nb.set_up()
     pull = values(nb)["jupyterhub"]["imagePullSecret"]

@@ -16,8 +16,7 @@ from papermill.exceptions import PapermillExecutionError
 from binderhub_registry import sandbox
 
 from .conftest import NotebookRun, outputs_text
-from .test_azure_notebook import azure_nb  # noqa: F401  (the fixture)
-from .test_azure_sandbox import Tenant, tenant  # noqa: F401  (the fixture)
+from .helpers import Tenant
 
 #: ACR regions the old Azure.Core list refused (issue 19)
 NEWER = (
@@ -39,7 +38,7 @@ def _registry(location: str) -> Registry:
     )
 
 
-def test_arm_lists_where_registries_can_be_made(tenant: Tenant) -> None:  # noqa: F811
+def test_arm_lists_where_registries_can_be_made(tenant: Tenant) -> None:
     """Providers_Get as the SDK reads it: display names, the newer regions among them."""
     provider = tenant.resources().providers.get("Microsoft.ContainerRegistry")
     assert provider.namespace == "Microsoft.ContainerRegistry"
@@ -56,7 +55,7 @@ def test_arm_lists_where_registries_can_be_made(tenant: Tenant) -> None:  # noqa
 
 @pytest.mark.parametrize("location", [*NEWER, "Italy North"])
 def test_registries_can_be_made_in_current_regions(
-    tenant: Tenant,  # noqa: F811
+    tenant: Tenant,
     location: str,
 ) -> None:
     """Each region ARM lists is taken, by name or by display name (ARM compares them so)."""
@@ -65,7 +64,7 @@ def test_registries_can_be_made_in_current_regions(
     assert made.location == location.lower().replace(" ", "")
 
 
-def test_an_unknown_region_gets_azures_error(tenant: Tenant) -> None:  # noqa: F811
+def test_an_unknown_region_gets_azures_error(tenant: Tenant) -> None:
     """ARM's 400 LocationNotAvailableForResourceType, its message naming the regions it has
     (the shape captured in Azure/acr issue 406)."""
     tenant.resources().resource_groups.create_or_update("rg1", {"location": "westeurope"})
@@ -84,7 +83,7 @@ def test_an_unknown_region_gets_azures_error(tenant: Tenant) -> None:  # noqa: F
     assert tenant.box.state()["azure"]["registries"] == []
 
 
-def test_a_rehearsal_in_italy_north_succeeds(azure_nb: NotebookRun, fresh: sandbox.Sandbox) -> None:  # noqa: F811
+def test_a_rehearsal_in_italy_north_succeeds(azure_nb: NotebookRun, fresh: sandbox.Sandbox) -> None:
     nb = azure_nb(location="italynorth")
     text = outputs_text(nb)
     assert "resource group binderhub-registry in italynorth" in text
@@ -95,7 +94,7 @@ def test_a_rehearsal_in_italy_north_succeeds(azure_nb: NotebookRun, fresh: sandb
 
 
 def test_a_region_arm_does_not_list_stops_before_anything_is_made(
-    azure_nb: NotebookRun,  # noqa: F811
+    azure_nb: NotebookRun,
     fresh: sandbox.Sandbox,
 ) -> None:
     """The notebook asks ARM (Providers_Get) first: one line naming ``location``, nothing made."""

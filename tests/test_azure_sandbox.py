@@ -10,13 +10,9 @@ import asyncio
 import base64
 import json
 import socket
-import ssl
 import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
 import requests
 from azure.core.exceptions import (
@@ -25,171 +21,20 @@ from azure.core.exceptions import (
     ResourceExistsError,
     ResourceNotFoundError,
 )
-from azure.identity import ClientSecretCredential
-from azure.mgmt.authorization import AuthorizationManagementClient
-from azure.mgmt.authorization.v2022_04_01.models import RoleAssignmentCreateParameters
-from azure.mgmt.containerregistry import ContainerRegistryManagementClient
-from azure.mgmt.containerregistry.models import Registry, RegistryProperties, Sku
-from azure.mgmt.resource.resources import ResourceManagementClient
+from azure.mgmt.containerregistry.models import Registry, Sku
 
 with warnings.catch_warnings():  # msgraph-sdk and kiota warn about their own deprecated classes
     warnings.simplefilter("ignore", DeprecationWarning)
     from kiota_abstractions.base_request_configuration import RequestConfiguration
-    from kiota_authentication_azure.azure_identity_authentication_provider import (
-        AzureIdentityAuthenticationProvider,
-    )
-    from msgraph.generated.applications.item.add_password.add_password_post_request_body import (
-        AddPasswordPostRequestBody,
-    )
     from msgraph.generated.applications.item.remove_password.remove_password_post_request_body import (  # noqa: E501
         RemovePasswordPostRequestBody,
     )
-    from msgraph.generated.models.application import Application
     from msgraph.generated.models.o_data_errors.o_data_error import ODataError
-    from msgraph.generated.models.password_credential import PasswordCredential
     from msgraph.generated.models.service_principal import ServicePrincipal
-    from msgraph.graph_request_adapter import GraphRequestAdapter
-    from msgraph.graph_service_client import GraphServiceClient
-    from msgraph_core import GraphClientFactory  # type: ignore[import-untyped]
 
-from binderhub_registry.sandbox import Sandbox
-from binderhub_registry.sandbox.azure import ACR_PUSH, TAKEN_REGISTRY
+from binderhub_registry.sandbox.azure import TAKEN_REGISTRY
 
-GRAPH_SCOPE = "https://graph.microsoft.com/.default"
-
-
-def settings(box: Sandbox, **values: Any) -> dict[str, Any]:
-    """Read or change the Azure fault knobs (``/_sandbox/azure/settings``)."""
-    method = "POST" if values else "GET"
-    r = requests.request(
-        method,
-        f"{box.url}/_sandbox/azure/settings",
-        json=values or None,
-        headers=box.admin_headers(),
-        verify=box.ca_file,
-        timeout=10,
-    )
-    r.raise_for_status()
-    result: dict[str, Any] = r.json()
-    return result
-
-
-def deployer_token(box: Sandbox, resource: str = "https://management.azure.com") -> str:
-    """A client-credentials token of the seeded deployer for ``resource`` (as MSAL asks)."""
-    seeded = box.credentials("azure")
-    r = requests.post(
-        f"{box.url}/azure/login/{seeded['tenant_id']}/oauth2/v2.0/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": seeded["client_id"],
-            "client_secret": seeded["client_secret"],
-            "scope": resource + "/.default",
-        },
-        verify=box.ca_file,
-        timeout=30,
-    )
-    assert r.status_code == 200, r.text
-    token: str = r.json()["access_token"]
-    return token
-
-
-@dataclass
-class Tenant:
-    """The seeded deployer's credential and ARM clients, against the sandbox."""
-
-    box: Sandbox
-    creds: dict[str, str]
-    credential: ClientSecretCredential
-
-    @property
-    def sub(self) -> str:
-        return self.creds["subscription_id"]
-
-    def kwargs(self) -> dict[str, Any]:
-        return {
-            "base_url": f"{self.box.url}/azure/management",
-            "connection_verify": self.box.ca_file,
-            "polling_interval": 0.01,
-        }
-
-    def resources(self) -> ResourceManagementClient:
-        return ResourceManagementClient(self.credential, self.sub, **self.kwargs())
-
-    def acr(self) -> ContainerRegistryManagementClient:
-        return ContainerRegistryManagementClient(self.credential, self.sub, **self.kwargs())
-
-    def authorization(self) -> AuthorizationManagementClient:
-        return AuthorizationManagementClient(self.credential, self.sub, **self.kwargs())
-
-    def graph(self) -> GraphServiceClient:
-        """A Graph client for the running event loop."""
-        http = GraphClientFactory.create_with_default_middleware(
-            client=httpx.AsyncClient(
-                verify=ssl.create_default_context(cafile=self.box.ca_file), trust_env=False
-            )
-        )
-        adapter = GraphRequestAdapter(
-            AzureIdentityAuthenticationProvider(self.credential, scopes=[GRAPH_SCOPE]), http
-        )
-        adapter.base_url = f"{self.box.url}/azure/graph/v1.0"
-        return GraphServiceClient(request_adapter=adapter)
-
-    def credential_for(self, client_id: str, secret: str) -> ClientSecretCredential:
-        return ClientSecretCredential(
-            self.creds["tenant_id"],
-            client_id,
-            secret,
-            authority=f"{self.box.url}/azure/login",
-            disable_instance_discovery=True,
-            connection_verify=self.box.ca_file,
-        )
-
-
-@pytest.fixture
-def tenant(fresh: Sandbox) -> Iterator[Tenant]:
-    """The fresh sandbox's Azure tenant, signed in as the seeded deployer."""
-    creds = fresh.credentials("azure")
-    credential = ClientSecretCredential(
-        creds["tenant_id"],
-        creds["client_id"],
-        creds["client_secret"],
-        authority=f"{fresh.url}/azure/login",
-        disable_instance_discovery=True,
-        connection_verify=fresh.ca_file,
-    )
-    yield Tenant(fresh, creds, credential)
-
-
-def make_registry(t: Tenant, name: str = "sandboxacr01", group: str = "rg1") -> Any:
-    t.resources().resource_groups.create_or_update(group, {"location": "westeurope"})
-    poller = t.acr().registries.begin_create(
-        group,
-        name,
-        Registry(
-            location="westeurope",
-            sku=Sku(name="Basic"),
-            properties=RegistryProperties(admin_user_enabled=False),
-        ),
-    )
-    return poller.result()
-
-
-async def make_principal(t: Tenant, name: str = "test-sp") -> tuple[Any, Any, str]:
-    """An application, its service principal and a password (the secret text)."""
-    graph = t.graph()
-    app = await graph.applications.post(Application(display_name=name))
-    sp = await graph.service_principals.post(ServicePrincipal(app_id=app.app_id))
-    body = AddPasswordPostRequestBody(password_credential=PasswordCredential(display_name="t"))
-    password = await graph.applications.by_application_id(app.id).add_password.post(body)
-    return app, sp, password.secret_text
-
-
-def assign_push(t: Tenant, scope: str, sp_id: str, name: str) -> Any:
-    role = f"/subscriptions/{t.sub}/providers/Microsoft.Authorization/roleDefinitions/{ACR_PUSH}"
-    params = RoleAssignmentCreateParameters(
-        role_definition_id=role, principal_id=sp_id, principal_type="ServicePrincipal"
-    )
-    return t.authorization().role_assignments.create(scope, name, params)
+from .helpers import GRAPH_SCOPE, Tenant, assign_push, make_principal, make_registry, settings
 
 
 # --- seed, reset, admin ---------------------------------------------------------------
@@ -201,7 +46,7 @@ def test_seeded_tenant_has_one_subscription_and_a_deployer(tenant: Tenant) -> No
     assert state["role_assignments"][0]["scope"] == f"/subscriptions/{tenant.sub}"
     assert state["registries"] == [] and state["resource_groups"] == []
     assert tenant.creds["client_secret"] not in json.dumps(tenant.box.state())
-    assert settings(tenant.box) == {
+    assert settings(tenant.box, "azure") == {
         "principal_not_found": 1,
         "application_not_found": 0,
         "role_propagation_seconds": 0,
@@ -218,11 +63,11 @@ def test_reset_brings_back_the_seed_and_stops_registries(tenant: Tenant) -> None
     seeded = tenant.box.state()
     registry = make_registry(tenant)
     port = int(registry.properties.login_server.rsplit(":", 1)[1])
-    settings(tenant.box, registry_polls=5)
+    settings(tenant.box, "azure", registry_polls=5)
     assert tenant.box.state() != seeded
     tenant.box.reset()
     assert tenant.box.state() == seeded
-    assert settings(tenant.box)["registry_polls"] == 1
+    assert settings(tenant.box, "azure")["registry_polls"] == 1
     with pytest.raises(OSError):  # the registry's front is gone with it
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
 
@@ -236,7 +81,7 @@ def test_admin_settings_are_checked_and_not_logged(tenant: Tenant) -> None:
         timeout=10,
     )
     assert r.status_code == 400 and "no_such_knob" in r.json()["message"]
-    settings(tenant.box, principal_not_found=2)
+    settings(tenant.box, "azure", principal_not_found=2)
     assert tenant.box.log() == []
 
 
@@ -305,7 +150,7 @@ def test_resource_groups_raise_what_azure_raises(tenant: Tenant) -> None:
 
 
 def test_registry_creation_is_a_long_running_operation(tenant: Tenant) -> None:
-    settings(tenant.box, registry_polls=3)
+    settings(tenant.box, "azure", registry_polls=3)
     registry = make_registry(tenant)
     assert registry.properties.provisioning_state == "Succeeded"
     assert registry.properties.admin_user_enabled is False
@@ -338,7 +183,7 @@ def test_registry_names_are_global(tenant: Tenant) -> None:
 
 
 def test_role_assignments_wait_for_new_principals(tenant: Tenant) -> None:
-    settings(tenant.box, principal_not_found=2)
+    settings(tenant.box, "azure", principal_not_found=2)
     registry = make_registry(tenant)
     _, sp, _ = asyncio.run(make_principal(tenant))
     name = "4c01c3c7-2dce-5fbe-a30f-0e74eda8695a"
@@ -419,7 +264,7 @@ def test_graph_refuses_principals_without_directory_rights(tenant: Tenant) -> No
 
 # --- the ACR-like registry -------------------------------------------------------------------
 def test_acr_front_authenticates_against_live_state(tenant: Tenant) -> None:
-    settings(tenant.box, principal_not_found=0)
+    settings(tenant.box, "azure", principal_not_found=0)
     registry = make_registry(tenant)
     login = registry.properties.login_server
     app, sp, secret = asyncio.run(make_principal(tenant))

@@ -10,7 +10,6 @@ import os
 import secrets
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,25 +24,13 @@ from binderhub_registry.sandbox import Sandbox
 from binderhub_registry.sandbox.registry import free_port
 
 from .conftest import ROOT
-from .test_form_stored import not_refreshed
+from .helpers import BIN, CHROMIUM, CHROMIUM_ARGS, close_left_sidebar, not_refreshed
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-BIN = Path(sys.executable).parent
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists() or not (BIN / "jupyter-lab").exists(),
     reason="needs Debian's chromium (apt-get install chromium) and jupyterlab",
 )
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-]
 
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
@@ -139,13 +126,7 @@ def _open(page: Any, url: str) -> None:
     page.get_by_text("Clear Outputs of All Cells").click()
     assert page.locator("text=BinderHub finds the pushed image").count() == 0
     if page.viewport_size["width"] < 800:  # a phone: the file browser would take most of it
-        _close_left_sidebar(page)
-
-
-def _close_left_sidebar(page: Any) -> None:
-    """Collapse JupyterLab's left sidebar (clicking its open tab, the file browser)."""
-    page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current").click()
-    page.locator("#jp-left-stack").wait_for(state="hidden")
+        close_left_sidebar(page)
 
 
 def _run_form_cells(page: Any, workdir: Path) -> None:

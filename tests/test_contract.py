@@ -5,7 +5,10 @@ the chart's rules and that a client nobody here wrote (skopeo) can push with; a 
 nothing; a dry run changes nothing; every parameter's rule is checked before any cloud call; a
 run that crashes half-way completes on the next run without duplicates; rotation leaves one
 working credential; teardown removes everything the notebook created; no secret is printed.
-Provider-specific behaviour is tested beside this, in ``test_<provider>_notebook.py``.
+Provider-specific behaviour is tested beside this: the provider's steps beyond the contract in
+``test_<provider>_notebook.py`` (one topic of them in ``test_<provider>_<topic>.py``), its sandbox
+fake against the cloud's own API description in ``test_<provider>_sandbox.py``. What the test
+modules share is in ``helpers.py`` and ``conftest.py`` (``test_suite_layout.py`` checks both).
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import base64
 import json
 import re
 import shutil
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from binderhub_registry.params import Parameter
 from binderhub_registry.providers import COMMON_PARAMETERS, Provider
 
 from .conftest import NOTEBOOKS, NotebookRun, assert_fails_before_any_call, outputs_text
+from .helpers import census, creating_calls
 from .skopeo import CONVERTED, skopeo_push
 
 pytestmark = pytest.mark.notebook
@@ -49,24 +52,6 @@ def nb(provider: Provider, tmp_path: Path, fresh: sandbox.Sandbox) -> NotebookRu
 
 
 # --- helpers -------------------------------------------------------------------------------
-def census(state: Any, path: str = "") -> Counter[str]:
-    """How many of each kind of thing the sandbox holds: leaf paths, list positions folded.
-
-    Ids, secrets' expiry dates and other values are left out, so two runs that made the
-    same things compare equal however their ids were drawn.
-    """
-    counts: Counter[str] = Counter()
-    if isinstance(state, dict):
-        for key, value in state.items():
-            counts += census(value, f"{path}/{key}")
-    elif isinstance(state, list):
-        counts[f"{path}[]"] += 0  # present, even when empty
-        for value in state:
-            counts += census(value, f"{path}[]")
-        counts[f"{path}[]#"] += len(state)
-    else:
-        counts[path] += 1
-    return counts
 
 
 def values_of(run: NotebookRun) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -74,21 +59,6 @@ def values_of(run: NotebookRun) -> tuple[dict[str, Any], dict[str, Any]]:
     config = yaml.safe_load((run.output_dir / "config.yaml").read_text())
     secret = yaml.safe_load((run.output_dir / "secret.yaml").read_text())
     return config, secret
-
-
-def creating_calls(box: sandbox.Sandbox) -> list[dict[str, Any]]:
-    """Requests that made something in a fake cloud (sign-ins, checks and pushes left out)."""
-    return [
-        e
-        for e in box.log()
-        if e["method"] in ("POST", "PUT", "PATCH")
-        and e["status"] in (200, 201, 202)
-        and not re.search(
-            r"/auth/token|/oauth2|/login/|checkNameAvailability|/v2/.*/(blobs|manifests)/",
-            e["path"],
-            re.I,
-        )
-    ]
 
 
 def bad_value(param: Parameter) -> Any:

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 import yaml
 from papermill.exceptions import PapermillExecutionError
 
@@ -18,12 +17,9 @@ from binderhub_registry.providers.dockerhub import SANDBOX_SECRET_VARIABLE as SA
 from binderhub_registry.sandbox.dockerhub import PULL_LIMIT_BODY, totp
 
 from .conftest import NOTEBOOKS, NotebookRun, assert_fails_before_any_call, outputs_text
+from .helpers import _hub_token, make_token, tokens
 
 pytestmark = pytest.mark.notebook
-
-
-def tokens(box: sandbox.Sandbox) -> list[dict[str, Any]]:
-    return list(box.state()["dockerhub"]["access_tokens"])
 
 
 def pushing(box: sandbox.Sandbox) -> list[dict[str, Any]]:
@@ -316,32 +312,6 @@ def test_deployments_sharing_an_account_keep_their_own_tokens(
         staging.record()["created"]["access_token"]["label"]
     ]
     assert len(tokens(fresh)) == 2  # and staging's read-only token
-
-
-def _hub_token(box: sandbox.Sandbox, user: str, path: str, body: dict[str, Any]) -> str:
-    """A token made by ``POST <Hub API>/<path>``, signed in as seeded ``user`` with its password."""
-    creds = box.credentials(user)
-    api = f"{box.url}/dockerhub/v2"
-    session = requests.post(
-        f"{api}/auth/token",
-        json={"identifier": creds["username"], "secret": creds["password"]},
-        verify=box.ca_file,
-        timeout=10,
-    ).json()["access_token"]
-    made = requests.post(
-        f"{api}/{path}",
-        json=body,
-        headers={"Authorization": f"Bearer {session}"},
-        verify=box.ca_file,
-        timeout=10,
-    )
-    assert made.status_code == 201, made.text
-    return str(made.json()["token"])
-
-
-def make_token(box: sandbox.Sandbox, scopes: list[str], user: str = "dockerhub") -> str:
-    """A personal access token made through the fake Hub API with the seeded password."""
-    return _hub_token(box, user, "access-tokens", {"token_label": "my own token", "scopes": scopes})
 
 
 def test_personal_access_token_becomes_the_credential_and_nothing_is_created(

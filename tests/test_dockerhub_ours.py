@@ -21,8 +21,7 @@ import pytest
 
 from binderhub_registry import PermissionDenied, sandbox
 
-from .test_dockerhub_pull import Run, tokens
-from .test_dockerhub_sandbox import hub, session
+from .helpers import Run, hub, session, tokens
 
 pytestmark = pytest.mark.notebook
 

@@ -8,47 +8,34 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
-import yaml
 
 from binderhub_registry import InvalidParameter, PermissionDenied, providers, sandbox
 from binderhub_registry.providers import dockerhub
 from binderhub_registry.providers.dockerhub import SANDBOX_PULL_TOKEN_VARIABLE
+from binderhub_registry.providers.dockerhub import SANDBOX_SECRET_VARIABLE as SANDBOX_SECRET
 from binderhub_registry.sandbox.dockerhub import SEED_USER
 
-from .conftest import NOTEBOOKS, InProcessRun, NotebookRun, assert_fails_before_any_call
-from .test_dockerhub_notebook import SANDBOX_SECRET, make_token
-from .test_dockerhub_sandbox import hub, realm, session
-from .test_rotation import Crash, defaults, stopped_recording, stopped_writing_values
+from .conftest import NotebookRun, assert_fails_before_any_call
+from .helpers import (
+    Crash,
+    Run,
+    defaults,
+    hub,
+    hub_token,
+    make_token,
+    realm,
+    session,
+    settings,
+    stopped_recording,
+    stopped_writing_values,
+    tokens,
+    values_for,
+)
 
 pytestmark = pytest.mark.notebook
-
-
-class Run:
-    """The Docker Hub notebook run in process, run after run, in one ``output_dir``."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.run = InProcessRun(NOTEBOOKS / "02-docker-hub.ipynb", workdir)
-        self.output_dir = self.run.output_dir
-
-    def __call__(self, **parameters: Any) -> str:
-        self.run(**parameters)
-        return "\n".join(self.run.outputs)
-
-    def secret(self) -> dict[str, Any]:
-        loaded: dict[str, Any] = yaml.safe_load((self.output_dir / "secret.yaml").read_text())
-        return loaded
-
-    def pull(self) -> dict[str, Any]:
-        """``jupyterhub.imagePullSecret`` as written."""
-        pull: dict[str, Any] = self.secret()["jupyterhub"]["imagePullSecret"]
-        return pull
-
-    def record(self) -> dict[str, Any]:
-        return dict(dockerhub.Record(self.output_dir, dockerhub.KEY).created)
 
 
 @pytest.fixture
@@ -56,23 +43,8 @@ def job(tmp_path: Path, fresh: sandbox.Sandbox) -> Run:
     return Run(tmp_path)
 
 
-def tokens(box: sandbox.Sandbox) -> list[dict[str, Any]]:
-    return list(box.state()["dockerhub"]["access_tokens"])
-
-
 def scopes(box: sandbox.Sandbox) -> list[list[str]]:
     return sorted(t["scopes"] for t in tokens(box))
-
-
-def settings(box: sandbox.Sandbox, **values: Any) -> None:
-    r = requests.post(
-        f"{box.url}/_sandbox/dockerhub/settings",
-        json=values,
-        headers=box.admin_headers(),
-        verify=box.ca_file,
-        timeout=10,
-    )
-    r.raise_for_status()
 
 
 def anonymous(box: sandbox.Sandbox, repository: str) -> list[str]:
@@ -120,7 +92,7 @@ def test_default_run_writes_a_read_only_token_for_user_pods(
 def test_the_read_only_token_pulls_a_private_repository_and_is_refused_a_push(
     job: Run, fresh: sandbox.Sandbox
 ) -> None:
-    settings(fresh, default_privacy={SEED_USER: "private"})
+    settings(fresh, "dockerhub", default_privacy={SEED_USER: "private"})
     assert "least privilege ok" in job()
     repository = pushed(fresh)
     assert fresh.state()["dockerhub"]["privacy"][repository] == "private"
@@ -310,13 +282,14 @@ def test_only_public_repositories_pull_with_repo_public_read(
     job: Run, fresh: sandbox.Sandbox
 ) -> None:
     """Repo Public Read-only pulls public repositories; Repo Read-only private ones too."""
-    settings(fresh, default_privacy={SEED_USER: "private"})
+    settings(fresh, "dockerhub", default_privacy={SEED_USER: "private"})
     job()
     repository = pushed(fresh)
     public_read = make_token(fresh, ["repo:public_read"])
     assert realm(fresh, SEED_USER, public_read, repository) == []
     assert realm(fresh, SEED_USER, make_token(fresh, ["repo:read"]), repository) == ["pull"]
-    settings(fresh, default_privacy={})  # a later repository is public: the setting is read
+    # a later repository is public: the setting is read
+    settings(fresh, "dockerhub", default_privacy={})
     assert fresh.state()["dockerhub"]["privacy"][repository] == "private"  # at its creation
 
 
@@ -352,11 +325,9 @@ def test_anonymous_pulls_past_the_limit_get_docker_hubs_429(fresh: sandbox.Sandb
 
     from binderhub_registry import verify
 
-    from .test_verify import hub_token, values_for
-
     # no pull secret: verify's user pods' pull is anonymous, and counts (the repository is public)
     assert verify(values_for(fresh, hub_token(fresh, ["repo:write"])), ca_bundle=fresh.ca_file).ok
-    settings(fresh, anonymous_pull_limit=3)
+    settings(fresh, "dockerhub", anonymous_pull_limit=3)
     registry = fresh.registries["dockerhub"]
     name = "binderhubdemo/binder-binderhub-registry-check"
     token = requests.get(
@@ -394,7 +365,7 @@ def test_anonymous_pulls_past_the_limit_get_docker_hubs_429(fresh: sandbox.Sandb
     )
     assert pulled.status_code == 200
     fresh.reset()  # a reset starts a new window
-    settings(fresh, anonymous_pull_limit=2)
+    settings(fresh, "dockerhub", anonymous_pull_limit=2)
     assert get().status_code in (401, 404)  # the registry is empty again: no limit answer
 
 

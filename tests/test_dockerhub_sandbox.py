@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import requests
 
@@ -12,25 +11,7 @@ from binderhub_registry import sandbox
 from binderhub_registry.providers import dockerhub
 from binderhub_registry.sandbox.dockerhub import PULL_LIMIT_BODY, totp
 
-
-def hub(box: sandbox.Sandbox, method: str, path: str, **kw: Any) -> requests.Response:
-    return requests.request(
-        method, f"{box.url}/dockerhub{path}", verify=box.ca_file, timeout=10, **kw
-    )
-
-
-def session(
-    box: sandbox.Sandbox, user: str = "dockerhub", secret: str | None = None
-) -> dict[str, str]:
-    creds = box.credentials(user)
-    r = hub(
-        box,
-        "POST",
-        "/v2/auth/token",
-        json={"identifier": creds["username"], "secret": secret or creds["password"]},
-    )
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+from .helpers import hub, realm, session
 
 
 def pat(box: sandbox.Sandbox, scopes: list[str]) -> str:
@@ -42,22 +23,6 @@ def pat(box: sandbox.Sandbox, scopes: list[str]) -> str:
         json={"token_label": "mine", "scopes": scopes},
     )
     return str(made.json()["token"])
-
-
-def realm(box: sandbox.Sandbox, user: str, secret: str, repository: str) -> list[str]:
-    """The actions the registry's realm grants on ``repository``."""
-    r = requests.get(
-        f"{box.url}/dockerhub/token",
-        params={"service": "registry.docker.io", "scope": f"repository:{repository}:pull,push"},
-        auth=(user, secret),
-        verify=box.ca_file,
-        timeout=10,
-    )
-    assert r.status_code == 200, r.text
-    import jwt
-
-    claims = jwt.decode(r.json()["token"], options={"verify_signature": False})
-    return list(claims["access"][0]["actions"])
 
 
 def test_pat_session_is_refused_on_management_routes(fresh: sandbox.Sandbox) -> None:

@@ -18,6 +18,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 from .conftest import ROOT
+from .helpers import SPHINX_STRICT
 
 BIN = Path(sys.executable).parent
 
@@ -61,7 +62,6 @@ def test_the_papermill_command_prints_the_same_help() -> None:
     assert out.stdout == _help_notebook(notebook)
 
 
-SPHINX_STRICT = ["-W", "--keep-going", "-n", "-q", "-b", "html"]  # as `make docs`
 #: the tags the notebooks may use, and what the docs do with them (DESIGN.md section 6)
 KNOWN_TAGS = {
     "parameters",

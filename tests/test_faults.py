@@ -22,12 +22,10 @@ run through papermill (:data:`NOTEBOOK_CASES`), and by every bad-input test.
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +33,11 @@ import nbformat
 import pytest
 from papermill.exceptions import PapermillExecutionError
 
-from binderhub_registry import Runner, providers, sandbox
+from binderhub_registry import providers, sandbox
 from binderhub_registry.providers import Provider
 
 from .conftest import NOTEBOOKS, InProcessRun, NotebookRun, outputs_text
-from .test_contract import census, creating_calls
+from .helpers import census, creating_calls
 
 pytestmark = pytest.mark.notebook
 
@@ -73,33 +71,8 @@ SKIP = {"azure": {"429-retry-after-seconds"}}
 #: a clean rerun) where the client's own retries make it quick.
 NOTEBOOK_CASES = [(key, "drop-after") for key in providers.keys()] + [("dockerhub", "500-forever")]
 
-#: Longest wait the matrix lets a client take (seconds): its waits are recorded, not waited.
-QUICK_WAIT = 0.02
 
 _clean: dict[str, tuple[Counter[str], list[dict[str, Any]]]] = {}
-
-
-@pytest.fixture
-def quick_waits(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
-    """Every wait of this process (the step runner's, the SDKs' retries and polls) cut to
-    :data:`QUICK_WAIT`; yields the waits asked for."""
-    asked: list[float] = []
-    real_sleep, real_async_sleep = time.sleep, asyncio.sleep
-
-    def sleep(seconds: float) -> None:
-        asked.append(seconds)
-        real_sleep(min(seconds, QUICK_WAIT))
-
-    async def async_sleep(seconds: float, result: Any = None) -> Any:
-        asked.append(seconds)
-        return await real_async_sleep(min(seconds, QUICK_WAIT), result)
-
-    monkeypatch.setattr(time, "sleep", sleep)
-    monkeypatch.setattr(asyncio, "sleep", async_sleep)
-    # the runner's default was bound at import; it awaits asyncio.sleep when it is time.sleep
-    assert Runner.__init__.__kwdefaults__ is not None
-    monkeypatch.setitem(Runner.__init__.__kwdefaults__, "sleep", sleep)
-    yield asked
 
 
 def clean_run(

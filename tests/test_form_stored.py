@@ -9,44 +9,18 @@ says how to put it right; the notebooks' own form cell says to keep one's own co
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import nbformat
 import pytest
 
 from .conftest import ROOT
+from .helpers import WIDGET, not_refreshed
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
-WIDGET = "application/vnd.jupyter.widget-view+json"
 FIX = (
     "restore it (git checkout -- <notebook>) or re-execute it with "
     "tests/tools/refresh_notebooks.py; keep your own runs in a copy (File > Save Notebook As…)"
 )
-
-
-def not_refreshed(nb: Any) -> list[str]:
-    """Why ``nb`` is not what ``tests/tools/refresh_notebooks.py`` writes (empty: it is)."""
-    problems = []
-    if "widgets" in nb.metadata or "papermill" in nb.metadata:
-        problems.append("notebook metadata holds a session's widget or papermill state")
-    expected = 1
-    for index, cell in enumerate(nb.cells):
-        if cell.cell_type != "code":
-            continue
-        skipped = "skip-execution" in cell.metadata.get("tags", [])
-        outputs = cell.get("outputs", [])
-        if skipped and (cell.execution_count is not None or outputs):
-            problems.append(f"cell {index} (skipped headless: the form) was run and saved")
-        elif not skipped and cell.execution_count != expected:
-            problems.append(
-                f"cell {index}: execution count {cell.execution_count}, not {expected} "
-                "(not one run from the top)"
-            )
-        if any(WIDGET in out.get("data", {}) for out in outputs):
-            problems.append(f"cell {index} holds a widget")
-        if not skipped:
-            expected += 1
-    return problems
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -18,7 +18,7 @@ import requests
 from binderhub_registry import Runner, sandbox
 from binderhub_registry.providers import google
 
-from .test_google_notebook import DEFAULTS, up_to_the_key
+from .helpers import GOOGLE_DEFAULTS, up_to_the_key
 
 pytestmark = pytest.mark.sandbox
 
@@ -27,7 +27,7 @@ AR = "/google/artifactregistry/v1/projects/binderhub-demo/locations"
 
 def signed_in(run: Runner, tmp_path: Path, **overrides: Any) -> google.GoogleConnection:
     """A connection on the (fresh) sandbox, writing into tmp_path/values."""
-    p = google.validate(DEFAULTS, output_dir=str(tmp_path / "values"), **overrides)
+    p = google.validate(GOOGLE_DEFAULTS, output_dir=str(tmp_path / "values"), **overrides)
     return run.step("sign in", google.sign_in, p)
 
 

@@ -17,8 +17,7 @@ from binderhub_registry import Runner, sandbox
 from binderhub_registry.providers import google
 from binderhub_registry.providers.contract import Record
 
-from .test_google_keyless import KEYLESS, keyless_run, metadata_url
-from .test_google_notebook import settings
+from .helpers import KEYLESS, keyless_run, metadata_url, settings
 
 
 def real_keyless(tmp_path: Path) -> google.GoogleConnection:
@@ -53,7 +52,7 @@ def test_the_printed_check_uses_only_tools_in_binderhubs_image(tmp_path: Path) -
 def test_the_check_code_reports_the_account_the_metadata_server_gives(
     fresh: sandbox.Sandbox, tmp_path: Path, run: Runner
 ) -> None:
-    settings(fresh, workload_identity_pools=["binderhub-demo"])  # BinderHub's GKE cluster
+    settings(fresh, "google", workload_identity_pools=["binderhub-demo"])  # BinderHub's GKE cluster
     p = google.validate(KEYLESS, output_dir=str(tmp_path / "values"))
     conn = run.step("sign in", google.sign_in, p)
     keyless_run(run, conn)

@@ -19,37 +19,17 @@ from google.type import expr_pb2
 from binderhub_registry import Runner, sandbox
 from binderhub_registry.providers import google
 
-from .test_google_keyless import KEYLESS
-from .test_google_notebook import DEFAULTS, settings, up_to_the_key
+from .helpers import (
+    CONDITION,
+    KEYLESS,
+    THEIRS,
+    repository_policy,
+    set_theirs,
+    settings,
+    up_to_the_key,
+)
 
 pytestmark = pytest.mark.sandbox
-
-CONDITION = {
-    "title": "until-2030",
-    "expression": 'request.time < timestamp("2030-01-01T00:00:00Z")',
-    "description": "someone else's temporary access",
-}
-#: Someone else's bindings on the repository: a conditional one on the writer role itself.
-THEIRS = [
-    {"role": google.ROLE, "members": ["user:dana@example.com"], "condition": CONDITION},
-    {"role": google.PULL_ROLE, "members": ["user:lee@example.com"], "condition": CONDITION},
-    {"role": google.PULL_ROLE, "members": ["user:kim@example.com"]},
-]
-
-
-def repository_policy(conn: google.GoogleConnection, version: int) -> dict[str, Any]:
-    """The repository's policy read at ``version``, through the SDK."""
-    request = conn.registry.repositories().getIamPolicy(
-        resource=conn.repository_name, options_requestedPolicyVersion=version
-    )
-    return dict(request.execute())
-
-
-def set_theirs(conn: google.GoogleConnection) -> None:
-    """Someone else sets conditional bindings on the repository (at version 3, as they must)."""
-    policy = repository_policy(conn, 3)
-    body = {"policy": {"version": 3, "etag": policy["etag"], "bindings": THEIRS}}
-    conn.registry.repositories().setIamPolicy(resource=conn.repository_name, body=body).execute()
 
 
 def without_ours(bindings: list[dict[str, Any]], member: str) -> list[dict[str, Any]]:
@@ -58,13 +38,12 @@ def without_ours(bindings: list[dict[str, Any]], member: str) -> list[dict[str, 
 
 
 @pytest.fixture
-def conn(fresh: sandbox.Sandbox, tmp_path: Path, run: Runner) -> google.GoogleConnection:
-    p = google.validate(DEFAULTS, output_dir=str(tmp_path / "values"))
-    signed_in: google.GoogleConnection = run.step("sign in", google.sign_in, p)
-    run.step("api", google.enable_api, signed_in)
-    run.step("repository", google.ensure_repository, signed_in)
-    run.step("account", google.ensure_service_account, signed_in)
-    return signed_in
+def conn(conn: google.GoogleConnection, run: Runner) -> google.GoogleConnection:
+    """conftest's connection, up to the service account."""
+    run.step("api", google.enable_api, conn)
+    run.step("repository", google.ensure_repository, conn)
+    run.step("account", google.ensure_service_account, conn)
+    return conn
 
 
 def test_a_version_1_read_shows_withcond_roles_without_conditions(
@@ -132,7 +111,7 @@ def account_policy(conn: google.GoogleConnection, version: int) -> Any:
 def test_the_workload_identity_binding_keeps_the_accounts_conditional_bindings(
     fresh: sandbox.Sandbox, tmp_path: Path, run: Runner
 ) -> None:
-    settings(fresh, workload_identity_pools=["binderhub-demo"])
+    settings(fresh, "google", workload_identity_pools=["binderhub-demo"])
     p = google.validate(KEYLESS, output_dir=str(tmp_path / "values"))
     conn = run.step("sign in", google.sign_in, p)
     up_to_the_key(run, conn)

@@ -15,7 +15,7 @@ import pytest
 from binderhub_registry import MissingCredentials, PermissionDenied, Runner, sandbox
 from binderhub_registry.providers import google
 
-from .test_google_notebook import DEFAULTS, settings, up_to_the_key
+from .helpers import GOOGLE_DEFAULTS, settings, up_to_the_key
 
 USER_ADC = {
     "type": "authorized_user",
@@ -54,7 +54,7 @@ def test_user_credentials_without_a_quota_project_are_one_line_before_any_call(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     adc = adc_file(tmp_path, monkeypatch)
-    p = google.validate(DEFAULTS, output_dir=str(tmp_path / "values"), sandbox=False)
+    p = google.validate(GOOGLE_DEFAULTS, output_dir=str(tmp_path / "values"), sandbox=False)
     with pytest.raises(MissingCredentials) as err:
         google.sign_in(p)
     # point 12: where it looked and what it found, whose, before any call
@@ -73,7 +73,7 @@ def test_a_quota_project_in_the_file_or_the_environment_passes(
 ) -> None:
     from google import auth as google_auth
 
-    p = google.validate(DEFAULTS, output_dir=str(tmp_path / "values"), sandbox=False)
+    p = google.validate(GOOGLE_DEFAULTS, output_dir=str(tmp_path / "values"), sandbox=False)
     adc_file(tmp_path, monkeypatch, quota_project_id="binderhub-demo")
     credentials, _ = google_auth.default()
     assert google._with_quota_project(credentials, p).quota_project_id == "binderhub-demo"
@@ -182,7 +182,7 @@ def test_the_sandbox_sign_in_names_its_key_and_never_asks_google_auth(
         raise AssertionError("the sandbox looked for application default credentials")
 
     monkeypatch.setattr(google_auth, "default", refuse)
-    p = google.validate(DEFAULTS, output_dir=str(tmp_path / "values"))
+    p = google.validate(GOOGLE_DEFAULTS, output_dir=str(tmp_path / "values"))
     run.step("sign in", google.sign_in, p)
     assert run.checklist.rows[-1].detail.endswith("with the sandbox's seeded key file")
 
@@ -199,10 +199,10 @@ def test_the_sandbox_sign_in_names_its_key_and_never_asks_google_auth(
 def test_the_key_policy_names_the_constraint_that_refused(
     policy: Any, named: str, fresh: sandbox.Sandbox, run: Runner, tmp_path: Path
 ) -> None:
-    p = google.validate(DEFAULTS, output_dir=str(tmp_path / "values"))
+    p = google.validate(GOOGLE_DEFAULTS, output_dir=str(tmp_path / "values"))
     conn = run.step("sign in", google.sign_in, p)
     up_to_the_key(run, conn)
-    settings(fresh, key_creation_disabled=policy)
+    settings(fresh, "google", key_creation_disabled=policy)
     with pytest.raises(PermissionDenied) as err:
         run.step("key", google.ensure_key, conn)
     message = str(err.value)
@@ -236,7 +236,7 @@ def test_a_real_mode_sign_in_builds_its_clients_with_no_call_beyond_loopback(
     path.write_text(json.dumps(key))
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(path))
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", fresh.ca_file)
-    p = google.validate(DEFAULTS, output_dir=str(tmp_path / "values"), sandbox=False)
+    p = google.validate(GOOGLE_DEFAULTS, output_dir=str(tmp_path / "values"), sandbox=False)
     result = google.sign_in(p)
     email = key["client_email"]
     assert capsys.readouterr().out.splitlines()[-1] == (

@@ -9,7 +9,6 @@ and then a 401. The client names the permission and what grants it.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +18,7 @@ from binderhub_registry import Runner, VerificationFailed, sandbox
 from binderhub_registry.providers import google
 from binderhub_registry.verify import verify
 
-from .test_google_notebook import DEFAULTS, up_to_the_key
+from .helpers import up_to_the_key
 
 pytestmark = pytest.mark.sandbox
 
@@ -27,13 +26,11 @@ RESOURCE = "projects/binderhub-demo/locations/us-central1/repositories/{}"
 
 
 @pytest.fixture
-def conn(fresh: sandbox.Sandbox, tmp_path: Path, run: Runner) -> google.GoogleConnection:
+def conn(conn: google.GoogleConnection, run: Runner) -> google.GoogleConnection:
     """A key-mode run up to the key: the account has the writer role."""
-    p = google.validate(DEFAULTS, output_dir=str(tmp_path / "values"))
-    signed_in: google.GoogleConnection = run.step("sign in", google.sign_in, p)
-    up_to_the_key(run, signed_in)
-    run.step("key", google.ensure_key, signed_in)
-    return signed_in
+    up_to_the_key(run, conn)
+    run.step("key", google.ensure_key, conn)
+    return conn
 
 
 def token(box: sandbox.Sandbox, conn: google.GoogleConnection, repository: str) -> Any:

@@ -8,7 +8,6 @@ the request schema, and every field it answers must exist in the response schema
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -21,11 +20,8 @@ from binderhub_registry.providers import google
 from binderhub_registry.sandbox.google.cloud import GoogleCloud
 from binderhub_registry.sandbox.google.rest import Rest
 
-DATA = Path(__file__).parent / "data" / "google"
-DOCS = {
-    "serviceusage": json.loads((DATA / "serviceusage.v1.json").read_text()),
-    "artifactregistry": json.loads((DATA / "artifactregistry.v1.json").read_text()),
-}
+from .helpers import DOCS, problems
+
 #: Fields the fake reads from request bodies: (api, request schema, dotted path).
 READS = [
     ("artifactregistry", "Repository", "format"),
@@ -67,26 +63,6 @@ def test_fields_the_fake_reads_are_in_the_request_schemas(
     api: str, schema: str, field: str
 ) -> None:
     assert field in DOCS[api]["schemas"][schema]["properties"]
-
-
-def problems(api: str, value: Any, schema: dict[str, Any], path: str = "") -> list[str]:
-    """Where ``value`` has fields that ``schema`` (of ``api``'s document) does not describe."""
-    schemas = DOCS[api]["schemas"]
-    if "$ref" in schema:
-        schema = schemas[schema["$ref"]]
-    found: list[str] = []
-    if isinstance(value, dict):
-        if "properties" not in schema:  # a map, or google.protobuf.Any: any keys
-            return found
-        for key, inner in value.items():
-            if key not in schema["properties"]:
-                found.append(f"{path}.{key}")
-            else:
-                found += problems(api, inner, schema["properties"][key], f"{path}.{key}")
-    elif isinstance(value, list):
-        for item in value:
-            found += problems(api, item, schema.get("items", {}), f"{path}[]")
-    return found
 
 
 @pytest.mark.sandbox

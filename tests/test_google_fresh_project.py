@@ -17,14 +17,14 @@ from binderhub_registry.providers import google
 from binderhub_registry.sandbox.google.models import DEFAULT_SERVICES
 
 from .conftest import NOTEBOOKS, NotebookRun, outputs_text
-from .test_google_notebook import DEFAULTS, grpc_calls, settings
+from .helpers import GOOGLE_DEFAULTS, grpc_calls, settings
 
 pytestmark = pytest.mark.sandbox
 
 
 def signed_in(run: Runner, tmp_path: Path, **overrides: Any) -> google.GoogleConnection:
     """A connection on the (fresh) sandbox, writing into tmp_path/values."""
-    p = google.validate(DEFAULTS, output_dir=str(tmp_path / "values"), **overrides)
+    p = google.validate(GOOGLE_DEFAULTS, output_dir=str(tmp_path / "values"), **overrides)
     return run.step("sign in", google.sign_in, p)
 
 
@@ -130,7 +130,7 @@ def test_a_dry_run_enables_nothing_and_reads_no_account(
 def test_a_just_enabled_api_is_waited_for(
     fresh: sandbox.Sandbox, run: Runner, tmp_path: Path
 ) -> None:
-    settings(fresh, disabled_after_enable=3)
+    settings(fresh, "google", disabled_after_enable=3)
     conn = signed_in(run, tmp_path)
     run.step("api", google.enable_api, conn)
     run.step("repository", google.ensure_repository, conn)
@@ -171,6 +171,7 @@ def test_a_brand_new_project_runs_to_the_end_with_no_manual_step(
     shows it: the notebook, as stored, completes and verifies."""
     settings(
         fresh,
+        "google",
         disabled_after_enable=2,
         not_found_after_create=2,
         operation_polls=2,

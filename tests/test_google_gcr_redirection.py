@@ -8,6 +8,7 @@ it is on. Images Container Registry held are not copied, so BinderHub would rebu
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,30 +16,22 @@ from binderhub_registry import Runner, sandbox
 from binderhub_registry.errors import CloudError
 from binderhub_registry.providers import google
 
-from .test_google_notebook import DEFAULTS
+from .helpers import DOCS, GOOGLE_DEFAULTS, ON, problems, redirect, set_theirs
 
 pytestmark = pytest.mark.sandbox
 
-ON = "REDIRECTION_FROM_GCR_IO_ENABLED"
 
-
-def redirect(conn: google.GoogleConnection, state: str = ON) -> None:
-    """``gcloud artifacts settings enable-upgrade-redirection``: updateProjectSettings."""
-    conn.projects.updateProjectSettings(
-        name=f"projects/{conn.params.project_id}/projectSettings",
-        updateMask="legacyRedirectionState",
-        body={"legacyRedirectionState": state},
-    ).execute()
+@pytest.fixture
+def google_overrides() -> dict[str, Any]:
+    """conftest's ``conn`` signs in with gcr.io names (their multi-region)."""
+    return {"gcr_domain": True, "location": "europe"}
 
 
 @pytest.fixture
-def conn(fresh: sandbox.Sandbox, tmp_path: Path, run: Runner) -> google.GoogleConnection:
-    p = google.validate(
-        DEFAULTS, output_dir=str(tmp_path / "values"), gcr_domain=True, location="europe"
-    )
-    signed_in: google.GoogleConnection = run.step("sign in", google.sign_in, p)
-    run.step("api", google.enable_api, signed_in)
-    return signed_in
+def conn(conn: google.GoogleConnection, run: Runner) -> google.GoogleConnection:
+    """conftest's connection, its API enabled."""
+    run.step("api", google.enable_api, conn)
+    return conn
 
 
 def test_a_new_project_has_redirection_off_and_the_step_says_how_to_turn_it_on(
@@ -77,7 +70,7 @@ def test_a_dry_run_says_it_would_stop(
     fresh: sandbox.Sandbox, tmp_path: Path, run: Runner, conn: google.GoogleConnection
 ) -> None:
     p = google.validate(
-        DEFAULTS,
+        GOOGLE_DEFAULTS,
         output_dir=str(tmp_path / "dry"),
         gcr_domain=True,
         location="europe",
@@ -102,9 +95,6 @@ def test_only_the_two_settable_states_are_accepted(conn: google.GoogleConnection
 def test_the_settings_and_a_conditional_policy_fit_the_response_schemas(
     conn: google.GoogleConnection,
 ) -> None:
-    from .test_google_conditions import set_theirs
-    from .test_google_discovery import DOCS, problems
-
     ar = DOCS["artifactregistry"]["methods"]
     name = "projects/binderhub-demo/projectSettings"
     method = ar["artifactregistry.projects.getProjectSettings"]

@@ -16,7 +16,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -29,35 +28,35 @@ from binderhub_registry import InvalidParameter, Runner, VerificationFailed, san
 from binderhub_registry.providers import COMMON_PARAMETERS, google
 from binderhub_registry.sandbox.google import SEED_ACCOUNT
 
-from .test_google_notebook import DEFAULTS, settings, torn_down, up_to_the_key
+from .helpers import (
+    GOOGLE_DEFAULTS,
+    KEYLESS,
+    TOKEN_PATH,
+    keyless_run,
+    metadata_url,
+    settings,
+    signed_in,
+    torn_down,
+    up_to_the_key,
+    whole_run,
+)
 
 pytestmark = pytest.mark.sandbox
-
-KEYLESS = DEFAULTS | {"auth": "metadata"}
-TOKEN_PATH = "/computeMetadata/v1/instance/service-accounts/default/token"
 
 
 @pytest.fixture(autouse=True)
 def gke_cluster(request: pytest.FixtureRequest) -> None:
     """Keyless needs BinderHub's GKE cluster: its project's Workload Identity pool exists."""
     if "fresh" in request.fixturenames:
-        settings(request.getfixturevalue("fresh"), workload_identity_pools=["binderhub-demo"])
+        settings(
+            request.getfixturevalue("fresh"), "google", workload_identity_pools=["binderhub-demo"]
+        )
 
 
 @pytest.fixture
-def conn(fresh: sandbox.Sandbox, tmp_path: Path, run: Runner) -> Iterator[google.GoogleConnection]:
-    """A keyless connection on a fresh sandbox, writing into tmp_path."""
-    p = google.validate(KEYLESS, output_dir=str(tmp_path / "values"))
-    yield run.step("sign in", google.sign_in, p)
-
-
-def keyless_run(run: Runner, conn: google.GoogleConnection) -> Any:
-    """Every step of a keyless run up to the written values."""
-    up_to_the_key(run, conn)
-    run.step("key", google.ensure_key, conn)
-    run.step("workload identity", google.bind_workload_identity, conn)
-    run.step("pull", google.ensure_pull_credential, conn)
-    return run.step("values", conn.write_values)
+def google_overrides() -> dict[str, Any]:
+    """Keyless: conftest's ``conn`` signs in with ``auth = "metadata"``."""
+    return {"auth": "metadata"}
 
 
 #: What user pods' pull key adds to the record (pull_access = "secret", the default).
@@ -70,11 +69,6 @@ def no_key_in_secret(out: Path) -> bool:
     return not path.exists() or "registry" not in yaml.safe_load(path.read_text())
 
 
-def metadata_url(box: sandbox.Sandbox) -> str:
-    """The fake metadata server's base URL."""
-    return str(box.state()["google"]["metadata_server"])
-
-
 def loopback(url: str) -> bool:
     """True when ``url``'s host is a loopback address."""
     return ipaddress.ip_address(urlparse(url).hostname or "0.0.0.0").is_loopback
@@ -84,7 +78,7 @@ def loopback(url: str) -> bool:
 @pytest.mark.parametrize("value", ["Metadata", "workload", "", None, True])
 def test_a_bad_auth_is_a_one_line_parameter_error(value: Any, tmp_path: Path) -> None:
     with pytest.raises(InvalidParameter) as err:
-        google.validate(DEFAULTS, output_dir=str(tmp_path), auth=value)
+        google.validate(GOOGLE_DEFAULTS, output_dir=str(tmp_path), auth=value)
     assert err.value.name == "auth"
     assert "key, metadata" in str(err.value) and "\n" not in str(err.value)
 
@@ -161,6 +155,7 @@ def test_a_binding_whose_answer_was_lost_is_still_recorded(
     up_to_the_key(run, conn)
     settings(
         fresh,
+        "google",
         grpc_faults=[{"method": "SetIamPolicy", "code": "UNAVAILABLE", "times": 1, "after": True}],
     )
     run.step("workload identity", google.bind_workload_identity, conn)
@@ -181,7 +176,7 @@ def test_a_keyless_dry_run_plans_the_binding_and_creates_nothing(
 
 
 def test_key_mode_skips_the_binding(fresh: sandbox.Sandbox, run: Runner, tmp_path: Path) -> None:
-    p = google.validate(DEFAULTS, output_dir=str(tmp_path / "values"))
+    p = google.validate(GOOGLE_DEFAULTS, output_dir=str(tmp_path / "values"))
     conn = run.step("sign in", google.sign_in, p)
     run.step("workload identity", google.bind_workload_identity, conn)
     assert run.checklist.rows[-1].status == "skipped"
@@ -204,7 +199,7 @@ def test_no_token_without_the_binding(
         "service_account": "binderhub",
         "annotation": conn.params.email,
     }
-    settings(fresh, metadata_pod=pod)  # annotated, but the IAM binding is missing
+    settings(fresh, "google", metadata_pod=pod)  # annotated, but the IAM binding is missing
     r = requests.get(
         metadata_url(fresh) + TOKEN_PATH, headers={"Metadata-Flavor": "Google"}, timeout=10
     )
@@ -351,29 +346,11 @@ class Crash(Exception):
     """A run dying half-way (not transient: the runner does not retry it)."""
 
 
-def signed_in(run: Runner, out: Path, **overrides: Any) -> google.GoogleConnection:
-    """A connection for ``out`` with the test defaults and ``overrides``."""
-    p = google.validate(DEFAULTS, output_dir=str(out), **overrides)
-    conn: google.GoogleConnection = run.step("sign in", google.sign_in, p)
-    return conn
-
-
 def through_verify(run: Runner, conn: google.GoogleConnection) -> Any:
     """Every step of the notebook up to verification (not finish_rotation); the files."""
     files = keyless_run(run, conn)  # the steps up to the written values, in either mode
     run.step("verify", conn.verify, files)
     return files
-
-
-def whole_run(run: Runner, conn: google.GoogleConnection) -> None:
-    """Every step of the notebook, finish_rotation included (teardown is not asked)."""
-    up_to_the_key(run, conn)
-    run.step("key", google.ensure_key, conn)
-    run.step("workload identity", google.bind_workload_identity, conn)
-    run.step("pull", google.ensure_pull_credential, conn)
-    files = run.step("values", conn.write_values)
-    run.step("verify", conn.verify, files)
-    asyncio.run(run.astep("finish", conn.finish_rotation))
 
 
 def row(run: Runner, title: str) -> tuple[str, str]:
@@ -768,7 +745,7 @@ def test_a_crash_at_any_record_write_then_a_rerun_completes(
     ends: list[Any] = []
     for crash_at in range(1, 20):
         fresh.reset()
-        settings(fresh, workload_identity_pools=["binderhub-demo"])
+        settings(fresh, "google", workload_identity_pools=["binderhub-demo"])
         out = tmp_path / f"crash{crash_at}"
         whole_run(run, signed_in(run, out, auth=before, service_account=""))
         saves = 0

@@ -16,7 +16,7 @@ from binderhub_registry import sandbox
 from binderhub_registry.providers import google
 
 from .conftest import NOTEBOOKS, NotebookRun, outputs_text
-from .test_google_notebook import settings
+from .helpers import settings
 
 pytestmark = pytest.mark.sandbox
 
@@ -29,7 +29,7 @@ def nb(tmp_path: Path, fresh: sandbox.Sandbox) -> NotebookRun:
 def test_a_keyless_run_completes_and_says_what_keyless_does_not_cover(
     nb: NotebookRun, fresh: sandbox.Sandbox
 ) -> None:
-    settings(fresh, workload_identity_pools=["binderhub-demo"])
+    settings(fresh, "google", workload_identity_pools=["binderhub-demo"])
     text = outputs_text(nb(auth="metadata"))
     assert "BinderHub's keyless check works; build pods' push is not covered by keyless" in text
     assert "a push to" not in text

@@ -17,15 +17,14 @@ from binderhub_registry import Runner, sandbox
 from binderhub_registry.providers import google
 from binderhub_registry.push import PUSH_CHECK
 
-from .test_google_keyless import keyless_run, signed_in, whole_run
-from .test_google_notebook import settings
+from .helpers import keyless_run, settings, signed_in, whole_run
 
 pytestmark = pytest.mark.sandbox
 
 
 @pytest.fixture(autouse=True)
 def gke_cluster(fresh: sandbox.Sandbox) -> None:
-    settings(fresh, workload_identity_pools=["binderhub-demo"])  # BinderHub's GKE cluster
+    settings(fresh, "google", workload_identity_pools=["binderhub-demo"])  # BinderHub's GKE cluster
 
 
 def test_keyless_values_give_build_pods_no_push(

@@ -16,7 +16,7 @@ from binderhub_registry import InvalidParameter, Runner, sandbox
 from binderhub_registry.providers import google
 from binderhub_registry.sandbox.google.rest import LOCATIONS
 
-from .test_google_notebook import DEFAULTS
+from .helpers import DOCS, GOOGLE_DEFAULTS, problems
 
 pytestmark = pytest.mark.sandbox
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.sandbox
 def test_an_unknown_location_is_one_line_before_the_repository(
     fresh: sandbox.Sandbox, run: Runner, tmp_path: Path
 ) -> None:
-    p = google.validate(DEFAULTS, output_dir=str(tmp_path), location="us-central9")
+    p = google.validate(GOOGLE_DEFAULTS, output_dir=str(tmp_path), location="us-central9")
     conn = run.step("sign in", google.sign_in, p)
     run.step("api", google.enable_api, conn)
     with pytest.raises(InvalidParameter) as err:
@@ -38,7 +38,7 @@ def test_an_unknown_location_is_one_line_before_the_repository(
 
 
 def test_every_known_location_passes(fresh: sandbox.Sandbox, run: Runner, tmp_path: Path) -> None:
-    p = google.validate(DEFAULTS, output_dir=str(tmp_path), location="europe-west4")
+    p = google.validate(GOOGLE_DEFAULTS, output_dir=str(tmp_path), location="europe-west4")
     conn = run.step("sign in", google.sign_in, p)
     run.step("api", google.enable_api, conn)
     run.step("repository", google.ensure_repository, conn)
@@ -48,7 +48,9 @@ def test_every_known_location_passes(fresh: sandbox.Sandbox, run: Runner, tmp_pa
 def test_the_fake_refuses_an_unknown_location_as_artifact_registry_does(
     fresh: sandbox.Sandbox, run: Runner, tmp_path: Path
 ) -> None:
-    conn = run.step("sign in", google.sign_in, google.validate(DEFAULTS, output_dir=str(tmp_path)))
+    conn = run.step(
+        "sign in", google.sign_in, google.validate(GOOGLE_DEFAULTS, output_dir=str(tmp_path))
+    )
     run.step("api", google.enable_api, conn)
     r = requests.post(
         f"{fresh.url}/google/artifactregistry/v1/projects/binderhub-demo/locations/eu-west3/"
@@ -70,9 +72,9 @@ def test_the_fake_refuses_an_unknown_location_as_artifact_registry_does(
 def test_locations_list_answers_as_its_discovery_document_describes(
     fresh: sandbox.Sandbox, run: Runner, tmp_path: Path
 ) -> None:
-    from .test_google_discovery import DOCS, problems
-
-    conn = run.step("sign in", google.sign_in, google.validate(DEFAULTS, output_dir=str(tmp_path)))
+    conn = run.step(
+        "sign in", google.sign_in, google.validate(GOOGLE_DEFAULTS, output_dir=str(tmp_path))
+    )
     run.step("api", google.enable_api, conn)
     r = requests.get(
         f"{fresh.url}/google/artifactregistry/v1/projects/binderhub-demo/locations",

@@ -19,8 +19,7 @@ import requests
 from binderhub_registry import Runner, VerificationFailed, sandbox
 from binderhub_registry.providers import google
 
-from .test_google_keyless import TOKEN_PATH, keyless_run, metadata_url, signed_in
-from .test_google_notebook import settings
+from .helpers import TOKEN_PATH, keyless_run, metadata_url, settings, signed_in
 
 pytestmark = pytest.mark.sandbox
 
@@ -35,7 +34,7 @@ def ask(box: sandbox.Sandbox, leaf: str) -> requests.Response:
 @pytest.fixture
 def keyless(fresh: sandbox.Sandbox, tmp_path: Path, run: Runner) -> tuple[Any, Any]:
     """A keyless run that verified; its connection and files."""
-    settings(fresh, workload_identity_pools=["binderhub-demo"])
+    settings(fresh, "google", workload_identity_pools=["binderhub-demo"])
     conn = signed_in(run, tmp_path / "values", auth="metadata")
     files = keyless_run(run, conn)
     run.step("verify", conn.verify, files)
@@ -56,7 +55,7 @@ def test_a_pod_without_the_annotation_gets_a_token_the_registry_denies(
     base = {"namespace": "binderhub", "service_account": "binderhub", "annotation": ""}
     if pod:  # the node's account serves every pod, annotated or not
         base["annotation"] = conn.params.email
-    settings(fresh, metadata_pod=base | pod)
+    settings(fresh, "google", metadata_pod=base | pod)
     assert ask(fresh, "email").text == identity
     r = ask(fresh, "token")
     assert r.status_code == 200  # a token, not a 404
@@ -77,6 +76,7 @@ def test_verification_says_whose_token_the_pod_got_and_how_to_fix_it(
     conn, files = keyless
     settings(
         fresh,
+        "google",
         metadata_pod={"namespace": "binderhub", "service_account": "binderhub", "annotation": ""},
     )
     with pytest.raises(VerificationFailed) as err:

@@ -18,14 +18,14 @@ from binderhub_registry import PermissionDenied, Runner, sandbox
 from binderhub_registry.errors import TransientCloudError
 from binderhub_registry.providers import google
 
-from .test_google_notebook import DEFAULTS, grpc_calls, settings, up_to_the_key
+from .helpers import GOOGLE_DEFAULTS, grpc_calls, settings, up_to_the_key
 
 pytestmark = pytest.mark.sandbox
 
 
 def signed_in(run: Runner, tmp_path: Path, **overrides: Any) -> google.GoogleConnection:
     """A connection on the (fresh) sandbox, writing into tmp_path/values."""
-    p = google.validate(DEFAULTS, output_dir=str(tmp_path / "values"), **overrides)
+    p = google.validate(GOOGLE_DEFAULTS, output_dir=str(tmp_path / "values"), **overrides)
     return run.step("sign in", google.sign_in, p)
 
 
@@ -34,6 +34,7 @@ def test_reads_right_after_creation_wait_for_three_good_ones_in_a_row(
 ) -> None:
     settings(
         fresh,
+        "google",
         not_found_after_create=0,
         new_account_answers={"read": ["PERMISSION_DENIED", "OK", "NOT_FOUND", "OK", "OK"]},
     )
@@ -65,6 +66,7 @@ def test_keys_and_policies_of_a_new_account_are_waited_for(
     """keys.list, keys.create, and a repository policy naming it."""
     settings(
         fresh,
+        "google",
         new_account_answers={
             "keys": ["PERMISSION_DENIED", "NOT_FOUND", "OK", "NOT_FOUND"],
             "member": ["INVALID_ARGUMENT", "INVALID_ARGUMENT"],
@@ -92,6 +94,7 @@ def test_the_new_accounts_own_policy_is_waited_for(
     """Keyless binds on the account's own policy (get, then set), right after creating it."""
     settings(
         fresh,
+        "google",
         new_account_answers={"policy": ["NOT_FOUND", "PERMISSION_DENIED", "OK", "NOT_FOUND"]},
         workload_identity_pools=["binderhub-demo"],  # BinderHub's GKE cluster (issue 25, 4)
     )
@@ -113,7 +116,11 @@ def test_a_403_on_an_account_this_run_did_not_make_is_not_waited_for(
     """An account found, not made: its 403 is a real refusal, said at once."""
     first = signed_in(run, tmp_path)
     up_to_the_key(run, first)
-    settings(fresh, grpc_faults=[{"method": "ListServiceAccountKeys", "code": "PERMISSION_DENIED"}])
+    settings(
+        fresh,
+        "google",
+        grpc_faults=[{"method": "ListServiceAccountKeys", "code": "PERMISSION_DENIED"}],
+    )
     again = signed_in(run, tmp_path)  # a rerun: it finds the account
     run.step("account", google.ensure_service_account, again)
     with pytest.raises(PermissionDenied):
@@ -125,7 +132,7 @@ def test_a_403_on_an_account_this_run_did_not_make_is_not_waited_for(
 def test_a_new_account_that_never_settles_is_one_line(
     fresh: sandbox.Sandbox, run: Runner, tmp_path: Path
 ) -> None:
-    settings(fresh, not_found_after_create=10**6)
+    settings(fresh, "google", not_found_after_create=10**6)
     conn = signed_in(run, tmp_path)
     conn.settling.account_deadline = 0.05  # the sandbox answers at once: a short deadline
     run.step("api", google.enable_api, conn)

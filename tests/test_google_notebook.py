@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,60 +20,9 @@ from binderhub_registry.providers import google
 from binderhub_registry.providers.contract import Record
 from binderhub_registry.secrets import Secret
 
+from .helpers import GOOGLE_DEFAULTS, grpc_calls, redirect, settings, torn_down, up_to_the_key
+
 pytestmark = pytest.mark.sandbox
-
-DEFAULTS: dict[str, Any] = {
-    "project_id": "binderhub-demo",
-    "location": "us-central1",
-    "repository": "binderhub",
-    "service_account": "binderhub-builder",
-    "gcr_domain": False,
-    "auth": "key",
-    "k8s_namespace": "binderhub",
-    "prefix": "binder-",
-    "dry_run": False,
-    "teardown": False,
-    "rotate": False,
-    "sandbox": True,
-}
-
-
-def settings(box: sandbox.Sandbox, **values: Any) -> None:
-    """Set the Google backend's sandbox knobs."""
-    r = requests.post(
-        f"{box.url}/_sandbox/google/settings",
-        json=values,
-        headers=box.admin_headers(),
-        verify=box.ca_file,
-        timeout=10,
-    )
-    r.raise_for_status()
-
-
-def grpc_calls(box: sandbox.Sandbox, method: str) -> list[str]:
-    """The statuses of the gRPC IAM calls to ``method`` since the last reset."""
-    return [e["status"] for e in box.log() if e["path"] == f"/google.iam.admin.v1.IAM/{method}"]
-
-
-@pytest.fixture
-def conn(fresh: sandbox.Sandbox, tmp_path: Path, run: Runner) -> Iterator[google.GoogleConnection]:
-    """A signed-in connection on a fresh sandbox, writing into tmp_path."""
-    p = google.validate(DEFAULTS, output_dir=str(tmp_path / "values"))
-    yield run.step("sign in", google.sign_in, p)
-
-
-def torn_down(seeded: dict[str, Any]) -> dict[str, Any]:
-    """The Google backend's ``seeded`` state as a teardown leaves it: the APIs the notebook
-    enabled stay on (issue 25, point 7: an API is never disabled)."""
-    return seeded | {"services": sorted(set(seeded["services"]) | set(google.SERVICES))}
-
-
-def up_to_the_key(run: Runner, conn: google.GoogleConnection) -> None:
-    """The steps before the key: API, repository, service account, role."""
-    run.step("api", google.enable_api, conn)
-    run.step("repository", google.ensure_repository, conn)
-    run.step("account", google.ensure_service_account, conn)
-    run.step("role", google.grant_writer, conn)
 
 
 # --- step 1: parameters ------------------------------------------------------------------
@@ -109,14 +57,16 @@ BAD_INPUTS = [
 @pytest.mark.parametrize(("name", "value"), BAD_INPUTS)
 def test_bad_inputs_are_refused_by_their_rule(name: str, value: Any, tmp_path: Path) -> None:
     with pytest.raises(InvalidParameter) as err:
-        google.validate(DEFAULTS, output_dir=str(tmp_path), **{name: value})
+        google.validate(GOOGLE_DEFAULTS, output_dir=str(tmp_path), **{name: value})
     assert err.value.name == name
 
 
 def test_gcr_domain_needs_a_multi_region(tmp_path: Path) -> None:
     with pytest.raises(InvalidParameter, match="location"):
-        google.validate(DEFAULTS, output_dir=str(tmp_path), gcr_domain=True)
-    p = google.validate(DEFAULTS, output_dir=str(tmp_path), gcr_domain=True, location="europe")
+        google.validate(GOOGLE_DEFAULTS, output_dir=str(tmp_path), gcr_domain=True)
+    p = google.validate(
+        GOOGLE_DEFAULTS, output_dir=str(tmp_path), gcr_domain=True, location="europe"
+    )
     assert p.repository_id == "eu.gcr.io"
 
 
@@ -133,6 +83,7 @@ def test_unavailable_on_grpc_reads_and_creates_creates_once(
     run.step("repository", google.ensure_repository, conn)
     settings(
         fresh,
+        "google",
         grpc_faults=[
             {"method": "GetServiceAccount", "code": "UNAVAILABLE", "times": 2},
             # carried out, then the answer is lost: the SDK does not retry a create
@@ -196,7 +147,7 @@ def test_the_ten_key_limit_is_reported(
 
 def test_a_rerun_never_piles_up_keys(fresh: sandbox.Sandbox, run: Runner, tmp_path: Path) -> None:
     # this deployment's own account (the default): every key on it is its own (issue 23)
-    p = google.validate(DEFAULTS, output_dir=str(tmp_path / "values"), service_account="")
+    p = google.validate(GOOGLE_DEFAULTS, output_dir=str(tmp_path / "values"), service_account="")
     conn = run.step("sign in", google.sign_in, p)
     up_to_the_key(run, conn)
     for _ in range(3):  # keys whose JSON was lost (crashes after creation)
@@ -210,7 +161,7 @@ def test_the_key_creation_policy_is_one_line_pointing_to_keyless(
     conn: google.GoogleConnection, fresh: sandbox.Sandbox, run: Runner
 ) -> None:
     up_to_the_key(run, conn)
-    settings(fresh, key_creation_disabled=True)
+    settings(fresh, "google", key_creation_disabled=True)
     with pytest.raises(PermissionDenied) as err:
         run.step("key", google.ensure_key, conn)
     message = str(err.value)
@@ -264,7 +215,7 @@ def test_rotate_makes_a_new_key_and_retires_the_old_one_after_verification(
     run.step("pull", google.ensure_pull_credential, conn)
     files = run.step("write", conn.write_values)
     old = json.loads((conn.secret or pytest.fail("no key")).reveal())["private_key_id"]
-    p = google.validate(DEFAULTS, output_dir=str(tmp_path / "values"), rotate=True)
+    p = google.validate(GOOGLE_DEFAULTS, output_dir=str(tmp_path / "values"), rotate=True)
     again = run.step("sign in", google.sign_in, p)
     up_to_the_key(run, again)
     run.step("key", google.ensure_key, again)
@@ -288,7 +239,7 @@ def test_teardown_deletes_only_what_it_created(
     run.step("key", google.ensure_key, conn)
     run.step("pull", google.ensure_pull_credential, conn)
     run.step("write", conn.write_values)
-    p = google.validate(DEFAULTS, output_dir=str(tmp_path / "values"), teardown=True)
+    p = google.validate(GOOGLE_DEFAULTS, output_dir=str(tmp_path / "values"), teardown=True)
     down = run.step("sign in", google.sign_in, p)
     import asyncio
 
@@ -313,12 +264,10 @@ def test_a_gcr_io_domain_repository_takes_a_verified_push(
     fresh: sandbox.Sandbox, tmp_path: Path, run: Runner
 ) -> None:
     p = google.validate(
-        DEFAULTS, output_dir=str(tmp_path / "values"), gcr_domain=True, location="europe"
+        GOOGLE_DEFAULTS, output_dir=str(tmp_path / "values"), gcr_domain=True, location="europe"
     )
     conn = run.step("sign in", google.sign_in, p)
     run.step("api", google.enable_api, conn)
-    from .test_google_gcr_redirection import redirect
-
     redirect(conn)  # gcr.io names reach Artifact Registry (issue 25, point 11)
     up_to_the_key(run, conn)
     run.step("key", google.ensure_key, conn)
@@ -360,7 +309,7 @@ def test_real_token_url_is_binderhubs_own_gcr_default(
 ) -> None:
     # the value the sandbox verifies is the value that ships: only the host differs there
     p = google.validate(
-        DEFAULTS,
+        GOOGLE_DEFAULTS,
         output_dir=str(tmp_path),
         sandbox=False,
         location=location,

@@ -21,12 +21,12 @@ from binderhub_registry import InvalidParameter, Runner, sandbox
 from binderhub_registry.errors import CloudError
 from binderhub_registry.providers import google
 
-from .test_google_notebook import DEFAULTS, torn_down
+from .helpers import GOOGLE_DEFAULTS, torn_down
 
 pytestmark = pytest.mark.sandbox
 
 #: The notebook's defaults: no service_account (each deployment its own).
-OWN = {k: v for k, v in DEFAULTS.items() if k != "service_account"}
+OWN = {k: v for k, v in GOOGLE_DEFAULTS.items() if k != "service_account"}
 
 
 def signed_in(run: Runner, out: Path, **overrides: Any) -> google.GoogleConnection:

@@ -23,7 +23,7 @@ from binderhub_registry.providers import google
 from binderhub_registry.pull import PULL_CHECK, PUSH_REFUSED_CHECK
 from binderhub_registry.registry_http import RegistryHTTP
 
-from .test_google_notebook import DEFAULTS, grpc_calls, settings, torn_down
+from .helpers import GOOGLE_DEFAULTS, grpc_calls, settings, torn_down
 
 pytestmark = pytest.mark.sandbox
 
@@ -31,7 +31,7 @@ NODE_SA = "123456789012-compute@developer.gserviceaccount.com"  # GKE's default 
 
 
 def params(tmp_path: Path, **overrides: Any) -> google.Params:
-    return google.validate(DEFAULTS, output_dir=str(tmp_path / "values"), **overrides)
+    return google.validate(GOOGLE_DEFAULTS, output_dir=str(tmp_path / "values"), **overrides)
 
 
 def full_run(run: Runner, p: google.Params) -> tuple[google.GoogleConnection, Any, Any]:
@@ -100,7 +100,7 @@ def test_the_pull_account_id_follows_iams_rule(tmp_path: Path) -> None:
 
 
 def test_pull_access_defaults_to_secret_when_a_cell_lacks_it(tmp_path: Path) -> None:
-    values = {k: v for k, v in DEFAULTS.items() if k != "pull_access"}
+    values = {k: v for k, v in GOOGLE_DEFAULTS.items() if k != "pull_access"}
     p = google.validate(values, output_dir=str(tmp_path / "values"))
     assert p.pull_access == "secret" and p.node_service_account == ""
 
@@ -277,6 +277,7 @@ def test_a_lost_pull_key_answer_then_a_rerun_leaves_one_key(
     # an account this run made, that is Google catching up, waited out (issue 25, point 2)
     settings(
         fresh,
+        "google",
         grpc_faults=[
             {"method": "CreateServiceAccountKey", "code": "FAILED_PRECONDITION", "after": True}
         ],
@@ -299,6 +300,7 @@ def test_a_lost_pull_account_answer_is_recorded_so_teardown_removes_it(
     run.step("account", google.ensure_service_account, conn)
     settings(
         fresh,
+        "google",
         grpc_faults=[
             {"method": "CreateServiceAccount", "code": "PERMISSION_DENIED", "after": True}
         ],
@@ -394,7 +396,7 @@ def run_until_write(run: Runner, p: google.Params) -> tuple[google.GoogleConnect
 def test_keyless_writes_the_pull_key_alone_and_verifies_its_pull(
     fresh: sandbox.Sandbox, tmp_path: Path, run: Runner
 ) -> None:
-    settings(fresh, workload_identity_pools=["binderhub-demo"])  # BinderHub's GKE cluster
+    settings(fresh, "google", workload_identity_pools=["binderhub-demo"])  # BinderHub's GKE cluster
     p = params(tmp_path, auth="metadata")
     conn = run.step("sign in", google.sign_in, p)
     run.step("api", google.enable_api, conn)

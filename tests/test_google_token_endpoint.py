@@ -18,7 +18,7 @@ from binderhub_registry import Runner, sandbox
 from binderhub_registry.providers import google
 from binderhub_registry.registry_http import parse_challenge
 
-from .test_google_notebook import DEFAULTS, up_to_the_key
+from .helpers import GOOGLE_DEFAULTS, up_to_the_key
 
 pytestmark = pytest.mark.sandbox
 
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.sandbox
 @pytest.fixture
 def values(fresh: sandbox.Sandbox, tmp_path: Path, run: Runner) -> google.RegistryValues:
     """Key-mode values of a fresh run."""
-    p = google.validate(DEFAULTS, output_dir=str(tmp_path / "values"))
+    p = google.validate(GOOGLE_DEFAULTS, output_dir=str(tmp_path / "values"))
     conn = run.step("sign in", google.sign_in, p)
     up_to_the_key(run, conn)
     run.step("key", google.ensure_key, conn)

@@ -16,8 +16,7 @@ from binderhub_registry import InvalidParameter, Runner, sandbox
 from binderhub_registry.errors import CloudError
 from binderhub_registry.providers import google
 
-from .test_google_keyless import KEYLESS, keyless_run
-from .test_google_notebook import settings, up_to_the_key
+from .helpers import KEYLESS, keyless_run, settings, up_to_the_key
 
 pytestmark = pytest.mark.sandbox
 
@@ -57,7 +56,7 @@ def test_a_project_without_a_cluster_refuses_the_member_in_one_line(
 def test_a_cluster_in_another_project_binds_that_projects_pool(
     fresh: sandbox.Sandbox, tmp_path: Path, run: Runner
 ) -> None:
-    settings(fresh, workload_identity_pools=["gke-project"])  # the cluster's project only
+    settings(fresh, "google", workload_identity_pools=["gke-project"])  # the cluster's project only
     p = google.validate(KEYLESS, output_dir=str(tmp_path / "values"), cluster_project="gke-project")
     conn = run.step("sign in", google.sign_in, p)
     files = keyless_run(run, conn)

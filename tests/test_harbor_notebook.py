@@ -15,58 +15,12 @@ import pytest
 import requests
 
 from binderhub_registry import InvalidParameter, sandbox
-from binderhub_registry.binderhub import ValuesFiles
 from binderhub_registry.errors import MissingCredentials, PermissionDenied, VerificationFailed
 from binderhub_registry.providers import harbor
 from binderhub_registry.registry_http import url_concat
-from binderhub_registry.secrets import Secret
 from binderhub_registry.verify import verify
 
-from .conftest import NOTEBOOKS
-
-
-def defaults() -> dict[str, Any]:
-    """The notebook's parameters cell, as its defaults."""
-    cells = json.loads((NOTEBOOKS / "05-harbor.ipynb").read_text())["cells"]
-    source = next(
-        "".join(c["source"]) for c in cells if "parameters" in c["metadata"].get("tags", [])
-    )
-    scope: dict[str, Any] = {}
-    exec(source, scope)
-    return {k: v for k, v in scope.items() if not k.startswith("__")}
-
-
-def settings(box: sandbox.Sandbox, **values: Any) -> None:
-    """Change the sandbox Harbor's knobs (``/_sandbox/harbor/settings``)."""
-    r = requests.post(
-        f"{box.url}/_sandbox/harbor/settings",
-        json=values,
-        headers=box.admin_headers(),
-        verify=box.ca_file,
-        timeout=10,
-    )
-    r.raise_for_status()
-
-
-def steps(tmp_path: Path, **overrides: Any) -> tuple[harbor.HarborConnection, ValuesFiles]:
-    """Sign in, project, robot, values: the notebook's steps up to verify, in process."""
-    values = defaults() | {"output_dir": str(tmp_path / "values")} | overrides
-    conn = harbor.sign_in(harbor.validate(values)).value
-    harbor.ensure_project(conn)
-    harbor.ensure_robot(conn)
-    harbor.ensure_pull_credential(conn)
-    files = conn.write_values().value
-    assert files is not None
-    return conn, files
-
-
-def admin_api(box: sandbox.Sandbox) -> harbor.HarborAPI:
-    """The sandbox Harbor's API as its seeded admin."""
-    creds = box.credentials("harbor")
-    return harbor.HarborAPI(
-        box.registries["harbor"], creds["username"], Secret(creds["password"]), box.ca_file
-    )
-
+from .helpers import HARBOR_DEFAULTS, admin_api, harbor_steps, settings
 
 # --- bad inputs -----------------------------------------------------------------------------
 BAD_INPUTS = [
@@ -100,7 +54,7 @@ def test_bad_input_is_one_line_naming_the_parameter_and_creates_nothing(
     calls = len(box.log())
     output_dir = tmp_path / "values"
     with pytest.raises(InvalidParameter) as err:
-        harbor.validate(defaults() | {"output_dir": str(output_dir)}, **{name: value})
+        harbor.validate(HARBOR_DEFAULTS | {"output_dir": str(output_dir)}, **{name: value})
     message = str(err.value)
     assert err.value.name == name and "\n" not in message
     assert message.startswith(f"parameter {name!r}: ") and rule in message
@@ -112,7 +66,7 @@ def test_missing_admin_credentials_say_how_in_one_line(
 ) -> None:
     monkeypatch.delenv("HARBOR_USERNAME", raising=False)
     monkeypatch.delenv("HARBOR_PASSWORD", raising=False)
-    p = harbor.validate(defaults() | {"output_dir": str(tmp_path / "v"), "sandbox": False})
+    p = harbor.validate(HARBOR_DEFAULTS | {"output_dir": str(tmp_path / "v"), "sandbox": False})
     with pytest.raises(MissingCredentials) as err:
         harbor.sign_in(p)  # before any request (pytest-socket would refuse one to example.org)
     assert "HARBOR_USERNAME and HARBOR_PASSWORD" in str(err.value)
@@ -120,7 +74,7 @@ def test_missing_admin_credentials_say_how_in_one_line(
 
 
 def test_defaults_make_a_robot_that_never_expires() -> None:
-    assert defaults()["robot_expiry_days"] == -1
+    assert HARBOR_DEFAULTS["robot_expiry_days"] == -1
     assert harbor.expiry_text(-1) == "never expires"
 
 
@@ -128,10 +82,11 @@ def test_defaults_make_a_robot_that_never_expires() -> None:
 def test_a_robot_whose_expiry_passed_is_diagnosed_by_verify(
     fresh: sandbox.Sandbox, tmp_path: Path
 ) -> None:
-    settings(fresh, clock_offset_days=-2)  # made two days ago, for one day
-    conn, files = steps(tmp_path, robot_expiry_days=1)
+    settings(fresh, "harbor", clock_offset_days=-2)  # made two days ago, for one day
+    conn, files = harbor_steps(tmp_path, robot_expiry_days=1)
     assert conn.verify(files).status == "done"
-    settings(fresh, clock_offset_days=0)  # Harbor's clock today: the robot expired yesterday
+    # Harbor's clock today: the robot expired yesterday
+    settings(fresh, "harbor", clock_offset_days=0)
     with pytest.raises(VerificationFailed) as err:
         conn.verify(files)
     diagnosis = err.value.diagnosis
@@ -140,7 +95,7 @@ def test_a_robot_whose_expiry_passed_is_diagnosed_by_verify(
     assert err.value.report is not None and err.value.report.checks[-1].detail == diagnosis
     # the fix it names: a rerun with -1 makes the robot never expire, the same secret works again
     secret = files.values.password
-    conn, files = steps(tmp_path, robot_expiry_days=-1)
+    conn, files = harbor_steps(tmp_path, robot_expiry_days=-1)
     robots = fresh.state()["harbor"]["robots"]
     assert [(r["name"], r["expires_at"]) for r in robots] == [
         ("robot$binderhub+binderhub-builder", -1),
@@ -153,10 +108,10 @@ def test_a_robot_whose_expiry_passed_is_diagnosed_by_verify(
 def test_an_expired_robot_with_a_finite_expiry_is_replaced(
     fresh: sandbox.Sandbox, tmp_path: Path
 ) -> None:
-    settings(fresh, clock_offset_days=-3)  # made three days ago, for one day
-    steps(tmp_path, robot_expiry_days=1)
-    settings(fresh, clock_offset_days=0)
-    conn, files = steps(tmp_path, robot_expiry_days=2)  # still past: a new robot, 2 days
+    settings(fresh, "harbor", clock_offset_days=-3)  # made three days ago, for one day
+    harbor_steps(tmp_path, robot_expiry_days=1)
+    settings(fresh, "harbor", clock_offset_days=0)
+    conn, files = harbor_steps(tmp_path, robot_expiry_days=2)  # still past: a new robot, 2 days
     robots = fresh.state()["harbor"]["robots"]
     assert len(robots) == 2 and [r["duration"] for r in robots] == [2, 2]
     assert conn.verify(files).status == "done"
@@ -165,7 +120,7 @@ def test_an_expired_robot_with_a_finite_expiry_is_replaced(
 def test_binderhubs_appended_service_is_harmless_and_needed_in_token_url(
     fresh: sandbox.Sandbox, tmp_path: Path
 ) -> None:
-    _, files = steps(tmp_path)
+    _, files = harbor_steps(tmp_path)
     token_url = files.values.docker_registry["token_url"]
     assert token_url.endswith("/service/token?service=harbor-registry")
     user, password = files.values.username, files.values.password.reveal()
@@ -188,11 +143,13 @@ def test_teardown_leaves_nothing(fresh: sandbox.Sandbox, tmp_path: Path) -> None
     import asyncio
 
     seeded = fresh.state()["harbor"]
-    conn, files = steps(tmp_path)
+    conn, files = harbor_steps(tmp_path)
     conn.verify(files)  # pushes a check image into the project
     assert fresh.state()["harbor"]["repositories"]
     down = harbor.sign_in(
-        harbor.validate(defaults() | {"output_dir": str(tmp_path / "values"), "teardown": True})
+        harbor.validate(
+            HARBOR_DEFAULTS | {"output_dir": str(tmp_path / "values"), "teardown": True}
+        )
     ).value
     result = asyncio.run(down.teardown())
     assert result.status == "deleted"
@@ -209,7 +166,7 @@ def test_the_robot_secret_is_in_secret_yaml_only(
     from binderhub_registry import Runner
 
     run = Runner()
-    values = defaults() | {"output_dir": str(tmp_path / "values")}
+    values = HARBOR_DEFAULTS | {"output_dir": str(tmp_path / "values")}
     secrets: list[str] = []
     for rotate in (False, True):  # creation, then a refresh
         p = harbor.validate(values, rotate=rotate)
@@ -249,17 +206,17 @@ def test_a_robot_this_notebook_did_not_make_is_never_refreshed(
     project = harbor.create_project(api, "binderhub")
     robot, secret = harbor.create_robot(api, "binderhub", "binderhub-builder", -1)
     with pytest.raises(PermissionDenied) as err:
-        steps(tmp_path)
+        harbor_steps(tmp_path)
     assert "this notebook did not create it" in str(err.value) and "\n" not in str(err.value)
     assert harbor.robot_works(api, robot["name"], secret)  # its user still pushes
     assert harbor.find_robot(api, project, "binderhub-builder") is not None
 
 
 def test_a_lost_secret_is_refreshed_not_duplicated(fresh: sandbox.Sandbox, tmp_path: Path) -> None:
-    _, files = steps(tmp_path)
+    _, files = harbor_steps(tmp_path)
     old = files.values.password
     files.secret_path.unlink()
-    again, files = steps(tmp_path)
+    again, files = harbor_steps(tmp_path)
     assert files.values.password != old
     api = admin_api(fresh)
     name = str(again.robot["name"]) if again.robot else ""
@@ -272,9 +229,11 @@ def test_teardown_leaves_a_project_it_found(fresh: sandbox.Sandbox, tmp_path: Pa
     import asyncio
 
     harbor.create_project(admin_api(fresh), "binderhub")  # someone else's project
-    steps(tmp_path)
+    harbor_steps(tmp_path)
     down = harbor.sign_in(
-        harbor.validate(defaults() | {"output_dir": str(tmp_path / "values"), "teardown": True})
+        harbor.validate(
+            HARBOR_DEFAULTS | {"output_dir": str(tmp_path / "values"), "teardown": True}
+        )
     ).value
     result = asyncio.run(down.teardown())
     assert result.detail.startswith(
@@ -291,9 +250,9 @@ def test_the_verify_command_words_a_harbor_refusal_in_harbors_terms(
 ) -> None:
     from binderhub_registry import cli
 
-    settings(fresh, clock_offset_days=-2)  # made two days ago, for one day
-    _, files = steps(tmp_path, robot_expiry_days=1)
-    settings(fresh, clock_offset_days=0)  # expired yesterday
+    settings(fresh, "harbor", clock_offset_days=-2)  # made two days ago, for one day
+    _, files = harbor_steps(tmp_path, robot_expiry_days=1)
+    settings(fresh, "harbor", clock_offset_days=0)  # expired yesterday
     config, secret = files.config_path, files.secret_path
     code = cli.main(["verify", "--ca-file", fresh.ca_file, str(config), str(secret)])
     err = capsys.readouterr().err

@@ -25,7 +25,7 @@ from binderhub_registry.errors import CloudError, PermissionDenied
 from binderhub_registry.providers import harbor
 from binderhub_registry.secrets import Secret
 
-from .test_harbor_notebook import admin_api, defaults, steps
+from .helpers import HARBOR_DEFAULTS, admin_api, harbor_steps
 
 
 def record_path(root: Path) -> Path:
@@ -41,7 +41,7 @@ def edit_record(root: Path, change: Callable[[dict[str, Any]], None]) -> None:
 
 
 def teardown(root: Path) -> Any:
-    p = harbor.validate(defaults() | {"output_dir": str(root / "values"), "teardown": True})
+    p = harbor.validate(HARBOR_DEFAULTS | {"output_dir": str(root / "values"), "teardown": True})
     return asyncio.run(harbor.sign_in(p).value.teardown())
 
 
@@ -56,8 +56,8 @@ def live(box: sandbox.Sandbox) -> dict[str, Any]:
 
 def two_deployments(root: Path) -> tuple[harbor.HarborConnection, harbor.HarborConnection]:
     """This deployment (project binderhub, in root/a) and another one (project other)."""
-    other, _ = steps(root / "b", harbor_project="other")
-    ours, _ = steps(root / "a")
+    other, _ = harbor_steps(root / "b", harbor_project="other")
+    ours, _ = harbor_steps(root / "a")
     return ours, other
 
 
@@ -140,7 +140,7 @@ def test_a_forged_project_id_name_and_no_creation_time_deletes_nothing(
 def test_a_robot_whose_mark_is_not_ours_is_not_refreshed_when_its_secret_is_lost(
     fresh: sandbox.Sandbox, tmp_path: Path
 ) -> None:
-    conn, files = steps(tmp_path)
+    conn, files = harbor_steps(tmp_path)
     assert conn.robot is not None
     api = admin_api(fresh)
     robot = api.call("GET", f"/robots/{conn.robot['id']}")
@@ -148,13 +148,13 @@ def test_a_robot_whose_mark_is_not_ours_is_not_refreshed_when_its_secret_is_lost
     secret = files.values.password
     files.secret_path.unlink()
     with pytest.raises(PermissionDenied) as err:
-        steps(tmp_path)
+        harbor_steps(tmp_path)
     one_line_naming_both(err, "robot account recorded as", "the CI's robot")
     assert harbor.robot_works(api, str(conn.robot["name"]), secret)  # its user still pushes
 
 
 def test_the_marks_are_what_harbor_keeps(fresh: sandbox.Sandbox, tmp_path: Path) -> None:
-    steps(tmp_path)
+    harbor_steps(tmp_path)
     data = json.loads(record_path(tmp_path).read_text())
     mark = f"binderhub-registry {data['deployment']}"
     api = admin_api(fresh)
@@ -187,9 +187,10 @@ def test_a_record_from_before_is_marked_on_a_rerun_and_torn_down(
     fresh: sandbox.Sandbox, tmp_path: Path
 ) -> None:
     seeded = live(fresh)
-    steps(tmp_path)
+    harbor_steps(tmp_path)
     make_legacy(fresh, tmp_path)
-    steps(tmp_path)  # the rerun proves the robots by name, id and old description; marks them
+    # the rerun proves the robots by name, id and old description; marks them
+    harbor_steps(tmp_path)
     data = json.loads(record_path(tmp_path).read_text())
     api = admin_api(fresh)
     for kind in ("harbor_robot", "harbor_pull_robot", "harbor_project"):
@@ -244,7 +245,7 @@ def test_an_error_body_echoing_the_admin_password_shows_none_of_it(
     password, user = creds["password"], creds["username"]
     echoed = " ".join(forms(password, user))
     run = Runner(sleep=lambda s: None)
-    p = harbor.validate(defaults() | {"output_dir": str(tmp_path / "values")})
+    p = harbor.validate(HARBOR_DEFAULTS | {"output_dir": str(tmp_path / "values")})
     conn = run.step("Sign in", harbor.sign_in, p)
     assert conn.api is not None
     fake(
@@ -267,7 +268,7 @@ def test_an_error_body_echoing_the_admin_password_shows_none_of_it(
 def test_an_error_echoing_a_robot_secret_or_the_password_in_its_reason_shows_none_of_it(
     fresh: sandbox.Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    conn, files = steps(tmp_path)
+    conn, files = harbor_steps(tmp_path)
     assert conn.api is not None and conn.robot is not None and conn.pull_secret is not None
     robot, pull = files.values.password.reveal(), conn.pull_secret.password.reveal()
     creds = fresh.credentials("harbor")
@@ -306,7 +307,7 @@ def test_an_unexpected_2xx_body_is_one_line_naming_the_call(
     said: str,
 ) -> None:
     run = Runner(sleep=lambda s: None)
-    p = harbor.validate(defaults() | {"output_dir": str(tmp_path / "values")})
+    p = harbor.validate(HARBOR_DEFAULTS | {"output_dir": str(tmp_path / "values")})
     conn = run.step("Sign in", harbor.sign_in, p)
     assert conn.api is not None
     fake(

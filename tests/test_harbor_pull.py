@@ -28,14 +28,14 @@ from binderhub_registry.registry_http import RegistryHTTP
 from binderhub_registry.secrets import Secret
 from binderhub_registry.verify import VerifyHints
 
-from .test_harbor_notebook import admin_api, defaults
+from .helpers import HARBOR_DEFAULTS, admin_api
 
 BUILDER = "robot$binderhub+binderhub-builder"
 PULLER = "robot$binderhub+binderhub-puller"
 
 
 def params(tmp_path: Path, **overrides: Any) -> harbor.Params:
-    return harbor.validate(defaults() | {"output_dir": str(tmp_path / "values")} | overrides)
+    return harbor.validate(HARBOR_DEFAULTS | {"output_dir": str(tmp_path / "values")} | overrides)
 
 
 def steps(tmp_path: Path, **overrides: Any) -> tuple[harbor.HarborConnection, dict[str, Any]]:
@@ -76,8 +76,8 @@ def record(tmp_path: Path) -> dict[str, Any]:
 def test_the_default_run_writes_a_pull_only_robot_for_user_pods(
     fresh: sandbox.Sandbox, tmp_path: Path
 ) -> None:
-    assert defaults()["pull_access"] == "secret"
-    assert defaults()["pull_robot_name"] == "binderhub-puller"
+    assert HARBOR_DEFAULTS["pull_access"] == "secret"
+    assert HARBOR_DEFAULTS["pull_robot_name"] == "binderhub-puller"
     conn, results = steps(tmp_path)
     assert results["pull"].status == "created"
     assert f"pull robot account {PULLER!r} with pull only on 'binderhub'" in results["pull"].detail

@@ -14,32 +14,13 @@ from typing import Any
 
 import pytest
 
-from binderhub_registry import InvalidParameter
 from binderhub_registry.outputs import LOCK_FILE, prepare_output_dir
 from binderhub_registry.providers import dockerhub
 
 from .conftest import NotebookRun, assert_fails_before_any_call
+from .helpers import PARAMS, refused
 
 pytestmark = pytest.mark.notebook
-
-PARAMS = {
-    "username": "binderhubdemo",
-    "organization": "",
-    "prefix": "binder-",
-    "dry_run": False,
-    "teardown": False,
-    "rotate": False,
-    "sandbox": True,
-}
-
-
-def refused(output_dir: str, **extra: Any) -> str:
-    with pytest.raises(InvalidParameter) as err:
-        dockerhub.validate(PARAMS | {"output_dir": output_dir} | extra)
-    assert err.value.name == "output_dir"
-    message = str(err.value)
-    assert "\n" not in message
-    return message
 
 
 def test_unwritable_places_are_refused_before_any_call(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from binderhub_registry.providers import dockerhub
 
-from .test_output_dir import PARAMS, refused
+from .helpers import PARAMS, refused
 
 pytestmark = pytest.mark.notebook
 

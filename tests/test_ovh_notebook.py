@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +15,7 @@ import pytest
 import requests
 import yaml
 
-from binderhub_registry import InvalidParameter, Runner, sandbox
+from binderhub_registry import InvalidParameter, sandbox
 from binderhub_registry.errors import (
     AuthenticationFailed,
     BinderHubRegistryError,
@@ -25,82 +23,18 @@ from binderhub_registry.errors import (
     MissingCredentials,
     VerificationFailed,
 )
-from binderhub_registry.providers import harbor, ovh
+from binderhub_registry.providers import ovh
 from binderhub_registry.sandbox.ovh import SEED_PROJECT
 
-pytestmark = pytest.mark.sandbox
+from .helpers import full_run, ovh_params, registries, runner, settings, up_to_admin
 
-DEFAULTS: dict[str, Any] = {
-    "endpoint": "ovh-eu",
-    "service_name": SEED_PROJECT,
-    "region": "GRA",
-    "plan": "SMALL",
-    "registry_name": "binderhub",
-    "harbor_project": "binderhub",
-    "robot_name": "binderhub-builder",
-    "robot_expiry_days": -1,
-    "use_admin_user": False,
-    "poll_seconds": 10,
-    "prefix": "binder-",
-    "dry_run": False,
-    "teardown": False,
-    "rotate": False,
-    "sandbox": True,
-}
+pytestmark = pytest.mark.sandbox
 
 
 @pytest.fixture
 def out(tmp_path: Path) -> Path:
     """This test's output_dir."""
     return tmp_path / "values"
-
-
-def params(out: Path, **overrides: Any) -> ovh.Params:
-    """Validated parameters: the notebook's defaults, writing into ``out``."""
-    return ovh.validate(DEFAULTS | {"output_dir": str(out)}, **overrides)
-
-
-def runner() -> Runner:
-    """A runner that does not wait between retries."""
-    return Runner(sleep=lambda seconds: None)
-
-
-def up_to_admin(run: Runner, p: ovh.Params) -> ovh.OvhConnection:
-    """Sign in, plans, registry, READY, Harbor admin user: the OVH half of the notebook."""
-    conn = run.step("Sign in to OVHcloud", ovh.sign_in, p)
-    run.step("Plans", ovh.list_plans, conn)
-    run.step("Registry", ovh.ensure_registry, conn)
-    run.step("READY", ovh.wait_until_ready, conn)
-    run.step("Harbor admin", ovh.ensure_admin_user, conn)
-    return conn
-
-
-def registries(box: sandbox.Sandbox) -> list[dict[str, Any]]:
-    """The fake account's registries."""
-    found: list[dict[str, Any]] = box.state()["ovh"]["registries"]
-    return found
-
-
-def settings(box: sandbox.Sandbox, **values: int) -> None:
-    """Set the OVH backend's sandbox knobs (polls per status)."""
-    r = requests.post(
-        f"{box.url}/_sandbox/ovh/settings",
-        json=values,
-        headers=box.admin_headers(),
-        verify=box.ca_file,
-        timeout=10,
-    )
-    r.raise_for_status()
-
-
-@pytest.fixture
-def no_real_ovh(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """No OVH variable, and a working directory without ovh.conf."""
-    for name in list(os.environ):
-        if name.startswith("OVH_") or name == ovh.SANDBOX_SECRET_VARIABLE:
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    yield
 
 
 # --- 1. parameters: one line naming the parameter, before any call --------------------------
@@ -141,7 +75,7 @@ def test_bad_input_is_one_line_naming_the_parameter_and_nothing_is_created(
 ) -> None:
     rule = next(p.rule for p in ovh.PARAMETERS if p.name == name)
     with pytest.raises(InvalidParameter) as err:
-        params(out, **{name: value})
+        ovh_params(out, **{name: value})
     message = str(err.value)
     assert err.value.name == name and "\n" not in message
     assert message.startswith(f"parameter {name!r}: ") and rule in message
@@ -151,14 +85,14 @@ def test_bad_input_is_one_line_naming_the_parameter_and_nothing_is_created(
 
 def test_rotate_with_teardown_is_refused(out: Path) -> None:
     with pytest.raises(InvalidParameter, match="rotate"):
-        params(out, rotate=True, teardown=True)
+        ovh_params(out, rotate=True, teardown=True)
 
 
 def test_a_region_or_plan_ovh_does_not_offer_stops_with_one_line(
     fresh: sandbox.Sandbox, out: Path
 ) -> None:
     run = runner()
-    conn = run.step("Sign in", ovh.sign_in, params(out, region="MARS"))
+    conn = run.step("Sign in", ovh.sign_in, ovh_params(out, region="MARS"))
     with pytest.raises(CloudError) as err:
         run.step("Plans", ovh.list_plans, conn)
     assert str(err.value).startswith("parameter 'region': MARS offers no managed registry")
@@ -171,7 +105,7 @@ def test_missing_credentials_say_how_to_create_them_with_the_least_rights(
     no_real_ovh: None, out: Path, fresh: sandbox.Sandbox
 ) -> None:
     with pytest.raises(MissingCredentials) as err:
-        ovh.sign_in(params(out, sandbox=False, endpoint="ovh-ca"))
+        ovh.sign_in(ovh_params(out, sandbox=False, endpoint="ovh-ca"))
     message = str(err.value)
     assert "\n" not in message
     assert "https://ca.api.ovh.com/createToken/" in message
@@ -187,7 +121,7 @@ def test_credentials_are_found_by_python_ovhs_own_lookup(
     monkeypatch.setenv("OVH_APPLICATION_KEY", "a")
     monkeypatch.setenv("OVH_APPLICATION_SECRET", "b")
     with pytest.raises(MissingCredentials, match=r"^no OVHcloud consumer key for ovh-eu: "):
-        ovh.sign_in(params(out, sandbox=False))
+        ovh.sign_in(ovh_params(out, sandbox=False))
     assert fresh.log() == []
 
 
@@ -195,9 +129,9 @@ def test_credentials_are_found_by_python_ovhs_own_lookup(
 def test_a_run_creates_the_registry_and_admin_and_a_rerun_creates_nothing(
     fresh: sandbox.Sandbox, out: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    settings(fresh, installing_polls=2, delivering_polls=2)
+    settings(fresh, "ovh", installing_polls=2, delivering_polls=2)
     run = runner()
-    conn = up_to_admin(run, params(out))
+    conn = up_to_admin(run, ovh_params(out))
     text = repr(run.checklist)
     assert "Registry [created]" in text and "after 5 polls" in text
     assert "Harbor admin [created]" in text
@@ -206,7 +140,7 @@ def test_a_run_creates_the_registry_and_admin_and_a_rerun_creates_nothing(
     assert (out / ovh.ADMIN_FILE).stat().st_mode & 0o777 == 0o600
     before = fresh.state()
     again = runner()
-    up_to_admin(again, params(out))
+    up_to_admin(again, ovh_params(out))
     assert fresh.state() == before
     assert "[created]" not in repr(again.checklist)
     assert conn.admin is not None and conn.admin.reveal() == admin["password"]
@@ -219,7 +153,7 @@ def test_a_run_creates_the_registry_and_admin_and_a_rerun_creates_nothing(
 
 def test_the_plans_table_shows_storage_and_connections(fresh: sandbox.Sandbox, out: Path) -> None:
     run = runner()
-    conn = run.step("Sign in", ovh.sign_in, params(out, plan="MEDIUM"))
+    conn = run.step("Sign in", ovh.sign_in, ovh_params(out, plan="MEDIUM"))
     table = run.step("Plans", ovh.list_plans, conn)
     rows = {r[1]: r for r in table.rows()}
     assert rows["MEDIUM"][0] == "→" and rows["SMALL"][0] == ""
@@ -230,18 +164,18 @@ def test_the_plans_table_shows_storage_and_connections(fresh: sandbox.Sandbox, o
 
 def test_dry_run_creates_nothing(fresh: sandbox.Sandbox, out: Path) -> None:
     run = runner()
-    up_to_admin(run, params(out, dry_run=True))
+    up_to_admin(run, ovh_params(out, dry_run=True))
     text = repr(run.checklist)
     assert "Registry [planned]" in text and "Harbor admin [planned]" in text
     assert registries(fresh) == []
 
 
 def test_a_lost_admin_password_makes_the_user_again(fresh: sandbox.Sandbox, out: Path) -> None:
-    up_to_admin(runner(), params(out))
+    up_to_admin(runner(), ovh_params(out))
     first = json.loads((out / ovh.ADMIN_FILE).read_text())
     (out / ovh.ADMIN_FILE).unlink()
     run = runner()
-    up_to_admin(run, params(out))
+    up_to_admin(run, ovh_params(out))
     second = json.loads((out / ovh.ADMIN_FILE).read_text())
     assert second["password"] != first["password"]
     assert registries(fresh)[0]["users"] == [ovh.ADMIN_LOGIN]
@@ -250,10 +184,10 @@ def test_a_lost_admin_password_makes_the_user_again(fresh: sandbox.Sandbox, out:
 def test_a_user_of_that_name_this_notebook_did_not_make_is_left_alone(
     fresh: sandbox.Sandbox, out: Path, tmp_path: Path
 ) -> None:
-    up_to_admin(runner(), params(out))
+    up_to_admin(runner(), ovh_params(out))
     other = tmp_path / "other"  # another output_dir: no record, no password file
     with pytest.raises(BinderHubRegistryError, match="did not create"):
-        up_to_admin(runner(), params(other))
+        up_to_admin(runner(), ovh_params(other))
     assert registries(fresh)[0]["users"] == [ovh.ADMIN_LOGIN]
 
 
@@ -266,7 +200,7 @@ def test_503_twice_and_429_are_retried_without_duplicates(
         {"method": "GET", "path": "/users$", "status": 429, "retry_after": 0},
     )
     run = runner()
-    up_to_admin(run, params(out))
+    up_to_admin(run, ovh_params(out))
     text = repr(run.checklist)
     assert "Registry [created]" in text and "(after 3 attempts)" in text
     assert "Harbor admin [created]" in text and "(after 2 attempts)" in text
@@ -279,7 +213,7 @@ def test_a_slow_answer_past_the_client_timeout_is_retried(
     monkeypatch.setattr(ovh, "TIMEOUT", (5.0, 0.5))
     fresh.add_faults({"method": "GET", "path": "/containerRegistry$", "delay": 1.5})
     run = runner()
-    up_to_admin(run, params(out))
+    up_to_admin(run, ovh_params(out))
     text = repr(run.checklist)
     assert "Registry [created]" in text and "(after 2 attempts)" in text
     assert len(registries(fresh)) == 1
@@ -290,7 +224,7 @@ def test_a_lost_creation_answer_is_found_by_name_and_counted_as_ours(
 ) -> None:
     fresh.add_faults({"method": "POST", "path": "/containerRegistry$", "drop": True, "after": True})
     run = runner()
-    conn = up_to_admin(run, params(out))
+    conn = up_to_admin(run, ovh_params(out))
     assert len(registries(fresh)) == 1
     assert conn.record.created["registry"]["id"] == registries(fresh)[0]["id"]
 
@@ -301,7 +235,7 @@ def test_a_wrong_application_secret_is_a_clear_signature_error(
 ) -> None:
     monkeypatch.setenv(ovh.SANDBOX_SECRET_VARIABLE, "not-the-application-secret")
     with pytest.raises(AuthenticationFailed) as err:
-        runner().step("Sign in", ovh.sign_in, params(out))
+        runner().step("Sign in", ovh.sign_in, ovh_params(out))
     message = str(err.value)
     assert "signature" in message and "application secret" in message and "\n" not in message
     assert "not-the-application-secret" not in message
@@ -310,7 +244,7 @@ def test_a_wrong_application_secret_is_a_clear_signature_error(
 
 
 def test_every_call_is_signed_and_only_auth_time_is_not(fresh: sandbox.Sandbox, out: Path) -> None:
-    up_to_admin(runner(), params(out))
+    up_to_admin(runner(), ovh_params(out))
     calls = [e for e in fresh.log() if e["path"].startswith("/ovh/")]
     assert calls[0]["path"] == "/ovh/1.0/auth/time"
     assert len(calls) > 6 and all(e["status"] in (200, 204) for e in calls)
@@ -320,12 +254,12 @@ def test_every_call_is_signed_and_only_auth_time_is_not(fresh: sandbox.Sandbox, 
 def test_teardown_deletes_the_user_and_registry_it_created_and_nothing_else(
     fresh: sandbox.Sandbox, out: Path, tmp_path: Path
 ) -> None:
-    up_to_admin(runner(), params(out, registry_name="theirs"))  # someone else's registry
+    up_to_admin(runner(), ovh_params(out, registry_name="theirs"))  # someone else's registry
     shutil_free = tmp_path / "mine"
-    up_to_admin(runner(), params(shutil_free))
+    up_to_admin(runner(), ovh_params(shutil_free))
     theirs = [r for r in registries(fresh) if r["name"] == "theirs"]
     run = runner()
-    conn = run.step("Sign in", ovh.sign_in, params(shutil_free, teardown=True))
+    conn = run.step("Sign in", ovh.sign_in, ovh_params(shutil_free, teardown=True))
     assert run.step("Registry", ovh.ensure_registry, conn) is None  # creates nothing
     result = asyncio.run(conn.teardown())
     assert result.status == "deleted" and "registry binderhub" in result.detail
@@ -339,12 +273,12 @@ def test_in_a_registry_it_did_not_create_teardown_deletes_only_its_harbor_user(
     fresh: sandbox.Sandbox, out: Path, tmp_path: Path
 ) -> None:
     run = runner()  # someone else's registry, READY, without a Harbor user
-    conn = run.step("Sign in", ovh.sign_in, params(tmp_path / "first"))
+    conn = run.step("Sign in", ovh.sign_in, ovh_params(tmp_path / "first"))
     run.step("Registry", ovh.ensure_registry, conn)
     run.step("READY", ovh.wait_until_ready, conn)
-    up_to_admin(runner(), params(out))  # reuses it, makes its own Harbor user
+    up_to_admin(runner(), ovh_params(out))  # reuses it, makes its own Harbor user
     assert registries(fresh)[0]["users"] == [ovh.ADMIN_LOGIN]
-    conn = runner().step("Sign in", ovh.sign_in, params(out, teardown=True))
+    conn = runner().step("Sign in", ovh.sign_in, ovh_params(out, teardown=True))
     result = asyncio.run(conn.teardown())
     assert "Harbor user" in result.detail and "registry" not in result.detail
     assert [(r["name"], r["users"]) for r in registries(fresh)] == [("binderhub", [])]
@@ -353,32 +287,23 @@ def test_in_a_registry_it_did_not_create_teardown_deletes_only_its_harbor_user(
 def test_reusing_a_registry_it_did_not_create_leaves_it_at_teardown(
     fresh: sandbox.Sandbox, out: Path, tmp_path: Path
 ) -> None:
-    up_to_admin(runner(), params(tmp_path / "first"))
+    up_to_admin(runner(), ovh_params(tmp_path / "first"))
     run = runner()
-    conn = run.step("Sign in", ovh.sign_in, params(out))
+    conn = run.step("Sign in", ovh.sign_in, ovh_params(out))
     run.step("Registry", ovh.ensure_registry, conn)
     assert "not created by this notebook" in repr(run.checklist)
-    conn = run.step("Sign in", ovh.sign_in, params(out, teardown=True))
+    conn = run.step("Sign in", ovh.sign_in, ovh_params(out, teardown=True))
     asyncio.run(conn.teardown())
     assert len(registries(fresh)) == 1
 
 
 # --- 6-8. the Harbor part: project, robot, values, verification ----------------------------------
-def full_run(run: Runner, p: ovh.Params) -> ovh.OvhConnection:
-    """The whole notebook: the OVH half, the Harbor project and robot, values, verification."""
-    conn = up_to_admin(run, p)
-    run.step("Harbor project", harbor.ensure_project, conn)
-    run.step("BinderHub's credential", ovh.ensure_credential, conn)
-    run.step("Pull-only credential for user pods", ovh.ensure_pull_credential, conn)
-    files = run.step("Write values", conn.write_values)
-    run.step("Verify", conn.verify, files)
-    return conn
 
 
 def test_binderhub_gets_a_project_robot_and_the_values_verify(
     fresh: sandbox.Sandbox, out: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    conn = full_run(runner(), params(out, robot_expiry_days=30))
+    conn = full_run(runner(), ovh_params(out, robot_expiry_days=30))
     config = yaml.safe_load((out / "config.yaml").read_text())["config"]
     secret = yaml.safe_load((out / "secret.yaml").read_text())["registry"]
     host = conn.host
@@ -421,10 +346,10 @@ def test_binderhub_gets_a_project_robot_and_the_values_verify(
 def test_a_rerun_creates_nothing_and_teardown_leaves_nothing(
     fresh: sandbox.Sandbox, out: Path
 ) -> None:
-    full_run(runner(), params(out))
+    full_run(runner(), ovh_params(out))
     before = fresh.state()
     again = runner()
-    full_run(again, params(out))
+    full_run(again, ovh_params(out))
     assert "[created]" not in repr(again.checklist)
     census = json.loads(json.dumps(fresh.state()))
     for state in (before, census):  # the verification's test image is not the notebook's
@@ -432,7 +357,7 @@ def test_a_rerun_creates_nothing_and_teardown_leaves_nothing(
             registry["harbor"].pop("repositories")
     assert census["ovh"] == before["ovh"]
     run = runner()
-    conn = run.step("Sign in", ovh.sign_in, params(out, teardown=True))
+    conn = run.step("Sign in", ovh.sign_in, ovh_params(out, teardown=True))
     result = asyncio.run(conn.teardown())
     assert result.status == "deleted"
     for what in ("robot account", "project 'binderhub'", "Harbor user", "registry binderhub"):
@@ -444,27 +369,28 @@ def test_a_rerun_creates_nothing_and_teardown_leaves_nothing(
 def test_use_admin_user_gives_binderhub_the_guides_harbor_user(
     fresh: sandbox.Sandbox, out: Path
 ) -> None:
-    full_run(runner(), params(out, use_admin_user=True))
+    full_run(runner(), ovh_params(out, use_admin_user=True))
     secret = yaml.safe_load((out / "secret.yaml").read_text())["registry"]
     assert secret["username"] == ovh.ADMIN_LOGIN
     robots = registries(fresh)[0]["harbor"]["robots"]  # user pods never get the admin
     assert [r["name"] for r in robots] == ["robot$binderhub+binderhub-puller"]
     with pytest.raises(InvalidParameter, match=r"^parameter 'rotate': works on the robot"):
-        params(out, use_admin_user=True, rotate=True)
+        ovh_params(out, use_admin_user=True, rotate=True)
 
 
 def test_verify_names_a_robot_whose_expiry_passed_and_a_rerun_replaces_it(
     fresh: sandbox.Sandbox, out: Path
 ) -> None:
-    settings(fresh, harbor_clock_offset_days=-2)  # the robot is made two days ago, for one day
-    conn = full_run(runner(), params(out, robot_expiry_days=1))
-    settings(fresh, harbor_clock_offset_days=0)  # now it has expired
+    # the robot is made two days ago, for one day
+    settings(fresh, "ovh", harbor_clock_offset_days=-2)
+    conn = full_run(runner(), ovh_params(out, robot_expiry_days=1))
+    settings(fresh, "ovh", harbor_clock_offset_days=0)  # now it has expired
     files = conn.write_values().value
     with pytest.raises(VerificationFailed) as err:
         runner().step("Verify", conn.verify, files)
     assert "expired on" in str(err.value) and "robot_expiry_days" in str(err.value)
     run = runner()
-    full_run(run, params(out, robot_expiry_days=1))  # this notebook's expired robot: replaced
+    full_run(run, ovh_params(out, robot_expiry_days=1))  # this notebook's expired robot: replaced
     assert "BinderHub's credential [created]" in repr(run.checklist)
     assert [r["name"] for r in registries(fresh)[0]["harbor"]["robots"]] == [
         "robot$binderhub+binderhub-builder",

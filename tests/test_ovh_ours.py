@@ -22,7 +22,7 @@ from binderhub_registry import sandbox
 from binderhub_registry.errors import PermissionDenied
 from binderhub_registry.providers import ovh
 
-from .test_ovh_notebook import full_run, params, registries, runner, up_to_admin
+from .helpers import full_run, ovh_params, registries, runner, up_to_admin
 
 pytestmark = pytest.mark.sandbox
 
@@ -46,7 +46,7 @@ def record(out: Path) -> dict[str, Any]:
 
 
 def teardown(out: Path) -> Any:
-    conn = runner().step("Sign in", ovh.sign_in, params(out, teardown=True))
+    conn = runner().step("Sign in", ovh.sign_in, ovh_params(out, teardown=True))
     return asyncio.run(conn.teardown())
 
 
@@ -61,10 +61,10 @@ def census(box: sandbox.Sandbox) -> list[tuple[str, list[str], list[str]]]:
 def test_the_issues_record_naming_another_registry_deletes_nothing(
     fresh: sandbox.Sandbox, tmp_path: Path
 ) -> None:
-    other = full_run(runner(), params(tmp_path / "b", registry_name="other"))
+    other = full_run(runner(), ovh_params(tmp_path / "b", registry_name="other"))
     assert other.registry is not None
     mine = tmp_path / "a"
-    full_run(runner(), params(mine))
+    full_run(runner(), ovh_params(mine))
     before = census(fresh)
     edit_record(mine, lambda c: c["registry"].update(id=other.registry["id"]))  # type: ignore[index]
     with pytest.raises(PermissionDenied) as err:
@@ -76,7 +76,7 @@ def test_the_issues_record_naming_another_registry_deletes_nothing(
 
 
 def test_the_marks_are_what_ovhcloud_keeps(fresh: sandbox.Sandbox, out: Path) -> None:
-    up_to_admin(runner(), params(out))
+    up_to_admin(runner(), ovh_params(out))
     recorded = record(out)["registry"]
     live = next(r for r in fresh.state()["ovh"]["registries"] if r["name"] == "binderhub")
     assert recorded["createdAt"] and recorded["id"] == live["id"]
@@ -85,7 +85,7 @@ def test_the_marks_are_what_ovhcloud_keeps(fresh: sandbox.Sandbox, out: Path) ->
 def test_a_record_naming_another_harbor_user_deletes_nothing(
     fresh: sandbox.Sandbox, out: Path
 ) -> None:
-    conn = up_to_admin(runner(), params(out))
+    conn = up_to_admin(runner(), ovh_params(out))
     assert conn.registry is not None
     someone = conn.call("POST", f"/containerRegistry/{conn.registry['id']}/users", login="ci")
     before = census(fresh)
@@ -100,9 +100,9 @@ def test_a_record_naming_another_harbor_user_deletes_nothing(
 def test_a_record_naming_another_registrys_harbor_user_deletes_nothing(
     fresh: sandbox.Sandbox, tmp_path: Path
 ) -> None:
-    other = up_to_admin(runner(), params(tmp_path / "b", registry_name="other"))
+    other = up_to_admin(runner(), ovh_params(tmp_path / "b", registry_name="other"))
     mine = tmp_path / "a"
-    up_to_admin(runner(), params(mine))
+    up_to_admin(runner(), ovh_params(mine))
     before = census(fresh)
     theirs = record(tmp_path / "b")["admin_user"]  # the same login, in the other registry
     edit_record(mine, lambda c: c.update(admin_user=theirs))
@@ -115,9 +115,9 @@ def test_a_record_naming_another_registrys_harbor_user_deletes_nothing(
 def test_a_lost_creation_does_not_claim_an_older_registry_of_that_name(
     fresh: sandbox.Sandbox, tmp_path: Path
 ) -> None:
-    up_to_admin(runner(), params(tmp_path / "theirs"))  # someone else's 'binderhub'
+    up_to_admin(runner(), ovh_params(tmp_path / "theirs"))  # someone else's 'binderhub'
     mine = tmp_path / "a"
-    up_to_admin(runner(), params(mine, registry_name="mine"))
+    up_to_admin(runner(), ovh_params(mine, registry_name="mine"))
     later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
     for pending in (
         {"name": "binderhub", "id": None},
@@ -134,9 +134,9 @@ def test_a_lost_creation_does_not_claim_an_older_registry_of_that_name(
 def test_a_record_from_before_gets_created_at_on_a_rerun_and_is_torn_down(
     fresh: sandbox.Sandbox, out: Path
 ) -> None:
-    full_run(runner(), params(out))
+    full_run(runner(), ovh_params(out))
     edit_record(out, lambda c: c["registry"].pop("createdAt"))  # as runs before wrote it
-    full_run(runner(), params(out))
+    full_run(runner(), ovh_params(out))
     assert record(out)["registry"]["createdAt"]
     edit_record(out, lambda c: c["registry"].pop("createdAt"))
     assert teardown(out).status == "deleted"  # name and id match: its own

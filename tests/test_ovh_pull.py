@@ -25,7 +25,7 @@ from binderhub_registry.errors import VerificationFailed
 from binderhub_registry.providers import harbor, ovh
 from binderhub_registry.secrets import Secret
 
-from .test_ovh_notebook import DEFAULTS, registries, runner, up_to_admin
+from .helpers import OVH_DEFAULTS, registries, runner, up_to_admin
 
 pytestmark = pytest.mark.sandbox
 
@@ -39,7 +39,7 @@ def out(tmp_path: Path) -> Path:
 
 
 def params(out: Path, **overrides: Any) -> ovh.Params:
-    return ovh.validate(DEFAULTS | {"output_dir": str(out)}, **overrides)
+    return ovh.validate(OVH_DEFAULTS | {"output_dir": str(out)}, **overrides)
 
 
 def full_run(run: Runner, p: ovh.Params) -> ovh.OvhConnection:
@@ -71,7 +71,7 @@ def record(out: Path) -> dict[str, Any]:
 def test_the_default_run_makes_a_pull_robot_as_the_ovh_harbor_user(
     fresh: sandbox.Sandbox, out: Path
 ) -> None:
-    assert ovh.validate(DEFAULTS | {"output_dir": str(out)}).pull_access == "secret"
+    assert ovh.validate(OVH_DEFAULTS | {"output_dir": str(out)}).pull_access == "secret"
     run = runner()
     conn = full_run(run, params(out))
     assert "Pull-only credential for user pods [created]" in repr(run.checklist)

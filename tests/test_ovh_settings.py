@@ -19,18 +19,9 @@ from binderhub_registry import sandbox
 from binderhub_registry.errors import AuthenticationFailed, BinderHubRegistryError, CloudError
 from binderhub_registry.providers import ovh
 
-from .test_ovh_notebook import (
-    full_run,
-    no_real_ovh,
-    params,
-    registries,
-    runner,
-    settings,
-    up_to_admin,
-)
+from .helpers import full_run, ovh_params, registries, runner, settings, up_to_admin
 
 pytestmark = pytest.mark.sandbox
-__all__ = ["no_real_ovh"]  # a fixture these tests use
 
 GIB = 2**30
 
@@ -65,7 +56,7 @@ def test_a_user_the_api_makes_is_no_harbor_admin_until_set_as_admin(
     fresh: sandbox.Sandbox, out: Path
 ) -> None:
     run = runner()
-    conn = run.step("Sign in", ovh.sign_in, params(out))
+    conn = run.step("Sign in", ovh.sign_in, ovh_params(out))
     run.step("Registry", ovh.ensure_registry, conn)
     run.step("READY", ovh.wait_until_ready, conn)
     assert conn.registry is not None
@@ -94,16 +85,16 @@ def test_the_notebook_makes_its_harbor_user_an_admin_and_a_rerun_finishes_that(
     assert ("PUT", "/cloud/project/{sn}/containerRegistry/*/users/*/setAsAdmin") in ovh.RIGHTS
     fresh.add_faults({"method": "PUT", "path": "/setAsAdmin$", "status": 500, "times": 99})
     with pytest.raises(BinderHubRegistryError):  # stopped between the creation and setAsAdmin
-        up_to_admin(runner(), params(out))
+        up_to_admin(runner(), ovh_params(out))
     assert current_user(fresh, out)["sysadmin_flag"] is False
     fresh.clear_faults()
     run = runner()
-    full_run(run, params(out))  # the rerun makes it an admin, then Harbor lets it make robots
+    full_run(run, ovh_params(out))  # the rerun makes it an admin, then Harbor lets it make robots
     assert "made a system admin: setAsAdmin" in repr(run.checklist)
     assert current_user(fresh, out)["sysadmin_flag"] is True
     assert registries(fresh)[0]["users"] == [ovh.ADMIN_LOGIN]  # the same user, not a new one
     again = runner()
-    up_to_admin(again, params(out))
+    up_to_admin(again, ovh_params(out))
     assert "setAsAdmin" not in repr(again.checklist)  # an admin already: nothing to do
 
 
@@ -116,12 +107,13 @@ def test_the_notebook_makes_its_harbor_user_an_admin_and_a_rerun_finishes_that(
 def test_a_rerun_on_an_oidc_or_iam_registry_stops_before_any_user_call(
     fresh: sandbox.Sandbox, out: Path, setting: dict[str, Any], said: str
 ) -> None:
-    up_to_admin(runner(), params(out))
+    up_to_admin(runner(), ovh_params(out))
     user = json.loads((out / ovh.ADMIN_FILE).read_text())
-    settings(fresh, **setting)  # turned on after the first run: its Harbor user signs in no more
+    # turned on after the first run: its Harbor user signs in no more
+    settings(fresh, "ovh", **setting)
     before = len(user_calls(fresh))
     with pytest.raises(CloudError) as err:
-        up_to_admin(runner(), params(out))
+        up_to_admin(runner(), ovh_params(out))
     message = str(err.value)
     assert said in message and "\n" not in message and "registry_name" in message
     assert len(user_calls(fresh)) == before  # no user listed, deleted or made
@@ -130,17 +122,17 @@ def test_a_rerun_on_an_oidc_or_iam_registry_stops_before_any_user_call(
 
 
 def test_a_new_registry_with_oidc_gets_no_user(fresh: sandbox.Sandbox, out: Path) -> None:
-    settings(fresh, auth_mode="oidc_auth")
+    settings(fresh, "ovh", auth_mode="oidc_auth")
     with pytest.raises(CloudError, match=r"OIDC \(auth_mode oidc_auth\)"):
-        up_to_admin(runner(), params(out))
+        up_to_admin(runner(), ovh_params(out))
     assert user_calls(fresh) == [] and registries(fresh)[0]["users"] == []
 
 
 # --- 3. Harbor before 2.2 has no v2 robots -------------------------------------------------------
 def test_a_harbor_before_2_2_stops_before_any_user_call(fresh: sandbox.Sandbox, out: Path) -> None:
-    settings(fresh, harbor_version="v2.0.1-6b4b4d6b")  # what OVH ran in 2022
+    settings(fresh, "ovh", harbor_version="v2.0.1-6b4b4d6b")  # what OVH ran in 2022
     with pytest.raises(CloudError) as err:
-        up_to_admin(runner(), params(out))
+        up_to_admin(runner(), ovh_params(out))
     message = str(err.value)
     assert "v2.0.1-6b4b4d6b" in message and "2.2 or newer" in message and "\n" not in message
     assert user_calls(fresh) == [] and registries(fresh)[0]["users"] == []
@@ -153,7 +145,7 @@ def test_the_settings_step_shows_version_mode_restrictions_and_storage(
     fresh: sandbox.Sandbox, out: Path
 ) -> None:
     run = runner()
-    conn = run.step("Sign in", ovh.sign_in, params(out))
+    conn = run.step("Sign in", ovh.sign_in, ovh_params(out))
     run.step("Registry", ovh.ensure_registry, conn)
     run.step("READY", ovh.wait_until_ready, conn)
     found = run.step("Settings", ovh.read_settings, conn)
@@ -167,23 +159,24 @@ def test_the_settings_step_shows_version_mode_restrictions_and_storage(
 
 # --- 4. the smaller points -----------------------------------------------------------------
 def test_the_harbor_user_is_made_with_an_email(fresh: sandbox.Sandbox, out: Path) -> None:
-    conn = up_to_admin(runner(), params(out, admin_email="registry-admins@example.org"))
+    conn = up_to_admin(runner(), ovh_params(out, admin_email="registry-admins@example.org"))
     assert conn.registry is not None
     users = conn.call("GET", f"/containerRegistry/{conn.registry['id']}/users")
     assert [(u["user"], u["email"]) for u in users] == [
         (ovh.ADMIN_LOGIN, "registry-admins@example.org")
     ]
-    assert params(out).admin_email == ovh.ADMIN_EMAIL  # a parameters cell without one still runs
+    # a parameters cell without one still runs
+    assert ovh_params(out).admin_email == ovh.ADMIN_EMAIL
     with pytest.raises(BinderHubRegistryError, match=r"^parameter 'admin_email': "):
-        params(out, admin_email="not an address")
+        ovh_params(out, admin_email="not an address")
 
 
 def test_invalid_signature_also_names_a_consumer_key_awaiting_validation(
     fresh: sandbox.Sandbox, out: Path
 ) -> None:
-    settings(fresh, consumer_key_pending=True)
+    settings(fresh, "ovh", consumer_key_pending=True)
     with pytest.raises(AuthenticationFailed) as err:
-        runner().step("Sign in", ovh.sign_in, params(out))
+        runner().step("Sign in", ovh.sign_in, ovh_params(out))
     message = str(err.value)
     assert "waiting for validation" in message and "validationUrl" in message
     assert "application secret" in message and "\n" not in message
@@ -194,13 +187,14 @@ def test_ip_restrictions_and_a_nearly_full_plan_are_warned_about(
 ) -> None:
     settings(
         fresh,
+        "ovh",
         ip_restrictions_registry=[{"ipBlock": "203.0.113.0/24", "description": "cluster"}],
         ip_restrictions_management=[{"ipBlock": "0.0.0.0/0", "description": "anyone"}],
         used_bytes=190 * GIB,
     )
     run = runner()
-    up_to_admin(run, params(out))  # warnings, not stops
-    conn = run.step("Sign in", ovh.sign_in, params(out))
+    up_to_admin(run, ovh_params(out))  # warnings, not stops
+    conn = run.step("Sign in", ovh.sign_in, ovh_params(out))
     run.step("Registry", ovh.ensure_registry, conn)
     run.step("READY", ovh.wait_until_ready, conn)
     found = run.step("Settings", ovh.read_settings, conn)
@@ -215,11 +209,11 @@ def test_ip_restrictions_and_a_nearly_full_plan_are_warned_about(
 def test_a_harbor_the_ip_restrictions_keep_out_is_named_so(
     fresh: sandbox.Sandbox, out: Path
 ) -> None:
-    settings(fresh, ip_restrictions_management=[{"ipBlock": "198.51.100.7/32"}])
+    settings(fresh, "ovh", ip_restrictions_management=[{"ipBlock": "198.51.100.7/32"}])
     # the fake does not enforce restrictions: a refusal stands in for what the real one does
     fresh.add_faults({"method": "GET", "path": "/api/v2.0/systeminfo$", "status": 403})
     with pytest.raises(CloudError) as err:
-        up_to_admin(runner(), params(out))
+        up_to_admin(runner(), ovh_params(out))
     message = str(err.value)
     assert "198.51.100.7/32" in message and "this machine's address" in message
     assert "\n" not in message and user_calls(fresh) == []
@@ -230,12 +224,12 @@ def test_oauth2_client_credentials_are_accepted(
 ) -> None:
     monkeypatch.setenv("OVH_CLIENT_ID", "an-id")
     monkeypatch.setenv("OVH_CLIENT_SECRET", "a-secret")
-    client, source = ovh._real_client(params(out, sandbox=False))
+    client, source = ovh._real_client(ovh_params(out, sandbox=False))
     assert client._client_id == "an-id" and "OAuth2" in source  # python-ovh's OAuth2 mode
     assert fresh.log() == []  # nothing was sent: the token is fetched on the first call
     monkeypatch.delenv("OVH_CLIENT_SECRET")
     with pytest.raises(BinderHubRegistryError, match="client secret"):
-        ovh._real_client(params(out, sandbox=False))
+        ovh._real_client(ovh_params(out, sandbox=False))
 
 
 def test_ready_is_awaited_as_long_as_terraform_does(
@@ -244,11 +238,11 @@ def test_ready_is_awaited_as_long_as_terraform_does(
     assert ovh.READY_WITHIN == 60 * 60  # Terraform's Create timeout (it was 30 minutes)
     minutes = count()
     monkeypatch.setattr(ovh, "_clock", lambda: next(minutes) * 10 * 60.0, raising=False)
-    settings(fresh, installing_polls=4, delivering_polls=1)  # 50 minutes before READY
+    settings(fresh, "ovh", installing_polls=4, delivering_polls=1)  # 50 minutes before READY
     shown: list[str] = []
     monkeypatch.setattr(ovh, "progress", shown.append)
     run = runner()
-    conn = run.step("Sign in", ovh.sign_in, params(out))
+    conn = run.step("Sign in", ovh.sign_in, ovh_params(out))
     run.step("Registry", ovh.ensure_registry, conn)
     run.step("READY", ovh.wait_until_ready, conn)
     assert conn.registry is not None and conn.registry["status"] == "READY"
@@ -257,8 +251,8 @@ def test_ready_is_awaited_as_long_as_terraform_does(
     )
     minutes = count()
     monkeypatch.setattr(ovh, "_clock", lambda: next(minutes) * 20 * 60.0, raising=False)
-    settings(fresh, installing_polls=10)
-    conn = run.step("Sign in", ovh.sign_in, params(out, registry_name="slow"))
+    settings(fresh, "ovh", installing_polls=10)
+    conn = run.step("Sign in", ovh.sign_in, ovh_params(out, registry_name="slow"))
     run.step("Registry", ovh.ensure_registry, conn)
     with pytest.raises(CloudError, match=r"still INSTALLING after \d+ minutes"):
         run.step("READY", ovh.wait_until_ready, conn)

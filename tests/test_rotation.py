@@ -19,17 +19,16 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
 
 from binderhub_registry import InvalidParameter, VerificationFailed, providers, sandbox, verify
 from binderhub_registry.binderhub import load_values
-from binderhub_registry.providers import Connection, Provider, contract
+from binderhub_registry.providers import Connection, Provider
 from binderhub_registry.providers.contract import CommonParams, Record
+from binderhub_registry.providers.dockerhub import SANDBOX_SECRET_VARIABLE as SANDBOX_SECRET
 
 from .conftest import (
     NOTEBOOKS,
@@ -38,13 +37,10 @@ from .conftest import (
     assert_fails_before_any_call,
     outputs_text,
 )
-from .test_contract import census
-from .test_dockerhub_notebook import SANDBOX_SECRET, make_token
-from .test_faults import quick_waits
+from .helpers import Crash, census, defaults, make_token, stopped_recording, stopped_writing_values
 
 pytestmark = pytest.mark.notebook
 
-__all__ = ["quick_waits"]  # a fixture this module uses, imported from test_faults
 
 #: What one rotation replaces with the default pull_access ("secret"): BinderHub's push
 #: credential and user pods' pull-only one.
@@ -108,16 +104,6 @@ def pushes(where: Path, box: sandbox.Sandbox) -> bool:
     except VerificationFailed:
         return False
     return True
-
-
-def defaults(provider: Provider, tmp_path: Path) -> dict[str, Any]:
-    """The notebook's parameters cell, writing into ``tmp_path / "values"``."""
-    nb = nbformat.read(str(NOTEBOOKS / f"{provider.NOTEBOOK}.ipynb"), as_version=4)
-    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    values: dict[str, Any] = {}
-    exec(cell.source, values)
-    values.pop("__builtins__", None)
-    return values | {"output_dir": str(tmp_path / "values")}
 
 
 # --- keep_replaced: both work until a run without it ---------------------------------------
@@ -233,37 +219,6 @@ def test_azure_a_plain_run_after_a_rotation_stopped_before_its_values_keeps_the_
     assert job.fingerprint() == stored and pushes(job.output_dir, fresh)
     assert job.retiring not in job.record()
     assert census(fresh.state()) == clean
-
-
-class Crash(Exception):
-    """A run that stops at a chosen point (a killed kernel, a full disk)."""
-
-
-@contextmanager
-def stopped_writing_values(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Runs inside stop at the write step, as a full disk would stop them."""
-
-    def disk_full(*args: Any, **kwargs: Any) -> Any:
-        raise OSError(28, "No space left on device")
-
-    with monkeypatch.context() as m:
-        m.setattr(contract, "write_values", disk_full)
-        yield
-
-
-@contextmanager
-def stopped_recording(monkeypatch: pytest.MonkeyPatch, stop_at: str) -> Iterator[None]:
-    """Runs inside raise Crash as they are about to record ``stop_at``."""
-    real_set = Record.set
-
-    def stop(self: Record, kind: str, value: Any) -> None:
-        if kind == stop_at:
-            raise Crash(f"stopped before recording {stop_at}")
-        real_set(self, kind, value)
-
-    with monkeypatch.context() as m:
-        m.setattr(Record, "set", stop)
-        yield
 
 
 def test_dockerhub_a_plain_run_after_a_rotation_stopped_before_writing_keeps_the_stored_token(

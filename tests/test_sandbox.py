@@ -22,6 +22,8 @@ from binderhub_registry import sandbox
 from binderhub_registry.sandbox import Sandbox, tls
 from binderhub_registry.sandbox.app import App, Context
 
+from .helpers import Tenant, make_registry
+
 
 def hub(box: Sandbox, method: str, path: str, **kw: object) -> requests.Response:
     return requests.request(
@@ -253,8 +255,6 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux's")
 def test_registries_die_with_a_killed_sandbox(tmp_path: Path) -> None:
-    from .test_azure_sandbox import Tenant, make_registry
-
     box = sandbox.start(tmp_path / "sb")
     try:
         creds = box.credentials("azure")

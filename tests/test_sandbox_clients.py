@@ -23,15 +23,8 @@ from binderhub_registry.sandbox import Sandbox, tls
 from binderhub_registry.sandbox.app import App, Context
 from binderhub_registry.sandbox.registry_front import FrontConfig, Grant, RegistryFront
 
+from .helpers import Tenant, assign_push, make_principal, make_registry, settings
 from .skopeo import CONVERTED, needs_skopeo, skopeo_push
-from .test_azure_sandbox import (  # noqa: F401 (tenant: the fixture, used by name)
-    Tenant,
-    assign_push,
-    make_principal,
-    make_registry,
-    settings,
-    tenant,
-)
 
 
 def push(ca_file: str, work: Path, host: str, user: str, password: str, image: str) -> Any:
@@ -54,10 +47,10 @@ def test_skopeo_pushes_to_the_docker_hub_registry(fresh: Sandbox, tmp_path: Path
 
 @needs_skopeo
 def test_skopeo_pushes_in_chunks_through_an_acr_front(
-    tenant: Tenant,  # noqa: F811 (the fixture imported above)
+    tenant: Tenant,
     tmp_path: Path,
 ) -> None:
-    settings(tenant.box, principal_not_found=0)
+    settings(tenant.box, "azure", principal_not_found=0)
     registry = make_registry(tenant)
     app, sp, secret = asyncio.run(make_principal(tenant))
     assign_push(tenant, registry.id, sp.id, "4c01c3c7-2dce-5fbe-a30f-0e74eda8695a")

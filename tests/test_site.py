@@ -23,10 +23,11 @@ from typing import Any
 import pytest
 
 from .conftest import ROOT
-from .test_browser import CHROMIUM, CHROMIUM_ARGS
 
 sys.path.insert(0, str(ROOT / "docs" / "_ext"))
 import guide
+
+from .helpers import CHROMIUM, CHROMIUM_ARGS
 
 WIDTHS = (1280, 400)
 NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9]*.ipynb"))

@@ -28,51 +28,8 @@ from binderhub_registry.registry_http import RegistryHTTP
 from binderhub_registry.sandbox import Sandbox
 from binderhub_registry.verify import CHECK_IMAGE, _split_image
 
+from .helpers import hub_session, hub_token, values_for
 from .skopeo import needs_skopeo, skopeo_push
-
-
-def hub_session(box: Sandbox, user: str = "dockerhub") -> dict[str, str]:
-    """Authorization header of a signed-in session on the fake Hub API."""
-    creds = box.credentials(user)
-    session = requests.post(
-        f"{box.url}/dockerhub/v2/auth/token",
-        json={"identifier": creds["username"], "secret": creds["password"]},
-        verify=box.ca_file,
-        timeout=10,
-    ).json()["access_token"]
-    return {"Authorization": f"Bearer {session}"}
-
-
-def hub_token(box: Sandbox, scopes: list[str]) -> str:
-    """A fresh Docker Hub access token with ``scopes``, made through the fake Hub API."""
-    r = requests.post(
-        f"{box.url}/dockerhub/v2/access-tokens",
-        json={"token_label": f"test {scopes}", "scopes": scopes},
-        headers=hub_session(box),
-        verify=box.ca_file,
-        timeout=10,
-    )
-    r.raise_for_status()
-    return str(r.json()["token"])
-
-
-def values_for(
-    box: Sandbox, password: str, namespace: str = "binderhubdemo", **overrides: object
-) -> RegistryValues:
-    registry = box.registries["dockerhub"]
-    host = registry.split("://")[1]
-    fields: dict[str, object] = {
-        "image_prefix": f"{host}/{namespace}/binder-",
-        "username": "binderhubdemo",
-        "password": Secret(password),
-        "registry_url": registry,
-        "docker_registry": {
-            "url": registry,
-            "token_url": f"{box.url}/dockerhub/token?service=registry.docker.io",
-            "not_found_401": True,
-        },
-    }
-    return RegistryValues(**(fields | overrides))  # type: ignore[arg-type]
 
 
 def test_good_values_pass_every_check(fresh: Sandbox) -> None:

@@ -28,8 +28,7 @@ from binderhub_registry.errors import InvalidParameter, InvalidValuesFile
 from binderhub_registry.providers import get as provider
 from binderhub_registry.sandbox import Sandbox
 
-from .test_rotation import defaults
-from .test_verify import hub_token, values_for
+from .helpers import defaults, hub_token, values_for
 
 #: z2jh's rules for ``imagePullSecret`` (see the module docstring), as a JSON Schema.
 Z2JH_IMAGE_PULL_SECRET = {

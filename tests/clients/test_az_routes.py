@@ -15,7 +15,7 @@ import requests
 from binderhub_registry import sandbox
 from binderhub_registry.sandbox.azure import ACR_PUSH
 
-from ..test_azure_sandbox import deployer_token
+from ..helpers import deployer_token
 
 pytestmark = pytest.mark.sandbox
 

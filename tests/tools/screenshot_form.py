@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from binderhub_registry import sandbox  # noqa: E402 (after the path)
 from binderhub_registry.sandbox.registry import free_port  # noqa: E402
-from tests.test_browser import BIN, CHROMIUM, CHROMIUM_ARGS, _close_left_sidebar  # noqa: E402
+from tests.helpers import BIN, CHROMIUM, CHROMIUM_ARGS, close_left_sidebar  # noqa: E402
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                 if page.locator("text=Would you like to get notified").count():
                     news.click()
                 if width < 800:  # as on a phone: the file browser would take most of it
-                    _close_left_sidebar(page)
+                    close_left_sidebar(page)
                 page.locator(".jp-CodeCell .jp-InputArea-editor").first.click()
                 for _ in range(3):  # the parameters cell, its markdown, the form cell
                     page.keyboard.press("Shift+Enter")

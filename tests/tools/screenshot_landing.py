@@ -23,7 +23,7 @@ from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402 (after the path)
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS  # noqa: E402 (after the path)
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
