@@ -556,7 +556,7 @@ def grpc_calls(box: sandbox.Sandbox, method: str) -> list[str]:
 
 def torn_down(seeded: dict[str, Any]) -> dict[str, Any]:
     """The Google backend's ``seeded`` state as a teardown leaves it: the APIs the notebook
-    enabled stay on (issue 25, point 7: an API is never disabled)."""
+    enabled stay on (teardown never disables an API: others' repositories may use it)."""
     return seeded | {"services": sorted(set(seeded["services"]) | set(google.SERVICES))}
 
 

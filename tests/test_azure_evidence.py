@@ -1,4 +1,4 @@
-"""Azure as it really is (issue 7, points 1-6): the fake against its evidence, and the provider.
+"""Azure as it really is: the fake against its evidence, and the provider.
 
 Each test names the evidence the fake follows (the sources are tabled in the
 ``sandbox/azure`` modules); the vendored API examples are in ``tests/data/azure``.
@@ -108,7 +108,7 @@ def pusher(tenant: Tenant) -> tuple[Any, Any, Any, str]:
     return registry, app, sp, secret
 
 
-# --- 1 and 2: the values BinderHub can use, and ACR's challenges --------------------------------
+# --- the values BinderHub can use, and ACR's challenges --------------------------------
 def test_values_without_token_url_verify_with_basic_then_bearer(
     tenant: Tenant,
     pusher: tuple[Any, Any, Any, str],
@@ -183,7 +183,7 @@ def test_without_a_role_binderhub_follows_the_bearer_challenge(tenant: Tenant) -
     assert paths[:3] == [(manifest, 401), ("/oauth2/token", 200), (manifest, 401)]
 
 
-# --- 3: Graph replication after an application is created ----------------------------------------
+# --- Graph replication after an application is created ----------------------------------------
 def test_graph_new_application_replicates(tenant: Tenant) -> None:
     settings(tenant.box, "azure", application_not_found=2)
 
@@ -205,7 +205,7 @@ def test_graph_new_application_replicates(tenant: Tenant) -> None:
     asyncio.run(scenario())
 
 
-# --- 4: role assignment mode ---------------------------------------------------------------------
+# --- role assignment mode ------------------------------------------------------------------------
 def test_abac_registry_ignores_acr_push_and_honours_repository_writer(
     tenant: Tenant,
 ) -> None:
@@ -267,7 +267,7 @@ def test_registry_body_matches_the_spec_example(tenant: Tenant) -> None:
     assert body["sku"] == expected["sku"] and body["type"] == expected["type"]
 
 
-# --- 5: propagation ------------------------------------------------------------------------------
+# --- propagation ---------------------------------------------------------------------------------
 def test_a_new_role_takes_effect_after_the_propagation_delay(tenant: Tenant) -> None:
     settings(tenant.box, "azure", principal_not_found=0, role_propagation_seconds=1.5)
     registry = make_registry(tenant)
@@ -279,7 +279,7 @@ def test_a_new_role_takes_effect_after_the_propagation_delay(tenant: Tenant) -> 
     assert granted(tenant, login, app.app_id, secret) == ["pull", "push"]
 
 
-# --- 6: subscription registration, who may assign roles, password policy, delete as LRO ----------
+# --- subscription registration, who may assign roles, password policy, delete as LRO ----------
 def test_missing_subscription_registration_is_registered_and_shown(
     tenant: Tenant,
     monkeypatch: pytest.MonkeyPatch,

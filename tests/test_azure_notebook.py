@@ -583,7 +583,7 @@ def test_an_abac_registry_gets_the_role_that_works_there(
     ]
 
 
-# --- speed (issue 7, point 8): what a run loads, asks for and sends ---------------------------
+# --- speed: what a run loads, asks for and sends ---------------------------
 STEPS_IN_A_PROCESS = """
 import asyncio, sys
 from binderhub_registry import Runner

@@ -1,4 +1,4 @@
-"""Issue 23, Azure: nothing is deleted that this deployment did not make, and no wait is
+"""Azure: nothing is deleted that this deployment did not make, and no wait is
 endless.
 
 Teardown deletes an application, a service principal, a role assignment, the registry or the

@@ -1,4 +1,4 @@
-"""User pods' pull on notebook 03 (issue 18): a pull-only service principal, AKS nodes, or none."""
+"""User pods' pull on notebook 03: a pull-only service principal, AKS nodes, or none."""
 
 from __future__ import annotations
 

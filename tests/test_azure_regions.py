@@ -1,4 +1,4 @@
-"""Regions (issue 19, point 5): the fake's list is ARM's answer for Microsoft.ContainerRegistry.
+"""Regions: the fake's list is ARM's answer for Microsoft.ContainerRegistry.
 
 ARM lists where registries can be created in ``GET /subscriptions/{id}/providers/
 Microsoft.ContainerRegistry`` (``resourceTypes[].locations``, display names); the fake answers
@@ -18,7 +18,7 @@ from binderhub_registry import sandbox
 from .conftest import NotebookRun, outputs_text
 from .helpers import Tenant
 
-#: ACR regions the old Azure.Core list refused (issue 19)
+#: ACR regions the old Azure.Core list refused (a hand-kept list, before ARM's answer)
 NEWER = (
     "italynorth",
     "polandcentral",

@@ -230,7 +230,7 @@ STDERR = '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]
 def test_the_forms_values_are_the_ones_used(
     lab: tuple[str, Path], fresh: Sandbox, width: int, how: str, then: str
 ) -> None:
-    """Issue 24 points 1-4: typed values survive Run All, Restart and Run All, and run-below;
+    """The form never loses what was typed: values survive Run All, Restart and Run All, run-below;
     an invalid one stops the check cell with its rule; retries and a slow call show in the
     step's own row; labels, sandbox first, one run-mode choice, a link to the step."""
     url, workdir = lab

@@ -1,4 +1,4 @@
-"""Headless runs (issue 24, points 6 to 8): ``binderhub-registry run`` refuses a parameter the
+"""Headless runs: ``binderhub-registry run`` refuses a parameter the
 notebook does not have, tells a failure in a line or two, and lists the environment variables;
 a plain ``papermill -p`` with a typo is refused by the notebook itself."""
 

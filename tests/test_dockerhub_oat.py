@@ -1,4 +1,4 @@
-"""Issue 19, point 8: organization access tokens and the new repositories BinderHub pushes.
+"""Organization access tokens and the new repositories BinderHub pushes.
 
 Docker's current description of a token's repository resource says the path "must be an
 existing repository name" (globs such as ``org/*`` allowed), and its access token reference

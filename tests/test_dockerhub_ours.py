@@ -1,4 +1,4 @@
-"""Docker Hub deletes only the tokens this deployment made (issue 23, points 1 and 2).
+"""Docker Hub deletes only the tokens this deployment made, when several share one account.
 
 The mark: each token's label ends in ``#<deployment id>`` (``#<id> pull`` for user pods'
 read-only token). Docker Hub keeps a token's ``token_label`` and ``created_at`` (the API
@@ -232,8 +232,9 @@ def test_a_record_from_before_keeps_its_deployment_id(
 def test_a_token_labelled_before_deployment_ids_is_never_deleted(
     fresh: sandbox.Sandbox, tmp_path: Path
 ) -> None:
-    """Runs before deployment ids (issue 8) labelled the token without one, so nothing on
-    Docker Hub says whose it is: it is never deleted, and the line says what to do."""
+    """Runs before deployment ids (each output_dir's id, in every label) labelled the token
+    without one, so nothing on Docker Hub says whose it is: it is never deleted, and the line
+    says what to do."""
     ours = Run(tmp_path / "a")
     ours()
     made = hub(

@@ -1,4 +1,4 @@
-"""Issue 19, point 7: two-factor codes as real Docker Hub takes them, and sessions renewed.
+"""Two-factor codes as real Docker Hub takes them, and sessions renewed.
 
 Docker Hub's second factor is a time-based one-time password (RFC 6238: a code per 30-second
 step, taken once). A Hub session lasts 10 minutes, so a run that signs in with a code and

@@ -227,7 +227,7 @@ def test_readme_has_the_binder_link_and_a_small_screenshot_of_the_site() -> None
     assert png.stat().st_size < 300_000
 
 
-#: the README's sections, in order: the user's path and nothing else (issue 24, point 12)
+#: the README's sections, in order: the user's path and nothing else (the rest: CONTRIBUTING.md)
 README_SECTIONS = [
     "Choose your path",
     "Install, from a clone",

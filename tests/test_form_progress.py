@@ -1,4 +1,4 @@
-"""The step runner's row in Jupyter (issue 24 point 4): a retry's message in the step's live
+"""The step runner's row in Jupyter: a retry's message in the step's live
 row (not a log line, a pink box under the cell), and "running… N s" in JupyterLab while a
 single slow call blocks the step; headless runs keep one display per step (nbval)."""
 

@@ -1,4 +1,5 @@
-"""The stored notebooks are the refresh tool's output, never a JupyterLab save (issue 24 point 5).
+"""The stored notebooks are the refresh tool's output, never a JupyterLab save (which keeps a
+session's widgets and outputs).
 
 They are the docs' source and nbval's reference. Saving one from JupyterLab after using it
 overwrites both with a session's outputs: the form's widget (the refresh tool skips the form

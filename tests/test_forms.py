@@ -85,7 +85,7 @@ def test_form_shows_current_values_and_writes_back(tmp_path: Path) -> None:
 def test_run_all_keeps_the_forms_values_and_validate_says_so(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Issue 24 point 1: Run All re-runs the parameters cell, then the form cell, then the check."""
+    """Run All re-runs the parameters cell, then the form cell, then the check."""
     cell = harbor_cell(tmp_path)
     ns = dict(cell)
     box = form(ns, harbor.PARAMETERS)
@@ -167,7 +167,7 @@ def test_no_form_no_change(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 
 def test_an_invalid_field_stops_the_check_cell_with_its_rule(tmp_path: Path) -> None:
-    """Issue 24 point 2: never the last valid value."""
+    """A bad value typed in the form is shown, never replaced by the last valid value."""
     ns = harbor_cell(tmp_path)
     box = form(ns, harbor.PARAMETERS)
     field(box, "robot_expiry_days").value = 30
@@ -187,7 +187,7 @@ def test_an_invalid_field_at_its_first_edit_stops_too(tmp_path: Path) -> None:
 
 
 def test_labels_help_sandbox_first_and_no_raw_checkboxes(tmp_path: Path) -> None:
-    """Issue 24 point 3: a label and one line of help per parameter, sandbox first."""
+    """A label and one line of help per parameter, sandbox first."""
     ns = harbor_cell(tmp_path)
     stored = nbformat.read(ROOT / "notebooks" / "05-harbor.ipynb", as_version=4)
     cell = next(c for c in stored.cells if "parameters" in c.metadata.get("tags", []))

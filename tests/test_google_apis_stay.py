@@ -1,4 +1,4 @@
-"""Issue 25, point 7: teardown never disables an API.
+"""Teardown never disables an API.
 
 Disabling Artifact Registry skips Service Usage's usage check by default
 (``checkIfServiceHasUsage``: SKIP, serviceusage v1 discovery document), so repositories others

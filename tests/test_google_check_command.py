@@ -1,4 +1,4 @@
-"""The printed real-mode keyless check runs with what BinderHub's image has (issue 25, point 5).
+"""The printed real-mode keyless check runs with what BinderHub's image has (no gcloud).
 
 BinderHub's image (jupyterhub/binderhub ``helm-chart/images/binderhub/Dockerfile``) is
 python:3.13-slim-bookworm plus git, libcurl4 and tini: no curl. The check is ``python -c``.

@@ -1,4 +1,4 @@
-"""IAM policy edits keep conditional bindings (issue 25, point 6).
+"""IAM policy edits keep conditional bindings (read and written at policy version 3).
 
 Policies are read and written at version 3; a binding this notebook did not make, conditional
 or not, comes back unchanged. The fake answers as IAM does

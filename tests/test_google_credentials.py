@@ -1,4 +1,4 @@
-"""Issue 25, points 12, 13 and 14a: which credential google-auth found (said before any call
+"""Which credential google-auth found (said before any call
 that uses it), user credentials without a quota project (one line, before any call, and the
 403 if it comes anyway), and the managed key-creation constraint.
 """
@@ -46,7 +46,7 @@ def adc_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **extra: Any) -> P
     return path
 
 
-# --- point 13: the quota project ---------------------------------------------------------------
+# --- the quota project ------------------------------------------------------------------------
 def test_user_credentials_without_a_quota_project_are_one_line_before_any_call(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -57,7 +57,7 @@ def test_user_credentials_without_a_quota_project_are_one_line_before_any_call(
     p = google.validate(GOOGLE_DEFAULTS, output_dir=str(tmp_path / "values"), sandbox=False)
     with pytest.raises(MissingCredentials) as err:
         google.sign_in(p)
-    # point 12: where it looked and what it found, whose, before any call
+    # where it looked and what it found, whose, before any call
     assert capsys.readouterr().out.splitlines() == [
         f"Google credentials: the file GOOGLE_APPLICATION_CREDENTIALS names ({adc})",
         "Google credentials: found user credentials of someone@example.org",
@@ -143,7 +143,7 @@ def test_the_quota_project_403_says_how_to_fix_it(body: dict[str, Any]) -> None:
     assert "gcloud auth application-default set-quota-project" in str(error)
 
 
-# --- point 12: which credential, before any call ------------------------------------------------
+# --- which credential, before any call ----------------------------------------------------------
 def test_where_google_auth_looks_is_said_before_it_looks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: None
 ) -> None:
@@ -187,7 +187,7 @@ def test_the_sandbox_sign_in_names_its_key_and_never_asks_google_auth(
     assert run.checklist.rows[-1].detail.endswith("with the sandbox's seeded key file")
 
 
-# --- point 14a: the managed key-creation constraint -----------------------------------------------
+# --- the managed key-creation constraint ---------------------------------------------------------
 @pytest.mark.sandbox
 @pytest.mark.parametrize(
     ("policy", "named"),

@@ -1,4 +1,4 @@
-"""A signed-in pull without permission is Artifact Registry's 403 DENIED (issue 25, point 14b).
+"""A signed-in pull without permission is Artifact Registry's 403 DENIED, not a 401.
 
 Google's token endpoint answers a caller who may not pull (no role, or no such repository) with
 403 ``DENIED`` "Permission "artifactregistry.repositories.downloadArtifacts" denied on resource

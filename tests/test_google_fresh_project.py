@@ -1,4 +1,4 @@
-"""Issue 25, points 1 and 3, and the brand-new project: a fake project starts where a new one
+"""The brand-new project: a fake project starts where a new one
 starts (Google's default services only: IAM off), answers a disabled or just-enabled API as
 Google does (403 PERMISSION_DENIED, ErrorInfo SERVICE_DISABLED), and the notebook enables
 every API it calls, waiting out only that 403, and only for an API Service Usage says is on.

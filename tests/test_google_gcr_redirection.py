@@ -1,4 +1,5 @@
-"""``gcr_domain``: gcr.io names need the project's redirection on (issue 25, point 11).
+"""``gcr_domain``: gcr.io names need the project's redirection on (then Artifact Registry serves
+gcr.io).
 
 Artifact Registry's ``projects.getProjectSettings`` answers ``legacyRedirectionState``
 (artifactregistry v1); gcr.io host names reach the project's ``gcr.io`` repositories only while

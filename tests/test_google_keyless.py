@@ -1,4 +1,4 @@
-"""Google keyless (issue 10, step 9): ``auth = "metadata"`` and the fake GKE metadata server.
+"""Google keyless: ``auth = "metadata"`` and the fake GKE metadata server.
 
 BinderHub's ``GoogleArtifactRegistry`` takes its token from the metadata server; these tests
 check the values it needs are emitted and verified through the sandbox's fake metadata server

@@ -1,4 +1,4 @@
-"""Notebook 01 keyless, end to end with papermill (issue 25, points 4 and 10).
+"""Notebook 01 keyless, end to end with papermill.
 
 With BinderHub's GKE cluster in the project (its Workload Identity pool exists) the keyless run
 completes, and its verification says the build pods' push is not covered by keyless; in a

@@ -1,4 +1,4 @@
-"""Keyless verification pushes as a build pod would (issue 25, point 10).
+"""Keyless verification pushes as a build pod would (with the metadata server's token, not a key).
 
 With keyless values the chart's docker config (``buildDockerConfig`` in the chart's
 ``_helpers.tpl``) has no credential for the registry: no ``registry.*``, so it renders Docker

@@ -1,4 +1,4 @@
-"""Issue 25, point 8: a location Artifact Registry does not have is refused before anything is
+"""A location Artifact Registry does not have is refused before anything is
 made there. The notebook asks ``locations.list``; the fake's list is Google's regions and
 multi-regions, and it refuses another location as Artifact Registry does (400
 INVALID_ARGUMENT "Request contains an invalid argument.", hashicorp/terraform-provider-google

@@ -1,4 +1,4 @@
-"""A keyless pod without the annotation gets a token, for another identity (issue 25, 14c).
+"""A keyless pod without the annotation gets a token, for another identity (the node's).
 
 Under Workload Identity Federation for GKE a Kubernetes service account is itself a principal:
 a pod whose account lacks ``iam.gke.io/gcp-service-account`` gets a token for that federated

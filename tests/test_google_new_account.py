@@ -1,4 +1,4 @@
-"""Issue 25, point 2: a service account just created is not ready everywhere at once.
+"""A service account just created is not ready everywhere at once.
 
 Right after creation its reads may answer 403 as well as 404, a good read may be followed by a
 bad one, and listing keys, creating a key and setting a policy may fail the same way
@@ -96,7 +96,7 @@ def test_the_new_accounts_own_policy_is_waited_for(
         fresh,
         "google",
         new_account_answers={"policy": ["NOT_FOUND", "PERMISSION_DENIED", "OK", "NOT_FOUND"]},
-        workload_identity_pools=["binderhub-demo"],  # BinderHub's GKE cluster (issue 25, 4)
+        workload_identity_pools=["binderhub-demo"],  # BinderHub's GKE cluster
     )
     conn = signed_in(run, tmp_path, auth="metadata")
     up_to_the_key(run, conn)

@@ -1,7 +1,6 @@
 """Google beyond the contract: bad inputs, faults, key limits and policy, live-state registry auth.
 
-The steps are driven in-process against the sandbox (the contract suite runs the notebook);
-each test says which point of issue 10 it shows.
+The steps are driven in-process against the sandbox (the contract suite runs the notebook).
 """
 
 from __future__ import annotations
@@ -146,7 +145,7 @@ def test_the_ten_key_limit_is_reported(
 
 
 def test_a_rerun_never_piles_up_keys(fresh: sandbox.Sandbox, run: Runner, tmp_path: Path) -> None:
-    # this deployment's own account (the default): every key on it is its own (issue 23)
+    # this deployment's own account (the default): every key on it is its own
     p = google.validate(GOOGLE_DEFAULTS, output_dir=str(tmp_path / "values"), service_account="")
     conn = run.step("sign in", google.sign_in, p)
     up_to_the_key(run, conn)
@@ -268,7 +267,7 @@ def test_a_gcr_io_domain_repository_takes_a_verified_push(
     )
     conn = run.step("sign in", google.sign_in, p)
     run.step("api", google.enable_api, conn)
-    redirect(conn)  # gcr.io names reach Artifact Registry (issue 25, point 11)
+    redirect(conn)  # gcr.io names reach Artifact Registry
     up_to_the_key(run, conn)
     run.step("key", google.ensure_key, conn)
     run.step("pull", google.ensure_pull_credential, conn)
@@ -329,7 +328,7 @@ def test_real_token_url_is_binderhubs_own_gcr_default(
     conn.host = google._host_of(conn, None)
     values = conn.values()
     assert values is not None
-    # pkg.dev: the form mybinder.org ran (issue 25, point 9); gcr.io hosts: BinderHub's
+    # pkg.dev: the form mybinder.org ran; gcr.io hosts: BinderHub's
     # _default_token_url for them, https://{host}/v2/token?service={host}
     wanted = f"https://{host}/v2/token" + (f"?service={host}" if gcr_domain else "")
     assert values.docker_registry["token_url"] == wanted

@@ -1,4 +1,4 @@
-"""Google: a run deletes only what this deployment made (issue 23, points 1 and 2).
+"""Google: a run deletes only what this deployment made, when several share one project.
 
 Each deployment gets its own service accounts by default (``binderhub-<deployment id>`` and its
 ``-pull`` twin); what the notebook creates carries ``binderhub-registry <deployment id>`` (a
@@ -109,7 +109,7 @@ def test_each_deployment_gets_its_own_accounts_named_and_marked_by_its_id(
 def test_the_issue_scenario_with_defaults_leaves_the_other_deployments_key(
     fresh: sandbox.Sandbox, run: Runner, tmp_path: Path
 ) -> None:
-    """`PM 01` into gA, then gB, then gA with rotate: gB's key stays live (issue 23, point 2)."""
+    """`PM 01` into gA, then gB, then gA with rotate: gB's key stays live."""
     a = full_run(run, tmp_path / "gA")
     b = full_run(run, tmp_path / "gB")
     assert a.params.email != b.params.email  # two deployments, two accounts

@@ -1,4 +1,4 @@
-"""Google: user pods' pull (issue 18), driven in-process against the sandbox.
+"""Google: user pods' pull, driven in-process against the sandbox.
 
 pull_access "secret" makes a second service account (``<service_account>-pull``) with
 roles/artifactregistry.reader on the repository alone and a JSON key for
@@ -274,7 +274,8 @@ def test_a_lost_pull_key_answer_then_a_rerun_leaves_one_key(
     run.step("key", google.ensure_key, conn)
     p = conn.params  # the account named from the deployment id
     # the pull key is made, its answer lost (a crash before it was recorded); not a 403: on
-    # an account this run made, that is Google catching up, waited out (issue 25, point 2)
+    # an account this run made, that is Google catching up (a new account is not ready
+    # everywhere at once), waited out
     settings(
         fresh,
         "google",

@@ -1,4 +1,4 @@
-"""Google's registry challenge and token endpoint as Google answers them (issue 25, point 9).
+"""Google's registry challenge and token endpoint as Google answers them.
 
 Google's ``/v2/`` challenge names a realm and no ``service``; a repository path adds
 ``service="<host>"`` and a scope (apple/container#2274, Seqera Wave's tests, DESIGN.md 9).

@@ -1,4 +1,4 @@
-"""Keyless binds the Workload Identity pool of BinderHub's cluster (issue 25, point 4).
+"""Keyless binds the Workload Identity pool of BinderHub's cluster (its project's pool).
 
 The member is ``serviceAccount:<cluster project>.svc.id.goog[<namespace>/binderhub]``; that
 pool exists only once a GKE cluster with Workload Identity runs in that project, and IAM

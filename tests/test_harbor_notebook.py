@@ -31,7 +31,7 @@ BAD_INPUTS = [
     ("harbor_project", "BinderHub", "lowercase letters and digits"),
     ("harbor_project", "binder--hub", "single '.' or '-'"),
     ("harbor_project", "-binderhub", "single '.' or '-'"),
-    # BinderHub turns '_' into '-' in image names: it would push to project bh-test (issue 23)
+    # BinderHub turns '_' into '-' in image names: it would push to project bh-test, not ours
     ("harbor_project", "bh_test", "no '_': BinderHub turns '_' into '-'"),
     ("harbor_project", "", "Harbor project name"),
     ("robot_name", "ci+builder", "Harbor robot name"),

@@ -1,4 +1,4 @@
-"""Harbor deletes and changes only what this deployment made (issue 23, points 1, 7, 8, 12).
+"""Harbor deletes and changes only what this deployment made, and trusts nothing Harbor echoes back.
 
 The mark: each robot's description carries ``binderhub-registry <deployment id>`` (Harbor keeps
 a robot's ``description``: swagger RobotCreate and Robot; the fake keeps it as Harbor does), and
@@ -68,7 +68,7 @@ def one_line_naming_both(err: pytest.ExceptionInfo[PermissionDenied], *names: st
         assert name in message, (name, message)
 
 
-# --- point 1: the issue's own scenario ---------------------------------------------------------
+# --- records naming what is not ours --------------------------------------------------------------
 def test_the_issues_record_another_robot_and_library_deletes_nothing(
     fresh: sandbox.Sandbox, tmp_path: Path
 ) -> None:
@@ -202,7 +202,7 @@ def test_a_record_from_before_is_marked_on_a_rerun_and_torn_down(
     assert live(fresh) == seeded
 
 
-# --- point 8: a Harbor that echoes secrets ---------------------------------------------------
+# --- a Harbor that echoes secrets ----------------------------------------------------------
 def answer(status: int, body: Any, reason: str = "Bad Request") -> requests.Response:
     r = requests.Response()
     r.status_code, r.reason = status, reason
@@ -287,7 +287,7 @@ def test_an_error_echoing_a_robot_secret_or_the_password_in_its_reason_shows_non
     assert "Conflict" in str(err.value)
 
 
-# --- point 12: a 2xx with an unexpected body -------------------------------------------------
+# --- a 2xx with an unexpected body ---------------------------------------------------------
 @pytest.mark.parametrize(
     ("method", "path", "body", "said"),
     [

@@ -1,4 +1,4 @@
-"""User pods' pull on Harbor: a second project robot with pull only (issue 18).
+"""User pods' pull on Harbor: a second project robot with pull only.
 
 In process against the sandbox's Harbor: the default run writes the pull robot's secret to
 ``jupyterhub.imagePullSecret``; that robot pulls through Harbor's token realm and is refused a

@@ -1,5 +1,5 @@
-"""Harbor you run: its version and sign-in mode, read before the password is sent (issue 19,
-point 3, and point 2's OIDC for a self-hosted Harbor). Each test failed before the change
+"""Harbor you run: its version and sign-in mode, read before the password is sent (and OIDC
+sign-in for a self-hosted Harbor). Each test failed before the change
 (the fake had no ``/systeminfo`` and no OIDC mode; the client read neither).
 """
 

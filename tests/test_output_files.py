@@ -1,4 +1,4 @@
-"""Nothing in an output_dir is overwritten that this project did not write (issue 23, 3-6, 12).
+"""Nothing in an output_dir is overwritten that this project did not write.
 
 Each test failed before its change: config.yaml was written through a planted link, a
 shared or foreign directory was used, a user's own values files and another notebook's

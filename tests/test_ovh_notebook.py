@@ -1,7 +1,7 @@
 """OVHcloud beyond the contract: bad inputs, faults, signatures, credentials, teardown, secrets.
 
 The provider's steps are driven in-process against the sandbox (python-ovh signing real
-requests to the fake); each test names the point of issue 11 it shows.
+requests to the fake); each test says what it shows.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ BAD_INPUTS = [
     ("registry_name", "binder hub"),
     ("harbor_project", "BinderHub"),
     ("harbor_project", "binder__hub"),
-    ("harbor_project", "bh_test"),  # BinderHub would push to bh-test (issue 23, point 7)
+    ("harbor_project", "bh_test"),  # BinderHub would push to bh-test
     ("harbor_project", "binder/hub"),
     ("robot_name", "Builder"),
     ("robot_name", "b" * 201),

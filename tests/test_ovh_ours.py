@@ -1,4 +1,4 @@
-"""OVHcloud deletes only what this deployment made (issue 23, point 1).
+"""OVHcloud deletes only what this deployment made.
 
 OVHcloud keeps no label or description on a registry or a Harbor user (vendored schema
 ``cloud.containerRegistry.Registry``: id, name, createdAt, ...; ``User``: id, user, email),

@@ -1,5 +1,5 @@
 """User pods' pull on OVHcloud's Managed Private Registry: Harbor's pull-only project robot,
-made through Harbor's API as the Harbor user OVHcloud created, as BinderHub's robot is (issue 18).
+made through Harbor's API as the Harbor user OVHcloud created, as BinderHub's robot is.
 
 In process against the sandbox (python-ovh signing real requests to the fake OVH API, one fake
 Harbor per registry): the default run writes the pull robot to ``jupyterhub.imagePullSecret``;

@@ -1,6 +1,6 @@
-"""OVHcloud: what the registry is like, read before any user call (issue 19, points 1-4).
+"""OVHcloud: what the registry is like, read before any user call.
 
-Each test names its point; each failed before the change (the fake made every user an admin,
+Each test failed before the change (the fake made every user an admin,
 knew no IAM, OIDC, Harbor version, IP restriction or pending consumer key, and the client
 read none of them).
 """

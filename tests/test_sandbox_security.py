@@ -1,4 +1,4 @@
-"""The sandbox on a shared machine, and its admin API: each attack of issue 9 as a test.
+"""The sandbox on a shared machine, and its admin API: each attack on it as a test.
 
 Another local user can create directories and links in shared places, and can read
 what the sandbox leaves open: a planted sandbox directory, a planted pid, planted

@@ -144,7 +144,7 @@ def test_landing_page_screenshot_is_not_blank(
     assert "Choose your registry" in text
 
 
-# --- from reading to running (issue 24, point 9) -------------------------------------------------
+# --- from reading to running --------------------------------------------------------------------
 
 
 def _text(fragment: str) -> str:

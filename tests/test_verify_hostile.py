@@ -1,4 +1,4 @@
-"""verify against hostile or broken registries (issue 23, points 8, 9, 10 and 12).
+"""verify against hostile or broken registries.
 
 Each server here is a small http.server on loopback (plain HTTP, so verify runs with
 ``insecure=True``), bounded in what it sends and in time, stopping by itself. Each test
@@ -225,7 +225,7 @@ def test_a_bad_deadline_is_refused_before_any_request(
 def test_an_image_prefix_binderhub_would_change_fails_before_any_request(
     servers: Callable[[Handler], Server], prefix: str
 ) -> None:
-    """BinderHub pushes to ``image_prefix.replace("_", "-").lower()`` (point 7): a prefix that
+    """BinderHub pushes to ``image_prefix.replace("_", "-").lower()``: a prefix that
     rule changes verified before, while BinderHub would use another project."""
     registry = servers(lambda h: False)
     bad = values(registry.host)

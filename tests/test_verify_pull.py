@@ -1,4 +1,4 @@
-"""User pods' pull in the values and in verification (issue 18).
+"""User pods' pull in the values and in verification.
 
 The pull-only credential goes where Zero to JupyterHub (the BinderHub chart's
 ``jupyterhub`` dependency) gives it to user pods: ``jupyterhub.imagePullSecret``.

@@ -1,4 +1,4 @@
-"""``binderhub-registry verify`` as a newcomer meets it (issue 24, point 13): values of a sandbox
+"""``binderhub-registry verify`` as a newcomer meets it: values of a sandbox
 that is not running are told so at once, one values file (``helm get values``) is as good as
 two, and a wrong Harbor robot secret is diagnosed as a wrong secret."""
 

@@ -1,4 +1,5 @@
-"""``make audit``: the reliability figures of issue 9, from the test suite's own lists.
+"""``make audit``: the reliability figures (bad inputs handled, faults survived, attacks held),
+from the test suite's own lists.
 
 Runs the tests that hold the bad-input and fault lists with pytest, counts their
 cases by name, and prints per family: tried / handled (bad inputs) and tried /
@@ -133,7 +134,7 @@ BAD_INPUTS = [
         goal=False,
     ),
 ]
-#: Issue 23's attacks on what a run may overwrite or send, by category: each case held
+#: Attacks on what a run may overwrite or send, by category: each case held
 #: (refused with one line, nothing overwritten or leaked) or not.
 ATTACKS = [
     Family(
@@ -475,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  bad inputs tried / handled (notebooks and verify): {bad_tried} / {bad_handled}")
     print(f"  faults tried / survived with no duplicates:         {fault_tried} / {fault_ok}")
     attack_tried, attack_held = sum(r[1] for r in attacks), sum(r[2] for r in attacks)
-    print(f"  attacks tried / held (issue 23's categories):      {attack_tried} / {attack_held}")
+    print(f"  attacks tried / held (overwrites and sends):       {attack_tried} / {attack_held}")
     print(
         f"  secrets found in outputs: {len(leaks)} "
         f"({secrets} secrets looked for in {files} files and sandbox logs)"

@@ -9,7 +9,7 @@
   one-cell notebook's run, interleaved so both see the same machine (goal <= 1.5), measured two
   ways: in this process (``papermill.execute_notebook``: only the kernel's and the notebook's
   own costs, the stricter ratio) and as whole processes (the ``papermill`` command, each run a
-  new process that imports papermill first: issue 7's method, median of BENCH_ROUNDS pairs);
+  new process that imports papermill first, as a user's run does: median of BENCH_ROUNDS pairs);
   beside each in-process ratio, the notebook's shape alone (its cells, each code cell ``pass``):
   what papermill's saves and round trips cost before the notebook does any work;
 - one verification on loopback: BinderHub's check, push, check again (goal <= 0.2 s);
@@ -315,7 +315,7 @@ def main() -> int:
         del os.environ["PYTHONDONTWRITEBYTECODE"]
         os.environ.update(kept)
 
-    # issue 7's method: each run a `papermill` process of its own, in interleaved pairs
+    # as a user's run: each run a `papermill` process of its own, in interleaved pairs
     cli = str(Path(sys.executable).with_name("papermill"))
 
     def run_process(nb: Path, out: Path) -> float:
