@@ -284,15 +284,10 @@ def test_readme_runs_each_registry_for_real_with_the_variables_it_reads() -> Non
 
 
 def _papermill_value(value: str) -> object:
-    """A ``-p`` value as papermill types it."""
-    if value in ("True", "False", "None"):
-        return {"True": True, "False": False, "None": None}[value]
-    for kind in (int, float):
-        try:
-            return kind(value)
-        except ValueError:
-            pass
-    return value
+    """A ``-p`` value as papermill types it: as ``binderhub-registry run`` reads it."""
+    from binderhub_registry.cli import _resolve_type
+
+    return _resolve_type(value)
 
 
 def guide_parameters(stem: str) -> dict[str, object]:
