@@ -40,6 +40,7 @@ from binderhub_registry import (
     providers,
     sandbox,
 )
+from binderhub_registry.params import read_parameters_cell
 from binderhub_registry.providers import (
     Provider,
     contract,
@@ -80,9 +81,7 @@ def parameters_cell(provider: Provider) -> dict[str, Any]:
     """What ``provider``'s notebook's parameters cell sets, in its order."""
     nb = nbformat.read(str(NOTEBOOKS / f"{provider.NOTEBOOK}.ipynb"), as_version=4)
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    scope: dict[str, Any] = {}
-    exec(cell.source, scope)  # the repository's own notebook cell
-    return {k: v for k, v in scope.items() if not k.startswith("__")}  # not __annotations__
+    return dict(read_parameters_cell(cell.source).defaults)
 
 
 def settings(box: sandbox.Sandbox, cloud: str, **values: Any) -> dict[str, Any]:

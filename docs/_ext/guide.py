@@ -41,6 +41,7 @@ from binderhub_registry.binderhub import (
     RegistryValues,
     helm_commands,
 )
+from binderhub_registry.params import read_parameters_cell
 from binderhub_registry.secrets import Secret
 
 __all__ = [
@@ -115,9 +116,7 @@ def notebook_parameters(notebook: Path) -> dict[str, Any]:
     source = next(
         "".join(c["source"]) for c in cells if "parameters" in c["metadata"].get("tags", [])
     )
-    scope: dict[str, Any] = {}
-    exec(source, scope)  # the repository's own parameters cell: plain literals only
-    return {k: v for k, v in scope.items() if not k.startswith("__")}
+    return read_parameters_cell(source).defaults
 
 
 def _dockerhub(params: Any) -> RegistryValues:

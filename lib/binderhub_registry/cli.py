@@ -27,7 +27,7 @@ import yaml
 from . import providers, sandbox
 from .binderhub import RegistryValues, load_values, secret_file_warning
 from .errors import BinderHubRegistryError, CloudError, InvalidParameter, VerificationFailed
-from .params import Parameter, assigned_names, check_names
+from .params import Parameter, check_names, read_parameters_cell
 from .providers import Record
 from .registry_http import DEADLINE
 from .steps import Result, Runner
@@ -117,31 +117,13 @@ def _read_notebook(text: str) -> _Notebook:
     if cell is None:
         raise InvalidParameter("notebook", "has no cell tagged 'parameters' to run with", text)
     try:
-        names = assigned_names(cell.source)
+        read = read_parameters_cell(cell.source)
     except SyntaxError:
         raise InvalidParameter(
             "notebook", "has a parameters cell that is not Python", text
         ) from None
-    defaults: dict[str, object] = {}
-    for node in ast.parse(cell.source).body:
-        target: ast.expr
-        if isinstance(node, ast.AnnAssign) and node.value is not None:
-            target, value = node.target, node.value
-        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
-            target, value = node.targets[0], node.value
-        else:
-            continue
-        if isinstance(target, ast.Name):
-            with contextlib.suppress(ValueError, TypeError, SyntaxError):
-                defaults[target.id] = ast.literal_eval(value)
-    comments = {}
-    for line in cell.source.splitlines():
-        name, _, comment = line.partition("#")
-        key = name.split(":")[0].split("=")[0].strip()
-        if key in names and comment.strip():
-            comments[key] = comment.strip()
     provider = _provider_of(nb)
-    return _Notebook(path, names, defaults, comments, provider)
+    return _Notebook(path, read.names, read.defaults, read.comments, provider)
 
 
 def _provider_of(nb: Any) -> providers.Provider | None:

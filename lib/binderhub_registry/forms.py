@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import os
 import re
@@ -36,7 +35,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from .params import Parameter
+from .params import Parameter, read_parameters_cell
 from .secrets import write_private_file
 
 __all__ = ["MODES", "STORE_VARIABLE", "apply_form", "forget_forms", "form"]
@@ -213,18 +212,11 @@ def _comments(namespace: Mapping[str, Any], spec: tuple[Parameter, ...]) -> dict
     """Each parameter's comment in the parameters cell, from the kernel's input history."""
     names = {p.name for p in spec}
     for source in reversed(list(namespace.get("In", []) or [])):
-        found: dict[str, str] = {}
-        for line in str(source).splitlines():
-            match = re.match(r"(\w+)\s*(?::[^=]*)?=", line)
-            if not match or match.group(1) not in names:
-                continue
-            try:
-                tokens = list(tokenize.generate_tokens(io.StringIO(line).readline))
-            except (tokenize.TokenError, SyntaxError):
-                continue
-            comment = [t.string for t in tokens if t.type == tokenize.COMMENT]
-            if comment:
-                found[match.group(1)] = comment[0].lstrip("#").strip()
+        try:
+            comments = read_parameters_cell(str(source)).comments
+        except (SyntaxError, tokenize.TokenError):
+            continue  # IPython magics, or a cell that is not Python
+        found = {name: comment for name, comment in comments.items() if name in names}
         if len(found) * 2 >= len(names):  # the parameters cell, not a cell naming one of them
             return found
     return {}

@@ -9,9 +9,12 @@ message names the parameter and states its rule.
 from __future__ import annotations
 
 import ast
+import contextlib
 import difflib
+import io
 import os
 import re
+import tokenize
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +24,7 @@ from .errors import InvalidParameter
 __all__ = [
     "INJECTED_HEADER",
     "Parameter",
+    "ParametersCell",
     "UnknownParameter",
     "assigned_names",
     "check_names",
@@ -30,6 +34,7 @@ __all__ = [
     "image_name_prefix",
     "injected_names",
     "integer",
+    "read_parameters_cell",
     "refuse_unknown_injected",
     "text",
     "validate",
@@ -202,6 +207,44 @@ def assigned_names(source: str) -> list[str]:
                 if isinstance(leaf, ast.Name) and leaf.id not in names:
                     names.append(leaf.id)
     return names
+
+
+@dataclass(frozen=True)
+class ParametersCell:
+    """What a notebook's parameters cell says: its names in order, their literal defaults, and
+    the comment on each name's line."""
+
+    names: list[str]
+    defaults: dict[str, object]
+    comments: dict[str, str]
+
+
+def read_parameters_cell(source: str) -> ParametersCell:
+    """Read a parameters cell's source without running it (a default that is not a literal is
+    left out of ``defaults``). Raises SyntaxError for source that is not Python."""
+    tree = ast.parse(source)
+    line_comments: dict[int, str] = {}
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.COMMENT:
+            line_comments.setdefault(token.start[0], token.string.lstrip("#").strip())
+    defaults: dict[str, object] = {}
+    comments: dict[str, str] = {}
+    for node in tree.body:
+        target: ast.expr
+        if isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        else:
+            continue
+        if not isinstance(target, ast.Name):
+            continue
+        with contextlib.suppress(ValueError, TypeError, SyntaxError):
+            defaults[target.id] = ast.literal_eval(value)
+        comment = line_comments.get(node.lineno)
+        if comment:
+            comments[target.id] = comment
+    return ParametersCell(assigned_names(source), defaults, comments)
 
 
 def check_names(given: Iterable[str], known: Iterable[str], how: str = "") -> None:
