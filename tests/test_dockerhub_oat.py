@@ -15,12 +15,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import jwt
 import requests
 
 from binderhub_registry import sandbox
 from binderhub_registry.providers import dockerhub
 
+from . import helpers
 from .skopeo import needs_skopeo, skopeo_push
 
 ORG = "binderhubdemoorg"  # the seeded account owns it, on a Team plan
@@ -60,16 +60,7 @@ def oat(box: sandbox.Sandbox, *resources: dict[str, Any]) -> str:
 
 def realm(box: sandbox.Sandbox, secret: str, repository: str) -> list[str]:
     """What the registry's realm grants the OAT on ``repository`` when it asks to push."""
-    r = requests.get(
-        f"{box.url}/dockerhub/token",
-        params={"service": "registry.docker.io", "scope": f"repository:{repository}:pull,push"},
-        auth=(ORG, secret),
-        verify=box.ca_file,
-        timeout=10,
-    )
-    assert r.status_code == 200, r.text
-    claims = jwt.decode(r.json()["token"], options={"verify_signature": False})
-    return sorted(claims["access"][0]["actions"])
+    return sorted(helpers.realm(box, ORG, secret, repository))
 
 
 def push(box: sandbox.Sandbox, work: Path, user: str, secret: str, image: str) -> Any:

@@ -20,12 +20,12 @@ import pytest
 import requests
 import yaml
 
-from binderhub_registry import InvalidParameter, Runner, sandbox
+from binderhub_registry import InvalidParameter, sandbox
 from binderhub_registry.errors import VerificationFailed
 from binderhub_registry.providers import harbor, ovh
 from binderhub_registry.secrets import Secret
 
-from .helpers import OVH_DEFAULTS, registries, runner, up_to_admin
+from .helpers import OVH_DEFAULTS, full_run, registries, runner, up_to_admin
 
 pytestmark = pytest.mark.sandbox
 
@@ -40,17 +40,6 @@ def out(tmp_path: Path) -> Path:
 
 def params(out: Path, **overrides: Any) -> ovh.Params:
     return ovh.validate(OVH_DEFAULTS | {"output_dir": str(out)}, **overrides)
-
-
-def full_run(run: Runner, p: ovh.Params) -> ovh.OvhConnection:
-    """The notebook's steps, verification included."""
-    conn = up_to_admin(run, p)
-    run.step("Harbor project", harbor.ensure_project, conn)
-    run.step("BinderHub's credential", ovh.ensure_credential, conn)
-    run.step("Pull-only credential for user pods", ovh.ensure_pull_credential, conn)
-    files = run.step("Write values", conn.write_values)
-    run.step("Verify", conn.verify, files)
-    return conn
 
 
 def secret_yaml(out: Path) -> dict[str, Any]:
