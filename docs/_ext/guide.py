@@ -9,12 +9,12 @@ what its values look like for real, rendered at build time by the library's own 
   with the files where the stored run wrote them (its ``output_dir``) and a chart version.
 * Tables marked ``stack-narrow`` get a label in each cell (its column's header), which the
   stylesheet shows only on narrow screens, where such a table turns into one block per row.
-* The ``real-values`` directive builds a provider's ``RegistryValues`` through its
-  ``Connection.values()`` from the notebook's own parameters cell with
-  ``sandbox=False`` and example names, then shows the example names as placeholders.
+* The ``real-values`` directive builds a provider's ``RegistryValues`` with its own
+  ``REAL_EXAMPLE`` (``providers.contract.RealExample``) from the notebook's parameters cell
+  with ``sandbox=False`` and example names, then shows the example names as placeholders.
 
-A notebook of a provider without a builder in :data:`REAL_EXAMPLES` is a warning, so
-``sphinx-build -W`` fails until its page can show real values.
+A notebook no registered provider owns is a warning, so ``sphinx-build -W`` fails until its
+page can show real values.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import json
 import re
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +37,9 @@ from binderhub_registry.binderhub import (
     CHART_REPOSITORY,
     CHART_VERSION,
     CHART_VERSIONS,
-    RegistryValues,
     helm_commands,
 )
 from binderhub_registry.params import read_parameters_cell
-from binderhub_registry.secrets import Secret
 
 __all__ = [
     "BINDER",
@@ -50,8 +47,6 @@ __all__ = [
     "CHART_VERSION",
     "CHART_VERSIONS",
     "LINKS",
-    "REAL_EXAMPLES",
-    "RealExample",
     "RealValues",
     "binder_url",
     "clone_commands",
@@ -101,15 +96,6 @@ def clone_commands(then: str) -> str:
     return f"git clone {url}\ncd {folder}\n{install}\n{then}\n"
 
 
-@dataclass(frozen=True)
-class RealExample:
-    """How a provider's real-mode values are rendered: example names and their placeholders."""
-
-    overrides: dict[str, Any]  # parameters set on top of the notebook's parameters cell
-    placeholders: dict[str, str]  # example text in the rendered values -> what the reader types
-    build: Callable[[Any], RegistryValues]  # validated real-mode Params -> the provider's values
-
-
 def notebook_parameters(notebook: Path) -> dict[str, Any]:
     """The values of a notebook's ``parameters`` cell (our own notebooks: plain literals)."""
     cells = json.loads(notebook.read_text())["cells"]
@@ -117,103 +103,6 @@ def notebook_parameters(notebook: Path) -> dict[str, Any]:
         "".join(c["source"]) for c in cells if "parameters" in c["metadata"].get("tags", [])
     )
     return read_parameters_cell(source).defaults
-
-
-def _dockerhub(params: Any) -> RegistryValues:
-    from binderhub_registry.providers import dockerhub
-
-    # values() reads only the parameters and what the steps found: no session is opened
-    conn = dockerhub.HubConnection.__new__(dockerhub.HubConnection)
-    conn.params, conn.secret = params, Secret("access-token")
-    conn.registry_url, conn.token_url = None, dockerhub.TOKEN_URL  # Docker Hub itself
-    values = conn.values()
-    assert values is not None
-    return values
-
-
-def _azure(params: Any) -> RegistryValues:
-    from binderhub_registry.providers import azure
-
-    conn = azure.AzureConnection.__new__(azure.AzureConnection)
-    conn.params, conn.secret = params, Secret("password")
-    # what ARM and Graph return for a real registry and application: loginServer is the
-    # registry name in lower case under azurecr.io; the appId is a GUID Graph assigns
-    login = f"{params.acr_name.lower()}.azurecr.io"
-    conn.registry = azure.RegistryInfo(id="", name=params.acr_name, login_server=login)
-    conn.principal = azure.Principal(
-        app_object_id="", app_id="APP_ID", sp_id="", display_name=params.sp_name
-    )
-    values = conn.values()
-    assert values is not None
-    return values
-
-
-def _google(params: Any) -> RegistryValues:
-    from binderhub_registry.providers import google
-
-    conn = google.GoogleConnection.__new__(google.GoogleConnection)
-    conn.params, conn.secret, conn.ca_file = params, Secret("key-json"), None
-    conn.host = google._host_of(conn, None)  # the provider's own rule for the real host
-    values = conn.values()
-    assert values is not None
-    return values
-
-
-def _harbor(params: Any) -> RegistryValues:
-    from binderhub_registry.providers import harbor
-
-    # a project robot's name as Harbor makes it (robot$<project>+<name>), and the secret redacted
-    robot = f"robot${params.harbor_project}+{params.robot_name}"
-    return harbor.harbor_values(
-        params.harbor_url, params.harbor_project, params.prefix, robot, Secret("robot-secret")
-    )
-
-
-def _ovh(params: Any) -> RegistryValues:
-    from binderhub_registry.providers import harbor, ovh
-
-    conn = ovh.OvhConnection.__new__(ovh.OvhConnection)
-    conn.params, conn.secret = params, Secret("robot-secret")
-    # the URL OVHcloud gives a registry (https://<id>.<region>.container-registry.ovh.net,
-    # as terraform-provider-ovh parses it), and its robot as Harbor names it
-    url = f"https://registry-id.{params.region.lower()}.container-registry.ovh.net"
-    conn.registry = {"url": url}
-    conn.api = harbor.HarborAPI(url, ovh.ADMIN_LOGIN, Secret("admin-password"))
-    conn.robot = {"name": f"robot${params.harbor_project}+{params.robot_name}"}
-    conn.admin_username = ovh.ADMIN_LOGIN
-    values = conn.values()
-    assert values is not None
-    return values
-
-
-#: provider key -> how its real values are rendered; a new provider adds its entry here
-REAL_EXAMPLES: dict[str, RealExample] = {
-    "google": RealExample(
-        overrides={"project_id": "your-project-id"},
-        placeholders={"your-project-id": "<PROJECT_ID>"},
-        build=_google,
-    ),
-    "dockerhub": RealExample(
-        overrides={"username": "yourdockerid", "organization": "yourorg"},
-        placeholders={"yourdockerid": "<DOCKER_ID>", "yourorg": "<ORGANIZATION>"},
-        build=_dockerhub,
-    ),
-    "azure": RealExample(
-        overrides={"acr_name": "youracrname"},
-        placeholders={"youracrname": "<ACR_NAME>", "APP_ID": "<APP_ID>"},
-        build=_azure,
-    ),
-    "harbor": RealExample(
-        overrides={"harbor_url": "https://harbor.example.org"},
-        placeholders={"harbor.example.org": "<HARBOR_HOST>"},
-        build=_harbor,
-    ),
-    "ovh": RealExample(
-        overrides={"service_name": "0123456789abcdef0123456789abcdef"},
-        placeholders={"registry-id": "<REGISTRY_ID>"},
-        build=_ovh,
-    ),
-}
 
 
 def _provider_of(notebook: str) -> str | None:
@@ -225,7 +114,7 @@ def _provider_of(notebook: str) -> str | None:
 
 def render_real_values(key: str, notebook: Path) -> str:
     """``config.yaml`` and ``secret.yaml`` as the notebook writes them in real mode."""
-    example = REAL_EXAMPLES[key]
+    example = providers.get(key).REAL_EXAMPLE
     # a dry run: validation then makes, writes and locks no output_dir
     params = providers.get(key).validate(
         notebook_parameters(notebook), **example.overrides, sandbox=False, dry_run=True
@@ -248,9 +137,9 @@ class RealValues(SphinxDirective):
         """Render the values, or warn (failing a ``-W`` build) when the provider has no example."""
         stem = self.arguments[0]
         key = _provider_of(stem)
-        if key is None or key not in REAL_EXAMPLES:
+        if key is None:
             logger.warning(
-                "no real-values example for %s: add one to REAL_EXAMPLES in docs/_ext/guide.py",
+                "no real-values example for %s: no provider in PROVIDERS has this NOTEBOOK",
                 stem,
                 location=self.get_location(),
             )

@@ -34,6 +34,7 @@ from .notebook import display, ipython_shell
 __all__ = [
     "BACKOFF_VARIABLE",
     "Checklist",
+    "Planned",
     "Result",
     "Runner",
     "StepRecord",
@@ -74,6 +75,27 @@ class Result(Generic[T]):
     value: T
     status: str = "done"
     detail: str = ""
+
+
+class Planned(BaseException):
+    """A dry run's stop: the step says what it would do and changes nothing.
+
+    Not an :class:`Exception` (a step's outcome, not an error): an ``except Exception``
+    between the plan and the runner does not swallow it.
+
+    Raised by :meth:`~.providers.contract.Connection.plan` at the first change a step would
+    make; the runner (and :func:`~.providers.contract.creates`) turn it into the step's
+    ``planned`` :class:`Result`, so no step writes its own dry-run exit.
+    """
+
+    def __init__(self, would: str, value: Any = None) -> None:
+        super().__init__(f"would {would}")
+        self.would = would
+        self.value = value  # what later steps of a dry run read (None: nothing yet)
+
+    def result(self) -> Result[Any]:
+        """The step's result: ``planned``, "would <what>"."""
+        return Result(self.value, "planned", str(self))
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -301,6 +323,8 @@ class Runner:
         row, settings = self._start(title)
         try:
             result: Result[T] = tenacity.Retrying(sleep=self.sleep, **settings)(fn, *args, **kwargs)
+        except Planned as planned:
+            result = planned.result()
         except BaseException as exc:
             self._finish(row, exc)
             raise
@@ -327,6 +351,8 @@ class Runner:
             result: Result[T] = await tenacity.AsyncRetrying(sleep=sleep, **settings)(
                 fn, *args, **kwargs
             )
+        except Planned as planned:
+            result = planned.result()
         except BaseException as exc:
             self._finish(row, exc)
             raise

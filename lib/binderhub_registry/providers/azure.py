@@ -103,6 +103,7 @@ from .contract import (
     CommonParams,
     Connection,
     Deletion,
+    RealExample,
     Record,
     creates,
     validator,
@@ -160,6 +161,7 @@ __all__ = [
     "NAME",
     "NOTEBOOK",
     "PARAMETERS",
+    "REAL_EXAMPLE",
     "REPOSITORY_READER_ROLE",
     "REPOSITORY_WRITER_ROLE",
     "SANDBOX_SECRET_VARIABLE",
@@ -2354,3 +2356,27 @@ def _node_pull(conn: AzureConnection) -> Result[str | None]:
         f"`{check}`"
     )
     return Result(assigned.value, assigned.status, assigned.detail + note)
+
+
+def _real_values(params: Any) -> RegistryValues:
+    """The values of a real run with ``params`` (the docs' example)."""
+    conn = AzureConnection.__new__(AzureConnection)
+    conn.params, conn.secret = params, Secret("password")
+    # what ARM and Graph return for a real registry and application: loginServer is the
+    # registry name in lower case under azurecr.io; the appId is a GUID Graph assigns
+    login = f"{params.acr_name.lower()}.azurecr.io"
+    conn.registry = RegistryInfo(id="", name=params.acr_name, login_server=login)
+    conn.principal = Principal(
+        app_object_id="", app_id="APP_ID", sp_id="", display_name=params.sp_name
+    )
+    values = conn.values()
+    assert values is not None
+    return values
+
+
+#: The docs' real-mode example of this notebook's values.
+REAL_EXAMPLE = RealExample(
+    overrides={"acr_name": "youracrname"},
+    placeholders={"youracrname": "<ACR_NAME>", "APP_ID": "<APP_ID>"},
+    build=_real_values,
+)

@@ -25,6 +25,15 @@ deployment's) and :meth:`Connection.diagnose` (a failed verification's cause, as
 registry sees it). A provider that still overrides a shared step says why in a
 ``# Overrides Connection.<step>:`` comment above it.
 
+Plan, then apply: a step looks up, and before its first change calls
+:meth:`Connection.plan` with what it is about to do. In a dry run the step stops there
+and its result is ``planned``, "would <what>" (:class:`~..steps.Planned`); otherwise it
+goes on. :func:`creates` and :func:`stops_at_plan` mark the steps that plan.
+:meth:`Connection.create` is the common case whole (plan, record as pending,
+make, record what was made); :func:`if_present` reads or deletes what may be gone
+(a 404 is an answer, not an error); :meth:`Connection.note` records, in memory only in a
+dry run. So a dry run is written once, here, and no step has its own exit for it.
+
 Rotation in two phases (``keep_replaced``): a rotation records the credential it
 replaced under :attr:`Connection.retiring` and keeps it, so the BinderHub already
 deployed goes on pushing until the new ``secret.yaml`` is deployed; the next run
@@ -75,7 +84,7 @@ from ..params import (
 )
 from ..params import validate as check_rules
 from ..secrets import Secret, write_private_file
-from ..steps import Result
+from ..steps import Planned, Result
 from ..verify import VerificationReport, VerifyHints, verify_step
 
 __all__ = [
@@ -84,9 +93,13 @@ __all__ = [
     "Connection",
     "Deletion",
     "Provider",
+    "RealExample",
     "Record",
     "check_parameters",
     "creates",
+    "if_present",
+    "if_present_async",
+    "stops_at_plan",
     "validator",
 ]
 
@@ -238,12 +251,41 @@ class Record:
         write_private_file(self.path, text)
 
 
+def stops_at_plan(fn: Callable[..., R]) -> Callable[..., R]:
+    """Mark a step that calls :meth:`Connection.plan`: a dry run's stop becomes its ``planned``
+    result, so a step called directly (not through the runner) answers as in a notebook.
+
+    Sync and coroutine steps both work.
+    """
+    if inspect.iscoroutinefunction(fn):
+
+        @wraps(fn)
+        async def run_async(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await fn(*args, **kwargs)
+            except Planned as planned:
+                return planned.result()
+
+        return run_async  # type: ignore[return-value]
+
+    @wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Planned as planned:
+            return planned.result()
+
+    return run
+
+
 def creates(fn: Callable[..., R]) -> Callable[..., R]:
-    """Mark a step that creates something: with ``teardown = True`` it creates nothing.
+    """Mark a step that creates something: with ``teardown = True`` it creates nothing, and
+    in a dry run it stops at its plan (:func:`stops_at_plan`).
 
     The step's first argument is the connection; sync and coroutine steps both work.
     """
     skipped = Result(None, "skipped", "teardown requested: nothing is created")
+    planning: Callable[..., Any] = stops_at_plan(fn)
 
     if inspect.iscoroutinefunction(fn):
 
@@ -251,7 +293,7 @@ def creates(fn: Callable[..., R]) -> Callable[..., R]:
         async def run_async(conn: Connection, *args: Any, **kwargs: Any) -> Any:
             if conn.params.teardown:
                 return skipped
-            return await fn(conn, *args, **kwargs)
+            return await planning(conn, *args, **kwargs)
 
         return run_async  # type: ignore[return-value]
 
@@ -259,9 +301,32 @@ def creates(fn: Callable[..., R]) -> Callable[..., R]:
     def run(conn: Connection, *args: Any, **kwargs: Any) -> Any:
         if conn.params.teardown:
             return skipped
-        return fn(conn, *args, **kwargs)
+        return planning(conn, *args, **kwargs)
 
     return run
+
+
+def if_present(call: Callable[..., R], *args: Any, **kwargs: Any) -> R | None:
+    """``call(*args, **kwargs)``, or None when the service answers 404: what may be gone is
+    read or deleted with it (a lookup finds nothing; a deletion has nothing left to do)."""
+    try:
+        return call(*args, **kwargs)
+    except CloudError as e:
+        if e.status != 404:
+            raise
+        return None
+
+
+async def if_present_async(
+    call: Callable[..., Awaitable[R]], *args: Any, **kwargs: Any
+) -> R | None:
+    """:func:`if_present` for a coroutine function."""
+    try:
+        return await call(*args, **kwargs)
+    except CloudError as e:
+        if e.status != 404:
+            raise
+        return None
 
 
 @dataclass(frozen=True)
@@ -361,6 +426,55 @@ class Connection:
         elif kind in self.record.created:
             self.record.forget(kind)
 
+    def plan(self, would: str, value: Any = None) -> None:
+        """State the change the step is about to make (``"create project 'x'"``).
+
+        In a dry run the step stops here: its result is ``planned``, "would <would>", with
+        ``value`` (what later steps of the dry run read); otherwise this returns and the step
+        makes the change. The one dry-run exit every step shares.
+        """
+        if self.params.dry_run:
+            raise Planned(would, value)
+
+    def create(
+        self,
+        kind: str,
+        would: str,
+        make: Callable[[], R],
+        *,
+        pending: Any = None,
+        keep: Callable[[R], Any] | None = None,
+    ) -> R:
+        """Plan ``would``, then ``make()`` it and record it as ``kind``: a step's usual change.
+
+        ``pending`` (when given) is recorded as ``kind`` before the call, so a rerun after an
+        answer lost on the way back knows the thing may exist and is this deployment's;
+        what :meth:`note` records afterwards is ``keep(made)`` (default: ``made`` itself).
+        """
+        self.plan(would)
+        if pending is not None:
+            self.note(kind, pending)
+        made = make()
+        self.note(kind, made if keep is None else keep(made))
+        return made
+
+    async def create_async(
+        self,
+        kind: str,
+        would: str,
+        make: Callable[[], Awaitable[R]],
+        *,
+        pending: Any = None,
+        keep: Callable[[R], Any] | None = None,
+    ) -> R:
+        """:meth:`create` for a coroutine function."""
+        self.plan(would)
+        if pending is not None:
+            self.note(kind, pending)
+        made = await make()
+        self.note(kind, made if keep is None else keep(made))
+        return made
+
     def retire_later(self, *entries: Any) -> None:
         """Add ``entries`` to the retiring list: ``finish_rotation`` removes them."""
         retiring = list(self.record.created.get(self.retiring, []))
@@ -418,6 +532,7 @@ class Connection:
                 report.checks[-1].detail = diagnosis
             raise VerificationFailed(failed.check, diagnosis, report) from None
 
+    @stops_at_plan
     async def finish_rotation(self) -> Result[None]:
         """After verification: remove the credentials a rotation replaced (kept until then).
 
@@ -429,21 +544,20 @@ class Connection:
         if not retiring:
             return Result(None, "skipped", "no replaced credential to remove")
         if self.params.keep_replaced:
-            kept = "would keep" if self.params.dry_run else "kept"
-            return Result(
-                None,
-                "planned" if self.params.dry_run else "done",
-                f"{kept} {len(retiring)} replaced credential(s): deploy the new "
-                f"{self.values_to_deploy()}, then rerun without keep_replaced to remove them",
+            kept = (
+                f"{len(retiring)} replaced credential(s): deploy the new "
+                f"{self.values_to_deploy()}, then rerun without keep_replaced to remove them"
             )
-        if self.params.dry_run:
-            return Result(None, "planned", f"would remove {len(retiring)} replaced credential(s)")
+            self.plan(f"keep {kept}")
+            return Result(None, "done", f"kept {kept}")
+        self.plan(f"remove {len(retiring)} replaced credential(s)")
         await _maybe_await(self.retire(retiring))
         self.record.forget(self.retiring)
         return Result(
             None, "deleted", f"removed {len(retiring)} replaced credential(s): the new one works"
         )
 
+    @stops_at_plan
     async def teardown(self) -> Result[None]:
         """With ``teardown = True``: delete what this notebook recorded creating, in order.
 
@@ -459,8 +573,7 @@ class Connection:
         if not plan:
             return Result(None, "skipped", "nothing recorded as created by this notebook")
         await _maybe_await(self.check_ours())  # a dry run too: its plan must not name another's
-        if p.dry_run:
-            return Result(None, "planned", "would delete " + ", ".join(d.label for d in plan))
+        self.plan("delete " + ", ".join(d.label for d in plan))
         for deletion in plan:
             try:
                 await _maybe_await(deletion.action(created[deletion.kind]))
@@ -477,6 +590,16 @@ async def _maybe_await(value: Any) -> Any:
     return await value if isinstance(value, Awaitable) else value
 
 
+@dataclass(frozen=True)
+class RealExample:
+    """A provider's real-mode values as the docs show them: example parameters, the example
+    text's placeholders, and how its connection renders BinderHub's values from them."""
+
+    overrides: dict[str, Any]  # parameters set on top of the notebook's parameters cell
+    placeholders: dict[str, str]  # example text in the rendered values -> what the reader types
+    build: Callable[[Any], RegistryValues]  # validated real-mode Params -> the provider's values
+
+
 class Provider(Protocol):
     """What a provider module defines (a module satisfies this protocol structurally)."""
 
@@ -484,6 +607,7 @@ class Provider(Protocol):
     NAME: str  # display name, e.g. "Docker Hub"
     NOTEBOOK: str  # notebook stem, the default output_dir's last part
     PARAMETERS: tuple[Parameter, ...]  # its own parameters, then COMMON_PARAMETERS
+    REAL_EXAMPLE: RealExample  # its real-mode values in the docs (no call is made)
 
     @property
     def Params(self) -> type[CommonParams]:  # noqa: N802 (the class a module defines)

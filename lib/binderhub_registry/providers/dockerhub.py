@@ -75,6 +75,7 @@ from .contract import (
     CommonParams,
     Connection,
     Deletion,
+    RealExample,
     Record,
     creates,
     validator,
@@ -86,6 +87,7 @@ __all__ = [
     "NAME",
     "NOTEBOOK",
     "PARAMETERS",
+    "REAL_EXAMPLE",
     "HubConnection",
     "Params",
     "check_organization_role",
@@ -1031,3 +1033,22 @@ def ensure_pull_credential(conn: HubConnection) -> Result[PullSecret | None]:
         return Result(None, result.status, result.detail)
     conn.pull_secret = _pull_secret(conn, p.username, result.value)
     return Result(conn.pull_secret, result.status, result.detail)
+
+
+def _real_values(params: Any) -> RegistryValues:
+    """The values of a real run with ``params`` (the docs' example): Docker Hub itself."""
+    # values() reads only the parameters and what the steps found: no session is opened
+    conn = HubConnection.__new__(HubConnection)
+    conn.params, conn.secret = params, Secret("access-token")
+    conn.registry_url, conn.token_url = None, TOKEN_URL
+    values = conn.values()
+    assert values is not None
+    return values
+
+
+#: The docs' real-mode example of this notebook's values.
+REAL_EXAMPLE = RealExample(
+    overrides={"username": "yourdockerid", "organization": "yourorg"},
+    placeholders={"yourdockerid": "<DOCKER_ID>", "yourorg": "<ORGANIZATION>"},
+    build=_real_values,
+)

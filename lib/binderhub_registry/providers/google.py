@@ -91,6 +91,7 @@ from .contract import (
     CommonParams,
     Connection,
     Deletion,
+    RealExample,
     Record,
     creates,
     validator,
@@ -103,6 +104,7 @@ __all__ = [
     "NAME",
     "NOTEBOOK",
     "PARAMETERS",
+    "REAL_EXAMPLE",
     "GoogleConnection",
     "KeylessFiles",
     "KeylessValues",
@@ -2762,3 +2764,21 @@ def verify_keyless(
         failed.report = report
         raise
     return report
+
+
+def _real_values(params: Any) -> RegistryValues:
+    """The values of a real run with ``params`` (the docs' example)."""
+    conn = GoogleConnection.__new__(GoogleConnection)
+    conn.params, conn.secret, conn.ca_file = params, Secret("key-json"), None
+    conn.host = _host_of(conn, None)  # the provider's own rule for the real host
+    values = conn.values()
+    assert values is not None
+    return values
+
+
+#: The docs' real-mode example of this notebook's values.
+REAL_EXAMPLE = RealExample(
+    overrides={"project_id": "your-project-id"},
+    placeholders={"your-project-id": "<PROJECT_ID>"},
+    build=_real_values,
+)

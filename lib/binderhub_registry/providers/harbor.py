@@ -76,6 +76,7 @@ from .contract import (
     CommonParams,
     Connection,
     Deletion,
+    RealExample,
     Record,
     creates,
     validator,
@@ -90,6 +91,7 @@ __all__ = [
     "NOTEBOOK",
     "PARAMETERS",
     "PULLER",
+    "REAL_EXAMPLE",
     "TOKEN_SERVICE",
     "HarborAPI",
     "HarborConnection",
@@ -1389,3 +1391,20 @@ def ensure_pull_credential(conn: HarborConnection) -> Result[Secret | None]:
         f'no pull robot (pull_access = "none"): {public}; Harbor then serves its images to '
         f"anyone who reaches it, without a login{kept}",
     )
+
+
+def _real_values(params: Any) -> RegistryValues:
+    """The values of a real run with ``params`` (the docs' example)."""
+    # a project robot's name as Harbor makes it (robot$<project>+<name>), the secret redacted
+    robot = f"robot${params.harbor_project}+{params.robot_name}"
+    return harbor_values(
+        params.harbor_url, params.harbor_project, params.prefix, robot, Secret("robot-secret")
+    )
+
+
+#: The docs' real-mode example of this notebook's values.
+REAL_EXAMPLE = RealExample(
+    overrides={"harbor_url": "https://harbor.example.org"},
+    placeholders={"harbor.example.org": "<HARBOR_HOST>"},
+    build=_real_values,
+)

@@ -75,6 +75,7 @@ from .contract import (
     COMMON_PARAMETERS,
     CommonParams,
     Deletion,
+    RealExample,
     Record,
     creates,
     validator,
@@ -86,6 +87,7 @@ __all__ = [
     "NAME",
     "NOTEBOOK",
     "PARAMETERS",
+    "REAL_EXAMPLE",
     "RIGHTS",
     "OvhConnection",
     "Params",
@@ -1166,3 +1168,27 @@ def ensure_pull_credential(conn: OvhConnection) -> Result[Secret | None]:
     made with the Harbor user OVHcloud created, as BinderHub's robot is; with ``use_admin_user``
     too (user pods never get that admin)."""
     return harbor.ensure_pull_credential(conn)
+
+
+def _real_values(params: Any) -> RegistryValues:
+    """The values of a real run with ``params`` (the docs' example)."""
+    conn = OvhConnection.__new__(OvhConnection)
+    conn.params, conn.secret = params, Secret("robot-secret")
+    # the URL OVHcloud gives a registry (https://<id>.<region>.container-registry.ovh.net,
+    # as terraform-provider-ovh parses it), and its robot as Harbor names it
+    url = f"https://registry-id.{params.region.lower()}.container-registry.ovh.net"
+    conn.registry = {"url": url}
+    conn.api = harbor.HarborAPI(url, ADMIN_LOGIN, Secret("admin-password"))
+    conn.robot = {"name": f"robot${params.harbor_project}+{params.robot_name}"}
+    conn.admin_username = ADMIN_LOGIN
+    values = conn.values()
+    assert values is not None
+    return values
+
+
+#: The docs' real-mode example of this notebook's values.
+REAL_EXAMPLE = RealExample(
+    overrides={"service_name": "0123456789abcdef0123456789abcdef"},
+    placeholders={"registry-id": "<REGISTRY_ID>"},
+    build=_real_values,
+)
