@@ -55,10 +55,11 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 import secrets
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from functools import wraps
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
@@ -92,6 +93,7 @@ __all__ = [
     "CommonParams",
     "Connection",
     "Deletion",
+    "GuideEntry",
     "Provider",
     "RealExample",
     "Record",
@@ -626,3 +628,66 @@ class Provider(Protocol):
     def sign_in(self, params: Any) -> Result[Any]:
         """Sign in (sandbox or real endpoints and credentials); the result is a Connection."""
         ...
+
+
+#: a MyST footnote reference, ``[^name]``
+_FOOTNOTE_REF = re.compile(r"\[\^([\w-]+)\](?!:)")
+
+
+def _row(label: str) -> Any:
+    """A cell of the registry matrix: ``label`` is its row's first cell (MyST)."""
+    return field(metadata={"row": label})
+
+
+@dataclass(frozen=True)
+class GuideEntry:
+    """A provider's place on the docs' landing page, which ``docs/_ext/guide.py`` renders from
+    every registered provider, so a new registry adds its declaration and leaves
+    ``docs/index.md`` alone: its row of the guide's table (section, title, status) and its
+    column of the registry matrix (one field per row; the field's ``row`` metadata is the row's
+    label).
+
+    Text is MyST markdown, inline. A cell cites a source as a footnote, ``[^name]``, whose text is
+    ``notes[name]`` (MyST too, with links); the name is unique on the page, and the footnotes
+    show under the matrix, numbered in the order the matrix cites them.
+    """
+
+    section: str  # the guide section its notebook does ("2.1"), or "Beyond the guide"
+    title: str  # the registry, as the guide's table names it after the section
+    name: str  # the matrix column's header (the section follows it in brackets)
+    cost: str = _row("Cost model")
+    limits: str = _row("Limits to know")
+    needs: str = _row("What you need")
+    credential: str = _row("Credential the notebook creates")
+    pull_credential: str = _row('User pods\' credential (`pull_access = "secret"`)')
+    rotation: str = _row("Rotation")
+    expires: str = _row("What expires")
+    notes: dict[str, str] = field(default_factory=dict)  # footnote name -> its text
+    status: str = "ready"  # the guide table's Status column
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"\d\.\d|Beyond the guide", self.section):
+            raise ValueError(f'section must be "2.x" or "Beyond the guide": {self.section!r}')
+        cited = {name for _, text in self.cells() for name in _FOOTNOTE_REF.findall(text)}
+        if cited != set(self.notes):
+            missing, unused = sorted(cited - set(self.notes)), sorted(set(self.notes) - cited)
+            raise ValueError(f"notes must define what the cells cite: {missing=} {unused=}")
+
+    def row(self) -> str:
+        """Its first cell in the guide's table: the section, then the title."""
+        sep = ":" if self.section == "Beyond the guide" else ""
+        return f"{self.section}{sep} {self.title}"
+
+    def column(self) -> str:
+        """Its column's header in the matrix: the name, then the section in brackets."""
+        return f"{self.name} ({self.section[0].lower()}{self.section[1:]})"
+
+    def cells(self) -> list[tuple[str, str]]:
+        """The matrix column, top to bottom: (row label, cell)."""
+        return [(f.metadata["row"], getattr(self, f.name)) for f in fields(self) if f.metadata]
+
+    def sort_key(self) -> tuple[int, ...]:
+        """The guide's order: its sections 2.1, 2.2, ..., then what is beyond it."""
+        if self.section == "Beyond the guide":
+            return (1,)
+        return (0, *(int(n) for n in self.section.split(".")))
