@@ -75,6 +75,7 @@ from .contract import (
     CommonParams,
     Connection,
     Deletion,
+    GuideEntry,
     RealExample,
     Record,
     creates,
@@ -82,6 +83,7 @@ from .contract import (
 )
 
 __all__ = [
+    "GUIDE",
     "KEY",
     "LABEL_LIMIT",
     "NAME",
@@ -1051,4 +1053,48 @@ REAL_EXAMPLE = RealExample(
     overrides={"username": "yourdockerid", "organization": "yourorg"},
     placeholders={"yourdockerid": "<DOCKER_ID>", "yourorg": "<ORGANIZATION>"},
     build=_real_values,
+)
+
+
+#: This registry's row of the docs' guide table and its column of the registry matrix
+#: (docs/index.md; rendered by docs/_ext/guide.py).
+GUIDE = GuideEntry(
+    section="2.2",
+    title="Docker Hub",
+    name="Docker Hub",
+    cost="free for public images; paid plans per seat [^hub-usage]",
+    limits=(
+        "pulls: 200 per 6 hours for a Personal account, 100 per 6 hours per IPv4 address or IPv6 "
+        '/64 anonymously (user pods pull anonymously with `pull_access = "none"`), none on '
+        "paid plans; 1 private repository on Personal [^hub-usage]"
+    ),
+    needs="a Docker ID (accounts and organizations cannot be made by API)",
+    credential=(
+        "an access token with `repo:write`, never the account password (a personal access token "
+        "you bring is used as is; an organization access token too, though its push to new "
+        "repositories is unproven)"
+    ),
+    pull_credential=(
+        "a second access token, `repo:read` only (a brought token: `DOCKERHUB_PULL_TOKEN`)"
+    ),
+    rotation=(
+        "`rotate = True`: a new token, verified, then the old one deleted; with `keep_replaced = "
+        "True` the old one is kept until a run without it, after you deploy"
+    ),
+    expires="nothing unless you give the token an expiry on Docker Hub [^hub-pat]",
+    notes={
+        "hub-usage": (
+            'Docker\'s ["Docker Hub pull usage and limits"]'
+            "(https://docs.docker.com/docker-hub/usage/pulls/) as of docker/docs commit [000a96d]"
+            "(https://github.com/docker/docs/commit/000a96d): per 6 hours. The hourly limits (10 "
+            "anonymously, 100 for Personal) of docker/docs pull request [22134]"
+            "(https://github.com/docker/docs/pull/22134) were announced for 2025 and later "
+            "replaced by these."
+        ),
+        "hub-pat": (
+            'Docker\'s ["Personal access tokens"]'
+            "(https://docs.docker.com/security/for-developers/access-tokens/): an expiration "
+            "date is optional."
+        ),
+    },
 )

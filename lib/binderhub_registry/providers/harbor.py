@@ -76,6 +76,7 @@ from .contract import (
     CommonParams,
     Connection,
     Deletion,
+    GuideEntry,
     RealExample,
     Record,
     creates,
@@ -84,6 +85,7 @@ from .contract import (
 
 __all__ = [
     "BUILDER",
+    "GUIDE",
     "HINTS",
     "KEY",
     "MIN_VERSION",
@@ -1407,4 +1409,22 @@ REAL_EXAMPLE = RealExample(
     overrides={"harbor_url": "https://harbor.example.org"},
     placeholders={"harbor.example.org": "<HARBOR_HOST>"},
     build=_real_values,
+)
+
+
+#: This registry's row of the docs' guide table and its column of the registry matrix
+#: (docs/index.md; rendered by docs/_ext/guide.py).
+GUIDE = GuideEntry(
+    section="Beyond the guide",
+    title="a Harbor you run (mybinder.org's federation members do)",
+    name="A Harbor you run",
+    cost="your Harbor's storage; nothing else",
+    limits="those of your Harbor; robot accounts with permissions need Harbor 2.2 or newer",
+    needs="a Harbor reachable over HTTPS, and a user with its system admin role",
+    credential=(
+        "a robot account with push and pull on one project (made private when new), never the admin"
+    ),
+    pull_credential="as OVH",
+    rotation="as OVH",
+    expires="as OVH",
 )

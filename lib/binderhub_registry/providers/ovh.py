@@ -75,6 +75,7 @@ from .contract import (
     COMMON_PARAMETERS,
     CommonParams,
     Deletion,
+    GuideEntry,
     RealExample,
     Record,
     creates,
@@ -83,6 +84,7 @@ from .contract import (
 
 __all__ = [
     "ADMIN_FILE",
+    "GUIDE",
     "KEY",
     "NAME",
     "NOTEBOOK",
@@ -1191,4 +1193,54 @@ REAL_EXAMPLE = RealExample(
     overrides={"service_name": "0123456789abcdef0123456789abcdef"},
     placeholders={"registry-id": "<REGISTRY_ID>"},
     build=_real_values,
+)
+
+
+#: This registry's row of the docs' guide table and its column of the registry matrix
+#: (docs/index.md; rendered by docs/_ext/guide.py).
+GUIDE = GuideEntry(
+    section="2.4",
+    title="OVH Managed Private Registry (a Harbor OVHcloud runs)",
+    name="OVH Managed Private Registry",
+    cost="per registry per hour, by plan, no commitment [^ovh-billing]",
+    limits=(
+        "plans SMALL, MEDIUM, LARGE, each with an image storage and a parallel request limit, "
+        "listed by the API per region [^design-ovh]"
+    ),
+    needs=(
+        "an OVH Public Cloud project, and API keys (application key and secret, consumer key) "
+        "with the rights the notebook lists"
+    ),
+    credential=(
+        "a Harbor robot account with push and pull on one project (made private when new; "
+        "`use_admin_user = True`: the Harbor admin user, as the guide does)"
+    ),
+    pull_credential="a second robot account, `pull_robot_name`, with pull only on the project",
+    rotation=(
+        "`rotate = True`: the robot's secret refreshed, then verified; the old one stops working "
+        "at once (Harbor keeps one), so it cannot be kept: deploy at once"
+    ),
+    expires=(
+        "the robot, after `robot_expiry_days` (default -1: never; the date is shown): 30-day "
+        "robots made by the Terraform provider stopped mybinder.org's OVH builds on 2022-12-16 "
+        "([mybinder.org-deploy#2470](https://github.com/jupyterhub/mybinder.org-deploy/pull/2470)"
+        ")"
+    ),
+    notes={
+        "ovh-billing": (
+            'OVHcloud\'s ["Managed OCI artifact Registry Product Reversibility Policy"]'
+            "(https://docs.ovhcloud.com/en/guides/account-and-service-management/reversibility/13-reversibility-oci-registry)"
+            ": pay per use, no commitment, billing stops when the registry is deleted."
+        ),
+        "design-ovh": (
+            "OVHcloud's API schema for `/cloud` ([eu.api.ovh.com/console]"
+            "(https://eu.api.ovh.com/console/), `containerRegistry` and its `capabilities`), "
+            "Harbor's API v2.0 description ([goharbor/harbor `api/v2.0/swagger.yaml`]"
+            "(https://github.com/goharbor/harbor/blob/main/api/v2.0/swagger.yaml)) and "
+            "mybinder.org's incident of 2022-12-16, when 30-day robot accounts expired "
+            "([jupyterhub/mybinder.org-deploy#2470]"
+            "(https://github.com/jupyterhub/mybinder.org-deploy/pull/2470)); each sandbox "
+            "behaviour names its own source in the fake's module table."
+        ),
+    },
 )
