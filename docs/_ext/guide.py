@@ -9,12 +9,16 @@ what its values look like for real, rendered at build time by the library's own 
   with the files where the stored run wrote them (its ``output_dir``) and a chart version.
 * Tables marked ``stack-narrow`` get a label in each cell (its column's header), which the
   stylesheet shows only on narrow screens, where such a table turns into one block per row.
+* The landing page's two tables come from the providers: ``guide-sections`` (the guide's
+  sections, one row per registered provider, then the rows written in the directive) and
+  ``registry-matrix`` (one column per provider, its footnotes under it), each from the
+  provider's ``GUIDE`` (``providers.contract.GuideEntry``), in the guide's order.
 * The ``real-values`` directive builds a provider's ``RegistryValues`` with its own
   ``REAL_EXAMPLE`` (``providers.contract.RealExample``) from the notebook's parameters cell
   with ``sandbox=False`` and example names, then shows the example names as placeholders.
 
 A notebook no registered provider owns is a warning, so ``sphinx-build -W`` fails until its
-page can show real values.
+page can show real values; so is a provider without its ``GUIDE``.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from binderhub_registry.binderhub import (
     helm_commands,
 )
 from binderhub_registry.params import read_parameters_cell
+from binderhub_registry.providers.contract import GuideEntry
 
 __all__ = [
     "BINDER",
@@ -47,14 +52,19 @@ __all__ = [
     "CHART_VERSION",
     "CHART_VERSIONS",
     "LINKS",
+    "GuideSections",
     "RealValues",
+    "RegistryMatrix",
     "binder_url",
     "clone_commands",
     "fill_links",
+    "guide_entries",
     "helm_commands",
     "label_stacked_tables",
     "notebook_parameters",
+    "registry_matrix",
     "repository_url",
+    "sections_table",
     "setup",
 ]
 
@@ -161,6 +171,108 @@ class RealValues(SphinxDirective):
         return [block]
 
 
+def guide_entries() -> list[tuple[str, GuideEntry]]:
+    """Each registered provider's key and ``GUIDE``, in the guide's order: its sections, then
+    what is beyond it; registration order among equals. Raises AttributeError naming a
+    provider without one."""
+    entries = []
+    for key in providers.keys():
+        guide = getattr(providers.get(key), "GUIDE", None)
+        if not isinstance(guide, GuideEntry):
+            raise AttributeError(f"provider {key!r} declares no GUIDE (a contract.GuideEntry)")
+        entries.append((key, guide))
+    return sorted(entries, key=lambda entry: entry[1].sort_key())
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")  # a table cell's text, as one MyST table cell
+
+
+def sections_table(after: list[str]) -> str:
+    """The guide's table (MyST): a row per provider, its section and page, then ``after``."""
+    lines = ["| Guide section | Page | Status |", "|---|---|---|"]
+    for key, guide in guide_entries():
+        page = f"{{doc}}`notebooks/{providers.get(key).NOTEBOOK}`"
+        lines.append(f"| {_cell(guide.row())} | {page} | {guide.status} |")
+    return "\n".join([*lines, *after]) + "\n"
+
+
+#: the scroll hint's count of columns, in words
+_NUMBERS = "One Two Three Four Five Six Seven Eight Nine Ten Eleven Twelve".split()
+
+
+def registry_matrix() -> str:
+    """The registry matrix (MyST): its scroll hint, a column per provider, then the footnotes
+    its cells cite (each defined once, by the provider whose cells cite it)."""
+    entries = [guide for _, guide in guide_entries()]
+    count = len(entries)
+    words = _NUMBERS[count - 1] if count <= len(_NUMBERS) else str(count)
+    rows = [label for label, _ in entries[0].cells()]
+    columns = [dict(g.cells()) for g in entries]
+    table = [
+        "| | " + " | ".join(_cell(g.column()) for g in entries) + " |",
+        "|---" * (count + 1) + "|",
+        *("| " + " | ".join([row, *(_cell(c[row]) for c in columns)]) + " |" for row in rows),
+    ]
+    notes: dict[str, str] = {}
+    for guide in entries:
+        for name, text in guide.notes.items():
+            if name in notes:
+                raise ValueError(f"footnote [^{name}] is defined by two providers")
+            notes[name] = text
+    return (
+        ":::{container} scroll-hint\n"
+        f"{words} registries, one per column: scroll the table sideways to see them all.\n"
+        ":::\n\n"
+        "```{table}\n:class: registry-matrix stack-narrow\n:name: registry-matrix\n\n"
+        + "\n".join(table)
+        + "\n```\n\n"
+        + "".join(f"[^{name}]: {text}\n" for name, text in notes.items())
+    )
+
+
+class _FromProviders(SphinxDirective):
+    """A directive whose MyST text is rendered from the registered providers."""
+
+    def markdown(self) -> str:
+        """The MyST text to parse in place of the directive."""
+        raise NotImplementedError
+
+    def run(self) -> list[nodes.Node]:
+        """Parse :meth:`markdown` in place, or warn (failing a ``-W`` build) when it fails."""
+        try:
+            text = self.markdown()
+        except Exception as e:  # a provider without its entry, or two notes of one name
+            logger.warning(
+                "%s: not rendered: %s: %s",
+                self.name,
+                type(e).__name__,
+                e,
+                location=self.get_location(),
+            )
+            return []
+        return self.parse_text_to_nodes(text)
+
+
+class GuideSections(_FromProviders):
+    """``guide-sections``: the guide's table, a row per provider; the directive's content (table
+    rows in MyST) follows them."""
+
+    has_content = True
+
+    def markdown(self) -> str:
+        """The table, with the directive's rows last."""
+        return sections_table(list(self.content))
+
+
+class RegistryMatrix(_FromProviders):
+    """``registry-matrix``: the registry matrix, a column per provider, and its footnotes."""
+
+    def markdown(self) -> str:
+        """The scroll hint, the table and its footnotes."""
+        return registry_matrix()
+
+
 def _markdown(cell_id: str, text: str) -> dict[str, Any]:
     return {"cell_type": "markdown", "id": cell_id, "metadata": {}, "source": text}
 
@@ -259,8 +371,10 @@ def label_stacked_tables(app: Sphinx, doctree: nodes.document) -> None:
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
-    """Register the directive and the page hook."""
+    """Register the directives and the page hooks."""
     app.add_directive("real-values", RealValues)
+    app.add_directive("guide-sections", GuideSections)
+    app.add_directive("registry-matrix", RegistryMatrix)
     app.connect("source-read", add_guide_cells)
     app.connect("source-read", fill_links)
     app.connect("doctree-read", label_stacked_tables)
