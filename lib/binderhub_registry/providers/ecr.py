@@ -1,0 +1,1363 @@
+"""Amazon ECR: BinderHub's ``ExternalRegistryHelper`` and the registry helper it calls.
+
+ECR does not fit BinderHub's static ``registry.*`` values: a push needs its repository made
+first, and ECR's registry passwords (``GetAuthorizationToken``) last 12 hours. BinderHub's
+answer (jupyterhub/binderhub PR #1637, with repo2docker PR #1245) is
+``binderhub.registry.ExternalRegistryHelper``: it asks a helper service whether an image exists
+(``GET /repo/<name>``, ``POST /repo/<name>`` to create its repository, ``GET /image/<name>:<tag>``)
+and, before each build, for push credentials (``POST /token/<name>:<tag>``), which it hands to
+the build instead of the chart's docker config. The reference helper is
+github.com/manics/binderhub-container-registry-helper (``amazon/amazon.go``); mybinder.org's
+curvenote member runs it on EKS (jupyterhub/mybinder.org-deploy ``config/curvenote.yaml``).
+
+This module makes what the helper needs, with least privilege, and the values of both:
+
+- an IAM policy: the helper's ECR calls (amazon.go: DescribeRepositories, CreateRepository,
+  PutLifecyclePolicy, DescribeImages, DeleteRepository, DeleteLifecyclePolicy) and the pushes
+  and pulls of the build pods it hands tokens to, on ``repository/<repository_prefix>/*`` only,
+  and ``ecr:GetAuthorizationToken`` (whose resource can only be ``*``);
+- the helper's identity: a role that trusts the EKS cluster's OIDC provider for the helper's
+  service account only (IRSA, ``helper_identity = "role"``), or an IAM user with an access key
+  for clusters outside EKS (``"user"``), its key rotated as the other notebooks rotate theirs;
+- the lifecycle: the helper puts a policy expiring images ``expire_after_days`` after their push
+  on each repository it creates (amazon.go ``setRepositoryPolicy``, its
+  ``AWS_ECR_EXPIRES_AFTER_PUSH_DAYS``);
+- BinderHub's auth token for the helper (``config.ExternalRegistryHelper.auth_token``), the
+  helper's own Helm values beside BinderHub's, and ``image_prefix``
+  ``<account>.dkr.ecr.<region>.amazonaws.com/<repository_prefix>/<prefix>``.
+
+Every IAM resource it makes carries the tag ``binderhub-registry-deployment=<deployment id>``:
+IAM keeps tags, so "ours" is what the service says, not only what the record says.
+Credentials come from boto3's default chain for real (never parameters); in the sandbox from
+the sandbox's seeded administrator only, with the instance metadata probe off.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import quote, unquote, urlparse
+
+import requests
+
+from .. import sandbox as sandbox_mod
+from ..binderhub import RegistryValues, ValuesFiles, split_image_reference
+from ..errors import (
+    AuthenticationFailed,
+    BinderHubRegistryError,
+    CloudError,
+    InvalidParameter,
+    MissingCredentials,
+    PermissionDenied,
+    TransientCloudError,
+    VerificationFailed,
+    error_for_status,
+    map_exceptions,
+    requests_errors,
+)
+from ..params import Parameter, choice, integer, text
+from ..registry_http import secret_forms
+from ..report import VerificationReport
+from ..secrets import REDACTED, Secret, redact, write_private_file
+from ..steps import Result
+from ..verify import CHECK_IMAGE, VerifyHints
+from .contract import (
+    COMMON_PARAMETERS,
+    CommonParams,
+    Connection,
+    Deletion,
+    RealExample,
+    Record,
+    creates,
+    if_present,
+    validator,
+)
+
+__all__ = [
+    "HELPER_CLASS",
+    "HINTS",
+    "KEY",
+    "MARK_TAG",
+    "NAME",
+    "NOTEBOOK",
+    "PARAMETERS",
+    "REAL_EXAMPLE",
+    "EcrConnection",
+    "HelperValues",
+    "Params",
+    "connect",
+    "ecr_regions",
+    "ensure_helper",
+    "ensure_identity",
+    "ensure_policy",
+    "ensure_pull_credential",
+    "helper_policy",
+    "sign_in",
+    "trust_policy",
+    "validate",
+]
+
+KEY = "ecr"
+NAME = "Amazon ECR"
+NOTEBOOK = "06-amazon-ecr"
+#: BinderHub's class for registries behind a helper (binderhub/registry.py, PR #1637).
+HELPER_CLASS = "binderhub.registry.ExternalRegistryHelper"
+#: The helper's chart, and its release name: the chart's fullname is then the release name
+#: (helm-chart/templates/_helpers.tpl), so the Service is ``binderhub-container-registry-helper``,
+#: BinderHub's default ``service_url`` host.
+HELPER_CHART = "binderhub-container-registry-helper"
+HELPER_PORT = 8080  # helm-chart/values.yaml ``service.port``
+#: The tag every IAM resource this notebook makes carries, valued with the deployment id.
+MARK_TAG = "binderhub-registry-deployment"
+#: The environment variables sign-in reads for real (boto3's chain reads more: profiles, SSO)
+SECRET_ENVIRONMENT = (
+    ("AWS_PROFILE", "a profile of ~/.aws/config (aws configure sso), or"),
+    ("AWS_ACCESS_KEY_ID", "an access key, with AWS_SECRET_ACCESS_KEY"),
+)
+#: How to get credentials, in the one line a missing one prints.
+GET_CREDENTIALS = (
+    "run `aws configure sso` (then `aws sso login`) and set AWS_PROFILE to that profile, or set "
+    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment (never as parameters)"
+)
+#: Where a sandbox run's AWS calls go, by service (``/ecr/<path>`` on the sandbox's URL).
+SANDBOX_PATHS = {"ecr": "api", "iam": "iam", "sts": "sts", "eks": "eks"}
+#: The audience EKS's pod identity webhook projects into service-account tokens for IRSA.
+IRSA_AUDIENCE = "sts.amazonaws.com"
+#: The role annotation EKS's pod identity webhook reads on a service account.
+ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
+#: Managed policy EKS managed node groups' node role gets (EKS user guide, "Amazon EKS node
+#: IAM role"): ECR pulls for the kubelet.
+NODE_PULL_POLICY = "AmazonEC2ContainerRegistryReadOnly"
+
+
+@cache
+def ecr_regions() -> tuple[str, ...]:
+    """The commercial AWS regions where ECR runs, from botocore's endpoint data
+    (``botocore/data/endpoints.json``, the partition ``aws``): the SDK's own list, no call."""
+    import botocore.session
+
+    session = botocore.session.get_session()
+    return tuple(session.get_available_regions("ecr", partition_name="aws"))
+
+
+def _region(name: str) -> Parameter:
+    def check(value: Any) -> bool:
+        return isinstance(value, str) and value in ecr_regions()
+
+    rule = (
+        "must be a commercial AWS region where ECR runs, e.g. us-east-2 (botocore's endpoint "
+        "list; China and GovCloud have other hosts and ARNs)"
+    )
+    return Parameter(name, rule, "choice", check, ecr_regions())
+
+
+#: An ECR repository name (botocore's ECR model, shape ``RepositoryName``), without '_': BinderHub
+#: turns '_' into '-' in image names (binderhub/builder.py), so it would push elsewhere.
+REPOSITORY_PREFIX = r"[a-z0-9]+(?:[.-][a-z0-9]+)*(?:/[a-z0-9]+(?:[.-][a-z0-9]+)*)*"
+#: A Kubernetes DNS label (namespace; the helper's service account name, which also names
+#: its IAM role, user and policy: IAM's ``[\w+=,.@-]+``, up to 64, holds it).
+DNS_LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
+
+PARAMETERS = (
+    _region("aws_region"),
+    text(
+        "account_id",
+        r"[0-9]{12}",
+        "must be your AWS account id: 12 digits (`aws sts get-caller-identity` shows it)",
+        max_length=12,
+    ),
+    text(
+        "repository_prefix",
+        REPOSITORY_PREFIX,
+        "must be an ECR repository namespace: lowercase letters and digits, with single '.' or "
+        "'-' between them and '/' between parts, at most 200 characters (no '_': BinderHub turns "
+        "'_' into '-' in image names)",
+        max_length=200,
+    ),
+    text(
+        "cluster_name",
+        r"[0-9A-Za-z][A-Za-z0-9_-]*",
+        "must be an EKS cluster name: a letter or digit, then letters, digits, '-' and '_', "
+        "at most 100 characters",
+        max_length=100,
+    ),
+    text(
+        "helper_namespace",
+        DNS_LABEL,
+        "must be a Kubernetes namespace: lowercase letters, digits and '-', starting and ending "
+        "with a letter or digit, at most 63 characters",
+        max_length=63,
+    ),
+    text(
+        "helper_name",
+        DNS_LABEL,
+        "must be a Kubernetes service account name that is also an IAM name: lowercase letters, "
+        "digits and '-', starting and ending with a letter or digit, at most 63 characters",
+        max_length=63,
+    ),
+    choice("helper_identity", ("role", "user")),
+    integer("expire_after_days", 0, 3650),
+    *COMMON_PARAMETERS,
+)
+
+
+@dataclass(frozen=True)
+class Params(CommonParams):
+    """Validated parameters of the ECR notebook."""
+
+    PULL_NODE: ClassVar[str] = (
+        f"the nodes' IAM role pulls: EKS managed node groups have {NODE_PULL_POLICY} on it"
+    )
+    REPLACED_STOPS: ClassVar[str] = (
+        "the registry helper takes one auth token (BINDERHUB_AUTH_TOKEN), so BinderHub's old one "
+        "stops when the helper restarts with the new one"
+    )
+
+    aws_region: str
+    account_id: str
+    repository_prefix: str
+    cluster_name: str
+    helper_namespace: str
+    helper_name: str
+    helper_identity: str
+    expire_after_days: int
+
+    @property
+    def host(self) -> str:
+        """ECR's registry host for real: ``<account>.dkr.ecr.<region>.amazonaws.com``."""
+        return f"{self.account_id}.dkr.ecr.{self.aws_region}.amazonaws.com"
+
+    @property
+    def service_account(self) -> str:
+        """``system:serviceaccount:<namespace>:<name>``: the token subject IRSA trusts."""
+        return f"system:serviceaccount:{self.helper_namespace}:{self.helper_name}"
+
+
+def no_pull_secret(p: Params) -> None:
+    """User pods pull through the nodes' role: ECR's passwords last 12 hours, so a pull secret
+    written once would stop after 12 hours (refreshing it needs a job in the cluster)."""
+    if p.pull_access == "secret":
+        raise InvalidParameter(
+            "pull_access",
+            'cannot be "secret" here: ECR passwords last 12 hours, so a written pull secret '
+            'stops working; use "node" (EKS nodes pull with AmazonEC2ContainerRegistryReadOnly)',
+            p.pull_access,
+        )
+
+
+validate = validator(Params, PARAMETERS, no_pull_secret)
+
+
+# --- policies --------------------------------------------------------------------------------
+#: The helper's ECR calls on its repositories (amazon.go's IEcrClient), then the registry
+#: actions of a push and a pull with the token it hands out (ECR user guide, "Pushing an image":
+#: the IAM permissions a push needs; "Private repository policies": those a pull needs).
+HELPER_ACTIONS = (
+    "ecr:DescribeRepositories",
+    "ecr:CreateRepository",
+    "ecr:PutLifecyclePolicy",
+    "ecr:DescribeImages",
+    "ecr:DeleteRepository",
+    "ecr:DeleteLifecyclePolicy",
+)
+PUSH_ACTIONS = (
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:InitiateLayerUpload",
+    "ecr:UploadLayerPart",
+    "ecr:CompleteLayerUpload",
+    "ecr:PutImage",
+)
+PULL_ACTIONS = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
+
+
+def helper_policy(region: str, account: str, repository_prefix: str) -> dict[str, Any]:
+    """The helper's least privilege: its calls, pushes and pulls on the prefix's repositories,
+    and an authorization token (``ecr:GetAuthorizationToken`` takes no resource but ``*``)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "BinderHubRepositories",
+                "Effect": "Allow",
+                "Action": list(HELPER_ACTIONS + PUSH_ACTIONS + PULL_ACTIONS),
+                "Resource": f"arn:aws:ecr:{region}:{account}:repository/{repository_prefix}/*",
+            },
+            {
+                "Sid": "RegistryToken",
+                "Effect": "Allow",
+                "Action": "ecr:GetAuthorizationToken",
+                "Resource": "*",
+            },
+        ],
+    }
+
+
+def trust_policy(provider_arn: str, issuer: str, service_account: str) -> dict[str, Any]:
+    """IRSA's trust: the cluster's OIDC provider, for the helper's service account only (EKS user
+    guide, "Assign IAM roles to Kubernetes service accounts": ``:sub`` and ``:aud`` conditions)."""
+    host_path = issuer.removeprefix("https://")
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": provider_arn},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {
+                        f"{host_path}:sub": service_account,
+                        f"{host_path}:aud": IRSA_AUDIENCE,
+                    }
+                },
+            }
+        ],
+    }
+
+
+# --- AWS errors -----------------------------------------------------------------------------
+#: Error codes of throttling (botocore's retry handlers: ``_THROTTLED_ERROR_CODES``).
+THROTTLED = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "SlowDown",
+        "PriorRequestNotComplete",
+    }
+)
+#: Codes meaning "absent", whatever status the service sends them with (ECR sends 400).
+NOT_FOUND = frozenset(
+    {
+        "NoSuchEntity",
+        "RepositoryNotFoundException",
+        "ResourceNotFoundException",
+        "LifecyclePolicyNotFoundException",
+    }
+)
+ALREADY = frozenset({"EntityAlreadyExists", "RepositoryAlreadyExistsException"})
+REFUSED_KEY = frozenset(
+    {
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "UnrecognizedClientException",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidAccessKeyId",
+    }
+)
+
+
+def aws_error(exc: Any) -> BinderHubRegistryError:
+    """Ours for botocore's ``ClientError``: by AWS's error code first, then the HTTP status."""
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", ""))
+    message = str(error.get("Message", "")) or code
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 400)
+    operation = getattr(exc, "operation_name", "")
+    text = f"{code}: {message} ({operation})" if operation else f"{code}: {message}"
+    if code in THROTTLED:
+        return TransientCloudError(f"{NAME} answered {status}: {text}", 429)
+    if code in NOT_FOUND:
+        return CloudError(f"{NAME} answered {status}: {text}", 404)
+    if code in ALREADY:
+        return CloudError(f"{NAME} answered {status}: {text}", 409)
+    if code in REFUSED_KEY:
+        return AuthenticationFailed(f"AWS refused the credentials ({text}): {GET_CREDENTIALS}")
+    if code.startswith("AccessDenied") or code == "UnauthorizedOperation":
+        return PermissionDenied(f"{NAME} answered {status}: {text}")
+    return error_for_status(NAME, status, text)
+
+
+def aws_errors() -> dict[type[Exception], Callable[[Any], BinderHubRegistryError]]:
+    """The :func:`map_exceptions` table for botocore: AWS's answers, missing credentials, and
+    transport faults (transient, except a certificate: retrying cannot fix one)."""
+    from botocore import exceptions as bx
+
+    def missing(exc: Exception) -> BinderHubRegistryError:
+        return MissingCredentials("no AWS credentials found", GET_CREDENTIALS)
+
+    def tls(exc: Exception) -> BinderHubRegistryError:
+        return CloudError(f"TLS verification of {NAME} failed: check the CA and the clock")
+
+    def unreachable(exc: Exception) -> BinderHubRegistryError:
+        return TransientCloudError(f"cannot reach {NAME} ({type(exc).__name__})")
+
+    def profile(exc: Exception) -> BinderHubRegistryError:
+        return MissingCredentials(f"AWS: {exc}", GET_CREDENTIALS)
+
+    return {
+        bx.ClientError: aws_error,
+        bx.NoCredentialsError: missing,
+        bx.PartialCredentialsError: missing,
+        bx.ProfileNotFound: profile,
+        bx.TokenRetrievalError: profile,
+        bx.SSOTokenLoadError: profile,
+        bx.SSLError: tls,
+        bx.EndpointConnectionError: unreachable,
+        bx.ConnectionClosedError: unreachable,
+        bx.ReadTimeoutError: unreachable,
+        bx.ConnectTimeoutError: unreachable,
+    }
+
+
+@contextmanager
+def _aws() -> Iterator[None]:
+    with map_exceptions(aws_errors()):
+        yield
+
+
+# --- the helper's values ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class HelperValues(RegistryValues):
+    """BinderHub's values for ``ExternalRegistryHelper``: no static push credential.
+
+    ``registry.*`` names the registry with an empty username and password, as mybinder.org's
+    curvenote member has it: build pods push with the helper's short-lived token instead
+    (BinderHub sets ``build.registry_credentials`` from ``get_credentials``). BinderHub's
+    auth token for the helper goes to ``secret.yaml``'s ``config.ExternalRegistryHelper``.
+    """
+
+    service_url: str = ""
+    auth_token: Secret = field(default_factory=lambda: Secret(""))
+
+    def config(self) -> dict[str, Any]:
+        """``config.yaml``: ``image_prefix``, ``registry_class`` and the helper's URL."""
+        config = super().config()
+        config["config"]["BinderHub"]["registry_class"] = HELPER_CLASS
+        config["config"]["ExternalRegistryHelper"] = {"service_url": self.service_url}
+        return config
+
+    def secret(self, *, reveal: bool = False) -> dict[str, Any]:
+        """``secret.yaml``: ``registry.url`` and BinderHub's auth token for the helper."""
+        values = super().secret(reveal=reveal)
+        values["registry"]["password"] = ""  # none, by design (shown as it is written)
+        token = self.auth_token.reveal() if reveal else REDACTED
+        values["config"] = {"ExternalRegistryHelper": {"auth_token": token}}
+        return values
+
+
+#: The helper chart's repository and version (the helper's README; helm-chart/Chart.yaml 0.2.4,
+#: the version mybinder.org-deploy PR #2814 runs).
+HELPER_REPOSITORY = "https://www.manicstreetpreacher.co.uk/binderhub-container-registry-helper/"
+HELPER_VERSION = "0.2.4"
+
+
+def helper_values(p: Params, token: Secret, role_arn: str, key: tuple[str, Secret] | None) -> str:
+    """The helper chart's values (helm-chart/values.yaml): the Amazon command, BinderHub's token
+    (the chart's Secret holds it), the service account IRSA annotates (role) or the user's key,
+    the region, and the lifecycle the helper puts on each repository it makes."""
+    import yaml
+
+    env = [{"name": "AWS_REGION", "value": p.aws_region}]
+    if p.expire_after_days:
+        env.append({"name": "AWS_ECR_EXPIRES_AFTER_PUSH_DAYS", "value": str(p.expire_after_days)})
+    account: dict[str, Any] = {"create": True, "name": p.helper_name}
+    if key is not None:
+        env.append({"name": "AWS_ACCESS_KEY_ID", "value": key[0]})
+        env.append({"name": "AWS_SECRET_ACCESS_KEY", "value": key[1].reveal()})
+    else:
+        account["annotations"] = {ROLE_ANNOTATION: role_arn}
+    values = {
+        "cloud_provider": "amazon",
+        "auth_token": token.reveal(),
+        "serviceAccount": account,
+        "extraEnv": env,
+    }
+    return yaml.safe_dump(values, sort_keys=False)
+
+
+def helper_commands(p: Params, path: Path) -> str:
+    """Install (or upgrade) the helper's chart with its values file, in ``helper_namespace``."""
+    return (
+        f"helm repo add {HELPER_CHART} {HELPER_REPOSITORY}\n"
+        f"helm upgrade --install {HELPER_CHART} {HELPER_CHART}/{HELPER_CHART} \\\n"
+        f"  --version={HELPER_VERSION} --namespace={p.helper_namespace} --create-namespace \\\n"
+        f"  -f {path}\n"
+    )
+
+
+@dataclass(frozen=True, repr=False)  # ValuesFiles' redacted display
+class EcrFiles(ValuesFiles):
+    """BinderHub's values files and the helper's, with the commands that apply both."""
+
+    helper_path: Path = Path()
+    params: Params | None = None
+
+    def _text(self) -> str:
+        return super()._text() + f"\n# {self.helper_path} (mode 0600): the registry helper's values"
+
+    def next_step(self) -> str:
+        """The helper's chart first (BinderHub calls it), then BinderHub's."""
+        assert self.params is not None
+        return helper_commands(self.params, self.helper_path) + super().next_step()
+
+
+# --- the connection --------------------------------------------------------------------------
+HINTS = VerifyHints(
+    credentials=(
+        "the helper's token expired (ECR tokens last 12 hours: the helper hands a fresh one per "
+        "build) or its identity lost the policy: rerun this notebook"
+    ),
+    push=(
+        "the helper's identity needs the push actions on repository/<repository_prefix>/* (the "
+        "policy this notebook makes), and the repository must exist (the helper makes it)"
+    ),
+    pull="the identity needs ecr:BatchGetImage and ecr:GetDownloadUrlForLayer on the repository",
+)
+
+
+@dataclass
+class EcrConnection(Connection):
+    """A signed-in AWS session (IAM, STS, ECR, EKS clients) and what the steps found or made.
+
+    Record kinds: ``iam_policy`` ({name, arn}), ``oidc_provider`` ({arn}, only when this
+    notebook made it), ``iam_role`` / ``iam_user`` ({name, arn}), ``access_key`` ({id}, the
+    user's), ``helper`` ({release}: the sandbox's stand-in of the helper's Helm release), and
+    ``retiring`` (access keys a rotation replaced).
+    """
+
+    NOTEBOOK: ClassVar[str] = NOTEBOOK
+    HINTS: ClassVar[VerifyHints] = HINTS
+
+    params: Params
+    clients: dict[str, Any]
+    identity: dict[str, str]  # sts:GetCallerIdentity's Account, Arn, UserId
+    sandbox_url: str = ""  # the sandbox's URL (its helper stand-in lives there)
+    registry: str = ""  # the registry's URL: https://<account>.dkr.ecr.<region>.amazonaws.com
+    policy_arn: str = ""
+    role_arn: str = ""
+    issuer: str = ""  # the EKS cluster's OIDC issuer URL
+    access_key: tuple[str, Secret] | None = None  # the helper user's key (helper_identity "user")
+    auth_token: Secret | None = None  # BinderHub's token for the helper
+    service_url: str = ""  # where BinderHub reaches the helper
+
+    def call(self, service: str, operation: str, **kwargs: Any) -> Any:
+        """``<service>.<operation>(**kwargs)`` with AWS's errors mapped to ours."""
+        with _aws():
+            return getattr(self.clients[service], operation)(**kwargs)
+
+    @property
+    def tags(self) -> list[dict[str, str]]:
+        """The mark every IAM resource this deployment makes carries."""
+        return [{"Key": MARK_TAG, "Value": self.record.deployment}]
+
+    def ours(self, tags: list[dict[str, str]] | None) -> bool:
+        """Whether IAM's tags say a resource is this deployment's."""
+        return any(
+            t.get("Key") == MARK_TAG and t.get("Value") == self.record.deployment
+            for t in tags or []
+        )
+
+    def values(self) -> RegistryValues | None:
+        """BinderHub's values once the helper's identity and token are known."""
+        if self.auth_token is None or not self.service_url:
+            return None
+        p = self.params
+        host = urlparse(self.registry).netloc
+        return HelperValues(
+            image_prefix=f"{host}/{p.repository_prefix}/{p.prefix}",
+            username="",
+            password=Secret(""),
+            registry_url=f"https://{host}",
+            service_url=self.service_url,
+            auth_token=self.auth_token,
+        )
+
+    # Overrides Connection.write_values: the helper's own Helm values (BinderHub's token, and the
+    # role annotation or the user's key) are written beside BinderHub's, 0600.
+    def write_values(self) -> Result[ValuesFiles | None]:
+        """``config.yaml`` and ``secret.yaml``, then ``registry-helper.yaml`` (0600)."""
+        written = super().write_values()
+        files = written.value
+        if files is None or self.auth_token is None:
+            return written
+        path = self.params.output_dir / HELPER_FILE
+        text = helper_values(self.params, self.auth_token, self.role_arn, self.access_key)
+        header = (
+            f"# The registry helper's Helm values, written by binderhub-registry ({NOTEBOOK}).\n"
+        )
+        write_private_file(
+            path,
+            header
+            + "# "
+            + helper_commands(self.params, path).replace("\n", "\n# ").rstrip("# ")
+            + text,
+        )
+        self.note("helper_values", HELPER_FILE)  # teardown removes it: it holds secrets
+        both = EcrFiles(files.config_path, files.secret_path, files.values, path, self.params)
+        return Result(both, written.status, f"{written.detail}; {path} (0600): the helper's values")
+
+    # Overrides Connection.verify: BinderHub's ExternalRegistryHelper asks the helper, not the
+    # registry, and build pods push with the helper's short-lived token, not with registry.*.
+    def verify(self, files: ValuesFiles | None) -> Result[VerificationReport | None]:
+        """BinderHub's calls to the helper around the shared checks: the image check (which
+        makes the repository), the push token, then the shared push and pull with that token,
+        then the image check again."""
+        if files is None:
+            return Result(None, "skipped", "no values were written")
+        values = files.values
+        if not isinstance(values, HelperValues):
+            raise TypeError("ECR's values are HelperValues (a bug)")
+        if not self.params.sandbox:
+            return Result(
+                None,
+                "skipped",
+                "the helper answers inside the cluster only: install both charts (next step), "
+                "then launch a repository and watch its build pod's log end with the push",
+            )
+        report = verify_with_helper(values, self.ca_file, self.HINTS)
+        summary = ", ".join(f"{who} {status}" for who, status in report.consumers().items())
+        return Result(report, "done", f"{report.image}: {summary}")
+
+    def deletions(self) -> list[Deletion]:
+        """The helper first (it uses the identity), then the identity, the policy, the OIDC
+        provider (only when no other role trusts it)."""
+        return [
+            Deletion("helper", "the registry helper (sandbox)", self._delete_helper),
+            Deletion("access_key", "the helper user's access key", self._delete_key),
+            Deletion("iam_user", "IAM user", self._delete_user),
+            Deletion("iam_role", "IAM role", self._delete_role),
+            Deletion("iam_policy", "IAM policy", self._delete_policy),
+            Deletion("oidc_provider", "IAM OIDC provider", self._delete_oidc_provider),
+            Deletion("helper_values", HELPER_FILE, self._delete_helper_values),
+        ]
+
+    def _delete_helper_values(self, recorded: str) -> None:
+        (self.params.output_dir / HELPER_FILE).unlink(missing_ok=True)
+
+    def retire(self, retiring: list[Any]) -> None:
+        """Delete the access keys a rotation replaced."""
+        user = self.params.helper_name
+        for key_id in retiring:
+            if_present(self.call, "iam", "delete_access_key", UserName=user, AccessKeyId=key_id)
+
+    def check_ours(self) -> None:
+        """Before teardown: each recorded IAM resource still carries this deployment's tag."""
+        created = self.record.created
+        checks: list[tuple[str, Callable[[], Any]]] = []
+        if created.get("iam_policy"):
+            arn = created["iam_policy"]["arn"]
+            checks.append((f"IAM policy {arn}", lambda: self._policy_tags(arn)))
+        if created.get("iam_role"):
+            name = created["iam_role"]["name"]
+            checks.append((f"IAM role {name}", lambda: self._role_tags(name)))
+        if created.get("iam_user"):
+            name = created["iam_user"]["name"]
+            checks.append((f"IAM user {name}", lambda: self._user_tags(name)))
+        for what, read in checks:
+            tags = read()
+            if tags is not None and not self.ours(tags):
+                raise PermissionDenied(
+                    f"{what} is recorded in {self.record.path} but lacks the tag "
+                    f"{MARK_TAG}={self.record.deployment}: it is not this deployment's, so "
+                    "nothing is deleted; delete it yourself if it is yours, and remove its entry"
+                )
+
+    def _policy_tags(self, arn: str) -> list[dict[str, str]] | None:
+        found = if_present(self.call, "iam", "list_policy_tags", PolicyArn=arn)
+        return None if found is None else list(found.get("Tags", []))
+
+    def _role_tags(self, name: str) -> list[dict[str, str]] | None:
+        found = if_present(self.call, "iam", "list_role_tags", RoleName=name)
+        return None if found is None else list(found.get("Tags", []))
+
+    def _user_tags(self, name: str) -> list[dict[str, str]] | None:
+        found = if_present(self.call, "iam", "list_user_tags", UserName=name)
+        return None if found is None else list(found.get("Tags", []))
+
+    # --- deletions ------------------------------------------------------------------------
+    def _delete_helper(self, recorded: dict[str, Any]) -> None:
+        if self.sandbox_url:
+            _helper_request(self, "DELETE", str(recorded["release"]), ok=(200, 404))
+
+    def _delete_key(self, recorded: dict[str, Any]) -> None:
+        if_present(
+            self.call,
+            "iam",
+            "delete_access_key",
+            UserName=self.params.helper_name,
+            AccessKeyId=recorded["id"],
+        )
+
+    def _delete_user(self, recorded: dict[str, Any]) -> None:
+        name = recorded["name"]
+        for key in (if_present(self.call, "iam", "list_access_keys", UserName=name) or {}).get(
+            "AccessKeyMetadata", []
+        ):
+            self.call("iam", "delete_access_key", UserName=name, AccessKeyId=key["AccessKeyId"])
+        self._detach("user", name)
+        if_present(self.call, "iam", "delete_user", UserName=name)
+
+    def _delete_role(self, recorded: dict[str, Any]) -> None:
+        self._detach("role", recorded["name"])
+        if_present(self.call, "iam", "delete_role", RoleName=recorded["name"])
+
+    def _detach(self, kind: str, name: str) -> None:
+        """Detach this deployment's policy from the role or user (IAM deletes neither while a
+        policy is attached: DeleteConflict)."""
+        arn = (self.record.created.get("iam_policy") or {}).get("arn") or self.policy_arn
+        if not arn:
+            return
+        key = "RoleName" if kind == "role" else "UserName"
+        if_present(self.call, "iam", f"detach_{kind}_policy", **{key: name, "PolicyArn": arn})
+
+    def _delete_policy(self, recorded: dict[str, Any]) -> None:
+        arn = recorded["arn"]
+        versions = if_present(self.call, "iam", "list_policy_versions", PolicyArn=arn)
+        for version in (versions or {}).get("Versions", []):
+            if not version.get("IsDefaultVersion"):  # IAM deletes a policy without them only
+                self.call(
+                    "iam", "delete_policy_version", PolicyArn=arn, VersionId=version["VersionId"]
+                )
+        if_present(self.call, "iam", "delete_policy", PolicyArn=arn)
+
+    def _delete_oidc_provider(self, recorded: dict[str, Any]) -> None:
+        arn = recorded["arn"]
+        others = [r for r in self._trusting(arn) if r != self.params.helper_name]
+        if others:  # another role uses it now: IRSA would break for them
+            return
+        if_present(
+            self.call, "iam", "delete_open_id_connect_provider", OpenIDConnectProviderArn=arn
+        )
+
+    def _trusting(self, provider_arn: str) -> list[str]:
+        """The roles whose trust names ``provider_arn``."""
+        names = []
+        for page in self.clients["iam"].get_paginator("list_roles").paginate():
+            for role in page["Roles"]:
+                if provider_arn in json.dumps(role.get("AssumeRolePolicyDocument", {})):
+                    names.append(role["RoleName"])
+        return names
+
+
+# --- verification, as BinderHub does it -------------------------------------------------------
+#: The checks the shared verification runs that BinderHub's base class would do against the
+#: registry; with ExternalRegistryHelper they are the registry's own view (ECR's API, Basic
+#: with the helper's token), so they are named as such.
+REGISTRY_VIEW = {
+    "BinderHub's image check": "ECR's manifest check (Basic, the helper's token)",
+    "BinderHub finds the pushed image": "ECR serves the pushed image",
+    "push token": "ECR takes the helper's token",
+}
+
+
+class HelperAPI:
+    """BinderHub's calls to the helper, as ``ExternalRegistryHelper`` makes them
+    (binderhub/registry.py, PR #1637): ``Authorization: Bearer <auth_token>`` on each,
+    404 read as "absent", any other error raised."""
+
+    def __init__(self, service_url: str, token: Secret, ca_file: str | None) -> None:
+        self.url = service_url.rstrip("/")
+        self.token = token
+        self.http = requests.Session()
+        self.http.trust_env = False
+        self.http.verify = ca_file or True
+
+    def request(self, method: str, path: str) -> Any:
+        """The JSON answer, or None on 404."""
+        with map_exceptions(requests_errors("the registry helper")):
+            r = self.http.request(
+                method,
+                self.url + path,
+                headers={"Authorization": f"Bearer {self.token.reveal()}"},
+                data=b"" if method == "POST" else None,
+                timeout=60,
+            )
+        if r.status_code == 404:
+            return None
+        if r.status_code >= 400:
+            said = redact(r.text[:300], secret_forms(self.token))
+            if r.status_code == 403:
+                raise VerificationFailed(
+                    "BinderHub's image check",
+                    f"the helper refused BinderHub's auth token ({method} {path}): deploy the "
+                    "helper's values and BinderHub's secret.yaml from the same run",
+                )
+            if "AssumeRoleWithWebIdentity" in said and r.status_code >= 500:
+                # IAM is eventually consistent: a new role is not assumable everywhere at once
+                raise TransientCloudError(f"the helper's role is not usable yet: {said}", 503)
+            raise VerificationFailed(
+                "BinderHub's image check", f"the helper answered {r.status_code}: {said}"
+            )
+        return r.json() if r.content else None
+
+    def get_image_manifest(self, image: str, tag: str) -> Any:
+        """``GET /repo/<image>``; absent: ``POST /repo/<image>`` (the helper makes it) and None;
+        else ``GET /image/<image>:<tag>`` (None when absent)."""
+        if self.request("GET", f"/repo/{image}") is None:
+            self.request("POST", f"/repo/{image}")
+            return None
+        return self.request("GET", f"/image/{image}:{tag}")
+
+    def get_credentials(self, image: str, tag: str) -> dict[str, str] | None:
+        """``POST /token/<image>:<tag>``: ``username``, ``password`` and ``registry``."""
+        found = self.request("POST", f"/token/{image}:{tag}")
+        if not isinstance(found, dict):
+            return None
+        return {k: str(v) for k, v in found.items() if k in ("username", "password", "registry")}
+
+
+def verify_with_helper(
+    values: HelperValues, ca_file: str | None, hints: VerifyHints
+) -> VerificationReport:
+    """BinderHub's helper calls, and the shared push and pull with the helper's token."""
+    from ..verify import verify
+
+    host, image = split_image_reference(values.image_prefix + CHECK_IMAGE[0])
+    tag = CHECK_IMAGE[1]
+    helper = HelperAPI(values.service_url, values.auth_token, ca_file)
+    report = VerificationReport(image=f"{host}/{image}:{tag}")
+    try:
+        found = helper.get_image_manifest(image, tag)
+        report.add(
+            "BinderHub's image check",
+            "ExternalRegistryHelper: "
+            + ("a previous check image is present" if found else "not built yet; repository made"),
+        )
+        creds = helper.get_credentials(image, tag)
+        if not creds or not creds.get("password"):
+            raise VerificationFailed("push token", "the helper gave no push credentials")
+        token = Secret(creds["password"])
+        registry = urlparse(creds.get("registry", "")).netloc or creds.get("registry", "")
+        if registry != host:
+            raise VerificationFailed(
+                "push token",
+                f"the helper's token is for {registry}, image_prefix names {host}: set the "
+                "helper's AWS_REGION (and AWS_REGISTRY_ID) to the registry of image_prefix",
+            )
+        report.add("push token", f"the helper's token for {registry} (user {creds['username']})")
+        pushing = RegistryValues(
+            image_prefix=values.image_prefix,
+            username=creds.get("username", ""),
+            password=token,
+            registry_url=f"https://{host}",
+            pull_access=values.pull_access,
+        )
+        try:
+            shared = verify(pushing, ca_bundle=ca_file, hints=hints)
+        except VerificationFailed as failed:
+            for check in failed.report.checks if failed.report else []:
+                report.add(REGISTRY_VIEW.get(check.name, check.name), check.detail, check.status)
+            raise VerificationFailed(failed.check, failed.diagnosis, report) from None
+        for check in shared.checks:
+            report.add(REGISTRY_VIEW.get(check.name, check.name), check.detail, check.status)
+        if helper.get_image_manifest(image, tag) is None:
+            raise VerificationFailed(
+                "BinderHub finds the pushed image",
+                "the push succeeded but the helper's GET /image/ says absent: BinderHub would "
+                "rebuild at every launch; check the helper's AWS_REGION and AWS_REGISTRY_ID",
+            )
+        report.add(
+            "BinderHub finds the pushed image",
+            "ExternalRegistryHelper: found (ECR's DescribeImages), so launches reuse it",
+        )
+    except VerificationFailed as failed:
+        if failed.report is None or failed.report is not report:
+            report.add(failed.check, failed.diagnosis, "failed")
+        raise VerificationFailed(failed.check, failed.diagnosis, report) from None
+    return report
+
+
+# --- sign-in -----------------------------------------------------------------------------------
+def _client_config() -> Any:
+    """No SDK retries (the step runner retries, with its backoff, once per fault)."""
+    from botocore.config import Config
+
+    return Config(retries={"mode": "standard", "max_attempts": 1}, user_agent_extra=KEY)
+
+
+def connect(
+    p: Params, sandbox_url: str = "", ca_file: str | None = None, key: dict[str, str] | None = None
+) -> EcrConnection:
+    """Clients for IAM, STS, ECR and EKS: for real from boto3's default chain, else against
+    the sandbox at ``sandbox_url`` with its CA and ``key`` (never the chain: no real credential
+    or profile is read, and the instance metadata probe is off)."""
+    import boto3
+    import botocore.session
+
+    config = _client_config()
+    if sandbox_url:
+        assert key is not None
+        os.environ["AWS_EC2_METADATA_DISABLED"] = "true"  # nothing probes 169.254.169.254
+        core = botocore.session.Session()
+        core.set_config_variable("config_file", os.devnull)  # no real profile is read
+        core.set_config_variable("credentials_file", os.devnull)
+        core.set_config_variable("profile", None)
+        session = boto3.Session(
+            aws_access_key_id=key["access_key_id"],
+            aws_secret_access_key=key["secret_access_key"],
+            region_name=p.aws_region,
+            botocore_session=core,
+        )
+        clients = {
+            service: session.client(
+                service,
+                endpoint_url=f"{sandbox_url}/ecr/{path}",
+                verify=ca_file,
+                config=config,
+            )
+            for service, path in SANDBOX_PATHS.items()
+        }
+    else:
+        with _aws():
+            session = boto3.Session(region_name=p.aws_region)
+            if session.get_credentials() is None:
+                raise MissingCredentials("no AWS credentials found", GET_CREDENTIALS)
+        clients = {s: session.client(s, config=config) for s in SANDBOX_PATHS}
+    conn = EcrConnection(
+        params=p,
+        record=Record(p.output_dir, KEY),
+        ca_file=ca_file,
+        clients=clients,
+        identity={},
+        sandbox_url=sandbox_url,
+    )
+    return conn
+
+
+def sign_in(p: Params) -> Result[EcrConnection]:
+    """Sign in (boto3's default chain, or the sandbox's administrator) and name whose identity
+    it is (``sts:GetCallerIdentity``, which needs no permission), before any change."""
+    if p.sandbox:
+        box = sandbox_mod.ensure()
+        conn = connect(p, box.url, box.ca_file, box.credentials(KEY))
+    else:
+        conn = connect(p)
+    return who_am_i(conn)
+
+
+def who_am_i(conn: EcrConnection) -> Result[EcrConnection]:
+    """``sts:GetCallerIdentity``: the identity and account the run acts as; an account other
+    than ``account_id`` stops the run before any change."""
+    p = conn.params
+    found = conn.call("sts", "get_caller_identity")
+    conn.identity = {k: str(found.get(k, "")) for k in ("Account", "Arn", "UserId")}
+    account = conn.identity["Account"]
+    if account != p.account_id:
+        raise PermissionDenied(
+            f"signed in as {conn.identity['Arn']} in account {account}, not account_id "
+            f"{p.account_id}: set account_id = {account!r}, or sign in to {p.account_id}"
+        )
+    where = "the sandbox's AWS" if p.sandbox else f"AWS ({p.aws_region})"
+    return Result(conn, "done", f"signed in to {where} as {conn.identity['Arn']}")
+
+
+# --- the steps ----------------------------------------------------------------------------------
+@creates
+def ensure_policy(conn: EcrConnection) -> Result[str | None]:
+    """The helper's IAM policy, ``helper_name``: made, reused, or brought to the least privilege
+    this notebook states (a new default version; IAM keeps five, the oldest goes)."""
+    p = conn.params
+    arn = f"arn:aws:iam::{p.account_id}:policy/{p.helper_name}"
+    document = helper_policy(p.aws_region, p.account_id, p.repository_prefix)
+    scope = f"repository/{p.repository_prefix}/*"
+    found = if_present(conn.call, "iam", "get_policy", PolicyArn=arn)
+    if found is None:
+        conn.create(
+            "iam_policy",
+            f"create IAM policy {p.helper_name!r} (ECR on {scope}, and a registry token)",
+            lambda: conn.call(
+                "iam",
+                "create_policy",
+                PolicyName=p.helper_name,
+                PolicyDocument=json.dumps(document),
+                Description=f"BinderHub's registry helper: ECR on {scope}",
+                Tags=conn.tags,
+            ),
+            keep=lambda made: {"name": p.helper_name, "arn": made["Policy"]["Arn"]},
+        )
+        conn.policy_arn = arn
+        return Result(arn, "created", f"IAM policy {p.helper_name!r}: ECR on {scope} only")
+    policy = found["Policy"]
+    if not conn.ours(policy.get("Tags") or conn._policy_tags(arn)):
+        raise PermissionDenied(
+            f"IAM policy {p.helper_name!r} exists and lacks the tag {MARK_TAG}="
+            f"{conn.record.deployment}: it is not this deployment's; choose another helper_name"
+        )
+    conn.note("iam_policy", {"name": p.helper_name, "arn": arn})  # a lost answer's, too
+    conn.policy_arn = arn
+    version = conn.call(
+        "iam", "get_policy_version", PolicyArn=arn, VersionId=policy["DefaultVersionId"]
+    )["PolicyVersion"]
+    current = version["Document"]
+    if isinstance(current, str):
+        current = json.loads(unquote(current))
+    if current == document:
+        return Result(arn, "reused", f"IAM policy {p.helper_name!r}: ECR on {scope} only")
+    conn.plan(f"update IAM policy {p.helper_name!r} to ECR on {scope} only")
+    versions = conn.call("iam", "list_policy_versions", PolicyArn=arn)["Versions"]
+    old = sorted((v for v in versions if not v["IsDefaultVersion"]), key=lambda v: v["CreateDate"])
+    if len(versions) >= 5 and old:  # IAM keeps five versions
+        conn.call("iam", "delete_policy_version", PolicyArn=arn, VersionId=old[0]["VersionId"])
+    conn.call(
+        "iam",
+        "create_policy_version",
+        PolicyArn=arn,
+        PolicyDocument=json.dumps(document),
+        SetAsDefault=True,
+    )
+    return Result(arn, "updated", f"IAM policy {p.helper_name!r}: now ECR on {scope} only")
+
+
+def cluster_issuer(conn: EcrConnection) -> str:
+    """The EKS cluster's OIDC issuer (``eks:DescribeCluster``: ``identity.oidc.issuer``)."""
+    p = conn.params
+    found = conn.call("eks", "describe_cluster", name=p.cluster_name)
+    issuer = str(found["cluster"].get("identity", {}).get("oidc", {}).get("issuer", ""))
+    if not issuer.startswith("https://"):
+        raise CloudError(
+            f"EKS cluster {p.cluster_name!r} has no OIDC issuer: IRSA needs one (EKS clusters "
+            'from 1.13 have it); or rerun with helper_identity = "user"'
+        )
+    return issuer
+
+
+def _ensure_oidc_provider(conn: EcrConnection, issuer: str) -> tuple[str, str]:
+    """The account's IAM OIDC provider for the cluster's issuer: reused, or made (tagged, and
+    recorded: teardown deletes it only when no other role trusts it). ``(arn, what happened)``."""
+    p = conn.params
+    host_path = issuer.removeprefix("https://")
+    arn = f"arn:aws:iam::{p.account_id}:oidc-provider/{host_path}"
+    found = if_present(
+        conn.call, "iam", "get_open_id_connect_provider", OpenIDConnectProviderArn=arn
+    )
+    if found is not None:
+        if conn.ours(found.get("Tags")):
+            conn.note("oidc_provider", {"arn": arn})
+        return arn, "the cluster's OIDC provider"
+    conn.create(
+        "oidc_provider",
+        f"create the IAM OIDC provider of EKS cluster {p.cluster_name!r} ({issuer})",
+        lambda: conn.call(
+            "iam",
+            "create_open_id_connect_provider",
+            Url=issuer,
+            ClientIDList=[IRSA_AUDIENCE],
+            Tags=conn.tags,
+        ),
+        keep=lambda made: {"arn": made["OpenIDConnectProviderArn"]},
+    )
+    return arn, "a new OIDC provider for the cluster"
+
+
+@creates
+def ensure_identity(conn: EcrConnection) -> Result[str | None]:
+    """The helper's identity, with the policy attached: an IRSA role trusting the cluster's OIDC
+    provider for the helper's service account only (``"role"``), or an IAM user (``"user"``)."""
+    if conn.params.helper_identity == "user":
+        return _ensure_user(conn)
+    return _ensure_role(conn)
+
+
+def _ensure_role(conn: EcrConnection) -> Result[str | None]:
+    p = conn.params
+    conn.issuer = cluster_issuer(conn)
+    provider_arn, provider = _ensure_oidc_provider(conn, conn.issuer)
+    trust = trust_policy(provider_arn, conn.issuer, p.service_account)
+    arn = f"arn:aws:iam::{p.account_id}:role/{p.helper_name}"
+    found = if_present(conn.call, "iam", "get_role", RoleName=p.helper_name)
+    status = "reused"
+    if found is None:
+        conn.create(
+            "iam_role",
+            f"create IAM role {p.helper_name!r} for {p.service_account} (IRSA)",
+            lambda: conn.call(
+                "iam",
+                "create_role",
+                RoleName=p.helper_name,
+                AssumeRolePolicyDocument=json.dumps(trust),
+                Description="BinderHub's registry helper (IRSA)",
+                Tags=conn.tags,
+            ),
+            keep=lambda made: {"name": p.helper_name, "arn": made["Role"]["Arn"]},
+        )
+        status = "created"
+    else:
+        role = found["Role"]
+        if not conn.ours(role.get("Tags") or conn._role_tags(p.helper_name)):
+            raise PermissionDenied(
+                f"IAM role {p.helper_name!r} exists and lacks the tag {MARK_TAG}="
+                f"{conn.record.deployment}: it is not this deployment's; choose another helper_name"
+            )
+        conn.note("iam_role", {"name": p.helper_name, "arn": arn})
+        current = role.get("AssumeRolePolicyDocument")
+        if isinstance(current, str):
+            current = json.loads(unquote(current))
+        if current != trust:
+            conn.plan(f"trust {p.service_account} only in IAM role {p.helper_name!r}")
+            conn.call(
+                "iam",
+                "update_assume_role_policy",
+                RoleName=p.helper_name,
+                PolicyDocument=json.dumps(trust),
+            )
+            status = "updated"
+    status = _attach(conn, "role", p.helper_name, status)
+    conn.role_arn = arn
+    return Result(
+        arn,
+        status,
+        f"IAM role {p.helper_name!r} for {p.service_account} only, through {provider}; "
+        f"policy {p.helper_name!r} attached",
+    )
+
+
+def _attach(conn: EcrConnection, kind: str, name: str, status: str) -> str:
+    """Attach the helper's policy to the role or user, unless it is (``status`` then stays)."""
+    key = "RoleName" if kind == "role" else "UserName"
+    arn = conn.policy_arn or f"arn:aws:iam::{conn.params.account_id}:policy/{name}"
+    attached = conn.call("iam", f"list_attached_{kind}_policies", **{key: name})
+    if any(a["PolicyArn"] == arn for a in attached["AttachedPolicies"]):
+        return status
+    conn.plan(f"attach policy {name!r} to IAM {kind} {name!r}")
+    conn.call("iam", f"attach_{kind}_policy", **{key: name, "PolicyArn": arn})
+    return "created" if status == "created" else "updated"
+
+
+def _ensure_user(conn: EcrConnection) -> Result[str | None]:
+    p = conn.params
+    arn = f"arn:aws:iam::{p.account_id}:user/{p.helper_name}"
+    found = if_present(conn.call, "iam", "get_user", UserName=p.helper_name)
+    status = "reused"
+    if found is None:
+        conn.create(
+            "iam_user",
+            f"create IAM user {p.helper_name!r} for the registry helper",
+            lambda: conn.call("iam", "create_user", UserName=p.helper_name, Tags=conn.tags),
+            keep=lambda made: {"name": p.helper_name, "arn": made["User"]["Arn"]},
+        )
+        status = "created"
+    else:
+        if not conn.ours(found["User"].get("Tags") or conn._user_tags(p.helper_name)):
+            raise PermissionDenied(
+                f"IAM user {p.helper_name!r} exists and lacks the tag {MARK_TAG}="
+                f"{conn.record.deployment}: it is not this deployment's; choose another helper_name"
+            )
+        conn.note("iam_user", {"name": p.helper_name, "arn": arn})
+    status = _attach(conn, "user", p.helper_name, status)
+    key_status = _ensure_key(conn)
+    return Result(
+        arn,
+        status if key_status == "reused" else {"rotated": "updated"}.get(key_status, key_status),
+        f"IAM user {p.helper_name!r}, policy {p.helper_name!r} attached; access key {key_status}",
+    )
+
+
+def _ensure_key(conn: EcrConnection) -> str:
+    """The user's access key: the stored one while IAM lists it (and no ``rotate``), else a new
+    one. A rotated key is retired, and works until ``finish_rotation`` deletes it (IAM allows two
+    keys per user); a key whose secret is lost is deleted when it would make a third."""
+    p = conn.params
+    stored = _stored_key(conn)
+    listed = conn.call("iam", "list_access_keys", UserName=p.helper_name)["AccessKeyMetadata"]
+    ids = [str(k["AccessKeyId"]) for k in listed]
+    if stored is not None and stored[0] in ids and not p.rotate:
+        conn.access_key = stored
+        conn.unretire(stored[0])
+        return "reused"
+    if stored is not None and stored[0] in ids:
+        conn.retire_later(stored[0])
+    keep = {stored[0]} if stored is not None else set()
+    keep |= set(conn.record.created.get(conn.retiring, []))
+    lost = [i for i in ids if i not in keep]
+    if len(ids) >= 2:  # IAM's limit: two keys per user
+        if not lost:
+            raise PermissionDenied(
+                f"IAM user {p.helper_name!r} has two access keys in use (one replaced and kept): "
+                "deploy the new values, then rerun without keep_replaced to remove it first"
+            )
+        conn.plan(f"delete access key {lost[0]} of {p.helper_name!r} (its secret is not stored)")
+        conn.call("iam", "delete_access_key", UserName=p.helper_name, AccessKeyId=lost[0])
+    made = conn.create(
+        "access_key",
+        f"create an access key for IAM user {p.helper_name!r}",
+        lambda: conn.call("iam", "create_access_key", UserName=p.helper_name)["AccessKey"],
+        keep=lambda made: {"id": made["AccessKeyId"]},
+    )
+    conn.access_key = (str(made["AccessKeyId"]), Secret(str(made["SecretAccessKey"])))
+    return "created" if stored is None else "rotated"
+
+
+def _stored_key(conn: EcrConnection) -> tuple[str, Secret] | None:
+    """The helper user's access key as the helper's values file holds it."""
+    env = _stored_helper_env(conn.params.output_dir)
+    key_id, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
+    if not key_id or not secret:
+        return None
+    return key_id, Secret(secret)
+
+
+HELPER_FILE = "registry-helper.yaml"
+
+
+def _stored_helper_values(out: Path) -> dict[str, Any]:
+    from ..binderhub import read_values_file
+
+    try:
+        found = read_values_file(out / HELPER_FILE)
+    except (OSError, BinderHubRegistryError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _stored_helper_env(out: Path) -> dict[str, str]:
+    env = _stored_helper_values(out).get("extraEnv") or []
+    return {
+        str(e.get("name")): str(e.get("value"))
+        for e in env
+        if isinstance(e, dict) and isinstance(e.get("value"), str)
+    }
+
+
+@creates
+def ensure_helper(conn: EcrConnection) -> Result[str | None]:
+    """BinderHub's auth token for the helper (the stored one, a new one with ``rotate``) and where
+    BinderHub reaches the helper. In the sandbox the helper is deployed to its stand-in, as
+    ``helm upgrade --install`` of its chart would; for real, the next step installs the chart."""
+    p = conn.params
+    stored = _stored_token(p.output_dir)
+    fresh = stored is None or p.rotate
+    token = Secret(secrets.token_urlsafe(32)) if fresh or stored is None else stored
+    what = "a new auth token" if fresh else "the stored auth token"
+    if p.sandbox:
+        release = HELPER_CHART
+        conn.service_url = f"{conn.sandbox_url}/ecr/helpers/{release}"
+        conn.registry = _sandbox_registry()
+        if fresh or not _helper_answers(conn, token):  # else deployed with this token already
+            conn.create(
+                "helper",
+                f"deploy the registry helper (release {release!r}) in the sandbox",
+                lambda: _helper_request(conn, "PUT", release, json=_sandbox_env(conn, token)),
+                pending={"release": release, "pending": True},
+                keep=lambda made: {"release": release},
+            )
+        detail = f"the registry helper runs in the sandbox (release {release!r}), with {what}"
+    else:
+        if fresh:
+            conn.plan("make BinderHub's auth token for the registry helper")
+        conn.service_url = f"http://{HELPER_CHART}.{p.helper_namespace}.svc:{HELPER_PORT}"
+        conn.registry = f"https://{p.host}"
+        detail = f"BinderHub reaches the helper at {conn.service_url} with {what}"
+    conn.auth_token = conn.secret = token  # BinderHub's one credential: the helper's auth token
+    return Result(conn.service_url, "created" if fresh else "reused", detail)
+
+
+def _helper_answers(conn: EcrConnection, token: Secret) -> bool:
+    """Whether the helper is deployed and takes ``token`` (its ``/health`` needs none; a
+    repository lookup does: 403 without it, 200 or 404 with it)."""
+    name = f"{conn.params.repository_prefix}/{conn.params.prefix}{CHECK_IMAGE[0]}"
+    with map_exceptions(requests_errors("the sandbox's registry helper")):
+        r = requests.get(
+            f"{conn.service_url}/repo/{name}",
+            headers={"Authorization": f"Bearer {token.reveal()}"},
+            verify=conn.ca_file,
+            timeout=30,
+        )
+    return r.status_code in (200, 404) and r.headers.get("content-type", "").startswith(
+        "application/json"
+    )
+
+
+def _sandbox_env(conn: EcrConnection, token: Secret) -> dict[str, str]:
+    """The helper pod's environment as its chart (and IRSA's webhook) give it."""
+    p = conn.params
+    env = {
+        "BINDERHUB_AUTH_TOKEN": token.reveal(),
+        "AWS_REGION": p.aws_region,
+        "RETURN_ERROR_DETAILS": "true",
+    }
+    if p.expire_after_days:
+        env["AWS_ECR_EXPIRES_AFTER_PUSH_DAYS"] = str(p.expire_after_days)
+    if p.helper_identity == "role":
+        env |= {
+            "AWS_ROLE_ARN": conn.role_arn,
+            "service_account": f"{p.helper_namespace}:{p.helper_name}",
+            "cluster": p.cluster_name,
+        }
+    else:
+        assert conn.access_key is not None
+        env |= {
+            "AWS_ACCESS_KEY_ID": conn.access_key[0],
+            "AWS_SECRET_ACCESS_KEY": conn.access_key[1].reveal(),
+        }
+    return env
+
+
+def _sandbox_registry() -> str:
+    """The sandbox's ECR registry (real life: ``https://<account>.dkr.ecr.<region>...``)."""
+    box = sandbox_mod.running()
+    if box is None or KEY not in box.registries:
+        raise CloudError("the sandbox serves no ECR registry: is the ecr backend mounted?")
+    return box.registries[KEY]
+
+
+def _helper_request(
+    conn: EcrConnection, method: str, release: str, *, ok: tuple[int, ...] = (200, 201), **kw: Any
+) -> Any:
+    """A call to the sandbox's helper stand-in (deploy, read, uninstall)."""
+    url = f"{conn.sandbox_url}/ecr/helpers/{quote(release, safe='')}"
+    with map_exceptions(requests_errors("the sandbox's registry helper")):
+        r = requests.request(method, url, verify=conn.ca_file, timeout=30, **kw)
+    if r.status_code not in ok:
+        raise error_for_status("the sandbox's registry helper", r.status_code, r.text[:200])
+    return r.json() if r.status_code < 300 and r.content else None
+
+
+def _stored_token(out: Path) -> Secret | None:
+    from ..binderhub import read_values_file
+
+    try:
+        found = read_values_file(out / "secret.yaml")
+        token = found["config"]["ExternalRegistryHelper"]["auth_token"]
+    except (OSError, BinderHubRegistryError, KeyError, TypeError):
+        return None
+    return Secret(token) if isinstance(token, str) and token else None
+
+
+@creates
+def ensure_pull_credential(conn: EcrConnection) -> Result[None]:
+    """User pods pull through the nodes' IAM role (``pull_access = "node"``), or anonymously
+    (``"none"``: ECR has no anonymous pull from private repositories; only ECR Public does)."""
+    p = conn.params
+    if p.pull_access == "node":
+        return Result(
+            None,
+            "done",
+            f"user pods pull with the nodes' IAM role: EKS managed node groups have "
+            f"{NODE_PULL_POLICY} on it (check your node role; other clusters need it too)",
+        )
+    return Result(
+        None,
+        "skipped",
+        'pull_access = "none": ECR repositories are private, so user pods cannot pull anonymously',
+    )
+
+
+def _real_values(params: Any) -> RegistryValues:
+    """The values of a real run with ``params`` (the docs' example), the token redacted."""
+    return HelperValues(
+        image_prefix=f"{params.host}/{params.repository_prefix}/{params.prefix}",
+        username="",
+        password=Secret(""),
+        registry_url=f"https://{params.host}",
+        service_url=f"http://{HELPER_CHART}.{params.helper_namespace}.svc:{HELPER_PORT}",
+        auth_token=Secret("helper-auth-token"),
+    )
+
+
+#: The docs' real-mode example of this notebook's values.
+REAL_EXAMPLE = RealExample(
+    overrides={},
+    placeholders={"123456789012": "<ACCOUNT_ID>"},
+    build=_real_values,
+)
