@@ -31,6 +31,13 @@ Artifact Registry      ``<region>-docker.     /v2/token       as Harbor, but ``/
                        (any ``service``                       the realm ignores ``service``;
                        accepted)                              an access token accepted as
                                                               Bearer (keyless)
+ECR (``ecr.cloud``)    ``ecr.amazonaws.com``  / (none: ECR    Basic challenge ``realm="https:
+                                              has no token    //<host>/",service=...``;
+                                              endpoint)       ``AWS`` and a live token on every
+                                                              call, checked before
+                                                              docker-registry (401, 403
+                                                              DENIED, 404 NAME_UNKNOWN); a
+                                                              stored manifest recorded in ECR
 =====================  =====================  ==============  =============================
 
 Docker Hub's registry has no front (clients talk to docker-registry directly);

@@ -1,0 +1,183 @@
+"""Fake Amazon ECR: moto's IAM, STS and ECR, ECR's registry, and the registry helper's API.
+
+:class:`EcrCloud` (``cloud.py``) serves AWS's control plane at ``/ecr/api`` (ECR), ``/ecr/iam``
+and ``/ecr/sts`` of the sandbox's URL (boto3's ``endpoint_url``): moto's own backends answer
+(:class:`~.models.Aws` routes each call to them in this process, and fixes what the table says),
+so no AWS API is re-written here. ECR's registry is a registry front on its own port
+(``registries()["ecr"]``). The registry helper BinderHub's ``ExternalRegistryHelper`` calls is
+served from its source (``api.py``) at ``/ecr/helpers/<release>``, deployed by ``PUT`` with its
+pod's environment (the sandbox's ``helm install``). A new account: no repositories, roles,
+policies or OIDC providers; the one administrator the guide signs in as (``credentials.json``
+``ecr``); the EKS cluster BinderHub runs on, as a setting (``eks_clusters``).
+``/_sandbox/ecr/settings``: ``clock_offset_hours`` (tokens expire), ``role_propagation_seconds``,
+``throttle`` and ``eks_clusters``.
+
+Sources: ``moto`` is getmoto/moto 5.2 (what it answers, unchanged unless a row says so);
+``botocore`` its service models (``botocore/data/<service>``) and ``_retry.json``; ``helper``
+is manics/binderhub-container-registry-helper at d424275 (chart 0.2.4): ``common/registry.go``,
+``amazon/amazon.go``, ``helm-chart/``; ``binderhub`` is jupyterhub/binderhub
+``binderhub/registry.py`` and ``builder.py`` at b9fad99; ``ECR API`` and ``ECR guide`` are
+AWS's Amazon ECR API reference and user guide; captured answers are cited by issue.
+"assumption" marks what no public source shows.
+
+============================================  ===============================================
+behaviour                                     source
+============================================  ===============================================
+IAM, STS and ECR calls answered by moto's     moto (its server mode's dispatch: the SigV4
+backends, one endpoint per service; JSON      scope or path names the service; the
+protocol for ECR, query for IAM and STS       ``Request.from_primitives`` path moto's own mock
+                                              uses); botocore (ecr: ``protocol: json``,
+                                              ``jsonVersion`` 1.1)
+account ``123456789012``, fixed               AWS's documented example account id (so stored
+                                              outputs agree): assumption that nothing depends
+                                              on its value
+a new account: no repositories, roles,        DESIGN 8a; the seeded admin (AWS managed
+customer policies, OIDC providers; one IAM    ``AdministratorAccess``, moto's copy of AWS's
+user ``sandbox-admin`` with                   document): the identity the guide has you sign
+``AdministratorAccess`` and an access key     in as (assumption: a user, where people often
+                                              sign in through SSO to a role)
+AWS managed policies: only those the guide    moto's copy of AWS's documents
+names (ECR's ReadOnly, PullOnly, PowerUser,   (``moto/iam/aws_managed_policies.py``); all
+FullAccess, EKS worker node, Administrator)   1,600 would cost 0.3 s at every reset
+IAM enforced on every call: SigV4 checked     moto (``INITIAL_NO_AUTH_ACTION_COUNT`` = 0,
+(wrong secret: ``InvalidSignatureException``  ``moto/core/authorization.py``); ECR's JSON
+400; unknown key:                             answers: aws/aws-sdk-php#1114 (400
+``UnrecognizedClientException`` 400 "The      ``{"__type":"UnrecognizedClientException",...}``
+security token included in the request is    on GetAuthorizationToken),
+invalid."), then the caller's policies        smithy545/aws-apps-scripts#12 (a JSON service's
+                                              ``InvalidSignatureException``); moto answers
+                                              them in the query protocol's XML: the layer
+                                              re-words them
+ECR calls evaluated against the repository    IAM's ECR resource types (ECR guide, "Amazon ECR
+ARN ``arn:aws:ecr:<region>:<account>:         identity-based policy examples": repository
+repository/<name>`` (of ``repositoryName``,   ARNs, ``ecr:GetAuthorizationToken`` on ``*``);
+or one ``repositoryNames``); other calls      moto checks ``*`` for ECR (a prefix policy would
+``*``                                         allow nothing): the layer gives moto the ARN;
+                                              several names: ``*``, assumption
+ECR's refusal: 400 ``AccessDeniedException``  ECR API (AccessDeniedException); IAM's wording
+"User: <arn> is not authorized to perform:    "... because no identity-based policy allows
+ecr:<Op> on resource: <arn> because no        the <action> action" (IAM guide,
+identity-based policy allows the ecr:<Op>     "Troubleshoot access denied error messages");
+action"                                       moto says 403 ``AccessDenied`` in XML: re-worded
+``throttle`` {Op: n}: its next n calls        ECR API "Common Errors" (ThrottlingException,
+answer 400 ``ThrottlingException`` "Rate      400); botocore ``_retry.json`` and
+exceeded" (ECR, JSON ``__type``) or           ``retries/standard.py`` (ThrottlingException,
+``Throttling`` (IAM, STS, query XML), so      Throttling: retried); the message: assumption
+botocore retries them; a sandbox fault with
+the same JSON body does the same
+``GetAuthorizationToken``: one entry,         ECR API (GetAuthorizationToken: base64
+``authorizationToken`` base64 of ``AWS:       ``user:password``, "valid for 12 hours",
+<password>``, a ~2 kB opaque password,        proxyEndpoint); ECR guide "Private registry
+``expiresAt`` now + 12 h on the sandbox       authentication"; moto answers
+clock, ``proxyEndpoint`` the front's URL      ``<account>-auth-token`` expiring 2015-01-01: the
+(real: ``https://<acct>.dkr.ecr.<region>.     layer mints the password; its shape (base64 of a
+amazonaws.com``)                              JSON payload): assumption, opaque to clients
+``repositoryUri`` names the front's host      the sandbox's registry host (DESIGN 4: only
+(real: ``<acct>.dkr.ecr.<region>.             endpoints differ); moto's answers re-worded
+amazonaws.com/<name>``)
+``AssumeRoleWithWebIdentity`` is unsigned;    STS API (AssumeRoleWithWebIdentity: "does not
+its token's ``iss`` must be an OIDC           require AWS security credentials";
+provider of the account (else 400             InvalidIdentityToken, IDPRejectedClaim); EKS
+``InvalidIdentityToken`` "No OpenIDConnect    guide "IAM roles for service accounts" (the
+provider found in your account for <iss>"),   trust policy: Federated = the cluster's OIDC
+its ``aud`` in the provider's client ids      provider ARN, ``StringEquals`` on
+(else "Incorrect token audience"); the        ``<issuer>:sub`` = ``system:serviceaccount:
+role's trust policy must allow it for the     <ns>:<sa>`` and ``:aud`` = ``sts.amazonaws.com``);
+token's ``sub``/``aud`` (else 403             moto checks none of it: the layer does (the
+``AccessDenied`` "Not authorized to perform   token's signature is not checked: assumption);
+sts:AssumeRoleWithWebIdentity")               messages: aws/amazon-eks-pod-identity-webhook
+                                              and aws-sdk issues quoting them
+a role younger than                           IAM guide ("changes ... are eventually
+``role_propagation_seconds`` (default 0: a    consistent"; a new role can fail to be assumed
+test turns it on) is refused as an            for a few seconds); the refusal's wording: the
+untrusted one                                 same AccessDenied (assumption)
+service-account tokens: RS256 JWTs, ``iss``   EKS guide (IRSA: the pod identity webhook
+the cluster's OIDC issuer, ``aud``            projects a token with audience
+``sts.amazonaws.com``, ``sub``                sts.amazonaws.com, 86400 s); the seeded issuer
+``system:serviceaccount:<ns>:<sa>``, 24 h     id is the IRSA examples' ``EXAMPLED539D4633E53DE
+                                              1B71EXAMPLE``
+registry ``/v2/`` and any call without        mayflower/docker-ls#28 (ECR's ``Basic realm="
+``AWS`` and a live token: 401 ``Basic         https://<host>/",service="ecr.amazonaws.com"``);
+realm="https://<host>/",service="ecr.         openai/tart#144 (Basic, not Bearer); the body
+amazonaws.com"``                              "Not Authorized": assumption
+Basic ``AWS:<password>`` on every call (no    ECR guide "Private registry authentication";
+token endpoint); the password checked         ECR API (GetAuthorizationToken)
+against the tokens ECR handed out
+an expired token: 403 ``DENIED`` "Your        aws-samples/ecs-bg-external-controller#13,
+authorization token has expired.              aws/aws-cli#6580 (the message);
+Reauthenticate and try again."                serverless/serverless#13116 (403 Forbidden)
+a repository ECR does not have: 404           plexsystems/sinker#55 (GET manifest: NAME_UNKNOWN
+``NAME_UNKNOWN`` "The repository with name    and that message), actions/starter-workflows
+'<name>' does not exist in the registry       #2647, aws-actions/amazon-ecr-login#166 (push);
+with id '<account>'", before any upload       regclient/regclient#869 (ECR does not create on
+                                              push); mulgadc/spinifex#400 (refused at the
+                                              upload's start)
+a token's identity must be allowed the        ECR guide ("Pushing an image": the push actions;
+call's ECR actions on the repository now      "Amazon ECR managed policies" ReadOnly: the pull
+(pull: BatchGetImage, GetDownloadUrlForLayer; actions), evaluated at each call (the token
+push: BatchCheckLayerAvailability, Initiate/  carries the identity, not permissions:
+UploadLayerPart, CompleteLayerUpload,         assumption from the guide's "the token's
+PutImage), else 403 ``DENIED`` "User: <arn>   permissions match the IAM principal's"); the
+is not authorized to perform: <action> on     403 DENIED wording: assumption, after IAM's
+resource: <arn> because ..."
+a manifest the registry stores is an image    ECR API (DescribeImages, imageTags); moto's
+DescribeImages shows (moto's ``put_image``)   ``put_image`` records it
+helper: deploy = ``PUT /ecr/helpers/<r>``     helper ``helm-chart/templates/deployment.yaml``
+with the pod's environment                    (``BINDERHUB_AUTH_TOKEN`` from the Secret's
+(``BINDERHUB_AUTH_TOKEN``, ``AWS_REGION``,    ``auth_token``, ``RETURN_ERROR_DETAILS`` from
+``AWS_ROLE_ARN`` + ``service_account`` +      ``return_error_details: True``, ``extraEnv``);
+``cluster`` for IRSA, or                      EKS IRSA (the webhook injects AWS_ROLE_ARN and a
+``AWS_ACCESS_KEY_ID``/``SECRET``,             token file); ``amazon.go`` (AWS_REGISTRY_ID,
+``AWS_REGISTRY_ID``,                          AWS_ECR_EXPIRES_AFTER_PUSH_DAYS); without
+``AWS_ECR_EXPIRES_AFTER_PUSH_DAYS``); no      BINDERHUB_AUTH_TOKEN the pod stops
+token variable: refused                       (``common.getAuthToken``'s message)
+a release that does not exist: 503            assumption (real: the Service has no endpoints,
+                                              the connection fails)
+the helper calls ECR as its pod's identity,   ``amazon.Setup`` (LoadDefaultConfig: IRSA or
+via boto3 over the sandbox's HTTPS; it        keys; GetCallerIdentity at start, fatal when it
+starts (GetCallerIdentity) at its first       fails); a failing start answers 500 with the
+call, and again after a failure               error (assumption: real, the pod restarts and
+                                              nothing answers meanwhile)
+auth: ``Authorization: Bearer <token>`` on    ``common.CheckAuthorised`` (an empty token turns
+``/repos/``, ``/repo/``, ``/image/``,         auth off), ``NotAuthorised``; ``/health`` is
+``/token/``; wrong: 403 ``{"error": "not      outside it (``common.Run``)
+authorised"}``
+``GET /repo/<name>``: DescribeRepositories;   ``amazon.go`` GetRepository (RepositoryNotFound:
+200 the repository, 404 ``null``              404), ``common.NotFound`` (``null\\n``)
+``POST /repo/<name>``: CreateRepository; an   ``amazon.go`` CreateRepository,
+existing one is answered as it is; then       setRepositoryPolicy, lifecyclePolicy (rule
+PutLifecyclePolicy ``sinceImagePushed`` N     1000, "Delete images sinceImagePushed N days",
+days (``tagStatus`` any, expire) when         countUnit days): a repository creation template
+``AWS_ECR_EXPIRES_AFTER_PUSH_DAYS`` > 0       is not used (ECR's apply only to repositories
+                                              ECR creates: pull through cache, replication,
+                                              create on push)
+``DELETE /repo/<name>``: lifecycle policy,    ``amazon.go`` DeleteRepository,
+then repository (absent is fine)              deleteRepositoryPolicy
+``GET /image/<name>:<tag>`` (tag after the    ``common.ImageGetNameAndTag`` (last ``:``,
+last ``:``, default ``latest``):              default latest, empty tag: error);
+DescribeImages; 404 ``null`` when the image   ``amazon.go`` GetImage (ImageNotFound or
+or the repository is missing                  RepositoryNotFound: 404)
+``POST /token[/...]``: GetAuthorizationToken  ``amazon.go`` GetToken, ``common.RegistryToken``
+-> ``{username, password, registry,           (json names; registry = proxyEndpoint);
+expires}``; not one entry: 500                binderhub (ExternalRegistryHelper keeps
+                                              username, password, registry)
+JSON of repositories and images: Go's         ``json.Marshal`` of aws-sdk-go-v2's types (no
+field names (``RepositoryName``,              json tags); nil fields left out here (Go writes
+``ImageTags``), times RFC 3339                ``null``): assumption
+an AWS error: 500 ``{"error": "operation      ``common.InternalServerError``
+error ECR: <Op>, https response error         (RETURN_ERROR_DETAILS); the Go SDK's error text
+StatusCode: N, api error <Code>: <msg>"}``    (smithy-go OperationError, ResponseError): its
+(``{"error": "internal server error"}``       RequestID part left out (assumption)
+without RETURN_ERROR_DETAILS)
+the helper's repository name is BinderHub's   binderhub ``builder._get_image_basename_and_tag``
+image name without the registry host (the     (the registry part dropped), ``registry.py``
+prefix included); the helper adds none        ExternalRegistryHelper (``/repo/<image>``);
+                                              ``amazon.go`` (the name as given)
+============================================  ===============================================
+"""
+
+from __future__ import annotations
+
+from .cloud import DEFAULT_SETTINGS, SEED_CLUSTER, EcrCloud
+
+__all__ = ["DEFAULT_SETTINGS", "SEED_CLUSTER", "EcrCloud"]

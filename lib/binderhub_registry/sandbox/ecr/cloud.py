@@ -1,0 +1,401 @@
+"""The Amazon ECR backend: moto's IAM, STS and ECR, ECR's registry front, and the registry helper.
+
+The sources of each behaviour are in the package's table (``sandbox/ecr/__init__.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import string
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request as HttpRequest
+from starlette.responses import Response as HttpResponse
+from starlette.routing import Mount, Route, Router
+
+from ..app import (
+    ALL_METHODS,
+    App,
+    Backend,
+    Context,
+    Request,
+    Response,
+    json_response,
+    read_request,
+    to_http,
+)
+from ..registry_front import FrontConfig, Grant, RegistryFront, registry_error
+from .api import HELPER_SETTINGS, Helper
+from .models import (
+    ACCOUNT_ID,
+    ADMIN_USER,
+    SERVICES,
+    TOKEN_HOURS,
+    AuthToken,
+    Aws,
+    WebIdentityIssuer,
+    repository_arn,
+)
+
+__all__ = ["BACKEND", "DEFAULT_SETTINGS", "SEED_CLUSTER", "EcrCloud", "seed_credentials"]
+
+#: The EKS cluster BinderHub runs on (a prerequisite, as Google's seeded project is): its OIDC
+#: issuer has the form EKS gives it; the id is the one of AWS's IRSA examples.
+SEED_CLUSTER = {
+    "binderhub": {
+        "region": "us-east-2",
+        "oidc_issuer": "https://oidc.eks.us-east-2.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE",
+    }
+}
+
+#: ``/_sandbox/ecr/settings``: a new account, its clock now, nothing slow or throttled.
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "clock_offset_hours": 0.0,  # how far ECR's clock runs ahead (authorization tokens: 12 h)
+    "role_propagation_seconds": 0.0,  # a role younger than this is refused by STS
+    "throttle": {},  # {"<Operation>": n}: its next n calls answer AWS's throttling error
+    "eks_clusters": SEED_CLUSTER,  # name -> {"region", "oidc_issuer"}
+}
+
+# ECR's IAM actions for a registry call (ECR user guide, "Pushing an image": the policy actions)
+_PULL = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
+_PUSH = [
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:InitiateLayerUpload",
+    "ecr:UploadLayerPart",
+    "ecr:CompleteLayerUpload",
+    "ecr:PutImage",
+]
+
+
+def seed_credentials() -> dict[str, str]:
+    """The seeded administrator's access key (AKIA + 16, secret 40: IAM's formats)."""
+    upper = string.ascii_uppercase + string.digits
+    return {
+        "access_key_id": "AKIA" + "".join(secrets.choice(upper) for _ in range(16)),
+        "secret_access_key": secrets.token_urlsafe(30)[:40],
+        "account_id": ACCOUNT_ID,
+        "user": ADMIN_USER,
+    }
+
+
+class EcrCloud(Backend):
+    """``/ecr/{api,iam,sts}`` (moto), ``/ecr/helpers/<release>`` (the helper), and ECR's
+    registry on its own port (``registries()["ecr"]``)."""
+
+    prefix = "/ecr"
+
+    def __init__(
+        self, admin: dict[str, str], web_identity: WebIdentityIssuer, ca_file: str
+    ) -> None:
+        self.offset: dict[str, Any] = json.loads(json.dumps(DEFAULT_SETTINGS))
+        self.admin_credentials = admin
+        self.web_identity = web_identity
+        self.ca_file = ca_file
+        self.front: EcrFront | None = None
+        self.helpers: dict[str, Helper] = {}
+        self._helpers_lock = threading.Lock()
+        self.aws = Aws(
+            clock=self.clock,
+            settings=lambda: self.offset,
+            registry_url=lambda: self.front.url if self.front else "",
+            admin=admin,
+        )
+        super().__init__()
+        for service in SERVICES:
+            for method in ("POST", "GET"):
+                self.route(method, f"/{service}", self._aws_handler(service))
+
+    @classmethod
+    def create(cls, context: Context) -> EcrCloud:
+        """The backend with the seeded administrator's key from the sandbox's credentials."""
+        admin = context.secret("ecr", seed_credentials)
+        material = context.material
+        return cls(admin, WebIdentityIssuer(material.service_key_pem), str(material.ca_file))
+
+    def clock(self) -> float:
+        """ECR's clock: now, plus ``clock_offset_hours``."""
+        return time.time() + float(self.offset["clock_offset_hours"]) * 3600
+
+    def _aws_handler(self, service: str) -> Callable[[Request], Response]:
+        return lambda request: self._aws(service, request)
+
+    def _aws(self, service: str, request: Request) -> Response:
+        assert self.app is not None
+        return self.aws.handle(service, request, self.app.url.removeprefix("https://"))
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    def attach(self, app: App) -> None:
+        """Open ECR's registry port and start its docker-registry."""
+        super().attach(app)
+        self.front = EcrFront(
+            self,
+            app,
+            FrontConfig(
+                name="ecr",
+                service="ecr.amazonaws.com",
+                issuer="ECR",
+                realm_path="/",  # ECR has no token endpoint: its challenge is Basic
+                check=self.grant,
+                lock=self.lock,
+                basic_ping=True,
+                unauthorized="Not Authorized",
+            ),
+        )
+
+    def reset(self) -> None:
+        """A new account, the clock back to now, no helper, the registry empty."""
+        self.offset.clear()
+        self.offset.update(json.loads(json.dumps(DEFAULT_SETTINGS)))
+        self.aws.reset()
+        with self._helpers_lock:
+            self.helpers.clear()
+        if self.front is not None:
+            self.front.process.stop()
+            self.front.process.start_ready()
+
+    def shutdown(self) -> None:
+        """Stop the registry."""
+        if self.front is not None:
+            self.front.stop()
+            self.front = None
+
+    def registries(self) -> dict[str, str]:
+        """ECR's registry (real life: ``<account>.dkr.ecr.<region>.amazonaws.com``)."""
+        return {"ecr": self.front.url} if self.front else {}
+
+    def settings(self) -> dict[str, Any]:
+        """``clock_offset_hours``, ``role_propagation_seconds``, ``throttle``, ``eks_clusters``."""
+        return self.offset
+
+    def state(self) -> dict[str, Any]:
+        """Repositories (with lifecycle policies), IAM roles, policies and OIDC providers,
+        helpers, and what the registry holds: no secrets."""
+        found: dict[str, Any] = {"helpers": [h.public() for h in self.helpers.values()]}
+        found["registry"] = self.front.process.repositories() if self.front else {}
+        if not self.aws._loaded:
+            return found | {"repositories": {}, "roles": [], "policies": [], "oidc_providers": []}
+        from moto.ecr.models import ecr_backends
+
+        repositories: dict[str, Any] = {}
+        for region, backend in ecr_backends[ACCOUNT_ID].items():
+            for name, repo in backend.repositories.items():
+                repositories[f"{region}/{name}"] = {
+                    "lifecycle_policy": json.loads(repo.lifecycle_policy)
+                    if repo.lifecycle_policy
+                    else None,
+                    "images": sorted(t for i in repo.images for t in (i.image_tags or [])),
+                }
+        iam = self.aws.iam_backend()
+        return found | {
+            "repositories": repositories,
+            "roles": sorted(r.name for r in iam.roles.values()),
+            "policies": sorted(
+                p.name for p in iam.managed_policies.values() if ":aws:policy" not in p.arn
+            ),
+            "users": sorted(iam.users),
+            "oidc_providers": sorted(iam.open_id_providers),
+        }
+
+    # --- the registry's credential check -------------------------------------------------------
+    def grant(self, username: str, password: str) -> Grant | None:
+        """``AWS`` and a password GetAuthorizationToken gave, not expired (else None)."""
+        token = self.aws.check_token(password) if username == "AWS" else None
+        if token is None or token.expires_at <= self.clock():
+            return None
+        return Grant(
+            token.principal_arn, lambda repository, wanted: self._allow(token, repository, wanted)
+        )
+
+    def _allow(self, token: AuthToken, repository: str, wanted: set[str]) -> set[str]:
+        if not self.aws.repository_exists(token.region, repository):
+            return set()
+        granted = set()
+        if "pull" in wanted and self.aws.allowed(token, repository, _PULL):
+            granted.add("pull")
+        if "push" in wanted and self.aws.allowed(token, repository, _PUSH + _PULL):
+            granted.add("push")
+        return granted
+
+    # --- the helper's routes (not under the backend's lock: the helper calls /ecr/api) ---------
+    def router(self) -> Router:
+        """The AWS routes, and ``/helpers/<release>/...`` for the registry helper."""
+        inner = super().router()
+
+        async def helper(http: HttpRequest) -> HttpResponse:
+            request = await read_request(http)
+            release = str(http.path_params["release"])
+            rest = "/" + str(http.path_params.get("rest", ""))
+            answer = await run_in_threadpool(self.helper_call, request, release, rest)
+            return to_http(answer)
+
+        routes = [
+            Route("/helpers/{release}", helper, methods=ALL_METHODS),
+            Route("/helpers/{release}/{rest:path}", helper, methods=ALL_METHODS),
+            Mount("", app=inner),
+        ]
+        return Router(routes, redirect_slashes=False)
+
+    def helper_call(self, request: Request, release: str, rest: str) -> Response:
+        """Deploy (``PUT``), uninstall (``DELETE``) a release, or call its API."""
+        try:
+            if rest == "/":
+                return self._release(request, release)
+            with self._helpers_lock:
+                helper = self.helpers.get(release)
+            if helper is None:  # no such Service in the cluster: nothing answers (assumption)
+                return json_response(503, {"message": f"no registry helper release {release!r}"})
+            return helper.answer(request, rest)
+        except Exception as exc:  # a bug must show, not hang the client
+            return json_response(500, {"message": f"sandbox error: {exc!r}"})
+
+    def _release(self, request: Request, release: str) -> Response:
+        if request.method == "DELETE":
+            with self._helpers_lock:
+                gone = self.helpers.pop(release, None)
+            return json_response(200 if gone else 404, {"deleted": release} if gone else None)
+        if request.method == "GET":
+            with self._helpers_lock:
+                found = self.helpers.get(release)
+            return json_response(200, found.public()) if found else json_response(404, None)
+        if request.method != "PUT":
+            return json_response(405, {"message": "PUT (install), GET or DELETE"})
+        env = request.json()
+        if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+            return json_response(
+                400, {"message": "the helper's environment: a JSON object of strings"}
+            )
+        unknown = sorted(set(env) - set(HELPER_SETTINGS))
+        if unknown:
+            return json_response(
+                400, {"message": f"unknown settings {unknown}; known: {list(HELPER_SETTINGS)}"}
+            )
+        if "BINDERHUB_AUTH_TOKEN" not in env:  # common.getAuthToken: the pod stops without it
+            return json_response(
+                400,
+                {
+                    "message": "BINDERHUB_AUTH_TOKEN not found, set it to a secret token "
+                    "or '' to disable authentication"
+                },
+            )
+        if not env.get("AWS_REGION"):
+            return json_response(400, {"message": "AWS_REGION is required"})
+        if not env.get("AWS_ROLE_ARN") and not env.get("AWS_ACCESS_KEY_ID"):
+            return json_response(
+                400, {"message": "AWS_ROLE_ARN (IRSA) or AWS_ACCESS_KEY_ID is required"}
+            )
+        assert self.app is not None
+        made = Helper(
+            name=release,
+            env=dict(env),
+            endpoint=self.app.url + "/ecr/api",
+            ca_file=self.ca_file,
+            issuers=lambda: self.offset["eks_clusters"],
+            web_identity=self.web_identity,
+            clock=self.clock,
+        )
+        with self._helpers_lock:
+            existed = release in self.helpers
+            self.helpers[release] = made
+        return json_response(200 if existed else 201, made.public())
+
+
+class EcrFront(RegistryFront):
+    """The shared front, with ECR's own answers before docker-registry's.
+
+    Every call needs ``AWS`` and a live token (Basic, on each call: ECR has no token
+    endpoint): none or a wrong one is 401 with ECR's Basic challenge, an expired one 403
+    DENIED; a repository ECR does not have is 404 NAME_UNKNOWN; an identity whose policies
+    do not allow the call's ECR actions on the repository is 403 DENIED. A manifest the
+    registry accepts becomes an image ECR's DescribeImages shows.
+    """
+
+    def __init__(self, cloud: EcrCloud, app: App, config: FrontConfig) -> None:
+        self.cloud = cloud
+        super().__init__(app, config)
+
+    @property
+    def url(self) -> str:
+        """``https://127.0.0.1:PORT``."""
+        return f"https://{self.host}"
+
+    def challenge(self) -> dict[str, str]:
+        """ECR's: ``Basic realm="https://<host>/",service="ecr.amazonaws.com"``."""
+        return {
+            "WWW-Authenticate": f'Basic realm="https://{self.host}/",service="ecr.amazonaws.com"'
+        }
+
+    async def proxy(self, http: HttpRequest) -> HttpResponse:
+        """ECR's refusals, then docker-registry; a stored manifest is recorded in ECR."""
+        rest = str(http.path_params.get("rest", ""))
+        authorization = http.headers.get("authorization", "")
+        refused = await run_in_threadpool(self._refusal, http.method, rest, authorization)
+        if refused is not None:
+            return to_http(refused)
+        manifest = re.fullmatch(r"(.+)/manifests/([^/]+)", rest)
+        body = await http.body() if manifest and http.method == "PUT" else b""
+        answer = await super().proxy(http)
+        if manifest and http.method == "PUT" and answer.status_code == 201:
+            region = self._region(authorization)
+            name, reference = manifest.group(1), manifest.group(2)
+            media_type = http.headers.get("content-type", "")
+            await run_in_threadpool(
+                self.cloud.aws.record_push, region, name, reference, body, media_type
+            )
+        return answer
+
+    def _region(self, authorization: str) -> str:
+        from ..app import basic_auth
+
+        creds = basic_auth(authorization)
+        token = self.cloud.aws.check_token(creds[1]) if creds else None
+        return token.region if token else "us-east-1"
+
+    def _refusal(self, method: str, rest: str, authorization: str) -> Response | None:
+        from ..app import basic_auth
+
+        with self.cloud.lock:
+            creds = basic_auth(authorization)
+            token = self.cloud.aws.check_token(creds[1]) if creds and creds[0] == "AWS" else None
+            if token is None:
+                return registry_error(401, "UNAUTHORIZED", "Not Authorized", self.challenge())
+            if token.expires_at <= self.cloud.clock():
+                return registry_error(
+                    403,
+                    "DENIED",
+                    "Your authorization token has expired. Reauthenticate and try again.",
+                )
+            found = re.match(r"(.+?)/(?:manifests|blobs|tags)/", rest)
+            if found is None:
+                return None
+            repository = found.group(1)
+            if not self.cloud.aws.repository_exists(token.region, repository):
+                return registry_error(
+                    404,
+                    "NAME_UNKNOWN",
+                    f"The repository with name '{repository}' does not exist in the registry "
+                    f"with id '{token.account}'",
+                )
+            push = method in ("POST", "PUT", "PATCH")
+            actions = _PUSH if push else _PULL
+            if not self.cloud.aws.allowed(token, repository, actions):
+                action = "ecr:InitiateLayerUpload" if push else "ecr:BatchGetImage"
+                return registry_error(
+                    403,
+                    "DENIED",
+                    f"User: {token.principal_arn} is not authorized to perform: {action} on "
+                    f"resource: {repository_arn(token.region, token.account, repository)} "
+                    f"because no identity-based policy allows the {action} action",
+                )
+            return None
+
+
+#: The backend ``server.backends()`` mounts for this provider (``sandbox/<key>/cloud.py``).
+BACKEND = EcrCloud
+
+_ = TOKEN_HOURS  # re-exported through the package
