@@ -156,7 +156,11 @@ def test_a_new_account_has_its_admin_and_nothing_else(ecr: EcrBox) -> None:
     assert identity["Arn"] == f"arn:aws:iam::{ACCOUNT_ID}:user/sandbox-admin"
     assert ecr.client("ecr").describe_repositories()["repositories"] == []
     iam = ecr.client("iam")
-    assert iam.list_roles()["Roles"] == []
+    # the EKS cluster BinderHub runs on is there (a prerequisite), with its own two roles
+    assert [r["RoleName"] for r in iam.list_roles()["Roles"]] == [
+        "binderhub-cluster",
+        "binderhub-node",
+    ]
     assert iam.list_open_id_connect_providers()["OpenIDConnectProviderList"] == []
     assert iam.list_policies(Scope="Local")["Policies"] == []
 
@@ -513,3 +517,21 @@ def test_a_role_not_propagated_yet_is_refused_until_it_is(ecr: EcrBox) -> None:
     assert b"AccessDenied" in failed.value.response.body
     ecr.cloud.offset["role_propagation_seconds"] = 0.0  # it has propagated
     assert asyncio.run(hub.get_image_manifest("binderhub/x", "t")) is None
+
+
+def test_the_eks_cluster_s_oidc_issuer_and_node_role_are_there(ecr: EcrBox) -> None:
+    eks = ecr.client("eks")
+    cluster = eks.describe_cluster(name="binderhub")["cluster"]
+    assert cluster["identity"]["oidc"]["issuer"] == CLUSTER_ISSUER
+    nodegroup = eks.describe_nodegroup(clusterName="binderhub", nodegroupName="default")
+    node_role = nodegroup["nodegroup"]["nodeRole"].rpartition("/")[2]
+    attached = ecr.client("iam").list_attached_role_policies(RoleName=node_role)
+    names = {p["PolicyName"] for p in attached["AttachedPolicies"]}
+    assert "AmazonEC2ContainerRegistryReadOnly" in names  # EKS nodes pull from ECR by themselves
+    with pytest.raises(ClientError) as missing:
+        eks.describe_cluster(name="nosuch")
+    assert missing.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    key, secret = scoped_user(ecr)  # no eks:DescribeCluster in its policy
+    with pytest.raises(ClientError) as denied:
+        ecr.client("eks", key, secret).describe_cluster(name="binderhub")
+    assert denied.value.response["Error"]["Code"] == "AccessDeniedException"

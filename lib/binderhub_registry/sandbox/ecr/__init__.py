@@ -1,7 +1,7 @@
 """Fake Amazon ECR: moto's IAM, STS and ECR, ECR's registry, and the registry helper's API.
 
-:class:`EcrCloud` (``cloud.py``) serves AWS's control plane at ``/ecr/api`` (ECR), ``/ecr/iam``
-and ``/ecr/sts`` of the sandbox's URL (boto3's ``endpoint_url``): moto's own backends answer
+:class:`EcrCloud` (``cloud.py``) serves AWS's control plane at ``/ecr/api`` (ECR), ``/ecr/iam``,
+``/ecr/sts`` and ``/ecr/eks`` of the sandbox's URL (boto3's ``endpoint_url``): moto's own backends answer
 (:class:`~.models.Aws` routes each call to them in this process, and fixes what the table says),
 so no AWS API is re-written here. ECR's registry is a registry front on its own port
 (``registries()["ecr"]``). The registry helper BinderHub's ``ExternalRegistryHelper`` calls is
@@ -36,6 +36,20 @@ customer policies, OIDC providers; one IAM    ``AdministratorAccess``, moto's co
 user ``sandbox-admin`` with                   document): the identity the guide has you sign
 ``AdministratorAccess`` and an access key     in as (assumption: a user, where people often
                                               sign in through SSO to a role)
+the EKS cluster BinderHub runs on (setting     EKS guide: "Amazon EKS cluster IAM role"
+``eks_clusters``, default ``binderhub`` in    (AmazonEKSClusterPolicy), "Amazon EKS node IAM
+us-east-2): its cluster role, a managed node  role" (AmazonEKSWorkerNodePolicy,
+group ``default`` whose node role has the     AmazonEKS_CNI_Policy, AmazonEC2ContainerRegistry
+worker, CNI and ECR read-only policies, and   ReadOnly: nodes pull from ECR themselves);
+its OIDC issuer (no IAM OIDC provider yet)    "Create an IAM OIDC provider for your cluster"
+                                              (a step of IRSA, not there by default); the
+                                              roles' names: assumption
+EKS at ``/ecr/eks`` (DescribeCluster,         moto's EKS backend; restJson routes by path
+DescribeNodegroup, ...): moto's answers       (botocore ``eks`` model): moto gets the path
+                                              without ``/ecr/eks`` and checks the signature on
+                                              the path as signed, over an empty payload for a
+                                              bodiless call (moto signs a GET's headers
+                                              instead: its own enforcement could never pass)
 AWS managed policies: only those the guide    moto's copy of AWS's documents
 names (ECR's ReadOnly, PullOnly, PowerUser,   (``moto/iam/aws_managed_policies.py``); all
 FullAccess, EKS worker node, Administrator)   1,600 would cost 0.3 s at every reset

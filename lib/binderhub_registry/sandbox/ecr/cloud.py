@@ -108,8 +108,9 @@ class EcrCloud(Backend):
         )
         super().__init__()
         for service in SERVICES:
-            for method in ("POST", "GET"):
+            for method in ("POST", "GET", "DELETE"):
                 self.route(method, f"/{service}", self._aws_handler(service))
+                self.route(method, f"/{service}/{{rest:path}}", self._aws_handler(service))
 
     @classmethod
     def create(cls, context: Context) -> EcrCloud:

@@ -31,8 +31,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
-import jwt
-
 from ..app import Request, Response
 
 __all__ = [
@@ -54,10 +52,12 @@ ADMIN_USER = "sandbox-admin"
 #: An ECR authorization token's lifetime (GetAuthorizationToken: "valid for 12 hours").
 TOKEN_HOURS = 12
 #: The services served, by the path segment after ``/ecr`` -> moto's service name.
-SERVICES = {"api": "ecr", "iam": "iam", "sts": "sts"}
+SERVICES = {"api": "ecr", "iam": "iam", "sts": "sts", "eks": "eks"}
 #: The JSON protocol's content type (ECR: ``jsonVersion`` 1.1 in botocore's service model).
 AMZ_JSON = "application/x-amz-json-1.1"
 # the ECR actions whose IAM resource is a repository (the rest are evaluated against "*")
+# a service's path segment under /ecr, by moto's service name
+_SEGMENT = {"ecr": "api", "iam": "iam", "sts": "sts", "eks": "eks"}
 # an ECR registry's host in moto's answers (repositoryUri), the sandbox's front in the layer's
 _REGISTRY_HOST = re.compile(rb"\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com")
 
@@ -112,6 +112,8 @@ class WebIdentityIssuer:
 
     def token(self, issuer: str, namespace: str, account: str, now: float) -> str:
         """A projected service account token (24 h, EKS's default expirationSeconds 86400)."""
+        import jwt  # here: the sandbox's start does not need it
+
         claims = {
             "iss": issuer,
             "aud": ["sts.amazonaws.com"],
@@ -163,19 +165,69 @@ class Aws:
             return
         from moto.backends import get_backend
 
-        for service in ("ecr", "iam", "sts"):
+        for service in ("ecr", "iam", "sts", "eks"):
             get_backend(service).reset()
         iam = self.iam_backend()
         for policy in _aws_managed_policies():
             iam.managed_policies[policy.arn] = policy
         iam.create_user(region_name="us-east-1", user_name=ADMIN_USER, path="/", tags=[])
-        iam.attach_user_policy("arn:aws:iam::aws:policy/AdministratorAccess", ADMIN_USER)
+        iam.attach_user_policy(_MANAGED + "AdministratorAccess", ADMIN_USER)
         key = iam.create_access_key(ADMIN_USER, prefix="AKIA")
         # the seeded key is the sandbox's own (credentials.json), stable across resets
         del iam.access_keys[key.physical_resource_id]
         key.access_key_id = self.admin["access_key_id"]
         key.secret_access_key = self.admin["secret_access_key"]
         iam.access_keys[key.physical_resource_id] = key
+        for name, cluster in self.settings()["eks_clusters"].items():
+            self._seed_cluster(name, cluster)
+
+    def _seed_cluster(self, name: str, cluster: dict[str, Any]) -> None:
+        """The EKS cluster BinderHub runs on, as the EKS guide makes one: its cluster role, a
+        managed node group whose node role has the worker, CNI and ECR read-only policies, and
+        its OIDC issuer (not yet an IAM OIDC provider: associating one is a step of IRSA)."""
+        from moto.eks.models import eks_backends
+
+        iam = self.iam_backend()
+        roles = {
+            f"{name}-cluster": ("eks.amazonaws.com", ["AmazonEKSClusterPolicy"]),
+            f"{name}-node": ("ec2.amazonaws.com", NODE_POLICIES),
+        }
+        for role_name, (service, policies) in roles.items():
+            trust = {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": service},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+            iam.create_role(
+                role_name=role_name,
+                assume_role_policy_document=json.dumps(trust),
+                path="/",
+                permissions_boundary=None,
+                description="",
+                tags=[],
+                max_session_duration="3600",
+            )
+            for policy in policies:
+                iam.attach_role_policy(_MANAGED + policy, role_name)
+        eks = eks_backends[ACCOUNT_ID][cluster["region"]]
+        vpc = {"subnetIds": ["subnet-0a1b2c3d4e5f60718"], "securityGroupIds": []}
+        made = eks.create_cluster(
+            name=name,
+            role_arn=f"arn:aws:iam::{ACCOUNT_ID}:role/{name}-cluster",
+            resources_vpc_config=vpc,
+        )
+        made.identity = {"oidc": {"issuer": cluster["oidc_issuer"]}}
+        eks.create_nodegroup(
+            cluster_name=name,
+            node_role=f"arn:aws:iam::{ACCOUNT_ID}:role/{name}-node",
+            nodegroup_name="default",
+            subnets=vpc["subnetIds"],
+        )
 
     def iam_backend(self) -> Any:
         """moto's IAM backend of the sandbox's account."""
@@ -205,8 +257,8 @@ class Aws:
         answer = self._moto(name, request, host)
         if name == "ecr" and answer.status == 403 and b"AccessDenied" in answer.body:
             return self._ecr_access_denied(request, operation, answer)
-        if name == "ecr" and answer.body.lstrip().startswith(b"<"):
-            return _json_auth_error(answer)
+        if name in ("ecr", "eks") and answer.body.lstrip().startswith(b"<"):
+            return _json_auth_error(answer, rest=name == "eks")
         if name == "ecr" and operation == "GetAuthorizationToken" and answer.status == 200:
             return self._authorization_token(request, answer)
         if name == "ecr" and answer.status == 200:  # repositoryUri: the sandbox's registry host
@@ -222,7 +274,10 @@ class Aws:
         from moto.core.request import Request as MotoRequest
         from werkzeug.exceptions import HTTPException
 
-        url = f"https://{host}{request.path}"
+        # EKS is routed by path (restJson): moto sees the path without the sandbox's prefix,
+        # and checks the signature over the path as signed
+        prefix = f"/ecr/{_SEGMENT[name]}" if name == "eks" else ""
+        url = f"https://{host}{request.path.removeprefix(prefix)}"
         query = "&".join(f"{k}={v}" for k, vs in request.query.items() for v in vs)
         if query:
             url += "?" + query
@@ -230,9 +285,10 @@ class Aws:
         headers["host"] = host
         moto_request = MotoRequest.from_primitives(request.method, url, headers, request.body)
         handler = _RESPONSES[name]()
+        handler.signed_prefix = prefix
         with self._moto_lock:
             try:
-                status, out, body = handler.dispatch(moto_request)
+                status, out, body = handler._dispatch(moto_request)
             except HTTPException as e:
                 status, out, body = e.code, dict(e.get_headers()), e.get_body()
         data = body.encode() if isinstance(body, str) else bytes(body or b"")
@@ -253,6 +309,8 @@ class Aws:
 
     def _web_identity_refusal(self, request: Request) -> Response | None:
         """STS's checks of AssumeRoleWithWebIdentity that moto does not make."""
+        import jwt
+
         form = {k: v[0] for k, v in parse_qs(request.body.decode("latin-1")).items()}
         token, role_arn = form.get("WebIdentityToken", ""), form.get("RoleArn", "")
         try:
@@ -389,6 +447,8 @@ class Aws:
 #: documents; all ~1,600 cost 0.3 s at every reset).
 MANAGED_POLICIES = (
     "AdministratorAccess",
+    "AmazonEKSClusterPolicy",
+    "AmazonEKS_CNI_Policy",
     "AmazonEC2ContainerRegistryReadOnly",
     "AmazonEC2ContainerRegistryPullOnly",
     "AmazonEC2ContainerRegistryPowerUser",
@@ -396,6 +456,13 @@ MANAGED_POLICIES = (
     "AmazonEKSWorkerNodePolicy",
 )
 _MANAGED_DATA: dict[str, Any] = {}
+_MANAGED = "arn:aws:iam::aws:policy/"
+#: A managed node group's node role (EKS guide, "Amazon EKS node IAM role").
+NODE_POLICIES = [
+    "AmazonEKSWorkerNodePolicy",
+    "AmazonEKS_CNI_Policy",
+    "AmazonEC2ContainerRegistryReadOnly",
+]
 
 
 def _aws_managed_policies() -> list[Any]:
@@ -418,13 +485,19 @@ _JSON_AUTH_ERRORS = {
 }
 
 
-def _json_auth_error(answer: Response) -> Response:
-    """moto's XML authentication error of an ECR call, as ECR's JSON 400."""
+def _json_auth_error(answer: Response, *, rest: bool = False) -> Response:
+    """moto's XML authentication error of an ECR (JSON) or EKS (restJson) call, in the
+    protocol's own error: ``__type`` in the body, or restJson's ``x-amzn-ErrorType`` header."""
     code = re.search(rb"<Code>([^<]+)</Code>", answer.body)
     message = re.search(rb"<Message>([^<]*)</Message>", answer.body)
     found = code.group(1).decode() if code else "UnrecognizedClientException"
     text = message.group(1).decode() if message else ""
-    return aws_json_error(400, _JSON_AUTH_ERRORS.get(found, found), text)
+    if not rest:
+        return aws_json_error(400, _JSON_AUTH_ERRORS.get(found, found), text)
+    kind = {"AccessDenied": "AccessDeniedException"}.get(found, _JSON_AUTH_ERRORS.get(found, found))
+    status = 403 if kind in ("AccessDeniedException", "InvalidSignatureException") else 400
+    headers = {"Content-Type": "application/json", "x-amzn-ErrorType": kind}
+    return Response(status, json.dumps({"message": text}).encode(), headers)
 
 
 def _operation(service: str, request: Request) -> str:
@@ -514,6 +587,7 @@ def _conditions_hold(conditions: dict[str, Any], values: dict[str, list[str]]) -
 
 def _responses() -> dict[str, Any]:
     from moto.ecr.responses import ECRResponse
+    from moto.eks.responses import EKSResponse
     from moto.iam.responses import IamResponse
     from moto.sts.responses import TokenResponse
 
@@ -527,6 +601,22 @@ def _responses() -> dict[str, Any]:
             headers = {str(k).lower(): str(v) for k, v in self.headers.items()}
             return Request("POST", "/", {}, headers, self.raw_body or b"")
 
+    class EksResponse(EKSResponse):
+        """Routed by the path without the sandbox's prefix; authenticated on the path signed."""
+
+        signed_prefix = ""
+
+        def _authenticate_and_authorize_normal_action(self, resource: str = "*") -> None:
+            # moto signs a bodiless call's "data" (for a GET: its headers, in setup_class)
+            path, data = self.raw_path, self.data
+            self.raw_path = self.signed_prefix + path
+            if not self.raw_body:
+                self.data = {}
+            try:
+                super()._authenticate_and_authorize_normal_action(resource)
+            finally:
+                self.raw_path, self.data = path, data
+
     class StsResponse(TokenResponse):
         """AssumeRoleWithWebIdentity is unsigned (the token is the credential): moto's
         enforcement would look for a signature."""
@@ -536,7 +626,7 @@ def _responses() -> dict[str, Any]:
                 return
             super()._authenticate_and_authorize_normal_action(resource)
 
-    return {"ecr": EcrResponse, "iam": IamResponse, "sts": StsResponse}
+    return {"ecr": EcrResponse, "iam": IamResponse, "sts": StsResponse, "eks": EksResponse}
 
 
 class _LazyResponses(dict[str, Any]):
