@@ -1,24 +1,24 @@
 """Fake Amazon ECR: moto's IAM, STS and ECR, ECR's registry, and the registry helper's API.
 
-:class:`EcrCloud` (``cloud.py``) serves AWS's control plane at ``/ecr/api`` (ECR),
-``/ecr/iam``, ``/ecr/sts`` and ``/ecr/eks`` of the sandbox's URL (boto3's ``endpoint_url``):
-moto's own backends answer (:class:`~.models.Aws` routes each call to them in this process, and
-fixes what the table says), so no AWS API is re-written here. ECR's registry is a registry front on its own port
+:class:`EcrCloud` (``cloud.py``) serves AWS's control plane at ``/ecr/api`` (ECR), ``/ecr/iam``,
+``/ecr/sts`` and ``/ecr/eks`` of the sandbox's URL (boto3's ``endpoint_url``): moto's own backends
+answer (:class:`~.models.Aws` routes each call to them in this process, and fixes what the table
+says), so no AWS API is re-written here. ECR's registry is a registry front on its own port
 (``registries()["ecr"]``). The registry helper BinderHub's ``ExternalRegistryHelper`` calls is
 served from its source (``api.py``) at ``/ecr/helpers/<release>``, deployed by ``PUT`` with its
-pod's environment (the sandbox's ``helm install``). A new account: no repositories, roles,
-policies or OIDC providers; the one administrator the guide signs in as (``credentials.json``
-``ecr``); the EKS cluster BinderHub runs on (``eks_clusters``), with its own two roles.
+pod's environment (the sandbox's ``helm install``). A new account: no repositories, roles, policies
+or OIDC providers; the one administrator the guide signs in as (``credentials.json`` ``ecr``); the
+EKS cluster BinderHub runs on (``eks_clusters``), with its own two roles.
 ``/_sandbox/ecr/settings``: ``clock_offset_hours`` (tokens expire), ``role_propagation_seconds``,
 ``throttle`` and ``eks_clusters``.
 
 Sources: ``moto`` is getmoto/moto 5.2 (what it answers, unchanged unless a row says so);
-``botocore`` its service models (``botocore/data/<service>``) and ``_retry.json``; ``helper``
-is manics/binderhub-container-registry-helper at d424275 (chart 0.2.4): ``common/registry.go``,
+``botocore`` its service models (``botocore/data/<service>``) and ``_retry.json``; ``helper`` is
+manics/binderhub-container-registry-helper at d424275 (chart 0.2.4): ``common/registry.go``,
 ``amazon/amazon.go``, ``helm-chart/``; ``binderhub`` is jupyterhub/binderhub
-``binderhub/registry.py`` and ``builder.py`` at b9fad99; ``ECR API`` and ``ECR guide`` are
-AWS's Amazon ECR API reference and user guide; captured answers are cited by issue.
-"assumption" marks what no public source shows.
+``binderhub/registry.py`` and ``builder.py`` at b9fad99; ``ECR API`` and ``ECR guide`` are AWS's
+Amazon ECR API reference and user guide; captured answers are cited by issue. "assumption" marks
+what no public source shows.
 
 ============================================  ===============================================
 behaviour                                     source
