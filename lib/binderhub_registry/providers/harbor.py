@@ -45,9 +45,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from functools import partial
+from functools import cached_property, partial
 from http.cookiejar import DefaultCookiePolicy
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, NoReturn, Protocol, TypeVar
 from urllib.parse import quote, urlparse
 
 import requests
@@ -80,6 +80,8 @@ from .contract import (
     RealExample,
     Record,
     creates,
+    if_present,
+    stops_at_plan,
     validator,
 )
 
@@ -94,6 +96,7 @@ __all__ = [
     "PARAMETERS",
     "PULLER",
     "REAL_EXAMPLE",
+    "ROBOT_STATES",
     "TOKEN_SERVICE",
     "HarborAPI",
     "HarborConnection",
@@ -153,6 +156,7 @@ BINDERHUB_PROJECT = r"[a-z0-9]+(?:[.-][a-z0-9]+)*"
 #: What marks a robot as one of this deployment's, in its description (Harbor keeps a robot's
 #: ``description``: swagger RobotCreate and Robot; handler/robot.go stores and lists it).
 MARK = "binderhub-registry"
+T = TypeVar("T")
 _HOST = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
 
 
@@ -222,7 +226,11 @@ class Params(CommonParams):
 
 
 class HarborParams(Protocol):
-    """What the Harbor steps read from a notebook's parameters (OVH's have them too)."""
+    """What the Harbor steps read from a notebook's parameters (OVH's have them too).
+
+    Only what they read: the contract's shared steps read the rest as ``CommonParams``, and a
+    dry run is the contract's business (:meth:`~.contract.Connection.plan`), not a step's.
+    """
 
     @property
     def harbor_project(self) -> str: ...
@@ -237,15 +245,7 @@ class HarborParams(Protocol):
     @property
     def pull_access(self) -> str: ...
     @property
-    def dry_run(self) -> bool: ...
-    @property
-    def teardown(self) -> bool: ...
-    @property
     def rotate(self) -> bool: ...
-    @property
-    def keep_replaced(self) -> bool: ...
-    @property
-    def sandbox(self) -> bool: ...
 
 
 def robots_differ(p: HarborParams) -> None:
@@ -384,17 +384,13 @@ def _message(r: requests.Response, api: HarborAPI) -> str:
 
 def find_project(api: HarborAPI, name: str) -> dict[str, Any] | None:
     """The project named ``name``, or None."""
-    try:
-        found: dict[str, Any] = api.call(
-            "GET",
-            f"/projects/{quote(name, safe='')}",
-            headers={"X-Is-Resource-Name": "true"},
-            expect=("project_id", "name"),
-        )
-    except CloudError as e:
-        if e.status == 404:
-            return None
-        raise
+    found: dict[str, Any] | None = if_present(
+        api.call,
+        "GET",
+        f"/projects/{quote(name, safe='')}",
+        headers={"X-Is-Resource-Name": "true"},
+        expect=("project_id", "name"),
+    )
     return found
 
 
@@ -418,17 +414,15 @@ def delete_project(api: HarborAPI, name: str) -> int:
     project = quote(name, safe="")
     deleted = 0
     while True:  # a page at a time: each deletion shrinks the listing
-        try:
-            repositories = api.call(
-                "GET",
-                f"/projects/{project}/repositories",
-                params={"page_size": 100},
-                expect=list,
-            )
-        except CloudError as e:
-            if e.status == 404:
-                return deleted
-            raise
+        repositories = if_present(
+            api.call,
+            "GET",
+            f"/projects/{project}/repositories",
+            params={"page_size": 100},
+            expect=list,
+        )
+        if repositories is None:  # the project is gone
+            return deleted
         if not repositories:
             break
         for repository in repositories:
@@ -438,17 +432,9 @@ def delete_project(api: HarborAPI, name: str) -> int:
                     "unexpected body: a repository without a name"
                 )
             short = quote(quote(str(repository["name"]).removeprefix(name + "/"), safe=""))
-            try:
-                api.call("DELETE", f"/projects/{project}/repositories/{short}")
-            except CloudError as e:
-                if e.status != 404:
-                    raise
+            if_present(api.call, "DELETE", f"/projects/{project}/repositories/{short}")
             deleted += 1
-    try:
-        api.call("DELETE", f"/projects/{project}", headers={"X-Is-Resource-Name": "true"})
-    except CloudError as e:
-        if e.status != 404:
-            raise
+    if_present(api.call, "DELETE", f"/projects/{project}", headers={"X-Is-Resource-Name": "true"})
     return deleted
 
 
@@ -555,11 +541,7 @@ def refresh_robot_secret(api: HarborAPI, robot_id: int) -> Secret:
 
 def delete_robot(api: HarborAPI, robot_id: int) -> None:
     """Delete robot ``robot_id``; one already gone is no error."""
-    try:
-        api.call("DELETE", f"/robots/{robot_id}")
-    except CloudError as e:
-        if e.status != 404:
-            raise
+    if_present(api.call, "DELETE", f"/robots/{robot_id}")
 
 
 def robot_works(api: HarborAPI, username: str, secret: Secret) -> bool:
@@ -781,12 +763,9 @@ class HarborConnection(Connection):
     ) -> dict[str, Any] | None:
         """The resource at ``path`` as Harbor shows it now (None: gone); ``mismatch`` says
         why it is not this deployment's (one line naming both), which raises."""
-        try:
-            live: dict[str, Any] = self.harbor().call("GET", path, expect=expect)
-        except CloudError as e:
-            if e.status == 404:
-                return None
-            raise
+        live: dict[str, Any] | None = if_present(self.harbor().call, "GET", path, expect=expect)
+        if live is None:
+            return None
         problem = mismatch(live)
         if problem:
             raise PermissionDenied(problem)
@@ -851,14 +830,14 @@ class HarborConnection(Connection):
 
     # Overrides Connection.finish_rotation: Harbor keeps one secret per robot, so nothing is left
     # to remove or keep (keep_replaced cannot apply); it says whose old secrets stopped.
+    @stops_at_plan
     async def finish_rotation(self) -> Result[None]:
         """After verification: the refreshed robots' old secrets are gone already (Harbor
         keeps one per robot)."""
         refreshed = self.record.created.get(self.retiring)
         if not refreshed:
             return Result(None, "skipped", "no replaced credential to remove")
-        if self.params.dry_run:
-            return Result(None, "planned", "the old secret stops working at the refresh")
+        self.plan("report the refreshed robots' old secrets gone: they stopped at the refresh")
         self.note(self.retiring, None)
         if len(refreshed) == 1:
             detail = "the robot's old secret stopped working at the refresh"
@@ -966,6 +945,58 @@ def _project_record(project: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _adopt(conn: HarborConnection, kind: str, value: dict[str, Any]) -> None:
+    """Record ``value`` as ``kind``, made by this deployment, and drop its pending mark."""
+    conn.note(kind, value)
+    conn.note(f"{kind}_pending", None)
+
+
+def _make_recorded(
+    conn: HarborConnection,
+    kind: str,
+    make: Callable[[], T],
+    *,
+    pending: str,
+    keep: Callable[[T], dict[str, Any]],
+) -> T:
+    """After the plan: ``make()``, with ``pending`` recorded meanwhile as ``<kind>_pending``,
+    then ``keep(made)`` as ``kind``.
+
+    :meth:`~.contract.Connection.create` keeps its pending mark under ``kind`` itself; here
+    ``kind`` only ever holds a made thing with an id (teardown and the ours checks read it,
+    and records written before the contract had ``create`` keep the two kinds apart).
+    """
+    conn.note(f"{kind}_pending", pending)
+    made = make()
+    _adopt(conn, kind, keep(made))
+    return made
+
+
+def _find_project(conn: HarborConnection) -> tuple[dict[str, Any] | None, bool]:
+    """The project named ``harbor_project`` (None: none, or Harbor not reachable yet) and
+    whether it is this deployment's: recorded, or made by a run whose answer was lost."""
+    name = conn.params.harbor_project
+    found = find_project(conn.api, name) if conn.api is not None else None
+    if found is None:
+        return None, False
+    created = conn.record.created
+    if created.get("harbor_project_pending") == name:
+        _adopt(conn, "harbor_project", _project_record(found))
+        return found, True
+    recorded = created.get("harbor_project") or {}
+    if recorded.get("name") != name:
+        return found, False
+    problem = _project_mismatch(conn, recorded, found, proven=True)
+    if problem:  # the record names it, Harbor shows another project of that name
+        raise PermissionDenied(problem)
+    if recorded.get("creation_time"):
+        return found, True
+    ours = conn.robots_in(found["name"])  # recorded before creation times: its robots prove it
+    if ours:
+        conn.note("harbor_project", _project_record(found))
+    return found, ours
+
+
 @creates
 def ensure_project(conn: HarborConnection) -> Result[dict[str, Any] | None]:
     """Reuse the project named ``harbor_project``, or create it private.
@@ -973,50 +1004,36 @@ def ensure_project(conn: HarborConnection) -> Result[dict[str, Any] | None]:
     A project whose creation answer was lost (recorded as pending) is recognised
     as this notebook's on the next attempt, so teardown still deletes it.
     """
-    p, record = conn.params, conn.record
-    name = p.harbor_project
-    if conn.api is None:
-        return Result(None, "planned", f"would create private project {name!r}")
-    found = find_project(conn.api, name)
-    recorded = record.created.get("harbor_project") or {}
-    ours = False
-    if found is not None and record.created.get("harbor_project_pending") == name:
-        conn.note("harbor_project", _project_record(found))
-        conn.note("harbor_project_pending", None)
-        ours = True
-    elif found is not None and recorded.get("name") == name:
-        legacy = not recorded.get("creation_time")
-        problem = _project_mismatch(conn, recorded, found, proven=True)
-        if problem:  # the record names it, Harbor shows another project of that name
-            raise PermissionDenied(problem)
-        ours = not legacy or conn.robots_in(found["name"])
-        if legacy and ours:  # recorded before creation times: add it
-            conn.note("harbor_project", _project_record(found))
-    if found is not None:
-        conn.project = found
-        public = found.get("metadata", {}).get("public") == "true"
-        who = "created by this notebook" if ours else "found"
-        how = (
-            "PUBLIC: anyone can pull its images; make it private in Harbor if they are not "
-            "meant for everyone"
-            if public
-            else "private"
-        )
-        return Result(found, "reused", f"project {name!r} ({who}), {how}")
-    if p.dry_run:
-        return Result(None, "planned", f"would create private project {name!r}")
-    conn.note("harbor_project_pending", name)
-    try:
-        made = create_project(conn.api, name)
-    except CloudError as e:
-        if e.status != 409:
-            raise
-        conn.note("harbor_project_pending", None)  # someone else's, made meanwhile
-        return ensure_project(conn)
-    conn.note("harbor_project", _project_record(made))
-    conn.note("harbor_project_pending", None)
-    conn.project = made
-    return Result(made, "created", f"private project {name!r} (id {made['project_id']})")
+    name = conn.params.harbor_project
+    found, ours = _find_project(conn)
+    if found is None:
+        conn.plan(f"create private project {name!r}")
+        api = conn.harbor()  # a real run whose Harbor is not reachable stops here
+        try:
+            made = _make_recorded(
+                conn,
+                "harbor_project",
+                partial(create_project, api, name),
+                pending=name,
+                keep=_project_record,
+            )
+        except CloudError as e:
+            if e.status != 409:
+                raise
+            conn.note("harbor_project_pending", None)  # someone else's, made meanwhile
+            return ensure_project(conn)
+        conn.project = made
+        return Result(made, "created", f"private project {name!r} (id {made['project_id']})")
+    conn.project = found
+    public = found.get("metadata", {}).get("public") == "true"
+    who = "created by this notebook" if ours else "found"
+    how = (
+        "PUBLIC: anyone can pull its images; make it private in Harbor if they are not "
+        "meant for everyone"
+        if public
+        else "private"
+    )
+    return Result(found, "reused", f"project {name!r} ({who}), {how}")
 
 
 # --- ours only: what proves a robot or project is this deployment's ----------------------------
@@ -1229,127 +1246,262 @@ def _use(conn: HarborConnection, role: RobotRole, robot: dict[str, Any], secret:
         conn.robot, conn.secret = robot, secret
 
 
-def _stored(conn: HarborConnection, role: RobotRole, name: str) -> Secret | None:
-    """The secret ``secret.yaml`` holds for robot ``name`` in ``role``'s place."""
-    return conn.stored_pull_password(name) if role.pull_only else conn.stored_password(name)
+def _project(conn: HarborConnection) -> dict[str, Any]:
+    """The project the project step found or made (a real run has one before its robots)."""
+    if conn.project is None:
+        raise CloudError(
+            f"project {conn.params.harbor_project!r} was neither found nor made: the project "
+            "step comes before the robots"
+        )
+    return conn.project
 
 
-def _ensure(conn: HarborConnection, role: RobotRole) -> Result[Secret | None]:
-    """The one code path of both robots (see :func:`ensure_robot`)."""
-    p, record = conn.params, conn.record
-    days = p.robot_expiry_days
-    robot_name = role.name(p)
-    label, what = role.label, ", ".join(role.actions)
-    pending_kind = f"{role.kind}_pending"
-    wanted = f"robot${p.harbor_project}+{robot_name}"
-    lasts = "never expires" if days == -1 else f"expires {days} days after creation"
-    if conn.api is None or conn.project is None:
-        return Result(None, "planned", f"would create {label} {wanted!r} ({what}; {lasts})")
-    api, project = conn.api, conn.project
-    found = find_robot(api, project, robot_name)
-    recorded = record.created.get(role.kind) or {}
-    pending = record.created.get(pending_kind) == wanted
-    ours = False
-    if found is not None and recorded.get("id") == found["id"]:
-        problem = _robot_mismatch(conn, role, recorded, found)
+# --- the robots: a table of states, each with the action that plans, then applies --------------
+@dataclass
+class _Robot:
+    """One robot of ``role`` as a step sees it: Harbor's view (``live``) and whose it is."""
+
+    conn: HarborConnection
+    role: RobotRole
+    live: dict[str, Any] | None = None  # as Harbor shows it (no secret); None: none of the name
+    ours: bool = False  # this deployment made it (recorded, or its lost answer adopted)
+    changed: str = ""  # what an earlier action changed, for the result
+
+    @property
+    def days(self) -> int:
+        """``robot_expiry_days``."""
+        return self.conn.params.robot_expiry_days
+
+    @property
+    def wanted(self) -> str:
+        """Its name as Harbor makes it: ``robot$<project>+<name>``."""
+        p = self.conn.params
+        return f"robot${p.harbor_project}+{self.role.name(p)}"
+
+    @property
+    def found(self) -> dict[str, Any]:
+        """``live``, for the actions of states that follow "none in Harbor"."""
+        if self.live is None:
+            raise RuntimeError(f"{self.wanted!r} acted on as found while none is (a bug)")
+        return self.live
+
+    @property
+    def name(self) -> str:
+        """Its name as Harbor shows it."""
+        return str(self.found["name"])
+
+    @property
+    def expires_at(self) -> int:
+        """When it expires (seconds since the epoch; -1: never)."""
+        return int(self.found.get("expires_at", -1))
+
+    @property
+    def expired(self) -> bool:
+        """Past its expiry: Harbor treats it as anonymous."""
+        return _expired(self.expires_at)
+
+    @property
+    def unmarked(self) -> bool:
+        """Ours, without this deployment's mark (recorded before the marks)."""
+        return self.ours and self.conn.mark not in str(self.found.get("description") or "")
+
+    @property
+    def other_duration(self) -> bool:
+        """Ours, lasting another number of days than asked."""
+        return self.ours and self.found.get("duration") != self.days
+
+    @property
+    def permission_problem(self) -> str:
+        """Why its permissions do not fit its role (empty: they do)."""
+        return _permission_problem(self.role, self.found, _project(self.conn)["name"])
+
+    @cached_property
+    def stored(self) -> Secret | None:
+        """The secret ``secret.yaml`` holds for it, in its role's place."""
+        conn = self.conn
+        if self.role.pull_only:
+            stored = conn.stored_pull_password(self.name)
+        else:
+            stored = conn.stored_password(self.name)
+        if stored is not None:
+            conn.harbor().keep_hidden(stored)
+        return stored
+
+    @cached_property
+    def works(self) -> bool:
+        """Harbor's registry accepts the stored secret."""
+        return self.stored is not None and robot_works(self.conn.harbor(), self.name, self.stored)
+
+
+def _look_up(conn: HarborConnection, role: RobotRole) -> _Robot:
+    """The robot ``role``'s parameter names, and whether it is this deployment's: recorded
+    (and proven: :func:`_robot_mismatch`), or made by a run whose answer was lost."""
+    robot = _Robot(conn, role)
+    if conn.api is None or conn.project is None:  # Harbor or the project is not there yet
+        return robot
+    robot.live = live = find_robot(conn.api, conn.project, role.name(conn.params))
+    if live is None:
+        return robot
+    recorded = conn.record.created.get(role.kind) or {}
+    if recorded.get("id") == live["id"]:
+        problem = _robot_mismatch(conn, role, recorded, live)
         if problem:  # the record names it, Harbor says it is another deployment's
             raise PermissionDenied(problem)
-        ours = True
-        if not recorded.get("creation_time") and not p.dry_run:  # recorded before the marks
-            found = update_robot(api, found, description=role.description(conn.mark))
-            conn.note(role.kind, _robot_record(found))
-    elif found is not None and pending and conn.mark in str(found.get("description") or ""):
-        conn.note(role.kind, _robot_record(found))  # made by a run whose answer was lost
-        conn.note(pending_kind, None)
-        ours = True
-    changed = ""
-    if found is not None and ours and found.get("duration") != days:
-        if p.dry_run:
-            return Result(None, "planned", f"would make {label} {wanted!r} last {_days(days)}")
-        found = set_robot_expiry(api, found, days)  # the secret stays: nothing to redeploy
-        changed = f"now lasts {_days(days)}; "
-    if found is not None and _expired(int(found.get("expires_at", -1))):
-        when = expiry_text(int(found["expires_at"]))
-        if not ours:
-            raise PermissionDenied(
-                f"{label} {found['name']!r} {when} and this notebook did not create it: "
-                f"delete it in Harbor (Robot Accounts) or choose another {role.param}"
-            )
-        if p.dry_run:
-            return Result(None, "planned", f"would replace {label} {wanted!r} ({when})")
-        delete_robot(api, int(found["id"]))
-        conn.note(role.kind, None)
-        found = None
-    if found is None:
-        if p.dry_run:
-            return Result(None, "planned", f"would create {label} {wanted!r} ({what}; {lasts})")
-        conn.note(pending_kind, wanted)
-        created, secret = create_robot(
-            api, project["name"], robot_name, days, role.actions, role.description(conn.mark)
-        )
-        conn.note(role.kind, _robot_record(created))
-        conn.note(pending_kind, None)
-        _use(conn, role, created, secret)
-        only = " only" if role.pull_only else ""
-        return Result(
-            secret,
-            "created",
-            f"{label} {created['name']!r} with {' and '.join(role.actions)}{only} on "
-            f"{project['name']!r}; {expiry_text(int(created['expires_at']))}; its secret goes "
-            "to secret.yaml only",
-        )
-    name = str(found["name"])
-    problem = _permission_problem(role, found, project["name"])
-    if problem:
-        give = "pull alone" if role.pull_only else "both"
-        raise PermissionDenied(
-            f"{label} {name!r} {problem}: give it {give} in Harbor (Robot Accounts), or choose "
-            f"another {role.param}"
-        )
-    expiry = expiry_text(int(found.get("expires_at", -1)))
-    stored = _stored(conn, role, name)
-    if stored is not None:
-        api.keep_hidden(stored)
-    works = stored is not None and robot_works(api, name, stored)
-    if works and not p.rotate:
-        assert stored is not None
-        _use(conn, role, found, stored)
-        who = "created by this notebook" if ours else "found"
-        status = "updated" if changed else "reused"
-        return Result(
-            stored, status, f"{label} {name!r} ({who}), stored secret works; {changed}{expiry}"
-        )
-    if not ours and not works:
-        raise PermissionDenied(
-            f"{label} {name!r} exists, this notebook did not create it and has no working "
-            "secret for it: a refresh would break whoever uses it; choose another "
-            f"{role.param}, or delete it in Harbor"
-        )
-    why = "rotate" if works else "the stored secret is missing or refused"
-    if p.dry_run:
-        return Result(None, "planned", f"would refresh the secret of {name!r} ({why})")
-    secret = refresh_robot_secret(api, int(found["id"]))
-    _use(conn, role, found, secret)
-    if works:  # a rotation: finish_rotation reports the old secret gone (once the new verifies)
-        conn.retire_later(found["id"])
+        robot.ours = True
+    elif conn.record.created.get(f"{role.kind}_pending") == robot.wanted and conn.mark in str(
+        live.get("description") or ""
+    ):
+        _adopt(conn, role.kind, _robot_record(live))  # made by a run whose answer was lost
+        robot.ours = True
+    return robot
+
+
+def _create_robot(r: _Robot) -> Result[Secret | None]:
+    """None in Harbor: create it (project level, its role's actions, ``robot_expiry_days``)."""
+    conn, role = r.conn, r.role
+    lasts = "never expires" if r.days == -1 else f"expires {r.days} days after creation"
+    conn.plan(f"create {role.label} {r.wanted!r} ({', '.join(role.actions)}; {lasts})")
+    api, project = conn.harbor(), _project(conn)["name"]
+    name, description = role.name(conn.params), role.description(conn.mark)
+    created, secret = _make_recorded(
+        conn,
+        role.kind,
+        lambda: create_robot(api, project, name, r.days, role.actions, description),
+        pending=r.wanted,
+        keep=lambda made: _robot_record(made[0]),
+    )
+    _use(conn, role, created, secret)
+    only = " only" if role.pull_only else ""
+    return Result(
+        secret,
+        "created",
+        f"{role.label} {created['name']!r} with {' and '.join(role.actions)}{only} on "
+        f"{project!r}; {expiry_text(int(created['expires_at']))}; its secret goes to "
+        "secret.yaml only",
+    )
+
+
+def _mark(r: _Robot) -> None:
+    """Ours, recorded before the marks: write this deployment's mark into its description."""
+    r.conn.plan(f"mark {r.role.label} {r.wanted!r} as this deployment's (its description)")
+    r.live = update_robot(r.conn.harbor(), r.found, description=r.role.description(r.conn.mark))
+    r.conn.note(r.role.kind, _robot_record(r.live))
+
+
+def _set_duration(r: _Robot) -> None:
+    """Ours, another duration: set ``robot_expiry_days`` (Harbor counts from the robot's
+    creation; its secret stays, so -1 revives an expired robot and nothing is redeployed)."""
+    r.conn.plan(f"make {r.role.label} {r.wanted!r} last {_days(r.days)}")
+    r.live = set_robot_expiry(r.conn.harbor(), r.found, r.days)
+    r.changed = f"now lasts {_days(r.days)}; "
+
+
+def _refuse_expired(r: _Robot) -> NoReturn:
+    """Expired, and someone else's: never deleted."""
+    raise PermissionDenied(
+        f"{r.role.label} {r.name!r} {expiry_text(r.expires_at)} and this notebook did not "
+        f"create it: delete it in Harbor (Robot Accounts) or choose another {r.role.param}"
+    )
+
+
+def _replace(r: _Robot) -> None:
+    """Ours, still expired: delete it (then it is none in Harbor, and is created)."""
+    r.conn.plan(f"replace {r.role.label} {r.wanted!r} ({expiry_text(r.expires_at)})")
+    delete_robot(r.conn.harbor(), int(r.found["id"]))
+    r.conn.note(r.role.kind, None)
+    r.live, r.ours = None, False
+
+
+def _refuse_permissions(r: _Robot) -> NoReturn:
+    """Its permissions do not fit its role: the admin fixes them, or another name is chosen."""
+    give = "pull alone" if r.role.pull_only else "both"
+    raise PermissionDenied(
+        f"{r.role.label} {r.name!r} {r.permission_problem}: give it {give} in Harbor (Robot "
+        f"Accounts), or choose another {r.role.param}"
+    )
+
+
+def _reuse(r: _Robot) -> Result[Secret | None]:
+    """The stored secret works, and no rotation: keep it."""
+    assert r.stored is not None  # works
+    _use(r.conn, r.role, r.found, r.stored)
+    who = "created by this notebook" if r.ours else "found"
+    return Result(
+        r.stored,
+        "updated" if r.changed else "reused",
+        f"{r.role.label} {r.name!r} ({who}), stored secret works; {r.changed}"
+        f"{expiry_text(r.expires_at)}",
+    )
+
+
+def _refuse_refresh(r: _Robot) -> NoReturn:
+    """Someone else's, without a working stored secret: a refresh would break its user."""
+    raise PermissionDenied(
+        f"{r.role.label} {r.name!r} exists, this notebook did not create it and has no working "
+        f"secret for it: a refresh would break whoever uses it; choose another {r.role.param}, "
+        "or delete it in Harbor"
+    )
+
+
+def _refresh(r: _Robot) -> Result[Secret | None]:
+    """Ours, with its secret lost or refused, or ``rotate``: a new secret (Harbor keeps one per
+    robot, so the old one stops at once)."""
+    why = "rotate" if r.works else "the stored secret is missing or refused"
+    r.conn.plan(f"refresh the secret of {r.name!r} ({why})")
+    secret = refresh_robot_secret(r.conn.harbor(), int(r.found["id"]))
+    _use(r.conn, r.role, r.found, secret)
+    if r.works:  # a rotation: finish_rotation reports the old secret gone (once the new verifies)
+        r.conn.retire_later(r.found["id"])
     return Result(
         secret,
         "updated",
-        f"{label} {name!r}: new secret ({why}; the old one stopped working now); {expiry}",
+        f"{r.role.label} {r.name!r}: new secret ({why}; the old one stopped working now); "
+        f"{expiry_text(r.expires_at)}",
     )
+
+
+#: A robot's states, in order (the first that applies) -> the action. An action plans its change
+#: first (a dry run stops there); one that answers None changed the robot, and the table is read
+#: again; the others answer the step or stop it with one line.
+ROBOT_STATES: tuple[
+    tuple[str, Callable[[_Robot], bool], Callable[[_Robot], Result[Secret | None] | None]], ...
+] = (
+    ("none in Harbor", lambda r: r.live is None, _create_robot),
+    ("ours, recorded before the marks", lambda r: r.unmarked, _mark),
+    ("ours, another duration", lambda r: r.other_duration, _set_duration),
+    ("expired, someone else's", lambda r: r.expired and not r.ours, _refuse_expired),
+    ("expired, ours", lambda r: r.expired, _replace),
+    ("permissions unfit for its role", lambda r: bool(r.permission_problem), _refuse_permissions),
+    ("stored secret works, no rotate", lambda r: r.works and not r.conn.params.rotate, _reuse),
+    ("someone else's, no working secret", lambda r: not r.ours and not r.works, _refuse_refresh),
+    ("ours: secret lost or refused, or rotate", lambda r: True, _refresh),
+)
+
+
+def _ensure(conn: HarborConnection, role: RobotRole) -> Result[Secret | None]:
+    """The one code path of both robots: look it up, then act on its state
+    (:data:`ROBOT_STATES`) until an action answers."""
+    robot = _look_up(conn, role)
+    for _pass in ROBOT_STATES:  # each action answering None fixes its own state: bounded
+        act = next(action for _state, applies, action in ROBOT_STATES if applies(robot))
+        result = act(robot)
+        if result is not None:
+            return result
+    raise CloudError(f"{role.label} {robot.wanted!r}: Harbor did not keep the changes made to it")
 
 
 @creates
 def ensure_robot(conn: HarborConnection) -> Result[Secret | None]:
-    """BinderHub's robot (push and pull): reuse it while the stored secret works; else make or
-    refresh it.
+    """BinderHub's robot (push and pull): reuse it while the stored secret works; else make,
+    repair or refresh it, as :data:`ROBOT_STATES` says for each state.
 
     - none: create it (project level, its actions, ``robot_expiry_days``);
+    - this notebook's, from before the marks: mark it (its description);
     - this notebook's, with another duration: set ``robot_expiry_days`` (Harbor counts
       from the robot's creation; its secret stays, so -1 revives an expired robot);
     - this notebook's, still expired: delete it and create it again;
     - this notebook's, secret lost or refused, or ``rotate``: refresh its secret;
-    - someone else's without a working stored secret: stop (a refresh would
+    - someone else's, expired or without a working stored secret: stop (a refresh would
       break whoever uses it).
     The secret goes to ``secret.yaml`` (0600) only, never to the screen. User pods' robot
     (:func:`ensure_pull_robot`) goes through the same code.
