@@ -643,9 +643,9 @@ def _row(label: str) -> Any:
 class GuideEntry:
     """A provider's place on the docs' landing page, which ``docs/_ext/guide.py`` renders from
     every registered provider, so a new registry adds its declaration and leaves
-    ``docs/index.md`` alone: its row of the guide's table (section, title, status) and its
-    column of the registry matrix (one field per row; the field's ``row`` metadata is the row's
-    label).
+    ``docs/index.md`` alone: its row of the guide's table (section, title, status), its item of
+    "Choose your registry" (name, choose) and its column of the registry matrix (one field per
+    row; the field's ``row`` metadata is the row's label).
 
     Text is MyST markdown, inline. A cell cites a source as a footnote, ``[^name]``, whose text is
     ``notes[name]`` (MyST too, with links); the name is unique on the page, and the footnotes
@@ -655,6 +655,7 @@ class GuideEntry:
     section: str  # the guide section its notebook does ("2.1"), or "Beyond the guide"
     title: str  # the registry, as the guide's table names it after the section
     name: str  # the matrix column's header (the section follows it in brackets)
+    choose: str  # when to choose it: "Choose your registry" puts it after the name, in bold
     cost: str = _row("Cost model")
     limits: str = _row("Limits to know")
     needs: str = _row("What you need")

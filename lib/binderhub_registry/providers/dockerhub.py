@@ -1062,6 +1062,11 @@ GUIDE = GuideEntry(
     section="2.2",
     title="Docker Hub",
     name="Docker Hub",
+    choose=(
+        "if your images may be public and you want the least set-up: a Docker ID is all it "
+        "takes, no cloud account; mind its pull limits, which BinderHub's image check at every "
+        "launch counts against."
+    ),
     cost="free for public images; paid plans per seat [^hub-usage]",
     limits=(
         "pulls: 200 per 6 hours for a Personal account, 100 per 6 hours per IPv4 address or IPv6 "

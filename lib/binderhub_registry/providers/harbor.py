@@ -1570,6 +1570,10 @@ GUIDE = GuideEntry(
     section="Beyond the guide",
     title="a Harbor you run (mybinder.org's federation members do)",
     name="A Harbor you run",
+    choose=(
+        "if you already run one, as mybinder.org's federation members do, or want the images on "
+        "your own storage."
+    ),
     cost="your Harbor's storage; nothing else",
     limits="those of your Harbor; robot accounts with permissions need Harbor 2.2 or newer",
     needs="a Harbor reachable over HTTPS, and a user with its system admin role",

@@ -1202,6 +1202,9 @@ GUIDE = GuideEntry(
     section="2.4",
     title="OVH Managed Private Registry (a Harbor OVHcloud runs)",
     name="OVH Managed Private Registry",
+    choose=(
+        "if BinderHub runs on OVHcloud: a Harbor that OVHcloud runs for you, paid by the hour."
+    ),
     cost="per registry per hour, by plan, no commitment [^ovh-billing]",
     limits=(
         "plans SMALL, MEDIUM, LARGE, each with an image storage and a parallel request limit, "
