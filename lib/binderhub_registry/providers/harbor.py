@@ -1564,8 +1564,8 @@ REAL_EXAMPLE = RealExample(
 )
 
 
-#: This registry's row of the docs' guide table and its column of the registry matrix
-#: (docs/index.md; rendered by docs/_ext/guide.py).
+#: This registry on the docs' landing page: its row of the guide's table, its item of "Choose your
+#: registry" and its column of the registry matrix (docs/_ext/guide.py renders them).
 GUIDE = GuideEntry(
     section="Beyond the guide",
     title="a Harbor you run (mybinder.org's federation members do)",

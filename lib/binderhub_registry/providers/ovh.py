@@ -1196,8 +1196,8 @@ REAL_EXAMPLE = RealExample(
 )
 
 
-#: This registry's row of the docs' guide table and its column of the registry matrix
-#: (docs/index.md; rendered by docs/_ext/guide.py).
+#: This registry on the docs' landing page: its row of the guide's table, its item of "Choose your
+#: registry" and its column of the registry matrix (docs/_ext/guide.py renders them).
 GUIDE = GuideEntry(
     section="2.4",
     title="OVH Managed Private Registry (a Harbor OVHcloud runs)",
