@@ -9,10 +9,10 @@ what its values look like for real, rendered at build time by the library's own 
   with the files where the stored run wrote them (its ``output_dir``) and a chart version.
 * Tables marked ``stack-narrow`` get a label in each cell (its column's header), which the
   stylesheet shows only on narrow screens, where such a table turns into one block per row.
-* The landing page's two tables come from the providers: ``guide-sections`` (the guide's
-  sections, one row per registered provider, then the rows written in the directive) and
-  ``registry-matrix`` (one column per provider, its footnotes under it), each from the
-  provider's ``GUIDE`` (``providers.contract.GuideEntry``), in the guide's order.
+* What the landing page says of each registry comes from its provider's ``GUIDE``
+  (``providers.contract.GuideEntry``), in the guide's order: ``guide-sections`` (the guide's
+  sections, a row per provider, then the rows written in the directive), ``registry-choices``
+  (when to choose each) and ``registry-matrix`` (a column per provider, its footnotes under it).
 * The ``real-values`` directive builds a provider's ``RegistryValues`` with its own
   ``REAL_EXAMPLE`` (``providers.contract.RealExample``) from the notebook's parameters cell
   with ``sandbox=False`` and example names, then shows the example names as placeholders.
@@ -54,6 +54,7 @@ __all__ = [
     "LINKS",
     "GuideSections",
     "RealValues",
+    "RegistryChoices",
     "RegistryMatrix",
     "binder_url",
     "clone_commands",
@@ -62,6 +63,7 @@ __all__ = [
     "helm_commands",
     "label_stacked_tables",
     "notebook_parameters",
+    "registry_choices",
     "registry_matrix",
     "repository_url",
     "sections_table",
@@ -197,6 +199,11 @@ def sections_table(after: list[str]) -> str:
     return "\n".join([*lines, *after]) + "\n"
 
 
+def registry_choices() -> str:
+    """The "Choose your registry" list (MyST): a bullet per provider, its name, then when."""
+    return "".join(f"- **{guide.name}** {guide.choose}\n" for _, guide in guide_entries())
+
+
 #: the scroll hint's count of columns, in words
 _NUMBERS = "One Two Three Four Five Six Seven Eight Nine Ten Eleven Twelve".split()
 
@@ -263,6 +270,14 @@ class GuideSections(_FromProviders):
     def markdown(self) -> str:
         """The table, with the directive's rows last."""
         return sections_table(list(self.content))
+
+
+class RegistryChoices(_FromProviders):
+    """``registry-choices``: when to choose each registry, a bullet per provider."""
+
+    def markdown(self) -> str:
+        """The bullets."""
+        return registry_choices()
 
 
 class RegistryMatrix(_FromProviders):
@@ -374,6 +389,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     """Register the directives and the page hooks."""
     app.add_directive("real-values", RealValues)
     app.add_directive("guide-sections", GuideSections)
+    app.add_directive("registry-choices", RegistryChoices)
     app.add_directive("registry-matrix", RegistryMatrix)
     app.connect("source-read", add_guide_cells)
     app.connect("source-read", fill_links)
