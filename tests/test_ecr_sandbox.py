@@ -144,6 +144,7 @@ def registry_get(box: EcrBox, login: dict[str, str], path: str) -> requests.Resp
     return requests.get(
         box.registry + path,
         auth=(login["username"], login["password"]),
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
         verify=box.ca_file,
         timeout=10,
     )
@@ -535,3 +536,66 @@ def test_the_eks_cluster_s_oidc_issuer_and_node_role_are_there(ecr: EcrBox) -> N
     with pytest.raises(ClientError) as denied:
         ecr.client("eks", key, secret).describe_cluster(name="binderhub")
     assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
+
+
+def test_a_helper_outside_eks_uses_an_iam_user_s_keys(ecr: EcrBox) -> None:
+    key, secret = scoped_user(ecr)
+    assert (
+        deploy(
+            ecr, AWS_ACCESS_KEY_ID=key, AWS_SECRET_ACCESS_KEY=secret, service_account=""
+        ).status_code
+        == 201
+    )
+    hub = binderhub(ecr, "helper", "helper-token")
+    assert asyncio.run(hub.get_image_manifest("binderhub/x", "t")) is None
+    credentials = asyncio.run(hub.get_credentials("binderhub/x", "t"))
+    assert credentials is not None and credentials["username"] == "AWS"
+    token = ecr.cloud.aws.check_token(credentials["password"])
+    assert token is not None and token.principal_arn.endswith(":user/helper")
+
+
+@pytest.mark.parametrize(
+    ("env", "reason"),
+    [
+        ({"BINDERHUB_AUTH_TOKEN": None}, "BINDERHUB_AUTH_TOKEN not found"),
+        ({"AWS_REGION": ""}, "AWS_REGION is required"),
+        ({}, "AWS_ROLE_ARN (IRSA) or AWS_ACCESS_KEY_ID is required"),
+        ({"AWS_ROLE_ARN": "r", "EXTRA": "x"}, "unknown settings ['EXTRA']"),
+    ],
+)
+def test_a_helper_deploy_without_what_its_pod_needs_is_refused(
+    ecr: EcrBox, env: dict[str, Any], reason: str
+) -> None:
+    settings = {
+        "BINDERHUB_AUTH_TOKEN": "t",
+        "AWS_REGION": REGION,
+        "service_account": "binderhub:registry-helper",
+    }
+    settings = {k: v for k, v in (settings | env).items() if v is not None}
+    answer = requests.put(f"{ecr.url}/ecr/helpers/h", json=settings, verify=ecr.ca_file, timeout=10)
+    assert answer.status_code == 400
+    assert reason in answer.json()["message"]
+    missing = requests.get(f"{ecr.url}/ecr/helpers/h/health", verify=ecr.ca_file, timeout=10)
+    assert missing.status_code == 503  # nothing was installed
+
+
+@needs_skopeo
+def test_a_read_only_identity_pulls_and_cannot_push(ecr: EcrBox, tmp_path: Path) -> None:
+    ecr.client("ecr").create_repository(repositoryName="binderhub/img")
+    host = ecr.registry.removeprefix("https://")
+    pushed = skopeo_push(
+        ecr.ca_file, tmp_path / "a", registry_login(ecr), f"{host}/binderhub/img:v1"
+    )
+    assert pushed.returncode == 0, pushed.stderr[-2000:]
+    iam = ecr.client("iam")
+    iam.create_user(UserName="puller")
+    iam.attach_user_policy(
+        UserName="puller", PolicyArn="arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly"
+    )
+    key = iam.create_access_key(UserName="puller")["AccessKey"]
+    login = registry_login(ecr, key["AccessKeyId"], key["SecretAccessKey"])
+    pulled = registry_get(ecr, login, "/v2/binderhub/img/manifests/v1")
+    assert pulled.status_code == 200
+    refused = skopeo_push(ecr.ca_file, tmp_path / "b", login, f"{host}/binderhub/img:v2")
+    assert refused.returncode != 0
+    assert "403" in refused.stderr or "denied" in refused.stderr.lower()
