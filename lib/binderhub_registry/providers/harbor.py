@@ -1066,9 +1066,10 @@ def _robot_record(robot: dict[str, Any]) -> dict[str, Any]:
     return {"id": robot["id"], "name": robot["name"], "creation_time": robot.get("creation_time")}
 
 
-def _robot_text(robot: dict[str, Any]) -> str:
-    created = robot.get("creation_time") or "unrecorded"
-    return f"{_short(robot.get('name'))!r} (id {_short(robot.get('id'), 20)}, created {created})"
+def _identity_text(thing: dict[str, Any], id_key: str = "id") -> str:
+    """A robot or project as a message names it: name, id (under ``id_key``), creation time."""
+    created = thing.get("creation_time") or "unrecorded"
+    return f"{_short(thing.get('name'))!r} (id {_short(thing.get(id_key), 20)}, created {created})"
 
 
 def _identity_problems(
@@ -1104,17 +1105,10 @@ def _robot_mismatch(
     if not problems:
         return ""
     return (
-        f"{role.label} recorded as {_robot_text(recorded)} is {_robot_text(live)} in Harbor "
+        f"{role.label} recorded as {_identity_text(recorded)} is {_identity_text(live)} in Harbor "
         f"({'; '.join(problems)}): it is not this deployment's, so nothing more is changed or "
         f"deleted; delete it in Harbor yourself if it is yours, and remove {role.kind!r} from "
         f"{conn.record.path}"
-    )
-
-
-def _project_text(project: dict[str, Any], id_key: str) -> str:
-    created = project.get("creation_time") or "unrecorded"
-    return (
-        f"{_short(project.get('name'))!r} (id {_short(project.get(id_key), 20)}, created {created})"
     )
 
 
@@ -1138,8 +1132,8 @@ def _project_mismatch(
     if not problems:
         return ""
     return (
-        f"project recorded as {_project_text(recorded, 'id')} is "
-        f"{_project_text(live, 'project_id')} in Harbor ({'; '.join(problems)}): nothing more "
+        f"project recorded as {_identity_text(recorded)} is "
+        f"{_identity_text(live, 'project_id')} in Harbor ({'; '.join(problems)}): nothing more "
         "is deleted; delete it in Harbor yourself if it is yours, and remove 'harbor_project' "
         f"from {conn.record.path}"
     )
