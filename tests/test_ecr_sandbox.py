@@ -284,6 +284,9 @@ def test_push_needs_the_repository_then_shows_in_describe_images(
     assert pushed.returncode == 0, pushed.stderr[-2000:]
     images = ecr.client("ecr").describe_images(repositoryName="binderhub/img")["imageDetails"]
     assert [i["imageTags"] for i in images] == [["v1"]]
+    again = skopeo_push(ecr.ca_file, tmp_path / "a", login, f"{host}/binderhub/img:v1")
+    assert again.returncode == 0, again.stderr[-2000:]  # the same image again: no change, no error
+    assert ecr.cloud.state()["repositories"][f"{REGION}/binderhub/img"]["images"] == ["v1"]
 
 
 @needs_skopeo

@@ -175,10 +175,9 @@ class EcrCloud(Backend):
         return self.offset
 
     def state(self) -> dict[str, Any]:
-        """Repositories (with lifecycle policies), IAM roles, policies and OIDC providers,
-        helpers, and what the registry holds: no secrets."""
+        """Repositories (their lifecycle policies and tags: a push shows there too), IAM roles,
+        customer policies, users and OIDC providers, and the helpers installed: no secrets."""
         found: dict[str, Any] = {"helpers": [h.public() for h in self.helpers.values()]}
-        found["registry"] = self.front.process.repositories() if self.front else {}
         if not self.aws._loaded:
             return found | {"repositories": {}, "roles": [], "policies": [], "oidc_providers": []}
         from moto.ecr.models import ecr_backends

@@ -436,11 +436,23 @@ class Aws:
     def record_push(
         self, region: str, name: str, tag: str, manifest: bytes, media_type: str
     ) -> None:
-        """A manifest the registry accepted, as ECR's DescribeImages then shows it."""
+        """A manifest the registry accepted under a tag, as ECR's DescribeImages then shows it.
+
+        The same manifest pushed again under the same tag is no change: the registry answers
+        201 as before (only the PutImage API call says ImageAlreadyExistsException). A push by
+        digest records nothing here (untagged images: not modelled, assumption).
+        """
+        from moto.ecr.exceptions import ImageAlreadyExistsException
+
+        if tag.startswith("sha256:"):
+            return
         backend = self.ecr_backend(region)
         with self._moto_lock:
             if name in backend.repositories:
-                backend.put_image(name, manifest.decode(), tag, media_type or None)
+                try:
+                    backend.put_image(name, manifest.decode(), tag, media_type or None)
+                except ImageAlreadyExistsException:
+                    pass
 
 
 #: The AWS managed policies a new account sees that this guide names (moto's copy of AWS's
