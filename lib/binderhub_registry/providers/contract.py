@@ -60,6 +60,7 @@ import secrets
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
+from datetime import datetime
 from functools import wraps
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
@@ -101,6 +102,8 @@ __all__ = [
     "creates",
     "if_present",
     "if_present_async",
+    "instant",
+    "same_time",
     "stops_at_plan",
     "validator",
 ]
@@ -329,6 +332,29 @@ async def if_present_async(
         if e.status != 404:
             raise
         return None
+
+
+def instant(value: Any) -> float | None:
+    """An RFC 3339 date-time (a service's creation time) in seconds since the epoch; None
+    when ``value`` is not one."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def same_time(recorded: Any, live: Any) -> bool:
+    """Whether a recorded creation time is the live one: the same instant to the second (a
+    create answer and a later read may differ in sub-second digits), or the same text.
+
+    Part of what proves a resource is the one this deployment recorded (``check_ours``).
+    """
+    a, b = instant(recorded), instant(live)
+    if a is not None and b is not None:
+        return abs(a - b) < 1
+    return bool(recorded == live)
 
 
 @dataclass(frozen=True)
