@@ -24,7 +24,17 @@ from binderhub_registry import Runner, outputs, sandbox
 from binderhub_registry.providers import google, ovh
 from binderhub_registry.sandbox import Sandbox
 
-from .helpers import AZURE_VARIABLES, NOTEBOOKS, QUICK_WAIT, ROOT, SPHINX_STRICT, Tenant, signed_in
+from .helpers import (
+    AZURE_VARIABLES,
+    NOTEBOOKS,
+    QUICK_WAIT,
+    ROOT,
+    SPHINX_STRICT,
+    EcrBox,
+    Tenant,
+    ecr_app,
+    signed_in,
+)
 from .kernels import Zygote, fork_kernel_manager
 
 __all__ = ["NOTEBOOKS", "ROOT"]  # test modules import these from here too
@@ -314,3 +324,20 @@ def conn(
     """Google: a connection signed in with the notebook's defaults on a fresh sandbox, writing
     into tmp_path (a module may override it, asking for this one by name)."""
     return signed_in(run, tmp_path / "values", **google_overrides)
+
+
+@pytest.fixture(scope="session")
+def ecr_box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EcrBox]:
+    """The ECR backend in this worker's process (moto's state is the process's: one box each)."""
+    with ecr_app(tmp_path_factory.mktemp("ecr")) as box:
+        yield box
+
+
+@pytest.fixture
+def ecr(ecr_box: EcrBox) -> EcrBox:
+    """The in-process ECR sandbox as a new account has it (moto emptied, the admin and the EKS
+    cluster seeded, settings at their defaults, no faults)."""
+    with ecr_box.cloud.lock:
+        ecr_box.cloud.reset()
+    ecr_box.app.faults.clear()
+    return ecr_box

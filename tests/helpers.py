@@ -696,3 +696,84 @@ def registries(box: sandbox.Sandbox) -> list[dict[str, Any]]:
     """The fake account's registries."""
     found: list[dict[str, Any]] = box.state()["ovh"]["registries"]
     return found
+
+
+# --- Amazon ECR: the sandbox's backend in this process -------------------------------------------
+#: The region the ECR tests work in (the seeded EKS cluster's).
+ECR_REGION = "us-east-2"
+
+
+@dataclass
+class EcrBox:
+    """The ECR backend on an app of its own in this process (``ecr_box`` in conftest.py): its
+    URLs, CA, seeded admin key, and boto3 clients on it. It needs no registered provider, and
+    its settings are set directly (``box.cloud.offset``)."""
+
+    cloud: Any  # sandbox.ecr.cloud.EcrCloud (imported where the box starts: moto and boto3)
+    app: Any  # sandbox.app.App
+    ca_file: str
+    admin: dict[str, str]
+
+    @property
+    def url(self) -> str:
+        """The app's URL (AWS's endpoints are under ``/ecr``)."""
+        return str(self.app.url)
+
+    @property
+    def registry(self) -> str:
+        """ECR's registry front, ``https://127.0.0.1:PORT``."""
+        return str(self.cloud.registries()["ecr"])
+
+    def client(self, service: str, key: str = "", secret: str = "", **config: Any) -> Any:
+        """A boto3 client of ``service`` (ecr, iam, sts, eks) on the sandbox, as the admin or
+        as ``key``/``secret``; ``config``: botocore's Config (e.g. ``retries``)."""
+        import boto3
+        from botocore.config import Config
+
+        endpoint = {"ecr": "api"}.get(service, service)
+        return boto3.client(
+            service,
+            region_name=ECR_REGION,
+            endpoint_url=f"{self.url}/ecr/{endpoint}",
+            verify=self.ca_file,
+            aws_access_key_id=key or self.admin["access_key_id"],
+            aws_secret_access_key=secret or self.admin["secret_access_key"],
+            config=Config(**config) if config else None,
+        )
+
+    def admin_post(self, path: str, body: Any) -> requests.Response:
+        """POST to the app's ``/_sandbox/<path>`` with its admin token (faults, settings)."""
+        from binderhub_registry.sandbox.app import ADMIN_HEADER
+
+        token = json.loads((Path(self.app.directory) / "credentials.json").read_text())
+        return requests.post(
+            f"{self.url}/_sandbox/{path}",
+            json=body,
+            headers={ADMIN_HEADER: token["sandbox"]["admin_token"]},
+            verify=self.ca_file,
+            timeout=30,
+        )
+
+
+@contextmanager
+def ecr_app(directory: Path) -> Iterator[EcrBox]:
+    """The ECR backend started on an app of its own in ``directory`` (0700), stopped after."""
+    import threading
+
+    from binderhub_registry.sandbox import tls
+    from binderhub_registry.sandbox.app import App, Context
+    from binderhub_registry.sandbox.ecr.cloud import EcrCloud
+
+    directory.chmod(0o700)
+    context = Context(directory, tls.generate(directory))
+    cloud = EcrCloud.create(context)
+    app = App([cloud], context)
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    asyncio.run_coroutine_threadsafe(app.start(), loop).result(timeout=10)
+    cloud.attach(app)
+    try:
+        yield EcrBox(cloud, app, str(context.material.ca_file), context.secret("ecr", dict))
+    finally:
+        cloud.shutdown()
+        loop.call_soon_threadsafe(loop.stop)

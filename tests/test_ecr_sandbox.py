@@ -10,26 +10,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import requests
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from binderhub_registry.sandbox import tls
-from binderhub_registry.sandbox.app import ADMIN_HEADER, App, Context
-from binderhub_registry.sandbox.ecr.cloud import EcrCloud
 from binderhub_registry.sandbox.ecr.models import ACCOUNT_ID, TOKEN_HOURS
 
+from .helpers import ECR_REGION as REGION
+from .helpers import EcrBox
 from .skopeo import needs_skopeo, skopeo_push
 
-REGION = "us-east-2"
 PREFIX_POLICY = {  # the helper's least privilege: repositories under binderhub/, and a token
     "Version": "2012-10-17",
     "Statement": [
@@ -53,74 +46,6 @@ PREFIX_POLICY = {  # the helper's least privilege: repositories under binderhub/
         {"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
     ],
 }
-
-
-@dataclass
-class EcrBox:
-    """The backend on an app of its own: its URLs, CA, admin key and settings."""
-
-    cloud: EcrCloud
-    app: App
-    ca_file: str
-    admin: dict[str, str]
-
-    @property
-    def url(self) -> str:
-        return self.app.url
-
-    @property
-    def registry(self) -> str:
-        return self.cloud.registries()["ecr"]
-
-    def client(self, service: str, key: str = "", secret: str = "", **config: Any) -> Any:
-        """A boto3 client of ``service`` (ecr, iam, sts) on the sandbox, as the admin or a key."""
-        endpoint = {"ecr": "api"}.get(service, service)
-        return boto3.client(
-            service,
-            region_name=REGION,
-            endpoint_url=f"{self.url}/ecr/{endpoint}",
-            verify=self.ca_file,
-            aws_access_key_id=key or self.admin["access_key_id"],
-            aws_secret_access_key=secret or self.admin["secret_access_key"],
-            config=Config(**config) if config else None,
-        )
-
-    def admin_post(self, path: str, body: Any) -> requests.Response:
-        token = json.loads((Path(self.app.directory) / "credentials.json").read_text())
-        return requests.post(
-            f"{self.url}/_sandbox/{path}",
-            json=body,
-            headers={ADMIN_HEADER: token["sandbox"]["admin_token"]},
-            verify=self.ca_file,
-            timeout=30,
-        )
-
-
-@pytest.fixture(scope="module")
-def ecr_box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EcrBox]:
-    directory = tmp_path_factory.mktemp("ecr")
-    directory.chmod(0o700)
-    context = Context(directory, tls.generate(directory))
-    cloud = EcrCloud.create(context)
-    app = App([cloud], context)
-    loop = asyncio.new_event_loop()
-    threading.Thread(target=loop.run_forever, daemon=True).start()
-    asyncio.run_coroutine_threadsafe(app.start(), loop).result(timeout=10)
-    cloud.attach(app)
-    try:
-        yield EcrBox(cloud, app, str(context.material.ca_file), context.secret("ecr", dict))
-    finally:
-        cloud.shutdown()
-        loop.call_soon_threadsafe(loop.stop)
-
-
-@pytest.fixture
-def ecr(ecr_box: EcrBox) -> EcrBox:
-    """The ECR sandbox as a new account has it (moto emptied, the admin seeded)."""
-    with ecr_box.cloud.lock:
-        ecr_box.cloud.reset()
-    ecr_box.app.faults.clear()
-    return ecr_box
 
 
 def scoped_user(box: EcrBox, policy: dict[str, Any] = PREFIX_POLICY) -> tuple[str, str]:
