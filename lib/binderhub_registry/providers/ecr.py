@@ -846,9 +846,18 @@ def verify_with_helper(
         try:
             shared = verify(pushing, ca_bundle=ca_file, hints=hints)
         except VerificationFailed as failed:
-            for check in failed.report.checks if failed.report else []:
+            checks = failed.report.checks if failed.report else []
+            for check in checks[:-1]:
                 report.add(REGISTRY_VIEW.get(check.name, check.name), check.detail, check.status)
-            raise VerificationFailed(failed.check, failed.diagnosis, report) from None
+            diagnosis = failed.diagnosis
+            if " 404 " in diagnosis and helper.request("GET", f"/repo/{image}") is None:
+                diagnosis = (
+                    f"repository {image} does not exist (ECR refuses a push to a missing "
+                    "repository: NAME_UNKNOWN, RepositoryNotFoundException): it was deleted after "
+                    "BinderHub's image check made it; the next launch's check makes it again"
+                )
+            report.add(failed.check, diagnosis, "failed")
+            raise VerificationFailed(failed.check, diagnosis, report) from None
         for check in shared.checks:
             report.add(REGISTRY_VIEW.get(check.name, check.name), check.detail, check.status)
         if helper.get_image_manifest(image, tag) is None:
@@ -862,7 +871,7 @@ def verify_with_helper(
             "ExternalRegistryHelper: found (ECR's DescribeImages), so launches reuse it",
         )
     except VerificationFailed as failed:
-        if failed.report is None or failed.report is not report:
+        if failed.report is not report:  # raised here, not by the shared checks above
             report.add(failed.check, failed.diagnosis, "failed")
         raise VerificationFailed(failed.check, failed.diagnosis, report) from None
     return report
@@ -877,11 +886,15 @@ def _client_config() -> Any:
 
 
 def connect(
-    p: Params, sandbox_url: str = "", ca_file: str | None = None, key: dict[str, str] | None = None
+    p: Params,
+    sandbox_url: str = "",
+    ca_file: str | None = None,
+    key: dict[str, str] | None = None,
+    registry: str = "",
 ) -> EcrConnection:
     """Clients for IAM, STS, ECR and EKS: for real from boto3's default chain, else against
-    the sandbox at ``sandbox_url`` with its CA and ``key`` (never the chain: no real credential
-    or profile is read, and the instance metadata probe is off)."""
+    the sandbox at ``sandbox_url`` with its CA, ``key`` and ECR ``registry`` (never the chain:
+    no real credential or profile is read, and the instance metadata probe is off)."""
     import boto3
     import botocore.session
 
@@ -921,6 +934,7 @@ def connect(
         clients=clients,
         identity={},
         sandbox_url=sandbox_url,
+        registry=registry or f"https://{p.host}",
     )
     return conn
 
@@ -930,7 +944,10 @@ def sign_in(p: Params) -> Result[EcrConnection]:
     it is (``sts:GetCallerIdentity``, which needs no permission), before any change."""
     if p.sandbox:
         box = sandbox_mod.ensure()
-        conn = connect(p, box.url, box.ca_file, box.credentials(KEY))
+        registry = box.registries.get(KEY, "")
+        if not registry:
+            raise CloudError("the sandbox serves no ECR registry: is its ecr backend mounted?")
+        conn = connect(p, box.url, box.ca_file, box.credentials(KEY), registry)
     else:
         conn = connect(p)
     return who_am_i(conn)
@@ -1232,7 +1249,6 @@ def ensure_helper(conn: EcrConnection) -> Result[str | None]:
     if p.sandbox:
         release = HELPER_CHART
         conn.service_url = f"{conn.sandbox_url}/ecr/helpers/{release}"
-        conn.registry = _sandbox_registry()
         if fresh or not _helper_answers(conn, token):  # else deployed with this token already
             conn.create(
                 "helper",
@@ -1246,7 +1262,6 @@ def ensure_helper(conn: EcrConnection) -> Result[str | None]:
         if fresh:
             conn.plan("make BinderHub's auth token for the registry helper")
         conn.service_url = f"http://{HELPER_CHART}.{p.helper_namespace}.svc:{HELPER_PORT}"
-        conn.registry = f"https://{p.host}"
         detail = f"BinderHub reaches the helper at {conn.service_url} with {what}"
     conn.auth_token = conn.secret = token  # BinderHub's one credential: the helper's auth token
     return Result(conn.service_url, "created" if fresh else "reused", detail)
@@ -1291,14 +1306,6 @@ def _sandbox_env(conn: EcrConnection, token: Secret) -> dict[str, str]:
             "AWS_SECRET_ACCESS_KEY": conn.access_key[1].reveal(),
         }
     return env
-
-
-def _sandbox_registry() -> str:
-    """The sandbox's ECR registry (real life: ``https://<account>.dkr.ecr.<region>...``)."""
-    box = sandbox_mod.running()
-    if box is None or KEY not in box.registries:
-        raise CloudError("the sandbox serves no ECR registry: is the ecr backend mounted?")
-    return box.registries[KEY]
 
 
 def _helper_request(

@@ -1,0 +1,312 @@
+"""The ECR notebook's steps beyond the contract, against the ECR sandbox (moto's IAM, STS and
+ECR, the registry front, the helper's API): a run, a rerun that changes nothing, a dry run,
+rotation, teardown of what this deployment made only, the helper's least privilege, and the
+faults the issue names (throttling, a role not usable yet, a 12-hour token expiring mid-run,
+a repository gone before the push).
+
+The backend runs in this process on an app of its own (the provider is not registered yet, so
+the sandbox server does not mount it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+
+from binderhub_registry import PermissionDenied, Runner, VerificationFailed
+from binderhub_registry.providers import ecr
+from binderhub_registry.sandbox import tls
+from binderhub_registry.sandbox.app import App, Context, Fault
+from binderhub_registry.sandbox.ecr.cloud import EcrCloud
+
+from .skopeo import needs_skopeo, skopeo_push
+
+REGION = "us-east-2"
+DEFAULTS: dict[str, Any] = {
+    "aws_region": REGION,
+    "account_id": "123456789012",
+    "repository_prefix": "binderhub",
+    "cluster_name": "binderhub",
+    "helper_namespace": "binderhub",
+    "helper_name": "binderhub-registry-helper",
+    "helper_identity": "role",
+    "expire_after_days": 30,
+    "prefix": "binder-",
+    "pull_access": "node",
+    "dry_run": False,
+    "teardown": False,
+    "rotate": False,
+    "keep_replaced": False,
+    "sandbox": True,
+}
+
+
+@dataclass
+class Box:
+    """The ECR backend on an app of its own."""
+
+    cloud: EcrCloud
+    app: App
+    ca_file: str
+    admin: dict[str, str]
+
+    def iam(self) -> Any:
+        return self.client("iam")
+
+    def client(self, service: str) -> Any:
+        """The seeded administrator's boto3 client of ``service`` (iam, ecr)."""
+        return boto3.client(
+            service,
+            region_name=REGION,
+            endpoint_url=f"{self.app.url}/ecr/{'api' if service == 'ecr' else service}",
+            verify=self.ca_file,
+            aws_access_key_id=self.admin["access_key_id"],
+            aws_secret_access_key=self.admin["secret_access_key"],
+        )
+
+    def state(self) -> dict[str, Any]:
+        with self.cloud.lock:
+            found: dict[str, Any] = json.loads(json.dumps(self.cloud.state()))
+        return found
+
+
+@pytest.fixture(scope="module")
+def box_(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
+    directory = tmp_path_factory.mktemp("ecr")
+    directory.chmod(0o700)
+    context = Context(directory, tls.generate(directory))
+    cloud = EcrCloud.create(context)
+    app = App([cloud], context)
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    asyncio.run_coroutine_threadsafe(app.start(), loop).result(timeout=10)
+    cloud.attach(app)
+    try:
+        yield Box(cloud, app, str(context.material.ca_file), context.secret("ecr", dict))
+    finally:
+        cloud.shutdown()
+        loop.call_soon_threadsafe(loop.stop)
+
+
+@pytest.fixture
+def box(box_: Box) -> Box:
+    """A new account (moto emptied, the admin and the EKS cluster seeded)."""
+    with box_.cloud.lock:
+        box_.cloud.reset()
+    box_.app.faults.clear()
+    return box_
+
+
+class Notebook:
+    """The notebook's steps in order, run after run in one output_dir."""
+
+    def __init__(self, box: Box, out: Path) -> None:
+        self.box, self.out = box, out
+        self.results: list[str] = []
+
+    def connect(self, **overrides: Any) -> ecr.EcrConnection:
+        p = ecr.validate(DEFAULTS | {"output_dir": str(self.out)} | overrides)
+        box = self.box
+        registry = box.cloud.registries()["ecr"]
+        return ecr.connect(p, box.app.url, box.ca_file, box.admin, registry)
+
+    def __call__(self, **overrides: Any) -> ecr.EcrConnection:
+        conn = self.connect(**overrides)
+        run = Runner(backoff=0.0)
+        run.step("Sign in to AWS", ecr.who_am_i, conn)
+        run.step("The helper's IAM policy", ecr.ensure_policy, conn)
+        run.step("The helper's identity", ecr.ensure_identity, conn)
+        run.step("The registry helper", ecr.ensure_helper, conn)
+        run.step("User pods' pull", ecr.ensure_pull_credential, conn)
+        files = run.step("Write the values", conn.write_values)
+        run.step("Verify", conn.verify, files)
+        asyncio.run(run.astep("Remove the replaced credential", conn.finish_rotation))
+        asyncio.run(run.astep("Delete what this notebook created", conn.teardown))
+        self.results = [f"{r.title} [{r.status}]: {r.detail}" for r in run.checklist.rows]
+        return conn
+
+    def text(self) -> str:
+        return "\n".join(self.results)
+
+    def file(self, name: str) -> dict[str, Any]:
+        found: dict[str, Any] = yaml.safe_load((self.out / name).read_text())
+        return found
+
+
+@pytest.fixture
+def nb(box: Box, tmp_path: Path) -> Notebook:
+    return Notebook(box, tmp_path / "values")
+
+
+def made(box: Box) -> dict[str, Any]:
+    """What the notebook makes in IAM and the helper's deployments (repositories left out:
+    the helper makes them, for BinderHub's images)."""
+    state = box.state()
+    return {k: state[k] for k in ("roles", "policies", "users", "oidc_providers", "helpers")}
+
+
+# --- a run, a rerun, a dry run ----------------------------------------------------------------
+def test_a_run_makes_the_helper_s_identity_and_values_that_verify(nb: Notebook, box: Box) -> None:
+    nb()
+    assert "[failed]" not in nb.text()
+    assert "Verify [done]" in nb.text() and "build pods (push) ok" in nb.text()
+    config = nb.file("config.yaml")["config"]
+    registry = box.cloud.registries()["ecr"].removeprefix("https://")
+    assert config["BinderHub"]["image_prefix"] == f"{registry}/binderhub/binder-"
+    assert config["BinderHub"]["registry_class"] == "binderhub.registry.ExternalRegistryHelper"
+    assert config["ExternalRegistryHelper"]["service_url"].endswith(
+        "/ecr/helpers/binderhub-container-registry-helper"
+    )
+    secret = nb.file("secret.yaml")
+    token = secret["config"]["ExternalRegistryHelper"]["auth_token"]
+    assert len(token) >= 40 and secret["registry"]["password"] == ""
+    helper = nb.file("registry-helper.yaml")
+    assert helper["auth_token"] == token
+    assert helper["serviceAccount"]["annotations"] == {
+        "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/binderhub-registry-helper"
+    }
+    assert {"name": "AWS_ECR_EXPIRES_AFTER_PUSH_DAYS", "value": "30"} in helper["extraEnv"]
+    for name in ("secret.yaml", "registry-helper.yaml"):
+        assert (nb.out / name).stat().st_mode & 0o777 == 0o600
+    assert token not in nb.text() + (nb.out / "binderhub-registry.json").read_text()
+    # the helper put the lifecycle policy on the repository verification made
+    repository = box.state()["repositories"][f"{REGION}/binderhub/binder-binderhub-registry-check"]
+    assert repository["lifecycle_policy"]["rules"][0]["selection"]["countNumber"] == 30
+    # every IAM resource carries this deployment's tag
+    deployment = json.loads((nb.out / "binderhub-registry.json").read_text())["deployment"]
+    tags = box.iam().list_role_tags(RoleName="binderhub-registry-helper")["Tags"]
+    assert {"Key": ecr.MARK_TAG, "Value": deployment} in tags
+
+
+def test_a_rerun_changes_nothing_and_reuses_the_token(nb: Notebook, box: Box) -> None:
+    nb()
+    token = nb.file("secret.yaml")["config"]["ExternalRegistryHelper"]["auth_token"]
+    before = made(box)
+    nb()
+    assert made(box) == before
+    assert "[created]" not in nb.text() and "[failed]" not in nb.text()
+    assert nb.file("secret.yaml")["config"]["ExternalRegistryHelper"]["auth_token"] == token
+
+
+def test_a_dry_run_changes_nothing(nb: Notebook, box: Box) -> None:
+    before = made(box)
+    nb(dry_run=True)
+    assert "[planned]" in nb.text() and "[failed]" not in nb.text()
+    assert made(box) == before and not nb.out.joinpath("secret.yaml").exists()
+
+
+# --- the helper's least privilege --------------------------------------------------------------
+def test_the_helper_can_make_repositories_under_the_prefix_only(nb: Notebook, box: Box) -> None:
+    conn = nb()
+    token = nb.file("secret.yaml")["config"]["ExternalRegistryHelper"]["auth_token"]
+    helper = ecr.HelperAPI(conn.service_url, ecr.Secret(token), box.ca_file)
+    assert helper.get_image_manifest("binderhub/binder-new", "v1") is None  # made
+    with pytest.raises(VerificationFailed, match=r"AccessDenied|not authorized"):
+        helper.get_image_manifest("elsewhere/binder-new", "v1")
+
+
+# --- rotation and teardown ----------------------------------------------------------------------
+def test_the_user_s_key_rotates_and_the_old_one_goes_once_the_new_verified(
+    nb: Notebook, box: Box
+) -> None:
+    nb(helper_identity="user")
+    env = {e["name"]: e["value"] for e in nb.file("registry-helper.yaml")["extraEnv"]}
+    old = env["AWS_ACCESS_KEY_ID"]
+    nb(helper_identity="user", rotate=True)
+    assert "Remove the replaced credential [deleted]" in nb.text()
+    env = {e["name"]: e["value"] for e in nb.file("registry-helper.yaml")["extraEnv"]}
+    keys = box.iam().list_access_keys(UserName="binderhub-registry-helper")["AccessKeyMetadata"]
+    assert [k["AccessKeyId"] for k in keys] == [env["AWS_ACCESS_KEY_ID"]] != [old]
+
+
+def test_teardown_removes_what_this_deployment_made(nb: Notebook, box: Box) -> None:
+    before = made(box)
+    nb()
+    nb(teardown=True)
+    assert "Delete what this notebook created [deleted]" in nb.text()
+    assert made(box) == before
+    assert not (nb.out / "secret.yaml").exists() and not (nb.out / "registry-helper.yaml").exists()
+
+
+def test_a_same_named_role_without_our_tag_is_never_taken(nb: Notebook, box: Box) -> None:
+    box.iam().create_role(RoleName="binderhub-registry-helper", AssumeRolePolicyDocument="{}")
+    with pytest.raises(PermissionDenied, match="not this deployment's"):
+        nb()
+    assert box.state()["helpers"] == []
+
+
+# --- faults -------------------------------------------------------------------------------------
+def test_throttling_is_retried_by_the_runner(nb: Notebook, box: Box) -> None:
+    box.cloud.offset["throttle"] = {"CreatePolicy": 2, "CreateRole": 1}
+    nb()
+    assert "[failed]" not in nb.text() and "policies" in made(box)
+    assert made(box)["policies"] == ["binderhub-registry-helper"]
+
+
+def test_a_role_not_usable_yet_is_waited_for(nb: Notebook, box: Box) -> None:
+    box.app.faults.append(  # IAM's eventual consistency, as the helper reports its STS refusal
+        Fault.parse(
+            {
+                "method": "POST",
+                "path": "/ecr/helpers/.*/repo/",
+                "status": 500,
+                "times": 2,
+                "body": '{"error": "operation error STS: AssumeRoleWithWebIdentity, api error '
+                'AccessDenied: Not authorized to perform sts:AssumeRoleWithWebIdentity"}',
+            }
+        )
+    )
+    nb()
+    assert "[failed]" not in nb.text()
+
+
+@needs_skopeo
+def test_a_push_token_that_expired_mid_run_is_refused_and_a_fresh_one_works(
+    nb: Notebook, box: Box, tmp_path: Path
+) -> None:
+    conn = nb()
+    token = nb.file("secret.yaml")["config"]["ExternalRegistryHelper"]["auth_token"]
+    helper = ecr.HelperAPI(conn.service_url, ecr.Secret(token), box.ca_file)
+    image = "binderhub/binder-late"
+    assert helper.get_image_manifest(image, "v1") is None
+    creds = helper.get_credentials(image, "v1")
+    assert creds is not None
+    box.cloud.offset["clock_offset_hours"] = 12.5  # a build that outlived ECR's 12 hours
+    registry = {"url": creds["registry"], "username": "AWS", "password": creds["password"]}
+    host = creds["registry"].removeprefix("https://")
+    late = skopeo_push(box.ca_file, tmp_path, registry, f"{host}/{image}:v1")
+    assert late.returncode != 0 and "expired" in late.stderr
+    fresh = helper.get_credentials(image, "v1")  # BinderHub asks anew for each build
+    assert fresh is not None
+    registry["password"] = fresh["password"]
+    assert skopeo_push(box.ca_file, tmp_path, registry, f"{host}/{image}:v1").returncode == 0
+
+
+def test_a_repository_gone_before_the_push_is_named(
+    nb: Notebook, box: Box, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = nb()
+    values = conn.values()
+    assert isinstance(values, ecr.HelperValues)
+    real = ecr.HelperAPI.get_credentials
+
+    def deleted_meanwhile(helper: ecr.HelperAPI, image: str, tag: str) -> Any:
+        # someone deletes the repository between BinderHub's check and the build's push
+        box.client("ecr").delete_repository(repositoryName=image, force=True)
+        return real(helper, image, tag)
+
+    monkeypatch.setattr(ecr.HelperAPI, "get_credentials", deleted_meanwhile)
+    with pytest.raises(VerificationFailed) as err:
+        ecr.verify_with_helper(values, box.ca_file, ecr.HINTS)
+    assert err.value.check == "push a test image"
+    assert "binderhub/binder-binderhub-registry-check does not exist" in str(err.value)
+    assert "RepositoryNotFoundException" in str(err.value)
