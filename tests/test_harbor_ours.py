@@ -22,7 +22,7 @@ import requests
 
 from binderhub_registry import Runner, sandbox
 from binderhub_registry.errors import CloudError, PermissionDenied
-from binderhub_registry.providers import harbor
+from binderhub_registry.providers import contract, harbor
 from binderhub_registry.secrets import Secret
 
 from .helpers import HARBOR_DEFAULTS, admin_api, harbor_steps
@@ -336,3 +336,15 @@ def test_the_password_is_never_in_a_robot_check_reason(
     with pytest.raises(CloudError) as err:
         harbor.robot_works(api, "robot$x+y", Secret("robot-secret-1234"))
     assert creds["password"] not in str(err.value) and "teapot" in str(err.value)
+
+
+def test_creation_times_compare_to_the_second_in_the_contract() -> None:
+    """Harbor's ours checks compare creation times with the contract's ``same_time`` (one
+    comparison for every provider, where Harbor and Docker Hub each had one)."""
+    assert contract.same_time("2026-12-07T04:00:00.123Z", "2026-12-07T04:00:00.9+00:00")
+    assert not contract.same_time("2026-12-07T04:00:00Z", "2026-12-07T04:00:02Z")
+    assert contract.same_time("not a time", "not a time")
+    assert not contract.same_time("2026-12-07T04:00:00Z", None)
+    assert contract.instant("2026-12-07T04:00:00Z") == 1796616000.0
+    assert contract.instant("") is None and contract.instant(7) is None
+    assert harbor._same_time is contract.same_time  # the name OVH's module still reads

@@ -44,7 +44,6 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from functools import cached_property, partial
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any, ClassVar, NoReturn, Protocol, TypeVar
@@ -81,6 +80,8 @@ from .contract import (
     Record,
     creates,
     if_present,
+    instant,
+    same_time,
     stops_at_plan,
     validator,
 )
@@ -1037,23 +1038,8 @@ def ensure_project(conn: HarborConnection) -> Result[dict[str, Any] | None]:
 
 
 # --- ours only: what proves a robot or project is this deployment's ----------------------------
-def _when(value: Any) -> float | None:
-    """A Harbor date-time (RFC 3339, ``strfmt.DateTime``) in seconds since the epoch."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-def _same_time(recorded: Any, live: Any) -> bool:
-    """The same instant (to the second: a create answer and a later read may differ in
-    sub-second digits), or the same text."""
-    a, b = _when(recorded), _when(live)
-    if a is not None and b is not None:
-        return abs(a - b) < 1
-    return bool(recorded == live)
+# OVH's module reads these two by their old names here (O moves it onto contract's)
+_when, _same_time = instant, same_time
 
 
 def _short(value: Any, limit: int = 60) -> str:
@@ -1082,7 +1068,7 @@ def _identity_problems(
     if str(live.get("name")) != str(recorded.get("name")):
         problems.append("another name")
     created = recorded.get("creation_time")
-    if created and not _same_time(created, live.get("creation_time")):
+    if created and not same_time(created, live.get("creation_time")):
         problems.append("another creation time")
     return problems
 
