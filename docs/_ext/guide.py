@@ -238,6 +238,16 @@ def registry_matrix() -> str:
     )
 
 
+def _provider_files() -> list[Path]:
+    """The files a page rendered from the providers depends on: each provider's module (every
+    file of a package) and the contract."""
+    files = [Path(providers.contract.__file__)]
+    for key in providers.keys():
+        module = Path(str(providers.get(key).__file__))
+        files += sorted(module.parent.glob("*.py")) if module.name == "__init__.py" else [module]
+    return files
+
+
 class _FromProviders(SphinxDirective):
     """A directive whose MyST text is rendered from the registered providers."""
 
@@ -258,6 +268,8 @@ class _FromProviders(SphinxDirective):
                 location=self.get_location(),
             )
             return []
+        for path in _provider_files():  # so an incremental build renders an edited GUIDE
+            self.env.note_dependency(str(path))
         return self.parse_text_to_nodes(text)
 
 
