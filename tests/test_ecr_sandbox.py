@@ -527,3 +527,18 @@ def test_a_read_only_identity_pulls_and_cannot_push(ecr: EcrBox, tmp_path: Path)
     refused = skopeo_push(ecr.ca_file, tmp_path / "b", login, f"{host}/binderhub/img:v2")
     assert refused.returncode != 0
     assert "403" in refused.stderr or "denied" in refused.stderr.lower()
+
+
+def test_the_helper_retries_throttling_as_the_go_sdk_does(ecr: EcrBox) -> None:
+    deploy(ecr, AWS_ROLE_ARN=irsa_role(ecr))
+    hub = binderhub(ecr, "helper", "helper-token")
+    ecr.cloud.offset["throttle"] = {"CreateRepository": 2}  # 3 attempts: the third one passes
+    assert asyncio.run(hub.get_image_manifest("binderhub/a", "t")) is None
+    assert ecr.cloud.offset["throttle"] == {"CreateRepository": 0}
+    ecr.cloud.offset["throttle"] = {"CreateRepository": 3}  # all three throttled: BinderHub sees it
+    from tornado.httpclient import HTTPClientError
+
+    with pytest.raises(HTTPClientError) as failed:
+        asyncio.run(hub.get_image_manifest("binderhub/b", "t"))
+    assert failed.value.code == 500
+    assert b"ThrottlingException" in failed.value.response.body

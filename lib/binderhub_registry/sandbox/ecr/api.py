@@ -105,7 +105,7 @@ class Helper:
 
             region = self.env.get("AWS_REGION", "")
             session_args: dict[str, Any] = {"region_name": region}
-            common = {"endpoint_url": None, "verify": self.ca_file}
+            common = {"verify": self.ca_file, "config": _go_sdk_retries()}
             try:
                 if self.env.get("AWS_ROLE_ARN"):
                     credentials = self._assume_role(region)
@@ -324,6 +324,14 @@ def _sdk_error(service: str, error: Any) -> HelperError:
     made = HelperError(error.operation_name, status, info.get("Code", ""), info.get("Message", ""))
     made.args = (str(made).replace("operation error ECR", f"operation error {service}"),)
     return made
+
+
+def _go_sdk_retries() -> Any:
+    """aws-sdk-go-v2's default retryer: standard mode, 3 attempts (``retry.DefaultMaxAttempts``),
+    throttling and 5xx retried; botocore's standard mode is the same algorithm."""
+    from botocore.config import Config
+
+    return Config(retries={"mode": "standard", "total_max_attempts": 3})
 
 
 def _unsigned() -> Any:
