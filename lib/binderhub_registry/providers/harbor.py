@@ -865,7 +865,8 @@ class HarborConnection(Connection):
         name = str(recorded.get("name", ""))
         try:
             robot = self.api.call("GET", f"/robots/{int(recorded['id'])}")
-        except CloudError as e:
+        except CloudError as e:  # not if_present: a 404 is the diagnosis, and no other error
+            # may hide the verification's own failure
             if e.status == 404:
                 return (
                     f"{role.label} {name!r} no longer exists in Harbor: rerun this notebook "
@@ -1038,7 +1039,7 @@ def ensure_project(conn: HarborConnection) -> Result[dict[str, Any] | None]:
 
 
 # --- ours only: what proves a robot or project is this deployment's ----------------------------
-# OVH's module reads these two by their old names here (O moves it onto contract's)
+# the names OVH's module still reads (contract's instant and same_time are the ones)
 _when, _same_time = instant, same_time
 
 
