@@ -156,6 +156,8 @@ class RealValues(SphinxDirective):
                 location=self.get_location(),
             )
             return []
+        for path in _module_files(key):  # so an incremental build renders an edited example
+            self.env.note_dependency(str(path))
         notebook = Path(self.env.srcdir) / "notebooks" / f"{stem}.ipynb"
         try:
             text = render_real_values(key, notebook)
@@ -238,14 +240,19 @@ def registry_matrix() -> str:
     )
 
 
+def _module_files(key: str) -> list[Path]:
+    """A provider's source files: its module, or every file of its package."""
+    module = Path(str(providers.get(key).__file__))
+    return sorted(module.parent.glob("*.py")) if module.name == "__init__.py" else [module]
+
+
 def _provider_files() -> list[Path]:
-    """The files a page rendered from the providers depends on: each provider's module (every
-    file of a package) and the contract."""
-    files = [Path(providers.contract.__file__)]
-    for key in providers.keys():
-        module = Path(str(providers.get(key).__file__))
-        files += sorted(module.parent.glob("*.py")) if module.name == "__init__.py" else [module]
-    return files
+    """The files a page rendered from the providers depends on: each provider's and the
+    contract."""
+    return [
+        Path(providers.contract.__file__),
+        *(f for k in providers.keys() for f in _module_files(k)),
+    ]
 
 
 class _FromProviders(SphinxDirective):
