@@ -35,16 +35,16 @@ import re
 import secrets
 import socket
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qs
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request as HttpRequest
 from starlette.responses import Response as HttpResponse
-from starlette.routing import BaseRoute, Mount, Route, Router
+from starlette.routing import BaseRoute, Mount, Route, Router, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -64,8 +64,10 @@ __all__ = [
     "FaultSpecError",
     "Handler",
     "Listener",
+    "PathTable",
     "Request",
     "Response",
+    "RouteTable",
     "basic_auth",
     "call_sync",
     "json_response",
@@ -74,6 +76,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+H = TypeVar("H")
 ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 #: The header that carries the admin token on every ``/_sandbox/`` request.
 ADMIN_HEADER = "X-Sandbox-Token"
@@ -138,6 +141,36 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
 
 
 Handler = Callable[[Request], Response]
+#: A backend's routes: (method, pattern, handler) rows, ``pattern`` Starlette's (``{name}`` one
+#: segment, ``{rest:path}`` any), as :meth:`Backend.add_routes` and :class:`PathTable` take them.
+RouteTable = Sequence[tuple[str, str, Handler]]
+
+
+class PathTable(Generic[H]):
+    """A route table read inside one handler, for an API that Starlette's router cannot
+    route as the provider does: ARM's paths are case-insensitive, and ARM and Graph check
+    the caller before they look at the path (an unknown path without a token is a 401).
+
+    Rows are (method, pattern, handler) as in a :data:`RouteTable`; method ``*`` takes any
+    method (the handler answers the ones it does not serve). The first row that takes the
+    request wins, so a catch-all row (``{rest:path}``) goes last.
+    """
+
+    def __init__(self, rows: Sequence[tuple[str, str, H]], *, ignore_case: bool = False) -> None:
+        flags = re.IGNORECASE if ignore_case else 0
+        self.rows = [
+            (method, re.compile(compile_path(pattern)[0].pattern, flags), handler)
+            for method, pattern, handler in rows
+        ]
+
+    def find(self, method: str, path: str) -> tuple[H, dict[str, str]]:
+        """The handler of the first row taking ``method`` and ``path``, and the path's
+        parameters as sent (case kept); LookupError when no row does."""
+        for wanted, pattern, handler in self.rows:
+            match = pattern.match(path)
+            if match and wanted in ("*", method):
+                return handler, match.groupdict()
+        raise LookupError(f"no route for {method} {path}")
 
 
 async def read_request(http: HttpRequest) -> Request:
@@ -206,7 +239,7 @@ class Backend:
     """Base of a provider backend: its lifecycle, its routes under ``prefix``, its lock.
 
     A subclass builds its state in :meth:`seed` (called once by ``__init__`` and
-    again by :meth:`reset`), adds routes with :meth:`route`, and overrides the
+    again by :meth:`reset`), adds routes with :meth:`route` or :meth:`add_routes`, and overrides the
     hooks it needs. Handlers run in worker threads holding :attr:`lock`.
     """
 
@@ -231,6 +264,11 @@ class Backend:
         to :meth:`not_found`, as it does on the providers' APIs.
         """
         self._routes.setdefault(pattern, {})[method] = handler
+
+    def add_routes(self, table: RouteTable) -> None:
+        """Add every row of a route table (see :meth:`route`)."""
+        for method, pattern, handler in table:
+            self.route(method, pattern, handler)
 
     def seed(self) -> None:
         """Build the seeded state (no processes: :meth:`attach` starts those)."""

@@ -72,15 +72,11 @@ https://containerregistry.azure.net) ->         ``_get_aad_token_after_challenge
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 from ..app import Request, Response, json_response
 from ..registry_front import FrontConfig, Grant, RegistryFront, parse_scopes, registry_error
-from .models import ACR_AUDIENCE, Registry
-
-if TYPE_CHECKING:
-    from .cloud import AzureCloud
+from .models import ACR_AUDIENCE, Host, Registry
 
 __all__ = ["start_front"]
 
@@ -89,7 +85,7 @@ _AUTH_REQUIRED = (
 )
 
 
-def start_front(cloud: AzureCloud, registry: Registry) -> RegistryFront:
+def start_front(cloud: Host, registry: Registry) -> RegistryFront:
     """Start ``registry``'s front and docker-registry (from a handler holding the cloud's lock)."""
     assert cloud.app is not None, "attach() first"
 
@@ -165,7 +161,7 @@ def start_front(cloud: AzureCloud, registry: Registry) -> RegistryFront:
     )
 
 
-def _grant(cloud: AzureCloud, principal_id: str, app_id: str, registry: Registry) -> Grant:
+def _grant(cloud: Host, principal_id: str, app_id: str, registry: Registry) -> Grant:
     """What the principal's roles allow, per repository (an ABAC condition may name some),
     read from the live role assignments when asked (under the cloud's lock)."""
     return Grant(

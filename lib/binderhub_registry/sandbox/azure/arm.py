@@ -1,7 +1,8 @@
 r"""Fake Azure Resource Manager: subscriptions, resource groups, registries, role assignments.
 
-The mgmt SDKs' ``base_url`` is ``.../azure/management``; the path is parsed as
-ARM does, segment by segment, case-insensitively.
+The mgmt SDKs' ``base_url`` is ``.../azure/management``; the path is routed by a table
+(:attr:`ResourceManager.table`) that reads it as ARM does: case-insensitively, empty
+segments dropped, and only after the caller signed in.
 
 ==============================================  ===========================================
 behaviour                                       source
@@ -112,10 +113,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
-from ..app import Handler, Request, Response, json_response
+from ..app import Handler, PathTable, Request, Response, RouteTable, json_response
 from .acr import start_front
 from .errors import arm_error
 from .models import (
@@ -130,6 +131,7 @@ from .models import (
     SEED_SUBSCRIPTION,
     SEED_TENANT,
     SKUS,
+    Host,
     Registry,
     ResourceGroup,
     RoleAssignment,
@@ -140,29 +142,73 @@ from .models import (
 )
 from .regions import REGISTRY_TYPE, location_name, provider_answer
 
-if TYPE_CHECKING:
-    from .cloud import AzureCloud
-
 __all__ = ["ResourceManager"]
+
+#: The methods ARM serves (another one is the backend's 404).
+METHODS = ("GET", "HEAD", "PUT", "POST", "PATCH", "DELETE")
+_SUB = "/subscriptions/{sub}"
+_GROUP = _SUB + "/resourceGroups/{group}"
+_REGISTRY = _GROUP + "/providers/Microsoft.ContainerRegistry/registries/{name}"
+#: Role assignments and definitions live at any scope (the tenant's root too).
+_AUTHORIZATION = "{scope:path}/providers/Microsoft.Authorization"
 
 
 class ResourceManager:
     """ARM over the cloud's tenant; a registry created here gets its ACR front."""
 
-    def __init__(self, cloud: AzureCloud) -> None:
+    def __init__(self, cloud: Host) -> None:
         self.cloud = cloud
+        checked = self._in_subscription
+        # ARM's own table, read by :meth:`arm` once the caller is signed in (ARM's paths
+        # are case-insensitive: Starlette's router is not); the first row that takes a
+        # request wins, and ``*`` rows answer the methods they do not serve themselves
+        self.table = PathTable(
+            [
+                ("*", _AUTHORIZATION + "/roleAssignments", self._role_assignments),
+                ("*", _AUTHORIZATION + "/roleAssignments/{assignment}", self._role_assignments),
+                ("*", _AUTHORIZATION + "/roleDefinitions", self._role_definitions),
+                ("*", _AUTHORIZATION + "/roleDefinitions/{role}", self._role_definitions),
+                ("GET", "/subscriptions", self._list_subscriptions),
+                # registration is the one call a namespace not registered yet answers
+                ("*", _SUB + "/providers/{namespace}", checked(self._provider, registered=False)),
+                (
+                    "*",
+                    _SUB + "/providers/{namespace}/register",
+                    checked(self._provider, registered=False),
+                ),
+                ("GET", _SUB, checked(self._get_subscription)),
+                ("GET", _SUB + "/resources", checked(self._list_resources)),
+                ("*", _GROUP, checked(self._resource_group)),
+                # a resource group's deletion is complete when polled
+                ("GET", _SUB + "/operationresults/{operation}", checked(lambda r: Response(200))),
+                (
+                    "POST",
+                    _SUB + "/providers/Microsoft.ContainerRegistry/checkNameAvailability",
+                    checked(self._check_name),
+                ),
+                ("*", _REGISTRY, checked(self._registry)),
+                ("GET", _REGISTRY + "/operationStatuses/{operation}", checked(self._operation)),
+                (
+                    "GET",
+                    _GROUP + "/providers/Microsoft.ContainerService/managedClusters/{name}",
+                    checked(self._managed_cluster),
+                ),
+                ("*", _SUB + "{other:path}", checked(_no_route)),
+                ("*", "{other:path}", _no_route),
+            ],
+            ignore_case=True,
+        )
 
-    def routes(self) -> list[tuple[str, str, Handler]]:
-        """(method, pattern, handler) under the cloud's prefix."""
-        methods = ("GET", "HEAD", "PUT", "POST", "PATCH", "DELETE")
-        return [(m, "/management/{rest:path}", self.arm) for m in methods]
+    def routes(self) -> RouteTable:
+        """(method, pattern, handler) under the cloud's prefix: all of ARM goes to :meth:`arm`."""
+        return [(m, "/management/{rest:path}", self.arm) for m in METHODS]
 
     def arm(self, request: Request) -> Response:
-        """Azure Resource Manager: parses the path as ARM does, segment by segment."""
-        if request.params["rest"].strip("/").lower() == "metadata/endpoints":
+        """Azure Resource Manager: the caller signs in, then :attr:`table` routes the path."""
+        path = _arm_path(request)
+        if path.lower() == "/metadata/endpoints":
             return self._metadata(request)  # anonymous: read before any sign-in
-        caller = self.cloud.tenant.caller(request.bearer(), ARM_AUDIENCE)
-        if caller is None:
+        if self._caller(request) is None:
             return arm_error(
                 401,
                 "InvalidAuthenticationToken",
@@ -178,73 +224,42 @@ class ResourceManager:
                 "MissingApiVersionParameter",
                 "The api-version query parameter (?api-version=) is required for all requests.",
             )
-        principal = self.cloud.tenant.principal(caller)
-        assert principal is not None
-        segments = [s for s in request.params["rest"].split("/") if s]
-        lower = [s.lower() for s in segments]
-        if "microsoft.authorization" in lower:
-            return self._role_assignments(request, principal, segments, lower)
-        if lower == ["subscriptions"] and request.method == "GET":
-            return self._list_subscriptions(principal)
-        if len(lower) < 2 or lower[0] != "subscriptions":
-            return arm_error(
-                404, "InvalidResourceType", f"No route for {request.method} {request.path}"
-            )
-        sub = lower[1]
-        if sub not in self.cloud.tenant.subscriptions:
-            return arm_error(
-                404, "SubscriptionNotFound", f"The subscription '{segments[1]}' could not be found."
-            )
-        rest, orig = lower[2:], segments[2:]
-        denied = self._authorize(request, principal, "/" + "/".join(segments))
-        if denied:
-            return denied
-        if len(rest) in (2, 3) and rest[0] == "providers" and rest[2:] in ([], ["register"]):
-            return self._provider_registration(request, sub, orig[1], register=len(rest) == 3)
-        unregistered = self._unregistered(rest)
-        if unregistered:
-            return arm_error(
-                409,
-                "MissingSubscriptionRegistration",
-                f"The subscription is not registered to use namespace '{unregistered}'. See "
-                "https://aka.ms/rps-not-found for how to register subscriptions.",
-            )
-        if rest == [] and request.method == "GET":
-            return json_response(200, self._subscription(sub))
-        if rest == ["resources"] and request.method == "GET":
-            return self._list_resources(request, sub)
-        if len(rest) == 2 and rest[0] == "resourcegroups":
-            return self._resource_group(request, sub, orig[1])
-        if len(rest) == 2 and rest[0] == "operationresults" and request.method == "GET":
-            return Response(200)  # resource group deletion is complete when polled
-        if rest == ["providers", "microsoft.containerregistry", "checknameavailability"]:
-            if request.method == "POST":
-                return self._check_name(request)
-        if (
-            len(rest) >= 6
-            and rest[0] == "resourcegroups"
-            and rest[2:5]
-            == [
-                "providers",
-                "microsoft.containerregistry",
-                "registries",
-            ]
-        ):
-            group, name = orig[1], orig[5]
-            if len(rest) == 6:
-                return self._registry(request, sub, group, name)
-            if len(rest) == 8 and rest[6] == "operationstatuses" and request.method == "GET":
-                return self._operation(orig[7])
-        if (
-            len(rest) == 6
-            and rest[0] == "resourcegroups"
-            and rest[2:5] == ["providers", "microsoft.containerservice", "managedclusters"]
-            and request.method == "GET"
-        ):
-            return self._managed_cluster(sub, orig[1], orig[5])
-        return arm_error(
-            404, "InvalidResourceType", f"No route for {request.method} {request.path}"
-        )
+        handler, params = self.table.find(request.method, path)
+        request.params.update(params)
+        return handler(request)
+
+    def _caller(self, request: Request) -> ServicePrincipal | None:
+        """The service principal the request's ARM token was issued to, or None."""
+        app_id = self.cloud.tenant.caller(request.bearer(), ARM_AUDIENCE)
+        return None if app_id is None else self.cloud.tenant.principal(app_id)
+
+    def _in_subscription(self, handler: Handler, *, registered: bool = True) -> Handler:
+        """``handler`` behind what a call under a subscription passes, in ARM's order: the
+        subscription exists, the caller may act at the path's scope, and (``registered``)
+        the resource provider the path names is registered in the subscription."""
+
+        def checked(request: Request) -> Response:
+            sub = request.params["sub"]
+            if sub.lower() not in self.cloud.tenant.subscriptions:
+                return arm_error(
+                    404, "SubscriptionNotFound", f"The subscription '{sub}' could not be found."
+                )
+            caller = self._caller(request)
+            assert caller is not None  # signed in: see arm
+            denied = self._authorize(request, caller, _arm_path(request))
+            if denied:
+                return denied
+            unregistered = self._unregistered(_arm_path(request).lower().split("/")[3:])
+            if registered and unregistered:
+                return arm_error(
+                    409,
+                    "MissingSubscriptionRegistration",
+                    f"The subscription is not registered to use namespace '{unregistered}'. See "
+                    "https://aka.ms/rps-not-found for how to register subscriptions.",
+                )
+            return handler(request)
+
+        return checked
 
     def _authorize(
         self,
@@ -290,10 +305,10 @@ class ResourceManager:
                 return wanted[rest[i + 1]]
         return None
 
-    def _provider_registration(
-        self, request: Request, sub: str, namespace: str, *, register: bool
-    ) -> Response:
+    def _provider(self, request: Request) -> Response:
         """Providers_Get / Providers_Register: the namespace's registration state."""
+        sub, namespace = request.params["sub"].lower(), request.params["namespace"]
+        register = _arm_path(request).lower().endswith("/register")
         settings = self.cloud.tenant.settings
         pending = {n.lower() for n in settings["unregistered_providers"]}
         state = "NotRegistered" if namespace.lower() in pending else "Registered"
@@ -305,6 +320,9 @@ class ResourceManager:
         elif request.method != "GET" or register:
             return arm_error(405, "MethodNotAllowed", f"{request.method} is not supported here")
         return json_response(200, provider_answer(sub, namespace, state))
+
+    def _get_subscription(self, request: Request) -> Response:
+        return json_response(200, self._subscription(request.params["sub"].lower()))
 
     def _subscription(self, sub: str) -> dict[str, Any]:
         return {
@@ -320,7 +338,9 @@ class ResourceManager:
             "authorizationSource": "RoleBased",
         }
 
-    def _list_subscriptions(self, principal: ServicePrincipal) -> Response:
+    def _list_subscriptions(self, request: Request) -> Response:
+        principal = self._caller(request)
+        assert principal is not None  # signed in: see arm
         visible = [
             self._subscription(sub)
             for sub in self.cloud.tenant.subscriptions
@@ -334,7 +354,8 @@ class ResourceManager:
             200, {"value": visible, "count": {"type": "Total", "value": len(visible)}}
         )
 
-    def _resource_group(self, request: Request, sub: str, name: str) -> Response:
+    def _resource_group(self, request: Request) -> Response:
+        sub, name = request.params["sub"].lower(), request.params["group"]
         key = (sub, name.lower())
         group = self.cloud.tenant.groups.get(key)
         if request.method in ("GET", "HEAD"):
@@ -420,7 +441,9 @@ class ResourceManager:
             )
         return json_response(200, {"nameAvailable": True})
 
-    def _registry(self, request: Request, sub: str, group_name: str, name: str) -> Response:
+    def _registry(self, request: Request) -> Response:
+        sub, group_name = request.params["sub"].lower(), request.params["group"]
+        name = request.params["name"]
         registry = self.cloud.tenant.registries.get(name.lower())
         mine = (
             registry is not None
@@ -533,7 +556,8 @@ class ResourceManager:
             201, registry.public(), {"Azure-AsyncOperation": status_url, "Retry-After": "0"}
         )
 
-    def _operation(self, operation: str) -> Response:
+    def _operation(self, request: Request) -> Response:
+        operation = request.params["operation"]
         name = self.cloud.tenant.operations.get(operation)
         if name and name.startswith("deleted:"):  # a delete's Location: done at once
             return json_response(
@@ -559,8 +583,10 @@ class ResourceManager:
             registry.front.stop()
             registry.front = None
 
-    def _managed_cluster(self, sub: str, group_name: str, name: str) -> Response:
+    def _managed_cluster(self, request: Request) -> Response:
         """An AKS cluster (``aks_clusters`` setting), as ManagedClusters_Get answers."""
+        sub, group_name = request.params["sub"].lower(), request.params["group"]
+        name = request.params["name"]
         if (sub, group_name.lower()) not in self.cloud.tenant.groups:
             return arm_error(
                 404, "ResourceGroupNotFound", f"Resource group '{group_name}' could not be found."
@@ -576,19 +602,12 @@ class ResourceManager:
             )
         return json_response(200, cluster.public())
 
-    def _role_assignments(
-        self, request: Request, caller: ServicePrincipal, segments: list[str], lower: list[str]
-    ) -> Response:
-        at = max(i for i, s in enumerate(lower) if s == "microsoft.authorization")
-        kind = lower[at + 1 : at + 2]
-        if at >= 1 and lower[at - 1] == "providers" and kind == ["roledefinitions"]:
-            return self._role_definitions(request, segments, at)
-        if at < 1 or lower[at - 1] != "providers" or lower[at + 1 : at + 2] != ["roleassignments"]:
-            return arm_error(
-                404, "InvalidResourceType", f"No route for {request.method} {request.path}"
-            )
-        scope = "/" + "/".join(segments[: at - 1])
-        name = segments[at + 2] if len(segments) > at + 2 else ""
+    def _role_assignments(self, request: Request) -> Response:
+        """RoleAssignments_* at ``{scope}`` (the tenant's root when empty)."""
+        caller = self._caller(request)
+        assert caller is not None  # signed in: see arm
+        scope = request.params["scope"] or "/"
+        name = request.params.get("assignment", "")
         verb = {"PUT": "write", "DELETE": "delete"}.get(request.method, "read")
         denied = self._authorize(
             request, caller, scope, f"Microsoft.Authorization/roleAssignments/{verb}"
@@ -717,8 +736,9 @@ class ResourceManager:
             },
         )
 
-    def _list_resources(self, request: Request, sub: str) -> Response:
+    def _list_resources(self, request: Request) -> Response:
         """Resources_List: the subscription's registries (the only resources besides groups)."""
+        sub = request.params["sub"].lower()
         text = request.arg("$filter")
         wanted = odata_filter(text) if text else None
         if text and (wanted is None or wanted[0] != "resourceType"):
@@ -738,11 +758,11 @@ class ResourceManager:
             found.append({k: public[k] for k in ("id", "name", "type", "location", "tags", "sku")})
         return json_response(200, {"value": found})
 
-    def _role_definitions(self, request: Request, segments: list[str], at: int) -> Response:
+    def _role_definitions(self, request: Request) -> Response:
         """RoleDefinitions_List (``$filter=roleName eq``) and RoleDefinitions_Get: built-ins."""
         if request.method != "GET":
             return arm_error(405, "MethodNotAllowed", f"{request.method} is not supported here")
-        scope = "/" + "/".join(segments[: at - 1])
+        scope = request.params["scope"] or "/"
         sub = scope.split("/")[2] if scope.lower().startswith("/subscriptions/") else ""
         sub = sub or SEED_SUBSCRIPTION
 
@@ -761,7 +781,7 @@ class ResourceManager:
                 },
             }
 
-        wanted_id = segments[at + 2].lower() if len(segments) > at + 2 else ""
+        wanted_id = request.params.get("role", "").lower()
         if wanted_id:
             if wanted_id not in ROLES:
                 return arm_error(
@@ -786,6 +806,16 @@ class ResourceManager:
             or (wanted[0] == "type" and wanted[1] == "BuiltInRole")
         ]
         return json_response(200, {"value": found})
+
+
+def _arm_path(request: Request) -> str:
+    """The path under ``/management`` as ARM reads it: its segments, empty ones dropped."""
+    return "/" + "/".join(s for s in request.params["rest"].split("/") if s)
+
+
+def _no_route(request: Request) -> Response:
+    """ARM's answer to a path or method it does not serve."""
+    return arm_error(404, "InvalidResourceType", f"No route for {request.method} {request.path}")
 
 
 def _path(resource_id: str) -> str:

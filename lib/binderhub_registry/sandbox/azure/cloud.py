@@ -33,8 +33,7 @@ class AzureCloud(Backend):
         self.deployer = deployer
         super().__init__()
         for service in (EntraID(self), ResourceManager(self), Graph(self)):
-            for method, pattern, handler in service.routes():
-                self.route(method, pattern, handler)
+            self.add_routes(service.routes())
 
     @classmethod
     def create(cls, context: Context) -> AzureCloud:

@@ -42,15 +42,19 @@ import base64
 import json
 import secrets
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs
 
-from ..app import Handler, Request, Response, json_response
+from ..app import Request, Response, RouteTable, json_response
 from .errors import aad_error
-from .models import ACR_AUDIENCE, ARM_AUDIENCE, CLASSIC_ARM_AUDIENCE, GRAPH_AUDIENCE, SEED_TENANT
-
-if TYPE_CHECKING:
-    from .cloud import AzureCloud
+from .models import (
+    ACR_AUDIENCE,
+    ARM_AUDIENCE,
+    CLASSIC_ARM_AUDIENCE,
+    GRAPH_AUDIENCE,
+    SEED_TENANT,
+    Host,
+)
 
 __all__ = ["EntraID"]
 
@@ -58,10 +62,10 @@ __all__ = ["EntraID"]
 class EntraID:
     """The tenant's sign-in: OpenID configuration and the token endpoint."""
 
-    def __init__(self, cloud: AzureCloud) -> None:
+    def __init__(self, cloud: Host) -> None:
         self.cloud = cloud
 
-    def routes(self) -> list[tuple[str, str, Handler]]:
+    def routes(self) -> RouteTable:
         """(method, pattern, handler) under the cloud's prefix."""
         return [
             ("GET", "/login/{tenant}/v2.0/.well-known/openid-configuration", self.openid),

@@ -65,23 +65,30 @@ at creation                                     reference page (PATCH of both)
 ``POST /directoryObjects/getByIds`` {ids,       directoryobject-getbyids reference page;
 types}: the objects found, with                 azure-cli ``_get_object_stubs``
 ``@odata.type``
+path segments matched as written (case-         assumption (the reference pages write them
+sensitive): ``/Applications`` is 400            so, and msgraph-sdk and azure-cli send
+``BadRequest`` as an unknown segment            that case)
 ==============================================  ===========================================
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import secrets
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
-from ..app import Handler, Request, Response, json_response
+from ..app import Handler, PathTable, Request, Response, RouteTable, json_response
+from .arm import METHODS
 from .errors import graph_error, graph_not_found
 from .models import (
     GRAPH_AUDIENCE,
     SEED_CLIENT_ID,
     SEED_TENANT,
     Application,
+    Host,
     Password,
     ServicePrincipal,
     make_id,
@@ -89,25 +96,48 @@ from .models import (
     parse_time,
 )
 
-if TYPE_CHECKING:
-    from .cloud import AzureCloud
-
 __all__ = ["Graph"]
+
+T = TypeVar("T")
 
 
 class Graph:
     """Microsoft Graph over the cloud's tenant."""
 
-    def __init__(self, cloud: AzureCloud) -> None:
+    def __init__(self, cloud: Host) -> None:
         self.cloud = cloud
+        app = functools.partial(_existing, lambda: self.cloud.tenant.applications)
+        sp = functools.partial(_existing, lambda: self.cloud.tenant.principals)
+        # Graph's own table, read by :meth:`graph` once the caller is signed in (an unknown
+        # path without a token is a 401 too); the first row that takes a request wins
+        self.table = PathTable(
+            [
+                ("POST", "/directoryObjects/getByIds", self._get_by_ids),
+                ("GET", "/applications", self._list_applications),
+                ("POST", "/applications", self._create_application),
+                ("*", "/applications", _unsupported_method),
+                ("GET", "/applications/{id}", app(self._get_application)),
+                ("PATCH", "/applications/{id}", app(self._patch_application)),
+                ("DELETE", "/applications/{id}", app(self._delete_application)),
+                ("POST", "/applications/{id}/addPassword", app(self._add_password)),
+                ("POST", "/applications/{id}/removePassword", app(self._remove_password)),
+                ("*", "/applications/{id}{other:path}", app(_unsupported_request)),
+                ("GET", "/servicePrincipals", self._list_principals),
+                ("POST", "/servicePrincipals", self._create_principal),
+                ("*", "/servicePrincipals", _unsupported_method),
+                ("GET", "/servicePrincipals/{id}", sp(self._get_principal)),
+                ("DELETE", "/servicePrincipals/{id}", sp(self._delete_principal)),
+                ("*", "/servicePrincipals/{id}{other:path}", sp(_unsupported_request)),
+                ("*", "{other:path}", _no_resource),
+            ]
+        )
 
-    def routes(self) -> list[tuple[str, str, Handler]]:
-        """(method, pattern, handler) under the cloud's prefix."""
-        methods = ("GET", "HEAD", "PUT", "POST", "PATCH", "DELETE")
-        return [(m, "/graph/v1.0/{rest:path}", self.graph) for m in methods]
+    def routes(self) -> RouteTable:
+        """(method, pattern, handler) under the prefix: all of Graph goes to :meth:`graph`."""
+        return [(m, "/graph/v1.0/{rest:path}", self.graph) for m in METHODS]
 
     def graph(self, request: Request) -> Response:
-        """Microsoft Graph v1.0: applications and service principals."""
+        """Microsoft Graph v1.0: the caller signs in, then :attr:`table` routes the path."""
         caller = self.cloud.tenant.caller(request.bearer(), GRAPH_AUDIENCE)
         if caller is None:
             return graph_error(
@@ -120,18 +150,10 @@ class Graph:
                 "Authorization_RequestDenied",
                 "Insufficient privileges to complete the operation.",
             )
-        parts = [s for s in request.params["rest"].split("/") if s]
-        if parts == ["directoryObjects", "getByIds"] and request.method == "POST":
-            return self._get_by_ids(request)
-        if not parts or parts[0] not in ("applications", "servicePrincipals"):
-            return graph_error(
-                400,
-                "BadRequest",
-                f"Resource not found for the segment '{parts[0] if parts else ''}'.",
-            )
-        if parts[0] == "applications":
-            return self._applications(request, parts[1:])
-        return self._service_principals(request, parts[1:])
+        path = "/" + "/".join(s for s in request.params["rest"].split("/") if s)
+        handler, params = self.table.find(request.method, path)
+        request.params.update(params)
+        return handler(request)
 
     def _listing(
         self, request: Request, items: list[Any], kind: str, fields: dict[str, str]
@@ -157,166 +179,143 @@ class Graph:
             },
         )
 
-    def _applications(self, request: Request, rest: list[str]) -> Response:
-        apps = self.cloud.tenant.applications
-        if not rest:
-            if request.method == "GET":
-                return self._listing(
-                    request,
-                    list(apps.values()),
-                    "applications",
-                    {"displayName": "display_name", "appId": "app_id"},
-                )
-            if request.method == "POST":
-                name = str(request.json().get("displayName") or "")
-                if not name or len(name) > 120:
-                    return graph_error(
-                        400,
-                        "Request_BadRequest",
-                        "Invalid value specified for property 'displayName' of resource "
-                        "'Application'.",
-                    )
-                body = request.json()
-                new = Application(
-                    self.cloud.tenant.next_id("application"),
-                    self.cloud.tenant.next_id("app-id"),
-                    name,
-                    not_found_left=int(self.cloud.tenant.settings["application_not_found"]),
-                    notes=_notes(body),
-                    tags=_tags(body),
-                )
-                apps[new.id] = new
-                return json_response(201, new.public())
-            return graph_error(405, "Request_BadRequest", "Unsupported method")
-        app = apps.get(rest[0])
-        if app is None:
-            return graph_not_found(rest[0])
-        if len(rest) == 1 and request.method == "GET":
-            if app.not_found_left > 0:  # created moments ago: not replicated yet
-                app.not_found_left -= 1
-                return graph_not_found(rest[0])
-            return json_response(200, app.public())
-        if len(rest) == 1 and request.method == "PATCH":
-            body = request.json()
-            if "notes" in body:
-                app.notes = _notes(body)
-            if "tags" in body:
-                app.tags = _tags(body)
-            name = body.get("displayName")
-            if name is not None:
-                if not name or len(str(name)) > 120:
-                    return graph_error(
-                        400,
-                        "Request_BadRequest",
-                        "Invalid value specified for property 'displayName' of resource "
-                        "'Application'.",
-                    )
-                app.display_name = str(name)
-            return Response(204)
-        if len(rest) == 1 and request.method == "DELETE":
-            del apps[app.id]
-            # deleting an application deletes its service principal in the home tenant
-            for sp in [s for s in self.cloud.tenant.principals.values() if s.app_id == app.app_id]:
-                del self.cloud.tenant.principals[sp.id]
-            return Response(204)
-        if rest[1:] == ["addPassword"] and request.method == "POST":
-            cred = request.json().get("passwordCredential") or {}
-            start = now()
-            end = parse_time(str(cred.get("endDateTime") or "")) or start + dt.timedelta(days=730)
-            limit = int(self.cloud.tenant.settings["max_password_days"])
-            if limit and end - start > dt.timedelta(days=limit, minutes=5):
-                return graph_error(
-                    400,
-                    "CredentialInvalidLifetimeAsPerAppPolicy",
-                    "Credential lifetime exceeds the max value allowed as per assigned policy "
-                    f"'{make_id('app-management-policy', 1)}'.",
-                )
-            password = Password(
-                self.cloud.tenant.next_id("password"),
-                str(cred.get("displayName") or ""),
-                secrets.token_urlsafe(30),
-                start,
-                end,
-            )
-            app.passwords.append(password)
-            return json_response(200, password.public(with_secret=True))
-        if rest[1:] == ["removePassword"] and request.method == "POST":
-            key_id = str(request.json().get("keyId") or "")
-            if not any(p.key_id == key_id for p in app.passwords):
-                return graph_error(
-                    400,
-                    "Request_BadRequest",
-                    f"No password credential found with keyId '{key_id}'.",
-                )
-            app.passwords = [p for p in app.passwords if p.key_id != key_id]
-            return Response(204)
-        return graph_error(
-            400, "BadRequest", f"Unsupported request {request.method} {request.path}"
+    # --- applications ------------------------------------------------------------------
+    def _list_applications(self, request: Request) -> Response:
+        return self._listing(
+            request,
+            list(self.cloud.tenant.applications.values()),
+            "applications",
+            {"displayName": "display_name", "appId": "app_id"},
         )
 
-    def _service_principals(self, request: Request, rest: list[str]) -> Response:
-        sps = self.cloud.tenant.principals
-        if not rest:
-            if request.method == "GET":
-                return self._listing(
-                    request,
-                    list(sps.values()),
-                    "servicePrincipals",
-                    {"appId": "app_id", "displayName": "display_name"},
-                )
-            if request.method == "POST":
-                app_id = str(request.json().get("appId") or "")
-                app = self.cloud.tenant.application(app_id)
-                if app is not None and app.not_found_left > 0:
-                    app.not_found_left -= 1  # created moments ago: not replicated yet
-                    app = None
-                if app is None:
-                    message = (
-                        f"The appId '{app_id}' of the service principal does not reference "
-                        "a valid application object."
-                    )
-                    return graph_error(
-                        400,
-                        "Request_BadRequest",
-                        message,
-                        details=[
-                            {
-                                "code": "NoBackingApplicationObject",
-                                "message": message,
-                                "target": "appId",
-                            }
-                        ],
-                    )
-                if self.cloud.tenant.principal(app_id):
-                    return graph_error(
-                        409,
-                        "Request_MultipleObjectsWithSameKeyValue",
-                        "Another object with the same value for property "
-                        "servicePrincipalNames already exists.",
-                    )
-                body = request.json()
-                new = ServicePrincipal(
-                    self.cloud.tenant.next_id("service-principal"),
-                    app_id,
-                    app.display_name,
-                    int(self.cloud.tenant.settings["principal_not_found"]),
-                    notes=_notes(body),
-                    tags=_tags(body),
-                )
-                sps[new.id] = new
-                return json_response(201, new.public(SEED_TENANT))
-            return graph_error(405, "Request_BadRequest", "Unsupported method")
-        sp = sps.get(rest[0])
-        if sp is None:
-            return graph_not_found(rest[0])
-        if len(rest) == 1 and request.method == "GET":
-            return json_response(200, sp.public(SEED_TENANT))
-        if len(rest) == 1 and request.method == "DELETE":
-            del sps[sp.id]
-            return Response(204)
-        return graph_error(
-            400, "BadRequest", f"Unsupported request {request.method} {request.path}"
+    def _create_application(self, request: Request) -> Response:
+        body = request.json()
+        name = str(body.get("displayName") or "")
+        if not name or len(name) > 120:
+            return _invalid_display_name()
+        new = Application(
+            self.cloud.tenant.next_id("application"),
+            self.cloud.tenant.next_id("app-id"),
+            name,
+            not_found_left=int(self.cloud.tenant.settings["application_not_found"]),
+            notes=_notes(body),
+            tags=_tags(body),
         )
+        self.cloud.tenant.applications[new.id] = new
+        return json_response(201, new.public())
+
+    def _get_application(self, request: Request, app: Application) -> Response:
+        if app.not_found_left > 0:  # created moments ago: not replicated yet
+            app.not_found_left -= 1
+            return graph_not_found(app.id)
+        return json_response(200, app.public())
+
+    def _patch_application(self, request: Request, app: Application) -> Response:
+        body = request.json()
+        if "notes" in body:
+            app.notes = _notes(body)
+        if "tags" in body:
+            app.tags = _tags(body)
+        name = body.get("displayName")
+        if name is not None:
+            if not name or len(str(name)) > 120:
+                return _invalid_display_name()
+            app.display_name = str(name)
+        return Response(204)
+
+    def _delete_application(self, request: Request, app: Application) -> Response:
+        del self.cloud.tenant.applications[app.id]
+        # deleting an application deletes its service principal in the home tenant
+        for sp in [s for s in self.cloud.tenant.principals.values() if s.app_id == app.app_id]:
+            del self.cloud.tenant.principals[sp.id]
+        return Response(204)
+
+    def _add_password(self, request: Request, app: Application) -> Response:
+        cred = request.json().get("passwordCredential") or {}
+        start = now()
+        end = parse_time(str(cred.get("endDateTime") or "")) or start + dt.timedelta(days=730)
+        limit = int(self.cloud.tenant.settings["max_password_days"])
+        if limit and end - start > dt.timedelta(days=limit, minutes=5):
+            return graph_error(
+                400,
+                "CredentialInvalidLifetimeAsPerAppPolicy",
+                "Credential lifetime exceeds the max value allowed as per assigned policy "
+                f"'{make_id('app-management-policy', 1)}'.",
+            )
+        password = Password(
+            self.cloud.tenant.next_id("password"),
+            str(cred.get("displayName") or ""),
+            secrets.token_urlsafe(30),
+            start,
+            end,
+        )
+        app.passwords.append(password)
+        return json_response(200, password.public(with_secret=True))
+
+    def _remove_password(self, request: Request, app: Application) -> Response:
+        key_id = str(request.json().get("keyId") or "")
+        if not any(p.key_id == key_id for p in app.passwords):
+            return graph_error(
+                400,
+                "Request_BadRequest",
+                f"No password credential found with keyId '{key_id}'.",
+            )
+        app.passwords = [p for p in app.passwords if p.key_id != key_id]
+        return Response(204)
+
+    # --- service principals ------------------------------------------------------------
+    def _list_principals(self, request: Request) -> Response:
+        return self._listing(
+            request,
+            list(self.cloud.tenant.principals.values()),
+            "servicePrincipals",
+            {"appId": "app_id", "displayName": "display_name"},
+        )
+
+    def _create_principal(self, request: Request) -> Response:
+        body = request.json()
+        app_id = str(body.get("appId") or "")
+        app = self.cloud.tenant.application(app_id)
+        if app is not None and app.not_found_left > 0:
+            app.not_found_left -= 1  # created moments ago: not replicated yet
+            app = None
+        if app is None:
+            message = (
+                f"The appId '{app_id}' of the service principal does not reference "
+                "a valid application object."
+            )
+            return graph_error(
+                400,
+                "Request_BadRequest",
+                message,
+                details=[
+                    {"code": "NoBackingApplicationObject", "message": message, "target": "appId"}
+                ],
+            )
+        if self.cloud.tenant.principal(app_id):
+            return graph_error(
+                409,
+                "Request_MultipleObjectsWithSameKeyValue",
+                "Another object with the same value for property "
+                "servicePrincipalNames already exists.",
+            )
+        new = ServicePrincipal(
+            self.cloud.tenant.next_id("service-principal"),
+            app_id,
+            app.display_name,
+            int(self.cloud.tenant.settings["principal_not_found"]),
+            notes=_notes(body),
+            tags=_tags(body),
+        )
+        self.cloud.tenant.principals[new.id] = new
+        return json_response(201, new.public(SEED_TENANT))
+
+    def _get_principal(self, request: Request, sp: ServicePrincipal) -> Response:
+        return json_response(200, sp.public(SEED_TENANT))
+
+    def _delete_principal(self, request: Request, sp: ServicePrincipal) -> Response:
+        del self.cloud.tenant.principals[sp.id]
+        return Response(204)
 
     def _get_by_ids(self, request: Request) -> Response:
         """``POST /directoryObjects/getByIds``: the applications and principals with those ids."""
@@ -341,6 +340,40 @@ class Graph:
                 "value": found,
             },
         )
+
+
+def _existing(
+    objects: Callable[[], Mapping[str, T]], handler: Callable[[Request, T], Response]
+) -> Handler:
+    """``handler`` given the directory object ``{id}`` of ``objects``; 404 when there is none."""
+
+    def found(request: Request) -> Response:
+        wanted = objects().get(request.params["id"])
+        return graph_not_found(request.params["id"]) if wanted is None else handler(request, wanted)
+
+    return found
+
+
+def _unsupported_method(request: Request) -> Response:
+    return graph_error(405, "Request_BadRequest", "Unsupported method")
+
+
+def _unsupported_request(request: Request, _: object) -> Response:
+    return graph_error(400, "BadRequest", f"Unsupported request {request.method} {request.path}")
+
+
+def _no_resource(request: Request) -> Response:
+    """Graph's answer to a path outside the resources it serves here."""
+    first = request.params["other"].strip("/").split("/")[0]
+    return graph_error(400, "BadRequest", f"Resource not found for the segment '{first}'.")
+
+
+def _invalid_display_name() -> Response:
+    return graph_error(
+        400,
+        "Request_BadRequest",
+        "Invalid value specified for property 'displayName' of resource 'Application'.",
+    )
 
 
 def _notes(body: dict[str, Any]) -> str | None:

@@ -75,11 +75,14 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .regions import REGISTRY_LOCATIONS
 
 if TYPE_CHECKING:
+    import threading
+
+    from ..app import App, Request
     from ..registry_front import RegistryFront
 
 __all__ = [
@@ -110,6 +113,7 @@ __all__ = [
     "TAKEN_REGISTRY",
     "USER_ACCESS_ADMIN",
     "Application",
+    "Host",
     "ManagedCluster",
     "Password",
     "Registry",
@@ -695,3 +699,17 @@ def seed_tenant(deployer_secret: str) -> Tenant:
         "Succeeded",
     )
     return tenant
+
+
+class Host(Protocol):
+    """What Entra ID, ARM, Graph and the ACR fronts use of the backend that serves them
+    (:class:`.cloud.AzureCloud`), so that they need not import it: the live tenant (a reset
+    replaces it), the lock their handlers hold, the app new fronts listen on, the base URL."""
+
+    tenant: Tenant
+    lock: threading.RLock
+    app: App | None
+
+    def base(self, request: Request) -> str:
+        """The backend's base URL as the client reached it."""
+        ...

@@ -79,20 +79,24 @@ class DockerHub(Backend):
         self.front: RegistryFront | None = None
         self.realm: TokenRealm | None = None
         super().__init__()
-        self.route("POST", "/v2/auth/token", self.sign_in)
-        self.route("POST", "/v2/users/login", self.legacy_login)
-        self.route("POST", "/v2/users/2fa-login", self.second_factor)
-        self.route("GET", "/v2/users/{user}", self.get_user)
-        self.route("GET", "/v2/orgs/{org}/members", self.org_members)
-        self.route("GET", "/v2/orgs/{org}/access-tokens", self.list_org_tokens)
-        self.route("POST", "/v2/orgs/{org}/access-tokens", self.create_org_token)
-        self.route("DELETE", "/v2/orgs/{org}/access-tokens/{id}", self.delete_org_token)
-        self.route("GET", "/v2/access-tokens", self.list_tokens)
-        self.route("POST", "/v2/access-tokens", self.create_token)
-        self.route("GET", "/v2/access-tokens/{uuid}", self.get_token)
-        self.route("PATCH", "/v2/access-tokens/{uuid}", self.patch_token)
-        self.route("DELETE", "/v2/access-tokens/{uuid}", self.delete_token)
-        self.route("GET", "/token", self.registry_token)
+        self.add_routes(
+            [
+                ("POST", "/v2/auth/token", self.sign_in),
+                ("POST", "/v2/users/login", self.legacy_login),
+                ("POST", "/v2/users/2fa-login", self.second_factor),
+                ("GET", "/v2/users/{user}", self.get_user),
+                ("GET", "/v2/orgs/{org}/members", self.org_members),
+                ("GET", "/v2/orgs/{org}/access-tokens", self.list_org_tokens),
+                ("POST", "/v2/orgs/{org}/access-tokens", self.create_org_token),
+                ("DELETE", "/v2/orgs/{org}/access-tokens/{id}", self.delete_org_token),
+                ("GET", "/v2/access-tokens", self.list_tokens),
+                ("POST", "/v2/access-tokens", self.create_token),
+                ("GET", "/v2/access-tokens/{uuid}", self.get_token),
+                ("PATCH", "/v2/access-tokens/{uuid}", self.patch_token),
+                ("DELETE", "/v2/access-tokens/{uuid}", self.delete_token),
+                ("GET", "/token", self.registry_token),
+            ]
+        )
 
     @classmethod
     def create(cls, context: Context) -> DockerHub:

@@ -110,8 +110,7 @@ class GoogleCloud(Backend):
         self.fronts: dict[str, RegistryFront] = {}
         self.metadata: MetadataServer | None = None
         super().__init__()
-        for method, pattern, handler in Rest(self).routes():
-            self.route(method, pattern, handler)
+        self.add_routes(Rest(self).routes())
 
     @classmethod
     def create(cls, context: Context) -> GoogleCloud:

@@ -55,7 +55,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from concurrent import futures
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc  # type: ignore[import-untyped]
 from google.cloud.iam_admin_v1 import types
@@ -66,6 +66,7 @@ from google.type import expr_pb2  # type: ignore[import-untyped]
 from .models import (
     KEY_LIMIT,
     LAG_KINDS,
+    Host,
     ServiceAccount,
     missing_pool,
     new_key,
@@ -74,9 +75,6 @@ from .models import (
     rsa_pair,
 )
 from .rest import service_disabled_error
-
-if TYPE_CHECKING:
-    from .cloud import GoogleCloud
 
 __all__ = ["IamServer"]
 
@@ -150,7 +148,7 @@ def _condition(expr: Any) -> dict[str, str]:
 class IamServer:
     """A grpc server for the IAM admin methods the notebook uses, over the cloud's project."""
 
-    def __init__(self, cloud: GoogleCloud, cert: bytes, key: bytes, port: int = 0) -> None:
+    def __init__(self, cloud: Host, cert: bytes, key: bytes, port: int = 0) -> None:
         self.cloud = cloud
         # the next key's RSA pair is made ahead, off the request (2048 bits: ~0.1 s of CPU
         # that CreateServiceAccountKey would otherwise keep the notebook waiting for)

@@ -56,13 +56,10 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
-from .models import WORKLOAD_IDENTITY_USER
-
-if TYPE_CHECKING:
-    from .cloud import GoogleCloud
+from .models import WORKLOAD_IDENTITY_USER, Host
 
 __all__ = ["MetadataServer", "workload_member"]
 
@@ -85,7 +82,7 @@ def workload_member(project: str, namespace: str, service_account: str) -> str:
 class MetadataServer:
     """The fake metadata server: a thread serving plain HTTP on 127.0.0.1."""
 
-    def __init__(self, cloud: GoogleCloud) -> None:
+    def __init__(self, cloud: Host) -> None:
         self.cloud = cloud
         handler = type("Handler", (_Handler,), {"cloud": cloud})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -112,7 +109,7 @@ class MetadataServer:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    cloud: GoogleCloud
+    cloud: Host
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base's name)

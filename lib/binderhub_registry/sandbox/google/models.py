@@ -94,8 +94,14 @@ import itertools
 import json
 import re
 import secrets
+import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import threading
+
+    from ..app import App
 
 __all__ = [
     "DEFAULT_SERVICES",
@@ -106,6 +112,7 @@ __all__ = [
     "ROLE_ACTIONS",
     "SEED_ACCOUNT",
     "WORKLOAD_IDENTITY_USER",
+    "Host",
     "Key",
     "Project",
     "Repository",
@@ -427,10 +434,36 @@ class Project:
         if bearer in self.tokens:
             return self.tokens[bearer]
         if bearer.count(".") == 2:
-            from .rest import verify_jwt  # the JWT check lives with the token endpoint
-
-            return verify_jwt(self, bearer)
+            return self.verify_jwt(bearer)
         return None
+
+    def verify_jwt(self, token: str) -> str | None:
+        """The issuer of an unexpired RS256 JWT signed by one of its live keys, else None.
+
+        Token-endpoint assertions and self-signed JWTs (which the SDKs send as Bearer
+        tokens for service-account keys: google-auth ``always_use_jwt_access``) alike.
+        """
+        # cryptography here, not at the top: the sandbox's start path needs none of it
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+        try:
+            head, body, signature = token.split(".")
+            header = json.loads(_b64url(head))
+            claims = json.loads(_b64url(body))
+            account = self.accounts[claims["iss"]]
+            key = account.keys[header["kid"]]
+            public = serialization.load_pem_public_key(key.public_pem.encode())
+            assert isinstance(public, rsa.RSAPublicKey)
+            public.verify(
+                _b64url(signature), f"{head}.{body}".encode(), padding.PKCS1v15(), hashes.SHA256()
+            )
+        except (ValueError, KeyError, TypeError, AssertionError, InvalidSignature):
+            return None
+        if float(claims.get("exp", 0)) < time.time():
+            return None
+        return account.email
 
     def check_key_file(self, info: Any) -> ServiceAccount | None:
         """The live account whose live key ``info`` (a key file's JSON) is, else None."""
@@ -525,3 +558,43 @@ def seed_project(deployer: dict[str, str], public_pem: str | None = None) -> Pro
 def dumps(data: Any) -> bytes:
     """JSON bytes."""
     return json.dumps(data).encode()
+
+
+class Host(Protocol):
+    """What the REST routes (:mod:`.rest`), the IAM gRPC server (:mod:`.iam`) and the
+    metadata server (:mod:`.metadata`) use of the backend that serves them
+    (:class:`.cloud.GoogleCloud`), so that they need not import it: the live project (a reset
+    replaces it), the lock, the app, gRPC's faults and log, and the registry fronts."""
+
+    project: Project
+    lock: threading.RLock
+    app: App | None
+
+    @property
+    def token_uri(self) -> str:
+        """The OAuth token endpoint key files name."""
+        ...
+
+    def grpc_fault(self, method: str) -> dict[str, Any] | None:
+        """The first pending gRPC fault for ``method``, used up by one."""
+        ...
+
+    def log_grpc(self, method: str, code: str) -> None:
+        """Log a gRPC call in the app's request log."""
+        ...
+
+    def registry_host(self, repo: Repository) -> str | None:
+        """The host of ``repo``'s front (None before it starts)."""
+        ...
+
+    def ensure_front(self, repo: Repository) -> None:
+        """Start the front serving ``repo``'s location (or gcr.io domain) if not running."""
+        ...
+
+    def drop_images(self, repo: Repository) -> None:
+        """Free what a deleted repository held."""
+        ...
+
+
+def _b64url(data: str) -> bytes:
+    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))

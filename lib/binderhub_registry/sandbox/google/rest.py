@@ -50,19 +50,14 @@ hyphens, start with a letter, at most 63;      repositories/create-repos; gcr.io
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs
 
-from ..app import Request, Response, json_response
-from .models import Project, Repository, missing_pool, policy_refusal, policy_view
-
-if TYPE_CHECKING:
-    from .cloud import GoogleCloud
+from ..app import Request, Response, RouteTable, json_response
+from .models import Host, Project, Repository, missing_pool, policy_refusal, policy_view
 
 __all__ = ["LOCATIONS", "STATUS", "Rest", "google_error", "service_disabled_error"]
 
@@ -146,43 +141,10 @@ def service_disabled_error(project: Project, service: str) -> tuple[str, list[di
     ]
 
 
-def verify_jwt(project: Project, token: str) -> str | None:
-    """The issuer of an unexpired RS256 JWT signed by one of its live keys, else None.
-
-    Token-endpoint assertions and self-signed JWTs (which the SDKs send as Bearer
-    tokens for service-account keys: google-auth ``always_use_jwt_access``) alike.
-    """
-    # cryptography here, not at the top: the sandbox's start path needs none of it
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import padding, rsa
-
-    try:
-        head, body, signature = token.split(".")
-        header = json.loads(_b64url(head))
-        claims = json.loads(_b64url(body))
-        account = project.accounts[claims["iss"]]
-        key = account.keys[header["kid"]]
-        public = serialization.load_pem_public_key(key.public_pem.encode())
-        assert isinstance(public, rsa.RSAPublicKey)
-        public.verify(
-            _b64url(signature), f"{head}.{body}".encode(), padding.PKCS1v15(), hashes.SHA256()
-        )
-    except (ValueError, KeyError, TypeError, AssertionError, InvalidSignature):
-        return None
-    if float(claims.get("exp", 0)) < time.time():
-        return None
-    return account.email
-
-
-def _b64url(data: str) -> bytes:
-    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
-
-
 class Rest:
     """The REST routes of the Google backend, over the cloud's one project."""
 
-    def __init__(self, cloud: GoogleCloud) -> None:
+    def __init__(self, cloud: Host) -> None:
         self.cloud = cloud
 
     @property
@@ -190,7 +152,7 @@ class Rest:
         """The cloud's live project."""
         return self.cloud.project
 
-    def routes(self) -> list[tuple[str, str, Callable[[Request], Response]]]:
+    def routes(self) -> RouteTable:
         """(method, pattern, handler), colon verbs before the plain resource paths."""
         su = "/serviceusage/v1/projects/{project}/services/{service}"
         ar = "/artifactregistry/v1/projects/{project}/locations/{location}"
@@ -235,7 +197,7 @@ class Rest:
 
     def _verify_assertion(self, assertion: str) -> str | None:
         """The issuer of a JWT signed by one of its live keys (RS256), else None."""
-        return verify_jwt(self.project, assertion)
+        return self.project.verify_jwt(assertion)
 
     def caller(self, request: Request) -> str | Response:
         """The signed-in principal, or Google's 401."""
@@ -291,19 +253,7 @@ class Rest:
         service = request.params["service"]
         if service not in SERVICE_TITLES:
             return google_error("NOT_FOUND", f"Service {service} not found or permission denied.")
-        name = f"operations/acf.p2-{self.project.number}-{self.project.next_id(8)}"
-        self.project.operations[name] = {
-            "polls": int(self.project.settings["operation_polls"]),
-            "finish": lambda: self.project.enable(service),
-            "response": lambda: {
-                "@type": "type.googleapis.com/google.api.serviceusage.v1.EnableServiceResponse",
-                "service": self._service(service),
-            },
-            "metadata": {
-                "@type": "type.googleapis.com/google.api.serviceusage.v1.OperationMetadata"
-            },
-        }
-        return self._operation(name)
+        return self._service_change(service, "Enable", self.project.enable)
 
     def disable(self, request: Request) -> Response:
         """``services.disable``: an operation that turns the service off when it completes."""
@@ -318,12 +268,17 @@ class Rest:
                 f"The service {service} has usage in project {self.project.number}: "
                 f"{len(self.project.repositories)} repositories.",
             )
+        return self._service_change(service, "Disable", self.project.disable)
+
+    def _service_change(self, service: str, verb: str, finish: Callable[[str], None]) -> Response:
+        """The long-running operation of ``services.<verb>``: ``finish(service)`` runs when
+        it completes, and its response is ``<verb>ServiceResponse`` with the service."""
         name = f"operations/acf.p2-{self.project.number}-{self.project.next_id(8)}"
         self.project.operations[name] = {
             "polls": int(self.project.settings["operation_polls"]),
-            "finish": lambda: self.project.disable(service),
+            "finish": lambda: finish(service),
             "response": lambda: {
-                "@type": "type.googleapis.com/google.api.serviceusage.v1.DisableServiceResponse",
+                "@type": f"type.googleapis.com/google.api.serviceusage.v1.{verb}ServiceResponse",
                 "service": self._service(service),
             },
             "metadata": {

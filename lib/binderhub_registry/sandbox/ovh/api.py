@@ -10,19 +10,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
-from ..app import Request, Response, json_response
-from .models import REGIONS, Registry, User, iso, plan_body, rule_allows
-
-if TYPE_CHECKING:
-    from .cloud import OvhCloud
+from ..app import Handler, Request, Response, RouteTable, json_response
+from .models import REGIONS, Host, Registry, User, iso, plan_body, rule_allows
 
 __all__ = ["Api", "auth_error", "client_error"]
-
-Handler = Callable[[Request], Response]
 
 
 def client_error(status: int, cls: str, message: str) -> Response:
@@ -45,10 +38,10 @@ def _not_found(what: str) -> Response:
 class Api:
     """The routes of OVH's API that the OVH notebook uses, over the account's state."""
 
-    def __init__(self, cloud: OvhCloud) -> None:
+    def __init__(self, cloud: Host) -> None:
         self.cloud = cloud
 
-    def routes(self) -> list[tuple[str, str, Handler]]:
+    def routes(self) -> RouteTable:
         """(method, pattern, handler) relative to the backend's prefix."""
         base = "/1.0/cloud/project/{sn}"
         registry = base + "/containerRegistry/{rid}"

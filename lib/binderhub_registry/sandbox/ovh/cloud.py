@@ -28,8 +28,7 @@ class OvhCloud(Backend):
     def __init__(self, credentials: dict[str, str]) -> None:
         self.credentials = credentials
         super().__init__()
-        for method, pattern, handler in Api(self).routes():
-            self.route(method, pattern, handler)
+        self.add_routes(Api(self).routes())
 
     @classmethod
     def create(cls, context: Context) -> OvhCloud:

@@ -12,7 +12,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ..harbor.models import CURRENT_VERSION, DB_AUTH
 
@@ -24,6 +24,7 @@ __all__ = [
     "REGIONS",
     "SEED_PROJECT",
     "Account",
+    "Host",
     "Registry",
     "User",
     "iso",
@@ -218,3 +219,35 @@ class Account:
     def plan_named(self, plan_id: str) -> str | None:
         """The plan's name for its id."""
         return next((n for n, p in PLANS.items() if p[0] == plan_id), None)
+
+
+class Host(Protocol):
+    """What the API's routes (:mod:`.api`) use of the backend that serves them
+    (:class:`.cloud.OvhCloud`), so that they need not import it: the live account (a reset
+    replaces it) and the registries' lives, which start and stop their Harbors."""
+
+    account: Account
+
+    def create_registry(self, project: str, name: str, region: str, plan: str) -> Registry:
+        """A new registry, INSTALLING."""
+        ...
+
+    def advance(self, registry: Registry) -> Registry | None:
+        """Count one GET and answer the status it falls in; None once a deleted one is gone."""
+        ...
+
+    def start_deleting(self, registry: Registry) -> None:
+        """DELETE: the registry answers DELETING for a while, then 404."""
+        ...
+
+    def create_user(self, registry: Registry, login: str, email: str) -> User:
+        """A new user of the registry's Harbor."""
+        ...
+
+    def set_admin(self, registry: Registry, user: User) -> None:
+        """Make ``user`` an administrator of the registry's Harbor."""
+        ...
+
+    def delete_user(self, registry: Registry, user: User) -> None:
+        """Remove ``user`` from the registry and its Harbor."""
+        ...
