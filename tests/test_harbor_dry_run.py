@@ -4,6 +4,10 @@ A run whose creation answer was lost leaves a pending entry (``harbor_project_pe
 ``harbor_robot_pending``); the next run finds the project or robot and adopts it. A dry run
 adopts it in memory only (``Connection.note``), so its plan and its teardown plan name it, and
 the record on disk stays as it was: a dry run changes nothing (the contract's promise).
+
+Each robot goes through one table of states (``harbor.ROBOT_STATES``): each state's action
+plans its change first, so a dry run stops at the first change it would make; the states that
+stop a run stop a real run and a dry run alike, with one line, before any change.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 import pytest
 
 from binderhub_registry import sandbox
-from binderhub_registry.errors import CloudError
+from binderhub_registry.errors import CloudError, PermissionDenied
 from binderhub_registry.providers import Record, harbor
 
 from .helpers import HARBOR_DEFAULTS, admin_api, harbor_steps, settings
@@ -210,3 +214,52 @@ def test_the_harbor_module_writes_no_dry_run_exit_of_its_own() -> None:
         ):
             found.append(f"line {node.lineno}: {ast.unparse(node)}")
     assert found == []
+
+
+# --- the states that stop: one line, nothing changed --------------------------------------------
+def test_an_expired_robot_of_someone_else_stops_and_stays(
+    fresh: sandbox.Sandbox, tmp_path: Path
+) -> None:
+    settings(fresh, "harbor", clock_offset_days=-3)  # made three days ago, for one day
+    api = admin_api(fresh)
+    harbor.create_project(api, "binderhub")
+    harbor.create_robot(api, "binderhub", "binderhub-builder", 1)
+    settings(fresh, "harbor", clock_offset_days=0)
+    before = harbor_now(fresh)
+    with pytest.raises(PermissionDenied) as err:
+        harbor_steps(tmp_path, robot_expiry_days=1)
+    message = str(err.value)
+    assert "expired on" in message and "this notebook did not create it" in message
+    assert "\n" not in message
+    assert harbor_now(fresh)["robots"] == before["robots"]
+
+
+def test_a_robot_without_its_roles_permissions_stops_and_stays(
+    fresh: sandbox.Sandbox, tmp_path: Path
+) -> None:
+    api = admin_api(fresh)
+    harbor.create_project(api, "binderhub")
+    harbor.create_robot(api, "binderhub", "binderhub-builder", -1, ("pull",))
+    before = harbor_now(fresh)
+    with pytest.raises(PermissionDenied) as err:
+        harbor_steps(tmp_path)
+    assert f"{BUILDER_ROBOT!r} exists without push and pull on 'binderhub'" in str(err.value)
+    assert harbor_now(fresh)["robots"] == before["robots"]
+
+
+def test_a_change_harbor_does_not_keep_stops_instead_of_looping(
+    fresh: sandbox.Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An action that fixes its state and answers nothing sends the robot through the table
+    again; a Harbor that ignores the change would loop: the walk is bounded."""
+    harbor_steps(tmp_path)
+    calls: list[int] = []
+
+    def ignored(api: harbor.HarborAPI, robot: dict[str, Any], days: int) -> dict[str, Any]:
+        calls.append(days)
+        return robot  # as if Harbor kept the old duration
+
+    monkeypatch.setattr(harbor, "set_robot_expiry", ignored)
+    with pytest.raises(CloudError, match="Harbor did not keep the changes made to it"):
+        harbor_steps(tmp_path, robot_expiry_days=30)
+    assert 1 < len(calls) <= len(harbor.ROBOT_STATES)
