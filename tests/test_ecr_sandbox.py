@@ -83,10 +83,8 @@ def test_a_new_account_has_its_admin_and_nothing_else(ecr: EcrBox) -> None:
     assert ecr.client("ecr").describe_repositories()["repositories"] == []
     iam = ecr.client("iam")
     # the EKS cluster BinderHub runs on is there (a prerequisite), with its own two roles
-    assert [r["RoleName"] for r in iam.list_roles()["Roles"]] == [
-        "binderhub-cluster",
-        "binderhub-node",
-    ]
+    roles = sorted(r["RoleName"] for r in iam.list_roles()["Roles"])
+    assert roles == ["binderhub-cluster", "binderhub-node"]
     assert iam.list_open_id_connect_providers()["OpenIDConnectProviderList"] == []
     assert iam.list_policies(Scope="Local")["Policies"] == []
 
@@ -542,3 +540,35 @@ def test_the_helper_retries_throttling_as_the_go_sdk_does(ecr: EcrBox) -> None:
         asyncio.run(hub.get_image_manifest("binderhub/b", "t"))
     assert failed.value.code == 500
     assert b"ThrottlingException" in failed.value.response.body
+
+
+def test_a_helper_without_the_cluster_s_oidc_provider_says_what_sts_says(ecr: EcrBox) -> None:
+    iam = ecr.client("iam")
+    trust = {  # trusts a provider the account does not have yet
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {
+                    "Federated": f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/"
+                    + CLUSTER_ISSUER.removeprefix("https://")
+                },
+                "Action": "sts:AssumeRoleWithWebIdentity",
+            }
+        ],
+    }
+    role = iam.create_role(RoleName="r", AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+    deploy(ecr, AWS_ROLE_ARN=role["Arn"])
+    answer = requests.get(
+        f"{ecr.url}/ecr/helpers/helper/repo/binderhub/x",
+        headers={"Authorization": "Bearer helper-token"},
+        verify=ecr.ca_file,
+        timeout=30,
+    )
+    assert answer.status_code == 500
+    error = answer.json()["error"]
+    assert error.startswith(
+        "operation error STS: AssumeRoleWithWebIdentity, https response error StatusCode: 400, "
+    )
+    said = "No OpenIDConnect provider found in your account for"
+    assert error.endswith(f"InvalidIdentityToken: {said} {CLUSTER_ISSUER}")

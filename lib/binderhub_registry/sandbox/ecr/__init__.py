@@ -99,8 +99,14 @@ its ``aud`` in the provider's client ids      provider ARN, ``StringEquals`` on
 role's trust policy must allow it for the     <ns>:<sa>`` and ``:aud`` = ``sts.amazonaws.com``);
 token's ``sub``/``aud`` (else 403             moto checks none of it: the layer does (the
 ``AccessDenied`` "Not authorized to perform   token's signature is not checked: assumption);
-sts:AssumeRoleWithWebIdentity")               messages: aws/amazon-eks-pod-identity-webhook
-                                              and aws-sdk issues quoting them
+sts:AssumeRoleWithWebIdentity")               captured: mozilla-iam/mozilla-aws-cli#127 (400
+                                              Sender InvalidIdentityToken "No OpenIDConnect
+                                              provider found in your account for <iss>"),
+                                              crossplane/crossplane#5578 (403 AccessDenied
+                                              "Not authorized to perform sts:AssumeRole
+                                              WithWebIdentity"); a wrong condition key is a
+                                              refusal: external-secrets/kubernetes-external-
+                                              secrets#287, aws/karpenter-provider-aws#1666
 a role younger than                           IAM guide ("changes ... are eventually
 ``role_propagation_seconds`` (default 0: a    consistent"; a new role can fail to be assumed
 test turns it on) is refused as an            for a few seconds); the refusal's wording: the
@@ -179,10 +185,13 @@ JSON of repositories and images: Go's         ``json.Marshal`` of aws-sdk-go-v2'
 field names (``RepositoryName``,              json tags); nil fields left out here (Go writes
 ``ImageTags``), times RFC 3339                ``null``): assumption
 an AWS error: 500 ``{"error": "operation      ``common.InternalServerError``
-error ECR: <Op>, https response error         (RETURN_ERROR_DETAILS); the Go SDK's error text
-StatusCode: N, api error <Code>: <msg>"}``    (smithy-go OperationError, ResponseError): its
-(``{"error": "internal server error"}``       RequestID part left out (assumption)
-without RETURN_ERROR_DETAILS)
+error <Service>: <Op>, https response error   (RETURN_ERROR_DETAILS); aws-sdk-go-v2's text
+StatusCode: N, RequestID: <id>, <Code>:       (smithy-go OperationError, ResponseError; ``api
+<msg>"}`` (``api error <Code>: ...`` for an   error`` for GenericAPIError): captured in
+error the model does not declare);            crossplane/crossplane#5578 and namespacelabs/
+``{"error": "internal server error"}``        foundation#801; the retryer: standard, 3
+without RETURN_ERROR_DETAILS; throttling      attempts (aws-sdk-go-v2 ``retry``)
+retried as the Go SDK does (3 attempts)
 the helper's repository name is BinderHub's   binderhub ``builder._get_image_basename_and_tag``
 image name without the registry host (the     (the registry part dropped), ``registry.py``
 prefix included); the helper adds none        ExternalRegistryHelper (``/repo/<image>``);

@@ -43,12 +43,27 @@ _NULL = b"null\n"  # common.NotFound's body
 
 
 class HelperError(Exception):
-    """An AWS SDK error as the Go SDK prints it (``operation error ECR: <op>, ...``)."""
+    """An AWS SDK error as aws-sdk-go-v2 prints it: ``operation error <Service>: <Op>, https
+    response error StatusCode: <n>, RequestID: <id>, <error>``, where the error is ``<Code>:
+    <message>`` for one the service's model declares and ``api error <Code>: <message>`` for any
+    other (smithy-go's OperationError, ResponseError, GenericAPIError; captured in
+    crossplane/crossplane#5578 and namespacelabs/foundation#801)."""
 
-    def __init__(self, operation: str, status: int, code: str, message: str) -> None:
+    def __init__(
+        self,
+        operation: str,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        service: str = "ECR",
+        request_id: str = "",
+        modeled: bool = False,
+    ) -> None:
+        error = f"{code}: {message}" if modeled else f"api error {code}: {message}"
         super().__init__(
-            f"operation error ECR: {operation}, https response error StatusCode: {status}, "
-            f"api error {code}: {message}"
+            f"operation error {service}: {operation}, https response error StatusCode: "
+            f"{status}, RequestID: {request_id}, {error}"
         )
         self.code = code
 
@@ -122,7 +137,7 @@ class Helper:
                 sts.get_caller_identity()  # Setup logs the identity, and stops without one
             except ClientError as e:
                 self._clients.clear()
-                raise _sdk_error("STS", e) from None
+                raise _sdk_error("STS", e, _sts_model()) from None
             self._clients["ecr"] = session.client(
                 "ecr", **(common | {"endpoint_url": self._url("api")})
             )
@@ -200,7 +215,7 @@ class Helper:
         try:
             result: dict[str, Any] = getattr(ecr, operation)(**kwargs)
         except ClientError as e:
-            raise _sdk_error("ECR", e) from None
+            raise _sdk_error("ECR", e, ecr) from None
         return result
 
     def list_repositories(self, name: str) -> Response:
@@ -318,12 +333,30 @@ def _route(method: str, path: str) -> tuple[Callable[[Helper, str], Response], s
     return None
 
 
-def _sdk_error(service: str, error: Any) -> HelperError:
+def _sdk_error(service: str, error: Any, client: Any = None) -> HelperError:
+    """botocore's ClientError as the Go SDK's error (``client``: whose model declares errors)."""
     info = error.response.get("Error", {})
-    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-    made = HelperError(error.operation_name, status, info.get("Code", ""), info.get("Message", ""))
-    made.args = (str(made).replace("operation error ECR", f"operation error {service}"),)
-    return made
+    metadata = error.response.get("ResponseMetadata", {})
+    code = str(info.get("Code", ""))
+    declared = {shape.name for shape in client.meta.service_model.error_shapes} if client else set()
+    return HelperError(
+        error.operation_name,
+        int(metadata.get("HTTPStatusCode", 0)),
+        code,
+        str(info.get("Message", "")),
+        service=service,
+        request_id=str(metadata.get("RequestId", "")),
+        modeled=code in declared or f"{code}Exception" in declared,
+    )
+
+
+def _sts_model() -> Any:
+    """An STS client, for its model's declared errors (no call is made with it)."""
+    import boto3
+
+    return boto3.session.Session(region_name="us-east-1").client(
+        "sts", endpoint_url="https://127.0.0.1:9", config=_unsigned()
+    )
 
 
 def _go_sdk_retries() -> Any:
