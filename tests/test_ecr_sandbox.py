@@ -175,6 +175,10 @@ def test_registry_challenges_as_ecr_does(ecr: EcrBox) -> None:
         timeout=10,
     )
     assert ok.status_code == 200
+    wrong = requests.get(
+        ecr.registry + "/v2/", auth=("AWS", "not-a-token"), verify=ecr.ca_file, timeout=10
+    )
+    assert wrong.status_code == 400  # `docker login` "failed with status: 400 Bad Request"
 
 
 def test_a_missing_repository_is_name_unknown(ecr: EcrBox) -> None:

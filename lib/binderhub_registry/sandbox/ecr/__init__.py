@@ -117,15 +117,20 @@ the cluster's OIDC issuer, ``aud``            projects a token with audience
 ``system:serviceaccount:<ns>:<sa>``, 24 h     id is the IRSA examples' ``EXAMPLED539D4633E53DE
                                               1B71EXAMPLE``
 registry ``/v2/`` and any call without        mayflower/docker-ls#28 (ECR's ``Basic realm="
-``AWS`` and a live token: 401 ``Basic         https://<host>/",service="ecr.amazonaws.com"``);
-realm="https://<host>/",service="ecr.         openai/tart#144 (Basic, not Bearer); the body
-amazonaws.com"``                              "Not Authorized": assumption
+credentials: 401 ``Basic realm="https://      https://<host>/",service="ecr.amazonaws.com"``);
+<host>/",service="ecr.amazonaws.com"``;       openai/tart#144 (Basic, not Bearer); the body
+credentials that are no token ECR gave        "Not Authorized": assumption; aws/aws-cli#5317
+(wrong password or user): 400 Bad Request     (a token for another region), #5950, #9864:
+                                              ``docker login`` "failed with status: 400 Bad
+                                              Request"; the 400's body: assumption
 Basic ``AWS:<password>`` on every call (no    ECR guide "Private registry authentication";
 token endpoint); the password checked         ECR API (GetAuthorizationToken)
 against the tokens ECR handed out
 an expired token: 403 ``DENIED`` "Your        aws-samples/ecs-bg-external-controller#13,
-authorization token has expired.              aws/aws-cli#6580 (the message);
-Reauthenticate and try again."                serverless/serverless#13116 (403 Forbidden)
+authorization token has expired.              aws/aws-cli#6580, #7977 (the message);
+Reauthenticate and try again." (``/v2/``      serverless/serverless#13116 (403 Forbidden);
+too)                                          docker/docker-py#1170 (403 on a pull); the
+                                              ``/v2/`` answer: assumption
 a repository ECR does not have: 404           plexsystems/sinker#55 (GET manifest: NAME_UNKNOWN
 ``NAME_UNKNOWN`` "The repository with name    and that message), actions/starter-workflows
 '<name>' does not exist in the registry       #2647, aws-actions/amazon-ecr-login#166 (push);

@@ -349,6 +349,11 @@ class EcrFront(RegistryFront):
             )
         return answer
 
+    def _ping(self, request: Request) -> Response:
+        """``/v2/``: as any call, ECR's answers to the credentials, else 200."""
+        refused = self._refusal("GET", "", request.headers.get("authorization", ""))
+        return refused if refused is not None else json_response(200, {})
+
     def _region(self, authorization: str) -> str:
         from ..app import basic_auth
 
@@ -361,9 +366,11 @@ class EcrFront(RegistryFront):
 
         with self.cloud.lock:
             creds = basic_auth(authorization)
-            token = self.cloud.aws.check_token(creds[1]) if creds and creds[0] == "AWS" else None
-            if token is None:
+            if creds is None:  # no credentials (or not Basic): ECR's challenge
                 return registry_error(401, "UNAUTHORIZED", "Not Authorized", self.challenge())
+            token = self.cloud.aws.check_token(creds[1]) if creds[0] == "AWS" else None
+            if token is None:  # credentials that are no token of this registry: a bad request
+                return registry_error(400, "UNSUPPORTED", "Bad Request")
             if token.expires_at <= self.cloud.clock():
                 return registry_error(
                     403,
