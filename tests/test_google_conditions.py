@@ -18,6 +18,7 @@ from google.type import expr_pb2
 
 from binderhub_registry import Runner, sandbox
 from binderhub_registry.providers import google
+from binderhub_registry.providers.google.iam import _edit_account_policy, _revoke
 
 from .helpers import (
     CONDITION,
@@ -76,7 +77,7 @@ def test_the_writer_grant_and_its_removal_keep_every_conditional_binding(
     ours = [b for b in policy["bindings"] if conn.params.member in b["members"]]
     assert ours == [{"role": google.ROLE, "members": [conn.params.member]}]  # unconditional
     assert without_ours(policy["bindings"], conn.params.member) == without_ours(THEIRS, "")
-    conn._remove_binding()
+    _revoke(conn, google.ROLE, conn.params.member)
     after = repository_policy(conn, 3)
     assert without_ours(after["bindings"], "") == without_ours(THEIRS, "")
 
@@ -135,7 +136,7 @@ def test_the_workload_identity_binding_keeps_the_accounts_conditional_bindings(
     assert [(b.role, b.HasField("condition")) for b in ours] == [
         (google.WORKLOAD_IDENTITY_USER, False)
     ]
-    conn._unbind_workload_identity(p.workload_member)
+    _revoke(conn, google.WORKLOAD_IDENTITY_USER, p.workload_member, _edit_account_policy)
     assert list(account_policy(conn, 3).bindings) == [theirs]
     # a version 1 read shows it as a _withcond_ role
     (old,) = account_policy(conn, 1).bindings

@@ -14,6 +14,12 @@ import pytest
 
 from binderhub_registry import MissingCredentials, PermissionDenied, Runner, sandbox
 from binderhub_registry.providers import google
+from binderhub_registry.providers.google.auth import (
+    _credential_file,
+    _credential_source,
+    _with_quota_project,
+)
+from binderhub_registry.providers.google.errors import _http_error
 
 from .helpers import GOOGLE_DEFAULTS, settings, up_to_the_key
 
@@ -76,11 +82,11 @@ def test_a_quota_project_in_the_file_or_the_environment_passes(
     p = google.validate(GOOGLE_DEFAULTS, output_dir=str(tmp_path / "values"), sandbox=False)
     adc_file(tmp_path, monkeypatch, quota_project_id="binderhub-demo")
     credentials, _ = google_auth.default()
-    assert google._with_quota_project(credentials, p).quota_project_id == "binderhub-demo"
+    assert _with_quota_project(credentials, p).quota_project_id == "binderhub-demo"
     adc_file(tmp_path, monkeypatch)
     monkeypatch.setenv("GOOGLE_CLOUD_QUOTA_PROJECT", "billing-project")
     credentials, _ = google_auth.default()
-    assert google._with_quota_project(credentials, p).quota_project_id == "billing-project"
+    assert _with_quota_project(credentials, p).quota_project_id == "billing-project"
 
 
 @pytest.mark.parametrize(
@@ -136,9 +142,7 @@ def test_the_quota_project_403_says_how_to_fix_it(body: dict[str, Any]) -> None:
     import httplib2
     from googleapiclient.errors import HttpError
 
-    error = google._http_error(
-        HttpError(httplib2.Response({"status": 403}), json.dumps(body).encode())
-    )
+    error = _http_error(HttpError(httplib2.Response({"status": 403}), json.dumps(body).encode()))
     assert type(error) is PermissionDenied
     assert "gcloud auth application-default set-quota-project" in str(error)
 
@@ -149,13 +153,13 @@ def test_where_google_auth_looks_is_said_before_it_looks(
 ) -> None:
     monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
     monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
-    said = google._credential_file()
+    said = _credential_file()
     assert "GCE metadata server" in said and "VM's own service account" in said
     (tmp_path / "gcloud").mkdir()
     (tmp_path / "gcloud" / "application_default_credentials.json").write_text("{}")
-    assert google._credential_file().startswith("gcloud's application default credentials")
+    assert _credential_file().startswith("gcloud's application default credentials")
     adc = adc_file(tmp_path, monkeypatch)
-    assert google._credential_file() == f"the file GOOGLE_APPLICATION_CREDENTIALS names ({adc})"
+    assert _credential_file() == f"the file GOOGLE_APPLICATION_CREDENTIALS names ({adc})"
 
 
 def test_whose_credential_it_is(
@@ -166,8 +170,8 @@ def test_whose_credential_it_is(
 
     adc_file(tmp_path, monkeypatch, quota_project_id="binderhub-demo")
     credentials, _ = google_auth.default()
-    assert google._credential_source(credentials) == "user credentials of someone@example.org"
-    vm = google._credential_source(compute_engine.Credentials())
+    assert _credential_source(credentials) == "user credentials of someone@example.org"
+    vm = _credential_source(compute_engine.Credentials())
     assert vm == "the GCE metadata server's credentials: this VM's service account"
 
 

@@ -16,6 +16,7 @@ import requests
 
 from binderhub_registry import Runner, VerificationFailed, sandbox
 from binderhub_registry.providers import google
+from binderhub_registry.providers.google.iam import _revoke
 from binderhub_registry.verify import verify
 
 from .helpers import up_to_the_key
@@ -49,7 +50,7 @@ def token(box: sandbox.Sandbox, conn: google.GoogleConnection, repository: str) 
 def test_a_token_for_what_the_key_may_not_pull_is_403_denied(
     conn: google.GoogleConnection, fresh: sandbox.Sandbox, repository: str
 ) -> None:
-    conn._remove_binding()  # the account keeps its key, loses its role
+    _revoke(conn, google.ROLE, conn.params.member)  # the account keeps its key, loses its role
     r = token(fresh, conn, repository)
     assert r.status_code == 403
     (error,) = r.json()["errors"]
@@ -65,7 +66,7 @@ def test_binderhubs_check_says_which_permission_is_denied(
 ) -> None:
     values = conn.values()
     assert values is not None
-    conn._remove_binding()
+    _revoke(conn, google.ROLE, conn.params.member)
     with pytest.raises(VerificationFailed) as err:
         verify(values, ca_bundle=fresh.ca_file, hints=conn.HINTS)
     assert err.value.check == "BinderHub's image check"

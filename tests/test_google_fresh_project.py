@@ -14,6 +14,7 @@ import requests
 
 from binderhub_registry import Runner, sandbox
 from binderhub_registry.providers import google
+from binderhub_registry.providers.google.settling import _Settling
 from binderhub_registry.sandbox.google.models import DEFAULT_SERVICES
 
 from .conftest import NOTEBOOKS, NotebookRun, outputs_text
@@ -147,7 +148,7 @@ def test_a_just_enabled_api_is_waited_for(
 
 
 def test_only_service_disabled_of_an_api_that_is_on_is_waited_for() -> None:
-    settling = google._Settling({"projects/p1", "projects/123"}, 0.0, 0.0)
+    settling = _Settling({"projects/p1", "projects/123"}, 0.0, 0.0)
     settling.enabled.add("iam.googleapis.com")
     assert settling.why(
         "PERMISSION_DENIED", "SERVICE_DISABLED", "iam.googleapis.com", "projects/123", ""

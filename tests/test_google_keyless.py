@@ -26,6 +26,8 @@ import yaml
 
 from binderhub_registry import InvalidParameter, Runner, VerificationFailed, sandbox
 from binderhub_registry.providers import COMMON_PARAMETERS, google
+from binderhub_registry.providers.google.iam import _edit_account_policy, _revoke
+from binderhub_registry.providers.google.repository import _host_of
 from binderhub_registry.sandbox.google import SEED_ACCOUNT
 
 from .helpers import (
@@ -216,7 +218,7 @@ def test_a_token_without_the_writer_role_cannot_push(
     conn: google.GoogleConnection, fresh: sandbox.Sandbox, run: Runner
 ) -> None:
     files = keyless_run(run, conn)
-    conn._remove_binding()  # the writer role on the repository, gone
+    _revoke(conn, google.ROLE, conn.params.member)  # the writer role on the repository, gone
     with pytest.raises(VerificationFailed) as err:
         run.step("verify", conn.verify, files)
     assert err.value.check == "BinderHub's image check (GoogleArtifactRegistry)"
@@ -298,7 +300,7 @@ def test_real_keyless_values_are_what_googleartifactregistry_reads(tmp_path: Pat
     conn = google.GoogleConnection.__new__(google.GoogleConnection)
     conn.params, conn.ca_file, conn.bound = p, None, True
     conn.metadata_url = google.METADATA_URL
-    conn.host = google._host_of(conn, None)
+    conn.host = _host_of(conn, None)
     values = conn.keyless_values()
     assert values is not None
     assert values.config() == {
@@ -389,7 +391,7 @@ def add_member(conn: google.GoogleConnection, member: str) -> None:
     def add(bindings: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [*bindings, {"role": google.WORKLOAD_IDENTITY_USER, "members": [member]}]
 
-    google._edit_account_policy(conn, add)
+    _edit_account_policy(conn, add)
 
 
 def key_token_status(box: sandbox.Sandbox, conn: google.GoogleConnection, key_json: str) -> int:
@@ -718,8 +720,8 @@ def test_a_dry_run_of_a_switch_changes_nothing(
     if after == "metadata":
         assert row(run, "key") == (
             "planned",
-            "auth = metadata: no key; the key this notebook made would be removed once keyless "
-            "verification passes",
+            "would remove the key this notebook made once keyless verification passes (auth = "
+            "metadata: no key)",
         )
     else:
         status, detail = row(run, "workload identity")

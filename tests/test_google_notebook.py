@@ -17,6 +17,9 @@ from binderhub_registry import InvalidParameter, PermissionDenied, Runner, sandb
 from binderhub_registry.errors import BinderHubRegistryError
 from binderhub_registry.providers import google
 from binderhub_registry.providers.contract import Record
+from binderhub_registry.providers.google.iam import _revoke
+from binderhub_registry.providers.google.keys import _delete_key
+from binderhub_registry.providers.google.repository import _find_repository, _host_of
 from binderhub_registry.secrets import Secret
 
 from .helpers import GOOGLE_DEFAULTS, grpc_calls, redirect, settings, torn_down, up_to_the_key
@@ -200,9 +203,10 @@ def test_the_registry_checks_live_keys_and_the_repository_policy(
         "pull",
         "push",
     ]
-    conn._remove_binding()  # without the writer role: Artifact Registry's 403 DENIED
+    # without the writer role: Artifact Registry's 403 DENIED
+    _revoke(conn, google.ROLE, conn.params.member)
     assert actions("_json_key", secret) == 403
-    conn._delete_key(json.loads(secret)["private_key_id"])  # a deleted key: refused
+    _delete_key(conn, json.loads(secret)["private_key_id"])  # a deleted key: refused
     assert actions("_json_key", secret) == 401
 
 
@@ -255,7 +259,7 @@ def test_no_private_key_in_the_stored_notebook() -> None:
 
 def test_errors_from_the_sdk_carry_no_token(conn: google.GoogleConnection) -> None:
     with pytest.raises(BinderHubRegistryError) as err:
-        google._find_repository(conn)  # the API is off: Google's 403
+        _find_repository(conn)  # the API is off: Google's 403
     assert "ya29." not in str(err.value) and "Bearer" not in str(err.value)
 
 
@@ -325,7 +329,7 @@ def test_real_token_url_is_binderhubs_own_gcr_default(
         poll=0,
         secret=Secret("{}"),
     )
-    conn.host = google._host_of(conn, None)
+    conn.host = _host_of(conn, None)
     values = conn.values()
     assert values is not None
     # pkg.dev: the form mybinder.org ran; gcr.io hosts: BinderHub's

@@ -20,6 +20,7 @@ import yaml
 from binderhub_registry import InvalidParameter, Runner, sandbox
 from binderhub_registry.errors import BinderHubRegistryError
 from binderhub_registry.providers import google
+from binderhub_registry.providers.google.keys import _delete_key
 from binderhub_registry.pull import PULL_CHECK, PUSH_REFUSED_CHECK
 from binderhub_registry.registry_http import RegistryHTTP
 
@@ -243,7 +244,7 @@ def test_a_dry_run_of_a_rotation_says_what_it_would_do(
     before = fresh.state()["google"]
     full_run(run, params(tmp_path, rotate=True, dry_run=True))
     assert last_row(run, "pull").status == "planned"
-    assert "rotate: would create a new JSON key" in last_row(run, "pull").detail
+    assert "would create a new JSON key" in last_row(run, "pull").detail
     assert fresh.state()["google"] == before
 
 
@@ -421,7 +422,7 @@ def test_the_pull_key_is_refused_once_deleted(
     p = params(tmp_path)
     conn, pull, _ = full_run(run, p)
     assert pull is not None
-    conn._delete_key(pull_key_id(p), conn.pull_account_name)
+    _delete_key(conn, pull_key_id(p), conn.pull_account_name)
     r = requests.get(
         f"https://{conn.host}/v2/token",
         params={"service": f"{p.location}-docker.pkg.dev", "scope": "repository:x/y/z:pull"},

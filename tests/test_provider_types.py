@@ -65,7 +65,7 @@ def test_every_override_of_a_shared_step_says_why_where_it_stands() -> None:
     ``# Overrides Connection.<step>: <why>``; one without a reason should go."""
     folder = Path(inspect.getfile(providers)).parent
     missing = []
-    for path in sorted(folder.glob("*.py")):
+    for path in sorted(folder.rglob("*.py")):  # a provider package's modules too
         if path.name in ("__init__.py", "contract.py"):
             continue
         lines = path.read_text().splitlines()
