@@ -37,6 +37,7 @@ with warnings.catch_warnings():  # msgraph-sdk warns about its own deprecated cl
 from binderhub_registry import Secret, VerificationFailed
 from binderhub_registry.binderhub import RegistryValues
 from binderhub_registry.providers import azure
+from binderhub_registry.providers.azure import auth, connection, errors
 from binderhub_registry.sandbox.azure import ACR_PUSH, SEED_CLIENT_ID
 from binderhub_registry.sandbox.azure.models import CONTRIBUTOR, REPOSITORY_WRITER
 from binderhub_registry.verify import verify
@@ -196,10 +197,10 @@ def test_graph_new_application_replicates(tenant: Tenant) -> None:
         assert err.value.error.code == "Request_BadRequest"
         assert [d.code for d in err.value.error.details] == ["NoBackingApplicationObject"]
         assert "does not reference a valid application object" in err.value.error.message
-        assert azure._not_replicated(err.value)
+        assert errors.not_replicated(err.value)
         with pytest.raises(ODataError) as missing:
             await graph.applications.by_application_id(app.id).get()
-        assert missing.value.response_status_code == 404 and azure._not_replicated(missing.value)
+        assert missing.value.response_status_code == 404 and errors.not_replicated(missing.value)
         assert await graph.service_principals.post(ServicePrincipal(app_id=app.app_id))
 
     asyncio.run(scenario())
@@ -225,7 +226,7 @@ def test_abac_registry_ignores_acr_push_and_honours_repository_writer(
         .result()
     )
     assert created.properties.role_assignment_mode == "AbacRepositoryPermissions"
-    assert azure._registry_info(created).push_role == azure.REPOSITORY_WRITER_ROLE
+    assert connection.registry_info(created).push_role == azure.REPOSITORY_WRITER_ROLE
     login = created.properties.login_server
     app, sp, secret = asyncio.run(make_principal(tenant))
     assign(tenant, created.id, sp.id, ACR_PUSH, "00000000-0000-4000-8000-000000000001")
@@ -235,7 +236,7 @@ def test_abac_registry_ignores_acr_push_and_honours_repository_writer(
     # a registry created without the property: legacy (today's default), AcrPush works
     legacy = make_registry(tenant, "legacyregistry1")
     assert legacy.properties.role_assignment_mode == "LegacyRegistryPermissions"
-    assert azure._registry_info(legacy).push_role == azure.ACR_PUSH_ROLE
+    assert connection.registry_info(legacy).push_role == azure.ACR_PUSH_ROLE
 
 
 def test_registry_body_matches_the_spec_example(tenant: Tenant) -> None:
@@ -289,11 +290,11 @@ def test_missing_subscription_registration_is_registered_and_shown(
 
     monkeypatch.setattr(base.time, "sleep", lambda seconds: None)  # it waits 10 s per poll
     shown: list[str] = []
-    monkeypatch.setattr(azure, "progress", shown.append)
+    monkeypatch.setattr(errors, "progress", shown.append)
     settings(tenant.box, "azure", unregistered_providers=["Microsoft.ContainerRegistry"])
     tenant.resources().resource_groups.create_or_update("rg1", {"location": "westeurope"})
     before = len(tenant.box.log())
-    with azure._registration_progress():
+    with errors.registration_progress():
         found = tenant.acr().registries.check_name_availability(
             {"name": "freshsubscription1", "type": "Microsoft.ContainerRegistry/registries"}
         )
@@ -339,7 +340,7 @@ def test_only_assigners_may_write_role_assignments(tenant: Tenant) -> None:
         client.role_assignments.create(registry.id, "00000000-0000-4000-8000-0000000000c1", params)
     assert err.value.status_code == 403
     assert "perform action 'Microsoft.Authorization/roleAssignments/write'" in str(err.value)
-    mapped = azure._from_arm(err.value)
+    mapped = errors.from_arm(err.value)
     assert "may not do Microsoft.Authorization/roleAssignments/write on registries/" in str(mapped)
     assert str(mapped).endswith("or to rerun this notebook") and "\n" not in str(mapped)
     # what a Contributor may do: write the registry
@@ -367,7 +368,7 @@ def test_a_password_longer_than_the_tenant_policy_is_refused(tenant: Tenant) -> 
     refused = asyncio.run(scenario())
     assert refused.error.code == "CredentialInvalidLifetimeAsPerAppPolicy"
     assert "Credential lifetime exceeds the max value allowed" in refused.error.message
-    mapped = str(azure._from_graph(refused))
+    mapped = str(errors.from_graph(refused))
     assert "secret_expiry_days" in mapped and "\n" not in mapped
 
 
@@ -401,10 +402,10 @@ def test_sandbox_mode_never_reads_real_credentials(
     monkeypatch.setenv("AZURE_CLIENT_SECRET", "a-real-looking-secret")
     monkeypatch.delenv(azure.SANDBOX_SECRET_VARIABLE, raising=False)
     p = azure.validate(AZURE_DEFAULTS, output_dir=str(tmp_path / "values"), sandbox=True)
-    _, _, source = azure._sandbox_credential(p)
+    _, _, source = auth._sandbox_credential(p)
     assert source == "the sandbox's seeded secret"
     monkeypatch.setenv(azure.SANDBOX_SECRET_VARIABLE, "rehearsing-a-wrong-secret")
-    _, _, source = azure._sandbox_credential(p)
+    _, _, source = auth._sandbox_credential(p)
     assert source == azure.SANDBOX_SECRET_VARIABLE
 
 

@@ -19,13 +19,16 @@ from papermill.exceptions import PapermillExecutionError
 from binderhub_registry import (
     InvalidParameter,
     MissingCredentials,
+    Runner,
     Secret,
+    TransientCloudError,
     ValuesFiles,
     VerificationFailed,
     load_values,
     sandbox,
 )
 from binderhub_registry.providers import azure
+from binderhub_registry.providers.azure import auth
 from binderhub_registry.sandbox.azure import TAKEN_REGISTRY
 
 from .conftest import NOTEBOOKS, NotebookRun, assert_fails_before_any_call, outputs_text
@@ -276,6 +279,43 @@ def test_faults_are_retried_without_duplicates(
         assert "removed 1 whose secret was lost" in outputs_text(nb)
     else:
         assert_one_of_each(fresh)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "step"),
+    [
+        ("PUT", "(?i)/resourcegroups/[^/]+$", "resource group"),  # ARM: azure-core's RetryPolicy
+        ("POST", "/graph/v1.0/applications$", "principal"),  # Graph: kiota's RetryHandler
+    ],
+)
+def test_a_fault_that_lasts_is_retried_by_the_step_runner_alone(
+    fresh: sandbox.Sandbox,
+    tmp_path: Path,
+    quick_waits: list[float],
+    method: str,
+    path: str,
+    step: str,
+) -> None:
+    """One retrier: the step runner's. azure-core's RetryPolicy and kiota's RetryHandler would
+    each retry a 503 three times before the runner retried the step: 4 requests per attempt."""
+    import asyncio
+
+    p = azure.validate(AZURE_DEFAULTS, output_dir=str(tmp_path / "values"), sandbox=True)
+    run = Runner(attempts=3)
+    fresh.add_faults({"method": method, "path": path, "status": 503, "times": 99})
+
+    async def steps() -> None:
+        conn = run.step("sign in", azure.sign_in, p)
+        run.step("subscription", azure.select_subscription, conn)
+        run.step("resource group", azure.ensure_resource_group, conn)
+        run.step("registry", azure.ensure_registry, conn)
+        await run.astep("principal", azure.ensure_service_principal, conn)
+
+    with pytest.raises(TransientCloudError, match="503"):
+        asyncio.run(steps())
+    assert run.checklist.rows[-1].title == step
+    hits = [e for e in fresh.log() if e["method"] == method and e["status"] == 503]
+    assert len(hits) == 3  # one request per attempt of the runner's
 
 
 def test_new_principal_not_found_three_times(azure_nb: NotebookRun, fresh: sandbox.Sandbox) -> None:
@@ -588,9 +628,10 @@ STEPS_IN_A_PROCESS = """
 import asyncio, sys
 from binderhub_registry import Runner
 from binderhub_registry.providers import azure
+from binderhub_registry.providers.azure import auth
 
 asked = []
-seeded = azure._sandbox_credential
+seeded = auth._sandbox_credential
 
 
 class Counting:
@@ -607,7 +648,7 @@ def counted(p):
     return Counting(credential), endpoints, source
 
 
-azure._sandbox_credential = counted
+auth._sandbox_credential = counted
 p = azure.validate(AZURE_DEFAULTS, output_dir=sys.argv[1])
 run = Runner()
 
@@ -662,7 +703,7 @@ def test_kept_tokens_are_asked_for_again_near_expiry_and_for_claims() -> None:
             asked.append(kwargs)
             return AccessToken(f"token{len(asked)}", int(time.time()) + lifetime[0])
 
-    kept = azure._KeptTokens(Credential())  # type: ignore[arg-type]
+    kept = auth.KeptTokens(Credential())  # type: ignore[arg-type]
     assert kept.get_token(azure.ARM_SCOPE).token == "token1"
     assert kept.get_token(azure.ARM_SCOPE).token == "token1"
     assert kept.get_token(azure.GRAPH_SCOPE, enable_cae=True).token == "token2"

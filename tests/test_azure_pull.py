@@ -195,7 +195,7 @@ def test_dry_run_after_a_run_changes_nothing(nb: NotebookRun, fresh: sandbox.San
     before, files, record = az(fresh), values(nb), nb.record()
     out = nb(dry_run=True, rotate=True)
     text = outputs_text(out)
-    assert f"{STEP} [planned]" in text and "rotate: would add a new password" in text
+    assert f"{STEP} [planned]" in text and "would add a new password (rotate)" in text
     assert az(fresh) == before and values(nb) == files and nb.record() == record
 
 
