@@ -114,6 +114,8 @@ HELPER_CLASS = "binderhub.registry.ExternalRegistryHelper"
 #: BinderHub's default ``service_url`` host.
 HELPER_CHART = "binderhub-container-registry-helper"
 HELPER_PORT = 8080  # helm-chart/values.yaml ``service.port``
+#: What a rotation records as retiring for BinderHub's replaced auth token (never the token).
+OLD_TOKEN = "helper-auth-token"
 #: The tag every IAM resource this notebook makes carries, valued with the deployment id.
 MARK_TAG = "binderhub-registry-deployment"
 #: The environment variables sign-in reads for real (boto3's chain reads more: profiles, SSO)
@@ -641,9 +643,12 @@ class EcrConnection(Connection):
         (self.params.output_dir / HELPER_FILE).unlink(missing_ok=True)
 
     def retire(self, retiring: list[Any]) -> None:
-        """Delete the access keys a rotation replaced."""
+        """Delete the access keys a rotation replaced; a replaced auth token needs nothing
+        more: the helper, deployed with the new one, takes no other."""
         user = self.params.helper_name
         for key_id in retiring:
+            if key_id == OLD_TOKEN:
+                continue
             if_present(self.call, "iam", "delete_access_key", UserName=user, AccessKeyId=key_id)
 
     def check_ours(self) -> None:
@@ -1256,6 +1261,10 @@ def ensure_helper(conn: EcrConnection) -> Result[str | None]:
     fresh = stored is None or p.rotate
     token = Secret(secrets.token_urlsafe(32)) if fresh or stored is None else stored
     what = "a new auth token" if fresh else "the stored auth token"
+    if stored is not None and fresh:  # a rotation: the helper takes one token, the new one
+        conn.retire_later(OLD_TOKEN)
+    elif not fresh:
+        conn.unretire(OLD_TOKEN)  # a rotation that stopped before its values: the stored one
     if p.sandbox:
         release = HELPER_CHART
         conn.service_url = f"{conn.sandbox_url}/ecr/helpers/{release}"
