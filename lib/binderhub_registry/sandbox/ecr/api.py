@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from ..app import Request, Response, json_response
-from .models import ACCOUNT_ID, WebIdentityIssuer, now_iso
+from .models import WebIdentityIssuer, now_iso
 
 __all__ = ["HELPER_SETTINGS", "Helper", "HelperError", "lifecycle_policy"]
 
@@ -94,7 +94,6 @@ class Helper:
     ca_file: str
     issuers: Callable[[], dict[str, dict[str, str]]]  # the EKS clusters' settings
     web_identity: WebIdentityIssuer
-    clock: Callable[[], float]
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
     _expires: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -388,7 +387,3 @@ def _go_names(value: Any) -> Any:
     if isinstance(value, datetime):
         return now_iso(value.timestamp())
     return value
-
-
-#: The account a helper's ECR registry is when AWS_REGISTRY_ID is empty (the caller's).
-DEFAULT_REGISTRY = ACCOUNT_ID

@@ -36,7 +36,6 @@ from .models import (
     ACCOUNT_ID,
     ADMIN_USER,
     SERVICES,
-    TOKEN_HOURS,
     AuthToken,
     Aws,
     WebIdentityIssuer,
@@ -297,7 +296,6 @@ class EcrCloud(Backend):
             ca_file=self.ca_file,
             issuers=lambda: self.offset["eks_clusters"],
             web_identity=self.web_identity,
-            clock=self.clock,
         )
         with self._helpers_lock:
             existed = release in self.helpers
@@ -404,5 +402,3 @@ class EcrFront(RegistryFront):
 
 #: The backend ``server.backends()`` mounts for this provider (``sandbox/<key>/cloud.py``).
 BACKEND = EcrCloud
-
-_ = TOKEN_HOURS  # re-exported through the package
