@@ -26,47 +26,70 @@ def _unconditional(binding: dict[str, Any], role: str) -> bool:
     return binding["role"] == role and not binding.get("condition")
 
 
-def _edit_policy(
-    conn: GoogleSession, change: Callable[[list[dict[str, Any]]], list[dict[str, Any]] | None]
+#: A policy change: the bindings as read -> the bindings to write, or None (nothing to change).
+Change = Callable[[list[dict[str, Any]]], list[dict[str, Any]] | None]
+#: A refused write that a fresh read may fix: the etag was stale (IAM's ABORTED; the IAM admin
+#: API's "There were concurrent policy changes").
+_CONFLICTS = ("ABORTED", "concurrent policy changes")
+
+
+def _read_modify_write(
+    read: Callable[[], tuple[Any, list[dict[str, Any]]]],
+    write: Callable[[Any, list[dict[str, Any]]], None],
+    change: Change,
+    what: str,
 ) -> bool:
-    """Read-modify-write the repository's IAM policy; a stale etag (ABORTED) starts over.
+    """``read()`` a policy and its bindings, ``change`` them, ``write`` them back with the
+    etag read; a stale etag starts over (five times at most). False: nothing to change.
+
+    A binding left with no member is not written back (IAM: "Each of the bindings must contain
+    at least one principal", policy.proto).
+    """
+    for _ in range(5):
+        policy, bindings = read()
+        changed = change(bindings)
+        if changed is None:
+            return False
+        try:
+            write(policy, [b for b in changed if b["members"]])
+            return True
+        except CloudError as e:
+            if not any(conflict in str(e) for conflict in _CONFLICTS):
+                raise
+    raise TransientCloudError(f"{NAME}: {what} kept changing", 409)
+
+
+def _edit_policy(conn: GoogleSession, change: Change) -> bool:
+    """Read-modify-write the repository's IAM policy (:func:`_read_modify_write`).
 
     Read and written at version 3 (:data:`POLICY_VERSION`), so every binding comes back whole,
     conditions included, and ``change`` sees (and keeps) the ones it did not make.
     """
     repositories = conn.registry.repositories()
-    for _ in range(5):
+
+    def read() -> tuple[Any, list[dict[str, Any]]]:
         with _mapped():
             policy = repositories.getIamPolicy(
                 resource=conn.repository_name, options_requestedPolicyVersion=POLICY_VERSION
             ).execute()
-        bindings = [
+        members = [
             dict(b) | {"members": list(b.get("members", []))} for b in policy.get("bindings", [])
         ]
-        changed = change(bindings)
-        if changed is None:
-            return False
-        # all else in the policy (auditConfigs) as read; a binding left with no member goes
-        # (IAM: "Each of the bindings must contain at least one principal", policy.proto)
-        new = policy | {"version": POLICY_VERSION, "bindings": [b for b in changed if b["members"]]}
+        return policy, members
+
+    def write(policy: Any, bindings: list[dict[str, Any]]) -> None:
+        # all else in the policy (auditConfigs) as read
+        new = policy | {"version": POLICY_VERSION, "bindings": bindings}
         if policy.get("etag"):
             new["etag"] = policy["etag"]
-        try:
-            with _mapped():
-                repositories.setIamPolicy(
-                    resource=conn.repository_name, body={"policy": new}
-                ).execute()
-            return True
-        except CloudError as e:
-            if "ABORTED" not in str(e):
-                raise
-    raise TransientCloudError(f"{NAME}: the repository's policy kept changing", 409)
+        with _mapped():
+            repositories.setIamPolicy(resource=conn.repository_name, body={"policy": new}).execute()
+
+    return _read_modify_write(read, write, change, "the repository's policy")
 
 
-def _edit_account_policy(
-    conn: GoogleSession, change: Callable[[list[dict[str, Any]]], list[dict[str, Any]] | None]
-) -> bool:
-    """Read-modify-write the service account's own IAM policy (gRPC); ABORTED starts over."""
+def _edit_account_policy(conn: GoogleSession, change: Change) -> bool:
+    """Read-modify-write the service account's own IAM policy (gRPC), as :func:`_edit_policy`."""
     from google.iam.v1 import (  # type: ignore[import-untyped]
         iam_policy_pb2,
         options_pb2,
@@ -74,7 +97,8 @@ def _edit_account_policy(
     )
 
     options = options_pb2.GetPolicyOptions(requested_policy_version=POLICY_VERSION)
-    for _ in range(5):
+
+    def read() -> tuple[Any, list[dict[str, Any]]]:
         with _mapped():
             policy = conn.iam.get_iam_policy(
                 request=iam_policy_pb2.GetIamPolicyRequest(
@@ -86,38 +110,23 @@ def _edit_account_policy(
             | ({"condition": b.condition} if b.HasField("condition") else {})
             for b in policy.bindings
         ]
-        changed = change(bindings)
-        if changed is None:
-            return False
+        return policy, bindings
+
+    def write(policy: Any, bindings: list[dict[str, Any]]) -> None:
         new = policy_pb2.Policy(
             version=POLICY_VERSION,
             etag=policy.etag,
-            bindings=[
-                policy_pb2.Binding(role=b["role"], members=b["members"], condition=b["condition"])
-                if "condition" in b
-                else policy_pb2.Binding(role=b["role"], members=b["members"])
-                for b in changed
-                if b["members"]
-            ],
+            bindings=[policy_pb2.Binding(**b) for b in bindings],
             audit_configs=policy.audit_configs,
         )
-        try:
-            with _mapped():
-                conn.iam.set_iam_policy(
-                    request=iam_policy_pb2.SetIamPolicyRequest(
-                        resource=conn.account_name, policy=new
-                    )
-                )
-            return True
-        except CloudError as e:
-            if "ABORTED" not in str(e) and "concurrent policy changes" not in str(e):
-                raise
-    raise TransientCloudError(f"{NAME}: the service account's policy kept changing", 409)
+        request = iam_policy_pb2.SetIamPolicyRequest(resource=conn.account_name, policy=new)
+        with _mapped():
+            conn.iam.set_iam_policy(request=request)
+
+    return _read_modify_write(read, write, change, "the service account's policy")
 
 
-def _adding(
-    role: str, member: str, record: Callable[[], None]
-) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]] | None]:
+def _adding(role: str, member: str, record: Callable[[], None]) -> Change:
     """The policy change that grants ``role`` to ``member`` (None: it has it already).
 
     ``record`` runs just before the write: after a crash or a lost answer the rerun finds the
@@ -140,9 +149,7 @@ def _adding(
     return add
 
 
-def _removing(
-    role: str, member: str
-) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]] | None]:
+def _removing(role: str, member: str) -> Change:
     """The policy change that takes ``member`` out of ``role`` (None: it is not there);
     other members, and conditional bindings, stay."""
 
