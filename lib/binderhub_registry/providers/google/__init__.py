@@ -73,8 +73,8 @@ from .keyless import NOT_COVERED as NOT_COVERED
 from .keyless import SEED_CHECK as SEED_CHECK
 from .keys import ensure_key
 from .params import ACCOUNT as ACCOUNT
+from .params import GUIDE, KEY, NAME, NOTEBOOK, PARAMETERS, Params, validate
 from .params import IAM_SERVICE as IAM_SERVICE
-from .params import KEY, NAME, NOTEBOOK, PARAMETERS, Params, validate
 from .params import LEGACY_ACCOUNT as LEGACY_ACCOUNT
 from .params import METADATA_URL as METADATA_URL
 from .params import PULL_ROLE as PULL_ROLE
@@ -94,6 +94,7 @@ from .session import UNCHECKED as UNCHECKED
 __all__ = [
     "BINDERHUB_IMAGE_TOOLS",
     "BOUND",
+    "GUIDE",
     "KEY",
     "NAME",
     "NOTEBOOK",

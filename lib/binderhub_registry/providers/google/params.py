@@ -8,7 +8,7 @@ from dataclasses import replace as _replace
 
 from ...errors import InvalidParameter
 from ...params import choice, flag, text
-from ..contract import COMMON_PARAMETERS, CommonParams, validator
+from ..contract import COMMON_PARAMETERS, CommonParams, GuideEntry, validator
 
 KEY = "google"
 NAME = "Google Artifact Registry"
@@ -229,3 +229,69 @@ def _location_and_auth_fit(p: Params) -> None:
 
 
 validate = validator(Params, PARAMETERS, _location_and_auth_fit)
+
+
+#: This registry on the docs' landing page: its row of the guide's table, its item of "Choose your
+#: registry" and its column of the registry matrix (docs/_ext/guide.py renders them).
+GUIDE = GuideEntry(
+    section="2.1",
+    title=(
+        "Google Artifact Registry (Container Registry was shut down on 2025-03-18; Artifact "
+        "Registry serves the gcr.io names)"
+    ),
+    name="Google Artifact Registry",
+    choose=(
+        "if BinderHub runs on GKE: the nodes can pull with their own identity (`pull_access = "
+        '"node"`), and BinderHub\'s image check can go keyless (`auth = "metadata"`) where '
+        "the organisation forbids keys."
+    ),
+    cost="per GiB stored per month, with a free allowance, plus network egress [^ar-pricing]",
+    limits=(
+        "registry host per location (`<location>-docker.pkg.dev`); a repository must exist "
+        "before the first push [^design-google]"
+    ),
+    needs=(
+        "a Google Cloud project with billing, and the right to enable APIs, create service "
+        "accounts and keys and set IAM policies"
+    ),
+    credential=(
+        "a service account with `roles/artifactregistry.writer` on the one repository, and a "
+        'JSON key (username `_json_key`); with `auth = "metadata"` no key, tokens from the GKE '
+        "metadata server"
+    ),
+    pull_credential=(
+        "a second service account, `<service_account>-pull`, with "
+        "`roles/artifactregistry.reader` on the one repository, and its own JSON key; "
+        '`"node"`: the reader role for the GKE node service account'
+    ),
+    rotation=(
+        "`rotate = True`: a new key, verified, then the old one deleted; `keep_replaced = True` "
+        "keeps it until a run without it, after you deploy (kept keys count toward the 10 per "
+        "service account)"
+    ),
+    expires=(
+        "keys do not expire by default; organisations created since May 2024 forbid key creation "
+        "by default [^design-google]"
+    ),
+    notes={
+        "ar-pricing": (
+            'Google\'s ["Artifact Registry pricing"]'
+            "(https://cloud.google.com/artifact-registry/pricing)."
+        ),
+        "design-google": (
+            'Artifact Registry\'s ["Configure authentication to Artifact Registry for Docker"]'
+            "(https://cloud.google.com/artifact-registry/docs/docker/authentication) and "
+            '["Transition from Container Registry"]'
+            "(https://cloud.google.com/artifact-registry/docs/transition/transition-from-gcr) "
+            "pages (Container Registry shut down on 2025-03-18), IAM's [\"Restricting service "
+            'account usage"]'
+            "(https://cloud.google.com/resource-manager/docs/organization-policy/restricting-service-accounts)"
+            ' (the `iam.disableServiceAccountKeyCreation` constraint) and ["Secure by default '
+            'organization resources"]'
+            "(https://cloud.google.com/resource-manager/docs/secure-by-default-organizations) "
+            "(enforced by default for organisations created since 2024-05-03) and the 10-key "
+            "limit in [IAM's quotas page](https://cloud.google.com/iam/quotas); each sandbox "
+            "behaviour names its own source in the fake's module table."
+        ),
+    },
+)
