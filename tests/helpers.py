@@ -211,13 +211,19 @@ def stopped_writing_values(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @contextmanager
-def stopped_recording(monkeypatch: pytest.MonkeyPatch, stop_at: str) -> Iterator[None]:
-    """Runs inside raise Crash as they are about to record ``stop_at``."""
+def stopped_recording(
+    monkeypatch: pytest.MonkeyPatch, stop_at: str, skip: int = 0
+) -> Iterator[None]:
+    """Runs inside raise Crash as they are about to record ``stop_at``, after ``skip`` records
+    of it (1: past the pending mark ``Connection.create`` records before its call)."""
     real_set = Record.set
+    seen = [0]
 
     def stop(self: Record, kind: str, value: Any) -> None:
         if kind == stop_at:
-            raise Crash(f"stopped before recording {stop_at}")
+            seen[0] += 1
+            if seen[0] > skip:
+                raise Crash(f"stopped before recording {stop_at}")
         real_set(self, kind, value)
 
     with monkeypatch.context() as m:

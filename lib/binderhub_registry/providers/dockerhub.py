@@ -1,7 +1,7 @@
 """Docker Hub: BinderHub pushes with an access token, never the account's password.
 
 What real Docker Hub does, and what this module does about it (the sandbox's
-fake, ``sandbox/dockerhub.py``, lists the same behaviours with their sources):
+fake, ``sandbox/dockerhub``, lists the same behaviours with their sources):
 
 - A password sign-in (``POST /v2/auth/token``) opens a session that may create
   personal access tokens (PATs); the session lasts 10 minutes, so a paused run
@@ -25,7 +25,9 @@ fake, ``sandbox/dockerhub.py``, lists the same behaviours with their sources):
   it, so the notebook calls that path unproven and offers the account's token.
 - Each deployment (one ``output_dir``) labels its token with its own id and
   deletes only tokens it recorded, so staging and production sharing an
-  account never revoke each other's token.
+  account never revoke each other's token. A token is recorded as pending (its
+  label) before the call that makes it, so one whose answer was lost is found by
+  that label: the next creation deletes it (nobody holds its secret), as teardown does.
 - User pods (the kubelet) pull with a second token, ``repo:read`` ("Repo
   Read-only": pull, never push), made by the same password session and written
   as ``jupyterhub.imagePullSecret``. A token cannot make tokens, so a run with
@@ -49,7 +51,6 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import requests
@@ -58,7 +59,6 @@ from .. import sandbox as sandbox_mod
 from ..binderhub import DOCKER_HUB_AUTH_KEY, PullSecret, RegistryValues, ValuesFiles
 from ..errors import (
     AuthenticationFailed,
-    CloudError,
     InvalidParameter,
     MissingCredentials,
     PermissionDenied,
@@ -79,6 +79,8 @@ from .contract import (
     RealExample,
     Record,
     creates,
+    if_present,
+    same_time,
     validator,
 )
 
@@ -279,8 +281,7 @@ class HubConnection(Connection):
     def __post_init__(self) -> None:
         # records from before Record.deployment kept the id among what was created; Record
         # read it from there, and it is saved at the record's top level alone (one id)
-        if self.record.created.pop("deployment", None) is not None and not self.params.dry_run:
-            self.record.save()
+        self.note("deployment", None)
 
     @property
     def deployment(self) -> str:
@@ -298,74 +299,55 @@ class HubConnection(Connection):
         p, token = self.params, self.secret
         if token is None:
             return None
+        image_prefix = f"{p.namespace}/{p.prefix}"
+        registry: dict[str, Any] = {"url": REGISTRY, "token_url": TOKEN_URL}
         if self.registry_url:  # the sandbox: its registry stands in for registry-1.docker.io
-            host = self.registry_url.split("://", 1)[1]
-            return RegistryValues(
-                image_prefix=f"{host}/{p.namespace}/{p.prefix}",
-                username=self.push_username,
-                password=token,
-                registry_url=self.registry_url,
-                docker_registry={
-                    "url": self.registry_url,
-                    "token_url": self.token_url,
-                    "not_found_401": True,
-                },
-            )
+            image_prefix = f"{self.registry_url.split('://', 1)[1]}/{image_prefix}"
+            registry = {
+                "url": self.registry_url,
+                "token_url": self.token_url,
+                "not_found_401": True,
+            }
         return RegistryValues(
-            image_prefix=f"{p.namespace}/{p.prefix}",
+            image_prefix=image_prefix,
             username=self.push_username,
             password=token,
-            docker_registry={"url": REGISTRY, "token_url": TOKEN_URL},
+            registry_url=self.registry_url,
+            docker_registry=registry,
         )
 
     def deletions(self) -> list[Deletion]:
         """The access tokens, push and read-only (and any a rotation left), the only things
         this notebook creates."""
+        created = self.record.created
+
+        def token(kind: str, label: str) -> Deletion:
+            return Deletion(kind, label, lambda entry: self._delete_token(kind, entry))
+
+        pull = created.get(PULL.recorded, {}).get("label", self.pull_label)
+        push = created.get(PUSH.recorded, {}).get("label", self.token_label)
         return [
-            Deletion("retiring_tokens", "the replaced access tokens", self.retire),
-            Deletion(
-                PENDING,
-                "the access token of a stopped rotation",
-                lambda token: self._delete_token(PENDING, token),
-            ),
-            Deletion(
-                PULL_PENDING,
-                "the read-only token of a stopped rotation",
-                lambda token: self._delete_token(PULL_PENDING, token),
-            ),
-            Deletion(
-                PULL.recorded,
-                "read-only token {!r}".format(
-                    self.record.created.get(PULL.recorded, {}).get("label", self.pull_label)
-                ),
-                lambda token: self._delete_token(PULL.recorded, token),
-            ),
-            Deletion(
-                "access_token",
-                "access token {!r}".format(
-                    self.record.created.get("access_token", {}).get("label", self.token_label)
-                ),
-                lambda token: self._delete_token(PUSH.recorded, token),
-            ),
+            Deletion(self.retiring, "the replaced access tokens", self.retire),
+            token(PENDING, "the access token of a stopped rotation"),
+            token(PULL_PENDING, "the read-only token of a stopped rotation"),
+            token(PULL.recorded, f"read-only token {pull!r}"),
+            token(PUSH.recorded, f"access token {push!r}"),
         ]
 
     def recorded_tokens(self) -> list[tuple[str, dict[str, Any]]]:
-        """Every token the record names, as (record kind, what it recorded): what a run may
-        delete."""
+        """Every token the record names by uuid, as (record kind, what it recorded): what a run
+        may delete (a creation whose answer was lost has no uuid: it is found by its label)."""
         created = self.record.created
-        found = [(kind, created[kind]) for kind in TOKEN_KINDS if created.get(kind)]
+        found = [(kind, created[kind]) for kind in TOKEN_KINDS if _uuid(created.get(kind))]
         return found + [(self.retiring, {"uuid": u}) for u in created.get(self.retiring, [])]
 
     def live_token(self, kind: str, recorded: dict[str, Any]) -> dict[str, Any] | None:
         """The recorded token as Docker Hub shows it now (None: gone), proven this
         deployment's (:func:`_not_ours`); a token that is not raises one line naming both."""
         uuid = str(recorded.get("uuid", ""))
-        try:
-            live: dict[str, Any] = self.hub.call("GET", f"/v2/access-tokens/{uuid}")
-        except CloudError as e:
-            if e.status == 404:
-                return None
-            raise
+        live: dict[str, Any] | None = if_present(self.hub.call, "GET", f"/v2/access-tokens/{uuid}")
+        if live is None:
+            return None
         problem = _not_ours(self, kind, recorded, live)
         if problem:
             raise PermissionDenied(problem)
@@ -423,14 +405,16 @@ class HubConnection(Connection):
             self._delete_token(self.retiring, entry)
 
     def _delete_token(self, kind: str, recorded: dict[str, Any]) -> None:
-        """Delete a recorded token, once Docker Hub shows it is this deployment's."""
-        if self.live_token(kind, recorded) is None:
-            return  # already gone is what we wanted
-        try:
-            self.hub.call("DELETE", f"/v2/access-tokens/{recorded['uuid']}")
-        except CloudError as e:
-            if e.status != 404:
-                raise
+        """Delete a recorded token, once Docker Hub shows it is this deployment's; one asked
+        for whose answer was lost (no uuid): those with its label that no record names."""
+        if not _uuid(recorded):
+            named = {entry["uuid"] for _, entry in self.recorded_tokens()}
+            for token in _tokens(self):
+                if token.get("token_label") == recorded.get("label") and token["uuid"] not in named:
+                    self._delete_token(kind, token)
+            return
+        if self.live_token(kind, recorded) is not None:  # already gone is what we wanted
+            if_present(self.hub.call, "DELETE", f"/v2/access-tokens/{recorded['uuid']}")
 
 
 def _token_kind(secret: Secret, source: str) -> str:
@@ -651,18 +635,16 @@ def check_organization_role(conn: HubConnection) -> Result[None]:
         return {m.get("username") for m in found.get("results", [])}
 
     try:
-        member = p.username in members()
-    except PermissionDenied:
-        member = False
-    except CloudError as e:
-        if e.status == 404:
-            raise PermissionDenied(
-                f"organization {org!r} does not exist on Docker Hub: create it on "
-                "hub.docker.com (organizations cannot be created by API) or leave "
-                "organization empty"
-            ) from None
-        raise
-    if not member:
+        listed = if_present(members)
+    except PermissionDenied:  # a non-member may not list them
+        listed = set()
+    if listed is None:
+        raise PermissionDenied(
+            f"organization {org!r} does not exist on Docker Hub: create it on "
+            "hub.docker.com (organizations cannot be created by API) or leave "
+            "organization empty"
+        )
+    if p.username not in listed:
         raise PermissionDenied(
             f"{p.username} is not a member of organization {org!r}: ask an owner to add it "
             "with the Editor role, or leave organization empty"
@@ -688,7 +670,7 @@ def check_organization_role(conn: HubConnection) -> Result[None]:
 
 def oat_new_repositories(org: str) -> str:
     """What is known of an organization access token and the new repositories BinderHub
-    pushes, in one line (the evidence: the fake's table, ``sandbox/dockerhub.py``)."""
+    pushes, in one line (the evidence: the fake's table, ``sandbox/dockerhub``)."""
     return (
         "BinderHub pushes a new repository for every repository it builds, and Docker documents "
         f"that an organization access token's repository access ({org}/* included) covers "
@@ -746,23 +728,17 @@ PULL = _Slot("pull_token", PULL_PENDING, "repo:read", "read-only token")
 TOKEN_KINDS = (PUSH.recorded, PUSH.pending, PULL.recorded, PULL.pending)
 
 
+def _uuid(entry: Any) -> str | None:
+    """The uuid of a recorded token; None for a pending mark whose answer was lost."""
+    return str(entry["uuid"]) if isinstance(entry, dict) and entry.get("uuid") else None
+
+
 def _recorded(token: dict[str, Any]) -> dict[str, Any]:
     """What the record keeps of a token: its uuid, label and Docker Hub's creation time."""
     kept = {"uuid": token["uuid"], "label": token["label"]}
     if token.get("created_at"):
         kept["created_at"] = token["created_at"]
     return kept
-
-
-def _same_time(recorded: Any, live: Any) -> bool:
-    """The same instant to the second (a create answer and a later read may differ in
-    sub-second digits), or the same text."""
-    try:
-        a = datetime.fromisoformat(str(recorded).replace("Z", "+00:00")).timestamp()
-        b = datetime.fromisoformat(str(live).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return bool(recorded == live)
-    return abs(a - b) < 1
 
 
 def _not_ours(
@@ -783,7 +759,7 @@ def _not_ours(
     if recorded.get("label") and label != recorded["label"]:
         problems.append("another label")
     created = recorded.get("created_at")
-    if created and not _same_time(created, live.get("created_at")):
+    if created and not same_time(created, live.get("created_at")):
         problems.append("another creation time")
     if not problems:
         return ""
@@ -811,9 +787,9 @@ def _promote(conn: HubConnection, slot: _Slot, written: Secret | None) -> None:
     leaves it pending (a later password run settles it, teardown deletes it).
     """
     pending = conn.record.created.get(slot.pending)
-    if pending and written is not None and _digest(written) == pending["digest"]:
-        conn.record.set(slot.recorded, _recorded(pending))
-        conn.record.forget(slot.pending)  # after: a crash in between leaves it recorded
+    if pending and written is not None and _digest(written) == pending.get("digest"):
+        conn.note(slot.recorded, _recorded(pending))
+        conn.note(slot.pending, None)  # after: a crash in between leaves it recorded
 
 
 def _settle_pending(conn: HubConnection, stored: Secret | None, slot: _Slot = PUSH) -> None:
@@ -823,15 +799,17 @@ def _settle_pending(conn: HubConnection, stored: Secret | None, slot: _Slot = PU
     the write step recorded it): it is the recorded token now. Never written: nobody holds
     its secret, so it is retired, and the recorded token, which secret.yaml still holds, is
     reused and kept. Each change is recorded before the pending one is forgotten, so no
-    token this notebook made is ever forgotten before it is deleted.
+    token this notebook made is ever forgotten before it is deleted. One whose answer was
+    lost (no uuid) stays pending: the next creation deletes it by its label, as teardown does.
     """
-    pending = conn.record.created.get(slot.pending)
-    if not pending:
+    pending = conn.record.created.get(slot.pending) or {}
+    uuid = _uuid(pending)
+    if uuid is None:
         return
     if stored is not None and _digest(stored) == pending.get("digest"):
         conn.note(slot.recorded, _recorded(pending))
     else:
-        conn.retire_later(pending["uuid"])
+        conn.retire_later(uuid)
     conn.note(slot.pending, None)
 
 
@@ -844,8 +822,7 @@ def _use_brought_token(conn: HubConnection) -> Result[Secret | None]:
             f"rotate needs a password sign-in: Docker Hub does not let a {what} access token "
             "manage tokens; create a new one on hub.docker.com and rerun with it"
         )
-    if p.dry_run:
-        return Result(None, "planned", f"would give BinderHub your {what} access token as it is")
+    conn.plan(f"give BinderHub your {what} access token as it is")
     conn.secret = conn.brought
     return Result(
         conn.secret,
@@ -860,7 +837,7 @@ def _ensure_token(
 ) -> Result[Secret | None]:
     """Reuse the recorded ``slot`` token while ``stored`` (its secret in secret.yaml) works;
     else create one with ``label``. The machinery both tokens share (see
-    :func:`ensure_access_token`); returns the secret to write, None in a dry run."""
+    :func:`ensure_access_token`); returns the secret to write (a dry run stops at its plan)."""
     p = conn.params
     tokens = _tokens(conn)
     live = {t["uuid"]: t for t in tokens}
@@ -895,23 +872,31 @@ def _ensure_token(
         for t in tokens
         if t.get("token_label") == label and t["uuid"] != recorded and t["uuid"] not in retiring
     ]
-    if current and current["uuid"] not in retiring:
-        retiring.append(current["uuid"])  # deleted once the new one is written and verified
-    if p.dry_run:
-        conn.note(conn.retiring, retiring)  # in memory: finish_rotation says what it would do
-        what = "rotate: would create a new" if works else "would create"
-        extra = f", after deleting {len(lost)} never delivered" if lost else ""
-        return Result(None, "planned", f"{what} {slot.what} {label!r} with {slot.scope}{extra}")
-    for uuid in lost:
-        conn._delete_token("a token whose creation answer was lost", live[uuid])
-    # saved before creating, with the deployment id: a lost answer is found by its label
-    conn.record.set(conn.retiring, retiring)
-    created = conn.hub.call(
-        "POST", "/v2/access-tokens", json={"token_label": label, "scopes": [slot.scope]}
+    if current:  # deleted once the new one is written and verified (a dry run counts it too)
+        conn.retire_later(current["uuid"])
+    what = "rotate: create a new" if works else "create"
+    extra = f", after deleting {len(lost)} never delivered" if lost else ""
+
+    def make() -> dict[str, Any]:
+        for uuid in lost:
+            conn._delete_token("a token whose creation answer was lost", live[uuid])
+        made: dict[str, Any] = conn.hub.call(
+            "POST", "/v2/access-tokens", json={"token_label": label, "scopes": [slot.scope]}
+        )
+        return made
+
+    # pending until secret.yaml holds it (_promote); marked before the call with its label,
+    # which carries the deployment id: a lost answer is found by it (``lost`` above)
+    created = conn.create(
+        slot.pending,
+        f"{what} {slot.what} {label!r} with {slot.scope}{extra}",
+        make,
+        pending={"label": label},
+        keep=lambda made: (
+            _recorded(made | {"label": label}) | {"digest": _digest(Secret(made["token"]))}
+        ),
     )
     secret = Secret(created["token"])
-    pending = _recorded(created | {"label": label}) | {"digest": _digest(secret)}
-    conn.record.set(slot.pending, pending)  # the recorded token once secret.yaml holds it
     detail = f"{slot.what} {label!r} with {slot.scope}"
     if current and not works:
         detail += ", replacing 1 whose secret was lost (deleted once this one verifies)"
@@ -959,8 +944,7 @@ def _pull_without_password(conn: HubConnection) -> Result[PullSecret | None]:
     p = conn.params
     stored = conn.stored_pull_password(p.username)
     if conn.record.created.get(PULL.recorded) and stored and _still_works(conn, stored):
-        if not p.dry_run:
-            conn.pull_secret = _pull_secret(conn, p.username, stored)
+        conn.pull_secret = _pull_secret(conn, p.username, stored)
         label = conn.record.created[PULL.recorded].get("label", conn.pull_label)
         return Result(
             conn.pull_secret, "reused", f"read-only token {label!r}, stored secret still works"
@@ -989,8 +973,7 @@ def _pull_without_password(conn: HubConnection) -> Result[PullSecret | None]:
         raise AuthenticationFailed(
             f"Docker Hub refused the read-only token in {variable} for {username!r}: check it"
         )
-    if p.dry_run:
-        return Result(None, "planned", f"would give user pods the read-only token in {variable}")
+    conn.plan(f"give user pods the read-only token in {variable}")
     conn.pull_secret = _pull_secret(conn, username, secret)
     return Result(
         conn.pull_secret,
@@ -1017,8 +1000,9 @@ def ensure_pull_credential(conn: HubConnection) -> Result[PullSecret | None]:
         # a read-only token an earlier run made is no longer written: it retires, so
         # finish_rotation deletes it once these values verify (teardown would too)
         for kind in (PULL.pending, PULL.recorded):
-            if kind in conn.record.created:
-                conn.retire_later(conn.record.created[kind]["uuid"])
+            uuid = _uuid(conn.record.created.get(kind))
+            if uuid:  # one whose answer was lost stays pending: teardown finds it by label
+                conn.retire_later(uuid)
                 conn.note(kind, None)
         return Result(
             None,
@@ -1031,8 +1015,7 @@ def ensure_pull_credential(conn: HubConnection) -> Result[PullSecret | None]:
         return _pull_without_password(conn)
     stored = conn.stored_pull_password(p.username)
     result = _ensure_token(conn, PULL, conn.pull_label, stored)
-    if result.value is None:  # a dry run
-        return Result(None, result.status, result.detail)
+    assert result.value is not None  # a dry run stopped at its plan
     conn.pull_secret = _pull_secret(conn, p.username, result.value)
     return Result(conn.pull_secret, result.status, result.detail)
 

@@ -79,6 +79,10 @@ from .contract import (
     RealExample,
     Record,
     creates,
+    if_present,
+    instant,
+    same_time,
+    stops_at_plan,
     validator,
 )
 
@@ -492,15 +496,24 @@ class OvhConnection(harbor.HarborConnection):
 
     def _in_harbor(self, action: Callable[[Any], Any]) -> Callable[[Any], Any]:
         def run(recorded: Any) -> Any:
-            try:
-                self.harbor()
-            except CloudError:
-                if (self.record.created.get("registry") or {}).get("id"):
-                    return None  # deleted with the registry, which is this notebook's
-                raise
-            return action(recorded)
+            return action(recorded) if self._harbor_answers() else None
 
         return run
+
+    def _harbor_answers(self) -> bool:
+        """Whether Harbor's API can be reached as the admin; False when it cannot but the
+        registry is this deployment's, so its Harbor parts go with it (else the error)."""
+        try:
+            self.harbor()
+        except CloudError:
+            if (self.record.created.get("registry") or {}).get("id"):
+                return False
+            raise
+        return True
+
+    def registries_named(self, name: str) -> list[dict[str, Any]]:
+        """The project's registries called ``name`` (OVHcloud does not keep names unique)."""
+        return [r for r in self.call("GET", "/containerRegistry") if r.get("name") == name]
 
     # --- ours only ---------------------------------------------------------------------------
     def live_registry(self, recorded: dict[str, Any]) -> dict[str, Any] | None:
@@ -517,12 +530,11 @@ class OvhConnection(harbor.HarborConnection):
             raise PermissionDenied(f"'registry' in {self.record.path} is not an object: fix it")
         if not recorded.get("id"):
             return self._pending_registry(recorded)
-        try:
-            live: dict[str, Any] = self.call("GET", f"/containerRegistry/{recorded['id']}")
-        except CloudError as e:
-            if e.status == 404:
-                return None
-            raise
+        live: dict[str, Any] | None = if_present(
+            self.call, "GET", f"/containerRegistry/{recorded['id']}"
+        )
+        if live is None:
+            return None
         problem = _registry_mismatch(self, recorded, live)
         if problem:
             raise PermissionDenied(problem)
@@ -530,11 +542,11 @@ class OvhConnection(harbor.HarborConnection):
 
     def _pending_registry(self, recorded: dict[str, Any]) -> dict[str, Any] | None:
         name = str(recorded.get("name", ""))
-        found = [r for r in self.call("GET", "/containerRegistry") if r.get("name") == name]
+        found = self.registries_named(name)
         if len(found) != 1:
             return None
-        requested = harbor._when(recorded.get("requested"))
-        made = harbor._when(found[0].get("createdAt"))
+        requested = instant(recorded.get("requested"))
+        made = instant(found[0].get("createdAt"))
         if requested is None or made is None or made < requested - CLOCK_SKEW:
             asked = f", requested {recorded['requested']}" if recorded.get("requested") else ""
             raise PermissionDenied(
@@ -556,11 +568,7 @@ class OvhConnection(harbor.HarborConnection):
             return None
         expected = self._recorded_registry_id()
         if expected is None:  # a registry it reused: the one registry_name names
-            named = [
-                r
-                for r in self.call("GET", "/containerRegistry")
-                if r.get("name") == self.params.registry_name
-            ]
+            named = self.registries_named(self.params.registry_name)
             expected = str(named[0]["id"]) if len(named) == 1 else None
         if str(registry) != expected:
             raise PermissionDenied(
@@ -569,12 +577,9 @@ class OvhConnection(harbor.HarborConnection):
                 "nothing more is deleted; delete it yourself if it is yours, and remove "
                 f"'admin_user' from {self.record.path}"
             )
-        try:
-            users = self.call("GET", f"/containerRegistry/{registry}/users")
-        except CloudError as e:
-            if e.status == 404:
-                return None
-            raise
+        users = if_present(self.call, "GET", f"/containerRegistry/{registry}/users")
+        if users is None:
+            return None
         found = next((u for u in users if str(u.get("id")) == str(user["id"])), None)
         if found is None:
             return None
@@ -597,24 +602,15 @@ class OvhConnection(harbor.HarborConnection):
             self.live_registry(created["registry"])
         if created.get("admin_user"):
             self.live_admin(created["admin_user"])
-        try:
-            self.harbor()
-        except CloudError:
-            if (created.get("registry") or {}).get("id"):
-                return  # its Harbor parts go with the registry, which is this deployment's
-            raise
-        super().check_ours()
+        if self._harbor_answers():  # else its Harbor parts go with the registry, ours
+            super().check_ours()
 
     # --- deletions ------------------------------------------------------------------------
     def _delete_admin(self, user: dict[str, Any]) -> None:
         live = self.live_admin(user)
         if live is not None:
             registry = user.get("registry") or self._recorded_registry_id()
-            try:
-                self.call("DELETE", f"/containerRegistry/{registry}/users/{live['id']}")
-            except CloudError as e:
-                if e.status != 404:
-                    raise
+            if_present(self.call, "DELETE", f"/containerRegistry/{registry}/users/{live['id']}")
         self.admin_file.unlink(missing_ok=True)
 
     def _recorded_registry_id(self) -> str | None:
@@ -626,24 +622,14 @@ class OvhConnection(harbor.HarborConnection):
         live = self.live_registry(recorded)
         if live is None:
             return
-        registry = live["id"]
-        try:
-            self.call("DELETE", f"/containerRegistry/{registry}")
-        except CloudError as e:
-            if e.status == 404:
-                return
-            raise
+        path = f"/containerRegistry/{live['id']}"
+        if_present(self.call, "DELETE", path)  # gone already: the wait below sees it at once
         deadline = time.monotonic() + DELETED_WITHIN
         while time.monotonic() < deadline:  # OVH answers DELETING for a while, then 404
-            try:
-                status = self.call("GET", f"/containerRegistry/{registry}")["status"]
-            except CloudError as e:
-                if e.status == 404:
-                    return
-                raise
-            if status == "DELETED":
+            now = if_present(self.call, "GET", path)
+            if now is None or now["status"] == "DELETED":
                 return
-            progress(f"registry {recorded.get('name')}: {status}")
+            progress(f"registry {recorded.get('name')}: {now['status']}")
             time.sleep(self.poll)
         raise TransientCloudError(f"{NAME}: the registry is still being deleted")
 
@@ -663,7 +649,7 @@ def _registry_mismatch(conn: OvhConnection, recorded: dict[str, Any], live: dict
     if live.get("name") != recorded.get("name"):
         problems.append("another name")
     created = recorded.get("createdAt")
-    if created and not harbor._same_time(created, live.get("createdAt")):
+    if created and not same_time(created, live.get("createdAt")):
         problems.append("another creation time")
     if not problems:
         return ""
@@ -798,7 +784,7 @@ def ensure_registry(conn: OvhConnection) -> Result[dict[str, Any] | None]:
     """
     p = conn.params
     recorded = conn.record.created.get("registry") or {}
-    named = [r for r in conn.call("GET", "/containerRegistry") if r.get("name") == p.registry_name]
+    named = conn.registries_named(p.registry_name)
     if len(named) > 1:
         raise CloudError(
             f"parameter 'registry_name': {len(named)} registries of project {p.service_name} are "
@@ -826,17 +812,21 @@ def ensure_registry(conn: OvhConnection) -> Result[dict[str, Any] | None]:
                 conn.note("registry", _registry_record(found))
         whose = "" if ours else " (not created by this notebook: teardown leaves it)"
         return Result(found, "reused", f"registry {p.registry_name} ({found['status']}){whose}")
-    if p.dry_run:
-        return Result(
-            None, "planned", f"would create registry {p.registry_name} ({p.plan}) in {p.region}"
-        )
     plan_id = _plan_id(conn)
-    requested = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    conn.note("registry", {"name": p.registry_name, "id": None, "requested": requested})
-    created = conn.call(
-        "POST", "/containerRegistry", name=p.registry_name, region=p.region, planID=plan_id
+    created: dict[str, Any] = conn.create(
+        "registry",
+        f"create registry {p.registry_name} ({p.plan}) in {p.region}",
+        lambda: conn.call(
+            "POST", "/containerRegistry", name=p.registry_name, region=p.region, planID=plan_id
+        ),
+        # no id until OVHcloud answers: a rerun counts only a registry made after this time
+        pending={
+            "name": p.registry_name,
+            "id": None,
+            "requested": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        },
+        keep=_registry_record,
     )
-    conn.note("registry", _registry_record(created))
     conn.registry = created
     return Result(
         created,
@@ -944,18 +934,29 @@ def _lets_in_anything(blocks: list[str]) -> bool:
     return not blocks
 
 
+def _ready(conn: OvhConnection, would: str) -> dict[str, Any]:
+    """The registry, READY; before that (a dry run, which made none) the step stops at ``would``."""
+    registry = conn.registry
+    if registry is None or registry.get("status") != "READY":
+        conn.plan(would)
+        status = (registry or {}).get("status", "not made")
+        raise RuntimeError(
+            f"registry {conn.params.registry_name} is {status}, not READY: run the steps before "
+            "this one first (wait_until_ready)"
+        )
+    return registry
+
+
+@stops_at_plan
 def read_settings(conn: OvhConnection) -> Result[RegistrySettings | None]:
     """Read what decides whether this notebook can work with the registry, before any user
     call: OVHcloud IAM (``iamEnabled``), its Harbor's version and sign-in mode
     (``GET /api/v2.0/systeminfo``, which Harbor answers anyone), the IP restrictions, and the
     storage used of the plan's. Stops with one line on IAM, OIDC or a Harbor before 2.2."""
     p = conn.params
-    registry = conn.registry
     if p.teardown:
         return Result(None, "skipped", "teardown")
-    if registry is None or registry.get("status") != "READY":
-        return Result(None, "planned", "would read the registry's settings once READY")
-    rid = registry["id"]
+    rid = _ready(conn, "read the registry's settings once READY")["id"]
     registry = conn.call("GET", f"/containerRegistry/{rid}")
     conn.registry = registry
     name = p.registry_name
@@ -1062,9 +1063,7 @@ def ensure_admin_user(conn: OvhConnection) -> Result[str | None]:
     deleted and made again; a user of that name it did not make is left alone.
     """
     p = conn.params
-    registry = conn.registry
-    if registry is None or registry.get("status") != "READY":
-        return Result(None, "planned", f"would create Harbor user {ADMIN_LOGIN} once READY")
+    registry = _ready(conn, f"create Harbor user {ADMIN_LOGIN} once READY")
     if conn.settings is None:  # IAM, OIDC and the version first: before any user call
         read_settings(conn)
     base = f"/containerRegistry/{registry['id']}/users"
@@ -1101,26 +1100,15 @@ def ensure_admin_user(conn: OvhConnection) -> Result[str | None]:
             f"notebook did not create, and its password is not in {conn.admin_file}: delete "
             "that user in the OVHcloud Control Panel, or use another output_dir's record"
         )
-    if p.dry_run:
-        again = " (its password was lost: it is made again)" if existing else ""
-        return Result(None, "planned", f"would create Harbor user {ADMIN_LOGIN}{again}")
-    if existing is not None:  # ours, but its password is gone: make it again
-        conn.call("DELETE", f"{base}/{existing['id']}")
-    conn.note("admin_user", {"login": ADMIN_LOGIN, "id": None, "registry": registry["id"]})
-    made = conn.call("POST", base, login=ADMIN_LOGIN, email=p.admin_email)
-    write_private_file(
-        conn.admin_file,
-        json.dumps(
-            {
-                "registry": registry["id"],
-                "url": f"https://{conn.host}",
-                "id": made["id"],
-                "username": made["user"],
-                "password": made["password"],
-            }
-        ),
+    again = " (its password was lost: it is made again)" if existing else ""
+    mark = {"login": ADMIN_LOGIN, "id": None, "registry": registry["id"]}
+    made = conn.create(
+        "admin_user",
+        f"create Harbor user {ADMIN_LOGIN}{again}",
+        lambda: _new_admin(conn, base, existing),
+        pending=mark,
+        keep=lambda user: mark | {"id": user["id"]},
     )
-    conn.note("admin_user", {"login": ADMIN_LOGIN, "id": made["id"], "registry": registry["id"]})
     conn.admin_username, conn.admin = str(made["user"]), Secret(str(made["password"]))
     conn.api = harbor.HarborAPI(
         f"https://{conn.host}", conn.admin_username, conn.admin, conn.ca_file
@@ -1134,14 +1122,32 @@ def ensure_admin_user(conn: OvhConnection) -> Result[str | None]:
     )
 
 
+def _new_admin(conn: OvhConnection, base: str, existing: dict[str, Any] | None) -> dict[str, Any]:
+    """Ask OVHcloud for the Harbor user (``existing``, ours but its password lost, deleted
+    first); its password, shown only in this answer, goes straight into the admin file (0600)."""
+    if existing is not None:
+        conn.call("DELETE", f"{base}/{existing['id']}")
+    made: dict[str, Any] = conn.call("POST", base, login=ADMIN_LOGIN, email=conn.params.admin_email)
+    kept = {
+        "registry": (conn.registry or {})["id"],
+        "url": f"https://{conn.host}",
+        "id": made["id"],
+        "username": made["user"],
+        "password": made["password"],
+    }
+    write_private_file(conn.admin_file, json.dumps(kept))
+    return made
+
+
 def _ensure_sysadmin(conn: OvhConnection, base: str, user_id: str, current: dict[str, Any]) -> str:
     """Make the stored Harbor user a system admin when Harbor says it is not one
     (``current``: its ``/users/current``; a run stopped between the creation and
     ``setAsAdmin``); '' when it was one already."""
     if current.get("sysadmin_flag"):
         return ""
-    if conn.params.dry_run:
-        return " (not a system admin yet: would call setAsAdmin)"
+    conn.plan(
+        f"make Harbor user {conn.admin_username} a system admin (setAsAdmin)", conn.admin_username
+    )
     conn.call("PUT", f"{base}/{user_id}/setAsAdmin")
     return " (made a system admin: setAsAdmin)"
 
@@ -1153,8 +1159,12 @@ def ensure_credential(conn: OvhConnection) -> Result[Secret | None]:
     p = conn.params
     if not p.use_admin_user:
         return harbor.ensure_robot(conn)
-    if conn.admin is None:
-        return Result(None, "planned", f"would give BinderHub the Harbor user {ADMIN_LOGIN}")
+    if conn.admin is None:  # a dry run that made no Harbor user
+        conn.plan(f"give BinderHub the Harbor user {ADMIN_LOGIN}")
+        raise RuntimeError(
+            f"no Harbor user {ADMIN_LOGIN} yet: run the step before this one first "
+            "(ensure_admin_user)"
+        )
     conn.secret = conn.admin
     return Result(
         conn.secret,
