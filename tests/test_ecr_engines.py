@@ -1,0 +1,72 @@
+"""The real engines BinderHub uses, on the ECR sandbox's registry: dockerd logs in with ``AWS``
+and a GetAuthorizationToken password and pushes (as build pods do with the helper's token),
+is refused a repository ECR does not have in ECR's words, and containerd pulls as a kubelet
+with a read-only identity's token.
+"""
+
+from __future__ import annotations
+
+import base64
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .engines import Engines, engines_or_skip, hosts_dir, start_engines, tiny_tar
+from .helpers import EcrBox
+
+
+@pytest.fixture(scope="module")
+def engines() -> Iterator[Engines]:
+    """dockerd (with its containerd), for this module."""
+    engines_or_skip()
+    running = start_engines()
+    yield running
+    running.stop()
+
+
+def login(box: EcrBox, key: str = "", secret: str = "") -> tuple[str, str]:
+    """(``AWS``, password) from GetAuthorizationToken, as the admin or ``key``."""
+    data = box.client("ecr", key, secret).get_authorization_token()["authorizationData"][0]
+    username, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
+    return username, password
+
+
+def test_dockerd_pushes_and_containerd_pulls_as_ecr_lets_them(
+    ecr: EcrBox, engines: Engines
+) -> None:
+    ecr.client("ecr").create_repository(repositoryName="binderhub/eng")
+    host = ecr.registry.removeprefix("https://")
+    engines.trust(host, ecr.ca_file)
+    config = Path(tempfile.mkdtemp())
+    user, password = login(ecr)
+    signed_in = engines.docker(
+        config, "login", "-u", user, "--password-stdin", host, stdin=password.encode()
+    )
+    assert signed_in.returncode == 0, signed_in.stderr
+    image = f"{host}/binderhub/eng:v1"
+    assert engines.docker(config, "import", "-", image, stdin=tiny_tar("ecr")).returncode == 0
+    pushed = engines.docker(config, "push", image)
+    assert pushed.returncode == 0, pushed.stderr + engines.log
+    tags = ecr.client("ecr").describe_images(repositoryName="binderhub/eng")["imageDetails"]
+    assert [t["imageTags"] for t in tags] == [["v1"]]
+
+    missing = f"{host}/binderhub/none:v1"
+    assert engines.docker(config, "tag", image, missing).returncode == 0
+    refused = engines.docker(config, "push", missing)
+    assert refused.returncode != 0
+    assert (
+        "name unknown: The repository with name 'binderhub/none' does not exist in the registry "
+        f"with id '{ecr.admin['account_id']}'"
+    ) in refused.stderr
+
+    iam = ecr.client("iam")  # a user pod's identity: ECR's read-only managed policy
+    iam.create_user(UserName="puller")
+    iam.attach_user_policy(
+        UserName="puller", PolicyArn="arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly"
+    )
+    key = iam.create_access_key(UserName="puller")["AccessKey"]
+    hosts = hosts_dir(Path(tempfile.mkdtemp()), host, ecr.ca_file)
+    pulled = engines.ctr_pull(hosts, image, login(ecr, key["AccessKeyId"], key["SecretAccessKey"]))
+    assert pulled.returncode == 0, pulled.stderr
