@@ -13,12 +13,12 @@ EKS cluster BinderHub runs on (``eks_clusters``), with its own two roles.
 ``throttle`` and ``eks_clusters``.
 
 Sources: ``moto`` is getmoto/moto 5.2 (what it answers, unchanged unless a row says so);
-``botocore`` its service models (``botocore/data/<service>``) and ``_retry.json``; ``helper`` is
-manics/binderhub-container-registry-helper at d424275 (chart 0.2.4): ``common/registry.go``,
-``amazon/amazon.go``, ``helm-chart/``; ``binderhub`` is jupyterhub/binderhub
-``binderhub/registry.py`` and ``builder.py`` at b9fad99; ``ECR API`` and ``ECR guide`` are AWS's
-Amazon ECR API reference and user guide; captured answers are cited by issue. "assumption" marks
-what no public source shows.
+``botocore`` is botocore's service models (``botocore/data/<service>``) and ``_retry.json``;
+``helper`` is manics/binderhub-container-registry-helper at d424275 (chart 0.2.4):
+``common/registry.go``, ``amazon/amazon.go``, ``helm-chart/``; ``binderhub`` is
+jupyterhub/binderhub ``binderhub/registry.py`` and ``builder.py`` at b9fad99; ``ECR API`` and ``ECR
+guide`` are AWS's Amazon ECR API reference and user guide; captured answers are cited by issue.
+"assumption" marks what no public source shows.
 
 ============================================  ===============================================
 behaviour                                     source
