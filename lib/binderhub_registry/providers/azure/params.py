@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 from ...errors import InvalidParameter
 from ...params import choice, flag, integer, text
-from ..contract import COMMON_PARAMETERS, CommonParams, validator
+from ..contract import COMMON_PARAMETERS, CommonParams, GuideEntry, validator
 
 KEY = "azure"
 NAME = "Azure Container Registry"
@@ -203,3 +203,48 @@ def push_identity(p: Params) -> Identity:
 def pull_identity(p: Params) -> Identity:
     """User pods' identity (pull only)."""
     return Identity(p.pull_sp_name, p.pull_password_label, "pull_", "pull:", "user pods'")
+
+
+#: This registry on the docs' landing page: its row of the guide's table, its item of "Choose your
+#: registry" and its column of the registry matrix (docs/_ext/guide.py renders them).
+GUIDE = GuideEntry(
+    section="2.3",
+    title="Azure Container Registry",
+    name="Azure Container Registry",
+    choose=(
+        "if BinderHub runs on AKS: the cluster's kubelet identity can pull (`pull_access = "
+        '"node"`, what `az aks update --attach-acr` grants).'
+    ),
+    cost=(
+        "per registry per day, by tier (Basic, Standard, Premium), storage beyond the tier's "
+        "included amount per GiB per day [^acr-skus]"
+    ),
+    limits=(
+        "included storage 10, 100 or 500 GiB (Basic, Standard, Premium); read and write "
+        "operations per minute and bandwidth grow with the tier [^acr-skus]"
+    ),
+    needs=(
+        "an Azure subscription where you may create a resource group, a registry, an application "
+        "and a role assignment"
+    ),
+    credential=(
+        "a service principal with a password and the `AcrPush` role on the one registry; the "
+        "admin user stays off"
+    ),
+    pull_credential=(
+        "a second service principal, `<sp_name>-pull`, with `AcrPull` on the one registry "
+        '(Repository Reader limited to `<project>/` on ABAC registries); `"node"`: `AcrPull` '
+        "for the AKS kubelet identity"
+    ),
+    rotation=(
+        "`rotate = True`: a new password, verified, then the old one removed; `keep_replaced = "
+        "True` keeps it until a run without it, after you deploy"
+    ),
+    expires="the password, after `secret_expiry_days` (default 365; the date is shown)",
+    notes={
+        "acr-skus": (
+            'Microsoft\'s ["Azure Container Registry SKU features and limits"]'
+            "(https://learn.microsoft.com/azure/container-registry/container-registry-skus)."
+        ),
+    },
+)
