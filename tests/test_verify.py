@@ -24,6 +24,7 @@ from binderhub_registry import (
     verify,
 )
 from binderhub_registry.binderhub import image_host, split_image_reference
+from binderhub_registry.registry_auth import bearer_token
 from binderhub_registry.registry_http import RegistryHTTP
 from binderhub_registry.sandbox import Sandbox
 from binderhub_registry.verify import CHECK_IMAGE, _split_image
@@ -306,7 +307,7 @@ def test_plain_http_is_refused_before_any_request(plain_registry: str) -> None:
 def test_plain_http_realm_is_refused_before_credentials(plain_registry: str) -> None:
     http_client = RegistryHTTP("u", Secret("p"))
     with pytest.raises(VerificationFailed, match="plain HTTP"):
-        http_client.token(FakeRegistry.realm, {}, "push token", VerifyHints())
+        bearer_token(http_client, FakeRegistry.realm, {}, check="push token", hints=VerifyHints())
     with pytest.raises(VerificationFailed, match="plain HTTP"):
         http_client.get(f"http://{plain_registry}/v2/")
     assert FakeRegistry.requests == []

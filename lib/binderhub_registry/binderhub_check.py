@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 
 from .binderhub import DOCKER_HUB_AUTH_KEY, RegistryValues
 from .errors import VerificationFailed
+from .registry_auth import bearer_token
 from .registry_http import OCI_MANIFEST, RegistryHTTP, denied, origin, parse_challenge
 from .report import VerifyHints
 from .secrets import Secret
@@ -103,11 +104,12 @@ def get_image_manifest(
     token = ""
     if settings.token_url:
         try:
-            token = http.token(
+            token = bearer_token(
+                http,
                 settings.token_url,
                 {"scope": f"repository:{image}:pull", "service": "container_registry"},
-                check,
-                hints,
+                check=check,
+                hints=hints,
             )
         except VerificationFailed as failed:
             if "HTTP 400" in failed.diagnosis and _only_the_doubled_service_is_refused(
@@ -148,8 +150,12 @@ def get_image_manifest(
                 f"the registry answers a {scheme.title()} challenge without realm, service "
                 "and scope, which BinderHub cannot follow: set DockerRegistry.token_url",
             )
-        token = http.token(
-            params["realm"], {"scope": params["scope"], "service": params["service"]}, check, hints
+        token = bearer_token(
+            http,
+            params["realm"],
+            {"scope": params["scope"], "service": params["service"]},
+            check=check,
+            hints=hints,
         )
         # BinderHub's discovery path sends no Accept header on this retry
         r = http.get(url, headers={"Authorization": f"Bearer {token}"})
@@ -192,7 +198,9 @@ def _only_the_doubled_service_is_refused(
     if "service=" not in token_url:
         return False
     try:
-        http.token(token_url, {"scope": f"repository:{image}:pull"}, check, hints)
+        bearer_token(
+            http, token_url, {"scope": f"repository:{image}:pull"}, check=check, hints=hints
+        )
     except VerificationFailed:
         return False
     return True

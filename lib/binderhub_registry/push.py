@@ -19,6 +19,7 @@ from urllib.parse import urlencode, urljoin
 import requests
 
 from .errors import VerificationFailed
+from .registry_auth import bearer_token
 from .registry_http import OCI_MANIFEST, RegistryHTTP, parse_challenge
 from .report import PUSH_CHECK, VerifyHints
 
@@ -52,7 +53,8 @@ def push_auth(
     args = {"scope": f"repository:{image}:{actions}"}
     if params.get("service"):
         args = {"service": params["service"]} | args
-    return {"Authorization": "Bearer " + http.token(params["realm"], args, check, hints)}
+    token = bearer_token(http, params["realm"], args, check=check, hints=hints)
+    return {"Authorization": "Bearer " + token}
 
 
 def push_image(

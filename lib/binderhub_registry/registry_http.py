@@ -1,10 +1,12 @@
-"""The HTTP transport to a registry: one session, faults mapped, challenges parsed, tokens fetched.
+"""The HTTP transport to a registry: one session, faults mapped, challenges parsed.
 
-Used by BinderHub's check (:mod:`.binderhub_check`), the push (:mod:`.push`) and the
-pull (:mod:`.pull`) with the values' own credentials. Faults worth retrying (resets, timeouts, 408,
-425, 429, 5xx) raise :class:`~.errors.TransientCloudError` for the step runner;
-every other answer goes back to the caller, which knows what a 401 or 404 means
-at its step.
+Used by BinderHub's check (:mod:`.binderhub_check`), the push (:mod:`.push`), the
+pull (:mod:`.pull`) and the token service's client (:mod:`.registry_auth`) with the
+values' own credentials. Faults worth retrying (resets, timeouts, 408, 425, 429, 5xx)
+raise :class:`~.errors.TransientCloudError` for the step runner; every other answer goes
+back to the caller, which knows what a 401 or 404 means at its step: this module words
+no diagnosis of an answer (it knows nothing of checks or a provider's hints), only its
+own refusals (plain HTTP, the deadline, an oversized body).
 
 A hostile or broken registry cannot hold verification or fill memory: every
 request of one verification shares one :class:`Deadline` (a server that sends a
@@ -25,7 +27,6 @@ from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlparse, urlu
 import requests
 
 from .errors import (
-    CloudError,
     TransientCloudError,
     VerificationFailed,
     error_for_status,
@@ -33,7 +34,6 @@ from .errors import (
     requests_errors,
     retry_after,
 )
-from .report import VerifyHints
 from .secrets import Secret, redact
 
 __all__ = [
@@ -141,7 +141,8 @@ class RegistryHTTP:
     """Requests to one registry and its token service, with the values' username and password.
 
     Only https unless ``insecure``: a plain-HTTP request raises VerificationFailed
-    before anything is sent. ``realms`` lists every token service used, in order.
+    before anything is sent. ``realms`` lists every token service used, in order
+    (:func:`~.registry_auth.bearer_token` notes each).
     """
 
     def __init__(
@@ -257,65 +258,3 @@ class RegistryHTTP:
     def get(self, url: str, **kw: Any) -> requests.Response:
         """:meth:`send` a GET."""
         return self.send("GET", url, **kw)
-
-    def token(self, realm: str, args: dict[str, str], check: str, hints: VerifyHints) -> str:
-        """A bearer token from ``realm`` with Basic credentials; diagnoses name ``check``."""
-        self.require_https(realm, check, "the token service")
-        self.realms.append(realm)
-        # no username: an anonymous client (a kubelet without a pull secret) sends no Basic
-        r = self.get(url_concat(realm, args), auth=self.basic if self.username else None)
-        if r.status_code == 401:
-            raise VerificationFailed(
-                check,
-                f"{origin(realm)} refused user {self.username!r}: the password or access "
-                f"token is wrong, revoked or expired; {hints.credentials}",
-            )
-        if r.status_code == 403 and denied(r):  # signed in, without the permission
-            scope = args.get("scope", "")
-            needs = hints.push if "push" in scope.rpartition(":")[2] else hints.pull
-            raise VerificationFailed(
-                check,
-                f"{origin(realm)} accepted user {self.username!r} but denied {scope or 'a token'}"
-                f" (denied: {denied(r)}): {needs}",
-            )
-        if r.status_code != 200:
-            raise VerificationFailed(
-                check,
-                f"token request to {origin(realm)} answered HTTP {r.status_code}: "
-                "check DockerRegistry.token_url points at the registry's token endpoint",
-            )
-        try:
-            body = r.json()
-            return str(body.get("token") or body["access_token"])
-        except (ValueError, KeyError, AttributeError):
-            raise VerificationFailed(
-                check, f"{origin(realm)} did not return a token: check DockerRegistry.token_url"
-            ) from None
-
-    def login_refused(self, registry_url: str) -> bool:
-        """Whether the registry refuses these credentials themselves, as ``docker login`` sees it.
-
-        docker login asks ``/v2/`` for its challenge, then the token service for a token
-        without any scope: a token service answers 401 when the credentials are invalid
-        (docker/distribution docs/spec/auth/jwt.md), while with a scope some (Harbor:
-        src/core/service/token/creator.go) take refused credentials as anonymous and give a
-        token without the actions, so the refusal comes later and reads as a missing right.
-        False when the credentials are accepted or the answer says nothing (no challenge,
-        a fault, another status): the caller's diagnosis then stands.
-        """
-        try:
-            r = self.get(f"{registry_url}/v2/")  # no credentials: the registry's challenge
-            if r.status_code != 401:
-                return False
-            scheme, params = parse_challenge(r.headers.get("www-authenticate", ""))
-            if scheme == "basic":
-                return self.get(f"{registry_url}/v2/", auth=self.basic).status_code == 401
-            if scheme != "bearer" or not params.get("realm"):
-                return False
-            self.require_https(params["realm"], "login", "the token service")
-            args = {"account": self.username}  # docker login's, with the challenge's service
-            if params.get("service"):
-                args["service"] = params["service"]
-            return self.get(url_concat(params["realm"], args), auth=self.basic).status_code == 401
-        except (CloudError, VerificationFailed):
-            return False

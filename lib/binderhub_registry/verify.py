@@ -25,8 +25,12 @@ failed (Harbor takes a wrong robot secret as anonymous and refuses only later).
 :func:`stopped_sandbox` tells values whose loopback registry no longer listens (a
 sandbox that stopped) before any retry. A provider passes :class:`VerifyHints`
 to word the diagnoses for its registry (what grants push, how to renew credentials).
-The transport is :mod:`.registry_http`; the report, its checks and the hints are
-:mod:`.report`'s, the floor below every module named here.
+Each floor calls only the ones below it, so one verification goes down and comes back
+once: this module runs the checks; BinderHub's check, the push and the pull word what a
+manifest or upload answer means; :mod:`.registry_auth` words what the token service's
+answers mean (and asks, as ``docker login`` does, whether the credentials themselves are
+refused); :mod:`.registry_http` only carries requests (https, the deadline, faults). The
+report, its checks and the hints are :mod:`.report`'s, the floor below them all.
 
 Read top-down: :func:`verify`, then its checks in the order they run, then the
 diagnosis of values whose sandbox stopped.
@@ -48,6 +52,7 @@ from .binderhub_check import BinderHubRegistrySettings, binderhub_settings, get_
 from .errors import CloudError, InvalidParameter, VerificationFailed
 from .pull import pull_image, push_refused
 from .push import delete_tag, push_auth, push_image
+from .registry_auth import login_refused
 from .registry_http import (
     DEADLINE,
     Deadline,
@@ -242,7 +247,7 @@ def _credentials_first(http: RegistryHTTP, registry_url: str, hints: VerifyHints
     except VerificationFailed as failed:
         if "refused user '" in failed.diagnosis or not http.username:
             raise  # already about the credentials, or none were sent
-        if not http.login_refused(registry_url):
+        if not login_refused(http, registry_url):
             raise
         raise VerificationFailed(
             failed.check,
