@@ -80,7 +80,6 @@ from .contract import (
     Record,
     creates,
     if_present,
-    instant,
     same_time,
     stops_at_plan,
     validator,
@@ -1039,10 +1038,6 @@ def ensure_project(conn: HarborConnection) -> Result[dict[str, Any] | None]:
 
 
 # --- ours only: what proves a robot or project is this deployment's ----------------------------
-# the names OVH's module still reads (contract's instant and same_time are the ones)
-_when, _same_time = instant, same_time
-
-
 def _short(value: Any, limit: int = 60) -> str:
     text = " ".join(str(value or "").split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
