@@ -61,6 +61,7 @@ from ..errors import (
     error_for_status,
     map_exceptions,
     requests_errors,
+    retry_after,
 )
 from ..params import Parameter, choice, integer, text
 from ..registry_http import secret_forms
@@ -384,6 +385,7 @@ def aws_errors() -> dict[type[Exception], Callable[[Any], BinderHubRegistryError
     """The :func:`map_exceptions` table for botocore: AWS's answers, missing credentials, and
     transport faults (transient, except a certificate: retrying cannot fix one)."""
     from botocore import exceptions as bx
+    from botocore.parsers import ResponseParserError
 
     def missing(exc: Exception) -> BinderHubRegistryError:
         return MissingCredentials("no AWS credentials found", GET_CREDENTIALS)
@@ -393,6 +395,10 @@ def aws_errors() -> dict[type[Exception], Callable[[Any], BinderHubRegistryError
 
     def unreachable(exc: Exception) -> BinderHubRegistryError:
         return TransientCloudError(f"cannot reach {NAME} ({type(exc).__name__})")
+
+    def unreadable(exc: Exception) -> BinderHubRegistryError:
+        # an answer botocore cannot parse (a proxy's or load balancer's page on a 5xx)
+        return TransientCloudError(f"{NAME} answered what botocore cannot read; retrying")
 
     def profile(exc: Exception) -> BinderHubRegistryError:
         return MissingCredentials(f"AWS: {exc}", GET_CREDENTIALS)
@@ -409,6 +415,7 @@ def aws_errors() -> dict[type[Exception], Callable[[Any], BinderHubRegistryError
         bx.ConnectionClosedError: unreachable,
         bx.ReadTimeoutError: unreachable,
         bx.ConnectTimeoutError: unreachable,
+        ResponseParserError: unreadable,
     }
 
 
@@ -800,12 +807,15 @@ class HelperAPI:
                     f"the helper refused BinderHub's auth token ({method} {path}): deploy the "
                     "helper's values and BinderHub's secret.yaml from the same run",
                 )
-            if "AssumeRoleWithWebIdentity" in said and r.status_code >= 500:
+            if "AssumeRoleWithWebIdentity" in said:
                 # IAM is eventually consistent: a new role is not assumable everywhere at once
                 raise TransientCloudError(f"the helper's role is not usable yet: {said}", 503)
-            raise VerificationFailed(
-                "BinderHub's image check", f"the helper answered {r.status_code}: {said}"
-            )
+            if "AccessDenied" in said:  # AWS refused the helper's identity: no retry fixes it
+                raise VerificationFailed(
+                    "BinderHub's image check", f"the helper answered {r.status_code}: {said}"
+                )
+            wait = retry_after(r.headers.get("Retry-After"))
+            raise error_for_status("the registry helper", r.status_code, said, retry_after=wait)
         return r.json() if r.content else None
 
     def get_image_manifest(self, image: str, tag: str) -> Any:
