@@ -1,13 +1,15 @@
 """What a registry adds is derived from ``providers.PROVIDERS``, or checked against it.
 
 The sandbox mounts one backend per registered provider, each at ``sandbox/<key>/cloud.py``; the
-docs render every provider's real values; the landing page's two tables have a row and a column
-per provider; and CONTRIBUTING's "Adding a registry" names the files that exist and the suites
-that do run over every provider.
+docs render every provider's real values and, from its ``GUIDE``, what the landing page says of it
+(its row of the guide's table, when to choose it, its column of the registry matrix); and
+CONTRIBUTING's "Adding a registry" names the files that exist and the suites that do run over
+every provider.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import re
 import subprocess
@@ -16,6 +18,7 @@ import sys
 import pytest
 
 from binderhub_registry import providers
+from binderhub_registry.providers.contract import GuideEntry
 from binderhub_registry.sandbox import app, server
 from binderhub_registry.sandbox.bootstrap import python_argv
 
@@ -110,32 +113,72 @@ def _section(key: str) -> str:
     return match.group(1)
 
 
-def _tables(text: str) -> list[list[str]]:
-    """Each markdown table of ``text``: its lines."""
-    tables: list[list[str]] = []
-    previous = ""
-    for line in text.splitlines():
-        if line.startswith("|"):
-            if not previous.startswith("|"):
-                tables.append([])
-            tables[-1].append(line)
-        previous = line
-    return tables
+def _cells(line: str) -> list[str]:
+    """A MyST table row's cells."""
+    return [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
 
 
-def test_the_landing_page_has_a_row_and_a_column_per_provider() -> None:
-    """The tables are prose written by hand (cost, limits, what expires): the page keeps them,
-    and this test fails when a registered provider is missing from either."""
+@pytest.mark.parametrize("key", providers.keys())
+def test_every_provider_declares_its_place_in_the_landing_page_tables(
+    guide: object, key: str
+) -> None:
+    """Its ``GUIDE`` names its notebook's own section, and renders as a row of the guide's table,
+    an item of "Choose your registry" and a column of the registry matrix (``make docs`` parses
+    them; a missing entry fails it)."""
+    entry = providers.get(key).GUIDE
+    assert isinstance(entry, GuideEntry)
+    assert entry.section == _section(key)
+    sections = guide.sections_table([])  # type: ignore[attr-defined]
+    rows = [
+        r for r in sections.splitlines() if f"{{doc}}`notebooks/{providers.get(key).NOTEBOOK}`" in r
+    ]
+    assert len(rows) == 1 and _cells(rows[0])[0] == entry.row(), sections
+    choices = guide.registry_choices()  # type: ignore[attr-defined]
+    assert f"- **{entry.name}** {entry.choose}\n" in choices
+    matrix = guide.registry_matrix()  # type: ignore[attr-defined]
+    table = [line for line in matrix.splitlines() if line.startswith("|")]
+    assert len({len(_cells(line)) for line in table}) == 1  # every row as wide as the header
+    column = _cells(table[0]).index(entry.column())
+    assert [_cells(line)[column] for line in table[2:]] == [cell for _, cell in entry.cells()]
+    for name, text in entry.notes.items():
+        assert f"[^{name}]: {text}\n" in matrix
+
+
+def test_the_landing_page_tables_are_in_the_guides_order_with_a_column_per_provider(
+    guide: object,
+) -> None:
+    table = guide.sections_table([]).splitlines()  # type: ignore[attr-defined]
+    sections = [_cells(row)[0] for row in table[2:]]
+    assert len(sections) == len(providers.keys())
+    numbered = [s.split()[0] for s in sections if s[0].isdigit()]
+    assert numbered == sorted(numbered) and sections[len(numbered) :] == [
+        s for s in sections if s.startswith("Beyond the guide")
+    ]
+    matrix = guide.registry_matrix()  # type: ignore[attr-defined]
+    header = next(line for line in matrix.splitlines() if line.startswith("|"))
+    assert len(_cells(header)) == len(providers.keys()) + 1
     index = (ROOT / "docs" / "index.md").read_text()
-    guide_table, *_, matrix = [t for t in _tables(index) if "2.2" in t[0] or "Page" in t[0]]
-    headers = [h.strip().lower() for h in matrix[0].strip("|").split("|")][1:]
-    assert len(headers) == len(providers.keys()), headers
-    for key in providers.keys():
-        section, notebook = _section(key), providers.get(key).NOTEBOOK
-        rows = [r for r in guide_table if f"{{doc}}`notebooks/{notebook}`" in r]
-        assert len(rows) == 1, f"docs/index.md's guide table: no row for {notebook}"
-        assert re.match(rf"\| {section}[ :]", rows[0]), rows[0]
-        assert sum(f"({section.lower()})" in h for h in headers) == 1, (key, headers)
+    for directive in ("guide-sections", "registry-choices", "registry-matrix"):
+        assert f"```{{{directive}}}" in index
+    assert "{doc}`notebooks/" not in index and "[^" not in index  # nothing written by hand
+
+
+def test_a_provider_without_its_guide_entry_stops_the_docs(
+    guide: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(providers.PROVIDERS, "nosuch", "binderhub_registry.steps")
+    with pytest.raises(AttributeError, match="provider 'nosuch' declares no GUIDE"):
+        guide.registry_matrix()  # type: ignore[attr-defined]
+
+
+def test_a_guide_entry_defines_each_note_its_cells_cite() -> None:
+    entry = providers.get(providers.keys()[0]).GUIDE
+    with pytest.raises(ValueError, match=r"missing=\['nosuch'\] unused=\[\]"):
+        dataclasses.replace(entry, cost=entry.cost + " [^nosuch]")
+    with pytest.raises(ValueError, match=r"unused=\['extra'\]"):
+        dataclasses.replace(entry, notes={**entry.notes, "extra": "a note no cell cites"})
+    with pytest.raises(ValueError, match="section must be"):
+        dataclasses.replace(entry, section="2")
 
 
 def _adding_a_registry() -> str:
@@ -158,6 +201,11 @@ def test_contributing_names_the_four_files_each_registry_has(key: str) -> None:
     assert (ROOT / "notebooks" / f"{providers.get(key).NOTEBOOK}.ipynb").is_file()
     assert (SANDBOX / key / "cloud.py").is_file()
     assert (ROOT / "tests" / f"test_{key}_notebook.py").is_file()
+
+
+def test_contributing_says_the_docs_need_nothing_more_than_the_providers_guide() -> None:
+    section = _adding_a_registry()
+    assert "`GUIDE`" in section and "docs/index.md" not in section
 
 
 def test_contributing_names_suites_that_run_over_every_provider() -> None:

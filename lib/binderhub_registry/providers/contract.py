@@ -636,6 +636,7 @@ class Provider(Protocol):
     NOTEBOOK: str  # notebook stem, the default output_dir's last part
     PARAMETERS: tuple[Parameter, ...]  # its own parameters, then COMMON_PARAMETERS
     REAL_EXAMPLE: RealExample  # its real-mode values in the docs (no call is made)
+    GUIDE: GuideEntry  # what the docs' landing page says of it
 
     @property
     def Params(self) -> type[CommonParams]:  # noqa: N802 (the class a module defines)
