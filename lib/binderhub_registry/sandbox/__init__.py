@@ -62,6 +62,10 @@ LOOPBACK_ENV = {
     "IDENTITY_ENDPOINT": "http://127.0.0.1:9/msi/token",
     "IMDS_ENDPOINT": "http://127.0.0.1:9",
     "MSI_ENDPOINT": "http://127.0.0.1:9/msi/token",
+    # botocore's last credential source, the EC2 instance metadata (utils.IMDSFetcher): off,
+    # and pointed at loopback should anything read the endpoint regardless
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:9",
 }
 
 
@@ -147,6 +151,7 @@ class Sandbox:
             "REQUESTS_CA_BUNDLE": self.ca_file,
             "SSL_CERT_FILE": self.ca_file,
             "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH": self.ca_file,
+            "AWS_CA_BUNDLE": self.ca_file,  # botocore reads no REQUESTS_CA_BUNDLE
         } | LOOPBACK_ENV
 
     def _admin(self, method: str, name: str, body: Any = None) -> Any:
