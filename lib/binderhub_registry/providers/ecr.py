@@ -327,7 +327,8 @@ def trust_policy(provider_arn: str, issuer: str, service_account: str) -> dict[s
 
 
 # --- AWS errors -----------------------------------------------------------------------------
-#: Error codes of throttling (botocore's retry handlers: ``_THROTTLED_ERROR_CODES``).
+#: Error codes of throttling: botocore's (``retries/standard.py`` ``_THROTTLED_ERROR_CODES``)
+#: that IAM, STS, ECR and EKS send, without ``LimitExceededException``: ECR's quota, no fault.
 THROTTLED = frozenset(
     {
         "Throttling",
