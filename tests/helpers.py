@@ -747,18 +747,51 @@ class EcrBox:
             config=Config(**config) if config else None,
         )
 
-    def admin_post(self, path: str, body: Any) -> requests.Response:
-        """POST to the app's ``/_sandbox/<path>`` with its admin token (faults, settings)."""
+    def admin_headers(self) -> dict[str, str]:
+        """The app's admin token header (as ``Sandbox.admin_headers``)."""
         from binderhub_registry.sandbox.app import ADMIN_HEADER
 
         token = json.loads((Path(self.app.directory) / "credentials.json").read_text())
+        return {ADMIN_HEADER: token["sandbox"]["admin_token"]}
+
+    def admin_post(self, path: str, body: Any) -> requests.Response:
+        """POST to the app's ``/_sandbox/<path>`` with its admin token (faults, settings)."""
         return requests.post(
             f"{self.url}/_sandbox/{path}",
             json=body,
-            headers={ADMIN_HEADER: token["sandbox"]["admin_token"]},
+            headers=self.admin_headers(),
             verify=self.ca_file,
             timeout=30,
         )
+
+
+def node_token(
+    box: sandbox.Sandbox | EcrBox, cluster: str = "binderhub", nodegroup: str = "default"
+) -> requests.Response:
+    """``/_sandbox/ecr/node-token``: what ecr-credential-provider hands the kubelet of
+    ``cluster``'s node group, minted as its node role (200 the plugin's
+    CredentialProviderResponse; 400 ECR's refusal of GetAuthorizationToken to that role)."""
+    return requests.get(
+        f"{box.url}/_sandbox/ecr/node-token",
+        params={"cluster": cluster, "nodegroup": nodegroup},
+        headers=box.admin_headers(),
+        verify=box.ca_file,
+        timeout=30,
+    )
+
+
+def node_pull_credential(
+    box: sandbox.Sandbox | EcrBox, cluster: str = "binderhub", nodegroup: str = "default"
+) -> tuple[str, str] | None:
+    """(``AWS``, password) the node's kubelet pulls ECR's images with, or None when its
+    plugin fails (the node role may not GetAuthorizationToken): the kubelet then pulls
+    without credentials."""
+    answer = node_token(box, cluster, nodegroup)
+    if answer.status_code == 400 and answer.json().get("code") == "AccessDeniedException":
+        return None
+    answer.raise_for_status()
+    (entry,) = answer.json()["auth"].values()
+    return entry["username"], entry["password"]
 
 
 @contextmanager

@@ -1,7 +1,8 @@
 """The real engines BinderHub uses, on the ECR sandbox's registry: dockerd logs in with ``AWS``
 and a GetAuthorizationToken password and pushes (as build pods do with the helper's token),
 is refused a repository ECR does not have in ECR's words, and containerd pulls as a kubelet
-with a read-only identity's token.
+with a read-only identity's token, and as an EKS node's kubelet with the token its
+ecr-credential-provider gets as the node role (refused when that role lacks ECR's read-only policy).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from .engines import Engines, engines_or_skip, hosts_dir, start_engines, tiny_tar
-from .helpers import EcrBox
+from .helpers import EcrBox, node_pull_credential
 
 
 @pytest.fixture(scope="module")
@@ -70,3 +71,38 @@ def test_dockerd_pushes_and_containerd_pulls_as_ecr_lets_them(
     hosts = hosts_dir(Path(tempfile.mkdtemp()), host, ecr.ca_file)
     pulled = engines.ctr_pull(hosts, image, login(ecr, key["AccessKeyId"], key["SecretAccessKey"]))
     assert pulled.returncode == 0, pulled.stderr
+
+
+def test_containerd_pulls_with_the_node_role_s_token_as_an_eks_kubelet(
+    ecr: EcrBox, engines: Engines, tmp_path: Path
+) -> None:
+    ecr.client("ecr").create_repository(repositoryName="binderhub/node")
+    host = ecr.registry.removeprefix("https://")
+    engines.trust(host, ecr.ca_file)
+    config = tmp_path / "docker"
+    config.mkdir()
+    user, password = login(ecr)
+    signed_in = engines.docker(
+        config, "login", "-u", user, "--password-stdin", host, stdin=password.encode()
+    )
+    assert signed_in.returncode == 0, signed_in.stderr
+    image = f"{host}/binderhub/node:v1"
+    assert engines.docker(config, "import", "-", image, stdin=tiny_tar("node")).returncode == 0
+    pushed = engines.docker(config, "push", image)
+    assert pushed.returncode == 0, pushed.stderr + engines.log
+    hosts = hosts_dir(tmp_path / "hosts", host, ecr.ca_file)
+
+    node = node_pull_credential(ecr)  # the seeded node role: AmazonEC2ContainerRegistryReadOnly
+    assert node is not None
+    pulled = engines.ctr_pull(hosts, image, node)
+    assert pulled.returncode == 0, pulled.stderr
+
+    # without the policy the plugin gets no token, and the kubelet pulls without credentials
+    ecr.client("iam").detach_role_policy(
+        RoleName="binderhub-node",
+        PolicyArn="arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
+    )
+    assert node_pull_credential(ecr) is None
+    refused = engines.ctr_pull(hosts, image)
+    assert refused.returncode != 0
+    assert "401 Unauthorized" in refused.stderr, refused.stderr

@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from binderhub_registry.sandbox.ecr.models import ACCOUNT_ID, TOKEN_HOURS
 
 from .helpers import ECR_REGION as REGION
-from .helpers import EcrBox
+from .helpers import EcrBox, node_pull_credential, node_token
 from .skopeo import needs_skopeo, skopeo_push
 
 PREFIX_POLICY = {  # the helper's least privilege: repositories under binderhub/, and a token
@@ -576,3 +576,87 @@ def test_a_helper_without_the_cluster_s_oidc_provider_says_what_sts_says(ecr: Ec
     )
     said = "No OpenIDConnect provider found in your account for"
     assert error.endswith(f"InvalidIdentityToken: {said} {CLUSTER_ISSUER}")
+
+
+# --- the node's pull: the kubelet's ecr-credential-provider, as the node role -------------------
+NODE_ROLE = "binderhub-node"
+READ_ONLY = "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly"
+
+
+def test_a_node_gets_the_kubelet_s_token_as_its_node_role_and_pulls(ecr: EcrBox) -> None:
+    ecr.client("ecr").create_repository(repositoryName="binderhub/img")
+    answer = node_token(ecr)
+    assert answer.status_code == 200, answer.text
+    response = answer.json()
+    assert response["kind"] == "CredentialProviderResponse"
+    assert response["cacheKeyType"] == "Registry"
+    assert response["cacheDuration"] in (f"{TOKEN_HOURS * 1800}s", f"{TOKEN_HOURS * 1800 - 1}s")
+    assert response["principal"].startswith(
+        f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/{NODE_ROLE}/i-"
+    )
+    (host,) = response["auth"]
+    assert host == ecr.registry.removeprefix("https://")
+    username, password = node_pull_credential(ecr) or ("", "")
+    login = {"username": username, "password": password}
+    assert username == "AWS"
+    # read-only: the pull reaches the registry (no such tag yet), a push is refused
+    assert registry_get(ecr, login, "/v2/binderhub/img/manifests/v1").status_code == 404
+    push = requests.post(
+        ecr.registry + "/v2/binderhub/img/blobs/uploads/",
+        auth=(username, password),
+        verify=ecr.ca_file,
+        timeout=10,
+    )
+    assert push.status_code == 403
+    assert f"assumed-role/{NODE_ROLE}/i-" in push.json()["errors"][0]["message"]
+
+
+def test_a_node_role_without_ecr_s_read_only_policy_gets_no_token(ecr: EcrBox) -> None:
+    ecr.client("iam").detach_role_policy(RoleName=NODE_ROLE, PolicyArn=READ_ONLY)
+    answer = node_token(ecr)
+    assert answer.status_code == 400
+    assert answer.json()["code"] == "AccessDeniedException"
+    assert answer.json()["message"].startswith(f"User: arn:aws:sts::{ACCOUNT_ID}:assumed-role/")
+    assert "not authorized to perform: ecr:GetAuthorizationToken" in answer.json()["message"]
+    assert node_pull_credential(ecr) is None
+
+
+def test_a_node_role_that_may_only_get_a_token_cannot_pull(ecr: EcrBox) -> None:
+    ecr.client("ecr").create_repository(repositoryName="binderhub/img")
+    iam = ecr.client("iam")
+    iam.detach_role_policy(RoleName=NODE_ROLE, PolicyArn=READ_ONLY)
+    only_token = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"}],
+    }
+    iam.put_role_policy(
+        RoleName=NODE_ROLE, PolicyName="token", PolicyDocument=json.dumps(only_token)
+    )
+    username, password = node_pull_credential(ecr) or ("", "")
+    pulled = registry_get(
+        ecr, {"username": username, "password": password}, "/v2/binderhub/img/manifests/v1"
+    )
+    assert pulled.status_code == 403
+    assert pulled.json()["errors"][0]["code"] == "DENIED"
+    assert "not authorized to perform: ecr:BatchGetImage" in pulled.json()["errors"][0]["message"]
+
+
+def test_a_node_token_names_a_cluster_and_node_group_that_exist(ecr: EcrBox) -> None:
+    assert node_token(ecr, cluster="").status_code == 400
+    missing = node_token(ecr, cluster="other")
+    assert missing.status_code == 404
+    assert missing.json()["message"] == "cluster: no EKS cluster 'other' in the account"
+    group = node_token(ecr, nodegroup="gpu")
+    assert group.status_code == 404
+    assert group.json()["message"].startswith("nodegroup: ")
+
+
+def test_the_state_before_moto_loads_is_the_seeded_account_it_loads(ecr: EcrBox) -> None:
+    with ecr.cloud.lock:
+        loaded = ecr.cloud.state()
+        ecr.cloud.aws._loaded = False  # as in a sandbox process that made no AWS call yet
+        try:
+            unloaded = ecr.cloud.state()
+        finally:
+            ecr.cloud.aws._loaded = True
+    assert unloaded == loaded

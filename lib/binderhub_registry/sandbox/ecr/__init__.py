@@ -89,6 +89,20 @@ amazonaws.com``)                              JSON payload): assumption, opaque 
 ``repositoryUri`` names the front's host      the sandbox's registry host (DESIGN 4: only
 (real: ``<acct>.dkr.ecr.<region>.             endpoints differ); moto's answers re-worded
 amazonaws.com/<name>``)
+``/_sandbox/ecr/node-token?cluster=<c>``      kubernetes/cloud-provider-aws
+[``&nodegroup=default&region=<r>``]: what     ``cmd/ecr-credential-provider/main.go`` (the
+an EKS node's kubelet gets from its           kubelet's plugin: GetAuthorizationToken with
+ecr-credential-provider: a token of           ``RegistryIds`` the host's account, the SDK's
+GetAuthorizationToken as the node group's     default chain = the node's instance profile;
+node role (an instance-profile session        ``AWS``:password for the registry; cache half
+``assumed-role/<role>/i-...``), through       the token's life); kubernetes ``pkg/credential
+moto and IAM; 200 the plugin's                provider/plugin/plugin.go`` (a plugin's error:
+``CredentialProviderResponse`` (auth by       an empty DockerConfig, no credentials); EKS
+registry host, ``cacheDuration`` half the     guide "Amazon EKS node IAM role" (the node
+12 h); a role without ``ecr:GetAuthoriza-     role's AmazonEC2ContainerRegistryReadOnly;
+tionToken``: 400 ``AccessDeniedException``    AmazonEKSWorkerNodePolicy has no ECR); the
+(the kubelet then has no credentials: 401)    session name = the instance id: IAM guide
+                                              (roles for EC2, CloudTrail's ARN form)
 ``AssumeRoleWithWebIdentity`` is unsigned;    STS API (AssumeRoleWithWebIdentity: "does not
 its token's ``iss`` must be an OIDC           require AWS security credentials";
 provider of the account (else 400             InvalidIdentityToken, IDPRejectedClaim); EKS

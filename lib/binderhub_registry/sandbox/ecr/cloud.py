@@ -41,6 +41,7 @@ from .models import (
     WebIdentityIssuer,
     repository_arn,
 )
+from .node import node_credentials
 
 __all__ = ["BACKEND", "DEFAULT_SETTINGS", "SEED_CLUSTER", "EcrCloud", "seed_credentials"]
 
@@ -173,12 +174,27 @@ class EcrCloud(Backend):
         """``clock_offset_hours``, ``role_propagation_seconds``, ``throttle``, ``eks_clusters``."""
         return self.offset
 
+    def admin(self, request: Request, name: str) -> Response:
+        """``settings``, and ``node-token``: what a node's kubelet gets from
+        ecr-credential-provider (``node.py``), minted as the node role."""
+        if name == "node-token" and request.method == "GET" and self.app and self.front:
+            host = self.app.url.removeprefix("https://")
+            return node_credentials(self.aws, request, host, self.front.url, self.clock())
+        return super().admin(request, name)
+
     def state(self) -> dict[str, Any]:
         """Repositories (their lifecycle policies and tags: a push shows there too), IAM roles,
         customer policies, users and OIDC providers, and the helpers installed: no secrets."""
         found: dict[str, Any] = {"helpers": [h.public() for h in self.helpers.values()]}
-        if not self.aws._loaded:
-            return found | {"repositories": {}, "roles": [], "policies": [], "oidc_providers": []}
+        if not self.aws._loaded:  # moto not imported yet: the seeded account, as it will load
+            roles = [f"{c}-{r}" for c in self.offset["eks_clusters"] for r in ("cluster", "node")]
+            return found | {
+                "repositories": {},
+                "roles": sorted(roles),
+                "policies": [],
+                "users": [ADMIN_USER],
+                "oidc_providers": [],
+            }
         from moto.ecr.models import ecr_backends
 
         repositories: dict[str, Any] = {}
