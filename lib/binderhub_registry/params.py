@@ -116,13 +116,23 @@ def flag(name: str, *, default: bool | None = None) -> Parameter:
     )
 
 
-def integer(name: str, low: int, high: int) -> Parameter:
-    """An int between ``low`` and ``high`` inclusive."""
+def integer(name: str, low: int, high: int, *, default: int | None = None) -> Parameter:
+    """An int between ``low`` and ``high`` inclusive.
+
+    With ``default``, a parameters cell may leave it out (see :attr:`Parameter.default`).
+    """
 
     def check(value: Any) -> bool:
         return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
-    return Parameter(name, f"must be a whole number from {low} to {high}", "integer", check)
+    return Parameter(
+        name,
+        f"must be a whole number from {low} to {high}",
+        "integer",
+        check,
+        default=default,
+        required=default is None,
+    )
 
 
 def choice(name: str, options: Iterable[str], *, default: str | None = None) -> Parameter:

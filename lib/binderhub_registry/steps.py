@@ -62,6 +62,7 @@ ICONS = {
     "updated": "✓",
     "deleted": "✓",
     "skipped": "–",
+    "warning": "⚠",  # done, with something to act on (e.g. storage above 80% of its limit)
     "planned": "○",
     "running": "…",
     "failed": "✗",

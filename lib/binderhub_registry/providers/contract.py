@@ -82,11 +82,13 @@ from ..params import (
     directory,
     flag,
     image_name_prefix,
+    integer,
     refuse_unknown_injected,
 )
 from ..params import validate as check_rules
 from ..secrets import Secret, write_private_file
 from ..steps import Planned, Result
+from ..usage import Usage
 from ..verify import VerificationReport, VerifyHints, verify_step
 
 __all__ = [
@@ -113,6 +115,8 @@ COMMON_PARAMETERS: tuple[Parameter, ...] = (
     image_name_prefix("prefix"),
     # "secret" when missing: a parameters cell from before it gets user pods' credential too
     choice("pull_access", PULL_ACCESS, default="secret"),
+    # 30 when missing, as mybinder.org's Harbor policy: a cell from before it gets a policy too
+    integer("retention_days", 0, 3650, default=30),
     directory("output_dir"),
     flag("dry_run"),
     flag("teardown"),
@@ -145,6 +149,10 @@ class CommonParams:
     rotate: bool
     keep_replaced: bool
     sandbox: bool
+    #: Days an image may go unpulled (or unpushed, where the registry sees no pulls) before
+    #: the registry's own cleanup deletes it; 0 keeps everything. A keyword with a default, so
+    #: a provider's ``Params`` adds its own fields after it.
+    retention_days: int = field(default=30, kw_only=True)
 
 
 def check_parameters(
@@ -543,6 +551,21 @@ class Connection:
         """After a failed verification: why, in the registry's own view of the credential it
         made (expired, disabled, deleted), or None to keep verify's diagnosis."""
         return None
+
+    def storage_used(self) -> Usage | None:
+        """Storage used against the limit, as the registry's API tells it; None where it tells
+        nothing (or nothing was made). May return an awaitable."""
+        return None
+
+    async def report_storage(self) -> Result[Usage | None]:
+        """The registry's storage used against its limit (:meth:`storage_used`), warning above
+        80% of it."""
+        if self.params.teardown:
+            return Result(None, "skipped", "teardown: nothing to measure")
+        found = await _maybe_await(self.storage_used())
+        if found is None:
+            return Result(None, "skipped", "the registry's API tells no usage here")
+        return Result(found, "warning" if found.warning else "done", found.text())
 
     def verify(self, files: ValuesFiles | None) -> Result[VerificationReport | None]:
         """BinderHub's handshake and a push with the written files (skipped without them).

@@ -188,6 +188,12 @@ class Sandbox:
         result: list[dict[str, Any]] = self._admin("GET", "faults")
         return result
 
+    def advance_clock(self, days: float) -> dict[str, Any]:
+        """Move every backend's clock ``days`` ahead and run the registries' cleanup policies
+        (what each deleted, by backend)."""
+        answer: dict[str, Any] = self._admin("POST", "clock", {"advance_days": days})
+        return answer
+
     def clear_faults(self) -> None:
         """Remove every pending fault."""
         self._admin("DELETE", "faults")

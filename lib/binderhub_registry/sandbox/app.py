@@ -307,6 +307,12 @@ class Backend:
     def settings_changed(self) -> None:
         """Called after ``/_sandbox/<prefix>/settings`` changed :meth:`settings`."""
 
+    def clock_ahead(self, days: float) -> dict[str, Any]:
+        """``POST /_sandbox/clock``: move this backend's clock ``days`` ahead, then run its
+        registry's cleanup policies as the service would have meanwhile; return what they
+        deleted (e.g. ``{"deleted": ["binder-x:tag"]}``). The default: no clock, nothing runs."""
+        return {}
+
     def admin(self, request: Request, name: str) -> Response:
         """``/_sandbox/<prefix>/settings``: GET the settings, or POST some of them.
 
@@ -674,7 +680,7 @@ class App:
         return await call_sync(None, lambda: self.admin(request))
 
     def admin(self, request: Request) -> Response:
-        """``/_sandbox/{state,reset,faults,log}`` and each backend's own knobs."""
+        """``/_sandbox/{state,reset,faults,log,clock}`` and each backend's own knobs."""
         name = request.path[len("/_sandbox/") :].strip("/")
         if name == "state" and request.method == "GET":
             state = {}
@@ -706,6 +712,16 @@ class App:
         if name == "log" and request.method == "GET":
             with self.lock:
                 return json_response(200, list(self.log))
+        if name == "clock" and request.method == "POST":
+            body = request.json()
+            days = body.get("advance_days") if isinstance(body, dict) else None
+            if not isinstance(days, int | float) or isinstance(days, bool) or days < 0:
+                return json_response(400, {"message": "advance_days: a number of days >= 0"})
+            ran = {}
+            for backend in self.backends:  # each clock, then its cleanup policies
+                with backend.lock:
+                    ran[backend.prefix.strip("/")] = backend.clock_ahead(float(days))
+            return json_response(200, ran)
         for backend in self.backends:  # a backend's own knobs, e.g. /_sandbox/azure/settings
             own = backend.prefix.strip("/")
             if own and name.startswith(own + "/"):
