@@ -766,14 +766,19 @@ class EcrBox:
 
 
 def node_token(
-    box: sandbox.Sandbox | EcrBox, cluster: str = "binderhub", nodegroup: str = "default"
+    box: sandbox.Sandbox | EcrBox,
+    cluster: str = "binderhub",
+    nodegroup: str = "default",
+    region: str = "",
 ) -> requests.Response:
     """``/_sandbox/ecr/node-token``: what ecr-credential-provider hands the kubelet of
-    ``cluster``'s node group, minted as its node role (200 the plugin's
+    ``cluster``'s node group, minted as its node role for the registry of ``region`` (default:
+    the cluster's; real life reads it from the image's host) (200 the plugin's
     CredentialProviderResponse; 400 ECR's refusal of GetAuthorizationToken to that role)."""
+    params = {"cluster": cluster, "nodegroup": nodegroup} | ({"region": region} if region else {})
     return requests.get(
         f"{box.url}/_sandbox/ecr/node-token",
-        params={"cluster": cluster, "nodegroup": nodegroup},
+        params=params,
         headers=box.admin_headers(),
         verify=box.ca_file,
         timeout=30,
@@ -781,12 +786,15 @@ def node_token(
 
 
 def node_pull_credential(
-    box: sandbox.Sandbox | EcrBox, cluster: str = "binderhub", nodegroup: str = "default"
+    box: sandbox.Sandbox | EcrBox,
+    cluster: str = "binderhub",
+    nodegroup: str = "default",
+    region: str = "",
 ) -> tuple[str, str] | None:
     """(``AWS``, password) the node's kubelet pulls ECR's images with, or None when its
     plugin fails (the node role may not GetAuthorizationToken): the kubelet then pulls
     without credentials."""
-    answer = node_token(box, cluster, nodegroup)
+    answer = node_token(box, cluster, nodegroup, region)
     if answer.status_code == 400 and answer.json().get("code") == "AccessDeniedException":
         return None
     answer.raise_for_status()

@@ -641,11 +641,36 @@ def test_a_node_role_that_may_only_get_a_token_cannot_pull(ecr: EcrBox) -> None:
     assert "not authorized to perform: ecr:BatchGetImage" in pulled.json()["errors"][0]["message"]
 
 
-def test_a_node_token_names_a_cluster_and_node_group_that_exist(ecr: EcrBox) -> None:
+def boto3_client_in(box: EcrBox, region: str) -> Any:
+    """An ECR client as the admin in another region."""
+    import boto3
+
+    return boto3.client(
+        "ecr",
+        region_name=region,
+        endpoint_url=f"{box.url}/ecr/api",
+        verify=box.ca_file,
+        aws_access_key_id=box.admin["access_key_id"],
+        aws_secret_access_key=box.admin["secret_access_key"],
+    )
+
+
+def test_a_node_token_is_for_a_region_s_registry_of_a_cluster_and_node_group_that_exist(
+    ecr: EcrBox,
+) -> None:
     assert node_token(ecr, cluster="").status_code == 400
     missing = node_token(ecr, cluster="other")
     assert missing.status_code == 404
     assert missing.json()["message"] == "cluster: no EKS cluster 'other' in the account"
+    elsewhere = boto3_client_in(ecr, "eu-west-1")
+    elsewhere.create_repository(repositoryName="binderhub/img")
+    username, password = node_pull_credential(ecr, region="eu-west-1") or ("", "")
+    login = {"username": username, "password": password}
+    assert registry_get(ecr, login, "/v2/binderhub/img/manifests/v1").status_code == 404
+    assert (
+        registry_get(ecr, login, "/v2/binderhub/img/manifests/v1").json()["errors"][0]["code"]
+        == "MANIFEST_UNKNOWN"
+    )  # the region's repository is found: only the tag is missing
     group = node_token(ecr, nodegroup="gpu")
     assert group.status_code == 404
     assert group.json()["message"].startswith("nodegroup: ")
