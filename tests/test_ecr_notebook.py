@@ -310,3 +310,24 @@ def test_a_repository_gone_before_the_push_is_named(
     assert err.value.check == "push a test image"
     assert "binderhub/binder-binderhub-registry-check does not exist" in str(err.value)
     assert "RepositoryNotFoundException" in str(err.value)
+
+
+def test_a_rotated_auth_token_stops_the_old_one(nb: Notebook, box: Box) -> None:
+    conn = nb()
+    old = nb.file("secret.yaml")["config"]["ExternalRegistryHelper"]["auth_token"]
+    nb(rotate=True)
+    assert "Remove the replaced credential [deleted]" in nb.text()
+    new = nb.file("secret.yaml")["config"]["ExternalRegistryHelper"]["auth_token"]
+    assert new != old and nb.file("registry-helper.yaml")["auth_token"] == new
+    with pytest.raises(VerificationFailed, match="refused BinderHub's auth token"):
+        ecr.HelperAPI(conn.service_url, ecr.Secret(old), box.ca_file).get_image_manifest("x/y", "1")
+    assert "retiring" not in json.loads((nb.out / "binderhub-registry.json").read_text())["created"]
+
+
+def test_a_node_role_without_ecr_pull_is_named_with_its_fix(nb: Notebook, box: Box) -> None:
+    box.iam().detach_role_policy(
+        RoleName="binderhub-node",
+        PolicyArn="arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
+    )
+    with pytest.raises(PermissionDenied, match="attach-role-policy --role-name binderhub-node"):
+        nb()

@@ -48,7 +48,7 @@ from urllib.parse import quote, unquote, urlparse
 import requests
 
 from .. import sandbox as sandbox_mod
-from ..binderhub import RegistryValues, ValuesFiles, split_image_reference
+from ..binderhub import RegistryValues, ValuesFiles, helm_commands, split_image_reference
 from ..errors import (
     AuthenticationFailed,
     BinderHubRegistryError,
@@ -61,6 +61,7 @@ from ..errors import (
     error_for_status,
     map_exceptions,
     requests_errors,
+    retry_after,
 )
 from ..params import Parameter, choice, integer, text
 from ..registry_http import secret_forms
@@ -114,6 +115,8 @@ HELPER_CLASS = "binderhub.registry.ExternalRegistryHelper"
 #: BinderHub's default ``service_url`` host.
 HELPER_CHART = "binderhub-container-registry-helper"
 HELPER_PORT = 8080  # helm-chart/values.yaml ``service.port``
+#: What a rotation records as retiring for BinderHub's replaced auth token (never the token).
+OLD_TOKEN = "helper-auth-token"
 #: The tag every IAM resource this notebook makes carries, valued with the deployment id.
 MARK_TAG = "binderhub-registry-deployment"
 #: The environment variables sign-in reads for real (boto3's chain reads more: profiles, SSO)
@@ -382,6 +385,7 @@ def aws_errors() -> dict[type[Exception], Callable[[Any], BinderHubRegistryError
     """The :func:`map_exceptions` table for botocore: AWS's answers, missing credentials, and
     transport faults (transient, except a certificate: retrying cannot fix one)."""
     from botocore import exceptions as bx
+    from botocore.parsers import ResponseParserError
 
     def missing(exc: Exception) -> BinderHubRegistryError:
         return MissingCredentials("no AWS credentials found", GET_CREDENTIALS)
@@ -391,6 +395,10 @@ def aws_errors() -> dict[type[Exception], Callable[[Any], BinderHubRegistryError
 
     def unreachable(exc: Exception) -> BinderHubRegistryError:
         return TransientCloudError(f"cannot reach {NAME} ({type(exc).__name__})")
+
+    def unreadable(exc: Exception) -> BinderHubRegistryError:
+        # an answer botocore cannot parse (a proxy's or load balancer's page on a 5xx)
+        return TransientCloudError(f"{NAME} answered what botocore cannot read; retrying")
 
     def profile(exc: Exception) -> BinderHubRegistryError:
         return MissingCredentials(f"AWS: {exc}", GET_CREDENTIALS)
@@ -407,6 +415,7 @@ def aws_errors() -> dict[type[Exception], Callable[[Any], BinderHubRegistryError
         bx.ConnectionClosedError: unreachable,
         bx.ReadTimeoutError: unreachable,
         bx.ConnectTimeoutError: unreachable,
+        ResponseParserError: unreadable,
     }
 
 
@@ -497,9 +506,14 @@ class EcrFiles(ValuesFiles):
         return super()._text() + f"\n# {self.helper_path} (mode 0600): the registry helper's values"
 
     def next_step(self) -> str:
-        """The helper's chart first (BinderHub calls it), then BinderHub's."""
+        """The helper's chart first (BinderHub calls it), then BinderHub's; the check is a
+        build (the helper answers inside the cluster only)."""
         assert self.params is not None
-        return helper_commands(self.params, self.helper_path) + super().next_step()
+        return (
+            helper_commands(self.params, self.helper_path)
+            + helm_commands(self.config_path, self.secret_path)
+            + "# then launch a repository: its build pod's log ends with the push\n"
+        )
 
 
 # --- the connection --------------------------------------------------------------------------
@@ -636,9 +650,12 @@ class EcrConnection(Connection):
         (self.params.output_dir / HELPER_FILE).unlink(missing_ok=True)
 
     def retire(self, retiring: list[Any]) -> None:
-        """Delete the access keys a rotation replaced."""
+        """Delete the access keys a rotation replaced; a replaced auth token needs nothing
+        more: the helper, deployed with the new one, takes no other."""
         user = self.params.helper_name
         for key_id in retiring:
+            if key_id == OLD_TOKEN:
+                continue
             if_present(self.call, "iam", "delete_access_key", UserName=user, AccessKeyId=key_id)
 
     def check_ours(self) -> None:
@@ -745,10 +762,17 @@ class EcrConnection(Connection):
 #: registry; with ExternalRegistryHelper they are the registry's own view (ECR's API, Basic
 #: with the helper's token), so they are named as such.
 REGISTRY_VIEW = {
-    "BinderHub's image check": "ECR's manifest check (Basic, the helper's token)",
-    "BinderHub finds the pushed image": "ECR serves the pushed image",
-    "push token": "ECR takes the helper's token",
+    "BinderHub's image check": ("ECR's manifest check (Basic, the helper's token)", ""),
+    "BinderHub finds the pushed image": ("ECR serves the pushed image", ""),
+    "push token": ("ECR takes the helper's token", "Basic on each call, as ECR takes it"),
 }
+
+
+def _view(report: VerificationReport, checks: list[Any]) -> None:
+    """Add the shared checks to ``report`` under the names of the registry's own view."""
+    for check in checks:
+        name, detail = REGISTRY_VIEW.get(check.name, (check.name, ""))
+        report.add(name, detail or check.detail, check.status)
 
 
 class HelperAPI:
@@ -783,12 +807,15 @@ class HelperAPI:
                     f"the helper refused BinderHub's auth token ({method} {path}): deploy the "
                     "helper's values and BinderHub's secret.yaml from the same run",
                 )
-            if "AssumeRoleWithWebIdentity" in said and r.status_code >= 500:
+            if "AssumeRoleWithWebIdentity" in said:
                 # IAM is eventually consistent: a new role is not assumable everywhere at once
                 raise TransientCloudError(f"the helper's role is not usable yet: {said}", 503)
-            raise VerificationFailed(
-                "BinderHub's image check", f"the helper answered {r.status_code}: {said}"
-            )
+            if "AccessDenied" in said:  # AWS refused the helper's identity: no retry fixes it
+                raise VerificationFailed(
+                    "BinderHub's image check", f"the helper answered {r.status_code}: {said}"
+                )
+            wait = retry_after(r.headers.get("Retry-After"))
+            raise error_for_status("the registry helper", r.status_code, said, retry_after=wait)
         return r.json() if r.content else None
 
     def get_image_manifest(self, image: str, tag: str) -> Any:
@@ -847,8 +874,7 @@ def verify_with_helper(
             shared = verify(pushing, ca_bundle=ca_file, hints=hints)
         except VerificationFailed as failed:
             checks = failed.report.checks if failed.report else []
-            for check in checks[:-1]:
-                report.add(REGISTRY_VIEW.get(check.name, check.name), check.detail, check.status)
+            _view(report, checks[:-1])
             diagnosis = failed.diagnosis
             if " 404 " in diagnosis and helper.request("GET", f"/repo/{image}") is None:
                 diagnosis = (
@@ -858,8 +884,7 @@ def verify_with_helper(
                 )
             report.add(failed.check, diagnosis, "failed")
             raise VerificationFailed(failed.check, diagnosis, report) from None
-        for check in shared.checks:
-            report.add(REGISTRY_VIEW.get(check.name, check.name), check.detail, check.status)
+        _view(report, shared.checks)
         if helper.get_image_manifest(image, tag) is None:
             raise VerificationFailed(
                 "BinderHub finds the pushed image",
@@ -1246,6 +1271,10 @@ def ensure_helper(conn: EcrConnection) -> Result[str | None]:
     fresh = stored is None or p.rotate
     token = Secret(secrets.token_urlsafe(32)) if fresh or stored is None else stored
     what = "a new auth token" if fresh else "the stored auth token"
+    if stored is not None and fresh:  # a rotation: the helper takes one token, the new one
+        conn.retire_later(OLD_TOKEN)
+    elif not fresh:
+        conn.unretire(OLD_TOKEN)  # a rotation that stopped before its values: the stored one
     if p.sandbox:
         release = HELPER_CHART
         conn.service_url = f"{conn.sandbox_url}/ecr/helpers/{release}"
@@ -1331,22 +1360,61 @@ def _stored_token(out: Path) -> Secret | None:
     return Secret(token) if isinstance(token, str) and token else None
 
 
+#: The AWS managed policies that let a node's kubelet pull from ECR (EKS user guide, "Amazon EKS
+#: node IAM role"; ``AmazonEC2ContainerRegistryPullOnly`` is the pull-only one AWS added in 2024).
+NODE_PULL_POLICIES = (NODE_PULL_POLICY, "AmazonEC2ContainerRegistryPullOnly")
+
+
 @creates
 def ensure_pull_credential(conn: EcrConnection) -> Result[None]:
-    """User pods pull through the nodes' IAM role (``pull_access = "node"``), or anonymously
-    (``"none"``: ECR has no anonymous pull from private repositories; only ECR Public does)."""
+    """User pods pull with the nodes' IAM role (``pull_access = "node"``): each EKS managed
+    node group's role is checked for ECR pull (``AmazonEC2ContainerRegistryReadOnly``, which
+    EKS's node role guide gives it); ``"none"`` is said to fail (ECR repositories are private)."""
     p = conn.params
-    if p.pull_access == "node":
+    if p.pull_access == "none":
+        return Result(
+            None,
+            "skipped",
+            'pull_access = "none": ECR repositories are private, so user pods cannot pull '
+            "anonymously (only ECR Public serves anonymous pulls)",
+        )
+    if p.helper_identity == "user":  # a cluster outside EKS: its nodes' identity is not here
         return Result(
             None,
             "done",
-            f"user pods pull with the nodes' IAM role: EKS managed node groups have "
-            f"{NODE_PULL_POLICY} on it (check your node role; other clusters need it too)",
+            "user pods pull with the nodes' identity: outside EKS the nodes need an IAM identity "
+            f"with {NODE_PULL_POLICY} (an EC2 instance profile); check yours",
         )
+    groups = conn.call("eks", "list_nodegroups", clusterName=p.cluster_name)["nodegroups"]
+    if not groups:
+        return Result(
+            None,
+            "done",
+            f"EKS cluster {p.cluster_name!r} has no managed node group: give your nodes' IAM "
+            f"role {NODE_PULL_POLICY}",
+        )
+    roles = []
+    for group in groups:
+        found = conn.call(
+            "eks", "describe_nodegroup", clusterName=p.cluster_name, nodegroupName=group
+        )
+        role = str(found["nodegroup"]["nodeRole"]).rpartition("/")[2]
+        attached = conn.call("iam", "list_attached_role_policies", RoleName=role)
+        names = {a["PolicyName"] for a in attached["AttachedPolicies"]}
+        if not names & set(NODE_PULL_POLICIES):
+            raise PermissionDenied(
+                f"node group {group!r}'s role {role!r} has neither "
+                f"{' nor '.join(NODE_PULL_POLICIES)}: its nodes could not pull BinderHub's "
+                "images; attach one (aws iam "
+                f"attach-role-policy --role-name {role} --policy-arn "
+                f'arn:aws:iam::aws:policy/{NODE_PULL_POLICY}), or rerun with pull_access = "none"'
+            )
+        roles.append(f"{group} ({role})")
     return Result(
         None,
-        "skipped",
-        'pull_access = "none": ECR repositories are private, so user pods cannot pull anonymously',
+        "done",
+        f"user pods pull with the nodes' IAM role: node group {', '.join(roles)} has ECR pull "
+        f"({NODE_PULL_POLICY}, as EKS's node role guide gives it)",
     )
 
 
