@@ -74,6 +74,7 @@ from .contract import (
     CommonParams,
     Connection,
     Deletion,
+    GuideEntry,
     RealExample,
     Record,
     creates,
@@ -82,6 +83,7 @@ from .contract import (
 )
 
 __all__ = [
+    "GUIDE",
     "HELPER_CLASS",
     "HINTS",
     "KEY",
@@ -1435,4 +1437,51 @@ REAL_EXAMPLE = RealExample(
     overrides={},
     placeholders={"123456789012": "<ACCOUNT_ID>"},
     build=_real_values,
+)
+
+
+#: This registry on the docs' landing page: its row of the guide's table, its item of "Choose your
+#: registry" and its column of the registry matrix (docs/_ext/guide.py renders them).
+GUIDE = GuideEntry(
+    section="Beyond the guide",
+    title="Amazon ECR, through BinderHub's registry helper",
+    name="Amazon ECR",
+    choose=(
+        "if BinderHub runs on AWS (EKS): BinderHub asks a small helper service, which makes each "
+        "repository and hands every build a 12-hour push token."
+    ),
+    cost="per GB-month stored, plus data transferred out of the region [^ecr-pricing]",
+    limits=(
+        "a push needs its repository first (the helper makes one per image name); 100,000 images "
+        "per repository by default [^ecr-quotas]"
+    ),
+    needs=(
+        "an AWS account, an EKS cluster (or any cluster, with an IAM user's key), and the "
+        "registry helper's Helm chart"
+    ),
+    credential=(
+        "an IAM role the helper's service account assumes (IRSA), or an IAM user's access key, "
+        "with ECR on `<repository_prefix>/*` only; BinderHub holds only the helper's auth token"
+    ),
+    pull_credential=(
+        'none: ECR passwords last 12 hours; user pods pull with the nodes\' IAM role (`"node"`, '
+        "AmazonEC2ContainerRegistryReadOnly on EKS node groups) [^ecr-node-role]"
+    ),
+    rotation="a new helper auth token (and access key); the old key is deleted once the new verify",
+    expires="each push token after 12 hours [^ecr-token]; the helper hands a fresh one per build",
+    notes={
+        "ecr-pricing": 'Amazon\'s ["Amazon ECR pricing"](https://aws.amazon.com/ecr/pricing/).',
+        "ecr-quotas": (
+            'Amazon\'s ["Amazon ECR service quotas"]'
+            "(https://docs.aws.amazon.com/AmazonECR/latest/userguide/service-quotas.html)."
+        ),
+        "ecr-node-role": (
+            'Amazon\'s ["Amazon EKS node IAM role"]'
+            "(https://docs.aws.amazon.com/eks/latest/userguide/create-node-role.html)."
+        ),
+        "ecr-token": (
+            'Amazon\'s ["GetAuthorizationToken"](https://docs.aws.amazon.com/AmazonECR/latest/'
+            "APIReference/API_GetAuthorizationToken.html): valid for 12 hours."
+        ),
+    },
 )
