@@ -331,3 +331,12 @@ def test_a_node_role_without_ecr_pull_is_named_with_its_fix(nb: Notebook, box: B
     )
     with pytest.raises(PermissionDenied, match="attach-role-policy --role-name binderhub-node"):
         nb()
+
+
+def test_unreadable_5xx_and_a_busy_helper_are_retried(nb: Notebook, box: Box) -> None:
+    box.app.faults += [  # a proxy's page botocore cannot parse, then the helper's 429
+        Fault.parse({"method": "POST", "path": "^/ecr/iam", "status": 502, "times": 2}),
+        Fault.parse({"method": "GET", "path": "^/ecr/helpers/.*/repo/", "status": 429, "times": 1}),
+    ]
+    nb()
+    assert "[failed]" not in nb.text() and all(f.times == 0 for f in box.app.faults)
