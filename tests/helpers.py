@@ -194,6 +194,34 @@ def defaults(provider: Provider, tmp_path: Path) -> dict[str, Any]:
     return parameters_cell(provider) | {"output_dir": str(tmp_path / "values")}
 
 
+#: BinderHub's class for a registry behind a helper service (binderhub/registry.py, PR #1637).
+HELPER_CLASS = "binderhub.registry.ExternalRegistryHelper"
+
+
+def credential(secret: dict[str, Any]) -> str:
+    """The credential BinderHub holds in ``secret.yaml``: ``registry.password``, or for a
+    registry behind ExternalRegistryHelper, the helper's auth token."""
+    helper = (secret.get("config") or {}).get("ExternalRegistryHelper") or {}
+    return str(helper.get("auth_token") or secret["registry"]["password"])
+
+
+def helper_push_registry(
+    config: dict[str, Any], secret: dict[str, Any], ca_file: str, name: str = "skopeo"
+) -> dict[str, Any]:
+    """A build pod's push credentials for ``<image_prefix><name>`` as BinderHub gets them from
+    the helper (``ExternalRegistryHelper.get_image_manifest``, which makes the repository, then
+    ``get_credentials``), in ``secret.yaml``'s ``registry`` form (url, username, password)."""
+    from binderhub_registry.providers.ecr import HelperAPI
+
+    service = config["config"]["ExternalRegistryHelper"]["service_url"]
+    helper = HelperAPI(service, Secret(credential(secret)), ca_file)
+    _, image = config["config"]["BinderHub"]["image_prefix"].split("/", 1)
+    helper.get_image_manifest(f"{image}{name}", "1")
+    creds = helper.get_credentials(f"{image}{name}", "1")
+    assert creds, "the helper gave no push credentials"
+    return {"url": creds["registry"], "username": creds["username"], "password": creds["password"]}
+
+
 class Crash(Exception):
     """A run that stops at a chosen point (a killed kernel, a full disk)."""
 

@@ -4,30 +4,27 @@ rotation, teardown of what this deployment made only, the helper's least privile
 faults the issue names (throttling, a role not usable yet, a 12-hour token expiring mid-run,
 a repository gone before the push).
 
-The backend runs in this process on an app of its own (the provider is not registered yet, so
-the sandbox server does not mount it).
+The backend runs in this process on an app of its own (conftest's ``ecr``): each test starts
+from a new account, without the sandbox server.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import yaml
 
-from binderhub_registry import PermissionDenied, Runner, VerificationFailed
+from binderhub_registry import PermissionDenied, Runner, VerificationFailed, cli
+from binderhub_registry.binderhub import HelperValues, load_values
+from binderhub_registry.errors import InvalidValuesFile
 from binderhub_registry.providers import ecr
-from binderhub_registry.sandbox import tls
-from binderhub_registry.sandbox.app import App, Context, Fault
-from binderhub_registry.sandbox.ecr.cloud import EcrCloud
+from binderhub_registry.sandbox.app import Fault
 
+from .helpers import EcrBox
 from .skopeo import needs_skopeo, skopeo_push
 
 REGION = "us-east-2"
@@ -50,66 +47,23 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-@dataclass
-class Box:
-    """The ECR backend on an app of its own."""
-
-    cloud: EcrCloud
-    app: App
-    ca_file: str
-    admin: dict[str, str]
-
-    def iam(self) -> Any:
-        return self.client("iam")
-
-    def client(self, service: str) -> Any:
-        """The seeded administrator's boto3 client of ``service`` (iam, ecr)."""
-        return boto3.client(
-            service,
-            region_name=REGION,
-            endpoint_url=f"{self.app.url}/ecr/{'api' if service == 'ecr' else service}",
-            verify=self.ca_file,
-            aws_access_key_id=self.admin["access_key_id"],
-            aws_secret_access_key=self.admin["secret_access_key"],
-        )
-
-    def state(self) -> dict[str, Any]:
-        with self.cloud.lock:
-            found: dict[str, Any] = json.loads(json.dumps(self.cloud.state()))
-        return found
-
-
-@pytest.fixture(scope="module")
-def box_(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
-    directory = tmp_path_factory.mktemp("ecr")
-    directory.chmod(0o700)
-    context = Context(directory, tls.generate(directory))
-    cloud = EcrCloud.create(context)
-    app = App([cloud], context)
-    loop = asyncio.new_event_loop()
-    threading.Thread(target=loop.run_forever, daemon=True).start()
-    asyncio.run_coroutine_threadsafe(app.start(), loop).result(timeout=10)
-    cloud.attach(app)
-    try:
-        yield Box(cloud, app, str(context.material.ca_file), context.secret("ecr", dict))
-    finally:
-        cloud.shutdown()
-        loop.call_soon_threadsafe(loop.stop)
-
-
 @pytest.fixture
-def box(box_: Box) -> Box:
-    """A new account (moto emptied, the admin and the EKS cluster seeded)."""
-    with box_.cloud.lock:
-        box_.cloud.reset()
-    box_.app.faults.clear()
-    return box_
+def box(ecr: EcrBox) -> EcrBox:
+    """The in-process ECR sandbox as a new account has it (conftest's ``ecr``)."""
+    return ecr
+
+
+def state(box: EcrBox) -> dict[str, Any]:
+    """The backend's state, as the sandbox's ``/_sandbox/state`` answers it."""
+    with box.cloud.lock:
+        found: dict[str, Any] = json.loads(json.dumps(box.cloud.state()))
+    return found
 
 
 class Notebook:
     """The notebook's steps in order, run after run in one output_dir."""
 
-    def __init__(self, box: Box, out: Path) -> None:
+    def __init__(self, box: EcrBox, out: Path) -> None:
         self.box, self.out = box, out
         self.results: list[str] = []
 
@@ -143,19 +97,21 @@ class Notebook:
 
 
 @pytest.fixture
-def nb(box: Box, tmp_path: Path) -> Notebook:
+def nb(box: EcrBox, tmp_path: Path) -> Notebook:
     return Notebook(box, tmp_path / "values")
 
 
-def made(box: Box) -> dict[str, Any]:
+def made(box: EcrBox) -> dict[str, Any]:
     """What the notebook makes in IAM and the helper's deployments (repositories left out:
     the helper makes them, for BinderHub's images)."""
-    state = box.state()
-    return {k: state[k] for k in ("roles", "policies", "users", "oidc_providers", "helpers")}
+    found = state(box)
+    return {k: found[k] for k in ("roles", "policies", "users", "oidc_providers", "helpers")}
 
 
 # --- a run, a rerun, a dry run ----------------------------------------------------------------
-def test_a_run_makes_the_helper_s_identity_and_values_that_verify(nb: Notebook, box: Box) -> None:
+def test_a_run_makes_the_helper_s_identity_and_values_that_verify(
+    nb: Notebook, box: EcrBox
+) -> None:
     nb()
     assert "[failed]" not in nb.text()
     assert "Verify [done]" in nb.text() and "build pods (push) ok" in nb.text()
@@ -179,15 +135,15 @@ def test_a_run_makes_the_helper_s_identity_and_values_that_verify(nb: Notebook, 
         assert (nb.out / name).stat().st_mode & 0o777 == 0o600
     assert token not in nb.text() + (nb.out / "binderhub-registry.json").read_text()
     # the helper put the lifecycle policy on the repository verification made
-    repository = box.state()["repositories"][f"{REGION}/binderhub/binder-binderhub-registry-check"]
+    repository = state(box)["repositories"][f"{REGION}/binderhub/binder-binderhub-registry-check"]
     assert repository["lifecycle_policy"]["rules"][0]["selection"]["countNumber"] == 30
     # every IAM resource carries this deployment's tag
     deployment = json.loads((nb.out / "binderhub-registry.json").read_text())["deployment"]
-    tags = box.iam().list_role_tags(RoleName="binderhub-registry-helper")["Tags"]
+    tags = box.client("iam").list_role_tags(RoleName="binderhub-registry-helper")["Tags"]
     assert {"Key": ecr.MARK_TAG, "Value": deployment} in tags
 
 
-def test_a_rerun_changes_nothing_and_reuses_the_token(nb: Notebook, box: Box) -> None:
+def test_a_rerun_changes_nothing_and_reuses_the_token(nb: Notebook, box: EcrBox) -> None:
     nb()
     token = nb.file("secret.yaml")["config"]["ExternalRegistryHelper"]["auth_token"]
     before = made(box)
@@ -197,7 +153,7 @@ def test_a_rerun_changes_nothing_and_reuses_the_token(nb: Notebook, box: Box) ->
     assert nb.file("secret.yaml")["config"]["ExternalRegistryHelper"]["auth_token"] == token
 
 
-def test_a_dry_run_changes_nothing(nb: Notebook, box: Box) -> None:
+def test_a_dry_run_changes_nothing(nb: Notebook, box: EcrBox) -> None:
     before = made(box)
     nb(dry_run=True)
     assert "[planned]" in nb.text() and "[failed]" not in nb.text()
@@ -205,7 +161,7 @@ def test_a_dry_run_changes_nothing(nb: Notebook, box: Box) -> None:
 
 
 # --- the helper's least privilege --------------------------------------------------------------
-def test_the_helper_can_make_repositories_under_the_prefix_only(nb: Notebook, box: Box) -> None:
+def test_the_helper_can_make_repositories_under_the_prefix_only(nb: Notebook, box: EcrBox) -> None:
     conn = nb()
     token = nb.file("secret.yaml")["config"]["ExternalRegistryHelper"]["auth_token"]
     helper = ecr.HelperAPI(conn.service_url, ecr.Secret(token), box.ca_file)
@@ -216,7 +172,7 @@ def test_the_helper_can_make_repositories_under_the_prefix_only(nb: Notebook, bo
 
 # --- rotation and teardown ----------------------------------------------------------------------
 def test_the_user_s_key_rotates_and_the_old_one_goes_once_the_new_verified(
-    nb: Notebook, box: Box
+    nb: Notebook, box: EcrBox
 ) -> None:
     nb(helper_identity="user")
     env = {e["name"]: e["value"] for e in nb.file("registry-helper.yaml")["extraEnv"]}
@@ -224,11 +180,13 @@ def test_the_user_s_key_rotates_and_the_old_one_goes_once_the_new_verified(
     nb(helper_identity="user", rotate=True)
     assert "Remove the replaced credential [deleted]" in nb.text()
     env = {e["name"]: e["value"] for e in nb.file("registry-helper.yaml")["extraEnv"]}
-    keys = box.iam().list_access_keys(UserName="binderhub-registry-helper")["AccessKeyMetadata"]
+    keys = box.client("iam").list_access_keys(UserName="binderhub-registry-helper")[
+        "AccessKeyMetadata"
+    ]
     assert [k["AccessKeyId"] for k in keys] == [env["AWS_ACCESS_KEY_ID"]] != [old]
 
 
-def test_teardown_removes_what_this_deployment_made(nb: Notebook, box: Box) -> None:
+def test_teardown_removes_what_this_deployment_made(nb: Notebook, box: EcrBox) -> None:
     before = made(box)
     nb()
     nb(teardown=True)
@@ -237,22 +195,24 @@ def test_teardown_removes_what_this_deployment_made(nb: Notebook, box: Box) -> N
     assert not (nb.out / "secret.yaml").exists() and not (nb.out / "registry-helper.yaml").exists()
 
 
-def test_a_same_named_role_without_our_tag_is_never_taken(nb: Notebook, box: Box) -> None:
-    box.iam().create_role(RoleName="binderhub-registry-helper", AssumeRolePolicyDocument="{}")
+def test_a_same_named_role_without_our_tag_is_never_taken(nb: Notebook, box: EcrBox) -> None:
+    box.client("iam").create_role(
+        RoleName="binderhub-registry-helper", AssumeRolePolicyDocument="{}"
+    )
     with pytest.raises(PermissionDenied, match="not this deployment's"):
         nb()
-    assert box.state()["helpers"] == []
+    assert state(box)["helpers"] == []
 
 
 # --- faults -------------------------------------------------------------------------------------
-def test_throttling_is_retried_by_the_runner(nb: Notebook, box: Box) -> None:
+def test_throttling_is_retried_by_the_runner(nb: Notebook, box: EcrBox) -> None:
     box.cloud.offset["throttle"] = {"CreatePolicy": 2, "CreateRole": 1}
     nb()
     assert "[failed]" not in nb.text() and "policies" in made(box)
     assert made(box)["policies"] == ["binderhub-registry-helper"]
 
 
-def test_a_role_not_usable_yet_is_waited_for(nb: Notebook, box: Box) -> None:
+def test_a_role_not_usable_yet_is_waited_for(nb: Notebook, box: EcrBox) -> None:
     box.app.faults.append(  # IAM's eventual consistency, as the helper reports its STS refusal
         Fault.parse(
             {
@@ -271,7 +231,7 @@ def test_a_role_not_usable_yet_is_waited_for(nb: Notebook, box: Box) -> None:
 
 @needs_skopeo
 def test_a_push_token_that_expired_mid_run_is_refused_and_a_fresh_one_works(
-    nb: Notebook, box: Box, tmp_path: Path
+    nb: Notebook, box: EcrBox, tmp_path: Path
 ) -> None:
     conn = nb()
     token = nb.file("secret.yaml")["config"]["ExternalRegistryHelper"]["auth_token"]
@@ -292,7 +252,7 @@ def test_a_push_token_that_expired_mid_run_is_refused_and_a_fresh_one_works(
 
 
 def test_a_repository_gone_before_the_push_is_named(
-    nb: Notebook, box: Box, monkeypatch: pytest.MonkeyPatch
+    nb: Notebook, box: EcrBox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     conn = nb()
     values = conn.values()
@@ -312,7 +272,7 @@ def test_a_repository_gone_before_the_push_is_named(
     assert "RepositoryNotFoundException" in str(err.value)
 
 
-def test_a_rotated_auth_token_stops_the_old_one(nb: Notebook, box: Box) -> None:
+def test_a_rotated_auth_token_stops_the_old_one(nb: Notebook, box: EcrBox) -> None:
     conn = nb()
     old = nb.file("secret.yaml")["config"]["ExternalRegistryHelper"]["auth_token"]
     nb(rotate=True)
@@ -324,8 +284,8 @@ def test_a_rotated_auth_token_stops_the_old_one(nb: Notebook, box: Box) -> None:
     assert "retiring" not in json.loads((nb.out / "binderhub-registry.json").read_text())["created"]
 
 
-def test_a_node_role_without_ecr_pull_is_named_with_its_fix(nb: Notebook, box: Box) -> None:
-    box.iam().detach_role_policy(
+def test_a_node_role_without_ecr_pull_is_named_with_its_fix(nb: Notebook, box: EcrBox) -> None:
+    box.client("iam").detach_role_policy(
         RoleName="binderhub-node",
         PolicyArn="arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
     )
@@ -333,10 +293,60 @@ def test_a_node_role_without_ecr_pull_is_named_with_its_fix(nb: Notebook, box: B
         nb()
 
 
-def test_unreadable_5xx_and_a_busy_helper_are_retried(nb: Notebook, box: Box) -> None:
+def test_unreadable_5xx_and_a_busy_helper_are_retried(nb: Notebook, box: EcrBox) -> None:
     box.app.faults += [  # a proxy's page botocore cannot parse, then the helper's 429
         Fault.parse({"method": "POST", "path": "^/ecr/iam", "status": 502, "times": 2}),
         Fault.parse({"method": "GET", "path": "^/ecr/helpers/.*/repo/", "status": 429, "times": 1}),
     ]
     nb()
     assert "[failed]" not in nb.text() and all(f.times == 0 for f in box.app.faults)
+
+
+# --- the values read back, and `binderhub-registry verify` on them ---------------------------
+def test_the_written_values_load_back_and_verify_checks_them(
+    nb: Notebook, box: EcrBox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conn = nb()
+    written = conn.values()
+    config, secret = nb.out / "config.yaml", nb.out / "secret.yaml"
+    # registry.* holds no credential behind ExternalRegistryHelper: read as such, not refused
+    values = load_values(config, secret)
+    assert isinstance(values, HelperValues) and isinstance(written, HelperValues)
+    assert values.config() == written.config()
+    assert values.secret(reveal=True) == written.secret(reveal=True)
+    capsys.readouterr()
+    # BinderHub's calls to the helper, then the push and pull with the helper's token
+    assert cli.main(["verify", "--ca-file", box.ca_file, str(config), str(secret)]) == 0
+    out = capsys.readouterr().out
+    assert "ExternalRegistryHelper: found" in out
+    assert written.auth_token.reveal() not in out
+
+
+def test_verify_names_a_helper_inside_the_cluster_in_one_line(
+    nb: Notebook, box: EcrBox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nb()
+    config = nb.out / "config.yaml"
+    found = yaml.safe_load(config.read_text())
+    found["config"]["ExternalRegistryHelper"]["service_url"] = (
+        "http://binderhub-container-registry-helper.binderhub.svc:8080"
+    )
+    config.write_text(yaml.safe_dump(found))
+    before = state(box)
+    capsys.readouterr()
+    code = cli.main(["verify", "--ca-file", box.ca_file, str(config), str(nb.out / "secret.yaml")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err
+    assert "service_url names a Service inside the cluster" in err
+    assert "build pod's log" in err
+    assert state(box) == before  # nothing asked
+
+
+def test_helper_values_without_the_helper_s_token_are_refused(nb: Notebook) -> None:
+    nb()
+    secret = nb.out / "secret.yaml"
+    found = yaml.safe_load(secret.read_text())
+    del found["config"]
+    secret.write_text(yaml.safe_dump(found))
+    with pytest.raises(InvalidValuesFile, match=r"config is missing"):
+        load_values(nb.out / "config.yaml", secret)

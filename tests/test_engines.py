@@ -4,11 +4,15 @@ For every registered provider, its notebook runs once (default parameters) on th
 then, with only what the chart and Zero to JupyterHub give each consumer:
 
 - build pods push with dockerd (the host and dind builders), ``docker --config`` holding the
-  ``config.json`` the chart renders from ``registry.*``;
+  ``config.json`` the chart renders from ``registry.*`` (behind BinderHub's
+  ``ExternalRegistryHelper``, ECR's, the helper's short-lived push token that BinderHub hands
+  the build instead);
 - build pods push with podman (the pink builder), the same file as ``--authfile``;
 - user pods' images are pulled by containerd as a kubelet pulls them, with the entry of
   ``jupyterhub.imagePullSecret``'s ``.dockerconfigjson`` the kubelet matches to the image's
-  host, and nothing else;
+  host, and nothing else; or, where the notebook's user pods pull as the nodes
+  (``pull_access = "node"``, ECR's default), with what the node's kubelet gets from its image
+  credential provider (the sandbox's ``/_sandbox/ecr/node-token``, minted as the node role);
 - that pull-only credential is refused a push;
 - without a credential the pull is refused, unless the repository is public (Docker Hub's
   default for a repository a push creates).
@@ -31,11 +35,19 @@ from typing import Any
 import pytest
 
 from binderhub_registry import providers, sandbox
-from binderhub_registry.binderhub import RegistryValues, auth_key_host, image_host, load_values
+from binderhub_registry.binderhub import (
+    HelperValues,
+    RegistryValues,
+    auth_key_host,
+    chart_docker_config,
+    image_host,
+    load_values,
+)
 
 from . import engines as engines_module
 from .conftest import NOTEBOOKS, NotebookRun, outputs_text
 from .engines import Engines, engines_or_skip, hosts_dir, start_engines, tiny_tar
+from .helpers import defaults, helper_push_registry, node_pull_credential
 
 pytestmark = [pytest.mark.notebook, pytest.mark.sandbox]
 
@@ -62,6 +74,8 @@ class Case:
     values: RegistryValues
     work: Path
     ca_file: str
+    push: dict[str, Any]  # the build pods' config.json
+    node: tuple[str, str] | None = None  # the node's kubelet's credential (pull_access "node")
 
     @property
     def host(self) -> str:
@@ -93,7 +107,10 @@ class Case:
 
     def pull_credential(self) -> tuple[str, str]:
         """What a kubelet sends for this image: the ``imagePullSecret`` entry whose key
-        names the image's host (the kubelet's keyring matches by host), only that."""
+        names the image's host (the kubelet's keyring matches by host), only that; or the
+        node's own credential where user pods pull as the nodes."""
+        if self.values.pull is None and self.node is not None:
+            return self.node
         if self.values.pull is None:
             pytest.fail(
                 f"{self.key}: secret.yaml has no jupyterhub.imagePullSecret: user pods "
@@ -109,6 +126,11 @@ class Case:
             "the kubelet would send no credential",
             pytrace=False,
         )
+
+    def pull_config(self) -> dict[str, Any]:
+        """The pull credential as a docker ``config.json`` (to show it cannot push)."""
+        username, password = self.pull_credential()
+        return chart_docker_config({"url": self.host, "username": username, "password": password})
 
 
 @pytest.fixture(scope="module", params=providers.keys())
@@ -127,7 +149,16 @@ def case(
     out = run()
     assert "[failed]" not in outputs_text(out)
     values = load_values(run.output_dir / "config.yaml", run.output_dir / "secret.yaml")
-    return Case(key, values, work, box.ca_file)
+    push = values.docker_config()
+    if isinstance(values, HelperValues):  # each build gets the helper's token for its image
+        config, secret = (values.config(), values.secret(reveal=True))
+        push = chart_docker_config(
+            helper_push_registry(config, secret, box.ca_file, "engine-check")
+        )
+    node = None
+    if values.pull is None and defaults(providers.get(key), work)["pull_access"] == "node":
+        node = node_pull_credential(box)  # what the node's image credential provider gives
+    return Case(key, values, work, box.ca_file, push, node)
 
 
 def _output(result: Any) -> str:
@@ -142,7 +173,7 @@ def docker_pushed(case: Case, engines: Engines) -> Any:
     ref = case.ref("dockerd")
     imported = engines.docker(case.work, "import", "-", ref, stdin=tiny_tar(case.key))
     assert imported.returncode == 0, _output(imported)
-    config = case.config_dir("build-pod", case.values.docker_config())
+    config = case.config_dir("build-pod", case.push)
     return engines.docker(config, "push", ref)
 
 
@@ -159,7 +190,7 @@ def test_podman_pushes_with_the_charts_config_json_as_authfile(
     tar.write_bytes(tiny_tar(case.key + "/podman"))
     imported = engines.podman("import", str(tar), ref)
     assert imported.returncode == 0, _output(imported)
-    config = case.config_dir("build-pod", case.values.docker_config())
+    config = case.config_dir("build-pod", case.push)
     pushed = engines.podman(
         "push",
         "--authfile",
@@ -192,8 +223,7 @@ def test_the_user_pods_secret_is_refused_a_push(
 ) -> None:
     assert docker_pushed.returncode == 0, _output(docker_pushed)
     password = case.pull_credential()[1]
-    assert case.values.pull is not None
-    config = case.config_dir("user-pod", case.values.pull.docker_config())
+    config = case.config_dir("user-pod", case.pull_config())
     ref = case.ref("by-puller")
     tagged = engines.docker(config, "tag", case.ref("dockerd"), ref)
     assert tagged.returncode == 0, _output(tagged)

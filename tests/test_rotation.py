@@ -485,7 +485,7 @@ def test_keep_replaced_with_rotate_is_refused_before_any_call(
     message = str(err.value)
     assert err.value.name == "keep_replaced" and "\n" not in message
     assert message.startswith("parameter 'keep_replaced': cannot be combined with rotate = True")
-    assert "Harbor keeps one secret per robot" in message
+    assert provider.Params.REPLACED_STOPS in message
     assert "rotate without keep_replaced and deploy the new secret.yaml" in message
     assert fresh.log() == [] and fresh.state() == before  # nothing sent, nothing created
     assert not (tmp_path / "values").exists()

@@ -50,8 +50,10 @@ __all__ = [
     "CHART_VERSION",
     "CHART_VERSIONS",
     "DOCKER_HUB_AUTH_KEY",
+    "HELPER_CLASS",
     "MAX_VALUES_BYTES",
     "PULL_ACCESS",
+    "HelperValues",
     "NextStep",
     "PullSecret",
     "RegistryValues",
@@ -144,6 +146,39 @@ class RegistryValues:
     def docker_config(self) -> dict[str, Any]:
         """The build pods' docker ``config.json``, as the chart renders it."""
         return chart_docker_config(self.secret(reveal=True)["registry"])
+
+
+#: BinderHub's class for a registry behind a helper service (binderhub/registry.py, PR #1637).
+HELPER_CLASS = "binderhub.registry.ExternalRegistryHelper"
+
+
+@dataclass(frozen=True)
+class HelperValues(RegistryValues):
+    """BinderHub's values for ``ExternalRegistryHelper``: no static push credential.
+
+    ``registry.*`` names the registry with an empty username and password, as mybinder.org's
+    curvenote member has it: build pods push with the helper's short-lived token instead
+    (BinderHub sets ``build.registry_credentials`` from ``get_credentials``). BinderHub's
+    auth token for the helper goes to ``secret.yaml``'s ``config.ExternalRegistryHelper``.
+    """
+
+    service_url: str = ""
+    auth_token: Secret = field(default_factory=lambda: Secret(""))
+
+    def config(self) -> dict[str, Any]:
+        """``config.yaml``: ``image_prefix``, ``registry_class`` and the helper's URL."""
+        config = super().config()
+        config["config"]["BinderHub"]["registry_class"] = HELPER_CLASS
+        config["config"]["ExternalRegistryHelper"] = {"service_url": self.service_url}
+        return config
+
+    def secret(self, *, reveal: bool = False) -> dict[str, Any]:
+        """``secret.yaml``: ``registry.url`` and BinderHub's auth token for the helper."""
+        values = super().secret(reveal=reveal)
+        values["registry"]["password"] = ""  # none, by design (shown as it is written)
+        token = self.auth_token.reveal() if reveal else REDACTED
+        values["config"] = {"ExternalRegistryHelper": {"auth_token": token}}
+        return values
 
 
 def chart_docker_config(registry: dict[str, Any]) -> dict[str, Any]:
@@ -533,10 +568,41 @@ def load_values(config_path: str | Path, secret_path: str | Path) -> RegistryVal
     )
     url = s.text(registry, "url", "registry.url", required=False)
     _check_url(s, "registry.url", url)
-    username = s.text(registry, "username", "registry.username", required=True)
-    password = s.text(registry, "password", "registry.password", required=True)
-    assert username is not None and password is not None  # required
+    # behind ExternalRegistryHelper, builds push with the helper's tokens: registry.* holds none
+    helper = binderhub.get("registry_class") == HELPER_CLASS
+    username = s.text(registry, "username", "registry.username", required=not helper)
+    password = s.text(registry, "password", "registry.password", required=not helper)
     pull = _pull_secret(s, secret)
+    if helper:
+        service = c.mapping(
+            cfg, "ExternalRegistryHelper", "config.ExternalRegistryHelper", required=True
+        )
+        service_url = c.text(
+            service, "service_url", "config.ExternalRegistryHelper.service_url", required=True
+        )
+        _check_url(c, "config.ExternalRegistryHelper.service_url", service_url)
+        held = s.mapping(
+            s.mapping(secret, "config", "config", required=True),
+            "ExternalRegistryHelper",
+            "config.ExternalRegistryHelper",
+            required=True,
+        )
+        token = s.text(
+            held, "auth_token", "config.ExternalRegistryHelper.auth_token", required=True
+        )
+        assert service_url is not None and token is not None  # required
+        return HelperValues(
+            image_prefix=prefix,
+            username=username or "",
+            password=Secret(password or ""),
+            registry_url=url or None,
+            docker_registry=dict(docker_registry),
+            pull=pull,
+            pull_access="secret" if pull else "",
+            service_url=service_url,
+            auth_token=Secret(token),
+        )
+    assert username is not None and password is not None  # required
     return RegistryValues(
         image_prefix=prefix,
         username=username,

@@ -25,8 +25,14 @@ from urllib.parse import parse_qs, urlparse
 import yaml
 
 from . import providers, sandbox
-from .binderhub import RegistryValues, load_values, secret_file_warning
-from .errors import BinderHubRegistryError, CloudError, InvalidParameter, VerificationFailed
+from .binderhub import HelperValues, RegistryValues, load_values, secret_file_warning
+from .errors import (
+    BinderHubRegistryError,
+    CloudError,
+    InvalidParameter,
+    InvalidValuesFile,
+    VerificationFailed,
+)
 from .params import Parameter, check_names, read_parameters_cell
 from .providers import Record
 from .registry_http import DEADLINE
@@ -333,6 +339,13 @@ def _verify_files(args: argparse.Namespace) -> int:
             pull=values.pull if args.pull_access == "secret" else None,
             pull_access=args.pull_access,
         )
+    if isinstance(values, HelperValues) and _in_cluster(values.service_url):
+        raise InvalidValuesFile(
+            args.config,
+            "config.ExternalRegistryHelper.service_url names a Service inside the cluster, "
+            "which verify cannot reach: run it where that name resolves (or through kubectl "
+            "port-forward), or launch a repository and watch its build pod's log end with the push",
+        )
     warning = secret_file_warning(secret)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
@@ -417,9 +430,23 @@ def _check_ca_file(path: str, flag: str) -> None:
         ) from None
 
 
+def _in_cluster(url: str) -> bool:
+    """Whether ``url`` names a Kubernetes Service (``<name>.<namespace>.svc``), which only
+    resolves inside its cluster."""
+    host = urlparse(url).hostname or ""
+    return host.endswith((".svc", ".svc.cluster.local"))
+
+
 def _verify_values(
     values: RegistryValues, ca_file: str | None, keep: bool, insecure: bool, deadline: float
 ) -> Result[VerificationReport]:
+    if isinstance(values, HelperValues):
+        # BinderHub asks its registry helper, not the registry: its calls, then the push and
+        # pull with the helper's short-lived token (ECR's helper is the one registered)
+        from .providers.ecr import HINTS, verify_with_helper
+
+        found = verify_with_helper(values, ca_file, HINTS)
+        return Result(found, "done", f"{found.image}")
     report = verify(
         values,
         ca_bundle=ca_file,

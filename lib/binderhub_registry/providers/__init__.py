@@ -53,13 +53,14 @@ PROVIDERS: dict[str, str] = {
     "google": "binderhub_registry.providers.google",
     "harbor": "binderhub_registry.providers.harbor",
     "ovh": "binderhub_registry.providers.ovh",
+    "ecr": "binderhub_registry.providers.ecr",
 }
 
 # The contract checked: mypy compares each registered module with :class:`Provider` here (``get``
 # can only cast). Under TYPE_CHECKING, so no provider's SDKs are loaded at run time; a registry
 # added to PROVIDERS is added here too (tests/test_provider_types.py checks the two agree).
 if TYPE_CHECKING:
-    from . import azure, dockerhub, google, harbor, ovh
+    from . import azure, dockerhub, ecr, google, harbor, ovh
 
     # one line each: mypy's note then names the members a module gets wrong
     _dockerhub: Provider = dockerhub
@@ -67,6 +68,7 @@ if TYPE_CHECKING:
     _google: Provider = google
     _harbor: Provider = harbor
     _ovh: Provider = ovh
+    _ecr: Provider = ecr
 
 
 def register(key: str, module: str) -> None:

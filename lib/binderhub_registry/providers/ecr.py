@@ -39,7 +39,7 @@ import os
 import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
@@ -48,7 +48,14 @@ from urllib.parse import quote, unquote, urlparse
 import requests
 
 from .. import sandbox as sandbox_mod
-from ..binderhub import RegistryValues, ValuesFiles, helm_commands, split_image_reference
+from ..binderhub import (
+    HELPER_CLASS,
+    HelperValues,
+    RegistryValues,
+    ValuesFiles,
+    helm_commands,
+    split_image_reference,
+)
 from ..errors import (
     AuthenticationFailed,
     BinderHubRegistryError,
@@ -66,7 +73,7 @@ from ..errors import (
 from ..params import Parameter, choice, integer, text
 from ..registry_http import secret_forms
 from ..report import VerificationReport
-from ..secrets import REDACTED, Secret, redact, write_private_file
+from ..secrets import Secret, redact, write_private_file
 from ..steps import Result
 from ..verify import CHECK_IMAGE, VerifyHints
 from .contract import (
@@ -110,8 +117,6 @@ __all__ = [
 KEY = "ecr"
 NAME = "Amazon ECR"
 NOTEBOOK = "06-amazon-ecr"
-#: BinderHub's class for registries behind a helper (binderhub/registry.py, PR #1637).
-HELPER_CLASS = "binderhub.registry.ExternalRegistryHelper"
 #: The helper's chart, and its release name: the chart's fullname is then the release name
 #: (helm-chart/templates/_helpers.tpl), so the Service is ``binderhub-container-registry-helper``,
 #: BinderHub's default ``service_url`` host.
@@ -429,35 +434,6 @@ def _aws() -> Iterator[None]:
 
 
 # --- the helper's values ----------------------------------------------------------------------
-@dataclass(frozen=True)
-class HelperValues(RegistryValues):
-    """BinderHub's values for ``ExternalRegistryHelper``: no static push credential.
-
-    ``registry.*`` names the registry with an empty username and password, as mybinder.org's
-    curvenote member has it: build pods push with the helper's short-lived token instead
-    (BinderHub sets ``build.registry_credentials`` from ``get_credentials``). BinderHub's
-    auth token for the helper goes to ``secret.yaml``'s ``config.ExternalRegistryHelper``.
-    """
-
-    service_url: str = ""
-    auth_token: Secret = field(default_factory=lambda: Secret(""))
-
-    def config(self) -> dict[str, Any]:
-        """``config.yaml``: ``image_prefix``, ``registry_class`` and the helper's URL."""
-        config = super().config()
-        config["config"]["BinderHub"]["registry_class"] = HELPER_CLASS
-        config["config"]["ExternalRegistryHelper"] = {"service_url": self.service_url}
-        return config
-
-    def secret(self, *, reveal: bool = False) -> dict[str, Any]:
-        """``secret.yaml``: ``registry.url`` and BinderHub's auth token for the helper."""
-        values = super().secret(reveal=reveal)
-        values["registry"]["password"] = ""  # none, by design (shown as it is written)
-        token = self.auth_token.reveal() if reveal else REDACTED
-        values["config"] = {"ExternalRegistryHelper": {"auth_token": token}}
-        return values
-
-
 #: The helper chart's repository and version (the helper's README; helm-chart/Chart.yaml 0.2.4,
 #: the version mybinder.org-deploy PR #2814 runs).
 HELPER_REPOSITORY = "https://www.manicstreetpreacher.co.uk/binderhub-container-registry-helper/"
