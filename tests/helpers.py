@@ -775,6 +775,16 @@ class EcrBox:
             config=Config(**config) if config else None,
         )
 
+    def iam(self) -> Any:
+        """The admin's IAM client."""
+        return self.client("iam")
+
+    def state(self) -> dict[str, Any]:
+        """The backend's ``/_sandbox/state`` part (a JSON copy, taken under its lock)."""
+        with self.cloud.lock:
+            found: dict[str, Any] = json.loads(json.dumps(self.cloud.state()))
+        return found
+
     def admin_headers(self) -> dict[str, str]:
         """The app's admin token header (as ``Sandbox.admin_headers``)."""
         from binderhub_registry.sandbox.app import ADMIN_HEADER

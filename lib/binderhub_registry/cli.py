@@ -530,6 +530,28 @@ def _registry_name(output_dir: Path) -> str:
         return "-"
 
 
+def _prune(args: argparse.Namespace) -> int:
+    from . import prune
+
+    if args.cronjob:
+        manifest = prune.cronjob_manifest(
+            args.image_prefix, args.days, username=args.username, schedule=args.schedule
+        )
+        print(yaml.safe_dump(manifest, sort_keys=False), end="")
+        return 0
+    plan = prune.prune(
+        args.image_prefix,
+        args.days,
+        username=args.username,
+        apply=args.apply,
+        token_variable=args.token_env,
+        hub_url=args.hub_url,
+        ca_file=args.ca_file,
+    )
+    print(plan.text())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``binderhub-registry`` console script."""
     parser = argparse.ArgumentParser(prog="binderhub-registry", description=__doc__)
@@ -634,6 +656,47 @@ def main(argv: list[str] | None = None) -> int:
         "-v", "--verbose", action="store_true", help="show each step, retry and the report so far"
     )
     p.set_defaults(func=_verify)
+
+    p = sub.add_parser(
+        "prune",
+        help="Docker Hub (no retention API): delete tags under the image prefix not pulled "
+        "for N days; shows them, deletes only with --apply",
+        description="List the tags of the namespace's repositories under the image prefix and "
+        "select those not pulled (never pulled: not pushed) for --days days, from Hub's "
+        "tag_last_pulled and tag_last_pushed. Nothing is deleted without --apply. The token "
+        "is read from the environment (--token-env), never from an argument.",
+    )
+    p.add_argument(
+        "--image-prefix",
+        required=True,
+        help="BinderHub's image_prefix, e.g. docker.io/<namespace>/binder-",
+    )
+    p.add_argument(
+        "--days", type=int, default=30, help="keep tags pulled within this many days (30)"
+    )
+    p.add_argument(
+        "--username",
+        required=True,
+        help="the token's Docker ID (an organization access token: the organization)",
+    )
+    p.add_argument("--apply", action="store_true", help="delete the selected tags")
+    p.add_argument(
+        "--token-env",
+        default="DOCKERHUB_TOKEN",
+        metavar="VARIABLE",
+        help="the environment variable holding the token (default DOCKERHUB_TOKEN)",
+    )
+    p.add_argument("--hub-url", default="https://hub.docker.com", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--ca-file", help="CA bundle to trust (the sandbox's ca.crt); default: system CAs"
+    )
+    p.add_argument(
+        "--cronjob",
+        action="store_true",
+        help="print a Kubernetes CronJob running this with --apply (token from a Secret)",
+    )
+    p.add_argument("--schedule", default="23 4 * * *", help="the CronJob's schedule (cron syntax)")
+    p.set_defaults(func=_prune)
 
     p = sub.add_parser("demo", help="run every notebook on the sandbox and summarise")
     p.add_argument("--root", default=".", help="project root holding notebooks/ (default: .)")

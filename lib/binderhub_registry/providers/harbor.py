@@ -39,6 +39,7 @@ on a :class:`HarborConnection` (subclass it; set ``api`` once Harbor is reachabl
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -69,6 +70,7 @@ from ..params import Parameter, text
 from ..registry_http import secret_forms
 from ..secrets import Secret, read_secret, redact
 from ..steps import Result
+from ..usage import Usage, retention_text
 from ..verify import VerifyHints
 from .contract import (
     COMMON_PARAMETERS,
@@ -111,6 +113,7 @@ __all__ = [
     "ensure_project",
     "ensure_pull_credential",
     "ensure_pull_robot",
+    "ensure_retention",
     "ensure_robot",
     "expiry_text",
     "find_project",
@@ -118,6 +121,7 @@ __all__ = [
     "harbor_values",
     "refresh_robot_secret",
     "require_version",
+    "retention_policy",
     "robot_expiry_days",
     "robot_works",
     "robots_differ",
@@ -244,6 +248,8 @@ class HarborParams(Protocol):
     def prefix(self) -> str: ...
     @property
     def pull_access(self) -> str: ...
+    @property
+    def retention_days(self) -> int: ...
     @property
     def rotate(self) -> bool: ...
 
@@ -796,6 +802,29 @@ class HarborConnection(Connection):
         if self.live_project(recorded, name in self.proven_projects) is not None:
             delete_project(self.harbor(), name)
 
+    def _delete_retention(self, recorded: dict[str, Any]) -> None:
+        """Delete the recorded policy while its project still names it (``retention_id``): a
+        policy someone put in its place since is not this notebook's."""
+        name = str(recorded.get("project") or recorded.get("pending") or "")
+        project = find_project(self.harbor(), name) if name else None
+        live_id = str(((project or {}).get("metadata") or {}).get("retention_id") or "")
+        if live_id and recorded.get("id") == int(live_id):
+            if_present(self.harbor().call, "DELETE", f"/retentions/{live_id}")
+
+    def storage_used(self) -> Usage | None:
+        """The project's quota (``GET /projects/{id}/summary``): storage used, against its hard
+        limit (-1: none set)."""
+        if self.api is None or self.project is None:
+            return None
+        summary = self.api.call("GET", f"/projects/{int(self.project['project_id'])}/summary")
+        quota = (summary or {}).get("quota") or {}
+        used = int((quota.get("used") or {}).get("storage", 0))
+        hard = int((quota.get("hard") or {}).get("storage", -1))
+        name = self.project["name"]
+        if hard > 0:
+            return Usage(used, hard, f"Harbor project {name!r} quota")
+        return Usage(used, None, f"Harbor project {name!r}, no quota set (storage_limit -1)")
+
     def values(self) -> RegistryValues | None:
         """BinderHub's values: the robot pushing to ``<host>/<project>/<prefix>``."""
         if self.secret is None or self.robot is None or self.api is None:
@@ -806,10 +835,17 @@ class HarborConnection(Connection):
         )
 
     def deletions(self) -> list[Deletion]:
-        """The robots, then the project with its repositories (only what was recorded)."""
+        """The retention policy, the robots, then the project with its repositories (only
+        what was recorded)."""
         created = self.record.created
         project = created.get("harbor_project", {}).get("name", "")
         return [
+            Deletion(
+                "harbor_retention",
+                f"tag retention policy on project "
+                f"{(created.get('harbor_retention') or {}).get('project', '')!r}",
+                self._delete_retention,
+            ),
             *(
                 Deletion(
                     role.kind,
@@ -1035,6 +1071,184 @@ def ensure_project(conn: HarborConnection) -> Result[dict[str, Any] | None]:
         else "private"
     )
     return Result(found, "reused", f"project {name!r} ({who}), {how}")
+
+
+# --- keeping the registry small: a tag retention policy on the project -------------------------
+#: When the policy runs: mybinder.org's schedule, Saturdays 07:00 (Harbor's cron has seconds;
+#: jupyterhub/mybinder.org-deploy terraform/modules/harbor/main.tf ``harbor_retention_policy``).
+RETENTION_CRON = "0 0 7 * * 6"
+
+
+def retention_rule(template: str, days: int, prefix: str) -> dict[str, Any]:
+    """One retain rule (swagger ``RetentionRule``): tags of repositories ``<prefix>**``
+    (doublestar, the name within the project) that ``template`` keeps for ``days``."""
+    return {
+        "disabled": False,
+        "action": "retain",
+        "template": template,
+        "params": {template: days},
+        "tag_selectors": [
+            {
+                "kind": "doublestar",
+                "decoration": "matches",
+                "pattern": "**",
+                "extras": '{"untagged":false}',
+            }
+        ],
+        "scope_selectors": {
+            "repository": [
+                {"kind": "doublestar", "decoration": "repoMatches", "pattern": f"{prefix}**"}
+            ]
+        },
+    }
+
+
+def retention_policy(project_id: int, prefix: str, days: int) -> dict[str, Any]:
+    """The project's policy (swagger ``RetentionPolicy``): in repositories ``<prefix>**``,
+    retain tags pulled within ``days`` days OR pushed within ``days`` days (rules combine with
+    OR), so everything else there goes at the weekly run; other repositories are not touched.
+
+    The push rule keeps a new image that nobody pulled yet for ``days`` days, as mybinder.org's
+    second rule (``n_days_since_last_push``) does.
+    """
+    return {
+        "algorithm": "or",
+        "rules": [
+            retention_rule("nDaysSinceLastPull", days, prefix),
+            retention_rule("nDaysSinceLastPush", days, prefix),
+        ],
+        "trigger": {"kind": "Schedule", "settings": {"cron": RETENTION_CRON}, "references": {}},
+        "scope": {"level": "project", "ref": project_id},
+    }
+
+
+def _policy_shape(policy: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """What decides a policy's effect: each enabled rule's template, days and selectors, and
+    the schedule (ids and Harbor's own additions ignored)."""
+    rules = sorted(
+        (
+            str(r.get("template")),
+            json.dumps(r.get("params") or {}, sort_keys=True),
+            json.dumps(
+                [
+                    (s.get("decoration"), s.get("pattern"))
+                    for s in (r.get("scope_selectors") or {}).get("repository", [])
+                ]
+            ),
+            json.dumps(
+                [(s.get("decoration"), s.get("pattern")) for s in r.get("tag_selectors") or []]
+            ),
+        )
+        for r in policy.get("rules") or []
+        if isinstance(r, dict) and not r.get("disabled") and r.get("action", "retain") == "retain"
+    )
+    cron = ((policy.get("trigger") or {}).get("settings") or {}).get("cron")
+    return [*rules, ("cron", cron)]
+
+
+def retention_summary(policy: dict[str, Any]) -> str:
+    """A policy in a few words: its rules (template, days, repositories) and schedule."""
+    parts = []
+    for r in policy.get("rules") or []:
+        if not isinstance(r, dict) or r.get("disabled"):
+            continue
+        repos = ",".join(
+            str(s.get("pattern")) for s in (r.get("scope_selectors") or {}).get("repository", [])
+        )
+        params = ",".join(f"{v}" for v in (r.get("params") or {}).values())
+        parts.append(f"{r.get('template')}({params}) on {repos or '**'}")
+    cron = ((policy.get("trigger") or {}).get("settings") or {}).get("cron") or "no schedule"
+    return f"{'; '.join(parts) or 'no rules'} (cron {cron})"
+
+
+def _retention_text(p: HarborParams, days: int) -> str:
+    return (
+        f"in repositories {p.prefix}** of project {p.harbor_project!r}, "
+        f"{retention_text(days)} (retain tags pulled or pushed within {days} days), "
+        f"weekly (cron {RETENTION_CRON!r}, Saturdays 07:00); other repositories untouched"
+    )
+
+
+def _project_now(conn: HarborConnection) -> dict[str, Any] | None:
+    """The project as Harbor shows it now (its metadata's ``retention_id`` may have changed)."""
+    if conn.project is None or conn.api is None:
+        return None
+    found: dict[str, Any] | None = if_present(
+        conn.api.call,
+        "GET",
+        f"/projects/{int(conn.project['project_id'])}",
+        expect=("project_id", "name"),
+    )
+    return found
+
+
+def _retention_record(policy_id: int, project: dict[str, Any], days: int) -> dict[str, Any]:
+    return {
+        "id": policy_id,
+        "project": project["name"],
+        "project_id": project["project_id"],
+        "days": days,
+    }
+
+
+def _create_retention(api: HarborAPI, wanted: dict[str, Any]) -> int:
+    """``POST /retentions`` (201, empty body, ``Location`` ending in the new id)."""
+    r = api.send("POST", "/retentions", json=wanted)
+    if r.status_code >= 400:
+        raise _error(r, "POST", "/retentions", api)
+    found = re.search(r"/retentions/(\d+)$", r.headers.get("Location", ""))
+    if found is None:
+        raise CloudError("Harbor created the retention policy but named no id (Location)")
+    return int(found.group(1))
+
+
+@creates
+def ensure_retention(conn: HarborConnection) -> Result[dict[str, Any] | None]:
+    """A tag retention policy on the project (``retention_days``; 0: none), this notebook's.
+
+    The project holds one policy (its metadata's ``retention_id``). None: this one is set.
+    This notebook's (recorded id): kept, or updated to other ``retention_days``. Anyone
+    else's: left as it is, and shown.
+    """
+    p = conn.params
+    days = p.retention_days
+    if days == 0:
+        return Result(None, "skipped", f"{retention_text(0)}: no retention policy is set")
+    text = _retention_text(p, days)
+    project = _project_now(conn)
+    if project is None:  # a dry run before the project exists
+        conn.plan(f"set a tag retention policy: {text}")
+        raise CloudError(f"project {p.harbor_project!r} is not in Harbor: run the project step")
+    wanted = retention_policy(int(project["project_id"]), p.prefix, days)
+    recorded = conn.record.created.get("harbor_retention") or {}
+    live_id = str((project.get("metadata") or {}).get("retention_id") or "")
+    if not live_id.isdigit():
+        conn.plan(f"set a tag retention policy: {text}")
+        conn.note("harbor_retention", {"pending": project["name"]})
+        policy_id = _create_retention(conn.harbor(), wanted)
+        conn.note("harbor_retention", _retention_record(policy_id, project, days))
+        return Result(wanted, "created", f"tag retention policy {policy_id}: {text}")
+    live = conn.harbor().call("GET", f"/retentions/{live_id}", expect=("rules",))
+    ours = recorded.get("id") == int(live_id) or (
+        recorded.get("pending") == project["name"] and _policy_shape(live) == _policy_shape(wanted)
+    )
+    if not ours:
+        return Result(
+            live,
+            "skipped",
+            f"project {p.harbor_project!r} has a tag retention policy this notebook did not set "
+            f"(id {live_id}: {retention_summary(live)}); it is left as it is: Harbor keeps one "
+            f"policy per project, so add the rules for {p.prefix}** to it in Harbor (Policy > "
+            "Tag Retention)",
+        )
+    if recorded.get("id") != int(live_id):  # made by a run whose answer was lost
+        conn.note("harbor_retention", _retention_record(int(live_id), project, days))
+    if _policy_shape(live) == _policy_shape(wanted):
+        return Result(live, "reused", f"tag retention policy {live_id} (this notebook's): {text}")
+    conn.plan(f"change tag retention policy {live_id} ({retention_summary(live)}) to: {text}")
+    conn.harbor().call("PUT", f"/retentions/{live_id}", json={**wanted, "id": int(live_id)})
+    conn.note("harbor_retention", _retention_record(int(live_id), project, days))
+    return Result(wanted, "updated", f"tag retention policy {live_id}: {text}")
 
 
 # --- ours only: what proves a robot or project is this deployment's ----------------------------

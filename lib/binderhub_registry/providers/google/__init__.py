@@ -42,7 +42,8 @@ The package, by concern (each part imports only those above it): ``params`` (the
 and the constants), ``errors`` (Google's SDK errors as ours), ``settling`` (eventual
 consistency, waited out in the transports; the clients), ``session`` (the signed-in session
 the steps use; the retiring list), ``accounts``, ``iam`` (policies, version 3),
-``repository``, ``services`` (enabling APIs), ``keys`` (the JSON key flow), ``keyless``
+``repository``, ``retention`` (the cleanup policy, the repository's size), ``services``
+(enabling APIs), ``keys`` (the JSON key flow), ``keyless``
 (Workload Identity, the metadata server), ``pull`` (user pods' pull), ``connection`` (the
 shared steps) and ``auth`` (sign-in).
 """
@@ -86,6 +87,8 @@ from .params import WORKLOAD_IDENTITY_USER as WORKLOAD_IDENTITY_USER
 from .pull import ensure_pull_credential
 from .repository import REPOSITORY_TEXT as REPOSITORY_TEXT
 from .repository import ensure_repository
+from .retention import CLEANUP_POLICY as CLEANUP_POLICY
+from .retention import ensure_cleanup_policy, policy_id
 from .services import enable_api
 from .session import BOUND
 from .session import PULL_KEY as PULL_KEY
@@ -107,12 +110,14 @@ __all__ = [
     "annotate_command",
     "bind_workload_identity",
     "enable_api",
+    "ensure_cleanup_policy",
     "ensure_key",
     "ensure_pull_credential",
     "ensure_repository",
     "ensure_service_account",
     "grant_writer",
     "keyless_check_command",
+    "policy_id",
     "sign_in",
     "validate",
     "verify_keyless",

@@ -11,6 +11,7 @@ from ...outputs import write_file
 from ...push import PUSH_CHECK
 from ...secrets import Secret
 from ...steps import Result, progress
+from ...usage import Usage
 from ...verify import VerificationReport, VerifyHints
 from ..contract import Deletion, RealExample, if_present, stops_at_plan
 from .accounts import PULLER_TEXT, PUSHER_TEXT, _checked_account, _own_named
@@ -39,6 +40,7 @@ from .params import (
     WORKLOAD_IDENTITY_USER,
 )
 from .repository import _find_repository, _google_host, _host_of, _repository_is_ours
+from .retention import CLEANUP_POLICY, delete_cleanup_policy, policy_id, repository_size
 from .session import (
     BOUND,
     PULL_KEY,
@@ -224,8 +226,8 @@ class GoogleConnection(GoogleSession):
         )
 
     def deletions(self) -> list[Deletion]:
-        """Keys, the bindings, the service accounts, the repository: only ours. Never an API
-        (see :meth:`teardown`)."""
+        """Keys, the bindings, the service accounts, the cleanup policy (this deployment's id
+        alone), the repository: only ours. Never an API (see :meth:`teardown`)."""
         p = self.params
         return [
             Deletion(self.retiring, "the replaced keys and bindings", self.retire),
@@ -263,8 +265,17 @@ class GoogleConnection(GoogleSession):
                 lambda _: self._delete_account(None, pull=True),
             ),
             Deletion("service_account", f"service account {p.email}", self._delete_account),
+            Deletion(
+                CLEANUP_POLICY,
+                f"cleanup policy {policy_id(self)} (other policies stay)",
+                lambda recorded: delete_cleanup_policy(self, recorded),
+            ),
             Deletion("repository", f"repository {p.repository_id}", self._delete_repository),
         ]
+
+    def storage_used(self) -> Usage | None:
+        """The repository's ``sizeBytes``; no limit (storage is billed as it grows)."""
+        return repository_size(self)
 
     def retire(self, retiring: list[Any]) -> None:
         """Delete the keys a rotation or a switch to keyless replaced, and remove the Workload
@@ -335,6 +346,8 @@ class GoogleConnection(GoogleSession):
             if created.get(kind):
                 self._bound(kind, created[kind])
         self._checked_accounts()
+        if created.get(CLEANUP_POLICY) not in (None, policy_id(self)):
+            raise _not_ours("the cleanup policy", created[CLEANUP_POLICY], policy_id(self))
         if created.get("repository"):
             self._checked_repository()
 

@@ -358,6 +358,9 @@ class Repository:
     bindings: list[dict[str, Any]] = field(default_factory=list)
     version: int = 0  # bumped by every policy change: the etag
     labels: dict[str, str] = field(default_factory=dict)
+    # Repository.cleanupPolicies (by id) and cleanupPolicyDryRun: see :mod:`.retention`
+    cleanup_policies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cleanup_dry_run: bool = False
 
     @property
     def name(self) -> str:
@@ -397,6 +400,9 @@ class Project:
     redirection: str = "REDIRECTION_FROM_GCR_IO_DISABLED"
     counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     settling: dict[str, int] = field(default_factory=dict)  # just enabled: SERVICE_DISABLED left
+    clock: float = 0.0  # seconds POST /_sandbox/clock moved the project ahead of the wall clock
+    # each version's upload time on that clock, by (image path, digest): see :mod:`.retention`
+    uploads: dict[tuple[str, str], float] = field(default_factory=dict)
 
     def enable(self, service: str) -> None:
         """Turn ``service`` on; it answers SERVICE_DISABLED ``disabled_after_enable`` more times."""
@@ -569,6 +575,7 @@ class Host(Protocol):
     project: Project
     lock: threading.RLock
     app: App | None
+    fronts: dict[str, Any]  # the registry fronts by location (or gcr.io domain)
 
     @property
     def token_uri(self) -> str:

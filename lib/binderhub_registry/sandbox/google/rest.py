@@ -34,8 +34,10 @@ and ``POST v1/{name}:enable`` -> Operation;    (vendored in tests/data/google), 
 Artifact Registry ``repositories`` get,        artifactregistry v1 discovery document;
 create (``repositoryId``, returns an           create and delete are long-running
 Operation), delete (Operation), list, patch    (``projects/*/locations/*/operations/*``);
-(``updateMask``: labels, description);         patch answers the Repository (assumption: no
-``:getIamPolicy`` / ``:setIamPolicy``          operation); labels: see :mod:`.models`
+(``updateMask``: labels, description,          patch answers the Repository (assumption: no
+cleanupPolicies, cleanupPolicyDryRun: see      operation); a map named in the mask is replaced
+:mod:`.retention`); get adds ``sizeBytes``;    whole (google.protobuf.FieldMask's rule for
+``:getIamPolicy`` / ``:setIamPolicy``          maps); labels: see :mod:`.models`
 stale etag on setIamPolicy: 409 ABORTED        cloud.google.com/iam/docs/policies#etag
 "There were concurrent policy changes..."
 ``getIamPolicy`` reads                         artifactregistry v1 discovery document
@@ -58,6 +60,7 @@ from urllib.parse import parse_qs
 
 from ..app import Request, Response, RouteTable, json_response
 from .models import Host, Project, Repository, missing_pool, policy_refusal, policy_view
+from .retention import check_policies, image_path, size_bytes
 
 __all__ = ["LOCATIONS", "STATUS", "Rest", "google_error", "service_disabled_error"]
 
@@ -334,9 +337,11 @@ class Rest:
             f"projects/{self.project.id}/locations/{request.params['location']}/repositories/{rid}"
         )
 
-    def _repo_json(self, repo: Repository) -> dict[str, Any]:
+    def _repo_json(self, repo: Repository, *, size: bool = False) -> dict[str, Any]:
+        """The Repository resource; ``size``: with ``sizeBytes`` (read from the registry,
+        so only ``repositories.get`` asks for it)."""
         host = self.cloud.registry_host(repo)
-        return {
+        answer: dict[str, Any] = {
             "name": repo.name,
             "format": repo.format,
             "description": repo.description,
@@ -346,6 +351,16 @@ class Rest:
             "mode": "STANDARD_REPOSITORY",
             "registryUri": f"{host}/{repo.project}/{repo.id}" if host else "",
         }
+        # proto3 JSON leaves out empty maps, false and zero (retention.py)
+        if repo.cleanup_policies:
+            answer["cleanupPolicies"] = {k: dict(v) for k, v in repo.cleanup_policies.items()}
+        if repo.cleanup_dry_run:
+            answer["cleanupPolicyDryRun"] = True
+        front = self.cloud.fronts.get(repo.id if "." in repo.id else repo.location)
+        stored = size_bytes(front.process, image_path(repo)) if size and front else 0
+        if stored:
+            answer["sizeBytes"] = str(stored)
+        return answer
 
     def _find(self, request: Request) -> Repository | Response:
         refused = self._guard(request, AR)
@@ -359,7 +374,9 @@ class Rest:
     def get_repository(self, request: Request) -> Response:
         """``repositories.get``."""
         repo = self._find(request)
-        return repo if isinstance(repo, Response) else json_response(200, self._repo_json(repo))
+        if isinstance(repo, Response):
+            return repo
+        return json_response(200, self._repo_json(repo, size=True))
 
     def list_repositories(self, request: Request) -> Response:
         """``repositories.list`` of one location."""
@@ -395,6 +412,10 @@ class Rest:
         labels = _labels(body.get("labels", {}))
         if labels is None:
             return google_error("INVALID_ARGUMENT", "invalid labels")
+        policies = body.get("cleanupPolicies", {})
+        wrong = check_policies(policies)
+        if wrong:
+            return google_error("INVALID_ARGUMENT", wrong)
         name = self._repo_name(request, rid)
         if name in self.project.repositories:
             return google_error("ALREADY_EXISTS", f"the repository already exists: {name}")
@@ -406,6 +427,8 @@ class Rest:
             str(body.get("description", "")),
             time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             labels=labels,
+            cleanup_policies=_with_ids(policies),
+            cleanup_dry_run=bool(body.get("cleanupPolicyDryRun", False)),
         )
         try:  # first: a front that fails to start leaves no repository
             self.cloud.ensure_front(repo)
@@ -426,14 +449,23 @@ class Rest:
         return self._lro(repo.location, lambda: None, lambda: {}, "Empty", polls=0)
 
     def patch_repository(self, request: Request) -> Response:
-        """``repositories.patch``: the fields ``updateMask`` names (labels, description)."""
+        """``repositories.patch``: the fields ``updateMask`` names (labels, description, and
+        the cleanup policies: a named map field is replaced whole, as FieldMask says)."""
         repo = self._find(request)
         if isinstance(repo, Response):
             return repo
         body = request.json()
         fields = [f for f in str(request.arg("updateMask") or "").split(",") if f]
-        if not fields or not set(fields) <= {"labels", "description"}:
+        if not fields or not set(fields) <= _PATCHABLE:
             return google_error("INVALID_ARGUMENT", f"invalid update mask {fields}")
+        if "cleanupPolicies" in fields:
+            policies = body.get("cleanupPolicies", {})
+            wrong = check_policies(policies)
+            if wrong:
+                return google_error("INVALID_ARGUMENT", wrong)
+            repo.cleanup_policies = _with_ids(policies)
+        if "cleanupPolicyDryRun" in fields:
+            repo.cleanup_dry_run = bool(body.get("cleanupPolicyDryRun", False))
         if "labels" in fields:
             labels = _labels(body.get("labels", {}))
             if labels is None:
@@ -549,6 +581,15 @@ class Rest:
 
 _LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 _LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
+
+
+#: What repositories.patch's updateMask may name here.
+_PATCHABLE = {"labels", "description", "cleanupPolicies", "cleanupPolicyDryRun"}
+
+
+def _with_ids(policies: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The checked policies, each with its key as its ``id``, as Google answers them."""
+    return {key: dict(policy) | {"id": key} for key, policy in policies.items()}
 
 
 def _labels(value: Any) -> dict[str, str] | None:

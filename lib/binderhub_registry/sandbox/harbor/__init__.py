@@ -130,6 +130,37 @@ projects are private unless made public;     handler/project.go (public defaults
 a project robot's actions are its            "false"); jupyterhub/mybinder.org-deploy
 permissions (``repository: pull`` alone:     terraform/modules/harbor/main.tf (user-puller:
 pull only)                                   pull only, beside builder: push and pull)
+tag retention (``retention.py``): ``POST     swagger (createRetention: 201, RetentionPolicy,
+/retentions`` binds a RetentionPolicy to     RetentionRule, RetentionSelector; "should only be
+its project (metadata ``retention_id``, a    called when no retention policy binded to
+string); a second one: 400; ``GET``/``PUT``  project yet"; ProjectMetadata.retention_id); the
+/``DELETE /retentions/{id}``; a deleted      400's wording and a deleted project taking its
+project's policy goes with it                policy along: assumption
+rules retain; rules combine with OR; in a    goharbor/harbor docs "Create Tag Retention
+repository some rule's scope selects, a tag  Rules" (working-with-images/create-tag-retention-
+no rule retains is deleted; a repository no  rules.md: "retain", OR logic, "No action is taken
+rule selects is untouched; one retained tag  on the nonspecified repositories", retention at
+keeps its whole artifact (all its tags)      the artifact level; up to 15 rules)
+templates ``nDaysSinceLastPull``,            the same docs' options ("retain the artifacts
+``nDaysSinceLastPush``, ``latestPushedK``,   pulled within the last # days", "the most
+``latestPulledN``, ``always``; selectors     recently pulled # artifacts"...); GET
+doublestar ``repoMatches``/``repoExcludes``  /retentions/metadatas' template names (swagger
+on the name within the project,              RetentionMetadata); bmatcuk/doublestar
+``matches``/``excludes`` on tags             (``**`` crosses ``/``); a never-pulled tag is not
+                                             "pulled within" any days: assumption
+a tag's push time is its manifest PUT, its   Harbor's artifact push/pull events; a pull by
+pull time its last manifest GET by tag (a    digest is not kept per tag, and a tag the fake
+HEAD is no pull)                             never saw pushed counts from the clock's next
+                                             move: assumption
+``POST /_sandbox/clock``: the clock moves    the trigger's schedule (mybinder.org-deploy
+(``clock_offset_days``), then each bound     terraform/modules/harbor/main.tf: weekly, cron
+policy runs once, at the new now, deleting   ``0 0 7 * * 6``); one run per clock move, whatever
+manifests in docker-registry                 the cron: assumption
+``GET /projects/{p}/summary``: ``quota``     swagger (getProjectSummary, ProjectSummaryQuota,
+``hard.storage`` (the project's              ResourceList; ProjectReq.storage_limit); Harbor
+``storage_limit``, -1 unlimited) and         docs "Configure Project Quotas" (default -1);
+``used.storage`` (distinct blobs of its      the blob sum as Harbor's count: assumption
+tagged images)
 ===========================================  ==============================================
 """
 

@@ -21,6 +21,7 @@ from urllib.request import urlopen
 from ..app import Request, Response, json_response
 from ..registry_front import ACTIONS, parse_scopes
 from .models import ANONYMOUS, DAY, NAME_RULE, HarborState, Principal, Robot, iso, new_secret
+from .retention import manifest_bytes, policy_problem
 
 if TYPE_CHECKING:
     from ..registry import RegistryProcess
@@ -89,6 +90,11 @@ class HarborApi:
             ("PUT", "/robots/{robot_id}", self.update_robot),
             ("PATCH", "/robots/{robot_id}", self.refresh_secret),
             ("DELETE", "/robots/{robot_id}", self.delete_robot),
+            ("GET", "/projects/{project}/summary", self.project_summary),
+            ("POST", "/retentions", self.create_retention),
+            ("GET", "/retentions/{retention_id}", self.get_retention),
+            ("PUT", "/retentions/{retention_id}", self.update_retention),
+            ("DELETE", "/retentions/{retention_id}", self.delete_retention),
         ]
         routes: list[tuple[str, str, FrontHandler]] = [
             (method, API + path, self._guarded(handler)) for method, path, handler in table
@@ -221,7 +227,11 @@ class HarborApi:
         if name in self.state.projects:
             return harbor_error(409, "CONFLICT", f"The project named {name} already exists")
         assert who.user is not None
-        project = self.state.add_project(name, who.user, public=public == "true")
+        limit = body.get("storage_limit", -1)
+        limit = limit if isinstance(limit, int) and not isinstance(limit, bool) else -1
+        project = self.state.add_project(
+            name, who.user, public=public == "true", storage_limit=limit
+        )
         location = f"{API}/projects/{project.project_id}"
         if request.headers.get("x-resource-name-in-location", "").lower() == "true":
             location = f"{API}/projects/{name}"
@@ -251,6 +261,8 @@ class HarborApi:
                 412, "PRECONDITION", "the project contains repositories, can not be deleted"
             )
         del self.state.projects[project.name]
+        if project.retention_id:  # its retention policy goes with it (assumption)
+            self.state.retention.policies.pop(project.retention_id, None)
         for robot in [r for r in self.state.robots.values() if r.project is project]:
             del self.state.robots[robot.id]  # a project's robots go with it
         return Response(200)
@@ -285,6 +297,96 @@ class HarborApi:
         if repository not in self._repositories(front, project):
             return _not_found("repository", repository)
         _delete_manifests(front.process, repository)
+        return Response(200)
+
+    def project_summary(self, front: RegistryFront, request: Request, who: Principal) -> Response:
+        """``GET /projects/{p}/summary``: ``repo_count`` and the storage ``quota`` (``hard``: the
+        project's ``storage_limit``, -1 unlimited; ``used``: its images' distinct blobs)."""
+        project = self._project(request)
+        if project is None:
+            return _not_found("project", request.params["project"])
+        repositories = self._repositories(front, project.name)
+        used = manifest_bytes(front.process, repositories)
+        body = {
+            "repo_count": len(repositories),
+            "quota": {"hard": {"storage": project.storage_limit}, "used": {"storage": used}},
+        }
+        return json_response(200, body)
+
+    # --- tag retention --------------------------------------------------------------------
+    def create_retention(self, front: RegistryFront, request: Request, who: Principal) -> Response:
+        """``POST /retentions``: 201 and ``Location``; binds the policy to its project
+        (metadata ``retention_id``); a project that has one already: 400."""
+        refused = self._admin(who)
+        if refused is not None:
+            return refused
+        policy = request.json()
+        problem = policy_problem(policy)
+        if problem:
+            return harbor_error(400, "BAD_REQUEST", problem)
+        project = self.state.project(str(policy["scope"].get("ref", "")))
+        if project is None:
+            return _not_found("project", str(policy["scope"].get("ref", "")))
+        if project.retention_id:
+            return harbor_error(
+                400,
+                "BAD_REQUEST",
+                f"project: {project.project_id} already has retention policy: "
+                f"{project.retention_id}",
+            )
+        retention = self.state.retention
+        policy_id = retention.next_id
+        retention.next_id += 1
+        retention.policies[policy_id] = {**policy, "id": policy_id}
+        project.retention_id = policy_id
+        location = f"{API}/retentions/{policy_id}"
+        return Response(201, b"", {"Location": location, "X-Request-Id": secrets.token_hex(8)})
+
+    def _retention(self, request: Request) -> tuple[int, dict[str, Any]] | Response:
+        raw = request.params["retention_id"]
+        policy = self.state.retention.policies.get(int(raw)) if raw.isdigit() else None
+        if policy is None:
+            return _not_found("retention policy", raw)
+        return int(raw), policy
+
+    def get_retention(self, front: RegistryFront, request: Request, who: Principal) -> Response:
+        """``GET /retentions/{id}``: the policy."""
+        found = self._retention(request)
+        if isinstance(found, Response):
+            return found
+        return json_response(200, found[1])
+
+    def update_retention(self, front: RegistryFront, request: Request, who: Principal) -> Response:
+        """``PUT /retentions/{id}``: the policy replaced (its id and scope kept)."""
+        refused = self._admin(who)
+        if refused is not None:
+            return refused
+        found = self._retention(request)
+        if isinstance(found, Response):
+            return found
+        policy_id, old = found
+        policy = request.json()
+        if isinstance(policy, dict):
+            policy = {**policy, "scope": old["scope"]}
+        problem = policy_problem(policy)
+        if problem:
+            return harbor_error(400, "BAD_REQUEST", problem)
+        self.state.retention.policies[policy_id] = {**policy, "id": policy_id}
+        return Response(200)
+
+    def delete_retention(self, front: RegistryFront, request: Request, who: Principal) -> Response:
+        """``DELETE /retentions/{id}``: 200; the project's ``retention_id`` goes."""
+        refused = self._admin(who)
+        if refused is not None:
+            return refused
+        found = self._retention(request)
+        if isinstance(found, Response):
+            return found
+        policy_id, _ = found
+        del self.state.retention.policies[policy_id]
+        for project in self.state.projects.values():
+            if project.retention_id == policy_id:
+                project.retention_id = None
         return Response(200)
 
     # --- robots ---------------------------------------------------------------------------

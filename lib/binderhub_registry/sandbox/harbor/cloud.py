@@ -11,6 +11,7 @@ from typing import Any
 from ..app import App, Backend, Context, Request, Response, json_response
 from .instance import HarborInstance
 from .models import CURRENT_VERSION, DAY, DB_AUTH, new_secret
+from .retention import run_policies
 
 __all__ = ["BACKEND", "DEFAULT_SETTINGS", "SEED_ADMIN", "Harbor"]
 
@@ -84,6 +85,13 @@ class Harbor(Backend):
     def state(self) -> dict[str, Any]:
         """Users, projects, robots (no secrets) and repositories."""
         return self.instance.state()
+
+    def clock_ahead(self, days: float) -> dict[str, Any]:
+        """``POST /_sandbox/clock``: the clock ``days`` ahead (``clock_offset_days``), then one
+        run of each project's tag retention policy, as its schedule would have run it."""
+        run_policies(self.instance, 0.0)  # tags pushed before now count from now
+        self.offset["clock_offset_days"] = float(self.offset["clock_offset_days"]) + days
+        return {"deleted": run_policies(self.instance, days)}
 
     def not_found(self, request: Request) -> Response:
         return json_response(

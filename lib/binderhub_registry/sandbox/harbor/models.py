@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .retention import Retention
+
 __all__ = [
     "ANONYMOUS",
     "CURRENT_VERSION",
@@ -85,6 +87,11 @@ class Project:
     public: bool
     owner: User
     creation_time: float
+    #: the id of the project's tag retention policy (metadata ``retention_id``), if any
+    retention_id: int | None = None
+    #: bytes its images may use (``ProjectReq.storage_limit``; -1: unlimited, the default of
+    #: Harbor's ``storage_per_project`` setting)
+    storage_limit: int = -1
 
     def public_view(self, repo_count: int) -> dict[str, Any]:
         """``Project`` as ``GET /projects`` shows it."""
@@ -101,7 +108,11 @@ class Project:
             "current_user_role_id": 1,
             "current_user_role_ids": [1],
             "repo_count": repo_count,
-            "metadata": {"public": "true" if self.public else "false"},
+            "metadata": {
+                "public": "true" if self.public else "false",
+                # swagger ProjectMetadata.retention_id: a string, set while a policy is bound
+                **({"retention_id": str(self.retention_id)} if self.retention_id else {}),
+            },
         }
 
 
@@ -196,6 +207,8 @@ class HarborState:
     projects: dict[str, Project] = field(default_factory=dict)
     robots: dict[int, Robot] = field(default_factory=dict)
     next_id: dict[str, int] = field(default_factory=lambda: {"user": 1, "project": 1, "robot": 1})
+    #: tag retention policies, the tags' push and pull times, the GC schedule
+    retention: Retention = field(default_factory=Retention)
 
     def new_id(self, kind: str) -> int:
         """The next id of ``kind`` (deterministic, so stored notebook outputs stay stable)."""
@@ -213,9 +226,12 @@ class HarborState:
         self.users[username] = user
         return user
 
-    def add_project(self, name: str, owner: User, *, public: bool) -> Project:
+    def add_project(
+        self, name: str, owner: User, *, public: bool, storage_limit: int = -1
+    ) -> Project:
         """A project (the caller checked the name and that it is free)."""
         project = Project(self.new_id("project"), name, public, owner, self.clock())
+        project.storage_limit = storage_limit
         self.projects[name] = project
         return project
 

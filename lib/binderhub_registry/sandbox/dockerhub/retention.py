@@ -1,0 +1,310 @@
+"""Docker Hub's tag records: when each tag was last pushed and pulled, the Hub API routes that
+list repositories and tags and delete a tag, and the sandbox clock.
+
+Docker Hub has no retention policy and no API to set one: what keeps a namespace small is a
+client that reads each tag's ``tag_last_pulled`` / ``tag_last_pushed`` and deletes tags
+(``binderhub-registry prune``). The sources (the package's table repeats them):
+
+==========================================  ==============================================
+behaviour                                   source
+==========================================  ==============================================
+``GET /v2/namespaces/{ns}/repositories/     spec (the ``repositories`` tag: List
+{repo}/tags``: ``count``, ``next``,         repository tags, ``page``, ``page_size``
+``previous``, ``results`` (page_size        "Defaults to 10. Max of 100"; responses
+default 10, at most 100); each tag with     list_tags, the ``tag`` schema);
+``name``, ``tag_last_pulled`` (null when    docker/hub-tool pkg/hub/tags.go (the fields
+never pulled), ``tag_last_pushed``,         ``tag_last_pulled``, ``tag_last_pushed``,
+``last_updated``, ``tag_status``,           ``tag_status``); the spec's example image
+``digest``, ``full_size``                   ``"last_pulled": null``
+a pull is a manifest GET by tag (a HEAD     docker/docs docker-hub/usage/pulls.md ("a pull
+is not); a push is a manifest PUT           is a manifest GET", HEAD not counted). That a
+                                            pull by digest updates no tag's record:
+                                            assumption
+``GET /v2/repositories/{ns}/``: the         docker/hub-tool pkg/hub/repositories.go
+namespace's repositories, paginated         (RepositoriesURL, page_size, ``name``,
+(``name``, ``namespace``, ``is_private``,   ``namespace``, ``is_private``,
+``last_updated``); a caller outside the     ``last_updated``); not in the vendored spec.
+namespace sees its public ones only         The visibility rule: assumption
+``DELETE /v2/repositories/{ns}/{repo}/      docker/hub-tool pkg/hub/tags.go (DeleteTagURL,
+tags/{tag}/``: 204; the tag goes, other     RemoveTag). The 204, the 403 for a caller
+tags of the same image stay; a session      without delete (a ``repo:write`` token, an
+without delete rights: 403; unknown: 404    editor), and the 404's wording: assumption
+the clock: ``POST /_sandbox/clock``         a sandbox knob (no Hub counterpart): moving
+{"advance_days": N} makes every recorded    the clock ahead is the same as every event so
+push and pull N days older; Hub deletes     far having happened N days earlier; Docker Hub
+nothing by itself                           runs no cleanup (no retention API: issue 22)
+==========================================  ==============================================
+
+docker-registry 2.8 deletes manifests by digest only, which takes every tag of that image:
+:func:`delete_tag` puts the manifest back under the image's other tags, so the registry
+ends as Hub's tag delete leaves it.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.error import HTTPError
+from urllib.parse import quote
+from urllib.request import Request as UrlRequest
+from urllib.request import urlopen
+
+from ..app import Request, Response, json_response
+from ..registry_front import token_claims
+from .models import ROLE_ACTIONS, Session, TagTimes
+
+if TYPE_CHECKING:
+    from ..registry import RegistryProcess
+    from .cloud import DockerHub
+
+__all__ = ["DAY", "TagTimes", "advance", "delete_tag", "hub_time", "observe", "routes"]
+
+DAY = 86400.0
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+)
+
+
+def hub_time(at: float | None) -> str | None:
+    """A Unix time as Hub writes it (microseconds and Z), None as null."""
+    if at is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1e6):06d}Z"
+
+
+def observe(records: dict[str, TagTimes], method: str, rest: str, authorization: str) -> None:
+    """Record a registry call (``rest``: the path after ``/v2/``) made with a token the realm
+    granted for it: a manifest PUT by tag is a push, a manifest GET by tag a pull. Called
+    before docker-registry answers, so a call it then fails still counts (approximation)."""
+    name, sep, reference = rest.rpartition("/manifests/")
+    if not sep or not name or reference.startswith("sha256:") or method not in ("GET", "PUT"):
+        return
+    scheme, _, token = authorization.partition(" ")
+    claims = token_claims(token.strip()) if scheme.lower() == "bearer" else None
+    wanted = "push" if method == "PUT" else "pull"
+    granted = any(
+        a.get("name") == name and wanted in a.get("actions", [])
+        for a in (claims or {}).get("access", [])
+    )
+    if not granted:
+        return
+    key = f"{name}:{reference}"
+    now = time.time()
+    if method == "PUT":
+        records[key] = TagTimes(pushed=now, pulled=(records.get(key) or TagTimes(now)).pulled)
+    else:
+        records.setdefault(key, TagTimes(now)).pulled = now
+
+
+def advance(records: dict[str, TagTimes], days: float) -> None:
+    """The clock ``days`` ahead: every recorded push and pull that much older."""
+    for times in records.values():
+        times.pushed -= days * DAY
+        if times.pulled is not None:
+            times.pulled -= days * DAY
+
+
+# --- docker-registry as the sandbox's own client -----------------------------------------
+def _call(
+    process: RegistryProcess,
+    method: str,
+    repository: str,
+    path: str,
+    *,
+    headers: dict[str, str] | None = None,
+    data: bytes | None = None,
+) -> tuple[int, dict[str, str], bytes]:
+    process.ready()
+    access = [{"type": "repository", "name": repository, "actions": ["pull", "push", "delete"]}]
+    token = process.issuer.issue(process.service, "sandbox-admin", access)
+    request = UrlRequest(
+        f"{process.url}/v2/{repository}/{path}",
+        data=data,
+        method=method,
+        headers={"Authorization": f"Bearer {token}"} | (headers or {}),
+    )
+    context = ssl.create_default_context(cafile=str(process.material.ca_file))
+    try:
+        with urlopen(request, timeout=10, context=context) as r:
+            return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
+    except HTTPError as e:
+        return e.code, {}, b""
+
+
+def _manifest(process: RegistryProcess, repository: str, reference: str) -> tuple[str, str, bytes]:
+    """(digest, media type, body) of ``repository:reference``; digest "" when absent."""
+    status, headers, body = _call(
+        process,
+        "GET",
+        repository,
+        f"manifests/{reference}",
+        headers={"Accept": ", ".join(MANIFEST_TYPES)},
+    )
+    if status != 200:
+        return "", "", b""
+    return headers.get("docker-content-digest", ""), headers.get("content-type", ""), body
+
+
+def delete_tag(process: RegistryProcess, repository: str, tag: str) -> bool:
+    """Delete ``repository:tag`` only (False: no such tag): delete its manifest by digest, then
+    put it back under the image's other tags (docker-registry 2.8 deletes by digest)."""
+    digest, media_type, body = _manifest(process, repository, tag)
+    if not digest:
+        return False
+    siblings = [
+        t
+        for t in process.tags(repository)
+        if t != tag and _manifest(process, repository, t)[0] == digest
+    ]
+    status, _, _ = _call(process, "DELETE", repository, f"manifests/{digest}")
+    if status not in (200, 202):
+        raise RuntimeError(f"docker-registry answered {status} to deleting {repository}:{tag}")
+    for other in siblings:
+        _call(
+            process,
+            "PUT",
+            repository,
+            f"manifests/{quote(other)}",
+            headers={"Content-Type": media_type},
+            data=body,
+        )
+    return True
+
+
+# --- the Hub API routes ------------------------------------------------------------------
+def _error(status: int, message: str) -> Response:
+    return json_response(status, {"message": message, "errinfo": {}})
+
+
+def _page(request: Request, results: list[dict[str, Any]], path: str) -> Response:
+    page = max(int(request.arg("page", "1") or 1), 1)
+    size = min(max(int(request.arg("page_size", "10") or 10), 1), 100)
+    chunk = results[(page - 1) * size : page * size]
+    more = page * size < len(results)
+    return json_response(
+        200,
+        {
+            "count": len(results),
+            "next": f"{path}?page={page + 1}&page_size={size}" if more else None,
+            "previous": f"{path}?page={page - 1}&page_size={size}" if page > 1 else None,
+            "results": chunk,
+        },
+    )
+
+
+def _member(hub: DockerHub, found: Session, namespace: str) -> set[str]:
+    """What the session's user may do in ``namespace``: its own, or its organization role's."""
+    if found.user == namespace:
+        return {"pull", "push", "delete"}
+    org = hub.hub.orgs.get(namespace)
+    role = org.roles.get(found.user) if org else None
+    return set(ROLE_ACTIONS.get(role or "", set()))
+
+
+class _Routes:
+    """The handlers, bound to the backend."""
+
+    def __init__(self, hub: DockerHub) -> None:
+        self.hub = hub
+
+    def _session(self, request: Request) -> Session | Response:
+        return self.hub.session(request, manage=False)
+
+    def _process(self) -> RegistryProcess:
+        assert self.hub.front is not None
+        return self.hub.front.process
+
+    def list_repositories(self, request: Request) -> Response:
+        """``GET /v2/repositories/{namespace}/``."""
+        found = self._session(request)
+        if isinstance(found, Response):
+            return found
+        namespace = request.params["namespace"]
+        member = bool(_member(self.hub, found, namespace))
+        records = self.hub.hub.tag_times
+        results = []
+        for name in sorted(self._process().repositories()):
+            owner, _, short = name.partition("/")
+            private = self.hub.hub.privacy.get(name) == "private"
+            if owner != namespace or (private and not member):
+                continue
+            pushed = [t.pushed for k, t in records.items() if k.startswith(name + ":")]
+            results.append(
+                {
+                    "name": short,
+                    "namespace": namespace,
+                    "repository_type": "image",
+                    "is_private": private,
+                    "last_updated": hub_time(max(pushed, default=None)),
+                }
+            )
+        return _page(request, results, f"{self.hub.prefix}/v2/repositories/{namespace}/")
+
+    def list_tags(self, request: Request) -> Response:
+        """``GET /v2/namespaces/{namespace}/repositories/{repository}/tags``."""
+        found = self._session(request)
+        if isinstance(found, Response):
+            return found
+        name = f"{request.params['namespace']}/{request.params['repository']}"
+        tags = self._process().tags(name)
+        private = self.hub.hub.privacy.get(name) == "private"
+        if not tags or (private and not _member(self.hub, found, request.params["namespace"])):
+            return _error(404, "object not found")
+        results = []
+        for tag in sorted(tags):
+            times = self.hub.hub.tag_times.setdefault(f"{name}:{tag}", TagTimes(time.time()))
+            results.append(
+                {
+                    "name": tag,
+                    "tag_status": "active",
+                    "tag_last_pulled": hub_time(times.pulled),
+                    "tag_last_pushed": hub_time(times.pushed),
+                    "last_updated": hub_time(times.pushed),
+                    "v2": True,
+                    "content_type": "image",
+                }
+            )
+        return _page(
+            request,
+            results,
+            f"{self.hub.prefix}/v2/namespaces/{request.params['namespace']}/repositories/"
+            f"{request.params['repository']}/tags",
+        )
+
+    def delete_tag(self, request: Request) -> Response:
+        """``DELETE /v2/repositories/{namespace}/{repository}/tags/{tag}/``."""
+        found = self._session(request)
+        if isinstance(found, Response):
+            return found
+        namespace = request.params["namespace"]
+        name = f"{namespace}/{request.params['repository']}"
+        allowed = (
+            found.actions
+            if found.kind == "oat"
+            else found.actions & _member(self.hub, found, namespace)
+        )
+        if found.kind == "oat" and found.user != namespace:
+            allowed = set()
+        if "delete" not in allowed:
+            return json_response(
+                403, {"detail": "You do not have permission to perform this action."}
+            )
+        tag = request.params["tag"]
+        if not delete_tag(self._process(), name, tag):
+            return _error(404, "tag not found")
+        self.hub.hub.tag_times.pop(f"{name}:{tag}", None)
+        return Response(204)
+
+
+def routes(hub: DockerHub) -> list[tuple[str, str, Any]]:
+    """The route table rows the backend adds (see :meth:`DockerHub.__init__`)."""
+    handlers = _Routes(hub)
+    return [
+        ("GET", "/v2/repositories/{namespace}", handlers.list_repositories),
+        ("GET", "/v2/namespaces/{namespace}/repositories/{repository}/tags", handlers.list_tags),
+        ("DELETE", "/v2/repositories/{namespace}/{repository}/tags/{tag}", handlers.delete_tag),
+    ]
