@@ -322,24 +322,34 @@ def test_the_written_values_load_back_and_verify_checks_them(
     assert written.auth_token.reveal() not in out
 
 
-def test_verify_names_a_helper_inside_the_cluster_in_one_line(
+def test_verify_names_a_helper_inside_the_cluster_and_takes_its_forwarded_url(
     nb: Notebook, box: EcrBox, capsys: pytest.CaptureFixture[str]
 ) -> None:
     nb()
-    config = nb.out / "config.yaml"
+    config, secret = nb.out / "config.yaml", str(nb.out / "secret.yaml")
     found = yaml.safe_load(config.read_text())
+    reachable = found["config"]["ExternalRegistryHelper"]["service_url"]
+    # as a real run writes it: the helper's Service, which resolves inside the cluster only
     found["config"]["ExternalRegistryHelper"]["service_url"] = (
         "http://binderhub-container-registry-helper.binderhub.svc:8080"
     )
     config.write_text(yaml.safe_dump(found))
     before = state(box)
     capsys.readouterr()
-    code = cli.main(["verify", "--ca-file", box.ca_file, str(config), str(nb.out / "secret.yaml")])
+    code = cli.main(["verify", "--ca-file", box.ca_file, str(config), secret])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err
     assert "service_url names a Service inside the cluster" in err
-    assert "build pod's log" in err
+    assert "--helper-url" in err and "build pod's log" in err
     assert state(box) == before  # nothing asked
+    # the next step's way: the helper's port forwarded, its URL here given
+    code = cli.main(
+        ["verify", "--ca-file", box.ca_file, str(config), secret, "--helper-url", reachable]
+    )
+    assert code == 0, capsys.readouterr().err
+    assert "ExternalRegistryHelper: found" in capsys.readouterr().out
+    bad = cli.main(["verify", str(config), secret, "--helper-url", "ftp://127.0.0.1:8080"])
+    assert bad == 2 and "parameter '--helper-url'" in capsys.readouterr().err
 
 
 def test_helper_values_without_the_helper_s_token_are_refused(nb: Notebook) -> None:

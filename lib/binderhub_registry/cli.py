@@ -339,12 +339,20 @@ def _verify_files(args: argparse.Namespace) -> int:
             pull=values.pull if args.pull_access == "secret" else None,
             pull_access=args.pull_access,
         )
-    if isinstance(values, HelperValues) and _in_cluster(values.service_url):
+    if args.helper_url:
+        if not isinstance(values, HelperValues):
+            raise InvalidParameter(
+                "--helper-url", "is for values with ExternalRegistryHelper only", args.helper_url
+            )
+        if urlparse(args.helper_url).scheme not in ("http", "https"):
+            raise InvalidParameter("--helper-url", "must be an http(s):// URL", args.helper_url)
+        values = replace(values, service_url=args.helper_url)
+    elif isinstance(values, HelperValues) and _in_cluster(values.service_url):
         raise InvalidValuesFile(
             args.config,
             "config.ExternalRegistryHelper.service_url names a Service inside the cluster, "
-            "which verify cannot reach: run it where that name resolves (or through kubectl "
-            "port-forward), or launch a repository and watch its build pod's log end with the push",
+            "which verify cannot reach: kubectl port-forward it and pass --helper-url "
+            "http://127.0.0.1:<port>, or launch a repository and watch its build pod's log",
         )
     warning = secret_file_warning(secret)
     if warning:
@@ -640,6 +648,11 @@ def main(argv: list[str] | None = None) -> int:
         "--ca-file", help="CA bundle to trust (the sandbox's ca.crt); default: system CAs"
     )
     p.add_argument("--keep", action="store_true", help="leave the test tag in place")
+    p.add_argument(
+        "--helper-url",
+        help="where the registry helper answers here, for ExternalRegistryHelper values "
+        "(kubectl port-forward's http://127.0.0.1:<port>); default: the file's service_url",
+    )
     p.add_argument(
         "--deadline",
         type=_seconds,

@@ -485,12 +485,17 @@ class EcrFiles(ValuesFiles):
         return super()._text() + f"\n# {self.helper_path} (mode 0600): the registry helper's values"
 
     def next_step(self) -> str:
-        """The helper's chart first (BinderHub calls it), then BinderHub's; the check is a
-        build (the helper answers inside the cluster only)."""
+        """The helper's chart first (BinderHub calls it), then BinderHub's, then ``verify``
+        through a port-forward (the helper answers inside the cluster only), then a build."""
         assert self.params is not None
+        namespace = self.params.helper_namespace
         return (
             helper_commands(self.params, self.helper_path)
             + helm_commands(self.config_path, self.secret_path)
+            + "# check them: the helper answers inside the cluster, so forward its port first\n"
+            + f"kubectl port-forward -n {namespace} svc/{HELPER_CHART} {HELPER_PORT} &\n"
+            + f"binderhub-registry verify {self.config_path} {self.secret_path} "
+            + f"--helper-url http://127.0.0.1:{HELPER_PORT}\n"
             + "# then launch a repository: its build pod's log ends with the push\n"
         )
 
