@@ -78,6 +78,7 @@ from ..registry_front import (
     granted_actions,
     registry_error,
 )
+from . import retention
 from .metadata import MetadataServer
 from .models import (
     ROLE_ACTIONS,
@@ -309,6 +310,11 @@ class GoogleCloud(Backend):
     def settings(self) -> dict[str, Any]:
         """``/_sandbox/google/settings``: the knobs of :data:`~.models.DEFAULT_SETTINGS`."""
         return self.project.settings
+
+    def clock_ahead(self, days: float) -> dict[str, Any]:
+        """``POST /_sandbox/clock``: the project's clock moves, then each repository's cleanup
+        policies run once, as their daily job (:func:`.retention.clock_ahead`)."""
+        return retention.clock_ahead(self, days)
 
     def state(self) -> dict[str, Any]:
         """Everything a test compares, without secrets."""
