@@ -56,6 +56,7 @@ def test_seeded_tenant_has_one_subscription_and_a_deployer(tenant: Tenant) -> No
         "registry_polls": 1,
         "extra_subscription": False,
         "aks_clusters": [],  # a new subscription has no AKS cluster
+        "registry_used_bytes": 0,  # listUsages' Size: the stored blobs'
     }
 
 

@@ -28,6 +28,12 @@ behaviours with their sources):
 - The token service (``/service/token``) reads the first ``service`` query
   value, so the ``service=container_registry`` BinderHub appends to ``token_url``
   is harmless when ``token_url`` carries ``?service=harbor-registry`` itself.
+- Images pile up (BinderHub deletes none): :func:`ensure_retention` binds a tag retention
+  policy to the project (``POST /retentions``; the project's metadata ``retention_id`` names
+  it, one per project) whose rules retain, in repositories ``<prefix>**`` only, tags pulled or
+  pushed within ``retention_days`` days, weekly, as mybinder.org's Terraform does; and
+  :func:`ensure_gc_schedule` schedules Harbor-wide garbage collection, which only a system
+  admin may, so deleted tags free their storage. Usage: the project's quota (``/summary``).
 
 The pieces the OVH notebook reuses: :class:`HarborAPI`, the low-level calls
 (:func:`find_project`, :func:`create_project`, :func:`find_robot`,
@@ -110,6 +116,7 @@ __all__ = [
     "create_robot",
     "delete_project",
     "delete_robot",
+    "ensure_gc_schedule",
     "ensure_project",
     "ensure_pull_credential",
     "ensure_pull_robot",
@@ -811,6 +818,13 @@ class HarborConnection(Connection):
         if live_id and recorded.get("id") == int(live_id):
             if_present(self.harbor().call, "DELETE", f"/retentions/{live_id}")
 
+    def _delete_gc(self, recorded: dict[str, Any]) -> None:
+        """Cancel the garbage collection schedule while it is still the one this notebook set
+        (same cron); one changed since is someone else's."""
+        found = if_present(self.harbor().call, "GET", "/system/gc/schedule") or {}
+        if (found.get("schedule") or {}).get("cron") == recorded.get("cron"):
+            self.harbor().call("PUT", "/system/gc/schedule", json={"schedule": {"type": "None"}})
+
     def storage_used(self) -> Usage | None:
         """The project's quota (``GET /projects/{id}/summary``): storage used, against its hard
         limit (-1: none set)."""
@@ -840,6 +854,7 @@ class HarborConnection(Connection):
         created = self.record.created
         project = created.get("harbor_project", {}).get("name", "")
         return [
+            Deletion("harbor_gc", "garbage collection schedule", self._delete_gc),
             Deletion(
                 "harbor_retention",
                 f"tag retention policy on project "
@@ -1249,6 +1264,48 @@ def ensure_retention(conn: HarborConnection) -> Result[dict[str, Any] | None]:
     conn.harbor().call("PUT", f"/retentions/{live_id}", json={**wanted, "id": int(live_id)})
     conn.note("harbor_retention", _retention_record(int(live_id), project, days))
     return Result(wanted, "updated", f"tag retention policy {live_id}: {text}")
+
+
+#: When garbage collection runs: mybinder.org's, Sundays 07:00, a day after the retention run
+#: (terraform/modules/harbor/main.tf ``harbor_garbage_collection``, ``delete_untagged = true``).
+GC_CRON = "0 0 7 * * 0"
+
+
+def _gc_text(schedule: dict[str, Any]) -> str:
+    return f"{schedule.get('type')} (cron {schedule.get('cron') or 'none'!r})"
+
+
+@creates
+def ensure_gc_schedule(conn: HarborConnection) -> Result[dict[str, Any] | None]:
+    """Harbor's garbage collection schedule (Harbor-wide; only a system admin may set it): one
+    already set is kept and shown; none, with ``retention_days`` > 0, is set weekly."""
+    if conn.params.retention_days == 0:
+        return Result(None, "skipped", f"{retention_text(0)}: no garbage collection is set")
+    wanted = f"schedule Harbor's garbage collection weekly (cron {GC_CRON!r}, delete_untagged)"
+    if conn.api is None:  # a dry run before Harbor is reachable (OVH)
+        conn.plan(wanted)
+        raise CloudError("Harbor is not reachable yet")
+    if not conn.api.current_user().get("sysadmin_flag"):
+        return Result(
+            None,
+            "skipped",
+            "only a Harbor system administrator can schedule garbage collection (Administration "
+            "> Clean Up): ask yours to run it weekly, so deleted tags free their storage",
+        )
+    found = conn.api.call("GET", "/system/gc/schedule") or {}
+    schedule = found.get("schedule") or {}
+    if schedule.get("type") not in (None, "", "None"):
+        ours = (conn.record.created.get("harbor_gc") or {}).get("cron") == schedule.get("cron")
+        who = "set by this notebook" if ours else "already set"
+        return Result(found, "reused", f"garbage collection {who}: {_gc_text(schedule)}")
+    conn.plan(wanted)
+    body = {
+        "schedule": {"type": "Custom", "cron": GC_CRON},
+        "parameters": {"delete_untagged": True, "workers": 1},
+    }
+    conn.api.call("POST", "/system/gc/schedule", json=body)
+    conn.note("harbor_gc", {"cron": GC_CRON})
+    return Result(body, "created", f"garbage collection weekly: cron {GC_CRON!r}, delete_untagged")
 
 
 # --- ours only: what proves a robot or project is this deployment's ----------------------------

@@ -70,6 +70,7 @@ from ..errors import (
 from ..params import choice, flag, integer, text
 from ..secrets import Secret, write_private_file
 from ..steps import Result, progress
+from ..usage import Usage
 from . import harbor
 from .contract import (
     COMMON_PARAMETERS,
@@ -456,6 +457,22 @@ class OvhConnection(harbor.HarborConnection):
     def admin_file(self) -> Path:
         """Where the Harbor admin's password is kept (0600)."""
         return self.params.output_dir / ADMIN_FILE
+
+    def storage_used(self) -> Usage | None:
+        """The registry's ``size`` against its plan's ``registryLimits.imageStorage`` (OVHcloud's
+        figures: the plan caps storage, so a full registry refuses pushes)."""
+        rid = (self.registry or {}).get("id")
+        if not rid or self.client is None:
+            return None
+        registry = self.call("GET", f"/containerRegistry/{rid}")
+        plan = self.call("GET", f"/containerRegistry/{rid}/plan")
+        storage = int((plan.get("registryLimits") or {}).get("imageStorage") or 0)
+        name = plan.get("name") or self.params.plan
+        return Usage(
+            int(registry.get("size") or 0),
+            storage or None,
+            f"registry {registry.get('name', rid)}'s size against plan {name}'s imageStorage",
+        )
 
     def harbor(self) -> harbor.HarborAPI:
         """Harbor's API as the admin; in a teardown, from the stored admin file."""

@@ -300,6 +300,13 @@ class Backend:
         """The provider's answer to an unknown path."""
         return json_response(404, {"message": f"no route for {request.method} {request.path}"})
 
+    def fault_answer(self, path: str, status: int) -> Response | None:
+        """The provider's own answer to an injected fault of ``status`` on ``path`` (relative
+        to :attr:`prefix`) whose spec gives no ``body``: its error in the protocol of the API
+        at ``path``, so SDKs raise their real error for it; None: the sandbox's JSON
+        ``{"message": "injected fault <status>"}``. Called on the event loop: no blocking."""
+        return None
+
     def settings(self) -> dict[str, Any] | None:
         """The backend's live settings (its slow or faulty parts), or None when it has none."""
         return None
@@ -385,9 +392,11 @@ class Fault:
 
     What it does, in order: wait ``delay`` seconds (other requests go on); then
     ``drop`` the connection (``after``: once the request was handled, so its
-    answer is lost), or answer ``status`` with ``body`` and ``Retry-After``;
-    with neither, a delayed request goes through to the backend, and a fault
-    with no delay answers 503.
+    answer is lost), or answer ``status`` with ``body`` (as JSON) and ``Retry-After``
+    (without ``body``: the error of the API the path is under, when its backend words one,
+    :meth:`Backend.fault_answer`; else ``{"message": "injected fault <status>"}``); with
+    neither, a delayed request goes through to the backend, and a fault with no delay
+    answers 503.
     """
 
     method: str
@@ -562,14 +571,18 @@ class App:
             response = to_http(json_response(404, {"message": "no such service in the sandbox"}))
             await response(scope, receive, send)
 
-        self.main = await self.open(Router(routes, redirect_slashes=False, default=no_service))
+        main = Router(routes, redirect_slashes=False, default=no_service)
+        self.main = await self.open(main, fault_answer=self._fault_answer)
         return self.main
 
-    async def open(self, asgi: ASGIApp) -> Listener:
-        """Serve ``asgi`` over TLS on a new port of 127.0.0.1, behind faults and the log."""
+    async def open(
+        self, asgi: ASGIApp, fault_answer: Callable[[str, int], Response | None] | None = None
+    ) -> Listener:
+        """Serve ``asgi`` over TLS on a new port of 127.0.0.1, behind faults and the log;
+        ``fault_answer(path, status)``: the answer to a fault without a body (None: JSON)."""
         loop = asyncio.get_running_loop()
         config = Config(
-            self._middleware(asgi),
+            self._middleware(asgi, fault_answer),
             ssl_certfile=str(self.material.cert_file),
             ssl_keyfile=str(self.material.key_file),
             http="h11",
@@ -604,7 +617,17 @@ class App:
         return asyncio.run_coroutine_threadsafe(self.open(asgi), self.loop).result(timeout=10)
 
     # --- faults and log ----------------------------------------------------------
-    def _middleware(self, inner: ASGIApp) -> ASGIApp:
+    def _fault_answer(self, path: str, status: int) -> Response | None:
+        """The answer of the backend whose routes ``path`` is under (the main listener's)."""
+        for backend in self.backends:
+            prefix = backend.prefix
+            if prefix and (path == prefix or path.startswith(prefix + "/")):
+                return backend.fault_answer(path[len(prefix) :], status)
+        return None
+
+    def _middleware(
+        self, inner: ASGIApp, fault_answer: Callable[[str, int], Response | None] | None
+    ) -> ASGIApp:
         async def faulted(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] != "http":
                 await inner(scope, receive, send)
@@ -639,8 +662,15 @@ class App:
                 await inner(scope, receive, logged)
                 return
             status = fault.status or 503
-            body = fault.body or {"message": f"injected fault {status}"}
-            await to_http(json_response(status, body, fault.headers()))(scope, receive, logged)
+            answer = None
+            if fault.body is None and fault_answer is not None:
+                answer = fault_answer(path, status)
+            if answer is None:
+                answer = json_response(
+                    status, fault.body or {"message": f"injected fault {status}"}
+                )
+            answer.headers.update(fault.headers())
+            await to_http(answer)(scope, receive, logged)
 
         return faulted
 

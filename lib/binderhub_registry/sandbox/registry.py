@@ -212,10 +212,11 @@ class RegistryProcess:
         """Whether :meth:`ready` has seen the port open since the last start."""
         return self._ready
 
-    def start_ready(self) -> None:
-        """:meth:`start`, then :meth:`ready`."""
+    def restart(self) -> None:
+        """Start again empty (a backend's reset): :meth:`stop`, then :meth:`start`; the
+        first use waits for the port (:meth:`ready`), so a reset does not."""
+        self.stop()
         self.start()
-        self.ready()
 
     def stop(self) -> None:
         """Stop the process (its in-memory content goes with it)."""

@@ -423,13 +423,33 @@ class RegistryFront:
         access = [{"type": "repository", "name": repository, "actions": actions}]
         return self.process.issuer.issue(self.config.service, grant.subject, access)
 
+    def refusal(self, http: HttpRequest) -> Response | None:
+        """The cloud's own refusal of a registry call before docker-registry sees it (its
+        wording of a missing permission, a rate limit...), or None to let it through.
+
+        A cloud's front overrides this; :meth:`proxy` calls it in a worker thread holding the
+        cloud's lock (``config.lock``), so it may read live state and block. Only the
+        request's method, path parameters (``rest``), headers and client are read.
+        """
+        return None
+
     async def proxy(self, http: HttpRequest) -> HttpResponse:
-        """Check Basic auth here, then stream the call to docker-registry and its answer back.
+        """The cloud's :meth:`refusal`; else check Basic auth here, then stream the call to
+        docker-registry and its answer back.
 
         Basic credentials become a token for the repository; a Bearer token
         goes on unchanged, and so does a call without credentials (docker-registry
         then answers its Bearer challenge, whose realm is this front's).
         """
+        if type(self).refusal is not RegistryFront.refusal:  # none here: no thread hop
+
+            def refusal() -> Response | None:
+                with self.config.lock:
+                    return self.refusal(http)
+
+            refused = await run_in_threadpool(refusal)
+            if refused is not None:
+                return to_http(refused)
         headers = {k: v for k, v in http.headers.items() if k.lower() not in _REQUEST_DROP}
         headers["Host"] = self.host  # docker-registry builds Location URLs from it
         authorization = http.headers.get("authorization", "")

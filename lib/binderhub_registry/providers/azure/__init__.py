@@ -112,6 +112,7 @@ from .params import (  # noqa: E402
     Params,
     validate,
 )
+from .retention import ensure_purge_task  # noqa: E402
 from .steps import (  # noqa: E402
     ensure_password,
     ensure_pull_credential,
@@ -145,6 +146,7 @@ __all__ = [
     "RegistryInfo",
     "ensure_password",
     "ensure_pull_credential",
+    "ensure_purge_task",
     "ensure_registry",
     "ensure_resource_group",
     "ensure_role_assignment",

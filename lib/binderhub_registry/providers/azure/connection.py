@@ -25,6 +25,7 @@ from ...errors import CloudError, VerificationFailed, map_exceptions
 from ...pull import PULL_CHECK
 from ...secrets import Secret
 from ...steps import Result, progress
+from ...usage import Usage
 from ...verify import VerificationReport, VerifyHints, verify_step
 from ..contract import Connection, Deletion, RealExample
 from . import graph
@@ -61,6 +62,7 @@ class RegistryInfo:
     login_server: str
     role_assignment_mode: str = LEGACY_MODE
     anonymous_pull: bool = False  # anonymousPullEnabled (Standard and Premium only)
+    location: str = ""  # where its child resources (the purge task) go
 
     @property
     def push_role(self) -> str:
@@ -304,6 +306,10 @@ class AzureConnection(Connection):
                 await self._checked_application(who, created[who.kind("application")])
             if created.get(who.kind("service_principal")):
                 await self._checked_principal(who, created[who.kind("service_principal")])
+        if created.get("purge_task") and not created["purge_task"].get("pending"):
+            from .retention import check_task_ours
+
+            check_task_ours(self, created["purge_task"])
         arm = {  # what each recorded ARM resource is called, and how it is read
             "registry": (
                 "registry",
@@ -450,6 +456,8 @@ class AzureConnection(Connection):
                 lambda r: self._drop_application(pull, r),
             ),
             Deletion("application", "the application", lambda r: self._drop_application(push, r)),
+            # before the registry: on a reused registry the task is all teardown removes there
+            Deletion("purge_task", "the purge task", self._drop_purge_task),
             Deletion(
                 "registry",
                 f"registry {created.get('registry', {}).get('name')}",
@@ -457,6 +465,17 @@ class AzureConnection(Connection):
             ),
             Deletion("resource_group", f"resource group {group}", self._drop_group),
         ]
+
+    def _drop_purge_task(self, recorded: dict[str, Any]) -> None:
+        from .retention import delete_task
+
+        delete_task(self, recorded)
+
+    def storage_used(self) -> Usage | None:
+        """The registry's ``listUsages`` Size against the storage its SKU includes."""
+        from .retention import storage_used
+
+        return storage_used(self)
 
     def _in_this_subscription(self, recorded: dict[str, Any], what: str) -> None:
         other = recorded["id"].split("/")[2]
@@ -565,6 +584,7 @@ def registry_info(model: Any) -> RegistryInfo:
         login_server=str(model.properties.login_server),
         role_assignment_mode=str(getattr(mode, "value", mode)),
         anonymous_pull=bool(getattr(model.properties, "anonymous_pull_enabled", False)),
+        location=str(model.location or ""),
     )
 
 

@@ -27,6 +27,7 @@ module                      serves
                             servicePrincipals
 ``acr``                     a registry front per registry created through ARM, on its own
                             port (the registry's ``loginServer``)
+``retention``               ACR Tasks running ``acr purge`` on the registries' clock, ``listUsages``
 ``cloud``                   the backend: lifecycle, state, and ``/_sandbox/azure/settings``
 ==========================  ===============================================================
 
@@ -44,7 +45,10 @@ lifetime policy, 0: none), ``unregistered_providers`` (namespaces answering
 ``registry_polls`` (``InProgress`` answers before a new registry is Succeeded,
 default 1), ``extra_subscription`` (a second subscription the deployer owns,
 default False), ``aks_clusters`` (AKS clusters, ``"<resource group>/<name>"``
-each, with a kubelet identity: default none, as in a new subscription).
+each, with a kubelet identity: default none, as in a new subscription),
+``registry_used_bytes`` (``listUsages``' Size in bytes, 0: the stored blobs').
+``POST /_sandbox/clock`` moves the registries' clock and runs their ACR Tasks'
+``acr purge`` (``retention``).
 
 Errors carry Azure's real bodies, so the SDKs raise ResourceExistsError,
 ResourceNotFoundError, HttpResponseError, ClientAuthenticationError and

@@ -102,6 +102,8 @@ managedClusters/{name}`` (any api-version, as   (containerservice); the generic 
 ``ResourceManagementClient.resources.           ``resources.get_by_id``: azure-mgmt-resource;
 get_by_id`` sends it): the cluster (see         404 ResourceNotFound as for a registry; only
 ``models``), else 404 ResourceNotFound          the ``aks_clusters`` setting makes one
+ACR Tasks (``.../tasks/{task}``), ``listUsages``  see ``retention``
+and the registries' clock
 ``{scope}/providers/Microsoft.Authorization/    RoleDefinitions_List and RoleDefinitions_Get
 roleDefinitions`` with ``$filter=roleName eq``  in azure-rest-api-specs (authorization); the
 and ``.../roleDefinitions/{id}``: the built-in  built-in roles doc page; azure-cli ``role/
@@ -141,6 +143,7 @@ from .models import (
     role_id,
 )
 from .regions import REGISTRY_TYPE, location_name, provider_answer
+from .retention import Retention
 
 __all__ = ["ResourceManager"]
 
@@ -158,6 +161,7 @@ class ResourceManager:
 
     def __init__(self, cloud: Host) -> None:
         self.cloud = cloud
+        self.retention = Retention(cloud)  # ACR Tasks (acr purge), listUsages, the clock
         checked = self._in_subscription
         # ARM's own table, read by :meth:`arm` once the caller is signed in (ARM's paths
         # are case-insensitive: Starlette's router is not); the first row that takes a
@@ -187,6 +191,8 @@ class ResourceManager:
                     checked(self._check_name),
                 ),
                 ("*", _REGISTRY, checked(self._registry)),
+                ("*", _REGISTRY + "/tasks/{task}", checked(self.retention.task)),
+                ("GET", _REGISTRY + "/listUsages", checked(self.retention.usages)),
                 ("GET", _REGISTRY + "/operationStatuses/{operation}", checked(self._operation)),
                 (
                     "GET",

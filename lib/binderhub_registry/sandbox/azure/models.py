@@ -196,6 +196,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "registry_polls": 1,
     "extra_subscription": False,
     "aks_clusters": [],
+    # listUsages' Size in bytes instead of the stored blobs' (0: those): a registry near full
+    "registry_used_bytes": 0,
 }
 
 

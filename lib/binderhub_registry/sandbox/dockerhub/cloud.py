@@ -12,11 +12,9 @@ import time
 import uuid
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request as HttpRequest
-from starlette.responses import Response as HttpResponse
 
-from ..app import App, Backend, Context, Request, Response, json_response, to_http
+from ..app import App, Backend, Context, Request, Response, json_response
 from ..registry_front import FrontConfig, Grant, RegistryFront, TokenRealm, token_claims
 from .models import (
     EDITOR_ORG,
@@ -199,8 +197,7 @@ class DockerHub(Backend):
         """Reseed, and restart the registry empty."""
         self.seed()
         if self.front:
-            self.front.process.stop()
-            self.front.process.start()  # the first use waits for it (RegistryProcess.ready)
+            self.front.process.restart()
 
     def shutdown(self) -> None:
         """Stop the registry and its front."""
@@ -690,15 +687,12 @@ class _HubFront(RegistryFront):
         self.hub = hub
         super().__init__(app, config)
 
-    async def proxy(self, http: HttpRequest) -> HttpResponse:
-        """Count an anonymous manifest GET (429 past the limit), then proxy."""
+    def refusal(self, http: HttpRequest) -> Response | None:
+        """Count an anonymous manifest GET: Docker Hub's 429 past the limit, else None."""
         rest = str(http.path_params.get("rest", ""))
         if http.method == "GET" and "/manifests/" in rest and _anonymous(http):
-            address = http.client.host if http.client else ""
-            refused = await run_in_threadpool(self.hub.anonymous_pull, address)
-            if refused is not None:
-                return to_http(refused)
-        return await super().proxy(http)
+            return self.hub.anonymous_pull(http.client.host if http.client else "")
+        return None
 
 
 def _anonymous(http: HttpRequest) -> bool:

@@ -79,6 +79,15 @@ exceeded" (ECR, JSON ``__type``) or           ``retries/standard.py`` (Throttlin
 ``Throttling`` (IAM, STS, query XML), so      Throttling: retried); the message: assumption
 botocore retries them; a sandbox fault with
 the same JSON body does the same
+a sandbox fault without ``body`` on           AWS "Common Errors" (InternalFailure 500,
+``/ecr/iam`` or ``/ecr/sts`` answers the      ServiceUnavailable 503: "common to the API
+query protocol's ``ErrorResponse`` XML: 503   actions of all AWS services"); botocore
+``ServiceUnavailable``, 500                   ``parsers.QueryParser`` (XML errors only: a JSON
+``InternalFailure`` (Type Receiver), 429      body is its ResponseParserError) and
+``Throttling`` "Rate exceeded" (Sender);      ``retries/standard.py`` (Throttling); 429 as
+other statuses, and ECR's and EKS's JSON      ``Throttling``: assumption (IAM throttles with
+APIs: the sandbox's JSON (botocore's code     400)
+is the status)
 ``GetAuthorizationToken``: one entry,         ECR API (GetAuthorizationToken: base64
 ``authorizationToken`` base64 of ``AWS:       ``user:password``, "valid for 12 hours",
 <password>``, a ~2 kB opaque password,        proxyEndpoint); ECR guide "Private registry

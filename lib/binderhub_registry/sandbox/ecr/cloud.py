@@ -39,6 +39,7 @@ from .models import (
     AuthToken,
     Aws,
     WebIdentityIssuer,
+    query_fault,
     repository_arn,
 )
 from .node import node_credentials
@@ -130,6 +131,13 @@ class EcrCloud(Backend):
         assert self.app is not None
         return self.aws.handle(service, request, self.app.url.removeprefix("https://"))
 
+    def fault_answer(self, path: str, status: int) -> Response | None:
+        """IAM and STS speak the query protocol: a fault there answers their XML error, which
+        botocore parses into a ``ClientError`` (a JSON body is its ``ResponseParserError``)."""
+        if path.split("/")[1:2] in (["iam"], ["sts"]):
+            return query_fault(status)
+        return None
+
     # --- lifecycle ----------------------------------------------------------------------------
     def attach(self, app: App) -> None:
         """Open ECR's registry port and start its docker-registry."""
@@ -157,8 +165,7 @@ class EcrCloud(Backend):
         with self._helpers_lock:
             self.helpers.clear()
         if self.front is not None:
-            self.front.process.stop()
-            self.front.process.start_ready()
+            self.front.process.restart()
 
     def shutdown(self) -> None:
         """Stop the registry."""
@@ -344,13 +351,15 @@ class EcrFront(RegistryFront):
             "WWW-Authenticate": f'Basic realm="https://{self.host}/",service="ecr.amazonaws.com"'
         }
 
+    def refusal(self, http: HttpRequest) -> Response | None:
+        """ECR's refusals (see the class doc), before docker-registry."""
+        rest = str(http.path_params.get("rest", ""))
+        return self._refusal(http.method, rest, http.headers.get("authorization", ""))
+
     async def proxy(self, http: HttpRequest) -> HttpResponse:
         """ECR's refusals, then docker-registry; a stored manifest is recorded in ECR."""
         rest = str(http.path_params.get("rest", ""))
         authorization = http.headers.get("authorization", "")
-        refused = await run_in_threadpool(self._refusal, http.method, rest, authorization)
-        if refused is not None:
-            return to_http(refused)
         manifest = re.fullmatch(r"(.+)/manifests/([^/]+)", rest)
         body = await http.body() if manifest and http.method == "PUT" else b""
         answer = await super().proxy(http)

@@ -36,12 +36,14 @@ from ..app import Request, Response
 __all__ = [
     "ACCOUNT_ID",
     "ADMIN_USER",
+    "QUERY_FAULTS",
     "SERVICES",
     "TOKEN_HOURS",
     "AuthToken",
     "Aws",
     "WebIdentityIssuer",
     "aws_json_error",
+    "query_fault",
     "repository_arn",
 ]
 
@@ -81,6 +83,34 @@ def aws_query_error(status: int, code: str, message: str, kind: str = "Sender") 
         f"</Error><RequestId>{secrets.token_hex(16)}</RequestId></ErrorResponse>"
     )
     return Response(status, body.encode(), {"Content-Type": "text/xml"})
+
+
+#: An injected fault's error in the query protocol (IAM, STS), by status: AWS's "Common Errors"
+#: (InternalFailure 500, ServiceUnavailable 503, "errors common to ... all AWS services"; Receiver:
+#: the server's fault); a 429 as IAM's and STS's throttling code on the wire (``Throttling``,
+#: botocore's ``retries/standard.py`` throttled codes). Other statuses: none (the sandbox's JSON).
+QUERY_FAULTS = {
+    429: ("Throttling", "Rate exceeded", "Sender"),
+    500: (
+        "InternalFailure",
+        "The request processing has failed because of an unknown error, exception or failure.",
+        "Receiver",
+    ),
+    503: (
+        "ServiceUnavailable",
+        "The request has failed due to a temporary failure of the server.",
+        "Receiver",
+    ),
+}
+
+
+def query_fault(status: int) -> Response | None:
+    """IAM's or STS's ``ErrorResponse`` for an injected fault of ``status`` (see
+    :data:`QUERY_FAULTS`); None for a status without one."""
+    if status not in QUERY_FAULTS:
+        return None
+    code, message, kind = QUERY_FAULTS[status]
+    return aws_query_error(status, code, message, kind)
 
 
 def _xml(text: str) -> str:

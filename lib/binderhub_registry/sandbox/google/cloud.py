@@ -65,11 +65,10 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request as HttpRequest
 from starlette.responses import Response as HttpResponse
 
-from ..app import App, Backend, Context, Response, to_http
+from ..app import App, Backend, Context, Response
 from ..registry import free_port
 from ..registry_front import (
     METHOD_ACTIONS,
@@ -79,6 +78,7 @@ from ..registry_front import (
     granted_actions,
     registry_error,
 )
+from . import retention
 from .metadata import MetadataServer
 from .models import (
     ROLE_ACTIONS,
@@ -311,6 +311,11 @@ class GoogleCloud(Backend):
         """``/_sandbox/google/settings``: the knobs of :data:`~.models.DEFAULT_SETTINGS`."""
         return self.project.settings
 
+    def clock_ahead(self, days: float) -> dict[str, Any]:
+        """``POST /_sandbox/clock``: the project's clock moves, then each repository's cleanup
+        policies run once, as their daily job (:func:`.retention.clock_ahead`)."""
+        return retention.clock_ahead(self, days)
+
     def state(self) -> dict[str, Any]:
         """Everything a test compares, without secrets."""
         p = self.project
@@ -391,34 +396,22 @@ class _ArtifactRegistryFront(RegistryFront):
             headers = [(k, v) for k, v in http.scope["headers"] if k.lower() != b"authorization"]
             headers.append((b"authorization", authorization.encode()))
             http = HttpRequest({**http.scope, "headers": headers}, http.receive)
-        rest = str(http.path_params.get("rest", ""))
-        # off the event loop: a key file's check reads its RSA key
-        refused = await run_in_threadpool(self._refusal, http.method, rest, authorization)
-        if refused is not None:
-            return to_http(refused)
-        return await super().proxy(http)
+        return await super().proxy(http)  # then refusal() sees it as Basic
 
-    def _refusal(self, method: str, rest: str, authorization: str) -> Response | None:
-        """Artifact Registry's 403 when a signed-in caller lacks the call's action, else None."""
+    def refusal(self, http: HttpRequest) -> Response | None:
+        """Artifact Registry's 403 when a signed-in caller lacks the call's action, else None
+        (the front calls this in a worker thread holding the cloud's lock: a key file's check
+        reads its RSA key)."""
+        method, rest = http.method, str(http.path_params.get("rest", ""))
+        authorization = http.headers.get("authorization", "")
         action = METHOD_ACTIONS.get(method)
         if action is None or not re.search(r"/(manifests|blobs)/", rest):
             return None  # DELETE: docker-registry's own answer
         repository = re.sub(r"/(manifests|blobs)/.*$", "", rest)
-
-        def check(user: str, password: str) -> Grant | None:  # the cloud's state, locked
-            with self.cloud.lock:
-                grant = self.config.check(user, password)
-            if grant is None:
-                return None
-
-            def allow(name: str, wanted: set[str]) -> set[str]:
-                with self.cloud.lock:
-                    return grant.allow(name, wanted)
-
-            return Grant(grant.subject, allow)
-
         # None: wrong credentials (the front's 401), a token not ours, or anonymous
-        allowed = granted_actions(authorization, repository, action, check, anonymous_tokens=False)
+        allowed = granted_actions(
+            authorization, repository, action, self.config.check, anonymous_tokens=False
+        )
         if allowed is None:
             return None
         if action in allowed:

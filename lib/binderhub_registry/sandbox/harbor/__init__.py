@@ -161,6 +161,12 @@ manifests in docker-registry                 the cron: assumption
 ``storage_limit``, -1 unlimited) and         docs "Configure Project Quotas" (default -1);
 ``used.storage`` (distinct blobs of its      the blob sum as Harbor's count: assumption
 tagged images)
+``GET``/``POST``/``PUT /system/gc/schedule`` swagger (getGCSchedule: GCHistory; createGCSchedule
+(system admins only): ``schedule`` {type,    201, 409; updateGCSchedule 200; Schedule,
+cron}, ``parameters``; "None" cancels; a     ScheduleObj's types, "'None' means to cancel the
+second POST: 409; never set: type "None"     schedule"); the 409's wording and the unset
+                                             answer's shape: assumption; garbage collection
+                                             itself is not modelled (the fake frees nothing)
 ===========================================  ==============================================
 """
 

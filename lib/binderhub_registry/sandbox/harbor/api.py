@@ -9,6 +9,7 @@ behaviour are in the package's table (``sandbox/harbor/__init__.py``).
 
 from __future__ import annotations
 
+import json
 import secrets
 import ssl
 import time
@@ -95,6 +96,9 @@ class HarborApi:
             ("GET", "/retentions/{retention_id}", self.get_retention),
             ("PUT", "/retentions/{retention_id}", self.update_retention),
             ("DELETE", "/retentions/{retention_id}", self.delete_retention),
+            ("GET", "/system/gc/schedule", self.get_gc_schedule),
+            ("POST", "/system/gc/schedule", self.set_gc_schedule),
+            ("PUT", "/system/gc/schedule", self.set_gc_schedule),
         ]
         routes: list[tuple[str, str, FrontHandler]] = [
             (method, API + path, self._guarded(handler)) for method, path, handler in table
@@ -388,6 +392,47 @@ class HarborApi:
             if project.retention_id == policy_id:
                 project.retention_id = None
         return Response(200)
+
+    # --- garbage collection ---------------------------------------------------------------
+    def get_gc_schedule(self, front: RegistryFront, request: Request, who: Principal) -> Response:
+        """``GET /system/gc/schedule`` (system admins): a ``GCHistory`` whose ``schedule`` is
+        the one set (type "None" until then)."""
+        refused = self._admin(who)
+        if refused is not None:
+            return refused
+        found = self.state.retention.gc_schedule
+        if found is None:
+            return json_response(200, {"schedule": {"type": "None"}})
+        return json_response(200, found)
+
+    def set_gc_schedule(self, front: RegistryFront, request: Request, who: Principal) -> Response:
+        """``POST``/``PUT /system/gc/schedule`` (system admins) a ``Schedule``: ``schedule``
+        {type, cron} and ``parameters``; type "None" cancels it."""
+        refused = self._admin(who)
+        if refused is not None:
+            return refused
+        body = request.json()
+        schedule = body.get("schedule") if isinstance(body, dict) else None
+        kind = schedule.get("type") if isinstance(schedule, dict) else None
+        if kind not in ("Hourly", "Daily", "Weekly", "Custom", "Manual", "None", "Schedule"):
+            return harbor_error(400, "BAD_REQUEST", f"invalid schedule type: {kind}")
+        retention = self.state.retention
+        if request.method == "POST" and retention.gc_schedule is not None:
+            return harbor_error(409, "CONFLICT", "fail to set schedule for gc: already exists")
+        if kind == "None":
+            retention.gc_schedule = None
+        elif kind != "Manual":
+            now = iso(self.state.clock())
+            retention.gc_schedule = {
+                "id": 1,
+                "job_name": "GARBAGE_COLLECTION",
+                "job_kind": "SCHEDULE",
+                "job_parameters": json.dumps(body.get("parameters") or {}),
+                "schedule": {"type": kind, "cron": str((schedule or {}).get("cron", ""))},
+                "creation_time": now,
+                "update_time": now,
+            }
+        return Response(201 if request.method == "POST" else 200)
 
     # --- robots ---------------------------------------------------------------------------
     def list_robots(self, front: RegistryFront, request: Request, who: Principal) -> Response:

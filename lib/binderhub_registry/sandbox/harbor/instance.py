@@ -15,11 +15,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request as HttpRequest
-from starlette.responses import Response as HttpResponse
 
-from ..app import Response, to_http
+from ..app import Response
 from ..registry_front import METHOD_ACTIONS, FrontConfig, Grant, RegistryFront, granted_actions
 from .api import SERVICE, HarborApi, harbor_error
 from .models import CURRENT_VERSION, DB_AUTH, HarborState
@@ -104,8 +102,7 @@ class HarborInstance:
         """Back to the seeded state, the registry restarted empty."""
         self.live = self._seeded()
         if self.front is not None:
-            self.front.process.stop()
-            self.front.process.start_ready()
+            self.front.process.restart()
 
     def stop(self) -> None:
         """Close the port and stop docker-registry (its content goes with it)."""
@@ -198,21 +195,10 @@ class _HarborFront(RegistryFront):
         self.instance = instance
         super().__init__(app, config)
 
-    async def proxy(self, http: HttpRequest) -> HttpResponse:
-        """Refuse as v2auth does, else proxy to docker-registry."""
-        rest = str(http.path_params.get("rest", ""))
+    def refusal(self, http: HttpRequest) -> Response | None:
+        """Refuse as v2auth does (the front calls this under the instance's lock)."""
+        method, rest = http.method, str(http.path_params.get("rest", ""))
         authorization = http.headers.get("authorization", "")
-
-        def refusal() -> Response | None:  # off the event loop: the lock may be held
-            with self.instance.lock:
-                return self._refusal(http.method, rest, authorization)
-
-        refused = await run_in_threadpool(refusal)
-        if refused is not None:
-            return to_http(refused)
-        return await super().proxy(http)
-
-    def _refusal(self, method: str, rest: str, authorization: str) -> Response | None:
         action = METHOD_ACTIONS.get(method)
         found = re.match(r"(.+?)/(?:manifests|blobs|tags)/", rest)
         if action is None or found is None or not authorization:

@@ -143,6 +143,18 @@ class OvhCloud(Backend):
             registry.harbor = instance
         registry.url = registry.harbor.url
 
+    def clock_ahead(self, days: float) -> dict[str, Any]:
+        """``POST /_sandbox/clock``: the Harbors' clock ``days`` ahead, then one run of each
+        registry's tag retention policies (its Harbor's, as on the Harbor backend)."""
+        from ..harbor.retention import run_policies
+
+        harbors = [r.harbor for r in self.account.registries.values() if r.harbor is not None]
+        for instance in harbors:
+            run_policies(instance, 0.0)  # tags pushed before now count from now
+        settings = self.account.settings
+        settings["harbor_clock_offset_days"] = float(settings["harbor_clock_offset_days"]) + days
+        return {"deleted": [d for instance in harbors for d in run_policies(instance, days)]}
+
     def _harbor_clock(self) -> float:
         """The Harbors' now: ``harbor_clock_offset_days`` ahead of this machine's."""
         return time.time() + float(self.account.settings["harbor_clock_offset_days"]) * 86400.0

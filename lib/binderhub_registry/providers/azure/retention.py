@@ -1,0 +1,248 @@
+"""Keeping the registry small on ACR: a scheduled ACR Task running ``acr purge``.
+
+ACR's own retention policy deletes untagged manifests only, and only on Premium
+(learn.microsoft.com "Set a retention policy for untagged manifests"); BinderHub's images
+are tagged, so the documented way to delete old ones is ``acr purge`` run by a scheduled
+ACR Task (learn.microsoft.com "Automatically purge images from an Azure container
+registry": ``az acr task create --cmd "acr purge --filter '<repo regex>:<tag regex>' --ago
+<N>d --untagged" --schedule "0 0 * * *" --context /dev/null``). ``--ago`` compares each tag's
+last update time (its push): ACR records no pull time, so the rule is "not pushed for N days".
+
+azure-mgmt-containerregistry 15 (api-version 2025-11-01) has no Tasks operations: ACR
+Tasks stayed in the ``2019-06-01-preview`` API (Tasks REST reference, "Tasks - Create";
+``Microsoft.ContainerRegistry/registries/tasks@2019-06-01-preview`` in the Bicep/ARM template
+reference). The task is therefore PUT, read and deleted through azure-mgmt-resource's generic
+``resources.*_by_id`` with that api-version: the same SDK, credential and retries as every
+other ARM call here. Its body is what ``az acr task create --cmd ... --context /dev/null``
+sends: an ``EncodedTask`` step whose YAML runs the command, and a timer trigger.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Any
+
+from azure.mgmt.resource.resources.models import GenericResource
+
+from ...errors import CloudError
+from ...steps import Result
+from ...usage import Usage, retention_text
+from ..contract import creates
+from .connection import AzureConnection, wait_for
+from .errors import arm_if_present, arm_step
+from .params import MARK
+
+__all__ = [
+    "SCHEDULE",
+    "TASKS_API_VERSION",
+    "ensure_purge_task",
+    "purge_command",
+    "storage_used",
+    "task_body",
+    "task_name",
+]
+
+#: The api-version of ACR Tasks (Tasks REST reference; the mgmt SDK has none newer).
+TASKS_API_VERSION = "2019-06-01-preview"
+#: Daily at midnight UTC, as the purge page's example (``--schedule "0 0 * * *"``).
+SCHEDULE = "0 0 * * *"
+#: The run's timeout, seconds: the purge page's YAML example (``timeout: 3600``).
+TIMEOUT = 3600
+#: The characters a repository name may hold that a regular expression reads specially.
+_SPECIAL = re.compile(r"([.\\+*?()\[\]{}|^$])")
+
+
+def task_name(project: str) -> str:
+    """The task's name: ``binderhub-purge-<project>`` with what a task name may not hold
+    (letters, digits, ``-`` and ``_``, 5-50: Tasks REST reference) replaced by ``-``."""
+    return re.sub(r"[^A-Za-z0-9_-]", "-", f"binderhub-purge-{project}")[:50]
+
+
+def purge_command(project: str, prefix: str, days: int) -> str:
+    """``acr purge`` for BinderHub's repositories (``<project>/<prefix>...``), every tag.
+
+    acr purge anchors the repository part of ``--filter`` (``^<regex>$``: Azure/acr-cli
+    ``CollectTagFilters``), so ``<project>/<prefix>.*`` selects exactly the repositories under
+    the image prefix; the literal part is escaped. ``--untagged`` also deletes the manifests
+    left without a tag, which ``--ago`` alone would leave taking space.
+    """
+    literal = _SPECIAL.sub(r"\\\1", f"{project}/{prefix}")
+    return f"acr purge --filter '{literal}.*:.*' --ago {days}d --untagged"
+
+
+def _yaml(command: str) -> str:
+    """The task's YAML, as ``az acr task create --cmd`` writes it (and the purge page shows)."""
+    return (
+        "version: v1.1.0\nsteps:\n"
+        f"  - cmd: {command}\n    disableWorkingDirectoryOverride: true\n    timeout: {TIMEOUT}\n"
+    )
+
+
+def task_body(command: str) -> dict[str, Any]:
+    """The Task resource's properties (Tasks REST reference, ``TaskProperties``)."""
+    return {
+        "status": "Enabled",
+        "platform": {"os": "Linux", "architecture": "amd64"},
+        "agentConfiguration": {"cpu": 2},
+        "timeout": TIMEOUT,
+        "step": {
+            "type": "EncodedTask",
+            "encodedTaskContent": base64.b64encode(_yaml(command).encode()).decode(),
+            "values": [],
+        },
+        "trigger": {"timerTriggers": [{"name": "t1", "schedule": SCHEDULE, "status": "Enabled"}]},
+        "isSystemTask": False,
+    }
+
+
+def _command_of(properties: dict[str, Any]) -> str | None:
+    """The ``cmd`` of a task's encoded YAML (None: another kind of task)."""
+    step = properties.get("step") or {}
+    try:
+        text = base64.b64decode(str(step.get("encodedTaskContent") or "")).decode()
+    except ValueError:
+        return None
+    found = re.search(r"^\s*-\s*cmd:\s*(.+)$", text, re.MULTILINE)
+    return found.group(1).strip() if found else None
+
+
+def _schedule_of(properties: dict[str, Any]) -> str | None:
+    timers = (properties.get("trigger") or {}).get("timerTriggers") or []
+    return str(timers[0].get("schedule")) if timers else None
+
+
+def task_id(conn: AzureConnection) -> str:
+    """The task's ARM id, under the registry."""
+    p = conn.params
+    return (
+        f"/subscriptions/{conn.subscription_id}/resourceGroups/{p.resource_group}/providers/"
+        f"Microsoft.ContainerRegistry/registries/{p.acr_name}/tasks/{task_name(p.project)}"
+    )
+
+
+@creates
+@arm_step
+def ensure_purge_task(conn: AzureConnection) -> Result[str | None]:
+    """A scheduled ACR Task running ``acr purge`` on BinderHub's repositories (see the module).
+
+    Looked up first: the same command and schedule is reused; ours with another
+    ``retention_days`` is updated; a task of that name this deployment did not make (no
+    mark tag of ours) is left alone and the step stops. ``retention_days = 0``: no task
+    (one of ours is deleted).
+    """
+    p = conn.params
+    name, days = task_name(p.project), p.retention_days
+    command = purge_command(p.project, p.prefix, days)
+    rule = retention_text(days, seen="pushed")
+    registry = conn.registry
+    if registry is None:  # a dry run planned the registry: plan the task after it
+        conn.plan(f'create ACR Task {name} running daily ({SCHEDULE}): "{command}"; {rule}')
+        raise CloudError("cannot create the purge task: run the notebook's earlier steps first")
+    resource_id = task_id(conn)
+    live = arm_if_present(
+        conn.resources.resources.get_by_id, resource_id, api_version=TASKS_API_VERSION
+    )
+    tags = dict((live.tags if live is not None else None) or {})
+    ours = live is not None and tags.get(MARK) == conn.record.deployment
+    if live is not None and not ours:
+        raise CloudError(
+            f"registry {p.acr_name} already has a task named {name} that this deployment did "
+            f"not create (tag {MARK}={tags.get(MARK)}): left alone; delete or rename it to let "
+            "this notebook set its purge task"
+        )
+    if days == 0:
+        if live is None:
+            return Result(None, "skipped", f"{rule}: no purge task")
+        conn.plan(f"delete ACR Task {name} ({rule})")
+        _delete(conn, {"id": resource_id})
+        conn.note("purge_task", None)
+        return Result(None, "deleted", f"{rule}: deleted purge task {name}")
+    properties = dict(live.properties or {}) if live is not None else {}
+    if live is not None and (
+        _command_of(properties) == command and _schedule_of(properties) == SCHEDULE
+    ):
+        if not conn.record.created.get("purge_task"):
+            conn.note("purge_task", {"id": resource_id, "name": name})
+        return Result(
+            resource_id, "reused", f'ACR Task {name}, daily ({SCHEDULE}): "{command}"; {rule}'
+        )
+    body = GenericResource(
+        location=registry.location or p.location,
+        tags=conn.tags,
+        properties=task_body(command),
+    )
+    verb = "update" if live is not None else "create"
+    made = conn.create(
+        "purge_task",
+        f'{verb} ACR Task {name} running daily ({SCHEDULE}): "{command}"; {rule}',
+        lambda: wait_for(
+            conn,
+            conn.resources.resources.begin_create_or_update_by_id(
+                resource_id, body, api_version=TASKS_API_VERSION, polling=conn.polling()
+            ),
+            f"creating ACR Task {name}",
+            f"`az acr task show --name {name} --registry {p.acr_name}`; a rerun reuses it",
+        ),
+        pending={"id": resource_id, "name": name, "pending": True},
+        keep=lambda made: {"id": str(made.id or resource_id), "name": name},
+    )
+    return Result(
+        str(made.id or resource_id),
+        "updated" if live is not None else "created",
+        f'ACR Task {name}, daily ({SCHEDULE}): "{command}"; {rule}; see its runs with '
+        f"`az acr task list-runs --name {name} --registry {p.acr_name}`",
+    )
+
+
+def _delete(conn: AzureConnection, recorded: dict[str, Any]) -> None:
+    """Delete the task (a 404: already gone)."""
+    poller = arm_if_present(
+        conn.resources.resources.begin_delete_by_id,
+        recorded["id"],
+        api_version=TASKS_API_VERSION,
+        polling=conn.polling(),
+    )
+    if poller is not None:
+        wait_for(conn, poller, "deleting the purge task", "`az acr task list`")
+
+
+def check_task_ours(conn: AzureConnection, recorded: dict[str, Any]) -> None:
+    """Before teardown: the recorded task, if it still lives, carries this deployment's mark."""
+    live = arm_if_present(
+        conn.resources.resources.get_by_id, recorded["id"], api_version=TASKS_API_VERSION
+    )
+    if live is None:
+        return
+    mark = dict(live.tags or {}).get(MARK)
+    if mark != conn.record.deployment:
+        raise CloudError(
+            f"ACR Task {recorded.get('name')} is not this deployment's (recorded "
+            f"{recorded['id']} tagged {MARK}={conn.record.deployment}, found {MARK}={mark}): "
+            "nothing deleted"
+        )
+
+
+def delete_task(conn: AzureConnection, recorded: dict[str, Any]) -> None:
+    """Teardown's deletion of the recorded task (checked first: :func:`check_task_ours`)."""
+    check_task_ours(conn, recorded)
+    _delete(conn, recorded)
+
+
+def storage_used(conn: AzureConnection) -> Usage | None:
+    """``Registries_ListUsages``' ``Size`` against its limit, the storage the SKU includes
+    (Basic 10 GiB, Standard 100 GiB, Premium 500 GiB: ACR service tiers page). Beyond it
+    Azure bills extra storage per GiB and day rather than refusing pushes."""
+    p, registry = conn.params, conn.registry
+    if registry is None:
+        return None
+    usages = arm_if_present(conn.acr.registries.list_usages, p.resource_group, p.acr_name)
+    for usage in (usages.value or []) if usages is not None else []:
+        if str(usage.name) == "Size":
+            return Usage(
+                int(usage.current_value or 0),
+                int(usage.limit) if usage.limit else None,
+                f"registry {registry.name}'s Size (listUsages) against the storage its SKU "
+                "includes; beyond it Azure bills the extra storage",
+            )
+    return None
