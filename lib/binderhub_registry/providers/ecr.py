@@ -252,12 +252,15 @@ class Params(CommonParams):
 
 def no_pull_secret(p: Params) -> None:
     """User pods pull through the nodes' role: ECR's passwords last 12 hours, so a pull secret
-    written once would stop after 12 hours (refreshing it needs a job in the cluster)."""
+    written once would stop after 12 hours, and the CronJob that would refresh it is not made
+    here (yet)."""
     if p.pull_access == "secret":
         raise InvalidParameter(
             "pull_access",
-            'cannot be "secret" here: ECR passwords last 12 hours, so a written pull secret '
-            'stops working; use "node" (EKS nodes pull with AmazonEC2ContainerRegistryReadOnly)',
+            'cannot be "secret" here: ECR passwords last 12 hours, and this notebook makes no '
+            'CronJob to refresh a pull secret; use "node": EKS node groups pull with '
+            "AmazonEC2ContainerRegistryReadOnly, other clusters' nodes with an IAM identity "
+            "holding it through the kubelet's ecr-credential-provider",
             p.pull_access,
         )
 
