@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import quote, urlparse
 
 from .errors import InvalidParameter, MissingCredentials
-from .providers.dockerhub import HUB_API, TOKEN_VARIABLE, _Hub
+from .providers.dockerhub import DEFAULT_SCHEDULE, HUB_API, TOKEN_VARIABLE, _Hub, prune_cronjob
 
 __all__ = [
     "DEFAULT_SCHEDULE",
@@ -43,8 +43,6 @@ __all__ = [
     "split_prefix",
 ]
 
-#: Once a day, at an hour nobody else picked (a CronJob's schedule, cron syntax).
-DEFAULT_SCHEDULE = "23 4 * * *"
 PAGE_SIZE = 100  # the tags listing's maximum page size (spec: "Max of 100")
 _NAME = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*[._-]?")
 _NAMESPACE = re.compile(r"[a-z0-9]{2,255}")
@@ -229,41 +227,10 @@ def cronjob_manifest(
     days: int,
     *,
     username: str,
-    secret_name: str = "binderhub-registry-prune",
     schedule: str = DEFAULT_SCHEDULE,
-    image: str = "python:3.12-slim",
-    package: str = "binderhub-registry",
 ) -> dict[str, Any]:
-    """A Kubernetes CronJob running ``binderhub-registry prune --apply`` on ``schedule``, the
-    token from the Secret ``secret_name`` (key ``token``) as ``$DOCKERHUB_TOKEN``.
-
-    ``kubectl create secret generic <secret_name> --from-literal=token=...`` makes the Secret;
-    ``concurrencyPolicy: Forbid`` keeps two runs from deleting at once."""
+    """A Kubernetes CronJob running ``binderhub-registry prune --apply`` on ``schedule``
+    (:func:`~.providers.dockerhub.prune_cronjob`), the token from a Secret."""
     namespace, name_prefix = split_prefix(image_prefix)
     check_days(days)
-    command = (
-        f"pip install --quiet {package} && binderhub-registry prune "
-        f"--image-prefix {namespace}/{name_prefix} --days {days} --username {username} --apply"
-    )
-    token = {"secretKeyRef": {"name": secret_name, "key": "token"}}
-    container = {
-        "name": "prune",
-        "image": image,
-        "command": ["sh", "-c", command],
-        "env": [{"name": TOKEN_VARIABLE, "valueFrom": token}],
-    }
-    job = {
-        "backoffLimit": 2,
-        "template": {"spec": {"restartPolicy": "Never", "containers": [container]}},
-    }
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "CronJob",
-        "metadata": {"name": "binderhub-registry-prune"},
-        "spec": {
-            "schedule": schedule,
-            "concurrencyPolicy": "Forbid",
-            "successfulJobsHistoryLimit": 1,
-            "jobTemplate": {"spec": job},
-        },
-    }
+    return prune_cronjob(namespace, name_prefix, days, username=username, schedule=schedule)

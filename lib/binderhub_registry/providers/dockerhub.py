@@ -51,9 +51,11 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import requests
+import yaml
 
 from .. import sandbox as sandbox_mod
 from ..binderhub import DOCKER_HUB_AUTH_KEY, PullSecret, RegistryValues, ValuesFiles
@@ -69,6 +71,7 @@ from ..errors import (
 from ..params import text
 from ..secrets import Secret, read_secret
 from ..steps import Result
+from ..usage import retention_text
 from ..verify import VerifyHints
 from .contract import (
     COMMON_PARAMETERS,
@@ -98,9 +101,11 @@ __all__ = [
     "ensure_access_token",
     "ensure_pull_credential",
     "oat_new_repositories",
+    "prune_cronjob",
     "sign_in",
     "token_advice",
     "validate",
+    "write_prune_job",
 ]
 
 KEY = "dockerhub"
@@ -332,6 +337,7 @@ class HubConnection(Connection):
             token(PULL_PENDING, "the read-only token of a stopped rotation"),
             token(PULL.recorded, f"read-only token {pull!r}"),
             token(PUSH.recorded, f"access token {push!r}"),
+            Deletion(PRUNE_JOB, "the prune CronJob's manifest", _remove_prune_job),
         ]
 
     def recorded_tokens(self) -> list[tuple[str, dict[str, Any]]]:
@@ -1086,3 +1092,114 @@ GUIDE = GuideEntry(
         ),
     },
 )
+
+
+# --- keeping the registry small: Hub has no retention API ------------------------------------
+#: The record kind of the prune CronJob manifest the notebook wrote (its path).
+PRUNE_JOB = "prune_job"
+PRUNE_JOB_FILE = "prune-cronjob.yaml"
+
+
+#: Once a day, at an hour nobody else picked (a CronJob's schedule, cron syntax).
+DEFAULT_SCHEDULE = "23 4 * * *"
+#: What the job installs: not on PyPI (README "Not released yet"), so the repository's address
+#: (pyproject's [project.urls]); an image with the tool already in it needs none.
+PRUNE_PACKAGE = "git+https://github.com/binderhub-registry/binderhub-registry"
+
+
+def prune_cronjob(
+    namespace: str,
+    name_prefix: str,
+    days: int,
+    *,
+    username: str,
+    secret_name: str = "binderhub-registry-prune",
+    schedule: str = DEFAULT_SCHEDULE,
+    image: str = "python:3.12-slim",
+    package: str = PRUNE_PACKAGE,
+) -> dict[str, Any]:
+    """A Kubernetes CronJob running ``binderhub-registry prune --apply`` (``prune.py``) on
+    ``schedule``, the token from the Secret ``secret_name`` (key ``token``) as
+    ``$DOCKERHUB_TOKEN``.
+
+    ``kubectl create secret generic <secret_name> --from-literal=token=...`` makes the Secret;
+    ``concurrencyPolicy: Forbid`` keeps two runs from deleting at once."""
+    command = (
+        f"pip install --quiet '{package}' && binderhub-registry prune "
+        f"--image-prefix {namespace}/{name_prefix} --days {days} --username {username} --apply"
+    )
+    token = {"secretKeyRef": {"name": secret_name, "key": "token"}}
+    container = {
+        "name": "prune",
+        "image": image,
+        "command": ["sh", "-c", command],
+        "env": [{"name": TOKEN_VARIABLE, "valueFrom": token}],
+    }
+    job = {
+        "backoffLimit": 2,
+        "template": {"spec": {"restartPolicy": "Never", "containers": [container]}},
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": "binderhub-registry-prune"},
+        "spec": {
+            "schedule": schedule,
+            "concurrencyPolicy": "Forbid",
+            "successfulJobsHistoryLimit": 1,
+            "jobTemplate": {"spec": job},
+        },
+    }
+
+
+def _prune_manifest(p: Params) -> str:
+    job = prune_cronjob(p.namespace, p.prefix, p.retention_days, username=p.username)
+    return yaml.safe_dump(job, sort_keys=False)
+
+
+def _write(path: Path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
+
+
+def _remove_prune_job(path: Any) -> None:
+    """Teardown: remove the manifest this notebook wrote (what ``kubectl apply`` made of it
+    is the cluster's: ``kubectl delete cronjob binderhub-registry-prune``)."""
+    Path(str(path)).unlink(missing_ok=True)
+
+
+@creates
+def write_prune_job(conn: HubConnection) -> Result[str | None]:
+    """Docker Hub has no retention policy and no API to set one: write a Kubernetes CronJob
+    (``prune-cronjob.yaml`` in ``output_dir``) that runs ``binderhub-registry prune --apply``
+    daily, deleting tags under the prefix not pulled for ``retention_days`` (never pulled: by
+    push), and say how to run it by hand first. A rerun with the same file changes nothing."""
+    p = conn.params
+    if p.retention_days == 0:
+        return Result(None, "skipped", retention_text(0) + ": no prune job")
+    rule = (
+        f"{retention_text(p.retention_days)} from {p.namespace}/{p.prefix}* by "
+        "binderhub-registry prune (Hub keeps each tag's last pull; no retention API)"
+    )
+    path = Path(p.output_dir) / PRUNE_JOB_FILE
+    manifest = _prune_manifest(p)
+    if path.is_file() and path.read_text() == manifest:
+        conn.note(PRUNE_JOB, str(path))  # a rerun: the same job, nothing changes
+        return Result(str(path), "done", f"{rule}; {path} unchanged")
+    conn.create(
+        PRUNE_JOB,
+        f"write {path}, a daily CronJob: {rule}",
+        lambda: _write(path, manifest),
+    )
+    command = (
+        f"DOCKERHUB_TOKEN=<token with Read, Write, Delete> binderhub-registry prune "
+        f"--image-prefix {p.namespace}/{p.prefix} --days {p.retention_days} "
+        f"--username {p.username}"
+    )
+    return Result(
+        str(path),
+        "done",
+        f"{rule}; wrote {path}. Try it: {command} (shows, deletes nothing; --apply deletes); "
+        "then kubectl create secret generic binderhub-registry-prune --from-literal=token=... "
+        f"and kubectl apply -f {path}",
+    )
