@@ -1,14 +1,17 @@
 """Fake Docker Hub: the Hub API (``hub.docker.com``), its registry's token realm, its registry.
 
-==========  ==========================================================================
-module      serves
-==========  ==========================================================================
-``models``  the Hub's state: accounts, organizations and their plans and roles, access
-            tokens (personal and organization), sessions; scopes; one-time codes
-``cloud``   the backend: the Hub API under ``/dockerhub``, its registry's token realm
-            (``/dockerhub/token``), the registry front with the anonymous pull limit,
-            lifecycle, state and ``/_sandbox/dockerhub/settings``
-==========  ==========================================================================
+=============  =======================================================================
+module         serves
+=============  =======================================================================
+``models``     the Hub's state: accounts, organizations and their plans and roles,
+               access tokens (personal and organization), sessions; scopes; one-time
+               codes; each tag's last push and pull
+``cloud``      the backend: the Hub API under ``/dockerhub``, its registry's token realm
+               (``/dockerhub/token``), the registry front with the anonymous pull
+               limit, lifecycle, state and ``/_sandbox/dockerhub/settings``
+``retention``  the tags' records, the repositories and tags listings and the tag delete
+               ``binderhub-registry prune`` uses; the sandbox clock
+=============  =======================================================================
 
 Every behaviour modelled, with its source. ``spec`` is the Docker Hub OpenAPI,
 docker/docs ``content/reference/api/hub/latest.yaml`` (vendored in
@@ -124,6 +127,18 @@ Personal) and the ``ratelimit-*`` headers   docker-hub/usage (up to 1 private re
 of answers below the limit; a Personal      on Personal)
 account's one private repository (a
 second private one is refused on push)
+no retention policy, no API to set one:    issue 22 (Hub's API reference lists none); the
+the sandbox clock moves, Hub deletes       fields and routes below are what a client uses
+nothing (``clock_ahead``)
+tags listing ``GET /v2/namespaces/{ns}/    spec at the vendored commit (outside the
+repositories/{repo}/tags`` with            excerpt, tests/data/dockerhub/README.md);
+``tag_last_pulled`` (null: never pulled),  docker/hub-tool pkg/hub/tags.go (the fields);
+``tag_last_pushed``; a manifest GET by     docker/docs docker-hub/usage/pulls.md (a pull
+tag is a pull, a manifest PUT a push       is a manifest GET). Details: ``retention.py``
+``GET /v2/repositories/{ns}/``,            docker/hub-tool pkg/hub/repositories.go,
+``DELETE /v2/repositories/{ns}/{repo}/     tags.go (RemoveTag). The 204 and the 403
+tags/{tag}/`` (the tag only; 403 without   without delete rights: assumption
+delete rights)
 the registry's 429 ``TOOMANYREQUESTS``     docker/docs docker-hub/usage/pulls.md (a pull
 (pull limit) comes from a fault with       is a manifest GET, HEAD is not counted; 429
 :data:`PULL_LIMIT_BODY`                    toomanyrequests when the limit is reached)

@@ -16,6 +16,7 @@ from starlette.requests import Request as HttpRequest
 
 from ..app import App, Backend, Context, Request, Response, json_response
 from ..registry_front import FrontConfig, Grant, RegistryFront, TokenRealm, token_claims
+from . import retention
 from .models import (
     EDITOR_ORG,
     MEMBER_ORG,
@@ -93,6 +94,7 @@ class DockerHub(Backend):
                 ("PATCH", "/v2/access-tokens/{uuid}", self.patch_token),
                 ("DELETE", "/v2/access-tokens/{uuid}", self.delete_token),
                 ("GET", "/token", self.registry_token),
+                *retention.routes(self),  # repositories, tags and their times, tag delete
             ]
         )
 
@@ -198,6 +200,12 @@ class DockerHub(Backend):
         self.seed()
         if self.front:
             self.front.process.restart()
+
+    def clock_ahead(self, days: float) -> dict[str, Any]:
+        """Every tag's recorded push and pull ``days`` older; Hub deletes nothing itself."""
+        with self.lock:
+            retention.advance(self.hub.tag_times, days)
+        return {"deleted": []}
 
     def shutdown(self) -> None:
         """Stop the registry and its front."""
@@ -688,10 +696,17 @@ class _HubFront(RegistryFront):
         super().__init__(app, config)
 
     def refusal(self, http: HttpRequest) -> Response | None:
-        """Count an anonymous manifest GET: Docker Hub's 429 past the limit, else None."""
+        """Count an anonymous manifest GET: Docker Hub's 429 past the limit; else record the
+        tag's push or pull (``retention.observe``) and let the call through."""
         rest = str(http.path_params.get("rest", ""))
         if http.method == "GET" and "/manifests/" in rest and _anonymous(http):
-            return self.hub.anonymous_pull(http.client.host if http.client else "")
+            refused = self.hub.anonymous_pull(http.client.host if http.client else "")
+            if refused is not None:
+                return refused
+        # the tag's last push or pull, as Hub's tag records show it (retention.py)
+        retention.observe(
+            self.hub.hub.tag_times, http.method, rest, http.headers.get("authorization", "")
+        )
         return None
 
 
