@@ -41,7 +41,7 @@ class Usage:
     """Storage used, as the registry reports it, against the limit it says applies."""
 
     used_bytes: int
-    limit_bytes: int | None  # None: the registry states no limit (its bill grows instead)
+    limit_bytes: int | None  # None: the registry states no limit (``source`` says why)
     source: str  # what the figures are, e.g. "Harbor project 'binderhub' quota"
 
     @property
@@ -61,7 +61,7 @@ class Usage:
         """One line: ``"1.5 GiB of 200.0 GiB used (0.8%): Harbor project 'x' quota"``."""
         fraction = self.fraction
         if fraction is None:
-            amount = f"{_size(self.used_bytes)} used (no limit: storage is billed as it grows)"
+            amount = f"{_size(self.used_bytes)} used (no limit)"
         else:
             amount = (
                 f"{_size(self.used_bytes)} of {_size(self.limit_bytes or 0)} used ({fraction:.1%})"

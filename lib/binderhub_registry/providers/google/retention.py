@@ -183,5 +183,6 @@ def repository_size(conn: GoogleSession) -> Usage | None:
     return Usage(
         int(repo.get("sizeBytes") or 0),
         None,
-        f"Artifact Registry repository {conn.params.repository_id} (sizeBytes)",
+        f"Artifact Registry repository {conn.params.repository_id} (sizeBytes; no quota: "
+        "storage is billed per GiB stored)",
     )
