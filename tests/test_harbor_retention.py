@@ -164,8 +164,16 @@ def test_a_rerun_changes_nothing_and_other_days_update_it(
         {"nDaysSinceLastPull": 7},
         {"nDaysSinceLastPush": 7},
     ]
+    values = HARBOR_DEFAULTS | {"output_dir": str(tmp_path / "values"), "retention_days": 0}
+    planned = harbor.sign_in(harbor.validate(values | {"dry_run": True})).value
+    harbor.ensure_project(planned)
+    assert harbor.ensure_retention(planned).status == "planned"  # a dry run shows the removal
+    assert bound_policy(fresh) is not None
     none, _ = harbor_steps(tmp_path, retention_days=0)
-    assert harbor.ensure_retention(none).status == "skipped"
+    removed = harbor.ensure_retention(none)
+    assert removed.status == "deleted" and "this notebook's policy removed" in removed.detail
+    assert bound_policy(fresh) is None  # keep everything: the policy this notebook set goes
+    assert harbor.ensure_retention(none).status == "skipped"  # and a rerun has nothing to do
 
 
 def test_teardown_removes_only_the_policy_this_notebook_set(

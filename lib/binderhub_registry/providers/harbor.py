@@ -1228,7 +1228,14 @@ def ensure_retention(conn: HarborConnection) -> Result[dict[str, Any] | None]:
     p = conn.params
     days = p.retention_days
     if days == 0:
-        return Result(None, "skipped", f"{retention_text(0)}: no retention policy is set")
+        recorded = conn.record.created.get("harbor_retention") or {}
+        if not recorded.get("id"):
+            return Result(None, "skipped", f"{retention_text(0)}: no retention policy is set")
+        # asked to keep everything: the policy this notebook set earlier goes (as at teardown)
+        conn.plan(f"remove tag retention policy {recorded['id']}, which this notebook set")
+        conn._delete_retention(recorded)
+        conn.note("harbor_retention", None)
+        return Result(None, "deleted", f"{retention_text(0)}: this notebook's policy removed")
     text = _retention_text(p, days)
     project = _project_now(conn)
     if project is None:  # a dry run before the project exists
