@@ -267,3 +267,23 @@ def test_retention_days_zero_writes_no_prune_job(job: Run, fresh: sandbox.Sandbo
     out = job(retention_days=0)
     assert "retention_days = 0: every image is kept: no prune job" in out
     assert not (job.output_dir / "prune-cronjob.yaml").exists()
+
+
+def test_the_cli_retries_hubs_transient_answers(
+    aged: sandbox.Sandbox, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BINDERHUB_REGISTRY_RETRY_BACKOFF", "0")
+    aged.add_faults(
+        {"method": "GET", "path": f"^/dockerhub/v2/namespaces/{NS}/repositories/", "status": 503},
+        {
+            "method": "DELETE",
+            "path": "^/dockerhub/v2/repositories/",
+            "status": 429,
+            "retry_after": 0,
+        },
+    )
+    argv = ["prune", "--image-prefix", f"docker.io/{NS}/binder-", "--username", NS, "--apply"]
+    assert main([*argv, "--hub-url", f"{aged.url}/dockerhub", "--ca-file", aged.ca_file]) == 0
+    assert f"deleted: {NS}/{OLD}:t1" in capsys.readouterr().out
+    assert f"{NS}/{OLD}" not in repositories(aged)
+    assert [f["times"] for f in aged.faults()] == [0, 0]  # both were met, and retried past

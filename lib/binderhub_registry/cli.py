@@ -547,15 +547,22 @@ def _prune(args: argparse.Namespace) -> int:
         )
         print(yaml.safe_dump(manifest, sort_keys=False), end="")
         return 0
-    plan = prune.prune(
-        args.image_prefix,
-        args.days,
-        username=args.username,
-        apply=args.apply,
-        token_variable=args.token_env,
-        hub_url=args.hub_url,
-        ca_file=args.ca_file,
-    )
+
+    def pruned() -> Result[prune.PrunePlan]:
+        plan = prune.prune(
+            args.image_prefix,
+            args.days,
+            username=args.username,
+            apply=args.apply,
+            token_variable=args.token_env,
+            hub_url=args.hub_url,
+            ca_file=args.ca_file,
+        )
+        return Result(plan, "done", "")
+
+    # the step runner retries Hub's 429 and 5xx: a second pass lists what the first left
+    with contextlib.redirect_stdout(io.StringIO()):
+        plan = Runner().step("Prune Docker Hub tags", pruned)
     print(plan.text())
     return 0
 
