@@ -36,7 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "helper_namespace": "binderhub",
     "helper_name": "binderhub-registry-helper",
     "helper_identity": "role",
-    "expire_after_days": 30,
+    "retention_days": 30,
     "prefix": "binder-",
     "pull_access": "node",
     "dry_run": False,
@@ -141,6 +141,41 @@ def test_a_run_makes_the_helper_s_identity_and_values_that_verify(
     deployment = json.loads((nb.out / "binderhub-registry.json").read_text())["deployment"]
     tags = box.client("iam").list_role_tags(RoleName="binderhub-registry-helper")["Tags"]
     assert {"Key": ecr.MARK_TAG, "Value": deployment} in tags
+
+
+REPOSITORY = f"{REGION}/binderhub/binder-binderhub-registry-check"
+
+
+def test_retention_days_is_the_lifecycle_the_helper_puts_on_repositories_it_creates(
+    nb: Notebook, box: EcrBox
+) -> None:
+    nb(retention_days=7)
+    assert "images not pushed for 7 days are deleted" in nb.text()
+    env = nb.file("registry-helper.yaml")["extraEnv"]
+    assert {"name": "AWS_ECR_EXPIRES_AFTER_PUSH_DAYS", "value": "7"} in env
+    # the deployed helper's environment (the sandbox's PUT /ecr/helpers/<release> body)
+    assert [h["expires_after_push_days"] for h in state(box)["helpers"]] == ["7"]
+    (rule,) = state(box)["repositories"][REPOSITORY]["lifecycle_policy"]["rules"]
+    assert rule["selection"]["countType"] == "sinceImagePushed"
+    assert rule["selection"]["countNumber"] == 7 and rule["action"] == {"type": "expire"}
+
+
+def test_retention_days_0_gives_repositories_no_lifecycle_policy(nb: Notebook, box: EcrBox) -> None:
+    nb(retention_days=0)
+    assert "retention_days = 0: every image is kept" in nb.text()
+    env = nb.file("registry-helper.yaml")["extraEnv"]
+    assert all(e["name"] != "AWS_ECR_EXPIRES_AFTER_PUSH_DAYS" for e in env)
+    assert [h["expires_after_push_days"] for h in state(box)["helpers"]] == [""]
+    assert state(box)["repositories"][REPOSITORY]["lifecycle_policy"] is None
+
+
+def test_a_rerun_with_other_retention_days_redeploys_the_helper(nb: Notebook, box: EcrBox) -> None:
+    nb()
+    nb(retention_days=14)
+    assert "[failed]" not in nb.text()
+    assert [h["expires_after_push_days"] for h in state(box)["helpers"]] == ["14"]
+    env = nb.file("registry-helper.yaml")["extraEnv"]
+    assert {"name": "AWS_ECR_EXPIRES_AFTER_PUSH_DAYS", "value": "14"} in env
 
 
 def test_a_rerun_changes_nothing_and_reuses_the_token(nb: Notebook, box: EcrBox) -> None:

@@ -21,7 +21,7 @@ DEFAULTS: dict[str, Any] = {
     "helper_namespace": "binderhub",
     "helper_name": "binderhub-registry-helper",
     "helper_identity": "role",
-    "expire_after_days": 30,
+    "retention_days": 30,
     "prefix": "binder-",
     "pull_access": "node",
     "dry_run": False,
@@ -53,9 +53,9 @@ BAD = [
     ("helper_name", "helper_1"),  # not a service account name
     ("helper_name", "helper-"),
     ("helper_identity", "irsa"),
-    ("expire_after_days", -1),
-    ("expire_after_days", 3651),
-    ("expire_after_days", "30"),
+    ("retention_days", -1),  # the common parameter sets the helper's lifecycle here
+    ("retention_days", 3651),
+    ("retention_days", "30"),
 ]
 
 

@@ -19,8 +19,9 @@ This module makes what the helper needs, with least privilege, and the values of
 - the helper's identity: a role that trusts the EKS cluster's OIDC provider for the helper's
   service account only (IRSA, ``helper_identity = "role"``), or an IAM user with an access key
   for clusters outside EKS (``"user"``), its key rotated as the other notebooks rotate theirs;
-- the lifecycle: the helper puts a policy expiring images ``expire_after_days`` after their push
-  on each repository it creates (amazon.go ``setRepositoryPolicy``, its
+- the lifecycle: the helper puts a policy expiring images ``retention_days`` after their push
+  (ECR's lifecycle rules count from the push: ``sinceImagePushed``; 0: no policy) on each
+  repository it creates (amazon.go ``setRepositoryPolicy``, its
   ``AWS_ECR_EXPIRES_AFTER_PUSH_DAYS``);
 - BinderHub's auth token for the helper (``config.ExternalRegistryHelper.auth_token``), the
   helper's own Helm values beside BinderHub's, and ``image_prefix``
@@ -70,11 +71,12 @@ from ..errors import (
     requests_errors,
     retry_after,
 )
-from ..params import Parameter, choice, integer, text
+from ..params import Parameter, choice, text
 from ..registry_http import secret_forms
 from ..report import VerificationReport
 from ..secrets import Secret, redact, write_private_file
 from ..steps import Result
+from ..usage import retention_text
 from ..verify import CHECK_IMAGE, VerifyHints
 from .contract import (
     COMMON_PARAMETERS,
@@ -213,7 +215,6 @@ PARAMETERS = (
         max_length=63,
     ),
     choice("helper_identity", ("role", "user")),
-    integer("expire_after_days", 0, 3650),
     *COMMON_PARAMETERS,
 )
 
@@ -237,7 +238,6 @@ class Params(CommonParams):
     helper_namespace: str
     helper_name: str
     helper_identity: str
-    expire_after_days: int
 
     @property
     def host(self) -> str:
@@ -441,6 +441,8 @@ def _aws() -> Iterator[None]:
 #: the version mybinder.org-deploy PR #2814 runs).
 HELPER_REPOSITORY = "https://www.manicstreetpreacher.co.uk/binderhub-container-registry-helper/"
 HELPER_VERSION = "0.2.4"
+#: The helper's lifecycle setting: images expire this many days after their push (amazon.go).
+EXPIRES_ENV = "AWS_ECR_EXPIRES_AFTER_PUSH_DAYS"
 
 
 def helper_values(p: Params, token: Secret, role_arn: str, key: tuple[str, Secret] | None) -> str:
@@ -450,8 +452,8 @@ def helper_values(p: Params, token: Secret, role_arn: str, key: tuple[str, Secre
     import yaml
 
     env = [{"name": "AWS_REGION", "value": p.aws_region}]
-    if p.expire_after_days:
-        env.append({"name": "AWS_ECR_EXPIRES_AFTER_PUSH_DAYS", "value": str(p.expire_after_days)})
+    if p.retention_days:  # 0: the helper puts no lifecycle policy (amazon.go setRepositoryPolicy)
+        env.append({"name": EXPIRES_ENV, "value": str(p.retention_days)})
     account: dict[str, Any] = {"create": True, "name": p.helper_name}
     if key is not None:
         env.append({"name": "AWS_ACCESS_KEY_ID", "value": key[0]})
@@ -1265,11 +1267,17 @@ def ensure_helper(conn: EcrConnection) -> Result[str | None]:
     if p.sandbox:
         release = HELPER_CHART
         conn.service_url = f"{conn.sandbox_url}/ecr/helpers/{release}"
-        if fresh or not _helper_answers(conn, token):  # else deployed with this token already
+        env = _sandbox_env(conn, token)
+        days = env.get(EXPIRES_ENV, "")  # another retention_days: redeploy, as helm upgrade would
+        if (
+            fresh
+            or _stored_helper_env(p.output_dir).get(EXPIRES_ENV, "") != days
+            or not _helper_answers(conn, token)
+        ):  # else deployed with this token and lifecycle already
             conn.create(
                 "helper",
                 f"deploy the registry helper (release {release!r}) in the sandbox",
-                lambda: _helper_request(conn, "PUT", release, json=_sandbox_env(conn, token)),
+                lambda: _helper_request(conn, "PUT", release, json=env),
                 pending={"release": release, "pending": True},
                 keep=lambda made: {"release": release},
             )
@@ -1280,6 +1288,9 @@ def ensure_helper(conn: EcrConnection) -> Result[str | None]:
         conn.service_url = f"http://{HELPER_CHART}.{p.helper_namespace}.svc:{HELPER_PORT}"
         detail = f"BinderHub reaches the helper at {conn.service_url} with {what}"
     conn.auth_token = conn.secret = token  # BinderHub's one credential: the helper's auth token
+    detail += f"; {retention_text(p.retention_days, 'pushed')}"
+    if p.retention_days:
+        detail += " (the helper's lifecycle policy on each repository it creates)"
     return Result(conn.service_url, "created" if fresh else "reused", detail)
 
 
@@ -1307,8 +1318,8 @@ def _sandbox_env(conn: EcrConnection, token: Secret) -> dict[str, str]:
         "AWS_REGION": p.aws_region,
         "RETURN_ERROR_DETAILS": "true",
     }
-    if p.expire_after_days:
-        env["AWS_ECR_EXPIRES_AFTER_PUSH_DAYS"] = str(p.expire_after_days)
+    if p.retention_days:
+        env[EXPIRES_ENV] = str(p.retention_days)
     if p.helper_identity == "role":
         env |= {
             "AWS_ROLE_ARN": conn.role_arn,
