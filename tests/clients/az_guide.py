@@ -274,6 +274,15 @@ def run_guide(az: str, work: Path | None = None, *, abac: bool = False) -> Guide
                 'echo "$SERVICE_PRINCIPAL_ID"'
             )
             run("2.3 second recipe", ["bash", "-c", "<recipe>"], shell=recipe)
+            # not a guide command: Microsoft's purge page's scheduled task, as az makes it (the
+            # notebook's purge task PUTs the same body: tests/test_azure_retention.py)
+            run(
+                "check purge task",
+                ["az", "acr", "task", "create", "--name", "binderhub-purge-binderhub",
+                 "--registry", ACR_NAME, "--schedule", "0 0 * * *", "--context", "/dev/null",
+                 "--cmd", "acr purge --filter 'binderhub/binder-.*:.*' --ago 30d --untagged",
+                 "--output", "json"],
+            )  # fmt: skip
             # teardown: what removes all of it again
             run("teardown acr", ["az", "acr", "delete", "--name", ACR_NAME, "--yes"])
             run("teardown sp", ["az", "ad", "sp", "delete", "--id", app_id or SP_NAME])

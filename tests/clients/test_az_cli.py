@@ -185,6 +185,31 @@ def test_rerun_of_create_for_rbac_patches_the_application(guide: Guide) -> None:
     assert any(m == "PUT" and "roleAssignments" in p and s == 409 for m, p, s in calls)
 
 
+def test_az_makes_the_purge_task_the_notebook_makes(guide: Guide) -> None:
+    """``az acr task create --cmd "acr purge ..." --schedule --context /dev/null`` (Microsoft's
+    purge page) succeeds on the fake, with the YAML, timer and platform the notebook sends."""
+    import base64
+
+    from binderhub_registry.providers.azure import retention
+
+    step = _step(guide, "check purge task")
+    assert step["rc"] == 0, f"{step['argv']}: {step['stderr'][-2000:]}"
+    printed = json.loads(step["stdout"])
+    made = printed.get("properties", printed)  # the SDK's model prints ARM's wire format
+    assert "step" in made, sorted(printed)
+    command = retention.purge_command("binderhub", "binder-", 30)
+    ours = retention.task_body(command)
+    content = made["step"]["encodedTaskContent"]
+    assert (
+        base64.b64decode(content).decode()
+        == base64.b64decode(ours["step"]["encodedTaskContent"]).decode()
+    )
+    assert made["trigger"]["timerTriggers"] == ours["trigger"]["timerTriggers"]
+    assert made["platform"]["os"].lower() == "linux" and made["agentConfiguration"]["cpu"] == 2
+    assert made["timeout"] == ours["timeout"]
+    assert any(e["method"] == "PUT" and "/tasks/" in e["path"] for e in guide["log"])
+
+
 @pytest.mark.parametrize(
     "section", ["teardown acr", "teardown sp", "teardown app", "teardown group"]
 )

@@ -426,7 +426,8 @@ class AzureConnection(Connection):
         return None
 
     def deletions(self) -> list[Deletion]:
-        """The role assignment, passwords, service principal, application, registry, group.
+        """The role assignments, passwords, service principals, applications, the purge task,
+        the registry, the group.
 
         A registry's deletion is a long-running operation, polled to its end.
         """

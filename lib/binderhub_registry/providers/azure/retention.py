@@ -8,13 +8,18 @@ registry": ``az acr task create --cmd "acr purge --filter '<repo regex>:<tag reg
 <N>d --untagged" --schedule "0 0 * * *" --context /dev/null``). ``--ago`` compares each tag's
 last update time (its push): ACR records no pull time, so the rule is "not pushed for N days".
 
-azure-mgmt-containerregistry 15 (api-version 2025-11-01) has no Tasks operations: ACR
-Tasks stayed in the ``2019-06-01-preview`` API (Tasks REST reference, "Tasks - Create";
-``Microsoft.ContainerRegistry/registries/tasks@2019-06-01-preview`` in the Bicep/ARM template
-reference). The task is therefore PUT, read and deleted through azure-mgmt-resource's generic
-``resources.*_by_id`` with that api-version: the same SDK, credential and retries as every
-other ARM call here. Its body is what ``az acr task create --cmd ... --context /dev/null``
-sends: an ``EncodedTask`` step whose YAML runs the command, and a timer trigger.
+azure-mgmt-containerregistry 15 (api-version 2025-11-01) has no Tasks operations: ACR Tasks
+are their own API (Tasks REST reference), which the az CLI reaches with a separate beta SDK:
+azure-cli 2.91's ``acr task create`` (``command_modules/acr/task.py``) calls
+azure-mgmt-containerregistrytasks 1.0.0b1's ``TasksOperations.create``, api-version
+``2025-03-01-preview``. Rather than add a beta dependency for one resource, the task is PUT,
+read and deleted with azure-mgmt-resource's generic ``resources.*_by_id`` at that api-version:
+the same credential, pipeline and retries as every other ARM call here. Its body is what
+``az acr task create --cmd ... --schedule ... --context /dev/null`` sends (``acr_task_create``,
+``create_task_step``; ``_utils.get_yaml_template`` writes the YAML, ``build_timers_info``
+names the timer ``t1``): an ``EncodedTask`` step, the registry's location, Linux, 2 CPUs,
+a 3600 s timeout. az also adds a base-image trigger by default, meaningless for a task with
+no Dockerfile: not set here.
 """
 
 from __future__ import annotations
@@ -43,8 +48,9 @@ __all__ = [
     "task_name",
 ]
 
-#: The api-version of ACR Tasks (Tasks REST reference; the mgmt SDK has none newer).
-TASKS_API_VERSION = "2019-06-01-preview"
+#: The api-version of ACR Tasks that azure-cli 2.91 sends (azure-mgmt-containerregistrytasks
+#: 1.0.0b1's default).
+TASKS_API_VERSION = "2025-03-01-preview"
 #: Daily at midnight UTC, as the purge page's example (``--schedule "0 0 * * *"``).
 SCHEDULE = "0 0 * * *"
 #: The run's timeout, seconds: the purge page's YAML example (``timeout: 3600``).
@@ -74,7 +80,7 @@ def purge_command(project: str, prefix: str, days: int) -> str:
 def _yaml(command: str) -> str:
     """The task's YAML, as ``az acr task create --cmd`` writes it (and the purge page shows)."""
     return (
-        "version: v1.1.0\nsteps:\n"
+        "version: v1.1.0\nsteps: \n"
         f"  - cmd: {command}\n    disableWorkingDirectoryOverride: true\n    timeout: {TIMEOUT}\n"
     )
 

@@ -4,12 +4,14 @@ r"""ACR Tasks running ``acr purge``, the registry's usage, and the registries' c
 behaviour                                       source
 ==============================================  ===========================================
 ``PUT/GET/DELETE .../registries/{name}/tasks/   Tasks_Create / Tasks_Get / Tasks_Delete in
-{task}`` (any api-version: the SDK and az       azure-rest-api-specs (containerregistry,
-send ``2019-06-01-preview``): 201 created /     2019-06-01-preview); the Task resource in
-200 updated with ``provisioningState            the ARM template reference (``Microsoft.
-Succeeded`` (synchronous here), 404             ContainerRegistry/registries/tasks``);
-ResourceNotFound, a delete of none 204          synchronous answers: assumption (Azure may
-                                                answer 201 and finish later)
+{task}`` (any api-version: az 2.91 and the      azure-rest-api-specs (containerregistry
+notebook send ``2025-03-01-preview``): 200      Tasks); azure-cli 2.91 ``acr/task.py`` calls
+created or updated, with ``provisioningState    the synchronous ``TasksOperations.create``
+Succeeded``, 404 ResourceNotFound, a delete     of azure-mgmt-containerregistrytasks 1.0.0b1
+of none 204                                     and prints the Task only on a 200 (its
+                                                ``local_fix``): a 201 would print the raw
+                                                pipeline response, so Azure answers 200;
+                                                delete answers: assumption
 task names: 5-50 of ``[A-Za-z0-9_-]``, else     Tasks REST reference (``taskName`` pattern
 400 InvalidResourceName                         ``^[A-Za-z0-9-_]*$``, 5-50); body: assumption
 a task lives and dies with its registry         ARM child resources (a registry's deletion
@@ -211,7 +213,7 @@ class Retention:
             dt.datetime.now(dt.UTC),
         )
         self.state.tasks[key] = task
-        return json_response(201, task.public())
+        return json_response(200, task.public())  # 200, not 201: see the table
 
     def usages(self, request: Request) -> Response:
         """Registries_ListUsages: Size against the SKU's included storage, and Webhooks."""
