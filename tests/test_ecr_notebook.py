@@ -23,6 +23,7 @@ from binderhub_registry.binderhub import HelperValues, load_values
 from binderhub_registry.errors import InvalidValuesFile
 from binderhub_registry.providers import ecr
 from binderhub_registry.sandbox.app import Fault
+from binderhub_registry.usage import Usage
 
 from .helpers import EcrBox
 from .skopeo import needs_skopeo, skopeo_push
@@ -85,6 +86,7 @@ class Notebook:
         run.step("Verify", conn.verify, files)
         asyncio.run(run.astep("Remove the replaced credential", conn.finish_rotation))
         asyncio.run(run.astep("Delete what this notebook created", conn.teardown))
+        asyncio.run(run.astep("Storage used", conn.report_storage))
         self.results = [f"{r.title} [{r.status}]: {r.detail}" for r in run.checklist.rows]
         return conn
 
@@ -176,6 +178,17 @@ def test_a_rerun_with_other_retention_days_redeploys_the_helper(nb: Notebook, bo
     assert [h["expires_after_push_days"] for h in state(box)["helpers"]] == ["14"]
     env = nb.file("registry-helper.yaml")["extraEnv"]
     assert {"name": "AWS_ECR_EXPIRES_AFTER_PUSH_DAYS", "value": "14"} in env
+
+
+def test_storage_used_sums_the_images_under_the_prefix(nb: Notebook, box: EcrBox) -> None:
+    nb()
+    images = box.client("ecr").describe_images(
+        repositoryName="binderhub/binder-binderhub-registry-check"
+    )["imageDetails"]
+    used = sum(i["imageSizeInBytes"] for i in images)
+    assert used > 0
+    source = "ECR repositories binderhub/binder-* (billed per GB-month)"
+    assert f"Storage used [done]: {Usage(used, None, source).text()}" in nb.results
 
 
 def test_a_rerun_changes_nothing_and_reuses_the_token(nb: Notebook, box: EcrBox) -> None:

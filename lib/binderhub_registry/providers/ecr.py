@@ -76,7 +76,7 @@ from ..registry_http import secret_forms
 from ..report import VerificationReport
 from ..secrets import Secret, redact, write_private_file
 from ..steps import Result
-from ..usage import retention_text
+from ..usage import Usage, retention_text
 from ..verify import CHECK_IMAGE, VerifyHints
 from .contract import (
     COMMON_PARAMETERS,
@@ -621,6 +621,29 @@ class EcrConnection(Connection):
         report = verify_with_helper(values, self.ca_file, self.HINTS)
         summary = ", ".join(f"{who} {status}" for who, status in report.consumers().items())
         return Result(report, "done", f"{report.image}: {summary}")
+
+    def storage_used(self) -> Usage | None:
+        """DescribeImages' ``imageSizeInBytes`` summed over the repositories under
+        ``<repository_prefix>/<prefix>``; no limit: ECR bills storage per GB-month as it grows."""
+        scope = f"{self.params.repository_prefix}/{self.params.prefix}"
+        total = 0
+        for repository in self._pages("describe_repositories", "repositories", {}):
+            name = repository["repositoryName"]
+            if not name.startswith(scope):
+                continue
+            for image in self._pages("describe_images", "imageDetails", {"repositoryName": name}):
+                total += int(image.get("imageSizeInBytes") or 0)
+        return Usage(total, None, f"ECR repositories {scope}* (billed per GB-month)")
+
+    def _pages(self, operation: str, key: str, kwargs: dict[str, Any]) -> Iterator[Any]:
+        """Every item of a paginated ECR answer (``nextToken``)."""
+        token: str | None = None
+        while True:
+            page = self.call("ecr", operation, **kwargs, **({"nextToken": token} if token else {}))
+            yield from page.get(key, [])
+            token = page.get("nextToken")
+            if not token:
+                return
 
     def deletions(self) -> list[Deletion]:
         """The helper first (it uses the identity), then the identity, the policy, the OIDC
