@@ -24,7 +24,9 @@ def test_stored_notebooks_hold_no_sandbox_secret_shapes() -> None:
     for path in stored_notebooks():
         text = path.read_text()
         assert "dckr_pat_" not in text, path
-        assert "password: " not in text.replace("password: <redacted>", ""), path
+        # an empty password (ECR's helper values: build pods push with the helper's token) is none
+        shown = text.replace("password: <redacted>", "").replace("password: ''", "")
+        assert "password: " not in shown, path
         assert "hub-session-" not in text, path
 
 
