@@ -211,3 +211,27 @@ def test_the_filter_escapes_the_literal_prefix() -> None:
     assert retention.purge_command("my.proj", "binder-", 5) == (
         "acr purge --filter 'my\\.proj/binder-.*:.*' --ago 5d --untagged"
     )
+
+
+def test_on_an_abac_registry_the_task_is_set_with_a_warning_and_deletes_nothing(
+    fresh: sandbox.Sandbox, tmp_path: Path
+) -> None:
+    """az acr task create warns that a task on an ABAC registry cannot delete: so does the step,
+    and the fake's purge deletes nothing there."""
+    from azure.mgmt.containerregistry.models import Registry, RegistryProperties, Sku
+
+    nb = notebook(tmp_path)
+    conn = nb()["az"]
+    p = conn.params
+    abac = RegistryProperties(role_assignment_mode="AbacRepositoryPermissions")
+    conn.acr.registries.begin_create(
+        p.resource_group,
+        p.acr_name,
+        Registry(location=p.location, sku=Sku(name=p.sku), tags=conn.tags, properties=abac),
+    ).result()
+    ns = nb()
+    status, detail = row(ns)
+    assert status == "warning" and "ABAC mode" in detail and "--source-acr-auth-id" in detail
+    before = images(fresh)
+    assert fresh.advance_clock(40)["azure"]["deleted"] == []
+    assert images(fresh) == before

@@ -36,7 +36,7 @@ from ...usage import Usage, retention_text
 from ..contract import creates
 from .connection import AzureConnection, wait_for
 from .errors import arm_if_present, arm_step
-from .params import MARK
+from .params import ABAC_MODE, MARK
 
 __all__ = [
     "SCHEDULE",
@@ -170,8 +170,11 @@ def ensure_purge_task(conn: AzureConnection) -> Result[str | None]:
     ):
         if not conn.record.created.get("purge_task"):
             conn.note("purge_task", {"id": resource_id, "name": name})
+        abac = _abac(conn)
         return Result(
-            resource_id, "reused", f'ACR Task {name}, daily ({SCHEDULE}): "{command}"; {rule}'
+            resource_id,
+            "warning" if abac else "reused",
+            f'ACR Task {name}, daily ({SCHEDULE}): "{command}"; {rule}{abac}',
         )
     body = GenericResource(
         location=registry.location or p.location,
@@ -193,11 +196,28 @@ def ensure_purge_task(conn: AzureConnection) -> Result[str | None]:
         pending={"id": resource_id, "name": name, "pending": True},
         keep=lambda made: {"id": str(made.id or resource_id), "name": name},
     )
+    abac = _abac(conn)
     return Result(
         str(made.id or resource_id),
-        "updated" if live is not None else "created",
+        "warning" if abac else "updated" if live is not None else "created",
         f'ACR Task {name}, daily ({SCHEDULE}): "{command}"; {rule}; see its runs with '
-        f"`az acr task list-runs --name {name} --registry {p.acr_name}`",
+        f"`az acr task list-runs --name {name} --registry {p.acr_name}`{abac}",
+    )
+
+
+def _abac(conn: AzureConnection) -> str:
+    """On a registry in ABAC mode, the task's runs have no data-plane permission of their own:
+    azure-cli 2.91's ``acr task create`` warns the same ("does not have data plane permissions
+    to the source registry ... to perform image push, pull, or delete"; specify
+    ``--source-acr-auth-id``). Said plainly; giving the task an identity is left to the user."""
+    registry = conn.registry
+    if registry is None or registry.role_assignment_mode != ABAC_MODE:
+        return ""
+    return (
+        f"; registry {registry.name} is in ABAC mode, where the task's runs may not delete "
+        "(az acr task create warns the same): give the task an identity (`az acr task identity "
+        "assign`, then `az acr task update --source-acr-auth-id [system]`) with a role that "
+        "deletes in the registry, or its purges delete nothing"
     )
 
 

@@ -52,6 +52,12 @@ another tag keeps stays, with both tags         deletes the manifest
 counted once) against the SKU's included        Size, Webhooks, Geo-replications); included
 storage (Basic 10 GiB, Standard 100 GiB,        storage: ACR service tiers doc page
 Premium 500 GiB); ``Webhooks`` (2/10/500)       ("Azure Container Registry service tiers")
+on a registry in ABAC mode, a task without an   azure-cli 2.91 ``acr/task.py``
+identity deletes nothing (its runs are not      ``acr_task_create``'s warning ("does not
+run here)                                       have data plane permissions to the source
+                                                registry ... to perform image push, pull,
+                                                or delete"); what such a run prints:
+                                                assumption (not modelled)
 the clock: only the registries' (tag times,     assumption: Entra ID's password expiry and
 task schedules) moves                           ARM's timestamps keep the real time
 ==============================================  ===========================================
@@ -103,6 +109,7 @@ class Task:
     tags: dict[str, str]
     properties: dict[str, Any]
     created: dt.datetime
+    identity: dict[str, Any] = field(default_factory=dict)
 
     def public(self) -> dict[str, Any]:
         """The resource as Tasks_Get answers it."""
@@ -201,8 +208,9 @@ class Retention:
             k: v for k, v in (body.get("properties") or {}).items() if k != "provisioningState"
         }
         tags = dict(body.get("tags") or {})
+        identity = dict(body.get("identity") or {})
         if task is not None:
-            task.properties, task.tags = properties, tags
+            task.properties, task.tags, task.identity = properties, tags, identity
             return json_response(200, task.public())
         task = Task(
             registry,
@@ -211,6 +219,7 @@ class Retention:
             tags,
             properties,
             dt.datetime.now(dt.UTC),
+            identity,
         )
         self.state.tasks[key] = task
         return json_response(200, task.public())  # 200, not 201: see the table
@@ -263,8 +272,11 @@ class Retention:
             if task is None or task.properties.get("status", "Enabled") != "Enabled":
                 continue
             command = _purge_command(task.properties)
-            if command is None:
-                continue
+            if command is None or (
+                task.registry.role_assignment_mode == "AbacRepositoryPermissions"
+                and not task.identity
+            ):
+                continue  # nothing to run, or (ABAC) no permission to delete: see the table
             for when in _runs(task.properties, start, end):
                 deleted += [f"{task.registry.name}/{d}" for d in purge(state, task, command, when)]
         return {"now": iso(end), "deleted": deleted}
