@@ -6,6 +6,7 @@ test module (test_suite_layout checks)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 import shutil
@@ -862,3 +863,58 @@ def ecr_app(directory: Path) -> Iterator[EcrBox]:
     finally:
         cloud.shutdown()
         loop.call_soon_threadsafe(loop.stop)
+
+
+#: the manifest type the Harbor retention tests push and pull
+HARBOR_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+def _harbor_session(where: sandbox.Sandbox | harbor.HarborAPI) -> tuple[requests.Session, str]:
+    """Basic auth as the sandbox Harbor's seeded admin, or as ``where``'s user (OVH's Harbor)."""
+    http = requests.Session()
+    if isinstance(where, harbor.HarborAPI):
+        http.auth = where.http.auth
+        http.verify, url = where.ca_file or True, where.url
+    else:
+        creds = where.credentials("harbor")
+        http.auth = (creds["username"], creds["password"])
+        http.verify, url = where.ca_file, where.registries["harbor"]
+    http.trust_env = False
+    return http, url
+
+
+def harbor_push(where: sandbox.Sandbox | harbor.HarborAPI, repository: str, tag: str) -> None:
+    """Push a one-layer image of its own (``repository:tag`` as its content)."""
+    http, url = _harbor_session(where)
+    layer = f"layer of {repository}:{tag}\n".encode()
+    config = json.dumps({"architecture": "amd64", "os": "linux", "x": f"{repository}:{tag}"})
+    blobs = []
+    for blob in (layer, config.encode()):
+        digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+        r = http.post(f"{url}/v2/{repository}/blobs/uploads/")
+        assert r.status_code == 202, r.text
+        location = r.headers["Location"]
+        location = location if location.startswith("http") else url + location
+        sep = "&" if "?" in location else "?"
+        r = http.put(f"{location}{sep}digest={digest}", data=blob)
+        assert r.status_code == 201, r.text
+        blobs.append({"digest": digest, "size": len(blob)})
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": HARBOR_OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **blobs[1]},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **blobs[0]}],
+    }
+    r = http.put(
+        f"{url}/v2/{repository}/manifests/{tag}",
+        data=json.dumps(manifest),
+        headers={"Content-Type": HARBOR_OCI_MANIFEST},
+    )
+    assert r.status_code == 201, r.text
+
+
+def harbor_pull(where: sandbox.Sandbox | harbor.HarborAPI, repository: str, tag: str) -> None:
+    """Pull the manifest by tag, as a kubelet does (what Harbor counts as a pull)."""
+    http, url = _harbor_session(where)
+    r = http.get(f"{url}/v2/{repository}/manifests/{tag}", headers={"Accept": HARBOR_OCI_MANIFEST})
+    assert r.status_code == 200, r.text

@@ -50,6 +50,11 @@ def lab_server(
     URL, token and root folder. The sandbox's variables do not change when it is reset."""
     root = tmp_path_factory.mktemp("lab")
     port, token = free_port(), secrets.token_hex(16)
+    # every cell in the page: JupyterLab 4's default windowing ("contentVisibility") leaves
+    # off-screen cells out of innerText, which the tests read whole
+    tracker = root / "settings" / "@jupyterlab" / "notebook-extension"
+    tracker.mkdir(parents=True)
+    (tracker / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
     log = open(root / "lab.log", "wb")
     proc = subprocess.Popen(
         [
@@ -66,7 +71,11 @@ def lab_server(
         # the form keeps typed values per notebook under the cache: this lab's own
         env=os.environ
         | box.env()
-        | {"JUPYTER_CONFIG_DIR": str(root / "config"), "XDG_CACHE_HOME": str(root / "cache")},
+        | {
+            "JUPYTER_CONFIG_DIR": str(root / "config"),
+            "XDG_CACHE_HOME": str(root / "cache"),
+            "JUPYTERLAB_SETTINGS_DIR": str(root / "settings"),
+        },
         stdout=log,
         stderr=log,
     )

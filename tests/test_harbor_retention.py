@@ -10,72 +10,17 @@ pushed and pulled as the seeded admin, each with its own content (one artifact p
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 from pathlib import Path
 from typing import Any
-
-import requests
 
 from binderhub_registry import sandbox
 from binderhub_registry.providers import harbor
 from binderhub_registry.sandbox.harbor.retention import TagTimes, doublestar, run_policy
 
-from .helpers import HARBOR_DEFAULTS, admin_api, harbor_steps
+from .helpers import HARBOR_DEFAULTS, admin_api, harbor_pull, harbor_push, harbor_steps
 
 PROJECT = "binderhub"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-
-
-def _session(where: sandbox.Sandbox | harbor.HarborAPI) -> tuple[requests.Session, str]:
-    """Basic auth as the sandbox Harbor's seeded admin, or as ``where``'s user (OVH's Harbor)."""
-    http = requests.Session()
-    if isinstance(where, harbor.HarborAPI):
-        http.auth = where.http.auth
-        http.verify, url = where.ca_file or True, where.url
-    else:
-        creds = where.credentials("harbor")
-        http.auth = (creds["username"], creds["password"])
-        http.verify, url = where.ca_file, where.registries["harbor"]
-    http.trust_env = False
-    return http, url
-
-
-def push(where: sandbox.Sandbox | harbor.HarborAPI, repository: str, tag: str) -> None:
-    """Push a one-layer image of its own (``repository:tag`` as its content)."""
-    http, url = _session(where)
-    layer = f"layer of {repository}:{tag}\n".encode()
-    config = json.dumps({"architecture": "amd64", "os": "linux", "x": f"{repository}:{tag}"})
-    blobs = []
-    for blob in (layer, config.encode()):
-        digest = "sha256:" + hashlib.sha256(blob).hexdigest()
-        r = http.post(f"{url}/v2/{repository}/blobs/uploads/")
-        assert r.status_code == 202, r.text
-        location = r.headers["Location"]
-        location = location if location.startswith("http") else url + location
-        sep = "&" if "?" in location else "?"
-        r = http.put(f"{location}{sep}digest={digest}", data=blob)
-        assert r.status_code == 201, r.text
-        blobs.append({"digest": digest, "size": len(blob)})
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **blobs[1]},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **blobs[0]}],
-    }
-    r = http.put(
-        f"{url}/v2/{repository}/manifests/{tag}",
-        data=json.dumps(manifest),
-        headers={"Content-Type": OCI_MANIFEST},
-    )
-    assert r.status_code == 201, r.text
-
-
-def pull(where: sandbox.Sandbox | harbor.HarborAPI, repository: str, tag: str) -> None:
-    """Pull the manifest by tag, as a kubelet does (what Harbor counts as a pull)."""
-    http, url = _session(where)
-    r = http.get(f"{url}/v2/{repository}/manifests/{tag}", headers={"Accept": OCI_MANIFEST})
-    assert r.status_code == 200, r.text
 
 
 def tags(box: sandbox.Sandbox) -> dict[str, list[str]]:
@@ -109,12 +54,12 @@ def test_the_default_run_sets_the_policy_and_old_images_go(
     }
     assert [r["template"] for r in policy["rules"]] == ["nDaysSinceLastPull", "nDaysSinceLastPush"]
     assert policy["trigger"]["settings"]["cron"] == harbor.RETENTION_CRON
-    push(fresh, f"{PROJECT}/binder-old", "a1")
-    push(fresh, f"{PROJECT}/binder-used", "b1")
-    push(fresh, f"{PROJECT}/other-image", "c1")  # outside the prefix
-    push(fresh, "library/binder-elsewhere", "d1")  # another project
+    harbor_push(fresh, f"{PROJECT}/binder-old", "a1")
+    harbor_push(fresh, f"{PROJECT}/binder-used", "b1")
+    harbor_push(fresh, f"{PROJECT}/other-image", "c1")  # outside the prefix
+    harbor_push(fresh, "library/binder-elsewhere", "d1")  # another project
     assert fresh.advance_clock(20)["harbor"] == {"deleted": []}  # all pushed within 30 days
-    pull(fresh, f"{PROJECT}/binder-used", "b1")
+    harbor_pull(fresh, f"{PROJECT}/binder-used", "b1")
     ran = fresh.advance_clock(15)  # 35 days since the pushes, 15 since the pull
     assert ran["harbor"] == {"deleted": [f"{PROJECT}/binder-old:a1"]}
     assert tags(fresh) == {
@@ -193,7 +138,7 @@ def test_teardown_removes_only_the_policy_this_notebook_set(
     # a project someone else made without one: the notebook's policy, removed at teardown
     conn, _ = harbor_steps(tmp_path / "b", harbor_project="shared")
     assert harbor.ensure_retention(conn).status == "created"
-    push(fresh, "shared/binder-x", "t1")
+    harbor_push(fresh, "shared/binder-x", "t1")
     for out, project in ((tmp_path / "a", "theirs"), (tmp_path / "b", "shared")):
         values = HARBOR_DEFAULTS | {
             "output_dir": str(out / "values"),

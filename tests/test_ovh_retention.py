@@ -13,8 +13,7 @@ from pathlib import Path
 from binderhub_registry import sandbox
 from binderhub_registry.providers import harbor
 
-from .helpers import full_run, ovh_params, runner, settings
-from .test_harbor_retention import pull, push
+from .helpers import full_run, harbor_pull, harbor_push, ovh_params, runner, settings
 
 GIB = 1 << 30
 
@@ -26,11 +25,11 @@ def test_the_default_run_sets_the_policy_on_the_registrys_harbor(
     result = harbor.ensure_retention(conn)
     assert result.status == "created" and "binder-**" in result.detail
     api = conn.harbor()
-    push(api, "binderhub/binder-old", "a1")
-    push(api, "binderhub/binder-used", "b1")
-    push(api, "binderhub/elsewhere", "c1")
+    harbor_push(api, "binderhub/binder-old", "a1")
+    harbor_push(api, "binderhub/binder-used", "b1")
+    harbor_push(api, "binderhub/elsewhere", "c1")
     assert fresh.advance_clock(20)["ovh"] == {"deleted": []}
-    pull(api, "binderhub/binder-used", "b1")
+    harbor_pull(api, "binderhub/binder-used", "b1")
     ran = fresh.advance_clock(15)["ovh"]  # verify's check image is under the prefix too
     assert ran == {
         "deleted": ["binderhub/binder-binderhub-registry-check:verify", "binderhub/binder-old:a1"]

@@ -43,6 +43,7 @@ from .params import (
     REPOSITORY_READER_ROLE,
     REPOSITORY_WRITER_ROLE,
     TAGS,
+    TASKS_API_VERSION,
     Identity,
     Params,
     pull_identity,
@@ -307,9 +308,7 @@ class AzureConnection(Connection):
             if created.get(who.kind("service_principal")):
                 await self._checked_principal(who, created[who.kind("service_principal")])
         if created.get("purge_task") and not created["purge_task"].get("pending"):
-            from .retention import check_task_ours
-
-            check_task_ours(self, created["purge_task"])
+            self._check_task_ours(created["purge_task"])
         arm = {  # what each recorded ARM resource is called, and how it is read
             "registry": (
                 "registry",
@@ -467,16 +466,55 @@ class AzureConnection(Connection):
             Deletion("resource_group", f"resource group {group}", self._drop_group),
         ]
 
-    def _drop_purge_task(self, recorded: dict[str, Any]) -> None:
-        from .retention import delete_task
+    def _check_task_ours(self, recorded: dict[str, Any]) -> None:
+        """Before teardown: the recorded purge task, if it still lives, carries this
+        deployment's mark."""
+        live = arm_if_present(
+            self.resources.resources.get_by_id, recorded["id"], api_version=TASKS_API_VERSION
+        )
+        if live is None:
+            return
+        mark = dict(live.tags or {}).get(MARK)
+        if mark != self.record.deployment:
+            raise CloudError(
+                f"ACR Task {recorded.get('name')} is not this deployment's (recorded "
+                f"{recorded['id']} tagged {MARK}={self.record.deployment}, found {MARK}={mark}): "
+                "nothing deleted"
+            )
 
-        delete_task(self, recorded)
+    def delete_task(self, recorded: dict[str, Any]) -> None:
+        """Delete the purge task ``recorded`` names (a 404: already gone)."""
+        poller = arm_if_present(
+            self.resources.resources.begin_delete_by_id,
+            recorded["id"],
+            api_version=TASKS_API_VERSION,
+            polling=self.polling(),
+        )
+        if poller is not None:
+            wait_for(self, poller, "deleting the purge task", "`az acr task list`")
+
+    def _drop_purge_task(self, recorded: dict[str, Any]) -> None:
+        """Teardown's deletion of the recorded purge task, checked to be ours first."""
+        self._check_task_ours(recorded)
+        self.delete_task(recorded)
 
     def storage_used(self) -> Usage | None:
-        """The registry's ``listUsages`` Size against the storage its SKU includes."""
-        from .retention import storage_used
-
-        return storage_used(self)
+        """``Registries_ListUsages``' ``Size`` against its limit, the storage the SKU includes
+        (Basic 10 GiB, Standard 100 GiB, Premium 500 GiB: ACR service tiers page). Beyond it
+        Azure bills extra storage per GiB and day rather than refusing pushes."""
+        p, registry = self.params, self.registry
+        if registry is None:
+            return None
+        usages = arm_if_present(self.acr.registries.list_usages, p.resource_group, p.acr_name)
+        for usage in (usages.value or []) if usages is not None else []:
+            if str(usage.name) == "Size":
+                return Usage(
+                    int(usage.current_value or 0),
+                    int(usage.limit) if usage.limit else None,
+                    f"registry {registry.name}'s Size (listUsages) against the storage its SKU "
+                    "includes; beyond it Azure bills the extra storage",
+                )
+        return None
 
     def _in_this_subscription(self, recorded: dict[str, Any], what: str) -> None:
         other = recorded["id"].split("/")[2]

@@ -248,3 +248,8 @@ GUIDE = GuideEntry(
         ),
     },
 )
+
+
+#: The api-version of ACR Tasks that azure-cli 2.91 sends (azure-mgmt-containerregistrytasks
+#: 1.0.0b1's default).
+TASKS_API_VERSION = "2025-03-01-preview"

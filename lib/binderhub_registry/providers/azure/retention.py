@@ -32,25 +32,21 @@ from azure.mgmt.resource.resources.models import GenericResource
 
 from ...errors import CloudError
 from ...steps import Result
-from ...usage import Usage, retention_text
+from ...usage import retention_text
 from ..contract import creates
 from .connection import AzureConnection, wait_for
 from .errors import arm_if_present, arm_step
-from .params import ABAC_MODE, MARK
+from .params import ABAC_MODE, MARK, TASKS_API_VERSION
 
 __all__ = [
     "SCHEDULE",
     "TASKS_API_VERSION",
     "ensure_purge_task",
     "purge_command",
-    "storage_used",
     "task_body",
     "task_name",
 ]
 
-#: The api-version of ACR Tasks that azure-cli 2.91 sends (azure-mgmt-containerregistrytasks
-#: 1.0.0b1's default).
-TASKS_API_VERSION = "2025-03-01-preview"
 #: Daily at midnight UTC, as the purge page's example (``--schedule "0 0 * * *"``).
 SCHEDULE = "0 0 * * *"
 #: The run's timeout, seconds: the purge page's YAML example (``timeout: 3600``).
@@ -161,7 +157,7 @@ def ensure_purge_task(conn: AzureConnection) -> Result[str | None]:
         if live is None:
             return Result(None, "skipped", f"{rule}: no purge task")
         conn.plan(f"delete ACR Task {name} ({rule})")
-        _delete(conn, {"id": resource_id})
+        conn.delete_task({"id": resource_id})
         conn.note("purge_task", None)
         return Result(None, "deleted", f"{rule}: deleted purge task {name}")
     properties = dict(live.properties or {}) if live is not None else {}
@@ -219,56 +215,3 @@ def _abac(conn: AzureConnection) -> str:
         "assign`, then `az acr task update --source-acr-auth-id [system]`) with a role that "
         "deletes in the registry, or its purges delete nothing"
     )
-
-
-def _delete(conn: AzureConnection, recorded: dict[str, Any]) -> None:
-    """Delete the task (a 404: already gone)."""
-    poller = arm_if_present(
-        conn.resources.resources.begin_delete_by_id,
-        recorded["id"],
-        api_version=TASKS_API_VERSION,
-        polling=conn.polling(),
-    )
-    if poller is not None:
-        wait_for(conn, poller, "deleting the purge task", "`az acr task list`")
-
-
-def check_task_ours(conn: AzureConnection, recorded: dict[str, Any]) -> None:
-    """Before teardown: the recorded task, if it still lives, carries this deployment's mark."""
-    live = arm_if_present(
-        conn.resources.resources.get_by_id, recorded["id"], api_version=TASKS_API_VERSION
-    )
-    if live is None:
-        return
-    mark = dict(live.tags or {}).get(MARK)
-    if mark != conn.record.deployment:
-        raise CloudError(
-            f"ACR Task {recorded.get('name')} is not this deployment's (recorded "
-            f"{recorded['id']} tagged {MARK}={conn.record.deployment}, found {MARK}={mark}): "
-            "nothing deleted"
-        )
-
-
-def delete_task(conn: AzureConnection, recorded: dict[str, Any]) -> None:
-    """Teardown's deletion of the recorded task (checked first: :func:`check_task_ours`)."""
-    check_task_ours(conn, recorded)
-    _delete(conn, recorded)
-
-
-def storage_used(conn: AzureConnection) -> Usage | None:
-    """``Registries_ListUsages``' ``Size`` against its limit, the storage the SKU includes
-    (Basic 10 GiB, Standard 100 GiB, Premium 500 GiB: ACR service tiers page). Beyond it
-    Azure bills extra storage per GiB and day rather than refusing pushes."""
-    p, registry = conn.params, conn.registry
-    if registry is None:
-        return None
-    usages = arm_if_present(conn.acr.registries.list_usages, p.resource_group, p.acr_name)
-    for usage in (usages.value or []) if usages is not None else []:
-        if str(usage.name) == "Size":
-            return Usage(
-                int(usage.current_value or 0),
-                int(usage.limit) if usage.limit else None,
-                f"registry {registry.name}'s Size (listUsages) against the storage its SKU "
-                "includes; beyond it Azure bills the extra storage",
-            )
-    return None

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import ssl
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.error import HTTPError
 from urllib.parse import quote
 from urllib.request import Request as UrlRequest
@@ -52,11 +52,24 @@ from urllib.request import urlopen
 
 from ..app import Request, Response, json_response
 from ..registry_front import token_claims
-from .models import ROLE_ACTIONS, Session, TagTimes
+from .models import ROLE_ACTIONS, Hub, Session, TagTimes
 
 if TYPE_CHECKING:
     from ..registry import RegistryProcess
-    from .cloud import DockerHub
+
+
+class DockerHub(Protocol):
+    """What these routes use of the backend (``cloud.DockerHub``), named here so this module
+    does not import the one that mounts it."""
+
+    hub: Hub
+    front: Any  # its registry front (``front.process``: the docker-registry child)
+    prefix: str
+
+    def session(self, request: Request, *, manage: bool = True) -> Session | Response:
+        """The caller's live session, or the refusal to answer."""
+        ...
+
 
 __all__ = ["DAY", "TagTimes", "advance", "delete_tag", "hub_time", "observe", "routes"]
 
@@ -216,7 +229,8 @@ class _Routes:
 
     def _process(self) -> RegistryProcess:
         assert self.hub.front is not None
-        return self.hub.front.process
+        process: RegistryProcess = self.hub.front.process
+        return process
 
     def list_repositories(self, request: Request) -> Response:
         """``GET /v2/repositories/{namespace}/``."""

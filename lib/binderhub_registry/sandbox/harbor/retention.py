@@ -13,14 +13,24 @@ from __future__ import annotations
 import json
 import re
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.request import Request as UrlRequest
 from urllib.request import urlopen
 
 if TYPE_CHECKING:
     from ..registry import RegistryProcess
-    from .instance import HarborInstance
+
+
+class HarborInstance(Protocol):
+    """What a policy run reads of a Harbor (``instance.HarborInstance``), named here so this
+    module does not import the one that holds it."""
+
+    live: Any  # its state (``models``): projects, and their ``retention`` records
+    front: Any  # its registry front (``front.process``: the docker-registry child), or None
+    clock: Callable[[], float]  # its now
+
 
 __all__ = [
     "TEMPLATES",
