@@ -43,6 +43,7 @@ from binderhub_registry import (
 )
 from binderhub_registry.params import read_parameters_cell
 from binderhub_registry.providers import (
+    CommonParams,
     Provider,
     contract,
     dockerhub,
@@ -670,6 +671,8 @@ def problems(api: str, value: Any, schema: dict[str, Any], path: str = "") -> li
 
 # --- Harbor ----------------------------------------------------------------------------------
 HARBOR_DEFAULTS = notebook_defaults("harbor")
+#: Notebook 06's parameters cell: the sandbox's account and its seeded EKS cluster.
+ECR_DEFAULTS = notebook_defaults("ecr")
 
 
 def harbor_steps(tmp_path: Path, **overrides: Any) -> tuple[harbor.HarborConnection, ValuesFiles]:
@@ -918,3 +921,18 @@ def harbor_pull(where: sandbox.Sandbox | harbor.HarborAPI, repository: str, tag:
     http, url = _harbor_session(where)
     r = http.get(f"{url}/v2/{repository}/manifests/{tag}", headers={"Accept": HARBOR_OCI_MANIFEST})
     assert r.status_code == 200, r.text
+
+
+def common_params(output_dir: Path, **changes: Any) -> CommonParams:
+    """The contract's common parameters as a first real run on the sandbox has them."""
+    values: dict[str, Any] = {
+        "prefix": "binder-",
+        "pull_access": "secret",
+        "output_dir": output_dir,
+        "dry_run": False,
+        "teardown": False,
+        "rotate": False,
+        "keep_replaced": False,
+        "sandbox": True,
+    }
+    return CommonParams(**(values | changes))

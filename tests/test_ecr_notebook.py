@@ -25,27 +25,11 @@ from binderhub_registry.providers import ecr
 from binderhub_registry.sandbox.app import Fault
 from binderhub_registry.usage import Usage
 
-from .helpers import EcrBox
+from .helpers import ECR_DEFAULTS, EcrBox
 from .skopeo import needs_skopeo, skopeo_push
 
 REGION = "us-east-2"
-DEFAULTS: dict[str, Any] = {
-    "aws_region": REGION,
-    "account_id": "123456789012",
-    "repository_prefix": "binderhub",
-    "cluster_name": "binderhub",
-    "helper_namespace": "binderhub",
-    "helper_name": "binderhub-registry-helper",
-    "helper_identity": "role",
-    "retention_days": 30,
-    "prefix": "binder-",
-    "pull_access": "node",
-    "dry_run": False,
-    "teardown": False,
-    "rotate": False,
-    "keep_replaced": False,
-    "sandbox": True,
-}
+DEFAULTS = ECR_DEFAULTS
 
 
 @pytest.fixture

@@ -12,24 +12,9 @@ import pytest
 from binderhub_registry import InvalidParameter, MissingCredentials
 from binderhub_registry.providers import ecr
 
-#: The notebook's defaults (the sandbox's account and seeded EKS cluster).
-DEFAULTS: dict[str, Any] = {
-    "aws_region": "us-east-2",
-    "account_id": "123456789012",
-    "repository_prefix": "binderhub",
-    "cluster_name": "binderhub",
-    "helper_namespace": "binderhub",
-    "helper_name": "binderhub-registry-helper",
-    "helper_identity": "role",
-    "retention_days": 30,
-    "prefix": "binder-",
-    "pull_access": "node",
-    "dry_run": False,
-    "teardown": False,
-    "rotate": False,
-    "keep_replaced": False,
-    "sandbox": True,
-}
+from .helpers import ECR_DEFAULTS
+
+DEFAULTS = ECR_DEFAULTS
 
 BAD = [
     ("aws_region", "us-east-7"),  # no such region

@@ -10,21 +10,14 @@ from typing import Any
 import pytest
 
 from binderhub_registry.errors import CloudError
-from binderhub_registry.providers import CommonParams, Connection, Record, contract
+from binderhub_registry.providers import Connection, Record, contract
 from binderhub_registry.steps import Planned, Result, Runner
+
+from .helpers import common_params
 
 
 def connection(tmp_path: Path, *, dry_run: bool) -> Connection:
-    params = CommonParams(
-        prefix="binder-",
-        pull_access="secret",
-        output_dir=tmp_path,
-        dry_run=dry_run,
-        teardown=False,
-        rotate=False,
-        keep_replaced=False,
-        sandbox=True,
-    )
+    params = common_params(tmp_path, dry_run=dry_run)
     return Connection(params, Record(tmp_path, "test"), None)
 
 

@@ -11,10 +11,10 @@ import pytest
 import requests
 
 from binderhub_registry import InvalidParameter, providers, sandbox
-from binderhub_registry.providers import CommonParams, Connection, Record
+from binderhub_registry.providers import Connection, Record
 from binderhub_registry.usage import Usage, retention_text
 
-from .helpers import HARBOR_DEFAULTS
+from .helpers import HARBOR_DEFAULTS, common_params
 
 GIB = 1 << 30
 
@@ -55,16 +55,7 @@ def test_usage_warns_above_80_percent() -> None:
 
 
 def test_report_storage_says_what_the_registry_tells(tmp_path: Path) -> None:
-    params = CommonParams(
-        prefix="binder-",
-        pull_access="secret",
-        output_dir=tmp_path,
-        dry_run=False,
-        teardown=False,
-        rotate=False,
-        keep_replaced=False,
-        sandbox=True,
-    )
+    params = common_params(tmp_path)
 
     class Full(Connection):
         def storage_used(self) -> Usage:

@@ -27,7 +27,7 @@ import pytest
 from binderhub_registry import InvalidParameter, VerificationFailed, providers, sandbox, verify
 from binderhub_registry.binderhub import load_values
 from binderhub_registry.providers import Connection, Provider
-from binderhub_registry.providers.contract import CommonParams, Record
+from binderhub_registry.providers.contract import Record
 from binderhub_registry.providers.dockerhub import SANDBOX_SECRET_VARIABLE as SANDBOX_SECRET
 
 from .conftest import (
@@ -37,7 +37,15 @@ from .conftest import (
     assert_fails_before_any_call,
     outputs_text,
 )
-from .helpers import Crash, census, defaults, make_token, stopped_recording, stopped_writing_values
+from .helpers import (
+    Crash,
+    census,
+    common_params,
+    defaults,
+    make_token,
+    stopped_recording,
+    stopped_writing_values,
+)
 
 pytestmark = pytest.mark.notebook
 
@@ -426,16 +434,7 @@ def test_the_keep_message_names_the_values_to_deploy(tmp_path: Path) -> None:
         def values_to_deploy(self) -> str:
             return "config.yaml"
 
-    params = CommonParams(
-        prefix="binder-",
-        pull_access="secret",
-        output_dir=tmp_path,
-        dry_run=False,
-        teardown=False,
-        rotate=False,
-        keep_replaced=True,
-        sandbox=True,
-    )
+    params = common_params(tmp_path, keep_replaced=True)
     record = Record(tmp_path, "keyless")
     record.set(Keyless.retiring, ["old"])
     result = asyncio.run(Keyless(params=params, record=record, ca_file=None).finish_rotation())
