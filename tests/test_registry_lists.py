@@ -214,3 +214,13 @@ def test_contributing_names_suites_that_run_over_every_provider() -> None:
     for name in suites:
         text = (ROOT / "tests" / name).read_text()
         assert "providers.keys()" in text, f"{name} does not run over every registered provider"
+
+
+@pytest.mark.parametrize("key", providers.keys())
+def test_readme_names_every_registrys_notebook_and_when_to_choose_it(key: str) -> None:
+    """README is read on GitHub, where the docs' directives do not render: its notebook table
+    and its "Which registry" list name every registered registry (hand-written, so checked)."""
+    provider = providers.get(key)
+    readme = (ROOT / "README.md").read_text()
+    assert f"(notebooks/{provider.NOTEBOOK}.ipynb)" in readme
+    assert f"- **{provider.GUIDE.name}** if" in readme
