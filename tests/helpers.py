@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 import shutil
+import socket
 import ssl
 import sys
 import warnings
@@ -936,3 +937,22 @@ def common_params(output_dir: Path, **changes: Any) -> CommonParams:
         "sandbox": True,
     }
     return CommonParams(**(values | changes))
+
+
+#: The only hosts a test's process may connect to.
+LOOPBACK = ("127.0.0.1", "::1")
+
+
+def loopback_connections(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Record every socket connection the process opens from now on (its addresses, in a list
+    the caller reads after), and fail at once on one beyond :data:`LOOPBACK`."""
+    seen: list[Any] = []
+    connect = socket.socket.connect
+
+    def recording(self: socket.socket, address: Any) -> Any:
+        seen.append(address)
+        assert address[0] in LOOPBACK, f"a connection beyond loopback: {address}"
+        return connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", recording)
+    return seen

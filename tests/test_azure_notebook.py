@@ -32,7 +32,14 @@ from binderhub_registry.providers.azure import auth
 from binderhub_registry.sandbox.azure import TAKEN_REGISTRY
 
 from .conftest import NOTEBOOKS, NotebookRun, assert_fails_before_any_call, outputs_text
-from .helpers import AZURE_DEFAULTS, AZURE_VARIABLES, az, deployer_token, settings
+from .helpers import (
+    AZURE_DEFAULTS,
+    AZURE_VARIABLES,
+    az,
+    deployer_token,
+    loopback_connections,
+    settings,
+)
 
 pytestmark = pytest.mark.notebook
 
@@ -511,14 +518,7 @@ def test_credential_probes_stay_on_loopback(
     for name in AZURE_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))  # no az, azd or pwsh to spawn: quick and offline
-    seen: list[Any] = []
-    connect = socket.socket.connect
-
-    def recording(self: socket.socket, address: Any) -> Any:
-        seen.append(address)
-        return connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", recording)
+    seen = loopback_connections(monkeypatch)
     p = azure.validate(AZURE_DEFAULTS, output_dir=str(tmp_path / "values"), sandbox=False)
     started = time.monotonic()
     with pytest.raises(MissingCredentials):

@@ -21,7 +21,7 @@ from binderhub_registry.providers.google.auth import (
 )
 from binderhub_registry.providers.google.errors import _http_error
 
-from .helpers import GOOGLE_DEFAULTS, settings, up_to_the_key
+from .helpers import GOOGLE_DEFAULTS, loopback_connections, settings, up_to_the_key
 
 USER_ADC = {
     "type": "authorized_user",
@@ -225,13 +225,7 @@ def test_a_real_mode_sign_in_builds_its_clients_with_no_call_beyond_loopback(
     """sandbox = False with a key file whose token_uri is the sandbox's: the token is the only
     call, and the clients (REST and the intercepted gRPC channel to iam.googleapis.com) are
     built without connecting anywhere else."""
-    real_connect = socket.socket.connect
-
-    def loopback_only(self: socket.socket, address: Any) -> Any:
-        assert address[0] in ("127.0.0.1", "::1"), f"a connection beyond loopback: {address}"
-        return real_connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", loopback_only)
+    loopback_connections(monkeypatch)
     key = fresh.credentials("google") | {
         "type": "service_account",
         "token_uri": f"{fresh.url}/google/oauth2/token",

@@ -3,13 +3,13 @@ default chain, whose last source is the EC2 instance metadata at 169.254.169.254
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from binderhub_registry import sandbox
+
+from .helpers import loopback_connections
 
 botocore_session = pytest.importorskip("botocore.session", reason="the aws extra is not installed")
 
@@ -36,13 +36,6 @@ def test_botocore_finds_no_credentials_without_leaving_loopback(
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
     for name, value in sandbox.loopback_env().items():
         monkeypatch.setenv(name, value)
-    seen: list[Any] = []
-    connect = socket.socket.connect
-
-    def recording(self: socket.socket, address: Any) -> Any:
-        seen.append(address)
-        return connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", recording)
+    seen = loopback_connections(monkeypatch)
     assert botocore_session.Session().get_credentials() is None
     assert {address[0] for address in seen} <= {"127.0.0.1", "::1"}, seen
