@@ -13,6 +13,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from binderhub_registry import sandbox
 from binderhub_registry.providers import harbor
 from binderhub_registry.sandbox.harbor.retention import TagTimes, doublestar, run_policy
@@ -69,6 +71,39 @@ def test_the_default_run_sets_the_policy_and_old_images_go(
     }
     assert fresh.advance_clock(31)["harbor"] == {"deleted": [f"{PROJECT}/binder-used:b1"]}
     assert f"{PROJECT}/other-image" in tags(fresh)
+
+
+def test_only_a_push_or_pull_docker_registry_carried_out_dates_a_tag(
+    fresh: sandbox.Sandbox, tmp_path: Path
+) -> None:
+    """The registry front's record: an anonymous GET docker-registry refuses (401) is no
+    pull, a manifest PUT it refuses (400, a layer it does not have) is no push."""
+    conn, _ = harbor_steps(tmp_path)
+    assert harbor.ensure_retention(conn).status == "created"
+    harbor_push(fresh, f"{PROJECT}/binder-old", "a1")
+    assert fresh.advance_clock(20)["harbor"] == {"deleted": []}
+    url = f"{fresh.registries['harbor']}/v2/{PROJECT}/binder-old/manifests/a1"
+    anonymous = requests.get(url, verify=fresh.ca_file, timeout=30)
+    assert anonymous.status_code == 401
+    missing = "sha256:" + "0" * 64
+    broken = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": missing},
+        "layers": [],
+    }
+    creds = fresh.credentials("harbor")
+    refused = requests.put(
+        url,
+        json=broken,
+        headers={"Content-Type": OCI_MANIFEST},
+        auth=(creds["username"], creds["password"]),
+        verify=fresh.ca_file,
+        timeout=30,
+    )
+    assert refused.status_code == 400, refused.text
+    # 35 days since the one push that happened, never pulled
+    assert fresh.advance_clock(15)["harbor"] == {"deleted": [f"{PROJECT}/binder-old:a1"]}
 
 
 def test_a_dry_run_shows_the_policy_and_changes_nothing(

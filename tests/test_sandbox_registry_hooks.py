@@ -1,15 +1,19 @@
-"""The registry pieces every sandbox backend shares: one restart, one refusal hook.
+"""The registry pieces every sandbox backend shares: one restart, one refusal hook, one record
+of pushes and pulls.
 
 A backend's reset restarts its docker-registry empty with ``RegistryProcess.restart`` (the
 first use waits for the port); a cloud's own refusal of a registry call is its front's
 ``RegistryFront.refusal``, which the shared proxy calls in a worker thread holding the
-cloud's lock, before docker-registry sees the call.
+cloud's lock, before docker-registry sees the call; every push and pull a client makes through
+a front is dated on the cloud's clock in ``process.times``, which the fakes' retention reads.
 """
 
 from __future__ import annotations
 
 import ast
 import asyncio
+import hashlib
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,6 +58,11 @@ class _Front(RegistryFront):
         return None
 
 
+#: The fixture's cloud clock (a test moves it).
+CLOCK = [1000.0]
+OCI = "application/vnd.oci.image.manifest.v1+json"
+
+
 @pytest.fixture
 def front(tmp_path: Path) -> Iterator[_Front]:
     """A front on an app in this process; ``u``/``p`` may do anything."""
@@ -72,7 +81,9 @@ def front(tmp_path: Path) -> Iterator[_Front]:
             Grant(user, lambda name, wanted: wanted) if (user, password) == ("u", "p") else None
         ),
         lock=threading.RLock(),
+        clock=lambda: CLOCK[0],
     )
+    CLOCK[0] = 1000.0
     made = _Front(app, config)
     made.seen = []
     try:
@@ -97,6 +108,98 @@ def test_a_front_s_refusal_answers_before_docker_registry_under_the_cloud_s_lock
     passed = requests.get(url, auth=("u", "p"), verify=ca, timeout=30)
     assert passed.status_code == 404  # docker-registry's own answer: no such manifest
     assert passed.json()["errors"][0]["code"] in ("MANIFEST_UNKNOWN", "NAME_UNKNOWN")
+
+
+def _push(front: _Front, repository: str, tag: str, *, layer_missing: bool = False) -> Any:
+    """A one-blob image pushed through the front as ``u``; the manifest PUT's answer."""
+    ca, url = str(front.process.material.ca_file), f"https://{front.host}/v2/{repository}"
+    config = json.dumps({"os": "linux", "x": f"{repository}:{tag}", "gone": layer_missing})
+    config = config.encode()
+    digest = "sha256:" + hashlib.sha256(config).hexdigest()
+    if not layer_missing:
+        started = requests.post(f"{url}/blobs/uploads/", auth=("u", "p"), verify=ca, timeout=30)
+        location = started.headers["Location"]
+        location = location if location.startswith("http") else f"https://{front.host}{location}"
+        sep = "&" if "?" in location else "?"
+        done = requests.put(
+            f"{location}{sep}digest={digest}", data=config, auth=("u", "p"), verify=ca, timeout=30
+        )
+        assert done.status_code == 201, done.text
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI,
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": digest,
+            "size": len(config),
+        },
+        "layers": [],
+    }
+    return requests.put(
+        f"{url}/manifests/{tag}",
+        data=json.dumps(manifest),
+        headers={"Content-Type": OCI},
+        auth=("u", "p"),
+        verify=ca,
+        timeout=30,
+    )
+
+
+def test_the_front_dates_what_docker_registry_stores_and_serves_on_the_cloud_s_clock(
+    front: _Front,
+) -> None:
+    ca, url = str(front.process.material.ca_file), f"https://{front.host}/v2/team/app"
+    times = front.process.times
+    stored = _push(front, "team/app", "v1")
+    assert stored.status_code == 201
+    ((key, found),) = times.all().items()
+    assert key == ("team/app", "v1") and found.pushed == 1000.0 and found.pulled is None
+    assert found.digest == stored.headers["Docker-Content-Digest"]
+    assert times.uploaded("team/app", found.digest) == 1000.0
+    CLOCK[0] = 2000.0
+    # what docker-registry refuses, or a HEAD, or a read by digest, or the fake's own read: none
+    assert _push(front, "team/app", "v1", layer_missing=True).status_code == 400
+
+    def get(path: str, method: str = "GET") -> int:
+        answer = requests.request(
+            method, url + path, auth=("u", "p"), headers={"Accept": OCI}, verify=ca, timeout=30
+        )
+        return answer.status_code
+
+    assert get("/manifests/v2") == 404
+    assert get("/manifests/v1", "HEAD") == 200
+    assert get(f"/manifests/{found.digest}") == 200
+    process = front.process  # the fakes read docker-registry directly, with their own token
+    own = process.issuer.issue(
+        process.service,
+        "sandbox-admin",
+        [{"type": "repository", "name": "team/app", "actions": ["pull"]}],
+    )
+    direct = requests.get(
+        f"{process.url}/v2/team/app/manifests/v1",
+        headers={"Authorization": f"Bearer {own}", "Accept": OCI},
+        verify=ca,
+        timeout=30,
+    )
+    assert direct.status_code == 200
+    assert times.get("team/app", "v1") == found
+    assert get("/manifests/v1") == 200  # a client's pull
+    now = times.get("team/app", "v1")
+    assert now is not None and now.pulled == 2000.0 and now.pushed == 1000.0
+    CLOCK[0] = 3000.0
+    assert _push(front, "team/app", "v1").status_code == 201  # the same image pushed again
+    again = times.get("team/app", "v1")
+    assert again is not None and (again.pushed, again.pulled) == (3000.0, 2000.0)
+    assert times.uploaded("team/app", found.digest) == 1000.0  # the image: uploaded once
+    deleted = requests.delete(
+        f"{url}/manifests/{found.digest}", auth=("u", "p"), verify=ca, timeout=30
+    )
+    assert deleted.status_code == 202
+    assert times.all() == {} and times.uploaded("team/app", found.digest) is None
+    assert _push(front, "team/app", "v1").status_code == 201
+    assert times.uploaded("team/app", found.digest) == 3000.0  # pushed anew: uploaded anew
+    front.process.restart()
+    assert times.all() == {}  # the content went, its times with it
 
 
 def test_restart_starts_a_new_empty_process_and_the_first_use_waits(front: _Front) -> None:

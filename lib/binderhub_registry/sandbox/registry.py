@@ -3,6 +3,9 @@
 Each provider gets its own process with its real ``service`` name; its token
 realm is a route of the fake cloud, which checks credentials against live state.
 
+Each process keeps its :class:`TagRecords`: when each tag was pushed and pulled through the
+registry's front (docker-registry keeps no such times), which the fakes' retention reads.
+
 Every process dies with the sandbox, even when the sandbox is killed with
 SIGKILL: on Linux the child asks for ``PR_SET_PDEATHSIG`` before it execs. That
 signal follows the *thread* that forked the child, so every process is forked
@@ -26,6 +29,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.request import Request, urlopen
@@ -33,7 +37,15 @@ from urllib.request import Request, urlopen
 from .files import write_private
 from .tls import Material
 
-__all__ = ["REGISTRY_BINARY", "RegistryProcess", "TokenIssuer", "free_port", "spawn"]
+__all__ = [
+    "REGISTRY_BINARY",
+    "RegistryProcess",
+    "TagRecords",
+    "TagTimes",
+    "TokenIssuer",
+    "free_port",
+    "spawn",
+]
 
 REGISTRY_BINARY = "docker-registry"
 
@@ -105,6 +117,93 @@ class TokenIssuer:
         return jwt.encode(claims, self.key, algorithm="ES256", headers={"kid": self.kid})
 
 
+@dataclass
+class TagTimes:
+    """One tag's last push and last pull (None: never), in its cloud's clock, and the
+    manifest digest the push stored under it."""
+
+    pushed: float
+    pulled: float | None = None
+    digest: str = ""
+
+
+class TagRecords:
+    """When each (repository, tag) was pushed and pulled through the registry's front.
+
+    The front notes a manifest PUT by tag that docker-registry stored (201) as a push, a
+    manifest GET by tag that it answered (200) as a pull, and a manifest DELETE that it
+    accepted (202) as the end of that manifest's tags; times are the cloud's clock when
+    the answer came. The fakes' own calls go to docker-registry directly, so they are no
+    pulls. A registry starts empty and every client push goes through its front, so every
+    tag a fake finds has a record. Thread-safe (the front notes from its event loop).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tags: dict[tuple[str, str], TagTimes] = {}
+        # (repository, digest) -> its first push: when the image was uploaded
+        self._uploads: dict[tuple[str, str], float] = {}
+
+    def pushed(self, repository: str, tag: str, digest: str, when: float) -> None:
+        """A push of ``digest`` under ``tag``; an earlier pull of the tag stays its last."""
+        with self._lock:
+            before = self._tags.get((repository, tag))
+            pulled = before.pulled if before is not None else None
+            self._tags[(repository, tag)] = TagTimes(when, pulled, digest)
+            self._uploads.setdefault((repository, digest), when)
+
+    def pulled(self, repository: str, tag: str, when: float) -> None:
+        """A pull of ``tag`` (a tag without a record: nothing to note)."""
+        with self._lock:
+            found = self._tags.get((repository, tag))
+            if found is not None:
+                found.pulled = when
+
+    def get(self, repository: str, tag: str) -> TagTimes | None:
+        """A copy of the tag's record, or None."""
+        with self._lock:
+            found = self._tags.get((repository, tag))
+            return None if found is None else TagTimes(found.pushed, found.pulled, found.digest)
+
+    def uploaded(self, repository: str, digest: str) -> float | None:
+        """When ``digest`` was first pushed to ``repository`` (since it last went), or None."""
+        with self._lock:
+            return self._uploads.get((repository, digest))
+
+    def all(self) -> dict[tuple[str, str], TagTimes]:
+        """Every record, copied."""
+        with self._lock:
+            return {k: TagTimes(t.pushed, t.pulled, t.digest) for k, t in self._tags.items()}
+
+    def forget(self, repository: str, *, tag: str = "", digest: str = "") -> None:
+        """A tag deleted, or a manifest (``digest``) deleted with every tag on it."""
+        with self._lock:
+            if tag:
+                self._tags.pop((repository, tag), None)
+            if digest:
+                self._uploads.pop((repository, digest), None)
+                for key in [k for k, t in self._tags.items() if k[0] == repository]:
+                    if self._tags[key].digest == digest:
+                        del self._tags[key]
+
+    def age(self, seconds: float) -> None:
+        """Every push and pull ``seconds`` earlier: the same as the clock of whoever compares
+        moving ahead (a registry whose age comparisons are a client's, on the real clock)."""
+        with self._lock:
+            for times in self._tags.values():
+                times.pushed -= seconds
+                if times.pulled is not None:
+                    times.pulled -= seconds
+            for key in self._uploads:
+                self._uploads[key] -= seconds
+
+    def clear(self) -> None:
+        """Nothing recorded (the registry restarted empty)."""
+        with self._lock:
+            self._tags.clear()
+            self._uploads.clear()
+
+
 class RegistryProcess:
     """One docker-registry process on 127.0.0.1 over TLS, storage in memory."""
 
@@ -126,6 +225,7 @@ class RegistryProcess:
         self.config_file = directory / f"registry-{name}.yml"
         self.material = material
         self.proc: subprocess.Popen[bytes] | None = None
+        self.times = TagRecords()  # pushes and pulls through the front (content's times)
         self._ready = False
         self._ready_lock = threading.RLock()  # one waiter (re)starts; the others find it ready
         config = {
@@ -219,8 +319,9 @@ class RegistryProcess:
         self.start()
 
     def stop(self) -> None:
-        """Stop the process (its in-memory content goes with it)."""
+        """Stop the process (its in-memory content, and so its tags' times, go with it)."""
         self._ready = False
+        self.times.clear()
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -244,6 +345,28 @@ class RegistryProcess:
         except OSError as e:
             code = getattr(e, "code", 0)
             return int(code or 0), None
+
+    def delete_manifest(self, repository: str, digest: str) -> bool:
+        """Delete a manifest by digest with the sandbox's own token, as a cloud's cleanup does
+        (docker-registry takes every tag on it along), and forget its tags' times; False when
+        docker-registry had no such manifest."""
+        self.ready()
+        access = [{"type": "repository", "name": repository, "actions": ["pull", "delete"]}]
+        token = self.issuer.issue(self.service, "sandbox-admin", access)
+        req = Request(
+            f"{self.url}/v2/{repository}/manifests/{digest}",
+            headers={"Authorization": f"Bearer {token}"},
+            method="DELETE",
+        )
+        try:
+            with urlopen(req, timeout=10, context=self._ssl) as resp:
+                gone = bool(resp.status == 202)
+        except OSError as e:
+            if getattr(e, "code", 0) != 404:
+                raise
+            gone = False
+        self.times.forget(repository, digest=digest)
+        return gone
 
     def repositories(self) -> dict[str, list[str]]:
         """Every repository with its tags, sorted."""

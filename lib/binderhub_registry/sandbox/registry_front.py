@@ -12,7 +12,12 @@ What every sandbox registry shares, so a cloud only configures it:
 - :class:`RegistryFront`: a listener of the app on its own port (so faults and
   the request log cover it), serving the realm at its path, the ``/v2/`` ping,
   and a streaming proxy to its docker-registry child (request and response
-  bodies are streamed, chunked uploads included).
+  bodies are streamed, chunked uploads included);
+- the one record of pushes and pulls: the proxy notes each manifest PUT by tag
+  docker-registry stored, GET by tag it answered, and DELETE it accepted, on the
+  cloud's clock (``FrontConfig.clock``), in its process's
+  :class:`~.registry.TagRecords` (``process.times``), which every fake's retention
+  reads (docker-registry keeps no push or pull times).
 
 Configurations (:class:`FrontConfig`):
 
@@ -40,8 +45,8 @@ ECR (``ecr.cloud``)    ``ecr.amazonaws.com``  / (none: ECR    Basic challenge ``
                                                               stored manifest recorded in ECR
 =====================  =====================  ==============  =============================
 
-Docker Hub's registry has no front (clients talk to docker-registry directly);
-its realm, a route of the Hub API, is a :class:`TokenRealm` too.
+Docker Hub's front serves no realm of its own: its realm, a route of the Hub API, is a
+:class:`TokenRealm` too (``realm_url``).
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ import json
 import re
 import ssl
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -270,6 +276,15 @@ class FrontConfig:
     any_service: bool = False  # the realm ignores ``service`` (Artifact Registry)
     ping_service: bool = True  # the ``/v2/`` challenge names the service; False: realm only
     denied: Callable[[str, set[str]], Response] | None = None  # see TokenRealm.denied
+    # the cloud's now (its sandbox clock, with what POST /_sandbox/clock added): pushes and
+    # pulls are dated by it; read under ``lock``
+    clock: Callable[[], float] = time.time
+
+
+#: A manifest call's path after ``/v2/``: the repository, and the tag or digest.
+_MANIFEST = re.compile(r"(.+)/manifests/([^/]+)")
+#: The answers that store, serve or delete a manifest (distribution's API).
+_NOTED = {("PUT", 201), ("GET", 200), ("DELETE", 202)}
 
 
 class RegistryFront:
@@ -483,7 +498,30 @@ class RegistryFront:
         )
         answer = await client.send(upstream, stream=True)
         out = {k: v for k, v in answer.headers.items() if k.lower() not in _RESPONSE_DROP}
+        if (http.method, answer.status_code) in _NOTED:
+            manifest = _MANIFEST.fullmatch(str(http.path_params.get("rest", "")))
+            if manifest is not None:
+                repository, reference = manifest.group(1), manifest.group(2)
+                digest = answer.headers.get("docker-content-digest", "")
+                await run_in_threadpool(self._note, http.method, repository, reference, digest)
         return StreamingResponse(_relay(answer), answer.status_code, out)
+
+    def _note(self, method: str, repository: str, reference: str, digest: str) -> None:
+        """Record a manifest call docker-registry carried out (see the module doc): a push
+        or a pull by tag, or a deletion; by digest, a push or pull names no tag (the tags
+        on that digest keep their times: assumption)."""
+        times = self.process.times
+        by_digest = ":" in reference  # a tag has no colon; a digest is <algorithm>:<hex>
+        with self.config.lock:
+            now = self.config.clock()
+        if method == "DELETE":
+            times.forget(repository, **({"digest": reference} if by_digest else {"tag": reference}))
+        elif by_digest:
+            return
+        elif method == "PUT":
+            times.pushed(repository, reference, digest, now)
+        else:
+            times.pulled(repository, reference, now)
 
 
 def _without_service(challenge: str) -> str:

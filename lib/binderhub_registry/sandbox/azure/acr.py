@@ -153,6 +153,7 @@ def start_front(cloud: Host, registry: Registry) -> RegistryFront:
             unauthorized=_AUTH_REQUIRED,
             anonymous="anonymous pull is not enabled on this registry",
             token_body=lambda token: {"access_token": token},
+            clock=cloud.registry_now,  # tags' last update, on the registries' clock
             extra=(
                 ("POST", "/oauth2/exchange", exchange),
                 ("POST", "/oauth2/token", token),

@@ -58,6 +58,10 @@ class AzureCloud(Backend):
         """Move the registries' clock and run their ACR Tasks' purges (see ``retention``)."""
         return self.retention.clock_ahead(days)
 
+    def registry_now(self) -> float:
+        """The registries' clock, in Unix seconds (see ``retention``)."""
+        return self.retention.now().timestamp()
+
     def base(self, request: Request) -> str:
         """This backend's base URL as the client reached it."""
         return f"https://{request.headers.get('host', '127.0.0.1')}{self.prefix}"

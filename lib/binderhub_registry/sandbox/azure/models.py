@@ -715,3 +715,7 @@ class Host(Protocol):
     def base(self, request: Request) -> str:
         """The backend's base URL as the client reached it."""
         ...
+
+    def registry_now(self) -> float:
+        """The registries' clock (Unix seconds): what dates their tags' pushes and pulls."""
+        ...

@@ -38,11 +38,11 @@ matching tags stay                              to-be-deleted tags to keep")
 ``--untagged``: the manifests left untagged     acr purge docs ("--untagged: delete
 go too; ``--dry-run``: nothing is deleted       manifests that are not tagged"); ``--dry-
                                                 run``: the same page
-a tag's last update: the time of the sandbox    assumption: docker-registry keeps no times
-clock when the fake first sees it (or a new     in memory, so the fake notes each tag's
-digest under it), looked at before each clock   digest as each advance begins; the clock
-advance                                         moves only there, so a push is dated at
-                                                its period's start
+a tag's last update: its last manifest PUT     the registry front's record (``registry.
+that docker-registry stored (201), on the       TagRecords``) of every push, on the
+registries' clock                               registries' clock; that a push of the same
+                                                digest again updates it: assumption (ACR's
+                                                ``lastUpdateTime`` per tag)
 deleting a tag: its manifest, by digest, once   assumption: docker-registry 2.8 deletes by
 every tag on it is selected (docker-registry    digest only, with every tag on it; ACR
 deletes a manifest's tags with it); a digest    untags one tag and ``--untagged`` then
@@ -126,12 +126,11 @@ class Task:
 
 @dataclass
 class _State:
-    """One tenant's registry clock, tasks and tags' last update times (a reset: a new one)."""
+    """One tenant's registry clock and tasks (a reset: a new one); the tags' last update times
+    are each registry front's record (``front.process.times``)."""
 
     offset: dt.timedelta = dt.timedelta()
     tasks: dict[tuple[str, str], Task] = field(default_factory=dict)
-    #: (registry, repository, tag) -> (digest, last update)
-    seen: dict[tuple[str, str, str], tuple[str, dt.datetime]] = field(default_factory=dict)
 
 
 class Retention:
@@ -258,11 +257,9 @@ class Retention:
 
     # --- the clock ----------------------------------------------------------------------
     def clock_ahead(self, days: float) -> dict[str, Any]:
-        """Date the tags seen so far, move the clock, then run each task at each of its
-        scheduled times meanwhile; what was deleted, as ``registry/repository:tag``."""
+        """Move the clock, then run each task at each of its scheduled times meanwhile; what
+        was deleted, as ``registry/repository:tag``."""
         state = self.state
-        for registry in list(self.cloud.tenant.registries.values()):
-            _observe(state, registry, self.now())
         start = self.now()
         state.offset += dt.timedelta(days=days)
         end = self.now()
@@ -278,7 +275,7 @@ class Retention:
             ):
                 continue  # nothing to run, or (ABAC) no permission to delete: see the table
             for when in _runs(task.properties, start, end):
-                deleted += [f"{task.registry.name}/{d}" for d in purge(state, task, command, when)]
+                deleted += [f"{task.registry.name}/{d}" for d in purge(task, command, when)]
         return {"now": iso(end), "deleted": deleted}
 
 
@@ -328,7 +325,7 @@ def _duration(text: str) -> dt.timedelta:
     return total
 
 
-def purge(state: _State, task: Task, args: list[str], when: dt.datetime) -> list[str]:
+def purge(task: Task, args: list[str], when: dt.datetime) -> list[str]:
     """One ``acr purge`` run at ``when``: what it deleted (``repository:tag``)."""
     filters: list[tuple[str, str]] = []
     ago, keep, dry = dt.timedelta(), 0, False
@@ -352,7 +349,9 @@ def purge(state: _State, task: Task, args: list[str], when: dt.datetime) -> list
     if front is None or not filters:
         return []
     process = front.process
-    registry_key = task.registry.name.lower()
+    if not process.is_ready:  # never used: nothing was pushed to it
+        return []
+    records = process.times.all()
     selected: dict[str, list[str]] = {}
     for repository, tags in process.repositories().items():
         patterns = [t for r, t in filters if re.fullmatch(r, repository)]
@@ -361,7 +360,10 @@ def purge(state: _State, task: Task, args: list[str], when: dt.datetime) -> list
         tag_filter = re.compile("|".join(patterns))
         old = []
         for tag in tags:
-            digest, updated = state.seen.get((registry_key, repository, tag), ("", when))
+            found = records.get((repository, tag))
+            if found is None:  # no push through the front (none in a sandbox that starts empty)
+                continue
+            updated = dt.datetime.fromtimestamp(found.pushed, dt.UTC)
             if tag_filter.search(tag) and updated < when - ago:
                 old.append((updated, tag))
         old.sort(reverse=True)  # the most recently updated first: --keep keeps those
@@ -371,14 +373,12 @@ def purge(state: _State, task: Task, args: list[str], when: dt.datetime) -> list
     for repository, tags in sorted(selected.items()):
         by_digest: dict[str, list[str]] = {}
         for tag in process.tags(repository):
-            digest = state.seen.get((registry_key, repository, tag), ("", when))[0]
-            by_digest.setdefault(digest, []).append(tag)
+            by_digest.setdefault(_digest(process, repository, tag)[0], []).append(tag)
         for digest, on_it in by_digest.items():
             if not digest or not set(on_it) <= set(tags):
                 continue  # another tag keeps it (see the table)
             if not dry and _delete_manifest(process, repository, digest):
-                for tag in on_it:
-                    state.seen.pop((registry_key, repository, tag), None)
+                process.times.forget(repository, digest=digest)
                 deleted += [f"{repository}:{tag}" for tag in sorted(on_it)]
     return deleted
 
@@ -420,19 +420,6 @@ def _delete_manifest(process: Any, repository: str, digest: str) -> bool:
     path = f"/v2/{repository}/manifests/{digest}"
     with _call(process, "DELETE", path, repository, ["pull", "delete"]) as r:
         return bool(r.status in (200, 202))
-
-
-def _observe(state: _State, registry: Registry, when: dt.datetime) -> None:
-    """Note each tag's digest; a tag new (or under a new digest) is updated ``when``."""
-    if registry.front is None:
-        return
-    key = registry.name.lower()
-    for repository, tags in registry.front.process.repositories().items():
-        for tag in tags:
-            digest, _ = _digest(registry.front.process, repository, tag)
-            known = state.seen.get((key, repository, tag))
-            if digest and (known is None or known[0] != digest):
-                state.seen[(key, repository, tag)] = (digest, when)
 
 
 def _stored_bytes(registry: Registry) -> int:

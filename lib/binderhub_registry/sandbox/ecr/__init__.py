@@ -10,7 +10,8 @@ pod's environment (the sandbox's ``helm install``). A new account: no repositori
 or OIDC providers; the one administrator the guide signs in as (``credentials.json`` ``ecr``); the
 EKS cluster BinderHub runs on (``eks_clusters``), with its own two roles.
 ``/_sandbox/ecr/settings``: ``clock_offset_hours`` (tokens expire), ``role_propagation_seconds``,
-``throttle`` and ``eks_clusters``.
+``throttle`` and ``eks_clusters``; ``POST /_sandbox/clock`` moves ECR's clock and runs the
+repositories' lifecycle policies (``lifecycle.py``).
 
 Sources: ``moto`` is getmoto/moto 5.2 (what it answers, unchanged unless a row says so);
 ``botocore`` is botocore's service models (``botocore/data/<service>``) and ``_retry.json``;
@@ -168,8 +169,38 @@ UploadLayerPart, CompleteLayerUpload,         assumption from the guide's "the t
 PutImage), else 403 ``DENIED`` "User: <arn>   permissions match the IAM principal's"); the
 is not authorized to perform: <action> on     403 DENIED wording: assumption, after IAM's
 resource: <arn> because ..."
-a manifest the registry stores is an image    ECR API (DescribeImages, imageTags); moto's
-DescribeImages shows (moto's ``put_image``)   ``put_image`` records it
+a manifest the registry stores (201) is an    ECR API (DescribeImages: imageTags,
+image DescribeImages shows (moto's            imageDigest, imagePushedAt); moto's
+``put_image``), with the registry's digest    ``put_image`` records it, but derives its own
+and ``imagePushedAt`` the registry front's    digest and stamps the wall clock: the layer
+record of the push, on ECR's clock            gives it the registry's digest and the push's
+                                              time (``registry.TagRecords``)
+``POST /_sandbox/clock``: ECR's clock moves   ECR guide "Automate the cleanup of images by
+(``clock_offset_hours``: tokens handed out    using lifecycle policies" (real ECR expires
+before expire too), then every repository's   images "within 24 hours" of meeting the
+lifecycle policy is evaluated once at the     criteria; the fake at once, at the advance:
+new now (``lifecycle.py``); an expired image  assumption); moto stores policies but applies
+goes from ECR's records and from the          none
+registry (a pull then answers 404); the
+answer lists ``<region>/<name>:<tag>``
+rules applied by ``rulePriority``, lowest     ECR guide, the same page's "Lifecycle policy
+first; an image is expired by one rule or     evaluation rules"; "Lifecycle policy
+none, and a rule cannot expire an image a     properties" (rulePriority, tagStatus,
+higher priority rule's tagging requirements   tagPatternList, tagPrefixList, countType,
+matched (it still counts it); ``tagStatus``   countUnit, countNumber, action); "Examples of
+tagged (with ``tagPrefixList``: every prefix  lifecycle policies" ("Filtering on multiple
+on some tag; ``tagPatternList``: ``*``        rules", "Filtering on multiple tags in a
+wildcards, whole tag), untagged, any;         single rule": their outcomes are unit tests)
+``imageCountMoreThan`` N (the youngest N
+stay), ``sinceImagePushed`` N ``days``
+(pushed more than N days ago); expiry
+oldest first
+not modelled: ``sinceImagePulled``,           the same guide's template lists them (ECR's
+``sinceImageTransitioned``, the archive       archive storage class); assumption: not
+storage class and ``transition`` (such a      needed by the helper's rule
+rule expires nothing here); untagged images
+(a tag pushed again leaves none: moto drops
+the old image)
 helper: deploy = ``PUT /ecr/helpers/<r>``     helper ``helm-chart/templates/deployment.yaml``
 with the pod's environment                    (``BINDERHUB_AUTH_TOKEN`` from the Secret's
 (``BINDERHUB_AUTH_TOKEN``, ``AWS_REGION``,    ``auth_token``, ``RETURN_ERROR_DETAILS`` from

@@ -31,6 +31,7 @@ from ..app import (
     to_http,
 )
 from ..registry_front import FrontConfig, Grant, RegistryFront, registry_error
+from . import lifecycle
 from .api import HELPER_SETTINGS, Helper
 from .models import (
     ACCOUNT_ID,
@@ -154,6 +155,7 @@ class EcrCloud(Backend):
                 lock=self.lock,
                 basic_ping=True,
                 unauthorized="Not Authorized",
+                clock=self.clock,  # pushes dated on ECR's clock (imagePushedAt, lifecycle)
             ),
         )
 
@@ -172,6 +174,35 @@ class EcrCloud(Backend):
         if self.front is not None:
             self.front.stop()
             self.front = None
+
+    def clock_ahead(self, days: float) -> dict[str, Any]:
+        """``POST /_sandbox/clock``: ECR's clock ``days`` ahead (``clock_offset_hours``: tokens
+        handed out before expire too), then one evaluation of every repository's lifecycle
+        policy at the new now, as ECR's evaluator would have run meanwhile (real ECR expires
+        within 24 hours of an image meeting the criteria; here at once). An expired image goes
+        from ECR's records and from the registry (a pull then fails): ``<region>/<name>:<tag>``
+        each, in ``deleted``."""
+        self.offset["clock_offset_hours"] = float(self.offset["clock_offset_hours"]) + days * 24
+        if not self.aws._loaded:  # moto never loaded: no repository exists
+            return {"deleted": []}
+        from moto.ecr.models import ecr_backends
+
+        now = self.clock()
+        deleted: list[str] = []
+        for region, backend in sorted(ecr_backends[ACCOUNT_ID].items()):
+            for name, repository in sorted(backend.repositories.items()):
+                if not repository.lifecycle_policy:
+                    continue
+                images = [
+                    lifecycle.Image(i.image_digest, tuple(i.image_tags), float(i.image_pushed_at))
+                    for i in self.aws.images(region, name)
+                ]
+                for digest in lifecycle.expired(repository.lifecycle_policy, images, now):
+                    tags = self.aws.delete_image(region, name, digest)
+                    if self.front is not None:
+                        self.front.process.delete_manifest(name, digest)
+                    deleted += [f"{region}/{name}:{tag}" for tag in tags]
+        return {"deleted": deleted}
 
     def registries(self) -> dict[str, str]:
         """ECR's registry (real life: ``<account>.dkr.ecr.<region>.amazonaws.com``)."""
@@ -367,8 +398,17 @@ class EcrFront(RegistryFront):
             region = self._region(authorization)
             name, reference = manifest.group(1), manifest.group(2)
             media_type = http.headers.get("content-type", "")
+            digest = answer.headers.get("docker-content-digest", "")
+            found = self.process.times.get(name, reference)  # the front's record of this push
             await run_in_threadpool(
-                self.cloud.aws.record_push, region, name, reference, body, media_type
+                self.cloud.aws.record_push,
+                region,
+                name,
+                reference,
+                body,
+                media_type,
+                digest,
+                found.pushed if found is not None else None,
             )
         return answer
 

@@ -484,9 +484,18 @@ class Aws:
         return name in self.ecr_backend(region).repositories
 
     def record_push(
-        self, region: str, name: str, tag: str, manifest: bytes, media_type: str
+        self,
+        region: str,
+        name: str,
+        tag: str,
+        manifest: bytes,
+        media_type: str,
+        digest: str = "",
+        pushed: float | None = None,
     ) -> None:
-        """A manifest the registry accepted under a tag, as ECR's DescribeImages then shows it.
+        """A manifest the registry accepted under a tag, as ECR's DescribeImages then shows it:
+        with the registry's ``digest`` (moto would derive its own from the layers) and the push
+        time of the front's record (``pushed``, on ECR's clock; moto stamps the wall clock).
 
         The same manifest pushed again under the same tag is no change: the registry answers
         201 as before (only the PutImage API call says ImageAlreadyExistsException). A push by
@@ -499,10 +508,31 @@ class Aws:
         backend = self.ecr_backend(region)
         with self._moto_lock:
             if name in backend.repositories:
+                text = manifest.decode()
+                known = any(i.image_manifest == text for i in backend.repositories[name].images)
                 try:
-                    backend.put_image(name, manifest.decode(), tag, media_type or None)
+                    image = backend.put_image(name, text, tag, media_type or None, digest or None)
                 except ImageAlreadyExistsException:
-                    pass
+                    return
+                if pushed is not None and not known:  # a new image: pushed now
+                    image.image_pushed_at = int(pushed)
+
+    def images(self, region: str, name: str) -> list[Any]:
+        """moto's images of repository ``name`` (a copy of the list)."""
+        with self._moto_lock:
+            repository = self.ecr_backend(region).repositories.get(name)
+            return list(repository.images) if repository is not None else []
+
+    def delete_image(self, region: str, name: str, digest: str) -> list[str]:
+        """Delete an image (every tag on it) from ECR's records; its tags."""
+        with self._moto_lock:
+            repository = self.ecr_backend(region).repositories.get(name)
+            if repository is None:
+                return []
+            found = [i for i in repository.images if i.image_digest == digest]
+            tags = sorted(t for i in found for t in i.image_tags)
+            repository.images = [i for i in repository.images if i.image_digest != digest]
+            return tags
 
 
 #: The AWS managed policies a new account sees that this guide names (moto's copy of AWS's

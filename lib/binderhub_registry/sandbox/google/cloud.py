@@ -233,6 +233,7 @@ class GoogleCloud(Backend):
                 any_service=True,
                 ping_service=False,
                 denied=lambda repository, wanted: self._denied(key, repository, wanted),
+                clock=lambda: retention.present(self.project.clock),  # uploads, on its clock
                 unauthorized="Unauthenticated request.",  # text: assumption
                 token_body=lambda token: {
                     "token": token,

@@ -400,9 +400,9 @@ class Project:
     redirection: str = "REDIRECTION_FROM_GCR_IO_DISABLED"
     counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     settling: dict[str, int] = field(default_factory=dict)  # just enabled: SERVICE_DISABLED left
-    clock: float = 0.0  # seconds POST /_sandbox/clock moved the project ahead of the wall clock
-    # each version's upload time on that clock, by (image path, digest): see :mod:`.retention`
-    uploads: dict[tuple[str, str], float] = field(default_factory=dict)
+    # seconds POST /_sandbox/clock moved the project ahead of the wall clock (versions' upload
+    # times are on it: the registry front's record, see :mod:`.retention`)
+    clock: float = 0.0
 
     def enable(self, service: str) -> None:
         """Turn ``service`` on; it answers SERVICE_DISABLED ``disabled_after_enable`` more times."""

@@ -40,10 +40,10 @@ the policies run in a background job           .../cleanup-policy ("Changes take
 "within approximately one day": the fake       within approximately one day"); running
 runs them once each time the sandbox clock     them at the end of the moved interval:
 moves (``POST /_sandbox/clock``)               assumption
-a version's upload time: when the fake         assumption (docker-registry keeps no push
-first sees it; it looks at every repository    time the fake can read): the pushes happen at
-just before the clock moves, so a push         the fake's present, so a version is at most as
-counts as made at the clock's last present     old as the clock says
+a version's upload time: its digest's first   the registry front's record (``registry.
+manifest PUT that docker-registry stored       TagRecords``) of every push, on the project's
+(201) in that image, on the project's clock    clock; a version deleted and pushed again is
+                                               uploaded anew
 ``sizeBytes``: the repository's stored bytes   Repository.sizeBytes ("the size, in bytes, of
 (each blob and manifest once), a string        all artifact storage in this repository",
 (int64); omitted while 0                       int64 as a JSON string); omitted zero: proto3
@@ -223,11 +223,10 @@ def _images(process: RegistryProcess, path: str) -> dict[str, list[str]]:
     return {k: v for k, v in process.repositories().items() if k.startswith(path)}
 
 
-def versions(
-    process: RegistryProcess, path: str, uploads: dict[tuple[str, str], float], now: float
-) -> list[Version]:
-    """The repository's versions (its images under ``path``), stamping any not seen before
-    with ``now`` in ``uploads`` (keyed by image and digest)."""
+def versions(process: RegistryProcess, path: str) -> list[Version]:
+    """The repository's versions (its images under ``path``), each with its upload time from
+    the front's record (a version without one, which a sandbox that starts empty cannot have,
+    is left out: untouched)."""
     found: dict[tuple[str, str], Version] = {}
     for image, tags in sorted(_images(process, path).items()):
         for tag in tags:
@@ -235,7 +234,9 @@ def versions(
             if headers is None:
                 continue
             key = (image, headers["Docker-Content-Digest"])
-            uploaded = uploads.setdefault(key, now)
+            uploaded = process.times.uploaded(*key)
+            if uploaded is None:
+                continue
             if key not in found:
                 found[key] = Version(image[len(path) :], image, key[1], [], uploaded)
             found[key].tags.append(tag)
@@ -247,14 +248,13 @@ def run_policies(
     path: str,
     policies: dict[str, Any],
     dry_run: bool,
-    uploads: dict[tuple[str, str], float],
     now: float,
 ) -> list[str]:
     """Delete (unless ``dry_run``) what the policies select at ``now``; ``image:tag`` each."""
-    chosen = selected(policies, versions(process, path, uploads, now), now)
+    chosen = selected(policies, versions(process, path), now)
     for version in chosen if not dry_run else []:
         _call(process, "DELETE", f"manifests/{version.digest}", version.image)
-        uploads.pop((version.image, version.digest), None)
+        process.times.forget(version.image, digest=version.digest)
     return sorted(f"{v.image}:{t}" for v in chosen for t in v.tags)
 
 
@@ -290,15 +290,11 @@ def clock_ahead(cloud: Any, days: float) -> dict[str, Any]:
     policies once (their daily job): what they deleted, and what a repository in dry-run
     mode would have deleted. ``cloud`` is the backend (:class:`~.cloud.GoogleCloud`)."""
     project = cloud.project
-    before = present(project.clock)
     seen: list[tuple[Any, RegistryProcess, str]] = []
     for repo in project.repositories.values():
         front = cloud.fronts.get(cloud._front_key(repo))
-        if front is None:
-            continue
-        path = image_path(repo)
-        versions(front.process, path, project.uploads, before)  # pushed by now: uploaded now
-        seen.append((repo, front.process, path))
+        if front is not None:
+            seen.append((repo, front.process, image_path(repo)))
     project.clock += days * 86400
     now = present(project.clock)
     deleted: list[str] = []
@@ -306,9 +302,7 @@ def clock_ahead(cloud: Any, days: float) -> dict[str, Any]:
     for repo, process, path in seen:
         if not repo.cleanup_policies:
             continue
-        found = run_policies(
-            process, path, repo.cleanup_policies, repo.cleanup_dry_run, project.uploads, now
-        )
+        found = run_policies(process, path, repo.cleanup_policies, repo.cleanup_dry_run, now)
         (would if repo.cleanup_dry_run else deleted).extend(found)
     answer: dict[str, Any] = {"deleted": deleted}
     if would:

@@ -148,10 +148,11 @@ doublestar ``repoMatches``/``repoExcludes``  /retentions/metadatas' template nam
 on the name within the project,              RetentionMetadata); bmatcuk/doublestar
 ``matches``/``excludes`` on tags             (``**`` crosses ``/``); a never-pulled tag is not
                                              "pulled within" any days: assumption
-a tag's push time is its manifest PUT, its   Harbor's artifact push/pull events; a pull by
-pull time its last manifest GET by tag (a    digest is not kept per tag, and a tag the fake
-HEAD is no pull)                             never saw pushed counts from the clock's next
-                                             move: assumption
+a tag's push time is its last manifest PUT   Harbor's artifact push/pull events; the
+docker-registry stored (201), its pull time  record is the registry front's, for every fake
+its last manifest GET by tag answered (200)  (``registry.TagRecords``), on the Harbor's clock;
+(a HEAD is no pull; a refused call is        a pull by digest is not kept per tag:
+neither)                                     assumption
 ``POST /_sandbox/clock``: the clock moves    the trigger's schedule (mybinder.org-deploy
 (``clock_offset_days``), then each bound     terraform/modules/harbor/main.tf: weekly, cron
 policy runs once, at the new now, deleting   ``0 0 7 * * 6``); one run per clock move, whatever

@@ -89,7 +89,6 @@ class Harbor(Backend):
     def clock_ahead(self, days: float) -> dict[str, Any]:
         """``POST /_sandbox/clock``: the clock ``days`` ahead (``clock_offset_days``), then one
         run of each project's tag retention policy, as its schedule would have run it."""
-        run_policies(self.instance, 0.0)  # tags pushed before now count from now
         self.offset["clock_offset_days"] = float(self.offset["clock_offset_days"]) + days
         return {"deleted": run_policies(self.instance, days)}
 

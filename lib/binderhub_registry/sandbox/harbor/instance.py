@@ -21,7 +21,6 @@ from ..app import Response
 from ..registry_front import METHOD_ACTIONS, FrontConfig, Grant, RegistryFront, granted_actions
 from .api import SERVICE, HarborApi, harbor_error
 from .models import CURRENT_VERSION, DB_AUTH, HarborState
-from .retention import note_registry_call
 
 if TYPE_CHECKING:
     from ..app import App
@@ -96,6 +95,7 @@ class HarborInstance:
                 basic_ping=False,  # /v2/ is docker-registry's Bearer challenge, realm here
                 basic_refusal="harbor",  # wrong Basic credentials: Basic realm="harbor"
                 extra=self.api.routes(),
+                clock=lambda: self.clock(),  # pushes and pulls dated on the Harbor's clock
             ),
         )
 
@@ -199,8 +199,6 @@ class _HarborFront(RegistryFront):
     def refusal(self, http: HttpRequest) -> Response | None:
         """Refuse as v2auth does (the front calls this under the instance's lock)."""
         method, rest = http.method, str(http.path_params.get("rest", ""))
-        # a tag's push and pull times, for tag retention (retention.py); refused calls too
-        note_registry_call(self.instance.live.retention, method, rest, self.instance.clock())
         authorization = http.headers.get("authorization", "")
         action = METHOD_ACTIONS.get(method)
         found = re.match(r"(.+?)/(?:manifests|blobs|tags)/", rest)

@@ -1,4 +1,4 @@
-"""Fake Harbor's tag retention: policies, when each tag was pushed and pulled, and a run.
+"""Fake Harbor's tag retention: policies, and a run over when each tag was pushed and pulled.
 
 The sources of each rule are in the package's table (``sandbox/harbor/__init__.py``, the
 retention rows). A policy is kept as the ``RetentionPolicy`` the API was given (swagger);
@@ -6,6 +6,11 @@ retention rows). A policy is kept as the ``RetentionPolicy`` the API was given (
 goharbor/harbor ``docs/working-with-projects/working-with-images/create-tag-retention-rules.md``):
 every rule *retains*, rules combine with OR, a tag in a repository some rule's scope selects
 that no rule retains is deleted, and a repository no rule selects is not touched.
+
+A tag's push and pull times are the registry front's record (``process.times``, see
+:class:`~..registry.TagRecords`): its last manifest PUT by tag that docker-registry stored, and
+its last manifest GET by tag that it answered, on the Harbor's clock, as Harbor's artifact
+events set them.
 """
 
 from __future__ import annotations
@@ -15,12 +20,11 @@ import re
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 from urllib.request import Request as UrlRequest
 from urllib.request import urlopen
 
-if TYPE_CHECKING:
-    from ..registry import RegistryProcess
+from ..registry import RegistryProcess, TagTimes
 
 
 class HarborInstance(Protocol):
@@ -40,10 +44,10 @@ __all__ = [
     "delete_manifest",
     "doublestar",
     "manifest_bytes",
-    "note_registry_call",
     "policy_problem",
     "run_policies",
     "run_policy",
+    "tag_times",
 ]
 
 DAY = 86400
@@ -68,42 +72,26 @@ _MANIFEST_TYPES = ", ".join(
 
 
 @dataclass
-class TagTimes:
-    """When a tag was last pushed and last pulled (None: never), in the Harbor's clock."""
-
-    pushed: float
-    pulled: float | None = None
-
-
-@dataclass
 class Retention:
-    """One Harbor's retention state: its policies by id, and each tag's push and pull times."""
+    """One Harbor's retention state: its policies by id (the tags' times are its registry
+    front's record, ``process.times``)."""
 
     policies: dict[int, dict[str, Any]] = field(default_factory=dict)
-    times: dict[tuple[str, str], TagTimes] = field(default_factory=dict)
     next_id: int = 1
     #: ``/system/gc/schedule``'s ``Schedule`` once set (None: never set, type "None")
     gc_schedule: dict[str, Any] | None = None
 
-    def pushed(self, repository: str, tag: str, now: float) -> None:
-        """A manifest PUT by tag: Harbor sets the artifact's push time (and the tag's)."""
-        self.times[(repository, tag)] = TagTimes(now)
 
-    def pulled(self, repository: str, tag: str, now: float) -> None:
-        """A manifest GET by tag: Harbor updates the artifact's pull time."""
-        found = self.times.get((repository, tag))
-        if found is None:  # pushed before the fake saw it: first seen now (assumption)
-            found = self.times[(repository, tag)] = TagTimes(now)
-        found.pulled = now
-
-    def sync(self, repositories: dict[str, list[str]], now: float) -> None:
-        """Forget deleted tags; a tag the fake never saw pushed counts as pushed ``now``."""
-        live = {(r, t) for r, tags in repositories.items() for t in tags}
-        for key in list(self.times):
-            if key not in live:
-                del self.times[key]
-        for key in live - set(self.times):
-            self.times[key] = TagTimes(now)
+def tag_times(process: RegistryProcess) -> dict[tuple[str, str], TagTimes]:
+    """Each tag in the registry now, with its push and pull times from the front's record (a
+    tag without one, which a sandbox that starts empty cannot have, is left out: untouched)."""
+    records = process.times.all()
+    return {
+        (repository, tag): records[(repository, tag)]
+        for repository, tags in process.repositories().items()
+        for tag in tags
+        if (repository, tag) in records
+    }
 
 
 def doublestar(pattern: str, name: str) -> bool:
@@ -278,19 +266,6 @@ def manifest_bytes(process: RegistryProcess, repositories: dict[str, list[str]])
     return sum(sizes.values())
 
 
-def note_registry_call(retention: Retention, method: str, rest: str, now: float) -> None:
-    """Keep a tag's push (manifest PUT) or pull (manifest GET) time, as Harbor's artifact
-    events do; a manifest asked for by digest is not kept by tag (assumption)."""
-    found = re.fullmatch(r"(.+?)/manifests/([^/]+)", rest)
-    if found is None or ":" in found.group(2):
-        return
-    repository, tag = found.groups()
-    if method == "PUT":
-        retention.pushed(repository, tag, now)
-    elif method == "GET":
-        retention.pulled(repository, tag, now)
-
-
 def apply_policies(
     retention: Retention,
     projects: dict[str, int | None],
@@ -299,18 +274,18 @@ def apply_policies(
 ) -> list[str]:
     """Run every bound policy (``projects``: name -> ``retention_id``) once at ``now``, deleting
     what it selects from the registry; the ``<repository>:<tag>`` names deleted."""
-    if process is None:
+    if process is None or not process.is_ready:  # never used: nothing was pushed to it
         return []
-    retention.sync(process.repositories(), now)
     deleted: list[str] = []
     for project, policy_id in sorted(projects.items()):
         policy = retention.policies.get(policy_id or 0)
         if policy is None:
             continue
-        going = run_policy(policy, project, retention.times, now)
+        times = tag_times(process)
+        going = run_policy(policy, project, times, now)
         touched = {repository for repository, _ in going}
         # Harbor deletes artifacts: one that a kept tag names stays, with all its tags (docs)
-        digests = {key: _digest(process, *key) for key in retention.times if key[0] in touched}
+        digests = {key: _digest(process, *key) for key in times if key[0] in touched}
         kept = {(key[0], d) for key, d in digests.items() if key not in going}
         gone: set[tuple[str, str]] = set()
         for repository, tag in going:
@@ -319,20 +294,18 @@ def apply_policies(
                 continue
             if artifact not in gone:
                 delete_manifest(process, *artifact)
+                process.times.forget(artifact[0], digest=artifact[1])
                 gone.add(artifact)
             deleted.append(f"{repository}:{tag}")
-        retention.sync(process.repositories(), now)
     return deleted
 
 
 def run_policies(instance: HarborInstance, days: float) -> list[str]:
-    """One run of every policy bound to a project of ``instance`` at its now (``days``: 0 only
-    stamps tags the fake has not seen yet, nothing runs)."""
+    """One run of every policy bound to a project of ``instance`` at its now (``days`` 0:
+    the clock did not move, nothing runs)."""
     live = instance.live
     process = instance.front.process if instance.front is not None else None
     if not days:
-        if process is not None:
-            live.retention.sync(process.repositories(), instance.clock())
         return []
     projects = {p.name: p.retention_id for p in live.projects.values()}
     return apply_policies(live.retention, projects, process, instance.clock())

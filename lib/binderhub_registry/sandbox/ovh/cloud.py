@@ -149,8 +149,6 @@ class OvhCloud(Backend):
         from ..harbor.retention import run_policies
 
         harbors = [r.harbor for r in self.account.registries.values() if r.harbor is not None]
-        for instance in harbors:
-            run_policies(instance, 0.0)  # tags pushed before now count from now
         settings = self.account.settings
         settings["harbor_clock_offset_days"] = float(settings["harbor_clock_offset_days"]) + days
         return {"deleted": [d for instance in harbors for d in run_policies(instance, days)]}
