@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import datetime as dt
 import hashlib
 import json
 import threading
@@ -23,6 +24,8 @@ import pytest
 import requests
 from starlette.requests import Request as HttpRequest
 
+from binderhub_registry import sandbox
+from binderhub_registry.push import tiny_image
 from binderhub_registry.sandbox import tls
 from binderhub_registry.sandbox.app import App, Context, Response
 from binderhub_registry.sandbox.registry import RegistryProcess
@@ -242,3 +245,73 @@ def test_no_backend_restarts_or_refuses_on_its_own() -> None:
                     f"{module.relative_to(SANDBOX)}:{node.lineno}: refuse in refusal(), "
                     "which RegistryFront.proxy calls"
                 )
+
+
+def _hub_registry_call(
+    box: sandbox.Sandbox, method: str, repository: str, path: str, **kw: Any
+) -> requests.Response:
+    """A registry call to the Hub's front with a realm token for pull and push, as the seeded
+    account (what ``docker login`` then a push gets)."""
+    creds = box.credentials("dockerhub")
+    token = requests.get(
+        f"{box.url}/dockerhub/token",
+        params={"service": "registry.docker.io", "scope": f"repository:{repository}:pull,push"},
+        auth=(creds["username"], creds["password"]),
+        verify=box.ca_file,
+        timeout=10,
+    ).json()["token"]
+    headers = {"Authorization": f"Bearer {token}"} | kw.pop("headers", {})
+    url = f"{box.registries['dockerhub']}/v2/{repository}/{path}"
+    return requests.request(method, url, headers=headers, verify=box.ca_file, timeout=10, **kw)
+
+
+def test_docker_hub_s_tag_records_are_the_front_s(fresh: sandbox.Sandbox) -> None:
+    """A manifest PUT docker-registry refuses (a config blob it lacks) is no push: the tag's
+    ``tag_last_pushed`` stays 20 days ago on Hub's API, as the one push that happened."""
+    repository = "binderhubdemo/binder-dated"
+    layer, config, manifest = tiny_image()
+    for blob in (layer, config):
+        digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+        started = _hub_registry_call(fresh, "POST", repository, "blobs/uploads/")
+        location = started.headers["Location"]
+        if not location.startswith("http"):
+            location = fresh.registries["dockerhub"] + location
+        sep = "&" if "?" in location else "?"
+        done = requests.put(
+            f"{location}{sep}digest={digest}",
+            data=blob,
+            headers={"Authorization": started.request.headers["Authorization"]},
+            verify=fresh.ca_file,
+            timeout=10,
+        )
+        assert done.status_code == 201, done.text
+    oci = {"Content-Type": OCI}
+    stored = _hub_registry_call(
+        fresh, "PUT", repository, "manifests/t1", data=manifest, headers=oci
+    )
+    assert stored.status_code == 201, stored.text
+    fresh.advance_clock(20)
+    broken = json.loads(manifest)
+    broken["config"]["digest"] = "sha256:" + "0" * 64
+    refused = _hub_registry_call(
+        fresh, "PUT", repository, "manifests/t1", data=json.dumps(broken), headers=oci
+    )
+    assert refused.status_code == 400, refused.text  # MANIFEST_BLOB_UNKNOWN
+    creds = fresh.credentials("dockerhub")
+    signed_in = requests.post(
+        f"{fresh.url}/dockerhub/v2/auth/token",
+        json={"identifier": creds["username"], "secret": creds["password"]},
+        verify=fresh.ca_file,
+        timeout=10,
+    ).json()["access_token"]
+    listed = requests.get(
+        f"{fresh.url}/dockerhub/v2/namespaces/binderhubdemo/repositories/binder-dated/tags",
+        headers={"Authorization": f"Bearer {signed_in}"},
+        verify=fresh.ca_file,
+        timeout=10,
+    )
+    (tag,) = listed.json()["results"]
+    pushed = dt.datetime.fromisoformat(tag["tag_last_pushed"].replace("Z", "+00:00"))
+    age = dt.datetime.now(dt.UTC) - pushed
+    assert dt.timedelta(days=19) < age < dt.timedelta(days=21)
+    assert tag["tag_last_pulled"] is None

@@ -203,8 +203,8 @@ class DockerHub(Backend):
 
     def clock_ahead(self, days: float) -> dict[str, Any]:
         """Every tag's recorded push and pull ``days`` older; Hub deletes nothing itself."""
-        with self.lock:
-            retention.advance(self.hub.tag_times, days)
+        if self.front is not None:
+            retention.advance(self.front.process.times, days)
         return {"deleted": []}
 
     def shutdown(self) -> None:
@@ -696,17 +696,13 @@ class _HubFront(RegistryFront):
         super().__init__(app, config)
 
     def refusal(self, http: HttpRequest) -> Response | None:
-        """Count an anonymous manifest GET: Docker Hub's 429 past the limit; else record the
-        tag's push or pull (``retention.observe``) and let the call through."""
+        """Count an anonymous manifest GET: Docker Hub's 429 past the limit; else let the call
+        through (the shared front records the tag's push or pull, for Hub's tag records)."""
         rest = str(http.path_params.get("rest", ""))
         if http.method == "GET" and "/manifests/" in rest and _anonymous(http):
             refused = self.hub.anonymous_pull(http.client.host if http.client else "")
             if refused is not None:
                 return refused
-        # the tag's last push or pull, as Hub's tag records show it (retention.py)
-        retention.observe(
-            self.hub.hub.tag_times, http.method, rest, http.headers.get("authorization", "")
-        )
         return None
 
 

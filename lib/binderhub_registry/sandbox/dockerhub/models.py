@@ -39,7 +39,6 @@ __all__ = [
     "Org",
     "OrgToken",
     "Session",
-    "TagTimes",
     "now",
     "totp",
 ]
@@ -232,15 +231,6 @@ class Session:
 
 
 @dataclass
-class TagTimes:
-    """One tag's record: Unix times of its last push and last pull (None: never pulled);
-    see ``retention.py``."""
-
-    pushed: float
-    pulled: float | None = None
-
-
-@dataclass
 class Hub:
     """The Hub's live state."""
 
@@ -252,7 +242,6 @@ class Hub:
     pending_2fa: dict[str, str] = field(default_factory=dict)  # login_2fa_token -> user
     privacy: dict[str, str] = field(default_factory=dict)  # repository -> public, private
     anonymous_pulls: dict[str, list[float]] = field(default_factory=dict)  # address -> times
-    tag_times: dict[str, TagTimes] = field(default_factory=dict)  # "repo:tag" -> its record
     counter: int = 0
     settings: dict[str, Any] = field(
         # default_privacy: namespace -> "public" or "private"; absent: Public, a new account's;

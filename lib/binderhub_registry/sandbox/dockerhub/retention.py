@@ -16,19 +16,28 @@ default 10, at most 100); each tag with     list_tags, the ``tag`` schema);
 never pulled), ``tag_last_pushed``,         ``tag_last_pulled``, ``tag_last_pushed``,
 ``last_updated``, ``tag_status``,           ``tag_status``); the spec's example image
 ``digest``, ``full_size``                   ``"last_pulled": null``
-a pull is a manifest GET by tag (a HEAD     docker/docs docker-hub/usage/pulls.md ("a pull
-is not); a push is a manifest PUT           is a manifest GET", HEAD not counted). That a
-                                            pull by digest updates no tag's record:
-                                            assumption
+a pull is a manifest GET by tag the         docker/docs docker-hub/usage/pulls.md ("a pull
+registry answered (200; a HEAD is not); a   is a manifest GET", HEAD not counted). The
+push is a manifest PUT it stored (201)      record is the registry front's, as for every
+                                            fake (``registry.TagRecords``). That a pull by
+                                            digest updates no tag's record: assumption
 ``GET /v2/repositories/{ns}/``: the         docker/hub-tool pkg/hub/repositories.go
 namespace's repositories, paginated         (RepositoriesURL, page_size, ``name``,
 (``name``, ``namespace``, ``is_private``,   ``namespace``, ``is_private``,
 ``last_updated``); a caller outside the     ``last_updated``); not in the vendored spec.
-namespace sees its public ones only         The visibility rule: assumption
+namespace sees its public ones only; an     The visibility rule: assumption. The OAT
+organization access token's session: 403    refusal: docker/docs access-tokens/
+(:data:`OAT_LEGACY_REFUSED`)                reference.md ("Unsupported legacy endpoints")
 ``DELETE /v2/repositories/{ns}/{repo}/      docker/hub-tool pkg/hub/tags.go (DeleteTagURL,
-tags/{tag}/``: 204; the tag goes, other     RemoveTag). The 204, the 403 for a caller
-tags of the same image stay; a session      without delete (a ``repo:write`` token, an
-without delete rights: 403; unknown: 404    editor), and the 404's wording: assumption
+tags/{tag}/``: 204; the tag goes, other     RemoveTag). The 204, the 403 for a role
+tags of the same image stay; unknown: 404   without delete (an editor) and the 404's
+                                            wording: assumption
+a session whose token may not delete (a     a captured answer: fletchto99/nicotine-plus-
+``repo:write`` PAT, an OAT without Image    docker pull request 80 (a Read/Write token's
+Delete): 403 ``{"message": "access          tag delete, a real run; a Read, Write, Delete
+denied: insufficient scope", "errinfo":     token deletes); docker/docs access-tokens/
+{}}`` (:data:`INSUFFICIENT_SCOPE`)          reference.md (only Read, Write, Delete
+                                            deletes); the body's other keys: assumption
 the clock: ``POST /_sandbox/clock``         a sandbox knob (no Hub counterpart): moving
 {"advance_days": N} makes every recorded    the clock ahead is the same as every event so
 push and pull N days older; Hub deletes     far having happened N days earlier; Docker Hub
@@ -51,11 +60,10 @@ from urllib.request import Request as UrlRequest
 from urllib.request import urlopen
 
 from ..app import Request, Response, json_response
-from ..registry_front import token_claims
-from .models import ROLE_ACTIONS, Hub, Session, TagTimes
+from .models import ROLE_ACTIONS, Hub, Session
 
 if TYPE_CHECKING:
-    from ..registry import RegistryProcess
+    from ..registry import RegistryProcess, TagRecords
 
 
 class DockerHub(Protocol):
@@ -71,9 +79,30 @@ class DockerHub(Protocol):
         ...
 
 
-__all__ = ["DAY", "TagTimes", "advance", "delete_tag", "hub_time", "observe", "routes"]
+__all__ = [
+    "DAY",
+    "INSUFFICIENT_SCOPE",
+    "OAT_LEGACY_REFUSED",
+    "advance",
+    "delete_tag",
+    "hub_time",
+    "routes",
+]
 
 DAY = 86400.0
+#: Hub's answer (403) to a tag delete by a session whose token may not delete (a ``repo:write``
+#: token: Read & Write), captured in a real run: fletchto99/nicotine-plus-docker pull request 80
+#: ("Docker Hub returns `access denied: insufficient scope`" to a Read/Write token's DELETE of
+#: ``/v2/repositories/{ns}/{repo}/tags/{tag}/``; a Read, Write, Delete token deletes). The
+#: ``{"message", "errinfo"}`` shape is Hub's current error body (docker/hub-feedback#2438).
+INSUFFICIENT_SCOPE = {"message": "access denied: insufficient scope", "errinfo": {}}
+#: Hub's answer to an organization access token on a legacy route (``GET /v2/repositories/
+#: {namespace}``): docker/docs access-tokens/reference.md, "Unsupported legacy endpoints" (403
+#: "token issued from organization access token is not allowed", whatever its scopes).
+OAT_LEGACY_REFUSED = {
+    "message": "token issued from organization access token is not allowed",
+    "errinfo": {},
+}
 MANIFEST_TYPES = (
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.oci.image.index.v1+json",
@@ -89,36 +118,10 @@ def hub_time(at: float | None) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1e6):06d}Z"
 
 
-def observe(records: dict[str, TagTimes], method: str, rest: str, authorization: str) -> None:
-    """Record a registry call (``rest``: the path after ``/v2/``) made with a token the realm
-    granted for it: a manifest PUT by tag is a push, a manifest GET by tag a pull. Called
-    before docker-registry answers, so a call it then fails still counts (approximation)."""
-    name, sep, reference = rest.rpartition("/manifests/")
-    if not sep or not name or reference.startswith("sha256:") or method not in ("GET", "PUT"):
-        return
-    scheme, _, token = authorization.partition(" ")
-    claims = token_claims(token.strip()) if scheme.lower() == "bearer" else None
-    wanted = "push" if method == "PUT" else "pull"
-    granted = any(
-        a.get("name") == name and wanted in a.get("actions", [])
-        for a in (claims or {}).get("access", [])
-    )
-    if not granted:
-        return
-    key = f"{name}:{reference}"
-    now = time.time()
-    if method == "PUT":
-        records[key] = TagTimes(pushed=now, pulled=(records.get(key) or TagTimes(now)).pulled)
-    else:
-        records.setdefault(key, TagTimes(now)).pulled = now
-
-
-def advance(records: dict[str, TagTimes], days: float) -> None:
-    """The clock ``days`` ahead: every recorded push and pull that much older."""
-    for times in records.values():
-        times.pushed -= days * DAY
-        if times.pulled is not None:
-            times.pulled -= days * DAY
+def advance(records: TagRecords, days: float) -> None:
+    """The clock ``days`` ahead: every recorded push and pull that much older (clients such as
+    ``prune`` compare Hub's times with their own clock, so the records move, not Hub's now)."""
+    records.age(days * DAY)
 
 
 # --- docker-registry as the sandbox's own client -----------------------------------------
@@ -189,6 +192,16 @@ def delete_tag(process: RegistryProcess, repository: str, tag: str) -> bool:
 
 
 # --- the Hub API routes ------------------------------------------------------------------
+class _NoRecord:
+    """A tag's times where the front has no record: null, as Hub writes a missing time."""
+
+    pushed: float | None = None
+    pulled: float | None = None
+
+
+_NO_RECORD = _NoRecord()
+
+
 def _error(status: int, message: str) -> Response:
     return json_response(status, {"message": message, "errinfo": {}})
 
@@ -237,16 +250,18 @@ class _Routes:
         found = self._session(request)
         if isinstance(found, Response):
             return found
+        if found.kind == "oat":  # a legacy route: refuses every organization access token
+            return json_response(403, OAT_LEGACY_REFUSED)
         namespace = request.params["namespace"]
         member = bool(_member(self.hub, found, namespace))
-        records = self.hub.hub.tag_times
+        records = self._process().times.all()
         results = []
         for name in sorted(self._process().repositories()):
             owner, _, short = name.partition("/")
             private = self.hub.hub.privacy.get(name) == "private"
             if owner != namespace or (private and not member):
                 continue
-            pushed = [t.pushed for k, t in records.items() if k.startswith(name + ":")]
+            pushed = [t.pushed for (r, _), t in records.items() if r == name]
             results.append(
                 {
                     "name": short,
@@ -270,7 +285,8 @@ class _Routes:
             return _error(404, "object not found")
         results = []
         for tag in sorted(tags):
-            times = self.hub.hub.tag_times.setdefault(f"{name}:{tag}", TagTimes(time.time()))
+            # the front's record (a tag without one, none in a sandbox that starts empty: null)
+            times = self._process().times.get(name, tag) or _NO_RECORD
             results.append(
                 {
                     "name": tag,
@@ -303,14 +319,16 @@ class _Routes:
         )
         if found.kind == "oat" and found.user != namespace:
             allowed = set()
-        if "delete" not in allowed:
+        if "delete" not in found.actions:  # the token's scope: repo:write, Image Push
+            return json_response(403, INSUFFICIENT_SCOPE)
+        if "delete" not in allowed:  # the account's role in the organization
             return json_response(
                 403, {"detail": "You do not have permission to perform this action."}
             )
         tag = request.params["tag"]
         if not delete_tag(self._process(), name, tag):
             return _error(404, "tag not found")
-        self.hub.hub.tag_times.pop(f"{name}:{tag}", None)
+        self._process().times.forget(name, tag=tag)
         return Response(204)
 
 
