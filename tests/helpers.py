@@ -845,6 +845,54 @@ def node_pull_credential(
     return entry["username"], entry["password"]
 
 
+def run_pull_refresh(manifest: Path, box: EcrBox, tmp_path: Path) -> dict[str, Any]:
+    """ECR's ``pull-secret-cronjob.yaml``: its CronJob's login container run here, its script
+    with its environment and its Secret's key (the pull-only user's), ``aws`` the real AWS CLI
+    when installed (else botocore, as the CLI's ``get-login-password`` calls it) against the
+    sandbox; the Secret it writes for the kubectl container to apply, parsed."""
+    import os
+    import subprocess
+
+    docs = {d["kind"]: d for d in yaml.safe_load_all(manifest.read_text())}
+    pod = docs["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = pod["initContainers"]
+    key = docs["Secret"]["stringData"]
+    work, bin_dir = tmp_path / "work", tmp_path / "bin"
+    work.mkdir()
+    bin_dir.mkdir()
+    if shutil.which("aws") is None:
+        stub = bin_dir / "aws"
+        stub.write_text(
+            f"#!{sys.executable}\n"
+            "import base64, boto3, sys\n"
+            "region = sys.argv[sys.argv.index('--region') + 1]\n"
+            "data = boto3.client('ecr', region_name=region).get_authorization_token()\n"
+            "token = data['authorizationData'][0]['authorizationToken']\n"
+            "print(base64.b64decode(token).decode().partition(':')[2])\n"
+        )
+        stub.chmod(0o755)
+    env = {e["name"]: e["value"] for e in container["env"]} | {
+        "WORK": str(work),
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "AWS_ACCESS_KEY_ID": key["AWS_ACCESS_KEY_ID"],
+        "AWS_SECRET_ACCESS_KEY": key["AWS_SECRET_ACCESS_KEY"],
+        "AWS_ENDPOINT_URL_ECR": f"{box.url}/ecr/api",
+        "AWS_CA_BUNDLE": box.ca_file,
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "HOME": str(tmp_path),
+    }
+    done = subprocess.run(
+        container["command"], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    written = work / "secret.yaml"
+    assert written.stat().st_mode & 0o077 == 0  # umask 077: the password stays the pod's
+    found: dict[str, Any] = yaml.safe_load(written.read_text())
+    return found
+
+
 @contextmanager
 def ecr_app(directory: Path) -> Iterator[EcrBox]:
     """The ECR backend started on an app of its own in ``directory`` (0700), stopped after."""

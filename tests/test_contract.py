@@ -232,3 +232,44 @@ def test_teardown_removes_what_the_notebook_created(
     assert not (nb.output_dir / "secret.yaml").exists()
     again = nb(teardown=True)
     assert "nothing recorded as created by this notebook" in outputs_text(again)
+
+
+# --- a registry whose default pull is not its only one -----------------------------------------
+def test_ecr_with_a_pull_secret_keeps_the_contract(fresh: sandbox.Sandbox, tmp_path: Path) -> None:
+    """ECR's notebook defaults to the nodes' pull; with ``pull_access = "secret"`` (outside EKS)
+    the same contract: values that verify (the pull with the secret included), the chart's
+    rules, no secret printed, a rerun that makes nothing, rotation to one working credential,
+    and teardown of everything."""
+    nb = NotebookRun(NOTEBOOKS / f"{providers.get('ecr').NOTEBOOK}.ipynb", tmp_path)
+    params = {"pull_access": "secret", "helper_identity": "user"}
+    seeded = fresh.state()
+    text = outputs_text(nb(**params))
+    assert "[failed]" not in text and "user pods (pull) ok, least privilege ok" in text
+    config, secret = values_of(nb)
+    # user pods pull with the Secret the CronJob refreshes, named in config.yaml; secret.yaml
+    # holds no 12-hour password (Zero to JupyterHub's imagePullSecret would be Helm's Secret)
+    assert set(config) == {"config", "jupyterhub"} and "jupyterhub" not in secret
+    assert config["jupyterhub"] == {
+        "singleuser": {"image": {"pullSecrets": ["binderhub-ecr-pull"]}}
+    }
+    manifest = nb.output_dir / "pull-secret-cronjob.yaml"
+    assert manifest.stat().st_mode & 0o777 == 0o600
+    (key,) = [d for d in yaml.safe_load_all(manifest.read_text()) if d["kind"] == "Secret"]
+    puller = key["stringData"]["AWS_SECRET_ACCESS_KEY"]
+    text = nb.last_output() + (nb.output_dir / "binderhub-registry.json").read_text()
+    for form in (puller, base64.b64encode(puller.encode()).decode(), json.dumps(puller)):
+        assert form.strip('"') not in text
+
+    before = fresh.state()
+    assert "[created]" not in outputs_text(nb(**params)) and fresh.state() == before
+    clean = census(before)
+    rotated = outputs_text(nb(rotate=True, **params))
+    assert "Remove the replaced credential [deleted]" in rotated
+    assert census(fresh.state()) == clean
+    assert "Delete what this notebook created [deleted]" in outputs_text(
+        nb(teardown=True, **params)
+    )
+    after = fresh.state()
+    for state in (seeded, after):  # images pushed by verification are not the notebook's
+        state["ecr"].pop("repositories", None)
+    assert census(after) == census(seeded) and not manifest.exists()

@@ -1,21 +1,26 @@
 """The real engines BinderHub uses, on the ECR sandbox's registry: dockerd logs in with ``AWS``
 and a GetAuthorizationToken password and pushes (as build pods do with the helper's token),
 is refused a repository ECR does not have in ECR's words, and containerd pulls as a kubelet
-with a read-only identity's token, and as an EKS node's kubelet with the token its
-ecr-credential-provider gets as the node role (refused when that role lacks ECR's read-only policy).
+with a read-only identity's token, as an EKS node's kubelet with the token its
+ecr-credential-provider gets as the node role (refused when that role lacks ECR's read-only policy),
+and with the Secret the notebook's pull-secret CronJob writes (``pull_access = "secret"``).
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from binderhub_registry import Runner
+from binderhub_registry.providers import ecr as provider
+
 from .engines import Engines, engines_or_skip, hosts_dir, start_engines, tiny_tar
-from .helpers import EcrBox, node_pull_credential
+from .helpers import ECR_DEFAULTS, EcrBox, node_pull_credential, run_pull_refresh
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +111,45 @@ def test_containerd_pulls_with_the_node_role_s_token_as_an_eks_kubelet(
     refused = engines.ctr_pull(hosts, image)
     assert refused.returncode != 0
     assert "401 Unauthorized" in refused.stderr, refused.stderr
+
+
+def test_containerd_pulls_with_the_secret_the_pull_secret_cronjob_writes(
+    ecr: EcrBox, engines: Engines, tmp_path: Path
+) -> None:
+    # pull_access = "secret": the notebook's pull-only user and its CronJob manifest
+    values = ECR_DEFAULTS | {"output_dir": str(tmp_path / "values"), "pull_access": "secret"}
+    p = provider.validate(values)
+    conn = provider.connect(p, ecr.url, ecr.ca_file, ecr.admin, ecr.registry)
+    run = Runner(backoff=0.0)
+    run.step("Sign in to AWS", provider.who_am_i, conn)
+    for title, step in (
+        ("The helper's IAM policy", provider.ensure_policy),
+        ("The helper's identity", provider.ensure_identity),
+        ("The registry helper", provider.ensure_helper),
+        ("User pods' pull", provider.ensure_pull_credential),
+    ):
+        run.step(title, step, conn)
+    run.step("Write the values", conn.write_values)
+
+    ecr.client("ecr").create_repository(repositoryName="binderhub/cron")
+    host = ecr.registry.removeprefix("https://")
+    engines.trust(host, ecr.ca_file)
+    config = tmp_path / "docker"
+    config.mkdir()
+    user, password = login(ecr)
+    signed_in = engines.docker(
+        config, "login", "-u", user, "--password-stdin", host, stdin=password.encode()
+    )
+    assert signed_in.returncode == 0, signed_in.stderr
+    image = f"{host}/binderhub/cron:v1"
+    assert engines.docker(config, "import", "-", image, stdin=tiny_tar("cron")).returncode == 0
+    pushed = engines.docker(config, "push", image)
+    assert pushed.returncode == 0, pushed.stderr + engines.log
+
+    # the CronJob's run: the Secret user pods reference, as the kubelet reads it
+    written = run_pull_refresh(tmp_path / "values" / provider.PULL_FILE, ecr, tmp_path)
+    docker_config = json.loads(base64.b64decode(written["data"][".dockerconfigjson"]))
+    entry = docker_config["auths"][host]
+    hosts = hosts_dir(tmp_path / "hosts", host, ecr.ca_file)
+    pulled = engines.ctr_pull(hosts, image, (entry["username"], entry["password"]))
+    assert pulled.returncode == 0, pulled.stderr

@@ -192,6 +192,14 @@ def test_a_dry_run_changes_nothing(nb: Notebook, box: EcrBox) -> None:
     assert made(box) == before and not nb.out.joinpath("secret.yaml").exists()
 
 
+def test_a_dry_run_with_the_helper_s_user_changes_nothing(nb: Notebook, box: EcrBox) -> None:
+    # the user (and so its key) is only planned: the helper's deploy is planned without one
+    before = made(box)
+    nb(dry_run=True, helper_identity="user")
+    assert "[planned]" in nb.text() and "[failed]" not in nb.text()
+    assert made(box) == before and not nb.out.joinpath("secret.yaml").exists()
+
+
 # --- the helper's least privilege --------------------------------------------------------------
 def test_the_helper_can_make_repositories_under_the_prefix_only(nb: Notebook, box: EcrBox) -> None:
     conn = nb()

@@ -25,7 +25,11 @@ This module makes what the helper needs, with least privilege, and the values of
   ``AWS_ECR_EXPIRES_AFTER_PUSH_DAYS``);
 - BinderHub's auth token for the helper (``config.ExternalRegistryHelper.auth_token``), the
   helper's own Helm values beside BinderHub's, and ``image_prefix``
-  ``<account>.dkr.ecr.<region>.amazonaws.com/<repository_prefix>/<prefix>``.
+  ``<account>.dkr.ecr.<region>.amazonaws.com/<repository_prefix>/<prefix>``;
+- user pods' pull: the nodes' IAM role (``pull_access = "node"``), or, for clusters outside EKS
+  (``"secret"``), a pull-only IAM user ``<helper_name>-puller`` whose key a CronJob uses every
+  6 hours to refresh a ``kubernetes.io/dockerconfigjson`` Secret (ECR's passwords last 12 hours)
+  that user pods reference by name (``pull-secret-cronjob.yaml``, 0600).
 
 Every IAM resource it makes carries the tag ``binderhub-registry-deployment=<deployment id>``:
 IAM keeps tags, so "ours" is what the service says, not only what the record says.
@@ -35,13 +39,14 @@ the sandbox's seeded administrator only, with the instance metadata probe off.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from functools import cache
+from dataclasses import dataclass, field
+from functools import cache, partial
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote, unquote, urlparse
@@ -52,6 +57,7 @@ from .. import sandbox as sandbox_mod
 from ..binderhub import (
     HELPER_CLASS,
     HelperValues,
+    PullSecret,
     RegistryValues,
     ValuesFiles,
     helm_commands,
@@ -100,9 +106,15 @@ __all__ = [
     "NAME",
     "NOTEBOOK",
     "PARAMETERS",
+    "PULL_FILE",
+    "PULL_SCHEDULE",
+    "PULL_SCRIPT",
+    "PULL_SECRET",
     "REAL_EXAMPLE",
     "EcrConnection",
+    "EcrValues",
     "HelperValues",
+    "IamUser",
     "Params",
     "connect",
     "ecr_regions",
@@ -111,6 +123,8 @@ __all__ = [
     "ensure_policy",
     "ensure_pull_credential",
     "helper_policy",
+    "pull_manifest",
+    "puller_policy",
     "sign_in",
     "trust_policy",
     "validate",
@@ -147,6 +161,13 @@ ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
 #: Managed policy EKS managed node groups' node role gets (EKS user guide, "Amazon EKS node
 #: IAM role"): ECR pulls for the kubelet.
 NODE_PULL_POLICY = "AmazonEC2ContainerRegistryReadOnly"
+#: ``pull_access = "secret"``: the pull-only IAM user is ``<helper_name>`` with this suffix, and
+#: its inline policy's name (inline: it lives and goes with the user, IAM guide "Managed policies
+#: and inline policies": a strict one-to-one relationship between a policy and an identity).
+PULLER_SUFFIX = "-puller"
+PULLER_POLICY = "binderhub-ecr-pull"
+#: IAM user names hold at most 64 characters (IAM API, ``CreateUser`` ``UserName``).
+IAM_USER_NAME_MAX = 64
 
 
 @cache
@@ -249,23 +270,27 @@ class Params(CommonParams):
         """``system:serviceaccount:<namespace>:<name>``: the token subject IRSA trusts."""
         return f"system:serviceaccount:{self.helper_namespace}:{self.helper_name}"
 
+    @property
+    def puller_name(self) -> str:
+        """The pull-only IAM user of ``pull_access = "secret"``: ``<helper_name>-puller``."""
+        return self.helper_name + PULLER_SUFFIX
 
-def no_pull_secret(p: Params) -> None:
-    """User pods pull through the nodes' role: ECR's passwords last 12 hours, so a pull secret
-    written once would stop after 12 hours, and the CronJob that would refresh it is not made
-    here (yet)."""
-    if p.pull_access == "secret":
+
+def puller_name_fits(p: Params) -> None:
+    """With ``pull_access = "secret"`` the pull-only user ``<helper_name>-puller`` must be a
+    valid IAM user name (64 characters at most), checked before any call."""
+    longest = IAM_USER_NAME_MAX - len(PULLER_SUFFIX)
+    if p.pull_access == "secret" and len(p.helper_name) > longest:
         raise InvalidParameter(
-            "pull_access",
-            'cannot be "secret" here: ECR passwords last 12 hours, and this notebook makes no '
-            'CronJob to refresh a pull secret; use "node": EKS node groups pull with '
-            "AmazonEC2ContainerRegistryReadOnly, other clusters' nodes with an IAM identity "
-            "holding it through the kubelet's ecr-credential-provider",
-            p.pull_access,
+            "helper_name",
+            f'must be at most {longest} characters with pull_access = "secret": the pull-only '
+            f"IAM user is <helper_name>{PULLER_SUFFIX}, and IAM user names hold at most "
+            f"{IAM_USER_NAME_MAX}",
+            p.helper_name,
         )
 
 
-validate = validator(Params, PARAMETERS, no_pull_secret)
+validate = validator(Params, PARAMETERS, puller_name_fits)
 
 
 # --- policies --------------------------------------------------------------------------------
@@ -300,6 +325,30 @@ def helper_policy(region: str, account: str, repository_prefix: str) -> dict[str
                 "Sid": "BinderHubRepositories",
                 "Effect": "Allow",
                 "Action": list(HELPER_ACTIONS + PUSH_ACTIONS + PULL_ACTIONS),
+                "Resource": f"arn:aws:ecr:{region}:{account}:repository/{repository_prefix}/*",
+            },
+            {
+                "Sid": "RegistryToken",
+                "Effect": "Allow",
+                "Action": "ecr:GetAuthorizationToken",
+                "Resource": "*",
+            },
+        ],
+    }
+
+
+def puller_policy(region: str, account: str, repository_prefix: str) -> dict[str, Any]:
+    """User pods' pull-only identity: ``ecr:GetAuthorizationToken`` (only ``*``), and the two
+    pull actions on the prefix's repositories. AWS's ``AmazonEC2ContainerRegistryPullOnly``
+    (2024) has the same three on ``*`` plus ``ecr:BatchImportUpstreamImage``, which only a
+    pull-through cache uses; the helper's repositories are none."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "PullBinderHubImages",
+                "Effect": "Allow",
+                "Action": list(PULL_ACTIONS),
                 "Resource": f"arn:aws:ecr:{region}:{account}:repository/{repository_prefix}/*",
             },
             {
@@ -479,23 +528,212 @@ def helper_commands(p: Params, path: Path) -> str:
     )
 
 
+# --- user pods' pull secret outside EKS (pull_access = "secret") ----------------------------
+#: The Secret user pods pull with, which the CronJob keeps fresh: not Zero to JupyterHub's
+#: ``imagePullSecret``, whose Secret Helm renders from secret.yaml and would put back, with a
+#: password older than 12 hours, at every ``helm upgrade`` (Helm 3 patches live objects to the
+#: chart's: "Improved Upgrade Strategy: 3-way Strategic Merge Patches"). Z2JH adds the names in
+#: ``singleuser.image.pullSecrets`` to ``KubeSpawner.image_pull_secrets``
+#: (``jupyterhub_config.py``: "Combine imagePullSecret.create (single), imagePullSecrets (list),
+#: and singleuser.image.pullSecrets (list)").
+PULL_SECRET = "binderhub-ecr-pull"
+#: The Secret holding the pull-only user's access key, which the CronJob's pod reads.
+PULL_KEY_SECRET = "binderhub-ecr-pull-key"
+PULL_FILE = "pull-secret-cronjob.yaml"
+#: Every 6 hours: a password lasts 12 (ECR API, GetAuthorizationToken), so one failed run
+#: still leaves a valid one.
+PULL_SCHEDULE = "0 */6 * * *"
+#: The CronJob's two images, pinned: AWS's own CLI image (ECR Public) and Kubernetes' kubectl
+#: image (distroless: no shell, so the pod splits the usual one-liner in two containers).
+AWS_CLI_IMAGE = "public.ecr.aws/aws-cli/aws-cli:2.27.26"
+KUBECTL_IMAGE = "registry.k8s.io/kubectl:v1.32.0"
+#: The usual refresh (kubectl has no stdin flag for the password: ``--docker-password`` or
+#: ``--from-file=.dockerconfigjson=``, kubectl reference "kubectl create secret
+#: docker-registry"); by hand it is this, which the CronJob's two containers do.
+REFRESH_COMMAND = (
+    "kubectl create secret docker-registry {name} -n {namespace} --docker-server={host} "
+    '--docker-username=AWS --docker-password="$(aws ecr get-login-password --region {region})" '
+    "--dry-run=client -o yaml | kubectl apply -f -"
+)
+#: The init container's script: the Secret ``kubectl create secret docker-registry
+#: --dry-run=client -o yaml`` prints (``.dockerconfigjson`` with username, password and
+#: ``auth``), written to a memory volume for the kubectl container to apply.
+PULL_SCRIPT = r"""set -eu
+umask 077
+password=$(aws ecr get-login-password --region "$AWS_REGION")
+auth=$(printf 'AWS:%s' "$password" | base64 | tr -d '\n')
+config=$(printf '{"auths":{"%s":{"username":"AWS","password":"%s","auth":"%s"}}}' \
+  "$REGISTRY" "$password" "$auth" | base64 | tr -d '\n')
+printf 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: %s\n  namespace: %s\n' \
+  "$SECRET_NAME" "$NAMESPACE" > "$WORK/secret.yaml"
+printf 'type: kubernetes.io/dockerconfigjson\ndata:\n  .dockerconfigjson: %s\n' \
+  "$config" >> "$WORK/secret.yaml"
+"""
+
+
+def pull_manifest(p: Params, host: str, key: tuple[str, Secret]) -> str:
+    """``pull-secret-cronjob.yaml``: the pull-only user's key in a Secret, and a CronJob that
+    every 6 hours mints a registry password as that user (``aws ecr get-login-password``) and
+    applies it as the ``kubernetes.io/dockerconfigjson`` Secret user pods pull with; its service
+    account may read and patch that one Secret, and create Secrets (RBAC cannot limit ``create``
+    to a name: Kubernetes' RBAC docs, "Referring to resources"). No registry password is in it."""
+    import yaml
+
+    ns = p.helper_namespace
+    meta = {"name": PULL_SECRET, "namespace": ns}
+    volume = {"name": "work", "mountPath": "/run/ecr"}
+    env = {"AWS_REGION": p.aws_region, "REGISTRY": host, "SECRET_NAME": PULL_SECRET}
+    env |= {"WORK": volume["mountPath"]}
+    login = {
+        "name": "login",
+        "image": AWS_CLI_IMAGE,
+        "command": ["/bin/sh", "-c", PULL_SCRIPT],
+        "env": [{"name": k, "value": v} for k, v in env.items()]
+        + [{"name": "NAMESPACE", "value": ns}],
+        "envFrom": [{"secretRef": {"name": PULL_KEY_SECRET}}],
+        "volumeMounts": [volume],
+    }
+    apply = {
+        "name": "apply",
+        "image": KUBECTL_IMAGE,
+        "command": ["/bin/kubectl", "apply", "-f", "/run/ecr/secret.yaml"],
+        "volumeMounts": [volume],
+    }
+    pod = {
+        "serviceAccountName": PULL_SECRET,
+        "restartPolicy": "OnFailure",
+        "volumes": [{"name": "work", "emptyDir": {"medium": "Memory"}}],  # never on disk
+        "initContainers": [login],
+        "containers": [apply],
+    }
+    secrets_rule = {"apiGroups": [""], "resources": ["secrets"]}
+    documents: list[dict[str, Any]] = [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": PULL_KEY_SECRET, "namespace": ns},
+            "type": "Opaque",
+            "stringData": {"AWS_ACCESS_KEY_ID": key[0], "AWS_SECRET_ACCESS_KEY": key[1].reveal()},
+        },
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": meta,
+            "rules": [
+                secrets_rule | {"resourceNames": [PULL_SECRET], "verbs": ["get", "patch"]},
+                secrets_rule | {"verbs": ["create"]},  # the first run's; no name possible
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": meta,
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": PULL_SECRET,
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": PULL_SECRET, "namespace": ns}],
+        },
+        {
+            "apiVersion": "batch/v1",
+            "kind": "CronJob",
+            "metadata": meta,
+            "spec": {
+                "schedule": PULL_SCHEDULE,
+                "concurrencyPolicy": "Forbid",
+                "successfulJobsHistoryLimit": 1,
+                "jobTemplate": {"spec": {"backoffLimit": 3, "template": {"spec": pod}}},
+            },
+        },
+    ]
+    header = (
+        f"# User pods' ECR pull secret, written by binderhub-registry ({NOTEBOOK}). Mode 0600:\n"
+        f"# it holds the pull-only IAM user {p.puller_name}'s access key, never a password.\n"
+        + "".join(f"# {line}\n" for line in pull_commands(p, Path(PULL_FILE)).splitlines())
+    )
+    return header + yaml.safe_dump_all(documents, sort_keys=False)
+
+
+def pull_commands(p: Params, path: Path) -> str:
+    """Apply the manifest in BinderHub's namespace, then run its job once now (the Secret must
+    exist before the first user pod)."""
+    ns = p.helper_namespace
+    return (
+        f"kubectl apply -f {path}   # in {ns}: BinderHub's user pods must run there\n"
+        f"kubectl create job -n {ns} --from=cronjob/{PULL_SECRET} {PULL_SECRET}-first\n"
+    )
+
+
+def _stored_pull_key(out: Path) -> tuple[str, Secret] | None:
+    """The pull-only user's key as ``pull-secret-cronjob.yaml``'s Secret holds it."""
+    import yaml
+
+    try:
+        text = (out / PULL_FILE).read_text()
+        documents = list(yaml.safe_load_all(text))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None  # absent or broken: a new key is made (never echo its content)
+    for doc in documents:
+        if isinstance(doc, dict) and doc.get("kind") == "Secret":
+            data = doc.get("stringData") or {}
+            key_id, secret = data.get("AWS_ACCESS_KEY_ID"), data.get("AWS_SECRET_ACCESS_KEY")
+            if isinstance(key_id, str) and isinstance(secret, str) and key_id and secret:
+                return key_id, Secret(secret)
+    return None
+
+
+@dataclass(frozen=True)
+class EcrValues(HelperValues):
+    """The helper's values; with a pull secret the CronJob keeps fresh, ``config.yaml`` names it
+    in ``jupyterhub.singleuser.image.pullSecrets`` and ``secret.yaml`` holds no pull password
+    (``pull`` is the token verification pulls with, minted as the same pull-only user)."""
+
+    pull_secret_name: str = ""
+
+    def config(self) -> dict[str, Any]:
+        """``config.yaml``, with the pull secret's name when user pods pull with one."""
+        config = super().config()
+        if self.pull_secret_name:
+            image = {"image": {"pullSecrets": [self.pull_secret_name]}}
+            config["jupyterhub"] = {"singleuser": image}
+        return config
+
+    def secret(self, *, reveal: bool = False) -> dict[str, Any]:
+        """``secret.yaml``: no ``jupyterhub.imagePullSecret`` (its Secret would be Helm's)."""
+        values = super().secret(reveal=reveal)
+        if self.pull_secret_name:
+            values.pop("jupyterhub", None)
+        return values
+
+
 @dataclass(frozen=True, repr=False)  # ValuesFiles' redacted display
 class EcrFiles(ValuesFiles):
     """BinderHub's values files and the helper's, with the commands that apply both."""
 
     helper_path: Path = Path()
     params: Params | None = None
+    pull_path: Path | None = None  # the pull secret's CronJob (pull_access "secret")
 
     def _text(self) -> str:
-        return super()._text() + f"\n# {self.helper_path} (mode 0600): the registry helper's values"
+        text = super()._text() + f"\n# {self.helper_path} (mode 0600): the registry helper's values"
+        if self.pull_path is not None:
+            text += (
+                f"\n# {self.pull_path} (mode 0600): the pull-only user's key and the CronJob "
+                f"refreshing Secret {PULL_SECRET} every 6 hours"
+            )
+        return text
 
     def next_step(self) -> str:
         """The helper's chart first (BinderHub calls it), then BinderHub's, then ``verify``
         through a port-forward (the helper answers inside the cluster only), then a build."""
         assert self.params is not None
         namespace = self.params.helper_namespace
+        pull = pull_commands(self.params, self.pull_path) if self.pull_path else ""
         return (
             helper_commands(self.params, self.helper_path)
+            + pull
             + helm_commands(self.config_path, self.secret_path)
             + "# check them: the helper answers inside the cluster, so forward its port first\n"
             + f"kubectl port-forward -n {namespace} svc/{HELPER_CHART} {HELPER_PORT} &\n"
@@ -525,8 +763,10 @@ class EcrConnection(Connection):
 
     Record kinds: ``iam_policy`` ({name, arn}), ``oidc_provider`` ({arn}, only when this
     notebook made it), ``iam_role`` / ``iam_user`` ({name, arn}), ``access_key`` ({id}, the
-    user's), ``helper`` ({release}: the sandbox's stand-in of the helper's Helm release), and
-    ``retiring`` (access keys a rotation replaced).
+    user's), ``puller_user`` / ``puller_key`` (the pull-only user and its key), ``helper``
+    ({release}: the sandbox's stand-in of the helper's Helm release), the files holding secrets
+    (``helper_values``, ``pull_manifest``), and ``retiring`` (access keys a rotation replaced:
+    the helper user's by id, the pull-only user's as ``<user>:<id>``).
     """
 
     NOTEBOOK: ClassVar[str] = NOTEBOOK
@@ -541,6 +781,9 @@ class EcrConnection(Connection):
     role_arn: str = ""
     issuer: str = ""  # the EKS cluster's OIDC issuer URL
     access_key: tuple[str, Secret] | None = None  # the helper user's key (helper_identity "user")
+    puller_key: tuple[str, Secret] | None = None  # the pull-only user's (pull_access "secret")
+    #: Keys made in this run, by user: a retried step reuses its key rather than making another
+    made_keys: dict[str, tuple[str, Secret, str]] = field(default_factory=dict)
     auth_token: Secret | None = None  # BinderHub's token for the helper
     service_url: str = ""  # where BinderHub reaches the helper
 
@@ -567,13 +810,14 @@ class EcrConnection(Connection):
             return None
         p = self.params
         host = urlparse(self.registry).netloc
-        return HelperValues(
+        return EcrValues(
             image_prefix=f"{host}/{p.repository_prefix}/{p.prefix}",
             username="",
             password=Secret(""),
             registry_url=f"https://{host}",
             service_url=self.service_url,
             auth_token=self.auth_token,
+            pull_secret_name=PULL_SECRET if p.pull_access == "secret" else "",
         )
 
     # Overrides Connection.write_values: the helper's own Helm values (BinderHub's token, and the
@@ -597,8 +841,24 @@ class EcrConnection(Connection):
             + text,
         )
         self.note("helper_values", HELPER_FILE)  # teardown removes it: it holds secrets
-        both = EcrFiles(files.config_path, files.secret_path, files.values, path, self.params)
-        return Result(both, written.status, f"{written.detail}; {path} (0600): the helper's values")
+        detail = f"{written.detail}; {path} (0600): the helper's values"
+        if self.params.pull_access == "secret":  # the CronJob's Secret, not imagePullSecret's
+            detail = detail.replace(
+                "jupyterhub.imagePullSecret",
+                f"Secret {PULL_SECRET} (jupyterhub.singleuser.image.pullSecrets)",
+            )
+        pull_path = None
+        if self.params.pull_access == "secret":
+            assert self.puller_key is not None  # ensure_pull_credential made or found it
+            pull_path = self.params.output_dir / PULL_FILE
+            host = urlparse(self.registry).netloc
+            write_private_file(pull_path, pull_manifest(self.params, host, self.puller_key))
+            self.note("pull_manifest", PULL_FILE)  # teardown removes it: it holds the key
+            detail += f"; {pull_path} (0600): the CronJob refreshing Secret {PULL_SECRET}"
+        both = EcrFiles(
+            files.config_path, files.secret_path, files.values, path, self.params, pull_path
+        )
+        return Result(both, written.status, detail)
 
     # Overrides Connection.verify: BinderHub's ExternalRegistryHelper asks the helper, not the
     # registry, and build pods push with the helper's short-lived token, not with registry.*.
@@ -652,23 +912,36 @@ class EcrConnection(Connection):
             Deletion("helper", "the registry helper (sandbox)", self._delete_helper),
             Deletion("access_key", "the helper user's access key", self._delete_key),
             Deletion("iam_user", "IAM user", self._delete_user),
+            Deletion("puller_key", "the pull-only user's access key", self._delete_puller_key),
+            Deletion("puller_user", "pull-only IAM user", self._delete_user),
             Deletion("iam_role", "IAM role", self._delete_role),
             Deletion("iam_policy", "IAM policy", self._delete_policy),
             Deletion("oidc_provider", "IAM OIDC provider", self._delete_oidc_provider),
             Deletion("helper_values", HELPER_FILE, self._delete_helper_values),
+            Deletion("pull_manifest", PULL_FILE, self._delete_pull_manifest),
         ]
 
     def _delete_helper_values(self, recorded: str) -> None:
         (self.params.output_dir / HELPER_FILE).unlink(missing_ok=True)
 
+    def _delete_pull_manifest(self, recorded: str) -> None:
+        (self.params.output_dir / PULL_FILE).unlink(missing_ok=True)
+
     def retire(self, retiring: list[Any]) -> None:
-        """Delete the access keys a rotation replaced; a replaced auth token needs nothing
-        more: the helper, deployed with the new one, takes no other."""
-        user = self.params.helper_name
-        for key_id in retiring:
-            if key_id == OLD_TOKEN:
+        """Delete the access keys a rotation replaced (the helper user's by id, the pull-only
+        user's as ``<user>:<id>``); a replaced auth token needs nothing more: the helper,
+        deployed with the new one, takes no other."""
+        for entry in retiring:
+            if entry == OLD_TOKEN:
                 continue
-            if_present(self.call, "iam", "delete_access_key", UserName=user, AccessKeyId=key_id)
+            user, _, key_id = str(entry).rpartition(":")
+            if_present(
+                self.call,
+                "iam",
+                "delete_access_key",
+                UserName=user or self.params.helper_name,
+                AccessKeyId=key_id,
+            )
 
     def check_ours(self) -> None:
         """Before teardown: each recorded IAM resource still carries this deployment's tag."""
@@ -680,9 +953,8 @@ class EcrConnection(Connection):
         if created.get("iam_role"):
             name = created["iam_role"]["name"]
             checks.append((f"IAM role {name}", lambda: self._role_tags(name)))
-        if created.get("iam_user"):
-            name = created["iam_user"]["name"]
-            checks.append((f"IAM user {name}", lambda: self._user_tags(name)))
+        for user in (created[k]["name"] for k in ("iam_user", "puller_user") if created.get(k)):
+            checks.append((f"IAM user {user}", partial(self._user_tags, user)))
         for what, read in checks:
             tags = read()
             if tags is not None and not self.ours(tags):
@@ -709,22 +981,29 @@ class EcrConnection(Connection):
         if self.sandbox_url:
             _helper_request(self, "DELETE", str(recorded["release"]), ok=(200, 404))
 
-    def _delete_key(self, recorded: dict[str, Any]) -> None:
+    def _delete_key(self, recorded: dict[str, Any], user: str = "") -> None:
         if_present(
             self.call,
             "iam",
             "delete_access_key",
-            UserName=self.params.helper_name,
+            UserName=user or self.params.helper_name,
             AccessKeyId=recorded["id"],
         )
 
+    def _delete_puller_key(self, recorded: dict[str, Any]) -> None:
+        self._delete_key(recorded, self.params.puller_name)
+
     def _delete_user(self, recorded: dict[str, Any]) -> None:
+        """An IAM user of this deployment (the helper's or the pull-only one): its keys, this
+        deployment's policy or the pull-only inline one (IAM deletes neither user with them:
+        DeleteConflict), then the user."""
         name = recorded["name"]
         for key in (if_present(self.call, "iam", "list_access_keys", UserName=name) or {}).get(
             "AccessKeyMetadata", []
         ):
             self.call("iam", "delete_access_key", UserName=name, AccessKeyId=key["AccessKeyId"])
         self._detach("user", name)
+        if_present(self.call, "iam", "delete_user_policy", UserName=name, PolicyName=PULLER_POLICY)
         if_present(self.call, "iam", "delete_user", UserName=name)
 
     def _delete_role(self, recorded: dict[str, Any]) -> None:
@@ -880,6 +1159,7 @@ def verify_with_helper(
             username=creds.get("username", ""),
             password=token,
             registry_url=f"https://{host}",
+            pull=values.pull,  # user pods' (pull_access "secret"): minted as the pull-only user
             pull_access=values.pull_access,
         )
         try:
@@ -922,6 +1202,43 @@ def _client_config() -> Any:
     return Config(retries={"mode": "standard", "max_attempts": 1}, user_agent_extra=KEY)
 
 
+def _sandbox_session(p: Params, key_id: str, secret: Secret) -> Any:
+    """A boto3 session with this key and nothing else: no real profile or credential file is
+    read, and the instance metadata probe is off."""
+    import boto3
+    import botocore.session
+
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"  # nothing probes 169.254.169.254
+    core = botocore.session.Session()
+    core.set_config_variable("config_file", os.devnull)  # no real profile is read
+    core.set_config_variable("credentials_file", os.devnull)
+    core.set_config_variable("profile", None)
+    return boto3.Session(
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret.reveal(),
+        region_name=p.aws_region,
+        botocore_session=core,
+    )
+
+
+def ecr_client_as(conn: EcrConnection, key: tuple[str, Secret]) -> Any:
+    """An ECR client signing with ``key`` alone (the pull-only user's), in the run's region:
+    against the sandbox, or AWS's regional endpoint for real."""
+    import boto3
+
+    p = conn.params
+    config = _client_config()
+    if conn.sandbox_url:
+        session = _sandbox_session(p, key[0], key[1])
+        return session.client(
+            "ecr", endpoint_url=f"{conn.sandbox_url}/ecr/api", verify=conn.ca_file, config=config
+        )
+    session = boto3.Session(
+        aws_access_key_id=key[0], aws_secret_access_key=key[1].reveal(), region_name=p.aws_region
+    )
+    return session.client("ecr", config=config)
+
+
 def connect(
     p: Params,
     sandbox_url: str = "",
@@ -933,22 +1250,11 @@ def connect(
     the sandbox at ``sandbox_url`` with its CA, ``key`` and ECR ``registry`` (never the chain:
     no real credential or profile is read, and the instance metadata probe is off)."""
     import boto3
-    import botocore.session
 
     config = _client_config()
     if sandbox_url:
         assert key is not None
-        os.environ["AWS_EC2_METADATA_DISABLED"] = "true"  # nothing probes 169.254.169.254
-        core = botocore.session.Session()
-        core.set_config_variable("config_file", os.devnull)  # no real profile is read
-        core.set_config_variable("credentials_file", os.devnull)
-        core.set_config_variable("profile", None)
-        session = boto3.Session(
-            aws_access_key_id=key["access_key_id"],
-            aws_secret_access_key=key["secret_access_key"],
-            region_name=p.aws_region,
-            botocore_session=core,
-        )
+        session = _sandbox_session(p, key["access_key_id"], Secret(key["secret_access_key"]))
         clients = {
             service: session.client(
                 service,
@@ -1178,28 +1484,54 @@ def _attach(conn: EcrConnection, kind: str, name: str, status: str) -> str:
     return "created" if status == "created" else "updated"
 
 
+@dataclass(frozen=True)
+class IamUser:
+    """An IAM user this notebook makes, with an access key it stores in a 0600 file: the
+    helper's (``helper_identity = "user"``) or user pods' pull-only one (``pull_access =
+    "secret"``). Both are made, marked, rotated, retired and torn down the same way."""
+
+    name: str
+    purpose: str  # whom it is for, in messages
+    kind: str  # its record kind
+    key_kind: str  # its key's record kind
+    stored: Callable[[Path], tuple[str, Secret] | None]  # its key as the file holds it
+    helper: bool  # the helper's: retiring entries are bare key ids (records before the puller)
+
+    def entry(self, key_id: str) -> str:
+        """Its key in the retiring list."""
+        return key_id if self.helper else f"{self.name}:{key_id}"
+
+    def retiring(self, entries: list[Any]) -> set[str]:
+        """The ids of its keys among the retiring ``entries``."""
+        found = (str(e).rpartition(":") for e in entries)
+        return {key for owner, _, key in found if owner == ("" if self.helper else self.name)}
+
+
+def helper_user(p: Params) -> IamUser:
+    """The registry helper's IAM user (clusters outside EKS); its key in the helper's values."""
+    return IamUser(
+        p.helper_name, "the registry helper", "iam_user", "access_key", _stored_key, helper=True
+    )
+
+
+def puller_user(p: Params) -> IamUser:
+    """User pods' pull-only IAM user; its key in ``pull-secret-cronjob.yaml``."""
+    return IamUser(
+        p.puller_name,
+        "user pods' pulls (pull only)",
+        "puller_user",
+        "puller_key",
+        _stored_pull_key,
+        helper=False,
+    )
+
+
 def _ensure_user(conn: EcrConnection) -> Result[str | None]:
     p = conn.params
-    arn = f"arn:aws:iam::{p.account_id}:user/{p.helper_name}"
-    found = if_present(conn.call, "iam", "get_user", UserName=p.helper_name)
-    status = "reused"
-    if found is None:
-        conn.create(
-            "iam_user",
-            f"create IAM user {p.helper_name!r} for the registry helper",
-            lambda: conn.call("iam", "create_user", UserName=p.helper_name, Tags=conn.tags),
-            keep=lambda made: {"name": p.helper_name, "arn": made["User"]["Arn"]},
-        )
-        status = "created"
-    else:
-        if not conn.ours(found["User"].get("Tags") or conn._user_tags(p.helper_name)):
-            raise PermissionDenied(
-                f"IAM user {p.helper_name!r} exists and lacks the tag {MARK_TAG}="
-                f"{conn.record.deployment}: it is not this deployment's; choose another helper_name"
-            )
-        conn.note("iam_user", {"name": p.helper_name, "arn": arn})
-    status = _attach(conn, "user", p.helper_name, status)
-    key_status = _ensure_key(conn)
+    arn, status, key_status = _ensure_iam_user(
+        conn, helper_user(p), lambda status: _attach(conn, "user", p.helper_name, status)
+    )
+    conn.access_key = conn.made_keys[p.helper_name][:2]
     return Result(
         arn,
         status if key_status == "reused" else {"rotated": "updated"}.get(key_status, key_status),
@@ -1207,44 +1539,81 @@ def _ensure_user(conn: EcrConnection) -> Result[str | None]:
     )
 
 
-def _ensure_key(conn: EcrConnection) -> str:
+def _ensure_iam_user(
+    conn: EcrConnection, user: IamUser, grant: Callable[[str], str]
+) -> tuple[str, str, str]:
+    """The user (made, or found with this deployment's tag), ``grant(status)`` giving it its
+    permissions, and its key: ``(arn, status, key status)``."""
+    p = conn.params
+    arn = f"arn:aws:iam::{p.account_id}:user/{user.name}"
+    found = if_present(conn.call, "iam", "get_user", UserName=user.name)
+    status = "reused"
+    if found is None:
+        conn.create(
+            user.kind,
+            f"create IAM user {user.name!r} for {user.purpose}",
+            lambda: conn.call("iam", "create_user", UserName=user.name, Tags=conn.tags),
+            keep=lambda made: {"name": user.name, "arn": made["User"]["Arn"]},
+        )
+        status = "created"
+    else:
+        if not conn.ours(found["User"].get("Tags") or conn._user_tags(user.name)):
+            raise PermissionDenied(
+                f"IAM user {user.name!r} exists and lacks the tag {MARK_TAG}="
+                f"{conn.record.deployment}: it is not this deployment's; choose another helper_name"
+            )
+        conn.note(user.kind, {"name": user.name, "arn": arn})
+    status = grant(status)
+    return arn, status, _ensure_key(conn, user)
+
+
+def _ensure_key(conn: EcrConnection, user: IamUser) -> str:
     """The user's access key: the stored one while IAM lists it (and no ``rotate``), else a new
     one. A rotated key is retired, and works until ``finish_rotation`` deletes it (IAM allows two
-    keys per user); a key whose secret is lost is deleted when it would make a third."""
+    keys per user); a key whose secret is lost is deleted when it would make a third. A key
+    made earlier in this run (a step the runner retries) is kept: its file is not written yet."""
     p = conn.params
-    stored = _stored_key(conn)
-    listed = conn.call("iam", "list_access_keys", UserName=p.helper_name)["AccessKeyMetadata"]
+    stored = user.stored(p.output_dir)
+    listed = conn.call("iam", "list_access_keys", UserName=user.name)["AccessKeyMetadata"]
     ids = [str(k["AccessKeyId"]) for k in listed]
+    made_now = conn.made_keys.get(user.name)
+    if made_now is not None and made_now[0] in ids:
+        return made_now[2]
     if stored is not None and stored[0] in ids and not p.rotate:
-        conn.access_key = stored
-        conn.unretire(stored[0])
+        conn.made_keys[user.name] = (*stored, "reused")
+        conn.unretire(user.entry(stored[0]))
         return "reused"
     if stored is not None and stored[0] in ids:
-        conn.retire_later(stored[0])
+        conn.retire_later(user.entry(stored[0]))
     keep = {stored[0]} if stored is not None else set()
-    keep |= set(conn.record.created.get(conn.retiring, []))
+    keep |= user.retiring(list(conn.record.created.get(conn.retiring, [])))
     lost = [i for i in ids if i not in keep]
     if len(ids) >= 2:  # IAM's limit: two keys per user
         if not lost:
             raise PermissionDenied(
-                f"IAM user {p.helper_name!r} has two access keys in use (one replaced and kept): "
+                f"IAM user {user.name!r} has two access keys in use (one replaced and kept): "
                 "deploy the new values, then rerun without keep_replaced to remove it first"
             )
-        conn.plan(f"delete access key {lost[0]} of {p.helper_name!r} (its secret is not stored)")
-        conn.call("iam", "delete_access_key", UserName=p.helper_name, AccessKeyId=lost[0])
+        conn.plan(f"delete access key {lost[0]} of {user.name!r} (its secret is not stored)")
+        conn.call("iam", "delete_access_key", UserName=user.name, AccessKeyId=lost[0])
     made = conn.create(
-        "access_key",
-        f"create an access key for IAM user {p.helper_name!r}",
-        lambda: conn.call("iam", "create_access_key", UserName=p.helper_name)["AccessKey"],
+        user.key_kind,
+        f"create an access key for IAM user {user.name!r}",
+        lambda: conn.call("iam", "create_access_key", UserName=user.name)["AccessKey"],
         keep=lambda made: {"id": made["AccessKeyId"]},
     )
-    conn.access_key = (str(made["AccessKeyId"]), Secret(str(made["SecretAccessKey"])))
-    return "created" if stored is None else "rotated"
+    status = "created" if stored is None else "rotated"
+    conn.made_keys[user.name] = (
+        str(made["AccessKeyId"]),
+        Secret(str(made["SecretAccessKey"])),
+        status,
+    )
+    return status
 
 
-def _stored_key(conn: EcrConnection) -> tuple[str, Secret] | None:
+def _stored_key(out: Path) -> tuple[str, Secret] | None:
     """The helper user's access key as the helper's values file holds it."""
-    env = _stored_helper_env(conn.params.output_dir)
+    env = _stored_helper_env(out)
     key_id, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
     if not key_id or not secret:
         return None
@@ -1350,11 +1719,9 @@ def _sandbox_env(conn: EcrConnection, token: Secret) -> dict[str, str]:
             "cluster": p.cluster_name,
         }
     else:
-        assert conn.access_key is not None
-        env |= {
-            "AWS_ACCESS_KEY_ID": conn.access_key[0],
-            "AWS_SECRET_ACCESS_KEY": conn.access_key[1].reveal(),
-        }
+        # no key yet when a dry run planned the user: the deploy is then planned, never sent
+        key_id, secret = conn.access_key or ("", Secret(""))
+        env |= {"AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret.reveal()}
     return env
 
 
@@ -1390,8 +1757,11 @@ NODE_PULL_POLICIES = (NODE_PULL_POLICY, "AmazonEC2ContainerRegistryPullOnly")
 def ensure_pull_credential(conn: EcrConnection) -> Result[None]:
     """User pods pull with the nodes' IAM role (``pull_access = "node"``): each EKS managed
     node group's role is checked for ECR pull (``AmazonEC2ContainerRegistryReadOnly``, which
-    EKS's node role guide gives it); ``"none"`` is said to fail (ECR repositories are private)."""
+    EKS's node role guide gives it); ``"none"`` is said to fail (ECR repositories are private);
+    ``"secret"``: a pull-only IAM user, whose key refreshes a pull secret (``_ensure_puller``)."""
     p = conn.params
+    if p.pull_access == "secret":
+        return _ensure_puller(conn)
     if p.pull_access == "none":
         return Result(
             None,
@@ -1439,6 +1809,73 @@ def ensure_pull_credential(conn: EcrConnection) -> Result[None]:
     )
 
 
+def _ensure_puller(conn: EcrConnection) -> Result[None]:
+    """``pull_access = "secret"``: the pull-only IAM user ``<helper_name>-puller`` (tagged; its
+    inline policy :func:`puller_policy`; its key kept and rotated as the helper user's), and a
+    registry password minted as it, which verification pulls with as a user pod's kubelet would
+    with the Secret the CronJob refreshes (the same user, the same key)."""
+    p = conn.params
+    user = puller_user(p)
+    _, status, key_status = _ensure_iam_user(conn, user, lambda s: _grant_pull(conn, s))
+    conn.puller_key = conn.made_keys[user.name][:2]
+    conn.pull_secret = _pull_token(conn, conn.puller_key, key_status)
+    scope = f"repository/{p.repository_prefix}/*"
+    if key_status != "reused":
+        status = (
+            {"rotated": "updated"}.get(key_status, key_status) if status == "reused" else status
+        )
+    return Result(
+        None,
+        status,
+        f"user pods pull with Secret {PULL_SECRET}, which a CronJob refreshes every 6 hours "
+        f"(ECR passwords last 12) as IAM user {user.name!r}: ECR pull on {scope} only; "
+        f"access key {key_status}",
+    )
+
+
+def _grant_pull(conn: EcrConnection, status: str) -> str:
+    """The pull-only user's inline policy, put when missing or different."""
+    p = conn.params
+    document = puller_policy(p.aws_region, p.account_id, p.repository_prefix)
+    found = if_present(
+        conn.call, "iam", "get_user_policy", UserName=p.puller_name, PolicyName=PULLER_POLICY
+    )
+    current = found["PolicyDocument"] if found else None
+    if isinstance(current, str):
+        current = json.loads(unquote(current))
+    if current == document:
+        return status
+    scope = f"repository/{p.repository_prefix}/*"
+    conn.plan(f"give IAM user {p.puller_name!r} ECR pull on {scope} only ({PULLER_POLICY!r})")
+    conn.call(
+        "iam",
+        "put_user_policy",
+        UserName=p.puller_name,
+        PolicyName=PULLER_POLICY,
+        PolicyDocument=json.dumps(document),
+    )
+    return "created" if status == "created" else "updated"
+
+
+def _pull_token(conn: EcrConnection, key: tuple[str, Secret], key_status: str) -> PullSecret:
+    """``GetAuthorizationToken`` signed with the pull-only user's key, as the CronJob's
+    ``aws ecr get-login-password`` is: ``AWS`` and a 12-hour password for the registry host."""
+    try:
+        with _aws():
+            data = ecr_client_as(conn, key).get_authorization_token()["authorizationData"][0]
+    except AuthenticationFailed:
+        if key_status == "reused":
+            raise
+        # a key made seconds ago: IAM is eventually consistent ("Changes that I make are not
+        # always immediately visible", IAM guide), so the runner retries; the key is kept
+        raise TransientCloudError(
+            f"AWS does not know the new access key of {conn.params.puller_name!r} yet "
+            "(IAM is eventually consistent); retrying"
+        ) from None
+    username, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
+    return PullSecret(urlparse(conn.registry).netloc, username, Secret(password))
+
+
 def _real_values(params: Any) -> RegistryValues:
     """The values of a real run with ``params`` (the docs' example), the token redacted."""
     return HelperValues(
@@ -1483,8 +1920,9 @@ GUIDE = GuideEntry(
         "with ECR on `<repository_prefix>/*` only; BinderHub holds only the helper's auth token"
     ),
     pull_credential=(
-        'none: ECR passwords last 12 hours; user pods pull with the nodes\' IAM role (`"node"`, '
-        "AmazonEC2ContainerRegistryReadOnly on EKS node groups) [^ecr-node-role]"
+        'the nodes\' IAM role (`"node"`, AmazonEC2ContainerRegistryReadOnly on EKS node groups) '
+        '[^ecr-node-role]; or (`"secret"`) a pull-only IAM user whose key a CronJob uses every 6 '
+        "hours to refresh the pull secret, since ECR passwords last 12 hours"
     ),
     rotation="a new helper auth token (and access key); the old key is deleted once the new verify",
     expires="each push token after 12 hours [^ecr-token]; the helper hands a fresh one per build",
