@@ -381,6 +381,8 @@ def _verify_files(args: argparse.Namespace) -> int:
                 args.insecure,
                 args.deadline,
             )
+            # after the checks, outside their retries: a reading never fails verify
+            _storage(report, values, ca_file, Path(args.config).parent)
     except VerificationFailed as failed:
         if args.verbose and failed.report is not None:
             print(failed.report)
@@ -398,7 +400,86 @@ def _verify_files(args: argparse.Namespace) -> int:
     finally:
         log.handlers, log.level, log.propagate = saved[0], saved[1], saved[2]
     print(report)
+    for check in report.warnings:  # told, as secret.yaml's mode is: the exit code stays 0
+        print(f"warning: {check.name}: {check.detail}", file=sys.stderr)
     return 0
+
+
+# --- storage used against the limit ----------------------------------------------------------
+#: Values' hosts that name their registry when no notebook record lies beside them.
+_HOSTS = (
+    (".azurecr.io", "azure"),
+    ("-docker.pkg.dev", "google"),
+    ("gcr.io", "google"),
+    (".container-registry.ovh.net", "ovh"),
+    ("docker.io", "dockerhub"),
+)
+
+
+def _registry_of(values: RegistryValues, directory: Path) -> tuple[str | None, dict[str, Any]]:
+    """Which registry's values these are, and what its notebook recorded creating: the record
+    beside them (``binderhub-registry.json``) when there is one, else the values' shape."""
+    try:
+        data = json.loads((directory / Record.FILE).read_text())
+        if data["provider"] in providers.keys() and isinstance(data.get("created", {}), dict):
+            return str(data["provider"]), dict(data.get("created") or {})
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    if isinstance(values, HelperValues):
+        return "ecr", {}
+    host = values.image_prefix.split("/", 1)[0].lower()
+    for suffix, key in _HOSTS:
+        if host == suffix.lstrip(".-") or host.endswith(suffix):
+            return key, {}
+    query = parse_qs(urlparse(str(values.docker_registry.get("token_url") or "")).query)
+    if query.get("service", [""])[0] == "harbor-registry":
+        return "harbor", {}
+    return None, {}
+
+
+def _storage(
+    report: VerificationReport, values: RegistryValues, ca_file: str | None, directory: Path
+) -> None:
+    """Add the storage row: the registry's usage hook (its module's ``usage_for_values``)
+    reads it with the values' credential where that may, else with the notebook's admin
+    credential from the environment; a failure to read is a skipped row, never verify's."""
+    from .registry_http import secret_forms
+    from .secrets import Secret, redact
+    from .usage import NotRead, Usage
+    from .verify import report_storage
+
+    key, created = _registry_of(values, directory)
+    if key is None:
+        report_storage(report, None, "not read: which registry these values are for is unknown")
+        return
+    found: Usage | NotRead | None
+    try:
+        provider = providers.get(key)
+        hook = getattr(provider, "usage_for_values", None)
+        name = provider.NAME
+        found = hook(values, os.environ, created, ca_file) if hook else None
+    except ImportError:  # the registry's optional extra is not installed
+        missing = f"not read: its SDK is not installed (pip install 'binderhub-registry[{key}]')"
+        report_storage(report, None, missing)
+        return
+    except Exception as e:  # a reading never fails verify: the first line of why, redacted
+        held = [values.password, getattr(values, "auth_token", None)]
+        held += [values.pull.password if values.pull else None]
+        known = secret_forms(*[s for s in held if isinstance(s, Secret)])
+        known += [os.environ.get(v, "") for v in _secret_variables(key)]
+        why = redact(_one_line(str(e)) or type(e).__name__, [k for k in known if k])
+        report_storage(report, None, f"not read: {type(e).__name__}: {why}")
+        return
+    report_storage(report, found, f"{name}'s API tells no storage used against a limit")
+
+
+def _secret_variables(key: str) -> list[str]:
+    """The names of the environment variables the registry's notebook reads secrets from."""
+    try:
+        pairs = getattr(providers.get(key), "SECRET_ENVIRONMENT", ())
+    except ImportError:
+        return []
+    return [name for name, _ in pairs]
 
 
 def _rerun_command(directory: Path) -> str:
@@ -631,7 +712,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser(
         "verify",
         help="check BinderHub values as their consumers use them: BinderHub's image check, "
-        "a build pod's push, a user pod's pull (jupyterhub.imagePullSecret)",
+        "a build pod's push, a user pod's pull (jupyterhub.imagePullSecret); then report the "
+        "storage used against the registry's limit (a warning above 80%%, exit code 0)",
     )
     p.add_argument(
         "config",

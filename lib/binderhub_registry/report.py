@@ -18,6 +18,7 @@ __all__ = [
     "PULL_CHECK",
     "PUSH_CHECK",
     "PUSH_REFUSED_CHECK",
+    "STORAGE_CHECK",
     "Check",
     "VerificationReport",
     "VerifyHints",
@@ -27,8 +28,10 @@ __all__ = [
 PUSH_CHECK = "push a test image"
 PULL_CHECK = "user pods' pull"
 PUSH_REFUSED_CHECK = "least privilege"
-#: What a check can end as, and its icon.
-ICONS = {"ok": "✓", "skipped": "–", "failed": "✗"}
+#: The row of the storage used against the registry's limit (no consumer's: never a failure).
+STORAGE_CHECK = "storage"
+#: What a check can end as, and its icon; a warning is no failure (the storage above 80%).
+ICONS = {"ok": "✓", "skipped": "–", "failed": "✗", "warning": "⚠"}
 #: The consumers of the values, each with the checks that speak for it.
 CONSUMERS = {
     "binder pod (image check)": (
@@ -60,7 +63,8 @@ class VerifyHints:
 
 @dataclass
 class Check:
-    """One verification step: ``status`` is ``ok``, ``skipped`` (with the reason) or ``failed``."""
+    """One verification step: ``status`` is ``ok``, ``warning``, ``skipped`` (with the reason)
+    or ``failed``."""
 
     name: str
     status: str
@@ -84,8 +88,13 @@ class VerificationReport:
         """True when no check failed."""
         return all(c.ok for c in self.checks)
 
+    @property
+    def warnings(self) -> list[Check]:
+        """The checks that passed with a warning (none of them fails the verification)."""
+        return [c for c in self.checks if c.status == "warning"]
+
     def add(self, name: str, detail: str, status: str = "ok") -> None:
-        """Record a check (``status``: ok, skipped or failed)."""
+        """Record a check (``status``: ok, skipped, failed or warning)."""
         if status not in ICONS:
             raise ValueError(f"check status {status!r} is not one of {', '.join(ICONS)}")
         self.checks.append(Check(name, status, detail))

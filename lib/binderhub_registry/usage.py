@@ -6,13 +6,31 @@ default, as mybinder.org's Harbor policy; 0 keeps everything) and reports the st
 registry says is used, against the limit it says applies (:class:`Usage`), warning above
 :data:`WARN_AT`. What each registry can see decides the rule: the last pull where it keeps
 one, else the push.
+
+``binderhub-registry verify`` reports the same figures: each provider module may define
+``usage_for_values(values, env, created, ca_file)`` (:class:`UsageHook`), which reads them
+for the values alone (with the credential in them where it may, else with the notebook's
+admin credential from ``env``) and answers a :class:`Usage`, a :class:`NotRead` saying what
+to set, or None where the registry's API tells nothing. :func:`storage_row` turns any of
+them into the one row the notebooks' step and verify's report both show.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol
 
-__all__ = ["WARN_AT", "Usage", "retention_text"]
+__all__ = [
+    "NO_USAGE",
+    "WARN_AT",
+    "NotRead",
+    "Usage",
+    "UsageHook",
+    "retention_text",
+    "sandbox_of",
+    "storage_row",
+]
 
 #: The share of the limit above which the usage is a warning.
 WARN_AT = 0.8
@@ -73,3 +91,65 @@ class Usage:
             else ""
         )
         return f"{amount}: {self.source}{warning}"
+
+
+@dataclass(frozen=True)
+class NotRead:
+    """Why the usage was not read (verify holds only BinderHub's credential), and what to set."""
+
+    why: str  # e.g. "Harbor robots may not read their project's quota"
+    variables: str  # e.g. "HARBOR_USERNAME and HARBOR_PASSWORD"
+
+    def text(self) -> str:
+        """One line: ``"not read: <why>; set <variables> (or run the notebook) to see it"``."""
+        return f"not read: {self.why}; set {self.variables} (or run the notebook) to see it"
+
+
+#: The row when a registry's API tells no usage.
+NO_USAGE = "the registry's API tells no usage here"
+
+
+def storage_row(found: Usage | NotRead | None, silent: str = NO_USAGE) -> tuple[str, str]:
+    """The row of a reading, for the notebooks' step and verify's report alike:
+    ``("warning", text)`` above :data:`WARN_AT`, ``("ok", text)`` below it, ``("skipped",
+    why)`` when nothing was read (``silent`` when the registry tells nothing)."""
+    if found is None:
+        return "skipped", silent
+    if isinstance(found, NotRead):
+        return "skipped", found.text()
+    return ("warning" if found.warning else "ok"), found.text()
+
+
+class UsageHook(Protocol):
+    """A provider module's ``usage_for_values``: the storage used for values alone.
+
+    ``env`` is the environment (real credentials are read from it, never in the sandbox);
+    ``created`` is what the notebook's record beside the values names (empty without one);
+    ``ca_file`` the CA to trust (the sandbox's, or ``--ca-file``).
+    """
+
+    def __call__(
+        self,
+        values: Any,
+        env: Mapping[str, str],
+        created: Mapping[str, Any],
+        ca_file: str | None,
+    ) -> Usage | NotRead | None:
+        """The reading (see the class docstring)."""
+        ...
+
+
+def sandbox_of(values: Any) -> Any:
+    """The running sandbox when ``values`` point at this machine (a loopback registry, which
+    no real cloud's is), else None: there, as in the notebooks, the sandbox's seeded
+    credentials are used and real variables are never read."""
+    import ipaddress
+
+    from . import sandbox
+
+    host = str(values.image_prefix).split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return None
+    return sandbox.running() if loopback else None

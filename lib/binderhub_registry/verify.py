@@ -65,12 +65,14 @@ from .report import (
     PULL_CHECK,
     PUSH_CHECK,
     PUSH_REFUSED_CHECK,
+    STORAGE_CHECK,
     Check,
     VerificationReport,
     VerifyHints,
 )
 from .secrets import Secret, redact
 from .steps import Result
+from .usage import NO_USAGE, NotRead, Usage, storage_row
 
 __all__ = [
     "CHECK_IMAGE",
@@ -81,6 +83,7 @@ __all__ = [
     "VerifyHints",
     "binderhub_image_name",
     "binderhub_settings",
+    "report_storage",
     "stopped_sandbox",
     "verify",
     "verify_step",
@@ -371,6 +374,17 @@ def _pull_checks(
             "credential",
         )
     report.add(PUSH_REFUSED_CHECK, "user pods' credential may pull but is refused a push")
+
+
+def report_storage(
+    report: VerificationReport, found: Usage | NotRead | None, silent: str = NO_USAGE
+) -> Check:
+    """Add the row of the storage used against the registry's limit (:data:`STORAGE_CHECK`),
+    as the notebooks' step words it (:func:`~.usage.storage_row`): a warning above 80%, never
+    a failure. ``silent`` says why there is no figure when the registry's API tells none."""
+    status, detail = storage_row(found, silent)
+    report.add(STORAGE_CHECK, detail, status)
+    return report.checks[-1]
 
 
 def binderhub_image_name(name: str) -> str:

@@ -88,7 +88,7 @@ from ..params import (
 from ..params import validate as check_rules
 from ..secrets import Secret, write_private_file
 from ..steps import Planned, Result
-from ..usage import Usage
+from ..usage import Usage, storage_row
 from ..verify import VerificationReport, VerifyHints, verify_step
 
 __all__ = [
@@ -563,9 +563,8 @@ class Connection:
         if self.params.teardown:
             return Result(None, "skipped", "teardown: nothing to measure")
         found = await _maybe_await(self.storage_used())
-        if found is None:
-            return Result(None, "skipped", "the registry's API tells no usage here")
-        return Result(found, "warning" if found.warning else "done", found.text())
+        status, detail = storage_row(found)  # the row verify's report shows too
+        return Result(found, "done" if status == "ok" else status, detail)
 
     def verify(self, files: ValuesFiles | None) -> Result[VerificationReport | None]:
         """BinderHub's handshake and a push with the written files (skipped without them).

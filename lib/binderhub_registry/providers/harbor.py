@@ -49,7 +49,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property, partial
 from http.cookiejar import DefaultCookiePolicy
@@ -59,7 +59,7 @@ from urllib.parse import quote, urlparse
 import requests
 
 from .. import sandbox as sandbox_mod
-from ..binderhub import PullSecret, RegistryValues
+from ..binderhub import PullSecret, RegistryValues, split_image_reference
 from ..errors import (
     AuthenticationFailed,
     BinderHubRegistryError,
@@ -76,7 +76,7 @@ from ..params import Parameter, text
 from ..registry_http import secret_forms
 from ..secrets import Secret, read_secret, redact
 from ..steps import Result
-from ..usage import Usage, retention_text
+from ..usage import NotRead, Usage, retention_text, sandbox_of
 from ..verify import VerifyHints
 from .contract import (
     COMMON_PARAMETERS,
@@ -134,7 +134,9 @@ __all__ = [
     "robots_differ",
     "set_robot_expiry",
     "sign_in",
+    "summary_usage",
     "system_info",
+    "usage_for_values",
     "validate",
     "version_text",
 ]
@@ -831,13 +833,7 @@ class HarborConnection(Connection):
         if self.api is None or self.project is None:
             return None
         summary = self.api.call("GET", f"/projects/{int(self.project['project_id'])}/summary")
-        quota = (summary or {}).get("quota") or {}
-        used = int((quota.get("used") or {}).get("storage", 0))
-        hard = int((quota.get("hard") or {}).get("storage", -1))
-        name = self.project["name"]
-        if hard > 0:
-            return Usage(used, hard, f"Harbor project {name!r} quota")
-        return Usage(used, None, f"Harbor project {name!r}, no quota set (storage_limit -1)")
+        return summary_usage(summary, str(self.project["name"]))
 
     def values(self) -> RegistryValues | None:
         """BinderHub's values: the robot pushing to ``<host>/<project>/<prefix>``."""
@@ -1838,3 +1834,47 @@ GUIDE = GuideEntry(
     rotation="as OVH",
     expires="as OVH",
 )
+
+
+# --- verify's reading of the storage used ------------------------------------------------------
+def summary_usage(summary: Any, name: str) -> Usage:
+    """The project summary's ``quota``: storage used against its hard limit (-1: none set)."""
+    quota = (summary or {}).get("quota") or {}
+    used = int((quota.get("used") or {}).get("storage", 0))
+    hard = int((quota.get("hard") or {}).get("storage", -1))
+    if hard > 0:
+        return Usage(used, hard, f"Harbor project {name!r} quota")
+    return Usage(used, None, f"Harbor project {name!r}, no quota set (storage_limit -1)")
+
+
+def usage_for_values(
+    values: RegistryValues,
+    env: Mapping[str, str],
+    created: Mapping[str, Any],
+    ca_file: str | None,
+) -> Usage | NotRead | None:
+    """The project's quota for ``binderhub-registry verify``, read as the notebook's admin.
+
+    Not with the values' robot: a robot may do only what its permissions list
+    (src/common/security/robot/context.go), and ``GET /projects/{p}/summary`` needs read on
+    the project itself, its quota only read on ``quota`` too (src/server/v2.0/handler/
+    project.go, GetProjectSummary), where the notebook's robots hold ``repository`` push and
+    pull. So: the sandbox's seeded admin, or HARBOR_USERNAME and HARBOR_PASSWORD.
+    """
+    project = str((created.get("harbor_project") or {}).get("name") or "")
+    project = project or split_image_reference(values.image_prefix)[1].split("/", 1)[0]
+    url = (values.registry_url or str(values.docker_registry.get("url") or "")).rstrip("/")
+    box = sandbox_of(values)
+    if box is not None:
+        seeded = box.credentials("harbor")
+        username, password, ca_file = seeded["username"], seeded["password"], box.ca_file
+    else:
+        username = env.get(USERNAME_VARIABLE, "")
+        password = env.get(PASSWORD_VARIABLE, "")
+        if not (username and password):
+            return NotRead(
+                "Harbor gives robots no read of their project's quota",
+                f"{USERNAME_VARIABLE} and {PASSWORD_VARIABLE} (a Harbor admin)",
+            )
+    api = HarborAPI(url, username, Secret(password), ca_file)
+    return summary_usage(api.call("GET", f"/projects/{project}/summary"), project)

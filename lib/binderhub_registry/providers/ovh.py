@@ -44,13 +44,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from html import escape
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from .. import sandbox as sandbox_mod
 from ..binderhub import RegistryValues
@@ -70,7 +71,7 @@ from ..errors import (
 from ..params import choice, flag, integer, text
 from ..secrets import Secret, write_private_file
 from ..steps import Result, progress
-from ..usage import Usage
+from ..usage import NotRead, Usage, sandbox_of
 from . import harbor
 from .contract import (
     COMMON_PARAMETERS,
@@ -94,6 +95,7 @@ __all__ = [
     "NAME",
     "NOTEBOOK",
     "PARAMETERS",
+    "PROJECT_VARIABLE",
     "REAL_EXAMPLE",
     "RIGHTS",
     "OvhConnection",
@@ -105,9 +107,11 @@ __all__ = [
     "ensure_pull_credential",
     "ensure_registry",
     "list_plans",
+    "plan_usage",
     "read_settings",
     "rights_text",
     "sign_in",
+    "usage_for_values",
     "validate",
     "wait_until_ready",
 ]
@@ -466,13 +470,7 @@ class OvhConnection(harbor.HarborConnection):
             return None
         registry = self.call("GET", f"/containerRegistry/{rid}")
         plan = self.call("GET", f"/containerRegistry/{rid}/plan")
-        storage = int((plan.get("registryLimits") or {}).get("imageStorage") or 0)
-        name = plan.get("name") or self.params.plan
-        return Usage(
-            int(registry.get("size") or 0),
-            storage or None,
-            f"registry {registry.get('name', rid)}'s size against plan {name}'s imageStorage",
-        )
+        return plan_usage(registry, plan, self.params.plan)
 
     def harbor(self) -> harbor.HarborAPI:
         """Harbor's API as the admin; in a teardown, from the stored admin file."""
@@ -716,7 +714,7 @@ def _real_client(p: Params) -> tuple[Any, str]:
         return ovh.Client(endpoint=p.endpoint, timeout=TIMEOUT), source
 
 
-def _sandbox_client(p: Params) -> tuple[Any, str, str]:
+def _sandbox_client(p: Params | None = None) -> tuple[Any, str, str]:
     """A client of the sandbox's OVH API with its seeded keys; (client, CA file, source)."""
     import ovh
 
@@ -1274,3 +1272,72 @@ GUIDE = GuideEntry(
         ),
     },
 )
+
+
+# --- verify's reading of the storage used ------------------------------------------------------
+#: The variable naming the Public Cloud project, as OVHcloud's Terraform provider reads it.
+PROJECT_VARIABLE = "OVH_CLOUD_PROJECT_SERVICE"
+
+
+def plan_usage(registry: Mapping[str, Any], plan: Mapping[str, Any], chosen: str = "") -> Usage:
+    """The registry's ``size`` against its plan's ``registryLimits.imageStorage``."""
+    storage = int((plan.get("registryLimits") or {}).get("imageStorage") or 0)
+    name = plan.get("name") or chosen
+    return Usage(
+        int(registry.get("size") or 0),
+        storage or None,
+        f"registry {registry.get('name', registry.get('id'))}'s size against plan {name}'s "
+        "imageStorage",
+    )
+
+
+def usage_for_values(
+    values: RegistryValues,
+    env: Mapping[str, str],
+    created: Mapping[str, Any],
+    ca_file: str | None,
+) -> Usage | NotRead | None:
+    """The plan's storage for ``binderhub-registry verify``, read with OVHcloud's API keys.
+
+    Not with the values' robot: the registry's size and its plan's limit are OVHcloud's API's
+    (``/cloud/project/{sn}/containerRegistry/{id}`` and ``.../plan``), which Harbor's
+    credentials do not reach. So: the sandbox's seeded keys, or the notebook's keys from the
+    environment or ovh.conf, with the project in OVH_CLOUD_PROJECT_SERVICE. The registry is
+    the notebook's record's, else the project's registry whose URL has the values' host.
+    """
+    from ovh.config import ConfigurationManager
+
+    box = sandbox_of(values)
+    if box is not None:
+        client = _sandbox_client()[0]
+        project = box.credentials("ovh")["service_name"]
+    else:
+        lookup = ConfigurationManager()
+        endpoint = env.get("OVH_ENDPOINT") or lookup.get("default", "endpoint") or "ovh-eu"
+        keys = ("application_key", "application_secret", "consumer_key")
+        oauth = ("client_id", "client_secret")
+        signed = all(lookup.get(endpoint, k) for k in keys) or all(
+            lookup.get(endpoint, k) for k in oauth
+        )
+        project = env.get(PROJECT_VARIABLE, "")
+        if not (signed and project):
+            return NotRead(
+                "the registry's size and plan are OVHcloud API's, which the values' Harbor "
+                "robot does not reach",
+                f"{PROJECT_VARIABLE} with OVH_APPLICATION_KEY, OVH_APPLICATION_SECRET and "
+                "OVH_CONSUMER_KEY (or ovh.conf)",
+            )
+        import ovh
+
+        with _mapped(project):
+            client = ovh.Client(endpoint=endpoint, timeout=TIMEOUT)
+    base = f"/cloud/project/{project}/containerRegistry"
+    with _mapped(project):
+        rid = str((created.get("registry") or {}).get("id") or "")
+        host = values.image_prefix.split("/", 1)[0]
+        if not rid:  # the listing answers the registries themselves
+            at = [r for r in client.get(base) if urlsplit(str(r.get("url"))).netloc == host]
+            if not at:
+                return NotRead(f"project {project} has no registry at {host}", PROJECT_VARIABLE)
+            rid = str(at[0]["id"])
+        return plan_usage(client.get(f"{base}/{rid}"), client.get(f"{base}/{rid}/plan"))

@@ -112,7 +112,7 @@ from .params import (  # noqa: E402
     Params,
     validate,
 )
-from .retention import ensure_purge_task  # noqa: E402
+from .retention import ensure_purge_task, usage_for_values  # noqa: E402
 from .steps import (  # noqa: E402
     ensure_password,
     ensure_pull_credential,
@@ -153,5 +153,6 @@ __all__ = [
     "ensure_service_principal",
     "select_subscription",
     "sign_in",
+    "usage_for_values",
     "validate",
 ]

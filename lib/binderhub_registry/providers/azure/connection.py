@@ -506,15 +506,7 @@ class AzureConnection(Connection):
         if registry is None:
             return None
         usages = arm_if_present(self.acr.registries.list_usages, p.resource_group, p.acr_name)
-        for usage in (usages.value or []) if usages is not None else []:
-            if str(usage.name) == "Size":
-                return Usage(
-                    int(usage.current_value or 0),
-                    int(usage.limit) if usage.limit else None,
-                    f"registry {registry.name}'s Size (listUsages) against the storage its SKU "
-                    "includes; beyond it Azure bills the extra storage",
-                )
-        return None
+        return size_usage(usages, registry.name)
 
     def _in_this_subscription(self, recorded: dict[str, Any], what: str) -> None:
         other = recorded["id"].split("/")[2]
@@ -581,6 +573,19 @@ def _may_be_propagating(p: Params, exc: BaseException) -> bool:
     if not isinstance(exc, VerificationFailed):
         return False
     return not (getattr(p, "pull_access", "") == "none" and exc.check == PULL_CHECK)
+
+
+def size_usage(usages: Any, registry: str) -> Usage | None:
+    """``Registries_ListUsages``' ``Size`` against its limit (None without a Size)."""
+    for usage in (usages.value or []) if usages is not None else []:
+        if str(usage.name) == "Size":
+            return Usage(
+                int(usage.current_value or 0),
+                int(usage.limit) if usage.limit else None,
+                f"registry {registry}'s Size (listUsages) against the storage its SKU "
+                "includes; beyond it Azure bills the extra storage",
+            )
+    return None
 
 
 def wait_for(conn: AzureConnection, poller: Any, what: str, check: str) -> Any:

@@ -26,15 +26,17 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from azure.mgmt.resource.resources.models import GenericResource
 
+from ...binderhub import RegistryValues
 from ...errors import CloudError
 from ...steps import Result
-from ...usage import retention_text
+from ...usage import NotRead, Usage, retention_text, sandbox_of
 from ..contract import creates
-from .connection import AzureConnection, wait_for
+from .connection import AzureConnection, size_usage, wait_for
 from .errors import arm_if_present, arm_step
 from .params import ABAC_MODE, MARK, TASKS_API_VERSION
 
@@ -215,3 +217,75 @@ def _abac(conn: AzureConnection) -> str:
         "assign`, then `az acr task update --source-acr-auth-id [system]`) with a role that "
         "deletes in the registry, or its purges delete nothing"
     )
+
+
+# --- verify's reading of the storage used ------------------------------------------------------
+#: What to set for verify to read listUsages outside the sandbox.
+_SIGN_IN = "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or run az login)"
+
+
+def usage_for_values(
+    values: RegistryValues,
+    env: Mapping[str, str],
+    created: Mapping[str, Any],
+    ca_file: str | None,
+) -> Usage | NotRead | None:
+    """``listUsages``' Size for ``binderhub-registry verify``, read as the notebook's deployer.
+
+    Not with the values' service principal: listUsages is a control-plane action
+    (``Microsoft.ContainerRegistry/registries/listUsages/read``, Registries_ListUsages), and
+    AcrPush, its only role, holds ``registries/pull/read`` and ``registries/push/write``
+    alone (learn.microsoft.com, Azure built-in roles: AcrPush). So: the sandbox's seeded
+    deployer, or DefaultAzureCredential (the AZURE_* variables, az login, a managed
+    identity). The registry's id is the notebook's record's; without one, the registry named
+    by the ``<name>.azurecr.io`` host is looked up in AZURE_SUBSCRIPTION_ID.
+    """
+    from azure.core.exceptions import ClientAuthenticationError
+    from azure.identity import (
+        ClientSecretCredential,
+        CredentialUnavailableError,
+        DefaultAzureCredential,
+    )
+    from azure.mgmt.containerregistry import ContainerRegistryManagementClient
+
+    recorded = str((created.get("registry") or {}).get("id") or "")
+    if not recorded and not env.get("AZURE_SUBSCRIPTION_ID"):
+        return NotRead(
+            "no notebook record beside the values names the registry's subscription",
+            "AZURE_SUBSCRIPTION_ID with " + _SIGN_IN,
+        )
+    box = sandbox_of(values)
+    credential: Any
+    if box is not None:
+        seeded = box.credentials("azure")
+        credential = ClientSecretCredential(
+            seeded["tenant_id"],
+            seeded["client_id"],
+            seeded["client_secret"],
+            authority=f"{box.url}/azure/login",
+            disable_instance_discovery=True,
+            connection_verify=box.ca_file,
+        )
+        arm, verify = f"{box.url}/azure/management", box.ca_file
+    else:
+        credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
+        arm, verify = "https://management.azure.com", ca_file or True
+    if recorded:
+        parts = recorded.split("/")  # /subscriptions/<s>/resourceGroups/<g>/.../registries/<n>
+        subscription, group, name = parts[2], parts[4], parts[-1]
+    else:
+        subscription, group = env["AZURE_SUBSCRIPTION_ID"], ""
+        name = values.image_prefix.split("/", 1)[0].split(".", 1)[0]
+    acr = ContainerRegistryManagementClient(
+        credential, subscription, base_url=arm, connection_verify=verify, retry_total=0
+    )
+    try:
+        if not group:
+            found = [r for r in acr.registries.list() if str(r.name).lower() == name.lower()]
+            if not found:
+                return NotRead(f"no registry {name} in subscription {subscription}", _SIGN_IN)
+            group = str(found[0].id).split("/")[4]
+        usages = acr.registries.list_usages(group, name)
+    except (CredentialUnavailableError, ClientAuthenticationError):
+        return NotRead("AcrPush, the values' role, may not call listUsages", _SIGN_IN)
+    return size_usage(usages, name)

@@ -88,7 +88,7 @@ from .pull import ensure_pull_credential
 from .repository import REPOSITORY_TEXT as REPOSITORY_TEXT
 from .repository import ensure_repository
 from .retention import CLEANUP_POLICY as CLEANUP_POLICY
-from .retention import ensure_cleanup_policy, policy_id
+from .retention import ensure_cleanup_policy, policy_id, usage_for_values
 from .services import enable_api
 from .session import BOUND
 from .session import PULL_KEY as PULL_KEY
@@ -119,6 +119,7 @@ __all__ = [
     "keyless_check_command",
     "policy_id",
     "sign_in",
+    "usage_for_values",
     "validate",
     "verify_keyless",
 ]

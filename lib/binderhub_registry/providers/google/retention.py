@@ -26,14 +26,17 @@ only this deployment's id. ``retention_days = 0`` removes it (keep everything).
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from typing import Any
 
+from ...binderhub import RegistryValues, split_image_reference
 from ...errors import CloudError
 from ...steps import Result
-from ...usage import Usage, retention_text
+from ...usage import NotRead, Usage, retention_text, sandbox_of
 from ..contract import creates
 from .errors import _mapped
-from .params import MARK, NAME
+from .params import MARK, NAME, SCOPES, USERNAME
 from .repository import _find_repository
 from .session import GoogleSession, _not_ours
 
@@ -180,9 +183,83 @@ def repository_size(conn: GoogleSession) -> Usage | None:
     repo = _find_repository(conn)
     if repo is None:
         return None
+    return size_usage(repo, conn.params.repository_id)
+
+
+def size_usage(repo: Mapping[str, Any], repository_id: str) -> Usage:
+    """A Repository resource's ``sizeBytes``, against no limit."""
     return Usage(
         int(repo.get("sizeBytes") or 0),
         None,
-        f"Artifact Registry repository {conn.params.repository_id} (sizeBytes; no quota: "
+        f"Artifact Registry repository {repository_id} (sizeBytes; no quota: "
         "storage is billed per GiB stored)",
     )
+
+
+#: gcr.io hosts' repositories: (location, repository id) (transition/setup-gcr-repo).
+_GCR = {"gcr.io": ("us", "gcr.io"), "us.gcr.io": ("us", "us.gcr.io")}
+_GCR |= {"eu.gcr.io": ("europe", "eu.gcr.io"), "asia.gcr.io": ("asia", "asia.gcr.io")}
+
+
+def usage_for_values(
+    values: RegistryValues,
+    env: Mapping[str, str],
+    created: Mapping[str, Any],
+    ca_file: str | None,
+) -> Usage | NotRead | None:
+    """The repository's ``sizeBytes`` for ``binderhub-registry verify``, read with BinderHub's
+    own key: its Artifact Registry Writer role on the repository holds
+    ``artifactregistry.repositories.get`` (Google's IAM roles reference for Artifact
+    Registry). Values without a key (keyless) read with Application Default Credentials
+    when GOOGLE_APPLICATION_CREDENTIALS is set; the sandbox's with its seeded key."""
+    import requests
+    from google.auth.transport.requests import AuthorizedSession, Request
+    from google.oauth2 import service_account
+
+    host, path = split_image_reference(values.image_prefix)
+    name = str(created.get("repository") or "")
+    if not name:
+        project, _, rest = path.partition("/")
+        location, repo_id = _GCR.get(host) or (host.removesuffix("-docker.pkg.dev"), rest)
+        name = f"projects/{project}/locations/{location}/repositories/{repo_id.split('/')[0]}"
+    box = sandbox_of(values)
+    base = (
+        f"{box.url}/google/artifactregistry" if box else "https://artifactregistry.googleapis.com"
+    )
+    credentials: Any
+    if values.username == USERNAME:
+        info = json.loads(values.password.reveal())
+        credentials = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
+            info, scopes=SCOPES
+        )
+    elif box is not None:
+        info = box.credentials("google") | {"type": "service_account"}
+        info["token_uri"] = f"{box.url}/google/oauth2/token"
+        credentials = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
+            info, scopes=SCOPES
+        )
+    elif env.get("GOOGLE_APPLICATION_CREDENTIALS"):
+        import google.auth
+
+        credentials, _ = google.auth.default(scopes=SCOPES)
+    else:
+        return NotRead(
+            "these values hold no service account key (keyless)", "GOOGLE_APPLICATION_CREDENTIALS"
+        )
+    session = requests.Session()
+    authed = AuthorizedSession(credentials, auth_request=Request(session))  # type: ignore[no-untyped-call]
+    for each in (session, authed):
+        each.verify = (box.ca_file if box else ca_file) or True
+        # requests lets REQUESTS_CA_BUNDLE override a session's verify: not for the sandbox's
+        each.trust_env = box is None
+    answer = authed.get(f"{base}/v1/{name}", timeout=30)
+    if answer.status_code == 403:
+        return NotRead(
+            f"the values' account may not read repository {name} (403)",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+        )
+    if answer.status_code >= 400:
+        raise CloudError(
+            f"repositories.get {name}: {answer.status_code}", status=answer.status_code
+        )
+    return size_usage(answer.json(), name.rsplit("/", 1)[-1])

@@ -38,6 +38,11 @@ Operation), delete (Operation), list, patch    (``projects/*/locations/*/operati
 cleanupPolicies, cleanupPolicyDryRun: see      operation); a map named in the mask is replaced
 :mod:`.retention`); get adds ``sizeBytes``;    whole (google.protobuf.FieldMask's rule for
 ``:getIamPolicy`` / ``:setIamPolicy``          maps); labels: see :mod:`.models`
+``repositories.get`` also for a member of      cloud.google.com/iam/docs/roles-permissions/
+the repository's own policy with a role        artifactregistry (repositories.get in Reader,
+(reader, writer, repoAdmin: BinderHub's        Writer, Repository Administrator); .../
+account reads its ``sizeBytes``); other        repositories/list-repos ("view a specific
+calls: the project's owners only               repository: Reader on the repository")
 stale etag on setIamPolicy: 409 ABORTED        cloud.google.com/iam/docs/policies#etag
 "There were concurrent policy changes..."
 ``getIamPolicy`` reads                         artifactregistry v1 discovery document
@@ -372,11 +377,25 @@ class Rest:
         return repo
 
     def get_repository(self, request: Request) -> Response:
-        """``repositories.get``."""
-        repo = self._find(request)
+        """``repositories.get``: for the project's owners, and for any member the repository's
+        own policy gives a role (each Artifact Registry role holds repositories.get)."""
+        repo = self._member_read(request) or self._find(request)
         if isinstance(repo, Response):
             return repo
         return json_response(200, self._repo_json(repo, size=True))
+
+    def _member_read(self, request: Request) -> Repository | None:
+        """The path's repository when the caller holds a role on it there (not an owner)."""
+        who = self.project.principal(request.bearer())
+        if who is None or request.params.get("project") not in (
+            self.project.id,
+            self.project.number,
+        ):
+            return None
+        repo = self.project.repositories.get(self._repo_name(request))
+        if repo is None or not repo.actions(f"serviceAccount:{who}") or self.project.refuses(AR):
+            return None
+        return repo
 
     def list_repositories(self, request: Request) -> Response:
         """``repositories.list`` of one location."""
