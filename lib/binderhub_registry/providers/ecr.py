@@ -1942,3 +1942,55 @@ GUIDE = GuideEntry(
         ),
     },
 )
+
+
+def usage_for_values(values: RegistryValues, env: Any, created: Any, ca_file: str | None) -> Any:
+    """ECR's storage for ``binderhub-registry verify`` (a ``Usage``, or a ``NotRead``): the
+    DescribeImages sizes under the values' repositories, signed with AWS credentials (boto3's
+    default chain; the sandbox's seeded administrator there). Not with the helper's token:
+    GetAuthorizationToken's is for the registry (docker login) alone; ECR's API takes only
+    SigV4-signed calls."""
+    import boto3
+    import botocore.session
+
+    from ..usage import NotRead, sandbox_of
+
+    host, scope = split_image_reference(values.image_prefix)
+    parts = host.split(".")  # <account>.dkr.ecr.<region>.amazonaws.com
+    region = parts[3] if ".dkr.ecr." in host else env.get("AWS_REGION") or "us-east-1"
+    box = sandbox_of(values)
+    if box is not None:  # the seeded key alone: no real profile, no metadata probe
+        key = box.credentials(KEY)
+        core = botocore.session.Session()
+        for name, value in (("config_file", os.devnull), ("credentials_file", os.devnull)):
+            core.set_config_variable(name, value)
+        session = boto3.Session(
+            aws_access_key_id=key["access_key_id"],
+            aws_secret_access_key=key["secret_access_key"],
+            region_name=region,
+            botocore_session=core,
+        )
+        client = session.client(
+            "ecr", endpoint_url=f"{box.url}/ecr/api", verify=box.ca_file, config=_client_config()
+        )
+    else:
+        session = boto3.Session(region_name=region)
+        if session.get_credentials() is None:
+            return NotRead(
+                "the helper's token reaches the registry only; DescribeImages needs AWS "
+                "credentials",
+                "AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+            )
+        client = session.client("ecr", config=_client_config())
+    total = 0
+    with _aws():
+        for page in client.get_paginator("describe_repositories").paginate():
+            for repository in page.get("repositories", []):
+                name = repository["repositoryName"]
+                if not name.startswith(scope):
+                    continue
+                images = client.get_paginator("describe_images").paginate(repositoryName=name)
+                total += sum(
+                    int(i.get("imageSizeInBytes") or 0) for p in images for i in p["imageDetails"]
+                )
+    return Usage(total, None, f"ECR repositories {scope}* (billed per GB-month)")
