@@ -113,6 +113,29 @@ def test_harbor_project_quota_read_as_the_admin(
     assert_no_secret(stdout + stderr, secrets_of(out, fresh, "harbor"))
 
 
+def test_harbors_robot_may_not_read_the_quota_so_verify_asks_the_admin(
+    fresh: sandbox.Sandbox, tmp_path: Path
+) -> None:
+    import requests
+
+    _, files = harbor_steps(tmp_path)
+    robot = files.values
+    url = f"{robot.registry_url}/api/v2.0/projects/binderhub/summary"
+    auth = (robot.username, robot.password.reveal())
+    refused = requests.get(url, auth=auth, verify=fresh.ca_file, timeout=10)
+    assert refused.status_code == 403  # a private project: no read on the project itself
+    api = admin_api(fresh)
+    assert "quota" in api.call("GET", "/projects/binderhub/summary")
+    api.call("POST", "/projects", json={"project_name": "open", "metadata": {"public": "true"}})
+    public = requests.get(
+        url.replace("binderhub/summary", "open/summary"),
+        auth=auth,
+        verify=fresh.ca_file,
+        timeout=10,
+    )
+    assert public.status_code == 200 and "quota" not in public.json()  # public: still no quota
+
+
 def test_harbor_not_read_without_the_admin() -> None:
     from binderhub_registry.providers import harbor
     from binderhub_registry.usage import NotRead

@@ -305,16 +305,27 @@ class HarborApi:
 
     def project_summary(self, front: RegistryFront, request: Request, who: Principal) -> Response:
         """``GET /projects/{p}/summary``: ``repo_count`` and the storage ``quota`` (``hard``: the
-        project's ``storage_limit``, -1 unlimited; ``used``: its images' distinct blobs)."""
+        project's ``storage_limit``, -1 unlimited; ``used``: its images' distinct blobs).
+
+        A robot may do only what its permissions list (src/common/security/robot/context.go):
+        the summary needs read on the project itself, its quota read on ``quota`` too
+        (src/server/v2.0/handler/project.go, GetProjectSummary: RequireProjectAccess, then
+        HasProjectPermission(quota)). A public project gives anyone the first, never the second
+        (src/common/rbac/project/rbac_user.go, util.go publicProjectPolicies). So a robot with
+        ``repository`` permissions gets 403 on a private project, no ``quota`` on a public one.
+        """
         project = self._project(request)
         if project is None:
             return _not_found("project", request.params["project"])
+        granted = _robot_grants(who.robot, project.name) if who.robot is not None else None
+        if granted is not None and ("", "read") not in granted and not project.public:
+            return harbor_error(403, "FORBIDDEN", "forbidden")
         repositories = self._repositories(front, project.name)
-        used = manifest_bytes(front.process, repositories)
-        body = {
-            "repo_count": len(repositories),
-            "quota": {"hard": {"storage": project.storage_limit}, "used": {"storage": used}},
-        }
+        body: dict[str, Any] = {"repo_count": len(repositories)}
+        if granted is None or ("quota", "read") in granted:
+            used = manifest_bytes(front.process, repositories)
+            hard = {"storage": project.storage_limit}
+            body["quota"] = {"hard": hard, "used": {"storage": used}}
         return json_response(200, body)
 
     # --- tag retention --------------------------------------------------------------------
@@ -675,12 +686,16 @@ def _delete_manifests(process: RegistryProcess, repository: str) -> None:
         )
         with urlopen(head, timeout=10, context=context) as answer:
             digest = answer.headers["Docker-Content-Digest"]
-        delete = UrlRequest(
-            f"{process.url}/v2/{repository}/manifests/{digest}", headers=headers, method="DELETE"
-        )
-        try:
-            with urlopen(delete, timeout=10, context=context):
-                pass
-        except OSError as e:  # two tags of one manifest: the second finds it gone
-            if getattr(e, "code", 0) != 404:
-                raise
+        # its tags' times go too; two tags of one manifest: the second finds it gone (False)
+        process.delete_manifest(repository, digest)
+
+
+def _robot_grants(robot: Robot, project: str) -> set[tuple[str, str]]:
+    """(resource, action) pairs a robot's permissions give it in ``project`` (resource ``""``:
+    the project itself), as its security context builds them from its access list."""
+    return {
+        (str(a.get("resource", "")), str(a.get("action", "")))
+        for p in robot.permissions
+        if p.get("kind") == "project" and p.get("namespace") == project
+        for a in p.get("access", [])
+    }
