@@ -377,8 +377,7 @@ def purge(task: Task, args: list[str], when: dt.datetime) -> list[str]:
         for digest, on_it in by_digest.items():
             if not digest or not set(on_it) <= set(tags):
                 continue  # another tag keeps it (see the table)
-            if not dry and _delete_manifest(process, repository, digest):
-                process.times.forget(repository, digest=digest)
+            if not dry and process.delete_manifest(repository, digest):  # its tags too
                 deleted += [f"{repository}:{tag}" for tag in sorted(on_it)]
     return deleted
 
@@ -413,13 +412,6 @@ def _digest(process: Any, repository: str, tag: str) -> tuple[str, dict[str, int
         digest = r.headers.get("Docker-Content-Digest", "")
     blobs = [body.get("config") or {}, *(body.get("layers") or [])]
     return digest, {str(b.get("digest")): int(b.get("size") or 0) for b in blobs}
-
-
-def _delete_manifest(process: Any, repository: str, digest: str) -> bool:
-    """Delete the manifest (and with it its tags, as docker-registry does)."""
-    path = f"/v2/{repository}/manifests/{digest}"
-    with _call(process, "DELETE", path, repository, ["pull", "delete"]) as r:
-        return bool(r.status in (200, 202))
 
 
 def _stored_bytes(registry: Registry) -> int:

@@ -253,8 +253,7 @@ def run_policies(
     """Delete (unless ``dry_run``) what the policies select at ``now``; ``image:tag`` each."""
     chosen = selected(policies, versions(process, path), now)
     for version in chosen if not dry_run else []:
-        _call(process, "DELETE", f"manifests/{version.digest}", version.image)
-        process.times.forget(version.image, digest=version.digest)
+        process.delete_manifest(version.image, version.digest)  # its tags go with it
     return sorted(f"{v.image}:{t}" for v in chosen for t in v.tags)
 
 

@@ -41,7 +41,6 @@ __all__ = [
     "Retention",
     "TagTimes",
     "apply_policies",
-    "delete_manifest",
     "doublestar",
     "manifest_bytes",
     "policy_problem",
@@ -233,17 +232,6 @@ def _digest(process: RegistryProcess, repository: str, tag: str) -> str:
         return str(answer.headers["Docker-Content-Digest"])
 
 
-def delete_manifest(process: RegistryProcess, repository: str, digest: str) -> None:
-    """Delete a manifest in docker-registry, as Harbor deletes an artifact (every tag of it
-    goes with it)."""
-    headers, context = _admin(process, repository)
-    delete = UrlRequest(
-        f"{process.url}/v2/{repository}/manifests/{digest}", headers=headers, method="DELETE"
-    )
-    with urlopen(delete, timeout=10, context=context):
-        pass
-
-
 def manifest_bytes(process: RegistryProcess, repositories: dict[str, list[str]]) -> int:
     """The bytes of the distinct blobs (config and layers) the tags' manifests reference: what
     Harbor's project quota counts as used storage (a blob shared by two images counts once)."""
@@ -293,8 +281,8 @@ def apply_policies(
             if artifact in kept:
                 continue
             if artifact not in gone:
-                delete_manifest(process, *artifact)
-                process.times.forget(artifact[0], digest=artifact[1])
+                # as Harbor deletes an artifact: every tag of it goes with it
+                process.delete_manifest(*artifact)
                 gone.add(artifact)
             deleted.append(f"{repository}:{tag}")
     return deleted
