@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from binderhub_registry import InvalidParameter, PermissionDenied, Runner
+from binderhub_registry import InvalidParameter, PermissionDenied, Runner, cli
 from binderhub_registry.providers import ecr
 from binderhub_registry.sandbox.app import Fault
 
@@ -325,3 +325,16 @@ def test_a_helper_name_too_long_for_the_puller_is_refused_before_any_call(tmp_pa
     assert err.value.name == "helper_name" and "\n" not in str(err.value)
     assert "at most 57 characters" in str(err.value)
     assert ecr.validate(values | {"helper_name": "h" * 57, "pull_access": "secret"})
+
+
+def test_verify_reads_the_values_and_leaves_the_pull_to_the_cluster(
+    nb: Notebook, box: EcrBox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the pull secret lives in the cluster (the CronJob's Secret), not in secret.yaml: verify
+    # with the two files checks BinderHub's calls and the push, and cannot check the pull
+    nb()
+    config, secret = str(nb.out / "config.yaml"), str(nb.out / "secret.yaml")
+    capsys.readouterr()
+    assert cli.main(["verify", "--ca-file", box.ca_file, config, secret]) == 0
+    out = capsys.readouterr().out
+    assert "ExternalRegistryHelper: found" in out and "user pods (pull): skipped" in out
