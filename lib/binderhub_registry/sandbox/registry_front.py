@@ -503,7 +503,11 @@ class RegistryFront:
             if manifest is not None:
                 repository, reference = manifest.group(1), manifest.group(2)
                 digest = answer.headers.get("docker-content-digest", "")
-                await run_in_threadpool(self._note, http.method, repository, reference, digest)
+                try:
+                    await run_in_threadpool(self._note, http.method, repository, reference, digest)
+                except BaseException:  # the answer is not relayed: release its connection
+                    await answer.aclose()
+                    raise
         return StreamingResponse(_relay(answer), answer.status_code, out)
 
     def _note(self, method: str, repository: str, reference: str, digest: str) -> None:
