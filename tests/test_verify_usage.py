@@ -195,6 +195,7 @@ def test_azure_list_usages_read_as_the_deployer(
     assert code == 0
     line = storage_line(stdout)
     assert line.startswith("⚠ storage: 9.0 GiB of 10.0 GiB used (90.0%)") and "listUsages" in line
+    assert "above 80%: beyond it each extra GiB is billed per day" in line  # included storage
     assert "warning: storage: 9.0 GiB" in stderr
     assert_no_secret(stdout + stderr, secrets_of(out, fresh, "azure"))
 

@@ -61,6 +61,8 @@ class Usage:
     used_bytes: int
     limit_bytes: int | None  # None: the registry states no limit (``source`` says why)
     source: str  # what the figures are, e.g. "Harbor project 'binderhub' quota"
+    #: What reaching the limit does, for the warning (ACR's is included storage, billed beyond).
+    full: str = "builds fail once it is full"
 
     @property
     def fraction(self) -> float | None:
@@ -85,8 +87,7 @@ class Usage:
                 f"{_size(self.used_bytes)} of {_size(self.limit_bytes or 0)} used ({fraction:.1%})"
             )
         warning = (
-            f"; above {WARN_AT:.0%}: builds fail once it is full, so lower retention_days or "
-            "raise the limit"
+            f"; above {WARN_AT:.0%}: {self.full}, so lower retention_days or raise the limit"
             if self.warning
             else ""
         )

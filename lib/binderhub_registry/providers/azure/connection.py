@@ -584,6 +584,7 @@ def size_usage(usages: Any, registry: str) -> Usage | None:
                 int(usage.limit) if usage.limit else None,
                 f"registry {registry}'s Size (listUsages) against the storage its SKU "
                 "includes; beyond it Azure bills the extra storage",
+                full="beyond it each extra GiB is billed per day",
             )
     return None
 
