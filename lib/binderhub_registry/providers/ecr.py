@@ -544,12 +544,16 @@ PULL_FILE = "pull-secret-cronjob.yaml"
 #: still leaves a valid one.
 PULL_SCHEDULE = "0 */6 * * *"
 #: The CronJob's two images, pinned: AWS's own CLI image (ECR Public) and Kubernetes' kubectl
-#: image (distroless: no shell, so the pod splits the usual one-liner in two containers).
+#: image, which is distroless: no shell (``exec: "/bin/sh": stat /bin/sh: no such file``,
+#: zebernst/homelab#1094, devantler-tech/platform#2384), so the pod splits the usual one-liner
+#: in two containers.
 AWS_CLI_IMAGE = "public.ecr.aws/aws-cli/aws-cli:2.27.26"
 KUBECTL_IMAGE = "registry.k8s.io/kubectl:v1.32.0"
-#: The usual refresh (kubectl has no stdin flag for the password: ``--docker-password`` or
-#: ``--from-file=.dockerconfigjson=``, kubectl reference "kubectl create secret
-#: docker-registry"); by hand it is this, which the CronJob's two containers do.
+#: The usual refresh, as guides give it in a CronJob every 6 hours (oneuptime.com "ECR token
+#: refresh" for Flux; kamranonline.uk "Automating AWS ECR Credential Refresh"): kubectl has no
+#: stdin flag for the password, only ``--docker-password`` or ``--from-file=.dockerconfigjson=``
+#: (kubectl reference, "kubectl create secret docker-registry"). By hand it is this, which the
+#: CronJob's two containers do.
 REFRESH_COMMAND = (
     "kubectl create secret docker-registry {name} -n {namespace} --docker-server={host} "
     '--docker-username=AWS --docker-password="$(aws ecr get-login-password --region {region})" '
