@@ -66,11 +66,12 @@ run reads to prove a token its own); only  the label or is_active alone:
 organization members with roles owner,     spec (org_member_paginated; the ``role`` query
 editor, member; the listing filters by     parameter: owner, editor, member; org_member's
 ``search`` and ``role``; its ``role``      ``role`` enum Owner, Member, Invitee, and the
-field says Owner or Member                 CSV export's Permission Owner, Member: so an
-                                           editor shows as Member, assumption); docker/docs
+field says Owner or Member; members pull,  CSV export's Permission Owner, Member: so an
+editors and owners also push and delete    editor shows as Member, assumption); docker/docs
                                            enterprise/security/roles-and-permissions/
                                            core-roles.md (members cannot create
-                                           repositories, editors and owners can)
+                                           repositories, editors and owners can; editors
+                                           "delete repositories" and "Manage tags")
 non-member 403, unknown organization 404   spec (forbidden, not_found responses)
 ``GET /v2/users/{user}`` (unused here)      not in the spec: assumption
 organization plans free, team, business;   spec (org-access-tokens:
@@ -136,9 +137,11 @@ repositories/{repo}/tags`` with            excerpt, tests/data/dockerhub/README.
 ``tag_last_pushed``; a manifest GET by     docker/docs docker-hub/usage/pulls.md (a pull
 tag is a pull, a manifest PUT a push       is a manifest GET). Details: ``retention.py``
 ``GET /v2/repositories/{ns}/``,            docker/hub-tool pkg/hub/repositories.go,
-``DELETE /v2/repositories/{ns}/{repo}/     tags.go (RemoveTag). The 204 and the 403
-tags/{tag}/`` (the tag only; 403 without   without delete rights: assumption
-delete rights)
+``DELETE /v2/repositories/{ns}/{repo}/     tags.go (RemoveTag). The 204: assumption.
+tags/{tag}/`` (the tag only); a token      The refusal: a captured answer,
+that may not delete (``repo:write``) is    fletchto99/nicotine-plus-docker pull request
+refused 403 "access denied: insufficient   80 (``retention.INSUFFICIENT_SCOPE``)
+scope"
 the registry's 429 ``TOOMANYREQUESTS``     docker/docs docker-hub/usage/pulls.md (a pull
 (pull limit) comes from a fault with       is a manifest GET, HEAD is not counted; 429
 :data:`PULL_LIMIT_BODY`                    toomanyrequests when the limit is reached)

@@ -111,7 +111,14 @@ OAT_ORG_SCOPES = frozenset(
 REPOSITORY_CREATE = "scope-repository-create"
 #: The TYPE_REPO path that names every public repository ("Read public repositories").
 PUBLIC_REPOSITORIES = "*/*/public"
-ROLE_ACTIONS = {"owner": {"pull", "push", "delete"}, "editor": {"pull", "push"}, "member": {"pull"}}
+#: What each organization role may do to its repositories: docker/docs enterprise/security/
+#: roles-and-permissions/core-roles.md (members pull; editors "create, edit, and delete
+#: repositories" and "Manage tags"; owners all).
+ROLE_ACTIONS = {
+    "owner": {"pull", "push", "delete"},
+    "editor": {"pull", "push", "delete"},
+    "member": {"pull"},
+}
 
 #: Anonymous pulls per IPv4 address or IPv6 /64 in a window of 6 hours (docker/docs
 #: docker-hub/usage/pulls.md).

@@ -25,11 +25,20 @@ push is a manifest PUT it stored (201)      record is the registry front's, as f
 namespace's repositories, paginated         (RepositoriesURL, page_size, ``name``,
 (``name``, ``namespace``, ``is_private``,   ``namespace``, ``is_private``,
 ``last_updated``); a caller outside the     ``last_updated``); not in the vendored spec.
-namespace sees its public ones only         The visibility rule: assumption
+namespace sees its public ones only; an     The visibility rule: assumption. The OAT
+organization access token's session: 403    refusal: docker/docs access-tokens/
+(:data:`OAT_LEGACY_REFUSED`)                reference.md ("Unsupported legacy endpoints")
 ``DELETE /v2/repositories/{ns}/{repo}/      docker/hub-tool pkg/hub/tags.go (DeleteTagURL,
-tags/{tag}/``: 204; the tag goes, other     RemoveTag). The 204, the 403 for a caller
-tags of the same image stay; a session      without delete (a ``repo:write`` token, an
-without delete rights: 403; unknown: 404    editor), and the 404's wording: assumption
+tags/{tag}/``: 204; the tag goes, other     RemoveTag). The 204, the 403 for a role
+tags of the same image stay; a plain        without delete (a member) and the 404's
+member: 403; unknown: 404                   wording: assumption; editors delete
+                                            (core-roles.md: "Manage tags")
+a session whose token may not delete (a     a captured answer: fletchto99/nicotine-plus-
+``repo:write`` PAT, an OAT without Image    docker pull request 80 (a Read/Write token's
+Delete): 403 ``{"message": "access          tag delete, a real run; a Read, Write, Delete
+denied: insufficient scope", "errinfo":     token deletes); docker/docs access-tokens/
+{}}`` (:data:`INSUFFICIENT_SCOPE`)          reference.md (only Read, Write, Delete
+                                            deletes); the body's other keys: assumption
 the clock: ``POST /_sandbox/clock``         a sandbox knob (no Hub counterpart): moving
 {"advance_days": N} makes every recorded    the clock ahead is the same as every event so
 push and pull N days older; Hub deletes     far having happened N days earlier; Docker Hub
@@ -71,9 +80,30 @@ class DockerHub(Protocol):
         ...
 
 
-__all__ = ["DAY", "advance", "delete_tag", "hub_time", "routes"]
+__all__ = [
+    "DAY",
+    "INSUFFICIENT_SCOPE",
+    "OAT_LEGACY_REFUSED",
+    "advance",
+    "delete_tag",
+    "hub_time",
+    "routes",
+]
 
 DAY = 86400.0
+#: Hub's answer (403) to a tag delete by a session whose token may not delete (a ``repo:write``
+#: token: Read & Write), captured in a real run: fletchto99/nicotine-plus-docker pull request 80
+#: ("Docker Hub returns `access denied: insufficient scope`" to a Read/Write token's DELETE of
+#: ``/v2/repositories/{ns}/{repo}/tags/{tag}/``; a Read, Write, Delete token deletes). The
+#: ``{"message", "errinfo"}`` shape is Hub's current error body (docker/hub-feedback#2438).
+INSUFFICIENT_SCOPE = {"message": "access denied: insufficient scope", "errinfo": {}}
+#: Hub's answer to an organization access token on a legacy route (``GET /v2/repositories/
+#: {namespace}``): docker/docs access-tokens/reference.md, "Unsupported legacy endpoints" (403
+#: "token issued from organization access token is not allowed", whatever its scopes).
+OAT_LEGACY_REFUSED = {
+    "message": "token issued from organization access token is not allowed",
+    "errinfo": {},
+}
 MANIFEST_TYPES = (
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.oci.image.index.v1+json",
@@ -221,6 +251,8 @@ class _Routes:
         found = self._session(request)
         if isinstance(found, Response):
             return found
+        if found.kind == "oat":  # a legacy route: refuses every organization access token
+            return json_response(403, OAT_LEGACY_REFUSED)
         namespace = request.params["namespace"]
         member = bool(_member(self.hub, found, namespace))
         records = self._process().times.all()
@@ -288,7 +320,9 @@ class _Routes:
         )
         if found.kind == "oat" and found.user != namespace:
             allowed = set()
-        if "delete" not in allowed:
+        if "delete" not in found.actions:  # the token's scope: repo:write, Image Push
+            return json_response(403, INSUFFICIENT_SCOPE)
+        if "delete" not in allowed:  # the account's role in the organization (a member)
             return json_response(
                 403, {"detail": "You do not have permission to perform this action."}
             )
