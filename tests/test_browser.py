@@ -220,11 +220,11 @@ def test_form_edits_parameters_then_the_notebook_runs(
         assert image_prefix.endswith(f"binderhubdemoorg/{FORM_PREFIX}")
         assert "dckr_pat_" not in text
         tokens = fresh.state()["dockerhub"]["access_tokens"]
-        # this deployment's two: BinderHub's push token and user pods' read-only one, each
-        # labelled with the prefix, then the deployment's id
-        push, pull = sorted((t["label"] for t in tokens), key=lambda label: label.endswith(" pull"))
+        # this deployment's three: BinderHub's push token, user pods' read-only one and the
+        # prune job's, each labelled with the prefix, then the deployment's id
+        push, prune, pull = sorted(t["label"] for t in tokens)  # "#<id>" < " prune" < " pull"
         assert push.startswith(f"BinderHub push binderhubdemoorg/{FORM_PREFIX}* #")
-        assert pull == push + " pull"
+        assert pull == push + " pull" and prune == push + " prune"
 
 
 HARBOR = ROOT / "notebooks" / "05-harbor.ipynb"

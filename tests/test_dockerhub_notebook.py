@@ -27,8 +27,9 @@ def pushing(box: sandbox.Sandbox) -> list[dict[str, Any]]:
     return [t for t in tokens(box) if "repo:write" in t["scopes"]]
 
 
-#: What a run leaves: BinderHub's token and user pods' read-only token, one each.
-ONE_EACH = [["repo:read"], ["repo:write"]]
+#: What a run leaves: BinderHub's token, user pods' read-only token and the prune job's token
+#: (Read, Write, Delete), one each.
+ONE_EACH = [["repo:admin"], ["repo:read"], ["repo:write"]]
 
 
 def scopes(box: sandbox.Sandbox) -> list[list[str]]:
@@ -56,7 +57,7 @@ def test_default_run_writes_verified_values(
     registry = yaml.safe_load(secret.read_text())["registry"]
     assert registry["username"] == "binderhubdemo"
     assert registry["password"].startswith("dckr_pat_")
-    assert sorted(t["scopes"] for t in tokens(fresh)) == [["repo:read"], ["repo:write"]]
+    assert scopes(fresh) == ONE_EACH
 
 
 def test_rerun_creates_nothing(dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox) -> None:
@@ -75,7 +76,7 @@ def test_rerun_creates_nothing(dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox
     posts = [
         e for e in fresh.log() if e["method"] == "POST" and e["path"].endswith("/access-tokens")
     ]
-    assert len(posts) == 2  # the first run's only: BinderHub's token and user pods' read-only one
+    assert len(posts) == 3  # the first run's only: BinderHub's, user pods' and the prune job's
 
 
 def test_dry_run_changes_nothing(dockerhub_nb: NotebookRun, fresh: sandbox.Sandbox) -> None:
@@ -311,7 +312,7 @@ def test_deployments_sharing_an_account_keep_their_own_tokens(
     assert [t["label"] for t in pushing(fresh)] == [
         staging.record()["created"]["access_token"]["label"]
     ]
-    assert len(tokens(fresh)) == 2  # and staging's read-only token
+    assert len(tokens(fresh)) == 3  # and staging's read-only and prune tokens
 
 
 def test_personal_access_token_becomes_the_credential_and_nothing_is_created(

@@ -59,7 +59,7 @@ def test_a_rerun_that_reuses_its_token_keeps_a_lost_ones_mark_for_teardown(
     run()
     assert run.record()["access_token"]["uuid"] == kept
     assert "label" in run.record()["pending_token"]
-    assert len(tokens(fresh)) == 3  # push, read-only, and the lost one
+    assert len(tokens(fresh)) == 4  # push, read-only, prune, and the lost one
     run(teardown=True)
     assert tokens(fresh) == []
 

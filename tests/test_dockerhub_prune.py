@@ -8,6 +8,9 @@ prefix not pulled for N days (never pulled: by push time).
 from __future__ import annotations
 
 import hashlib
+import json
+import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -16,10 +19,12 @@ import yaml
 
 from binderhub_registry import InvalidParameter, PermissionDenied, prune, sandbox
 from binderhub_registry.cli import main
+from binderhub_registry.providers import dockerhub
 from binderhub_registry.push import tiny_image
 from binderhub_registry.registry_http import OCI_MANIFEST
 
-from .helpers import Run, hub, hub_token, session
+from .conftest import ROOT
+from .helpers import Run, _hub_token, hub, hub_token, make_token, session, tokens
 
 NS = "binderhubdemo"
 OLD, RECENT, NEW, OUTSIDE = "binder-old", "binder-recent", "binder-new", "other-app"
@@ -39,9 +44,9 @@ def registry_token(box: sandbox.Sandbox, repository: str, actions: str) -> dict[
     return {"Authorization": f"Bearer {r.json()['token']}"}
 
 
-def push(box: sandbox.Sandbox, name: str, tag: str = "t1") -> None:
-    """Push the tiny test image as ``binderhubdemo/<name>:<tag>`` (a build pod's push)."""
-    repository = f"{NS}/{name}"
+def push(box: sandbox.Sandbox, name: str, tag: str = "t1", namespace: str = NS) -> None:
+    """Push the tiny test image as ``<namespace>/<name>:<tag>`` (a build pod's push)."""
+    repository = f"{namespace}/{name}"
     auth = registry_token(box, repository, "pull,push")
     base = f"{box.registries['dockerhub']}/v2/{repository}"
     layer, config, manifest = tiny_image()
@@ -234,6 +239,12 @@ def test_the_cronjob_takes_the_token_from_a_secret_and_applies(
     ]
     command = container["command"][-1]
     assert "--apply" in command and "--days 14" in command and f"{NS}/binder-" in command
+    # not on PyPI yet: the repository's address (pyproject's) at a git ref, as a source archive
+    # pip builds without git (the python image has none: a git+https requirement fails there)
+    repository = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]
+    archive = f"{repository['Repository']}/archive/refs/heads/main.tar.gz"
+    assert f"pip install --quiet 'binderhub-registry @ {archive}'" in command
+    assert "git+" not in command
 
 
 # --- the notebook's step: the CronJob manifest ------------------------------------------------
@@ -287,3 +298,234 @@ def test_the_cli_retries_hubs_transient_answers(
     assert f"deleted: {NS}/{OLD}:t1" in capsys.readouterr().out
     assert f"{NS}/{OLD}" not in repositories(aged)
     assert [f["times"] for f in aged.faults()] == [0, 0]  # both were met, and retried past
+
+
+# --- the notebook's prune token: Read, Write, Delete, only in prune-secret.yaml ------------------
+PRUNE_STEP = "Prune token (Read, Write, Delete)"
+
+
+def prune_token(job: Run) -> str:
+    """The token the notebook wrote into the CronJob's Secret manifest."""
+    manifest = yaml.safe_load((job.output_dir / "prune-secret.yaml").read_text())
+    return str(manifest["stringData"]["token"])
+
+
+def aged_images(box: sandbox.Sandbox) -> None:
+    """binder-old never pulled, binder-recent pulled today, other-app outside the prefix, 40
+    days on (the sandbox clock)."""
+    for name in (OLD, RECENT, OUTSIDE):
+        push(box, name)
+    box.advance_clock(40)
+    pull(box, RECENT)
+
+
+@pytest.mark.notebook
+def test_the_notebooks_prune_token_deletes_old_tags_with_apply(
+    job: Run, fresh: sandbox.Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = job()
+    assert f"{PRUNE_STEP} [created]" in out
+    secret = job.output_dir / "prune-secret.yaml"
+    assert secret.stat().st_mode & 0o777 == 0o600
+    manifest = yaml.safe_load(secret.read_text())
+    cronjob = yaml.safe_load((job.output_dir / "prune-cronjob.yaml").read_text())
+    (container,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    ref = container["env"][0]["valueFrom"]["secretKeyRef"]
+    assert manifest["kind"] == "Secret" and manifest["metadata"]["name"] == ref["name"]
+    assert ref["key"] in manifest["stringData"]  # the CronJob reads what the Secret holds
+    assert f"kubectl apply -f {secret}" in out
+    aged_images(fresh)
+    monkeypatch.setenv("DOCKERHUB_TOKEN", prune_token(job))  # as the CronJob's env sets it
+    plan = run(fresh, apply=True)
+    assert f"{NS}/{OLD}:t1" in names(plan.deleted)
+    assert f"{NS}/{RECENT}:t1" in names(plan.keep)
+    left = repositories(fresh)
+    assert f"{NS}/{OLD}" not in left and {f"{NS}/{RECENT}", f"{NS}/{OUTSIDE}"} <= set(left)
+
+
+@pytest.mark.notebook
+def test_binderhubs_own_token_is_refused_a_tag_delete_as_hub_refuses_it(
+    job: Run, fresh: sandbox.Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job()
+    aged_images(fresh)
+    binderhub = job.secret()["registry"]["password"]  # repo:write: Read & Write
+    refused = hub(
+        fresh,
+        "DELETE",
+        f"/v2/repositories/{NS}/{OLD}/tags/t1/",
+        headers=session(fresh, secret=binderhub),
+    )
+    assert refused.status_code == 403
+    assert refused.json()["message"] == "access denied: insufficient scope"  # Hub's, captured
+    monkeypatch.setenv("DOCKERHUB_TOKEN", binderhub)
+    before = repositories(fresh)
+    with pytest.raises(PermissionDenied, match=r"may not delete; it needs Read, Write, Delete"):
+        run(fresh, apply=True)
+    assert repositories(fresh) == before
+
+
+@pytest.mark.notebook
+def test_the_prune_token_is_written_only_in_its_secret_manifest(
+    job: Run, fresh: sandbox.Sandbox, capfd: pytest.CaptureFixture[str]
+) -> None:
+    out = job()
+    token = prune_token(job)
+    assert token.startswith("dckr_pat_")
+    assert token not in out
+    for path in job.output_dir.rglob("*"):
+        if path.is_file() and path.name != "prune-secret.yaml":
+            assert token not in path.read_text(errors="replace"), path
+    assert token not in json.dumps(job.secret())  # BinderHub's values hold no right to delete
+    captured = capfd.readouterr()
+    assert token not in captured.out + captured.err
+    assert token not in json.dumps(fresh.log())
+
+
+@pytest.mark.notebook
+def test_a_dry_run_plans_the_prune_token_and_a_rerun_reuses_it(
+    job: Run, fresh: sandbox.Sandbox
+) -> None:
+    before = fresh.state()
+    out = job(dry_run=True)
+    assert "would create prune token 'BinderHub push binderhubdemo/binder-* #" in out
+    assert "prune' with repo:admin" in out
+    assert fresh.state() == before and not (job.output_dir / "prune-secret.yaml").exists()
+    job()
+    token, before = prune_token(job), fresh.state()
+    assert f"{PRUNE_STEP} [reused]" in job()
+    assert prune_token(job) == token and fresh.state() == before
+
+
+@pytest.mark.notebook
+def test_rotate_replaces_the_prune_token_and_deletes_the_old_one_once_verified(
+    job: Run, fresh: sandbox.Sandbox
+) -> None:
+    job()
+    old, old_uuid = prune_token(job), job.record()["prune_token"]["uuid"]
+    out = job(rotate=True)
+    assert "rotate: create a new prune token" not in out  # a real run: created, not planned
+    assert f"{PRUNE_STEP} [created]" in out
+    new = prune_token(job)
+    assert new != old
+    live = {t["uuid"]: t for t in tokens(fresh)}
+    assert old_uuid not in live  # removed with the other replaced tokens, after verify
+    assert live[job.record()["prune_token"]["uuid"]]["scopes"] == ["repo:admin"]
+    signed_in = hub(fresh, "POST", "/v2/auth/token", json={"identifier": NS, "secret": old})
+    assert signed_in.status_code == 401
+
+
+@pytest.mark.notebook
+def test_teardown_deletes_the_prune_token_and_its_secret_manifest(
+    job: Run, fresh: sandbox.Sandbox
+) -> None:
+    job()
+    label = job.record()["prune_token"]["label"]
+    assert label.endswith(" prune")
+    out = job(teardown=True)
+    assert f"prune token {label!r}" in out and "the prune token's Secret manifest" in out
+    assert tokens(fresh) == []
+    assert not (job.output_dir / "prune-secret.yaml").exists()
+
+
+@pytest.mark.notebook
+def test_teardown_leaves_another_deployments_prune_token(
+    fresh: sandbox.Sandbox, tmp_path: Path
+) -> None:
+    for name in ("staging", "production"):
+        (tmp_path / name).mkdir()
+    staging, production = Run(tmp_path / "staging"), Run(tmp_path / "production")
+    staging()
+    production()
+    production(teardown=True)
+    (left,) = [t for t in tokens(fresh) if t["scopes"] == ["repo:admin"]]
+    assert left["uuid"] == staging.record()["prune_token"]["uuid"]
+
+
+@pytest.mark.notebook
+def test_retention_days_zero_deletes_the_prune_token(job: Run, fresh: sandbox.Sandbox) -> None:
+    job()
+    out = job(retention_days=0)
+    assert "prune token 'BinderHub push" in out and "deleted" in out
+    assert sorted(t["scopes"] for t in tokens(fresh)) == [["repo:read"], ["repo:write"]]
+    assert not (job.output_dir / "prune-secret.yaml").exists()
+    assert not (job.output_dir / "prune-cronjob.yaml").exists()
+    assert "prune_token" not in job.record()
+
+
+@pytest.mark.notebook
+def test_a_brought_token_makes_no_prune_token_and_says_what_to_do(
+    job: Run, fresh: sandbox.Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(dockerhub.SANDBOX_SECRET_VARIABLE, make_token(fresh, ["repo:write"]))
+    before = tokens(fresh)
+    out = job(pull_access="none")
+    assert f"{PRUNE_STEP} [skipped]" in out
+    assert "Read, Write, Delete" in out and "kubectl create secret generic" in out
+    assert tokens(fresh) == before and not (job.output_dir / "prune-secret.yaml").exists()
+
+
+def test_an_organization_access_token_cannot_list_repositories_for_prune(
+    fresh: sandbox.Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    org = "binderhubdemoorg"  # the seeded account owns it, on a Team plan
+    resources = [
+        {"type": "TYPE_REPO", "path": f"{org}/*", "scopes": ["scope-image-delete"]},
+        {"type": "TYPE_ORG", "path": org, "scopes": ["scope-repository-list"]},
+    ]
+    token = _hub_token(
+        fresh, "dockerhub", f"orgs/{org}/access-tokens", {"label": "p", "resources": resources}
+    )
+    monkeypatch.setenv("DOCKERHUB_TOKEN", token)
+    with pytest.raises(PermissionDenied, match="organization access token is not allowed"):
+        prune.prune(
+            f"{org}/binder-",
+            30,
+            username=org,
+            hub_url=f"{fresh.url}/dockerhub",
+            ca_file=fresh.ca_file,
+        )
+
+
+@pytest.mark.notebook
+def test_git_ignores_the_prune_secret_also_in_an_output_dir_from_before(
+    fresh: sandbox.Sandbox, tmp_path: Path
+) -> None:
+    job = Run(tmp_path)
+    job.output_dir.mkdir(parents=True, exist_ok=True)
+    before = "secret.yaml\nbinderhub-registry.json\n"  # a .gitignore written before this file
+    (job.output_dir / ".gitignore").write_text(before)
+    job()
+    assert (job.output_dir / "prune-secret.yaml").is_file()
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    status = subprocess.run(
+        ["git", "-C", str(tmp_path), "status", "--porcelain", "--untracked-files=all"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "prune-cronjob.yaml" in status and "prune-secret.yaml" not in status
+    assert (job.output_dir / ".gitignore").read_text().startswith(before)
+
+
+@pytest.mark.notebook
+def test_an_editors_prune_token_deletes_in_the_organization(
+    job: Run, fresh: sandbox.Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Editors "delete repositories" and "Manage tags" (Docker's core roles), so the prune
+    token the notebook makes for an editor deletes the organization's old tags."""
+    org = "binderhubeditors"  # the seeded account is an editor there
+    job(organization=org)
+    push(fresh, OLD, namespace=org)
+    fresh.advance_clock(40)
+    monkeypatch.setenv("DOCKERHUB_TOKEN", prune_token(job))
+    plan = prune.prune(
+        f"{org}/binder-",
+        30,
+        username=NS,
+        apply=True,
+        hub_url=f"{fresh.url}/dockerhub",
+        ca_file=fresh.ca_file,
+    )
+    assert f"{org}/{OLD}:t1" in names(plan.deleted)
+    assert f"{org}/{OLD}" not in repositories(fresh)

@@ -81,9 +81,10 @@ def test_default_run_writes_a_read_only_token_for_user_pods(
     assert pull["username"] == SEED_USER and pull["password"].startswith("dckr_pat_")
     assert pull["password"] != job.secret()["registry"]["password"]
     assert pull["password"] not in out
-    assert scopes(fresh) == [["repo:read"], ["repo:write"]]
+    assert scopes(fresh) == [["repo:admin"], ["repo:read"], ["repo:write"]]  # and prune's
     labels = {t["scopes"][0]: t["label"] for t in tokens(fresh)}
     assert labels["repo:read"] == labels["repo:write"] + " pull"
+    assert labels["repo:admin"] == labels["repo:write"] + " prune"
     record = job.record()
     assert record["pull_token"]["label"] == labels["repo:read"]
     assert "pending_pull_token" not in record  # promoted: secret.yaml holds it
@@ -134,13 +135,13 @@ def test_rotate_with_keep_replaced_keeps_both_old_tokens_until_a_plain_run(
     old = {t["uuid"] for t in tokens(fresh)}
     old_pull = job.pull()["password"]
     out = job(rotate=True, keep_replaced=True)
-    assert "kept 2 replaced credential(s)" in out
+    assert "kept 3 replaced credential(s)" in out  # push, read-only and prune
     assert job.pull()["password"] != old_pull
-    assert len(tokens(fresh)) == 4 and old < {t["uuid"] for t in tokens(fresh)}
+    assert len(tokens(fresh)) == 6 and old < {t["uuid"] for t in tokens(fresh)}
     out = job()
-    assert "removed 2 replaced credential(s)" in out
+    assert "removed 3 replaced credential(s)" in out
     assert not old & {t["uuid"] for t in tokens(fresh)}
-    assert scopes(fresh) == [["repo:read"], ["repo:write"]]
+    assert scopes(fresh) == [["repo:admin"], ["repo:read"], ["repo:write"]]
 
 
 def test_a_dry_run_says_it_would_make_the_read_only_token_and_changes_nothing(
@@ -154,7 +155,7 @@ def test_a_dry_run_says_it_would_make_the_read_only_token_and_changes_nothing(
     before = fresh.state()
     out = job(dry_run=True, rotate=True)
     assert "would rotate: create a new read-only token" in out
-    assert "would remove 2 replaced credential(s)" in out
+    assert "would remove 3 replaced credential(s)" in out  # push, read-only and prune
     assert fresh.state() == before
 
 
@@ -175,7 +176,7 @@ def test_a_stop_between_creating_and_recording_leaves_no_duplicate(
         job()
     assert scopes(fresh) == [["repo:read"], ["repo:write"]]  # made, not recorded
     job()
-    assert scopes(fresh) == [["repo:read"], ["repo:write"]]
+    assert scopes(fresh) == [["repo:admin"], ["repo:read"], ["repo:write"]]  # and the prune token
     assert job.record()["pull_token"]["uuid"] in {t["uuid"] for t in tokens(fresh)}
 
 
@@ -221,7 +222,7 @@ def test_pull_access_none_makes_nothing_says_the_limits_and_retires_an_earlier_t
     assert "100 per 6 hours per IPv4 address or IPv6 /64 subnet" in out
     assert "jupyterhub" not in job.secret()
     assert "removed 1 replaced credential(s)" in out  # the read-only token no longer written
-    assert scopes(fresh) == [["repo:write"]]
+    assert scopes(fresh) == [["repo:admin"], ["repo:write"]]  # the prune job's stays
     assert "pull_token" not in job.record()
 
 

@@ -46,7 +46,14 @@ _RECORD_FILE = "binderhub-registry.json"
 #: How every values file this project writes starts, followed by `` (<notebook>).``
 HEADER_MARK = "# BinderHub Helm values written by binderhub-registry"
 #: What the ``.gitignore`` this project writes into an output_dir keeps out of git.
-_IGNORED = ("secret.yaml", "harbor-admin.json", _RECORD_FILE, ".binderhub-registry*", ".*.yaml.*")
+_IGNORED = (
+    "secret.yaml",
+    "prune-secret.yaml",  # Docker Hub's prune job's token (its Secret manifest)
+    "harbor-admin.json",
+    _RECORD_FILE,
+    ".binderhub-registry*",
+    ".*.yaml.*",
+)
 #: Locks this process holds, by directory: a notebook's cells may be run again.
 _held: dict[Path, int] = {}
 
@@ -243,9 +250,11 @@ def ignore_secrets(directory: Path) -> None:
         existing = path.read_text() if path.is_file() and not path.is_symlink() else None
     except (OSError, UnicodeDecodeError):
         return
-    if existing is not None and "secret.yaml" in existing.split():
+    # completed with what it lacks: one written before a secret file was added gains it
+    missing = [e for e in _IGNORED if existing is None or e not in existing.split()]
+    if not missing:
         return
-    block = "# binderhub-registry: secrets stay out of git\n" + "\n".join(_IGNORED) + "\n"
+    block = "# binderhub-registry: secrets stay out of git\n" + "\n".join(missing) + "\n"
     if existing is None:
         write_file(path, block, mode=0o644)
     else:

@@ -13,9 +13,13 @@ RemoveTag). This module:
   keeps a tag Hub gives no time for (nothing says it is old);
 - shows what it would delete, and deletes only with ``apply``.
 
-The secret (a personal access token with Read, Write, Delete, or an organization access
-token with Image Delete) comes from an environment variable, never an argument, so a
-Kubernetes CronJob takes it from a Secret (:func:`cronjob_manifest`).
+The secret, a personal access token with Read, Write, Delete (``repo:admin``: the only
+permission that deletes; Hub answers a Read & Write token's delete 403 "access denied:
+insufficient scope"), comes from an environment variable, never an argument, so a Kubernetes
+CronJob takes it from a Secret (:func:`cronjob_manifest`; the Docker Hub notebook makes the
+token and writes that Secret, ``prune-secret.yaml``). An organization access token cannot run
+it: ``GET /v2/repositories/{namespace}/`` is one of the legacy routes Docker says refuse every
+organization access token (docs.docker.com/security/access-tokens/reference/).
 
 Hub's pull time is any pull's: a scanner or a mirror that pulls a tag keeps it young. "Now"
 is this machine's clock.
@@ -30,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlparse
 
-from .errors import InvalidParameter, MissingCredentials
+from .errors import InvalidParameter, MissingCredentials, PermissionDenied
 from .providers.dockerhub import DEFAULT_SCHEDULE, HUB_API, TOKEN_VARIABLE, _Hub, prune_cronjob
 
 __all__ = [
@@ -158,8 +162,8 @@ def _secret(variable: str) -> str:
     if not secret:
         raise MissingCredentials(
             f"the Docker Hub token (${variable})",
-            f"set {variable} to a personal access token with Read, Write, Delete (or an "
-            "organization access token with Image Delete); it is never an argument",
+            f"set {variable} to a personal access token with Read, Write, Delete (the "
+            "notebook's prune-secret.yaml holds one); it is never an argument",
         )
     return secret
 
@@ -213,10 +217,15 @@ def prune(
     if apply:
         for t in plan.delete:
             repository = t.repository.split("/", 1)[1]
-            hub.call(
-                "DELETE",
-                f"/v2/repositories/{quote(namespace)}/{quote(repository)}/tags/{quote(t.tag)}/",
-            )
+            path = f"/v2/repositories/{quote(namespace)}/{quote(repository)}/tags/{quote(t.tag)}/"
+            try:
+                hub.call("DELETE", path)
+            except PermissionDenied as e:  # Hub: 403 "access denied: insufficient scope"
+                raise PermissionDenied(
+                    f"Docker Hub refused to delete {t.repository}:{t.tag} ({e}): the token in "
+                    f"${token_variable} may not delete; it needs Read, Write, Delete (the "
+                    "notebook's prune token, prune-secret.yaml; BinderHub's is Read & Write)"
+                ) from None
             plan.deleted.append(t)
         plan.applied = True
     return plan

@@ -34,6 +34,11 @@ fake, ``sandbox/dockerhub``, lists the same behaviours with their sources):
   a brought token reuses the read-only token a password run stored, or uses one
   the user brings as ``DOCKERHUB_PULL_TOKEN`` (a PAT with Repo Read-only, or an
   OAT with Image Pull on the organization's repositories).
+- Docker Hub has no retention API: ``binderhub-registry prune`` deletes old tags, run by a
+  CronJob the notebook writes. Deleting takes a third token, ``repo:admin`` ("Read, Write,
+  Delete"; Hub refuses BinderHub's ``repo:write`` one a delete with 403 "access denied:
+  insufficient scope"), labelled as the push token with `` prune``, written only in the
+  CronJob's Secret manifest (``prune-secret.yaml``, 0600), never in BinderHub's values.
 - ``pull_access = "none"``: nothing is made; the repositories must be public
   (a push creates them with the namespace's "Default repository privacy",
   Public on a new account), and anonymous pulls are limited per IP address.
@@ -69,7 +74,7 @@ from ..errors import (
     requests_errors,
 )
 from ..params import text
-from ..secrets import Secret, read_secret
+from ..secrets import Secret, read_secret, write_private_file
 from ..steps import Result
 from ..usage import retention_text
 from ..verify import VerifyHints
@@ -99,9 +104,11 @@ __all__ = [
     "Params",
     "check_organization_role",
     "ensure_access_token",
+    "ensure_prune_token",
     "ensure_pull_credential",
     "oat_new_repositories",
     "prune_cronjob",
+    "prune_secret_manifest",
     "sign_in",
     "token_advice",
     "validate",
@@ -137,6 +144,9 @@ PENDING = "pending_token"
 #: The same for user pods' read-only token (see ensure_pull_credential).
 PULL_PENDING = "pending_pull_token"
 PULL_LABEL_SUFFIX = " pull"  # the read-only token's label: the push token's and this
+PRUNE_LABEL_SUFFIX = " prune"  # the prune job's token's label: the push token's and this
+#: The record kind of the prune token made but not yet written to its Secret manifest.
+PRUNE_PENDING = "pending_prune_token"
 #: Docker's "Docker Hub pull usage and limits" (docs.docker.com/docker-hub/usage/pulls/).
 PULL_LIMITS = (
     "anonymous pulls are limited to 100 per 6 hours per IPv4 address or IPv6 /64 subnet "
@@ -183,11 +193,16 @@ class Params(CommonParams):
         and a suffix, so neither is ever taken for the other."""
         return self.deployment_label(deployment) + PULL_LABEL_SUFFIX
 
+    def prune_label(self, deployment: str) -> str:
+        """The label of one deployment's prune token (the CronJob's): its push token's label
+        and a suffix."""
+        return self.deployment_label(deployment) + PRUNE_LABEL_SUFFIX
+
 
 def _label_fits(p: Params) -> None:
     """The tokens' labels (namespace, prefix and a deployment id) must fit Docker Hub's
     100 characters."""
-    longest = p.pull_label("0" * DEPLOYMENT_ID_LENGTH)
+    longest = p.prune_label("0" * DEPLOYMENT_ID_LENGTH)
     if len(longest) > LABEL_LIMIT:
         raise InvalidParameter(
             "prefix",
@@ -331,12 +346,16 @@ class HubConnection(Connection):
 
         pull = created.get(PULL.recorded, {}).get("label", self.pull_label)
         push = created.get(PUSH.recorded, {}).get("label", self.token_label)
+        prune = created.get(PRUNE.recorded, {}).get("label", self.prune_label)
         return [
             Deletion(self.retiring, "the replaced access tokens", self.retire),
             token(PENDING, "the access token of a stopped rotation"),
             token(PULL_PENDING, "the read-only token of a stopped rotation"),
             token(PULL.recorded, f"read-only token {pull!r}"),
             token(PUSH.recorded, f"access token {push!r}"),
+            token(PRUNE.pending, "the prune token of a stopped run"),
+            token(PRUNE.recorded, f"prune token {prune!r}"),
+            Deletion(PRUNE_SECRET, "the prune token's Secret manifest", _remove_prune_job),
             Deletion(PRUNE_JOB, "the prune CronJob's manifest", _remove_prune_job),
         ]
 
@@ -369,6 +388,11 @@ class HubConnection(Connection):
     def pull_label(self) -> str:
         """The label of this deployment's read-only token (user pods)."""
         return self.params.pull_label(self.deployment)
+
+    @property
+    def prune_label(self) -> str:
+        """The label of this deployment's prune token (the CronJob's, Read, Write, Delete)."""
+        return self.params.prune_label(self.deployment)
 
     # Overrides Connection.write_values: a token becomes the recorded one only once secret.yaml
     # holds it (a rerun reuses the recorded token while the stored secret works).
@@ -730,8 +754,19 @@ class _Slot:
 
 PUSH = _Slot("access_token", PENDING, "repo:write", "access token")
 PULL = _Slot("pull_token", PULL_PENDING, "repo:read", "read-only token")
+#: The prune CronJob's token: repo:admin is "Read, Write, Delete", the only personal access token
+#: permission that deletes (docker/docs access-tokens/reference.md; the scope strings: the API
+#: description's createAccessTokenRequest); written only in its Secret manifest.
+PRUNE = _Slot("prune_token", PRUNE_PENDING, "repo:admin", "prune token")
 #: The record kinds holding one token each (the retiring list holds uuids).
-TOKEN_KINDS = (PUSH.recorded, PUSH.pending, PULL.recorded, PULL.pending)
+TOKEN_KINDS = (
+    PUSH.recorded,
+    PUSH.pending,
+    PULL.recorded,
+    PULL.pending,
+    PRUNE.recorded,
+    PRUNE.pending,
+)
 
 
 def _uuid(entry: Any) -> str | None:
@@ -754,7 +789,8 @@ def _not_ours(
 
     The mark is the label, which Docker Hub keeps (``token_label``, the API description's
     accessToken; tests/data/dockerhub/hub-api.yaml): this deployment's labels end in
-    ``#<deployment id>`` (push) or ``#<deployment id> pull`` (read-only). Where the record
+    ``#<deployment id>`` (push), ``#<deployment id> pull`` (read-only) or
+    ``#<deployment id> prune`` (the prune job's). Where the record
     kept a label and a creation time, the live ones must be those too. A token labelled
     before deployment ids (issue 8) carries no mark: it is never deleted.
     """
@@ -782,7 +818,8 @@ def _not_ours(
 def _marked(deployment: str) -> re.Pattern[str]:
     """The labels this deployment gives its tokens (:meth:`Params.deployment_label`)."""
     return re.compile(
-        rf"BinderHub push \S+ #{re.escape(deployment)}(?:{re.escape(PULL_LABEL_SUFFIX)})?"
+        rf"BinderHub push \S+ #{re.escape(deployment)}"
+        rf"(?:{re.escape(PULL_LABEL_SUFFIX)}|{re.escape(PRUNE_LABEL_SUFFIX)})?"
     )
 
 
@@ -1098,13 +1135,23 @@ GUIDE = GuideEntry(
 #: The record kind of the prune CronJob manifest the notebook wrote (its path).
 PRUNE_JOB = "prune_job"
 PRUNE_JOB_FILE = "prune-cronjob.yaml"
+#: The record kind of the prune token's Secret manifest (its path), and the file: the only
+#: place the prune token's secret is written (0600), never config.yaml or secret.yaml.
+PRUNE_SECRET = "prune_secret"
+PRUNE_SECRET_FILE = "prune-secret.yaml"
+PRUNE_SECRET_NAME = "binderhub-registry-prune"  # the Kubernetes Secret the CronJob reads
 
 
 #: Once a day, at an hour nobody else picked (a CronJob's schedule, cron syntax).
 DEFAULT_SCHEDULE = "23 4 * * *"
-#: What the job installs: not on PyPI (README "Not released yet"), so the repository's address
-#: (pyproject's [project.urls]); an image with the tool already in it needs none.
-PRUNE_PACKAGE = "git+https://github.com/binderhub-registry/binderhub-registry"
+#: The repository (pyproject's [project.urls] Repository) and the git ref the job installs.
+REPOSITORY = "https://github.com/binderhub-registry/binderhub-registry"
+PRUNE_REF = "main"
+#: What the job installs. Not on PyPI yet (README "Not released yet"), so the repository at a git
+#: ref, as GitHub's source archive of it: pip builds it with setuptools and needs no git, which
+#: the python image lacks (a ``git+https`` requirement would fail there). ``main`` until a
+#: release exists; then pin ``binderhub-registry==<version>``.
+PRUNE_PACKAGE = f"binderhub-registry @ {REPOSITORY}/archive/refs/heads/{PRUNE_REF}.tar.gz"
 
 
 def prune_cronjob(
@@ -1113,7 +1160,7 @@ def prune_cronjob(
     days: int,
     *,
     username: str,
-    secret_name: str = "binderhub-registry-prune",
+    secret_name: str = PRUNE_SECRET_NAME,
     schedule: str = DEFAULT_SCHEDULE,
     image: str = "python:3.12-slim",
     package: str = PRUNE_PACKAGE,
@@ -1122,7 +1169,8 @@ def prune_cronjob(
     ``schedule``, the token from the Secret ``secret_name`` (key ``token``) as
     ``$DOCKERHUB_TOKEN``.
 
-    ``kubectl create secret generic <secret_name> --from-literal=token=...`` makes the Secret;
+    The notebook writes that Secret (``prune-secret.yaml``, :func:`prune_secret_manifest`);
+    by hand, ``kubectl create secret generic <secret_name> --from-literal=token=...``.
     ``concurrencyPolicy: Forbid`` keeps two runs from deleting at once."""
     command = (
         f"pip install --quiet '{package}' && binderhub-registry prune "
@@ -1152,6 +1200,29 @@ def prune_cronjob(
     }
 
 
+def prune_secret_manifest(token: Secret, name: str = PRUNE_SECRET_NAME) -> str:
+    """The Kubernetes Secret the CronJob reads its token from (``stringData.token``), as YAML:
+    the one place the prune token's secret is written."""
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name},
+        "type": "Opaque",
+        "stringData": {"token": token.reveal()},
+    }
+    return yaml.safe_dump(secret, sort_keys=False)
+
+
+def stored_prune_token(p: Params) -> Secret | None:
+    """The token in ``output_dir/prune-secret.yaml`` (None: absent or not a Secret we wrote)."""
+    try:
+        found = yaml.safe_load((Path(p.output_dir) / PRUNE_SECRET_FILE).read_text())
+        token = found["stringData"]["token"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return None  # never echo the content
+    return Secret(token) if isinstance(token, str) and token else None
+
+
 def _prune_manifest(p: Params) -> str:
     job = prune_cronjob(p.namespace, p.prefix, p.retention_days, username=p.username)
     return yaml.safe_dump(job, sort_keys=False)
@@ -1163,9 +1234,89 @@ def _write(path: Path, text: str) -> str:
 
 
 def _remove_prune_job(path: Any) -> None:
-    """Teardown: remove the manifest this notebook wrote (what ``kubectl apply`` made of it
-    is the cluster's: ``kubectl delete cronjob binderhub-registry-prune``)."""
+    """Teardown: remove a manifest this notebook wrote (what ``kubectl apply`` made of it is
+    the cluster's: ``kubectl delete cronjob,secret binderhub-registry-prune``)."""
     Path(str(path)).unlink(missing_ok=True)
+
+
+def _drop_prune_token(conn: HubConnection) -> Result[Secret | None]:
+    """``retention_days = 0``: no job, so no prune token. A password session deletes the
+    recorded one (proven this deployment's) and its Secret manifest now; a token's session may
+    not delete tokens, so it retires for a password run (or teardown) to delete."""
+    created = conn.record.created
+    kinds = [k for k in (PRUNE.recorded, PRUNE.pending) if created.get(k)]
+    if not kinds and not created.get(PRUNE_SECRET):
+        return Result(None, "skipped", retention_text(0) + ": no prune token")
+    labels = ", ".join(repr(created[k].get("label", conn.prune_label)) for k in kinds)
+    conn.plan(f"delete prune token {labels or '(none left)'} and {PRUNE_SECRET_FILE}")
+    for kind in kinds:
+        if conn.kind == "password":
+            conn._delete_token(kind, created[kind])
+        elif _uuid(created[kind]):  # one whose answer was lost stays pending: found by label
+            conn.retire_later(_uuid(created[kind]))
+            continue
+        conn.note(kind, None)
+    secret_file = created.get(PRUNE_SECRET)
+    if secret_file:
+        Path(str(secret_file)).unlink(missing_ok=True)
+        conn.note(PRUNE_SECRET, None)
+    if not labels:
+        return Result(None, "deleted", f"{retention_text(0)}: removed {secret_file}")
+    how = "deleted" if conn.kind == "password" else "retired (a password run deletes it)"
+    return Result(None, "deleted", f"{retention_text(0)}: prune token {labels} {how}")
+
+
+@creates
+def ensure_prune_token(conn: HubConnection) -> Result[Secret | None]:
+    """The prune job's own token: ``repo:admin`` (Read, Write, Delete), written only in
+    ``prune-secret.yaml`` (a Kubernetes Secret manifest, 0600) for the CronJob.
+
+    BinderHub's token is ``repo:write`` and Docker Hub refuses it a tag delete (403
+    "access denied: insufficient scope"), so the job needs its own; it is never in
+    ``config.yaml`` or ``secret.yaml`` (BinderHub needs no delete right). It goes through the
+    same machinery as the other two (:func:`_ensure_token`): labelled with this deployment's
+    push label and `` prune``, marked pending before the call that makes it, reused while the
+    stored secret works, replaced with ``rotate`` (the old one retiring with the others),
+    deleted by teardown, and deleted when ``retention_days`` is 0.
+
+    A session opened with a brought token may not make tokens: the step then says which token
+    to put in the Secret by hand. Decided for organization access tokens: the job uses a
+    personal access token of an owner (a password run makes it), because ``prune`` lists
+    repositories with ``GET /v2/repositories/{namespace}/``, a legacy route Docker says refuses
+    every organization access token (access-tokens/reference.md, "Unsupported legacy
+    endpoints").
+    """
+    p = conn.params
+    if p.retention_days == 0:
+        return _drop_prune_token(conn)
+    if conn.kind != "password":
+        stored = stored_prune_token(p)
+        recorded = conn.record.created.get(PRUNE.recorded)
+        if recorded and stored and _still_works(conn, stored):
+            return Result(
+                stored, "reused", f"prune token {recorded.get('label')!r}, stored secret works"
+            )
+        return Result(
+            None,
+            "skipped",
+            "a token's session may not make tokens: rerun signed in with the password to make "
+            "the prune token, or create a personal access token with Read, Write, Delete on "
+            f"hub.docker.com and put it in the Secret: kubectl create secret generic "
+            f"{PRUNE_SECRET_NAME} --from-literal=token=... (an organization access token "
+            "cannot run prune: its repository listing is a legacy route that refuses them)",
+        )
+    result = _ensure_token(conn, PRUNE, conn.prune_label, stored_prune_token(p))
+    secret = result.value
+    assert secret is not None  # a dry run stopped at its plan
+    path = Path(p.output_dir) / PRUNE_SECRET_FILE
+    if result.status != "reused" or stored_prune_token(p) != secret:
+        write_private_file(path, prune_secret_manifest(secret))
+    conn.note(PRUNE_SECRET, str(path))
+    _promote(conn, PRUNE, secret)  # the Secret manifest holds it: it is the recorded one
+    detail = result.detail
+    if result.status != "reused":
+        detail += f"; written only in {path} (0600)"
+    return Result(secret, result.status, detail)
 
 
 @creates
@@ -1173,26 +1324,36 @@ def write_prune_job(conn: HubConnection) -> Result[str | None]:
     """Docker Hub has no retention policy and no API to set one: write a Kubernetes CronJob
     (``prune-cronjob.yaml`` in ``output_dir``) that runs ``binderhub-registry prune --apply``
     daily, deleting tags under the prefix not pulled for ``retention_days`` (never pulled: by
-    push), and say how to run it by hand first. A rerun with the same file changes nothing."""
+    push), with the prune token's Secret (``prune-secret.yaml``, :func:`ensure_prune_token`),
+    and say how to run it by hand first. A rerun with the same file changes nothing."""
     p = conn.params
     if p.retention_days == 0:
+        job = conn.record.created.get(PRUNE_JOB)
+        if job and Path(str(job)).is_file():
+            conn.plan(f"remove {job}: {retention_text(0)}")
+            _remove_prune_job(job)
+            conn.note(PRUNE_JOB, None)
+            return Result(None, "deleted", f"{retention_text(0)}: removed {job}")
         return Result(None, "skipped", retention_text(0) + ": no prune job")
     rule = (
         f"{retention_text(p.retention_days)} from {p.namespace}/{p.prefix}* by "
         "binderhub-registry prune (Hub keeps each tag's last pull; no retention API)"
     )
     path = Path(p.output_dir) / PRUNE_JOB_FILE
+    secret = conn.record.created.get(PRUNE_SECRET)
+    apply = f"kubectl apply -f {secret} -f {path}" if secret else f"kubectl apply -f {path}"
     manifest = _prune_manifest(p)
     if path.is_file() and path.read_text() == manifest:
         conn.note(PRUNE_JOB, str(path))  # a rerun: the same job, nothing changes
-        return Result(str(path), "done", f"{rule}; {path} unchanged")
+        return Result(str(path), "done", f"{rule}; {path} unchanged ({apply})")
     conn.create(
         PRUNE_JOB,
         f"write {path}, a daily CronJob: {rule}",
         lambda: _write(path, manifest),
     )
+    token = f"<the token in {secret}>" if secret else "<token with Read, Write, Delete>"
     command = (
-        f"DOCKERHUB_TOKEN=<token with Read, Write, Delete> binderhub-registry prune "
+        f"DOCKERHUB_TOKEN={token} binderhub-registry prune "
         f"--image-prefix {p.namespace}/{p.prefix} --days {p.retention_days} "
         f"--username {p.username}"
     )
@@ -1200,6 +1361,5 @@ def write_prune_job(conn: HubConnection) -> Result[str | None]:
         str(path),
         "done",
         f"{rule}; wrote {path}. Try it: {command} (shows, deletes nothing; --apply deletes); "
-        "then kubectl create secret generic binderhub-registry-prune --from-literal=token=... "
-        f"and kubectl apply -f {path}",
+        f"then {apply}",
     )
