@@ -118,10 +118,23 @@ $(AZ_CLI)/.installed: $(AZ_CLI_REQS) | $(UV_DEP)
 	$(UV) pip sync -q --python $(AZ_CLI)/bin/python $(AZ_CLI_REQS)
 	@touch $@
 
+# The real AWS CLI (v1: on PyPI, unlike v2) for the client tests, the same way: it runs the script
+# of the CronJob that refreshes ECR's pull secret (tests/clients/aws-cli.txt).
+AWS_CLI_VERSION := 1.46.2
+AWS_CLI         := $(TOOLS)/aws-cli-$(AWS_CLI_VERSION)
+AWS_CLI_REQS    := tests/clients/aws-cli.txt
+
+$(AWS_CLI)/.installed: $(AWS_CLI_REQS) | $(UV_DEP)
+	@rm -rf $(AWS_CLI)
+	$(UV) venv -q --python $(PYTHON) $(AWS_CLI)
+	$(UV) pip sync -q --python $(AWS_CLI)/bin/python $(AWS_CLI_REQS)
+	@touch $@
+
 # the tests that drive real cloud clients (marker `clients`; `make test` skips them, saying why);
 # pytest exits 5 when none is selected, which is no failure
-test-clients: install system-deps $(AZ_CLI)/.installed
-	@rc=0; BHR_AZ_CLI=$(abspath $(AZ_CLI))/bin/az $(PYTEST) -m clients -n 0 || rc=$$?; \
+test-clients: install system-deps $(AZ_CLI)/.installed $(AWS_CLI)/.installed
+	@rc=0; BHR_AZ_CLI=$(abspath $(AZ_CLI))/bin/az BHR_AWS_CLI=$(abspath $(AWS_CLI))/bin/aws \
+	  $(PYTEST) -m clients -n 0 || rc=$$?; \
 	if [ $$rc = 5 ]; then echo "no client tests selected"; rc=0; fi; exit $$rc
 
 notebooks: install

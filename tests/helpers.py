@@ -845,11 +845,20 @@ def node_pull_credential(
     return entry["username"], entry["password"]
 
 
-def run_pull_refresh(manifest: Path, box: EcrBox, tmp_path: Path) -> dict[str, Any]:
+def run_pull_refresh(
+    manifest: Path,
+    box: EcrBox,
+    tmp_path: Path,
+    *,
+    aws: str | None = None,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """ECR's ``pull-secret-cronjob.yaml``: its CronJob's login container run here, its script
-    with its environment and its Secret's key (the pull-only user's), ``aws`` the real AWS CLI
-    when installed (else botocore, as the CLI's ``get-login-password`` calls it) against the
-    sandbox; the Secret it writes for the kubectl container to apply, parsed."""
+    with its environment and its Secret's key (the pull-only user's), against the sandbox; the
+    Secret it writes for the kubectl container to apply, parsed. ``aws`` is the real AWS CLI
+    (``make test-clients``: tests/clients/test_aws_cli.py); without it a stand-in makes the call
+    ``aws ecr get-login-password`` makes, with botocore, so ``make test`` needs no CLI and never
+    depends on one the machine happens to have."""
     import os
     import subprocess
 
@@ -860,7 +869,9 @@ def run_pull_refresh(manifest: Path, box: EcrBox, tmp_path: Path) -> dict[str, A
     work, bin_dir = tmp_path / "work", tmp_path / "bin"
     work.mkdir()
     bin_dir.mkdir()
-    if shutil.which("aws") is None:
+    if aws is not None:
+        (bin_dir / "aws").symlink_to(aws)
+    else:
         stub = bin_dir / "aws"
         stub.write_text(
             f"#!{sys.executable}\n"
@@ -871,20 +882,29 @@ def run_pull_refresh(manifest: Path, box: EcrBox, tmp_path: Path) -> dict[str, A
             "print(base64.b64decode(token).decode().partition(':')[2])\n"
         )
         stub.chmod(0o755)
-    env = {e["name"]: e["value"] for e in container["env"]} | {
-        "WORK": str(work),
-        "PATH": f"{bin_dir}:{os.environ['PATH']}",
-        "AWS_ACCESS_KEY_ID": key["AWS_ACCESS_KEY_ID"],
-        "AWS_SECRET_ACCESS_KEY": key["AWS_SECRET_ACCESS_KEY"],
-        "AWS_ENDPOINT_URL_ECR": f"{box.url}/ecr/api",
-        "AWS_CA_BUNDLE": box.ca_file,
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "HOME": str(tmp_path),
-    }
+    environment = (
+        {e["name"]: e["value"] for e in container["env"]}
+        | {
+            "WORK": str(work),
+            "PATH": f"{bin_dir}:{os.environ['PATH']}",
+            "AWS_ACCESS_KEY_ID": key["AWS_ACCESS_KEY_ID"],
+            "AWS_SECRET_ACCESS_KEY": key["AWS_SECRET_ACCESS_KEY"],
+            "AWS_ENDPOINT_URL_ECR": f"{box.url}/ecr/api",
+            "AWS_CA_BUNDLE": box.ca_file,
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "HOME": str(tmp_path),
+        }
+        | (env or {})
+    )
     done = subprocess.run(
-        container["command"], env=env, capture_output=True, text=True, timeout=120, check=False
+        container["command"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     written = work / "secret.yaml"

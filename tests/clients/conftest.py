@@ -10,15 +10,17 @@ import os
 
 import pytest
 
-#: Set by ``make test-clients``: the path of the pinned Azure CLI it installed.
+#: Set by ``make test-clients``: the paths of the pinned Azure CLI and AWS CLI it installed.
 AZ_ENV = "BHR_AZ_CLI"
+AWS_ENV = "BHR_AWS_CLI"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get(AZ_ENV):
+    if os.environ.get(AZ_ENV) and os.environ.get(AWS_ENV):
         return
     skip = pytest.mark.skip(
-        reason="drives the real Azure CLI: `make test-clients` installs it (.tools/) and runs this"
+        reason="drives a real cloud CLI (Azure's, AWS's): `make test-clients` installs them "
+        "(.tools/) and runs this"
     )
     for item in items:
         if item.get_closest_marker("clients"):
