@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from binderhub_registry import InvalidParameter, PermissionDenied, Runner, cli
+from binderhub_registry.binderhub import load_values
 from binderhub_registry.providers import ecr
 from binderhub_registry.sandbox.app import Fault
 
@@ -338,3 +339,12 @@ def test_verify_reads_the_values_and_leaves_the_pull_to_the_cluster(
     assert cli.main(["verify", "--ca-file", box.ca_file, config, secret]) == 0
     out = capsys.readouterr().out
     assert "ExternalRegistryHelper: found" in out and "user pods (pull): skipped" in out
+    # it says what user pods pull with (not "the nodes' identity") and how to check it there
+    assert f"user pods pull with Secret {ecr.PULL_SECRET}" in out
+    assert "nodes' identity" not in out
+    overrides = (
+        f'--overrides=\'{{"spec":{{"imagePullSecrets":[{{"name":"{ecr.PULL_SECRET}"}}]}}}}\''
+    )
+    assert f"{overrides} --command -- true" in out
+    values = load_values(config, secret)
+    assert values.pull_secret_names == (ecr.PULL_SECRET,) and values.pull_access == "secret"

@@ -213,6 +213,16 @@ BAD_INPUTS = [
         "config.DockerRegistry.not_found_401 must be true or false",
         config=_config(DockerRegistry="    not_found_401: maybe\n"),
     ),
+    Bad(
+        "singleuser.image.pullSecrets not a list",
+        "jupyterhub.singleuser.image.pullSecrets must be a list of Secret names",
+        config=_config() + "jupyterhub:\n  singleuser:\n    image:\n      pullSecrets: name\n",
+    ),
+    Bad(
+        "singleuser.image.pullSecrets holding a number",
+        "jupyterhub.singleuser.image.pullSecrets must list Secret names (text)",
+        config=_config() + "jupyterhub:\n  singleuser:\n    image:\n      pullSecrets: [5]\n",
+    ),
     # --- values that parse but must not be sent anywhere ------------------------------
     Bad("http registry.url", "--insecure", _with(url="http://registry.invalid"), code=1),
     Bad(

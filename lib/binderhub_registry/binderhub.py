@@ -121,6 +121,9 @@ class RegistryValues:
     docker_registry: dict[str, Any] = field(default_factory=dict)  # config.DockerRegistry
     pull: PullSecret | None = None  # user pods' credential (pull_access "secret")
     pull_access: str = ""  # how user pods pull: one of PULL_ACCESS ("": not known)
+    #: Secrets the cluster holds that user pods pull with (``jupyterhub.singleuser.image.
+    #: pullSecrets``), read back from ``config.yaml``: their content is in no values file
+    pull_secret_names: tuple[str, ...] = ()
 
     def config(self) -> dict[str, Any]:
         """The ``config.yaml`` values (nothing secret)."""
@@ -573,6 +576,8 @@ def load_values(config_path: str | Path, secret_path: str | Path) -> RegistryVal
     username = s.text(registry, "username", "registry.username", required=not helper)
     password = s.text(registry, "password", "registry.password", required=not helper)
     pull = _pull_secret(s, secret)
+    names = _pull_secret_names(c, config)
+    pull_access = "secret" if pull or names else ""
     if helper:
         service = c.mapping(
             cfg, "ExternalRegistryHelper", "config.ExternalRegistryHelper", required=True
@@ -598,7 +603,8 @@ def load_values(config_path: str | Path, secret_path: str | Path) -> RegistryVal
             registry_url=url or None,
             docker_registry=dict(docker_registry),
             pull=pull,
-            pull_access="secret" if pull else "",
+            pull_access=pull_access,
+            pull_secret_names=names,
             service_url=service_url,
             auth_token=Secret(token),
         )
@@ -611,8 +617,29 @@ def load_values(config_path: str | Path, secret_path: str | Path) -> RegistryVal
         docker_registry=dict(docker_registry),
         pull=pull,
         # files alone do not say whether user pods pull as nodes or anonymously
-        pull_access="secret" if pull else "",
+        pull_access=pull_access,
+        pull_secret_names=names,
     )
+
+
+def _pull_secret_names(c: _Fields, values: dict[str, Any]) -> tuple[str, ...]:
+    """``jupyterhub.singleuser.image.pullSecrets`` of ``config.yaml``: Secrets the cluster
+    already holds, by name (Zero to JupyterHub's schema: a list of names; KubeSpawner's
+    ``image_pull_secrets`` also takes ``{name: ...}``), which user pods pull with."""
+    where = "jupyterhub.singleuser.image.pullSecrets"
+    jupyterhub = c.mapping(values, "jupyterhub", "jupyterhub", required=False)
+    singleuser = c.mapping(jupyterhub, "singleuser", "jupyterhub.singleuser", required=False)
+    image = c.mapping(singleuser, "image", "jupyterhub.singleuser.image", required=False)
+    listed = image.get("pullSecrets", [])
+    if not isinstance(listed, list):
+        raise c.bad(f"{where} must be a list of Secret names")
+    names: list[str] = []
+    for item in listed:
+        name = item.get("name") if isinstance(item, dict) else item
+        if not isinstance(name, str) or not name:
+            raise c.bad(f"{where} must list Secret names (text)")
+        names.append(name)
+    return tuple(names)
 
 
 def _known_keys(

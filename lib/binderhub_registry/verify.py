@@ -343,11 +343,27 @@ def _pull_checks(
                     "repositories are private, so user pods would fail with ErrImagePull; use "
                     'pull_access = "secret" (a pull-only credential) or make them public',
                 ) from None
+            command = NODE_PULL_COMMAND.format(image=reference)
+            if values.pull_secret_names:
+                names = ", ".join(values.pull_secret_names)
+                secrets = ",".join(f'{{"name":"{n}"}}' for n in values.pull_secret_names)
+                # kubectl run's --overrides: the pod pulls with the Secrets, as user pods do
+                overrides = f'--overrides=\'{{"spec":{{"imagePullSecrets":[{secrets}]}}}}\''
+                command = command.replace(" --command", f" {overrides} --command")
+                how = (
+                    f"user pods pull with Secret {names} (jupyterhub.singleuser.image."
+                    "pullSecrets), which the cluster holds and these files do not, so it cannot "
+                    "be checked from here"
+                )
+            else:
+                how = (
+                    "no jupyterhub.imagePullSecret: user pods pull with the nodes' identity, "
+                    "which cannot be checked from here"
+                )
             report.add(
                 PULL_CHECK,
-                "no jupyterhub.imagePullSecret: user pods pull with the nodes' identity, which "
-                "cannot be checked from here (the registry refuses anonymous pulls); on the "
-                "cluster, run: " + NODE_PULL_COMMAND.format(image=reference),
+                f"{how} (the registry refuses anonymous pulls); in the user pods' namespace, "
+                f"run: {command}",
                 "skipped",
             )
         else:

@@ -1165,6 +1165,7 @@ def verify_with_helper(
             registry_url=f"https://{host}",
             pull=values.pull,  # user pods' (pull_access "secret"): minted as the pull-only user
             pull_access=values.pull_access,
+            pull_secret_names=values.pull_secret_names,
         )
         try:
             shared = verify(pushing, ca_bundle=ca_file, hints=hints)
