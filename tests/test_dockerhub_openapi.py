@@ -40,8 +40,11 @@ NOT_IN_SPEC = {
     "/token",  # the registry's realm
     # prune's routes (sandbox/dockerhub/retention.py): the tags listing is in the description
     # at the vendored commit but outside the excerpt (tests/data/dockerhub/README.md); the
-    # repositories listing and the tag delete are docker/hub-tool's (pkg/hub)
+    # repositories listing and the tag delete are docker/hub-tool's (pkg/hub); List repositories
+    # (listNamespaceRepositories, which replaced the deprecated legacy listing on 2025-06-27)
+    # is in the current description, newer than the vendored commit (README.md there)
     "/v2/namespaces/{namespace}/repositories/{repository}/tags",
+    "/v2/namespaces/{namespace}/repositories",
     "/v2/repositories/{namespace}",
     "/v2/repositories/{namespace}/{repository}/tags/{tag}",
 }

@@ -24,7 +24,7 @@ from binderhub_registry.push import tiny_image
 from binderhub_registry.registry_http import OCI_MANIFEST
 
 from .conftest import ROOT
-from .helpers import Run, _hub_token, hub, hub_token, make_token, session, tokens
+from .helpers import Run, _hub_token, hub, hub_token, make_token, session, settings, tokens
 
 NS = "binderhubdemo"
 OLD, RECENT, NEW, OUTSIDE = "binder-old", "binder-recent", "binder-new", "other-app"
@@ -465,26 +465,82 @@ def test_a_brought_token_makes_no_prune_token_and_says_what_to_do(
     assert tokens(fresh) == before and not (job.output_dir / "prune-secret.yaml").exists()
 
 
-def test_an_organization_access_token_cannot_list_repositories_for_prune(
+def org_token(box: sandbox.Sandbox, *org_scopes: str) -> str:
+    """An organization access token of binderhubdemoorg (the seeded account owns it, on a Team
+    plan) with Image Delete and Tag Admin on its repositories, and ``org_scopes``."""
+    resources: list[dict[str, object]] = [
+        {"type": "TYPE_REPO", "path": f"{ORG}/*", "scopes": ["scope-image-delete"]},
+        {"type": "TYPE_REPO", "path": f"{ORG}/*", "scopes": ["scope-tag-admin"]},
+    ]
+    if org_scopes:
+        resources.append({"type": "TYPE_ORG", "path": ORG, "scopes": list(org_scopes)})
+    body = {"label": "p", "resources": resources}
+    return _hub_token(box, "dockerhub", f"orgs/{ORG}/access-tokens", body)
+
+
+ORG = "binderhubdemoorg"
+
+
+def oat_session(box: sandbox.Sandbox, secret: str) -> dict[str, str]:
+    """A Hub API session opened with an organization access token (identifier: the org)."""
+    r = hub(box, "POST", "/v2/auth/token", json={"identifier": ORG, "secret": secret})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def test_prune_refuses_an_organization_access_token_before_any_call(
     fresh: sandbox.Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    org = "binderhubdemoorg"  # the seeded account owns it, on a Team plan
-    resources = [
-        {"type": "TYPE_REPO", "path": f"{org}/*", "scopes": ["scope-image-delete"]},
-        {"type": "TYPE_ORG", "path": org, "scopes": ["scope-repository-list"]},
-    ]
-    token = _hub_token(
-        fresh, "dockerhub", f"orgs/{org}/access-tokens", {"label": "p", "resources": resources}
-    )
-    monkeypatch.setenv("DOCKERHUB_TOKEN", token)
-    with pytest.raises(PermissionDenied, match="organization access token is not allowed"):
+    monkeypatch.setenv("DOCKERHUB_TOKEN", org_token(fresh, "scope-repository-list"))
+    calls = len(fresh.log())
+    with pytest.raises(PermissionDenied, match="namespace-scoped routes only") as err:
         prune.prune(
-            f"{org}/binder-",
+            f"{ORG}/binder-",
             30,
-            username=org,
+            username=ORG,
             hub_url=f"{fresh.url}/dockerhub",
             ca_file=fresh.ca_file,
         )
+    assert "\n" not in str(err.value) and "dckr_oat_" not in str(err.value)
+    assert len(fresh.log()) == calls
+
+
+def test_hub_lists_repositories_on_the_namespace_route_and_the_legacy_one_refuses_oats(
+    fresh: sandbox.Sandbox,
+) -> None:
+    push(fresh, OLD, namespace=ORG)
+    settings(fresh, "dockerhub", default_privacy={ORG: "private"})
+    push(fresh, NEW, namespace=ORG)  # private: the namespace's default now
+
+    def listed(secret: str, path: str) -> requests.Response:
+        return hub(fresh, "GET", path, headers=oat_session(fresh, secret))
+
+    plain, listing = org_token(fresh), org_token(fresh, "scope-repository-list")
+    legacy = listed(listing, f"/v2/repositories/{ORG}/")
+    assert legacy.status_code == 403
+    assert legacy.json()["message"] == "token issued from organization access token is not allowed"
+
+    def names(r: requests.Response) -> list[str]:
+        return sorted(x["name"] for x in r.json()["results"])
+
+    assert names(listed(listing, f"/v2/namespaces/{ORG}/repositories")) == [NEW, OLD]
+    assert names(listed(plain, f"/v2/namespaces/{ORG}/repositories")) == [OLD]  # public only
+    refused = hub(
+        fresh,
+        "DELETE",
+        f"/v2/repositories/{ORG}/{OLD}/tags/t1/",
+        headers=oat_session(fresh, listing),
+    )
+    assert refused.status_code == 403 and f"{ORG}/{OLD}" in repositories(fresh)
+
+
+def test_prune_lists_with_the_documented_route_not_the_deprecated_one(
+    aged: sandbox.Sandbox,
+) -> None:
+    run(aged)
+    paths = [e["path"] for e in aged.log() if e["method"] == "GET"]
+    assert f"/dockerhub/v2/namespaces/{NS}/repositories" in paths
+    assert not [p for p in paths if p.startswith(f"/dockerhub/v2/repositories/{NS}")]
 
 
 @pytest.mark.notebook

@@ -7,8 +7,10 @@ there. Hub's API does keep, for each tag, when it was last pulled and pushed
 ``DELETE /v2/repositories/{namespace}/{repository}/tags/{tag}/`` (docker/hub-tool's
 RemoveTag). This module:
 
-- lists the namespace's repositories (``GET /v2/repositories/{namespace}/``) and keeps only
-  those under the image prefix's name (``binder-`` in ``docker.io/<namespace>/binder-``);
+- lists the namespace's repositories (``GET /v2/namespaces/{namespace}/repositories``, List
+  repositories; the older ``GET /v2/repositories/{namespace}/`` is deprecated since the Hub
+  API changelog of 2025-06-27) and keeps only those under the image prefix's name
+  (``binder-`` in ``docker.io/<namespace>/binder-``);
 - selects the tags not pulled for ``days`` days, a never-pulled tag by its push time, and
   keeps a tag Hub gives no time for (nothing says it is old);
 - shows what it would delete, and deletes only with ``apply``.
@@ -17,9 +19,10 @@ The secret, a personal access token with Read, Write, Delete (``repo:admin``: th
 permission that deletes; Hub answers a Read & Write token's delete 403 "access denied:
 insufficient scope"), comes from an environment variable, never an argument, so a Kubernetes
 CronJob takes it from a Secret (:func:`cronjob_manifest`; the Docker Hub notebook makes the
-token and writes that Secret, ``prune-secret.yaml``). An organization access token cannot run
-it: ``GET /v2/repositories/{namespace}/`` is one of the legacy routes Docker says refuse every
-organization access token (docs.docker.com/security/access-tokens/reference/).
+token and writes that Secret, ``prune-secret.yaml``). An organization access token is refused
+before any call: "organization access tokens only work with the namespace-scoped routes"
+(docs.docker.com/security/access-tokens/reference/), and the one tag delete route a public
+source shows (hub-tool's) is not one; no public source shows a namespace-scoped one.
 
 Hub's pull time is any pull's: a scanner or a mirror that pulls a tag keeps it young. "Now"
 is this machine's clock.
@@ -189,8 +192,14 @@ def prune(
     plan = PrunePlan(namespace, name_prefix, days, now or datetime.now(UTC))
     if days == 0:
         return plan
-    hub = _Hub(hub_url, ca_file)
     secret = _secret(token_variable)
+    if secret.startswith("dckr_oat_"):
+        raise PermissionDenied(
+            f"${token_variable} holds an organization access token, which Docker Hub takes on "
+            "namespace-scoped routes only, and prune's tag delete (hub-tool's route) is not "
+            "one: use a personal access token with Read, Write, Delete of an owner or editor"
+        )
+    hub = _Hub(hub_url, ca_file)
 
     def sign_in() -> str:
         body = hub.call("POST", "/v2/auth/token", json={"identifier": username, "secret": secret})
@@ -199,7 +208,7 @@ def prune(
     hub.renew = sign_in
     hub.authorize(sign_in())
     tags: list[TagAge] = []
-    for repo in _pages(hub, f"/v2/repositories/{quote(namespace)}/"):
+    for repo in _pages(hub, f"/v2/namespaces/{quote(namespace)}/repositories"):
         name = str(repo.get("name", ""))
         if not name.startswith(name_prefix):
             continue  # not BinderHub's: never touched

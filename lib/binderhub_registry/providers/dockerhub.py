@@ -1281,10 +1281,10 @@ def ensure_prune_token(conn: HubConnection) -> Result[Secret | None]:
 
     A session opened with a brought token may not make tokens: the step then says which token
     to put in the Secret by hand. Decided for organization access tokens: the job uses a
-    personal access token of an owner (a password run makes it), because ``prune`` lists
-    repositories with ``GET /v2/repositories/{namespace}/``, a legacy route Docker says refuses
-    every organization access token (access-tokens/reference.md, "Unsupported legacy
-    endpoints").
+    personal access token of an owner or editor (a password run makes it), never an OAT:
+    "organization access tokens only work with the namespace-scoped routes"
+    (access-tokens/reference.md), and the one tag delete route a public source shows
+    (hub-tool's ``DELETE /v2/repositories/...``) is not one (``prune`` refuses an OAT).
     """
     p = conn.params
     if p.retention_days == 0:
@@ -1302,8 +1302,9 @@ def ensure_prune_token(conn: HubConnection) -> Result[Secret | None]:
             "a token's session may not make tokens: rerun signed in with the password to make "
             "the prune token, or create a personal access token with Read, Write, Delete on "
             f"hub.docker.com and put it in the Secret: kubectl create secret generic "
-            f"{PRUNE_SECRET_NAME} --from-literal=token=... (an organization access token "
-            "cannot run prune: its repository listing is a legacy route that refuses them)",
+            f"{PRUNE_SECRET_NAME} --from-literal=token=... (not an organization access "
+            "token: Docker Hub takes those on namespace-scoped routes only, and the tag "
+            "delete prune uses is not one)",
         )
     result = _ensure_token(conn, PRUNE, conn.prune_label, stored_prune_token(p))
     secret = result.value

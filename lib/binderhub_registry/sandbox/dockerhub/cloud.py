@@ -27,6 +27,7 @@ from .models import (
     PUBLIC_REPOSITORIES,
     PULL_LIMIT_BODY,
     REPOSITORY_CREATE,
+    REPOSITORY_LIST,
     ROLE_ACTIONS,
     SCOPE_ACTIONS,
     SEED_ORG,
@@ -271,7 +272,11 @@ class DockerHub(Backend):
         for oat in self.hub.org_tokens.values():
             if oat.org == user and oat.is_active and secrets.compare_digest(oat.secret, secret):
                 scopes = [s for r in oat.resources for s in r.get("scopes", [])]
-                return "oat", set().union(*(OAT_REPO_SCOPES.get(s, set()) for s in scopes))
+                actions = set().union(*(OAT_REPO_SCOPES.get(s, set()) for s in scopes))
+                listing = {REPOSITORY_LIST} & {  # Repository List: private repositories too
+                    s for r in oat.resources if r.get("type") == "TYPE_ORG" for s in r["scopes"]
+                }
+                return "oat", actions | listing
         return None
 
     def _new_session(self, user: str, kind: str, actions: set[str]) -> str:

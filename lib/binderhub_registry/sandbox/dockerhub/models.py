@@ -24,6 +24,7 @@ __all__ = [
     "PULL_LIMIT_BODY",
     "PULL_WINDOW",
     "REPOSITORY_CREATE",
+    "REPOSITORY_LIST",
     "ROLE_ACTIONS",
     "SCOPE_ACTIONS",
     "SEED_ORG",
@@ -109,6 +110,9 @@ OAT_ORG_SCOPES = frozenset(
 )
 #: The organization scope that creating a repository takes ("No repository scope grants it").
 REPOSITORY_CREATE = "scope-repository-create"
+#: The organization scope that lets an OAT list private repositories (reference.md "Listing
+#: behavior"); a session's actions carry it, as no registry action does.
+REPOSITORY_LIST = "scope-repository-list"
 #: The TYPE_REPO path that names every public repository ("Read public repositories").
 PUBLIC_REPOSITORIES = "*/*/public"
 #: What each organization role may do to its repositories: docker/docs enterprise/security/

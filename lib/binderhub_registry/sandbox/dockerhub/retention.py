@@ -21,13 +21,16 @@ registry answered (200; a HEAD is not); a   is a manifest GET", HEAD not counted
 push is a manifest PUT it stored (201)      record is the registry front's, as for every
                                             fake (``registry.TagRecords``). That a pull by
                                             digest updates no tag's record: assumption
-``GET /v2/repositories/{ns}/``: the         docker/hub-tool pkg/hub/repositories.go
-namespace's repositories, paginated         (RepositoriesURL, page_size, ``name``,
-(``name``, ``namespace``, ``is_private``,   ``namespace``, ``is_private``,
-``last_updated``); a caller outside the     ``last_updated``); not in the vendored spec.
-namespace sees its public ones only; an     The visibility rule: assumption. The OAT
-organization access token's session: 403    refusal: docker/docs access-tokens/
-(:data:`OAT_LEGACY_REFUSED`)                reference.md ("Unsupported legacy endpoints")
+``GET /v2/namespaces/{ns}/repositories``    docs.docker.com/reference/api/hub/latest/
+(List repositories; prune's) and the        operations/listNamespaceRepositories (an OAT
+deprecated ``GET /v2/repositories/{ns}/``:  without ``scope-repository-list`` sees public
+the namespace's repositories, paginated     ones only, silently); the Hub API changelog
+(``name``, ``namespace``, ``is_private``,   2025-06-27 (the legacy route deprecated);
+``last_updated``); a caller outside the     docker/hub-tool pkg/hub/repositories.go (the
+namespace sees its public ones only, an     fields); the legacy route's OAT refusal:
+OAT private ones only with Repository       docker/docs access-tokens/reference.md
+List; the legacy route refuses every OAT    ("Unsupported legacy endpoints"). The
+(:data:`OAT_LEGACY_REFUSED`)                visibility rule otherwise: assumption
 ``DELETE /v2/repositories/{ns}/{repo}/      docker/hub-tool pkg/hub/tags.go (DeleteTagURL,
 tags/{tag}/``: 204; the tag goes, other     RemoveTag). The 204, the 403 for a role
 tags of the same image stay; a plain        without delete (a member) and the 404's
@@ -39,6 +42,10 @@ Delete): 403 ``{"message": "access          tag delete, a real run; a Read, Writ
 denied: insufficient scope", "errinfo":     token deletes); docker/docs access-tokens/
 {}}`` (:data:`INSUFFICIENT_SCOPE`)          reference.md (only Read, Write, Delete
                                             deletes); the body's other keys: assumption
+an OAT on the tag delete: 403, as the       access-tokens/reference.md ("Organization
+legacy listing (OATs use namespace-scoped   access tokens only work with the namespace-
+routes)                                     scoped routes"); this route among them:
+                                            assumption (the page names three GETs)
 the clock: ``POST /_sandbox/clock``         a sandbox knob (no Hub counterpart): moving
 {"advance_days": N} makes every recorded    the clock ahead is the same as every event so
 push and pull N days older; Hub deletes     far having happened N days earlier; Docker Hub
@@ -61,7 +68,7 @@ from urllib.request import Request as UrlRequest
 from urllib.request import urlopen
 
 from ..app import Request, Response, json_response
-from .models import ROLE_ACTIONS, Hub, Session
+from .models import REPOSITORY_LIST, ROLE_ACTIONS, Hub, Session
 
 if TYPE_CHECKING:
     from ..registry import RegistryProcess, TagRecords
@@ -247,14 +254,26 @@ class _Routes:
         return process
 
     def list_repositories(self, request: Request) -> Response:
-        """``GET /v2/repositories/{namespace}/``."""
+        """``GET /v2/namespaces/{namespace}/repositories`` (List repositories)."""
+        namespace = request.params["namespace"]
+        return self._repositories(request, f"/v2/namespaces/{namespace}/repositories")
+
+    def list_repositories_legacy(self, request: Request) -> Response:
+        """``GET /v2/repositories/{namespace}/``: deprecated, refuses every OAT."""
+        return self._repositories(request, f"/v2/repositories/{request.params['namespace']}/")
+
+    def _repositories(self, request: Request, path: str) -> Response:
         found = self._session(request)
         if isinstance(found, Response):
             return found
-        if found.kind == "oat":  # a legacy route: refuses every organization access token
+        legacy = path.startswith("/v2/repositories/")
+        if found.kind == "oat" and legacy:  # a legacy route: refuses every OAT
             return json_response(403, OAT_LEGACY_REFUSED)
         namespace = request.params["namespace"]
-        member = bool(_member(self.hub, found, namespace))
+        if found.kind == "oat":  # private ones only with Repository List, silently
+            member = found.user == namespace and REPOSITORY_LIST in found.actions
+        else:
+            member = bool(_member(self.hub, found, namespace))
         records = self._process().times.all()
         results = []
         for name in sorted(self._process().repositories()):
@@ -272,7 +291,7 @@ class _Routes:
                     "last_updated": hub_time(max(pushed, default=None)),
                 }
             )
-        return _page(request, results, f"{self.hub.prefix}/v2/repositories/{namespace}/")
+        return _page(request, results, self.hub.prefix + path)
 
     def list_tags(self, request: Request) -> Response:
         """``GET /v2/namespaces/{namespace}/repositories/{repository}/tags``."""
@@ -318,8 +337,8 @@ class _Routes:
             if found.kind == "oat"
             else found.actions & _member(self.hub, found, namespace)
         )
-        if found.kind == "oat" and found.user != namespace:
-            allowed = set()
+        if found.kind == "oat":  # a legacy route: OATs work with namespace-scoped ones only
+            return json_response(403, OAT_LEGACY_REFUSED)
         if "delete" not in found.actions:  # the token's scope: repo:write, Image Push
             return json_response(403, INSUFFICIENT_SCOPE)
         if "delete" not in allowed:  # the account's role in the organization (a member)
@@ -337,7 +356,8 @@ def routes(hub: DockerHub) -> list[tuple[str, str, Any]]:
     """The route table rows the backend adds (see :meth:`DockerHub.__init__`)."""
     handlers = _Routes(hub)
     return [
-        ("GET", "/v2/repositories/{namespace}", handlers.list_repositories),
+        ("GET", "/v2/namespaces/{namespace}/repositories", handlers.list_repositories),
+        ("GET", "/v2/repositories/{namespace}", handlers.list_repositories_legacy),
         ("GET", "/v2/namespaces/{namespace}/repositories/{repository}/tags", handlers.list_tags),
         ("DELETE", "/v2/repositories/{namespace}/{repository}/tags/{tag}", handlers.delete_tag),
     ]
