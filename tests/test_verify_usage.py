@@ -301,6 +301,26 @@ def test_a_not_read_line_and_a_failed_reading_never_fail_verify(
     assert secret not in stdout + stderr
 
 
+def test_a_throttled_or_failing_reading_is_retried_as_a_step_would_be(
+    fresh: sandbox.Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api = admin_api(fresh)
+    api.call("POST", "/projects", json={"project_name": "binderhub", "storage_limit": 4096})
+    _, files = harbor_steps(tmp_path)
+    out = files.config_path.parent
+    summary = {"method": "GET", "path": "/projects/binderhub/summary$"}
+    fresh.add_faults(summary | {"status": 429, "retry_after": 0, "times": 1})
+    fresh.add_faults(summary | {"status": 503, "times": 1})
+    code, stdout, _ = verify(capsys, fresh, out)
+    assert code == 0 and storage_line(stdout).startswith("✓ storage: ")
+    assert [f["times"] for f in fresh.faults()] == [0, 0]  # both answered, then the reading
+    fresh.add_faults(summary | {"status": 503, "times": 99})
+    code, stdout, _ = verify(capsys, fresh, out)
+    assert code == 0  # a fault that lasts: told in the row, never verify's failure
+    assert storage_line(stdout).startswith("– storage: not read: ")
+    assert fresh.faults()[-1]["times"] == 99 - 3  # three attempts, no more
+
+
 def test_the_notebooks_step_words_the_reading_as_verify(
     fresh: sandbox.Sandbox, tmp_path: Path
 ) -> None:

@@ -457,7 +457,9 @@ def _storage(
         provider = providers.get(key)
         hook = getattr(provider, "usage_for_values", None)
         name = provider.NAME
-        found = hook(values, os.environ, created, ca_file) if hook else None
+        # a 429 or 5xx is retried as a step's would be (Retry-After honoured), then told
+        reading = Runner(attempts=3, max_wait=10.0)
+        found = reading.call(hook, values, os.environ, created, ca_file) if hook else None
     except ImportError:  # the registry's optional extra is not installed
         missing = f"not read: its SDK is not installed (pip install 'binderhub-registry[{key}]')"
         report_storage(report, None, missing)

@@ -319,6 +319,17 @@ class Runner:
             row.record.status, row.record.detail = result.status, result.detail
         row.done()
 
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` with the same retries as a step, but no checklist row: for
+        a reading inside another command's output (``verify``'s storage row)."""
+        return tenacity.Retrying(
+            sleep=self.sleep,
+            stop=tenacity.stop_after_attempt(self.attempts),
+            wait=self._wait,
+            retry=tenacity.retry_if_exception(self.transient),
+            reraise=True,
+        )(fn, *args, **kwargs)
+
     def step(self, title: str, fn: Callable[..., Result[T]], *args: Any, **kwargs: Any) -> T:
         """Run ``fn(*args, **kwargs)`` as one step, retrying transient faults; return its value."""
         row, settings = self._start(title)
