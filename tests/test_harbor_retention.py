@@ -18,8 +18,18 @@ import requests
 from binderhub_registry import sandbox
 from binderhub_registry.providers import harbor
 from binderhub_registry.sandbox.harbor.retention import TagTimes, doublestar, run_policy
+from binderhub_registry.secrets import Secret
 
-from .helpers import HARBOR_DEFAULTS, admin_api, harbor_pull, harbor_push, harbor_steps
+from .helpers import (
+    HARBOR_DEFAULTS,
+    admin_api,
+    full_run,
+    harbor_pull,
+    harbor_push,
+    harbor_steps,
+    ovh_params,
+    runner,
+)
 
 PROJECT = "binderhub"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -242,3 +252,29 @@ def test_someone_elses_garbage_collection_schedule_is_kept(
     values = HARBOR_DEFAULTS | {"output_dir": str(tmp_path / "values"), "teardown": True}
     asyncio.run(harbor.sign_in(harbor.validate(values)).value.teardown())
     assert api.call("GET", "/system/gc/schedule")["schedule"]["cron"] == "0 0 3 * * *"
+
+
+def test_a_credential_that_is_no_system_admin_leaves_garbage_collection_to_one(
+    fresh: sandbox.Sandbox, tmp_path: Path
+) -> None:
+    """Only a system admin may set ``/system/gc/schedule`` (swagger; Harbor's docs, "Garbage
+    Collection": "an account that has Harbor system administrator privileges"). The standalone
+    fake seeds only its admin; OVHcloud's API makes a Harbor user that is no system admin
+    until ``setAsAdmin``, on the same fake Harbor, so the credential comes from there."""
+    conn = full_run(runner(), ovh_params(tmp_path))
+    assert conn.registry is not None and conn.api is not None
+    admin = conn.api
+    someone = conn.call(
+        "POST", f"/containerRegistry/{conn.registry['id']}/users", login="ci", email="ci@x.org"
+    )
+    conn.api = harbor.HarborAPI(admin.url, "ci", Secret(someone["password"]), fresh.ca_file)
+    assert conn.api.current_user()["sysadmin_flag"] is False
+    before = len(fresh.log())
+    result = harbor.ensure_gc_schedule(conn)
+    assert result.status == "skipped"
+    assert result.detail.startswith("ci is no Harbor system administrator")
+    assert "Administration > Clean Up" in result.detail and harbor.GC_CRON in result.detail
+    asked = [e["path"] for e in fresh.log()[before:]]
+    assert asked == ["/api/v2.0/users/current"]  # who it is; the schedule is not even read
+    assert admin.call("GET", "/system/gc/schedule")["schedule"]["type"] == "None"
+    assert "harbor_gc" not in conn.record.created  # nothing for teardown to cancel

@@ -8,10 +8,12 @@ sandbox's clock (``POST /_sandbox/clock``) exactly as on the Harbor backend.
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 from binderhub_registry import sandbox
-from binderhub_registry.providers import harbor
+from binderhub_registry.providers import harbor, ovh
+from binderhub_registry.secrets import Secret
 
 from .helpers import full_run, harbor_pull, harbor_push, ovh_params, runner, settings
 
@@ -62,3 +64,55 @@ def test_storage_used_is_the_registry_size_against_the_plan(
     assert result.status == "warning"  # SMALL's 200 GB, 85% used
     assert result.detail.startswith("170.0 GiB of ")
     assert "plan SMALL" in result.detail
+
+
+def another_admin(conn: ovh.OvhConnection, login: str) -> harbor.HarborAPI:
+    """A second system admin of the registry's Harbor, made through OVHcloud's API (users,
+    then ``setAsAdmin``), to look at it after the notebook's own user is gone."""
+    assert conn.registry is not None and conn.api is not None
+    base = f"/containerRegistry/{conn.registry['id']}/users"
+    user = conn.call("POST", base, login=login, email=f"{login}@example.org")
+    conn.call("PUT", f"{base}/{user['id']}/setAsAdmin")
+    return harbor.HarborAPI(conn.api.url, login, Secret(user["password"]), conn.ca_file)
+
+
+def test_the_harbor_user_schedules_garbage_collection_and_teardown_cancels_only_its_own(
+    fresh: sandbox.Sandbox, tmp_path: Path
+) -> None:
+    """The notebook's Harbor user is a system admin of the registry's Harbor (``setAsAdmin``),
+    so it sets mybinder.org's weekly schedule; in a registry it did not create, teardown
+    cancels that schedule and leaves the registry."""
+    theirs = runner()  # someone else's registry, READY: the notebook reuses it
+    other = theirs.step("Sign in", ovh.sign_in, ovh_params(tmp_path / "theirs"))
+    theirs.step("Registry", ovh.ensure_registry, other)
+    theirs.step("READY", ovh.wait_until_ready, other)
+    out = tmp_path / "ours"
+    conn = full_run(runner(), ovh_params(out))
+    looker = another_admin(conn, "looker")
+    dry = full_run(runner(), ovh_params(out, dry_run=True))
+    planned = harbor.ensure_gc_schedule(dry)
+    assert planned.status == "planned" and harbor.GC_CRON in planned.detail
+    assert looker.call("GET", "/system/gc/schedule")["schedule"]["type"] == "None"
+    made = harbor.ensure_gc_schedule(conn)
+    assert made.status == "created" and "weekly" in made.detail
+    schedule = looker.call("GET", "/system/gc/schedule")
+    assert schedule["schedule"] == {"type": "Custom", "cron": harbor.GC_CRON}
+    assert json.loads(schedule["job_parameters"])["delete_untagged"] is True  # GCHistory
+    rerun = harbor.ensure_gc_schedule(full_run(runner(), ovh_params(out)))
+    assert rerun.status == "reused" and "set by this notebook" in rerun.detail
+    assert looker.call("GET", "/system/gc/schedule") == schedule  # a rerun changes nothing
+    down = runner().step("Sign in", ovh.sign_in, ovh_params(out, teardown=True))
+    assert "garbage collection schedule" in asyncio.run(down.teardown()).detail
+    assert [r["name"] for r in fresh.state()["ovh"]["registries"]] == ["binderhub"]
+    assert looker.call("GET", "/system/gc/schedule")["schedule"]["type"] == "None"
+
+
+def test_a_garbage_collection_schedule_someone_else_set_is_kept(
+    fresh: sandbox.Sandbox, tmp_path: Path
+) -> None:
+    conn = full_run(runner(), ovh_params(tmp_path))
+    theirs = {"schedule": {"type": "Daily", "cron": "0 0 3 * * *"}, "parameters": {}}
+    conn.harbor().call("POST", "/system/gc/schedule", json=theirs)
+    kept = harbor.ensure_gc_schedule(conn)
+    assert kept.status == "reused" and "already set" in kept.detail
+    assert "harbor_gc" not in conn.record.created

@@ -1292,8 +1292,10 @@ def ensure_gc_schedule(conn: HarborConnection) -> Result[dict[str, Any] | None]:
         return Result(
             None,
             "skipped",
-            "only a Harbor system administrator can schedule garbage collection (Administration "
-            "> Clean Up): ask yours to run it weekly, so deleted tags free their storage",
+            f"{conn.api.username} is no Harbor system administrator, and only one can schedule "
+            "garbage collection: ask yours to set it weekly (Administration > Clean Up, or "
+            f"POST /api/v2.0/system/gc/schedule with cron {GC_CRON!r}), so deleted tags free "
+            "their storage",
         )
     found = conn.api.call("GET", "/system/gc/schedule") or {}
     schedule = found.get("schedule") or {}
