@@ -15,6 +15,7 @@ from binderhub_registry import sandbox
 from binderhub_registry.providers import harbor, ovh
 from binderhub_registry.secrets import Secret
 
+from .conftest import ROOT
 from .helpers import full_run, harbor_pull, harbor_push, ovh_params, runner, settings
 
 GIB = 1 << 30
@@ -116,3 +117,21 @@ def test_a_garbage_collection_schedule_someone_else_set_is_kept(
     kept = harbor.ensure_gc_schedule(conn)
     assert kept.status == "reused" and "already set" in kept.detail
     assert "harbor_gc" not in conn.record.created
+
+
+def test_the_notebook_names_the_ovhcloud_pages_checked_for_garbage_collection() -> None:
+    """Whether OVHcloud runs Harbor's garbage collection on a managed registry is documented
+    nowhere we looked: the notebook says so and names the pages, so a reader can check again."""
+    notebook = json.loads((ROOT / "notebooks" / "04-ovh-container-registry.ipynb").read_text())
+    text = next(
+        "".join(c["source"])
+        for c in notebook["cells"]
+        if c["cell_type"] == "markdown" and "## Keep the registry small" in "".join(c["source"])
+    )
+    assert "No OVHcloud\ndocument we checked says" in text
+    for title in (
+        "Managed Private Registry - Responsibility model",
+        "FAQ Managed Private Registry (Harbor)",
+        "Managing users and projects",
+    ):
+        assert f"[{title}](https://" in text
