@@ -17,7 +17,13 @@ import requests
 
 from binderhub_registry import sandbox
 from binderhub_registry.providers import harbor
-from binderhub_registry.sandbox.harbor.retention import TagTimes, doublestar, run_policy
+from binderhub_registry.sandbox.harbor.retention import (
+    TEMPLATES,
+    TagTimes,
+    doublestar,
+    policy_problem,
+    run_policy,
+)
 from binderhub_registry.secrets import Secret
 
 from .helpers import (
@@ -216,7 +222,148 @@ def test_the_fake_applies_harbors_rule_semantics() -> None:
         ]
     }
     assert run_policy(latest, "p", times, now) == [("p/binder-a", "new"), ("p/binder-a", "old")]
-    assert doublestar("binder-**", "binder-a/b") and not doublestar("binder-*", "binder-a/b")
+
+
+DAY = 86400.0
+NOW = 100 * DAY
+
+
+def rule(template: str, value: int | None = None, **selectors: Any) -> dict[str, Any]:
+    """One retain rule as the API takes it (swagger ``RetentionRule``): ``repo`` and ``tags``
+    are (decoration, pattern) pairs; by default every repository and every tag."""
+    repo = selectors.get("repo", [("repoMatches", "**")])
+    tags = selectors.get("tags", [("matches", "**")])
+    return {
+        "action": "retain",
+        "template": template,
+        "params": {} if value is None else {template: value},
+        "tag_selectors": [{"kind": "doublestar", "decoration": d, "pattern": p} for d, p in tags],
+        "scope_selectors": {
+            "repository": [{"kind": "doublestar", "decoration": d, "pattern": p} for d, p in repo]
+        },
+    }
+
+
+def deleted(*rules: dict[str, Any], times: dict[tuple[str, str], TagTimes]) -> list[str]:
+    """What one run of a policy of ``rules`` deletes in project ``p``, as ``repo:tag``."""
+    gone = run_policy({"rules": list(rules)}, "p", times, NOW)
+    return [f"{repository[2:]}:{tag}" for repository, tag in gone]
+
+
+def tag(pushed_days_ago: float, pulled_days_ago: float | None = None, digest: str = "") -> TagTimes:
+    pulled = None if pulled_days_ago is None else NOW - pulled_days_ago * DAY
+    return TagTimes(NOW - pushed_days_ago * DAY, pulled, digest)
+
+
+#: one repository, one artifact per tag: pushed 1, 5, 9 days ago; b pulled 2 days ago,
+#: c pulled 8 days ago, a never pulled
+THREE = {("p/r", "a"): tag(1), ("p/r", "b"): tag(5, 2), ("p/r", "c"): tag(9, 8)}
+
+
+def test_each_template_retains_what_harbors_evaluator_does() -> None:
+    """src/pkg/retention/policy/rule/<template>/evaluator.go at goharbor/harbor c50c7dd."""
+    assert deleted(rule("always"), times=THREE) == []
+    # daysps / dayspl: pushed (pulled) at or after now - n days; never pulled: zero time
+    assert deleted(rule("nDaysSinceLastPush", 5), times=THREE) == ["r:c"]
+    assert deleted(rule("nDaysSinceLastPull", 8), times=THREE) == ["r:a"]
+    assert deleted(rule("nDaysSinceLastPull", 3), times=THREE) == ["r:a", "r:c"]
+    # latestps: the k most recently pushed
+    assert deleted(rule("latestPushedK", 2), times=THREE) == ["r:c"]
+    assert deleted(rule("latestPushedK", 0), times=THREE) == ["r:a", "r:b", "r:c"]
+    # latestpl: the n most recently pulled; a never-pulled one ranks last, yet it is kept
+    # while n reaches it (Harbor keeps the first n of the sorted list)
+    assert deleted(rule("latestPulledN", 1), times=THREE) == ["r:a", "r:c"]
+    assert deleted(rule("latestPulledN", 3), times=THREE) == []
+    # rules combine with OR: pulled within 3 days, or one of the 1 most recently pushed
+    assert deleted(rule("nDaysSinceLastPull", 3), rule("latestPushedK", 1), times=THREE) == ["r:c"]
+
+
+def test_a_candidate_is_an_artifact_with_all_its_tags() -> None:
+    """dep/client.go GetCandidates: one candidate per artifact, its times the latest of its
+    tags'; a retained artifact keeps every tag, a deleted one loses every tag."""
+    times = {
+        ("p/r", "v1"): tag(9, None, "sha256:1"),
+        ("p/r", "latest"): tag(9, 1, "sha256:1"),  # the same artifact, pulled yesterday
+        ("p/r", "v0"): tag(20, None, "sha256:0"),
+        ("p/r", "old"): tag(30, None, "sha256:0"),
+    }
+    assert deleted(rule("nDaysSinceLastPull", 7), times=times) == ["r:old", "r:v0"]
+    # latestPushedK counts artifacts, not tags: two tags of one image are one
+    assert deleted(rule("latestPushedK", 1), times=times) == ["r:old", "r:v0"]
+    # a tag selector selects the artifact when one of its tags matches
+    assert deleted(rule("always", tags=[("matches", "latest")]), times=times) == ["r:old", "r:v0"]
+
+
+def test_the_scope_and_tag_selectors_filter_as_harbors_doublestar_selector() -> None:
+    """src/lib/selector/selectors/doublestar/selector.go and launcher.go: a repository no rule
+    selects is untouched; in one a rule selects, the artifacts its tag selectors pass."""
+    times = {
+        ("p/binder-a", "t"): tag(40),
+        ("p/binder-b", "t"): tag(40),
+        ("p/binder-a/nested", "t"): tag(40),
+        ("p/other", "t"): tag(40),
+    }
+    recent = ("nDaysSinceLastPush", 30)
+    # repoMatches: binder-** is binder-* in one path component (doublestar v1.3.4)
+    matched = rule(*recent, repo=[("repoMatches", "binder-**")])
+    assert deleted(matched, times=times) == ["binder-a:t", "binder-b:t"]
+    assert deleted(rule(*recent, repo=[("repoMatches", "**")]), times=times) == [
+        "binder-a:t",
+        "binder-a/nested:t",
+        "binder-b:t",
+        "other:t",
+    ]
+    # repoExcludes: every repository but those the pattern matches
+    excluded = rule(*recent, repo=[("repoExcludes", "binder-*")])
+    assert deleted(excluded, times=times) == ["binder-a/nested:t", "other:t"]
+    # several selectors: all must pass; braces give alternatives, a bare comma is a character
+    both = rule(*recent, repo=[("repoMatches", "binder-*"), ("repoExcludes", "binder-b")])
+    assert deleted(both, times=times) == ["binder-a:t"]
+    braces = rule(*recent, repo=[("repoMatches", "{other,binder-b}")])
+    assert deleted(braces, times=times) == ["binder-b:t", "other:t"]
+    assert deleted(rule(*recent, repo=[("repoMatches", "other,binder-b")]), times=times) == []
+    # tag selectors: a tag `matches` takes part; one `excludes` selects keeps nothing of its own
+    tags = {("p/r", "v1"): tag(40), ("p/r", "dev-1"): tag(40), ("p/r", "dev-2"): tag(1)}
+    assert deleted(rule("always", tags=[("matches", "v*")]), times=tags) == ["r:dev-1", "r:dev-2"]
+    assert deleted(rule("always", tags=[("excludes", "dev-*")]), times=tags) == [
+        "r:dev-1",
+        "r:dev-2",
+    ]
+    assert deleted(rule("nDaysSinceLastPush", 7, tags=[("excludes", "v*")]), times=tags) == [
+        "r:dev-1",
+        "r:v1",
+    ]
+    # an empty pattern matches everything (the selector's match)
+    assert deleted(rule("always", tags=[("matches", "")]), times=tags) == []
+
+
+def test_doublestar_matches_as_harbors_version_does() -> None:
+    """bmatcuk/doublestar v1.3.4 (Harbor's src/go.mod): ``**`` crosses ``/`` only as a whole
+    path component; elsewhere it is ``*``."""
+    assert doublestar("binder-**", "binder-a") and not doublestar("binder-**", "binder-a/b")
+    assert not doublestar("binder-*", "binder-a/b")
+    assert doublestar("binder/**", "binder/a/b") and not doublestar("binder/**", "binder")
+    assert doublestar("**/x", "x") and doublestar("**/x", "a/b/x") and doublestar("a/**/b", "a/b")
+    assert (
+        doublestar("{a,b}-?", "b-1") and doublestar("[^x]*", "ya") and not doublestar("[^x]*", "xa")
+    )
+    assert doublestar("v\\*", "v*") and not doublestar("v\\*", "v1")
+    assert doublestar("", "any/thing")
+
+
+def test_templates_harbor_does_not_list_are_refused() -> None:
+    """latestActiveK and lastXDays exist in Harbor's rule index but not in the metadata its
+    API lists: the fake does not model them (a 400, an assumption)."""
+    for template in ("latestActiveK", "lastXDays"):
+        policy = {"rules": [rule(template, 3)], "scope": {"level": "project", "ref": 1}}
+        assert policy_problem(policy) == f"bad request: unknown rule template {template!r}"
+    assert sorted(TEMPLATES) == [
+        "always",
+        "latestPulledN",
+        "latestPushedK",
+        "nDaysSinceLastPull",
+        "nDaysSinceLastPush",
+    ]
 
 
 def test_a_system_admin_schedules_garbage_collection_once(

@@ -137,17 +137,34 @@ string); a second one: 400; ``GET``/``PUT``  project yet"; ProjectMetadata.reten
 /``DELETE /retentions/{id}``; a deleted      400's wording and a deleted project taking its
 project's policy goes with it                policy along: assumption
 rules retain; rules combine with OR; in a    goharbor/harbor docs "Create Tag Retention
-repository some rule's scope selects, a tag  Rules" (working-with-images/create-tag-retention-
-no rule retains is deleted; a repository no  rules.md: "retain", OR logic, "No action is taken
-rule selects is untouched; one retained tag  on the nonspecified repositories", retention at
-keeps its whole artifact (all its tags)      the artifact level; up to 15 rules)
-templates ``nDaysSinceLastPull``,            the same docs' options ("retain the artifacts
-``nDaysSinceLastPush``, ``latestPushedK``,   pulled within the last # days", "the most
-``latestPulledN``, ``always``; selectors     recently pulled # artifacts"...); GET
-doublestar ``repoMatches``/``repoExcludes``  /retentions/metadatas' template names (swagger
-on the name within the project,              RetentionMetadata); bmatcuk/doublestar
-``matches``/``excludes`` on tags             (``**`` crosses ``/``); a never-pulled tag is not
-                                             "pulled within" any days: assumption
+repository some rule's scope selects, an     Rules" (working-with-images/create-tag-retention-
+artifact no rule retains is deleted with     rules.md: "retain", OR logic, "No action is taken
+all its tags; a repository no rule selects   on the nonspecified repositories"; up to 15
+is untouched; a candidate is an artifact     rules); src/pkg/retention: launcher.go,
+(its tags' digest), with the latest push     policy/alg/or/processor.go, dep/client.go
+and pull of its tags                         (GetCandidates)
+templates (each retains): ``always`` all;    src/pkg/retention/policy/rule/{always,daysps,
+``nDaysSinceLastPush`` (pushed) and          dayspl,latestps,latestpl}/evaluator.go; the
+``nDaysSinceLastPull`` (pulled) n: at or     five names: GET /retentions/metadatas
+after now - n days (never pulled: Harbor's   (server/v2.0/handler/retention.go); ties in
+zero time, so no);
+``latestPushedK``/``latestPulledN`` k: the k sort.Slice are in no set order: the fake's tag
+newest by push/pull (never-pulled last, yet  order is an assumption
+kept while k reaches them)
+``latestActiveK``, ``lastXDays``: refused    registered in policy/rule/index/index.go, not
+(400): not modelled                          in the metadata: the 400 is an assumption
+selectors: ``repoMatches``/``repoExcludes``  src/lib/selector/selectors/doublestar/
+on the name within the project; on an        selector.go (tagSelectMatch/tagSelectExclude,
+artifact's tags ``matches`` (one tag         match: empty pattern); the portal wraps a comma
+matches) / ``excludes`` (one tag does not);  list in braces (add-rule.component.ts);
+every selector must pass; a pattern is not   bmatcuk/doublestar v1.3.4 (src/go.mod),
+split at commas; an empty one matches all    doublestar.go doMatching/matchComponent; the
+doublestar v1.3.4: ``**`` crosses ``/`` only fake agrees with the 82 error-free cases of
+as a whole component (``binder-**`` is       its doublestar_test.go (checked by hand, not
+``binder-*``); ``*``, ``?``, ``[class]``,    vendored); a bad pattern (Harbor: the run
+``{a,b}``, ``\\`` escapes                    fails) and an alternative holding ``/``:
+                                             assumption; untagged artifacts, label
+                                             selectors, parameter bounds: not modelled
 a tag's push time is its last manifest PUT   Harbor's artifact push/pull events; the
 docker-registry stored (201), its pull time  record is the registry front's, for every fake
 its last manifest GET by tag answered (200)  (``registry.TagRecords``), on the Harbor's clock;

@@ -3,9 +3,20 @@
 The sources of each rule are in the package's table (``sandbox/harbor/__init__.py``, the
 retention rows). A policy is kept as the ``RetentionPolicy`` the API was given (swagger);
 :func:`run_policy` applies it the way Harbor's docs describe ("Create Tag Retention Rules",
-goharbor/harbor ``docs/working-with-projects/working-with-images/create-tag-retention-rules.md``):
-every rule *retains*, rules combine with OR, a tag in a repository some rule's scope selects
-that no rule retains is deleted, and a repository no rule selects is not touched.
+goharbor/harbor ``docs/working-with-projects/working-with-images/create-tag-retention-rules.md``)
+and its source does (goharbor/harbor ``src/pkg/retention``: ``launcher.go`` gives each
+repository the rules whose scope selectors select it; ``policy/alg/or/processor.go`` runs each
+rule's tag selectors, then its evaluator, and ORs what they retain; ``dep/client.go`` makes one
+candidate per *artifact*, with its tags and the latest push and pull of it and its tags): every
+rule *retains*, an artifact in a repository some rule selects that no rule retains is deleted
+with all its tags, and a repository no rule selects is not touched.
+
+Not modelled: the ``latestActiveK`` and ``lastXDays`` evaluators, which Harbor's rule index
+registers (``policy/rule/index/index.go``) but its API does not list
+(``GET /retentions/metadatas``, ``server/v2.0/handler/retention.go``): the fake refuses them
+(400, an assumption); the evaluators' parameter bounds (``Valid``: below 0, too large);
+untagged artifacts (the registry front records tags only, so the ``untagged`` extra has
+nothing to select); label selectors.
 
 A tag's push and pull times are the registry front's record (``process.times``, see
 :class:`~..registry.TagRecords`): its last manifest PUT by tag that docker-registry stored, and
@@ -38,9 +49,11 @@ class HarborInstance(Protocol):
 
 __all__ = [
     "TEMPLATES",
+    "Candidate",
     "Retention",
     "TagTimes",
     "apply_policies",
+    "candidates",
     "doublestar",
     "manifest_bytes",
     "policy_problem",
@@ -50,9 +63,9 @@ __all__ = [
 ]
 
 DAY = 86400
-#: The rule templates Harbor's retention metadata lists (``GET /retentions/metadatas``;
-#: src/pkg/retention/policy/rule: latestps, latestpl, dayspl, daysps, always), with their
-#: one parameter's name.
+#: The rule templates Harbor's retention metadata lists (``GET /retentions/metadatas``,
+#: ``server/v2.0/handler/retention.go``; evaluators in src/pkg/retention/policy/rule: latestps,
+#: latestpl, daysps, dayspl, always), with their one parameter's name.
 TEMPLATES = {
     "latestPushedK": "latestPushedK",
     "latestPulledN": "latestPulledN",
@@ -94,40 +107,117 @@ def tag_times(process: RegistryProcess) -> dict[tuple[str, str], TagTimes]:
 
 
 def doublestar(pattern: str, name: str) -> bool:
-    """bmatcuk/doublestar matching, as Harbor's selectors use it: ``**`` crosses ``/``,
-    ``*`` and ``?`` do not, ``{a,b}`` alternatives."""
-    alternatives = re.fullmatch(r"(.*)\{([^{}]*)\}(.*)", pattern)
-    if alternatives:
-        head, body, tail = alternatives.groups()
-        return any(doublestar(head + part + tail, name) for part in body.split(","))
+    """bmatcuk/doublestar v1.3.4's ``Match``, the version Harbor's selectors use (src/go.mod;
+    src/lib/selector/selectors/doublestar/selector.go). The name is split at ``/``; a pattern
+    component that is exactly ``**`` matches any number of components (at least one when it
+    ends the pattern); anywhere else ``*`` and ``**`` alike match within one component, so
+    ``binder-**`` does not match ``binder-a/b`` (``doMatching``/``matchComponent``). ``?``, a
+    ``[class]`` (``^`` negates), ``{a,b}`` alternatives and ``\\`` escapes as documented
+    (README "Patterns"). An empty pattern matches everything (the selector's ``match``)."""
+    if not pattern:
+        return True
+    names = name.split("/")
+    return any(_components(p.split("/"), names) for p in _alternatives(pattern))
+
+
+def _alternatives(pattern: str) -> list[str]:
+    """``pattern`` with each ``{a,b}`` (innermost first) written out, one pattern per choice
+    (an alternative holding a ``/`` crosses components: an assumption)."""
+    found = re.search(r"(?<!\\)\{([^{}]*)\}", pattern)
+    if found is None:
+        return [pattern]
+    head, tail = pattern[: found.start()], pattern[found.end() :]
+    return [
+        expanded
+        for part in re.split(r"(?<!\\),", found.group(1))
+        for expanded in _alternatives(head + part + tail)
+    ]
+
+
+def _components(patterns: list[str], names: list[str]) -> bool:
+    """Path components against pattern components; ``**`` alone spans components."""
+    if not patterns:
+        return not names
+    head, rest = patterns[0], patterns[1:]
+    if head == "**":
+        if not rest:
+            return bool(names)
+        return any(_components(rest, names[i:]) for i in range(len(names)))
+    return bool(names) and _component(head, names[0]) and _components(rest, names[1:])
+
+
+def _component(pattern: str, name: str) -> bool:
+    """One path component against one pattern component (no ``/`` in either)."""
     regex = ""
     i = 0
     while i < len(pattern):
-        if pattern.startswith("**", i):
-            regex += ".*"
+        char = pattern[i]
+        if char == "\\" and i + 1 < len(pattern):
+            regex += re.escape(pattern[i + 1])
             i += 2
-        elif pattern[i] == "*":
+        elif char == "*":
             regex += "[^/]*"
-            i += 1
-        elif pattern[i] == "?":
+            while i < len(pattern) and pattern[i] == "*":
+                i += 1
+        elif char == "?":
             regex += "[^/]"
             i += 1
+        elif char == "[" and _class_end(pattern, i + 1) > 0:
+            end = _class_end(pattern, i + 1)
+            body = pattern[i + 1 : end]
+            negate = body.startswith("^")
+            regex += "[" + ("^" if negate else "") + _class(body[1:] if negate else body) + "]"
+            i = end + 1
         else:
-            regex += re.escape(pattern[i])
+            regex += re.escape(char)
             i += 1
     return re.fullmatch(regex, name) is not None
 
 
-def _selected(selectors: list[dict[str, Any]], name: str, matches: str, excludes: str) -> bool:
-    """Whether every selector lets ``name`` through (``matches``: the pattern must match,
-    ``excludes``: it must not); a pattern may list several, comma-separated (Harbor's docs)."""
+def _class_end(pattern: str, start: int) -> int:
+    """Where the ``[class]`` whose body starts at ``start`` closes (an unescaped ``]``), or -1
+    (a bad pattern, which makes Harbor's run fail: the fake takes the ``[`` literally)."""
+    i = start
+    while i < len(pattern):
+        if pattern[i] == "\\":
+            i += 2
+        elif pattern[i] == "]":
+            return i if i > start else -1
+        else:
+            i += 1
+    return -1
+
+
+def _class(body: str) -> str:
+    """A class's body as a regex's: ``\\`` takes the next character as it is, ``-`` a range."""
+    out = ""
+    i = 0
+    while i < len(body):
+        if body[i] == "\\" and i + 1 < len(body):
+            out += re.escape(body[i + 1])
+            i += 2
+        else:
+            out += "-" if body[i] == "-" else re.escape(body[i])
+            i += 1
+    return out
+
+
+def _selected(
+    selectors: list[dict[str, Any]], names: list[str], matches: str, excludes: str
+) -> bool:
+    """Whether every selector lets a candidate with ``names`` (a repository's name, or an
+    artifact's tags) through: ``matches`` when one of them matches the pattern, ``excludes``
+    when one of them does not (selector.go ``tagSelectMatch``/``tagSelectExclude``; for a
+    repository, one name). The pattern is matched as given: the API does not split it at
+    commas; Harbor's portal wraps a comma list in braces before sending it
+    (``add-rule.component.ts``)."""
     for selector in selectors:
-        patterns = [p.strip() for p in str(selector.get("pattern", "")).split(",") if p.strip()]
-        hit = any(doublestar(p, name) for p in patterns)
+        pattern = str(selector.get("pattern") or "")
+        hits = [doublestar(pattern, name) for name in names]
         decoration = selector.get("decoration")
-        if decoration == matches and not hit:
+        if decoration == matches and not any(hits):
             return False
-        if decoration == excludes and hit:
+        if decoration == excludes and all(hits):
             return False
     return True
 
@@ -153,22 +243,61 @@ def policy_problem(policy: Any) -> str | None:
     return None
 
 
-def _retains(rule: dict[str, Any], tags: list[tuple[str, TagTimes]], now: float) -> set[str]:
-    """The tags (of one repository, already through the rule's tag selectors) ``rule`` keeps."""
+@dataclass(frozen=True)
+class Candidate:
+    """One artifact of a repository, as Harbor's retention sees it (``dep/client.go``
+    ``GetCandidates``): its tags, and the latest push and pull of it and its tags (never
+    pulled: Harbor's zero time, before any other)."""
+
+    digest: str
+    tags: tuple[str, ...]
+    pushed: float
+    pulled: float | None
+
+
+def candidates(tags: list[tuple[str, TagTimes]]) -> list[Candidate]:
+    """The artifacts behind one repository's tags: tags with one digest are one artifact (a
+    tag recorded without its digest is an artifact of its own)."""
+    by_digest: dict[str, list[tuple[str, TagTimes]]] = {}
+    for tag, found in sorted(tags):
+        by_digest.setdefault(found.digest or f"tag:{tag}", []).append((tag, found))
+    made = []
+    for digest, group in by_digest.items():
+        pulls = [t.pulled for _, t in group if t.pulled is not None]
+        made.append(
+            Candidate(
+                digest,
+                tuple(tag for tag, _ in group),
+                max(t.pushed for _, t in group),
+                max(pulls) if pulls else None,
+            )
+        )
+    return made
+
+
+def _pull_time(candidate: Candidate) -> float:
+    return candidate.pulled if candidate.pulled is not None else float("-inf")
+
+
+def _retains(rule: dict[str, Any], seen: list[Candidate], now: float) -> list[Candidate]:
+    """The candidates (of one repository, already through the rule's tag selectors) that
+    ``rule``'s evaluator retains (src/pkg/retention/policy/rule/<template>/evaluator.go)."""
     template = str(rule.get("template"))
     value = int((rule.get("params") or {}).get(TEMPLATES.get(template, ""), 0) or 0)
-    if template == "always":
-        return {tag for tag, _ in tags}
-    if template == "nDaysSinceLastPush":
-        return {tag for tag, t in tags if t.pushed >= now - value * DAY}
-    if template == "nDaysSinceLastPull":  # never pulled: nothing to count from (assumption)
-        return {tag for tag, t in tags if t.pulled is not None and t.pulled >= now - value * DAY}
+    if template == "always":  # always: every candidate
+        return list(seen)
+    if template == "nDaysSinceLastPush":  # daysps: PushedTime >= now - n*24h
+        return [c for c in seen if c.pushed >= now - value * DAY]
+    if template == "nDaysSinceLastPull":  # dayspl: PulledTime >= now - n*24h; never: zero time
+        return [c for c in seen if _pull_time(c) >= now - value * DAY]
+    # latestps / latestpl: sort by PushedTime / PulledTime, newest first, keep the first k / n
+    # (never pulled last, yet kept while n reaches them); Go's sort.Slice leaves ties in no
+    # set order: the fake keeps the first in tag order (assumption)
     if template == "latestPushedK":
-        return {tag for tag, _ in sorted(tags, key=lambda x: -x[1].pushed)[:value]}
-    if template == "latestPulledN":  # "the most recently pulled": never pulled ones come last
-        ranked = sorted(tags, key=lambda x: -(x[1].pulled or 0.0))
-        return {tag for tag, t in ranked[:value] if t.pulled is not None}
-    return set()
+        return sorted(seen, key=lambda c: -c.pushed)[:value]
+    if template == "latestPulledN":
+        return sorted(seen, key=lambda c: -_pull_time(c))[:value]
+    return []
 
 
 def run_policy(
@@ -177,8 +306,9 @@ def run_policy(
     """The (repository, tag) pairs of ``project`` one run of ``policy`` deletes.
 
     A repository (its name within the project, as the selectors see it) is in play when
-    some enabled rule's ``scope_selectors.repository`` select it; in it, each rule sees
-    the tags its ``tag_selectors`` select, and a tag no rule retains is deleted.
+    some enabled rule's ``scope_selectors.repository`` select it; in it, each such rule sees
+    the artifacts its ``tag_selectors`` select, and an artifact no rule retains is deleted
+    with every tag it has.
     """
     rules = [r for r in policy.get("rules", []) if not r.get("disabled")]
     by_repository: dict[str, list[tuple[str, TagTimes]]] = {}
@@ -193,22 +323,24 @@ def run_policy(
             for r in rules
             if _selected(
                 (r.get("scope_selectors") or {}).get("repository", []),
-                name,
+                [name],
                 "repoMatches",
                 "repoExcludes",
             )
         ]
         if not applying:
             continue  # "No action is taken on the nonspecified repositories"
+        artifacts = candidates(tags)
         kept: set[str] = set()
         for rule in applying:
             seen = [
-                (tag, t)
-                for tag, t in tags
-                if _selected(rule.get("tag_selectors") or [], tag, "matches", "excludes")
+                c
+                for c in artifacts
+                if _selected(rule.get("tag_selectors") or [], list(c.tags), "matches", "excludes")
             ]
-            kept |= _retains(rule, seen, now)
-        deleted += [(repository, tag) for tag, _ in sorted(tags) if tag not in kept]
+            kept |= {c.digest for c in _retains(rule, seen, now)}
+        going = {tag for c in artifacts if c.digest not in kept for tag in c.tags}
+        deleted += [(repository, tag) for tag, _ in sorted(tags) if tag in going]
     return deleted
 
 
@@ -272,7 +404,8 @@ def apply_policies(
         times = tag_times(process)
         going = run_policy(policy, project, times, now)
         touched = {repository for repository, _ in going}
-        # Harbor deletes artifacts: one that a kept tag names stays, with all its tags (docs)
+        # run_policy deletes whole artifacts by the recorded digests; the live ones decide,
+        # so an artifact a kept tag names stays, with all its tags, whatever the record
         digests = {key: _digest(process, *key) for key in times if key[0] in touched}
         kept = {(key[0], d) for key, d in digests.items() if key not in going}
         gone: set[tuple[str, str]] = set()
