@@ -8,11 +8,18 @@ and outside the project, stay. A dry run shows the command and changes nothing, 
 nothing, teardown removes only this deployment's task (someone else's of the same name is left
 alone), ``retention_days = 0`` sets none; the storage step reports listUsages' Size against the
 SKU's included storage, warning above 80%. Driven in-process (the notebook's own cells).
+
+The fake's ``acr purge`` on the sandbox's registry: ``--untagged`` deletes the manifests left
+untagged (by the run or before), and nothing elsewhere; without it a purged tag's manifest stays
+stored; ``--dry-run`` and a command acr purge refuses delete nothing. Its selection flag by flag,
+with acr-cli's sources: test_azure_purge.py.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +27,7 @@ import pytest
 
 from binderhub_registry import CloudError, providers, sandbox
 from binderhub_registry.providers.azure import retention
-from binderhub_registry.push import push_auth, push_image
+from binderhub_registry.push import push_auth, push_image, tiny_image
 from binderhub_registry.registry_http import RegistryHTTP
 from binderhub_registry.sandbox.azure.retention import _runs
 from binderhub_registry.verify import VerifyHints
@@ -49,6 +56,11 @@ def push(box: sandbox.Sandbox, conn: Any, image: str) -> None:
     url = f"https://{conn.registry.login_server}"
     auth = push_auth(http, url, image, "pull,push", check="push", hints=VerifyHints())
     push_image(http, url, image, "v1", auth, hints=VerifyHints())
+
+
+def tags_in(deleted: list[str]) -> list[str]:
+    """The tags of a purge's ``deleted`` (manifests are ``repository@digest``)."""
+    return [d for d in deleted if "@" not in d]
 
 
 def images(box: sandbox.Sandbox) -> dict[str, list[str]]:
@@ -97,9 +109,14 @@ def test_an_old_image_under_the_prefix_goes_a_recent_one_and_others_stay(
     ran = fresh.advance_clock(15)["azure"]
     # verify's test image is under the prefix too, pushed with the old one
     check = "binderhub/binder-binderhub-registry-check"
-    assert ran["deleted"] == [
+    assert tags_in(ran["deleted"]) == [
         f"binderhubdemo/{check}:verify",
         "binderhubdemo/binderhub/binder-old:v1",
+    ]
+    # --untagged: the manifests those tags left go too (ACR would otherwise keep them, stored)
+    assert [d.split("@")[0] for d in ran["deleted"] if "@" in d] == [
+        f"binderhubdemo/{check}",
+        "binderhubdemo/binderhub/binder-old",
     ]
     assert images(fresh) == {
         "binderhub/binder-new": ["v1"],
@@ -107,7 +124,9 @@ def test_an_old_image_under_the_prefix_goes_a_recent_one_and_others_stay(
         "elsewhere/binder-x": ["v1"],
     }
     # the recent one goes once it too is older than 30 days
-    assert fresh.advance_clock(16)["azure"]["deleted"] == ["binderhubdemo/binderhub/binder-new:v1"]
+    assert tags_in(fresh.advance_clock(16)["azure"]["deleted"]) == [
+        "binderhubdemo/binderhub/binder-new:v1"
+    ]
 
 
 def test_a_dry_run_shows_the_command_and_changes_nothing(
@@ -235,3 +254,121 @@ def test_on_an_abac_registry_the_task_is_set_with_a_warning_and_deletes_nothing(
     before = images(fresh)
     assert fresh.advance_clock(40)["azure"]["deleted"] == []
     assert images(fresh) == before
+
+
+# --- the fake's acr purge on the sandbox's registry (its selection: test_azure_purge.py) ------
+def set_command(conn: Any, command: str) -> None:
+    """Our task, now running ``command`` (as ``az acr task update --cmd`` would set it)."""
+    ours = task(conn)
+    ours.properties["step"]["encodedTaskContent"] = base64.b64encode(
+        retention._yaml(command).encode()
+    ).decode()
+    conn.resources.resources.begin_create_or_update_by_id(
+        retention.task_id(conn), ours, api_version=retention.TASKS_API_VERSION
+    ).result()
+
+
+def put_manifest(box: sandbox.Sandbox, conn: Any, image: str, tag: str, note: str) -> str:
+    """Push the tiny image's manifest again, with an annotation (other content: another digest),
+    as ``image:tag``; the manifest it replaces there is left untagged. Returns the new digest."""
+    http = RegistryHTTP(conn.principal.app_id, conn.secret, box.ca_file)
+    url = f"https://{conn.registry.login_server}"
+    auth = push_auth(http, url, image, "pull,push", check="push", hints=VerifyHints())
+    manifest = json.loads(tiny_image()[2]) | {"annotations": {"note": note}}
+    body = json.dumps(manifest).encode()
+    r = http.send(
+        "PUT",
+        f"{url}/v2/{image}/manifests/{tag}",
+        data=body,
+        headers=auth | {"Content-Type": manifest["mediaType"]},
+    )
+    assert r.status_code == 201, r.text
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def stored(box: sandbox.Sandbox, conn: Any, image: str, reference: str) -> bool:
+    """Whether the registry still serves ``image@reference`` (a manifest, tagged or not)."""
+    http = RegistryHTTP(conn.principal.app_id, conn.secret, box.ca_file)
+    url = f"https://{conn.registry.login_server}"
+    auth = push_auth(http, url, image, "pull,push", check="push", hints=VerifyHints())
+    accept = {"Accept": "application/vnd.oci.image.manifest.v1+json"}
+    r = http.send("GET", f"{url}/v2/{image}/manifests/{reference}", headers=auth | accept)
+    return bool(r.ok)
+
+
+def test_untagged_deletes_the_manifests_left_untagged_and_those_untagged_before(
+    fresh: sandbox.Sandbox, tmp_path: Path
+) -> None:
+    """``--untagged`` (purge.go: purgeDanglingManifests after purgeTags): the manifest whose tag
+    the run deleted goes, and so does one a newer push had left untagged; a tagged image in a
+    repository the filter does not select stays."""
+    conn = notebook(tmp_path)()["az"]
+    set_command(conn, "acr purge --filter 'binderhub/binder-a:.*' --ago 1d --untagged")
+    push(fresh, conn, "binderhub/binder-a")
+    untagged_before = put_manifest(fresh, conn, "binderhub/binder-a", "v2", "one")
+    untagged_by_run = put_manifest(fresh, conn, "binderhub/binder-a", "v2", "two")
+    push(fresh, conn, "binderhub/binder-b")
+    assert stored(fresh, conn, "binderhub/binder-a", untagged_before)
+    ran = fresh.advance_clock(2)["azure"]["deleted"]
+    repo = "binderhubdemo/binderhub/binder-a"
+    assert tags_in(ran) == [f"{repo}:v1", f"{repo}:v2"]
+    assert f"{repo}@{untagged_before}" in ran and f"{repo}@{untagged_by_run}" in ran
+    assert len(ran) == 5  # v1's manifest too
+    for digest in (untagged_before, untagged_by_run):
+        assert not stored(fresh, conn, "binderhub/binder-a", digest)
+    assert images(fresh)["binderhub/binder-b"] == ["v1"]
+    assert "binderhub/binder-a" not in images(fresh)
+
+
+def test_without_untagged_a_purged_tag_leaves_its_manifest_stored(
+    fresh: sandbox.Sandbox, tmp_path: Path
+) -> None:
+    """ACR untags: "By default, the command deletes only tag references, not the underlying
+    manifests" (the purge page). The manifest stays, as does a tag on it the filter does not
+    select; a later run with ``--untagged`` deletes the untagged one."""
+    conn = notebook(tmp_path)()["az"]
+    set_command(conn, "acr purge --filter 'binderhub/binder-a:^v' --ago 1d")
+    image = "binderhub/binder-a"
+    push(fresh, conn, image)  # the blobs (v1 is then pushed again, with other content)
+    shared = put_manifest(fresh, conn, image, "v1", "shared")
+    assert put_manifest(fresh, conn, image, "keep", "shared") == shared
+    alone = put_manifest(fresh, conn, image, "v2", "alone")
+    ran = fresh.advance_clock(2)["azure"]["deleted"]
+    assert sorted(ran) == [f"binderhubdemo/{image}:v1", f"binderhubdemo/{image}:v2"]
+    assert images(fresh)[image] == ["keep"]
+    assert stored(fresh, conn, image, alone) and stored(fresh, conn, image, shared)
+    assert stored(fresh, conn, image, "keep")
+    set_command(conn, "acr purge --filter 'binderhub/binder-a:^v' --ago 1d --untagged")
+    ran = fresh.advance_clock(2)["azure"]["deleted"]
+    # the first push's manifest too: the second push of v1 had left it untagged
+    first = "sha256:" + hashlib.sha256(tiny_image()[2]).hexdigest()
+    assert sorted(ran) == sorted(
+        [f"binderhubdemo/{image}@{alone}", f"binderhubdemo/{image}@{first}"]
+    )
+    assert not stored(fresh, conn, image, alone) and stored(fresh, conn, image, "keep")
+
+
+def test_a_dry_run_purge_deletes_nothing(fresh: sandbox.Sandbox, tmp_path: Path) -> None:
+    """``--dry-run``: "no manifest or tag will be deleted" (its flag help)."""
+    conn = notebook(tmp_path)()["az"]
+    set_command(conn, "acr purge --filter '.*:.*' --ago 1d --untagged --dry-run")
+    push(fresh, conn, "binderhub/binder-a")
+    before = put_manifest(fresh, conn, "binderhub/binder-a", "v1", "newer")
+    listed = images(fresh)
+    assert fresh.advance_clock(2)["azure"]["deleted"] == []
+    assert images(fresh) == listed and stored(fresh, conn, "binderhub/binder-a", before)
+
+
+def test_a_purge_acr_purge_refuses_deletes_nothing(fresh: sandbox.Sandbox, tmp_path: Path) -> None:
+    """A filter with two splitting colons (GetRepositoryAndTagRegex: "unable to correctly parse
+    filter flag"), or no --ago: the run fails before any delete."""
+    conn = notebook(tmp_path)()["az"]
+    push(fresh, conn, "binderhub/binder-a")
+    listed = images(fresh)
+    for command in (
+        "acr purge --filter 'binderhubdemo.azurecr.io:443/binderhub/binder-a:.*' --ago 1d",
+        "acr purge --filter 'binderhub/binder-a:.*' --untagged",
+    ):
+        set_command(conn, command)
+        assert fresh.advance_clock(2)["azure"]["deleted"] == []
+    assert images(fresh) == listed

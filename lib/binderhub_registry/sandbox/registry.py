@@ -170,6 +170,23 @@ class TagRecords:
         with self._lock:
             return self._uploads.get((repository, digest))
 
+    def manifests(self, repository: str) -> dict[str, float]:
+        """Every manifest pushed to ``repository`` and not deleted since, tagged or not (a tag
+        pushed again with new content leaves the old one untagged), with its first push."""
+        with self._lock:
+            return {d: t for (r, d), t in self._uploads.items() if r == repository}
+
+    def restore(
+        self, repository: str, digest: str, uploaded: float | None, tags: dict[str, TagTimes]
+    ) -> None:
+        """A manifest put back after its delete (a fake untagging some of its tags): its first
+        push (None: none known) and the times of the tags it keeps, as they were."""
+        with self._lock:
+            if uploaded is not None:
+                self._uploads[(repository, digest)] = uploaded
+            for tag, times in tags.items():
+                self._tags[(repository, tag)] = TagTimes(times.pushed, times.pulled, digest)
+
     def all(self) -> dict[tuple[str, str], TagTimes]:
         """Every record, copied."""
         with self._lock:

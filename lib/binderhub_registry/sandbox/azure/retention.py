@@ -21,37 +21,82 @@ each day at H:M UTC of the sandbox's clock;     cron ``schedule``); "Run an ACR 
 another schedule: once at the end of each       defined schedule" (cron in UTC); other
 advance (assumption)                            schedules: assumption
 an ``EncodedTask`` step's YAML ``cmd: acr       "Automatically purge images from an Azure
-purge ...`` runs acr purge (other commands:     container registry" (the task's YAML);
-not run)                                        "ACR Tasks YAML reference" (``cmd`` step)
-``--filter '<repo regex>:<tag regex>'``         acr purge docs ("--filter: a repository and
-(repeatable): the repository part anchored      a regular expression to filter tag names");
-(``^...$``), the tag part searched              Azure/acr-cli ``CollectTagFilters``
-(unanchored), split at the last ``:``           (``"^"+repoRegex+"$"``), tag filters matched
-                                                with ``MatchString``; Python ``re`` for
-                                                .NET-style regexp2: assumption (the same on
-                                                the expressions used here)
-``--ago <N>d`` (Go duration with ``d``): tags   acr purge docs ("--ago: a Go-style duration
-whose last update is older than now - N         ... images last updated before"); ACR keeps
-are deleted                                     ``lastUpdateTime`` per tag, not a pull time
-``--keep K``: the K most recently updated       acr purge docs ("--keep: number of latest
-matching tags stay                              to-be-deleted tags to keep")
-``--untagged``: the manifests left untagged     acr purge docs ("--untagged: delete
-go too; ``--dry-run``: nothing is deleted       manifests that are not tagged"); ``--dry-
-                                                run``: the same page
-a tag's last update: its last manifest PUT     the registry front's record (``registry.
-that docker-registry stored (201), on the       TagRecords``) of every push, on the
-registries' clock                               registries' clock; that a push of the same
-                                                digest again updates it: assumption (ACR's
-                                                ``lastUpdateTime`` per tag)
-deleting a tag: its manifest, by digest, once   assumption: docker-registry 2.8 deletes by
-every tag on it is selected (docker-registry    digest only, with every tag on it; ACR
-deletes a manifest's tags with it); a digest    untags one tag and ``--untagged`` then
-another tag keeps stays, with both tags         deletes the manifest
+purge ...`` runs acr purge (other commands:     container registry" (learn.microsoft.com,
+not run)                                        2026-02-26; "the purge page" below: the
+                                                task's YAML); "ACR Tasks YAML reference"
+                                                (``cmd`` step)
+``--filter '<repo regex>:<tag regex>'``         Azure/acr-cli (cfbb835, 2026-03-12)
+(repeatable, ``-f``): split at its one ``:``    ``cmd/repository/image_functions.go``
+outside ``(?flags:``, ``[:``, ``[^:`` and       ``GetRepositoryAndTagRegex`` and its cases
+before ``]``; none, two or more (so a           in ``cmd/acr/purge_test.go`` ("unable to
+``host:port`` in the repository part), or an    correctly parse filter flag"); not at the
+empty side: refused                             last ``:``
+the repository part matched as ``^<regex>$``    ``CollectTagFilters``
+against the catalog (so ``a|b`` anchors only    (``"^"+repoRegex+"$"``),
+its ends); several filters on one repository:   ``GetMatchingRepos``; the purge page
+their tag parts joined by ``|``                 ("--filter ... a repository name regular
+                                                expression")
+the tag part searched, unanchored (``v1``       ``purge.go`` ``getTagsToDelete``
+matches ``v10``; anchors are the user's)        (``filter.MatchString``); Python ``re`` for
+                                                regexp2 in ``RE2`` mode
+                                                (``BuildRegexFilter``): assumption, the
+                                                same on the expressions used here (POSIX
+                                                classes differ)
+``--ago``: whole days, then a Go duration       ``purge.go`` ``parseDuration``
+(``30d``, ``1d12h``, ``12h``, ``1.5h``;         (``fmt.Sscanf(ago, "%dd%s")``, fallback
+``1.5d`` reads as 1 day); days capped at 150    ``%dd``, then ``time.ParseDuration``); the
+years; a rest Go refuses (``30``, ``3w``)       purge page (units d, h, m)
+fails the run
+a tag goes when it matches and its last update  ``getTagsToDelete``
+is strictly before the run's time minus         (``lastUpdateTime.Before(timeToCompare)``)
+``--ago`` (one updated at the cutoff stays)
+``--keep K``: per repository, the K most        ``getTagsToDelete`` (tags listed
+recently updated of the tags that would go      ``timedesc``, the first K eligible
+stay (recent or unmatched tags do not count);   skipped); the purge page ("latest number of
+equal times: by name                            to-be-deleted tags per repository"); equal
+                                                times: assumption
+``--untagged``: after the tags, every manifest  ``purge.go`` ``purge`` and
+of the repository left without a tag (by this   ``purgeDanglingManifests``;
+run or before) goes, unless updated after the   ``GetUntaggedManifests`` (a tag left
+cutoff (one at the cutoff goes); with           protects;
+``--keep``, K or fewer: none go; more: all but  ``lastUpdateTime.After(*deleteCutoff)``
+the newest K                                    protects); acr-cli #517, #532; the purge
+                                                page ("--untagged honors the --ago duration
+                                                filter beginning with acr-cli:0.17")
+``--untagged-only``: no tag deleted, the tag    ``purge.go`` (``untaggedOnly``; its flag
+part ignored; without ``--filter`` every        help); the purge page
+repository, without ``--ago`` every age
+``--dry-run``: nothing deleted (the run         ``purge.go`` flag help ("no manifest or tag
+reports none); it selects what a run would      will be deleted");
+                                                ``GetUntaggedManifests``' dry-run count of
+                                                tags to go
+refused, nothing deleted: no ``--filter`` or    ``purge.go`` ``RunE`` checks before
+no ``--ago`` (without ``--untagged-only``),     authentication; cobra
+``--untagged`` with ``--untagged-only``, a      ``MarkFlagsMutuallyExclusive`` and int
+``--keep`` not an integer, a regex that does    flags
+not compile
+not modelled: locked tags and manifests         ``GetUntaggedManifests``, ``purge``: the
+(``--include-locked``), an index's children     sandbox has no locks, no indexes and no
+and referrers kept, ABAC batches                referrers
+a tag's last update: its last manifest PUT      the registry front's record
+that docker-registry stored (201), on the       (``registry.TagRecords``) of every push;
+registries' clock; a manifest's: its first      that a push of the same digest again
+push                                            updates a tag: assumption (ACR's
+                                                ``lastUpdateTime`` per tag); a manifest's
+                                                time on a push again or an untag:
+                                                assumption
+untagging: ACR removes the tag and keeps the    the purge page ("deletes only tag
+manifest (stored, by digest); the fake deletes  references, not the underlying manifests");
+the manifest by digest and puts it back by      docker-registry 2.8 deletes only by digest,
+digest and under the tags that stay, with       with every tag: the put back is the fake's
+their times                                     own means
 ``GET .../registries/{name}/listUsages``:       Registries_ListUsages in azure-rest-api-
 ``Size`` (bytes of the stored blobs, each       specs (example RegistryListUsages.json:
 counted once) against the SKU's included        Size, Webhooks, Geo-replications); included
 storage (Basic 10 GiB, Standard 100 GiB,        storage: ACR service tiers doc page
-Premium 500 GiB); ``Webhooks`` (2/10/500)       ("Azure Container Registry service tiers")
+Premium 500 GiB); ``Webhooks`` (2/10/500);      ("Azure Container Registry service tiers");
+untagged manifests count (still stored)         untagged: the purge page (tags only, "not
+                                                the underlying manifests and layer data")
 on a registry in ABAC mode, a task without an   azure-cli 2.91 ``acr/task.py``
 identity deletes nothing (its runs are not      ``acr_task_create``'s warning ("does not
 run here)                                       have data plane permissions to the source
@@ -95,7 +140,6 @@ _ACCEPT = ", ".join(
         "application/vnd.docker.distribution.manifest.list.v2+json",
     )
 )
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(d|h|m|s)")
 _DAILY = re.compile(r"(\d{1,2}) (\d{1,2}) \* \* \*")
 
 
@@ -316,74 +360,313 @@ def _runs(properties: dict[str, Any], start: dt.datetime, end: dt.datetime) -> l
     return sorted(set(times))
 
 
-def _duration(text: str) -> dt.timedelta:
-    """A Go-style duration with days (``30d``, ``1d12h``)."""
-    units = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
-    total = dt.timedelta()
-    for amount, unit in _DURATION.findall(text):
-        total += dt.timedelta(**{units[unit]: float(amount)})
-    return total
+# --- acr purge: its flags and selection (Azure/acr-cli cmd/acr/purge.go) ----------------------
+class PurgeError(ValueError):
+    """What ``acr purge`` refuses before deleting anything (its run fails: nothing deleted)."""
+
+
+@dataclass(frozen=True)
+class PurgeOptions:
+    """``acr purge``'s flags, as its cobra command reads them."""
+
+    filters: tuple[str, ...] = ()
+    ago: dt.timedelta | None = None
+    keep: int = 0
+    untagged: bool = False
+    untagged_only: bool = False
+    dry_run: bool = False
+
+
+@dataclass
+class Contents:
+    """One repository as acr purge sees it: each tag's manifest digest and last update, each
+    manifest's last update (tagged or not)."""
+
+    tags: dict[str, tuple[str, dt.datetime]] = field(default_factory=dict)
+    manifests: dict[str, dt.datetime] = field(default_factory=dict)
+
+
+@dataclass
+class Selection:
+    """What one run deletes (or, with ``--dry-run``, would): tags, then untagged manifests."""
+
+    tags: dict[str, list[str]] = field(default_factory=dict)
+    manifests: dict[str, list[str]] = field(default_factory=dict)
+
+
+_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
+_GO_UNITS["h"] = 3600.0
+_MAX_DAYS = 150 * 365  # maxAgoDurationYears: the cap, not an error
+# a ':' that splits; not one of ``(?i:``, ``[:``/``[^:`` or before ``]`` (GetRepositoryAndTagRegex)
+_NOT_SPLIT_BEFORE = re.compile(r"(?:\(\?[imsU-]{0,5}|\[*\^*\[\^*)\Z")
+
+
+def go_duration(text: str) -> dt.timedelta:
+    """Go's ``time.ParseDuration``: ``[-+]`` then decimal numbers each with a unit (ns, us,
+    ms, s, m, h; no days); ``0`` alone is allowed."""
+    rest, sign = text, 1.0
+    if rest[:1] in ("-", "+"):
+        sign, rest = (-1.0 if rest[0] == "-" else 1.0), rest[1:]
+    if rest == "0":
+        return dt.timedelta()
+    if not rest:
+        raise PurgeError(f'time: invalid duration "{text}"')
+    seconds = 0.0
+    while rest:
+        number = re.match(r"(\d*)(?:\.(\d*))?", rest)
+        assert number is not None  # the pattern matches the empty string
+        if not (number.group(1) or number.group(2)):
+            raise PurgeError(f'time: invalid duration "{text}"')
+        rest = rest[number.end() :]
+        unit = re.match(r"[^\d.]*", rest)
+        assert unit is not None
+        if not unit.group():
+            raise PurgeError(f'time: missing unit in duration "{text}"')
+        if unit.group() not in _GO_UNITS:
+            raise PurgeError(f'time: unknown unit "{unit.group()}" in duration "{text}"')
+        rest = rest[unit.end() :]
+        seconds += float(number.group(0) or 0) * _GO_UNITS[unit.group()]
+    return dt.timedelta(seconds=sign * seconds)
+
+
+def parse_ago(text: str) -> dt.timedelta:
+    """acr purge's ``parseDuration``: ``fmt.Sscanf(ago, "%dd%s")`` when the text holds a ``d``
+    (whole days, then a Go duration), else a Go duration. So ``30d``, ``1d12h``, ``12h``;
+    ``1.5d`` reads as 1 day (``%d`` stops at the ``.``, the fallback ``%dd`` keeps it); days
+    beyond 150 years are capped. How far back the cutoff is from the run."""
+    days, rest = 0, text
+    if "d" in text:
+        both = re.match(r"([-+]?\d+)d(\S+)", text)
+        if both is not None:
+            days, rest = int(both.group(1)), both.group(2)
+        else:  # "%dd%s" failed: "%dd" again, keeping whatever %d read
+            first = re.match(r"[-+]?\d+", text)
+            days, rest = (int(first.group()) if first else 0), ""
+        days = min(days, _MAX_DAYS)
+    duration = dt.timedelta(days=days)
+    if rest:
+        duration += go_duration(rest)
+    return min(duration, dt.timedelta(days=_MAX_DAYS))
+
+
+def split_filter(text: str) -> tuple[str, str]:
+    """``GetRepositoryAndTagRegex``: ``<repository regex>:<tag regex>`` split at its one ``:``
+    outside ``(?flags:``, ``[:``/``[^:`` and ``:]``; none, two or more, or an empty side:
+    refused (so a repository part cannot hold a ``host:port``)."""
+    splits = [
+        i
+        for i, c in enumerate(text)
+        if c == ":" and not text[i + 1 : i + 2] == "]" and not _NOT_SPLIT_BEFORE.search(text[:i])
+    ]
+    if len(splits) != 1:
+        raise PurgeError("unable to correctly parse filter flag")
+    repository, tag = text[: splits[0]], text[splits[0] + 1 :]
+    if not repository:
+        raise PurgeError("missing repository name/expression")
+    if not tag:
+        raise PurgeError("missing tag name/expression")
+    return repository, tag
+
+
+def parse_purge(args: list[str]) -> PurgeOptions:
+    """The flags of ``acr purge`` (``--filter``/``-f`` repeatable, ``--ago``, ``--keep``,
+    ``--untagged``, ``--untagged-only``, ``--dry-run``; others ignored), refused as its RunE
+    and cobra refuse them, before any registry call."""
+    filters: list[str] = []
+    values: dict[str, str] = {}
+    flags: set[str] = set()
+    i = 0
+    while i < len(args):
+        name, _, inline = args[i].partition("=")
+        if name in ("--filter", "-f", "--ago", "--keep"):
+            value = inline if inline else (args[i + 1] if i + 1 < len(args) else "")
+            i += 0 if inline else 1
+            if name in ("--filter", "-f"):
+                filters.append(value)
+            else:
+                values[name] = value
+        elif name in ("--untagged", "--untagged-only", "--dry-run"):
+            flags.add(name)
+        i += 1
+    untagged, only = "--untagged" in flags, "--untagged-only" in flags
+    if untagged and only:  # MarkFlagsMutuallyExclusive
+        raise PurgeError(
+            "if any flags in the group [untagged untagged-only] are set none of the others "
+            "can be; [untagged untagged-only] were all set"
+        )
+    if not only and not filters:
+        raise PurgeError("--filter is required when not using --untagged-only")
+    if not only and "--ago" not in values:
+        raise PurgeError("--ago is required when not using --untagged-only")
+    try:
+        keep = int(values.get("--keep", "0"))
+    except ValueError:
+        raise PurgeError(f'invalid argument "{values["--keep"]}" for "--keep" flag') from None
+    return PurgeOptions(
+        filters=tuple(filters),
+        ago=parse_ago(values["--ago"]) if values.get("--ago") else None,
+        keep=keep,
+        untagged=untagged,
+        untagged_only=only,
+        dry_run="--dry-run" in flags,
+    )
+
+
+def _compile(expression: str) -> re.Pattern[str]:
+    try:
+        return re.compile(expression)
+    except re.error as e:
+        raise PurgeError(f"failed to build Regex {expression} with error: {e}") from None
+
+
+def select(options: PurgeOptions, when: dt.datetime, registry: dict[str, Contents]) -> Selection:
+    """What one ``acr purge`` run at ``when`` deletes, per repository (sources in the table):
+    the tags, then with ``--untagged``/``--untagged-only`` the manifests left without a tag."""
+    cutoff = when - (options.ago or dt.timedelta())
+    tag_filters: dict[str, str] = {}
+    if options.untagged_only and not options.filters:
+        tag_filters = dict.fromkeys(registry, "")
+    for text in options.filters:  # CollectTagFilters
+        repository, tag = split_filter(text)
+        anchored = _compile("^" + repository + "$")
+        for name in registry:
+            if anchored.search(name):
+                before = tag_filters.get(name)
+                tag_filters[name] = tag if before is None else before + "|" + tag
+    chosen = Selection()
+    for name in sorted(tag_filters):
+        contents = registry[name]
+        deleted: list[str] = []
+        if not options.untagged_only:  # purgeTags
+            pattern = _compile(tag_filters[name])
+            eligible = sorted(
+                (
+                    (updated, tag)
+                    for tag, (_, updated) in contents.tags.items()
+                    if pattern.search(tag) and updated < cutoff
+                ),
+                key=lambda t: (-t[0].timestamp(), t[1]),
+            )
+            deleted = [tag for _, tag in eligible[options.keep :]]
+            if deleted:
+                chosen.tags[name] = deleted
+        if options.untagged or options.untagged_only:  # purgeDanglingManifests
+            still = {d for tag, (d, _) in contents.tags.items() if tag not in deleted}
+            dangling = sorted(
+                (
+                    (updated, digest)
+                    for digest, updated in contents.manifests.items()
+                    if digest not in still and not updated > cutoff
+                ),
+                key=lambda m: (-m[0].timestamp(), m[1]),
+            )
+            if options.keep > 0:
+                dangling = [] if len(dangling) <= options.keep else dangling[options.keep :]
+            if dangling:
+                chosen.manifests[name] = sorted(d for _, d in dangling)
+    return chosen
 
 
 def purge(task: Task, args: list[str], when: dt.datetime) -> list[str]:
-    """One ``acr purge`` run at ``when``: what it deleted (``repository:tag``)."""
-    filters: list[tuple[str, str]] = []
-    ago, keep, dry = dt.timedelta(), 0, False
-    i = 0
-    while i < len(args):
-        arg, value = args[i], args[i + 1] if i + 1 < len(args) else ""
-        if arg == "--filter":
-            repo, _, tag = value.rpartition(":")
-            filters.append((repo, tag))
-            i += 1
-        elif arg == "--ago":
-            ago = _duration(value)
-            i += 1
-        elif arg == "--keep":
-            keep = int(value)
-            i += 1
-        elif arg == "--dry-run":
-            dry = True
-        i += 1
+    """One ``acr purge`` run at ``when`` on the task's registry: what it deleted, sorted, tags
+    as ``repository:tag`` and manifests as ``repository@digest`` (a refused command, or
+    ``--dry-run``: nothing)."""
     front = task.registry.front
-    if front is None or not filters:
+    if front is None or not front.process.is_ready:  # never used: nothing was pushed to it
         return []
     process = front.process
-    if not process.is_ready:  # never used: nothing was pushed to it
+    try:
+        options = parse_purge(args)
+        registry = _contents(process)
+        chosen = select(options, when, registry)
+    except PurgeError:
+        return []  # acr purge prints the error and exits: the run fails, nothing deleted
+    if options.dry_run:
         return []
+    deleted: list[str] = []
+    for repository in sorted(set(chosen.tags) | set(chosen.manifests)):
+        untag = chosen.tags.get(repository, [])
+        go = set(chosen.manifests.get(repository, []))
+        by_digest: dict[str, list[str]] = {}
+        for tag, (digest, _) in registry[repository].tags.items():
+            by_digest.setdefault(digest, []).append(tag)
+        for digest, on_it in sorted(by_digest.items()):
+            gone = sorted(set(on_it) & set(untag))
+            if not gone:
+                continue
+            if digest in go and set(on_it) <= set(untag):
+                continue  # the manifest goes below, its tags with it
+            if _untag(process, repository, digest, [t for t in on_it if t not in gone]):
+                deleted += [f"{repository}:{t}" for t in gone]
+        for digest in sorted(go):
+            tags = sorted(t for t in by_digest.get(digest, []) if t in untag)
+            if process.delete_manifest(repository, digest):
+                deleted += [f"{repository}:{t}" for t in tags] + [f"{repository}@{digest}"]
+    return sorted(deleted)
+
+
+def _contents(process: Any) -> dict[str, Contents]:
+    """Every repository in docker-registry's catalog, as acr purge lists it (each tag's last
+    update: its last push through the front; each manifest's: its first push)."""
+    status, body = process.admin_get("/v2/_catalog?n=1000")
     records = process.times.all()
-    selected: dict[str, list[str]] = {}
-    for repository, tags in process.repositories().items():
-        patterns = [t for r, t in filters if re.fullmatch(r, repository)]
-        if not patterns:
-            continue
-        tag_filter = re.compile("|".join(patterns))
-        old = []
-        for tag in tags:
+    registry: dict[str, Contents] = {}
+    for repository in (body or {}).get("repositories", []) if status == 200 else []:
+        contents = Contents()
+        for tag in process.tags(repository):
             found = records.get((repository, tag))
             if found is None:  # no push through the front (none in a sandbox that starts empty)
                 continue
-            updated = dt.datetime.fromtimestamp(found.pushed, dt.UTC)
-            if tag_filter.search(tag) and updated < when - ago:
-                old.append((updated, tag))
-        old.sort(reverse=True)  # the most recently updated first: --keep keeps those
-        if old[keep:]:
-            selected[repository] = [tag for _, tag in old[keep:]]
-    deleted: list[str] = []
-    for repository, tags in sorted(selected.items()):
-        by_digest: dict[str, list[str]] = {}
-        for tag in process.tags(repository):
-            by_digest.setdefault(_digest(process, repository, tag)[0], []).append(tag)
-        for digest, on_it in by_digest.items():
-            if not digest or not set(on_it) <= set(tags):
-                continue  # another tag keeps it (see the table)
-            if not dry and process.delete_manifest(repository, digest):  # its tags too
-                deleted += [f"{repository}:{tag}" for tag in sorted(on_it)]
-    return deleted
+            digest = found.digest or _digest(process, repository, tag)[0]
+            contents.tags[tag] = (digest, dt.datetime.fromtimestamp(found.pushed, dt.UTC))
+        for digest, uploaded in process.times.manifests(repository).items():
+            contents.manifests[digest] = dt.datetime.fromtimestamp(uploaded, dt.UTC)
+        registry[repository] = contents
+    return registry
+
+
+def _untag(process: Any, repository: str, digest: str, keep: list[str]) -> bool:
+    """Untag a manifest as ACR does, keeping it and its ``keep`` tags: docker-registry 2.8
+    deletes only by digest, with every tag, so the manifest is put back by digest and under
+    ``keep``, with their times (see the table)."""
+    with _call(process, "GET", f"/v2/{repository}/manifests/{digest}", repository, ["pull"]) as r:
+        if r.status != 200:
+            return False
+        body, media_type = r.read(), r.headers.get("Content-Type", "")
+    uploaded = process.times.uploaded(repository, digest)
+    kept = {t: process.times.get(repository, t) for t in keep}
+    if not process.delete_manifest(repository, digest):
+        return False
+    for reference in [digest, *keep]:
+        _call(
+            process,
+            "PUT",
+            f"/v2/{repository}/manifests/{reference}",
+            repository,
+            ["pull", "push"],
+            body=body,
+            content_type=media_type,
+        ).close()
+    process.times.restore(
+        repository,
+        digest,
+        uploaded,  # none known: not listed, so kept (acr-cli keeps a manifest with no time)
+        {t: times for t, times in kept.items() if times is not None},
+    )
+    return True
 
 
 # --- the registry process, as the sandbox's own admin -----------------------------------------
-def _call(process: Any, method: str, path: str, repository: str, actions: list[str]) -> Any:
+def _call(
+    process: Any,
+    method: str,
+    path: str,
+    repository: str,
+    actions: list[str],
+    *,
+    body: bytes | None = None,
+    content_type: str = "",
+) -> Any:
     """``method path`` on docker-registry with the sandbox's own token for ``repository``."""
     process.ready()
     token = process.issuer.issue(
@@ -391,11 +674,10 @@ def _call(process: Any, method: str, path: str, repository: str, actions: list[s
         "sandbox-admin",
         [{"type": "repository", "name": repository, "actions": actions}],
     )
-    request = UrlRequest(
-        process.url + path,
-        method=method,
-        headers={"Authorization": f"Bearer {token}", "Accept": _ACCEPT},
-    )
+    headers = {"Authorization": f"Bearer {token}", "Accept": _ACCEPT}
+    if content_type:
+        headers["Content-Type"] = content_type
+    request = UrlRequest(process.url + path, data=body, method=method, headers=headers)
     context = ssl.create_default_context(cafile=str(process.material.ca_file))
     try:
         return urlopen(request, timeout=5, context=context)
@@ -415,12 +697,13 @@ def _digest(process: Any, repository: str, tag: str) -> tuple[str, dict[str, int
 
 
 def _stored_bytes(registry: Registry) -> int:
-    """The bytes of the blobs the registry's manifests reference, each counted once."""
+    """The bytes of the blobs the registry's manifests reference, tagged or not (an untagged
+    manifest is still stored: ``--untagged`` frees it), each counted once."""
     if registry.front is None:
         return 0
     process = registry.front.process
     blobs: dict[str, int] = {}
     for repository, tags in process.repositories().items():
-        for tag in tags:
-            blobs.update(_digest(process, repository, tag)[1])
+        for reference in [*tags, *process.times.manifests(repository)]:
+            blobs.update(_digest(process, repository, reference)[1])
     return sum(blobs.values())
