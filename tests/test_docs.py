@@ -17,6 +17,8 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
+from binderhub_registry import providers
+
 from .conftest import ROOT
 from .helpers import SPHINX_STRICT
 
@@ -260,8 +262,6 @@ def test_readme_is_the_users_path_and_the_rest_moved() -> None:
 
 
 def test_readme_runs_each_registry_for_real_with_the_variables_it_reads() -> None:
-    from binderhub_registry import providers
-
     readme = (ROOT / "README.md").read_text()
     real = readme[readme.index("## Do it for real") :]
     block = real[real.index("```bash\n") : real.index("```\n", real.index("```bash\n") + 8)]
@@ -317,3 +317,74 @@ def test_every_chart_version_shown_is_the_one_example() -> None:
     for path in [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *(ROOT / "docs").glob("*.md")]:
         for version in re.findall(r"--version=(\S+)", path.read_text()):
             assert version == guide.CHART_VERSION, (path.name, version)
+
+
+# --- running.md, index.md and verify.md say something of every registry -----------------------
+def _running_sections() -> dict[str, str]:
+    """docs/running.md's "### " sections under "## Parameters": heading -> text."""
+    text = (ROOT / "docs" / "running.md").read_text()
+    part = text[text.index("\n## Parameters\n") :]
+    part = part[: part.index("\n## ", 1)]
+    chunks = part.split("\n### ")[1:]
+    return {c.split("\n", 1)[0]: c for c in chunks}
+
+
+def _table_names(text: str) -> set[str]:
+    """The parameter names a parameters table's first column holds (several per row allowed)."""
+    names: set[str] = set()
+    for line in text.splitlines():
+        if line.startswith("| `"):
+            names |= set(re.findall(r"`(\w+)`", line.split("|")[1]))
+    return names
+
+
+@pytest.mark.parametrize("key", providers.keys())
+def test_running_has_a_section_per_registry_with_its_parameters_and_variables(key: str) -> None:
+    """Each registry's section in running.md: a table naming each of its notebook's own
+    parameters, and the environment variables it reads for real."""
+    from binderhub_registry.providers.contract import COMMON_PARAMETERS
+
+    provider = providers.get(key)
+    common = {p.name for p in COMMON_PARAMETERS}
+    own = {p.name for p in provider.PARAMETERS} - common
+    sections = [s for s in _running_sections().values() if own <= _table_names(s)]
+    assert sections, f"docs/running.md has no section whose table names {sorted(own)}"
+    (section,) = sections
+    for variable, _ in provider.SECRET_ENVIRONMENT:
+        assert variable in section, (key, variable)
+    assert "common parameters" in section
+
+
+def test_running_s_common_table_names_every_common_parameter() -> None:
+    from binderhub_registry.providers.contract import COMMON_PARAMETERS
+
+    text = (ROOT / "docs" / "running.md").read_text()
+    part = text[text.index("\n## Parameters\n") :]
+    common = part[: part.index("\n### ")]
+    assert _table_names(common) == {p.name for p in COMMON_PARAMETERS}
+
+
+def test_index_names_the_registries_whose_user_pods_pull_with_the_nodes() -> None:
+    """The landing page's "Who uses which credential": the "node" row names every registry that
+    takes ``pull_access = "node"``, and the text names every notebook whose default is not
+    "secret"."""
+    text = (ROOT / "docs" / "index.md").read_text()
+    part = text[text.index("## Who uses which credential") : text.index("## Choose your registry")]
+    (row,) = (line for line in part.splitlines() if line.startswith("| user pods |"))
+    node = row[row.index('`pull_access = "node"`') :].split(")", 1)[0]
+    prose = " ".join(part.split("\n\n")[1].split())
+    for key in providers.keys():
+        provider = providers.get(key)
+        assert (provider.NAME in node) == bool(provider.Params.PULL_NODE), (key, node)
+        default = guide_parameters(provider.NOTEBOOK)["pull_access"]
+        if default != "secret":
+            assert f"{provider.NAME}'s default is the nodes'" in prose, (key, default)
+
+
+def test_verify_s_storage_table_has_a_row_per_registry() -> None:
+    text = (ROOT / "docs" / "verify.md").read_text()
+    table = text[text.index("| Registry | What is reported |") :].split("\n```", 1)[0]
+    firsts = [line.split("|")[1].strip() for line in table.splitlines()[2:]]
+    for key in providers.keys():
+        word = providers.get(key).NAME.split()[0]  # "Amazon", "Azure", "OVHcloud", ...
+        assert any(first.startswith(word) for first in firsts), (key, firsts)
