@@ -98,6 +98,28 @@ def test_policy_is_scoped_to_the_prefix_and_the_trust_to_one_service_account() -
     }
 
 
+def test_the_helper_s_policy_grants_only_the_calls_binderhub_s_routes_make() -> None:
+    # amazon.go (manics/binderhub-container-registry-helper at d424275): GET /repo/ and POST
+    # /repo/ (DescribeRepositories, CreateRepository, PutLifecyclePolicy), GET /image/
+    # (DescribeImages), POST /token/ (GetAuthorizationToken); its DELETE /repo/ route alone
+    # calls DeleteLifecyclePolicy and DeleteRepository, and BinderHub never sends it
+    scoped, token = ecr.helper_policy("us-east-2", "123456789012", "binderhub")["Statement"]
+    assert scoped["Action"] == [
+        "ecr:DescribeRepositories",
+        "ecr:CreateRepository",
+        "ecr:PutLifecyclePolicy",
+        "ecr:DescribeImages",
+        "ecr:BatchCheckLayerAvailability",
+        "ecr:InitiateLayerUpload",
+        "ecr:UploadLayerPart",
+        "ecr:CompleteLayerUpload",
+        "ecr:PutImage",
+        "ecr:BatchGetImage",
+        "ecr:GetDownloadUrlForLayer",
+    ]
+    assert token["Action"] == "ecr:GetAuthorizationToken"
+
+
 def test_no_credentials_for_real_is_one_line_on_how_to_get_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -12,8 +12,9 @@ curvenote member runs it on EKS (jupyterhub/mybinder.org-deploy ``config/curveno
 
 This module makes what the helper needs, with least privilege, and the values of both:
 
-- an IAM policy: the helper's ECR calls (amazon.go: DescribeRepositories, CreateRepository,
-  PutLifecyclePolicy, DescribeImages, DeleteRepository, DeleteLifecyclePolicy) and the pushes
+- an IAM policy: the helper's ECR calls on the routes BinderHub uses (amazon.go:
+  DescribeRepositories, CreateRepository, PutLifecyclePolicy, DescribeImages; not its DELETE
+  route's DeleteRepository and DeleteLifecyclePolicy, which BinderHub never calls) and the pushes
   and pulls of the build pods it hands tokens to, on ``repository/<repository_prefix>/*`` only,
   and ``ecr:GetAuthorizationToken`` (whose resource can only be ``*``);
 - the helper's identity: a role that trusts the EKS cluster's OIDC provider for the helper's
@@ -123,6 +124,8 @@ __all__ = [
     "ensure_policy",
     "ensure_pull_credential",
     "helper_policy",
+    "lifecycle_policy",
+    "lifecycle_text",
     "pull_manifest",
     "puller_policy",
     "sign_in",
@@ -294,16 +297,20 @@ validate = validator(Params, PARAMETERS, puller_name_fits)
 
 
 # --- policies --------------------------------------------------------------------------------
-#: The helper's ECR calls on its repositories (amazon.go's IEcrClient), then the registry
-#: actions of a push and a pull with the token it hands out (ECR user guide, "Pushing an image":
-#: the IAM permissions a push needs; "Private repository policies": those a pull needs).
+#: The helper's ECR calls on the routes BinderHub calls (manics/binderhub-container-registry-
+#: helper at d424275, amazon/amazon.go): ``GET /repo/`` DescribeRepositories, ``POST /repo/``
+#: CreateRepository then ``setRepositoryPolicy``'s PutLifecyclePolicy (with expiry 0 it returns
+#: before any call), ``GET /image/`` DescribeImages. Not DeleteRepository nor
+#: DeleteLifecyclePolicy: only its ``DELETE /repo/`` route calls them (``DeleteRepository`` and
+#: ``deleteRepositoryPolicy``; common/registry.go ``ServeHTTP``), and BinderHub's
+#: ExternalRegistryHelper never sends a DELETE (binderhub/registry.py at b9fad99). Then the
+#: registry actions of a push and a pull with the token it hands out (ECR user guide, "Pushing an
+#: image": the IAM permissions a push needs; "Private repository policies": those a pull needs).
 HELPER_ACTIONS = (
     "ecr:DescribeRepositories",
     "ecr:CreateRepository",
     "ecr:PutLifecyclePolicy",
     "ecr:DescribeImages",
-    "ecr:DeleteRepository",
-    "ecr:DeleteLifecyclePolicy",
 )
 PUSH_ACTIONS = (
     "ecr:BatchCheckLayerAvailability",
@@ -492,6 +499,41 @@ HELPER_REPOSITORY = "https://www.manicstreetpreacher.co.uk/binderhub-container-r
 HELPER_VERSION = "0.2.4"
 #: The helper's lifecycle setting: images expire this many days after their push (amazon.go).
 EXPIRES_ENV = "AWS_ECR_EXPIRES_AFTER_PUSH_DAYS"
+
+
+def lifecycle_policy(days: int) -> dict[str, Any] | None:
+    """The lifecycle policy the helper puts on each repository it creates with ``days`` as its
+    ``AWS_ECR_EXPIRES_AFTER_PUSH_DAYS`` (amazon.go ``lifecyclePolicy(1000, "sinceImagePushed",
+    days)``): any image expires ``days`` after its push. 0: none (``setRepositoryPolicy`` returns
+    before any call)."""
+    if not days:
+        return None
+    rule = {
+        "rulePriority": 1000,
+        "description": f"Delete images sinceImagePushed {days} days",
+        "selection": {
+            "tagStatus": "any",
+            "countType": "sinceImagePushed",
+            "countNumber": days,
+            "countUnit": "days",
+        },
+        "action": {"type": "expire"},
+    }
+    return {"rules": [rule]}
+
+
+def lifecycle_text(days: int) -> str:
+    """The helper's lifecycle in words, as a dry run states what it would set."""
+    if not days:
+        return (
+            f"retention_days = 0: no {EXPIRES_ENV}, so the helper puts no lifecycle policy on "
+            "the repositories it creates and ECR keeps everything"
+        )
+    return (
+        f"{EXPIRES_ENV}={days}: the helper puts a lifecycle policy on each repository it "
+        f"creates, expiring any image {days} day{'s' if days != 1 else ''} after its push "
+        f"(sinceImagePushed, countNumber {days})"
+    )
 
 
 def helper_values(p: Params, token: Secret, role_arn: str, key: tuple[str, Secret] | None) -> str:
@@ -788,6 +830,8 @@ class EcrConnection(Connection):
     puller_key: tuple[str, Secret] | None = None  # the pull-only user's (pull_access "secret")
     #: Keys made in this run, by user: a retried step reuses its key rather than making another
     made_keys: dict[str, tuple[str, Secret, str]] = field(default_factory=dict)
+    #: Teardown: why the recorded OIDC provider stays ("" when it goes), read before the plan
+    oidc_kept: str = field(default="", init=False, repr=False)
     auth_token: Secret | None = None  # BinderHub's token for the helper
     service_url: str = ""  # where BinderHub reaches the helper
 
@@ -909,9 +953,33 @@ class EcrConnection(Connection):
             if not token:
                 return
 
+    # Overrides Connection.teardown: the repositories the helper made hold BinderHub's images,
+    # not this notebook's to delete, and stay; the result says so, and how to remove one.
+    async def teardown(self) -> Result[None]:
+        """Delete as the core does (:meth:`check_ours` first), then say that the repositories
+        under ``<repository_prefix>/`` stay, with their images and lifecycle policies."""
+        self.oidc_kept = ""
+        result = await super().teardown()
+        if result.status != "deleted":
+            return result
+        p = self.params
+        stays = (
+            f"the ECR repositories under {p.repository_prefix}/ stay, with BinderHub's images and "
+            "the helper's lifecycle policies (the helper made them, not this notebook); remove "
+            "one with aws ecr delete-repository --repository-name "
+            f"{p.repository_prefix}/<name> --region {p.aws_region} --force"
+        )
+        return Result(None, result.status, f"{result.detail}; {stays}")
+
     def deletions(self) -> list[Deletion]:
         """The helper first (it uses the identity), then the identity, the policy, the OIDC
-        provider (only when no other role trusts it)."""
+        provider (only while it carries this deployment's tag and no other role trusts it)."""
+        oidc = "IAM OIDC provider"
+        recorded = self.record.created.get("oidc_provider") if self.params.teardown else None
+        if recorded:  # read before the plan, so the plan and the result say what happens
+            self.oidc_kept = self._oidc_keep_reason(str(recorded["arn"]))
+            if self.oidc_kept:
+                oidc = f"the record of IAM OIDC provider {recorded['arn']} ({self.oidc_kept})"
         return [
             Deletion("helper", "the registry helper (sandbox)", self._delete_helper),
             Deletion("access_key", "the helper user's access key", self._delete_key),
@@ -920,7 +988,7 @@ class EcrConnection(Connection):
             Deletion("puller_user", "pull-only IAM user", self._delete_user),
             Deletion("iam_role", "IAM role", self._delete_role),
             Deletion("iam_policy", "IAM policy", self._delete_policy),
-            Deletion("oidc_provider", "IAM OIDC provider", self._delete_oidc_provider),
+            Deletion("oidc_provider", oidc, self._delete_oidc_provider),
             Deletion("helper_values", HELPER_FILE, self._delete_helper_values),
             Deletion("pull_manifest", PULL_FILE, self._delete_pull_manifest),
         ]
@@ -1034,13 +1102,40 @@ class EcrConnection(Connection):
         if_present(self.call, "iam", "delete_policy", PolicyArn=arn)
 
     def _delete_oidc_provider(self, recorded: dict[str, Any]) -> None:
-        arn = recorded["arn"]
-        others = [r for r in self._trusting(arn) if r != self.params.helper_name]
-        if others:  # another role uses it now: IRSA would break for them
+        arn = str(recorded["arn"])
+        if self.oidc_kept or self._oidc_keep_reason(arn):  # read again: just before deleting
             return
         if_present(
             self.call, "iam", "delete_open_id_connect_provider", OpenIDConnectProviderArn=arn
         )
+
+    def _oidc_keep_reason(self, arn: str) -> str:
+        """Why the recorded OIDC provider must stay ("" when it may go): it lacks this
+        deployment's tag (IAM keeps the provider's tags: the mark, not the record, says whose
+        it is), or a role other than the helper's trusts it (IRSA would break for that role)."""
+        found = if_present(
+            self.call, "iam", "get_open_id_connect_provider", OpenIDConnectProviderArn=arn
+        )
+        if found is None:
+            return ""  # gone already: nothing to keep
+        tags = found.get("Tags")
+        if tags is None:
+            tags = self.call(
+                "iam", "list_open_id_connect_provider_tags", OpenIDConnectProviderArn=arn
+            ).get("Tags", [])
+        if not self.ours(tags):
+            return (
+                f"the provider stays: it lacks the tag {MARK_TAG}={self.record.deployment}, so "
+                "it is not this deployment's"
+            )
+        others = [r for r in self._trusting(arn) if r != self.params.helper_name]
+        if others:
+            return (
+                f"the provider stays: role {', '.join(others)} trusts it; delete it once none "
+                f"does: aws iam delete-open-id-connect-provider --open-id-connect-provider-arn "
+                f"{arn}"
+            )
+        return ""
 
     def _trusting(self, provider_arn: str) -> list[str]:
         """The roles whose trust names ``provider_arn``."""
@@ -1673,7 +1768,8 @@ def ensure_helper(conn: EcrConnection) -> Result[str | None]:
         ):  # else deployed with this token and lifecycle already
             conn.create(
                 "helper",
-                f"deploy the registry helper (release {release!r}) in the sandbox",
+                f"deploy the registry helper (release {release!r}) in the sandbox, with "
+                + lifecycle_text(p.retention_days),
                 lambda: _helper_request(conn, "PUT", release, json=env),
                 pending={"release": release, "pending": True},
                 keep=lambda made: {"release": release},
@@ -1681,7 +1777,10 @@ def ensure_helper(conn: EcrConnection) -> Result[str | None]:
         detail = f"the registry helper runs in the sandbox (release {release!r}), with {what}"
     else:
         if fresh:
-            conn.plan("make BinderHub's auth token for the registry helper")
+            conn.plan(
+                "make BinderHub's auth token for the registry helper, whose values set "
+                + lifecycle_text(p.retention_days)
+            )
         conn.service_url = f"http://{HELPER_CHART}.{p.helper_namespace}.svc:{HELPER_PORT}"
         detail = f"BinderHub reaches the helper at {conn.service_url} with {what}"
     conn.auth_token = conn.secret = token  # BinderHub's one credential: the helper's auth token
@@ -1803,7 +1902,8 @@ def ensure_pull_credential(conn: EcrConnection) -> Result[None]:
                 f"{' nor '.join(NODE_PULL_POLICIES)}: its nodes could not pull BinderHub's "
                 "images; attach one (aws iam "
                 f"attach-role-policy --role-name {role} --policy-arn "
-                f'arn:aws:iam::aws:policy/{NODE_PULL_POLICY}), or rerun with pull_access = "none"'
+                f"arn:aws:iam::aws:policy/{NODE_PULL_POLICY}), or rerun with "
+                'pull_access = "secret" (a pull secret a CronJob refreshes)'
             )
         roles.append(f"{group} ({role})")
     return Result(
