@@ -51,6 +51,7 @@ class Notebook:
     def __init__(self, box: EcrBox, out: Path) -> None:
         self.box, self.out = box, out
         self.results: list[str] = []
+        self.run = Runner(backoff=0.0)
 
     def connect(self, **overrides: Any) -> ecr.EcrConnection:
         p = ecr.validate(DEFAULTS | {"output_dir": str(self.out)} | overrides)
@@ -58,9 +59,9 @@ class Notebook:
         registry = box.cloud.registries()["ecr"]
         return ecr.connect(p, box.app.url, box.ca_file, box.admin, registry)
 
-    def __call__(self, **overrides: Any) -> ecr.EcrConnection:
+    def __call__(self, runner: Runner | None = None, **overrides: Any) -> ecr.EcrConnection:
         conn = self.connect(**overrides)
-        run = Runner(backoff=0.0)
+        run = self.run = runner or Runner(backoff=0.0)
         run.step("Sign in to AWS", ecr.who_am_i, conn)
         run.step("The helper's IAM policy", ecr.ensure_policy, conn)
         run.step("The helper's identity", ecr.ensure_identity, conn)
@@ -76,6 +77,11 @@ class Notebook:
 
     def text(self) -> str:
         return "\n".join(self.results)
+
+    def attempts(self, title: str) -> int:
+        """How many attempts the last run's step ``title`` took."""
+        (row,) = (r for r in self.run.checklist.rows if r.title == title)
+        return row.attempts
 
     def file(self, name: str) -> dict[str, Any]:
         found: dict[str, Any] = yaml.safe_load((self.out / name).read_text())
@@ -190,6 +196,35 @@ def test_a_dry_run_changes_nothing(nb: Notebook, box: EcrBox) -> None:
     nb(dry_run=True)
     assert "[planned]" in nb.text() and "[failed]" not in nb.text()
     assert made(box) == before and not nb.out.joinpath("secret.yaml").exists()
+    # it shows the lifecycle policy the helper would put on each repository it creates
+    (row,) = (r for r in nb.results if r.startswith("The registry helper [planned]"))
+    assert "AWS_ECR_EXPIRES_AFTER_PUSH_DAYS=30" in row
+    assert "expiring any image 30 days after its push (sinceImagePushed, countNumber 30)" in row
+
+
+def test_a_dry_run_with_retention_days_0_says_everything_is_kept(nb: Notebook) -> None:
+    nb(dry_run=True, retention_days=0)
+    (row,) = (r for r in nb.results if r.startswith("The registry helper [planned]"))
+    assert "retention_days = 0: no AWS_ECR_EXPIRES_AFTER_PUSH_DAYS" in row
+    assert "ECR keeps everything" in row
+
+
+def test_the_stated_lifecycle_policy_is_the_one_the_helper_puts(nb: Notebook, box: EcrBox) -> None:
+    nb(retention_days=9)
+    put = state(box)["repositories"][REPOSITORY]["lifecycle_policy"]
+    assert ecr.lifecycle_policy(9) == put and ecr.lifecycle_policy(0) is None
+
+
+def test_an_account_id_other_than_the_caller_s_stops_before_any_change(
+    nb: Notebook, box: EcrBox
+) -> None:
+    before = state(box)
+    with pytest.raises(PermissionDenied) as err:
+        nb(account_id="210987654321")
+    message = str(err.value)
+    assert "\n" not in message and "not account_id 210987654321" in message
+    assert "account 123456789012" in message and "set account_id = '123456789012'" in message
+    assert state(box) == before and not nb.out.joinpath("binderhub-registry.json").exists()
 
 
 def test_a_dry_run_with_the_helper_s_user_changes_nothing(nb: Notebook, box: EcrBox) -> None:
@@ -229,10 +264,68 @@ def test_the_user_s_key_rotates_and_the_old_one_goes_once_the_new_verified(
 def test_teardown_removes_what_this_deployment_made(nb: Notebook, box: EcrBox) -> None:
     before = made(box)
     nb()
+    repositories = state(box)["repositories"]
+    assert repositories[REPOSITORY]["lifecycle_policy"] is not None
+    images = box.client("ecr").describe_images(repositoryName=REPOSITORY.partition("/")[2])
     nb(teardown=True)
     assert "Delete what this notebook created [deleted]" in nb.text()
     assert made(box) == before
     assert not (nb.out / "secret.yaml").exists() and not (nb.out / "registry-helper.yaml").exists()
+    # the helper's repositories hold BinderHub's images: they stay, images and lifecycle too
+    assert state(box)["repositories"] == repositories
+    left = box.client("ecr").describe_images(repositoryName=REPOSITORY.partition("/")[2])
+    assert left["imageDetails"] == images["imageDetails"]
+    (row,) = (r for r in nb.results if r.startswith("Delete what this notebook created"))
+    assert "the ECR repositories under binderhub/ stay, with BinderHub's images" in row
+    assert "aws ecr delete-repository --repository-name binderhub/<name>" in row
+
+
+def _provider(box: EcrBox) -> str:
+    (found,) = box.client("iam").list_open_id_connect_providers()["OpenIDConnectProviderList"]
+    return str(found["Arn"])
+
+
+def test_teardown_keeps_an_oidc_provider_without_our_tag(nb: Notebook, box: EcrBox) -> None:
+    nb()
+    arn = _provider(box)
+    iam = box.client("iam")  # someone took the provider over: its mark is gone, the record stays
+    iam.untag_open_id_connect_provider(OpenIDConnectProviderArn=arn, TagKeys=[ecr.MARK_TAG])
+    nb(teardown=True)
+    assert _provider(box) == arn  # kept
+    assert "binderhub-registry-helper" not in state(box)["roles"]  # the rest went
+    (row,) = (r for r in nb.results if r.startswith("Delete what this notebook created"))
+    assert "[deleted]" in row and ", IAM OIDC provider," not in row
+    assert f"the record of IAM OIDC provider {arn} (the provider stays: it lacks the tag" in row
+    assert "it is not this deployment's" in row
+
+
+def test_teardown_keeps_an_oidc_provider_another_role_trusts_and_says_so(
+    nb: Notebook, box: EcrBox
+) -> None:
+    nb()
+    arn = _provider(box)
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": arn},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+            }
+        ],
+    }
+    box.client("iam").create_role(
+        RoleName="someone-else", AssumeRolePolicyDocument=json.dumps(trust)
+    )
+    nb(dry_run=True, teardown=True)  # the plan says it too
+    (planned,) = (r for r in nb.results if r.startswith("Delete what this notebook created"))
+    assert "[planned]" in planned and "role someone-else trusts it" in planned
+    nb(teardown=True)
+    assert _provider(box) == arn
+    (row,) = (r for r in nb.results if r.startswith("Delete what this notebook created"))
+    assert "[deleted]" in row and ", IAM OIDC provider," not in row
+    assert "the provider stays: role someone-else trusts it" in row
+    assert f"aws iam delete-open-id-connect-provider --open-id-connect-provider-arn {arn}" in row
 
 
 def test_a_same_named_role_without_our_tag_is_never_taken(nb: Notebook, box: EcrBox) -> None:
@@ -250,6 +343,39 @@ def test_throttling_is_retried_by_the_runner(nb: Notebook, box: EcrBox) -> None:
     nb()
     assert "[failed]" not in nb.text() and "policies" in made(box)
     assert made(box)["policies"] == ["binderhub-registry-helper"]
+
+
+def test_a_role_that_propagates_late_is_waited_for_without_duplicates(
+    nb: Notebook, box: EcrBox
+) -> None:
+    # the sandbox's own propagation delay: STS refuses the new role until it is 10 s old; the
+    # runner's sleeps are the time that passes (no real wait)
+    box.cloud.offset["role_propagation_seconds"] = 10.0
+    waited: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waited.append(seconds)
+        if sum(waited) >= 10.0:
+            box.cloud.offset["role_propagation_seconds"] = 0.0  # it has propagated
+
+    nb(Runner(backoff=1.0, sleep=sleep))
+    assert "[failed]" not in nb.text() and nb.attempts("Verify") > 1
+    found = made(box)
+    assert found["roles"].count("binderhub-registry-helper") == 1
+    assert found["policies"] == ["binderhub-registry-helper"] and len(found["helpers"]) == 1
+    assert len(found["oidc_providers"]) == 1
+    assert list(state(box)["repositories"]) == [REPOSITORY]
+
+
+def test_ecr_s_throttling_exception_is_retried_by_the_runner(nb: Notebook, box: EcrBox) -> None:
+    # ECR's own throttling (400 ThrottlingException, JSON), on the notebook's ECR call: the
+    # pull-only user's GetAuthorizationToken in "User pods' pull"
+    box.cloud.offset["throttle"] = {"GetAuthorizationToken": 2}
+    nb(pull_access="secret")
+    assert "[failed]" not in nb.text() and nb.attempts("User pods' pull") >= 2
+    keys = box.client("iam").list_access_keys(UserName="binderhub-registry-helper-puller")
+    assert len(keys["AccessKeyMetadata"]) == 1  # the retried step reused its key
+    assert box.cloud.offset["throttle"] == {"GetAuthorizationToken": 0}
 
 
 def test_a_role_not_usable_yet_is_waited_for(nb: Notebook, box: EcrBox) -> None:
@@ -329,8 +455,13 @@ def test_a_node_role_without_ecr_pull_is_named_with_its_fix(nb: Notebook, box: E
         RoleName="binderhub-node",
         PolicyArn="arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
     )
-    with pytest.raises(PermissionDenied, match="attach-role-policy --role-name binderhub-node"):
+    with pytest.raises(
+        PermissionDenied, match="attach-role-policy --role-name binderhub-node"
+    ) as err:
         nb()
+    # the other way that pulls from ECR: a pull secret ("none" cannot: ECR is private)
+    assert 'or rerun with pull_access = "secret"' in str(err.value)
+    assert '"none"' not in str(err.value)
 
 
 def test_unreadable_5xx_and_a_busy_helper_are_retried(nb: Notebook, box: EcrBox) -> None:
@@ -400,3 +531,40 @@ def test_helper_values_without_the_helper_s_token_are_refused(nb: Notebook) -> N
     secret.write_text(yaml.safe_dump(found))
     with pytest.raises(InvalidValuesFile, match=r"config is missing"):
         load_values(nb.out / "config.yaml", secret)
+
+
+# --- the notebook's text ------------------------------------------------------------------------
+NOTEBOOK = Path(__file__).parents[1] / "notebooks" / "06-amazon-ecr.ipynb"
+
+
+def _sections() -> dict[str, str]:
+    """Notebook 06's markdown by its ``## `` heading, in order."""
+    found = json.loads(NOTEBOOK.read_text())
+    texts = ["".join(c["source"]) for c in found["cells"] if c["cell_type"] == "markdown"]
+    return {t.splitlines()[0]: t for t in texts if t.startswith("## ")}
+
+
+def test_the_notebook_says_how_the_registry_is_kept_small_before_verify() -> None:
+    sections = _sections()
+    headings = list(sections)
+    # the heading notebooks 01-05 use, before Verify as there
+    assert headings.index("## Keep the registry small") < headings.index(
+        "## Verify, as BinderHub would"
+    )
+    keep = " ".join(sections["## Keep the registry small"].split())
+    for said in (
+        "sinceImagePushed",
+        "AWS_ECR_EXPIRES_AFTER_PUSH_DAYS",
+        "sinceImagePulled",
+        "AWS_ECR_EXPIRES_AFTER_PULL_DAYS",  # the helper's commented-out setting
+        "`REPLICATION`, `PULL_THROUGH_CACHE` and `CREATE_ON_PUSH`",
+        "API_CreateRepositoryCreationTemplate.html",
+        "`CREATE_ON_PUSH` never fires",
+    ):
+        assert said in keep, said
+    # moved, not copied: step 4 points to it
+    step4 = sections["## Step 4: the registry helper"]
+    assert "sinceImagePulled" not in step4 and "Keep the registry small" in step4
+    # the policy text says why the helper may not delete
+    step2 = " ".join(sections["## Step 2: the helper's IAM policy"].split())
+    assert "Not `DeleteRepository` nor `DeleteLifecyclePolicy`" in step2
