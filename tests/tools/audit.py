@@ -129,6 +129,30 @@ BAD_INPUTS = [
         "tests/test_ovh_pull.py::test_a_bad_pull_parameter_is_one_line_before_any_call",
     ),
     Family(
+        "ecr: bad parameters, validated in-process",
+        "tests/test_ecr_params.py::test_a_bad_input_is_one_line_naming_the_parameter_and_its_rule",
+    ),
+    Family(
+        "ecr: keep_replaced with rotate (the helper takes one auth token)",
+        "tests/test_ecr_params.py::test_rotate_with_keep_replaced_is_refused_the_helper_takes_one_token",
+    ),
+    Family(
+        "ecr: no AWS credentials for real (one line on how to get them)",
+        "tests/test_ecr_params.py::test_no_credentials_for_real_is_one_line_on_how_to_get_them",
+    ),
+    Family(
+        "ecr: a helper_name too long for the pull-only IAM user",
+        "tests/test_ecr_pull_secret.py::test_a_helper_name_too_long_for_the_puller_is_refused_before_any_call",
+    ),
+    Family(
+        "verify: ECR values without the helper's auth token",
+        "tests/test_ecr_notebook.py::test_helper_values_without_the_helper_s_token_are_refused",
+    ),
+    Family(
+        "verify: a helper inside the cluster, a bad --helper-url",
+        "tests/test_ecr_notebook.py::test_verify_names_a_helper_inside_the_cluster_and_takes_its_forwarded_url",
+    ),
+    Family(
         "sandbox admin API: bad fault specs (not in the goal)",
         "tests/test_sandbox_security.py::test_a_bad_fault_spec_is_refused_and_breaks_nothing",
         goal=False,
@@ -157,6 +181,14 @@ ATTACKS = [
     Family(
         "azure: tampered records, non-ASCII groups, operations that never finish",
         "tests/test_azure_ours.py",
+    ),
+    Family(
+        "ecr: a same-named IAM role without this deployment's tag",
+        "tests/test_ecr_notebook.py::test_a_same_named_role_without_our_tag_is_never_taken",
+    ),
+    Family(
+        "ecr: a same-named pull-only IAM user without this deployment's tag",
+        "tests/test_ecr_pull_secret.py::test_a_same_named_user_without_our_tag_is_never_taken_nor_deleted",
     ),
     Family(
         "directories shared between notebooks",
@@ -281,6 +313,50 @@ FAULTS = [
         "tests/test_ovh_pull.py::test_a_crash_between_create_and_record_leaves_no_duplicate",
     ),
     Family(
+        "ecr: IAM's Throttling, retried by the step runner",
+        "tests/test_ecr_notebook.py::test_throttling_is_retried_by_the_runner",
+    ),
+    Family(
+        "ecr: a role not usable yet (IAM's eventual consistency)",
+        "tests/test_ecr_notebook.py::test_a_role_not_usable_yet_is_waited_for",
+    ),
+    Family(
+        "ecr: a 12-hour push token expired mid-run",
+        "tests/test_ecr_notebook.py::test_a_push_token_that_expired_mid_run_is_refused_and_a_fresh_one_works",
+    ),
+    Family(
+        "ecr: a repository gone before the push (RepositoryNotFoundException)",
+        "tests/test_ecr_notebook.py::test_a_repository_gone_before_the_push_is_named",
+    ),
+    Family(
+        "ecr: an unreadable 5xx and a busy helper",
+        "tests/test_ecr_notebook.py::test_unreadable_5xx_and_a_busy_helper_are_retried",
+    ),
+    Family(
+        "ecr: a new pull-only key AWS does not know yet",
+        "tests/test_ecr_pull_secret.py::test_a_new_key_aws_does_not_know_yet_is_retried_and_kept",
+    ),
+    Family(
+        "ecr sandbox: ECR's ThrottlingException, retried by botocore",
+        "tests/test_ecr_sandbox.py::test_throttling_is_answered_as_aws_does_and_botocore_retries",
+    ),
+    Family(
+        "ecr sandbox: an injected fault with AWS's throttling body, retried by botocore",
+        "tests/test_ecr_sandbox.py::test_a_fault_with_aws_s_throttling_body_is_retried_too",
+    ),
+    Family(
+        "ecr sandbox: throttling on BinderHub's image check, retried by the helper",
+        "tests/test_ecr_sandbox.py::test_the_helper_retries_throttling_as_the_go_sdk_does",
+    ),
+    Family(
+        "ecr sandbox: a role not propagated yet, then BinderHub's image check works",
+        "tests/test_ecr_sandbox.py::test_a_role_not_propagated_yet_is_refused_until_it_is",
+    ),
+    Family(
+        "ecr sandbox: a 12-hour token expired, then a fresh one pushes",
+        "tests/test_ecr_sandbox.py::test_a_token_expires_after_12_hours_on_the_sandbox_clock",
+    ),
+    Family(
         "each creating call x fault kind (test_faults.py, in-process)",
         "tests/test_faults.py::test_a_fault_on_a_creating_call_is_survived_or_stops_cleanly",
     ),
@@ -312,6 +388,34 @@ def _forms(name: str, secret: str, user: str = "") -> Iterator[tuple[str, str]]:
         yield f"{name} (docker auth)", auth
 
 
+#: The seeded accounts' secrets, by key in ``credentials.json`` (ECR's: its AWS secret key).
+_SEEDED_SECRETS = ("password", "client_secret", "admin_token", "secret_access_key")
+
+
+def _helper_secrets(directory: Path) -> Iterator[tuple[str, str]]:
+    """ECR's secrets a run writes beside ``secret.yaml``, each in a file of its own (0600):
+    the helper user's key in ``registry-helper.yaml``, the pull-only user's in
+    ``pull-secret-cronjob.yaml``."""
+    import yaml
+
+    files = {"registry-helper.yaml": "helper key", "pull-secret-cronjob.yaml": "pull-only key"}
+    for name, what in files.items():
+        path = directory / name
+        if not path.is_file() or path.is_symlink():
+            continue
+        try:
+            documents = [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
+        except Exception:  # not one a run wrote
+            continue
+        for document in documents:
+            env = {e.get("name"): e.get("value") for e in document.get("extraEnv") or []}
+            data = document.get("stringData") or {}
+            for source in (env, data):
+                secret = str(source.get("AWS_SECRET_ACCESS_KEY") or "")
+                if len(secret) >= 8:
+                    yield f"created {what} ({directory.name})", secret
+
+
 def _secrets(sandbox_dir: Path, written: Path) -> list[tuple[str, str]]:
     """(what, form) for each seeded and each created secret, each form to look for."""
     import yaml
@@ -323,7 +427,7 @@ def _secrets(sandbox_dir: Path, written: Path) -> list[tuple[str, str]]:
         seeded = {}
     for account, values in seeded.items():
         for key, value in values.items():
-            if key in ("password", "client_secret", "admin_token") and len(value) >= 8:
+            if key in _SEEDED_SECRETS and len(value) >= 8:
                 found += _forms(f"seeded {account}.{key}", value, values.get("username", ""))
     for path in written.rglob("secret.yaml"):
         if not path.is_file() or path.is_symlink():  # verify's bad inputs: a FIFO would block
@@ -343,6 +447,13 @@ def _secrets(sandbox_dir: Path, written: Path) -> list[tuple[str, str]]:
             continue
         if len(password) >= 8:
             found += _forms(f"created password ({path.parent.name})", password, user)
+        # ECR: BinderHub holds the registry helper's auth token, not a registry password
+        helper = (values.get("config") or {}).get("ExternalRegistryHelper") or {}
+        token = str(helper.get("auth_token") or "") if isinstance(helper, dict) else ""
+        if len(token) >= 8:
+            found += _forms(f"created helper auth token ({path.parent.name})", token)
+        for what, secret in _helper_secrets(path.parent):
+            found += _forms(what, secret)
         pull = (values.get("jupyterhub") or {}).get("imagePullSecret") or {}
         if isinstance(pull, dict) and len(str(pull.get("password", ""))) >= 8:
             # user pods' pull-only credential: a secret like the push one
@@ -354,8 +465,15 @@ def _secrets(sandbox_dir: Path, written: Path) -> list[tuple[str, str]]:
     return found
 
 
-#: Files that hold secrets on purpose (0600), and so are not outputs.
-_SECRET_FILES = {"secret.yaml", "credentials.json", "config.json"}
+#: Files that hold secrets on purpose (0600), and so are not outputs (the last two: ECR's, the
+#: registry helper's values and the pull-secret CronJob's manifest).
+_SECRET_FILES = {
+    "secret.yaml",
+    "credentials.json",
+    "config.json",
+    "registry-helper.yaml",
+    "pull-secret-cronjob.yaml",
+}
 
 
 def _scan(paths: list[Path], secrets: list[tuple[str, str]]) -> tuple[int, list[str]]:

@@ -1,0 +1,109 @@
+"""``make audit``'s lists (tests/tools/audit.py) hold every registry, and name tests that exist.
+
+The audit runs the tests its families name and counts their cases: a registry with no family of
+its own is missing from its figures, and a family naming a test that is gone stops the whole run
+(pytest: "not found"). Its leak scan looks for every kind of secret a run writes, ECR's too.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import sys
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import yaml
+
+from binderhub_registry import providers
+
+from .conftest import ROOT
+
+
+@cache
+def audit() -> ModuleType:
+    """tests/tools/audit.py, loaded as a module (it is a script and a pytest plugin)."""
+    name = "bhr_audit_tool"  # not "audit", the name its pytest plugin has in `make audit`
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "tools" / "audit.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def _families() -> list[object]:
+    tool = audit()
+    return [*tool.BAD_INPUTS, *tool.FAULTS, *tool.ATTACKS]
+
+
+def _functions(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    return {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+
+
+def test_every_family_names_a_test_that_exists() -> None:
+    for family in _families():
+        test: str = family.test  # type: ignore[attr-defined]
+        file, _, function = test.partition("::")
+        path = ROOT / file
+        assert path.is_file(), test
+        if function:
+            assert function.startswith("test_") and function in _functions(path), test
+
+
+@pytest.mark.parametrize("key", providers.keys())
+@pytest.mark.parametrize("kind", ["BAD_INPUTS", "FAULTS", "ATTACKS"])
+def test_every_registry_has_families_of_its_own(key: str, kind: str) -> None:
+    """Bad inputs, faults and attacks of each registry's own tests (``tests/test_<key>_*``),
+    beside the suites that run over every provider (contract, test_faults.py)."""
+    own = [f for f in getattr(audit(), kind) if f.test.startswith(f"tests/test_{key}_")]
+    assert own, f"make audit counts no {kind.lower().replace('_', ' ')} of {key}'s own tests"
+
+
+def test_the_leak_scan_looks_for_ecr_s_secrets(tmp_path: Path) -> None:
+    """The seeded AWS secret key, BinderHub's auth token for the helper, and the helper's and
+    the pull-only user's access keys: each looked for, and found where an output leaks it; the
+    files that hold them on purpose (0600) are not outputs."""
+    tool = audit()
+    box = tmp_path / "box"
+    box.mkdir()
+    seeded = "seeded-aws-secret-0123456789"
+    (box / "credentials.json").write_text(
+        json.dumps({"ecr": {"access_key_id": "AKIAEXAMPLE", "secret_access_key": seeded}})
+    )
+    out = tmp_path / "tests" / "values"
+    out.mkdir(parents=True)
+    (out / "binderhub-registry.json").write_text(json.dumps({"provider": "ecr", "created": {}}))
+    token, helper_key, pull_key = (
+        "helper-auth-token-xyz",
+        "helper-key-secret-1",
+        "pull-key-secret-2",
+    )
+    secret = {
+        "registry": {"url": "https://127.0.0.1:1", "username": "", "password": ""},
+        "config": {"ExternalRegistryHelper": {"auth_token": token}},
+    }
+    (out / "secret.yaml").write_text(yaml.safe_dump(secret))
+    env = [{"name": "AWS_ACCESS_KEY_ID", "value": "AKIAHELPER"}]
+    env += [{"name": "AWS_SECRET_ACCESS_KEY", "value": helper_key}]
+    (out / "registry-helper.yaml").write_text(yaml.safe_dump({"extraEnv": env}))
+    manifest = [
+        {"kind": "Secret", "stringData": {"AWS_SECRET_ACCESS_KEY": pull_key}},
+        {"kind": "CronJob", "spec": {}},
+    ]
+    (out / "pull-secret-cronjob.yaml").write_text(yaml.safe_dump_all(manifest))
+    forms = {form for _, form in tool._secrets(box, tmp_path / "tests")}
+    assert {seeded, token, helper_key, pull_key} <= forms
+    leaked = tmp_path / "tests" / "run1.ipynb"
+    leaked.write_text(f"an output printing {token} and {pull_key}")
+    files = [*(tmp_path / "tests").rglob("*"), box / "credentials.json"]
+    scanned, leaks = tool._scan(files, tool._secrets(box, tmp_path / "tests"))
+    assert scanned == 2  # the notebook and the record: the 0600 files are not outputs
+    assert "created helper auth token (values) in run1.ipynb" in leaks
+    assert "created pull-only key (values) in run1.ipynb" in leaks
+    assert not [leak for leak in leaks if "seeded" in leak or "helper key" in leak]
+    assert token not in " ".join(leaks)  # never the secret itself
