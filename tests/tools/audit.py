@@ -141,6 +141,10 @@ BAD_INPUTS = [
         "tests/test_ecr_params.py::test_no_credentials_for_real_is_one_line_on_how_to_get_them",
     ),
     Family(
+        "ecr: an account_id other than the signed-in identity's",
+        "tests/test_ecr_notebook.py::test_an_account_id_other_than_the_caller_s_stops_before_any_change",
+    ),
+    Family(
         "ecr: a helper_name too long for the pull-only IAM user",
         "tests/test_ecr_pull_secret.py::test_a_helper_name_too_long_for_the_puller_is_refused_before_any_call",
     ),
@@ -189,6 +193,14 @@ ATTACKS = [
     Family(
         "ecr: a same-named pull-only IAM user without this deployment's tag",
         "tests/test_ecr_pull_secret.py::test_a_same_named_user_without_our_tag_is_never_taken_nor_deleted",
+    ),
+    Family(
+        "ecr: an OIDC provider without this deployment's tag, kept by teardown",
+        "tests/test_ecr_notebook.py::test_teardown_keeps_an_oidc_provider_without_our_tag",
+    ),
+    Family(
+        "ecr: an OIDC provider another role trusts, kept by teardown",
+        "tests/test_ecr_notebook.py::test_teardown_keeps_an_oidc_provider_another_role_trusts_and_says_so",
     ),
     Family(
         "directories shared between notebooks",
@@ -315,6 +327,14 @@ FAULTS = [
     Family(
         "ecr: IAM's Throttling, retried by the step runner",
         "tests/test_ecr_notebook.py::test_throttling_is_retried_by_the_runner",
+    ),
+    Family(
+        "ecr: ECR's ThrottlingException, retried by the step runner",
+        "tests/test_ecr_notebook.py::test_ecr_s_throttling_exception_is_retried_by_the_runner",
+    ),
+    Family(
+        "ecr: a role that propagates late, waited for without duplicates",
+        "tests/test_ecr_notebook.py::test_a_role_that_propagates_late_is_waited_for_without_duplicates",
     ),
     Family(
         "ecr: a role not usable yet (IAM's eventual consistency)",
