@@ -10,6 +10,7 @@ return before any call).
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from binderhub_registry.binderhub import RegistryValues
 from binderhub_registry.cli import main
 from binderhub_registry.errors import CloudError
 from binderhub_registry.secrets import Secret
+from binderhub_registry.usage import Usage
 
 from .conftest import NOTEBOOKS, InProcessRun, NotebookRun
 from .helpers import (
@@ -258,6 +260,82 @@ def test_ecr_not_read_without_aws_credentials(
     found = ecr.usage_for_values(values, {}, {}, None)
     assert isinstance(found, NotRead)
     assert "DescribeImages needs AWS credentials" in found.text() and "AWS_PROFILE" in found.text()
+
+
+def _ecr_admin(box: sandbox.Sandbox) -> Any:
+    """A boto3 ECR client on the sandbox, as its seeded administrator."""
+    import boto3
+
+    key = box.credentials("ecr")
+    return boto3.client(
+        "ecr",
+        region_name="us-east-2",
+        endpoint_url=f"{box.url}/ecr/api",
+        verify=box.ca_file,
+        aws_access_key_id=key["access_key_id"],
+        aws_secret_access_key=key["secret_access_key"],
+    )
+
+
+def _ecr_image(client: Any, repository: str, sizes: list[int]) -> None:
+    """An image in ``repository`` (made here), put as a manifest whose layers have ``sizes``
+    (PutImage). The test compares with what DescribeImages reports, whatever it counts: ECR
+    reports the layers' compressed sizes, moto (which the sandbox runs) the config's."""
+    layers = [
+        {
+            "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            "size": size,
+            "digest": "sha256:" + f"{n:x}{size:x}".rjust(64, "0"),
+        }
+        for n, size in enumerate(sizes)
+    ]
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "size": sum(sizes) // 1000,
+            "digest": "sha256:" + "c" * 64,
+        },
+        "layers": layers,
+    }
+    client.create_repository(repositoryName=repository)
+    client.put_image(repositoryName=repository, imageManifest=json.dumps(manifest), imageTag="v1")
+
+
+def test_ecr_images_under_the_prefix_read_with_the_sandbox_s_aws_key(
+    fresh: sandbox.Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The helper's token is no AWS credential, so verify signs DescribeImages with boto3's
+    chain: on the sandbox, its seeded key (no real variable read), as the notebook does."""
+    ns = InProcessRun(NOTEBOOKS / f"{providers.get('ecr').NOTEBOOK}.ipynb", tmp_path)()
+    out = tmp_path / "values"
+    code, stdout, stderr = verify(capsys, fresh, out)
+    assert code == 0, stderr
+    usage = ns["conn"].storage_used()  # the notebook's step: verify's test image, pushed
+    assert usage is not None and usage.used_bytes > 0 and usage.limit_bytes is None
+    line = storage_line(stdout)
+    assert line == f"✓ storage: {usage.text()}"
+    assert "ECR repositories binderhub/binder-* (billed per GB-month)" in line
+    # an image under the prefix counts; those in the account's other repositories do not
+    admin = _ecr_admin(fresh)
+    sizes = {}
+    for name, layers in (
+        ("binderhub/binder-more", [3 << 20]),
+        ("binderhub/elsewhere", [5 << 20]),
+        ("other/binder-x", [7 << 20]),
+    ):
+        _ecr_image(admin, name, layers)
+        (image,) = admin.describe_images(repositoryName=name)["imageDetails"]
+        sizes[name] = image["imageSizeInBytes"]
+        assert sizes[name] > 0
+    code, stdout, stderr = verify(capsys, fresh, out)
+    assert code == 0, stderr
+    more = Usage(usage.used_bytes + sizes["binderhub/binder-more"], None, usage.source)
+    assert storage_line(stdout) == f"✓ storage: {more.text()}"
+    seeded = fresh.credentials("ecr")["secret_access_key"]
+    token = yaml.safe_load((out / "secret.yaml").read_text())["config"]["ExternalRegistryHelper"]
+    assert_no_secret(stdout + stderr, [seeded, token["auth_token"]])
 
 
 # --- Docker Hub: no usage API ------------------------------------------------------------------

@@ -2065,6 +2065,14 @@ def usage_for_values(values: RegistryValues, env: Any, created: Any, ca_file: st
     region = parts[3] if ".dkr.ecr." in host else env.get("AWS_REGION") or "us-east-1"
     box = sandbox_of(values)
     if box is not None:  # the seeded key alone: no real profile, no metadata probe
+        # The sandbox's registry serves every region on one loopback host, so its name tells
+        # none: the region is the one the values' helper works in (its AWS_REGION).
+        release = str(getattr(values, "service_url", "")).rstrip("/").rsplit("/", 1)[-1]
+        helpers = box.state().get(KEY, {}).get("helpers", [])
+        region = next(
+            (str(h["region"]) for h in helpers if h.get("name") == release and h.get("region")),
+            region,
+        )
         key = box.credentials(KEY)
         core = botocore.session.Session()
         for name, value in (("config_file", os.devnull), ("credentials_file", os.devnull)):
