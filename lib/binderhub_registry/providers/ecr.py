@@ -2025,9 +2025,9 @@ GUIDE = GuideEntry(
         "with ECR on `<repository_prefix>/*` only; BinderHub holds only the helper's auth token"
     ),
     pull_credential=(
-        'the nodes\' IAM role (`"node"`, AmazonEC2ContainerRegistryReadOnly on EKS node groups) '
-        '[^ecr-node-role]; or (`"secret"`) a pull-only IAM user whose key a CronJob uses every 6 '
-        "hours to refresh the pull secret, since ECR passwords last 12 hours"
+        "a pull-only IAM user whose key a CronJob uses every 6 hours to refresh the pull secret, "
+        'since ECR passwords last 12 hours; `"node"` (its default): the nodes\' IAM role, '
+        "AmazonEC2ContainerRegistryReadOnly on EKS node groups [^ecr-node-role]"
     ),
     rotation="a new helper auth token (and access key); the old key is deleted once the new verify",
     expires="each push token after 12 hours [^ecr-token]; the helper hands a fresh one per build",
