@@ -2,12 +2,14 @@
 
 The audit runs the tests its families name and counts their cases: a registry with no family of
 its own is missing from its figures, and a family naming a test that is gone stops the whole run
-(pytest: "not found"). Its leak scan looks for every kind of secret a run writes, ECR's too.
+(pytest: "not found"). Its leak scan looks for every secret each backend seeds and every kind a
+run writes, ECR's too.
 """
 
 from __future__ import annotations
 
 import ast
+import base64
 import importlib.util
 import json
 import sys
@@ -19,6 +21,7 @@ import pytest
 import yaml
 
 from binderhub_registry import providers
+from binderhub_registry.sandbox import Sandbox
 
 from .conftest import ROOT
 
@@ -107,3 +110,79 @@ def test_the_leak_scan_looks_for_ecr_s_secrets(tmp_path: Path) -> None:
     assert "created pull-only key (values) in run1.ipynb" in leaks
     assert not [leak for leak in leaks if "seeded" in leak or "helper key" in leak]
     assert token not in " ".join(leaks)  # never the secret itself
+
+
+def test_the_leak_scan_looks_for_every_seeded_secret_of_every_backend(box: Sandbox) -> None:
+    """Every credential each backend seeds (the sandbox's own ``credentials.json``, as its
+    backends wrote it: OVHcloud's application secret and consumer key, Google's private key,
+    Docker Hub's passwords and TOTP seed, ...) is looked for, plain and base64, and a PEM key
+    by its body too; only fields the audit names as public identifiers are not."""
+    tool = audit()
+    seeded = json.loads(Path(box.credentials_file).read_text())
+    # every backend seeded an account here: none escapes the derivation
+    assert {key for key in providers.keys() if not any(a.startswith(key) for a in seeded)} == set()
+    with_forms = {form for _, form in tool._secrets(box.directory, box.directory / "none")}
+    missing = []
+    for account, values in seeded.items():
+        for field, value in values.items():
+            if field in tool._SEEDED_PUBLIC or len(value) < 8:
+                continue
+            b64 = base64.b64encode(value.encode()).decode().rstrip("=")
+            if not {value, b64} <= with_forms:
+                missing.append(f"{account}.{field}")
+            if "-----BEGIN" in value and value.splitlines()[1] not in with_forms:
+                missing.append(f"{account}.{field} (PEM body)")
+    assert missing == [], "make audit does not look for these seeded secrets"
+    # a public identifier is shown on purpose: none of them is a secret's field
+    assert not {f for f in tool._SEEDED_PUBLIC if any(w in f for w in ("secret", "password"))}
+
+
+def _pem(first: int) -> str:
+    lines = [base64.b64encode(bytes([i]) * 48).decode() for i in range(first, first + 3)]
+    return "-----BEGIN PRIVATE KEY-----\n" + "\n".join(lines) + "\n-----END PRIVATE KEY-----\n"
+
+
+def test_the_leak_scan_looks_for_every_created_secret_in_its_0600_file(tmp_path: Path) -> None:
+    """A Google JSON key's private_key (BinderHub's and user pods'), Docker Hub's prune token
+    (prune-secret.yaml) and OVHcloud's Harbor admin password (harbor-admin.json): looked for,
+    found where an output leaks them (the key's body, the token in base64, the password in a
+    docker auth), and the 0600 files that hold them on purpose are not outputs."""
+    tool = audit()
+    from binderhub_registry.providers import dockerhub, ecr, ovh
+
+    files = {dockerhub.PRUNE_SECRET_FILE, ovh.ADMIN_FILE, ecr.HELPER_FILE, ecr.PULL_FILE}
+    assert files <= set(tool._RUN_SECRET_FILES) and files <= tool._SECRET_FILES
+    out = tmp_path / "tests" / "values"
+    out.mkdir(parents=True)
+    (out / "binderhub-registry.json").write_text(json.dumps({"provider": "x", "created": {}}))
+    push, pull = _pem(0), _pem(3)
+    key = {"type": "service_account", "private_key_id": "k1", "private_key": push}
+    pull_key = key | {"private_key": pull}
+    secret = {
+        "registry": {"url": "https://h", "username": "_json_key", "password": json.dumps(key)},
+        "jupyterhub": {
+            "imagePullSecret": {"username": "_json_key", "password": json.dumps(pull_key)}
+        },
+    }
+    (out / "secret.yaml").write_text(yaml.safe_dump(secret))
+    token, admin = "prune-token-secret-0123", "harbor-admin-password-456"
+    prune = {"kind": "Secret", "stringData": {"token": token}}
+    (out / "prune-secret.yaml").write_text(yaml.safe_dump(prune))
+    record = {"id": "u1", "username": "binderhub-admin", "password": admin}
+    (out / "harbor-admin.json").write_text(json.dumps(record))
+    box = tmp_path / "box"
+    box.mkdir()
+    found = tool._secrets(box, tmp_path / "tests")
+    forms = {form for _, form in found}
+    assert {push, pull, json.dumps(push)[1:-1], token, admin} <= forms
+    leaked = tmp_path / "tests" / "run1.ipynb"
+    body = push.splitlines()[2]
+    docker = base64.b64encode(f"binderhub-admin:{admin}".encode()).decode().rstrip("=")
+    leaked.write_text(f"{body} {base64.b64encode(token.encode()).decode()} {docker}")
+    scanned, leaks = tool._scan(list((tmp_path / "tests").rglob("*")), found)
+    assert scanned == 2  # the notebook and the record: the 0600 files are not outputs
+    assert "created key (values)'s private_key (PEM body) in run1.ipynb" in leaks
+    assert "created prune token (values) (base64) in run1.ipynb" in leaks
+    assert "created Harbor admin password (values) (docker auth) in run1.ipynb" in leaks
+    assert not [leak for leak in leaks if "pull key" in leak]
+    assert not [leak for leak in leaks if token in leak or admin in leak or body in leak]

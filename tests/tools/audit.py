@@ -7,8 +7,10 @@ survived (faults: the run ended verified with no duplicate, or stopped with one
 line and left nothing orphaned, as each test asserts). A case counts as handled
 only when its test passed. The same run scans for leaks: every file the tests'
 runs wrote (notebook outputs, values, records) and each sandbox's log, for every
-seeded secret (``credentials.json``) and every created one (each ``secret.yaml``),
-plain, JSON-escaped and base64-encoded (alone, and as docker's ``user:password``).
+seeded secret (each field of ``credentials.json`` that is no public identifier) and every
+created one (each 0600 file a run keeps them in: ``secret.yaml``'s passwords and a Google
+key's ``private_key``, Docker Hub's prune token, OVHcloud's Harbor admin, ECR's keys), plain,
+JSON-escaped and base64-encoded (alone, and as docker's ``user:password``; a PEM key's body too).
 
 Usage: ``python tests/tools/audit.py [-n JOBS]`` (also loaded by pytest as the plugin
 ``audit``, through ``-p audit``, which does the counting and the scan).
@@ -406,10 +408,59 @@ def _forms(name: str, secret: str, user: str = "") -> Iterator[tuple[str, str]]:
     if user:
         auth = base64.b64encode(f"{user}:{secret}".encode()).decode().rstrip("=")
         yield f"{name} (docker auth)", auth
+    if "-----BEGIN" in secret:
+        # a PEM key (Google's private_key): each line of its body, however the key was quoted
+        # or escaped, or printed in part
+        for line in secret.splitlines():
+            if len(line) >= 32 and not line.startswith("-----"):
+                yield f"{name} (PEM body)", line
 
 
-#: The seeded accounts' secrets, by key in ``credentials.json`` (ECR's: its AWS secret key).
-_SEEDED_SECRETS = ("password", "client_secret", "admin_token", "secret_access_key")
+def _json_key(name: str, secret: str) -> list[tuple[str, str]]:
+    """A Google JSON key's ``private_key`` (the password ``_json_key`` pushes with), in its
+    own forms: a leak of the key alone does not hold the whole JSON."""
+    try:
+        key = json.loads(secret)
+    except ValueError:
+        return []
+    pem = key.get("private_key") if isinstance(key, dict) else None
+    return list(_forms(f"{name}'s private_key", pem)) if isinstance(pem, str) else []
+
+
+#: Fields of the seeded accounts (``credentials.json``) that name an account or a key and are
+#: shown on purpose (outputs print them, requests carry them in clear): every OTHER field is a
+#: secret the scan looks for, so a backend's new credential is looked for without a change here.
+_SEEDED_PUBLIC = frozenset(
+    {
+        "username",
+        "user",
+        "tenant_id",
+        "client_id",
+        "subscription_id",
+        "project_id",
+        "client_email",
+        "private_key_id",  # Google: the key's id, the ``kid`` of every signed assertion
+        "service_name",
+        "account_id",
+        "access_key_id",  # AWS: in clear in every SigV4 Authorization header
+        "application_key",  # OVH: in clear in every request's X-Ovh-Application header
+    }
+)
+
+
+def seeded_secrets(seeded: dict[str, dict[str, str]]) -> list[tuple[str, str]]:
+    """(what, form) for each secret of the seeded accounts: every field not in
+    :data:`_SEEDED_PUBLIC` (OVH's application secret and consumer key, Google's private key,
+    Docker Hub's passwords and TOTP seed, Azure's client secret, ECR's secret key, Harbor's
+    admin password, the sandbox's admin token)."""
+    found: list[tuple[str, str]] = []
+    for account, values in seeded.items():
+        if not isinstance(values, dict):
+            continue
+        for key, value in values.items():
+            if key not in _SEEDED_PUBLIC and isinstance(value, str) and len(value) >= 8:
+                found += _forms(f"seeded {account}.{key}", value, values.get("username", ""))
+    return found
 
 
 def _helper_secrets(directory: Path) -> Iterator[tuple[str, str]]:
@@ -436,64 +487,96 @@ def _helper_secrets(directory: Path) -> Iterator[tuple[str, str]]:
                     yield f"created {what} ({directory.name})", secret
 
 
+def _other_secrets(directory: Path, user: str) -> Iterator[tuple[str, str]]:
+    """The secrets a run writes in 0600 files of their own beside ``secret.yaml``: Docker Hub's
+    prune token (``prune-secret.yaml``, a Secret's ``stringData.token``) and the Harbor system
+    admin OVHcloud made for the notebook (``harbor-admin.json``'s password)."""
+    import yaml
+
+    path = directory / "prune-secret.yaml"
+    if path.is_file() and not path.is_symlink():
+        try:
+            token = str(yaml.safe_load(path.read_text())["stringData"]["token"])
+        except Exception:  # not one a run wrote
+            token = ""
+        if len(token) >= 8:
+            yield from _forms(f"created prune token ({directory.name})", token, user)
+    path = directory / "harbor-admin.json"
+    if path.is_file() and not path.is_symlink():
+        try:
+            admin = json.loads(path.read_text())
+            password, name = str(admin["password"]), str(admin.get("username", ""))
+        except Exception:  # not one a run wrote
+            password = name = ""
+        if len(password) >= 8:
+            yield from _forms(f"created Harbor admin password ({directory.name})", password, name)
+
+
+#: The files a run keeps its created secrets in (0600), each parsed by :func:`_secrets`.
+_RUN_SECRET_FILES = (
+    "secret.yaml",
+    "prune-secret.yaml",
+    "harbor-admin.json",
+    "registry-helper.yaml",
+    "pull-secret-cronjob.yaml",
+)
+
+
 def _secrets(sandbox_dir: Path, written: Path) -> list[tuple[str, str]]:
     """(what, form) for each seeded and each created secret, each form to look for."""
     import yaml
 
-    found: list[tuple[str, str]] = []
     try:
         seeded = json.loads((sandbox_dir / "credentials.json").read_text())
     except (OSError, ValueError):
         seeded = {}
-    for account, values in seeded.items():
-        for key, value in values.items():
-            if key in _SEEDED_SECRETS and len(value) >= 8:
-                found += _forms(f"seeded {account}.{key}", value, values.get("username", ""))
-    for path in written.rglob("secret.yaml"):
-        if not path.is_file() or path.is_symlink():  # verify's bad inputs: a FIFO would block
-            continue
+    found = seeded_secrets(seeded if isinstance(seeded, dict) else {})
+    directories = {p.parent for name in _RUN_SECRET_FILES for p in written.rglob(name)}
+    for directory in sorted(directories):
         # a run's, beside its record or its notebook's output; not an input a test wrote
         # (verify's bad inputs put their own test secret in config.yaml on purpose)
-        ran = (path.parent / "binderhub-registry.json").exists() or any(
-            path.parent.parent.glob("*run*.*")
+        ran = (directory / "binderhub-registry.json").exists() or any(
+            directory.parent.glob("*run*.*")
         )
         if not ran:
+            continue
+        for what, secret in _helper_secrets(directory):
+            found += _forms(what, secret)
+        path = directory / "secret.yaml"
+        if not path.is_file() or path.is_symlink():  # verify's bad inputs: a FIFO would block
+            found += _other_secrets(directory, "")
             continue
         try:
             values = yaml.safe_load(path.read_text())
             registry = values["registry"]
             password, user = str(registry["password"]), str(registry.get("username", ""))
         except Exception:  # the bad inputs of verify's tests: no secret of a run
+            found += _other_secrets(directory, "")
             continue
+        found += _other_secrets(directory, user)
         if len(password) >= 8:
-            found += _forms(f"created password ({path.parent.name})", password, user)
+            found += _forms(f"created password ({directory.name})", password, user)
+            found += _json_key(f"created key ({directory.name})", password)
         # ECR: BinderHub holds the registry helper's auth token, not a registry password
         helper = (values.get("config") or {}).get("ExternalRegistryHelper") or {}
         token = str(helper.get("auth_token") or "") if isinstance(helper, dict) else ""
         if len(token) >= 8:
-            found += _forms(f"created helper auth token ({path.parent.name})", token)
-        for what, secret in _helper_secrets(path.parent):
-            found += _forms(what, secret)
+            found += _forms(f"created helper auth token ({directory.name})", token)
         pull = (values.get("jupyterhub") or {}).get("imagePullSecret") or {}
         if isinstance(pull, dict) and len(str(pull.get("password", ""))) >= 8:
             # user pods' pull-only credential: a secret like the push one
             found += _forms(
-                f"created pull password ({path.parent.name})",
+                f"created pull password ({directory.name})",
                 str(pull["password"]),
                 str(pull.get("username", "")),
             )
+            found += _json_key(f"created pull key ({directory.name})", str(pull["password"]))
     return found
 
 
-#: Files that hold secrets on purpose (0600), and so are not outputs (the last two: ECR's, the
-#: registry helper's values and the pull-secret CronJob's manifest).
-_SECRET_FILES = {
-    "secret.yaml",
-    "credentials.json",
-    "config.json",
-    "registry-helper.yaml",
-    "pull-secret-cronjob.yaml",
-}
+#: Files that hold secrets on purpose (0600), and so are not outputs: a run's
+#: (:data:`_RUN_SECRET_FILES`), the sandbox's seeded ones and docker's login.
+_SECRET_FILES = {*_RUN_SECRET_FILES, "credentials.json", "config.json"}
 
 
 def _scan(paths: list[Path], secrets: list[tuple[str, str]]) -> tuple[int, list[str]]:
