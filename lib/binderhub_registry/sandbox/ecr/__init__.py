@@ -175,6 +175,17 @@ image DescribeImages shows (moto's            imageDigest, imagePushedAt); moto'
 and ``imagePushedAt`` the registry front's    digest and stamps the wall clock: the layer
 record of the push, on ECR's clock            gives it the registry's digest and the push's
                                               time (``registry.TagRecords``)
+DescribeImages' ``imageSizeInBytes``: the     ECR API (ImageDetail.imageSizeInBytes: "the
+sum of the sizes the image's manifest gives   size, in bytes, of the image in the
+its layers (as pushed: compressed), through   repository"; "If the image is a manifest
+the registry or PutImage; a manifest list or  list, this will be the max size of all
+index: the largest of its images ECR has a    manifests in the list"; the Docker client
+record of (none: no size)                     pushes compressed layers, so ``docker images``
+                                              shows more than ECR); moto answers the config
+                                              blob's size: the layer re-sizes each image from
+                                              its manifest; the config blob not counted, and
+                                              an index whose images were pushed by digest
+                                              (not recorded here) unsized: assumption
 ``POST /_sandbox/clock``: ECR's clock moves   ECR guide "Automate the cleanup of images by
 (``clock_offset_hours``: tokens handed out    using lifecycle policies" (real ECR expires
 before expire too), then every repository's   images "within 24 hours" of meeting the

@@ -12,7 +12,8 @@ moto differs from AWS in a way the notebook or the helper depends on:
   ``role_propagation_seconds`` is refused as a not yet propagated one;
 - ``GetAuthorizationToken`` answers a password the registry front checks, valid 12 hours on
   the sandbox's clock, for the front's URL (moto: ``<account>-auth-token``, expired in 2015);
-- ``throttle`` answers the next calls of an operation with AWS's throttling error.
+- ``throttle`` answers the next calls of an operation with AWS's throttling error;
+- DescribeImages sizes an image by its layers (:func:`image_size`; moto: its config's size).
 
 moto keeps its state in module globals: one sandbox process holds one AWS.
 """
@@ -43,6 +44,7 @@ __all__ = [
     "Aws",
     "WebIdentityIssuer",
     "aws_json_error",
+    "image_size",
     "query_fault",
     "repository_arn",
 ]
@@ -311,6 +313,8 @@ class Aws:
             return _json_auth_error(answer, rest=name == "eks")
         if name == "ecr" and operation == "GetAuthorizationToken" and answer.status == 200:
             return self._authorization_token(request, answer)
+        if name == "ecr" and operation == "DescribeImages" and answer.status == 200:
+            answer = self._image_sizes(request, answer)
         if name == "ecr" and answer.status == 200:  # repositoryUri: the sandbox's registry host
             front = self.registry_url().removeprefix("https://").encode()
             answer.body = _REGISTRY_HOST.sub(front, answer.body)
@@ -398,6 +402,26 @@ class Aws:
         if wait and created is not None and time.time() - created < wait:
             return denied  # a new role, not yet visible to STS in every region
         return None
+
+    def _image_sizes(self, request: Request, answer: Response) -> Response:
+        """DescribeImages' ``imageSizeInBytes`` as ECR reports it (:func:`image_size` of each
+        image's manifest; moto answers its config's size)."""
+        try:
+            body = json.loads(answer.body)
+        except ValueError:
+            return answer
+        backend = self.ecr_backend(_credential_scope(request)[2])
+        with self._moto_lock:
+            for detail in body.get("imageDetails", []):
+                repository = backend.repositories.get(detail.get("repositoryName"))
+                images = repository.images if repository is not None else []
+                manifests = {i.image_digest: i.image_manifest for i in images}
+                size = image_size(manifests.get(detail.get("imageDigest"), ""), manifests)
+                detail.pop("imageSizeInBytes", None)
+                if size is not None:
+                    detail["imageSizeInBytes"] = size
+        headers = {k: v for k, v in answer.headers.items() if k.lower() != "content-length"}
+        return Response(answer.status, json.dumps(body).encode(), headers)
 
     def _ecr_access_denied(self, request: Request, operation: str, answer: Response) -> Response:
         """moto's AccessDenied of an ECR call, in ECR's JSON error (AccessDeniedException)."""
@@ -555,6 +579,32 @@ NODE_POLICIES = [
     "AmazonEKS_CNI_Policy",
     "AmazonEC2ContainerRegistryReadOnly",
 ]
+
+
+def image_size(manifest: str, manifests: dict[str, str]) -> int | None:
+    """ECR's ``imageSizeInBytes`` of ``manifest``: its layers' sizes as pushed (compressed),
+    summed; of a manifest list or index, the largest of its manifests ECR has a record of
+    (``manifests``: digest -> manifest); None for anything else (ECR API, ImageDetail)."""
+    try:
+        parsed = json.loads(manifest)
+    except ValueError:
+        return None
+    if not isinstance(parsed, dict):
+        return None
+    layers = parsed.get("layers")
+    if isinstance(layers, list):
+        sized = [layer.get("size") for layer in layers if isinstance(layer, dict)]
+        return sum(size for size in sized if isinstance(size, int))
+    listed = parsed.get("manifests")
+    if not isinstance(listed, list):
+        return None
+    sizes = [
+        image_size(manifests[entry["digest"]], {})  # an index's entries are images
+        for entry in listed
+        if isinstance(entry, dict) and entry.get("digest") in manifests
+    ]
+    known = [size for size in sizes if size is not None]
+    return max(known) if known else None
 
 
 def _aws_managed_policies() -> list[Any]:
