@@ -29,12 +29,9 @@ from binderhub_registry.secrets import Secret
 from .helpers import (
     HARBOR_DEFAULTS,
     admin_api,
-    full_run,
     harbor_pull,
     harbor_push,
     harbor_steps,
-    ovh_params,
-    runner,
 )
 
 PROJECT = "binderhub"
@@ -405,16 +402,14 @@ def test_a_credential_that_is_no_system_admin_leaves_garbage_collection_to_one(
     fresh: sandbox.Sandbox, tmp_path: Path
 ) -> None:
     """Only a system admin may set ``/system/gc/schedule`` (swagger; Harbor's docs, "Garbage
-    Collection": "an account that has Harbor system administrator privileges"). The standalone
-    fake seeds only its admin; OVHcloud's API makes a Harbor user that is no system admin
-    until ``setAsAdmin``, on the same fake Harbor, so the credential comes from there."""
-    conn = full_run(runner(), ovh_params(tmp_path))
-    assert conn.registry is not None and conn.api is not None
-    admin = conn.api
-    someone = conn.call(
-        "POST", f"/containerRegistry/{conn.registry['id']}/users", login="ci", email="ci@x.org"
-    )
-    conn.api = harbor.HarborAPI(admin.url, "ci", Secret(someone["password"]), fresh.ca_file)
+    Collection": "an account that has Harbor system administrator privileges"). The credential
+    is a local user the standalone Harbor's admin makes with ``POST /users`` (createUser: a new
+    user is no system admin)."""
+    conn, _ = harbor_steps(tmp_path)
+    admin = admin_api(fresh)
+    user = {"username": "ci", "email": "ci@example.org", "realname": "CI", "password": "Ci-user-1"}
+    admin.call("POST", "/users", json=user)
+    conn.api = harbor.HarborAPI(admin.url, "ci", Secret(user["password"]), fresh.ca_file)
     assert conn.api.current_user()["sysadmin_flag"] is False
     before = len(fresh.log())
     result = harbor.ensure_gc_schedule(conn)

@@ -259,6 +259,125 @@ def test_robot_creation_without_duration_is_refused(instance: HarborInstance, ca
     assert "duration must be either -1(Never) or a positive integer" in r.text
 
 
+# --- users: createUser -----------------------------------------------------------------------
+WEAK = (
+    "the password or secret must be longer than 8 chars with at least 1 uppercase letter, "
+    "1 lowercase letter and 1 number"
+)
+
+
+def new_user(name: str, **fields: str) -> dict[str, str]:
+    """A UserCreationReq with a good password and profile, ``fields`` replacing its values."""
+    made = {
+        "username": name,
+        "email": f"{name}@example.org",
+        "realname": name.title(),
+        "comment": "made by a test",
+        "password": "Good1password",
+    }
+    return made | fields
+
+
+def test_the_admin_creates_a_local_user_who_is_no_system_admin(
+    instance: HarborInstance, api: harbor.HarborAPI, ca: str
+) -> None:
+    """createUser: 201, an empty body and ``Location`` ``/api/v2.0/users/<id>``; the new user
+    signs in with its password, no system admin, with the profile it was given."""
+    made = api.send("POST", "/users", json=new_user("u-made"))
+    assert made.status_code == 201 and made.content == b""
+    match = re.fullmatch(r"/api/v2\.0/users/(\d+)", made.headers["Location"])
+    assert match is not None
+    me = (
+        raw(ca)
+        .get(f"{instance.url}/api/v2.0/users/current", auth=("u-made", "Good1password"))
+        .json()
+    )
+    assert me["user_id"] == int(match.group(1)) and me["sysadmin_flag"] is False
+    assert (me["username"], me["email"], me["realname"], me["comment"]) == (
+        "u-made",
+        "u-made@example.org",
+        "U-Made",
+        "made by a test",
+    )
+    assert check_exchange(made) == []
+
+
+def test_a_username_or_email_taken_is_a_conflict(
+    instance: HarborInstance, api: harbor.HarborAPI
+) -> None:
+    """harbor_user's UNIQUE username and UNIQUE email: Harbor's dao answers 409 CONFLICT."""
+    assert api.send("POST", "/users", json=new_user("u-twice")).status_code == 201
+    for again in (
+        new_user("u-twice", email="other@example.org"),
+        new_user("u-other", email="u-twice@example.org"),
+    ):
+        refused = api.send("POST", "/users", json=again)
+        assert refused.status_code == 409
+        message = f"user {again['username']} or email {again['email']} already exists"
+        assert refused.json() == {"errors": [{"code": "CONFLICT", "message": message}]}
+        assert check_exchange(refused) == []
+    assert "u-other" not in instance.live.users
+    assert instance.live.users["u-twice"].email == "u-twice@example.org"  # the first kept
+
+
+def test_a_weak_password_or_a_bad_profile_is_refused(
+    instance: HarborInstance, api: harbor.HarborAPI
+) -> None:
+    """requireValidSecret: at least 8 characters with a lowercase letter, an uppercase one and a
+    digit; then validateUserProfile's email and realname rules; each a 400, nobody made."""
+    cases = [
+        (new_user("u-weak", password="Short1a"), WEAK),  # 7 characters
+        (new_user("u-weak", password="nouppercase1"), WEAK),
+        (new_user("u-weak", password="NOLOWERCASE1"), WEAK),
+        (new_user("u-weak", password="NoDigitsAtAll"), WEAK),
+        (new_user("u-weak", email=""), "email can't be empty"),
+        (new_user("u-weak", email="not-an-address"), "email with illegal format"),
+        (new_user("u-weak", realname=""), "realname with illegal length"),
+        (new_user("u-weak", realname="50%"), "realname contains illegal characters"),
+        (new_user("u-weak", comment="x" * 31), "comment with illegal length"),
+    ]
+    for body, message in cases:
+        refused = api.send("POST", "/users", json=body)
+        assert refused.status_code == 400, body
+        assert refused.json() == {"errors": [{"code": "BAD_REQUEST", "message": message}]}
+        assert check_exchange(refused) == []
+    assert "u-weak" not in instance.live.users
+    # exactly 8 is long enough (Go's len(in) >= 8)
+    assert (
+        api.send("POST", "/users", json=new_user("u-weak", password="Eight8ch")).status_code == 201
+    )
+
+
+def test_only_a_system_admin_creates_users(
+    instance: HarborInstance, api: harbor.HarborAPI, ca: str
+) -> None:
+    """Self-registration is off (Harbor's default): another user gets 403 with its name as the
+    message (RequireSystemAccess), no credentials 401; under OIDC no local user is made."""
+    api.call("POST", "/users", json=new_user("u-plain"))
+    as_plain = raw(ca).post(
+        f"{instance.url}/api/v2.0/users",
+        json=new_user("u-by-plain"),
+        auth=("u-plain", "Good1password"),
+    )
+    assert as_plain.status_code == 403
+    assert as_plain.json() == {"errors": [{"code": "FORBIDDEN", "message": "u-plain"}]}
+    assert check_exchange(as_plain) == []
+    anonymous = raw(ca).post(f"{instance.url}/api/v2.0/users", json=new_user("u-by-nobody"))
+    assert anonymous.status_code == 401 and check_exchange(anonymous) == []
+    assert not {"u-by-plain", "u-by-nobody"} & set(instance.live.users)
+    instance.auth_mode = lambda: "oidc_auth"
+    try:
+        refused = api.send("POST", "/users", json=new_user("u-oidc"))
+    finally:
+        instance.auth_mode = lambda: "db_auth"
+    assert refused.status_code == 403
+    assert refused.json()["errors"][0] == {
+        "code": "FORBIDDEN",
+        "message": "creating local user is not allowed under auth mode: oidc_auth",
+    }
+    assert "u-oidc" not in instance.live.users
+
+
 # --- CSRF ---------------------------------------------------------------------------------
 def test_a_write_sending_the_session_cookie_back_is_refused_for_csrf(
     instance: HarborInstance, api: harbor.HarborAPI, ca: str

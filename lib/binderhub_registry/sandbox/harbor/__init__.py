@@ -34,6 +34,26 @@ token is not checked (assumption)            /api/, /v2/, /service/ requests ski
                                              the cookie for the python client")
 ``GET /users/current`` -> UserResp; a        swagger (getCurrentUserInfo); a robot is no
 robot gets 401                               local user: assumption
+``POST /users`` UserCreationReq {username,   swagger (createUser: 201 ``#/responses/201``
+email, realname, password, comment} -> 201,  with Location, 400, 401, 403 "When self-
+empty body, ``Location``                     registration is disabled, only admins can
+``/api/v2.0/users/<id>``; the user is no     create users", 409; UserCreationReq);
+system admin. Only under ``db_auth`` (else   src/server/v2.0/handler/user.go (CreateUser:
+403 "creating local user is not allowed      requireCreatable, requireValidSecret,
+under auth mode: X"); self-registration is   validateUserProfile and their messages;
+off, so only a system admin (others: 403     Location = the path + ``/<uid>``);
+FORBIDDEN, the message the caller's name;    handler/base.go (RequireSystemAccess: 401,
+anonymous 401, also in OIDC mode, where      else 403 with the caller's username);
+Harbor's 403 comes first: not modelled).     src/lib/config/metadata/metadatalist.go
+400 in Harbor's order: password at least 8   (auth_mode default ``db_auth``,
+bytes with a-z, A-Z and 0-9 ("the password   self_registration default "false": "admin
+or secret must be longer than 8 chars...");  need to add user to the instance");
+email empty or not an address; realname      src/common/utils (IsIllegalLength);
+1-255 bytes without ``,~#$%``; comment up    src/pkg/user/dao/dao.go (Create: 409 via
+to 30. A username or email taken: 409        orm.WrapConflictError);
+CONFLICT "user X or email Y already          make/migrations/postgresql/0001_initial_
+exists"; an empty username: 400              schema (harbor_user UNIQUE username, email)
+(assumption)
 ``GET /systeminfo``, anonymous too:          swagger (getSystemInfo: "can be called by
 ``auth_mode``, ``self_registration``,        anonymous request", GeneralInfo);
 ``harbor_version`` (``v<release>-<commit>``) src/controller/systeminfo/controller.go and

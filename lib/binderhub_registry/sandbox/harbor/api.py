@@ -10,6 +10,7 @@ behaviour are in the package's table (``sandbox/harbor/__init__.py``).
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import ssl
 import time
@@ -21,7 +22,17 @@ from urllib.request import urlopen
 
 from ..app import Request, Response, json_response
 from ..registry_front import ACTIONS, parse_scopes
-from .models import ANONYMOUS, DAY, NAME_RULE, HarborState, Principal, Robot, iso, new_secret
+from .models import (
+    ANONYMOUS,
+    DAY,
+    DB_AUTH,
+    NAME_RULE,
+    HarborState,
+    Principal,
+    Robot,
+    iso,
+    new_secret,
+)
 from .retention import manifest_bytes, policy_problem
 
 if TYPE_CHECKING:
@@ -78,6 +89,7 @@ class HarborApi:
         """Every route, as the front's ``extra`` wants them."""
         table: list[tuple[str, str, Callable[[RegistryFront, Request, Principal], Response]]] = [
             ("GET", "/users/current", self.current_user),
+            ("POST", "/users", self.create_user),
             ("HEAD", "/projects", self.head_project),  # ahead of GET, which Starlette adds HEAD to
             ("GET", "/projects", self.list_projects),
             ("POST", "/projects", self.create_project),
@@ -180,6 +192,45 @@ class HarborApi:
         if who.user is None:
             return harbor_error(401, "UNAUTHORIZED", "unauthorized")
         return json_response(200, who.user.public())
+
+    def create_user(self, front: RegistryFront, request: Request, who: Principal) -> Response:
+        """``POST /users`` (createUser): a local user, no system admin; 201, ``Location``.
+
+        As handler/user.go's CreateUser: only under ``db_auth``; self-registration is off
+        (Harbor's default), so only a system admin; then the password rule, the profile
+        (email, realname, comment), and a username or email taken: 409.
+        """
+        _, auth_mode = self._info()
+        if auth_mode != DB_AUTH:
+            return harbor_error(
+                403, "FORBIDDEN", f"creating local user is not allowed under auth mode: {auth_mode}"
+            )
+        if who.user is None or not who.user.sysadmin:
+            return harbor_error(403, "FORBIDDEN", who.subject)  # RequireSystemAccess's message
+        body = request.json()
+        fields = ("username", "email", "realname", "comment", "password")
+        if not isinstance(body, dict) or any(not isinstance(body.get(f, ""), str) for f in fields):
+            return harbor_error(422, "UNPROCESSABLE_ENTITY", "the body is not a UserCreationReq")
+        username, email, realname, comment, password = (str(body.get(f, "")) for f in fields)
+        problem = _user_problem(username, email, realname, comment, password)
+        if problem:
+            return harbor_error(400, "BAD_REQUEST", problem)
+        taken = any(
+            u.username == username or (u.email and u.email == email)
+            for u in self.state.users.values()
+        )
+        if taken:  # harbor_user's UNIQUE (username), UNIQUE (email)
+            return harbor_error(409, "CONFLICT", f"user {username} or email {email} already exists")
+        user = self.state.add_user(
+            username,
+            password,
+            sysadmin=False,
+            email=email,
+            realname=realname,
+            comment=comment,
+        )
+        location = f"{API}/users/{user.user_id}"
+        return Response(201, b"", {"Location": location, "X-Request-Id": secrets.token_hex(8)})
 
     # --- projects -------------------------------------------------------------------------
     def _repositories(self, front: RegistryFront, project: str) -> dict[str, list[str]]:
@@ -669,6 +720,43 @@ def _valid_secret(secret: str) -> bool:
         and any(c.islower() for c in secret)
         and any(c.isdigit() for c in secret)
     )
+
+
+#: handler/user.go validateUserProfile's email pattern (Go's RE2 reads it as Python does).
+_EMAIL = re.compile(
+    r"""^(([^<>()[\]\\.,;:\s@\"]+(\.[^<>()[\]\\.,;:\s@\"]+)*)|(\".+\"))@"""
+    r"""((\[[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\])|(([a-zA-Z\-0-9]+\.)+[a-zA-Z]{2,}))$"""
+)
+
+
+def _user_problem(username: str, email: str, realname: str, comment: str, password: str) -> str:
+    """Harbor's 400 message for a UserCreationReq it refuses, in its order; '' when good.
+
+    Lengths are Go's ``len``: bytes. The username is not checked by Harbor's handler; an empty
+    one is refused here (assumption)."""
+    if not (
+        len(password.encode()) >= 8
+        and re.search(r"[a-z]", password)
+        and re.search(r"[A-Z]", password)
+        and re.search(r"[0-9]", password)
+    ):  # requireValidSecret
+        return (
+            "the password or secret must be longer than 8 chars with at least 1 uppercase "
+            "letter, 1 lowercase letter and 1 number"
+        )
+    if not email:
+        return "email can't be empty"
+    if not _EMAIL.fullmatch(email):  # RE2's $ is the text's end, not before a newline
+        return "email with illegal format"
+    if not 1 <= len(realname.encode()) <= 255:
+        return "realname with illegal length"
+    if any(c in realname for c in ",~#$%"):
+        return "realname contains illegal characters"
+    if len(comment.encode()) > 30:
+        return "comment with illegal length"
+    if not username:
+        return "username can't be empty"
+    return ""
 
 
 def _delete_manifests(process: RegistryProcess, repository: str) -> None:

@@ -54,7 +54,7 @@ def iso(seconds: float) -> str:
 
 @dataclass
 class User:
-    """A local Harbor user (the seeded admin, or one OVH's API made)."""
+    """A local Harbor user (the seeded admin, one ``POST /users`` or OVH's API made)."""
 
     user_id: int
     username: str
@@ -62,6 +62,8 @@ class User:
     sysadmin: bool
     creation_time: float
     email: str = ""
+    realname: str = ""  # UserCreationReq's; users made otherwise show their username
+    comment: str = ""
 
     def public(self) -> dict[str, Any]:
         """``UserResp`` as ``GET /users/current`` shows it."""
@@ -69,8 +71,8 @@ class User:
             "user_id": self.user_id,
             "username": self.username,
             "email": self.email,
-            "realname": self.username,
-            "comment": "",
+            "realname": self.realname or self.username,
+            "comment": self.comment,
             "sysadmin_flag": self.sysadmin,
             "admin_role_in_auth": False,
             "creation_time": iso(self.creation_time),
@@ -217,12 +219,19 @@ class HarborState:
         return made
 
     def add_user(
-        self, username: str, password: str, *, sysadmin: bool = True, email: str = ""
+        self,
+        username: str,
+        password: str,
+        *,
+        sysadmin: bool = True,
+        email: str = "",
+        realname: str = "",
+        comment: str = "",
     ) -> User:
         """A local user (replaced when the name exists: OVH's API resets the password so)."""
         found = self.users.get(username)
         user_id = found.user_id if found else self.new_id("user")
-        user = User(user_id, username, password, sysadmin, self.clock(), email)
+        user = User(user_id, username, password, sysadmin, self.clock(), email, realname, comment)
         self.users[username] = user
         return user
 
