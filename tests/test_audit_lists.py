@@ -186,3 +186,13 @@ def test_the_leak_scan_looks_for_every_created_secret_in_its_0600_file(tmp_path:
     assert "created Harbor admin password (values) (docker auth) in run1.ipynb" in leaks
     assert not [leak for leak in leaks if "pull key" in leak]
     assert not [leak for leak in leaks if token in leak or admin in leak or body in leak]
+
+
+def test_every_file_a_run_keeps_secrets_in_stays_out_of_git(tmp_path: Path) -> None:
+    """The files the scan skips as holding a run's secrets on purpose are the ones the
+    ``.gitignore`` a run writes in its output_dir keeps out of git (ECR's two were not)."""
+    from binderhub_registry import outputs
+
+    outputs.ignore_secrets(tmp_path)
+    ignored = (tmp_path / ".gitignore").read_text().split()
+    assert [name for name in audit()._RUN_SECRET_FILES if name not in ignored] == []

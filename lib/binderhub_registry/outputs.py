@@ -50,6 +50,8 @@ _IGNORED = (
     "secret.yaml",
     "prune-secret.yaml",  # Docker Hub's prune job's token (its Secret manifest)
     "harbor-admin.json",
+    "registry-helper.yaml",  # ECR: the registry helper's values, its IAM user's secret key
+    "pull-secret-cronjob.yaml",  # ECR: the pull-only IAM user's key, in a Secret manifest
     _RECORD_FILE,
     ".binderhub-registry*",
     ".*.yaml.*",
