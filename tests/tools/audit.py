@@ -159,6 +159,23 @@ BAD_INPUTS = [
         "tests/test_ecr_notebook.py::test_verify_names_a_helper_inside_the_cluster_and_takes_its_forwarded_url",
     ),
     Family(
+        "docker hub prune: a bad image_prefix",
+        "tests/test_dockerhub_prune.py::test_a_bad_image_prefix_is_refused_before_any_call",
+    ),
+    Family(
+        "docker hub prune: no token variable",
+        "tests/test_dockerhub_prune.py::test_the_cli_without_the_token_variable_says_which_in_one_line",
+    ),
+    Family(
+        "docker hub prune: an organization access token",
+        "tests/test_dockerhub_prune.py::test_prune_refuses_an_organization_access_token_before_any_call",
+    ),
+    Family(
+        "sandbox harbor: createUser's weak passwords and bad profiles (not in the goal)",
+        "tests/test_harbor_sandbox.py::test_a_weak_password_or_a_bad_profile_is_refused",
+        goal=False,
+    ),
+    Family(
         "sandbox admin API: bad fault specs (not in the goal)",
         "tests/test_sandbox_security.py::test_a_bad_fault_spec_is_refused_and_breaks_nothing",
         goal=False,
@@ -243,6 +260,10 @@ ATTACKS = [
     Family(
         "hostile registries: garbage in a 200",
         "tests/test_verify_hostile.py::test_garbage_in_a_200_is_one_line_and_exit_1",
+    ),
+    Family(
+        "docker hub prune token: another deployment's kept by teardown",
+        "tests/test_dockerhub_prune.py::test_teardown_leaves_another_deployments_prune_token",
     ),
 ]
 FAULTS = [
@@ -377,6 +398,10 @@ FAULTS = [
     Family(
         "ecr sandbox: a 12-hour token expired, then a fresh one pushes",
         "tests/test_ecr_sandbox.py::test_a_token_expires_after_12_hours_on_the_sandbox_clock",
+    ),
+    Family(
+        "docker hub prune: Hub's transient answers",
+        "tests/test_dockerhub_prune.py::test_the_cli_retries_hubs_transient_answers",
     ),
     Family(
         "each creating call x fault kind (test_faults.py, in-process)",

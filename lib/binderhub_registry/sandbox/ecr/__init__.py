@@ -58,7 +58,7 @@ IAM enforced on every call: SigV4 checked     moto (``INITIAL_NO_AUTH_ACTION_COU
 (wrong secret: ``InvalidSignatureException``  ``moto/core/authorization.py``); ECR's JSON
 400; unknown key:                             answers: aws/aws-sdk-php#1114 (400
 ``UnrecognizedClientException`` 400 "The      ``{"__type":"UnrecognizedClientException",...}``
-security token included in the request is    on GetAuthorizationToken),
+security token included in the request is     on GetAuthorizationToken),
 invalid."), then the caller's policies        smithy545/aws-apps-scripts#12 (a JSON service's
                                               ``InvalidSignatureException``); moto answers
                                               them in the query protocol's XML: the layer
@@ -163,7 +163,8 @@ with id '<account>'", before any upload       regclient/regclient#869 (ECR does 
                                               upload's start)
 a token's identity must be allowed the        ECR guide ("Pushing an image": the push actions;
 call's ECR actions on the repository now      "Amazon ECR managed policies" ReadOnly: the pull
-(pull: BatchGetImage, GetDownloadUrlForLayer; actions), evaluated at each call (the token
+(pull: BatchGetImage,                         actions), evaluated at each call (the token
+GetDownloadUrlForLayer;
 push: BatchCheckLayerAvailability, Initiate/  carries the identity, not permissions:
 UploadLayerPart, CompleteLayerUpload,         assumption from the guide's "the token's
 PutImage), else 403 ``DENIED`` "User: <arn>   permissions match the IAM principal's"); the
