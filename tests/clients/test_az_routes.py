@@ -171,6 +171,6 @@ def test_az_setup_lines(box: sandbox.Sandbox, capsys: pytest.CaptureFixture[str]
     assert login.endswith(
         " | az login --service-principal --username "
         f"{box.credentials('azure')['client_id']} --tenant "
-        f"{box.credentials('azure')['tenant_id']} --password @- --output none"
+        f"{box.credentials('azure')['tenant_id']} --password=@- --output none"
     )
     assert "$(" not in login and '--password "' not in out

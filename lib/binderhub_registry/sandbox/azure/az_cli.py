@@ -79,8 +79,14 @@ class AzSetup:
 
     def login_argv(self) -> list[str]:
         """``az login --service-principal ...`` reading the deployer's secret from standard
-        input (``--password @-``): give it there, never in an argument, which ``ps`` shows."""
-        return [*self.login, "--password", "@-", "--output", "none"]
+        input (``--password=@-``): give it there, never in an argument, which ``ps`` shows.
+
+        With ``=``: azure-cli puts the file's text in place of ``@-`` before argparse reads the
+        line (``_expand_file_prefixed_files``, core/commands/__init__.py, 2.91.0), and a
+        separate value starting with ``-`` (one secret in 64 of ``token_urlsafe``'s) is taken
+        for an option: "argument --password/-p: expected one argument", as az's own help warns.
+        """
+        return [*self.login, "--password=@-", "--output", "none"]
 
     def shell(self) -> str:
         """Lines for ``eval`` in a POSIX shell: exports, set-up commands, then the sign-in."""
