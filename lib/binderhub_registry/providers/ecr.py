@@ -1048,6 +1048,12 @@ class EcrConnection(Connection):
         found = if_present(self.call, "iam", "list_user_tags", UserName=name)
         return None if found is None else list(found.get("Tags", []))
 
+    def _oidc_provider_tags(self, arn: str) -> list[dict[str, str]] | None:
+        found = if_present(
+            self.call, "iam", "list_open_id_connect_provider_tags", OpenIDConnectProviderArn=arn
+        )
+        return None if found is None else list(found.get("Tags", []))
+
     # --- deletions ------------------------------------------------------------------------
     def _delete_helper(self, recorded: dict[str, Any]) -> None:
         if self.sandbox_url:
@@ -1113,16 +1119,9 @@ class EcrConnection(Connection):
         """Why the recorded OIDC provider must stay ("" when it may go): it lacks this
         deployment's tag (IAM keeps the provider's tags: the mark, not the record, says whose
         it is), or a role other than the helper's trusts it (IRSA would break for that role)."""
-        found = if_present(
-            self.call, "iam", "get_open_id_connect_provider", OpenIDConnectProviderArn=arn
-        )
-        if found is None:
-            return ""  # gone already: nothing to keep
-        tags = found.get("Tags")
+        tags = self._oidc_provider_tags(arn)
         if tags is None:
-            tags = self.call(
-                "iam", "list_open_id_connect_provider_tags", OpenIDConnectProviderArn=arn
-            ).get("Tags", [])
+            return ""  # gone already: nothing to keep
         if not self.ours(tags):
             return (
                 f"the provider stays: it lacks the tag {MARK_TAG}={self.record.deployment}, so "
