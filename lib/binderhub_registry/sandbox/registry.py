@@ -385,11 +385,15 @@ class RegistryProcess:
         self.times.forget(repository, digest=digest)
         return gone
 
+    def catalog(self) -> list[str]:
+        """Every repository docker-registry lists, tags or none (its manifests all untagged)."""
+        status, body = self.admin_get("/v2/_catalog?n=1000")
+        return list((body or {}).get("repositories", [])) if status == 200 else []
+
     def repositories(self) -> dict[str, list[str]]:
         """Every repository with its tags, sorted."""
-        status, body = self.admin_get("/v2/_catalog?n=1000")
         out: dict[str, list[str]] = {}
-        for repo in (body or {}).get("repositories", []) if status == 200 else []:
+        for repo in self.catalog():
             tags = self.tags(repo)
             if tags:
                 out[repo] = tags

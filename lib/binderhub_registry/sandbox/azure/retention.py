@@ -608,10 +608,9 @@ def purge(task: Task, args: list[str], when: dt.datetime) -> list[str]:
 def _contents(process: Any) -> dict[str, Contents]:
     """Every repository in docker-registry's catalog, as acr purge lists it (each tag's last
     update: its last push through the front; each manifest's: its first push)."""
-    status, body = process.admin_get("/v2/_catalog?n=1000")
     records = process.times.all()
     registry: dict[str, Contents] = {}
-    for repository in (body or {}).get("repositories", []) if status == 200 else []:
+    for repository in process.catalog():
         contents = Contents()
         for tag in process.tags(repository):
             found = records.get((repository, tag))
