@@ -372,3 +372,20 @@ def test_a_purge_acr_purge_refuses_deletes_nothing(fresh: sandbox.Sandbox, tmp_p
         set_command(conn, command)
         assert fresh.advance_clock(2)["azure"]["deleted"] == []
     assert images(fresh) == listed
+
+
+def test_a_repository_purged_of_every_tag_still_counts_in_list_usages(
+    fresh: sandbox.Sandbox, tmp_path: Path
+) -> None:
+    """Without ``--untagged`` the manifests stay stored ("deletes only tag references, not the
+    underlying manifests and layer data", the purge page), so listUsages' Size stays, also for
+    repositories left with no tag at all (docker-registry then lists them with none)."""
+    conn = notebook(tmp_path)()["az"]
+    set_command(conn, "acr purge --filter '.*:.*' --ago 1d")
+    push(fresh, conn, "binderhub/binder-a")
+    used = conn.storage_used()
+    assert used is not None and used.used_bytes > 0
+    fresh.advance_clock(2)
+    assert images(fresh) == {}  # every tag of every repository purged (verify's too)
+    after = conn.storage_used()
+    assert after is not None and after.used_bytes == used.used_bytes

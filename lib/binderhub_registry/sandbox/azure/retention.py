@@ -702,7 +702,7 @@ def _stored_bytes(registry: Registry) -> int:
         return 0
     process = registry.front.process
     blobs: dict[str, int] = {}
-    for repository, tags in process.repositories().items():
-        for reference in [*tags, *process.times.manifests(repository)]:
+    for repository in process.catalog():  # one left with no tag still stores its manifests
+        for reference in [*process.tags(repository), *process.times.manifests(repository)]:
             blobs.update(_digest(process, repository, reference)[1])
     return sum(blobs.values())
