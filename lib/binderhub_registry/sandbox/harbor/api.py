@@ -32,6 +32,7 @@ from .models import (
     Robot,
     iso,
     new_secret,
+    secret_classes,
 )
 from .retention import manifest_bytes, policy_problem
 
@@ -714,12 +715,7 @@ def _not_found(kind: str, name: str) -> Response:
 
 
 def _valid_secret(secret: str) -> bool:
-    return (
-        8 <= len(secret) <= 128
-        and any(c.isupper() for c in secret)
-        and any(c.islower() for c in secret)
-        and any(c.isdigit() for c in secret)
-    )
+    return 8 <= len(secret) <= 128 and secret_classes(secret)
 
 
 #: handler/user.go validateUserProfile's email pattern (Go's RE2 reads it as Python does).
@@ -734,12 +730,7 @@ def _user_problem(username: str, email: str, realname: str, comment: str, passwo
 
     Lengths are Go's ``len``: bytes. The username is not checked by Harbor's handler; an empty
     one is refused here (assumption)."""
-    if not (
-        len(password.encode()) >= 8
-        and re.search(r"[a-z]", password)
-        and re.search(r"[A-Z]", password)
-        and re.search(r"[0-9]", password)
-    ):  # requireValidSecret
+    if not (len(password.encode()) >= 8 and secret_classes(password)):  # requireValidSecret
         return (
             "the password or secret must be longer than 8 chars with at least 1 uppercase "
             "letter, 1 lowercase letter and 1 number"

@@ -31,6 +31,7 @@ __all__ = [
     "User",
     "iso",
     "new_secret",
+    "secret_classes",
 ]
 
 #: Project and robot names (src/pkg/project/manager.go restrictedNameChars; handler/robot.go).
@@ -189,12 +190,19 @@ class Principal:
 ANONYMOUS = Principal("")
 
 
+def secret_classes(text: str) -> bool:
+    """Harbor's character rule for robot secrets and user passwords alike (IsValidSec,
+    user.go requireValidSecret): a lowercase letter, an uppercase one and a digit, as the
+    regexps ``[a-z]``, ``[A-Z]`` and ``[0-9]`` find them (ASCII)."""
+    return all(re.search(chars, text) for chars in ("[a-z]", "[A-Z]", "[0-9]"))
+
+
 def new_secret() -> str:
     """A robot secret as Harbor makes one: 32 letters and digits (robot.CreateSec)."""
     alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-    while True:  # IsValidSec wants an uppercase letter, a lowercase one and a digit
+    while True:  # IsValidSec's rule
         made = "".join(secrets.choice(alphabet) for _ in range(32))
-        if re.search(r"[A-Z]", made) and re.search(r"[a-z]", made) and re.search(r"\d", made):
+        if secret_classes(made):
             return made
 
 
